@@ -1,0 +1,1 @@
+//! mss-admin (under construction).

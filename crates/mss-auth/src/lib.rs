@@ -1,0 +1,1 @@
+//! mss-auth (under construction).

@@ -1,0 +1,1 @@
+//! mss-services (under construction).

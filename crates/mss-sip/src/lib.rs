@@ -1,0 +1,3 @@
+//! mss-sip: the SIP message model, parser and serializer (no I/O).
+
+pub mod net;

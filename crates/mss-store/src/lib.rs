@@ -1,0 +1,1 @@
+//! mss-store (under construction).

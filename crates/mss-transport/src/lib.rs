@@ -1,0 +1,1 @@
+//! mss-transport (under construction).

@@ -1,0 +1,1 @@
+//! mss-txn (under construction).
