@@ -1,0 +1,324 @@
+//! The axum router of the admin API and the function that serves it.
+//!
+//! | route                      | answer                                        |
+//! |----------------------------|-----------------------------------------------|
+//! | `GET /api/lines`           | `[LineView]`                                  |
+//! | `GET /api/registrations`   | `[RegistrationView]`                          |
+//! | `GET /api/messages`        | `[MessageCountView]`                          |
+//! | `GET /api/messages/{user}` | `[StoredMessageView]`, `404` for unknown user |
+//! | `GET /metrics`             | Prometheus text format                        |
+//! | `GET /healthz`             | `ok`                                          |
+//!
+//! Errors are JSON `{"error": "..."}` ([`ErrorView`]).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::source::{AdminSource, SourceError};
+use crate::views::ErrorView;
+
+/// Failure to run the admin HTTP server.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen for the admin API on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("admin API server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+type Shared = Arc<dyn AdminSource>;
+
+/// Builds the router of every admin route over `source`.
+pub fn router(source: Arc<dyn AdminSource>) -> Router {
+    Router::new()
+        .route("/api/lines", get(lines))
+        .route("/api/registrations", get(registrations))
+        .route("/api/messages", get(message_counts))
+        .route("/api/messages/{user}", get(messages))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(source)
+}
+
+/// Binds `addr` and serves `router` until `shutdown` completes.
+///
+/// # Errors
+/// [`AdminError::Bind`] if the address cannot be bound, [`AdminError::Serve`] if serving fails.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AdminError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })?;
+    serve_listener(listener, router, shutdown).await
+}
+
+/// Serves `router` on an already bound listener until `shutdown` completes (useful when the
+/// caller binds port 0 and needs the port first).
+///
+/// # Errors
+/// [`AdminError::Serve`] if serving fails.
+pub async fn serve_listener(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AdminError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin API listening");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(AdminError::Serve)
+}
+
+fn json_or_500<T: Serialize>(result: Result<T, SourceError>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin API source failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.message)
+        }
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorView { error: message })).into_response()
+}
+
+async fn lines(State(s): State<Shared>) -> Response {
+    json_or_500(s.lines().await)
+}
+
+async fn registrations(State(s): State<Shared>) -> Response {
+    json_or_500(s.registrations().await)
+}
+
+async fn message_counts(State(s): State<Shared>) -> Response {
+    json_or_500(s.message_counts().await)
+}
+
+async fn messages(State(s): State<Shared>, Path(user): Path<String>) -> Response {
+    match s.messages(&user).await {
+        Ok(Some(list)) => Json(list).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("unknown user {user:?}")),
+        Err(e) => json_or_500::<()>(Err(e)),
+    }
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics_text(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route".to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Direction, Method, Metrics};
+    use crate::source::BoxFuture;
+    use crate::views::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    struct Fake {
+        metrics: Metrics,
+        fail: bool,
+    }
+
+    impl AdminSource for Fake {
+        fn lines(&self) -> BoxFuture<'_, Result<Vec<LineView>, SourceError>> {
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail {
+                    return Err(SourceError::new("store is down"));
+                }
+                Ok(vec![LineView {
+                    name: "provider1".into(),
+                    number: "2001".into(),
+                    state: LineState::Online,
+                    since: 1,
+                    expires_at: Some(3601),
+                    next_attempt_at: Some(3000),
+                    call_id_mode: CallIdModeView::Same,
+                    last_failure: None,
+                }])
+            })
+        }
+        fn registrations(&self) -> BoxFuture<'_, Result<Vec<RegistrationView>, SourceError>> {
+            Box::pin(async {
+                Ok(vec![RegistrationView {
+                    user: "101".into(),
+                    contact: "<sip:101@127.0.0.1:5070>".into(),
+                    transport: "UDP".into(),
+                    source: "127.0.0.1:5070".into(),
+                    expires_at: 99,
+                    user_agent: None,
+                }])
+            })
+        }
+        fn message_counts(&self) -> BoxFuture<'_, Result<Vec<MessageCountView>, SourceError>> {
+            Box::pin(async {
+                Ok(vec![MessageCountView {
+                    user: "101".into(),
+                    stored: 2,
+                }])
+            })
+        }
+        fn messages<'a>(
+            &'a self,
+            user: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Vec<StoredMessageView>>, SourceError>> {
+            Box::pin(async move {
+                if user != "101" {
+                    return Ok(None);
+                }
+                Ok(Some(vec![StoredMessageView {
+                    id: 7,
+                    from: "<sip:100@pbx>;tag=a".into(),
+                    content_type: "text/plain".into(),
+                    body: "hello".into(),
+                    received_at: 5,
+                    expires_at: 10,
+                }]))
+            })
+        }
+        fn metrics_text(&self) -> String {
+            self.metrics.render()
+        }
+    }
+
+    fn app(fail: bool) -> Router {
+        let metrics = Metrics::new();
+        metrics.request(Direction::In, Method::Message);
+        router(Arc::new(Fake { metrics, fail }))
+    }
+
+    async fn get(app: Router, uri: &str) -> (StatusCode, String) {
+        let rsp = app
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = rsp.status();
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn lines_are_json() {
+        let (status, body) = get(app(false), "/api/lines").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Vec<LineView> = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0].name, "provider1");
+        assert!(body.contains("\"last_failure\":null"));
+    }
+
+    #[tokio::test]
+    async fn source_failure_is_500_json() {
+        let (status, body) = get(app(true), "/api/lines").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let e: ErrorView = serde_json::from_str(&body).unwrap();
+        assert_eq!(e.error, "store is down");
+    }
+
+    #[tokio::test]
+    async fn registrations_and_counts() {
+        let (status, body) = get(app(false), "/api/registrations").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Vec<RegistrationView> = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0].user, "101");
+        let (status, body) = get(app(false), "/api/messages").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Vec<MessageCountView> = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0].stored, 2);
+    }
+
+    #[tokio::test]
+    async fn messages_of_user_and_404() {
+        let (status, body) = get(app(false), "/api/messages/101").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Vec<StoredMessageView> = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0].body, "hello");
+        let (status, body) = get(app(false), "/api/messages/999").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let e: ErrorView = serde_json::from_str(&body).unwrap();
+        assert!(e.error.contains("999"));
+    }
+
+    #[tokio::test]
+    async fn metrics_health_and_unknown_route() {
+        let (status, body) = get(app(false), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("method=\"MESSAGE\"} 1"));
+        let (status, body) = get(app(false), "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+        let (status, _) = get(app(false), "/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn serves_on_loopback_and_shuts_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_listener(listener, app(false), async {
+            let _ = rx.await;
+        }));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with("ok\n"));
+        tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn bind_error_names_the_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let err = serve(addr, app(false), async {}).await.unwrap_err();
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+}
