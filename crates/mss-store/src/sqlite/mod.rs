@@ -1,0 +1,368 @@
+//! `SqliteStore`: the embedded [`Store`] over one SQLite file in WAL mode.
+//!
+//! Threads: one writer (group commit, see [`writer`]) and [`reader::READERS`] readers, each
+//! with its own connection. The handle only holds the two queues, so it is cheap to clone
+//! and never blocks an async task: every method enqueues and returns a future that waits on
+//! a oneshot channel.
+
+mod bindings;
+mod lines;
+mod messages;
+mod reader;
+pub(crate) mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+use crate::records::{
+    BindingChange, BindingRecord, InsertOutcome, LineRecord, NewMessage, StoreStats, StoredMessage,
+    UnixMillis, UserMessageCount,
+};
+use crate::store::{Store, StoreFuture};
+use reader::ReadJob;
+use writer::{Counters, Pending, WriteJob};
+
+/// Name of the database file inside the data folder.
+pub const DB_FILE: &str = "mss.db";
+
+/// How long a connection waits for a lock held by another process (another `mss` on the
+/// same folder, or the `sqlite3` shell) before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite store. Clone it freely: clones share the threads, which stop when the last
+/// clone is dropped (after finishing every queued write).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// What the clones share.
+struct Inner {
+    /// The database file, for error messages.
+    path: PathBuf,
+    /// Queue of the writer thread; `None` only while dropping.
+    writes: Option<Sender<Box<dyn WriteJob>>>,
+    /// Queue of the reader threads; `None` only while dropping.
+    reads: Option<Sender<ReadJob>>,
+    /// Group-commit counters, written by the writer thread.
+    counters: Arc<Counters>,
+    /// The threads, joined on drop so that a reopen after drop finds the file closed.
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir` and `data_dir/mss.db`, brings the schema up to
+    /// date and starts the writer and reader threads.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::CreateDir`] if the folder cannot be created, [`StoreError::Open`] if
+    /// the file cannot be opened, configured (WAL, `synchronous=FULL`) or migrated,
+    /// [`StoreError::SchemaTooNew`] if a newer mss wrote it.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = data_dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let mut conn = open_connection(&path, false)?;
+        match schema::migrate(&mut conn) {
+            Ok(found) if found < schema::latest_version() => tracing::info!(
+                path = %path.display(),
+                from = found,
+                to = schema::latest_version(),
+                "store schema migrated"
+            ),
+            Ok(_) => {}
+            Err(schema::MigrateError::TooNew(found)) => {
+                return Err(StoreError::SchemaTooNew {
+                    path,
+                    found,
+                    supported: schema::latest_version(),
+                })
+            }
+            Err(schema::MigrateError::Sql(step, source)) => {
+                return Err(StoreError::Open { path, step, source })
+            }
+        }
+
+        let mut readers = Vec::with_capacity(reader::READERS);
+        for _ in 0..reader::READERS {
+            readers.push(open_connection(&path, true)?);
+        }
+
+        let counters = Arc::new(Counters::default());
+        let (write_tx, write_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        let mut threads = Vec::with_capacity(1 + readers.len());
+        let spawn_err = |source: std::io::Error| StoreError::CreateDir {
+            path: path.clone(),
+            source,
+        };
+        let writer_counters = Arc::clone(&counters);
+        threads.push(
+            std::thread::Builder::new()
+                .name("mss-store-writer".into())
+                .spawn(move || writer::run(conn, write_rx, writer_counters))
+                .map_err(spawn_err)?,
+        );
+        for (i, conn) in readers.into_iter().enumerate() {
+            let queue = Arc::clone(&read_rx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("mss-store-reader-{i}"))
+                    .spawn(move || reader::run(conn, queue))
+                    .map_err(spawn_err)?,
+            );
+        }
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writes: Some(write_tx),
+                reads: Some(read_tx),
+                counters,
+                threads,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues `write` for the next group commit; the future resolves after the commit.
+    fn write<T, F>(&self, op: &'static str, write: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let path = self.inner.path.clone();
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            op,
+            path: path.clone(),
+            write: Some(write),
+            result: None,
+            reply,
+        });
+        let sent = self
+            .inner
+            .writes
+            .as_ref()
+            .is_some_and(|queue| queue.send(job).is_ok());
+        wait(op, path, "writer", sent, answer)
+    }
+
+    /// Queues `read` for a reader thread.
+    fn read<T, F>(&self, op: &'static str, read: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let path = self.inner.path.clone();
+        let (reply, answer) = oneshot::channel();
+        let job_path = path.clone();
+        let job: ReadJob = Box::new(move |conn| {
+            let result = read(conn).map_err(|source| StoreError::Sqlite {
+                op,
+                path: job_path,
+                source,
+            });
+            let _ = reply.send(result);
+        });
+        let sent = self
+            .inner
+            .reads
+            .as_ref()
+            .is_some_and(|queue| queue.send(job).is_ok());
+        wait(op, path, "reader", sent, answer)
+    }
+}
+
+/// The future that waits for a queued job's answer. If the job could not be queued, or its
+/// thread dropped it unanswered (the thread died), the answer is [`StoreError::ThreadGone`].
+fn wait<T: Send + 'static>(
+    op: &'static str,
+    path: PathBuf,
+    thread: &'static str,
+    sent: bool,
+    answer: oneshot::Receiver<Result<T, StoreError>>,
+) -> StoreFuture<T> {
+    Box::pin(async move {
+        let gone = || StoreError::ThreadGone { op, path, thread };
+        if !sent {
+            return Err(gone());
+        }
+        answer.await.unwrap_or_else(|_| Err(gone()))
+    })
+}
+
+/// Opens one connection with the settings every connection needs; a reader is also made
+/// `query_only`, the writer gets `synchronous=FULL` so a commit is on disk when it returns.
+fn open_connection(path: &Path, reader: bool) -> Result<Connection, StoreError> {
+    let fail = |step: &str, source| StoreError::Open {
+        path: path.to_path_buf(),
+        step: step.into(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| fail("open", e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| fail("busy_timeout", e))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| fail("journal_mode=WAL", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(fail(
+            "journal_mode=WAL",
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(format!("journal mode stayed {mode}")),
+            ),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| fail("synchronous=FULL", e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| fail("foreign_keys=ON", e))?;
+    if reader {
+        conn.pragma_update(None, "query_only", "ON")
+            .map_err(|e| fail("query_only=ON", e))?;
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queues ends the threads once they have finished what is queued.
+        self.writes = None;
+        self.reads = None;
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!(path = %self.path.display(), "store thread had panicked");
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn apply_binding_changes(&self, user: &str, changes: Vec<BindingChange>) -> StoreFuture<()> {
+        let user = user.to_owned();
+        self.write("apply_binding_changes", move |c| {
+            bindings::apply_changes(c, &user, &changes)
+        })
+    }
+
+    fn delete_user_bindings(&self, user: &str) -> StoreFuture<u64> {
+        let user = user.to_owned();
+        self.write("delete_user_bindings", move |c| {
+            bindings::delete_user(c, &user)
+        })
+    }
+
+    fn load_bindings(&self, now: UnixMillis) -> StoreFuture<Vec<BindingRecord>> {
+        self.read("load_bindings", move |c| bindings::load(c, now))
+    }
+
+    fn delete_expired_bindings(&self, now: UnixMillis) -> StoreFuture<u64> {
+        self.write("delete_expired_bindings", move |c| {
+            bindings::delete_expired(c, now)
+        })
+    }
+
+    fn insert_message(&self, message: NewMessage) -> StoreFuture<i64> {
+        self.write("insert_message", move |c| messages::insert(c, &message))
+    }
+
+    fn insert_message_if_below(
+        &self,
+        message: NewMessage,
+        limit: u32,
+    ) -> StoreFuture<InsertOutcome> {
+        self.write("insert_message_if_below", move |c| {
+            messages::insert_if_below(c, &message, limit)
+        })
+    }
+
+    fn count_messages(&self, recipient: &str, now: UnixMillis) -> StoreFuture<u64> {
+        let recipient = recipient.to_owned();
+        self.read("count_messages", move |c| {
+            messages::count(c, &recipient, now)
+        })
+    }
+
+    fn list_messages(&self, recipient: &str, now: UnixMillis) -> StoreFuture<Vec<StoredMessage>> {
+        let recipient = recipient.to_owned();
+        self.read("list_messages", move |c| messages::list(c, &recipient, now))
+    }
+
+    fn message_counts(&self, now: UnixMillis) -> StoreFuture<Vec<UserMessageCount>> {
+        self.read("message_counts", move |c| messages::counts(c, now))
+    }
+
+    fn delete_message(&self, id: i64) -> StoreFuture<bool> {
+        self.write("delete_message", move |c| messages::delete(c, id))
+    }
+
+    fn delete_expired_messages(&self, now: UnixMillis) -> StoreFuture<u64> {
+        self.write("delete_expired_messages", move |c| {
+            messages::delete_expired(c, now)
+        })
+    }
+
+    fn get_line(&self, name: &str) -> StoreFuture<Option<LineRecord>> {
+        let name = name.to_owned();
+        self.read("get_line", move |c| lines::get(c, &name))
+    }
+
+    fn list_lines(&self) -> StoreFuture<Vec<LineRecord>> {
+        self.read("list_lines", lines::list)
+    }
+
+    fn put_line(&self, line: LineRecord) -> StoreFuture<()> {
+        self.write("put_line", move |c| lines::put(c, &line))
+    }
+
+    fn get_secret(&self, name: &str) -> StoreFuture<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        self.read("get_secret", move |c| lines::get_secret(c, &name))
+    }
+
+    fn put_secret(&self, name: &str, value: Vec<u8>) -> StoreFuture<()> {
+        let name = name.to_owned();
+        self.write("put_secret", move |c| lines::put_secret(c, &name, &value))
+    }
+
+    fn secret_or_insert(&self, name: &str, candidate: Vec<u8>) -> StoreFuture<Vec<u8>> {
+        let name = name.to_owned();
+        self.write("secret_or_insert", move |c| {
+            lines::secret_or_insert(c, &name, &candidate)
+        })
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.inner.counters.snapshot()
+    }
+}

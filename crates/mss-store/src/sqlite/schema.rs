@@ -1,0 +1,157 @@
+//! The SQLite schema and its migrations, applied by version number.
+//!
+//! `schema_version` holds one row with the version of the schema in the file. Each entry of
+//! [`MIGRATIONS`] brings the schema from the version before it to its own; at open, every
+//! migration above the stored version runs in its own transaction together with the update
+//! of `schema_version`, so a crash mid-way leaves a consistent, resumable file. Never edit a
+//! released migration: append a new one.
+
+use rusqlite::{Connection, OptionalExtension};
+
+/// `(version, SQL)` in ascending order; the last version is the current schema.
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "
+    -- Registrar bindings. binding_key is BindingKey::to_column(): the instance and reg-id
+    -- when the contact has +sip.instance, the contact URI otherwise (RFC 5626 §6).
+    CREATE TABLE bindings (
+        user          TEXT    NOT NULL,
+        binding_key   TEXT    NOT NULL,
+        contact       TEXT    NOT NULL,
+        instance      TEXT,
+        reg_id        INTEGER,
+        q_milli       INTEGER,
+        expires_at    INTEGER NOT NULL,
+        call_id       TEXT    NOT NULL,
+        cseq          INTEGER NOT NULL,
+        transport     TEXT    NOT NULL,
+        source        TEXT    NOT NULL,
+        user_agent    TEXT,
+        registered_at INTEGER NOT NULL,
+        PRIMARY KEY (user, binding_key)
+    );
+    CREATE INDEX bindings_by_expiry ON bindings (expires_at);
+
+    -- Offline instant messages. AUTOINCREMENT: ids are never reused, so id order is
+    -- arrival order even after deletions.
+    CREATE TABLE offline_messages (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient    TEXT    NOT NULL,
+        sender       TEXT    NOT NULL,
+        original_to  TEXT,
+        content_type TEXT    NOT NULL,
+        body         BLOB    NOT NULL,
+        received_at  INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL
+    );
+    CREATE INDEX offline_messages_by_recipient ON offline_messages (recipient, id);
+    CREATE INDEX offline_messages_by_expiry ON offline_messages (expires_at);
+
+    -- Registration dialog state of external lines.
+    CREATE TABLE lines (
+        name       TEXT    PRIMARY KEY NOT NULL,
+        call_id    TEXT    NOT NULL,
+        from_tag   TEXT    NOT NULL,
+        last_cseq  INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+
+    -- Small named secrets (digest nonce key, generated passwords).
+    CREATE TABLE secrets (
+        name  TEXT PRIMARY KEY NOT NULL,
+        value BLOB NOT NULL
+    );
+    ",
+)];
+
+/// The schema version this build writes.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+/// Why [`migrate`] stopped.
+#[derive(Debug)]
+pub(crate) enum MigrateError {
+    /// SQLite failed during the named step.
+    Sql(String, rusqlite::Error),
+    /// The file's schema is newer than this build.
+    TooNew(i64),
+}
+
+/// Brings the schema of `conn` to [`latest_version`]; returns the version found before.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, MigrateError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(|e| MigrateError::Sql("create schema_version".into(), e))?;
+    let found: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()
+        .map_err(|e| MigrateError::Sql("read schema_version".into(), e))?
+        .flatten()
+        .unwrap_or(0);
+    if found > latest_version() {
+        return Err(MigrateError::TooNew(found));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let step = format!("migrate to version {version}");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| MigrateError::Sql(step.clone(), e))?;
+        tx.execute_batch(sql)
+            .and_then(|()| tx.execute("DELETE FROM schema_version", []))
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO schema_version (version) VALUES (?1)",
+                    [version],
+                )
+            })
+            .and_then(|_| tx.commit())
+            .map_err(|e| MigrateError::Sql(step, e))?;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn fresh_database_gets_latest() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        assert_eq!(version(&conn), latest_version());
+    }
+
+    #[test]
+    fn migrate_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(MigrateError::TooNew(99))));
+    }
+
+    #[test]
+    fn versions_ascend() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(MIGRATIONS.iter().all(|(v, _)| *v > 0));
+    }
+}

@@ -1,0 +1,274 @@
+//! The writer thread and its group commit.
+//!
+//! One thread owns the only write connection. It blocks for the first queued write, takes
+//! whatever else is queued (up to [`MAX_BATCH`]), runs them all in one `BEGIN IMMEDIATE`
+//! transaction, each inside its own `SAVEPOINT` so a failing write is rolled back alone,
+//! commits (with `synchronous=FULL` the commit returns only after the WAL is synced), and
+//! only then answers each caller. Many concurrent inserts thus share one fsync.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+use crate::records::StoreStats;
+
+/// Most writes committed in one transaction: bounds the time the first caller of a batch
+/// waits and the size of the WAL a batch appends.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// How the transaction that carried a write ended.
+pub(crate) enum Outcome<'a> {
+    /// Committed and synced.
+    Committed,
+    /// The transaction could not begin or commit, or had to be rolled back.
+    Failed(&'a Arc<rusqlite::Error>),
+}
+
+/// One queued write: run inside the batch transaction, then completed once the fate of
+/// that transaction is known.
+pub(crate) trait WriteJob: Send {
+    /// Runs the write on the writer connection, inside a savepoint; `false` if it failed
+    /// (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller.
+    fn complete(self: Box<Self>, outcome: Outcome<'_>);
+}
+
+/// A [`WriteJob`] made from a closure, answering through a oneshot channel.
+pub(crate) struct Pending<T, F> {
+    /// The store operation, for errors.
+    pub(crate) op: &'static str,
+    /// The database file, for errors.
+    pub(crate) path: PathBuf,
+    /// The write; taken when run.
+    pub(crate) write: Option<F>,
+    /// Its result, kept until the commit.
+    pub(crate) result: Option<rusqlite::Result<T>>,
+    /// Where the caller waits.
+    pub(crate) reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(write) = self.write.take() else {
+            return false;
+        };
+        let result = write(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn complete(self: Box<Self>, outcome: Outcome<'_>) {
+        let Pending {
+            op,
+            path,
+            result,
+            reply,
+            ..
+        } = *self;
+        let answer = match (outcome, result) {
+            // The write's own error says more than the rollback it caused.
+            (_, Some(Err(source))) => Err(StoreError::Sqlite { op, path, source }),
+            (Outcome::Failed(source), _) => Err(StoreError::Commit {
+                op,
+                path,
+                source: Arc::clone(source),
+            }),
+            (Outcome::Committed, Some(Ok(value))) => Ok(value),
+            // Committed without having run: cannot happen, but never claim durability.
+            (Outcome::Committed, None) => Err(StoreError::ThreadGone {
+                op,
+                path,
+                thread: "writer",
+            }),
+        };
+        // The caller may have stopped waiting; the write stays committed either way.
+        let _ = reply.send(answer);
+    }
+}
+
+/// Counters shared between the writer thread and [`crate::SqliteStore::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    commits: AtomicU64,
+    writes: AtomicU64,
+    largest_batch: AtomicU64,
+    failed_commits: AtomicU64,
+}
+
+impl Counters {
+    /// A snapshot.
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer thread's loop: runs until every sender is dropped, then finishes the queue.
+pub(crate) fn run(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, counters: Arc<Counters>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, batch, &counters);
+    }
+}
+
+/// Runs `batch` in one transaction and answers every job.
+fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: &Counters) {
+    let size = batch.len() as u64;
+    match run_in_transaction(conn, &mut batch) {
+        Ok(()) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.writes.fetch_add(size, Ordering::Relaxed);
+            counters.largest_batch.fetch_max(size, Ordering::Relaxed);
+            for job in batch {
+                job.complete(Outcome::Committed);
+            }
+        }
+        Err(e) => {
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, writes = size, "store transaction failed");
+            let e = Arc::new(e);
+            for job in batch {
+                job.complete(Outcome::Failed(&e));
+            }
+        }
+    }
+}
+
+/// `BEGIN IMMEDIATE`, every job in its savepoint, `COMMIT`. On any error of the
+/// transaction itself (not of one job) everything is rolled back.
+fn run_in_transaction(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT job")?;
+            if !job.run(conn) {
+                conn.execute_batch("ROLLBACK TO job")?;
+            }
+            conn.execute_batch("RELEASE job")?;
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if result.is_err() && !conn.is_autocommit() {
+        // Best effort: if even this fails the connection is unusable and the next BEGIN
+        // reports it.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn job(
+        write: impl FnOnce(&Connection) -> rusqlite::Result<i64> + Send + 'static,
+    ) -> (
+        Box<dyn WriteJob>,
+        oneshot::Receiver<Result<i64, StoreError>>,
+    ) {
+        let (reply, rx) = oneshot::channel();
+        let p = Pending {
+            op: "test",
+            path: PathBuf::from(":memory:"),
+            write: Some(write),
+            result: None,
+            reply,
+        };
+        (Box::new(p), rx)
+    }
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn
+    }
+
+    fn rows(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn failing_job_is_rolled_back_alone() {
+        let conn = db();
+        let counters = Counters::default();
+        let (a, mut ra) = job(|c| c.execute("INSERT INTO t VALUES (1)", []).map(|n| n as i64));
+        let (b, mut rb) = job(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            c.execute("INSERT INTO t VALUES (1)", []).map(|n| n as i64)
+        });
+        let (d, mut rd) = job(|c| c.execute("INSERT INTO t VALUES (3)", []).map(|n| n as i64));
+        commit_batch(&conn, vec![a, b, d], &counters);
+        assert_eq!(ra.try_recv().unwrap().unwrap(), 1);
+        assert!(matches!(
+            rb.try_recv().unwrap(),
+            Err(StoreError::Sqlite { .. })
+        ));
+        assert_eq!(rd.try_recv().unwrap().unwrap(), 1);
+        assert_eq!(rows(&conn), 2, "row 2 of the failed job was rolled back");
+        let s = counters.snapshot();
+        assert_eq!((s.commits, s.writes, s.largest_batch), (1, 3, 3));
+    }
+
+    #[test]
+    fn failed_begin_fails_every_job() {
+        let conn = db();
+        conn.execute_batch("BEGIN").unwrap(); // a BEGIN inside a transaction fails
+        let counters = Counters::default();
+        let (a, mut ra) = job(|_| Ok(1));
+        commit_batch(&conn, vec![a], &counters);
+        assert!(matches!(
+            ra.try_recv().unwrap(),
+            Err(StoreError::Commit { .. })
+        ));
+        assert_eq!(counters.snapshot().failed_commits, 1);
+    }
+
+    #[test]
+    fn queue_is_drained_into_batches() {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
+        let mut replies = Vec::new();
+        for i in 0..100 {
+            let (j, r) = job(move |c| {
+                c.execute("INSERT INTO t VALUES (?1)", [i])
+                    .map(|n| n as i64)
+            });
+            tx.send(j).unwrap();
+            replies.push(r);
+        }
+        drop(tx);
+        let counters = Arc::new(Counters::default());
+        run(db(), rx, Arc::clone(&counters));
+        for mut r in replies {
+            assert_eq!(r.try_recv().unwrap().unwrap(), 1);
+        }
+        assert_eq!(
+            counters.snapshot().commits,
+            1,
+            "all 100 were queued before the run"
+        );
+    }
+}
