@@ -366,3 +366,71 @@ impl Store for SqliteStore {
         self.inner.counters.snapshot()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::block_on;
+
+    #[test]
+    fn dead_writer_gives_errors_not_hangs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let doomed: StoreFuture<()> = store.write("test_panic", |_| panic!("simulated bug"));
+        assert!(matches!(
+            block_on(doomed),
+            Err(StoreError::ThreadGone {
+                thread: "writer",
+                ..
+            })
+        ));
+        let err = block_on(store.put_secret("k", vec![1])).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::ThreadGone {
+                op: "put_secret",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("mss.db"), "{err}");
+        // Reads still work, and dropping the store joins the dead thread without panicking.
+        assert_eq!(block_on(store.get_secret("k")).unwrap(), None);
+    }
+
+    #[test]
+    fn connections_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let writer = open_connection(&path, false).unwrap();
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = writer
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+        let fk: i64 = writer
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let reader = open_connection(&path, true).unwrap();
+        assert!(reader.execute_batch("CREATE TABLE x (y)").is_err());
+    }
+
+    #[test]
+    fn newer_schema_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute("UPDATE schema_version SET version = 1000", [])
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 1000, .. }),
+            "{err:?}"
+        );
+    }
+}
