@@ -1,0 +1,293 @@
+//! Digest hash algorithms (RFC 7616 §3.2, §6.1; RFC 8760 §2.1) and the
+//! `H()` / `KD()` functions built on them.
+
+use std::fmt;
+
+use md5::Md5;
+use sha2::Sha256;
+
+use crate::AuthError;
+
+/// A digest algorithm this crate can compute.
+///
+/// The derived order is by strength: `Md5 < Sha256`, which is how the
+/// client picks among several challenges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Algorithm {
+    /// `MD5` (RFC 2617, kept by RFC 7616 for backward compatibility).
+    Md5,
+    /// `SHA-256` (RFC 7616, RFC 8760).
+    Sha256,
+}
+
+impl Algorithm {
+    /// The order a server offers challenges in by default: most preferred
+    /// first, as RFC 8760 §2.3 requires ("starting with the most preferred
+    /// algorithm at the top").
+    pub const PREFERENCE: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+
+    /// Parses an `algorithm` token (case-insensitive, RFC 7616 §3.3).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::UnsupportedAlgorithm`] for the registered names this
+    /// crate does not implement (`MD5-sess`, `SHA-256-sess`, `SHA-512-256`,
+    /// `SHA-512-256-sess`), [`AuthError::UnknownAlgorithm`] for anything else.
+    pub fn parse(name: &str) -> Result<Algorithm, AuthError> {
+        if name.eq_ignore_ascii_case("MD5") {
+            Ok(Algorithm::Md5)
+        } else if name.eq_ignore_ascii_case("SHA-256") {
+            Ok(Algorithm::Sha256)
+        } else if [
+            "MD5-sess",
+            "SHA-256-sess",
+            "SHA-512-256",
+            "SHA-512-256-sess",
+        ]
+        .iter()
+        .any(|known| name.eq_ignore_ascii_case(known))
+        {
+            Err(AuthError::UnsupportedAlgorithm { name: clip(name) })
+        } else {
+            Err(AuthError::UnknownAlgorithm { name: clip(name) })
+        }
+    }
+
+    /// The token as it is sent on the wire (`MD5`, `SHA-256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    /// Length of a digest of this algorithm in lower-case hex (RFC 8760 §2.2).
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Md5 => 32,
+            Algorithm::Sha256 => 64,
+        }
+    }
+
+    /// `H(p1 ":" p2 ":" …)` as lower-case hex: the parts are joined with
+    /// colons and no white space (RFC 7616 §3.4.5).
+    pub(crate) fn hash_hex(self, parts: &[&[u8]]) -> String {
+        match self {
+            Algorithm::Md5 => hex::encode(join_digest::<Md5>(parts)),
+            Algorithm::Sha256 => hex::encode(join_digest::<Sha256>(parts)),
+        }
+    }
+}
+
+fn join_digest<D: md5::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+    let mut d = D::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            d.update(b":");
+        }
+        d.update(part);
+    }
+    d.finalize().to_vec()
+}
+
+/// Keeps an echoed peer value short enough for an error message or log.
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `H(unq(username) ":" unq(realm) ":" passwd)` (RFC 7616 §3.4.2), kept
+/// instead of the password when a user store does not hold passwords.
+///
+/// `Debug` does not print the value: an HA1 is a password equivalent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ha1 {
+    algorithm: Algorithm,
+    hex: String,
+}
+
+impl Ha1 {
+    /// Computes the HA1 of a user for one algorithm.
+    pub fn compute(algorithm: Algorithm, username: &str, realm: &str, password: &str) -> Ha1 {
+        Ha1 {
+            algorithm,
+            hex: algorithm.hash_hex(&[username.as_bytes(), realm.as_bytes(), password.as_bytes()]),
+        }
+    }
+
+    /// Takes a stored HA1 in hex (either case).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidParam`] (named `ha1`) when the text is not hex of
+    /// the algorithm's digest length.
+    pub fn from_hex(algorithm: Algorithm, hex: &str) -> Result<Ha1, AuthError> {
+        if hex.len() != algorithm.hex_len() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AuthError::InvalidParam {
+                name: "ha1",
+                reason: "not a hex digest of the algorithm's length",
+            });
+        }
+        Ok(Ha1 {
+            algorithm,
+            hex: hex.to_ascii_lowercase(),
+        })
+    }
+
+    /// The algorithm this HA1 was computed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The HA1 as lower-case hex, e.g. to store it.
+    pub fn as_hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl fmt::Debug for Ha1 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ha1")
+            .field("algorithm", &self.algorithm)
+            .field("hex", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The `response` value (RFC 7616 §3.4.1; RFC 2617 §3.2.2.1 without qop).
+///
+/// `qop` is `Some((nc as 8 hex digits, cnonce))` for `qop=auth`:
+/// `KD(HA1, nonce:nc:cnonce:auth:HA2)`; `None` for the RFC 2069 form
+/// `KD(HA1, nonce:HA2)`. `HA2 = H(method:uri)` (§3.4.3).
+pub(crate) fn response_hex(
+    ha1: &Ha1,
+    nonce: &str,
+    qop: Option<(&str, &str)>,
+    method: &str,
+    uri: &str,
+) -> String {
+    let alg = ha1.algorithm;
+    let ha2 = alg.hash_hex(&[method.as_bytes(), uri.as_bytes()]);
+    match qop {
+        Some((nc, cnonce)) => alg.hash_hex(&[
+            ha1.hex.as_bytes(),
+            nonce.as_bytes(),
+            nc.as_bytes(),
+            cnonce.as_bytes(),
+            b"auth",
+            ha2.as_bytes(),
+        ]),
+        None => alg.hash_hex(&[ha1.hex.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
+    }
+}
+
+/// Formats a nonce count as the 8 lower-case hex digits of `nc` (RFC 7616 §3.4).
+pub(crate) fn nc_hex(nc: u32) -> String {
+    format!("{nc:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_case_insensitively() {
+        assert_eq!(Algorithm::parse("md5"), Ok(Algorithm::Md5));
+        assert_eq!(Algorithm::parse("sha-256"), Ok(Algorithm::Sha256));
+        assert!(matches!(
+            Algorithm::parse("MD5-sess"),
+            Err(AuthError::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            Algorithm::parse("SHA-256-SESS"),
+            Err(AuthError::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            Algorithm::parse("SHA-512-256"),
+            Err(AuthError::UnsupportedAlgorithm { .. })
+        ));
+        assert!(matches!(
+            Algorithm::parse("rot13"),
+            Err(AuthError::UnknownAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn strength_order() {
+        assert!(Algorithm::Sha256 > Algorithm::Md5);
+        assert_eq!(Algorithm::PREFERENCE[0], Algorithm::Sha256);
+    }
+
+    #[test]
+    fn sha256_of_empty_matches_rfc8760() {
+        // RFC 8760 §2.6 item 7.
+        assert_eq!(
+            Algorithm::Sha256.hash_hex(&[b""]),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn rfc7616_example_responses() {
+        // RFC 7616 §3.9.1.
+        let nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+        let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+        for (alg, want) in [
+            (Algorithm::Md5, "8ca523f5e9506fed4657c9700eebdbec"),
+            (
+                Algorithm::Sha256,
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
+        ] {
+            let ha1 = Ha1::compute(alg, "Mufasa", "http-auth@example.org", "Circle of Life");
+            let got = response_hex(
+                &ha1,
+                nonce,
+                Some(("00000001", cnonce)),
+                "GET",
+                "/dir/index.html",
+            );
+            assert_eq!(got, want, "{alg}");
+        }
+    }
+
+    #[test]
+    fn rfc2617_example_response() {
+        // RFC 2617 §3.5.
+        let ha1 = Ha1::compute(
+            Algorithm::Md5,
+            "Mufasa",
+            "testrealm@host.com",
+            "Circle Of Life",
+        );
+        let got = response_hex(
+            &ha1,
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            Some(("00000001", "0a4f113b")),
+            "GET",
+            "/dir/index.html",
+        );
+        assert_eq!(got, "6629fae49393a05397450978507c4ef1");
+    }
+
+    #[test]
+    fn ha1_from_hex_checks_length_and_redacts() {
+        let ha1 = Ha1::compute(Algorithm::Md5, "u", "r", "p");
+        let again = Ha1::from_hex(Algorithm::Md5, &ha1.as_hex().to_uppercase()).unwrap();
+        assert_eq!(ha1, again);
+        assert!(Ha1::from_hex(Algorithm::Sha256, ha1.as_hex()).is_err());
+        assert!(Ha1::from_hex(Algorithm::Md5, &"z".repeat(32)).is_err());
+        assert!(!format!("{ha1:?}").contains(ha1.as_hex()));
+    }
+
+    #[test]
+    fn nc_is_eight_hex_digits() {
+        assert_eq!(nc_hex(1), "00000001");
+        assert_eq!(nc_hex(0xabc), "00000abc");
+    }
+}

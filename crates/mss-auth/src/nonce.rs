@@ -1,0 +1,261 @@
+//! Self-verifying, time-limited server nonces (RFC 7616 §3.3 "nonce", §5.4).
+//!
+//! A nonce is `base64url(issued_at || random || mac)` where `issued_at` is
+//! the issue time in Unix seconds (8 bytes, big-endian), `random` 12 random
+//! bytes, and `mac` the first 16 bytes of
+//! `HMAC-SHA256(secret, issued_at || random || realm)`. The server needs no
+//! table to know that a nonce is its own, for which realm, and how old it
+//! is; keeping the [`NonceSecret`] across restarts keeps issued nonces valid.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rand::{CryptoRng, RngCore};
+use sha2::Sha256;
+
+/// Default nonce lifetime in seconds.
+pub const DEFAULT_NONCE_LIFETIME_SECS: u64 = 300;
+
+const TS_LEN: usize = 8;
+const RANDOM_LEN: usize = 12;
+const MAC_LEN: usize = 16;
+const RAW_LEN: usize = TS_LEN + RANDOM_LEN + MAC_LEN;
+/// Length of an encoded nonce: 36 bytes in unpadded base64.
+const ENCODED_LEN: usize = RAW_LEN / 3 * 4;
+
+/// The 32-byte key nonces are signed with.
+///
+/// `Debug` does not print the key.
+#[derive(Clone)]
+pub struct NonceSecret([u8; 32]);
+
+impl NonceSecret {
+    /// Draws a fresh key from a cryptographic RNG.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> NonceSecret {
+        let mut key = [0u8; 32];
+        rng.fill_bytes(&mut key);
+        NonceSecret(key)
+    }
+
+    /// Restores a key persisted with [`NonceSecret::as_bytes`].
+    pub fn from_bytes(key: [u8; 32]) -> NonceSecret {
+        NonceSecret(key)
+    }
+
+    /// The raw key, to persist it so that nonces survive a restart.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// An HMAC-SHA256 keyed with the secret. The key is zero-padded to the
+    /// 64-byte block size, which is exactly what HMAC does with a shorter key
+    /// (RFC 2104 §2), so the fixed-size, infallible constructor fits.
+    fn mac(&self) -> Hmac<Sha256> {
+        let mut block = [0u8; 64];
+        for (dst, src) in block.iter_mut().zip(self.0.iter()) {
+            *dst = *src;
+        }
+        <Hmac<Sha256> as Mac>::new(&block.into())
+    }
+}
+
+impl fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceSecret(<redacted>)")
+    }
+}
+
+/// What [`Nonces::check`] found out about a nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceCheck {
+    /// Ours, for this realm, within its lifetime.
+    Fresh {
+        /// When it was issued (Unix seconds).
+        issued_at: u64,
+    },
+    /// Ours and for this realm, but past its lifetime: answer `stale=true`
+    /// if the digest is right (RFC 7616 §3.3 "stale").
+    Expired {
+        /// When it was issued (Unix seconds).
+        issued_at: u64,
+    },
+    /// Not ours, not for this realm, or damaged (HMAC mismatch, bad encoding).
+    Forged,
+}
+
+/// Issues and checks nonces for any number of realms.
+#[derive(Debug, Clone)]
+pub struct Nonces {
+    secret: NonceSecret,
+    lifetime_secs: u64,
+}
+
+impl Nonces {
+    /// Nonces signed with `secret`, valid for `lifetime_secs` seconds.
+    pub fn new(secret: NonceSecret, lifetime_secs: u64) -> Nonces {
+        Nonces {
+            secret,
+            lifetime_secs,
+        }
+    }
+
+    /// How long a nonce stays fresh, in seconds.
+    pub fn lifetime_secs(&self) -> u64 {
+        self.lifetime_secs
+    }
+
+    /// A new nonce for `realm`, issued at `now_unix_secs`.
+    pub fn issue<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        now_unix_secs: u64,
+        rng: &mut R,
+    ) -> String {
+        let mut raw = [0u8; RAW_LEN];
+        let (head, mac_out) = raw.split_at_mut(TS_LEN + RANDOM_LEN);
+        let (ts, random) = head.split_at_mut(TS_LEN);
+        ts.copy_from_slice(&now_unix_secs.to_be_bytes());
+        rng.fill_bytes(random);
+        let tag = self.tag(head, realm);
+        for (dst, src) in mac_out.iter_mut().zip(tag.iter()) {
+            *dst = *src;
+        }
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Checks a nonce received in credentials for `realm` at `now_unix_secs`.
+    ///
+    /// A nonce issued later than `now` (the clock went back) counts as fresh
+    /// while it is less than a lifetime ahead, and as expired beyond that.
+    pub fn check(&self, nonce: &str, realm: &str, now_unix_secs: u64) -> NonceCheck {
+        if nonce.len() != ENCODED_LEN {
+            return NonceCheck::Forged;
+        }
+        let mut raw = [0u8; RAW_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) {
+            Ok(RAW_LEN) => {}
+            _ => return NonceCheck::Forged,
+        }
+        let (head, mac_in) = raw.split_at(TS_LEN + RANDOM_LEN);
+        let mut mac = self.secret.mac();
+        mac.update(head);
+        mac.update(realm.as_bytes());
+        if mac.verify_truncated_left(mac_in).is_err() {
+            return NonceCheck::Forged;
+        }
+        let mut ts = [0u8; TS_LEN];
+        for (dst, src) in ts.iter_mut().zip(head.iter()) {
+            *dst = *src;
+        }
+        let issued_at = u64::from_be_bytes(ts);
+        let age = now_unix_secs.abs_diff(issued_at);
+        if age <= self.lifetime_secs {
+            NonceCheck::Fresh { issued_at }
+        } else {
+            NonceCheck::Expired { issued_at }
+        }
+    }
+
+    /// `HMAC(secret, "mss-auth dummy password" || label)` in hex: a stable,
+    /// secret-dependent stand-in password for users that do not exist.
+    pub(crate) fn dummy_password(&self, label: &str) -> String {
+        let mut mac = self.secret.mac();
+        mac.update(b"mss-auth dummy password");
+        mac.update(label.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn tag(&self, head: &[u8], realm: &str) -> [u8; 32] {
+        let mut mac = self.secret.mac();
+        mac.update(head);
+        mac.update(realm.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn nonces() -> Nonces {
+        Nonces::new(NonceSecret::from_bytes([7; 32]), 300)
+    }
+
+    #[test]
+    fn fresh_then_expired() {
+        let n = nonces();
+        let mut rng = StdRng::seed_from_u64(1);
+        let nonce = n.issue("pbx", 1_000, &mut rng);
+        assert_eq!(nonce.len(), ENCODED_LEN);
+        assert_eq!(
+            n.check(&nonce, "pbx", 1_000),
+            NonceCheck::Fresh { issued_at: 1_000 }
+        );
+        assert_eq!(
+            n.check(&nonce, "pbx", 1_300),
+            NonceCheck::Fresh { issued_at: 1_000 }
+        );
+        assert_eq!(
+            n.check(&nonce, "pbx", 1_301),
+            NonceCheck::Expired { issued_at: 1_000 }
+        );
+        // Clock went back a little: still fresh; a lot: expired.
+        assert_eq!(
+            n.check(&nonce, "pbx", 900),
+            NonceCheck::Fresh { issued_at: 1_000 }
+        );
+        assert_eq!(
+            n.check(&nonce, "pbx", 0),
+            NonceCheck::Expired { issued_at: 1_000 }
+        );
+    }
+
+    #[test]
+    fn bound_to_realm_and_secret() {
+        let n = nonces();
+        let mut rng = StdRng::seed_from_u64(2);
+        let nonce = n.issue("pbx", 50, &mut rng);
+        assert_eq!(n.check(&nonce, "other", 50), NonceCheck::Forged);
+        let other = Nonces::new(NonceSecret::from_bytes([8; 32]), 300);
+        assert_eq!(other.check(&nonce, "pbx", 50), NonceCheck::Forged);
+        // Survives a "restart" with the persisted secret.
+        let restored = Nonces::new(NonceSecret::from_bytes(*n.secret.as_bytes()), 300);
+        assert_eq!(
+            restored.check(&nonce, "pbx", 60),
+            NonceCheck::Fresh { issued_at: 50 }
+        );
+    }
+
+    #[test]
+    fn tampered_nonce_is_forged() {
+        let n = nonces();
+        let mut rng = StdRng::seed_from_u64(3);
+        let nonce = n.issue("pbx", 50, &mut rng);
+        // Flip one character of the timestamp part (push expiry out).
+        let mut bytes = nonce.into_bytes();
+        bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert_eq!(n.check(&tampered, "pbx", 50), NonceCheck::Forged);
+        assert_eq!(n.check("", "pbx", 50), NonceCheck::Forged);
+        assert_eq!(
+            n.check(&"!".repeat(ENCODED_LEN), "pbx", 50),
+            NonceCheck::Forged
+        );
+    }
+
+    #[test]
+    fn nonces_differ_and_secret_is_redacted() {
+        let n = nonces();
+        let mut rng = StdRng::seed_from_u64(4);
+        assert_ne!(n.issue("pbx", 1, &mut rng), n.issue("pbx", 1, &mut rng));
+        let dbg = format!("{:?}", n);
+        assert!(dbg.contains("redacted"));
+        assert!(!dbg.contains("7, 7"));
+        let secret = NonceSecret::generate(&mut rand::rngs::OsRng);
+        assert_ne!(secret.as_bytes(), &[0; 32]);
+    }
+}

@@ -1,0 +1,577 @@
+//! The server side: challenges and verification of credentials
+//! (RFC 7616 §3.3–3.6, RFC 8760 §2.3, RFC 3261 §22.4).
+//!
+//! Policies, and why:
+//! - **Order of challenges**: most preferred first (RFC 8760 §2.3), by
+//!   default SHA-256 then MD5; [`ServerConfig::algorithms`] changes it, e.g.
+//!   MD5 first for peers that only read the first header.
+//! - **Replayed `nc`** → [`Verdict::Replay`]. The digest was right, so the
+//!   sender knows the password or replays a captured request; answer with a
+//!   fresh challenge and `stale=true` ([`Verdict::is_stale`]): an honest
+//!   client retries without user interaction, a replayer gains nothing.
+//! - **No `qop`** (RFC 2617 / RFC 2069 form): accepted at most once per
+//!   nonce when [`ServerConfig::allow_no_qop`] is set (default), since
+//!   such a response carries no count to detect a replay; refused
+//!   ([`Verdict::Invalid`]) otherwise.
+//! - **Expired nonce**: `Stale` only when the digest is right (RFC 7616
+//!   §3.3: "only set stale to TRUE if … a valid digest for that nonce");
+//!   with a wrong digest it is `Invalid`.
+
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use crate::algorithm::response_hex;
+use crate::nonce::{NonceCheck, Nonces, DEFAULT_NONCE_LIFETIME_SECS};
+use crate::replay::{CountCheck, NonceCounts, NonceUse, DEFAULT_MAX_TRACKED_NONCES};
+use crate::{Algorithm, AuthError, Challenge, Credentials, Ha1, NonceSecret};
+
+/// Settings of a [`DigestServer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Seconds a nonce stays fresh (default 300).
+    pub nonce_lifetime_secs: u64,
+    /// Algorithms offered, one challenge each, most preferred first
+    /// (default [`Algorithm::PREFERENCE`]: SHA-256, MD5). Credentials using
+    /// an algorithm not listed are `Invalid`.
+    pub algorithms: Vec<Algorithm>,
+    /// Most nonces whose counts are remembered (default 65 536).
+    pub max_tracked_nonces: usize,
+    /// Accept a response without `qop` once per nonce (default `true`).
+    pub allow_no_qop: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            nonce_lifetime_secs: DEFAULT_NONCE_LIFETIME_SECS,
+            algorithms: Algorithm::PREFERENCE.to_vec(),
+            max_tracked_nonces: DEFAULT_MAX_TRACKED_NONCES,
+            allow_no_qop: true,
+        }
+    }
+}
+
+/// What the server knows about a user: the password, or an HA1 for the
+/// algorithm the credentials use.
+#[derive(Clone, Copy)]
+pub enum UserSecret<'a> {
+    /// The clear-text password.
+    Password(&'a str),
+    /// `H(username:realm:password)`; credentials with another algorithm
+    /// than the HA1's are `Invalid`.
+    Ha1(&'a Ha1),
+}
+
+impl std::fmt::Debug for UserSecret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserSecret::Password(_) => f.write_str("Password(<redacted>)"),
+            UserSecret::Ha1(h) => f.debug_tuple("Ha1").field(h).finish(),
+        }
+    }
+}
+
+/// The result of checking credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Verdict {
+    /// Authenticated.
+    Ok,
+    /// Right digest on an authentic but expired (or forgotten) nonce:
+    /// challenge again with `stale=true`.
+    Stale,
+    /// Wrong password, unknown user, forged nonce, other realm, algorithm
+    /// not offered or refused qop-less response: challenge again (or `403`),
+    /// the same answer in every case.
+    Invalid,
+    /// Right digest, but this nonce count (or the one qop-less use) was
+    /// already seen: challenge again with `stale=true`.
+    Replay,
+}
+
+impl Verdict {
+    /// Whether the new challenge should carry `stale=true`.
+    pub fn is_stale(self) -> bool {
+        matches!(self, Verdict::Stale | Verdict::Replay)
+    }
+}
+
+/// Issues challenges and verifies credentials; owns the nonce-count table.
+///
+/// Sans-IO: time (`now_unix_secs`) and randomness are inputs.
+pub struct DigestServer {
+    nonces: Nonces,
+    counts: NonceCounts,
+    config: ServerConfig,
+    /// Password checked for unknown users (see [`DigestServer::verify_unknown_user`]).
+    dummy_password: String,
+}
+
+impl std::fmt::Debug for DigestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestServer")
+            .field("nonces", &self.nonces)
+            .field("tracked_nonces", &self.counts.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DigestServer {
+    /// A server signing nonces with `secret`.
+    pub fn new(secret: NonceSecret, config: ServerConfig) -> DigestServer {
+        let nonces = Nonces::new(secret, config.nonce_lifetime_secs);
+        let dummy_password = nonces.dummy_password("unknown user");
+        DigestServer {
+            counts: NonceCounts::new(config.max_tracked_nonces),
+            nonces,
+            config,
+            dummy_password,
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// A fresh nonce for `realm`.
+    pub fn issue_nonce<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        now_unix_secs: u64,
+        rng: &mut R,
+    ) -> String {
+        self.nonces.issue(realm, now_unix_secs, rng)
+    }
+
+    /// The challenges for a `401`/`407`, one per configured algorithm in
+    /// preference order, sharing one fresh nonce (as RFC 7616 §3.9.1 does).
+    /// Each string is one `WWW-Authenticate` / `Proxy-Authenticate` value.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidParam`] when `realm` cannot be sent in a quoted-string.
+    pub fn challenges<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        stale: bool,
+        now_unix_secs: u64,
+        rng: &mut R,
+    ) -> Result<Vec<String>, AuthError> {
+        let nonce = self.issue_nonce(realm, now_unix_secs, rng);
+        self.config
+            .algorithms
+            .iter()
+            .map(|alg| {
+                Ok(Challenge::new(realm, &nonce, *alg)?
+                    .with_stale(stale)
+                    .to_string())
+            })
+            .collect()
+    }
+
+    /// Checks `creds` sent with a request of `method` against a known
+    /// user's secret, for our `expected_realm`, at `now_unix_secs`.
+    ///
+    /// The response is compared in constant time. A nonce count is recorded
+    /// only when the digest is right.
+    pub fn verify(
+        &mut self,
+        creds: &Credentials,
+        method: &str,
+        secret: UserSecret<'_>,
+        expected_realm: &str,
+        now_unix_secs: u64,
+    ) -> Verdict {
+        let ha1 = match secret {
+            UserSecret::Password(password) => {
+                Ha1::compute(creds.algorithm, &creds.username, &creds.realm, password)
+            }
+            UserSecret::Ha1(ha1) => ha1.clone(),
+        };
+        let usable = ha1.algorithm() == creds.algorithm;
+        self.check(creds, method, &ha1, usable, expected_realm, now_unix_secs)
+    }
+
+    /// Runs the same work as [`DigestServer::verify`] against a stand-in
+    /// password, for a `username` that does not exist, and returns
+    /// [`Verdict::Invalid`] — exactly what a wrong password gives, so
+    /// neither the answer nor its timing reveals which users exist.
+    pub fn verify_unknown_user(
+        &mut self,
+        creds: &Credentials,
+        method: &str,
+        expected_realm: &str,
+        now_unix_secs: u64,
+    ) -> Verdict {
+        let ha1 = Ha1::compute(
+            creds.algorithm,
+            &creds.username,
+            &creds.realm,
+            &self.dummy_password,
+        );
+        let _ = self.check(creds, method, &ha1, false, expected_realm, now_unix_secs);
+        Verdict::Invalid
+    }
+
+    /// Drops the counts of expired nonces; call now and then (e.g. with the
+    /// registrar's expiry sweep). Verification also does it when the table is full.
+    pub fn handle_timeout(&mut self, now_unix_secs: u64) {
+        self.counts
+            .purge_expired(now_unix_secs, self.nonces.lifetime_secs());
+    }
+
+    /// Number of nonces whose counts are remembered.
+    pub fn tracked_nonces(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// The common path of verification. `usable == false` forces `Invalid`
+    /// after doing the same work (unknown user, HA1 of another algorithm).
+    fn check(
+        &mut self,
+        creds: &Credentials,
+        method: &str,
+        ha1: &Ha1,
+        usable: bool,
+        expected_realm: &str,
+        now: u64,
+    ) -> Verdict {
+        let nonce_state = self.nonces.check(&creds.nonce, expected_realm, now);
+        let qop = creds
+            .qop
+            .as_ref()
+            .map(|q| (q.nc_text.as_str(), q.cnonce.as_str()));
+        let expected = response_hex(ha1, &creds.nonce, qop, method, &creds.uri);
+        let digest_ok: bool = expected.as_bytes().ct_eq(creds.response.as_bytes()).into();
+
+        let acceptable = usable
+            && digest_ok
+            && creds.realm == expected_realm
+            && self.config.algorithms.contains(&creds.algorithm)
+            && (creds.qop.is_some() || self.config.allow_no_qop);
+        if !acceptable {
+            return Verdict::Invalid;
+        }
+        let issued_at = match nonce_state {
+            NonceCheck::Forged => return Verdict::Invalid,
+            NonceCheck::Expired { .. } => return Verdict::Stale,
+            NonceCheck::Fresh { issued_at } => issued_at,
+        };
+        let use_ = match &creds.qop {
+            Some(q) => NonceUse::Count(q.nc),
+            None => NonceUse::NoQop,
+        };
+        match self.counts.check_and_record(
+            &creds.nonce,
+            issued_at,
+            use_,
+            now,
+            self.nonces.lifetime_secs(),
+        ) {
+            CountCheck::Accepted => Verdict::Ok,
+            CountCheck::Replayed => Verdict::Replay,
+            CountCheck::Forgotten => Verdict::Stale,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::authorization;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    const REALM: &str = "pbx.example.com";
+    const URI: &str = "sip:pbx.example.com";
+
+    fn server() -> DigestServer {
+        DigestServer::new(NonceSecret::from_bytes([1; 32]), ServerConfig::default())
+    }
+
+    /// Client-side answer to `challenge`, parsed back as the server sees it.
+    fn answer(challenge: &Challenge, password: &str, nc: u32) -> Credentials {
+        let value =
+            authorization(challenge, "REGISTER", URI, "100", password, "c0ffee", nc).unwrap();
+        Credentials::from_params(
+            split_params(&value)
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        )
+        .unwrap()
+    }
+
+    /// A minimal parser for our own header values (tests only; the real one is in mss-sip).
+    fn split_params(value: &str) -> Vec<(String, String)> {
+        let rest = value.strip_prefix("Digest ").unwrap();
+        let mut out = Vec::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            if name.is_empty() {
+                break;
+            }
+            let mut val = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => val.extend(chars.next()),
+                        '"' => break,
+                        c => val.push(c),
+                    }
+                }
+                chars.next(); // ','
+            } else {
+                val = chars.by_ref().take_while(|c| *c != ',').collect();
+            }
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            out.push((name.trim().to_owned(), val));
+        }
+        out
+    }
+
+    fn challenge_at(s: &DigestServer, alg: Algorithm, now: u64, seed: u64) -> Challenge {
+        let nonce = s.issue_nonce(REALM, now, &mut StdRng::seed_from_u64(seed));
+        Challenge::new(REALM, &nonce, alg).unwrap()
+    }
+
+    #[test]
+    fn round_trip_both_algorithms() {
+        let mut s = server();
+        for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let c = challenge_at(&s, alg, 1_000, alg as u64);
+            let creds = answer(&c, "s3cret", 1);
+            assert_eq!(creds.algorithm, alg);
+            assert_eq!(
+                s.verify(
+                    &creds,
+                    "REGISTER",
+                    UserSecret::Password("s3cret"),
+                    REALM,
+                    1_010
+                ),
+                Verdict::Ok
+            );
+            let ha1 = Ha1::compute(alg, "100", REALM, "s3cret");
+            let creds2 = answer(&c, "s3cret", 2);
+            assert_eq!(
+                s.verify(&creds2, "REGISTER", UserSecret::Ha1(&ha1), REALM, 1_020),
+                Verdict::Ok
+            );
+        }
+    }
+
+    #[test]
+    fn challenges_in_configured_order() {
+        let s = server();
+        let mut rng = StdRng::seed_from_u64(9);
+        let v = s.challenges(REALM, false, 5, &mut rng).unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(v[0].contains("algorithm=SHA-256"));
+        assert!(v[1].contains("algorithm=MD5"));
+        assert!(v[0].starts_with(r#"Digest realm="pbx.example.com", nonce=""#));
+        assert!(v[0].ends_with(r#"qop="auth""#));
+        let md5_first = DigestServer::new(
+            NonceSecret::from_bytes([1; 32]),
+            ServerConfig {
+                algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+                ..ServerConfig::default()
+            },
+        );
+        let v = md5_first.challenges(REALM, true, 5, &mut rng).unwrap();
+        assert!(v[0].contains("stale=true, algorithm=MD5"));
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_are_invalid() {
+        let mut s = server();
+        let c = challenge_at(&s, Algorithm::Sha256, 0, 1);
+        let creds = answer(&c, "guess", 1);
+        assert_eq!(
+            s.verify(&creds, "REGISTER", UserSecret::Password("s3cret"), REALM, 0),
+            Verdict::Invalid
+        );
+        assert_eq!(
+            s.verify_unknown_user(&creds, "REGISTER", REALM, 0),
+            Verdict::Invalid
+        );
+        // Also for an expired nonce: no stale hint without a right digest.
+        assert_eq!(
+            s.verify_unknown_user(&creds, "REGISTER", REALM, 10_000),
+            Verdict::Invalid
+        );
+        assert_eq!(
+            s.verify(
+                &creds,
+                "REGISTER",
+                UserSecret::Password("s3cret"),
+                REALM,
+                10_000
+            ),
+            Verdict::Invalid
+        );
+        // Failed attempts leave no state behind.
+        assert_eq!(s.tracked_nonces(), 0);
+        // Method is covered by the digest.
+        let ok = answer(&c, "s3cret", 1);
+        assert_eq!(
+            s.verify(&ok, "INVITE", UserSecret::Password("s3cret"), REALM, 0),
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn stale_after_lifetime() {
+        let mut s = server();
+        let c = challenge_at(&s, Algorithm::Md5, 1_000, 2);
+        let creds = answer(&c, "s3cret", 1);
+        let v = s.verify(
+            &creds,
+            "REGISTER",
+            UserSecret::Password("s3cret"),
+            REALM,
+            1_301,
+        );
+        assert_eq!(v, Verdict::Stale);
+        assert!(v.is_stale());
+        assert_eq!(s.tracked_nonces(), 0);
+    }
+
+    #[test]
+    fn replayed_nc_refused() {
+        let mut s = server();
+        let c = challenge_at(&s, Algorithm::Sha256, 0, 3);
+        let creds = answer(&c, "s3cret", 1);
+        let pw = UserSecret::Password("s3cret");
+        assert_eq!(s.verify(&creds, "REGISTER", pw, REALM, 1), Verdict::Ok);
+        let again = s.verify(&creds, "REGISTER", pw, REALM, 2);
+        assert_eq!(again, Verdict::Replay);
+        assert!(again.is_stale());
+        assert_eq!(
+            s.verify(&answer(&c, "s3cret", 2), "REGISTER", pw, REALM, 3),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn tampered_nonce_is_invalid_not_stale() {
+        let mut s = server();
+        let c = challenge_at(&s, Algorithm::Md5, 0, 4);
+        let mut nonce = c.nonce().to_owned().into_bytes();
+        nonce[5] = if nonce[5] == b'x' { b'y' } else { b'x' };
+        let forged =
+            Challenge::new(REALM, std::str::from_utf8(&nonce).unwrap(), Algorithm::Md5).unwrap();
+        // The client computes a correct digest over the forged nonce.
+        let creds = answer(&forged, "s3cret", 1);
+        let pw = UserSecret::Password("s3cret");
+        assert_eq!(s.verify(&creds, "REGISTER", pw, REALM, 1), Verdict::Invalid);
+        assert_eq!(
+            s.verify(&creds, "REGISTER", pw, REALM, 100_000),
+            Verdict::Invalid
+        );
+        // A nonce of another realm is forged for this one.
+        let other = s.issue_nonce("other.example", 0, &mut StdRng::seed_from_u64(5));
+        let c = Challenge::new(REALM, &other, Algorithm::Md5).unwrap();
+        assert_eq!(
+            s.verify(&answer(&c, "s3cret", 1), "REGISTER", pw, REALM, 1),
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn realm_algorithm_and_ha1_mismatches_are_invalid() {
+        let mut s = DigestServer::new(
+            NonceSecret::from_bytes([1; 32]),
+            ServerConfig {
+                algorithms: vec![Algorithm::Sha256],
+                ..ServerConfig::default()
+            },
+        );
+        let pw = UserSecret::Password("s3cret");
+        // MD5 not offered.
+        let c = challenge_at(&s, Algorithm::Md5, 0, 6);
+        assert_eq!(
+            s.verify(&answer(&c, "s3cret", 1), "REGISTER", pw, REALM, 1),
+            Verdict::Invalid
+        );
+        // HA1 of the wrong algorithm.
+        let c = challenge_at(&s, Algorithm::Sha256, 0, 7);
+        let md5_ha1 = Ha1::compute(Algorithm::Md5, "100", REALM, "s3cret");
+        assert_eq!(
+            s.verify(
+                &answer(&c, "s3cret", 1),
+                "REGISTER",
+                UserSecret::Ha1(&md5_ha1),
+                REALM,
+                1
+            ),
+            Verdict::Invalid
+        );
+        // Credentials for another realm.
+        assert_eq!(
+            s.verify(&answer(&c, "s3cret", 2), "REGISTER", pw, "elsewhere", 1),
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn no_qop_once_or_never() {
+        let mut s = server();
+        let nonce = s.issue_nonce(REALM, 0, &mut StdRng::seed_from_u64(8));
+        let c = Challenge::from_params([("realm", REALM), ("nonce", nonce.as_str())]).unwrap();
+        assert!(!c.qop_auth());
+        let creds = answer(&c, "s3cret", 1);
+        assert!(creds.qop.is_none());
+        let pw = UserSecret::Password("s3cret");
+        assert_eq!(s.verify(&creds, "REGISTER", pw, REALM, 1), Verdict::Ok);
+        assert_eq!(s.verify(&creds, "REGISTER", pw, REALM, 2), Verdict::Replay);
+
+        let mut strict = DigestServer::new(
+            NonceSecret::from_bytes([1; 32]),
+            ServerConfig {
+                allow_no_qop: false,
+                ..ServerConfig::default()
+            },
+        );
+        let nonce = strict.issue_nonce(REALM, 0, &mut StdRng::seed_from_u64(8));
+        let c = Challenge::from_params([("realm", REALM), ("nonce", nonce.as_str())]).unwrap();
+        assert_eq!(
+            strict.verify(&answer(&c, "s3cret", 1), "REGISTER", pw, REALM, 1),
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn survives_restart_with_persisted_secret() {
+        let s = server();
+        let c = challenge_at(&s, Algorithm::Sha256, 0, 10);
+        let mut restarted =
+            DigestServer::new(NonceSecret::from_bytes([1; 32]), ServerConfig::default());
+        let creds = answer(&c, "s3cret", 1);
+        assert_eq!(
+            restarted.verify(
+                &creds,
+                "REGISTER",
+                UserSecret::Password("s3cret"),
+                REALM,
+                60
+            ),
+            Verdict::Ok
+        );
+        restarted.handle_timeout(10_000);
+        assert_eq!(restarted.tracked_nonces(), 0);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let s = server();
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains(&s.dummy_password));
+        assert!(format!("{:?}", UserSecret::Password("hunter2")).contains("redacted"));
+    }
+}
