@@ -1,1 +1,41 @@
-//! mss-transport (under construction).
+//! mss-transport: SIP over UDP and TCP on tokio (RFC 3261 §18).
+//!
+//! [`Transports::bind`] binds the configured [`ListenSpec`]s and starts the socket tasks:
+//! one receive loop per UDP socket, one accept loop per TCP listener, and one task per TCP
+//! connection that frames the stream (with `mss_sip::framing`, RFC 3261 §18.3), answers
+//! CRLF keep-alives (RFC 5626 §3.5.1) and writes the connection's send queue. Every
+//! complete message goes, as a [`Received`], into one bounded channel; the caller parses
+//! it. [`Transports::send`] sends on a [`Flow`](mss_sip::net::Flow): UDP to an address, TCP
+//! on the connection a request came on (RFC 5626 flow reuse) or on a new one.
+//!
+//! Components:
+//! - [`config`] — [`ListenSpec`] (`udp:0.0.0.0:5060`) and [`TransportConfig`] (limits);
+//! - [`transports`] — the [`Transports`] handle: bind, send, connect, sent-by, shutdown;
+//! - [`routing`] — pure response routing (RFC 3261 §18.2.2, RFC 3581) and Via stamping;
+//! - [`stats`] — [`TransportStats`] counters for the admin API;
+//! - [`error`] — [`TransportError`];
+//! - internal — `udp`, `tcp` (listeners, accept loop, outbound connections),
+//!   `connection` (one TCP connection's reader and writer), `table` (open connections
+//!   and per-IP counts), `shared` (state shared by the tasks, task tracking).
+//!
+//! Left to others: parsing and answering messages (a peer that breaks TCP framing is
+//! logged, counted and disconnected here; no 400 can be framed for it), transactions,
+//! and DNS (RFC 3263): this crate only sends to IP addresses.
+
+pub mod config;
+mod connection;
+pub mod error;
+pub mod routing;
+mod shared;
+pub mod stats;
+mod table;
+mod tcp;
+pub mod transports;
+mod udp;
+
+pub use config::{ListenSpec, ListenSpecError, TransportConfig};
+pub use error::TransportError;
+pub use routing::{response_route, via_stamp, ResponseRoute, Rport, ViaRoute, ViaStamp};
+pub use shared::Received;
+pub use stats::{TransportStats, TransportStatsSnapshot};
+pub use transports::Transports;

@@ -1,0 +1,249 @@
+//! One TCP connection: a reader that frames messages (RFC 3261 §18.3) and answers CRLF
+//! keep-alives (RFC 5626 §3.5.1), and a writer that drains the connection's send queue.
+//! Both run in the connection's task, which holds the [`ConnectionGuard`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mss_sip::framing::{frame, Framed, FramingError};
+use mss_sip::net::{ConnectionId, Flow, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::shared::{ConnectionGuard, Received, Shared};
+use crate::stats;
+
+/// The pong sent for each double-CRLF ping (RFC 5626 §4.4.1).
+const PONG: &[u8] = b"\r\n";
+
+/// How long queued messages may still be written after the peer closed its side.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Bytes read from the socket at a time (the buffer grows for larger messages).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Why a connection's reader stopped.
+#[derive(Debug)]
+enum ReadEnd {
+    /// The peer closed its side.
+    Eof,
+    /// No traffic for the idle timeout.
+    Idle,
+    /// The peer broke the framing.
+    Framing(FramingError),
+    /// A socket error.
+    Io(io::Error),
+    /// The receiver of messages is gone (shutdown).
+    ChannelClosed,
+}
+
+/// Time of the last traffic, in milliseconds since the connection started; shared by the
+/// reader and the writer so that either direction keeps the connection alive.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
+    }
+}
+
+/// Runs a connection until the peer closes it, it fails, idles out, or shutdown.
+///
+/// `rx` is the connection's send queue and `pong` a sender into it (for keep-alive pongs).
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    guard: ConnectionGuard,
+    stream: TcpStream,
+    remote: SocketAddr,
+    rx: mpsc::Receiver<Bytes>,
+    pong: mpsc::Sender<Bytes>,
+) {
+    let id = guard.id;
+    let local = match stream.local_addr() {
+        Ok(local) => local,
+        Err(e) => {
+            tracing::debug!(peer = %remote, error = %e, "connection lost before start");
+            return;
+        }
+    };
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(peer = %remote, error = %e, "cannot set TCP_NODELAY");
+    }
+    let (read_half, write_half) = stream.into_split();
+    let activity = Activity::new();
+    let flow = Flow {
+        transport: Transport::Tcp,
+        remote,
+        connection: Some(id),
+    };
+    let reader = read_loop(&shared, flow, local, read_half, pong, &activity);
+    let writer = write_loop(&shared, id, remote, write_half, rx, &activity);
+    tokio::pin!(reader, writer);
+    let stopped = shared.stopped();
+    tokio::select! {
+        () = stopped => {
+            tracing::debug!(peer = %remote, connection = id.0, "connection closed at shutdown");
+        }
+        end = &mut reader => {
+            log_read_end(&shared, remote, id, &end);
+            // No new messages; let the writer flush what is queued, briefly.
+            guard.unregister();
+            let _ = tokio::time::timeout(DRAIN_GRACE, &mut writer).await;
+        }
+        res = &mut writer => {
+            if let Err(e) = res {
+                tracing::debug!(peer = %remote, connection = id.0, error = %e, "write failed, closing");
+            }
+        }
+    }
+    drop(guard);
+}
+
+fn log_read_end(shared: &Shared, remote: SocketAddr, id: ConnectionId, end: &ReadEnd) {
+    match end {
+        ReadEnd::Eof => tracing::debug!(peer = %remote, connection = id.0, "peer closed"),
+        ReadEnd::Idle => {
+            stats::bump(&shared.stats.tcp_idle_closed);
+            tracing::debug!(peer = %remote, connection = id.0, "idle timeout, closing");
+        }
+        ReadEnd::Framing(e) => {
+            // The stream cannot be resynchronised: RFC 3261 §18.3 makes Content-Length
+            // mandatory on streams, so nothing after the bad message can be trusted.
+            stats::bump(&shared.stats.framing_errors);
+            tracing::warn!(peer = %remote, connection = id.0, error = %e, "framing error, closing");
+        }
+        ReadEnd::Io(e) => {
+            tracing::debug!(peer = %remote, connection = id.0, error = %e, "read failed")
+        }
+        ReadEnd::ChannelClosed => {}
+    }
+}
+
+/// Reads, frames and hands over messages; answers keep-alives.
+async fn read_loop(
+    shared: &Shared,
+    flow: Flow,
+    local: SocketAddr,
+    mut read_half: OwnedReadHalf,
+    pong: mpsc::Sender<Bytes>,
+    activity: &Activity,
+) -> ReadEnd {
+    let limits = shared.config.framing;
+    let idle = shared.config.tcp_idle_timeout;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Line ends seen between messages: every second one completes a double-CRLF ping.
+    let mut keepalive_lines = 0usize;
+    loop {
+        loop {
+            match frame(&buf, &limits) {
+                Ok(Framed::Incomplete) => break,
+                Ok(Framed::KeepAlive(n)) => {
+                    let skipped = buf.get(..n).unwrap_or(&[]);
+                    keepalive_lines += skipped.iter().filter(|&&b| b == b'\n').count();
+                    buf.advance(n.min(buf.len()));
+                    while keepalive_lines >= 2 {
+                        keepalive_lines -= 2;
+                        // RFC 5626 §5.4: answer a double CRLF at once with a single CRLF.
+                        // A full queue means the peer is not reading: skip the pong.
+                        if pong.try_send(Bytes::from_static(PONG)).is_ok() {
+                            stats::bump(&shared.stats.tcp_keepalives_answered);
+                        }
+                    }
+                }
+                Ok(Framed::Message(n)) => {
+                    keepalive_lines = 0;
+                    let data = buf.split_to(n.min(buf.len())).freeze();
+                    stats::bump(&shared.stats.tcp_messages_received);
+                    let received = Received { data, flow, local };
+                    // Backpressure: a full channel makes this reader wait.
+                    if shared.tx.send(received).await.is_err() {
+                        return ReadEnd::ChannelClosed;
+                    }
+                }
+                Err(e) => return ReadEnd::Framing(e),
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        let read =
+            tokio::time::timeout_at(activity.idle_deadline(idle), read_half.read_buf(&mut buf))
+                .await;
+        match read {
+            Err(_elapsed) => {
+                // The writer may have kept the connection busy meanwhile.
+                if Instant::now() >= activity.idle_deadline(idle) {
+                    return ReadEnd::Idle;
+                }
+            }
+            Ok(Ok(0)) => {
+                if !buf.is_empty() {
+                    tracing::debug!(peer = %flow.remote, bytes = buf.len(), "partial message at end of stream");
+                }
+                return ReadEnd::Eof;
+            }
+            Ok(Ok(n)) => {
+                activity.touch();
+                stats::add(&shared.stats.bytes_received, n);
+            }
+            Ok(Err(e)) => return ReadEnd::Io(e),
+        }
+    }
+}
+
+/// Writes queued messages until every sender is gone or a write fails or times out.
+/// Messages queued together are written together, then flushed.
+async fn write_loop(
+    shared: &Shared,
+    id: ConnectionId,
+    remote: SocketAddr,
+    write_half: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    activity: &Activity,
+) -> io::Result<()> {
+    let mut writer = BufWriter::new(write_half);
+    let write_timeout = shared.config.tcp_write_timeout;
+    while let Some(first) = rx.recv().await {
+        let batch = async {
+            writer.write_all(&first).await?;
+            while let Ok(more) = rx.try_recv() {
+                writer.write_all(&more).await?;
+            }
+            writer.flush().await
+        };
+        match tokio::time::timeout(write_timeout, batch).await {
+            Ok(Ok(())) => activity.touch(),
+            Ok(Err(e)) => {
+                stats::bump(&shared.stats.send_errors);
+                return Err(e);
+            }
+            Err(_) => {
+                stats::bump(&shared.stats.send_errors);
+                tracing::warn!(peer = %remote, connection = id.0, "peer does not read, closing");
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+    Ok(())
+}

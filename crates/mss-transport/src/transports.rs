@@ -1,0 +1,313 @@
+//! [`Transports`]: binds the configured sockets, runs their tasks, and sends messages.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mss_sip::net::{Flow, Transport};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{ListenSpec, TransportConfig};
+use crate::error::TransportError;
+use crate::shared::{Received, Shared, UdpEndpoint};
+use crate::stats::{self, TransportStats};
+use crate::{tcp, udp};
+
+/// The running transports: a cheap, cloneable handle (`Arc` inside).
+///
+/// Dropping the last handle, or calling [`Transports::shutdown`], stops every task.
+#[derive(Debug, Clone)]
+pub struct Transports {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    /// Only handles hold the sender: when the last one goes, the tasks see it and stop.
+    shutdown: watch::Sender<bool>,
+    /// The bound addresses, with real ports, in configuration order.
+    bound: Vec<ListenSpec>,
+}
+
+impl Transports {
+    /// Binds every listen address of `config` and starts one receive loop per UDP socket
+    /// and one accept loop per TCP listener. Must be called inside a tokio runtime.
+    ///
+    /// # Returns
+    /// The handle, and the receiving end of the channel every received message goes to.
+    ///
+    /// # Errors
+    /// `NoListener` for an empty list, `UnsupportedTransport` for TLS/WS, `Bind` when an
+    /// address cannot be bound. Nothing keeps running after an error.
+    pub async fn bind(
+        config: TransportConfig,
+    ) -> Result<(Transports, mpsc::Receiver<Received>), TransportError> {
+        if config.listen.is_empty() {
+            return Err(TransportError::NoListener);
+        }
+        let mut udp_sockets = Vec::new();
+        let mut tcp_listeners = Vec::new();
+        let mut bound = Vec::new();
+        for spec in &config.listen {
+            let bind_err = |source| TransportError::Bind {
+                spec: *spec,
+                source,
+            };
+            let local = match spec.transport {
+                Transport::Udp => {
+                    let socket =
+                        udp::bind(spec.addr, config.udp_recv_buffer, config.udp_send_buffer)
+                            .map_err(bind_err)?;
+                    let local = socket.local_addr().map_err(bind_err)?;
+                    udp_sockets.push(UdpEndpoint {
+                        socket: Arc::new(socket),
+                        local,
+                    });
+                    local
+                }
+                Transport::Tcp => {
+                    let listener = tcp::bind(spec.addr).map_err(bind_err)?;
+                    let local = listener.local_addr().map_err(bind_err)?;
+                    tcp_listeners.push((listener, local));
+                    local
+                }
+                other => return Err(TransportError::UnsupportedTransport(other)),
+            };
+            tracing::info!(transport = %spec.transport, %local, "listening");
+            bound.push(ListenSpec::new(spec.transport, local));
+        }
+        let (tx, rx) = mpsc::channel(config.receive_queue.max(1));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let tcp_addrs = tcp_listeners.iter().map(|(_, local)| *local).collect();
+        let shared = Arc::new(Shared::new(config, tx, shutdown_rx, udp_sockets, tcp_addrs));
+        for endpoint in &shared.udp {
+            let socket = Arc::clone(&endpoint.socket);
+            shared.spawn(udp::receive_loop(
+                Arc::clone(&shared),
+                socket,
+                endpoint.local,
+            ));
+        }
+        for (listener, local) in tcp_listeners {
+            shared.spawn(tcp::accept_loop(Arc::clone(&shared), listener, local));
+        }
+        let inner = Inner {
+            shared,
+            shutdown,
+            bound,
+        };
+        Ok((
+            Transports {
+                inner: Arc::new(inner),
+            },
+            rx,
+        ))
+    }
+
+    /// Sends `data` on `flow`; see [`Transports::send_from`].
+    ///
+    /// # Errors
+    /// As [`Transports::send_from`].
+    pub fn send(&self, flow: &Flow, data: Bytes) -> Result<(), TransportError> {
+        self.send_from(None, flow, data).map(|_| ())
+    }
+
+    /// Sends `data` on `flow` without waiting, and returns the flow actually used.
+    ///
+    /// - UDP: one datagram to `flow.remote`, from the socket bound at `from` when given
+    ///   (RFC 3581 §4: a response leaves from where its request arrived; pass
+    ///   [`Received::local`]), otherwise from the first socket of the destination's address
+    ///   family.
+    /// - TCP: queued on `flow.connection` while it is open. Otherwise on an open connection
+    ///   to `flow.remote`, or on a new outbound connection to it, opened in the background
+    ///   (its messages come back as [`Received`] with its id, which the returned flow
+    ///   names). Over a new connection, a connect failure is only logged and counted; use
+    ///   [`Transports::connect`] first to learn about it.
+    ///
+    /// # Errors
+    /// `Shutdown`; `NoSocketForFamily`; `UdpSend` (including a full kernel buffer) and
+    /// `DatagramTooLarge`; `QueueFull` when the connection's peer does not keep up;
+    /// `ConnectionLimit`; `UnsupportedTransport` for TLS/WS. Each failure is counted.
+    pub fn send_from(
+        &self,
+        from: Option<SocketAddr>,
+        flow: &Flow,
+        data: Bytes,
+    ) -> Result<Flow, TransportError> {
+        let shared = &self.inner.shared;
+        let len = data.len();
+        let result = if shared.is_shut_down() {
+            Err(TransportError::Shutdown)
+        } else {
+            match flow.transport {
+                Transport::Udp => udp::send(shared, from, flow.remote, &data).map(|()| *flow),
+                Transport::Tcp => self.send_tcp(flow, data),
+                other => Err(TransportError::UnsupportedTransport(other)),
+            }
+        };
+        match &result {
+            Ok(_) => {
+                stats::bump(&shared.stats.messages_sent);
+                stats::add(&shared.stats.bytes_sent, len);
+            }
+            Err(e) => {
+                stats::bump(&shared.stats.send_errors);
+                tracing::debug!(%flow, error = %e, "send failed");
+            }
+        }
+        result
+    }
+
+    fn send_tcp(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
+        let shared = &self.inner.shared;
+        let named = flow
+            .connection
+            .and_then(|id| Some((id, shared.table.get(id)?)));
+        let existing = named.or_else(|| shared.table.find_remote(flow.remote));
+        if let Some((id, entry)) = existing {
+            match entry.tx.try_send(data) {
+                Ok(()) => {
+                    return Ok(Flow {
+                        transport: Transport::Tcp,
+                        remote: entry.remote,
+                        connection: Some(id),
+                    })
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(TransportError::QueueFull {
+                        remote: entry.remote,
+                    })
+                }
+                // The connection is closing: open a new one below.
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    shared.table.remove(id);
+                    return self.open_and_send(flow.remote, back);
+                }
+            }
+        }
+        self.open_and_send(flow.remote, data)
+    }
+
+    fn open_and_send(&self, remote: SocketAddr, data: Bytes) -> Result<Flow, TransportError> {
+        let id = tcp::open_queued(&self.inner.shared, remote, data)?;
+        Ok(Flow {
+            transport: Transport::Tcp,
+            remote,
+            connection: Some(id),
+        })
+    }
+
+    /// Opens a TCP connection to `remote` (or finds an open one) and waits until it is
+    /// established; messages from the peer come back as [`Received`] on the returned flow.
+    ///
+    /// # Errors
+    /// `Shutdown`, `ConnectionLimit`, or `Connect` when the connect fails or times out.
+    pub async fn connect(&self, remote: SocketAddr) -> Result<Flow, TransportError> {
+        let shared = &self.inner.shared;
+        if shared.is_shut_down() {
+            return Err(TransportError::Shutdown);
+        }
+        let id = match shared.table.find_remote(remote) {
+            Some((id, _)) => id,
+            None => tcp::open(shared, remote).await?,
+        };
+        Ok(Flow {
+            transport: Transport::Tcp,
+            remote,
+            connection: Some(id),
+        })
+    }
+
+    /// Whether the TCP connection of `flow` is still open (UDP flows are always usable).
+    pub fn is_open(&self, flow: &Flow) -> bool {
+        match flow.connection {
+            Some(id) => self.inner.shared.table.get(id).is_some(),
+            None => !flow.transport.is_reliable(),
+        }
+    }
+
+    /// Every bound address, with the real port when port 0 was asked for.
+    pub fn local_addrs(&self) -> &[ListenSpec] {
+        &self.inner.bound
+    }
+
+    /// The first bound address of `transport`.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.inner
+            .bound
+            .iter()
+            .find(|s| s.transport == transport)
+            .map(|s| s.addr)
+    }
+
+    /// The host and port mss puts in its Via sent-by and Contact for a message to
+    /// `destination` over `transport` (RFC 3261 §18.1.1).
+    ///
+    /// That is the bound address of the first listener of that transport and address
+    /// family; when it is the unspecified address (`0.0.0.0`, `[::]`), the address the
+    /// kernel would send from to reach `destination` (found with a connected UDP socket;
+    /// no packet is sent).
+    ///
+    /// # Errors
+    /// `NoSocketForFamily` when nothing of that transport and family is bound; `Socket`
+    /// when the route lookup fails (no route to `destination`).
+    pub fn sent_by(
+        &self,
+        transport: Transport,
+        destination: SocketAddr,
+    ) -> Result<SocketAddr, TransportError> {
+        let bound = self
+            .inner
+            .bound
+            .iter()
+            .find(|s| s.transport == transport && s.addr.is_ipv4() == destination.is_ipv4())
+            .ok_or(TransportError::NoSocketForFamily {
+                transport,
+                remote: destination,
+            })?
+            .addr;
+        if !bound.ip().is_unspecified() {
+            return Ok(bound);
+        }
+        let ip = route_source(destination)?;
+        Ok(SocketAddr::new(ip, bound.port()))
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<TransportStats> {
+        Arc::clone(&self.inner.shared.stats)
+    }
+
+    /// TCP connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.inner.shared.table.len()
+    }
+
+    /// Stops every loop and connection and waits until their tasks have ended.
+    /// Sends after this fail with `Shutdown`. Dropping every handle also stops the tasks,
+    /// without waiting.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        self.inner.shared.tasks.wait().await;
+    }
+}
+
+/// The local address the kernel would use to reach `destination`: `connect` on a UDP
+/// socket selects a route and a source address without sending anything.
+fn route_source(destination: SocketAddr) -> Result<IpAddr, TransportError> {
+    let any = if destination.is_ipv4() {
+        SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
+    } else {
+        SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)
+    };
+    let socket_err = |context| move |source| TransportError::Socket { context, source };
+    let probe = std::net::UdpSocket::bind(any).map_err(socket_err("bind route probe"))?;
+    probe
+        .connect(destination)
+        .map_err(socket_err("find route to destination"))?;
+    Ok(probe
+        .local_addr()
+        .map_err(socket_err("read route source"))?
+        .ip())
+}

@@ -1,0 +1,177 @@
+//! UDP: binding a socket with large kernel buffers, the receive loop, and sending.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mss_sip::net::Flow;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::error::TransportError;
+use crate::shared::{Received, Shared, UdpEndpoint};
+use crate::stats;
+
+/// Room for the largest datagram: 65,535 bytes less the IPv6 and UDP headers fit in it
+/// (RFC 3261 §18.1.1: "implementations MUST be able to handle messages up to the maximum
+/// datagram packet size").
+const RECV_BUFFER: usize = 65_536;
+
+/// The largest UDP payload (IPv4: 65,535 − 20 − 8).
+pub(crate) const MAX_DATAGRAM: usize = 65_507;
+
+/// Pause after a failed `recv_from`, so that a persistent error cannot spin the loop.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(5);
+
+/// Binds a UDP socket at `addr` with the given kernel buffer sizes.
+///
+/// IPv6 sockets are IPv6-only, so that `udp:0.0.0.0:5060` and `udp:[::]:5060` can both be
+/// bound. A buffer size the kernel caps (`net.core.rmem_max`) is logged, not an error.
+pub(crate) fn bind(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(recv_buf) {
+        tracing::warn!(%addr, error = %e, "cannot set SO_RCVBUF");
+    }
+    if let Err(e) = socket.set_send_buffer_size(send_buf) {
+        tracing::warn!(%addr, error = %e, "cannot set SO_SNDBUF");
+    }
+    // Linux reports twice the usable size; a granted size below the request means a cap.
+    match socket.recv_buffer_size() {
+        Ok(granted) if granted < recv_buf => tracing::warn!(
+            %addr, requested = recv_buf, granted,
+            "UDP receive buffer capped by the kernel (raise net.core.rmem_max)"
+        ),
+        Ok(granted) => tracing::debug!(%addr, granted, "UDP receive buffer"),
+        Err(_) => {}
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Reads datagrams from one socket until shutdown and hands each one over whole.
+///
+/// Never waits for the channel: when it is full the datagram is dropped and counted, so a
+/// flood cannot stall the socket (the sender retransmits, RFC 3261 §17.1.2.2).
+pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let stopped = shared.stopped();
+    tokio::pin!(stopped);
+    loop {
+        let (len, remote) = tokio::select! {
+            biased;
+            () = &mut stopped => break,
+            res = socket.recv_from(&mut buf) => match res {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::debug!(%local, error = %e, "UDP receive error");
+                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let st = &shared.stats;
+        stats::bump(&st.udp_datagrams_received);
+        stats::add(&st.bytes_received, len);
+        let Some(payload) = buf.get(..len) else {
+            continue;
+        };
+        let received = Received {
+            data: Bytes::copy_from_slice(payload),
+            flow: Flow::udp(remote),
+            local,
+        };
+        match shared.tx.try_send(received) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => stats::bump(&st.udp_datagrams_dropped),
+            Err(TrySendError::Closed(_)) => break,
+        }
+    }
+    tracing::debug!(%local, "UDP receive loop stopped");
+}
+
+/// Picks the socket to send from: the one bound at `from` if given and bound, otherwise the
+/// first one of the destination's address family.
+pub(crate) fn pick(
+    sockets: &[UdpEndpoint],
+    from: Option<SocketAddr>,
+    remote: SocketAddr,
+) -> Option<&UdpEndpoint> {
+    let same_family = |e: &&UdpEndpoint| e.local.is_ipv4() == remote.is_ipv4();
+    from.and_then(|from| sockets.iter().filter(same_family).find(|e| e.local == from))
+        .or_else(|| sockets.iter().find(same_family))
+}
+
+/// Sends one datagram without waiting: a full kernel buffer is an error, like a loss.
+pub(crate) fn send(
+    shared: &Shared,
+    from: Option<SocketAddr>,
+    remote: SocketAddr,
+    data: &Bytes,
+) -> Result<(), TransportError> {
+    if data.len() > MAX_DATAGRAM {
+        return Err(TransportError::DatagramTooLarge {
+            remote,
+            size: data.len(),
+        });
+    }
+    let endpoint = pick(&shared.udp, from, remote).ok_or(TransportError::NoSocketForFamily {
+        transport: mss_sip::net::Transport::Udp,
+        remote,
+    })?;
+    endpoint
+        .socket
+        .try_send_to(data, remote)
+        .map_err(|source| TransportError::UdpSend { remote, source })?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn endpoint(addr: &str) -> UdpEndpoint {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        UdpEndpoint {
+            socket: Arc::new(UdpSocket::from_std(socket).unwrap()),
+            local: addr.parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn picks_by_family_and_prefers_the_receiving_socket() {
+        let eps = vec![
+            endpoint("0.0.0.0:5060"),
+            endpoint("[::]:5060"),
+            endpoint("127.0.0.1:5070"),
+        ];
+        let v4: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+        assert_eq!(pick(&eps, None, v4).unwrap().local, eps[0].local);
+        assert_eq!(pick(&eps, None, v6).unwrap().local, eps[1].local);
+        let from = Some(eps[2].local);
+        assert_eq!(pick(&eps, from, v4).unwrap().local, eps[2].local);
+        // A `from` of the wrong family or not bound falls back to the family's first.
+        assert_eq!(pick(&eps, from, v6).unwrap().local, eps[1].local);
+        let unknown = Some("10.9.9.9:5060".parse().unwrap());
+        assert_eq!(pick(&eps, unknown, v4).unwrap().local, eps[0].local);
+        assert!(pick(&eps[..1], None, v6).is_none());
+    }
+
+    #[tokio::test]
+    async fn bind_sets_large_buffers() {
+        let s = bind("127.0.0.1:0".parse().unwrap(), 1 << 20, 1 << 20).unwrap();
+        assert_ne!(s.local_addr().unwrap().port(), 0);
+        let sock = socket2::SockRef::from(&s);
+        // The kernel may cap the size, but it is never below the system default (~200 KiB).
+        assert!(sock.recv_buffer_size().unwrap() > 100_000);
+    }
+}
