@@ -32,8 +32,8 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 pub trait Store: Send + Sync + 'static {
     /// Applies one REGISTER's changes to `user`'s bindings, all or nothing.
     ///
-    /// Every [`BindingChange::Upsert`] must carry `user`; a record for another user is
-    /// stored under its own `user` field all the same.
+    /// Everything is stored under `user`: the `user` field of an upserted record is not
+    /// consulted, so one call can never touch another user's bindings.
     fn apply_binding_changes(&self, user: &str, changes: Vec<BindingChange>) -> StoreFuture<()>;
 
     /// Removes every binding of `user` (`Contact: *` with `Expires: 0`); returns how many.

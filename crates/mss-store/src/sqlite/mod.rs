@@ -38,7 +38,8 @@ pub const DB_FILE: &str = "mss.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The SQLite store. Clone it freely: clones share the threads, which stop when the last
-/// clone is dropped (after finishing every queued write).
+/// clone is dropped. That drop waits until every queued write is committed and the threads
+/// have closed their connections, so a reopen right after it finds the file closed.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
