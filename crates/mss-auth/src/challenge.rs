@@ -175,6 +175,17 @@ impl fmt::Display for Challenge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_on_garbage(params in proptest::collection::vec(("(realm|nonce|qop|algorithm|stale|opaque|.{0,8})", ".{0,60}"), 0..12)) {
+            if let Ok(c) = Challenge::from_params(params.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
+                // Whatever was accepted can be formatted again.
+                prop_assert!(c.to_string().starts_with("Digest realm=\""));
+            }
+        }
+    }
 
     #[test]
     fn formats_with_quoting_rules() {

@@ -17,8 +17,9 @@
 //!   `Proxy-Authenticate` values.
 //! - [`Credentials`] (`credentials.rs`): parses `Authorization` /
 //!   `Proxy-Authorization` values.
-//! - [`DigestServer`] (`server.rs`): challenges and [`Verdict`]s for the
-//!   registrar and the message service.
+//! - [`DigestServer`] (`server.rs`): challenges and verification for the
+//!   registrar and the message service; [`Verdict`] and [`UserSecret`]
+//!   (`verdict.rs`) are its answer and its input about the user.
 //! - [`DigestClient`] (`client.rs`): answers challenges for external lines.
 //!
 //! Server use, one request at a time:
@@ -60,6 +61,7 @@ mod nonce;
 mod params;
 mod replay;
 mod server;
+mod verdict;
 
 pub use algorithm::{Algorithm, Ha1};
 pub use challenge::Challenge;
@@ -71,4 +73,5 @@ pub use error::AuthError;
 pub use nonce::{NonceCheck, NonceSecret, Nonces, DEFAULT_NONCE_LIFETIME_SECS};
 pub use params::MAX_PARAM_LEN;
 pub use replay::{CountCheck, NonceCounts, NonceUse, DEFAULT_MAX_TRACKED_NONCES};
-pub use server::{DigestServer, ServerConfig, UserSecret, Verdict};
+pub use server::{DigestServer, ServerConfig};
+pub use verdict::{UserSecret, Verdict};
