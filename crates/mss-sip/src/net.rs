@@ -44,7 +44,8 @@ impl Transport {
             Transport::Ws,
             Transport::Wss,
         ];
-        ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(token))
+        ALL.into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(token))
     }
 
     /// Reliable transports need no request retransmission (RFC 3261 §17.1.1.2, §17.1.2.2).

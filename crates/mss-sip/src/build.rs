@@ -1,0 +1,231 @@
+//! Building requests and responses for services (RFC 3261 §8.1.1, §8.2.6).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::header::NameAddr;
+use crate::message::{Request, Response, SIP_VERSION};
+use crate::method::Method;
+use crate::name::HeaderName;
+use crate::status::StatusCode;
+
+impl Response {
+    /// A response to `req` (RFC 3261 §8.2.6.2): copies every Via (in order), From, To,
+    /// Call-ID and CSeq, byte for byte, and for a 100 also Timestamp (§8.2.6.1). Works on
+    /// any request that parsed at the line level, even if some header value is malformed,
+    /// so a `400` can name the bad header. Add a To tag with [`Response::set_to_tag`].
+    pub fn for_request(req: &Request, status: StatusCode, reason: impl Into<Bytes>) -> Response {
+        let src = &req.headers;
+        let mut headers = src.empty_sharing(8);
+        for name in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            headers.copy_from(src, &name);
+        }
+        if status.0 == 100 {
+            headers.copy_from(src, &HeaderName::Timestamp);
+        }
+        Response {
+            status,
+            reason: reason.into(),
+            version: Bytes::from_static(SIP_VERSION),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    /// Adds `;tag=TAG` to the To header unless it already has a tag (RFC 3261 §8.2.6.2).
+    /// Returns false when there was no To header.
+    pub fn set_to_tag(&mut self, tag: &str) -> bool {
+        let Some(value) = self.headers.get(&HeaderName::To) else {
+            return false;
+        };
+        let has_tag = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| NameAddr::parse(v, &HeaderName::To).ok())
+            .is_some_and(|n| n.tag().is_some());
+        if !has_tag {
+            let mut v = BytesMut::with_capacity(value.len() + 5 + tag.len());
+            v.put_slice(value);
+            v.put_slice(b";tag=");
+            v.put_slice(tag.as_bytes());
+            self.headers.replace(HeaderName::To, v.freeze());
+        }
+        true
+    }
+
+    /// Appends a header (chainable).
+    pub fn with_header(mut self, name: HeaderName, value: impl Into<Bytes>) -> Response {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Sets the body and its Content-Type (chainable).
+    pub fn with_body(mut self, content_type: impl Into<Bytes>, body: impl Into<Bytes>) -> Response {
+        self.headers.replace(HeaderName::ContentType, content_type);
+        self.body = body.into();
+        self
+    }
+}
+
+/// Builds a request header by header; see [`Request::builder`].
+#[derive(Debug, Clone)]
+pub struct RequestBuilder {
+    req: Request,
+}
+
+impl Request {
+    /// Starts building a request. Headers come out in the order they are added;
+    /// Content-Length is computed when encoding.
+    ///
+    /// ```
+    /// use mss_sip::{Method, Request};
+    /// let req = Request::builder(Method::Register, "sip:registrar.example.com")
+    ///     .via("SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9;rport")
+    ///     .max_forwards(70)
+    ///     .from("<sip:1001@example.com>;tag=456248")
+    ///     .to("<sip:1001@example.com>")
+    ///     .call_id("843817637684230@998sdasdh09")
+    ///     .cseq(1826)
+    ///     .contact("<sip:1001@192.0.2.10:5060>")
+    ///     .build();
+    /// assert_eq!(req.headers().cseq().unwrap().seq, 1826);
+    /// ```
+    pub fn builder(method: Method, uri: impl Into<Bytes>) -> RequestBuilder {
+        RequestBuilder {
+            req: Request::new(method, uri),
+        }
+    }
+}
+
+impl RequestBuilder {
+    /// Appends a header.
+    pub fn header(mut self, name: HeaderName, value: impl Into<Bytes>) -> RequestBuilder {
+        self.req.headers.push(name, value);
+        self
+    }
+
+    /// Appends a Via value (`SIP/2.0/UDP host:port;branch=z9hG4bK…`).
+    pub fn via(self, value: impl Into<Bytes>) -> RequestBuilder {
+        self.header(HeaderName::Via, value)
+    }
+
+    /// Sets From (`<sip:…>;tag=…`).
+    pub fn from(self, value: impl Into<Bytes>) -> RequestBuilder {
+        self.header(HeaderName::From, value)
+    }
+
+    /// Sets To.
+    pub fn to(self, value: impl Into<Bytes>) -> RequestBuilder {
+        self.header(HeaderName::To, value)
+    }
+
+    /// Sets Call-ID.
+    pub fn call_id(self, value: impl Into<Bytes>) -> RequestBuilder {
+        self.header(HeaderName::CallId, value)
+    }
+
+    /// Sets CSeq to `seq` and the request's method.
+    pub fn cseq(self, seq: u32) -> RequestBuilder {
+        let v = format!("{seq} {}", self.req.method.as_str());
+        self.header(HeaderName::CSeq, v)
+    }
+
+    /// Sets Max-Forwards.
+    pub fn max_forwards(self, hops: u8) -> RequestBuilder {
+        self.header(HeaderName::MaxForwards, hops.to_string())
+    }
+
+    /// Appends a Contact value.
+    pub fn contact(self, value: impl Into<Bytes>) -> RequestBuilder {
+        self.header(HeaderName::Contact, value)
+    }
+
+    /// Sets the body and its Content-Type.
+    pub fn body(
+        mut self,
+        content_type: impl Into<Bytes>,
+        body: impl Into<Bytes>,
+    ) -> RequestBuilder {
+        self.req
+            .headers
+            .replace(HeaderName::ContentType, content_type);
+        self.req.body = body.into();
+        self
+    }
+
+    /// The request.
+    pub fn build(self) -> Request {
+        self.req
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::parse_datagram;
+    use crate::message::Message;
+
+    const REQ: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
+v:SIP/2.0/UDP proxy;branch=z9hG4bK0\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:a@example.com>;tag=1\r\n\
+t : <sip:a@example.com>\r\n\
+Call-ID: x1\r\n\
+CSeq: 2 REGISTER\r\n\
+Timestamp: 54\r\n\
+Contact: <sip:a@192.0.2.1>\r\n\
+l: 0\r\n\r\n";
+
+    #[test]
+    fn response_copies_core_headers_byte_for_byte() {
+        let Ok(Message::Request(req)) = parse_datagram(Bytes::from_static(REQ)) else {
+            panic!()
+        };
+        let mut rsp = Response::for_request(&req, StatusCode::OK, "OK");
+        assert!(rsp.set_to_tag("abc"));
+        let b = rsp.to_bytes();
+        let want: &[u8] = b"SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
+v:SIP/2.0/UDP proxy;branch=z9hG4bK0\r\n\
+From: <sip:a@example.com>;tag=1\r\n\
+To: <sip:a@example.com>;tag=abc\r\n\
+Call-ID: x1\r\n\
+CSeq: 2 REGISTER\r\n\
+Content-Length: 0\r\n\r\n";
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            std::str::from_utf8(want).unwrap()
+        );
+        // An existing tag is kept.
+        assert!(rsp.set_to_tag("zzz"));
+        assert_eq!(rsp.headers().to().unwrap().tag(), Some("abc"));
+        let trying = Response::for_request(&req, StatusCode::TRYING, "Trying");
+        assert!(trying.headers().contains(&HeaderName::Timestamp));
+    }
+
+    #[test]
+    fn builder_round_trip() {
+        let req = Request::builder(Method::Message, "sip:bob@example.com")
+            .via("SIP/2.0/TCP 10.0.0.1;branch=z9hG4bKa")
+            .from("<sip:alice@example.com>;tag=9")
+            .to("<sip:bob@example.com>")
+            .call_id("c1")
+            .cseq(5)
+            .max_forwards(70)
+            .body("text/plain", "hi")
+            .build();
+        let bytes = req.to_bytes();
+        let Ok(Message::Request(back)) = parse_datagram(bytes) else {
+            panic!()
+        };
+        assert_eq!(back.method(), &Method::Message);
+        assert_eq!(back.headers().cseq().unwrap().method, Method::Message);
+        assert_eq!(&back.body()[..], b"hi");
+        assert!(back.validate().is_ok());
+    }
+}

@@ -1,0 +1,337 @@
+//! Header names: case-insensitive, compact forms folded to full names (RFC 3261 §7.3.3).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use bytes::Bytes;
+
+/// An extension header name not known to mss, kept as received (compared ignoring case).
+#[derive(Clone, Debug)]
+pub struct OtherName(pub(crate) Bytes);
+
+impl OtherName {
+    /// The name as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+macro_rules! names {
+    ($( $(#[$doc:meta])* $var:ident => $text:literal ),* $(,)?) => {
+        /// A SIP header name.
+        ///
+        /// Comparison ignores ASCII case and compact forms map to their full names, so
+        /// `HeaderName::from_bytes(b"v") == HeaderName::Via`. Unknown names are kept as
+        /// [`HeaderName::Other`].
+        #[derive(Clone, Debug)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $( $(#[$doc])* $var, )*
+            /// Any other (extension) header name.
+            Other(OtherName),
+        }
+
+        impl HeaderName {
+            /// The canonical spelling (full form) of the name.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( HeaderName::$var => $text, )*
+                    HeaderName::Other(o) => std::str::from_utf8(&o.0).unwrap_or("X-Invalid"),
+                }
+            }
+        }
+    };
+}
+
+names! {
+    /// `Via` (`v`).
+    Via => "Via",
+    /// `From` (`f`).
+    From => "From",
+    /// `To` (`t`).
+    To => "To",
+    /// `Call-ID` (`i`).
+    CallId => "Call-ID",
+    /// `CSeq`.
+    CSeq => "CSeq",
+    /// `Contact` (`m`).
+    Contact => "Contact",
+    /// `Max-Forwards`.
+    MaxForwards => "Max-Forwards",
+    /// `Expires`.
+    Expires => "Expires",
+    /// `Min-Expires`.
+    MinExpires => "Min-Expires",
+    /// `Content-Type` (`c`).
+    ContentType => "Content-Type",
+    /// `Content-Length` (`l`).
+    ContentLength => "Content-Length",
+    /// `Content-Encoding` (`e`).
+    ContentEncoding => "Content-Encoding",
+    /// `Subject` (`s`).
+    Subject => "Subject",
+    /// `Supported` (`k`).
+    Supported => "Supported",
+    /// `Require`.
+    Require => "Require",
+    /// `Proxy-Require`.
+    ProxyRequire => "Proxy-Require",
+    /// `Unsupported`.
+    Unsupported => "Unsupported",
+    /// `Route`.
+    Route => "Route",
+    /// `Record-Route`.
+    RecordRoute => "Record-Route",
+    /// `Path` (RFC 3327).
+    Path => "Path",
+    /// `Authorization`.
+    Authorization => "Authorization",
+    /// `Proxy-Authorization`.
+    ProxyAuthorization => "Proxy-Authorization",
+    /// `WWW-Authenticate`.
+    WwwAuthenticate => "WWW-Authenticate",
+    /// `Proxy-Authenticate`.
+    ProxyAuthenticate => "Proxy-Authenticate",
+    /// `Authentication-Info`.
+    AuthenticationInfo => "Authentication-Info",
+    /// `Date`.
+    Date => "Date",
+    /// `Warning`.
+    Warning => "Warning",
+    /// `Retry-After`.
+    RetryAfter => "Retry-After",
+    /// `Allow`.
+    Allow => "Allow",
+    /// `Accept`.
+    Accept => "Accept",
+    /// `User-Agent`.
+    UserAgent => "User-Agent",
+    /// `Server`.
+    Server => "Server",
+    /// `Timestamp`.
+    Timestamp => "Timestamp",
+    /// `Event` (`o`, RFC 6665).
+    Event => "Event",
+    /// `Allow-Events` (`u`, RFC 6665).
+    AllowEvents => "Allow-Events",
+    /// `Refer-To` (`r`, RFC 3515).
+    ReferTo => "Refer-To",
+    /// `Referred-By` (`b`, RFC 3892).
+    ReferredBy => "Referred-By",
+    /// `Session-Expires` (`x`, RFC 4028).
+    SessionExpires => "Session-Expires",
+    /// `Identity` (`y`, RFC 8224).
+    Identity => "Identity",
+}
+
+static C_NAMES: [HeaderName; 6] = [
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::Contact,
+    HeaderName::ContentType,
+    HeaderName::ContentLength,
+    HeaderName::ContentEncoding,
+];
+static A_NAMES: [HeaderName; 5] = [
+    HeaderName::Authorization,
+    HeaderName::AuthenticationInfo,
+    HeaderName::Allow,
+    HeaderName::Accept,
+    HeaderName::AllowEvents,
+];
+static M_NAMES: [HeaderName; 2] = [HeaderName::MaxForwards, HeaderName::MinExpires];
+static P_NAMES: [HeaderName; 4] = [
+    HeaderName::ProxyAuthorization,
+    HeaderName::ProxyAuthenticate,
+    HeaderName::ProxyRequire,
+    HeaderName::Path,
+];
+static R_NAMES: [HeaderName; 5] = [
+    HeaderName::Route,
+    HeaderName::RecordRoute,
+    HeaderName::Require,
+    HeaderName::RetryAfter,
+    HeaderName::ReferTo,
+];
+static S_NAMES: [HeaderName; 4] = [
+    HeaderName::Supported,
+    HeaderName::Subject,
+    HeaderName::Server,
+    HeaderName::SessionExpires,
+];
+static U_NAMES: [HeaderName; 2] = [HeaderName::Unsupported, HeaderName::UserAgent];
+static V: [HeaderName; 1] = [HeaderName::Via];
+static F: [HeaderName; 1] = [HeaderName::From];
+static T: [HeaderName; 2] = [HeaderName::To, HeaderName::Timestamp];
+static E: [HeaderName; 2] = [HeaderName::Expires, HeaderName::Event];
+static W: [HeaderName; 2] = [HeaderName::WwwAuthenticate, HeaderName::Warning];
+static D: [HeaderName; 1] = [HeaderName::Date];
+static I: [HeaderName; 1] = [HeaderName::Identity];
+static B: [HeaderName; 1] = [HeaderName::ReferredBy];
+
+fn compact(c: u8) -> Option<HeaderName> {
+    // RFC 3261 §7.3.3 and the IANA registry of compact forms.
+    Some(match c.to_ascii_lowercase() {
+        b'i' => HeaderName::CallId,
+        b'm' => HeaderName::Contact,
+        b'f' => HeaderName::From,
+        b't' => HeaderName::To,
+        b'v' => HeaderName::Via,
+        b'l' => HeaderName::ContentLength,
+        b'c' => HeaderName::ContentType,
+        b'k' => HeaderName::Supported,
+        b's' => HeaderName::Subject,
+        b'e' => HeaderName::ContentEncoding,
+        b'o' => HeaderName::Event,
+        b'u' => HeaderName::AllowEvents,
+        b'r' => HeaderName::ReferTo,
+        b'b' => HeaderName::ReferredBy,
+        b'x' => HeaderName::SessionExpires,
+        b'y' => HeaderName::Identity,
+        _ => return None,
+    })
+}
+
+/// Finds the known header a name (full or compact, any case) stands for.
+pub(crate) fn lookup_known(name: &[u8]) -> Option<HeaderName> {
+    let first = *name.first()?;
+    if name.len() == 1 {
+        return compact(first);
+    }
+    let cands: &[HeaderName] = match first.to_ascii_lowercase() {
+        b'c' => &C_NAMES,
+        b'a' => &A_NAMES,
+        b'm' => &M_NAMES,
+        b'p' => &P_NAMES,
+        b'r' => &R_NAMES,
+        b's' => &S_NAMES,
+        b'u' => &U_NAMES,
+        b'v' => &V,
+        b'f' => &F,
+        b't' => &T,
+        b'e' => &E,
+        b'w' => &W,
+        b'd' => &D,
+        b'i' => &I,
+        b'b' => &B,
+        _ => return None,
+    };
+    cands
+        .iter()
+        .find(|c| {
+            let s = c.as_str().as_bytes();
+            s.len() == name.len() && s.eq_ignore_ascii_case(name)
+        })
+        .cloned()
+}
+
+impl HeaderName {
+    /// The name for `name` as it appears in a message; unknown names become
+    /// [`HeaderName::Other`] and keep their bytes.
+    pub fn from_bytes(name: Bytes) -> HeaderName {
+        lookup_known(&name).unwrap_or(HeaderName::Other(OtherName(name)))
+    }
+
+    /// Like [`HeaderName::from_bytes`] for a static string (no allocation).
+    pub fn from_static(name: &'static str) -> HeaderName {
+        HeaderName::from_bytes(Bytes::from_static(name.as_bytes()))
+    }
+
+    /// True when `bytes` (as found in a message) names this header.
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        match self {
+            HeaderName::Other(o) => o.0.eq_ignore_ascii_case(bytes),
+            known => lookup_known(bytes).is_some_and(|k| &k == known),
+        }
+    }
+
+    /// True for headers whose values form a comma-separated list that may be split into
+    /// several header lines (RFC 3261 §7.3.1). Authorization-style headers, Date and
+    /// unknown headers are not split.
+    pub fn is_list(&self) -> bool {
+        matches!(
+            self,
+            HeaderName::Via
+                | HeaderName::Contact
+                | HeaderName::Route
+                | HeaderName::RecordRoute
+                | HeaderName::Path
+                | HeaderName::Supported
+                | HeaderName::Require
+                | HeaderName::ProxyRequire
+                | HeaderName::Unsupported
+                | HeaderName::Allow
+                | HeaderName::Accept
+                | HeaderName::AllowEvents
+                | HeaderName::ContentEncoding
+                | HeaderName::Warning
+        )
+    }
+
+    fn discriminant_key(&self) -> Option<std::mem::Discriminant<HeaderName>> {
+        match self {
+            HeaderName::Other(_) => None,
+            k => Some(std::mem::discriminant(k)),
+        }
+    }
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &HeaderName) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.0.eq_ignore_ascii_case(&b.0),
+            (a, b) => {
+                a.discriminant_key().is_some() && a.discriminant_key() == b.discriminant_key()
+            }
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl Hash for HeaderName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            HeaderName::Other(o) => {
+                for b in o.0.iter() {
+                    state.write_u8(b.to_ascii_lowercase());
+                }
+            }
+            k => std::mem::discriminant(k).hash(state),
+        }
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_case() {
+        for (raw, want) in [
+            ("v", HeaderName::Via),
+            ("VIA", HeaderName::Via),
+            ("i", HeaderName::CallId),
+            ("call-id", HeaderName::CallId),
+            ("L", HeaderName::ContentLength),
+            ("MaX-fOrWaRdS", HeaderName::MaxForwards),
+            ("www-authenticate", HeaderName::WwwAuthenticate),
+            ("k", HeaderName::Supported),
+        ] {
+            assert_eq!(HeaderName::from_static(raw), want, "{raw}");
+        }
+        let x = HeaderName::from_static("X-Foo");
+        assert_eq!(x, HeaderName::from_static("x-foo"));
+        assert_ne!(x, HeaderName::Via);
+        assert_eq!(x.as_str(), "X-Foo");
+        assert!(HeaderName::Via.matches(b"v"));
+        assert!(!HeaderName::Via.matches(b"C%6Fntact"));
+        assert!(HeaderName::from_static("C%6Fntact") != HeaderName::Contact);
+    }
+}
