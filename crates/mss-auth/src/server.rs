@@ -114,9 +114,27 @@ impl DigestServer {
         now_unix_secs: u64,
         rng: &mut R,
     ) -> Result<Vec<String>, AuthError> {
+        self.challenges_for(realm, stale, &self.config.algorithms, now_unix_secs, rng)
+    }
+
+    /// As [`DigestServer::challenges`] with the algorithms (and their order)
+    /// given per call, e.g. MD5 alone for a user known to use SIPp, which
+    /// answers only MD5. Algorithms outside [`ServerConfig::algorithms`] are
+    /// not accepted by [`DigestServer::verify`], so keep to a subset.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidParam`] when `realm` cannot be sent in a quoted-string.
+    pub fn challenges_for<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        stale: bool,
+        algorithms: &[Algorithm],
+        now_unix_secs: u64,
+        rng: &mut R,
+    ) -> Result<Vec<String>, AuthError> {
         let nonce = self.issue_nonce(realm, now_unix_secs, rng);
-        self.config
-            .algorithms
+        algorithms
             .iter()
             .map(|alg| {
                 Ok(Challenge::new(realm, &nonce, *alg)?
@@ -325,6 +343,13 @@ mod tests {
         );
         let v = md5_first.challenges(REALM, true, 5, &mut rng).unwrap();
         assert!(v[0].contains("stale=true, algorithm=MD5"));
+        let v = s
+            .challenges_for(REALM, false, &[Algorithm::Md5], 5, &mut rng)
+            .unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].contains("algorithm=MD5"));
+        assert!(s.challenges(r#"bad"realm\n"#, false, 5, &mut rng).is_ok());
+        assert!(s.challenges("bad\nrealm", false, 5, &mut rng).is_err());
     }
 
     #[test]
