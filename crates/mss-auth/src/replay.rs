@@ -186,6 +186,29 @@ fn record(entry: &mut Entry, use_: NonceUse) -> CountCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    proptest! {
+        /// Whatever the order, a (nonce, nc) pair is accepted at most once
+        /// and the table never exceeds its cap.
+        #[test]
+        fn each_count_accepted_at_most_once(
+            uses in proptest::collection::vec((0u8..6, 0u32..150), 0..300),
+            cap in 1usize..5,
+        ) {
+            let mut t = NonceCounts::new(cap);
+            let mut accepted = HashSet::new();
+            for (nonce, nc) in uses {
+                let name = format!("n{nonce}");
+                let outcome = t.check_and_record(&name, u64::from(nonce), NonceUse::Count(nc), 10, 300);
+                if outcome == CountCheck::Accepted {
+                    prop_assert!(accepted.insert((nonce, nc)), "accepted twice: {nonce} {nc}");
+                }
+                prop_assert!(t.len() <= cap);
+            }
+        }
+    }
 
     const LIFE: u64 = 300;
 
