@@ -1,1 +1,18 @@
-//! mss-services (under construction).
+//! mss-services: the SIP services of mss, free of I/O.
+//!
+//! - [`registrar`]: local users register their devices (RFC 3261 §10, digest per RFC 8760);
+//!   the location service that every other service asks where a user can be reached.
+//! - [`lines`]: external lines (SIP trunks) that mss keeps registered at providers.
+//! - [`im`]: instant messages (RFC 3428 MESSAGE) with an offline store.
+//!
+//! Every service is a state machine in the style of the transaction layer: it takes the
+//! current time ([`Now`]) and messages as input and returns what should happen (responses
+//! to send, requests to start, storage writes to await). It never reads a clock, touches a
+//! socket or waits for a disk; the `mss` binary does that and feeds the results back.
+
+pub mod im;
+pub mod lines;
+mod now;
+pub mod registrar;
+
+pub use now::Now;

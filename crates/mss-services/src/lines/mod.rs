@@ -1,0 +1,1 @@
+//! External lines: the registration client that keeps SIP trunks registered at providers.
