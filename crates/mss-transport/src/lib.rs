@@ -12,6 +12,8 @@
 //! - [`config`] — [`ListenSpec`] (`udp:0.0.0.0:5060`) and [`TransportConfig`] (limits);
 //! - [`transports`] — the [`Transports`] handle: bind, send, connect, sent-by, shutdown;
 //! - [`routing`] — pure response routing (RFC 3261 §18.2.2, RFC 3581) and Via stamping;
+//! - [`stamp`] — stamping `received`/`rport` into a parsed request's top Via, and
+//!   routing a response from the Via headers of a parsed message;
 //! - [`stats`] — [`TransportStats`] counters for the admin API;
 //! - [`error`] — [`TransportError`];
 //! - internal — `udp`, `tcp` (listeners, accept loop, outbound connections),
@@ -27,6 +29,7 @@ mod connection;
 pub mod error;
 pub mod routing;
 mod shared;
+pub mod stamp;
 pub mod stats;
 mod table;
 mod tcp;
@@ -37,5 +40,6 @@ pub use config::{ListenSpec, ListenSpecError, TransportConfig};
 pub use error::TransportError;
 pub use routing::{response_route, via_stamp, ResponseRoute, Rport, ViaRoute, ViaStamp};
 pub use shared::Received;
+pub use stamp::{route_response, stamp_top_via};
 pub use stats::{TransportStats, TransportStatsSnapshot};
 pub use transports::Transports;

@@ -1,0 +1,242 @@
+//! Applies [`via_stamp`] to a parsed request: writes `received` and `rport` into its top
+//! Via (RFC 3261 §18.2.1, RFC 3581 §4), so that responses built from the request carry
+//! them; and reads the [`ViaRoute`] of a top Via.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use mss_sip::net::Flow;
+use mss_sip::{HeaderName, Headers, ParseError, ParseErrorKind, Via};
+
+use crate::routing::{
+    host_ip, response_route, via_stamp, ResponseRoute, Rport, ViaRoute, ViaStamp,
+};
+
+impl<'a> From<&Via<'a>> for ViaRoute<'a> {
+    fn from(via: &Via<'a>) -> ViaRoute<'a> {
+        ViaRoute {
+            host: via.host,
+            port: via.port,
+            received: via.received().and_then(host_ip),
+            rport: rport_of(via),
+            maddr: via.maddr(),
+        }
+    }
+}
+
+/// The `rport` of a Via; a value that is not a port counts as empty (to be filled in).
+fn rport_of(via: &Via<'_>) -> Rport {
+    match via.rport() {
+        None => Rport::Absent,
+        Some(None) => Rport::Empty,
+        Some(Some(port)) => Rport::Value(port),
+    }
+}
+
+/// Where the response to a request goes, read from the top Via in `headers` (the
+/// request's, or the response's, which copies it): see [`response_route`].
+///
+/// # Errors
+/// The top Via is missing or malformed.
+pub fn route_response(request: &Flow, headers: &Headers) -> Result<ResponseRoute, ParseError> {
+    let via = headers.top_via()?;
+    Ok(response_route(request, &ViaRoute::from(&via)))
+}
+
+/// Stamps the top Via of a request received from `source` with `received` and `rport`
+/// as [`via_stamp`] decides, replacing values the client put there. Other Via values
+/// are kept as they are.
+///
+/// # Returns
+/// What was stamped (empty when the Via needed nothing).
+///
+/// # Errors
+/// The top Via is missing, not UTF-8 or malformed (the caller answers 400 if it can).
+pub fn stamp_top_via(headers: &mut Headers, source: SocketAddr) -> Result<ViaStamp, ParseError> {
+    let via_err = |kind, offset| ParseError::in_header(kind, HeaderName::Via, offset);
+    let line = headers
+        .get(&HeaderName::Via)
+        .ok_or_else(|| via_err(ParseErrorKind::MissingHeader, 0))?;
+    let line = std::str::from_utf8(line)
+        .map_err(|e| via_err(ParseErrorKind::InvalidUtf8, e.valid_up_to()))?;
+    let (top, rest) = line.split_at(top_item_end(line));
+    let via = Via::parse(top)?;
+    let stamp = via_stamp(via.host, rport_of(&via), source);
+    if stamp.is_empty() {
+        return Ok(stamp);
+    }
+    let mut first = String::with_capacity(line.len() + 40);
+    first.push_str(head_of(top));
+    for (name, value) in via.params.iter() {
+        if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        first.push(';');
+        first.push_str(name);
+        if let Some(value) = value {
+            first.push('=');
+            first.push_str(value);
+        }
+    }
+    if let Some(ip) = stamp.received {
+        push_received(&mut first, ip);
+    }
+    if let Some(port) = stamp.rport {
+        let _ = write!(first, ";rport={port}");
+    }
+    first.push_str(rest);
+    replace_first_via(headers, Bytes::from(first));
+    Ok(stamp)
+}
+
+/// `received` holds a bare address, IPv6 without brackets (RFC 3261 §20.42 grammar
+/// `via-received = "received" EQUAL (IPv4address / IPv6address)`).
+fn push_received(out: &mut String, ip: IpAddr) {
+    let _ = write!(out, ";received={}", ip.to_canonical());
+}
+
+/// The end of the first value of a Via line: the first comma outside a quoted string.
+fn top_item_end(line: &str) -> usize {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => return i,
+            _ => {}
+        }
+    }
+    line.len()
+}
+
+/// The sent-protocol and sent-by of a Via value: everything before its first parameter.
+fn head_of(item: &str) -> &str {
+    let head = item.split(';').next().unwrap_or(item);
+    head.trim_end_matches([' ', '\t', '\r', '\n'])
+}
+
+/// Replaces the first Via line, keeping every other Via line after it in order.
+///
+/// `Headers` can replace the first line of a name only together with dropping the others
+/// (`replace`), so the Via lines are taken out and put back at the top of the header list;
+/// only the order among Via lines carries meaning (RFC 3261 §7.3.1).
+fn replace_first_via(headers: &mut Headers, first: Bytes) {
+    let others: Vec<Bytes> = headers
+        .get_all(&HeaderName::Via)
+        .skip(1)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    headers.remove(&HeaderName::Via);
+    for value in others.into_iter().rev() {
+        headers.push_front(HeaderName::Via, value);
+    }
+    headers.push_front(HeaderName::Via, first);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use mss_sip::net::Transport;
+    use mss_sip::{parse_datagram, Message};
+
+    fn parse(vias: &str) -> Message {
+        let raw = format!(
+            "OPTIONS sip:mss SIP/2.0\r\n{vias}To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\n\
+             Call-ID: x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        parse_datagram(Bytes::from(raw)).unwrap()
+    }
+
+    fn vias(msg: &Message) -> Vec<String> {
+        msg.headers()
+            .get_all(&HeaderName::Via)
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+            .collect()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn stamps_received_for_a_host_name() {
+        let mut msg = parse("Via: SIP/2.0/UDP bobspc.biloxi.com:5060;branch=z9hG4bK74\r\n");
+        let stamp = stamp_top_via(msg.headers_mut(), addr("192.0.2.4:5060")).unwrap();
+        assert_eq!(stamp.rport, None);
+        assert_eq!(
+            vias(&msg),
+            ["SIP/2.0/UDP bobspc.biloxi.com:5060;branch=z9hG4bK74;received=192.0.2.4"]
+        );
+    }
+
+    #[test]
+    fn leaves_a_matching_via_alone() {
+        let line = "SIP/2.0/UDP 192.0.2.4:5060 ; branch=z9hG4bK74";
+        let mut msg = parse(&format!("Via: {line}\r\n"));
+        let stamp = stamp_top_via(msg.headers_mut(), addr("192.0.2.4:5060")).unwrap();
+        assert!(stamp.is_empty());
+        assert_eq!(vias(&msg), [line]);
+    }
+
+    #[test]
+    fn fills_rport_and_replaces_client_values() {
+        let mut msg = parse(
+            "Via: SIP/2.0/TCP [2001:db8::1]:5060;rport;branch=z9hG4bK1;received=6.6.6.6, \
+             SIP/2.0/UDP proxy.example.com;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP last;branch=z9hG4bK3\r\n",
+        );
+        stamp_top_via(msg.headers_mut(), addr("[2001:db8::1]:40001")).unwrap();
+        assert_eq!(
+            vias(&msg),
+            [
+                "SIP/2.0/TCP [2001:db8::1]:5060;branch=z9hG4bK1;received=2001:db8::1;rport=40001, \
+                 SIP/2.0/UDP proxy.example.com;branch=z9hG4bK2",
+                "SIP/2.0/UDP last;branch=z9hG4bK3",
+            ]
+        );
+        let via = msg.headers().top_via().unwrap();
+        assert_eq!(via.rport(), Some(Some(40001)));
+        assert_eq!(via.branch(), Some("z9hG4bK1"));
+    }
+
+    #[test]
+    fn stamped_request_routes_back_to_the_source() {
+        let mut msg = parse("Via: SIP/2.0/UDP 10.0.0.2:5062;rport;branch=z9hG4bK9\r\n");
+        let source = addr("198.51.100.7:31000");
+        stamp_top_via(msg.headers_mut(), source).unwrap();
+        let flow = Flow::udp(source);
+        let route = route_response(&flow, msg.headers()).unwrap();
+        assert_eq!(route.flow(), Some(Flow::udp(source)));
+        let via = msg.headers().top_via().unwrap();
+        let r = ViaRoute::from(&via);
+        assert_eq!(r.received, Some("198.51.100.7".parse().unwrap()));
+        assert_eq!((r.port, r.rport), (Some(5062), Rport::Value(31000)));
+        let tcp = Flow {
+            transport: Transport::Tcp,
+            ..flow
+        };
+        let fallback = route_response(&tcp, msg.headers()).unwrap().flow().unwrap();
+        assert_eq!(fallback.remote, addr("198.51.100.7:5062"));
+    }
+
+    #[test]
+    fn missing_or_bad_via_is_an_error() {
+        let mut headers = Headers::new();
+        let e = stamp_top_via(&mut headers, addr("192.0.2.4:5060")).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::MissingHeader);
+        headers.push(HeaderName::Via, Bytes::from_static(b"SIP/2.0/UDP"));
+        assert!(stamp_top_via(&mut headers, addr("192.0.2.4:5060")).is_err());
+        let flow = Flow::udp(addr("192.0.2.4:5060"));
+        assert!(route_response(&flow, &Headers::new()).is_err());
+    }
+
+    #[test]
+    fn top_item_ends_at_an_unquoted_comma() {
+        assert_eq!(top_item_end("a;x=\"1,2\", b"), 9);
+        assert_eq!(top_item_end("a;x=\"\\\",\""), 9);
+        assert_eq!(top_item_end("a"), 1);
+    }
+}
