@@ -1,0 +1,247 @@
+//! Configuration: `mss.ini`, `mss_var_param.ini` and the embedded defaults (DESIGN.md §1–§2).
+//!
+//! - [`model`]: the validated types ([`Config`], [`ServerConfig`], [`LineConfig`]…).
+//! - [`error`]: [`Diagnostic`]s that name `file:line`, section and key; all are collected.
+//! - `ini_file`: `rust-ini` parsing plus a line index (rust-ini keeps no line numbers).
+//! - `values`: parsers for addresses, durations, names….
+//! - `validate`: known sections and keys, required keys, cross-references.
+//! - [`var_params`]: `mss_var_param.ini` and [`effective_call_id_mode`].
+//! - [`default_users`]: the generated users `100`, `101`, `102` of the embedded defaults.
+//!
+//! [`load`] finds and reads the files the way the command line promises.
+
+pub mod default_users;
+pub mod error;
+mod ini_file;
+pub mod model;
+mod validate;
+mod values;
+pub mod var_params;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Diagnostic, Diagnostics};
+pub use model::{
+    CallIdMode, Config, ImConfig, LineConfig, ListenSpec, ServerConfig, SipTransport, UserConfig,
+};
+pub use var_params::{effective_call_id_mode, VarParams};
+
+/// File name of the configuration looked for in the current folder.
+pub const CONFIG_FILE: &str = "mss.ini";
+/// File name of the variable parameters looked for beside the configuration.
+pub const VAR_FILE: &str = "mss_var_param.ini";
+
+/// The configuration in force and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// The variable parameters.
+    pub var: VarParams,
+    /// The configuration file, `None` when running on embedded defaults.
+    pub config_path: Option<PathBuf>,
+    /// The variable-parameter file, `None` when there is none.
+    pub var_path: Option<PathBuf>,
+}
+
+impl Loaded {
+    /// Whether mss runs on the embedded defaults (no configuration file).
+    pub fn is_embedded(&self) -> bool {
+        self.config_path.is_none()
+    }
+
+    /// A few lines that say what the configuration contains (for `mss check-config`).
+    pub fn summary(&self) -> String {
+        let c = &self.config;
+        let mut s = String::new();
+        match &self.config_path {
+            Some(p) => s.push_str(&format!("config: {}\n", p.display())),
+            None => s.push_str(&format!(
+                "config: embedded defaults (no --config and no ./{CONFIG_FILE})\n"
+            )),
+        }
+        match &self.var_path {
+            Some(p) => s.push_str(&format!("variable parameters: {}\n", p.display())),
+            None => s.push_str("variable parameters: none\n"),
+        }
+        s.push_str(&format!("domain: {}\n", c.server.domain));
+        let listen: Vec<String> = c.server.listen.iter().map(ToString::to_string).collect();
+        s.push_str(&format!("listen: {}\n", listen.join(", ")));
+        s.push_str(&format!("data: {}\n", c.server.data_dir.display()));
+        s.push_str(&format!("admin: http://{}\n", c.server.admin));
+        if self.is_embedded() {
+            s.push_str(&format!(
+                "users: {} (passwords generated at first start)\n",
+                default_users::DEFAULT_USER_NAMES.join(", ")
+            ));
+        } else {
+            let users: Vec<&str> = c.users.iter().map(|u| u.name.as_str()).collect();
+            s.push_str(&format!("users: {} ({})\n", users.len(), users.join(", ")));
+        }
+        s.push_str(&format!("lines: {}\n", c.lines.len()));
+        for l in &c.lines {
+            s.push_str(&format!(
+                "  {}: {}@{} via {}:{}:{}, call-id {}\n",
+                l.name,
+                l.number,
+                l.domain,
+                l.transport,
+                l.registrar_host,
+                l.registrar_port,
+                effective_call_id_mode(l, &self.var).as_str()
+            ));
+        }
+        s
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The default SIP domain: the machine's host name (from `/proc/sys/kernel/hostname`, else
+/// `/etc/hostname`), or `localhost` when neither gives a valid name. Requests to any local IP
+/// address are accepted as well (see [`ServerConfig::is_local_domain`]).
+pub fn default_domain() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .filter_map(|t| values::host(t.trim()).ok())
+        .next()
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Loads the configuration as `mss serve` and `mss check-config` do.
+///
+/// - `config`: the file named by `--config`; without it `./mss.ini` if it exists, else the
+///   embedded defaults.
+/// - `var`: the file named by `--var`; without it `mss_var_param.ini` in the folder of the
+///   configuration file (the current folder on embedded defaults), if it exists.
+///
+/// Relative `data_dir` values are relative to the folder of the configuration file.
+///
+/// # Errors
+/// [`ConfigError::Read`] when a named file cannot be read; [`ConfigError::Invalid`] with
+/// every problem of both files.
+pub fn load(config: Option<&Path>, var: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let config_path = match config {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(CONFIG_FILE)).filter(|p| p.is_file()),
+    };
+    let base_dir = config_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let var_path = match var {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(base_dir.join(VAR_FILE)).filter(|p| p.is_file()),
+    };
+    let mut diags = Diagnostics::default();
+
+    let config = match &config_path {
+        None => Some(Config::embedded(default_domain())),
+        Some(path) => {
+            let text = read(path)?;
+            let name = path.display().to_string();
+            match ini_file::parse(&name, &text)
+                .and_then(|f| validate::config_from_ini(&f, &base_dir, default_domain()))
+            {
+                Ok(c) => Some(c),
+                Err(d) => {
+                    diags.0.extend(d.0);
+                    None
+                }
+            }
+        }
+    };
+    let var_params = match &var_path {
+        None => Some(VarParams::default()),
+        Some(path) => {
+            let text = read(path)?;
+            let name = path.display().to_string();
+            match ini_file::parse(&name, &text).and_then(|f| var_params::var_params_from_ini(&f)) {
+                Ok(v) => Some(v),
+                Err(d) => {
+                    diags.0.extend(d.0);
+                    None
+                }
+            }
+        }
+    };
+    match (config, var_params) {
+        (Some(config), Some(var)) => Ok(Loaded {
+            config,
+            var,
+            config_path,
+            var_path,
+        }),
+        _ => Err(ConfigError::Invalid(diags)),
+    }
+}
+
+/// Whether `err` is "file not found" (for friendlier messages).
+pub fn is_not_found(err: &ConfigError) -> bool {
+    matches!(err, ConfigError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_files_and_var_beside_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        fs::write(
+            &cfg,
+            "[server]\ndomain = pbx.test\n[user:101]\npassword = x\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join(VAR_FILE),
+            "[sip]\ngVarSipRegSameDialog = 1\n",
+        )
+        .unwrap();
+        let l = load(Some(&cfg), None).unwrap();
+        assert_eq!(l.config.server.domain, "pbx.test");
+        assert_eq!(l.config.server.data_dir, dir.path().join("mss-data"));
+        assert_eq!(l.var.sip_reg_same_dialog, Some(true));
+        assert_eq!(l.var_path, Some(dir.path().join(VAR_FILE)));
+        assert!(l.summary().contains("users: 1 (101)"));
+    }
+
+    #[test]
+    fn errors_of_both_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        let var = dir.path().join("v.ini");
+        fs::write(&cfg, "[server]\nport = 1\n").unwrap();
+        fs::write(&var, "[sip]\ngVarSipRegSameDialog = 2\n").unwrap();
+        let e = load(Some(&cfg), Some(&var)).unwrap_err().to_string();
+        assert!(e.contains("mss.ini:2: [server] port: unknown key"), "{e}");
+        assert!(
+            e.contains("v.ini:2: [sip] gVarSipRegSameDialog: \"2\" is not 0 or 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_named_file_is_a_read_error() {
+        let e = load(Some(Path::new("/nonexistent/mss.ini")), None).unwrap_err();
+        assert!(is_not_found(&e));
+        assert!(e.to_string().contains("/nonexistent/mss.ini"));
+    }
+
+    #[test]
+    fn default_domain_is_a_valid_host() {
+        let d = default_domain();
+        assert!(values::host(&d).is_ok(), "{d}");
+    }
+}

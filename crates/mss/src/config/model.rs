@@ -1,0 +1,325 @@
+//! The configuration model: what `mss.ini` says once validated.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Transports `mss.ini` can name (`listen`, a line's `transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SipTransport {
+    /// UDP (RFC 3261 §18).
+    Udp,
+    /// TCP (RFC 3261 §18).
+    Tcp,
+}
+
+impl SipTransport {
+    /// The lower-case name used in `mss.ini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for SipTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One item of `listen`: a transport and the address to bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenSpec {
+    /// Transport.
+    pub transport: SipTransport,
+    /// Address to bind.
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// How a line chooses the Call-ID of its REGISTER requests (`call_id` key, DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CallIdMode {
+    /// Start with the RFC 3261 §10.2 behaviour (same Call-ID, CSeq + 1) and switch to
+    /// [`CallIdMode::Fresh`] for good when the registrar rejects a same-Call-ID REGISTER with
+    /// `400`/`500` whose reason or `P-Registrar-Error` speaks of the CSeq or ordering.
+    #[default]
+    Auto,
+    /// Every REGISTER of the line within one dialog: same Call-ID, CSeq + 1.
+    Same,
+    /// A fresh Call-ID (and From tag) for every REGISTER.
+    Fresh,
+}
+
+impl CallIdMode {
+    /// The name used in `mss.ini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallIdMode::Auto => "auto",
+            CallIdMode::Same => "same",
+            CallIdMode::Fresh => "fresh",
+        }
+    }
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// SIP domain and digest realm of local users (`domain`; default: the machine's host name).
+    pub domain: String,
+    /// Other names of this server that count as its domain (`aliases`, comma-separated).
+    pub aliases: Vec<String>,
+    /// Sockets to listen on (`listen`).
+    pub listen: Vec<ListenSpec>,
+    /// Folder of the SQLite database and generated files (`data_dir`).
+    pub data_dir: PathBuf,
+    /// Address of the HTTP admin API (`admin`).
+    pub admin: SocketAddr,
+    /// Dial this prefix + number to call out through a line (`outgroup_prefix`).
+    pub outgroup_prefix: String,
+    /// Shortest registration accepted; shorter ones get `423` (`min_expires`, seconds).
+    pub min_expires: u32,
+    /// Longest registration granted; longer ones are shortened (`max_expires`, seconds).
+    pub max_expires: u32,
+    /// Most contacts one local user may register at once (`max_contacts_per_user`).
+    pub max_contacts_per_user: u32,
+    /// How long a digest nonce stays valid before `stale=true` (`nonce_lifetime`).
+    pub nonce_lifetime: Duration,
+}
+
+/// Default SIP port (RFC 3261 §19.1.2).
+pub const DEFAULT_SIP_PORT: u16 = 5060;
+
+impl ServerConfig {
+    /// The `[server]` section with every default and the given domain.
+    pub fn with_domain(domain: String) -> ServerConfig {
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        ServerConfig {
+            domain,
+            aliases: Vec::new(),
+            listen: vec![
+                ListenSpec {
+                    transport: SipTransport::Udp,
+                    addr: SocketAddr::new(any, DEFAULT_SIP_PORT),
+                },
+                ListenSpec {
+                    transport: SipTransport::Tcp,
+                    addr: SocketAddr::new(any, DEFAULT_SIP_PORT),
+                },
+            ],
+            data_dir: PathBuf::from("./mss-data"),
+            admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),
+            outgroup_prefix: "9".to_string(),
+            min_expires: 60,
+            max_expires: 3600,
+            max_contacts_per_user: 10,
+            nonce_lifetime: Duration::from_secs(300),
+        }
+    }
+
+    /// Whether `host` (a Request-URI or To host, without port) names this server.
+    ///
+    /// True for `domain` and every alias (ASCII case-insensitive, trailing dot ignored), for
+    /// loopback addresses, for the specific addresses of `listen`, and for every address in
+    /// `local_ips` (the machine's interface addresses, found at run time). Clients such as
+    /// linphone address us by IP with or without port (DESIGN.md §7), so any local IP counts.
+    pub fn is_local_domain(&self, host: &str, local_ips: &[IpAddr]) -> bool {
+        let h = host
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = h.parse::<IpAddr>() {
+            return ip.is_loopback()
+                || local_ips.contains(&ip)
+                || self
+                    .listen
+                    .iter()
+                    .any(|l| !l.addr.ip().is_unspecified() && l.addr.ip() == ip)
+                || self.domain.parse::<IpAddr>().is_ok_and(|d| d == ip)
+                || self
+                    .aliases
+                    .iter()
+                    .any(|a| a.parse::<IpAddr>().is_ok_and(|d| d == ip));
+        }
+        let h = h.strip_suffix('.').unwrap_or(h);
+        h.eq_ignore_ascii_case(&self.domain)
+            || h.eq_ignore_ascii_case("localhost")
+            || self.aliases.iter().any(|a| h.eq_ignore_ascii_case(a))
+    }
+}
+
+/// A `[user:NAME]` section: a local user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    /// User name (AOR user part and digest user name).
+    pub name: String,
+    /// Digest password.
+    pub password: String,
+    /// Display name, if any.
+    pub display_name: Option<String>,
+}
+
+impl fmt::Debug for UserConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// A `[line:NAME]` section: an external line (SIP trunk) mss registers to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LineConfig {
+    /// Line name.
+    pub name: String,
+    /// Registrar host name or IP (`registrar`).
+    pub registrar_host: String,
+    /// Registrar port (`registrar`, default 5060).
+    pub registrar_port: u16,
+    /// Transport to the registrar (`transport`, default `udp`).
+    pub transport: SipTransport,
+    /// The line's number at the provider, AOR user part (`number`).
+    pub number: String,
+    /// Digest user name (`username`, default: `number`).
+    pub username: String,
+    /// Digest password (`password`).
+    pub password: String,
+    /// AOR domain (`domain`, default: registrar host).
+    pub domain: String,
+    /// Registration expiry asked for, seconds (`expires`, default 3600).
+    pub expires: u32,
+    /// Local user who receives the line's incoming calls (`owner`).
+    pub owner: Option<String>,
+    /// Call-ID behaviour (`call_id`, default `auto`).
+    pub call_id: CallIdMode,
+}
+
+impl fmt::Debug for LineConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineConfig")
+            .field("name", &self.name)
+            .field("registrar_host", &self.registrar_host)
+            .field("registrar_port", &self.registrar_port)
+            .field("transport", &self.transport)
+            .field("number", &self.number)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("domain", &self.domain)
+            .field("expires", &self.expires)
+            .field("owner", &self.owner)
+            .field("call_id", &self.call_id)
+            .finish()
+    }
+}
+
+/// The `[im]` section: instant messages and the offline store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImConfig {
+    /// Most stored messages per local user (`offline_max_messages`, default 10).
+    pub offline_max_messages: u32,
+    /// Longest storable message body in characters (`offline_max_chars`, default 199).
+    pub offline_max_chars: u32,
+    /// How long a stored message is kept (`offline_ttl`, default 7d).
+    pub offline_ttl: Duration,
+    /// Most MESSAGE requests one local sender may send per minute; 0 = no limit
+    /// (`rate_limit_per_minute`, default 60).
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for ImConfig {
+    fn default() -> ImConfig {
+        ImConfig {
+            offline_max_messages: 10,
+            offline_max_chars: 199,
+            offline_ttl: Duration::from_secs(7 * 86_400),
+            rate_limit_per_minute: 60,
+        }
+    }
+}
+
+/// The whole of `mss.ini`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[user:NAME]` sections, in file order.
+    pub users: Vec<UserConfig>,
+    /// `[line:NAME]` sections, in file order.
+    pub lines: Vec<LineConfig>,
+    /// `[im]`.
+    pub im: ImConfig,
+}
+
+impl Config {
+    /// The embedded defaults (no users: the binary adds the generated default users).
+    pub fn embedded(domain: String) -> Config {
+        Config {
+            server: ServerConfig::with_domain(domain),
+            users: Vec::new(),
+            lines: Vec::new(),
+            im: ImConfig::default(),
+        }
+    }
+
+    /// The local user called `name`, if configured.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_domain_matches_names_aliases_and_ips() {
+        let mut s = ServerConfig::with_domain("pbx.example.com".into());
+        s.aliases = vec!["pbx".into(), "10.1.2.3".into()];
+        s.listen.push(ListenSpec {
+            transport: SipTransport::Udp,
+            addr: "192.0.2.7:5062".parse().unwrap(),
+        });
+        let local: Vec<IpAddr> = vec!["192.0.2.5".parse().unwrap(), "fe80::1".parse().unwrap()];
+        for yes in [
+            "pbx.example.com",
+            "PBX.Example.COM.",
+            "pbx",
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "::1",
+            "192.0.2.5",
+            "[fe80::1]",
+            "192.0.2.7",
+            "10.1.2.3",
+        ] {
+            assert!(s.is_local_domain(yes, &local), "{yes}");
+        }
+        for no in ["example.com", "192.0.2.6", "pbx.example.co", "0.0.0.0", ""] {
+            assert!(!s.is_local_domain(no, &local), "{no}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let u = UserConfig {
+            name: "101".into(),
+            password: "s3cret".into(),
+            display_name: None,
+        };
+        assert!(!format!("{u:?}").contains("s3cret"));
+    }
+}

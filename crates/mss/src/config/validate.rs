@@ -1,0 +1,485 @@
+//! From a parsed `mss.ini` to a [`Config`]: known sections and keys, value checks and
+//! cross-references, with every problem collected (not only the first).
+
+use std::path::Path;
+
+use super::error::Diagnostics;
+use super::ini_file::{Entry, IniFile, Section};
+use super::model::{CallIdMode, DEFAULT_SIP_PORT};
+use super::model::{Config, ImConfig, LineConfig, ServerConfig, SipTransport, UserConfig};
+use super::values;
+
+/// Keys of `[server]`.
+pub(crate) const SERVER_KEYS: &[&str] = &[
+    "domain",
+    "aliases",
+    "listen",
+    "data_dir",
+    "admin",
+    "outgroup_prefix",
+    "min_expires",
+    "max_expires",
+    "max_contacts_per_user",
+    "nonce_lifetime",
+];
+/// Keys of `[user:NAME]`.
+pub(crate) const USER_KEYS: &[&str] = &["password", "display_name"];
+/// Keys of `[line:NAME]`.
+pub(crate) const LINE_KEYS: &[&str] = &[
+    "registrar",
+    "transport",
+    "number",
+    "username",
+    "password",
+    "domain",
+    "expires",
+    "owner",
+    "call_id",
+];
+/// Keys of `[im]`.
+pub(crate) const IM_KEYS: &[&str] = &[
+    "offline_max_messages",
+    "offline_max_chars",
+    "offline_ttl",
+    "rate_limit_per_minute",
+];
+
+/// Collects diagnostics while reading sections of one file.
+pub(crate) struct Checker<'a> {
+    file: &'a IniFile,
+    /// Every problem found so far.
+    pub(crate) diags: Diagnostics,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker for `file`.
+    pub(crate) fn new(file: &'a IniFile) -> Checker<'a> {
+        Checker {
+            file,
+            diags: Diagnostics::default(),
+        }
+    }
+
+    /// Reports a problem with a section (at its header line).
+    pub(crate) fn section_error(&mut self, s: &Section, message: impl Into<String>) {
+        let d = self.file.diag(Some(s.line), Some(&s.name), None, message);
+        self.diags.push(d);
+    }
+
+    /// Reports a problem with a key.
+    fn entry_error(&mut self, s: &Section, e: &Entry, message: impl Into<String>) {
+        let d = self
+            .file
+            .diag(Some(e.line), Some(&s.name), Some(&e.key), message);
+        self.diags.push(d);
+    }
+
+    /// Reports every key of `s` that is not in `known`.
+    pub(crate) fn check_keys(&mut self, s: &Section, known: &[&str]) {
+        for e in &s.entries {
+            if !known.contains(&e.key.as_str()) {
+                let hint = match known.iter().find(|k| k.eq_ignore_ascii_case(&e.key)) {
+                    Some(k) => format!("unknown key (did you mean {k:?}? keys are case-sensitive)"),
+                    None => format!("unknown key (known: {})", known.join(", ")),
+                };
+                self.entry_error(s, e, hint);
+            }
+        }
+    }
+
+    /// The value of `key` parsed by `parse`; `None` when absent or invalid (reported).
+    pub(crate) fn value<T>(
+        &mut self,
+        s: &Section,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let e = s.entries.iter().find(|e| e.key == key)?;
+        match parse(&e.value) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.entry_error(s, e, msg);
+                None
+            }
+        }
+    }
+
+    /// Like [`Checker::value`], and reports a missing key.
+    pub(crate) fn required<T>(
+        &mut self,
+        s: &Section,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        if !s.entries.iter().any(|e| e.key == key) {
+            let d = self
+                .file
+                .diag(Some(s.line), Some(&s.name), Some(key), "missing (required)");
+            self.diags.push(d);
+            return None;
+        }
+        self.value(s, key, parse)
+    }
+
+    /// The line of `key` in `s`, or of the section header.
+    fn line_of(s: &Section, key: &str) -> usize {
+        s.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map_or(s.line, |e| e.line)
+    }
+}
+
+/// Reads a `[user:NAME]` section (`name` is the part after `user:`).
+pub(crate) fn user_section(c: &mut Checker<'_>, s: &Section, name: &str) -> Option<UserConfig> {
+    c.check_keys(s, USER_KEYS);
+    let name = match values::user_name(name) {
+        Ok(n) => Some(n),
+        Err(msg) => {
+            c.section_error(s, msg);
+            None
+        }
+    };
+    let password = c.required(s, "password", values::text);
+    let display_name = c.value(s, "display_name", values::text);
+    Some(UserConfig {
+        name: name?,
+        password: password?,
+        display_name,
+    })
+}
+
+fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mut ServerConfig) {
+    c.check_keys(s, SERVER_KEYS);
+    if let Some(v) = c.value(s, "domain", values::host) {
+        server.domain = v;
+    }
+    if let Some(v) = c.value(s, "aliases", |v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(values::host)
+            .collect::<Result<Vec<_>, _>>()
+    }) {
+        server.aliases = v;
+    }
+    if let Some(v) = c.value(s, "listen", values::listen_list) {
+        server.listen = v;
+    }
+    if let Some(v) = c.value(s, "data_dir", values::text) {
+        server.data_dir = base_dir.join(v);
+    }
+    if let Some(v) = c.value(s, "admin", values::socket_addr) {
+        server.admin = v;
+    }
+    if let Some(v) = c.value(s, "outgroup_prefix", values::dial_prefix) {
+        server.outgroup_prefix = v;
+    }
+    if let Some(v) = c.value(s, "min_expires", |v| values::seconds(v, 1, 86_400)) {
+        server.min_expires = v;
+    }
+    if let Some(v) = c.value(s, "max_expires", |v| values::seconds(v, 1, 604_800)) {
+        server.max_expires = v;
+    }
+    if let Some(v) = c.value(s, "max_contacts_per_user", |v| values::number(v, 1, 1000)) {
+        server.max_contacts_per_user = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = c.value(s, "nonce_lifetime", values::duration) {
+        server.nonce_lifetime = v;
+    }
+    if server.min_expires > server.max_expires {
+        let line = Checker::line_of(s, "max_expires");
+        let d = c.file.diag(
+            Some(line),
+            Some(&s.name),
+            Some("max_expires"),
+            format!(
+                "{} is shorter than min_expires ({})",
+                server.max_expires, server.min_expires
+            ),
+        );
+        c.diags.push(d);
+    }
+}
+
+fn line_section(
+    c: &mut Checker<'_>,
+    s: &Section,
+    name: &str,
+    user_names: &[&str],
+) -> Option<LineConfig> {
+    c.check_keys(s, LINE_KEYS);
+    let name = match values::line_name(name) {
+        Ok(n) => Some(n),
+        Err(msg) => {
+            c.section_error(s, msg);
+            None
+        }
+    };
+    let registrar = c.required(s, "registrar", |v| values::host_port(v, DEFAULT_SIP_PORT));
+    let transport = c
+        .value(s, "transport", values::transport)
+        .unwrap_or(SipTransport::Udp);
+    let number = c.required(s, "number", values::user_name);
+    let username = c.value(s, "username", values::text);
+    let password = c.required(s, "password", values::text);
+    let domain = c.value(s, "domain", values::host);
+    let expires = c
+        .value(s, "expires", |v| values::seconds(v, 1, 604_800))
+        .unwrap_or(3600);
+    let owner = c.value(s, "owner", |v| {
+        if user_names.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("{v:?} is not a configured user"))
+        }
+    });
+    let call_id = c
+        .value(s, "call_id", values::call_id_mode)
+        .unwrap_or(CallIdMode::Auto);
+    let (registrar_host, registrar_port) = registrar?;
+    let number = number?;
+    Some(LineConfig {
+        name: name?,
+        username: username.unwrap_or_else(|| number.clone()),
+        domain: domain.unwrap_or_else(|| registrar_host.clone()),
+        registrar_host,
+        registrar_port,
+        transport,
+        number,
+        password: password?,
+        expires,
+        owner,
+        call_id,
+    })
+}
+
+fn im_section(c: &mut Checker<'_>, s: &Section, im: &mut ImConfig) {
+    c.check_keys(s, IM_KEYS);
+    if let Some(v) = c.value(s, "offline_max_messages", |v| values::number(v, 0, 100_000)) {
+        im.offline_max_messages = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = c.value(s, "offline_max_chars", |v| values::number(v, 1, 65_535)) {
+        im.offline_max_chars = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = c.value(s, "offline_ttl", values::duration) {
+        im.offline_ttl = v;
+    }
+    if let Some(v) = c.value(s, "rate_limit_per_minute", |v| {
+        values::number(v, 0, 1_000_000)
+    }) {
+        im.rate_limit_per_minute = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+}
+
+/// Validates a parsed `mss.ini`. Relative `data_dir` values are taken from `base_dir` (the
+/// folder of the file); `default_domain` is used when `[server]` has no `domain`.
+pub(crate) fn config_from_ini(
+    file: &IniFile,
+    base_dir: &Path,
+    default_domain: String,
+) -> Result<Config, Diagnostics> {
+    let mut c = Checker::new(file);
+    let mut config = Config::embedded(default_domain);
+    config.server.data_dir = base_dir.join("mss-data");
+    let user_names: Vec<&str> = file
+        .sections
+        .iter()
+        .filter_map(|s| s.name.strip_prefix("user:").map(str::trim))
+        .collect();
+    for s in &file.sections {
+        match s.name.split_once(':') {
+            None if s.name == "server" => server_section(&mut c, s, base_dir, &mut config.server),
+            None if s.name == "im" => im_section(&mut c, s, &mut config.im),
+            Some(("user", name)) => {
+                if let Some(u) = user_section(&mut c, s, name.trim()) {
+                    config.users.push(u);
+                }
+            }
+            Some(("line", name)) => {
+                if let Some(l) = line_section(&mut c, s, name.trim(), &user_names) {
+                    config.lines.push(l);
+                }
+            }
+            _ => c.section_error(
+                s,
+                "unknown section (expected [server], [user:NAME], [line:NAME] or [im])",
+            ),
+        }
+    }
+    if c.diags.is_empty() {
+        Ok(config)
+    } else {
+        c.diags.sort();
+        Err(c.diags)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::config::ini_file;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    const GOOD: &str = "\
+[server]
+domain = pbx.example.com          ; SIP domain
+listen = udp:0.0.0.0:5060, tcp:0.0.0.0:5060
+data_dir = ./mss-data
+admin = 127.0.0.1:5080
+outgroup_prefix = 9
+
+[user:101]
+password = s3cret
+display_name = Alice
+
+[user:102]
+password = other
+
+[line:provider1]                  ; an external line
+registrar = sip.provider.example:5060
+number = 2001
+password = linepw
+expires = 3600
+owner = 101
+call_id = auto
+
+[im]
+offline_max_messages = 10
+offline_max_chars = 199
+offline_ttl = 7d
+";
+
+    fn load(text: &str) -> Result<Config, String> {
+        let f = ini_file::parse("mss.ini", text).map_err(|d| d.to_string())?;
+        config_from_ini(&f, Path::new("/etc/mss"), "host.local".into()).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn good_file() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.server.domain, "pbx.example.com");
+        assert_eq!(c.server.listen.len(), 2);
+        assert_eq!(c.server.data_dir, PathBuf::from("/etc/mss/./mss-data"));
+        assert_eq!(c.server.admin.port(), 5080);
+        assert_eq!(c.users.len(), 2);
+        assert_eq!(c.users[0].display_name.as_deref(), Some("Alice"));
+        let l = &c.lines[0];
+        assert_eq!(l.registrar_host, "sip.provider.example");
+        assert_eq!(l.registrar_port, 5060);
+        assert_eq!(l.username, "2001");
+        assert_eq!(l.domain, "sip.provider.example");
+        assert_eq!(l.owner.as_deref(), Some("101"));
+        assert_eq!(l.transport, SipTransport::Udp);
+        assert_eq!(c.im.offline_ttl, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.domain, "host.local");
+        assert_eq!(c.server.min_expires, 60);
+        assert_eq!(c.server.max_expires, 3600);
+        assert_eq!(c.server.max_contacts_per_user, 10);
+        assert_eq!(c.server.nonce_lifetime, Duration::from_secs(300));
+        assert_eq!(c.server.outgroup_prefix, "9");
+        assert_eq!(c.im, ImConfig::default());
+        assert_eq!(c.server.data_dir, PathBuf::from("/etc/mss/mss-data"));
+        assert!(c.users.is_empty() && c.lines.is_empty());
+    }
+
+    #[test]
+    fn bad_expires_names_file_line_section_and_key() {
+        let text = GOOD.replace("expires = 3600", "expires = abc");
+        let e = load(&text).unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:19: [line:provider1] expires: \"abc\" is not a number of seconds"
+        );
+    }
+
+    #[test]
+    fn all_errors_are_collected_in_line_order() {
+        let text = "\
+[server]
+domain = bad domain
+listen = udp:0.0.0.0:5060, sctp:0.0.0.0:5060
+admin = localhost
+Domain = x
+min_expires = 100
+max_expires = 50
+nonce_lifetime = 5w
+[user:a b]
+password = x
+[user:103]
+display_name = no password
+[line:l1]
+number = 1
+owner = 999
+call_id = sometimes
+transport = tls
+[line:l2]
+registrar = host:99999
+password = p
+number = 2
+[im]
+offline_ttl = 0s
+offline_max_chars = many
+[extra]
+";
+        let e = load(text).unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        let expect = [
+            "mss.ini:2: [server] domain: \"bad domain\" is not a host name or IP address",
+            "mss.ini:3: [server] listen: \"sctp\" is not a transport (udp, tcp)",
+            "mss.ini:4: [server] admin: \"localhost\" is not an address of the form IP:PORT",
+            "mss.ini:5: [server] Domain: unknown key (did you mean \"domain\"? keys are case-sensitive)",
+            "mss.ini:7: [server] max_expires: 50 is shorter than min_expires (100)",
+            "mss.ini:8: [server] nonce_lifetime: \"5w\" is not a duration (examples: 7d, 12h, 30m, 45s)",
+            "mss.ini:9: [user:a b] \"a b\" is not a valid SIP user name (letters, digits and -_.!~*'()&=+$,;?/)",
+            "mss.ini:11: [user:103] password: missing (required)",
+            "mss.ini:13: [line:l1] registrar: missing (required)",
+            "mss.ini:13: [line:l1] password: missing (required)",
+            "mss.ini:15: [line:l1] owner: \"999\" is not a configured user",
+            "mss.ini:16: [line:l1] call_id: \"sometimes\" is not one of auto, same, fresh",
+            "mss.ini:17: [line:l1] transport: transport \"tls\" is not supported yet (udp, tcp)",
+            "mss.ini:19: [line:l2] registrar: \"99999\" is not a port number (1..=65535)",
+            "mss.ini:23: [im] offline_ttl: \"0s\" must be longer than zero",
+            "mss.ini:24: [im] offline_max_chars: \"many\" is not a whole number",
+            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME] or [im])",
+        ];
+        for (i, want) in expect.iter().enumerate() {
+            assert_eq!(lines.get(i).copied(), Some(*want), "item {i} of:\n{e}");
+        }
+        assert_eq!(lines.len(), expect.len(), "{e}");
+    }
+
+    #[test]
+    fn owner_must_be_a_configured_user() {
+        let text = GOOD.replace("owner = 101", "owner = 555");
+        let e = load(&text).unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:20: [line:provider1] owner: \"555\" is not a configured user"
+        );
+    }
+
+    #[test]
+    fn line_defaults_and_overrides() {
+        let text = "[line:x]\nregistrar = [2001:db8::5]\nnumber = 77\nusername = auth77\npassword = p\ndomain = voip.example\ntransport = tcp\ncall_id = fresh\n";
+        let c = load(text).unwrap();
+        let l = &c.lines[0];
+        assert_eq!(
+            (l.registrar_host.as_str(), l.registrar_port),
+            ("2001:db8::5", 5060)
+        );
+        assert_eq!(l.username, "auth77");
+        assert_eq!(l.domain, "voip.example");
+        assert_eq!(l.transport, SipTransport::Tcp);
+        assert_eq!(l.call_id, CallIdMode::Fresh);
+        assert_eq!(l.expires, 3600);
+        assert_eq!(l.owner, None);
+    }
+}

@@ -1,0 +1,317 @@
+//! Parsers for the value types of the configuration files.
+//!
+//! Each returns `Err(message)` with a message that quotes the value, e.g.
+//! `"abc" is not a number of seconds`; the caller adds `file:line`, section and key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::model::{CallIdMode, ListenSpec, SipTransport};
+
+/// A whole number in `min..=max`.
+pub(crate) fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{v:?} is out of range ({min}..={max})"));
+    }
+    Ok(n)
+}
+
+/// A number of seconds in `min..=max` (SIP `Expires` values, RFC 3261 §20.19).
+pub(crate) fn seconds(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    let n: u32 = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number of seconds"))?;
+    if n < min || n > max {
+        return Err(format!("{v:?} seconds is out of range ({min}..={max})"));
+    }
+    Ok(n)
+}
+
+/// A duration: a whole number followed by `d`, `h`, `m` or `s` (`7d`, `12h`, `30m`, `45s`);
+/// a bare number is seconds. Zero is refused.
+pub(crate) fn duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("{v:?} is not a duration (examples: 7d, 12h, 30m, 45s)");
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (v.get(..i).unwrap_or(""), Some(c)),
+        Some(_) => (v, None),
+        None => return Err(bad()),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        None | Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
+        Some(_) => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    if secs == 0 {
+        return Err(format!("{v:?} must be longer than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// `0` or `1`.
+pub(crate) fn flag(v: &str) -> Result<bool, String> {
+    match v {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(format!("{v:?} is not 0 or 1")),
+    }
+}
+
+/// `auto`, `same` or `fresh`.
+pub(crate) fn call_id_mode(v: &str) -> Result<CallIdMode, String> {
+    match v {
+        "auto" => Ok(CallIdMode::Auto),
+        "same" => Ok(CallIdMode::Same),
+        "fresh" => Ok(CallIdMode::Fresh),
+        _ => Err(format!("{v:?} is not one of auto, same, fresh")),
+    }
+}
+
+/// `udp` or `tcp` (lower case, as written in `listen`).
+pub(crate) fn transport(v: &str) -> Result<SipTransport, String> {
+    match v {
+        "udp" => Ok(SipTransport::Udp),
+        "tcp" => Ok(SipTransport::Tcp),
+        "tls" | "ws" | "wss" => Err(format!("transport {v:?} is not supported yet (udp, tcp)")),
+        _ => Err(format!("{v:?} is not a transport (udp, tcp)")),
+    }
+}
+
+/// An `ip:port` socket address (`127.0.0.1:5080`, `[::1]:5080`).
+pub(crate) fn socket_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| format!("{v:?} is not an address of the form IP:PORT"))
+}
+
+/// A comma-separated list of `udp:IP:PORT` / `tcp:IP:PORT`, without repeats.
+pub(crate) fn listen_list(v: &str) -> Result<Vec<ListenSpec>, String> {
+    let mut out: Vec<ListenSpec> = Vec::new();
+    for item in v.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(format!("{v:?} has an empty item"));
+        }
+        let (t, addr) = item
+            .split_once(':')
+            .ok_or_else(|| format!("{item:?} is not of the form udp:IP:PORT or tcp:IP:PORT"))?;
+        let transport = transport(t)?;
+        let addr = socket_addr(addr)?;
+        let spec = ListenSpec { transport, addr };
+        if out.contains(&spec) {
+            return Err(format!("{item:?} is listed twice"));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// A host name (RFC 3261 §25.1 `hostname`) or an IP address (IPv6 with or without brackets).
+pub(crate) fn host(v: &str) -> Result<String, String> {
+    let inner = v
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(v);
+    if inner.parse::<IpAddr>().is_ok() {
+        return Ok(inner.to_string());
+    }
+    let name = v.strip_suffix('.').unwrap_or(v);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!("{v:?} is not a host name or IP address"));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// `host[:port]` with a default port; IPv6 in brackets (`[2001:db8::1]:5060`).
+pub(crate) fn host_port(v: &str, default_port: u16) -> Result<(String, u16), String> {
+    let bad_port = |p: &str| format!("{p:?} is not a port number (1..=65535)");
+    let parse_port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(bad_port(p)),
+    };
+    if let Some(rest) = v.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{v:?} has no closing ']'"))?;
+        let h = host(&format!("[{h}]"))?;
+        return match after {
+            "" => Ok((h, default_port)),
+            p => match p.strip_prefix(':') {
+                Some(p) => Ok((h, parse_port(p)?)),
+                None => Err(format!("{v:?} is not of the form HOST[:PORT]")),
+            },
+        };
+    }
+    match v.split_once(':') {
+        None => Ok((host(v)?, default_port)),
+        Some((h, p)) if !p.contains(':') => Ok((host(h)?, parse_port(p)?)),
+        Some(_) => Err(format!(
+            "{v:?} is not of the form HOST[:PORT] (write IPv6 addresses in brackets)"
+        )),
+    }
+}
+
+/// A SIP user part as allowed here: RFC 3261 §25.1 `user` without escapes, that is
+/// alphanumerics, `-_.!~*'()` (mark) and `&=+$,;?/` (user-unreserved), at most 64 bytes.
+pub(crate) fn user_name(v: &str) -> Result<String, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b);
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(ok) {
+        return Err(format!(
+            "{v:?} is not a valid SIP user name (letters, digits and -_.!~*'()&=+$,;?/)"
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A line name: letters, digits, `-`, `_`, `.`, at most 64 bytes.
+pub(crate) fn line_name(v: &str) -> Result<String, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(ok) {
+        return Err(format!(
+            "{v:?} is not a valid line name (letters, digits, '-', '_', '.')"
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A dial prefix: digits, `*` and `#`, 1 to 8 characters.
+pub(crate) fn dial_prefix(v: &str) -> Result<String, String> {
+    let ok = |b: u8| b.is_ascii_digit() || b == b'*' || b == b'#';
+    if v.is_empty() || v.len() > 8 || !v.bytes().all(ok) {
+        return Err(format!("{v:?} is not a dial prefix (1 to 8 of 0-9 * #)"));
+    }
+    Ok(v.to_string())
+}
+
+/// A non-empty value without control characters (passwords, display names).
+pub(crate) fn text(v: &str) -> Result<String, String> {
+    if v.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if v.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_string());
+    }
+    Ok(v.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(duration("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(duration("30m").unwrap(), Duration::from_secs(1_800));
+        assert_eq!(duration("45s").unwrap(), Duration::from_secs(45));
+        assert_eq!(duration("90").unwrap(), Duration::from_secs(90));
+        for bad in [
+            "",
+            "d",
+            "7w",
+            "-1d",
+            "1.5h",
+            "0s",
+            "h7",
+            "99999999999999999999d",
+        ] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_seconds() {
+        assert_eq!(seconds("3600", 1, 86_400).unwrap(), 3600);
+        assert_eq!(
+            seconds("abc", 1, 10).unwrap_err(),
+            "\"abc\" is not a number of seconds"
+        );
+        assert!(seconds("0", 1, 10).is_err());
+        assert!(number("11", 0, 10).is_err());
+        assert!(number("-1", 0, 10).is_err());
+    }
+
+    #[test]
+    fn listen_lists() {
+        let l = listen_list("udp:0.0.0.0:5060, tcp:[::1]:5061").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].transport, SipTransport::Tcp);
+        assert_eq!(l[1].addr.port(), 5061);
+        assert!(listen_list("sctp:0.0.0.0:5060").is_err());
+        assert!(listen_list("tls:0.0.0.0:5061")
+            .unwrap_err()
+            .contains("not supported yet"));
+        assert!(listen_list("udp:0.0.0.0").is_err());
+        assert!(listen_list("udp:host:5060").is_err());
+        assert!(listen_list("udp:0.0.0.0:5060,").is_err());
+        assert!(listen_list("udp:0.0.0.0:5060,udp:0.0.0.0:5060").is_err());
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        assert_eq!(
+            host_port("sip.provider.example:5070", 5060).unwrap(),
+            ("sip.provider.example".to_string(), 5070)
+        );
+        assert_eq!(
+            host_port("Sip.Example", 5060).unwrap(),
+            ("sip.example".to_string(), 5060)
+        );
+        assert_eq!(
+            host_port("[2001:db8::1]:5080", 5060).unwrap(),
+            ("2001:db8::1".to_string(), 5080)
+        );
+        assert_eq!(host_port("10.0.0.1", 5060).unwrap().1, 5060);
+        for bad in [
+            "",
+            "a b:5060",
+            "host:0",
+            "host:x",
+            "2001:db8::1",
+            "[::1",
+            "-a.b",
+            "h:70000",
+        ] {
+            assert!(host_port(bad, 5060).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(user_name("101").is_ok());
+        assert!(user_name("alice.smith").is_ok());
+        for bad in ["", "a b", "a@b", "a:b", "é", "a%20"] {
+            assert!(user_name(bad).is_err(), "{bad}");
+        }
+        assert!(line_name("provider-1").is_ok());
+        assert!(line_name("a/b").is_err());
+        assert!(dial_prefix("9").is_ok());
+        assert!(dial_prefix("9a").is_err());
+        assert!(text("").is_err());
+        assert!(text("a\tb").is_err());
+    }
+
+    #[test]
+    fn modes_and_flags() {
+        assert_eq!(call_id_mode("fresh").unwrap(), CallIdMode::Fresh);
+        assert!(call_id_mode("Fresh").is_err());
+        assert!(flag("1").unwrap());
+        assert!(!flag("0").unwrap());
+        assert!(flag("yes").is_err());
+    }
+}
