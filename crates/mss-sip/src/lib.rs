@@ -48,6 +48,8 @@
 //! On a stream, call [`frame`] on the receive buffer: [`Framed::KeepAlive`] bytes are
 //! dropped, [`Framed::Message`]`(n)` bytes are split off and given to [`parse_datagram`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 mod build;
 pub mod error;
 pub mod framing;

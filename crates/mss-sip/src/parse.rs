@@ -81,13 +81,14 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<(Message, usize
             .get(..4)
             .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
         && line.get(4).is_some_and(u8::is_ascii_digit);
-    let capacity = 24;
-    let (headers, body_start) = parse_headers(buf, le + 2, limits, capacity)?;
-    let msg = if is_response {
-        Message::Response(parse_status_line(buf, start, le, headers)?)
+    // The start line first, so that its errors win over header errors.
+    let mut msg = if is_response {
+        Message::Response(parse_status_line(buf, start, le, Headers::new())?)
     } else {
-        Message::Request(parse_request_line(buf, start, le, headers)?)
+        Message::Request(parse_request_line(buf, start, le, Headers::new())?)
     };
+    let (headers, body_start) = parse_headers(buf, le + 2, limits, 24)?;
+    *msg.headers_mut() = headers;
     Ok((msg, body_start))
 }
 

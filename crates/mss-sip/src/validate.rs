@@ -64,6 +64,7 @@ fn check_common(h: &crate::Headers) -> Result<(), ParseError> {
     h.from()?;
     h.to()?;
     h.call_id()?;
+    h.cseq()?;
     h.max_forwards()?;
     h.content_length()?;
     if let Contacts::List(list) = h.contacts()? {

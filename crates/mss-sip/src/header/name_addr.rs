@@ -92,7 +92,7 @@ impl<'a> NameAddr<'a> {
             .map_err(|e| bad(name, ParseErrorKind::BadUri, lead + uri_off + e.offset))?;
         let params = match params_part {
             Some(p) => {
-                check_header_params(p).map_err(|o| value_err(o))?;
+                check_header_params(p).map_err(value_err)?;
                 p
             }
             None => "",
