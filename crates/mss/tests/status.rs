@@ -1,0 +1,72 @@
+//! `mss status` against a real admin API served on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use mss_admin::{
+    AdminSource, BoxFuture, CallIdModeView, LineState, LineView, MessageCountView, Metrics,
+    RegistrationView, SourceError, StoredMessageView,
+};
+
+struct Fake;
+
+impl AdminSource for Fake {
+    fn lines(&self) -> BoxFuture<'_, Result<Vec<LineView>, SourceError>> {
+        Box::pin(async {
+            Ok(vec![LineView {
+                name: "provider1".into(),
+                number: "2001".into(),
+                state: LineState::Online,
+                since: 0,
+                expires_at: None,
+                next_attempt_at: None,
+                call_id_mode: CallIdModeView::Same,
+                last_failure: None,
+            }])
+        })
+    }
+    fn registrations(&self) -> BoxFuture<'_, Result<Vec<RegistrationView>, SourceError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn message_counts(&self) -> BoxFuture<'_, Result<Vec<MessageCountView>, SourceError>> {
+        Box::pin(async {
+            Ok(vec![MessageCountView {
+                user: "102".into(),
+                stored: 3,
+            }])
+        })
+    }
+    fn messages<'a>(
+        &'a self,
+        _user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessageView>>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn metrics_text(&self) -> String {
+        Metrics::new().render()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_prints_tables_from_a_running_api() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(mss_admin::serve_listener(
+        listener,
+        mss_admin::router(Arc::new(Fake)),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let text = tokio::task::spawn_blocking(move || mss::status::run(&addr.to_string()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("provider1  2001    online"), "{text}");
+    assert!(text.contains("REGISTRATIONS\nUSER  CONTACT"), "{text}");
+    assert!(text.contains("102   3"), "{text}");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
