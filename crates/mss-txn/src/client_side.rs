@@ -1,0 +1,140 @@
+//! The client half of the table: requests from the TU and responses from the network
+//! (RFC 3261 §17.1; RFC 6026 §7.2).
+
+use std::time::Instant;
+
+use mss_sip::{Flow, Message, Method, Request, Response};
+
+use crate::base::Base;
+use crate::build::ack_for;
+use crate::client_invite::ClientInvite;
+use crate::client_non_invite::ClientNonInvite;
+use crate::error::TxnError;
+use crate::machine::{Action, ResponseClass};
+use crate::output::Event;
+use crate::slab::ClientTransactionId;
+use crate::transactions::{client_id, ClientMachine, ClientTxn, Transactions, Txn};
+use crate::TransactionKey;
+
+impl Transactions {
+    /// Starts a client transaction for `req` and sends it to `to` (§17.1.1.2, §17.1.2.2).
+    ///
+    /// The request must carry its Via with a branch (the TU chooses it, `z9hG4bK`-prefixed,
+    /// §8.1.1.7), From, To, Call-ID and CSeq. Responses come back as [`Event::Response`];
+    /// a timeout as [`Event::Timeout`] with a 408.
+    ///
+    /// # Errors
+    /// - [`TxnError::AckTransaction`] for an ACK (send it with
+    ///   [`Transactions::send_stateless`]).
+    /// - [`TxnError::MissingBranch`], [`TxnError::MissingHeader`], [`TxnError::BadHeader`]
+    ///   for a request the layer cannot match responses to.
+    /// - [`TxnError::DuplicateTransaction`] when a live client transaction has the same
+    ///   branch and method.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        req: Request,
+        to: Flow,
+    ) -> Result<ClientTransactionId, TxnError> {
+        let now = self.advance(now);
+        if *req.method() == Method::Ack {
+            return Err(TxnError::AckTransaction);
+        }
+        let cseq = Base::read(req.headers())?.cseq;
+        let key = TransactionKey::for_outgoing(&req)?;
+        if self.keys.contains_key(&key) {
+            let branch = crate::base::top_via(req.headers())?
+                .branch
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            return Err(TxnError::DuplicateTransaction { branch });
+        }
+        let reliable = to.transport.is_reliable();
+        let timers = self.config.timers;
+        let mut out = std::mem::take(&mut self.scratch);
+        let machine = if *req.method() == Method::Invite {
+            ClientMachine::Invite(ClientInvite::start(now, &timers, reliable, &mut out))
+        } else {
+            ClientMachine::NonInvite(ClientNonInvite::start(now, &timers, reliable, &mut out))
+        };
+        let request_bytes = req.to_bytes();
+        let slot = self.txns.insert(Txn::Client(ClientTxn {
+            key: key.clone(),
+            machine,
+            flow: to,
+            request: req,
+            cseq,
+            request_bytes: request_bytes.clone(),
+            ack: None,
+        }));
+        self.keys.insert(key, slot);
+        self.transmit(to, request_bytes, Some(client_id(slot)));
+        for action in out.drain(..) {
+            self.apply(slot, action);
+        }
+        self.scratch = out;
+        Ok(ClientTransactionId(slot))
+    }
+
+    /// A response from the network: to its client transaction (§17.1.3), or up to the TU as
+    /// a stray.
+    pub(crate) fn handle_response(&mut self, now: Instant, rsp: Response, from: Flow) {
+        let code = rsp.status().as_u16();
+        let read = Base::read(rsp.headers()).and_then(|base| {
+            let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
+            Ok((TransactionKey::client(&base), class))
+        });
+        let (key, class) = match read {
+            Ok(parts) => parts,
+            Err(error) => {
+                let message = Message::Response(rsp);
+                return self.event(Event::Invalid {
+                    message,
+                    from,
+                    error,
+                });
+            }
+        };
+        let slot = key.and_then(|k| self.keys.get(&k).copied());
+        let timers = self.config.timers;
+        let mut out = std::mem::take(&mut self.scratch);
+        let Some((slot, Txn::Client(c))) = slot.and_then(|s| Some((s, self.txns.get_mut(s)?)))
+        else {
+            self.scratch = out;
+            return self.event(Event::StrayResponse {
+                response: rsp,
+                from,
+            });
+        };
+        match &mut c.machine {
+            ClientMachine::Invite(m) => m.on_response(class, now, &timers, &mut out),
+            ClientMachine::NonInvite(m) => m.on_response(class, now, &timers, &mut out),
+        }
+        // §17.1.1.3: the ACK is built from the first non-2xx final and re-sent as is.
+        if c.ack.is_none() && out.contains(&Action::SendAck) {
+            c.ack = Some(ack_for(&c.request, &rsp, c.cseq).to_bytes());
+        }
+        let (flow, ack) = (c.flow, c.ack.clone());
+        let mut rsp = Some(rsp);
+        for action in out.drain(..) {
+            match action {
+                Action::PassUp => {
+                    if let Some(response) = rsp.take() {
+                        self.event(Event::Response {
+                            id: ClientTransactionId(slot),
+                            response,
+                        });
+                    }
+                }
+                // §17.1.1.2: the ACK goes where the INVITE went.
+                Action::SendAck => {
+                    if let Some(ack) = ack.clone() {
+                        self.transmit(flow, ack, Some(client_id(slot)));
+                    }
+                }
+                other => self.apply(slot, other),
+            }
+        }
+        self.scratch = out;
+    }
+}

@@ -1,0 +1,222 @@
+//! Transaction keys: how a message finds its transaction (RFC 3261 §17.1.3, §17.2.3, §9.2).
+//!
+//! A key is the role (client or server), the method class and one owned byte string that
+//! holds the variable parts, length-prefixed so that no two different part lists encode the
+//! same way:
+//! - RFC 3261 (branch starts with `z9hG4bK`): branch + sent-by (host lower-cased, whitespace
+//!   removed) (§17.2.3 rules 1 and 2).
+//! - RFC 2543 fallback (no cookie): Request-URI, From tag, Call-ID, CSeq number, the whole
+//!   top Via, and for methods other than INVITE/ACK/CANCEL the To tag (§17.2.3).
+//! - Client side: branch only (§17.1.3), plus the CSeq method.
+//!
+//! The method is part of the key except that ACK counts as INVITE (§17.2.3 rule 3), so an
+//! ACK finds its INVITE server transaction; CANCEL has its own transactions, and
+//! [`TransactionKey::cancel_target`] gives the key of the INVITE a CANCEL names (§9.2).
+//!
+//! Keys are exact (no lossy hash), so two peers cannot collide on purpose; the table keeps
+//! them in a `HashMap` with the standard SipHash, as quinn does for peer-chosen IDs.
+//!
+//! RFC 2543 simplification: the To tag is left out for INVITE, ACK and CANCEL (the ACK's
+//! To tag is the one of our response, not of the INVITE). The table checks the ACK's To tag
+//! against the response it sent instead (§17.2.3, RFC 6026 §6).
+
+use mss_sip::{Method, Request, Response};
+
+use crate::base::{trim, Base, TopVia};
+use crate::error::TxnError;
+
+/// Which side of a transaction a key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A client transaction (we sent the request).
+    Client,
+    /// A server transaction (we received the request).
+    Server,
+}
+
+/// The identity of a transaction, as far as matching is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransactionKey {
+    role: Role,
+    /// The method, with ACK folded into INVITE; extension methods own their token.
+    method: Method,
+    /// Whether `parts` follow RFC 3261 (branch-based) or the RFC 2543 fallback.
+    rfc3261: bool,
+    /// The variable parts, length-prefixed.
+    parts: Box<[u8]>,
+}
+
+impl TransactionKey {
+    /// The key of the server transaction a received request belongs to (§17.2.3).
+    ///
+    /// # Errors
+    /// [`TxnError`] when the Via, CSeq, Call-ID, From or To header is missing or malformed.
+    pub fn for_request(req: &Request) -> Result<TransactionKey, TxnError> {
+        let base = Base::read(req.headers())?;
+        Ok(Self::server(req, &base))
+    }
+
+    /// The server key from already-read base headers.
+    pub(crate) fn server(req: &Request, base: &Base<'_>) -> TransactionKey {
+        let method = key_method(req.method());
+        if base.via.is_rfc3261() {
+            return TransactionKey {
+                role: Role::Server,
+                method,
+                rfc3261: true,
+                parts: branch_parts(&base.via, true),
+            };
+        }
+        // RFC 2543 fallback (§17.2.3).
+        let cseq = base.cseq.to_le_bytes();
+        let to_tag = match method {
+            Method::Invite | Method::Cancel => None,
+            _ => Some(base.to_tag.unwrap_or(&[])),
+        };
+        let fields: [&[u8]; 5] = [
+            trim(req.uri_bytes()),
+            base.from_tag.unwrap_or(&[]),
+            base.call_id,
+            &cseq,
+            base.via.raw,
+        ];
+        let mut parts = Parts::with_capacity(
+            fields.iter().map(|f| f.len() + 4).sum::<usize>() + to_tag.map_or(0, |t| t.len() + 4),
+        );
+        for f in fields {
+            parts.push(f);
+        }
+        if let Some(t) = to_tag {
+            parts.push(t);
+        }
+        TransactionKey {
+            role: Role::Server,
+            method,
+            rfc3261: false,
+            parts: parts.finish(),
+        }
+    }
+
+    /// The key of the client transaction a request sent by the TU creates (§17.1.3).
+    ///
+    /// # Errors
+    /// [`TxnError::MissingBranch`] when the top Via has no branch, or a Via parse error.
+    pub fn for_outgoing(req: &Request) -> Result<TransactionKey, TxnError> {
+        let via = crate::base::top_via(req.headers())?;
+        if via.branch.is_none() {
+            return Err(TxnError::MissingBranch);
+        }
+        Ok(TransactionKey {
+            role: Role::Client,
+            method: key_method(req.method()),
+            rfc3261: via.is_rfc3261(),
+            parts: branch_parts(&via, false),
+        })
+    }
+
+    /// The key of the client transaction a received response belongs to (§17.1.3: top Via
+    /// branch and CSeq method). `None` when the response has no usable Via, branch or CSeq:
+    /// it cannot match any transaction.
+    pub fn for_response(rsp: &Response) -> Option<TransactionKey> {
+        let base = Base::read(rsp.headers()).ok()?;
+        Self::client(&base)
+    }
+
+    /// The client key from already-read base headers of a response.
+    pub(crate) fn client(base: &Base<'_>) -> Option<TransactionKey> {
+        base.via.branch?;
+        let method = key_method(&Method::from_bytes(bytes_of(base.cseq_method)));
+        Some(TransactionKey {
+            role: Role::Client,
+            method,
+            rfc3261: base.via.is_rfc3261(),
+            parts: branch_parts(&base.via, false),
+        })
+    }
+
+    /// For the key of a CANCEL server transaction, the key of the INVITE server transaction
+    /// it cancels (§9.2: match as if the method were not CANCEL; only INVITE can be
+    /// cancelled in mss, other methods answer at once). `None` for other keys.
+    pub fn cancel_target(&self) -> Option<TransactionKey> {
+        (self.role == Role::Server && self.method == Method::Cancel).then(|| TransactionKey {
+            method: Method::Invite,
+            ..self.clone()
+        })
+    }
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The method of the transaction (INVITE for ACK).
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Whether the key comes from an RFC 3261 branch (magic cookie) rather than the RFC 2543
+    /// fallback.
+    pub fn is_rfc3261(&self) -> bool {
+        self.rfc3261
+    }
+}
+
+/// ACK matches INVITE (§17.2.3 rule 3); extension tokens are copied so that a key never
+/// keeps a received buffer alive.
+fn key_method(m: &Method) -> Method {
+    match m {
+        Method::Ack => Method::Invite,
+        Method::Other(b) => Method::Other(bytes::Bytes::copy_from_slice(b)),
+        other => other.clone(),
+    }
+}
+
+fn bytes_of(b: &[u8]) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(b)
+}
+
+/// Branch and, for server keys, the normalized sent-by (§17.2.3 rule 2).
+fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> Box<[u8]> {
+    let branch = via.branch.unwrap_or(&[]);
+    let sent_by = if with_sent_by { via.sent_by } else { &[] };
+    let mut parts = Parts::with_capacity(branch.len() + sent_by.len() + 8);
+    parts.push(branch);
+    // Host names compare ignoring case (§19.1.4); LWS around ':' is allowed (§20.42).
+    parts.push_with(sent_by.len(), |out| {
+        out.extend(
+            sent_by
+                .iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .map(u8::to_ascii_lowercase),
+        );
+    });
+    parts.finish()
+}
+
+/// Builds a length-prefixed byte string.
+struct Parts(Vec<u8>);
+
+impl Parts {
+    fn with_capacity(n: usize) -> Parts {
+        Parts(Vec::with_capacity(n))
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        self.push_with(part.len(), |out| out.extend_from_slice(part));
+    }
+
+    /// Writes a part through `write`; the prefix is patched with the written length.
+    fn push_with(&mut self, _hint: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.0.len();
+        self.0.extend_from_slice(&[0; 4]);
+        write(&mut self.0);
+        let len = u32::try_from(self.0.len() - at - 4).unwrap_or(u32::MAX);
+        if let Some(prefix) = self.0.get_mut(at..at + 4) {
+            prefix.copy_from_slice(&len.to_le_bytes());
+        }
+    }
+
+    fn finish(self) -> Box<[u8]> {
+        self.0.into_boxed_slice()
+    }
+}

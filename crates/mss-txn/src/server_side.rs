@@ -1,0 +1,282 @@
+//! The server half of the table: requests from the network (new, retransmitted, ACK,
+//! CANCEL) and responses from the TU (RFC 3261 §17.2, §9.2; RFC 6026 §7.1).
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use mss_sip::{Flow, HeaderName, Message, Method, Request, Response, StatusCode};
+
+use crate::base::{tag_of, Base};
+use crate::build::{replace_to, response_for, stable_tag};
+use crate::error::TxnError;
+use crate::machine::{Action, ResponseClass, State};
+use crate::output::Event;
+use crate::server_invite::ServerInvite;
+use crate::server_non_invite::ServerNonInvite;
+use crate::slab::{ServerTransactionId, SlotId};
+use crate::transactions::{server_id, ServerMachine, ServerTxn, Transactions, Txn};
+use crate::TransactionKey;
+
+impl Transactions {
+    /// Answers the request of server transaction `server` (RFC 3261 §17.2.1, §17.2.2).
+    ///
+    /// The response goes to the flow the request came in on. Provisional responses are
+    /// sent as given; a non-2xx final to an INVITE is retransmitted by Timer G on unreliable
+    /// transports; 2xx responses to an INVITE are sent each time the TU passes one
+    /// (retransmitting them is the TU's job, RFC 6026 §7.1).
+    ///
+    /// # Errors
+    /// - [`TxnError::UnknownTransaction`]: the transaction has terminated.
+    /// - [`TxnError::BadStatus`]: the status code is outside 100-699.
+    /// - [`TxnError::ResponseRefused`]: the state does not take this response (a second
+    ///   final response, §17.2.2; a non-2xx after a 2xx, RFC 6026 §8.7); nothing is sent.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        server: ServerTransactionId,
+        rsp: Response,
+    ) -> Result<(), TxnError> {
+        let now = self.advance(now);
+        self.respond(now, server.0, rsp)
+    }
+
+    /// Feeds a TU (or table-made) response to the server transaction in `slot`.
+    fn respond(&mut self, now: Instant, slot: SlotId, rsp: Response) -> Result<(), TxnError> {
+        let code = rsp.status().as_u16();
+        let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
+        let timers = self.config.timers;
+        let mut out = std::mem::take(&mut self.scratch);
+        let Some(Txn::Server(s)) = self.txns.get_mut(slot) else {
+            self.scratch = out;
+            return Err(TxnError::UnknownTransaction);
+        };
+        let accepted = match &mut s.machine {
+            ServerMachine::Invite(m) => m.on_tu_response(class, now, &timers, &mut out),
+            ServerMachine::NonInvite(m) => m.on_tu_response(class, now, &timers, &mut out),
+        };
+        if !accepted {
+            let state = s.machine.state();
+            self.scratch = out;
+            return Err(TxnError::ResponseRefused { code, state });
+        }
+        // The machine's first action is SendResponse: remember the response and send it.
+        let mut buf = BytesMut::new();
+        rsp.encode(&mut buf);
+        let bytes = buf.freeze();
+        s.last_response = Some(bytes.clone());
+        s.response_to = rsp
+            .headers()
+            .get(&HeaderName::To)
+            .map(Bytes::copy_from_slice);
+        let flow = s.flow;
+        self.transmit(flow, bytes, Some(server_id(slot)));
+        for action in out.drain(..) {
+            self.apply(slot, action);
+        }
+        self.scratch = out;
+        Ok(())
+    }
+
+    /// Sends the transaction's own 100 (Trying) (§17.2.1).
+    pub(crate) fn send_trying(&mut self, slot: SlotId) {
+        let Some(Txn::Server(s)) = self.txns.get_mut(slot) else {
+            return;
+        };
+        let bytes = response_for(&s.request, StatusCode::TRYING).to_bytes();
+        s.last_response = Some(bytes.clone());
+        let flow = s.flow;
+        self.transmit(flow, bytes, Some(server_id(slot)));
+    }
+
+    /// A request from the network.
+    pub(crate) fn handle_request(&mut self, now: Instant, req: Request, from: Flow) {
+        let base = match Base::read(req.headers()) {
+            Ok(base) => base,
+            Err(error) => {
+                let message = Message::Request(req);
+                return self.event(Event::Invalid {
+                    message,
+                    from,
+                    error,
+                });
+            }
+        };
+        let key = TransactionKey::server(&req, &base);
+        let slot = self.keys.get(&key).copied();
+        match req.method() {
+            Method::Ack => {
+                // Under RFC 2543 matching the ACK's To tag must be the one of our response
+                // (§17.2.3); branch matching needs no such check.
+                let tag_ok = key.is_rfc3261()
+                    || slot
+                        .and_then(|s| match self.txns.get(s) {
+                            Some(Txn::Server(s)) => s.response_to.as_deref().map(tag_of),
+                            _ => None,
+                        })
+                        .is_some_and(|ours| ours == base.to_tag);
+                let slot = slot.filter(|_| tag_ok);
+                self.handle_ack(now, req, from, slot);
+            }
+            Method::Cancel => {
+                let seed = Bytes::copy_from_slice(base.via.branch.unwrap_or(base.call_id));
+                self.handle_cancel(now, req, from, key, slot, &seed);
+            }
+            _ => match slot {
+                Some(slot) => self.retransmission(slot),
+                None => self.new_server(now, req, from, key),
+            },
+        }
+    }
+
+    /// A request that matched a live server transaction: a retransmission (§17.2.3).
+    fn retransmission(&mut self, slot: SlotId) {
+        let mut out = std::mem::take(&mut self.scratch);
+        if let Some(Txn::Server(s)) = self.txns.get_mut(slot) {
+            match &mut s.machine {
+                ServerMachine::Invite(m) => m.on_request(&mut out),
+                ServerMachine::NonInvite(m) => m.on_request(&mut out),
+            }
+        }
+        for action in out.drain(..) {
+            self.apply(slot, action);
+        }
+        self.scratch = out;
+    }
+
+    /// Creates the server transaction for a new request. Returns its slot.
+    fn create_server(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        from: Flow,
+        key: TransactionKey,
+        out: &mut Vec<Action>,
+    ) -> SlotId {
+        let reliable = from.transport.is_reliable();
+        let machine = if *req.method() == Method::Invite {
+            ServerMachine::Invite(ServerInvite::start(now, &self.config.timers, reliable, out))
+        } else {
+            ServerMachine::NonInvite(ServerNonInvite::start(reliable, out))
+        };
+        let slot = self.txns.insert(Txn::Server(ServerTxn {
+            key: key.clone(),
+            machine,
+            flow: from,
+            request: req.clone(),
+            last_response: None,
+            response_to: None,
+        }));
+        self.keys.insert(key, slot);
+        slot
+    }
+
+    fn new_server(&mut self, now: Instant, req: Request, from: Flow, key: TransactionKey) {
+        let mut out = std::mem::take(&mut self.scratch);
+        let slot = self.create_server(now, &req, from, key, &mut out);
+        let mut req = Some(req);
+        for action in out.drain(..) {
+            match action {
+                Action::PassUp => {
+                    if let Some(request) = req.take() {
+                        self.event(Event::Request {
+                            id: ServerTransactionId(slot),
+                            request,
+                            from,
+                        });
+                    }
+                }
+                other => self.apply(slot, other),
+            }
+        }
+        self.scratch = out;
+    }
+
+    /// An ACK. It is absorbed by an INVITE server transaction in Completed/Confirmed
+    /// (§17.2.1) and passed to the TU otherwise (ACK for 2xx, stray ACK, or Accepted:
+    /// RFC 6026 §7.1).
+    fn handle_ack(&mut self, now: Instant, req: Request, from: Flow, slot: Option<SlotId>) {
+        let timers = self.config.timers;
+        let mut out = std::mem::take(&mut self.scratch);
+        let mut pass = true;
+        let mut matched = None;
+        if let Some(slot) = slot {
+            if let Some(Txn::Server(ServerTxn {
+                machine: ServerMachine::Invite(m),
+                ..
+            })) = self.txns.get_mut(slot)
+            {
+                pass = m.on_ack(now, &timers, &mut out);
+                matched = Some(ServerTransactionId(slot));
+            }
+            for action in out.drain(..) {
+                self.apply(slot, action);
+            }
+        }
+        self.scratch = out;
+        if pass {
+            self.event(Event::Ack {
+                request: req,
+                from,
+                transaction: matched,
+            });
+        }
+    }
+
+    /// A CANCEL (§9.2). It gets its own non-INVITE server transaction, answered here: 200
+    /// when it matches an INVITE server transaction (and the TU is told if that one is still
+    /// pending, so it can send 487), 481 otherwise. Only INVITE transactions are looked up:
+    /// CANCEL has no effect on other methods (§9.2) and mss answers those at once.
+    fn handle_cancel(
+        &mut self,
+        now: Instant,
+        req: Request,
+        from: Flow,
+        key: TransactionKey,
+        slot: Option<SlotId>,
+        tag_seed: &[u8],
+    ) {
+        if let Some(slot) = slot {
+            return self.retransmission(slot);
+        }
+        let target = key.cancel_target().and_then(|k| self.find_server(&k));
+        let mut out = std::mem::take(&mut self.scratch);
+        let cancel = self.create_server(now, &req, from, key, &mut out);
+        // The CANCEL itself is not passed up (Event::Cancel below carries it).
+        for action in out.drain(..).filter(|a| *a != Action::PassUp) {
+            self.apply(cancel, action);
+        }
+        self.scratch = out;
+        let (status, to, pending) = match target.and_then(|t| self.txns.get(t.0)) {
+            Some(Txn::Server(inv)) => {
+                // §9.2: the To tag of the 200 SHOULD equal that of the INVITE's response.
+                let to = inv.response_to.clone().filter(|to| tag_of(to).is_some());
+                (StatusCode::OK, to, inv.machine.state() == State::Proceeding)
+            }
+            _ => {
+                let to = req.headers().get(&HeaderName::To).map(|to| {
+                    let mut v = to.to_vec();
+                    if tag_of(to).is_none() {
+                        v.extend_from_slice(b";tag=");
+                        v.extend_from_slice(stable_tag(tag_seed).as_bytes());
+                    }
+                    Bytes::from(v)
+                });
+                (StatusCode::CALL_TRANSACTION_DOES_NOT_EXIST, to, false)
+            }
+        };
+        let mut rsp = response_for(&req, status);
+        if let Some(to) = to {
+            replace_to(&mut rsp, to);
+        }
+        // A fresh non-INVITE transaction in Trying always takes a final response.
+        let _ = self.respond(now, cancel, rsp);
+        if let (Some(invite), true) = (target, pending) {
+            self.event(Event::Cancel {
+                invite,
+                cancel: ServerTransactionId(cancel),
+                request: req,
+                from,
+            });
+        }
+    }
+}

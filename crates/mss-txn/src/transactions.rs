@@ -1,0 +1,351 @@
+//! The transaction table: every live transaction, the key map that finds them, the timer
+//! queue, and the sans-IO surface (`handle_*` in, `poll_*` out).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use mss_sip::{Flow, Message, Request};
+
+use crate::client_invite::ClientInvite;
+use crate::client_non_invite::ClientNonInvite;
+use crate::machine::{Action, State};
+use crate::output::{Event, Output, Transmit};
+use crate::server_invite::ServerInvite;
+use crate::server_non_invite::ServerNonInvite;
+use crate::slab::{ClientTransactionId, ServerTransactionId, Slab, SlotId, TransactionId};
+use crate::timer_queue::TimerQueue;
+use crate::timers::Timers;
+use crate::TransactionKey;
+
+/// Configuration of a [`Transactions`] table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Timer values (RFC 3261 defaults).
+    pub timers: Timers,
+}
+
+/// The state machine of a client transaction.
+#[derive(Debug)]
+pub(crate) enum ClientMachine {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+/// A client transaction: its machine and what it needs to retransmit and to ACK.
+#[derive(Debug)]
+pub(crate) struct ClientTxn {
+    pub(crate) key: TransactionKey,
+    pub(crate) machine: ClientMachine,
+    pub(crate) flow: Flow,
+    /// The request, kept to build the ACK (§17.1.1.3) and the 408 on timeout.
+    pub(crate) request: Request,
+    /// Its CSeq number, for the ACK.
+    pub(crate) cseq: u32,
+    /// The bytes sent, re-sent verbatim by Timers A and E.
+    pub(crate) request_bytes: Bytes,
+    /// The ACK for the non-2xx final response, once built.
+    pub(crate) ack: Option<Bytes>,
+}
+
+/// The state machine of a server transaction.
+#[derive(Debug)]
+pub(crate) enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+/// A server transaction: its machine, the request and the last response it sent.
+#[derive(Debug)]
+pub(crate) struct ServerTxn {
+    pub(crate) key: TransactionKey,
+    pub(crate) machine: ServerMachine,
+    /// The flow of the request; every response goes back there (§18.2.2).
+    pub(crate) flow: Flow,
+    /// The request, kept to build 100 (Trying) and the answer to a CANCEL.
+    pub(crate) request: Request,
+    /// The last response sent, re-sent on request retransmissions and by Timer G.
+    pub(crate) last_response: Option<Bytes>,
+    /// The To header value of the last response the TU passed (its tag identifies the
+    /// ACK for it under RFC 2543 matching, §17.2.3, and goes into the 200 to a CANCEL,
+    /// §9.2).
+    pub(crate) response_to: Option<Bytes>,
+}
+
+/// A live transaction.
+#[derive(Debug)]
+pub(crate) enum Txn {
+    Client(ClientTxn),
+    Server(ServerTxn),
+}
+
+/// Every live SIP transaction of one worker, driven without I/O.
+///
+/// See the crate docs for the run loop. All methods are O(1) in the number of live
+/// transactions (amortized O(log n) for timers).
+#[derive(Debug)]
+pub struct Transactions {
+    pub(crate) config: Config,
+    /// Transactions by id.
+    pub(crate) txns: Slab<Txn>,
+    /// Transactions by key. Keys are chosen by peers, so the map keeps the standard,
+    /// randomly keyed SipHash (STYLE §4.6).
+    pub(crate) keys: HashMap<TransactionKey, SlotId>,
+    pub(crate) timers: TimerQueue,
+    pub(crate) outputs: VecDeque<Output>,
+    /// Scratch buffer for machine actions, reused to keep the hot path allocation-free.
+    pub(crate) scratch: Vec<Action>,
+    /// The latest `now` seen; time never goes backwards.
+    pub(crate) last_now: Option<Instant>,
+}
+
+impl Transactions {
+    /// An empty table.
+    pub fn new(config: Config) -> Self {
+        Transactions {
+            config,
+            txns: Slab::default(),
+            keys: HashMap::new(),
+            timers: TimerQueue::default(),
+            outputs: VecDeque::new(),
+            scratch: Vec::new(),
+            last_now: None,
+        }
+    }
+
+    /// Handles a message received from the network on `from`.
+    ///
+    /// Afterwards call [`Transactions::poll_output`] until it returns `None`, then
+    /// [`Transactions::poll_timeout`].
+    pub fn handle_message(&mut self, now: Instant, msg: Message, from: Flow) {
+        let now = self.advance(now);
+        match msg {
+            Message::Request(req) => self.handle_request(now, req, from),
+            Message::Response(rsp) => self.handle_response(now, rsp, from),
+        }
+    }
+
+    /// Fires every timer due at `now`. A `now` earlier than one already seen is ignored.
+    ///
+    /// Afterwards call [`Transactions::poll_output`] until it returns `None`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.last_now.is_some_and(|last| now < last) {
+            return;
+        }
+        self.last_now = Some(now);
+        while let Some(entry) = self.timers.pop_due(now) {
+            let mut out = std::mem::take(&mut self.scratch);
+            let timers = self.config.timers;
+            match self.txns.get_mut(entry.slot) {
+                Some(Txn::Client(c)) => match &mut c.machine {
+                    ClientMachine::Invite(m) => m.on_timer(entry.timer, entry.at, now, &mut out),
+                    ClientMachine::NonInvite(m) => {
+                        m.on_timer(entry.timer, entry.at, now, &timers, &mut out)
+                    }
+                },
+                Some(Txn::Server(s)) => match &mut s.machine {
+                    ServerMachine::Invite(m) => {
+                        m.on_timer(entry.timer, entry.at, now, &timers, &mut out)
+                    }
+                    ServerMachine::NonInvite(m) => m.on_timer(entry.timer, entry.at, &mut out),
+                },
+                // The transaction is gone: a stale entry (lazy deletion).
+                None => {}
+            }
+            for action in out.drain(..) {
+                self.apply(entry.slot, action);
+            }
+            self.scratch = out;
+        }
+    }
+
+    /// The driver failed to send a message of transaction `id` (§17.1.4, §17.2.4).
+    ///
+    /// Client transactions inform the TU and terminate. Server transactions inform the TU
+    /// and stay in their state so that request retransmissions are still absorbed
+    /// (RFC 6026 §8.8); their timers end them.
+    pub fn handle_transport_error(&mut self, now: Instant, id: TransactionId) {
+        self.advance(now);
+        let slot = match id {
+            TransactionId::Client(ClientTransactionId(s))
+            | TransactionId::Server(ServerTransactionId(s)) => s,
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        match self.txns.get_mut(slot) {
+            Some(Txn::Client(c)) => {
+                self.outputs
+                    .push_back(Output::Event(Event::TransportError { id }));
+                match &mut c.machine {
+                    ClientMachine::Invite(m) => m.on_transport_error(&mut out),
+                    ClientMachine::NonInvite(m) => m.on_transport_error(&mut out),
+                }
+            }
+            Some(Txn::Server(_)) => self
+                .outputs
+                .push_back(Output::Event(Event::TransportError { id })),
+            None => {}
+        }
+        for action in out.drain(..) {
+            self.apply(slot, action);
+        }
+        self.scratch = out;
+    }
+
+    /// Sends a message outside any transaction: the ACK for a 2xx (RFC 3261 §13.2.2.4) or a
+    /// stateless response. It comes out of [`Transactions::poll_output`] in order with the
+    /// rest.
+    pub fn send_stateless(&mut self, to: Flow, message: &Message) {
+        self.transmit(to, message.to_bytes(), None);
+    }
+
+    /// The next output, or `None` when there is nothing more to do until the next input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Transactions::handle_timeout`] should be called next, if any timer is armed.
+    /// May be earlier than needed (a disarmed timer); calling early is harmless.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek()
+    }
+
+    /// The number of live transactions.
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// Whether no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.txns.len() == 0
+    }
+
+    /// The state of a live client transaction.
+    pub fn client_state(&self, id: ClientTransactionId) -> Option<State> {
+        match self.txns.get(id.0)? {
+            Txn::Client(c) => Some(match &c.machine {
+                ClientMachine::Invite(m) => m.state(),
+                ClientMachine::NonInvite(m) => m.state(),
+            }),
+            Txn::Server(_) => None,
+        }
+    }
+
+    /// The state of a live server transaction.
+    pub fn server_state(&self, id: ServerTransactionId) -> Option<State> {
+        match self.txns.get(id.0)? {
+            Txn::Server(s) => Some(s.machine.state()),
+            Txn::Client(_) => None,
+        }
+    }
+
+    /// The live server transaction with this key (§17.2.3), e.g. from
+    /// [`TransactionKey::for_request`]. One hash-map lookup.
+    pub fn find_server(&self, key: &TransactionKey) -> Option<ServerTransactionId> {
+        let slot = *self.keys.get(key)?;
+        matches!(self.txns.get(slot), Some(Txn::Server(_))).then_some(ServerTransactionId(slot))
+    }
+
+    /// Clamps `now` so time never goes backwards, and records it.
+    pub(crate) fn advance(&mut self, now: Instant) -> Instant {
+        let now = match self.last_now {
+            Some(last) if now < last => last,
+            _ => now,
+        };
+        self.last_now = Some(now);
+        now
+    }
+
+    /// Queues a transmission.
+    pub(crate) fn transmit(&mut self, to: Flow, bytes: Bytes, transaction: Option<TransactionId>) {
+        self.outputs.push_back(Output::Transmit(Transmit {
+            to,
+            bytes,
+            transaction,
+        }));
+    }
+
+    /// Queues an event.
+    pub(crate) fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Carries out the actions that need no message from the caller: retransmissions,
+    /// 100 (Trying), timeouts, timers and termination. `PassUp`, `SendAck` and
+    /// `SendResponse` are handled where the message is at hand and ignored here.
+    pub(crate) fn apply(&mut self, slot: SlotId, action: Action) {
+        match action {
+            Action::Arm(timer, at) => self.timers.push(at, slot, timer),
+            Action::Retransmit => match self.txns.get(slot) {
+                Some(Txn::Client(c)) => {
+                    let (flow, bytes) = (c.flow, c.request_bytes.clone());
+                    self.transmit(flow, bytes, Some(client_id(slot)));
+                }
+                Some(Txn::Server(s)) => {
+                    if let Some(bytes) = s.last_response.clone() {
+                        let flow = s.flow;
+                        self.transmit(flow, bytes, Some(server_id(slot)));
+                    }
+                }
+                None => {}
+            },
+            Action::SendTrying => self.send_trying(slot),
+            Action::TimedOut(timer) => self.timed_out(slot, timer),
+            Action::Terminate => self.terminate(slot),
+            Action::PassUp | Action::SendAck | Action::SendResponse => {}
+        }
+    }
+
+    /// Destroys a terminated transaction (§17.1.1.2, §17.2.1: at once) and tells the TU.
+    fn terminate(&mut self, slot: SlotId) {
+        let Some(txn) = self.txns.remove(slot) else {
+            return;
+        };
+        let (key, id) = match &txn {
+            Txn::Client(c) => (&c.key, client_id(slot)),
+            Txn::Server(s) => (&s.key, server_id(slot)),
+        };
+        if self.keys.get(key) == Some(&slot) {
+            self.keys.remove(key);
+        }
+        self.event(Event::Terminated { id });
+    }
+
+    fn timed_out(&mut self, slot: SlotId, timer: crate::Timer) {
+        match self.txns.get(slot) {
+            Some(Txn::Client(c)) => {
+                // §8.1.3.1: a timeout is treated as a 408 (Request Timeout).
+                let response =
+                    crate::build::response_for(&c.request, mss_sip::StatusCode::REQUEST_TIMEOUT);
+                self.event(Event::Timeout {
+                    id: ClientTransactionId(slot),
+                    response,
+                });
+            }
+            Some(Txn::Server(_)) if timer == crate::Timer::H => self.event(Event::AckTimeout {
+                id: ServerTransactionId(slot),
+            }),
+            _ => {}
+        }
+    }
+}
+
+impl ServerMachine {
+    pub(crate) fn state(&self) -> State {
+        match self {
+            ServerMachine::Invite(m) => m.state(),
+            ServerMachine::NonInvite(m) => m.state(),
+        }
+    }
+}
+
+/// The public id of a client slot.
+pub(crate) fn client_id(slot: SlotId) -> TransactionId {
+    TransactionId::Client(ClientTransactionId(slot))
+}
+
+/// The public id of a server slot.
+pub(crate) fn server_id(slot: SlotId) -> TransactionId {
+    TransactionId::Server(ServerTransactionId(slot))
+}
