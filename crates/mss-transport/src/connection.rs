@@ -26,6 +26,9 @@ const PONG: &[u8] = b"\r\n";
 /// How long queued messages may still be written after the peer closed its side.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// Stands for "never" in deadlines (30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// Bytes read from the socket at a time (the buffer grows for larger messages).
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -64,8 +67,14 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// When the connection becomes idle; a timeout too large to represent (a configured
+    /// `Duration::MAX`) means "about never".
     fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start
+            .checked_add(last)
+            .and_then(|t| t.checked_add(idle))
+            .unwrap_or_else(|| self.start + FAR_FUTURE)
     }
 }
 
@@ -246,4 +255,27 @@ async fn write_loop(
     }
     let _ = writer.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn activity_moves_the_idle_deadline() {
+        let a = Activity::new();
+        let idle = Duration::from_secs(10);
+        let first = a.idle_deadline(idle);
+        assert_eq!(first, a.start + idle);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.touch();
+        assert!(a.idle_deadline(idle) >= first + Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn huge_idle_timeout_does_not_overflow() {
+        let a = Activity::new();
+        assert_eq!(a.idle_deadline(Duration::MAX), a.start + FAR_FUTURE);
+    }
 }

@@ -229,3 +229,33 @@ async fn dial(shared: &Shared, remote: SocketAddr) -> Result<TcpStream, Transpor
         ))),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_listens_and_can_rebind_after_close() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // Close with the server side first, leaving TIME_WAIT behind.
+        drop(server);
+        drop(client);
+        drop(listener);
+        // SO_REUSEADDR lets a restarted server bind the same port at once.
+        let again = bind(addr).unwrap();
+        assert_eq!(again.local_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let mut b = ACCEPT_BACKOFF_MIN;
+        for _ in 0..20 {
+            b = (b * 2).min(ACCEPT_BACKOFF_MAX);
+        }
+        assert_eq!(b, ACCEPT_BACKOFF_MAX);
+    }
+}

@@ -311,3 +311,37 @@ fn route_source(destination: SocketAddr) -> Result<IpAddr, TransportError> {
         .map_err(socket_err("read route source"))?
         .ip())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_source_of_loopback_is_loopback() {
+        let ip = route_source("127.0.0.1:5060".parse().unwrap()).unwrap();
+        assert_eq!(ip, IpAddr::from(Ipv4Addr::LOCALHOST));
+    }
+
+    #[tokio::test]
+    async fn unsupported_flows_are_refused_and_counted() {
+        let config = TransportConfig::with_listen(vec!["udp:127.0.0.1:0".parse().unwrap()]);
+        let (t, _rx) = Transports::bind(config).await.unwrap();
+        let flow = Flow {
+            transport: Transport::Tls,
+            remote: "127.0.0.1:5061".parse().unwrap(),
+            connection: None,
+        };
+        let err = t.send(&flow, Bytes::from_static(b"x")).unwrap_err();
+        assert!(matches!(
+            err,
+            TransportError::UnsupportedTransport(Transport::Tls)
+        ));
+        let v6 = Flow::udp("[::1]:5060".parse().unwrap());
+        let err = t.send(&v6, Bytes::from_static(b"x")).unwrap_err();
+        assert!(matches!(err, TransportError::NoSocketForFamily { .. }));
+        assert_eq!(t.stats().snapshot().send_errors, 2);
+        assert!(t.is_open(&Flow::udp("127.0.0.1:1".parse().unwrap())));
+        assert_eq!(t.local_addr(Transport::Tcp), None);
+    }
+}
