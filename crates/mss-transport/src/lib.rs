@@ -8,6 +8,23 @@
 //! it. [`Transports::send`] sends on a [`Flow`](mss_sip::net::Flow): UDP to an address, TCP
 //! on the connection a request came on (RFC 5626 flow reuse) or on a new one.
 //!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use bytes::Bytes;
+//! use mss_transport::{ListenSpec, TransportConfig, Transports};
+//!
+//! let listen = ListenSpec::parse_list("udp:0.0.0.0:5060, tcp:0.0.0.0:5060")?;
+//! let (transports, mut received) = Transports::bind(TransportConfig::with_listen(listen)).await?;
+//! while let Some(msg) = received.recv().await {
+//!     // Parse `msg.data`, stamp its top Via (`stamp_top_via`), run the transaction …
+//!     let response = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+//!     // … and answer on the flow it came on, from the address it came to (RFC 3581 §4).
+//!     transports.send_from(Some(msg.local), &msg.flow, response)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Components:
 //! - [`config`] — [`ListenSpec`] (`udp:0.0.0.0:5060`) and [`TransportConfig`] (limits);
 //! - [`transports`] — the [`Transports`] handle: bind, send, connect, sent-by, shutdown;

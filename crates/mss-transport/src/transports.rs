@@ -318,6 +318,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handle_is_clone_send_sync() {
+        fn check<T: Clone + Send + Sync + 'static>() {}
+        check::<Transports>();
+    }
+
+    #[test]
     fn route_source_of_loopback_is_loopback() {
         let ip = route_source("127.0.0.1:5060".parse().unwrap()).unwrap();
         assert_eq!(ip, IpAddr::from(Ipv4Addr::LOCALHOST));
