@@ -1,213 +1,88 @@
 //! The few header values the transaction layer reads, pulled out of a message once
 //! (like ezk's `BaseHeaders`): top Via, CSeq, Call-ID and the From/To tags.
 //!
-//! This is a small private parser over the raw header values of [`mss_sip::Headers`]; it
-//! borrows from the message and allocates nothing. It is lenient where RFC 3261 allows
-//! linear whitespace (around `/` in the sent-protocol and `:` in the sent-by), and it never
-//! panics on malformed input: it reports a [`TxnError`] instead.
+//! Parsing is mss-sip's typed accessors ([`mss_sip::Headers::top_via`], `cseq`, `call_id`,
+//! `from`, `to`); everything borrows from the message. A message whose base headers do not
+//! parse cannot be matched to a transaction and is reported, never panicked on.
 
-use mss_sip::{HeaderName, Headers};
-
-use crate::error::TxnError;
+use mss_sip::header::Via;
+use mss_sip::{HeaderName, Headers, Method, ParseError};
 
 /// The magic cookie that starts every RFC 3261 branch (§8.1.1.7).
-pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// The parts of the top Via the transaction layer uses (RFC 3261 §20.42).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct TopVia<'a> {
-    /// The whole value of the top Via, trimmed (RFC 2543 matching compares it whole).
+    /// The parsed value.
+    pub(crate) via: Via<'a>,
+    /// The whole raw value, trimmed (RFC 2543 matching compares the top Via whole).
     pub(crate) raw: &'a [u8],
-    /// The transport token of the sent-protocol (`UDP`, `TCP`, …).
-    pub(crate) transport: &'a [u8],
-    /// The sent-by, as written (may hold whitespace around `:`).
-    pub(crate) sent_by: &'a [u8],
-    /// The branch parameter, if any.
-    pub(crate) branch: Option<&'a [u8]>,
 }
 
-impl TopVia<'_> {
+impl<'a> TopVia<'a> {
+    /// Reads the top Via of a message.
+    ///
+    /// # Errors
+    /// `MissingHeader` or `BadHeaderValue` in Via.
+    pub(crate) fn read(headers: &'a Headers) -> Result<TopVia<'a>, ParseError> {
+        let via = headers.top_via()?;
+        let raw = headers
+            .values(&HeaderName::Via)
+            .next()
+            .map(trim)
+            .unwrap_or(&[]);
+        Ok(TopVia { via, raw })
+    }
+
+    /// The branch parameter, if any (an empty one counts as none).
+    pub(crate) fn branch(&self) -> Option<&'a str> {
+        self.via.branch().filter(|b| !b.is_empty())
+    }
+
     /// Whether the branch starts with the RFC 3261 magic cookie (§17.2.3).
     pub(crate) fn is_rfc3261(&self) -> bool {
-        self.branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
     }
 }
 
 /// The base headers of one message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Base<'a> {
     pub(crate) via: TopVia<'a>,
     pub(crate) cseq: u32,
-    pub(crate) cseq_method: &'a [u8],
-    pub(crate) call_id: &'a [u8],
-    pub(crate) from_tag: Option<&'a [u8]>,
-    pub(crate) to_tag: Option<&'a [u8]>,
+    pub(crate) cseq_method: Method,
+    pub(crate) call_id: &'a str,
+    pub(crate) from_tag: Option<&'a str>,
+    pub(crate) to_tag: Option<&'a str>,
 }
 
 impl<'a> Base<'a> {
     /// Reads the base headers of a message.
     ///
     /// # Errors
-    /// [`TxnError::MissingHeader`] or [`TxnError::BadHeader`] when Via, CSeq, Call-ID, From
-    /// or To is absent or unusable.
-    pub(crate) fn read(headers: &'a Headers) -> Result<Base<'a>, TxnError> {
-        let via = top_via(headers)?;
-        let cseq = headers
-            .get(&HeaderName::CSeq)
-            .ok_or(TxnError::MissingHeader("CSeq"))?;
-        let (cseq, cseq_method) = parse_cseq(cseq)?;
-        let call_id = trim(
-            headers
-                .get(&HeaderName::CallId)
-                .ok_or(TxnError::MissingHeader("Call-ID"))?,
-        );
-        if call_id.is_empty() {
-            return Err(TxnError::BadHeader {
-                header: "Call-ID",
-                reason: "empty",
-            });
-        }
-        let from = headers
-            .get(&HeaderName::From)
-            .ok_or(TxnError::MissingHeader("From"))?;
-        let to = headers
-            .get(&HeaderName::To)
-            .ok_or(TxnError::MissingHeader("To"))?;
+    /// The [`ParseError`] of the first of Via, CSeq, Call-ID, From, To that is missing or
+    /// malformed.
+    pub(crate) fn read(headers: &'a Headers) -> Result<Base<'a>, ParseError> {
+        let via = TopVia::read(headers)?;
+        let cseq = headers.cseq()?;
         Ok(Base {
             via,
-            cseq,
-            cseq_method,
-            call_id,
-            from_tag: tag_of(from),
-            to_tag: tag_of(to),
+            cseq: cseq.seq,
+            cseq_method: cseq.method,
+            call_id: headers.call_id()?,
+            from_tag: headers.from()?.tag(),
+            to_tag: headers.to()?.tag(),
         })
     }
 }
 
-/// Reads only the top Via.
-///
-/// # Errors
-/// [`TxnError::MissingHeader`] or [`TxnError::BadHeader`].
-pub(crate) fn top_via(headers: &Headers) -> Result<TopVia<'_>, TxnError> {
-    let v = headers
-        .values(&HeaderName::Via)
-        .next()
-        .ok_or(TxnError::MissingHeader("Via"))?;
-    parse_via(trim(v))
-}
-
-fn bad_via(reason: &'static str) -> TxnError {
-    TxnError::BadHeader {
-        header: "Via",
-        reason,
-    }
-}
-
-/// Parses one Via value: `SIP / 2.0 / UDP host [: port] *(; param)`.
-fn parse_via(v: &[u8]) -> Result<TopVia<'_>, TxnError> {
-    let (head, params) = match v.iter().position(|&b| b == b';') {
-        Some(i) => (v.get(..i).unwrap_or(&[]), v.get(i + 1..).unwrap_or(&[])),
-        None => (v, &[][..]),
-    };
-    // The transport follows the second '/'.
-    let mut slashes = head.iter().enumerate().filter(|(_, &b)| b == b'/');
-    let second = slashes
-        .nth(1)
-        .map(|(i, _)| i)
-        .ok_or_else(|| bad_via("no sent-protocol"))?;
-    let rest = trim(head.get(second + 1..).unwrap_or(&[]));
-    let end = rest
-        .iter()
-        .position(|b| b.is_ascii_whitespace())
-        .ok_or_else(|| bad_via("no sent-by"))?;
-    let transport = rest.get(..end).unwrap_or(&[]);
-    let sent_by = trim(rest.get(end..).unwrap_or(&[]));
-    if transport.is_empty() || sent_by.is_empty() {
-        return Err(bad_via("no sent-by"));
-    }
-    let branch = param(params, b"branch");
-    if branch.is_some_and(|b| b.is_empty()) {
-        return Err(bad_via("empty branch"));
-    }
-    Ok(TopVia {
-        raw: v,
-        transport,
-        sent_by,
-        branch,
-    })
-}
-
-/// Finds `name` (ignoring case) among `;`-separated parameters; a flag param gives `""`.
-fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    params.split(|&b| b == b';').find_map(|p| {
-        let (n, v) = match p.iter().position(|&b| b == b'=') {
-            Some(i) => (p.get(..i).unwrap_or(&[]), p.get(i + 1..).unwrap_or(&[])),
-            None => (p, &[][..]),
-        };
-        trim(n).eq_ignore_ascii_case(name).then(|| trim(v))
-    })
-}
-
-/// `CSeq: 1*DIGIT LWS Method` (§20.16). The number must be below 2**31 (§8.1.1.5).
-fn parse_cseq(v: &[u8]) -> Result<(u32, &[u8]), TxnError> {
-    let bad = |reason| TxnError::BadHeader {
-        header: "CSeq",
-        reason,
-    };
-    let v = trim(v);
-    let split = v
-        .iter()
-        .position(|b| b.is_ascii_whitespace())
-        .ok_or_else(|| bad("no method"))?;
-    let digits = v.get(..split).unwrap_or(&[]);
-    let method = trim(v.get(split..).unwrap_or(&[]));
-    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad("bad sequence number"));
-    }
-    let n = digits
-        .iter()
-        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    let n = u32::try_from(n)
-        .ok()
-        .filter(|n| *n < 1 << 31)
-        .ok_or_else(|| bad("sequence number too large"))?;
-    if method.is_empty() {
-        return Err(bad("no method"));
-    }
-    Ok((n, method))
-}
-
-/// The `tag` parameter of a From or To value (§20.20, §20.39), which follows the URI:
-/// after the `>` of a name-addr, or after the first `;` of an addr-spec.
-pub(crate) fn tag_of(v: &[u8]) -> Option<&[u8]> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    let mut params_at = None;
-    for (i, &b) in v.iter().enumerate() {
-        if in_quotes {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_quotes = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_quotes = true,
-            b'<' => {
-                let close = v.get(i..)?.iter().position(|&c| c == b'>')? + i;
-                params_at = Some(close + 1);
-                break;
-            }
-            b';' => {
-                params_at = Some(i);
-                break;
-            }
-            _ => {}
-        }
-    }
-    param(v.get(params_at?..)?, b"tag").filter(|t| !t.is_empty())
+/// The `tag` of a To header value we stored (the To of a response we sent).
+pub(crate) fn tag_of(to: &[u8]) -> Option<&str> {
+    let to = std::str::from_utf8(to).ok()?;
+    mss_sip::header::NameAddr::parse(to, &HeaderName::To)
+        .ok()?
+        .tag()
 }
 
 /// Trims linear whitespace (SP, HTAB, CR, LF of folded lines) at both ends.
@@ -233,58 +108,62 @@ pub(crate) fn trim(mut v: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    #[test]
-    fn via_parts() {
-        let v = parse_via(b"SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKkjshdyff;rport").unwrap();
-        assert_eq!(v.transport, b"UDP");
-        assert_eq!(v.sent_by, b"pc33.atlanta.com");
-        assert_eq!(v.branch, Some(&b"z9hG4bKkjshdyff"[..]));
-        assert!(v.is_rfc3261());
-        let v = parse_via(b"SIP / 2.0 / TCP host.example : 5061 ; BRANCH = abc").unwrap();
-        assert_eq!(v.transport, b"TCP");
-        assert_eq!(v.sent_by, b"host.example : 5061");
-        assert_eq!(v.branch, Some(&b"abc"[..]));
-        assert!(!v.is_rfc3261());
-        assert!(parse_via(b"SIP/2.0/UDP").is_err());
-        assert!(parse_via(b"garbage").is_err());
-        assert!(parse_via(b"SIP/2.0/UDP h;branch=").is_err());
-        assert_eq!(parse_via(b"SIP/2.0/UDP h").unwrap().branch, None);
+    fn headers(lines: &[(&'static str, &'static str)]) -> Headers {
+        let mut h = Headers::new();
+        for (n, v) in lines {
+            h.push(HeaderName::from_static(n), *v);
+        }
+        h
     }
 
     #[test]
-    fn cseq_parts() {
+    fn reads_the_base_headers() {
+        let h = headers(&[
+            (
+                "Via",
+                "SIP / 2.0 / UDP PC33.atlanta.com : 5061 ;branch=z9hG4bKx, SIP/2.0/TCP b",
+            ),
+            ("Via", "SIP/2.0/UDP c;branch=z9hG4bKc"),
+            ("From", "Alice <sip:alice@atlanta.com>;tag=88sja8x"),
+            ("t", "<sip:bob@biloxi.com;tag=not-this>"),
+            ("i", "987asjd97y7atg"),
+            ("CSeq", "986759 INVITE"),
+        ]);
+        let b = Base::read(&h).unwrap();
+        assert_eq!(b.via.branch(), Some("z9hG4bKx"));
+        assert!(b.via.is_rfc3261());
+        assert_eq!(b.via.via.host, "PC33.atlanta.com");
+        assert_eq!(b.via.via.port, Some(5061));
         assert_eq!(
-            parse_cseq(b"986759 INVITE").unwrap(),
-            (986759, &b"INVITE"[..])
+            b.via.raw,
+            b"SIP / 2.0 / UDP PC33.atlanta.com : 5061 ;branch=z9hG4bKx"
         );
-        assert_eq!(parse_cseq(b" 1\t ACK ").unwrap(), (1, &b"ACK"[..]));
-        assert!(parse_cseq(b"INVITE").is_err());
-        assert!(parse_cseq(b"-1 INVITE").is_err());
-        assert!(parse_cseq(b"2147483648 INVITE").is_err());
-        assert!(parse_cseq(b"99999999999999999999 INVITE").is_err());
+        assert_eq!((b.cseq, b.cseq_method), (986759, Method::Invite));
+        assert_eq!(b.call_id, "987asjd97y7atg");
+        assert_eq!(b.from_tag, Some("88sja8x"));
+        assert_eq!(b.to_tag, None, "a URI parameter is not the header's tag");
     }
 
     #[test]
-    fn tags() {
-        assert_eq!(
-            tag_of(b"Alice <sip:alice@atlanta.com>;tag=88sja8x"),
-            Some(&b"88sja8x"[..])
-        );
-        assert_eq!(
-            tag_of(b"sip:alice@atlanta.com;tag=1928301774"),
-            Some(&b"1928301774"[..])
-        );
-        assert_eq!(tag_of(b"<sip:bob@biloxi.com;tag=not-this>"), None);
-        assert_eq!(
-            tag_of(b"\"a;tag=x <y>\" <sip:b@c> ; TAG = z"),
-            Some(&b"z"[..])
-        );
-        assert_eq!(tag_of(b"Bob <sip:bob@biloxi.com>"), None);
-        assert_eq!(tag_of(b"<sip:unterminated;tag=x"), None);
+    fn reports_missing_or_bad_headers() {
+        let h = headers(&[("Via", "SIP/2.0/UDP h;branch=abc"), ("CSeq", "1 OPTIONS")]);
+        let e = Base::read(&h).unwrap_err();
+        assert_eq!(e.header, Some(HeaderName::CallId));
+        assert!(!TopVia::read(&h).unwrap().is_rfc3261());
+        let h = headers(&[("Via", "garbage")]);
+        assert!(TopVia::read(&h).is_err());
+        let h = headers(&[("From", "a")]);
+        assert_eq!(TopVia::read(&h).unwrap_err().header, Some(HeaderName::Via));
     }
 
     #[test]
-    fn trims() {
+    fn tags_and_trim() {
+        assert_eq!(
+            tag_of(b"Bob <sip:bob@b.example>;tag=99sa0xk"),
+            Some("99sa0xk")
+        );
+        assert_eq!(tag_of(b"Bob <sip:bob@b.example>"), None);
+        assert_eq!(tag_of(b"\xff"), None);
         assert_eq!(trim(b"  a b \r\n "), b"a b");
         assert_eq!(trim(b"   "), b"");
     }

@@ -43,10 +43,10 @@ impl Transactions {
         let cseq = Base::read(req.headers())?.cseq;
         let key = TransactionKey::for_outgoing(&req)?;
         if self.keys.contains_key(&key) {
-            let branch = crate::base::top_via(req.headers())?
-                .branch
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
+            let branch = crate::base::TopVia::read(req.headers())?
+                .branch()
+                .unwrap_or_default()
+                .to_owned();
             return Err(TxnError::DuplicateTransaction { branch });
         }
         let reliable = to.transport.is_reliable();
@@ -80,10 +80,12 @@ impl Transactions {
     /// a stray.
     pub(crate) fn handle_response(&mut self, now: Instant, rsp: Response, from: Flow) {
         let code = rsp.status().as_u16();
-        let read = Base::read(rsp.headers()).and_then(|base| {
-            let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
-            Ok((TransactionKey::client(&base), class))
-        });
+        let read = Base::read(rsp.headers())
+            .map_err(TxnError::from)
+            .and_then(|base| {
+                let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
+                Ok((TransactionKey::client(&base), class))
+            });
         let (key, class) = match read {
             Ok(parts) => parts,
             Err(error) => {

@@ -1,22 +1,17 @@
 //! Errors of the transaction layer.
 
+use mss_sip::ParseError;
+
 use crate::machine::State;
 
 /// Why the transaction layer refused a message or a call from the TU.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TxnError {
-    /// A header the transaction layer needs (Via, CSeq, Call-ID, From, To) is absent.
-    #[error("missing {0} header")]
-    MissingHeader(&'static str),
-    /// A header the transaction layer needs does not parse.
-    #[error("malformed {header} header: {reason}")]
-    BadHeader {
-        /// The header's name.
-        header: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// A header the transaction layer needs (Via, CSeq, Call-ID, From, To) is missing or
+    /// malformed.
+    #[error("cannot match the message to a transaction: {0}")]
+    Header(#[from] ParseError),
     /// A request from the TU has no branch in its top Via (RFC 3261 §8.1.1.7 requires one).
     #[error("the top Via of the request has no branch parameter")]
     MissingBranch,

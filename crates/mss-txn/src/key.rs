@@ -71,12 +71,12 @@ impl TransactionKey {
         let cseq = base.cseq.to_le_bytes();
         let to_tag = match method {
             Method::Invite | Method::Cancel => None,
-            _ => Some(base.to_tag.unwrap_or(&[])),
+            _ => Some(base.to_tag.unwrap_or("").as_bytes()),
         };
         let fields: [&[u8]; 5] = [
             trim(req.uri_bytes()),
-            base.from_tag.unwrap_or(&[]),
-            base.call_id,
+            base.from_tag.unwrap_or("").as_bytes(),
+            base.call_id.as_bytes(),
             &cseq,
             base.via.raw,
         ];
@@ -102,8 +102,8 @@ impl TransactionKey {
     /// # Errors
     /// [`TxnError::MissingBranch`] when the top Via has no branch, or a Via parse error.
     pub fn for_outgoing(req: &Request) -> Result<TransactionKey, TxnError> {
-        let via = crate::base::top_via(req.headers())?;
-        if via.branch.is_none() {
+        let via = TopVia::read(req.headers())?;
+        if via.branch().is_none() {
             return Err(TxnError::MissingBranch);
         }
         Ok(TransactionKey {
@@ -124,8 +124,8 @@ impl TransactionKey {
 
     /// The client key from already-read base headers of a response.
     pub(crate) fn client(base: &Base<'_>) -> Option<TransactionKey> {
-        base.via.branch?;
-        let method = key_method(&Method::from_bytes(bytes_of(base.cseq_method)));
+        base.via.branch()?;
+        let method = key_method(&base.cseq_method);
         Some(TransactionKey {
             role: Role::Client,
             method,
@@ -171,25 +171,22 @@ fn key_method(m: &Method) -> Method {
     }
 }
 
-fn bytes_of(b: &[u8]) -> bytes::Bytes {
-    bytes::Bytes::copy_from_slice(b)
-}
-
-/// Branch and, for server keys, the normalized sent-by (§17.2.3 rule 2).
+/// Branch and, for server keys, the sent-by (§17.2.3 rule 2): host lower-cased (host names
+/// compare ignoring case, §19.1.4) and the port as given.
 fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> Box<[u8]> {
-    let branch = via.branch.unwrap_or(&[]);
-    let sent_by = if with_sent_by { via.sent_by } else { &[] };
-    let mut parts = Parts::with_capacity(branch.len() + sent_by.len() + 8);
+    let branch = via.branch().unwrap_or("").as_bytes();
+    let (host, port) = if with_sent_by {
+        (via.via.host, via.via.port)
+    } else {
+        ("", None)
+    };
+    let mut parts = Parts::with_capacity(branch.len() + host.len() + 16);
     parts.push(branch);
-    // Host names compare ignoring case (§19.1.4); LWS around ':' is allowed (§20.42).
-    parts.push_with(sent_by.len(), |out| {
-        out.extend(
-            sent_by
-                .iter()
-                .filter(|b| !b.is_ascii_whitespace())
-                .map(u8::to_ascii_lowercase),
-        );
-    });
+    parts.push_with(|out| out.extend(host.bytes().map(|b| b.to_ascii_lowercase())));
+    parts.push(&port.map_or([0; 3], |p| {
+        let [a, b] = p.to_le_bytes();
+        [1, a, b]
+    }));
     parts.finish()
 }
 
@@ -202,11 +199,11 @@ impl Parts {
     }
 
     fn push(&mut self, part: &[u8]) {
-        self.push_with(part.len(), |out| out.extend_from_slice(part));
+        self.push_with(|out| out.extend_from_slice(part));
     }
 
     /// Writes a part through `write`; the prefix is patched with the written length.
-    fn push_with(&mut self, _hint: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         let at = self.0.len();
         self.0.extend_from_slice(&[0; 4]);
         write(&mut self.0);
@@ -218,5 +215,149 @@ impl Parts {
 
     fn finish(self) -> Box<[u8]> {
         self.0.into_boxed_slice()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mss_sip::{parse_datagram, Message};
+
+    fn req(text: &str) -> Request {
+        let wire = text.replace('\n', "\r\n");
+        match parse_datagram(Bytes::from(wire)).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("not a request"),
+        }
+    }
+
+    fn rsp(text: &str) -> Response {
+        let wire = text.replace('\n', "\r\n");
+        match parse_datagram(Bytes::from(wire)).unwrap() {
+            Message::Response(r) => r,
+            Message::Request(_) => panic!("not a response"),
+        }
+    }
+
+    fn request(method: &str, via: &str, cseq: &str, to: &str) -> Request {
+        req(&format!(
+            "{method} sip:bob@biloxi.example SIP/2.0\n\
+             Via: {via}\n\
+             To: {to}\n\
+             From: <sip:alice@atlanta.example>;tag=f1\n\
+             Call-ID: c1@atlanta.example\n\
+             CSeq: {cseq}\n\
+             Content-Length: 0\n\n"
+        ))
+    }
+
+    const VIA: &str = "SIP/2.0/UDP pc33.atlanta.example:5060;branch=z9hG4bK776";
+    const TO: &str = "<sip:bob@biloxi.example>";
+
+    #[test]
+    fn ack_matches_invite_and_cancel_gets_its_own_key() {
+        let invite = TransactionKey::for_request(&request("INVITE", VIA, "1 INVITE", TO)).unwrap();
+        let ack = TransactionKey::for_request(&request("ACK", VIA, "1 ACK", TO)).unwrap();
+        let cancel = TransactionKey::for_request(&request("CANCEL", VIA, "1 CANCEL", TO)).unwrap();
+        assert_eq!(invite, ack, "§17.2.3 rule 3");
+        assert_ne!(invite, cancel);
+        assert_eq!(cancel.cancel_target(), Some(invite.clone()), "§9.2");
+        assert_eq!(invite.cancel_target(), None);
+        assert!(invite.is_rfc3261());
+        assert_eq!(invite.role(), Role::Server);
+        assert_eq!(invite.method(), &Method::Invite);
+    }
+
+    #[test]
+    fn rfc3261_keys_use_branch_sent_by_and_method() {
+        let a = TransactionKey::for_request(&request("OPTIONS", VIA, "1 OPTIONS", TO)).unwrap();
+        // Other To tag, CSeq or Request-URI: still the same transaction (branch decides).
+        let b = TransactionKey::for_request(&request(
+            "OPTIONS",
+            "SIP/2.0/UDP PC33.Atlanta.Example:5060;branch=z9hG4bK776;received=192.0.2.1",
+            "2 OPTIONS",
+            "<sip:bob@biloxi.example>;tag=t",
+        ))
+        .unwrap();
+        assert_eq!(a, b, "host case and other params do not matter");
+        for (via, method) in [
+            (
+                "SIP/2.0/UDP pc33.atlanta.example:5061;branch=z9hG4bK776",
+                "OPTIONS",
+            ),
+            (
+                "SIP/2.0/UDP pc33.atlanta.example;branch=z9hG4bK776",
+                "OPTIONS",
+            ),
+            (
+                "SIP/2.0/UDP pc33.atlanta.example:5060;branch=z9hG4bK777",
+                "OPTIONS",
+            ),
+            (VIA, "MESSAGE"),
+        ] {
+            let k = TransactionKey::for_request(&request(method, via, &format!("1 {method}"), TO));
+            assert_ne!(a, k.unwrap(), "{via} {method}");
+        }
+        let ext = TransactionKey::for_request(&request("FOO", VIA, "1 FOO", TO)).unwrap();
+        let ext2 = TransactionKey::for_request(&request("BAR", VIA, "1 BAR", TO)).unwrap();
+        assert_ne!(ext, ext2);
+    }
+
+    #[test]
+    fn rfc2543_fallback_uses_the_dialog_fields() {
+        let via = "SIP/2.0/UDP old.example:5060";
+        let inv = TransactionKey::for_request(&request("INVITE", via, "7 INVITE", TO)).unwrap();
+        assert!(!inv.is_rfc3261());
+        let again = TransactionKey::for_request(&request("INVITE", via, "7 INVITE", TO)).unwrap();
+        assert_eq!(inv, again);
+        let ack = TransactionKey::for_request(&request(
+            "ACK",
+            via,
+            "7 ACK",
+            "<sip:bob@biloxi.example>;tag=ours",
+        ))
+        .unwrap();
+        assert_eq!(
+            inv, ack,
+            "ACK: CSeq number, not method; To tag checked by the table"
+        );
+        let cancel = TransactionKey::for_request(&request("CANCEL", via, "7 CANCEL", TO)).unwrap();
+        assert_eq!(cancel.cancel_target(), Some(inv.clone()));
+        let cseq8 = TransactionKey::for_request(&request("INVITE", via, "8 INVITE", TO)).unwrap();
+        assert_ne!(inv, cseq8);
+        // A cookie-less branch is not enough on its own: the other fields count too.
+        let b1 = "SIP/2.0/UDP old.example:5060;branch=1";
+        let o1 = TransactionKey::for_request(&request("OPTIONS", b1, "1 OPTIONS", TO)).unwrap();
+        let tagged = "<sip:bob@biloxi.example>;tag=x";
+        let o2 = TransactionKey::for_request(&request("OPTIONS", b1, "1 OPTIONS", tagged));
+        assert_ne!(o1, o2.unwrap(), "non-INVITE: To tag is part of the key");
+    }
+
+    #[test]
+    fn client_keys_match_responses_by_branch_and_cseq_method() {
+        let out = TransactionKey::for_outgoing(&request("INVITE", VIA, "1 INVITE", TO)).unwrap();
+        assert_eq!(out.role(), Role::Client);
+        let r = |cseq: &str| {
+            rsp(&format!(
+                "SIP/2.0 180 Ringing\n\
+                 Via: SIP/2.0/UDP elsewhere.example;branch=z9hG4bK776\n\
+                 To: <sip:bob@biloxi.example>;tag=t\n\
+                 From: <sip:alice@atlanta.example>;tag=f1\n\
+                 Call-ID: c1@atlanta.example\n\
+                 CSeq: {cseq}\n\
+                 Content-Length: 0\n\n"
+            ))
+        };
+        assert_eq!(
+            TransactionKey::for_response(&r("1 INVITE")),
+            Some(out.clone())
+        );
+        assert_ne!(TransactionKey::for_response(&r("1 CANCEL")), Some(out));
+        let nobranch = request("OPTIONS", "SIP/2.0/UDP a.example", "1 OPTIONS", TO);
+        assert_eq!(
+            TransactionKey::for_outgoing(&nobranch),
+            Err(TxnError::MissingBranch)
+        );
     }
 }

@@ -97,7 +97,7 @@ impl Transactions {
                 return self.event(Event::Invalid {
                     message,
                     from,
-                    error,
+                    error: error.into(),
                 });
             }
         };
@@ -118,7 +118,8 @@ impl Transactions {
                 self.handle_ack(now, req, from, slot);
             }
             Method::Cancel => {
-                let seed = Bytes::copy_from_slice(base.via.branch.unwrap_or(base.call_id));
+                let seed =
+                    Bytes::copy_from_slice(base.via.branch().unwrap_or(base.call_id).as_bytes());
                 self.handle_cancel(now, req, from, key, slot, &seed);
             }
             _ => match slot {

@@ -416,13 +416,22 @@ fn malformed_requests_are_reported_not_matched() {
     let text = request("OPTIONS", "z9hG4bKbad", "UDP", 1).replace("CSeq: 1 OPTIONS\n", "");
     h.receive(&text, udp());
     let ev = h.take_events();
-    assert!(matches!(
-        &ev[..],
-        [Event::Invalid {
-            error: TxnError::MissingHeader("CSeq"),
-            ..
-        }]
-    ));
+    let [Event::Invalid {
+        error: TxnError::Header(e),
+        message,
+        ..
+    }] = &ev[..]
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(e.header, Some(mss_sip::HeaderName::CSeq));
+    assert!(message.as_request().is_some());
     assert!(h.txns.is_empty());
+    // A response without a usable Via is reported the same way.
+    h.receive(
+        "SIP/2.0 200 OK\nTo: <sip:a@b>\nFrom: <sip:a@b>;tag=1\nCall-ID: x\nCSeq: 1 OPTIONS\n\n",
+        udp(),
+    );
+    assert!(matches!(h.take_events()[..], [Event::Invalid { .. }]));
     assert_eq!(StatusCode::OK.as_u16(), 200);
 }
