@@ -89,7 +89,7 @@ impl Transactions {
         let (key, class) = match read {
             Ok(parts) => parts,
             Err(error) => {
-                let message = Message::Response(rsp);
+                let message = Box::new(Message::Response(rsp));
                 return self.event(Event::Invalid {
                     message,
                     from,

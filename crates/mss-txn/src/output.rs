@@ -116,8 +116,9 @@ pub enum Event {
     /// CSeq, Call-ID, From, To) is missing or malformed. A request with a usable Via may
     /// still deserve a stateless 400 from the TU (see STYLE "Answer malformed requests").
     Invalid {
-        /// The message.
-        message: Message,
+        /// The message (boxed: this rare variant would otherwise double the size of every
+        /// event).
+        message: Box<Message>,
         /// Where it came from.
         from: Flow,
         /// What is wrong.

@@ -93,7 +93,7 @@ impl Transactions {
         let base = match Base::read(req.headers()) {
             Ok(base) => base,
             Err(error) => {
-                let message = Message::Request(req);
+                let message = Box::new(Message::Request(req));
                 return self.event(Event::Invalid {
                     message,
                     from,
