@@ -131,6 +131,16 @@ impl ServerConfig {
     /// loopback addresses, for the specific addresses of `listen`, and for every address in
     /// `local_ips` (the machine's interface addresses, found at run time). Clients such as
     /// linphone address us by IP with or without port (DESIGN.md §7), so any local IP counts.
+    ///
+    /// ```
+    /// use mss::config::ServerConfig;
+    /// let s = ServerConfig::with_domain("pbx.example.com".into());
+    /// let local = ["192.0.2.5".parse().unwrap()]; // from mss::local_addrs::local_ips()
+    /// assert!(s.is_local_domain("PBX.example.com", &local));
+    /// assert!(s.is_local_domain("[::1]", &local));
+    /// assert!(s.is_local_domain("192.0.2.5", &local));
+    /// assert!(!s.is_local_domain("example.com", &local)); // not an open relay
+    /// ```
     pub fn is_local_domain(&self, host: &str, local_ips: &[IpAddr]) -> bool {
         let h = host
             .strip_prefix('[')
