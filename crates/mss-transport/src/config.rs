@@ -135,6 +135,10 @@ pub struct TransportConfig {
     /// flows open with CRLF keep-alives (RFC 5626 §4.4.1: every 95–120 s), which count
     /// as traffic.
     pub tcp_idle_timeout: Duration,
+    /// How long a peer may take to send one whole message once its first byte arrived
+    /// (default 60 s). Without it, a peer trickling one byte per idle period would hold
+    /// its connection and buffer forever. Closing for it counts as a framing error.
+    pub tcp_message_timeout: Duration,
     /// How long an outbound TCP connect may take (default 5 s).
     pub tcp_connect_timeout: Duration,
     /// How long one write to a TCP peer may block before the connection is dropped
@@ -159,6 +163,7 @@ impl Default for TransportConfig {
             max_tcp_connections: 10_000,
             max_tcp_connections_per_ip: 100,
             tcp_idle_timeout: Duration::from_secs(600),
+            tcp_message_timeout: Duration::from_secs(60),
             tcp_connect_timeout: Duration::from_secs(5),
             tcp_write_timeout: Duration::from_secs(30),
             tcp_send_queue: 1024,

@@ -39,6 +39,8 @@ enum ReadEnd {
     Eof,
     /// No traffic for the idle timeout.
     Idle,
+    /// A message was begun but not completed within the message timeout.
+    SlowMessage,
     /// The peer broke the framing.
     Framing(FramingError),
     /// A socket error.
@@ -137,6 +139,10 @@ fn log_read_end(shared: &Shared, remote: SocketAddr, id: ConnectionId, end: &Rea
             stats::bump(&shared.stats.tcp_idle_closed);
             tracing::debug!(peer = %remote, connection = id.0, "idle timeout, closing");
         }
+        ReadEnd::SlowMessage => {
+            stats::bump(&shared.stats.framing_errors);
+            tracing::warn!(peer = %remote, connection = id.0, "message not completed in time, closing");
+        }
         ReadEnd::Framing(e) => {
             // The stream cannot be resynchronised: RFC 3261 §18.3 makes Content-Length
             // mandatory on streams, so nothing after the bad message can be trusted.
@@ -161,6 +167,10 @@ async fn read_loop(
 ) -> ReadEnd {
     let limits = shared.config.framing;
     let idle = shared.config.tcp_idle_timeout;
+    let message_timeout = shared.config.tcp_message_timeout;
+    // When the first byte of the message now in `buf` arrived: a peer that trickles a
+    // message byte by byte keeps the connection busy but must still finish it in time.
+    let mut partial_since: Option<Instant> = None;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // Line ends seen between messages: every second one completes a double-CRLF ping.
     let mut keepalive_lines = 0usize;
@@ -172,6 +182,7 @@ async fn read_loop(
                     let skipped = buf.get(..n).unwrap_or(&[]);
                     keepalive_lines += skipped.iter().filter(|&&b| b == b'\n').count();
                     buf.advance(n.min(buf.len()));
+                    partial_since = None;
                     while keepalive_lines >= 2 {
                         keepalive_lines -= 2;
                         // RFC 5626 §5.4: answer a double CRLF at once with a single CRLF.
@@ -184,6 +195,7 @@ async fn read_loop(
                 Ok(Framed::Message(n)) => {
                     keepalive_lines = 0;
                     let data = buf.split_to(n.min(buf.len())).freeze();
+                    partial_since = None;
                     stats::bump(&shared.stats.tcp_messages_received);
                     let received = Received { data, flow, local };
                     // Backpressure: a full channel makes this reader wait.
@@ -194,14 +206,24 @@ async fn read_loop(
                 Err(e) => return ReadEnd::Framing(e),
             }
         }
+        if buf.is_empty() {
+            partial_since = None;
+        } else if partial_since.is_none() {
+            partial_since = Some(Instant::now());
+        }
+        let partial_deadline = partial_since.and_then(|t| t.checked_add(message_timeout));
+        let idle_deadline = activity.idle_deadline(idle);
+        let deadline = partial_deadline.map_or(idle_deadline, |p| p.min(idle_deadline));
         buf.reserve(READ_CHUNK);
-        let read =
-            tokio::time::timeout_at(activity.idle_deadline(idle), read_half.read_buf(&mut buf))
-                .await;
+        let read = tokio::time::timeout_at(deadline, read_half.read_buf(&mut buf)).await;
         match read {
             Err(_elapsed) => {
+                let now = Instant::now();
+                if partial_deadline.is_some_and(|p| now >= p) {
+                    return ReadEnd::SlowMessage;
+                }
                 // The writer may have kept the connection busy meanwhile.
-                if Instant::now() >= activity.idle_deadline(idle) {
+                if now >= activity.idle_deadline(idle) {
                     return ReadEnd::Idle;
                 }
             }

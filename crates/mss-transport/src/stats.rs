@@ -32,7 +32,8 @@ pub struct TransportStats {
     /// Failed `accept` calls (retried with backoff).
     pub tcp_accept_errors: AtomicU64,
     /// TCP connections closed because the peer broke the framing (RFC 3261 §18.3):
-    /// no Content-Length, message too large, garbage.
+    /// no Content-Length, message too large, garbage, or a message not completed within
+    /// the message timeout.
     pub framing_errors: AtomicU64,
     /// Sends that failed: socket errors, full queues, failed connects.
     pub send_errors: AtomicU64,

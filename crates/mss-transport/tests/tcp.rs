@@ -213,20 +213,20 @@ async fn total_limit_refuses_connections() {
 #[tokio::test]
 async fn idle_connections_are_closed() {
     let mut config = tcp_config();
-    config.tcp_idle_timeout = Duration::from_millis(300);
+    config.tcp_idle_timeout = Duration::from_millis(600);
     let (t, _rx, addr) = start(config).await;
     let mut idle = TcpStream::connect(addr).await.unwrap();
     let mut busy = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
     // Keep-alives are traffic: `busy` stays open while `idle` times out.
-    for _ in 0..6 {
+    for _ in 0..9 {
         busy.write_all(b"\r\n\r\n").await.unwrap();
         let mut pong = [0u8; 2];
         busy.read_exact(&mut pong).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(read_to_close(&mut idle).await.is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() >= Duration::from_millis(600));
     assert_eq!(t.stats().snapshot().tcp_idle_closed, 1);
     assert_eq!(t.connection_count(), 1);
     assert!(read_to_close(&mut busy).await.is_empty());
@@ -361,4 +361,35 @@ async fn tcp_readers_wait_when_the_channel_is_full() {
         );
     }
     assert_eq!(t.stats().snapshot().udp_datagrams_dropped, 0);
+}
+
+#[tokio::test]
+async fn a_message_trickled_too_slowly_is_cut_off() {
+    let mut config = tcp_config();
+    config.tcp_message_timeout = Duration::from_millis(300);
+    let (t, mut rx, addr) = start(config).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.set_nodelay(true).unwrap();
+    let started = Instant::now();
+    // Each byte is traffic, so the idle timeout never fires; the message timeout does.
+    let m = message("slow");
+    let mut closed = false;
+    for b in m.iter().take(40) {
+        if slow.write_all(&[*b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if t.connection_count() == 0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "slow peer still connected");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(t.stats().snapshot().framing_errors, 1);
+    // A message sent at a normal pace is unaffected.
+    let mut fast = TcpStream::connect(addr).await.unwrap();
+    fast.write_all(&message("fast")).await.unwrap();
+    assert_eq!(&next(&mut rx).await.data[..], &message("fast")[..]);
 }
