@@ -393,3 +393,59 @@ async fn a_message_trickled_too_slowly_is_cut_off() {
     fast.write_all(&message("fast")).await.unwrap();
     assert_eq!(&next(&mut rx).await.data[..], &message("fast")[..]);
 }
+
+#[tokio::test]
+async fn many_connections_keep_their_messages_apart() {
+    const CONNS: usize = 40;
+    const PER_CONN: usize = 25;
+    let (t, mut rx, addr) = start(tcp_config()).await;
+    let mut clients = Vec::new();
+    for c in 0..CONNS {
+        clients.push(tokio::spawn(async move {
+            let mut conn = TcpStream::connect(addr).await.unwrap();
+            let local = conn.local_addr().unwrap();
+            for i in 0..PER_CONN {
+                conn.write_all(&message(&format!("c{c}-m{i}")))
+                    .await
+                    .unwrap();
+            }
+            // Each client gets back one answer per message, in order, on its connection.
+            for i in 0..PER_CONN {
+                let want = message(&format!("answer-c{c}-m{i}"));
+                let mut buf = vec![0u8; want.len()];
+                timeout(WAIT, conn.read_exact(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(buf, want);
+            }
+            local
+        }));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..CONNS * PER_CONN {
+        let got = next(&mut rx).await;
+        let text = String::from_utf8(got.data.to_vec()).unwrap();
+        let tag = text
+            .split("branch=z9hG4bK")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap();
+        let (c, i) = tag.split_once('-').unwrap();
+        // Messages of one connection arrive in order, all with the same flow.
+        let entry = seen.entry(c.to_owned()).or_insert((got.flow, 0usize));
+        assert_eq!(entry.0, got.flow);
+        assert_eq!(i, format!("m{}", entry.1));
+        entry.1 += 1;
+        t.send(&got.flow, Bytes::from(message(&format!("answer-{tag}"))))
+            .unwrap();
+    }
+    for client in clients {
+        let local = timeout(WAIT, client).await.unwrap().unwrap();
+        assert!(seen.values().any(|(flow, _)| flow.remote == local));
+    }
+    assert_eq!(seen.len(), CONNS);
+    assert_eq!(t.stats().snapshot().tcp_connections_total, CONNS as u64);
+}
