@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""mss capacity benchmark driver (stdlib only). Normally started by bench/run.sh.
+
+  bench.py run    capacity search per scenario and server, writes BENCHMARKS.md
+  bench.py scale  100,000 registrations against mss, RSS, restore time after restart
+  bench.py smoke  the three scenarios once at a low rate against a running server
+
+Every load is bounded in calls and time, all traffic stays on 127.0.0.1, and
+every process started here is stopped by its PID (also listed in --pidfile so
+run.sh can stop them if this driver dies).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import latency  # noqa: E402
+import loads  # noqa: E402
+import report  # noqa: E402
+import servers  # noqa: E402
+import sipp  # noqa: E402
+
+BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+class Pids:
+    """Appends every started PID to a file (for run.sh's EXIT trap)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, pid):
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write("%d\n" % pid)
+
+
+def on_signal(signum, _frame):
+    raise SystemExit("stopped by signal %d" % signum)
+
+
+# ---------------------------------------------------------------- run: capacity search
+
+class Search:
+    """Rate search for one scenario against one running server.
+
+    Probes double the rate from --start until a probe fails, bisect between
+    the last pass and the first failure down to --resolution, then confirm
+    the best rate with a longer step (stepping down by the resolution when the
+    confirmation fails, at most three times). A step passes when every call
+    succeeded, nothing was retransmitted (neither by the client nor by the
+    server towards the UAS), and SIPp kept the rate (wall time within 5% + 1 s).
+    """
+
+    def __init__(self, a, server, scenario, lds, outdir):
+        self.a = a
+        self.server = server
+        self.scenario = scenario
+        self.loads = lds
+        self.outdir = outdir
+        self.csv = lds.csv_for(scenario)
+        self.steps = []
+        self.mem_kb = 0
+        self.rss_sum_kb = 0
+        self.target = "127.0.0.1:%d" % server.port
+
+    def store_limit_near(self, calls):
+        # offline recipients: stay below 10 messages per user (mss and msilo limit)
+        if self.scenario != "msg-offline":
+            return False
+        n = len(self.csv.rows)
+        return self.csv.handed_out + calls > 9 * n
+
+    def step(self, rate, duration_s, kind):
+        calls = int(rate * duration_s)
+        if self.store_limit_near(calls):
+            log("  %s %s: skipping %d/s, offline store limit per user would be reached"
+                % (self.server.name, self.scenario, rate))
+            return None
+        prefix = os.path.join(self.outdir, "%s-%s-%s-%05d" % (
+            self.server.name, self.scenario, kind, rate))
+        cpu0 = self.server.cpu_seconds()
+        res = self.loads.step(self.target, self.scenario, self.csv, rate, duration_s, prefix)
+        cpu1 = self.server.cpu_seconds()
+        self.mem_kb = max(self.mem_kb, self.server.memory_kb())
+        self.rss_sum_kb = max(self.rss_sum_kb, self.server.rss_sum_kb())
+        st, uas = res["stats"], res["uas_stats"]
+        ok = sipp.counter(st, "SuccessfulCall")
+        info = {
+            "kind": kind, "rate": rate, "duration_s": duration_s, "calls": calls,
+            "successful": ok, "failed": sipp.counter(st, "FailedCall"),
+            "retransmissions": sipp.counter(st, "Retransmissions"),
+            "stray": sipp.counter(st, "OutOfCallMsgs") + sipp.counter(st, "DeadCallMsgs"),
+            "uas_trouble": sipp.trouble(uas) if self.scenario == "msg-online" else 0,
+            "wall_s": res["wall_s"], "sipp_rc": res["rc"], "aborted": res["aborted"],
+            "cpu_s": round(cpu1 - cpu0, 3),
+            "cpu_us_per_op": round((cpu1 - cpu0) / ok * 1e6, 1) if ok else None,
+        }
+        info["passed"] = bool(
+            not res["aborted"] and ok == calls and info["failed"] == 0
+            and info["retransmissions"] == 0 and info["uas_trouble"] == 0 and res["wall_s"] <= duration_s * 1.05 + 1.0
+            and self.server.pids())
+        self.steps.append(info)
+        log("  %-8s %-11s %-7s %6d/s x %2ds: %s  ok=%d/%d failed=%d retrans=%d stray=%d "
+            "uas=%d wall=%.1fs cpu=%s us/op%s" % (
+                self.server.name, self.scenario, kind, rate, duration_s,
+                "PASS" if info["passed"] else "FAIL", ok, calls, info["failed"],
+                info["retransmissions"], info["stray"], info["uas_trouble"], res["wall_s"],
+                info["cpu_us_per_op"], (" (%s)" % res["aborted"]) if res["aborted"] else ""))
+        if not info["passed"]:
+            self.wait_idle()
+        time.sleep(self.a.settle)
+        return info
+
+    def wait_idle(self, limit_s=15.0):
+        """After an overload, wait until the server has drained its backlog."""
+        deadline = time.monotonic() + limit_s
+        last = self.server.cpu_seconds()
+        while time.monotonic() < deadline and self.server.pids():
+            time.sleep(0.5)
+            now = self.server.cpu_seconds()
+            if now - last < 0.02:
+                return
+            last = now
+
+    def run(self):
+        a = self.a
+        lo, hi, best = None, None, None
+        rate = a.start
+        while rate <= a.max_rate:
+            s = self.step(rate, a.probe, "probe")
+            if s is None:
+                break
+            if s["passed"]:
+                lo, best = rate, s
+                rate *= 2
+            else:
+                hi = rate
+                break
+        if lo is None and hi is not None:
+            # the start rate failed: look below it
+            rate = hi // 2
+            while rate >= a.min_rate:
+                s = self.step(rate, a.probe, "probe")
+                if s is None:
+                    break
+                if s["passed"]:
+                    lo, best = rate, s
+                    break
+                hi = rate
+                rate //= 2
+        res_step = a.resolution
+        while lo is not None and hi is not None and hi - lo > res_step:
+            mid = lo + max(res_step, ((hi - lo) // 2) // res_step * res_step)
+            if mid >= hi:
+                break
+            s = self.step(mid, a.probe, "probe")
+            if s is None:
+                break
+            if s["passed"]:
+                lo, best = mid, s
+            else:
+                hi = mid
+        if lo is not None and a.confirm > a.probe:
+            rate, best, tries = lo, None, 0
+            while rate >= a.min_rate and tries < 3:
+                tries += 1
+                s = self.step(rate, a.confirm, "confirm")
+                if s is None:
+                    break
+                if s["passed"]:
+                    best = s
+                    break
+                rate -= res_step if rate > res_step else rate // 2
+        return best
+
+
+def measure_latency(a, server, scenario, lds, outdir, best_rate):
+    """A separate bounded load at a moderate common rate, captured with dumpcap."""
+    rate = a.lat_rate
+    if best_rate and best_rate < rate * 2:
+        rate = max(a.min_rate, best_rate // 2)
+    csv = lds.csv_for(scenario)
+    csv.cursor = len(csv.rows) // 3  # away from the rows the search started with
+    prefix = os.path.join(outdir, "%s-%s-latency-%05d" % (server.name, scenario, rate))
+    rttdir = prefix + ".rtt"
+    os.makedirs(rttdir, exist_ok=True)
+    cap = None
+    if have_capture := latency.have_capture_tools():
+        cap = latency.Capture(server.port, prefix + ".pcap", a.pids)
+    try:
+        res = lds.step("127.0.0.1:%d" % server.port, scenario, csv, rate, a.lat_duration,
+                       prefix, extra=["-trace_rtt", "-rtt_freq", "1"], cwd=rttdir)
+    finally:
+        if cap:
+            cap.stop()
+    summary = cap.summarize() if cap else None
+    if summary is None:
+        summary = latency.from_sipp_rtt(rttdir)
+    if summary is None:
+        return None
+    summary["rate"] = rate
+    summary["calls_ok"] = sipp.counter(res["stats"], "SuccessfulCall")
+    summary["capture"] = have_capture
+    if not a.keep_pcap and cap and os.path.exists(prefix + ".pcap"):
+        os.unlink(prefix + ".pcap")
+    return summary
+
+
+def bench_one(a, server, scenario, lds, outdir):
+    log("%s / %s: starting the server" % (scenario, server.name))
+    reason = server.start(fresh=True)
+    if reason:
+        log("%s: not available (%s)" % (server.name, reason))
+        return {"available": False, "reason": reason}
+    try:
+        if scenario == "msg-online":
+            prefix = os.path.join(outdir, "%s-%s-uas-register" % (server.name, scenario))
+            if not lds.register_online_user("127.0.0.1:%d" % server.port, prefix):
+                return {"available": True, "error": "the online recipient could not register"}
+        search = Search(a, server, scenario, lds, outdir)
+        best = search.run()
+        lat = None
+        if not a.no_latency and server.pids():
+            lat = measure_latency(a, server, scenario, lds, outdir,
+                                  best["rate"] if best else None)
+        return {"available": True, "best": best, "steps": search.steps,
+                "latency": lat, "memory_kb": search.mem_kb,
+                "rss_sum_kb": search.rss_sum_kb,
+                "alive_at_end": bool(server.pids())}
+    finally:
+        server.stop()
+
+
+def machine_info():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        sipp_v = subprocess.run([sipp.SIPP, "-v"], capture_output=True, text=True,
+                                timeout=10).stdout
+        m = re.search(r"SIPp v?([0-9][^\s-]*)", sipp_v)
+        sipp_v = m.group(1) if m else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        sipp_v = "unknown"
+    return {"nproc": os.cpu_count(), "model": model, "kernel": platform.release(),
+            "sipp": sipp_v}
+
+
+def filesystem_of(path):
+    """Type of the filesystem holding path (ext4, tmpfs, ...), from /proc/mounts."""
+    path = os.path.realpath(path)
+    best, fstype = "", "unknown"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and (path == parts[1] or path.startswith(
+                        parts[1].rstrip("/") + "/")) and len(parts[1]) > len(best):
+                    best, fstype = parts[1], parts[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def make_servers(a):
+    out = []
+    for name in a.servers.split(","):
+        if name == "kamailio":
+            out.append(servers.Kamailio(a.kamailio_port, a.work, a.pids,
+                                        os.path.join(BENCH_DIR, "kamailio", "kamailio.cfg"),
+                                        os.path.join(a.users, "kamailio.db"), a.domain))
+        elif name == "mss":
+            out.append(servers.Mss(a.mss_port, a.work, a.pids, a.mss_bin, a.mss_ini,
+                                   os.path.join(a.work, "mss-data")))
+        else:
+            raise SystemExit("unknown server %r" % name)
+    return out
+
+
+def cmd_run(a):
+    started = datetime.datetime.now(datetime.timezone.utc)
+    scenarios = a.only.split(",") if a.only else list(loads.SCENARIOS)
+    for s in scenarios:
+        if s not in loads.SCENARIOS:
+            raise SystemExit("unknown scenario %r (have %s)" % (s, ", ".join(loads.SCENARIOS)))
+    srvs = make_servers(a)
+    outdir = os.path.join(a.results, started.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+    lds = loads.Loads(os.path.join(BENCH_DIR, "scenarios"), a.users, outdir, a.domain,
+                      a.uac_port, a.uas_port, a.pids)
+    info = machine_info()
+    info["data_fs"] = filesystem_of(a.work)
+    info["versions"] = {}
+    for s in srvs:
+        if isinstance(s, servers.Mss) and not os.access(s.binary, os.X_OK):
+            info["versions"][s.name] = "not available"
+        else:
+            info["versions"][s.name] = s.version()
+    results = {}
+    unavailable = set()
+    for i, scenario in enumerate(scenarios):
+        order = srvs if i % 2 == 0 else list(reversed(srvs))
+        results[scenario] = {}
+        for srv in order:
+            if srv.name in unavailable:
+                results[scenario][srv.name] = {"available": False, "reason": "see above"}
+                continue
+            if isinstance(srv, servers.Mss) and not os.access(srv.binary, os.X_OK):
+                results[scenario][srv.name] = {"available": False,
+                                               "reason": "no binary at %s" % srv.binary}
+                unavailable.add(srv.name)
+                info["versions"][srv.name] = "not available"
+                log("mss: not available (no binary at %s)" % srv.binary)
+                continue
+            r = bench_one(a, srv, scenario, lds, outdir)
+            results[scenario][srv.name] = r
+            if not r.get("available"):
+                unavailable.add(srv.name)
+                info["versions"][srv.name] = "not available"
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    doc = {"started": started.isoformat(timespec="seconds"),
+           "finished": finished.isoformat(timespec="seconds"),
+           "mode": a.mode, "settings": {k: getattr(a, k) for k in (
+               "probe", "confirm", "start", "resolution", "max_rate", "lat_rate",
+               "lat_duration")},
+           "machine": info, "results": results}
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    md = report.markdown(doc)
+    with open(os.path.join(outdir, "table.md"), "w") as f:
+        f.write(md)
+    if a.benchmarks_md:
+        report.replace_between_markers(a.benchmarks_md, md)
+        log("table written to %s" % a.benchmarks_md)
+    print(md)
+    log("raw SIPp statistics and results.json in %s (%.0f s)" % (
+        outdir, (finished - started).total_seconds()))
+    return 0
+
+
+# ---------------------------------------------------------------- scale
+
+def http_get(addr, path, timeout=2.0):
+    import http.client
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+METRIC = "mss_registered_contacts"
+
+
+def registered_count(admin):
+    """Registered contacts per mss's admin API: the /metrics gauge, else /api/registrations."""
+    try:
+        status, body = http_get(admin, "/metrics")
+        if status == 200:
+            for line in body.splitlines():
+                if line.startswith(METRIC) and not line.startswith("#"):
+                    parts = line.split()
+                    if len(parts) >= 2:
+                        return int(float(parts[1]))
+        status, body = http_get(admin, "/api/registrations", timeout=10)
+        if status == 200:
+            return len(json.loads(body))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cmd_scale(a):
+    outdir = os.path.join(a.results, "scale-" + time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+    srv = servers.Mss(a.mss_port, a.work, a.pids, a.mss_bin, a.mss_ini,
+                      os.path.join(a.work, "mss-scale-data"))
+    if not os.access(a.mss_bin, os.X_OK):
+        log("mss: not available (no binary at %s)" % a.mss_bin)
+        return 3
+    # all users: the online recipient row plus every reg.csv row
+    all_csv = os.path.join(outdir, "all.csv")
+    with open(all_csv, "w") as out:
+        out.write("SEQUENTIAL\n")
+        for name in ("uas.csv", "reg.csv"):
+            with open(os.path.join(a.users, name)) as f:
+                out.writelines(f.readlines()[1:])
+    with open(all_csv) as f:
+        total = sum(1 for _ in f) - 1
+    reason = srv.start(fresh=True)
+    if reason:
+        log("mss: not available (%s)" % reason)
+        return 3
+    doc = {"users": total, "rate": a.scale_rate, "metric": METRIC}
+    try:
+        prefix = os.path.join(outdir, "register-all")
+        duration = total / float(a.scale_rate)
+        cmd = sipp.uac_command("127.0.0.1:%d" % a.mss_port,
+                               os.path.join(BENCH_DIR, "scenarios", "reg-auth.xml"), all_csv,
+                               {"domain": a.domain, "expires": 3600}, a.uac_port,
+                               a.scale_rate, total, int(duration * 2) + 30, prefix)
+        log("registering %d users at %d/s" % (total, a.scale_rate))
+        res = sipp.run_uac(cmd, prefix, duration * 2 + 40, a.pids, early_abort=False)
+        ok = sipp.counter(res["stats"], "SuccessfulCall")
+        doc["registered_ok"] = ok
+        doc["failed"] = sipp.counter(res["stats"], "FailedCall")
+        doc["register_wall_s"] = res["wall_s"]
+        time.sleep(1)
+        doc["count_before_restart"] = registered_count(a.mss_admin)
+        doc["rss_kb"] = srv.memory_kb()
+        doc["vmrss_kb"] = srv.rss_sum_kb()
+        log("registered %d/%d (failed %d); %s reports %s; peak RSS %.1f MB" % (
+            ok, total, doc["failed"], METRIC, doc["count_before_restart"],
+            doc["rss_kb"] / 1024.0))
+        srv.stop()
+        t0 = time.monotonic()
+        reason = srv.start(fresh=False, ready_timeout_s=120)
+        if reason:
+            doc["restart_error"] = reason
+            log("restart failed: %s" % reason)
+        else:
+            doc["sip_ready_after_s"] = round(time.monotonic() - t0, 3)
+            want = doc["count_before_restart"] or ok
+            n, deadline = None, time.monotonic() + a.restore_timeout
+            while time.monotonic() < deadline:
+                n = registered_count(a.mss_admin)
+                if n is not None and n >= want:
+                    break
+                time.sleep(0.1)
+            doc["count_after_restart"] = n
+            doc["restored_after_s"] = round(time.monotonic() - t0, 3) if n and n >= want else None
+            doc["rss_after_restart_kb"] = srv.memory_kb()
+            log("after restart: SIP answers after %.2f s; %s = %s after %s s" % (
+                doc["sip_ready_after_s"], METRIC, n, doc["restored_after_s"]))
+    finally:
+        srv.stop()
+    with open(os.path.join(outdir, "scale.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    print(json.dumps(doc, indent=2))
+    good = (doc.get("registered_ok") == total and doc.get("restored_after_s") is not None)
+    return 0 if good else 1
+
+
+# ---------------------------------------------------------------- smoke
+
+def cmd_smoke(a):
+    outdir = os.path.join(a.results, "smoke-" + time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+    lds = loads.Loads(os.path.join(BENCH_DIR, "scenarios"), a.users, outdir, a.domain,
+                      a.uac_port, a.uas_port, a.pids)
+    lds.expires = 120  # a smoke run leaves no long-lived registrations behind
+    host, port = a.target.rsplit(":", 1)
+    if not servers.sip_ping(host, int(port), 5):
+        log("smoke: no SIP answer from %s" % a.target)
+        return 2
+    failures = 0
+    for scenario in (a.only.split(",") if a.only else loads.SCENARIOS):
+        prefix = os.path.join(outdir, scenario)
+        if scenario == "msg-online":
+            if not lds.register_online_user(a.target, prefix + "-uas-register", expires=120):
+                log("smoke %-11s FAIL (the online recipient could not register; see %s)"
+                    % (scenario, outdir))
+                failures += 1
+                continue
+        csv = lds.csv_for(scenario)
+        # Rows of the first half only: reg-auth then registers first-half users,
+        # senders are first-half users and their offline recipients (half the
+        # list away) are second-half users, who therefore stay unregistered.
+        # A different slice on every run spreads the offline messages.
+        half = len(csv.rows) // 2
+        if half < a.calls:
+            log("smoke: need at least %d users for %d calls" % (2 * a.calls + 2, a.calls))
+            return 2
+        csv.cursor = int(time.time() * 7) % (half - a.calls + 1)
+        res = lds.step(a.target, scenario, csv, a.rate, a.calls / float(a.rate), prefix)
+        st = res["stats"]
+        ok = sipp.counter(st, "SuccessfulCall")
+        good = ok == res["calls"] and sipp.counter(st, "FailedCall") == 0
+        log("smoke %-11s %s  %d/%d successful, %d failed, %d retransmissions%s" % (
+            scenario, "PASS" if good else "FAIL", ok, res["calls"],
+            sipp.counter(st, "FailedCall"), sipp.counter(st, "Retransmissions"),
+            "" if good else " (see %s.errors.log)" % prefix))
+        failures += 0 if good else 1
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------- cli
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def common(p):
+        p.add_argument("--users", required=True, help="folder from gen_users.py")
+        p.add_argument("--work", default="/tmp/mss-bench", help="scratch folder")
+        p.add_argument("--results", default=os.path.join(BENCH_DIR, "results"))
+        p.add_argument("--pidfile", default=None)
+        p.add_argument("--domain", default="bench.test")
+        p.add_argument("--uac-port", type=int, default=int(os.environ.get("BENCH_UAC_PORT", 15090)))
+        p.add_argument("--uas-port", type=int, default=int(os.environ.get("BENCH_UAS_PORT", 15091)))
+        p.add_argument("--only", default=None, help="comma-separated scenarios")
+
+    def mss_args(p):
+        p.add_argument("--mss-bin", default="mss")
+        p.add_argument("--mss-ini", default=None)
+        p.add_argument("--mss-port", type=int, default=15080)
+        p.add_argument("--mss-admin", default="127.0.0.1:15081")
+
+    r = sub.add_parser("run")
+    common(r)
+    mss_args(r)
+    r.add_argument("--servers", default="kamailio,mss")
+    r.add_argument("--kamailio-port", type=int, default=15070)
+    r.add_argument("--quick", action="store_true")
+    r.add_argument("--start", type=int, default=1000)
+    r.add_argument("--max-rate", type=int, default=32000)
+    r.add_argument("--min-rate", type=int, default=100)
+    r.add_argument("--resolution", type=int, default=None)
+    r.add_argument("--probe", type=int, default=None, help="probe step seconds")
+    r.add_argument("--confirm", type=int, default=None, help="confirmation step seconds")
+    r.add_argument("--settle", type=float, default=1.0)
+    r.add_argument("--lat-rate", type=int, default=1000)
+    r.add_argument("--lat-duration", type=int, default=None)
+    r.add_argument("--no-latency", action="store_true")
+    r.add_argument("--keep-pcap", action="store_true")
+    r.add_argument("--benchmarks-md", default=None)
+
+    s = sub.add_parser("scale")
+    common(s)
+    mss_args(s)
+    s.add_argument("--scale-rate", type=int, default=4000)
+    s.add_argument("--restore-timeout", type=float, default=120)
+
+    m = sub.add_parser("smoke")
+    common(m)
+    m.add_argument("--target", required=True, help="HOST:PORT of a running server")
+    m.add_argument("--calls", type=int, default=20)
+    m.add_argument("--rate", type=int, default=10)
+
+    a = ap.parse_args()
+    a.pids = Pids(a.pidfile)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    os.makedirs(a.work, exist_ok=True)
+    if a.cmd == "run":
+        a.mode = "quick" if a.quick else "full"
+        if a.probe is None:
+            a.probe = 5
+        if a.confirm is None:
+            a.confirm = 5 if a.quick else 20
+        if a.resolution is None:
+            a.resolution = 2000 if a.quick else 1000
+        if a.lat_duration is None:
+            a.lat_duration = 3 if a.quick else 5
+        return cmd_run(a)
+    if a.cmd == "scale":
+        return cmd_scale(a)
+    return cmd_smoke(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+# Shell helpers shared by bench/run.sh, bench/scale.sh and bench/smoke.sh (sourced).
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Stop every process listed in the pid file (one PID per line), by PID, only if
+# it is still one of ours (sipp, kamailio, dumpcap or mss).
+stop_started() {
+  local pidfile="$1" pid comm left
+  [ -f "$pidfile" ] || return 0
+  left=()
+  while read -r pid; do
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || continue
+    comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
+    case "$comm" in
+      sipp|kamailio|dumpcap|mss) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
+    esac
+  done < "$pidfile"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    local alive=()
+    for pid in "${left[@]}"; do [ -d "/proc/$pid" ] && alive+=("$pid"); done
+    [ ${#alive[@]} -eq 0 ] && return 0
+    left=("${alive[@]}")
+    sleep 0.5
+  done
+  for pid in "${left[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+# Install SIPp 3.6, Kamailio 5.6 (+ SQLite and extra modules), tshark and sqlite3
+# when missing. Waits for another apt/dpkg run to finish first.
+ensure_packages() {
+  local missing=0
+  for c in sipp kamailio tshark dumpcap sqlite3; do
+    command -v "$c" >/dev/null 2>&1 || missing=1
+  done
+  for m in db_sqlite msilo async; do
+    ls /usr/lib/*/kamailio/modules/"$m".so >/dev/null 2>&1 || missing=1
+  done
+  [ "$missing" = 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing packages and not root: apt-get install sip-tester kamailio kamailio-sqlite-modules kamailio-extra-modules tshark sqlite3"
+    return 1
+  fi
+  local waited=0
+  while fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock >/dev/null 2>&1; do
+    [ $waited -ge 600 ] && { log "apt/dpkg still busy after 10 minutes"; return 1; }
+    [ $waited = 0 ] && log "waiting for another apt-get/dpkg to finish"
+    sleep 5; waited=$((waited + 5))
+  done
+  log "installing sip-tester kamailio kamailio-sqlite-modules kamailio-extra-modules tshark sqlite3"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester kamailio \
+    kamailio-sqlite-modules kamailio-extra-modules tshark sqlite3 >&2 || {
+      DEBIAN_FRONTEND=noninteractive apt-get update >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester kamailio \
+        kamailio-sqlite-modules kamailio-extra-modules tshark sqlite3 >&2
+    }
+}
+
+# Fail early when one of our loopback ports is taken (UDP or TCP).
+check_ports() {
+  local p busy=0
+  for p in "$@"; do
+    if ss -Hlnut "sport = :$p" 2>/dev/null | grep -q . ; then
+      log "port $p is in use: choose others (BENCH_*_PORT, see bench/README.md)"; busy=1
+    fi
+  done
+  return $busy
+}
+
+# Build mss in release mode (only the mss package) and print the binary path.
+# $1 = 1 to build, 0 to only look for an existing binary.
+build_mss() {
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  if [ "$1" = 1 ] && command -v cargo >/dev/null 2>&1; then
+    log "building mss (cargo build --release -p mss, target dir $target)"
+    if ! (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build --release -p mss >&2); then
+      log "mss: build failed"
+      return 1
+    fi
+  fi
+  if [ -x "$target/release/mss" ]; then
+    echo "$target/release/mss"
+  elif command -v mss >/dev/null 2>&1; then
+    command -v mss
+  else
+    log "mss: no binary (looked in $target/release/mss and PATH)"
+    return 1
+  fi
+}

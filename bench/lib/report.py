@@ -1,0 +1,134 @@
+"""The Markdown table of a benchmark run, and its place in BENCHMARKS.md."""
+import os
+
+START = "<!-- bench:start -->"
+END = "<!-- bench:end -->"
+NAMES = {"kamailio": "Kamailio", "mss": "mss"}
+
+
+def fmt_int(v):
+    return "{:,}".format(int(v)) if v is not None else "–"
+
+
+def fmt_num(v, digits=0):
+    if v is None:
+        return "–"
+    return ("{:,.%df}" % digits).format(v)
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or not b:
+        return "–"
+    return "%.2f" % (a / float(b))
+
+
+def fmt_ms(v):
+    if v is None:
+        return "–"
+    return "%.2f" % v if v < 10 else "%.1f" % v
+
+
+def row_values(r):
+    """(rate, cpu_us, p50, p99, lat_note, mem_mb) of one result, or None when unusable."""
+    if not r or not r.get("available") or r.get("error"):
+        return None
+    best = r.get("best")
+    rate = best["rate"] if best else None
+    cpu = best.get("cpu_us_per_op") if best else None
+    lat = r.get("latency") or {}
+    mem = r.get("memory_kb")
+    return {"rate": rate, "cpu": cpu, "p50": lat.get("p50_ms"), "p99": lat.get("p99_ms"),
+            "lat_rate": lat.get("rate"), "lat_src": lat.get("source"),
+            "mem_mb": mem / 1024.0 if mem else None,
+            "steps": len(r.get("steps", []))}
+
+
+def markdown(doc):
+    m = doc["machine"]
+    st = doc["settings"]
+    v = m.get("versions", {})
+    lines = [
+        START,
+        "## Capacity: mss and Kamailio under the same SIPp load (`bench/run.sh`)",
+        "",
+        "Run %s → %s, mode `%s` (probes %d s, confirmation %d s, resolution %d/s)." % (
+            doc["started"], doc["finished"][11:], doc["mode"], st["probe"], st["confirm"],
+            st.get("resolution") or 0),
+        "Machine: %s × %s, Linux %s; server data (SQLite) on %s. "
+        "Versions: mss %s; Kamailio %s; SIPp %s." % (
+            m["nproc"], m["model"], m["kernel"], m.get("data_fs", "unknown"),
+            v.get("mss", "not run"), v.get("kamailio", "not run"), m["sipp"]),
+        "",
+        "| scenario | server | max rate (calls/s) | CPU µs/call | CPU mss/Kam | rate mss/Kam "
+        "| p50 ms | p99 ms | memory MB |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    notes = []
+    lat_rates = set()
+    for scenario, per in doc["results"].items():
+        kam = row_values(per.get("kamailio"))
+        for name in ("kamailio", "mss"):
+            if name not in per:
+                continue
+            r = per[name]
+            vals = row_values(r)
+            if vals is None:
+                why = "not available" if not r.get("available") else "error: " + r.get("error", "")
+                lines.append("| %s | %s | %s | | | | | | |" % (scenario, NAMES[name], why))
+                continue
+            rate = fmt_int(vals["rate"]) if vals["rate"] else "< %s" % fmt_int(
+                doc["settings"].get("start"))
+            ratio_cpu = ratio_rate = ""
+            if name == "mss" and kam:
+                ratio_cpu = fmt_ratio(vals["cpu"], kam["cpu"])
+                ratio_rate = fmt_ratio(vals["rate"], kam["rate"])
+            if vals["lat_rate"]:
+                lat_rates.add(vals["lat_rate"])
+            if vals["lat_src"] == "sipp":
+                notes.append("%s/%s latency from SIPp's clock (4 ms ticks)." % (
+                    scenario, NAMES[name]))
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                scenario, NAMES[name], rate, fmt_num(vals["cpu"]), ratio_cpu, ratio_rate,
+                fmt_ms(vals["p50"]), fmt_ms(vals["p99"]), fmt_num(vals["mem_mb"], 1)))
+    lines += [
+        "",
+        "- **max rate**: highest rate that ran %d s with every call successful, zero failed "
+        "calls, zero retransmissions (client and UAS) and SIPp keeping the rate. "
+        "SIPp, the UAS and the server share the same %s cores, so this is the capacity of "
+        "the whole box, not of the server alone; compare the servers by ratio." % (
+            st["confirm"], m["nproc"]),
+        "- **CPU µs/call**: the server's CPU time (utime+stime, all threads; for Kamailio all "
+        "processes) during that step ÷ successful calls. A call is the whole scenario: two "
+        "requests (challenge + authenticated) — plus the relay leg for msg-online.",
+        "- **p50/p99**: request → final 2xx of the authenticated request, from a tshark "
+        "capture on lo, in a separate %s-s run at %s calls/s." % (
+            st["lat_duration"], " / ".join(fmt_int(x) for x in sorted(lat_rates)) or "–"),
+        "- **memory**: mss peak RSS (VmHWM); Kamailio the sum of PSS over its processes "
+        "(its shared memory counted once), highest value sampled after each step.",
+        "- Runs on this shared machine vary by ±15%: treat smaller differences as noise.",
+    ]
+    lines += ["- " + n for n in notes]
+    lines += [END, ""]
+    return "\n".join(lines)
+
+
+def replace_between_markers(path, block):
+    """Put block (which starts with START and ends with END) into path, touching nothing else."""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    else:
+        text = "# Benchmarks\n\n%s\n%s\n" % (START, END)
+    block = block.rstrip("\n")
+    i = text.find(START)
+    j = text.find(END, i + 1) if i >= 0 else -1
+    if i >= 0 and j >= 0:
+        text = text[:i] + block + text[j + len(END):]
+    else:
+        if not text.endswith("\n"):
+            text += "\n"
+        text += "\n" + block + "\n"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

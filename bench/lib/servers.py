@@ -1,0 +1,203 @@
+"""The servers under test: Kamailio (reference) and mss, started and stopped by PID."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import procstat
+
+
+def sip_ping(host, port, timeout_s):
+    """True when an OPTIONS sent to host:port gets any SIP response in time."""
+    deadline = time.monotonic() + timeout_s
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        lport = sock.getsockname()[1]
+        while time.monotonic() < deadline:
+            branch = "z9hG4bK-ping-" + uuid.uuid4().hex[:12]
+            msg = ("OPTIONS sip:%s:%d SIP/2.0\r\n"
+                   "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s\r\n"
+                   "Max-Forwards: 70\r\n"
+                   "From: <sip:ping@127.0.0.1>;tag=%s\r\n"
+                   "To: <sip:%s:%d>\r\n"
+                   "Call-ID: %s@127.0.0.1\r\n"
+                   "CSeq: 1 OPTIONS\r\n"
+                   "Content-Length: 0\r\n\r\n") % (host, port, lport, branch,
+                                                   uuid.uuid4().hex[:8], host, port,
+                                                   uuid.uuid4().hex)
+            try:
+                sock.sendto(msg.encode(), (host, port))
+                sock.settimeout(0.5)
+                data, _ = sock.recvfrom(65535)
+                if data.startswith(b"SIP/2.0 "):
+                    return True
+            except OSError:
+                time.sleep(0.2)
+    finally:
+        sock.close()
+    return False
+
+
+def port_busy(port):
+    """True when something already uses UDP port on 127.0.0.1."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def tcp_port_busy(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+class Server:
+    """Common start/stop/measure logic; subclasses build the command."""
+
+    name = "server"
+
+    def __init__(self, port, workdir, register_pid):
+        self.port = port
+        self.workdir = workdir
+        self.register_pid = register_pid
+        self.proc = None
+        self.log = os.path.join(workdir, self.name + ".log")
+
+    def command(self):
+        raise NotImplementedError
+
+    def prepare(self, fresh):
+        """Reset state before a start (fresh=True) or keep it (restart)."""
+
+    def start(self, fresh=True, ready_timeout_s=20):
+        """Start in the background; returns None or a reason it is not available."""
+        if port_busy(self.port):
+            return "UDP port %d on 127.0.0.1 is already in use" % self.port
+        self.prepare(fresh)
+        cmd = self.command()
+        with open(self.log, "a") as log:
+            log.write("\n# %s\n" % " ".join(cmd))
+            log.flush()
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.workdir)
+        self.register_pid(self.proc.pid)
+        self.started_at = time.monotonic()
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exited with status %s (see %s)" % (self.proc.returncode, self.log)
+            if sip_ping("127.0.0.1", self.port, 0.5):
+                self.ready_after_s = time.monotonic() - self.started_at
+                return None
+        self.stop()
+        return "no SIP answer on 127.0.0.1:%d within %d s (see %s)" % (
+            self.port, ready_timeout_s, self.log)
+
+    def pids(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return procstat.descendants(self.proc.pid)
+
+    def cpu_seconds(self):
+        return procstat.cpu_seconds(self.pids())
+
+    def memory_kb(self):
+        return procstat.memory_kb(self.pids())
+
+    def rss_sum_kb(self):
+        return procstat.rss_sum_kb(self.pids())
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class Kamailio(Server):
+    """Kamailio 5.6 with bench/kamailio/kamailio.cfg."""
+
+    name = "kamailio"
+
+    def __init__(self, port, workdir, register_pid, cfg, pristine_db, domain, shm_mb=2048):
+        super().__init__(port, workdir, register_pid)
+        self.cfg = cfg
+        self.pristine_db = pristine_db
+        self.db = os.path.join(workdir, "kamailio-run.db")
+        self.domain = domain
+        self.shm_mb = shm_mb
+
+    def prepare(self, fresh):
+        if fresh or not os.path.exists(self.db):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                if os.path.exists(self.db + suffix):
+                    os.unlink(self.db + suffix)
+            shutil.copyfile(self.pristine_db, self.db)
+
+    def command(self):
+        return ["kamailio", "-DD", "-E", "-f", self.cfg,
+                "-l", "udp:127.0.0.1:%d" % self.port,
+                "-m", str(self.shm_mb), "-M", "16",
+                "-Y", self.workdir, "-P", os.path.join(self.workdir, "kamailio.pid"),
+                "-A", 'DBURL="sqlite://%s"' % self.db,
+                "-A", 'SELFURI="sip:127.0.0.1:%d"' % self.port,
+                "-A", 'DOMAIN="%s"' % self.domain]
+
+    def version(self):
+        try:
+            out = subprocess.run(["kamailio", "-v"], capture_output=True, text=True,
+                                 timeout=10).stdout
+            return out.splitlines()[0].replace("version: ", "").replace(
+                "kamailio ", "", 1).strip()
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "unknown"
+
+
+class Mss(Server):
+    """mss serve --config mss.ini --data-dir DIR."""
+
+    name = "mss"
+
+    def __init__(self, port, workdir, register_pid, binary, ini, data_dir):
+        super().__init__(port, workdir, register_pid)
+        self.binary = binary
+        self.ini = ini
+        self.data_dir = data_dir
+
+    def prepare(self, fresh):
+        if fresh and os.path.exists(self.data_dir):
+            shutil.rmtree(self.data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
+
+    def command(self):
+        return [self.binary, "serve", "--config", self.ini, "--data-dir", self.data_dir]
+
+    def version(self):
+        try:
+            out = subprocess.run([self.binary, "--version"], capture_output=True,
+                                 text=True, timeout=10)
+            line = (out.stdout or out.stderr).strip().splitlines()
+            return line[0] if out.returncode == 0 and line else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"

@@ -1,0 +1,104 @@
+"""Unit tests of the pure parts of the harness: python3 -m unittest discover -s bench/lib"""
+import os
+import tempfile
+import unittest
+
+import gen_users
+import report
+import sip_latency
+import sipp
+
+
+class LatencyTests(unittest.TestCase):
+    def test_pairs_first_request_with_first_final_response_from_server(self):
+        lines = [
+            # client -> server, retransmitted, relayed to UAS, UAS answers, server answers
+            "10.000\t15090\t5070\tc1\t2\tMESSAGE\t",
+            "10.400\t15090\t5070\tc1\t2\tMESSAGE\t",
+            "10.001\t5070\t15091\tc1\t2\tMESSAGE\t",
+            "10.002\t15091\t5070\tc1\t2\tMESSAGE\t200",
+            "10.003\t5070\t15090\tc1\t2\tMESSAGE\t100",
+            "10.005\t5070\t15090\tc1\t2\tMESSAGE\t200",
+            "10.500\t5070\t15090\tc1\t2\tMESSAGE\t200",
+            # challenge
+            "11.000\t15090\t5070\tc2\t1\tREGISTER\t",
+            "11.001\t5070\t15090\tc2\t1\tREGISTER\t401",
+            # never answered
+            "12.000\t15090\t5070\tc3\t1\tREGISTER\t",
+        ]
+        vals, unanswered = sip_latency.latencies(lines, 5070, sip_latency.code_matcher("2xx"))
+        self.assertEqual(len(vals), 1)
+        self.assertAlmostEqual(vals[0], 0.005, places=6)
+        self.assertEqual(unanswered, 1)
+        chal, _ = sip_latency.latencies(lines, 5070, sip_latency.code_matcher("401,407"))
+        self.assertEqual(len(chal), 1)
+
+    def test_percentiles(self):
+        s = sip_latency.summarize([i / 1000.0 for i in range(1, 101)], 0)
+        self.assertEqual(s["p50_ms"], 50.0)
+        self.assertEqual(s["p99_ms"], 99.0)
+        self.assertEqual(s["max_ms"], 100.0)
+        self.assertIsNone(sip_latency.summarize([], 0)["p50_ms"])
+
+
+class ReportTests(unittest.TestCase):
+    def test_replaces_only_between_markers(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "BENCHMARKS.md")
+            with open(path, "w") as f:
+                f.write("# B\n\nbefore\n%s\nold\n%s\nafter\n" % (report.START, report.END))
+            report.replace_between_markers(path, "%s\nnew\n%s\n" % (report.START, report.END))
+            text = open(path).read()
+            self.assertIn("before\n", text)
+            self.assertIn("after\n", text)
+            self.assertIn("new", text)
+            self.assertNotIn("old", text)
+
+    def test_creates_file_with_markers(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "BENCHMARKS.md")
+            report.replace_between_markers(path, "%s\nx\n%s\n" % (report.START, report.END))
+            text = open(path).read()
+            self.assertEqual(text.count(report.START), 1)
+            self.assertEqual(text.count(report.END), 1)
+
+
+class StatsTests(unittest.TestCase):
+    def test_last_complete_row(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "s.csv")
+            with open(path, "w") as f:
+                f.write("A;SuccessfulCall(C);FailedCall(C);Retransmissions(C);\n")
+                f.write("x;5;0;0;\n")
+                f.write("x;9;1;2;\n")
+                f.write("x;1")  # partial line being written
+            st = sipp.read_stats(path)
+            self.assertEqual(sipp.counter(st, "SuccessfulCall"), 9)
+            self.assertEqual(sipp.failures(st), 3)
+
+
+class UsersTests(unittest.TestCase):
+    def test_csvs_and_ini(self):
+        with tempfile.TemporaryDirectory() as d:
+            names = gen_users.users(100000, 10)
+            gen_users.gen_csvs(d, names)
+            msg = open(os.path.join(d, "msg.csv")).read().splitlines()
+            self.assertEqual(msg[0], "SEQUENTIAL")
+            rows = [r.split(";") for r in msg[1:]]
+            self.assertEqual(len(rows), 9)
+            for sender, auth, rcpt in rows:
+                self.assertNotEqual(sender, rcpt)
+                self.assertNotEqual(rcpt, "u100000")
+                self.assertEqual(auth, "[authentication username=%s password=%s]" % (
+                    sender, gen_users.password(sender)))
+            reg = open(os.path.join(d, "reg.csv")).read().splitlines()
+            self.assertNotIn("u100000;", "\n".join(reg))
+            ini = os.path.join(d, "mss.ini")
+            gen_users.gen_mss_ini(ini, names, "bench.test", 15080, "127.0.0.1:15081", d)
+            text = open(ini).read()
+            self.assertEqual(text.count("[user:"), 10)
+            self.assertIn("listen = udp:127.0.0.1:15080", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
