@@ -6,7 +6,7 @@
 //! parse cannot be matched to a transaction and is reported, never panicked on.
 
 use mss_sip::header::Via;
-use mss_sip::{HeaderName, Headers, Method, ParseError};
+use mss_sip::{HeaderName, Headers, ParseError};
 
 /// The magic cookie that starts every RFC 3261 branch (§8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -51,7 +51,6 @@ impl<'a> TopVia<'a> {
 pub(crate) struct Base<'a> {
     pub(crate) via: TopVia<'a>,
     pub(crate) cseq: u32,
-    pub(crate) cseq_method: Method,
     pub(crate) call_id: &'a str,
     pub(crate) from_tag: Option<&'a str>,
     pub(crate) to_tag: Option<&'a str>,
@@ -69,7 +68,6 @@ impl<'a> Base<'a> {
         Ok(Base {
             via,
             cseq: cseq.seq,
-            cseq_method: cseq.method,
             call_id: headers.call_id()?,
             from_tag: headers.from()?.tag(),
             to_tag: headers.to()?.tag(),
@@ -138,7 +136,7 @@ mod tests {
             b.via.raw,
             b"SIP / 2.0 / UDP PC33.atlanta.com : 5061 ;branch=z9hG4bKx"
         );
-        assert_eq!((b.cseq, b.cseq_method), (986759, Method::Invite));
+        assert_eq!(b.cseq, 986759);
         assert_eq!(b.call_id, "987asjd97y7atg");
         assert_eq!(b.from_tag, Some("88sja8x"));
         assert_eq!(b.to_tag, None, "a URI parameter is not the header's tag");

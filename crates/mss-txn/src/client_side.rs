@@ -80,11 +80,11 @@ impl Transactions {
     /// a stray.
     pub(crate) fn handle_response(&mut self, now: Instant, rsp: Response, from: Flow) {
         let code = rsp.status().as_u16();
-        let read = Base::read(rsp.headers())
+        let read = TransactionKey::client(&rsp)
             .map_err(TxnError::from)
-            .and_then(|base| {
+            .and_then(|key| {
                 let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
-                Ok((TransactionKey::client(&base), class))
+                Ok((key, class))
             });
         let (key, class) = match read {
             Ok(parts) => parts,

@@ -20,7 +20,7 @@
 //! To tag is the one of our response, not of the INVITE). The table checks the ACK's To tag
 //! against the response it sent instead (§17.2.3, RFC 6026 §6).
 
-use mss_sip::{Method, Request, Response};
+use mss_sip::{Method, ParseError, Request, Response};
 
 use crate::base::{trim, Base, TopVia};
 use crate::error::TxnError;
@@ -49,25 +49,30 @@ pub struct TransactionKey {
 impl TransactionKey {
     /// The key of the server transaction a received request belongs to (§17.2.3).
     ///
+    /// With an RFC 3261 branch only the top Via and the method are read (this is the hot
+    /// path of every retransmission); the RFC 2543 fallback also reads Call-ID, CSeq and
+    /// the From/To tags.
+    ///
     /// # Errors
-    /// [`TxnError`] when the Via, CSeq, Call-ID, From or To header is missing or malformed.
+    /// [`TxnError::Header`] when a header the key needs is missing or malformed.
     pub fn for_request(req: &Request) -> Result<TransactionKey, TxnError> {
-        let base = Base::read(req.headers())?;
-        Ok(Self::server(req, &base))
-    }
-
-    /// The server key from already-read base headers.
-    pub(crate) fn server(req: &Request, base: &Base<'_>) -> TransactionKey {
+        let via = TopVia::read(req.headers())?;
         let method = key_method(req.method());
-        if base.via.is_rfc3261() {
-            return TransactionKey {
+        if via.is_rfc3261() {
+            return Ok(TransactionKey {
                 role: Role::Server,
                 method,
                 rfc3261: true,
-                parts: branch_parts(&base.via, true),
-            };
+                parts: branch_parts(&via, true),
+            });
         }
-        // RFC 2543 fallback (§17.2.3).
+        let base = Base::read(req.headers())?;
+        Ok(Self::rfc2543(req, &base, method))
+    }
+
+    /// The RFC 2543 fallback (§17.2.3): Request-URI, From tag, Call-ID, CSeq number, top
+    /// Via, and the To tag except for INVITE/ACK/CANCEL.
+    fn rfc2543(req: &Request, base: &Base<'_>, method: Method) -> TransactionKey {
         let cseq = base.cseq.to_le_bytes();
         let to_tag = match method {
             Method::Invite | Method::Cancel => None,
@@ -118,20 +123,23 @@ impl TransactionKey {
     /// branch and CSeq method). `None` when the response has no usable Via, branch or CSeq:
     /// it cannot match any transaction.
     pub fn for_response(rsp: &Response) -> Option<TransactionKey> {
-        let base = Base::read(rsp.headers()).ok()?;
-        Self::client(&base)
+        Self::client(rsp).ok().flatten()
     }
 
-    /// The client key from already-read base headers of a response.
-    pub(crate) fn client(base: &Base<'_>) -> Option<TransactionKey> {
-        base.via.branch()?;
-        let method = key_method(&base.cseq_method);
-        Some(TransactionKey {
+    /// [`TransactionKey::for_response`], telling a malformed Via or CSeq (`Err`) from a
+    /// response without branch (`Ok(None)`).
+    pub(crate) fn client(rsp: &Response) -> Result<Option<TransactionKey>, ParseError> {
+        let via = TopVia::read(rsp.headers())?;
+        let cseq = rsp.headers().cseq()?;
+        if via.branch().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(TransactionKey {
             role: Role::Client,
-            method,
-            rfc3261: base.via.is_rfc3261(),
-            parts: branch_parts(&base.via, false),
-        })
+            method: key_method(&cseq.method),
+            rfc3261: via.is_rfc3261(),
+            parts: branch_parts(&via, false),
+        }))
     }
 
     /// For the key of a CANCEL server transaction, the key of the INVITE server transaction
@@ -180,7 +188,8 @@ fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> Box<[u8]> {
     } else {
         ("", None)
     };
-    let mut parts = Parts::with_capacity(branch.len() + host.len() + 16);
+    // Exact size (three 4-byte prefixes, 3 port bytes), so `finish` does not reallocate.
+    let mut parts = Parts::with_capacity(branch.len() + host.len() + 15);
     parts.push(branch);
     parts.push_with(|out| out.extend(host.bytes().map(|b| b.to_ascii_lowercase())));
     parts.push(&port.map_or([0; 3], |p| {

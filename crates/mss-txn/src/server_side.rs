@@ -89,44 +89,54 @@ impl Transactions {
     }
 
     /// A request from the network.
+    ///
+    /// Matching reads only what the key needs (the top Via for RFC 3261 branches), so a
+    /// retransmission costs one Via parse and one lookup. The other base headers are
+    /// checked only before a new transaction is created.
     pub(crate) fn handle_request(&mut self, now: Instant, req: Request, from: Flow) {
-        let base = match Base::read(req.headers()) {
-            Ok(base) => base,
-            Err(error) => {
-                let message = Box::new(Message::Request(req));
-                return self.event(Event::Invalid {
-                    message,
-                    from,
-                    error: error.into(),
-                });
-            }
+        let key = match TransactionKey::for_request(&req) {
+            Ok(key) => key,
+            Err(error) => return self.invalid(req, from, error),
         };
-        let key = TransactionKey::server(&req, &base);
         let slot = self.keys.get(&key).copied();
         match req.method() {
             Method::Ack => {
                 // Under RFC 2543 matching the ACK's To tag must be the one of our response
                 // (§17.2.3); branch matching needs no such check.
-                let tag_ok = key.is_rfc3261()
-                    || slot
-                        .and_then(|s| match self.txns.get(s) {
-                            Some(Txn::Server(s)) => s.response_to.as_deref().map(tag_of),
-                            _ => None,
-                        })
-                        .is_some_and(|ours| ours == base.to_tag);
+                let tag_ok = key.is_rfc3261() || {
+                    let theirs = req.headers().to().ok().and_then(|to| to.tag());
+                    slot.and_then(|s| match self.txns.get(s) {
+                        Some(Txn::Server(s)) => s.response_to.as_deref().map(tag_of),
+                        _ => None,
+                    })
+                    .is_some_and(|ours| ours == theirs)
+                };
                 let slot = slot.filter(|_| tag_ok);
                 self.handle_ack(now, req, from, slot);
             }
-            Method::Cancel => {
-                let seed =
-                    Bytes::copy_from_slice(base.via.branch().unwrap_or(base.call_id).as_bytes());
-                self.handle_cancel(now, req, from, key, slot, &seed);
-            }
             _ => match slot {
                 Some(slot) => self.retransmission(slot),
-                None => self.new_server(now, req, from, key),
+                // A new transaction: its request must be one the TU can answer (§8.1.1).
+                None => match Base::read(req.headers()) {
+                    Err(error) => self.invalid(req, from, error.into()),
+                    Ok(base) if *req.method() == Method::Cancel => {
+                        let seed = Bytes::copy_from_slice(
+                            base.via.branch().unwrap_or(base.call_id).as_bytes(),
+                        );
+                        self.handle_cancel(now, req, from, key, &seed);
+                    }
+                    Ok(_) => self.new_server(now, req, from, key),
+                },
             },
         }
+    }
+
+    fn invalid(&mut self, req: Request, from: Flow, error: TxnError) {
+        self.event(Event::Invalid {
+            message: Box::new(Message::Request(req)),
+            from,
+            error,
+        });
     }
 
     /// A request that matched a live server transaction: a retransmission (§17.2.3).
@@ -233,12 +243,8 @@ impl Transactions {
         req: Request,
         from: Flow,
         key: TransactionKey,
-        slot: Option<SlotId>,
         tag_seed: &[u8],
     ) {
-        if let Some(slot) = slot {
-            return self.retransmission(slot);
-        }
         let target = key.cancel_target().and_then(|k| self.find_server(&k));
         let mut out = std::mem::take(&mut self.scratch);
         let cancel = self.create_server(now, &req, from, key, &mut out);
