@@ -44,6 +44,9 @@ pub(crate) struct IniFile {
     pub(crate) file: String,
     /// Sections in file order.
     pub(crate) sections: Vec<Section>,
+    /// Problems that do not stop validation (repeated sections and keys, keys outside any
+    /// section); the validator reports them together with its own.
+    pub(crate) problems: Diagnostics,
 }
 
 impl IniFile {
@@ -92,10 +95,12 @@ fn scan_line(raw: &str) -> ScanLine {
     }
 }
 
-/// Parses `text` (the content of `file`), reporting syntax errors, keys outside a section,
-/// and repeated sections and keys, all with their line numbers.
+/// Parses `text` (the content of `file`). Syntax errors are returned as `Err`; keys outside
+/// a section and repeated sections and keys are kept in [`IniFile::problems`]. All carry
+/// their line numbers.
 pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
-    let mut diags = Diagnostics::default();
+    let mut problems = Diagnostics::default();
+    let mut syntax = Diagnostics::default();
     // The line index: where each section starts and where each key of it is.
     let mut section_lines: HashMap<String, usize> = HashMap::new();
     let mut key_lines: HashMap<(String, String), usize> = HashMap::new();
@@ -106,7 +111,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
         match scan_line(raw) {
             ScanLine::Section(name) => {
                 if let Some(first) = section_lines.get(&name) {
-                    diags.push(Diagnostic {
+                    problems.push(Diagnostic {
                         file: file.to_string(),
                         line: Some(line),
                         section: Some(name.clone()),
@@ -120,7 +125,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
                 current = Some(name);
             }
             ScanLine::Key(key) => match &current {
-                None => diags.push(Diagnostic {
+                None => problems.push(Diagnostic {
                     file: file.to_string(),
                     line: Some(line),
                     section: None,
@@ -130,7 +135,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
                 Some(sec) => {
                     let k = (sec.clone(), key);
                     if let Some(first) = key_lines.get(&k) {
-                        diags.push(Diagnostic {
+                        problems.push(Diagnostic {
                             file: file.to_string(),
                             line: Some(line),
                             section: Some(k.0.clone()),
@@ -143,7 +148,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
                 }
             },
             ScanLine::Other => {}
-            ScanLine::Invalid(why) => diags.push(Diagnostic {
+            ScanLine::Invalid(why) => syntax.push(Diagnostic {
                 file: file.to_string(),
                 line: Some(line),
                 section: current.clone(),
@@ -152,8 +157,8 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
             }),
         }
     }
-    if !diags.is_empty() {
-        return Err(diags);
+    if !syntax.is_empty() {
+        return Err(syntax);
     }
     let opt = ParseOption {
         enabled_quote: false,
@@ -164,6 +169,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
     let ini = match Ini::load_from_str_opt(text, opt) {
         Ok(ini) => ini,
         Err(e) => {
+            let mut diags = Diagnostics::default();
             diags.push(Diagnostic {
                 file: file.to_string(),
                 // rust-ini counts from 0 and may point past the end.
@@ -205,14 +211,11 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
             entries,
         });
     }
-    if diags.is_empty() {
-        Ok(IniFile {
-            file: file.to_string(),
-            sections,
-        })
-    } else {
-        Err(diags)
-    }
+    Ok(IniFile {
+        file: file.to_string(),
+        sections,
+        problems,
+    })
 }
 
 #[cfg(test)]
@@ -237,7 +240,9 @@ mod tests {
     #[test]
     fn duplicates_are_reported_with_both_lines() {
         let text = "[server]\ndomain = a\ndomain = b\n[im]\n[server]\n";
-        let e = parse("mss.ini", text).unwrap_err().to_string();
+        let f = parse("mss.ini", text).unwrap();
+        assert_eq!(f.sections[0].entries[0].value, "a");
+        let e = f.problems.to_string();
         assert!(
             e.contains("mss.ini:3: [server] domain: duplicate key (first at line 2)"),
             "{e}"
@@ -250,9 +255,8 @@ mod tests {
 
     #[test]
     fn key_outside_section_and_syntax_errors() {
-        let e = parse("a.ini", "domain = x\n[server]\n")
-            .unwrap_err()
-            .to_string();
+        let f = parse("a.ini", "domain = x\n[server]\n").unwrap();
+        let e = f.problems.to_string();
         assert_eq!(e, "a.ini:1: domain: key outside of any section");
         let e = parse("a.ini", "[server]\n[broken\n")
             .unwrap_err()

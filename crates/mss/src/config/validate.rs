@@ -56,7 +56,7 @@ impl<'a> Checker<'a> {
     pub(crate) fn new(file: &'a IniFile) -> Checker<'a> {
         Checker {
             file,
-            diags: Diagnostics::default(),
+            diags: file.problems.clone(),
         }
     }
 
@@ -374,6 +374,16 @@ offline_ttl = 7d
         assert_eq!(l.owner.as_deref(), Some("101"));
         assert_eq!(l.transport, SipTransport::Udp);
         assert_eq!(c.im.offline_ttl, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn structural_and_value_errors_are_reported_together() {
+        let e = load("[server]\ndomain = a.b\ndomain = c.d\nadmin = x\n").unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:3: [server] domain: duplicate key (first at line 2)\n\
+             mss.ini:4: [server] admin: \"x\" is not an address of the form IP:PORT"
+        );
     }
 
     #[test]
