@@ -293,6 +293,13 @@ impl Metrics {
         }
     }
 
+    /// Sets the number of lines in `state` (for a full recount).
+    pub fn set_lines(&self, state: LineState, n: u64) {
+        if let Some(c) = self.lines.get(state_index(state)) {
+            c.store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+        }
+    }
+
     /// Counts one instant message outcome.
     pub fn message(&self, outcome: MessageOutcome) {
         let i = MessageOutcome::ALL.iter().position(|x| *x == outcome);
@@ -306,6 +313,17 @@ impl Metrics {
         self.requests
             .get(dir_index(direction))
             .and_then(|row| row.get(method_index(method)))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The current value of a response counter; 0 for codes outside 100–699.
+    pub fn responses(&self, direction: Direction, code: u16) -> u64 {
+        code.checked_sub(MIN_CODE)
+            .and_then(|slot| {
+                self.responses
+                    .get(dir_index(direction))
+                    .and_then(|row| row.get(usize::from(slot)))
+            })
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
@@ -445,7 +463,12 @@ mod tests {
         m.line_transition(None, LineState::Registering);
         m.line_transition(Some(LineState::Registering), LineState::Online);
         m.message(MessageOutcome::Stored);
+        m.set_lines(LineState::BackingOff, 4);
+        assert_eq!(m.responses(Direction::Out, 401), 1);
+        assert_eq!(m.responses(Direction::Out, 700), 0);
+        assert_eq!(m.requests(Direction::In, Method::Register), 2);
         let text = m.render();
+        assert!(text.contains("mss_lines{state=\"backing_off\"} 4\n"));
         assert!(text.contains("mss_sip_requests_total{direction=\"in\",method=\"REGISTER\"} 2\n"));
         assert!(text.contains("mss_sip_requests_total{direction=\"in\",method=\"other\"} 1\n"));
         assert!(text.contains("mss_sip_responses_total{direction=\"out\",code=\"401\"} 1\n"));

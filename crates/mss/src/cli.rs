@@ -111,6 +111,9 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
         Ok(loaded) => {
             println!("OK");
             print!("{}", loaded.summary());
+            for w in loaded.warnings() {
+                println!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(ConfigError::Invalid(diags)) => {

@@ -81,6 +81,9 @@ pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
         data_dir = %c.server.data_dir.display(),
         "configuration loaded"
     );
+    for w in prepared.loaded.warnings() {
+        tracing::warn!("{w}");
+    }
     Err(ServeError::NotWired)
 }
 

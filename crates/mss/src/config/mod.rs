@@ -52,6 +52,36 @@ impl Loaded {
         self.config_path.is_none()
     }
 
+    /// Things that are valid but probably not what the admin wants.
+    pub fn warnings(&self) -> Vec<String> {
+        let c = &self.config;
+        let mut w = Vec::new();
+        if !c.server.admin.ip().is_loopback() {
+            w.push(format!(
+                "[server] admin = {}: the admin API has no authentication and is not on loopback",
+                c.server.admin
+            ));
+        }
+        if !self.is_embedded() && c.users.is_empty() {
+            w.push("no [user:NAME] section: no local user can register".to_string());
+        }
+        for l in &c.lines {
+            if l.owner.is_none() {
+                w.push(format!(
+                    "[line:{}] has no owner: its incoming calls have nobody to ring",
+                    l.name
+                ));
+            }
+            if l.expires < 60 {
+                w.push(format!(
+                    "[line:{}] expires = {} is very short; registrars usually refuse it with 423",
+                    l.name, l.expires
+                ));
+            }
+        }
+        w
+    }
+
     /// A few lines that say what the configuration contains (for `mss check-config`).
     pub fn summary(&self) -> String {
         let c = &self.config;
@@ -215,6 +245,21 @@ mod tests {
         assert_eq!(l.var.sip_reg_same_dialog, Some(true));
         assert_eq!(l.var_path, Some(dir.path().join(VAR_FILE)));
         assert!(l.summary().contains("users: 1 (101)"));
+        assert!(l.warnings().is_empty(), "{:?}", l.warnings());
+    }
+
+    #[test]
+    fn warnings_for_open_admin_and_ownerless_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        fs::write(
+            &cfg,
+            "[server]\nadmin = 0.0.0.0:5080\n[line:l]\nregistrar = r.example\nnumber = 1\npassword = p\nexpires = 30\n",
+        )
+        .unwrap();
+        let w = load(Some(&cfg), None).unwrap().warnings();
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].contains("not on loopback"));
     }
 
     #[test]
