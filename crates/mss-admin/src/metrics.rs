@@ -444,7 +444,6 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -145,7 +145,6 @@ async fn not_found() -> Response {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::metrics::{Direction, Method, Metrics};

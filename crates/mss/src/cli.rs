@@ -133,7 +133,6 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -57,7 +57,6 @@ pub fn parse_if_inet6(text: &str) -> Vec<Ipv6Addr> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

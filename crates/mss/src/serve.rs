@@ -104,7 +104,6 @@ pub fn main(args: &ServeArgs) -> Result<(), ServeError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `mss` executable's command line.
 
+// Helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! `mss status` against a real admin API served on loopback.
 
+// Helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

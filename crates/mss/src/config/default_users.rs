@@ -152,7 +152,6 @@ fn parse(path: &Path, text: &str) -> Result<Vec<UserConfig>, ConfigError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -219,7 +219,6 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

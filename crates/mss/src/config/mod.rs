@@ -221,7 +221,6 @@ pub fn is_not_found(err: &ConfigError) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -316,7 +316,6 @@ pub(crate) fn config_from_ini(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::config::ini_file;

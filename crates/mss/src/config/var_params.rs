@@ -56,7 +56,6 @@ pub(crate) fn var_params_from_ini(file: &IniFile) -> Result<VarParams, Diagnosti
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::config::ini_file;

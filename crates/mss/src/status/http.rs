@@ -182,7 +182,6 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, HttpError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -181,7 +181,6 @@ fn span(secs: u64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use mss_admin::{CallIdModeView, LastFailure, LineState};
