@@ -291,7 +291,8 @@ impl Headers {
             .sum()
     }
 
-    /// Writes every header line; see [`Headers::encode_filtered`].
+    /// Writes every header line (`Name: value` CRLF); received lines come out exactly as
+    /// they were received.
     pub fn encode(&self, out: &mut BytesMut) {
         self.encode_filtered(out, |_| false);
     }

@@ -170,7 +170,7 @@ pub fn format_date(t: SystemTime) -> String {
 pub struct Warning<'a> {
     /// Three-digit warn-code.
     pub code: u16,
-    /// warn-agent (host[:port] or pseudonym).
+    /// warn-agent (`host[:port]` or pseudonym).
     pub agent: &'a str,
     /// warn-text with its quotes (see [`crate::unquote`]).
     pub text: &'a str,
