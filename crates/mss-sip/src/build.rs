@@ -2,10 +2,16 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::header::NameAddr;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use crate::error::{ParseError, ParseErrorKind};
+use crate::header::{NameAddr, Via};
+use crate::headers::top_level_comma;
 use crate::message::{Request, Response, SIP_VERSION};
 use crate::method::Method;
 use crate::name::HeaderName;
+use crate::params::{find_unquoted, trim};
 use crate::status::StatusCode;
 
 impl Response {
@@ -68,6 +74,66 @@ impl Response {
         self.headers.replace(HeaderName::ContentType, content_type);
         self.body = body.into();
         self
+    }
+}
+
+impl Request {
+    /// Records where the request really came from in its top Via (RFC 3261 §18.2.1,
+    /// RFC 3581 §4): adds `received=IP` when the sent-by host is not `source`'s address or
+    /// when `rport` is present, and fills an empty `rport` with `source`'s port. The other
+    /// Via values and lines are kept as they are. Returns true when the Via changed.
+    ///
+    /// # Errors
+    /// `MissingHeader` without Via, `BadHeaderValue` when the top Via is malformed.
+    pub fn stamp_via(&mut self, source: SocketAddr) -> Result<bool, ParseError> {
+        let new_line = {
+            let Some(line) = self.headers.get_str(&HeaderName::Via)? else {
+                return Err(ParseError::in_header(
+                    ParseErrorKind::MissingHeader,
+                    HeaderName::Via,
+                    0,
+                ));
+            };
+            let end = top_level_comma(line.as_bytes()).unwrap_or(line.len());
+            let first = trim(line.get(..end).unwrap_or(""));
+            let rest = line.get(end..).unwrap_or("");
+            let via = Via::parse(first)?;
+            let host = via.host.trim_start_matches('[').trim_end_matches(']');
+            let same_host = host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == source.ip());
+            let rport = via.rport();
+            let add_received = !same_host || rport.is_some();
+            if !add_received && rport != Some(None) {
+                return Ok(false);
+            }
+            let head_end = find_unquoted(first, b';').unwrap_or(first.len());
+            let mut out = String::with_capacity(line.len() + 48);
+            out.push_str(trim(first.get(..head_end).unwrap_or("")));
+            for (n, v) in via.params.iter() {
+                if add_received && n.eq_ignore_ascii_case("received") {
+                    continue;
+                }
+                out.push(';');
+                out.push_str(n);
+                match v {
+                    None if n.eq_ignore_ascii_case("rport") => {
+                        let _ = write!(out, "={}", source.port());
+                    }
+                    None => {}
+                    Some(v) => {
+                        out.push('=');
+                        out.push_str(v);
+                    }
+                }
+            }
+            if add_received {
+                let _ = write!(out, ";received={}", source.ip());
+            }
+            out.push_str(rest);
+            out
+        };
+        Ok(self.headers.set_first(&HeaderName::Via, new_line))
     }
 }
 
@@ -206,6 +272,38 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(rsp.headers().to().unwrap().tag(), Some("abc"));
         let trying = Response::for_request(&req, StatusCode::TRYING, "Trying");
         assert!(trying.headers().contains(&HeaderName::Timestamp));
+    }
+
+    #[test]
+    fn stamp_via_adds_received_and_rport() {
+        let Ok(Message::Request(mut req)) = parse_datagram(Bytes::from_static(REQ)) else {
+            panic!()
+        };
+        let src: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        assert!(req.stamp_via(src).unwrap());
+        let vias: Vec<_> = req.headers().get_all(&HeaderName::Via).collect();
+        assert_eq!(
+            vias[0],
+            b"SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport=40000;received=203.0.113.9"
+        );
+        assert_eq!(vias[1], b"SIP/2.0/UDP proxy;branch=z9hG4bK0");
+        let top = req.headers().top_via().unwrap();
+        assert_eq!(
+            (top.rport(), top.received()),
+            (Some(Some(40000)), Some("203.0.113.9"))
+        );
+        // Same host, no rport: unchanged.
+        let mut r2 = Request::builder(Method::Options, "sip:a@b")
+            .via("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx, SIP/2.0/UDP c")
+            .build();
+        assert!(!r2.stamp_via("10.0.0.1:5060".parse().unwrap()).unwrap());
+        assert!(r2.stamp_via("10.0.0.2:5060".parse().unwrap()).unwrap());
+        assert_eq!(
+            r2.headers().get(&HeaderName::Via),
+            Some(
+                &b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx;received=10.0.0.2, SIP/2.0/UDP c"[..]
+            )
+        );
     }
 
     #[test]

@@ -216,6 +216,19 @@ impl Headers {
         }
     }
 
+    /// Replaces the value of the first line named `name` only, keeping the other lines of
+    /// that name (e.g. the top Via). Returns false when there is no such line.
+    pub fn set_first(&mut self, name: &HeaderName, value: impl Into<Bytes>) -> bool {
+        match self.entries.iter_mut().find(|e| &e.name == name) {
+            Some(e) => {
+                e.raw = None;
+                e.value = Value::Owned(value.into());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Copies every line named `name` from `other`, in order, to the end of `self`.
     /// Lines keep their exact bytes when both share the same buffer (see
     /// `Response::for_request`).

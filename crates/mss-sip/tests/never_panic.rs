@@ -49,6 +49,7 @@ fn touch_everything(msg: &Message) {
     if let Message::Request(r) = msg {
         let _ = r.uri();
         let _ = r.can_build_response();
+        let _ = r.clone().stamp_via("[2001:db8::7]:5070".parse().unwrap());
         let mut rsp = Response::for_request(r, StatusCode::BAD_REQUEST, "Bad Request");
         rsp.set_to_tag("x");
         let _ = rsp.to_bytes();
