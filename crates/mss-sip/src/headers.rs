@@ -150,7 +150,8 @@ impl Headers {
         self.entries.iter().map(|e| (&e.name, self.value_of(e)))
     }
 
-    /// Appends a header line.
+    /// Appends a header line. The value is written as given: it must not hold a CRLF
+    /// that is not followed by whitespace (that would start a new header line).
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
         self.entries.push(Entry {
             name,
@@ -275,7 +276,7 @@ impl Headers {
             match (&e.raw, &e.value) {
                 (Some(raw), _) => out.put_slice(raw.get(&self.buf)),
                 (None, v) => {
-                    out.put_slice(e.name.as_str().as_bytes());
+                    out.put_slice(e.name.as_bytes());
                     out.put_slice(b": ");
                     match v {
                         Value::Owned(b) => out.put_slice(b),
@@ -298,7 +299,7 @@ impl Headers {
                         Value::Owned(b) => b.len(),
                         Value::Span(s) => s.len as usize,
                     };
-                    e.name.as_str().len() + 4 + vl
+                    e.name.as_bytes().len() + 4 + vl
                 }
             })
             .sum()

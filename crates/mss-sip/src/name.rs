@@ -32,6 +32,15 @@ macro_rules! names {
         }
 
         impl HeaderName {
+            /// The canonical spelling (full form) of the name, as bytes; an unknown name
+            /// exactly as received.
+            pub fn as_bytes(&self) -> &[u8] {
+                match self {
+                    $( HeaderName::$var => $text.as_bytes(), )*
+                    HeaderName::Other(o) => &o.0,
+                }
+            }
+
             /// The canonical spelling (full form) of the name.
             pub fn as_str(&self) -> &str {
                 match self {

@@ -55,9 +55,11 @@ impl<'a> AuthHeader<'a> {
                                 return Err(bad(off));
                             }
                         } else if value.is_empty()
-                            || !value
+                            // Unquoted values are read liberally (any text without
+                            // whitespace or quotes); mss-auth checks what it uses.
+                            || value
                                 .bytes()
-                                .all(|c| is_token_char(c) || c == b'/' || c == b':')
+                                .any(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'"'))
                         {
                             return Err(bad(off));
                         }
