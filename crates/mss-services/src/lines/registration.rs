@@ -1,0 +1,633 @@
+//! [`Registration`]: the sans-IO registration client of one line (RFC 3261 §10.2, §22.2,
+//! RFC 3263 §4).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use mss_auth::{ChallengeOutcome, DigestClient};
+use mss_sip::{HeaderName, Response};
+use mss_store::LineRecord;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::lines::backoff::{refresh_delay, retry_after_delay, Backoff};
+use crate::lines::call_id::{is_cseq_complaint, new_branch, CallIdPolicy};
+use crate::lines::output::{LineLog, LineOutput, LogLevel};
+use crate::lines::request::{build_register, contact_uri, RegisterParts};
+use crate::lines::response::{self, MAX_GRANTED_SECS};
+use crate::lines::settings::{CallIdMode, LineSettings, DEFAULT_EXPIRES};
+use crate::lines::state::{LastFailure, LineState, LineStatus};
+use crate::lines::targets::{ResolveRequest, Target, Targets};
+use crate::Now;
+
+/// The hard floor between two REGISTERs of one line, whatever the provider answers.
+pub const MIN_REGISTER_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a REGISTER may stay without a final answer before the line treats it as timed
+/// out by itself: Timer F (64·T1 = 32 s, RFC 3261 §17.1.2.2) plus a margin, in case the
+/// transaction layer's report is lost.
+pub const IN_FLIGHT_GUARD: Duration = Duration::from_secs(40);
+/// Challenges answered in a row before the line counts the credentials as failed (a `stale`
+/// nonce is answered again, RFC 7616 §3.3; a registrar that never accepts is not).
+const MAX_AUTH_ROUNDS: u8 = 3;
+
+/// What the line waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The next REGISTER goes out at this instant (or as soon as the floor allows).
+    SendAt(Instant),
+    /// A lookup is with the caller.
+    Resolving,
+    /// A REGISTER is in its client transaction.
+    InFlight,
+    /// Shut down: nothing more to send.
+    Done,
+}
+
+/// The REGISTER in its client transaction.
+#[derive(Debug, Clone)]
+struct InFlight {
+    call_id: String,
+    cseq: u32,
+    sent_at: Instant,
+    target: Target,
+    contact: String,
+    expires: u32,
+    unregister: bool,
+}
+
+/// The registration client of one external line. See the [module docs](crate::lines) for the
+/// run loop.
+pub struct Registration {
+    settings: LineSettings,
+    policy: CallIdPolicy,
+    digest: DigestClient,
+    /// `Authorization` after a `401`, `Proxy-Authorization` after a `407` (RFC 3261 §22.2, §22.3).
+    credentials_header: HeaderName,
+    targets: Targets,
+    step: Step,
+    in_flight: Option<InFlight>,
+    /// The lifetime asked for; raised by a `423` (RFC 3261 §10.2.8).
+    expires: u32,
+    backoff: Backoff,
+    auth_rounds: u8,
+    last_sent_at: Option<Instant>,
+    registered_until: Option<Instant>,
+    shutting_down: bool,
+    unregister_sent: bool,
+    /// Jitter for timers, reseeded from the caller's RNG at every response, so a seeded test
+    /// replays exactly.
+    jitter: StdRng,
+    status: LineStatus,
+    out: VecDeque<LineOutput>,
+}
+
+fn unix_at(now: Now, at: Instant) -> i64 {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if at >= now.mono {
+        now.unix_ms.saturating_add(ms(at - now.mono))
+    } else {
+        now.unix_ms.saturating_sub(ms(now.mono - at))
+    }
+}
+
+/// The state a final failure puts the line in.
+fn state_for(code: u16) -> LineState {
+    match code {
+        403 => LineState::AuthFailed,
+        408 | 480 | 500..=599 => LineState::BackingOff,
+        _ => LineState::Rejected,
+    }
+}
+
+impl Registration {
+    /// A line about to register: the first [`Registration::poll_output`] asks for the
+    /// registrar's address. `persisted` is the line's stored record (`Store::get_line`):
+    /// with it, the line continues its Call-ID above the last CSeq sent.
+    pub fn new(
+        settings: LineSettings,
+        persisted: Option<LineRecord>,
+        now: Now,
+        rng: &mut dyn RngCore,
+    ) -> Registration {
+        let policy = CallIdPolicy::new(
+            &settings.name,
+            settings.call_id_mode,
+            persisted.as_ref(),
+            rng,
+        );
+        let mut out = VecDeque::new();
+        let expires = if settings.expires == 0 || settings.expires > MAX_GRANTED_SECS {
+            out.push_back(LineOutput::Log(LineLog {
+                level: LogLevel::Warn,
+                message: format!(
+                    "expires = {} is not usable for a registration; asking for {DEFAULT_EXPIRES}",
+                    settings.expires
+                ),
+            }));
+            DEFAULT_EXPIRES
+        } else {
+            settings.expires
+        };
+        let status = LineStatus {
+            state: LineState::Registering,
+            since: now.unix_ms,
+            expires_at: None,
+            next_attempt_at: Some(now.unix_ms),
+            call_id_mode: policy.in_use(),
+            last_failure: None,
+            notice: None,
+        };
+        Registration {
+            digest: DigestClient::new(settings.username(), &settings.password),
+            settings,
+            policy,
+            credentials_header: HeaderName::Authorization,
+            targets: Targets::default(),
+            step: Step::SendAt(now.mono),
+            in_flight: None,
+            expires,
+            backoff: Backoff::default(),
+            auth_rounds: 0,
+            last_sent_at: None,
+            registered_until: None,
+            shutting_down: false,
+            unregister_sent: false,
+            jitter: StdRng::seed_from_u64(rng.next_u64()),
+            status,
+            out,
+        }
+    }
+
+    /// The line's status, for the admin API.
+    pub fn status(&self) -> &LineStatus {
+        &self.status
+    }
+
+    /// The line's settings.
+    pub fn settings(&self) -> &LineSettings {
+        &self.settings
+    }
+
+    /// True once shut down and the un-REGISTER (if any) is answered: drop the machine.
+    pub fn is_done(&self) -> bool {
+        self.step == Step::Done && self.out.is_empty()
+    }
+
+    /// The next thing to do, `None` when nothing is due now. Call until `None` after every
+    /// `handle_*`. A REGISTER is built here (with randomness from `rng`: Call-ID, tags,
+    /// branch, cnonce), never sooner than [`MIN_REGISTER_INTERVAL`] after the previous one.
+    pub fn poll_output(&mut self, now: Now, rng: &mut dyn RngCore) -> Option<LineOutput> {
+        if let Some(o) = self.out.pop_front() {
+            return Some(o);
+        }
+        let Step::SendAt(at) = self.step else {
+            return None;
+        };
+        if now.mono < self.due(at) {
+            return None;
+        }
+        if self.targets.is_empty() {
+            self.step = Step::Resolving;
+            return Some(LineOutput::Resolve(ResolveRequest::new(
+                &self.settings.registrar_host,
+                self.settings.port,
+                self.settings.transport,
+            )));
+        }
+        self.send(now, rng);
+        self.out.pop_front()
+    }
+
+    /// When [`Registration::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let step = match self.step {
+            Step::SendAt(at) => Some(self.due(at)),
+            Step::InFlight => self.in_flight.as_ref().map(|f| f.sent_at + IN_FLIGHT_GUARD),
+            Step::Resolving | Step::Done => None,
+        };
+        match (step, self.registered_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Drives the line's own deadlines (safe to call at any time): a registration whose
+    /// expiry passed is forgotten, and a REGISTER without an answer after
+    /// [`IN_FLIGHT_GUARD`] counts as timed out. Due REGISTERs come out of
+    /// [`Registration::poll_output`].
+    pub fn handle_timeout(&mut self, now: Now) {
+        if let Some(until) = self.registered_until {
+            if now.mono >= until {
+                self.registered_until = None;
+                self.status.expires_at = None;
+                if self.status.state == LineState::Online {
+                    self.set_state(now, LineState::Registering);
+                }
+            }
+        }
+        if let Some(f) = &self.in_flight {
+            if now.mono >= f.sent_at + IN_FLIGHT_GUARD {
+                self.handle_transaction_timeout(now);
+            }
+        }
+    }
+
+    /// The lookup asked for by [`LineOutput::Resolve`] finished: `targets` in the order to
+    /// try (SRV priority and weight applied by the caller), empty when it failed.
+    pub fn handle_resolved(&mut self, now: Now, targets: Vec<Target>) {
+        if self.step != Step::Resolving {
+            return;
+        }
+        if targets.is_empty() {
+            let delay = self.backoff.next_delay(&mut self.jitter);
+            let failure = LastFailure {
+                code: None,
+                reason: format!("no address for {}", self.settings.registrar_host),
+                p_registrar_error: None,
+            };
+            self.fail(now, LineState::Unreachable, failure, delay);
+            self.after_final(now);
+            return;
+        }
+        self.targets.set(targets);
+        self.schedule(now, now.mono);
+    }
+
+    /// The REGISTER's client transaction timed out (Timer F) or its transport failed:
+    /// like a `408` from the target (RFC 3261 §8.1.3.1), so the next target is tried
+    /// (RFC 3263 §4.3); with none left the line is `unreachable` and retries with backoff.
+    pub fn handle_transaction_timeout(&mut self, now: Now) {
+        let Some(f) = self.in_flight.take() else {
+            return;
+        };
+        if f.unregister {
+            self.finish(now);
+            return;
+        }
+        let failure = LastFailure {
+            code: Some(408),
+            reason: format!("no answer from {} (transaction timeout)", f.target.addr),
+            p_registrar_error: None,
+        };
+        self.fail_over_or_fail(now, LineState::Unreachable, failure, None);
+        self.after_final(now);
+    }
+
+    /// A response of the REGISTER's client transaction. Provisional ones are ignored, as are
+    /// answers that do not match the REGISTER in flight (CSeq and Call-ID).
+    pub fn handle_response(&mut self, now: Now, rsp: &Response, rng: &mut dyn RngCore) {
+        let Some(f) = &self.in_flight else {
+            return;
+        };
+        let h = rsp.headers();
+        let ours =
+            h.cseq().is_ok_and(|c| c.seq == f.cseq) && h.call_id().is_ok_and(|c| c == f.call_id);
+        if !ours {
+            self.log(
+                LogLevel::Info,
+                "ignored an answer that is not for the REGISTER in flight".to_owned(),
+            );
+            return;
+        }
+        let code = rsp.status().as_u16();
+        if code < 200 {
+            return;
+        }
+        let Some(f) = self.in_flight.take() else {
+            return;
+        };
+        self.jitter = StdRng::seed_from_u64(rng.next_u64());
+        if f.unregister {
+            self.unregister_answered(now, rsp, code);
+            return;
+        }
+        match code {
+            200..=299 => self.registered(now, rsp, &f),
+            401 | 407 => {
+                if let Err(why) = self.answer_challenge(rsp, code) {
+                    let mut failure = response::failure(rsp);
+                    failure.reason = format!("{} ({why})", failure.reason);
+                    let delay = self.backoff.next_delay(&mut self.jitter);
+                    self.fail(now, LineState::AuthFailed, failure, delay);
+                } else {
+                    self.schedule(now, now.mono);
+                }
+            }
+            423 => self.interval_too_brief(now, rsp),
+            400 | 500 if self.is_cseq_complaint(rsp) => self.cseq_rejected(now, rsp),
+            408 | 503 => {
+                let retry_after = response::retry_after(rsp);
+                self.fail_over_or_fail(now, state_for(code), response::failure(rsp), retry_after);
+            }
+            _ => {
+                let delay = self.retry_delay(response::retry_after(rsp));
+                self.fail(now, state_for(code), response::failure(rsp), delay);
+            }
+        }
+        self.after_final(now);
+    }
+
+    /// Stops the line: the next REGISTER is an un-REGISTER (`Expires: 0` for our Contact,
+    /// RFC 3261 §10.2.2) when the line is registered, then the line is `offline` and
+    /// [`Registration::is_done`]. A REGISTER in flight is answered first.
+    pub fn shutdown(&mut self, now: Now) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        match self.step {
+            Step::InFlight | Step::Done => {}
+            Step::SendAt(_) | Step::Resolving => {
+                if self.registered_until.is_some() && !self.targets.is_empty() {
+                    self.schedule(now, now.mono);
+                } else {
+                    self.finish(now);
+                }
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    /// `at`, or later when the floor between REGISTERs demands it.
+    fn due(&self, at: Instant) -> Instant {
+        match self.last_sent_at {
+            Some(last) => at.max(last + MIN_REGISTER_INTERVAL),
+            None => at,
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.out
+            .push_back(LineOutput::Log(LineLog { level, message }));
+    }
+
+    fn set_state(&mut self, now: Now, state: LineState) {
+        if self.status.state != state {
+            self.status.state = state;
+            self.status.since = now.unix_ms;
+            self.out
+                .push_back(LineOutput::StateChanged(self.status.clone()));
+        }
+    }
+
+    fn schedule(&mut self, now: Now, at: Instant) {
+        self.step = Step::SendAt(at);
+        self.status.next_attempt_at = Some(unix_at(now, self.due(at)));
+    }
+
+    fn retry_delay(&mut self, retry_after: Option<u32>) -> Duration {
+        match retry_after {
+            // RFC 3261 §20.33: do not retry before the time asked.
+            Some(secs) => retry_after_delay(secs, &mut self.jitter),
+            None => self.backoff.next_delay(&mut self.jitter),
+        }
+    }
+
+    fn send(&mut self, now: Now, rng: &mut dyn RngCore) {
+        let Some(target) = self.targets.current().copied() else {
+            // Nothing resolved: the next poll asks for a lookup.
+            self.targets.clear();
+            self.step = Step::SendAt(now.mono);
+            return;
+        };
+        let unregister = self.shutting_down;
+        let expires = if unregister { 0 } else { self.expires };
+        let ids = self.policy.next(rng);
+        self.out.push_back(LineOutput::Persist(
+            self.policy.record(&self.settings.name, now.unix_ms),
+        ));
+        let uri = self.settings.request_uri();
+        let credentials = match self.digest.authorize("REGISTER", &uri, rng) {
+            Ok(Some(value)) => Some((self.credentials_header.clone(), value)),
+            Ok(None) => None,
+            Err(e) => {
+                self.log(LogLevel::Warn, format!("cannot compute credentials: {e}"));
+                None
+            }
+        };
+        let branch = new_branch(rng);
+        let request = build_register(&RegisterParts {
+            settings: &self.settings,
+            target: &target,
+            ids: &ids,
+            branch: &branch,
+            expires,
+            credentials,
+        });
+        self.in_flight = Some(InFlight {
+            call_id: ids.call_id,
+            cseq: ids.cseq,
+            sent_at: now.mono,
+            target,
+            contact: contact_uri(&self.settings, &target),
+            expires,
+            unregister,
+        });
+        self.unregister_sent |= unregister;
+        self.last_sent_at = Some(now.mono);
+        self.status.next_attempt_at = None;
+        self.step = Step::InFlight;
+        self.out.push_back(LineOutput::Send {
+            request: Box::new(request),
+            target,
+        });
+    }
+
+    fn registered(&mut self, now: Now, rsp: &Response, f: &InFlight) {
+        let grant = response::granted(rsp, &f.contact, f.expires);
+        if let Some(n) = grant.notice {
+            self.log(LogLevel::Warn, n.clone());
+            self.status.notice = Some(n);
+        }
+        let until = now.mono + Duration::from_secs(u64::from(grant.seconds));
+        self.registered_until = Some(until);
+        self.status.expires_at = Some(unix_at(now, until));
+        self.backoff.reset();
+        self.auth_rounds = 0;
+        let refresh = refresh_delay(grant.seconds, &mut self.jitter);
+        self.schedule(now, now.mono + refresh);
+        self.set_state(now, LineState::Online);
+    }
+
+    /// Takes a `401`/`407` challenge; `Err` says in words why it is not answered.
+    fn answer_challenge(&mut self, rsp: &Response, code: u16) -> Result<(), String> {
+        self.auth_rounds = self.auth_rounds.saturating_add(1);
+        if self.auth_rounds > MAX_AUTH_ROUNDS {
+            return Err(format!("challenged {MAX_AUTH_ROUNDS} times in a row"));
+        }
+        let (header, credentials) = if code == 401 {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        } else {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        };
+        let list = response::challenges(rsp, &header)?;
+        let outcome = self.digest.handle_challenges(
+            list.iter()
+                .map(|c| c.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+        );
+        match outcome {
+            Ok(ChallengeOutcome::Answer) => {
+                self.credentials_header = credentials;
+                Ok(())
+            }
+            Ok(ChallengeOutcome::Rejected) => {
+                Err("credentials refused: check username and password".to_owned())
+            }
+            Err(e) => Err(format!("cannot answer the challenge: {e}")),
+        }
+    }
+
+    /// RFC 3261 §10.2.8: `423` names the shortest lifetime accepted; ask again with it.
+    fn interval_too_brief(&mut self, now: Now, rsp: &Response) {
+        let problem = match rsp.headers().min_expires() {
+            Ok(Some(m)) if m > self.expires && m <= MAX_GRANTED_SECS => {
+                self.log(
+                    LogLevel::Info,
+                    format!("registrar wants at least {m} s (423); asking again with that"),
+                );
+                self.expires = m;
+                self.schedule(now, now.mono);
+                return;
+            }
+            Ok(Some(m)) if m <= self.expires => {
+                format!("Min-Expires {m} is not above the {} s asked", self.expires)
+            }
+            Ok(Some(m)) => format!("absurd Min-Expires {m}"),
+            Ok(None) => "no Min-Expires".to_owned(),
+            Err(e) => format!("malformed Min-Expires: {e}"),
+        };
+        let mut failure = response::failure(rsp);
+        failure.reason = format!("{} ({problem})", failure.reason);
+        let delay = self.retry_delay(response::retry_after(rsp));
+        self.fail(now, LineState::Rejected, failure, delay);
+    }
+
+    fn is_cseq_complaint(&self, rsp: &Response) -> bool {
+        is_cseq_complaint(&response::reason(rsp))
+            || response::p_registrar_error(rsp).is_some_and(|p| is_cseq_complaint(&p))
+    }
+
+    /// A `400`/`500` about the CSeq or ordering of a same-Call-ID REGISTER.
+    fn cseq_rejected(&mut self, now: Now, rsp: &Response) {
+        let failure = response::failure(rsp);
+        if self.policy.switch_to_fresh() {
+            let said = failure
+                .p_registrar_error
+                .as_ref()
+                .map_or_else(String::new, |p| format!(", P-Registrar-Error: {p}"));
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "registrar rejected a re-REGISTER on the same Call-ID ({} {}{said}); this \
+                     registrar only accepts a fresh Call-ID per REGISTER, so line {} now uses \
+                     one. To pin this, set call_id = fresh in [line:{}] of mss.ini or \
+                     gVarSipRegSameDialog = 0 in [sip] of mss_var_param.ini",
+                    failure.code.unwrap_or(0),
+                    failure.reason,
+                    self.settings.name,
+                    self.settings.name
+                ),
+            );
+            self.status.call_id_mode = self.policy.in_use();
+            self.status.last_failure = Some(failure);
+            self.out
+                .push_back(LineOutput::StateChanged(self.status.clone()));
+            self.schedule(now, now.mono);
+            return;
+        }
+        if self.policy.configured() == CallIdMode::Same {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "registrar rejects the CSeq of line {} with call_id = same; set \
+                     call_id = auto or fresh if it only accepts fresh Call-IDs",
+                    self.settings.name
+                ),
+            );
+        }
+        let delay = self.retry_delay(response::retry_after(rsp));
+        self.fail(now, LineState::Rejected, failure, delay);
+    }
+
+    /// RFC 3263 §4.3: on a timeout or `503`, the next target; with none left, a retry later
+    /// from a fresh lookup.
+    fn fail_over_or_fail(
+        &mut self,
+        now: Now,
+        state: LineState,
+        failure: LastFailure,
+        retry_after: Option<u32>,
+    ) {
+        let from = self.targets.current().map(|t| t.addr);
+        if self.targets.advance() {
+            if let (Some(from), Some(to)) = (from, self.targets.current().map(|t| t.addr)) {
+                self.log(
+                    LogLevel::Info,
+                    format!("{} from {from}; trying {to}", failure.reason),
+                );
+            }
+            self.status.last_failure = Some(failure);
+            self.schedule(now, now.mono);
+            return;
+        }
+        self.targets.clear();
+        let delay = self.retry_delay(retry_after);
+        self.fail(now, state, failure, delay);
+    }
+
+    fn fail(&mut self, now: Now, state: LineState, failure: LastFailure, delay: Duration) {
+        self.auth_rounds = 0;
+        self.status.last_failure = Some(failure);
+        self.schedule(now, now.mono + delay);
+        self.set_state(now, state);
+    }
+
+    /// During shutdown, once the REGISTER in flight is answered: un-REGISTER if registered.
+    fn after_final(&mut self, now: Now) {
+        if !self.shutting_down || self.unregister_sent || self.step == Step::Done {
+            return;
+        }
+        if self.registered_until.is_some() && !self.targets.is_empty() {
+            self.schedule(now, now.mono);
+        } else {
+            self.finish(now);
+        }
+    }
+
+    fn unregister_answered(&mut self, now: Now, rsp: &Response, code: u16) {
+        if matches!(code, 401 | 407) && self.answer_challenge(rsp, code).is_ok() {
+            self.schedule(now, now.mono);
+            return;
+        }
+        if !(200..300).contains(&code) {
+            self.log(
+                LogLevel::Info,
+                format!("un-REGISTER answered {code} {}", response::reason(rsp)),
+            );
+        }
+        self.finish(now);
+    }
+
+    fn finish(&mut self, now: Now) {
+        self.step = Step::Done;
+        self.in_flight = None;
+        self.registered_until = None;
+        self.status.expires_at = None;
+        self.status.next_attempt_at = None;
+        self.set_state(now, LineState::Offline);
+    }
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("line", &self.settings.name)
+            .field("step", &self.step)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
