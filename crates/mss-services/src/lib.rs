@@ -4,15 +4,27 @@
 //!   the location service that every other service asks where a user can be reached.
 //! - [`lines`]: external lines (SIP trunks) that mss keeps registered at providers.
 //! - [`im`]: instant messages (RFC 3428 MESSAGE) with an offline store.
+//! - [`answer`]: the one place that turns a [`Reject`] into a response.
+//! - [`precheck`]: the RFC 3261 §8.2 checks every request gets first, and `OPTIONS`.
+//! - [`digest`]: [`DigestGuard`], digest authentication of local users (`401`/`407`).
+//! - [`domains`]: [`LocalDomains`], which hosts are ours.
 //!
 //! Every service is a state machine in the style of the transaction layer: it takes the
 //! current time ([`Now`]) and messages as input and returns what should happen (responses
 //! to send, requests to start, storage writes to await). It never reads a clock, touches a
 //! socket or waits for a disk; the `mss` binary does that and feeds the results back.
 
+pub mod answer;
+pub mod digest;
+pub mod domains;
 pub mod im;
 pub mod lines;
 mod now;
+pub mod precheck;
 pub mod registrar;
 
+pub use answer::{Answer, Reject};
+pub use digest::{AuthKind, AuthenticatedUser, DigestGuard, GuardConfig, Users};
+pub use domains::LocalDomains;
 pub use now::Now;
+pub use precheck::Precheck;

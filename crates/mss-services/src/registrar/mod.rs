@@ -1,1 +1,43 @@
-//! The registrar for local users and the location service (RFC 3261 §10).
+//! The registrar for local users and the location service (RFC 3261 §10, RFC 5626 §6).
+//!
+//! - `binding.rs`: [`Binding`], one registered contact (URI as sent, instance, reg-id, q,
+//!   expiry on both clocks, Call-ID/CSeq, the [`mss_sip::Flow`] it came on).
+//! - `location.rs`: [`Location`], user → bindings in memory; [`ContactTarget`]s for other
+//!   services, restore, sweep, counts, the admin snapshot ([`RegistrationView`]).
+//! - `contacts.rs`: what a REGISTER asks for (query, `*`, contacts with their expiry).
+//! - `register.rs`: [`Registrar`], the REGISTER algorithm of RFC 3261 §10.3.
+//!
+//! Run loop of one REGISTER (the caller owns the store and the clock):
+//!
+//! ```no_run
+//! # use mss_services::registrar::{Registrar, RegisterOutcome};
+//! # use mss_services::Now;
+//! # fn demo(registrar: &mut Registrar, now: Now, req: &mss_sip::Request, flow: &mss_sip::Flow,
+//! #         write: impl Fn(&str, Vec<mss_store::BindingChange>) -> bool) -> mss_sip::Response {
+//! match registrar.handle_register(now, req, flow) {
+//!     RegisterOutcome::Reply(rsp) => rsp,
+//!     RegisterOutcome::Commit(mut pending) => {
+//!         let changes = pending.take_changes();
+//!         // `store.apply_binding_changes(pending.user(), changes).await`
+//!         if write(pending.user(), changes) {
+//!             let done = registrar.complete(now, pending);
+//!             // if done.became_reachable: deliver stored messages to done.user
+//!             done.response
+//!         } else {
+//!             registrar.failed(pending)
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
+
+mod binding;
+mod contacts;
+mod location;
+mod register;
+#[cfg(test)]
+mod tests;
+
+pub use binding::Binding;
+pub use location::{ContactTarget, Location, RegistrationView, Update};
+pub use register::{Completed, PendingRegister, RegisterOutcome, Registrar, RegistrarConfig};

@@ -1,0 +1,172 @@
+//! The checks every request gets before a service sees it (RFC 3261 §8.2), and the
+//! answer to `OPTIONS` (§11.2).
+//!
+//! Order, and why:
+//! 1. SIP version → `505` (§8.2: a request of another version cannot be read further);
+//! 2. method → `501` for a method mss does not know (§8.2.1; RFC 4475 esc02, mismatch02
+//!    prefer 501 over 400), `405` with `Allow` for one it knows but does not serve;
+//! 3. [`Request::validate`] → `400` naming the bad header;
+//! 4. Request-URI scheme not `sip`/`sips`/`tel` → `416` (§8.2.2.1, RFC 4475 unkscm);
+//! 5. `Require` with option tags mss does not support → `420` + `Unsupported` (§8.2.2.3).
+//!    `Proxy-Require` is for proxies and is ignored by mss acting as the UAS.
+
+use mss_sip::{HeaderName, Method, ParseErrorKind, Request, Response, StatusCode, Uri};
+
+use crate::answer::{Answer, Reject};
+
+/// Option tags mss supports (RFC 5626 `outbound`, applied by the registrar).
+pub const SUPPORTED: &[&str] = &["outbound"];
+
+/// Accepted bodies, for `OPTIONS` (instant messages are plain text).
+const ACCEPT: &str = "text/plain, application/sdp";
+
+/// Request checks shared by every service.
+#[derive(Debug, Clone)]
+pub struct Precheck {
+    /// Methods served by some service.
+    served: Vec<Method>,
+}
+
+impl Default for Precheck {
+    fn default() -> Precheck {
+        Precheck::new(vec![Method::Register, Method::Message, Method::Options])
+    }
+}
+
+/// Methods mss knows (RFC 3261 and the extensions named by [`Method`]): those not served
+/// get `405`, any other `501`.
+fn known(m: &Method) -> bool {
+    !matches!(m, Method::Other(_))
+}
+
+impl Precheck {
+    /// Checks for a server that serves `served` (ACK and CANCEL are the transaction
+    /// layer's business and always pass).
+    pub fn new(served: Vec<Method>) -> Precheck {
+        Precheck { served }
+    }
+
+    /// Whether a request passes; `Err` says how to refuse it (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// The first rejection found, to be answered with [`Answer::reject`].
+    pub fn check(&self, req: &Request) -> Result<(), Reject> {
+        if !req.version().eq_ignore_ascii_case(mss_sip::SIP_VERSION) {
+            return Err(Reject::VersionNotSupported);
+        }
+        let m = req.method();
+        let passes = matches!(m, Method::Ack | Method::Cancel) || self.served.contains(m);
+        if !passes {
+            return Err(if known(m) {
+                Reject::MethodNotAllowed
+            } else {
+                Reject::NotImplemented
+            });
+        }
+        req.validate().map_err(|e| match e.kind {
+            ParseErrorKind::UnsupportedVersion => Reject::VersionNotSupported,
+            _ => Reject::Malformed(e),
+        })?;
+        match req.uri() {
+            Ok(Uri::Sip(_) | Uri::Tel(_)) => {}
+            Ok(Uri::Other(_)) => return Err(Reject::UnsupportedUriScheme),
+            Err(e) => return Err(Reject::Malformed(e)),
+        }
+        let required = req.headers().require().map_err(Reject::Malformed)?;
+        let unknown: Vec<String> = required
+            .into_iter()
+            .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .map(str::to_owned)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Reject::BadExtension(unknown));
+        }
+        Ok(())
+    }
+
+    /// The `200 OK` to an `OPTIONS` addressed to mss (RFC 3261 §11.2): `Allow`, `Accept`,
+    /// `Accept-Language`, `Supported`.
+    pub fn options_answer(&self, answer: &Answer, req: &Request) -> Response {
+        let mut rsp = answer.response(req, StatusCode::OK, "OK");
+        let h = rsp.headers_mut();
+        h.push(HeaderName::Allow, answer.allow().clone());
+        h.push(HeaderName::Accept, ACCEPT);
+        h.push(HeaderName::from_static("Accept-Language"), "en");
+        h.push(HeaderName::Supported, SUPPORTED.join(", "));
+        rsp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mss_sip::{parse_datagram, Message};
+
+    fn torture(name: &str) -> Request {
+        let path = format!(
+            "{}/../../../shared/sip-torture/{name}.dat",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        match parse_datagram(Bytes::from(bytes)).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("{name} is not a request"),
+        }
+    }
+
+    fn status(name: &str) -> (u16, Response) {
+        let p = Precheck::default();
+        let a = Answer::new("pbx.example.com");
+        let r = torture(name);
+        let rsp = match p.check(&r) {
+            Ok(()) => p.options_answer(&a, &r),
+            Err(rej) => a.reject(&r, &rej),
+        };
+        (rsp.status().as_u16(), rsp)
+    }
+
+    #[test]
+    fn rfc4475_prechecks() {
+        assert_eq!(status("unkscm").0, 416);
+        assert_eq!(status("novelsc").0, 416);
+        let (code, rsp) = status("bext01");
+        assert_eq!(code, 420);
+        assert_eq!(
+            rsp.headers().unsupported().unwrap(),
+            vec!["nothingSupportsThis", "nothingSupportsThisEither"]
+        );
+        assert_eq!(status("badvers").0, 505);
+        let (code, rsp) = status("esc02");
+        assert_eq!(code, 501);
+        assert!(rsp.headers().contains(&HeaderName::Allow));
+        assert_eq!(status("mismatch02").0, 501);
+        assert_eq!(status("mismatch01").0, 400);
+        assert_eq!(status("scalar02").0, 400);
+        assert_eq!(status("regbadct").0, 400);
+        assert_eq!(status("multi01").0, 405);
+        assert_eq!(status("zeromf").0, 200);
+        assert_eq!(status("lwsdisp").0, 200);
+    }
+
+    #[test]
+    fn options_lists_capabilities() {
+        let (code, rsp) = status("lwsdisp");
+        assert_eq!(code, 200);
+        let h = rsp.headers();
+        assert_eq!(h.allow().unwrap(), vec!["REGISTER", "MESSAGE", "OPTIONS"]);
+        assert_eq!(h.supported().unwrap(), vec!["outbound"]);
+        assert!(h.contains(&HeaderName::Accept));
+        assert!(h.to().unwrap().tag().is_some());
+    }
+
+    #[test]
+    fn ack_and_cancel_pass_and_served_methods_are_configurable() {
+        let p = Precheck::new(vec![Method::Options]);
+        let r = torture("lwsdisp");
+        assert!(p.check(&r).is_ok());
+        let none = Precheck::new(vec![]);
+        assert_eq!(none.check(&r), Err(Reject::MethodNotAllowed));
+    }
+}

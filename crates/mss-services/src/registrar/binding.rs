@@ -1,0 +1,161 @@
+//! One binding: a contact of a local user, where and how it registered, and until when
+//! (RFC 3261 §10.3, RFC 5626 §6).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mss_sip::{Flow, Transport};
+use mss_store::{BindingKey, BindingRecord};
+
+use crate::Now;
+
+/// A registered contact of a user, as the location service keeps it in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// What identifies the binding among the user's (instance + reg-id, or contact URI).
+    pub key: BindingKey,
+    /// The contact URI exactly as sent (inside `<>` when it was enclosed); URI parameters
+    /// and escaped URI headers kept (RFC 4475 cparam02, regescrt), contact parameters
+    /// outside `<>` not part of it (cparam01).
+    pub contact: String,
+    /// The `+sip.instance` contact parameter as received (quoted), if any.
+    pub instance: Option<String>,
+    /// The `reg-id` (RFC 5626), when outbound processing applied.
+    pub reg_id: Option<u32>,
+    /// The `q` value in thousandths.
+    pub q_milli: Option<u16>,
+    /// Monotonic deadline.
+    pub expires_at: Instant,
+    /// The same deadline in Unix milliseconds (stored, shown).
+    pub expires_at_unix_ms: i64,
+    /// Call-ID of the REGISTER that last wrote the binding (RFC 3261 §10.3 step 7).
+    pub call_id: String,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// The flow the REGISTER came on: requests to this contact reuse it (RFC 5626, DESIGN
+    /// §7: baresip puts an ephemeral port in Contact over TCP).
+    pub flow: Flow,
+    /// The REGISTER's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// When the binding was written, Unix milliseconds.
+    pub registered_at_unix_ms: i64,
+}
+
+/// Seconds left until `deadline`, rounded up, 0 when past.
+pub(crate) fn secs_left(deadline: Instant, now: Instant) -> u32 {
+    let left = deadline.saturating_duration_since(now);
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+impl Binding {
+    /// Whether the binding is still valid at `now`.
+    pub fn is_live(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+
+    /// Seconds left (for `;expires=` in a `200 OK`).
+    pub fn expires_in(&self, now: Instant) -> u32 {
+        secs_left(self.expires_at, now)
+    }
+
+    /// The row written to the store for `user`.
+    pub fn to_record(&self, user: &str) -> BindingRecord {
+        BindingRecord {
+            user: user.to_owned(),
+            contact: self.contact.clone(),
+            instance: self.instance.clone(),
+            reg_id: self.reg_id,
+            q_milli: self.q_milli,
+            expires_at: self.expires_at_unix_ms,
+            call_id: self.call_id.clone(),
+            cseq: self.cseq,
+            transport: self.flow.transport.as_str().to_owned(),
+            source: self.flow.remote.to_string(),
+            user_agent: self.user_agent.clone(),
+            registered_at: self.registered_at_unix_ms,
+        }
+    }
+
+    /// The binding a stored row stands for at `now`; `None` when it has expired or its
+    /// transport or source cannot be read. The connection of a restored TCP binding is
+    /// gone: requests open a new one to the source address until the device re-registers.
+    pub fn from_record(rec: &BindingRecord, now: Now) -> Option<Binding> {
+        let left_ms = rec.expires_at.checked_sub(now.unix_ms)?;
+        let left_ms = u64::try_from(left_ms).ok().filter(|ms| *ms > 0)?;
+        let transport = Transport::from_token(&rec.transport)?;
+        let remote: SocketAddr = rec.source.parse().ok()?;
+        Some(Binding {
+            key: rec.key(),
+            contact: rec.contact.clone(),
+            instance: rec.instance.clone(),
+            reg_id: rec.reg_id,
+            q_milli: rec.q_milli,
+            expires_at: now.mono + Duration::from_millis(left_ms),
+            expires_at_unix_ms: rec.expires_at,
+            call_id: rec.call_id.clone(),
+            cseq: rec.cseq,
+            flow: Flow {
+                transport,
+                remote,
+                connection: None,
+            },
+            user_agent: rec.user_agent.clone(),
+            registered_at_unix_ms: rec.registered_at,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn record(user: &str, contact: &str, expires_at: i64) -> BindingRecord {
+        BindingRecord {
+            user: user.into(),
+            contact: contact.into(),
+            instance: None,
+            reg_id: None,
+            q_milli: Some(500),
+            expires_at,
+            call_id: "c".into(),
+            cseq: 7,
+            transport: "TCP".into(),
+            source: "192.0.2.7:40000".into(),
+            user_agent: Some("phone".into()),
+            registered_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let now = Now::new(Instant::now(), 1_000_000);
+        let rec = record("100", "sip:100@192.0.2.7:40000;transport=tcp", 1_060_000);
+        let b = Binding::from_record(&rec, now).unwrap();
+        assert_eq!(b.expires_in(now.mono), 60);
+        assert_eq!(b.flow.transport, Transport::Tcp);
+        assert_eq!(b.flow.connection, None);
+        assert_eq!(b.to_record("100"), rec);
+        assert!(b.is_live(now.mono));
+        assert!(!b.is_live(now.mono + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn expired_or_unreadable_records_are_skipped() {
+        let now = Now::new(Instant::now(), 1_000_000);
+        assert!(Binding::from_record(&record("1", "sip:a@b", 1_000_000), now).is_none());
+        let mut r = record("1", "sip:a@b", 2_000_000);
+        r.transport = "SCTP".into();
+        assert!(Binding::from_record(&r, now).is_none());
+        let mut r = record("1", "sip:a@b", 2_000_000);
+        r.source = "nowhere".into();
+        assert!(Binding::from_record(&r, now).is_none());
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        let t = Instant::now();
+        assert_eq!(secs_left(t + Duration::from_millis(1_001), t), 2);
+        assert_eq!(secs_left(t, t + Duration::from_secs(1)), 0);
+    }
+}

@@ -1,0 +1,295 @@
+//! Reading what a REGISTER asks for: a query, `Contact: *`, or a list of contacts with
+//! their expiry (RFC 3261 §10.2.1–10.2.2, §10.3 steps 6–7, §20.10; RFC 5626 §6).
+//!
+//! Everything here is syntax and arithmetic on the request alone, checked before
+//! authentication so that a malformed REGISTER gets a `400` that says why instead of a
+//! challenge loop; nothing here depends on which users exist.
+
+use mss_sip::{Contacts, HeaderName, Request, Uri};
+use mss_store::BindingKey;
+
+use crate::answer::Reject;
+
+/// The expiry limits of the registrar, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) default: u32,
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+}
+
+/// One contact of the request, ready to become a binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WantedContact {
+    pub(crate) key: BindingKey,
+    /// The URI as sent, without `<>` and without contact parameters.
+    pub(crate) contact: String,
+    /// `+sip.instance`, unquoted (`<urn:uuid:…>`).
+    pub(crate) instance: Option<String>,
+    /// `reg-id`, only when outbound processing applies.
+    pub(crate) reg_id: Option<u32>,
+    pub(crate) q_milli: Option<u16>,
+    /// Granted expiry after capping; 0 removes.
+    pub(crate) expires: u32,
+    /// Asked for less than the minimum (and not 0): `423` once authenticated.
+    pub(crate) too_brief: bool,
+}
+
+/// What the REGISTER asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    /// No Contact: list the bindings (RFC 3261 §10.2.3).
+    Query,
+    /// `Contact: *` with `Expires: 0`: remove every binding (§10.2.2).
+    RemoveAll,
+    /// Add, refresh or remove these.
+    List(Vec<WantedContact>),
+}
+
+/// The request's contacts and whether RFC 5626 outbound applied to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    pub(crate) wanted: Wanted,
+    /// A `reg-id` was honoured and the UAC supports outbound: `Require: outbound` in the
+    /// `200` (RFC 5626 §6).
+    pub(crate) require_outbound: bool,
+}
+
+/// `q` in thousandths (`0.7` → 700).
+fn q_milli(q: f32) -> u16 {
+    // q is within 0.0..=1.0 (checked by mss-sip), so this fits.
+    (q * 1000.0).round().clamp(0.0, 1000.0) as u16
+}
+
+/// Reads the Contact headers, `Expires` and the RFC 5626 parameters of `req`.
+pub(crate) fn parse(req: &Request, limits: Limits) -> Result<Parsed, Reject> {
+    let h = req.headers();
+    let header_expires = h.expires().map_err(Reject::Malformed)?;
+    let contacts = h.contacts().map_err(|e| match e.kind {
+        mss_sip::ParseErrorKind::ValueOutOfRange => {
+            Reject::BadRequest("Contact Expires Out Of Range")
+        }
+        _ => Reject::Malformed(e),
+    })?;
+    let list = match contacts {
+        Contacts::Star => {
+            // §10.2.2 / §10.3 step 6: only with Expires: 0 and as the only Contact value.
+            if header_expires != Some(0) {
+                return Err(Reject::BadRequest("Contact * Requires Expires 0"));
+            }
+            if h.values(&HeaderName::Contact).count() != 1 {
+                return Err(Reject::BadRequest("Contact * Must Be Alone"));
+            }
+            return Ok(Parsed {
+                wanted: Wanted::RemoveAll,
+                require_outbound: false,
+            });
+        }
+        Contacts::List(list) if list.is_empty() => {
+            return Ok(Parsed {
+                wanted: Wanted::Query,
+                require_outbound: false,
+            })
+        }
+        Contacts::List(list) => list,
+    };
+    // RFC 5626 §6: reg-id counts only when we are the first hop (one Via; no Path support).
+    let first_hop = h.values(&HeaderName::Via).count() == 1;
+    let supports_outbound = h
+        .supported()
+        .map_err(Reject::Malformed)?
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("outbound"));
+    let mut out = Vec::with_capacity(list.len());
+    let mut honoured_reg_id = false;
+    let mut nonzero_with_reg_id = false;
+    let mut nonzero = 0usize;
+    for c in &list {
+        let Uri::Sip(_) = c.addr.uri else {
+            return Err(Reject::BadRequest("Contact Must Be a SIP URI"));
+        };
+        let asked = match c.expires() {
+            Ok(Some(v)) => v,
+            Ok(None) => header_expires.unwrap_or(limits.default),
+            Err(e) if e.kind == mss_sip::ParseErrorKind::ValueOutOfRange => {
+                return Err(Reject::BadRequest("Contact Expires Out Of Range"))
+            }
+            Err(_) => return Err(Reject::BadRequest("Malformed Contact Expires")),
+        };
+        let instance = c.instance().map(|i| i.into_owned());
+        let raw_reg_id = c.addr.params.get("reg-id");
+        let reg_id = match (raw_reg_id, &instance) {
+            (Some(v), Some(_)) => {
+                let id = v.and_then(|v| v.parse::<u32>().ok());
+                if id.is_none() {
+                    return Err(Reject::BadRequest("Malformed reg-id"));
+                }
+                if !first_hop {
+                    if supports_outbound {
+                        return Err(Reject::FirstHopLacksOutbound);
+                    }
+                    None
+                } else {
+                    id
+                }
+            }
+            // A reg-id without an instance is ignored (RFC 5626 §6).
+            _ => None,
+        };
+        if asked != 0 {
+            nonzero += 1;
+            nonzero_with_reg_id |= reg_id.is_some();
+        }
+        honoured_reg_id |= reg_id.is_some();
+        let key = match &instance {
+            Some(i) => BindingKey::Instance {
+                instance: i.clone(),
+                reg_id,
+            },
+            None => BindingKey::Contact(c.addr.uri_str.to_owned()),
+        };
+        out.push(WantedContact {
+            key,
+            contact: c.addr.uri_str.to_owned(),
+            instance,
+            reg_id,
+            q_milli: c.q().map(q_milli),
+            expires: asked.min(limits.max),
+            too_brief: asked != 0 && asked < limits.min,
+        });
+    }
+    // RFC 5626 §6: a reg-id registers one flow; several non-zero contacts with one → 400.
+    if nonzero_with_reg_id && nonzero > 1 {
+        return Err(Reject::BadRequest("Several Contacts With reg-id"));
+    }
+    Ok(Parsed {
+        wanted: Wanted::List(out),
+        require_outbound: honoured_reg_id && supports_outbound,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::tests::req;
+
+    const LIMITS: Limits = Limits {
+        default: 3600,
+        min: 60,
+        max: 3600,
+    };
+
+    fn register(extra: &str) -> Request {
+        req(&format!("REGISTER sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:100@pbx>;tag=1\r\nTo: <sip:100@pbx>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n{extra}Content-Length: 0\r\n\r\n"))
+    }
+
+    fn list(extra: &str) -> Vec<WantedContact> {
+        match parse(&register(extra), LIMITS).unwrap().wanted {
+            Wanted::List(l) => l,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expiry_precedence_and_limits() {
+        let l = list("Expires: 120\r\nContact: <sip:a@h>;expires=30, <sip:b@h>, <sip:c@h>;expires=99999\r\nContact: <sip:d@h>;expires=0\r\n");
+        let e: Vec<_> = l.iter().map(|c| (c.expires, c.too_brief)).collect();
+        assert_eq!(e, vec![(30, true), (120, false), (3600, false), (0, false)]);
+        let l = list("Contact: sip:e@h;q=0.7\r\n");
+        assert_eq!((l[0].expires, l[0].q_milli), (3600, Some(700)));
+    }
+
+    #[test]
+    fn star_rules() {
+        let p = parse(&register("Expires: 0\r\nContact: *\r\n"), LIMITS).unwrap();
+        assert_eq!(p.wanted, Wanted::RemoveAll);
+        for bad in [
+            "Contact: *\r\n",
+            "Expires: 10\r\nContact: *\r\n",
+            "Expires: 0\r\nContact: *\r\nContact: *\r\n",
+            "Expires: 0\r\nContact: *, <sip:a@h>\r\n",
+        ] {
+            let e = parse(&register(bad), LIMITS).unwrap_err();
+            assert!(
+                matches!(e, Reject::BadRequest(_) | Reject::Malformed(_)),
+                "{bad}: {e:?}"
+            );
+        }
+        assert_eq!(parse(&register(""), LIMITS).unwrap().wanted, Wanted::Query);
+    }
+
+    #[test]
+    fn overflow_and_garbage() {
+        assert_eq!(
+            parse(
+                &register("Contact: <sip:a@h>;expires=280297596632815\r\n"),
+                LIMITS
+            )
+            .unwrap_err(),
+            Reject::BadRequest("Contact Expires Out Of Range")
+        );
+        let e = parse(
+            &register("Expires: 100000000000000\r\nContact: <sip:a@h>\r\n"),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, Reject::Malformed(ref p) if p.reason_phrase() == "Expires Out Of Range")
+        );
+        assert_eq!(
+            parse(&register("Contact: <sip:a@h>;expires=soon\r\n"), LIMITS).unwrap_err(),
+            Reject::BadRequest("Malformed Contact Expires")
+        );
+        assert_eq!(
+            parse(&register("Contact: <mailto:a@h>\r\n"), LIMITS).unwrap_err(),
+            Reject::BadRequest("Contact Must Be a SIP URI")
+        );
+    }
+
+    #[test]
+    fn outbound_parameters() {
+        let inst = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"";
+        let p = parse(
+            &register(&format!(
+                "Supported: outbound\r\nContact: <sip:a@h>;{inst};reg-id=1\r\n"
+            )),
+            LIMITS,
+        )
+        .unwrap();
+        assert!(p.require_outbound);
+        let Wanted::List(l) = p.wanted else { panic!() };
+        assert_eq!(
+            l[0].key,
+            BindingKey::Instance {
+                instance: "<urn:uuid:00000000-0000-1000-8000-000A95A0E128>".into(),
+                reg_id: Some(1)
+            }
+        );
+        // Not the first hop: 439 when the UAC wants outbound, reg-id ignored otherwise.
+        let two_vias = format!(
+            "Via: SIP/2.0/UDP proxy;branch=z9hG4bK2\r\nContact: <sip:a@h>;{inst};reg-id=1\r\n"
+        );
+        let p = parse(&register(&two_vias), LIMITS).unwrap();
+        let Wanted::List(l) = p.wanted else { panic!() };
+        assert_eq!(l[0].reg_id, None);
+        assert_eq!(
+            parse(
+                &register(&format!("Supported: outbound\r\n{two_vias}")),
+                LIMITS
+            )
+            .unwrap_err(),
+            Reject::FirstHopLacksOutbound
+        );
+        // reg-id without instance is ignored; two non-zero contacts with reg-id → 400.
+        let l = list("Contact: <sip:a@h>;reg-id=1\r\n");
+        assert_eq!(l[0].reg_id, None);
+        let e = parse(
+            &register(&format!(
+                "Contact: <sip:a@h>;{inst};reg-id=1, <sip:b@h>\r\n"
+            )),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(e, Reject::BadRequest("Several Contacts With reg-id"));
+    }
+}

@@ -1,0 +1,475 @@
+//! The REGISTER algorithm of RFC 3261 §10.3, steps 1–8, split in two halves around the
+//! store write: [`Registrar::handle_register`] decides (and answers everything that needs
+//! no write), [`Registrar::complete`] applies a committed change to memory and builds the
+//! `200 OK`.
+//!
+//! Order of the checks, and why:
+//! 1. Request-URI: `sip`/`sips` (else `416`) naming one of our domains (else `404`, RFC 3261
+//!    §21.4.5: "the domain in the Request-URI does not match any of the domains handled").
+//!    mss is not a proxy for other domains, so it never forwards (§10.3 step 1).
+//! 2. `Require` with unknown option tags → `420` (§8.2.2.3).
+//! 3. Syntax of To (`sip`/`sips` AOR in our domain, else `400`/`404`), Contact and Expires
+//!    → `400` naming the problem. These reveal nothing about which users exist, so they
+//!    come before authentication: a broken client sees what is wrong instead of looping
+//!    on challenges.
+//! 4. Authentication (§10.3 step 3) → `401`. An unknown user gets the same challenge as a
+//!    wrong password, so a flood of REGISTERs for unknown users costs no write.
+//! 5. Authorization (step 4): the To user must be the authenticated user → `403`.
+//! 6. Contacts (steps 6–7): `423` + `Min-Expires`, Call-ID/CSeq ordering per binding
+//!    (a CSeq not above the binding's with the same Call-ID aborts the whole request: `500
+//!    CSeq Out Of Order`, as §12.2.2 answers out-of-order requests), contact limit → `403
+//!    Too Many Contacts`.
+//! 7. The changes go to the store; after the commit, memory and the `200` (step 8).
+
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use mss_sip::{
+    unescape, Flow, HeaderName, Method, ParseError, ParseErrorKind, Request, Response, StatusCode,
+    Uri,
+};
+use mss_store::BindingChange;
+
+use super::binding::Binding;
+use super::contacts::{self, Limits, Parsed, Wanted};
+use super::location::{Location, Update};
+use crate::answer::{Answer, Reject};
+use crate::digest::{AuthKind, DigestGuard};
+use crate::domains::LocalDomains;
+use crate::precheck::SUPPORTED;
+use crate::Now;
+
+/// Settings of the registrar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// Expiry when the REGISTER gives none, seconds (default 3600).
+    pub default_expires: u32,
+    /// Shortest expiry accepted, seconds (default 60): below it `423`.
+    pub min_expires: u32,
+    /// Longest expiry granted, seconds (default 3600): above it is shortened.
+    pub max_expires: u32,
+    /// Most bindings per user (default 10).
+    pub max_contacts: usize,
+    /// `Retry-After` of the `500` sent when the store write failed, seconds (default 5).
+    pub retry_after_secs: u32,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> RegistrarConfig {
+        RegistrarConfig {
+            default_expires: 3600,
+            min_expires: 60,
+            max_expires: 3600,
+            max_contacts: 10,
+            retry_after_secs: 5,
+        }
+    }
+}
+
+/// What [`Registrar::handle_register`] decided.
+#[derive(Debug)]
+pub enum RegisterOutcome {
+    /// Send this response; nothing to write (challenges, errors, queries, no-ops).
+    Reply(Response),
+    /// Write [`PendingRegister::take_changes`] to the store, then call
+    /// [`Registrar::complete`] (or [`Registrar::failed`] if the write failed).
+    Commit(PendingRegister),
+}
+
+/// An accepted REGISTER waiting for its store write.
+#[derive(Debug)]
+pub struct PendingRegister {
+    user: String,
+    changes: Vec<BindingChange>,
+    updates: Vec<Update>,
+    /// The `200` without its Contact and Date lines yet.
+    response: Response,
+    require_outbound: bool,
+}
+
+impl PendingRegister {
+    /// The user whose bindings change.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The changes to write (`store.apply_binding_changes(user, changes)`), all or nothing.
+    pub fn changes(&self) -> &[BindingChange] {
+        &self.changes
+    }
+
+    /// Moves the changes out, for the store call.
+    pub fn take_changes(&mut self) -> Vec<BindingChange> {
+        std::mem::take(&mut self.changes)
+    }
+}
+
+/// A REGISTER whose changes are committed and applied.
+#[derive(Debug)]
+pub struct Completed {
+    /// The `200 OK` listing every current contact.
+    pub response: Response,
+    /// The user.
+    pub user: String,
+    /// The user had no live binding before, or a new binding was added: stored instant
+    /// messages can be delivered now.
+    pub became_reachable: bool,
+}
+
+/// The registrar for local users with its location service.
+#[derive(Debug)]
+pub struct Registrar {
+    config: RegistrarConfig,
+    domains: LocalDomains,
+    guard: DigestGuard,
+    answer: Answer,
+    location: Location,
+}
+
+fn malformed(kind: ParseErrorKind, name: HeaderName) -> Reject {
+    Reject::Malformed(ParseError::in_header(kind, name, 0))
+}
+
+/// `q` in thousandths as text (`700` → `0.7`, `1000` → `1`).
+fn push_q(out: &mut String, q: u16) {
+    if q >= 1000 {
+        out.push('1');
+    } else {
+        let _ = write!(out, "0.{q:03}");
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            out.push('0');
+        }
+    }
+}
+
+impl Registrar {
+    /// A registrar serving `domains`, authenticating with `guard`, answering with `answer`.
+    pub fn new(
+        config: RegistrarConfig,
+        domains: LocalDomains,
+        guard: DigestGuard,
+        answer: Answer,
+    ) -> Registrar {
+        Registrar {
+            config,
+            domains,
+            guard,
+            answer,
+            location: Location::new(),
+        }
+    }
+
+    /// The location service (for other services and the admin API).
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The digest guard (e.g. for its user directory).
+    pub fn guard(&self) -> &DigestGuard {
+        &self.guard
+    }
+
+    /// Loads stored bindings at start; returns how many.
+    pub fn restore(&mut self, records: &[mss_store::BindingRecord], now: Now) -> usize {
+        self.location.restore(records, now)
+    }
+
+    /// Drops expired bindings from memory (the caller runs `delete_expired_bindings` on the
+    /// store) and forgets old nonce counts. Returns what was removed.
+    pub fn sweep(&mut self, now: Now) -> Vec<(String, Binding)> {
+        self.guard.handle_timeout(now);
+        self.location.sweep(now.mono)
+    }
+
+    /// Handles a REGISTER received on `flow` at `now`.
+    pub fn handle_register(&mut self, now: Now, req: &Request, flow: &Flow) -> RegisterOutcome {
+        match self.process(now, req, flow) {
+            Ok(outcome) => outcome,
+            Err(reject) => RegisterOutcome::Reply(self.answer.reject(req, &reject)),
+        }
+    }
+
+    fn process(&mut self, now: Now, req: &Request, flow: &Flow) -> Result<RegisterOutcome, Reject> {
+        if req.method() != &Method::Register {
+            return Err(Reject::MethodNotAllowed);
+        }
+        let h = req.headers();
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            match h.count(&name) {
+                1 => {}
+                0 => return Err(malformed(ParseErrorKind::MissingHeader, name)),
+                _ => return Err(malformed(ParseErrorKind::DuplicateHeader, name)),
+            }
+        }
+        h.top_via().map_err(Reject::Malformed)?;
+        let call_id = h.call_id().map_err(Reject::Malformed)?;
+        let cseq = h.cseq().map_err(Reject::Malformed)?;
+        if cseq.method != Method::Register {
+            return Err(malformed(
+                ParseErrorKind::CSeqMethodMismatch,
+                HeaderName::CSeq,
+            ));
+        }
+        h.from().map_err(Reject::Malformed)?;
+        // Step 1: the Request-URI names one of our domains.
+        match req.uri().map_err(Reject::Malformed)? {
+            Uri::Sip(u) if self.domains.is_local(u.host) => {}
+            Uri::Sip(_) => return Err(Reject::NotFound),
+            _ => return Err(Reject::UnsupportedUriScheme),
+        }
+        // Step 2: Require.
+        let unknown: Vec<String> = h
+            .require()
+            .map_err(Reject::Malformed)?
+            .into_iter()
+            .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .map(str::to_owned)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Reject::BadExtension(unknown));
+        }
+        // Step 5 (syntax part): the AOR in To is a SIP URI of ours with a user.
+        let to = h.to().map_err(Reject::Malformed)?;
+        let Uri::Sip(aor) = to.uri else {
+            return Err(Reject::BadRequest("To Must Be a SIP URI"));
+        };
+        if !self.domains.is_local(aor.host) {
+            return Err(Reject::NotFound);
+        }
+        let Some(aor_user) = aor.user else {
+            return Err(Reject::BadRequest("Missing User In To"));
+        };
+        let limits = Limits {
+            default: self.config.default_expires,
+            min: self.config.min_expires,
+            max: self.config.max_expires,
+        };
+        let parsed = contacts::parse(req, limits)?;
+        // Step 3: authentication.
+        let user = match self.guard.check(now, req, AuthKind::Www, &self.answer) {
+            Ok(u) => u.name,
+            Err(rsp) => return Ok(RegisterOutcome::Reply(rsp)),
+        };
+        // Step 4: a user registers its own address only (AOR compared unescaped, §10.3
+        // step 5 canonical form).
+        if unescape(aor_user).as_ref() != user.as_bytes() {
+            return Err(Reject::Forbidden("Not Allowed To Register This Address"));
+        }
+        self.plan(now, req, flow, user, call_id, cseq.seq, parsed)
+    }
+
+    /// Steps 6–7: turns the wanted contacts into changes against the live bindings.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        now: Now,
+        req: &Request,
+        flow: &Flow,
+        user: String,
+        call_id: &str,
+        cseq: u32,
+        parsed: Parsed,
+    ) -> Result<RegisterOutcome, Reject> {
+        let live: Vec<&Binding> = self.location.live(&user, now.mono).collect();
+        // §10.3 step 7: same Call-ID and a CSeq not higher aborts the whole update.
+        let in_order = |b: &Binding| b.call_id != call_id || cseq > b.cseq;
+        let out_of_order = Reject::OutOfOrder("CSeq Out Of Order");
+        let mut updates: Vec<Update> = Vec::new();
+        match parsed.wanted {
+            Wanted::Query => {}
+            Wanted::RemoveAll => {
+                for b in &live {
+                    if !in_order(b) {
+                        return Err(out_of_order);
+                    }
+                    updates.push(Update::Remove(b.key.clone()));
+                }
+            }
+            Wanted::List(wanted) => {
+                if wanted.iter().any(|c| c.too_brief) {
+                    return Err(Reject::IntervalTooBrief {
+                        min: self.config.min_expires,
+                    });
+                }
+                let user_agent = req
+                    .headers()
+                    .get_str(&HeaderName::UserAgent)
+                    .ok()
+                    .flatten()
+                    .map(str::to_owned);
+                for c in wanted {
+                    let existing = live.iter().find(|b| b.key == c.key);
+                    if existing.is_some_and(|b| !in_order(b)) {
+                        return Err(out_of_order);
+                    }
+                    // A key listed twice in one request: the last one wins.
+                    updates.retain(|u| match u {
+                        Update::Upsert(b) => b.key != c.key,
+                        Update::Remove(k) => *k != c.key,
+                    });
+                    if c.expires == 0 {
+                        if existing.is_some() {
+                            updates.push(Update::Remove(c.key));
+                        }
+                        continue;
+                    }
+                    let secs = Duration::from_secs(u64::from(c.expires));
+                    updates.push(Update::Upsert(Binding {
+                        key: c.key,
+                        contact: c.contact,
+                        instance: c.instance,
+                        reg_id: c.reg_id,
+                        q_milli: c.q_milli,
+                        expires_at: now.mono + secs,
+                        expires_at_unix_ms: now.unix_ms.saturating_add(i64::from(c.expires) * 1000),
+                        call_id: call_id.to_owned(),
+                        cseq,
+                        flow: *flow,
+                        user_agent: user_agent.clone(),
+                        registered_at_unix_ms: now.unix_ms,
+                    }));
+                }
+                let added = updates
+                    .iter()
+                    .filter(
+                        |u| matches!(u, Update::Upsert(b) if !live.iter().any(|l| l.key == b.key)),
+                    )
+                    .count();
+                let removed = updates
+                    .iter()
+                    .filter(|u| matches!(u, Update::Remove(_)))
+                    .count();
+                if (live.len() + added).saturating_sub(removed) > self.config.max_contacts {
+                    return Err(Reject::Forbidden("Too Many Contacts"));
+                }
+            }
+        }
+        let response = self.answer.response(req, StatusCode::OK, "OK");
+        if updates.is_empty() {
+            let rsp = self.finish_ok(now, &user, response, parsed.require_outbound);
+            return Ok(RegisterOutcome::Reply(rsp));
+        }
+        let changes = updates
+            .iter()
+            .map(|u| match u {
+                Update::Upsert(b) => BindingChange::Upsert(b.to_record(&user)),
+                Update::Remove(k) => BindingChange::Remove(k.clone()),
+            })
+            .collect();
+        Ok(RegisterOutcome::Commit(PendingRegister {
+            user,
+            changes,
+            updates,
+            response,
+            require_outbound: parsed.require_outbound,
+        }))
+    }
+
+    /// Adds every live contact with its expiry, `Date` and `Require: outbound` (step 8).
+    fn finish_ok(&self, now: Now, user: &str, mut rsp: Response, outbound: bool) -> Response {
+        let h = rsp.headers_mut();
+        for b in self.location.live(user, now.mono) {
+            let mut v = String::with_capacity(b.contact.len() + 64);
+            v.push('<');
+            v.push_str(&b.contact);
+            v.push_str(">;expires=");
+            let _ = write!(v, "{}", b.expires_in(now.mono));
+            if let Some(q) = b.q_milli {
+                v.push_str(";q=");
+                push_q(&mut v, q);
+            }
+            if let Some(i) = &b.instance {
+                v.push_str(";+sip.instance=\"");
+                v.push_str(i);
+                v.push('"');
+            }
+            if let Some(id) = b.reg_id {
+                let _ = write!(v, ";reg-id={id}");
+            }
+            h.push(HeaderName::Contact, Bytes::from(v));
+        }
+        if outbound {
+            h.push(HeaderName::Require, "outbound");
+        }
+        let ms = u64::try_from(now.unix_ms).unwrap_or(0);
+        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms));
+        h.push(HeaderName::Date, Bytes::from(date));
+        rsp
+    }
+
+    /// The store committed `pending`'s changes: applies them to memory and builds the `200`.
+    pub fn complete(&mut self, now: Now, pending: PendingRegister) -> Completed {
+        let PendingRegister {
+            user,
+            updates,
+            response,
+            require_outbound,
+            ..
+        } = pending;
+        let was_reachable = self.location.is_reachable(&user, now.mono);
+        let added_new = updates.iter().any(|u| match u {
+            Update::Upsert(b) => !self.location.live(&user, now.mono).any(|l| l.key == b.key),
+            Update::Remove(_) => false,
+        });
+        self.location.apply(&user, &updates);
+        let became_reachable =
+            self.location.is_reachable(&user, now.mono) && (!was_reachable || added_new);
+        let response = self.finish_ok(now, &user, response, require_outbound);
+        Completed {
+            response,
+            user,
+            became_reachable,
+        }
+    }
+
+    /// The store write of `pending` failed: `500 Server Internal Error` with `Retry-After`;
+    /// memory is unchanged.
+    pub fn failed(&self, pending: PendingRegister) -> Response {
+        let mut rsp = Response::new(StatusCode::SERVER_INTERNAL_ERROR, "Server Internal Error");
+        let src = pending.response.headers();
+        let h = rsp.headers_mut();
+        for name in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            h.copy_from(src, &name);
+        }
+        h.push(
+            HeaderName::RetryAfter,
+            self.config.retry_after_secs.to_string(),
+        );
+        rsp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_formatting() {
+        for (q, want) in [
+            (1000, "1"),
+            (700, "0.7"),
+            (5, "0.005"),
+            (0, "0.0"),
+            (250, "0.25"),
+        ] {
+            let mut s = String::new();
+            push_q(&mut s, q);
+            assert_eq!(s, want);
+        }
+    }
+}
