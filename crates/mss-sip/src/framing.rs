@@ -98,94 +98,140 @@ fn is_content_length_name(name: &[u8]) -> bool {
 ///
 /// Leading CR/LF bytes are keep-alives ([`Framed::KeepAlive`]); the caller drops them and
 /// calls again. After [`Framed::Message`]`(n)` the caller takes `n` bytes and parses them
-/// with [`parse_datagram`].
+/// with [`parse_datagram`]. [`Framer`] does the same without rescanning bytes it has
+/// already seen.
 ///
 /// # Errors
 /// A [`FramingError`] when the stream can never be framed; the caller closes it.
 pub fn frame(buf: &[u8], limits: &Limits) -> Result<Framed, FramingError> {
-    let ka = buf
-        .iter()
-        .take_while(|&&c| c == b'\r' || c == b'\n')
-        .count();
-    if ka > 0 {
-        return Ok(Framed::KeepAlive(ka));
+    Framer::new().poll(buf, limits)
+}
+
+/// Incremental [`frame`]: remembers how far it has scanned the header block, so that a
+/// message arriving in many small reads is scanned once.
+///
+/// Give [`Framer::poll`] the same buffer, only ever appended to, until it returns
+/// [`Framed::Message`] or [`Framed::KeepAlive`]; the caller then removes those bytes from
+/// the front and the framer starts over on what follows.
+#[derive(Debug, Clone, Default)]
+pub struct Framer {
+    /// Offset of the first line not scanned yet.
+    pos: usize,
+    /// True once the start line has been scanned.
+    start_line_done: bool,
+    /// Header lines counted so far.
+    headers: usize,
+    /// Content-Length seen so far.
+    content_length: Option<usize>,
+    /// Length of the head (through the empty line) once found.
+    head_len: Option<usize>,
+}
+
+impl Framer {
+    /// A framer at the start of a message.
+    pub fn new() -> Framer {
+        Framer::default()
     }
-    let mut pos = 0usize;
-    let mut headers = 0usize;
-    let mut content_length: Option<usize> = None;
-    let mut first = true;
-    loop {
-        let rest = buf.get(pos..).unwrap_or(&[]);
-        let Some(lf) = memchr::memchr(b'\n', rest) else {
-            if rest.len() > limits.max_line_len {
+
+    fn done(&mut self, framed: Framed) -> Result<Framed, FramingError> {
+        *self = Framer::default();
+        Ok(framed)
+    }
+
+    /// Frames the start of `buf`; see [`frame`].
+    ///
+    /// # Errors
+    /// A [`FramingError`] when the stream can never be framed; the caller closes it.
+    pub fn poll(&mut self, buf: &[u8], limits: &Limits) -> Result<Framed, FramingError> {
+        if let Some(head_len) = self.head_len {
+            let total = head_len.saturating_add(self.content_length.unwrap_or(0));
+            return if buf.len() >= total {
+                self.done(Framed::Message(total))
+            } else {
+                Ok(Framed::Incomplete)
+            };
+        }
+        if self.pos == 0 {
+            let ka = buf
+                .iter()
+                .take_while(|&&c| c == b'\r' || c == b'\n')
+                .count();
+            if ka > 0 {
+                return self.done(Framed::KeepAlive(ka));
+            }
+        }
+        loop {
+            let rest = buf.get(self.pos..).unwrap_or(&[]);
+            let Some(lf) = memchr::memchr(b'\n', rest) else {
+                if rest.len() > limits.max_line_len {
+                    return Err(FramingError::LineTooLong {
+                        limit: limits.max_line_len,
+                        offset: self.pos,
+                    });
+                }
+                if buf.len() > limits.max_message_len {
+                    return Err(FramingError::MessageTooLarge {
+                        limit: limits.max_message_len,
+                    });
+                }
+                return Ok(Framed::Incomplete);
+            };
+            let line = rest.get(..lf).unwrap_or(&[]);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > limits.max_line_len {
                 return Err(FramingError::LineTooLong {
                     limit: limits.max_line_len,
-                    offset: pos,
+                    offset: self.pos,
                 });
             }
-            if buf.len() > limits.max_message_len {
+            let line_start = self.pos;
+            self.pos += lf + 1;
+            if self.pos > limits.max_message_len {
                 return Err(FramingError::MessageTooLarge {
                     limit: limits.max_message_len,
                 });
             }
-            return Ok(Framed::Incomplete);
-        };
-        let line = rest.get(..lf).unwrap_or(&[]);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() > limits.max_line_len {
-            return Err(FramingError::LineTooLong {
-                limit: limits.max_line_len,
-                offset: pos,
-            });
-        }
-        let line_start = pos;
-        pos += lf + 1;
-        if pos > limits.max_message_len {
-            return Err(FramingError::MessageTooLarge {
-                limit: limits.max_message_len,
-            });
-        }
-        if first {
-            first = false;
-            continue;
-        }
-        if line.is_empty() {
-            let cl = content_length.ok_or(FramingError::MissingContentLength)?;
-            let total = pos.saturating_add(cl);
-            if total > limits.max_message_len {
-                return Err(FramingError::MessageTooLarge {
-                    limit: limits.max_message_len,
+            if !self.start_line_done {
+                self.start_line_done = true;
+                continue;
+            }
+            if line.is_empty() {
+                let cl = self
+                    .content_length
+                    .ok_or(FramingError::MissingContentLength)?;
+                let total = self.pos.saturating_add(cl);
+                if total > limits.max_message_len {
+                    return Err(FramingError::MessageTooLarge {
+                        limit: limits.max_message_len,
+                    });
+                }
+                self.head_len = Some(self.pos);
+                return self.poll(buf, limits);
+            }
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                continue; // folded continuation line
+            }
+            self.headers += 1;
+            if self.headers > limits.max_headers {
+                return Err(FramingError::TooManyHeaders {
+                    limit: limits.max_headers,
                 });
             }
-            return Ok(if buf.len() >= total {
-                Framed::Message(total)
-            } else {
-                Framed::Incomplete
-            });
-        }
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            continue; // folded continuation line
-        }
-        headers += 1;
-        if headers > limits.max_headers {
-            return Err(FramingError::TooManyHeaders {
-                limit: limits.max_headers,
-            });
-        }
-        if let Some(colon) = memchr::memchr(b':', line) {
-            let name = crate::headers::trim_lws(line.get(..colon).unwrap_or(&[]));
-            if is_content_length_name(name) {
-                if content_length.is_some() {
-                    return Err(FramingError::ConflictingContentLength);
+            if let Some(colon) = memchr::memchr(b':', line) {
+                let name = crate::headers::trim_lws(line.get(..colon).unwrap_or(&[]));
+                if is_content_length_name(name) {
+                    if self.content_length.is_some() {
+                        return Err(FramingError::ConflictingContentLength);
+                    }
+                    let value = line.get(colon + 1..).unwrap_or(&[]);
+                    if crate::headers::top_level_comma(value).is_some() {
+                        return Err(FramingError::ConflictingContentLength);
+                    }
+                    self.content_length = Some(
+                        parse_content_length(value)
+                            .ok_or(FramingError::BadContentLength { offset: line_start })?,
+                    );
                 }
-                let value = line.get(colon + 1..).unwrap_or(&[]);
-                if crate::headers::top_level_comma(value).is_some() {
-                    return Err(FramingError::ConflictingContentLength);
-                }
-                content_length = Some(
-                    parse_content_length(value)
-                        .ok_or(FramingError::BadContentLength { offset: line_start })?,
-                );
             }
         }
     }
@@ -301,6 +347,36 @@ mod tests {
         ));
         let big = vec![b'a'; 70_000];
         assert!(frame(&big, &l).is_err());
+    }
+
+    #[test]
+    fn incremental_framer_matches_frame() {
+        let l = Limits::default();
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend_from_slice(MSG);
+        stream.extend_from_slice(MSG);
+        let mut f = Framer::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut got = Vec::new();
+        for &b in &stream {
+            buf.push(b);
+            loop {
+                match f.poll(&buf, &l).unwrap() {
+                    Framed::Incomplete => break,
+                    Framed::KeepAlive(n) => {
+                        buf.drain(..n);
+                        got.push(0);
+                    }
+                    Framed::Message(n) => {
+                        assert_eq!(&buf[..n], MSG);
+                        buf.drain(..n);
+                        got.push(n);
+                    }
+                }
+            }
+        }
+        assert!(buf.is_empty());
+        assert_eq!(got.iter().filter(|&&n| n == MSG.len()).count(), 2);
     }
 
     #[test]

@@ -68,7 +68,8 @@ mod validate;
 pub use build::RequestBuilder;
 pub use error::{ParseError, ParseErrorKind};
 pub use framing::{
-    frame, parse_content_length, parse_datagram, parse_datagram_with, Framed, FramingError, Limits,
+    frame, parse_content_length, parse_datagram, parse_datagram_with, Framed, Framer, FramingError,
+    Limits,
 };
 pub use header::{
     format_date, AuthHeader, CSeq, Contact, Contacts, ContentType, FromTo, NameAddr, RetryAfter,

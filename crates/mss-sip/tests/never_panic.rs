@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use mss_sip::{
-    frame, parse_datagram, validate_core, HeaderName, Limits, Message, Method, Request, Response,
-    StatusCode,
+    frame, parse_datagram, validate_core, Framed, Framer, HeaderName, Limits, Message, Method,
+    Request, Response, StatusCode,
 };
 use proptest::prelude::*;
 
@@ -98,6 +98,39 @@ proptest! {
         let _ = frame(&data, &Limits::default());
         if let Ok(m) = parse_datagram(Bytes::from(data)) {
             touch_everything(&m);
+        }
+    }
+
+    #[test]
+    fn incremental_framer_agrees_with_frame(
+        chunks in proptest::collection::vec(1usize..40, 1..40),
+        edits in proptest::collection::vec((any::<usize>(), prop::sample::select(vec![b'\r', b'\n', b' ', b':', b'0', b'x'])), 0..4),
+    ) {
+        let mut data = b"\r\n".to_vec();
+        data.extend_from_slice(SEED);
+        data.extend_from_slice(SEED);
+        for (pos, byte) in edits {
+            let i = pos % data.len();
+            data[i] = byte;
+        }
+        let limits = Limits { max_message_len: 1024, max_headers: 16, max_line_len: 256 };
+        let mut framer = Framer::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut src = &data[..];
+        'feed: for c in chunks {
+            let take = c.min(src.len());
+            buf.extend_from_slice(&src[..take]);
+            src = &src[take..];
+            loop {
+                let a = framer.poll(&buf, &limits);
+                let b = frame(&buf, &limits);
+                prop_assert_eq!(a, b);
+                match a {
+                    Ok(Framed::KeepAlive(n)) | Ok(Framed::Message(n)) => { buf.drain(..n); }
+                    Ok(Framed::Incomplete) => break,
+                    Err(_) => break 'feed,
+                }
+            }
         }
     }
 
