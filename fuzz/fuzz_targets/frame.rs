@@ -1,10 +1,11 @@
-//! Arbitrary bytes as a TCP stream buffer: framing must never panic, and what it frames
-//! must lie inside the buffer.
+//! Arbitrary bytes as a TCP stream buffer: framing must never panic, what it frames must
+//! lie inside the buffer, and the incremental `Framer` fed in small reads must agree with
+//! `frame` on the same bytes.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use mss_sip::{frame, parse_datagram, Framed, Limits};
+use mss_sip::{frame, parse_datagram, Framed, Framer, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -26,6 +27,23 @@ fuzz_target!(|data: &[u8]| {
                 rest = &rest[n..];
             }
             Ok(Framed::Incomplete) | Err(_) => break,
+        }
+    }
+    // The same bytes arriving 7 at a time.
+    let mut framer = Framer::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for chunk in data.chunks(7) {
+        buf.extend_from_slice(chunk);
+        loop {
+            let a = framer.poll(&buf, &limits);
+            assert_eq!(a, frame(&buf, &limits));
+            match a {
+                Ok(Framed::KeepAlive(n)) | Ok(Framed::Message(n)) => {
+                    buf.drain(..n);
+                }
+                Ok(Framed::Incomplete) => break,
+                Err(_) => return,
+            }
         }
     }
 });
