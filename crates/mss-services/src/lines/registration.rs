@@ -29,6 +29,8 @@ pub const IN_FLIGHT_GUARD: Duration = Duration::from_secs(40);
 /// Challenges answered in a row before the line counts the credentials as failed (a `stale`
 /// nonce is answered again, RFC 7616 §3.3; a registrar that never accepts is not).
 const MAX_AUTH_ROUNDS: u8 = 3;
+/// `423`s answered in a row before the line stops raising its expiry and backs off.
+const MAX_BRIEF_ROUNDS: u8 = 3;
 
 /// What the line waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,9 @@ pub struct Registration {
     expires: u32,
     backoff: Backoff,
     auth_rounds: u8,
+    /// `423`s taken in a row; a registrar that keeps raising `Min-Expires` is not followed
+    /// for ever.
+    brief_rounds: u8,
     last_sent_at: Option<Instant>,
     registered_until: Option<Instant>,
     shutting_down: bool,
@@ -148,6 +153,7 @@ impl Registration {
             expires,
             backoff: Backoff::default(),
             auth_rounds: 0,
+            brief_rounds: 0,
             last_sent_at: None,
             registered_until: None,
             shutting_down: false,
@@ -445,6 +451,7 @@ impl Registration {
         self.status.expires_at = Some(unix_at(now, until));
         self.backoff.reset();
         self.auth_rounds = 0;
+        self.brief_rounds = 0;
         let refresh = refresh_delay(grant.seconds, &mut self.jitter);
         self.schedule(now, now.mono + refresh);
         self.set_state(now, LineState::Online);
@@ -483,7 +490,11 @@ impl Registration {
 
     /// RFC 3261 §10.2.8: `423` names the shortest lifetime accepted; ask again with it.
     fn interval_too_brief(&mut self, now: Now, rsp: &Response) {
+        self.brief_rounds = self.brief_rounds.saturating_add(1);
         let problem = match rsp.headers().min_expires() {
+            _ if self.brief_rounds > MAX_BRIEF_ROUNDS => {
+                format!("{MAX_BRIEF_ROUNDS} times 423 in a row")
+            }
             Ok(Some(m)) if m > self.expires && m <= MAX_GRANTED_SECS => {
                 self.log(
                     LogLevel::Info,
@@ -581,6 +592,7 @@ impl Registration {
 
     fn fail(&mut self, now: Now, state: LineState, failure: LastFailure, delay: Duration) {
         self.auth_rounds = 0;
+        self.brief_rounds = 0;
         self.status.last_failure = Some(failure);
         self.schedule(now, now.mono + delay);
         self.set_state(now, state);

@@ -209,6 +209,22 @@ mod tests {
     }
 
     #[test]
+    fn a_registrar_raising_min_expires_for_ever_is_not_followed() {
+        let mut sim = Sim::new(settings(), None);
+        sim.run(Duration::from_secs(20), |req, _, _| {
+            let asked = req.headers().expires().unwrap().unwrap();
+            Reply::Answer(
+                respond(req, 423, "Interval Too Brief")
+                    .with_header(HeaderName::MinExpires, (asked + 1).to_string()),
+            )
+        });
+        assert_eq!(sim.state(), LineState::Rejected);
+        assert_eq!(sim.sent.len(), 4);
+        let f = sim.reg.status().last_failure.clone().unwrap();
+        assert!(f.reason.contains("423 in a row"), "{}", f.reason);
+    }
+
+    #[test]
     fn honours_retry_after_with_jitter() {
         let mut sim = Sim::new(settings(), None);
         let mut n = 0;
