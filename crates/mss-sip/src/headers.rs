@@ -9,6 +9,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::name::HeaderName;
 
+pub(crate) use crate::list::{top_level_comma, trim_lws, ListValues};
+
 /// A byte range `[start, start + len)` of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -234,7 +236,7 @@ impl Headers {
     /// Lines keep their exact bytes when both share the same buffer (see
     /// `Response::for_request`).
     pub fn copy_from(&mut self, other: &Headers, name: &HeaderName) {
-        let same = self.buf.as_ptr() == other.buf.as_ptr() && self.buf.len() == other.buf.len();
+        let same = self.same_buffer(other);
         for e in other.entries.iter().filter(|e| &e.name == name) {
             if same {
                 self.entries.push(e.clone());
@@ -258,6 +260,32 @@ impl Headers {
         } else {
             Bytes::copy_from_slice(sub)
         }
+    }
+
+    fn same_buffer(&self, other: &Headers) -> bool {
+        self.buf.as_ptr() == other.buf.as_ptr() && self.buf.len() == other.buf.len()
+    }
+
+    /// Copies the first value of the first line named `name` from `other` (for the top
+    /// Via of a CANCEL or ACK, RFC 3261 §9.1, §17.1.1.3). Returns false when absent.
+    pub(crate) fn copy_first_value(&mut self, other: &Headers, name: &HeaderName) -> bool {
+        let Some(e) = other.entries.iter().find(|e| &e.name == name) else {
+            return false;
+        };
+        let v = other.value_of(e);
+        match top_level_comma(v) {
+            None if self.same_buffer(other) => self.entries.push(e.clone()),
+            None => {
+                let value = other.share(v);
+                self.push(name.clone(), value);
+            }
+            Some(i) => {
+                let first = trim_lws(v.get(..i).unwrap_or(&[]));
+                let value = other.share(first);
+                self.push(name.clone(), value);
+            }
+        }
+        true
     }
 
     /// A new, empty header list sharing this list's buffer, so that
@@ -332,101 +360,6 @@ impl<'a> Iterator for GetAll<'a, '_> {
             }
         }
         None
-    }
-}
-
-/// Iterator over the comma-separated elements of one header value, not splitting inside
-/// quoted strings (with `\` escapes) or `<…>` (RFC 3261 §7.3.1).
-#[derive(Debug, Clone)]
-pub(crate) struct ListValues<'a> {
-    rest: &'a [u8],
-    split: bool,
-}
-
-impl<'a> ListValues<'a> {
-    pub(crate) fn new(v: &'a [u8]) -> ListValues<'a> {
-        ListValues {
-            rest: v,
-            split: true,
-        }
-    }
-    fn whole(v: &'a [u8]) -> ListValues<'a> {
-        ListValues {
-            rest: v,
-            split: false,
-        }
-    }
-}
-
-pub(crate) fn trim_lws(mut v: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = v {
-        if matches!(first, b' ' | b'\t' | b'\r' | b'\n') {
-            v = rest;
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = v {
-        if matches!(last, b' ' | b'\t' | b'\r' | b'\n') {
-            v = rest;
-        } else {
-            break;
-        }
-    }
-    v
-}
-
-/// Position of the first comma at top level (outside quotes and angle brackets).
-pub(crate) fn top_level_comma(v: &[u8]) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut i = 0;
-    while let Some(&c) = v.get(i) {
-        if in_quotes {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_quotes = false,
-                _ => {}
-            }
-        } else {
-            match c {
-                b'"' if !in_angle => in_quotes = true,
-                b'<' => in_angle = true,
-                b'>' => in_angle = false,
-                b',' if !in_angle => return Some(i),
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-impl<'a> Iterator for ListValues<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        loop {
-            if self.rest.is_empty() {
-                return None;
-            }
-            let (item, rest) = if self.split {
-                match top_level_comma(self.rest) {
-                    Some(i) => (
-                        self.rest.get(..i).unwrap_or(&[]),
-                        self.rest.get(i + 1..).unwrap_or(&[]),
-                    ),
-                    None => (self.rest, &[][..]),
-                }
-            } else {
-                (self.rest, &[][..])
-            };
-            self.rest = rest;
-            let item = trim_lws(item);
-            if !item.is_empty() {
-                return Some(item);
-            }
-        }
     }
 }
 

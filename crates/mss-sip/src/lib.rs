@@ -51,10 +51,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod build;
+mod derive;
 pub mod error;
 pub mod framing;
 pub mod header;
 pub mod headers;
+mod list;
 pub mod message;
 pub mod method;
 pub mod name;
