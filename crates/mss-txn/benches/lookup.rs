@@ -66,7 +66,16 @@ fn lookup(c: &mut Criterion) {
         })
     });
 
-    // The HashMap lookup alone, with a key already built.
+    // Building the key alone (lean top-Via read, one small allocation).
+    let mut i = 0;
+    group.bench_function("key_from_request", |b| {
+        b.iter(|| {
+            i = (i + 1) % PROBES;
+            black_box(TransactionKey::for_request(black_box(&probes[i])).unwrap())
+        })
+    });
+
+    // The HashMap lookup alone (SipHash of the key + probe), with a key already built.
     let mut i = 0;
     group.bench_function("find_prebuilt_key", |b| {
         b.iter(|| {

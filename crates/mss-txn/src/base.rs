@@ -5,17 +5,20 @@
 //! `from`, `to`); everything borrows from the message. A message whose base headers do not
 //! parse cannot be matched to a transaction and is reported, never panicked on.
 
-use mss_sip::header::Via;
 use mss_sip::{HeaderName, Headers, ParseError};
 
 /// The magic cookie that starts every RFC 3261 branch (§8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// The parts of the top Via the transaction layer uses (RFC 3261 §20.42).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TopVia<'a> {
-    /// The parsed value.
-    pub(crate) via: Via<'a>,
+    /// The branch parameter, if any (an empty one counts as none).
+    branch: Option<&'a str>,
+    /// The sent-by host, as written.
+    pub(crate) host: &'a str,
+    /// The sent-by port, if given.
+    pub(crate) port: Option<u16>,
     /// The whole raw value, trimmed (RFC 2543 matching compares the top Via whole).
     pub(crate) raw: &'a [u8],
 }
@@ -23,27 +26,109 @@ pub(crate) struct TopVia<'a> {
 impl<'a> TopVia<'a> {
     /// Reads the top Via of a message.
     ///
+    /// Every request and response is matched through this, so the common shape
+    /// (`SIP/2.0/UDP host:port;params`, no quotes or comments) is scanned by a lean private
+    /// reader (see [`scan`]); anything else goes through mss-sip's full
+    /// [`Headers::top_via`] parser, which also produces the error for a bad Via. Both
+    /// give the same branch, host and port for the values the lean reader accepts.
+    ///
     /// # Errors
     /// `MissingHeader` or `BadHeaderValue` in Via.
     pub(crate) fn read(headers: &'a Headers) -> Result<TopVia<'a>, ParseError> {
+        if let Some(v) = headers.get(&HeaderName::Via).and_then(scan) {
+            return Ok(v);
+        }
         let via = headers.top_via()?;
         let raw = headers
             .values(&HeaderName::Via)
             .next()
             .map(trim)
             .unwrap_or(&[]);
-        Ok(TopVia { via, raw })
+        Ok(TopVia {
+            branch: via.branch().filter(|b| !b.is_empty()),
+            host: via.host,
+            port: via.port,
+            raw,
+        })
     }
 
     /// The branch parameter, if any (an empty one counts as none).
     pub(crate) fn branch(&self) -> Option<&'a str> {
-        self.via.branch().filter(|b| !b.is_empty())
+        self.branch
     }
 
     /// Whether the branch starts with the RFC 3261 magic cookie (§17.2.3).
     pub(crate) fn is_rfc3261(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+        self.branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE))
     }
+}
+
+/// The lean reader of the first Via line: `None` for anything unusual (quotes, comments,
+/// whitespace inside the sent-protocol or sent-by, odd hosts), which then takes the full
+/// parser's path.
+fn scan(line: &[u8]) -> Option<TopVia<'_>> {
+    let line = std::str::from_utf8(line).ok()?;
+    if line.bytes().any(|b| b == b'"' || b == b'(') {
+        return None;
+    }
+    let top = trim_str(line.split(',').next()?);
+    let (head, params) = match top.split_once(';') {
+        Some((head, params)) => (head, Some(params)),
+        None => (top, None),
+    };
+    let rest = head
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("SIP/2.0/"))?;
+    let rest = head.get(rest.len()..)?;
+    let (transport, sent_by) = rest.split_once([' ', '\t'])?;
+    let sent_by = trim_str(sent_by);
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    };
+    if !token(transport) || sent_by.starts_with('[') {
+        return None;
+    }
+    let (host, port) = match sent_by.split_once(':') {
+        Some((h, p)) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, Some(p.parse().ok()?))
+        }
+        Some(_) => return None,
+        None => (sent_by, None),
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return None;
+    }
+    let mut branch = None;
+    for p in params.into_iter().flat_map(|p| p.split(';')) {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (trim_str(n), Some(trim_str(v))),
+            None => (trim_str(p), None),
+        };
+        // `name=` with no value is malformed: let the full parser say so.
+        if !token(name) || value.is_some_and(|v| !(token(v) || v.contains(':'))) {
+            return None;
+        }
+        let value = value.unwrap_or("");
+        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+            branch = Some(value).filter(|b| !b.is_empty());
+        }
+    }
+    Some(TopVia {
+        branch,
+        host,
+        port,
+        raw: top.as_bytes(),
+    })
+}
+
+fn trim_str(s: &str) -> &str {
+    s.trim_matches([' ', '\t', '\r', '\n'])
 }
 
 /// The base headers of one message.
@@ -64,6 +149,8 @@ impl<'a> Base<'a> {
     /// malformed.
     pub(crate) fn read(headers: &'a Headers) -> Result<Base<'a>, ParseError> {
         let via = TopVia::read(headers)?;
+        // New transactions get the full Via check (the lean reader is only for matching).
+        headers.top_via()?;
         let cseq = headers.cseq()?;
         Ok(Base {
             via,
@@ -130,8 +217,8 @@ mod tests {
         let b = Base::read(&h).unwrap();
         assert_eq!(b.via.branch(), Some("z9hG4bKx"));
         assert!(b.via.is_rfc3261());
-        assert_eq!(b.via.via.host, "PC33.atlanta.com");
-        assert_eq!(b.via.via.port, Some(5061));
+        assert_eq!(b.via.host, "PC33.atlanta.com");
+        assert_eq!(b.via.port, Some(5061));
         assert_eq!(
             b.via.raw,
             b"SIP / 2.0 / UDP PC33.atlanta.com : 5061 ;branch=z9hG4bKx"
@@ -152,6 +239,81 @@ mod tests {
         assert!(TopVia::read(&h).is_err());
         let h = headers(&[("From", "a")]);
         assert_eq!(TopVia::read(&h).unwrap_err().header, Some(HeaderName::Via));
+    }
+
+    #[test]
+    fn lean_reader_agrees_with_the_full_parser() {
+        for v in [
+            "SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKkjshdyff",
+            "SIP/2.0/TCP 192.0.2.1:5060;rport;branch=z9hG4bK1;received=192.0.2.9",
+            "sip/2.0/tls Host.Example:5061 ; BRANCH = z9hG4bKx ;maddr=239.1.1.1",
+            "SIP/2.0/UDP h;branch=z9hG4bKa, SIP/2.0/UDP second;branch=z9hG4bKb",
+            "SIP/2.0/UDP h.example:5060",
+            "SIP/2.0/UDP h.example;rport;branch",
+        ] {
+            let h = headers(&[("Via", v)]);
+            let lean = scan(h.get(&HeaderName::Via).unwrap()).expect(v);
+            let full = h.top_via().unwrap();
+            assert_eq!(
+                lean.branch(),
+                full.branch().filter(|b| !b.is_empty()),
+                "{v}"
+            );
+            assert_eq!((lean.host, lean.port), (full.host, full.port), "{v}");
+        }
+        // Unusual shapes take the full parser's path (and its errors).
+        for v in [
+            "SIP / 2.0 / UDP h;branch=z9hG4bKa",
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa",
+            "SIP/2.0/UDP h;branch=\"q\"",
+            "SIP/2.0/UDP h : 5060;branch=z9hG4bKa",
+            "SIP/2.0/UDP h:99999;branch=z9hG4bKa",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP h.example;branch=",
+            "SIP/2.0/UDP h.example;",
+        ] {
+            let h = headers(&[("Via", v)]);
+            assert_eq!(scan(h.get(&HeaderName::Via).unwrap()), None, "{v}");
+        }
+        let h = headers(&[("Via", "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa")]);
+        let v = TopVia::read(&h).unwrap();
+        assert_eq!((v.host, v.port), ("[2001:db8::1]", Some(5060)));
+    }
+
+    /// Over every RFC 4475 torture message: where the lean reader accepts the top Via, the
+    /// full parser agrees on branch, host and port; nothing panics.
+    #[test]
+    fn lean_reader_agrees_on_the_torture_corpus() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sip-torture");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return; // corpus not present in this checkout
+        };
+        let mut checked = 0;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "dat") {
+                continue;
+            }
+            let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+            let Ok(msg) = mss_sip::parse_datagram(bytes) else {
+                continue;
+            };
+            let h = msg.headers();
+            let _ = Base::read(h);
+            let Some(lean) = h.get(&HeaderName::Via).and_then(scan) else {
+                continue;
+            };
+            let full = h.top_via().unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            assert_eq!(
+                lean.branch(),
+                full.branch().filter(|b| !b.is_empty()),
+                "{path:?}"
+            );
+            assert_eq!((lean.host, lean.port), (full.host, full.port), "{path:?}");
+            checked += 1;
+        }
+        assert!(checked > 10, "{checked}");
     }
 
     #[test]

@@ -184,7 +184,7 @@ fn key_method(m: &Method) -> Method {
 fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> Box<[u8]> {
     let branch = via.branch().unwrap_or("").as_bytes();
     let (host, port) = if with_sent_by {
-        (via.via.host, via.via.port)
+        (via.host, via.port)
     } else {
         ("", None)
     };
