@@ -4,21 +4,23 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use mss_auth::{ChallengeOutcome, DigestClient};
+use mss_auth::DigestClient;
 use mss_sip::{HeaderName, Response};
 use mss_store::LineRecord;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::lines::backoff::{refresh_delay, retry_after_delay, Backoff};
-use crate::lines::call_id::{is_cseq_complaint, new_branch, CallIdPolicy};
+use crate::lines::backoff::{retry_after_delay, Backoff};
+use crate::lines::call_id::{new_branch, CallIdPolicy};
 use crate::lines::output::{LineLog, LineOutput, LogLevel};
 use crate::lines::request::{build_register, contact_uri, RegisterParts};
 use crate::lines::response::{self, MAX_GRANTED_SECS};
-use crate::lines::settings::{CallIdMode, LineSettings, DEFAULT_EXPIRES};
+use crate::lines::settings::{LineSettings, DEFAULT_EXPIRES};
 use crate::lines::state::{LastFailure, LineState, LineStatus};
 use crate::lines::targets::{ResolveRequest, Target, Targets};
 use crate::Now;
+
+mod answers;
 
 /// The hard floor between two REGISTERs of one line, whatever the provider answers.
 pub const MIN_REGISTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -439,199 +441,6 @@ impl Registration {
             target,
         });
     }
-
-    fn registered(&mut self, now: Now, rsp: &Response, f: &InFlight) {
-        let grant = response::granted(rsp, &f.contact, f.expires);
-        if let Some(n) = grant.notice {
-            self.log(LogLevel::Warn, n.clone());
-            self.status.notice = Some(n);
-        }
-        let until = now.mono + Duration::from_secs(u64::from(grant.seconds));
-        self.registered_until = Some(until);
-        self.status.expires_at = Some(unix_at(now, until));
-        self.backoff.reset();
-        self.auth_rounds = 0;
-        self.brief_rounds = 0;
-        let refresh = refresh_delay(grant.seconds, &mut self.jitter);
-        self.schedule(now, now.mono + refresh);
-        self.set_state(now, LineState::Online);
-    }
-
-    /// Takes a `401`/`407` challenge; `Err` says in words why it is not answered.
-    fn answer_challenge(&mut self, rsp: &Response, code: u16) -> Result<(), String> {
-        self.auth_rounds = self.auth_rounds.saturating_add(1);
-        if self.auth_rounds > MAX_AUTH_ROUNDS {
-            return Err(format!("challenged {MAX_AUTH_ROUNDS} times in a row"));
-        }
-        let (header, credentials) = if code == 401 {
-            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
-        } else {
-            (
-                HeaderName::ProxyAuthenticate,
-                HeaderName::ProxyAuthorization,
-            )
-        };
-        let list = response::challenges(rsp, &header)?;
-        let outcome = self.digest.handle_challenges(
-            list.iter()
-                .map(|c| c.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
-        );
-        match outcome {
-            Ok(ChallengeOutcome::Answer) => {
-                self.credentials_header = credentials;
-                Ok(())
-            }
-            Ok(ChallengeOutcome::Rejected) => {
-                Err("credentials refused: check username and password".to_owned())
-            }
-            Err(e) => Err(format!("cannot answer the challenge: {e}")),
-        }
-    }
-
-    /// RFC 3261 §10.2.8: `423` names the shortest lifetime accepted; ask again with it.
-    fn interval_too_brief(&mut self, now: Now, rsp: &Response) {
-        self.brief_rounds = self.brief_rounds.saturating_add(1);
-        let problem = match rsp.headers().min_expires() {
-            _ if self.brief_rounds > MAX_BRIEF_ROUNDS => {
-                format!("{MAX_BRIEF_ROUNDS} times 423 in a row")
-            }
-            Ok(Some(m)) if m > self.expires && m <= MAX_GRANTED_SECS => {
-                self.log(
-                    LogLevel::Info,
-                    format!("registrar wants at least {m} s (423); asking again with that"),
-                );
-                self.expires = m;
-                self.schedule(now, now.mono);
-                return;
-            }
-            Ok(Some(m)) if m <= self.expires => {
-                format!("Min-Expires {m} is not above the {} s asked", self.expires)
-            }
-            Ok(Some(m)) => format!("absurd Min-Expires {m}"),
-            Ok(None) => "no Min-Expires".to_owned(),
-            Err(e) => format!("malformed Min-Expires: {e}"),
-        };
-        let mut failure = response::failure(rsp);
-        failure.reason = format!("{} ({problem})", failure.reason);
-        let delay = self.retry_delay(response::retry_after(rsp));
-        self.fail(now, LineState::Rejected, failure, delay);
-    }
-
-    fn is_cseq_complaint(&self, rsp: &Response) -> bool {
-        is_cseq_complaint(&response::reason(rsp))
-            || response::p_registrar_error(rsp).is_some_and(|p| is_cseq_complaint(&p))
-    }
-
-    /// A `400`/`500` about the CSeq or ordering of a same-Call-ID REGISTER.
-    fn cseq_rejected(&mut self, now: Now, rsp: &Response) {
-        let failure = response::failure(rsp);
-        if self.policy.switch_to_fresh() {
-            let said = failure
-                .p_registrar_error
-                .as_ref()
-                .map_or_else(String::new, |p| format!(", P-Registrar-Error: {p}"));
-            self.log(
-                LogLevel::Warn,
-                format!(
-                    "registrar rejected a re-REGISTER on the same Call-ID ({} {}{said}); this \
-                     registrar only accepts a fresh Call-ID per REGISTER, so line {} now uses \
-                     one. To pin this, set call_id = fresh in [line:{}] of mss.ini or \
-                     gVarSipRegSameDialog = 0 in [sip] of mss_var_param.ini",
-                    failure.code.unwrap_or(0),
-                    failure.reason,
-                    self.settings.name,
-                    self.settings.name
-                ),
-            );
-            self.status.call_id_mode = self.policy.in_use();
-            self.status.last_failure = Some(failure);
-            self.out
-                .push_back(LineOutput::StateChanged(self.status.clone()));
-            self.schedule(now, now.mono);
-            return;
-        }
-        if self.policy.configured() == CallIdMode::Same {
-            self.log(
-                LogLevel::Warn,
-                format!(
-                    "registrar rejects the CSeq of line {} with call_id = same; set \
-                     call_id = auto or fresh if it only accepts fresh Call-IDs",
-                    self.settings.name
-                ),
-            );
-        }
-        let delay = self.retry_delay(response::retry_after(rsp));
-        self.fail(now, LineState::Rejected, failure, delay);
-    }
-
-    /// RFC 3263 §4.3: on a timeout or `503`, the next target; with none left, a retry later
-    /// from a fresh lookup.
-    fn fail_over_or_fail(
-        &mut self,
-        now: Now,
-        state: LineState,
-        failure: LastFailure,
-        retry_after: Option<u32>,
-    ) {
-        let from = self.targets.current().map(|t| t.addr);
-        if self.targets.advance() {
-            if let (Some(from), Some(to)) = (from, self.targets.current().map(|t| t.addr)) {
-                self.log(
-                    LogLevel::Info,
-                    format!("{} from {from}; trying {to}", failure.reason),
-                );
-            }
-            self.status.last_failure = Some(failure);
-            self.schedule(now, now.mono);
-            return;
-        }
-        self.targets.clear();
-        let delay = self.retry_delay(retry_after);
-        self.fail(now, state, failure, delay);
-    }
-
-    fn fail(&mut self, now: Now, state: LineState, failure: LastFailure, delay: Duration) {
-        self.auth_rounds = 0;
-        self.brief_rounds = 0;
-        self.status.last_failure = Some(failure);
-        self.schedule(now, now.mono + delay);
-        self.set_state(now, state);
-    }
-
-    /// During shutdown, once the REGISTER in flight is answered: un-REGISTER if registered.
-    fn after_final(&mut self, now: Now) {
-        if !self.shutting_down || self.unregister_sent || self.step == Step::Done {
-            return;
-        }
-        if self.registered_until.is_some() && !self.targets.is_empty() {
-            self.schedule(now, now.mono);
-        } else {
-            self.finish(now);
-        }
-    }
-
-    fn unregister_answered(&mut self, now: Now, rsp: &Response, code: u16) {
-        if matches!(code, 401 | 407) && self.answer_challenge(rsp, code).is_ok() {
-            self.schedule(now, now.mono);
-            return;
-        }
-        if !(200..300).contains(&code) {
-            self.log(
-                LogLevel::Info,
-                format!("un-REGISTER answered {code} {}", response::reason(rsp)),
-            );
-        }
-        self.finish(now);
-    }
-
-    fn finish(&mut self, now: Now) {
-        self.step = Step::Done;
-        self.in_flight = None;
-        self.registered_until = None;
-        self.status.expires_at = None;
-        self.status.next_attempt_at = None;
-        self.set_state(now, LineState::Offline);
-    }
 }
 
 impl std::fmt::Debug for Registration {
@@ -641,5 +450,66 @@ impl std::fmt::Debug for Registration {
             .field("step", &self.step)
             .field("status", &self.status)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::sim::{settings, target};
+
+    #[test]
+    fn unix_at_maps_instants_both_ways() {
+        let now = Now::new(Instant::now(), 10_000);
+        assert_eq!(unix_at(now, now.mono + Duration::from_millis(1500)), 11_500);
+        let later = now.after(Duration::from_secs(5));
+        assert_eq!(unix_at(later, now.mono), 10_000);
+    }
+
+    #[test]
+    fn failure_states_by_code() {
+        assert_eq!(state_for(403), LineState::AuthFailed);
+        assert_eq!(state_for(480), LineState::BackingOff);
+        assert_eq!(state_for(503), LineState::BackingOff);
+        assert_eq!(state_for(404), LineState::Rejected);
+        assert_eq!(state_for(603), LineState::Rejected);
+    }
+
+    #[test]
+    fn starts_by_resolving_and_respects_the_floor() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = Now::new(Instant::now(), 0);
+        let mut s = settings();
+        s.expires = 0;
+        let mut reg = Registration::new(s, None, now, &mut rng);
+        assert!(matches!(
+            reg.poll_output(now, &mut rng),
+            Some(LineOutput::Log(_))
+        ));
+        assert_eq!(reg.status().state, LineState::Registering);
+        assert_eq!(reg.poll_timeout(), Some(now.mono));
+        let Some(LineOutput::Resolve(r)) = reg.poll_output(now, &mut rng) else {
+            panic!("no lookup first");
+        };
+        assert!(r.srv);
+        assert_eq!(reg.poll_timeout(), None);
+        assert!(reg.poll_output(now, &mut rng).is_none());
+        reg.handle_resolved(now, vec![target(1)]);
+        assert!(matches!(
+            reg.poll_output(now, &mut rng),
+            Some(LineOutput::Persist(_))
+        ));
+        let Some(LineOutput::Send { request, .. }) = reg.poll_output(now, &mut rng) else {
+            panic!("no REGISTER");
+        };
+        assert_eq!(request.headers().expires().unwrap(), Some(DEFAULT_EXPIRES));
+        assert_eq!(reg.poll_timeout(), Some(now.mono + IN_FLIGHT_GUARD));
+        // A transport error right away: the retry waits for backoff, and at least 1 s.
+        reg.handle_transaction_timeout(now);
+        assert_eq!(reg.status().state, LineState::Unreachable);
+        let due = reg.poll_timeout().unwrap();
+        assert!(due >= now.mono + MIN_REGISTER_INTERVAL);
+        assert!(reg.poll_output(now, &mut rng).is_some()); // StateChanged
+        assert!(reg.poll_output(now, &mut rng).is_none());
     }
 }
