@@ -26,7 +26,7 @@ impl Transactions {
     /// # Errors
     /// - [`TxnError::AckTransaction`] for an ACK (send it with
     ///   [`Transactions::send_stateless`]).
-    /// - [`TxnError::MissingBranch`], [`TxnError::MissingHeader`], [`TxnError::BadHeader`]
+    /// - [`TxnError::MissingBranch`], [`TxnError::Header`]
     ///   for a request the layer cannot match responses to.
     /// - [`TxnError::DuplicateTransaction`] when a live client transaction has the same
     ///   branch and method.

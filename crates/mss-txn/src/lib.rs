@@ -17,6 +17,18 @@
 //! - `build.rs`: the messages the layer makes itself (ACK for non-2xx, 100, 200/481 to
 //!   CANCEL, the 408 on timeout); `base.rs`: the Via/CSeq/Call-ID/tag reader.
 //!
+//! Choices worth knowing:
+//! - 100 (Trying) to an INVITE is sent by the transaction itself when the TU has sent no
+//!   provisional response within 200 ms ([`Timers::trying_delay`]), or at once on an INVITE
+//!   retransmission before that (§17.2.1).
+//! - Responses that match no client transaction come up as [`Event::StrayResponse`] rather
+//!   than being dropped: a UAC core may need late 2xx retransmissions (to ACK them), a
+//!   stateful proxy must ignore them (RFC 6026 §7.3).
+//! - A CANCEL is answered by the layer (200 if it matches an INVITE server transaction,
+//!   481 otherwise, §9.2); the TU gets [`Event::Cancel`] and sends the 487.
+//! - Zero-length timers (K, J, I, D on reliable transports) terminate at once rather than
+//!   going through the timer heap.
+//!
 //! What the layer leaves to the TU: choosing branches, tags and Call-IDs; the ACK for a 2xx
 //! and retransmitting 2xx responses to INVITE (RFC 6026 §7.1); answering a cancelled INVITE
 //! with 487; choosing the flow (§18.1.1 / §18.2.2 address resolution happens before a flow
