@@ -307,3 +307,25 @@ fn transport_error_terminates_a_client_transaction() {
     ));
     assert!(h.txns.is_empty());
 }
+
+#[test]
+fn stale_timers_of_a_reused_slot_do_not_fire() {
+    let mut h = Harness::new();
+    // Terminates at once (TCP, final response) with its Timer F still in the heap.
+    let req = parse_request(&request("OPTIONS", "z9hG4bKold", "TCP", 1));
+    h.txns.send_request(h.now, req, tcp()).unwrap();
+    h.receive(&response(200, "OPTIONS", "z9hG4bKold", "TCP", 1), tcp());
+    assert!(h.txns.is_empty());
+    // Reuses the slot and waits in Proceeding, where no timer runs.
+    let req = parse_request(&request("INVITE", "z9hG4bKnew", "TCP", 2));
+    let id = h.txns.send_request(h.now, req, tcp()).unwrap();
+    h.receive(&response(180, "INVITE", "z9hG4bKnew", "TCP", 2), tcp());
+    h.take_events();
+    h.run_idle();
+    assert!(
+        h.take_events().is_empty(),
+        "the old Timer F entry is dropped"
+    );
+    assert_eq!(h.txns.client_state(id), Some(State::Proceeding));
+    assert!(h.txns.poll_timeout().is_none(), "heap drained");
+}
