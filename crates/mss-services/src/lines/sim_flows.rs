@@ -185,6 +185,25 @@ mod tests {
     }
 
     #[test]
+    fn forbidden_never_gives_up() {
+        let mut sim = Sim::new(settings(), None);
+        sim.run(24 * HOUR, |req, _, _| {
+            Reply::Answer(respond(req, 403, "Forbidden"))
+        });
+        assert_eq!(sim.state(), LineState::AuthFailed);
+        assert_eq!(sim.states.len(), 1);
+        // 30 s, 1, 2, 4, 8, 16 min, then every 24 to 30 min: about 50 tries a day.
+        assert!((40..=60).contains(&sim.sent.len()), "{}", sim.sent.len());
+        let last = sim.sent.last().unwrap();
+        assert!(sim.secs(sim.now) - sim.secs(last.at) <= BACKOFF_MAX.as_secs_f64());
+        // The provider relents: online again at the next try.
+        sim.run(HOUR, |req, _, _| Reply::Answer(ok(req, 3600)));
+        assert_eq!(sim.state(), LineState::Online);
+        let f = sim.reg.status().last_failure.clone().unwrap();
+        assert_eq!((f.code, f.reason.as_str()), (Some(403), "Forbidden"));
+    }
+
+    #[test]
     fn takes_min_expires_from_423() {
         let mut s = settings();
         s.expires = 60;
