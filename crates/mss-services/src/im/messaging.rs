@@ -1,0 +1,525 @@
+//! The [`Messaging`] state machine: incoming MESSAGE requests, relaying to online users and
+//! storing for offline ones. Delivery rounds live in `delivery.rs`, timers in `guards.rs`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use mss_sip::{HeaderName, Request, Response, StatusCode};
+use mss_store::{InsertOutcome, NewMessage, UnixMillis};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tracing::{debug, warn};
+
+use crate::im::body::{self, BodyInfo};
+use crate::im::delivery::Round;
+use crate::im::guards::{GuardKey, Guarded, Guards};
+use crate::im::io::{ContactTarget, ImOutput, Recipient, RequestToken, Sender, StoreToken};
+use crate::im::rate::SenderLimiter;
+use crate::im::replies::Replies;
+use crate::im::request::{self, ForwardError};
+use crate::im::settings::ImSettings;
+use crate::im::stats::ImStats;
+use crate::Now;
+
+/// How often idle senders are dropped from the rate table.
+const SENDER_SWEEP: Duration = Duration::from_secs(10);
+
+/// Most users remembered as having an empty store (see `Messaging::known_empty`).
+const MAX_KNOWN_EMPTY: usize = 100_000;
+
+/// Status codes after which a contact counts as unreachable rather than refusing: `408`
+/// (also the caller's timeout), `480`, `503` (also a transport error, RFC 3261 §8.1.3.1).
+/// When every contact is unreachable, the message is stored (DESIGN §3).
+const UNREACHABLE: [u16; 3] = [408, 480, 503];
+
+/// Who is waiting for a request mss sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SendOwner {
+    /// A live relay.
+    Relay(u64),
+    /// A delivery round of `user`, number `serial`.
+    Delivery {
+        /// The recipient.
+        user: String,
+        /// Which round.
+        serial: u64,
+    },
+}
+
+/// A MESSAGE being relayed to its recipient's contacts.
+#[derive(Debug)]
+struct Relay<S> {
+    server: S,
+    request: Request,
+    recipient: String,
+    body: BodyInfo,
+    received_at: UnixMillis,
+    /// Branches without a final answer yet.
+    pending: usize,
+    /// The best failure that is not "unreachable" (RFC 3261 §16.7 step 6), if any.
+    refusal: Option<Response>,
+}
+
+/// A MESSAGE waiting for its store write.
+#[derive(Debug)]
+struct PendingStore<S> {
+    server: S,
+    request: Request,
+    recipient: String,
+    guard: GuardKey,
+}
+
+/// Instant messages (RFC 3428): relay to online users, the offline store, delivery on return.
+///
+/// See the [module docs](crate::im) for the run loop. `S` is the caller's handle of a
+/// server transaction; it comes back in [`ImOutput::Reply`].
+#[derive(Debug)]
+pub struct Messaging<S> {
+    pub(super) settings: ImSettings,
+    pub(super) replies: Replies,
+    pub(super) rng: StdRng,
+    pub(super) next_id: u64,
+    pub(super) out: VecDeque<ImOutput<S>>,
+    pub(super) guards: Guards,
+    pub(super) stats: ImStats,
+    limiter: SenderLimiter,
+    relays: HashMap<u64, Relay<S>>,
+    /// Requests mss sent, with their guard.
+    pub(super) sends: HashMap<RequestToken, (SendOwner, GuardKey)>,
+    stores: HashMap<StoreToken, PendingStore<S>>,
+    /// One delivery round per user at most.
+    pub(super) rounds: HashMap<String, Round>,
+    /// Delete requests in flight: message id → recipient.
+    pub(super) deleting: HashMap<i64, String>,
+    /// Users whose last delivery round found nothing left, so a registration refresh needs
+    /// no load. Forgotten when a message is stored for them.
+    pub(super) known_empty: HashSet<String>,
+    next_sweep_at: Instant,
+    next_expire_at: Instant,
+    /// The guard of the expiry sweep in flight, if one is.
+    expiring: Option<GuardKey>,
+}
+
+impl<S> Messaging<S> {
+    /// A service configured by `settings`, started at `now`. `seed` seeds the generator of
+    /// Call-IDs and branches (give a random one; tests give a fixed one).
+    pub fn new(now: Now, settings: ImSettings, seed: u64) -> Messaging<S> {
+        Messaging {
+            replies: Replies::new(&settings.domain),
+            limiter: SenderLimiter::new(settings.rate_limit, settings.max_tracked_senders),
+            next_sweep_at: now.mono + SENDER_SWEEP,
+            next_expire_at: now.mono + settings.expire_interval,
+            settings,
+            rng: StdRng::seed_from_u64(seed),
+            next_id: 0,
+            out: VecDeque::new(),
+            guards: Guards::default(),
+            stats: ImStats::default(),
+            relays: HashMap::new(),
+            sends: HashMap::new(),
+            stores: HashMap::new(),
+            rounds: HashMap::new(),
+            deleting: HashMap::new(),
+            known_empty: HashSet::new(),
+            expiring: None,
+        }
+    }
+
+    /// The counters, for `/metrics`.
+    pub fn stats(&self) -> &ImStats {
+        &self.stats
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ImSettings {
+        &self.settings
+    }
+
+    /// The next thing for the caller to do, if any. Call until `None` after every
+    /// `handle_*` call.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<ImOutput<S>> {
+        self.out.pop_front()
+    }
+
+    /// When [`Messaging::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let periodic = self.next_sweep_at.min(self.next_expire_at);
+        Some(self.guards.next_at().map_or(periodic, |g| g.min(periodic)))
+    }
+
+    /// A fresh id for a token.
+    pub(super) fn fresh_id(&mut self) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+
+    /// A MESSAGE for a local user (`recipient`), from `sender`, received on server
+    /// transaction `server`. The caller has already run the precheck, authenticated a
+    /// local sender (`407`) and looked the recipient up; everything else is decided here:
+    /// the rate limit (`503`), `404`, the body checks (`400`/`415`), relaying to every
+    /// contact, or storing for later (`202` only once durable, `413`, `480`, `500`).
+    pub fn handle_message(
+        &mut self,
+        now: Now,
+        server: S,
+        req: &Request,
+        sender: Sender,
+        recipient: Recipient,
+    ) {
+        if let Err(wait) = self.limiter.check(now.mono, &sender) {
+            let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX).max(1);
+            debug!(%sender, retry_after = secs, "MESSAGE over the sender's rate");
+            self.stats.refused.rate_limited += 1;
+            let response = self.replies.rate_limited(req, secs);
+            self.reply(server, response);
+            return;
+        }
+        let (user, contacts) = match recipient {
+            Recipient::Local { user, contacts } => (user, contacts),
+            Recipient::Unknown => {
+                self.stats.refused.not_found += 1;
+                let response = self.replies.not_found(req);
+                self.reply(server, response);
+                return;
+            }
+        };
+        let body = match body::inspect(req) {
+            Ok(b) => b,
+            Err(e) => {
+                self.stats.refused.bad_body += 1;
+                let response = self.replies.body_error(req, &e);
+                self.reply(server, response);
+                return;
+            }
+        };
+        if contacts.is_empty() {
+            self.store(now, server, req.clone(), user, &body);
+            return;
+        }
+        let max_forwards = match request::next_max_forwards(req) {
+            Ok(n) => n,
+            Err(ForwardError::TooManyHops) => {
+                self.stats.refused.too_many_hops += 1;
+                let response = self.replies.too_many_hops(req);
+                self.reply(server, response);
+                return;
+            }
+        };
+        self.relay(now, server, req, user, body, &contacts, max_forwards);
+    }
+
+    /// Sends `req` to every contact at once (RFC 3428 §6: forking as for any non-INVITE).
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        &mut self,
+        now: Now,
+        server: S,
+        req: &Request,
+        user: String,
+        body: BodyInfo,
+        contacts: &[ContactTarget],
+        max_forwards: u8,
+    ) {
+        let relay_id = self.fresh_id();
+        for contact in contacts {
+            let branch = request::new_branch(&mut self.rng);
+            let out =
+                request::forward(req, contact, max_forwards, &self.settings.via_host, &branch);
+            self.send(now, SendOwner::Relay(relay_id), out, contact);
+        }
+        self.relays.insert(
+            relay_id,
+            Relay {
+                server,
+                request: req.clone(),
+                recipient: user,
+                body,
+                received_at: now.unix_ms,
+                pending: contacts.len(),
+                refusal: None,
+            },
+        );
+    }
+
+    /// Emits a request to `contact` on behalf of `owner`, with its guard.
+    pub(super) fn send(
+        &mut self,
+        now: Now,
+        owner: SendOwner,
+        request: Request,
+        contact: &ContactTarget,
+    ) {
+        let token = RequestToken(self.fresh_id());
+        let guard = self
+            .guards
+            .arm(now.mono + self.settings.request_guard, Guarded::Send(token));
+        self.sends.insert(token, (owner, guard));
+        self.out.push_back(ImOutput::Send {
+            token,
+            request,
+            flow: contact.flow,
+        });
+    }
+
+    /// Queues the final answer on `server`.
+    pub(super) fn reply(&mut self, server: S, response: Response) {
+        self.out.push_back(ImOutput::Reply { server, response });
+    }
+
+    /// A response to a request mss sent ([`ImOutput::Send`]). Provisional responses are
+    /// ignored; the final one (or the caller's `408` on timeout, `503` on a transport
+    /// error) settles the branch. Responses for a finished relay or round are ignored.
+    pub fn handle_response(&mut self, now: Now, token: RequestToken, rsp: &Response) {
+        if rsp.status().is_provisional() {
+            return;
+        }
+        let Some((owner, guard)) = self.sends.remove(&token) else {
+            return;
+        };
+        self.guards.disarm(guard);
+        match owner {
+            SendOwner::Relay(id) => self.relay_answered(now, id, rsp),
+            SendOwner::Delivery { user, serial } => {
+                self.delivery_answered(now, &user, serial, rsp);
+            }
+        }
+    }
+
+    /// One branch of relay `id` answered `rsp` (final).
+    fn relay_answered(&mut self, now: Now, id: u64, rsp: &Response) {
+        let Some(relay) = self.relays.get_mut(&id) else {
+            return;
+        };
+        relay.pending = relay.pending.saturating_sub(1);
+        let status = rsp.status();
+        if status.is_success() {
+            // The first 2xx wins (RFC 3261 §16.7 step 5); later answers are ignored.
+            if let Some(relay) = self.relays.remove(&id) {
+                self.stats.relayed += 1;
+                let response = self.replies.relayed(&relay.request, rsp);
+                self.reply(relay.server, response);
+            }
+            return;
+        }
+        if !UNREACHABLE.contains(&status.as_u16()) && better(rsp, relay.refusal.as_ref()) {
+            relay.refusal = Some(rsp.clone());
+        }
+        if relay.pending > 0 {
+            return;
+        }
+        let Some(relay) = self.relays.remove(&id) else {
+            return;
+        };
+        match relay.refusal {
+            Some(best) => {
+                self.stats.refused.by_recipient += 1;
+                let response = self.replies.relayed(&relay.request, &best);
+                self.reply(relay.server, response);
+            }
+            None => {
+                debug!(user = %relay.recipient, "every contact unreachable; storing");
+                let arrival = Now {
+                    unix_ms: relay.received_at,
+                    ..now
+                };
+                self.store(
+                    arrival,
+                    relay.server,
+                    relay.request,
+                    relay.recipient,
+                    &relay.body,
+                );
+            }
+        }
+    }
+
+    /// Stores `req` for `user` (offline, or every contact unreachable): `413` when too long,
+    /// `480` when its own `Expires` has passed, else a [`ImOutput::Store`] whose outcome
+    /// decides the answer. `now.unix_ms` is the arrival time.
+    fn store(&mut self, now: Now, server: S, req: Request, user: String, body: &BodyInfo) {
+        let limit = self.settings.offline_max_chars;
+        if body.chars > usize::try_from(limit).unwrap_or(usize::MAX) {
+            self.stats.refused.too_long += 1;
+            let response = self.replies.too_long(&req, body.chars, limit);
+            self.reply(server, response);
+            return;
+        }
+        let ttl_ms = i64::try_from(self.settings.offline_ttl.as_millis()).unwrap_or(i64::MAX);
+        // RFC 3428 §7: a MESSAGE with Expires lapses that many seconds after its Date (or
+        // its arrival); mss keeps it no longer than that nor than offline_ttl.
+        let own_ms = req
+            .headers()
+            .expires()
+            .ok()
+            .flatten()
+            .map(|secs| i64::from(secs).saturating_mul(1000));
+        let start = match (own_ms, req.headers().date()) {
+            (Some(_), Ok(Some(date))) => date
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+                .unwrap_or(now.unix_ms)
+                .min(now.unix_ms),
+            _ => now.unix_ms,
+        };
+        let mut expires_at = now.unix_ms.saturating_add(ttl_ms);
+        if let Some(own) = own_ms {
+            expires_at = expires_at.min(start.saturating_add(own));
+        }
+        if expires_at <= now.unix_ms {
+            self.stats.refused.expired += 1;
+            let response = self.replies.expired(&req);
+            self.reply(server, response);
+            return;
+        }
+        let h = req.headers();
+        let text = |name: HeaderName| {
+            h.get(&name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let message = NewMessage {
+            recipient: user.clone(),
+            sender: text(HeaderName::From).unwrap_or_default(),
+            original_to: text(HeaderName::To),
+            content_type: body.content_type.clone(),
+            body: req.body().to_vec(),
+            received_at: now.unix_ms,
+            expires_at,
+        };
+        let token = StoreToken(self.fresh_id());
+        let guard = self.guards.arm(
+            now.mono + self.settings.storage_guard,
+            Guarded::Store(token),
+        );
+        self.stores.insert(
+            token,
+            PendingStore {
+                server,
+                request: req,
+                recipient: user,
+                guard,
+            },
+        );
+        self.out.push_back(ImOutput::Store {
+            token,
+            message,
+            limit: self.settings.offline_max_messages,
+        });
+    }
+
+    /// The outcome of a [`ImOutput::Store`]: `Stored` → `202 Accepted` (only now, as the
+    /// message is durable, DESIGN §5), `Full` → `480 Offline Message Store Full`, an error
+    /// → `500` with `Retry-After` (not accepted, so not lost by us).
+    pub fn handle_stored(
+        &mut self,
+        _now: Now,
+        token: StoreToken,
+        result: Result<InsertOutcome, String>,
+    ) {
+        let Some(p) = self.stores.remove(&token) else {
+            if let Ok(InsertOutcome::Stored(id)) = result {
+                warn!(
+                    id,
+                    "a store write finished after its guard; the sender got a 500"
+                );
+            }
+            return;
+        };
+        self.guards.disarm(p.guard);
+        let response = match result {
+            Ok(InsertOutcome::Stored(id)) => {
+                debug!(id, user = %p.recipient, "message stored");
+                self.stats.stored += 1;
+                self.known_empty.remove(&p.recipient);
+                if let Some(round) = self.rounds.get_mut(&p.recipient) {
+                    round.rerun = true;
+                }
+                self.replies.accepted(&p.request)
+            }
+            Ok(InsertOutcome::Full { stored }) => {
+                self.stats.refused.store_full += 1;
+                self.replies.store_full(&p.request, stored)
+            }
+            Err(e) => {
+                warn!(error = %e, user = %p.recipient, "storing a message failed");
+                self.stats.refused.store_error += 1;
+                self.replies
+                    .store_error(&p.request, self.settings.store_retry_after)
+            }
+        };
+        self.reply(p.server, response);
+    }
+
+    /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
+    pub fn handle_expired(&mut self, _now: Now, result: Result<u64, String>) {
+        if let Some(g) = self.expiring.take() {
+            self.guards.disarm(g);
+        }
+        match result {
+            Ok(n) => self.stats.expired += n,
+            Err(e) => warn!(error = %e, "deleting expired messages failed"),
+        }
+    }
+
+    /// Fires what is due at `now`: guards of results that never came, the periodic expiry
+    /// sweep ([`ImOutput::Expire`]) and forgetting idle senders.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(due) = self.guards.pop_due(now.mono) {
+            match due {
+                Guarded::Send(token) => {
+                    let timeout = Response::new(StatusCode::REQUEST_TIMEOUT, "Request Timeout");
+                    // The guard is already gone; handle_response's disarm is a no-op.
+                    self.handle_response(now, token, &timeout);
+                }
+                Guarded::Store(token) => {
+                    self.handle_stored(now, token, Err("no answer from the store".into()));
+                }
+                Guarded::Round { user, serial } => self.round_stuck(now, &user, serial),
+                Guarded::Expire => self.expiring = None,
+            }
+        }
+        if now.mono >= self.next_sweep_at {
+            self.limiter.sweep(now.mono);
+            self.next_sweep_at = now.mono + SENDER_SWEEP;
+        }
+        if now.mono >= self.next_expire_at {
+            self.next_expire_at = now.mono + self.settings.expire_interval;
+            if self.expiring.is_none() {
+                let g = self
+                    .guards
+                    .arm(now.mono + self.settings.storage_guard, Guarded::Expire);
+                self.expiring = Some(g);
+                self.out.push_back(ImOutput::Expire { now: now.unix_ms });
+            }
+        }
+        if self.known_empty.len() > MAX_KNOWN_EMPTY {
+            self.known_empty.clear();
+        }
+    }
+
+    /// Number of senders in the rate table (bounded by
+    /// [`ImSettings::max_tracked_senders`]).
+    pub fn tracked_senders(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// Number of things in flight: relays, store writes, delivery rounds, requests sent.
+    pub fn in_flight(&self) -> usize {
+        self.relays.len() + self.stores.len() + self.rounds.len() + self.sends.len()
+    }
+}
+
+/// Whether `rsp` is a better final answer to pass on than `best` (RFC 3261 §16.7 step 6:
+/// a 6xx wins, else the lowest class; the first of equals stays).
+fn better(rsp: &Response, best: Option<&Response>) -> bool {
+    let Some(best) = best else {
+        return true;
+    };
+    let rank = |s: StatusCode| match s.class() {
+        6 => 0,
+        c => c,
+    };
+    rank(rsp.status()) < rank(best.status())
+}
