@@ -63,72 +63,118 @@ impl<'a> TopVia<'a> {
     }
 }
 
-/// The lean reader of the first Via line: `None` for anything unusual (quotes, comments,
-/// whitespace inside the sent-protocol or sent-by, odd hosts), which then takes the full
-/// parser's path.
+/// The lean reader of the first Via line: one pass over the bytes, no allocation. `None`
+/// for anything unusual (quotes, comments, whitespace inside the sent-protocol or sent-by,
+/// IPv6 references, odd characters), which then takes the full parser's path.
 fn scan(line: &[u8]) -> Option<TopVia<'_>> {
-    let line = std::str::from_utf8(line).ok()?;
-    if line.bytes().any(|b| b == b'"' || b == b'(') {
+    let end = line
+        .iter()
+        .position(|&b| matches!(b, b',' | b'"' | b'('))
+        .unwrap_or(line.len());
+    if line.get(end).is_some_and(|&b| b != b',') {
         return None;
     }
-    let top = trim_str(line.split(',').next()?);
-    let (head, params) = match top.split_once(';') {
-        Some((head, params)) => (head, Some(params)),
-        None => (top, None),
-    };
-    let rest = head
-        .get(..8)
-        .filter(|p| p.eq_ignore_ascii_case("SIP/2.0/"))?;
-    let rest = head.get(rest.len()..)?;
-    let (transport, sent_by) = rest.split_once([' ', '\t'])?;
-    let sent_by = trim_str(sent_by);
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-    };
-    if !token(transport) || sent_by.starts_with('[') {
+    let top = trim(line.get(..end)?);
+    if !top.get(..8)?.eq_ignore_ascii_case(b"SIP/2.0/") {
         return None;
     }
-    let (host, port) = match sent_by.split_once(':') {
-        Some((h, p)) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            (h, Some(p.parse().ok()?))
-        }
-        Some(_) => return None,
-        None => (sent_by, None),
-    };
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
+    let mut cur = Cursor { s: top, i: 8 };
+    if cur.take_while(is_token_byte).is_empty() || cur.skip_ws() == 0 {
         return None;
     }
-    let mut branch = None;
-    for p in params.into_iter().flat_map(|p| p.split(';')) {
-        let (name, value) = match p.split_once('=') {
-            Some((n, v)) => (trim_str(n), Some(trim_str(v))),
-            None => (trim_str(p), None),
-        };
-        // `name=` with no value is malformed: let the full parser say so.
-        if !token(name) || value.is_some_and(|v| !(token(v) || v.contains(':'))) {
+    let host = cur.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if host.is_empty() {
+        return None;
+    }
+    let mut port = None;
+    if cur.eat(b':') {
+        let digits = cur.take_while(|b| b.is_ascii_digit());
+        if digits.is_empty() || digits.len() > 5 {
             return None;
         }
-        let value = value.unwrap_or("");
-        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
-            branch = Some(value).filter(|b| !b.is_empty());
+        let n = digits
+            .iter()
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        port = Some(u16::try_from(n).ok()?);
+    }
+    cur.skip_ws();
+    let mut branch = None;
+    if !cur.at_end() {
+        if !cur.eat(b';') {
+            return None;
+        }
+        for param in cur.rest().split(|&b| b == b';') {
+            let (name, value) = match param.iter().position(|&b| b == b'=') {
+                Some(eq) => (trim(param.get(..eq)?), Some(trim(param.get(eq + 1..)?))),
+                None => (trim(param), None),
+            };
+            // `name=` without a value, or odd characters: let the full parser decide.
+            let value_ok = |v: &[u8]| {
+                !v.is_empty()
+                    && v.iter()
+                        .all(|&b| is_token_byte(b) || matches!(b, b':' | b'[' | b']'))
+            };
+            if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
+                return None;
+            }
+            if value.is_some_and(|v| !value_ok(v)) {
+                return None;
+            }
+            if branch.is_none() && name.eq_ignore_ascii_case(b"branch") {
+                branch = Some(value.unwrap_or(&[]));
+            }
         }
     }
     Some(TopVia {
-        branch,
-        host,
+        // Token bytes are ASCII, so these conversions cannot fail.
+        branch: branch
+            .filter(|b| !b.is_empty())
+            .and_then(|b| std::str::from_utf8(b).ok()),
+        host: std::str::from_utf8(host).ok()?,
         port,
-        raw: top.as_bytes(),
+        raw: top,
     })
 }
 
-fn trim_str(s: &str) -> &str {
-    s.trim_matches([' ', '\t', '\r', '\n'])
+/// RFC 3261 §25.1 `token` characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// A position in a byte string.
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.i;
+        while self.s.get(self.i).is_some_and(|&b| f(b)) {
+            self.i += 1;
+        }
+        self.s.get(start..self.i).unwrap_or(&[])
+    }
+
+    fn skip_ws(&mut self) -> usize {
+        self.take_while(|b| b == b' ' || b == b'\t').len()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.s.get(self.i) == Some(&b);
+        if hit {
+            self.i += 1;
+        }
+        hit
+    }
+
+    fn at_end(&self) -> bool {
+        self.i >= self.s.len()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.s.get(self.i..).unwrap_or(&[])
+    }
 }
 
 /// The base headers of one message.
