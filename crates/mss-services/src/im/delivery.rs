@@ -56,9 +56,12 @@ pub(crate) struct Round {
 }
 
 impl<S> Messaging<S> {
-    /// `user` became reachable at `contacts` (a new registration, or a refresh). Starts a
-    /// delivery round unless one is running (then it only takes the new contacts and
-    /// runs once more afterwards) or the user is known to have nothing stored.
+    /// `user` is reachable at `contacts` (`Location::contacts` after a REGISTER was
+    /// committed). Call it after every successful REGISTER that leaves the user with
+    /// contacts, refreshes included: it starts a delivery round unless one is running (then
+    /// it only takes the new contacts and runs once more afterwards) or the user is known
+    /// to have nothing stored (their last round emptied the store and nothing was stored
+    /// since), so a refresh costs nothing when no message waits.
     pub fn handle_user_reachable(&mut self, now: Now, user: &str, contacts: Vec<ContactTarget>) {
         if let Some(round) = self.rounds.get_mut(user) {
             round.rerun = !contacts.is_empty();

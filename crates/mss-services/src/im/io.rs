@@ -30,7 +30,7 @@ impl fmt::Display for Sender {
     }
 }
 
-/// One place a user can be reached: a registered contact from the location service.
+/// One place a user can be reached: a live contact from the location service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactTarget {
     /// The contact URI (the Request-URI of requests to it, RFC 3261 §16.5).
@@ -39,8 +39,18 @@ pub struct ContactTarget {
     pub flow: Flow,
 }
 
+/// `Location::contacts(user, now)` gives these: `.into_iter().map(Into::into)`.
+impl From<crate::registrar::ContactTarget> for ContactTarget {
+    fn from(c: crate::registrar::ContactTarget) -> ContactTarget {
+        ContactTarget {
+            uri: c.uri,
+            flow: c.flow,
+        }
+    }
+}
+
 /// Whom a MESSAGE is for, as the caller looked it up (Request-URI of our domain, user part
-/// in the user directory, contacts from the location service).
+/// in the user directory, contacts from `Location::contacts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
     /// A local user and their live contacts (none when offline).
