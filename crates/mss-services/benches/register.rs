@@ -26,7 +26,9 @@ fn parse(text: &str) -> Request {
 }
 
 fn register_text(user: usize, cseq: u64, auth: Option<&str>) -> String {
-    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     format!(
         "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK{cseq}x{user};rport\r\nMax-Forwards: 70\r\nFrom: <sip:u{user}@{DOMAIN}>;tag=f{user}\r\nTo: <sip:u{user}@{DOMAIN}>\r\nCall-ID: bench-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:u{user}@10.0.0.1:5062>;expires=3600\r\nUser-Agent: bench\r\n{auth}Content-Length: 0\r\n\r\n"
     )

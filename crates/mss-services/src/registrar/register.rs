@@ -147,13 +147,27 @@ fn push_q(out: &mut String, q: u16) {
 }
 
 impl Registrar {
+    /// The settings in use (after correction, see [`Registrar::new`]).
+    pub fn config(&self) -> &RegistrarConfig {
+        &self.config
+    }
+
     /// A registrar serving `domains`, authenticating with `guard`, answering with `answer`.
+    /// Incoherent limits are corrected: `max_expires` is raised to `min_expires`, the
+    /// default is brought within them, `max_contacts` is at least 1.
     pub fn new(
         config: RegistrarConfig,
         domains: LocalDomains,
         guard: DigestGuard,
         answer: Answer,
     ) -> Registrar {
+        let mut config = config;
+        // Keep the limits coherent: min ≤ default ≤ max, at least one contact.
+        config.max_expires = config.max_expires.max(config.min_expires).max(1);
+        config.default_expires = config
+            .default_expires
+            .clamp(config.min_expires.max(1), config.max_expires);
+        config.max_contacts = config.max_contacts.max(1);
         Registrar {
             config,
             domains,

@@ -636,3 +636,54 @@ fn rfc4475_register_messages() {
     assert_eq!(rsp.status().as_u16(), 401);
     let _ = BindingKey::Contact(String::new());
 }
+
+#[test]
+fn incoherent_limits_are_corrected() {
+    let reg = registrar_with(RegistrarConfig {
+        default_expires: 10,
+        min_expires: 120,
+        max_expires: 60,
+        max_contacts: 0,
+        retry_after_secs: 1,
+    });
+    let c = reg.config();
+    assert_eq!(
+        (
+            c.min_expires,
+            c.default_expires,
+            c.max_expires,
+            c.max_contacts
+        ),
+        (120, 120, 120, 1)
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Whatever the Contact, Expires and To values, the registrar answers without panicking.
+    #[test]
+    fn never_panics(
+        contact in "(\\*|<sip:[a-z%0-9]{0,6}@[a-z0-9.]{1,8}(;[a-z+.-]{1,6}(=[a-z0-9\"<>:-]{0,8})?)?>(;[a-z+.-]{1,9}(=[\"a-z0-9<>:-]{0,12})?){0,3}|[ -~]{0,30})",
+        expires in "([0-9]{0,25}|[ -~]{0,6})",
+        to in "(<sip:100@example.com>|sip:[a-z0-9%]{0,5}@[a-z.]{1,12}|[ -~]{0,20})",
+    ) {
+        let mut reg = registrar();
+        let now = start();
+        let text = register("100", "pp", 1, &format!("Expires: {expires}\r\nContact: {contact}\r\n"))
+            .replace("To: <sip:100@example.com>", &format!("To: {to}"));
+        let Ok(Message::Request(req)) = parse_datagram(Bytes::from(text.clone())) else {
+            return Ok(());
+        };
+        let challenge = match reg.handle_register(now, &req, &flow()) {
+            RegisterOutcome::Reply(r) => r,
+            RegisterOutcome::Commit(_) => panic!("commit without credentials"),
+        };
+        if challenge.status().as_u16() == 401 {
+            let authed = with_auth(&text, &challenge, "100", "s3cret", 1);
+            if let RegisterOutcome::Commit(p) = reg.handle_register(now, &authed, &flow()) {
+                let done = reg.complete(now, p);
+                proptest::prop_assert_eq!(done.response.status().as_u16(), 200);
+            }
+        }
+    }
+}
