@@ -85,13 +85,15 @@ impl Binding {
         let left_ms = u64::try_from(left_ms).ok().filter(|ms| *ms > 0)?;
         let transport = Transport::from_token(&rec.transport)?;
         let remote: SocketAddr = rec.source.parse().ok()?;
+        // A damaged row far in the future must not overflow the monotonic clock.
+        let expires_at = now.mono.checked_add(Duration::from_millis(left_ms))?;
         Some(Binding {
             key: rec.key(),
             contact: rec.contact.clone(),
             instance: rec.instance.clone(),
             reg_id: rec.reg_id,
             q_milli: rec.q_milli,
-            expires_at: now.mono + Duration::from_millis(left_ms),
+            expires_at,
             expires_at_unix_ms: rec.expires_at,
             call_id: rec.call_id.clone(),
             cseq: rec.cseq,
@@ -150,6 +152,8 @@ pub(crate) mod tests {
         let mut r = record("1", "sip:a@b", 2_000_000);
         r.source = "nowhere".into();
         assert!(Binding::from_record(&r, now).is_none());
+        let r = record("1", "sip:a@b", i64::MAX);
+        let _ = Binding::from_record(&r, now);
     }
 
     #[test]

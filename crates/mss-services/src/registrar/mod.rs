@@ -40,4 +40,6 @@ mod tests;
 
 pub use binding::Binding;
 pub use location::{ContactTarget, Location, RegistrationView, Update};
-pub use register::{Completed, PendingRegister, RegisterOutcome, Registrar, RegistrarConfig};
+pub use register::{
+    Completed, PendingRegister, RegisterOutcome, Registrar, RegistrarConfig, MAX_EXPIRES_CAP,
+};

@@ -40,6 +40,10 @@ use crate::domains::LocalDomains;
 use crate::precheck::SUPPORTED;
 use crate::Now;
 
+/// The longest expiry any configuration may grant: one year, which keeps every deadline
+/// far inside the range of the monotonic clock.
+pub const MAX_EXPIRES_CAP: u32 = 365 * 24 * 3600;
+
 /// Settings of the registrar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrarConfig {
@@ -153,7 +157,8 @@ impl Registrar {
     }
 
     /// A registrar serving `domains`, authenticating with `guard`, answering with `answer`.
-    /// Incoherent limits are corrected: `max_expires` is raised to `min_expires`, the
+    /// Incoherent limits are corrected: both expiry limits are capped at
+    /// [`MAX_EXPIRES_CAP`], `max_expires` is raised to `min_expires`, the
     /// default is brought within them, `max_contacts` is at least 1.
     pub fn new(
         config: RegistrarConfig,
@@ -163,7 +168,11 @@ impl Registrar {
     ) -> Registrar {
         let mut config = config;
         // Keep the limits coherent: min ≤ default ≤ max, at least one contact.
-        config.max_expires = config.max_expires.max(config.min_expires).max(1);
+        config.min_expires = config.min_expires.min(MAX_EXPIRES_CAP);
+        config.max_expires = config
+            .max_expires
+            .clamp(1, MAX_EXPIRES_CAP)
+            .max(config.min_expires);
         config.default_expires = config
             .default_expires
             .clamp(config.min_expires.max(1), config.max_expires);
