@@ -4,16 +4,17 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use mss_sip::{HeaderName, Request, Response, StatusCode};
-use mss_store::{InsertOutcome, NewMessage, UnixMillis};
+use mss_sip::{Request, Response, StatusCode};
+use mss_store::UnixMillis;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::im::body::{self, BodyInfo};
 use crate::im::delivery::Round;
 use crate::im::guards::{GuardKey, Guarded, Guards};
 use crate::im::io::{ContactTarget, ImOutput, Recipient, RequestToken, Sender, StoreToken};
+use crate::im::offline::PendingStore;
 use crate::im::rate::SenderLimiter;
 use crate::im::replies::Replies;
 use crate::im::request::{self, ForwardError};
@@ -60,15 +61,6 @@ struct Relay<S> {
     refusal: Option<Response>,
 }
 
-/// A MESSAGE waiting for its store write.
-#[derive(Debug)]
-struct PendingStore<S> {
-    server: S,
-    request: Request,
-    recipient: String,
-    guard: GuardKey,
-}
-
 /// Instant messages (RFC 3428): relay to online users, the offline store, delivery on return.
 ///
 /// See the [module docs](crate::im) for the run loop. `S` is the caller's handle of a
@@ -86,7 +78,7 @@ pub struct Messaging<S> {
     relays: HashMap<u64, Relay<S>>,
     /// Requests mss sent, with their guard.
     pub(super) sends: HashMap<RequestToken, (SendOwner, GuardKey)>,
-    stores: HashMap<StoreToken, PendingStore<S>>,
+    pub(super) stores: HashMap<StoreToken, PendingStore<S>>,
     /// One delivery round per user at most.
     pub(super) rounds: HashMap<String, Round>,
     /// Delete requests in flight: message id → recipient.
@@ -97,7 +89,7 @@ pub struct Messaging<S> {
     next_sweep_at: Instant,
     next_expire_at: Instant,
     /// The guard of the expiry sweep in flight, if one is.
-    expiring: Option<GuardKey>,
+    pub(super) expiring: Option<GuardKey>,
 }
 
 impl<S> Messaging<S> {
@@ -169,7 +161,9 @@ impl<S> Messaging<S> {
         recipient: Recipient,
     ) {
         if let Err(wait) = self.limiter.check(now.mono, &sender) {
-            let secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX).max(1);
+            // Whole seconds, rounded up, at least 1 (Retry-After has no fractions).
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let secs = u32::try_from(secs).unwrap_or(u32::MAX).max(1);
             debug!(%sender, retry_after = secs, "MESSAGE over the sender's rate");
             self.stats.refused.rate_limited += 1;
             let response = self.replies.rate_limited(req, secs);
@@ -332,134 +326,6 @@ impl<S> Messaging<S> {
                     &relay.body,
                 );
             }
-        }
-    }
-
-    /// Stores `req` for `user` (offline, or every contact unreachable): `413` when too long,
-    /// `480` when its own `Expires` has passed, else a [`ImOutput::Store`] whose outcome
-    /// decides the answer. `now.unix_ms` is the arrival time.
-    fn store(&mut self, now: Now, server: S, req: Request, user: String, body: &BodyInfo) {
-        let limit = self.settings.offline_max_chars;
-        if body.chars > usize::try_from(limit).unwrap_or(usize::MAX) {
-            self.stats.refused.too_long += 1;
-            let response = self.replies.too_long(&req, body.chars, limit);
-            self.reply(server, response);
-            return;
-        }
-        let ttl_ms = i64::try_from(self.settings.offline_ttl.as_millis()).unwrap_or(i64::MAX);
-        // RFC 3428 §7: a MESSAGE with Expires lapses that many seconds after its Date (or
-        // its arrival); mss keeps it no longer than that nor than offline_ttl.
-        let own_ms = req
-            .headers()
-            .expires()
-            .ok()
-            .flatten()
-            .map(|secs| i64::from(secs).saturating_mul(1000));
-        let start = match (own_ms, req.headers().date()) {
-            (Some(_), Ok(Some(date))) => date
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .and_then(|d| i64::try_from(d.as_millis()).ok())
-                .unwrap_or(now.unix_ms)
-                .min(now.unix_ms),
-            _ => now.unix_ms,
-        };
-        let mut expires_at = now.unix_ms.saturating_add(ttl_ms);
-        if let Some(own) = own_ms {
-            expires_at = expires_at.min(start.saturating_add(own));
-        }
-        if expires_at <= now.unix_ms {
-            self.stats.refused.expired += 1;
-            let response = self.replies.expired(&req);
-            self.reply(server, response);
-            return;
-        }
-        let h = req.headers();
-        let text = |name: HeaderName| {
-            h.get(&name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let message = NewMessage {
-            recipient: user.clone(),
-            sender: text(HeaderName::From).unwrap_or_default(),
-            original_to: text(HeaderName::To),
-            content_type: body.content_type.clone(),
-            body: req.body().to_vec(),
-            received_at: now.unix_ms,
-            expires_at,
-        };
-        let token = StoreToken(self.fresh_id());
-        let guard = self.guards.arm(
-            now.mono + self.settings.storage_guard,
-            Guarded::Store(token),
-        );
-        self.stores.insert(
-            token,
-            PendingStore {
-                server,
-                request: req,
-                recipient: user,
-                guard,
-            },
-        );
-        self.out.push_back(ImOutput::Store {
-            token,
-            message,
-            limit: self.settings.offline_max_messages,
-        });
-    }
-
-    /// The outcome of a [`ImOutput::Store`]: `Stored` → `202 Accepted` (only now, as the
-    /// message is durable, DESIGN §5), `Full` → `480 Offline Message Store Full`, an error
-    /// → `500` with `Retry-After` (not accepted, so not lost by us).
-    pub fn handle_stored(
-        &mut self,
-        _now: Now,
-        token: StoreToken,
-        result: Result<InsertOutcome, String>,
-    ) {
-        let Some(p) = self.stores.remove(&token) else {
-            if let Ok(InsertOutcome::Stored(id)) = result {
-                warn!(
-                    id,
-                    "a store write finished after its guard; the sender got a 500"
-                );
-            }
-            return;
-        };
-        self.guards.disarm(p.guard);
-        let response = match result {
-            Ok(InsertOutcome::Stored(id)) => {
-                debug!(id, user = %p.recipient, "message stored");
-                self.stats.stored += 1;
-                self.known_empty.remove(&p.recipient);
-                if let Some(round) = self.rounds.get_mut(&p.recipient) {
-                    round.rerun = true;
-                }
-                self.replies.accepted(&p.request)
-            }
-            Ok(InsertOutcome::Full { stored }) => {
-                self.stats.refused.store_full += 1;
-                self.replies.store_full(&p.request, stored)
-            }
-            Err(e) => {
-                warn!(error = %e, user = %p.recipient, "storing a message failed");
-                self.stats.refused.store_error += 1;
-                self.replies
-                    .store_error(&p.request, self.settings.store_retry_after)
-            }
-        };
-        self.reply(p.server, response);
-    }
-
-    /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
-    pub fn handle_expired(&mut self, _now: Now, result: Result<u64, String>) {
-        if let Some(g) = self.expiring.take() {
-            self.guards.disarm(g);
-        }
-        match result {
-            Ok(n) => self.stats.expired += n,
-            Err(e) => warn!(error = %e, "deleting expired messages failed"),
         }
     }
 

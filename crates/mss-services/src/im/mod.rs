@@ -13,12 +13,12 @@
 //!   sender with its status and reason phrase. When every contact failed with `408`, `480`
 //!   or `503` (a timeout, a transport error) the message is stored as for an offline
 //!   recipient; any other failure is relayed (the best one, §16.7).
-//! - **Offline recipient**: a message of more than `offline_max_chars` characters gets
+//! - **Offline recipient** (`offline.rs`): a message of more than `offline_max_chars` characters gets
 //!   `413`; otherwise the service asks for a [`ImOutput::Store`] and answers `202 Accepted`
 //!   only when the caller reports the message durable, `480 Offline Message Store Full`
 //!   when the recipient already has `offline_max_messages`, `500` + `Retry-After` when the
 //!   store failed (DESIGN §5: the promise of a `202` is kept before it is made).
-//! - **Delivery on return**: see `delivery.rs`. Stored messages go out one at a time,
+//! - **Delivery on return** (`delivery.rs`): Stored messages go out one at a time,
 //!   oldest first, as new MESSAGE requests from mss with the original `From`,
 //!   `Content-Type` and body and a `Date` of their arrival; each is deleted only after a
 //!   `2xx`, a failure keeps it and the rest.
@@ -94,6 +94,7 @@ mod delivery;
 mod guards;
 mod io;
 mod messaging;
+mod offline;
 mod rate;
 mod replies;
 mod request;

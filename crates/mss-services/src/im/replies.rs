@@ -166,3 +166,67 @@ impl Replies {
         rsp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mss_sip::{parse_datagram, Message};
+
+    fn req() -> Request {
+        let t = "MESSAGE sip:102@pbx SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: <sip:101@pbx>;tag=1\r\nTo: <sip:102@pbx>\r\nCall-ID: c\r\n\
+                 CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+        match parse_datagram(Bytes::from_static(t.as_bytes())).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!(),
+        }
+    }
+
+    #[test]
+    fn relayed_keeps_status_reason_tag_and_advice() {
+        let r = Replies::new("pbx.example.com");
+        let got = Response::new(StatusCode(486), "Busy Here")
+            .with_header(HeaderName::To, "<sip:102@pbx>;tag=dev")
+            .with_header(HeaderName::RetryAfter, "30")
+            .with_header(HeaderName::Warning, "399 dev \"in a meeting\"")
+            .with_header(HeaderName::Contact, "<sip:102@10.0.0.9>");
+        let rsp = r.relayed(&req(), &got);
+        assert_eq!(
+            (rsp.status().as_u16(), rsp.reason()),
+            (486, &b"Busy Here"[..])
+        );
+        let h = rsp.headers();
+        assert_eq!(h.to().unwrap().tag(), Some("dev"));
+        assert_eq!(h.retry_after().unwrap().unwrap().seconds, 30);
+        assert_eq!(h.warnings().unwrap()[0].agent, "dev");
+        assert!(!h.contains(&HeaderName::Contact));
+        assert_eq!(h.call_id().unwrap(), "c");
+        // Without a tag from the device, ours.
+        let plain = r.relayed(&req(), &Response::new(StatusCode::OK, "OK"));
+        assert!(plain.headers().to().unwrap().tag().is_some());
+    }
+
+    #[test]
+    fn every_refusal_says_why() {
+        let r = Replies::new("pbx.example.com");
+        let q = req();
+        for rsp in [
+            r.rate_limited(&q, 3),
+            r.too_long(&q, 250, 199),
+            r.store_full(&q, 10),
+            r.expired(&q),
+            r.store_error(&q, 10),
+            r.body_error(&q, &BodyError::UnknownCharset("latin1".into())),
+            r.body_error(&q, &BodyError::NotUtf8 { at: 4 }),
+            r.body_error(&q, &BodyError::Empty),
+        ] {
+            let w = rsp.headers().warnings().unwrap();
+            assert_eq!(w.len(), 1, "{rsp:?}");
+            assert_eq!((w[0].code, w[0].agent), (399, "pbx.example.com"));
+            assert!(rsp.headers().to().unwrap().tag().is_some());
+        }
+        assert_eq!(r.accepted(&q).status(), StatusCode::ACCEPTED);
+        assert_eq!(r.too_many_hops(&q).status().as_u16(), 483);
+        assert_eq!(r.not_found(&q).status().as_u16(), 404);
+    }
+}
