@@ -6,6 +6,7 @@
 //!   services, restore, sweep, counts, the admin snapshot ([`RegistrationView`]).
 //! - `contacts.rs`: what a REGISTER asks for (query, `*`, contacts with their expiry).
 //! - `register.rs`: [`Registrar`], the REGISTER algorithm of RFC 3261 §10.3.
+//! - `ok.rs`: the `200 OK` listing the user's contacts (step 8).
 //!
 //! Run loop of one REGISTER (the caller owns the store and the clock):
 //!
@@ -34,9 +35,12 @@
 mod binding;
 mod contacts;
 mod location;
+mod ok;
 mod register;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod torture_tests;
 
 pub use binding::Binding;
 pub use location::{ContactTarget, Location, RegistrationView, Update};

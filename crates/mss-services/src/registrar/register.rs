@@ -21,10 +21,8 @@
 //!    Too Many Contacts`.
 //! 7. The changes go to the store; after the commit, memory and the `200` (step 8).
 
-use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
 use mss_sip::{
     unescape, Flow, HeaderName, Method, ParseError, ParseErrorKind, Request, Response, StatusCode,
     Uri,
@@ -34,6 +32,7 @@ use mss_store::BindingChange;
 use super::binding::Binding;
 use super::contacts::{self, Limits, Parsed, Wanted};
 use super::location::{Location, Update};
+use super::ok::ok_response;
 use crate::answer::{Answer, Reject};
 use crate::digest::{AuthKind, DigestGuard};
 use crate::domains::LocalDomains;
@@ -135,21 +134,6 @@ fn malformed(kind: ParseErrorKind, name: HeaderName) -> Reject {
     Reject::Malformed(ParseError::in_header(kind, name, 0))
 }
 
-/// `q` in thousandths as text (`700` → `0.7`, `1000` → `1`).
-fn push_q(out: &mut String, q: u16) {
-    if q >= 1000 {
-        out.push('1');
-    } else {
-        let _ = write!(out, "0.{q:03}");
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            out.push('0');
-        }
-    }
-}
-
 impl Registrar {
     /// The settings in use (after correction, see [`Registrar::new`]).
     pub fn config(&self) -> &RegistrarConfig {
@@ -212,7 +196,17 @@ impl Registrar {
     pub fn handle_register(&mut self, now: Now, req: &Request, flow: &Flow) -> RegisterOutcome {
         match self.process(now, req, flow) {
             Ok(outcome) => outcome,
-            Err(reject) => RegisterOutcome::Reply(self.answer.reject(req, &reject)),
+            Err(reject) => {
+                let rsp = self.answer.reject(req, &reject);
+                tracing::debug!(
+                    call_id = req.headers().get_str(&HeaderName::CallId).ok().flatten(),
+                    peer = %flow,
+                    status = rsp.status().as_u16(),
+                    reason = %String::from_utf8_lossy(rsp.reason()),
+                    "REGISTER refused"
+                );
+                RegisterOutcome::Reply(rsp)
+            }
         }
     }
 
@@ -378,7 +372,13 @@ impl Registrar {
         }
         let response = self.answer.response(req, StatusCode::OK, "OK");
         if updates.is_empty() {
-            let rsp = self.finish_ok(now, &user, response, parsed.require_outbound);
+            let rsp = ok_response(
+                &self.location,
+                now,
+                &user,
+                response,
+                parsed.require_outbound,
+            );
             return Ok(RegisterOutcome::Reply(rsp));
         }
         let changes = updates
@@ -395,38 +395,6 @@ impl Registrar {
             response,
             require_outbound: parsed.require_outbound,
         }))
-    }
-
-    /// Adds every live contact with its expiry, `Date` and `Require: outbound` (step 8).
-    fn finish_ok(&self, now: Now, user: &str, mut rsp: Response, outbound: bool) -> Response {
-        let h = rsp.headers_mut();
-        for b in self.location.live(user, now.mono) {
-            let mut v = String::with_capacity(b.contact.len() + 64);
-            v.push('<');
-            v.push_str(&b.contact);
-            v.push_str(">;expires=");
-            let _ = write!(v, "{}", b.expires_in(now.mono));
-            if let Some(q) = b.q_milli {
-                v.push_str(";q=");
-                push_q(&mut v, q);
-            }
-            if let Some(i) = &b.instance {
-                v.push_str(";+sip.instance=\"");
-                v.push_str(i);
-                v.push('"');
-            }
-            if let Some(id) = b.reg_id {
-                let _ = write!(v, ";reg-id={id}");
-            }
-            h.push(HeaderName::Contact, Bytes::from(v));
-        }
-        if outbound {
-            h.push(HeaderName::Require, "outbound");
-        }
-        let ms = u64::try_from(now.unix_ms).unwrap_or(0);
-        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms));
-        h.push(HeaderName::Date, Bytes::from(date));
-        rsp
     }
 
     /// The store committed `pending`'s changes: applies them to memory and builds the `200`.
@@ -446,7 +414,13 @@ impl Registrar {
         self.location.apply(&user, &updates);
         let became_reachable =
             self.location.is_reachable(&user, now.mono) && (!was_reachable || added_new);
-        let response = self.finish_ok(now, &user, response, require_outbound);
+        let response = ok_response(&self.location, now, &user, response, require_outbound);
+        tracing::debug!(
+            user = %user,
+            bindings = self.location.bindings(&user).len(),
+            became_reachable,
+            "REGISTER committed"
+        );
         Completed {
             response,
             user,
@@ -457,6 +431,7 @@ impl Registrar {
     /// The store write of `pending` failed: `500 Server Internal Error` with `Retry-After`;
     /// memory is unchanged.
     pub fn failed(&self, pending: PendingRegister) -> Response {
+        tracing::warn!(user = %pending.user, "REGISTER not committed: the store write failed");
         let mut rsp = Response::new(StatusCode::SERVER_INTERNAL_ERROR, "Server Internal Error");
         let src = pending.response.headers();
         let h = rsp.headers_mut();
@@ -474,25 +449,5 @@ impl Registrar {
             self.config.retry_after_secs.to_string(),
         );
         rsp
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn q_formatting() {
-        for (q, want) in [
-            (1000, "1"),
-            (700, "0.7"),
-            (5, "0.005"),
-            (0, "0.0"),
-            (250, "0.25"),
-        ] {
-            let mut s = String::new();
-            push_q(&mut s, q);
-            assert_eq!(s, want);
-        }
     }
 }
