@@ -1,11 +1,17 @@
-//! Scenario tests of the messaging service in simulated time: no clock, no sockets, no
-//! disk; the test plays the caller (transactions, store) and checks every output.
+//! Scenario tests of the messaging service in simulated time: no clock, no sockets; the
+//! test plays the caller (transactions, store) and checks every output.
 //!
-//! `relay.rs`: online recipients; `offline.rs`: storing and its answers; `delivery.rs`:
-//! delivery rounds; `limits.rs`: rate limit, sender table, sweeps; `props.rs`: property
-//! tests. This file holds the harness.
+//! - `relay.rs`: online recipients;
+//! - `offline.rs`: storing and its answers;
+//! - `delivery.rs`: delivery rounds;
+//! - `durable.rs`: driven against the real SQLite store in a temporary folder;
+//! - `limits.rs`: rate limit, sender table, sweeps;
+//! - `props.rs`: property tests.
+//!
+//! This file holds the harness.
 
 mod delivery;
+mod durable;
 mod limits;
 mod offline;
 mod props;
