@@ -45,6 +45,12 @@ pub struct ServeArgs {
     /// Data folder; overrides data_dir of the configuration.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// SIP listen addresses (`udp:IP:PORT, tcp:IP:PORT`); override listen of the configuration.
+    #[arg(long, value_name = "LIST")]
+    pub listen: Option<String>,
+    /// Address of the admin API (IP:PORT); overrides admin of the configuration.
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// Options of `mss check-config`.
@@ -162,6 +168,8 @@ mod tests {
                 config: Some("a.ini".into()),
                 var: Some("v.ini".into()),
                 data_dir: Some("/tmp/d".into()),
+                listen: None,
+                admin: None,
             })
         );
     }
@@ -197,6 +205,7 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["serve", "--bogus"]).is_err());
         assert!(parse(&["status", "--data-dir", "x"]).is_err());
+        assert!(parse(&["serve", "--admin", "nowhere"]).is_err());
         assert!(parse(&["launch"]).is_err());
     }
 

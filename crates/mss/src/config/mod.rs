@@ -215,6 +215,14 @@ pub fn load(config: Option<&Path>, var: Option<&Path>) -> Result<Loaded, ConfigE
     }
 }
 
+/// Parses a `listen` value (`udp:IP:PORT, tcp:IP:PORT`), as `mss serve --listen` takes it.
+///
+/// # Errors
+/// A message naming the item that is wrong.
+pub fn parse_listen(v: &str) -> Result<Vec<ListenSpec>, String> {
+    values::listen_list(v)
+}
+
 /// Whether `err` is "file not found" (for friendlier messages).
 pub fn is_not_found(err: &ConfigError) -> bool {
     matches!(err, ConfigError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound)

@@ -1,0 +1,184 @@
+//! The admin API's view of the running server: [`Source`] implements
+//! [`mss_admin::AdminSource`].
+//!
+//! Registrations and lines live in the worker's machines. They are read with a [`Query`]
+//! over a channel that the worker answers between two packets, rather than a snapshot the
+//! worker would publish every N ms: the answer is always current (a test or an admin sees a
+//! registration as soon as its `200` left), and an idle admin API costs the hot path
+//! nothing, while a periodic snapshot would copy every binding even when nobody asks.
+//! Stored messages come straight from the store; `/metrics` adds the transport, store and
+//! worker counters to [`Metrics::render`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mss_admin::{
+    AdminSource, BoxFuture, CallIdModeView, LineState, LineView, MessageCountView, Metrics,
+    RegistrationView, SourceError, StoredMessageView,
+};
+use mss_store::Store;
+use mss_transport::TransportStats;
+use tokio::sync::{mpsc, oneshot};
+
+use super::stats::{self, WorkerStats};
+use super::worker::Query;
+use crate::config::{effective_call_id_mode, CallIdMode, Loaded};
+
+/// How long the admin API waits for the worker before answering `500`.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the admin API reads from.
+pub(crate) struct Source {
+    /// Questions to the worker.
+    pub(crate) queries: mpsc::Sender<Query>,
+    /// The store, for stored messages.
+    pub(crate) store: Arc<dyn Store>,
+    /// Local user names (`GET /api/messages/{user}` answers `404` for others).
+    pub(crate) users: HashSet<String>,
+    /// SIP metrics.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Worker counters.
+    pub(crate) worker: Arc<WorkerStats>,
+    /// Transport counters.
+    pub(crate) transport: Arc<TransportStats>,
+}
+
+fn unix_secs(ms: i64) -> u64 {
+    u64::try_from(ms / 1000).unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    super::setup::now().unix_ms
+}
+
+impl Source {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Query,
+    ) -> Result<T, SourceError> {
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .send(make(tx))
+            .await
+            .map_err(|_| SourceError::new("the SIP worker has stopped"))?;
+        match tokio::time::timeout(QUERY_TIMEOUT, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(SourceError::new("the SIP worker has stopped")),
+            Err(_) => Err(SourceError::new("the SIP worker did not answer in time")),
+        }
+    }
+}
+
+impl AdminSource for Source {
+    fn lines(&self) -> BoxFuture<'_, Result<Vec<LineView>, SourceError>> {
+        Box::pin(self.ask(Query::Lines))
+    }
+
+    fn registrations(&self) -> BoxFuture<'_, Result<Vec<RegistrationView>, SourceError>> {
+        Box::pin(self.ask(Query::Registrations))
+    }
+
+    fn message_counts(&self) -> BoxFuture<'_, Result<Vec<MessageCountView>, SourceError>> {
+        let op = self.store.message_counts(now_ms());
+        Box::pin(async move {
+            let counts = op.await.map_err(|e| SourceError::new(e.to_string()))?;
+            Ok(counts
+                .into_iter()
+                .map(|c| MessageCountView {
+                    user: c.user,
+                    stored: c.stored,
+                })
+                .collect())
+        })
+    }
+
+    fn messages<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessageView>>, SourceError>> {
+        Box::pin(async move {
+            if !self.users.contains(user) {
+                return Ok(None);
+            }
+            let stored = self
+                .store
+                .list_messages(user, now_ms())
+                .await
+                .map_err(|e| SourceError::new(e.to_string()))?;
+            Ok(Some(
+                stored
+                    .into_iter()
+                    .map(|m| StoredMessageView {
+                        id: u64::try_from(m.id).unwrap_or(0),
+                        from: m.message.sender,
+                        content_type: m.message.content_type,
+                        body: String::from_utf8_lossy(&m.message.body).into_owned(),
+                        received_at: unix_secs(m.message.received_at),
+                        expires_at: unix_secs(m.message.expires_at),
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut text = self.metrics.render();
+        text.push_str(&stats::render(
+            &self.worker,
+            &self.transport.snapshot(),
+            &self.store.stats(),
+        ));
+        text
+    }
+}
+
+/// The configured lines as `GET /api/lines` shows them until the line service runs them:
+/// `offline` since start, nothing scheduled.
+pub(crate) fn configured_lines(loaded: &Loaded, since_unix_secs: u64) -> Vec<LineView> {
+    loaded
+        .config
+        .lines
+        .iter()
+        .map(|l| LineView {
+            name: l.name.clone(),
+            number: l.number.clone(),
+            state: LineState::Offline,
+            since: since_unix_secs,
+            expires_at: None,
+            next_attempt_at: None,
+            call_id_mode: match effective_call_id_mode(l, &loaded.var) {
+                CallIdMode::Auto => CallIdModeView::Auto,
+                CallIdMode::Same => CallIdModeView::Same,
+                CallIdMode::Fresh => CallIdModeView::Fresh,
+            },
+            last_failure: None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        std::fs::write(
+            &cfg,
+            "[user:101]\npassword = a\n[line:p1]\nregistrar = 127.0.0.1:5090\nnumber = 2001\npassword = x\nowner = 101\ncall_id = fresh\n",
+        )
+        .unwrap();
+        let loaded = crate::config::load(Some(&cfg), None).unwrap();
+        let v = configured_lines(&loaded, 42);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name, "p1");
+        assert_eq!(v[0].number, "2001");
+        assert_eq!(v[0].state, LineState::Offline);
+        assert_eq!(v[0].since, 42);
+        assert_eq!(v[0].call_id_mode, CallIdModeView::Fresh);
+        assert_eq!(unix_secs(1_700_000_000_999), 1_700_000_000);
+        assert_eq!(unix_secs(-5), 0);
+    }
+}

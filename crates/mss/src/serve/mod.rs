@@ -1,0 +1,351 @@
+//! `mss serve`: load the configuration, prepare the data folder, start everything, run
+//! until SIGINT/SIGTERM, shut down in order.
+//!
+//! - this file: [`prepare`], [`run`] (start-up and shutdown order), [`main`];
+//! - `setup.rs`: the services built from the configuration, the clock reading;
+//! - `inbound.rs`: a received packet → message, stateless `400`/`505`, or nothing;
+//! - `worker.rs`: the one task that owns the sans-IO machines and its seams;
+//! - `registrar.rs`: the registrar's part of the worker (REGISTER, sweep, admin view);
+//! - `admin.rs`: the admin API's data source;
+//! - `stats.rs`: worker counters and the transport/store series of `/metrics`.
+//!
+//! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
+//! socket → SIP sockets → worker → admin API. Shutdown: the worker drains (services say
+//! goodbye, pending store writes finish), the admin API stops, the transports close, and
+//! the last store handle is dropped on a blocking thread, which waits for the final commit.
+
+mod admin;
+mod inbound;
+mod registrar;
+mod setup;
+mod stats;
+mod worker;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mss_admin::Metrics;
+use mss_auth::NonceSecret;
+use mss_store::{SqliteStore, Store, StoreError};
+use mss_transport::{TransportConfig, TransportError, Transports};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::ServeArgs;
+use crate::config::{self, default_users, ConfigError, Loaded};
+use crate::local_addrs;
+
+/// SO_RCVBUF / SO_SNDBUF asked for each UDP socket: a burst of requests must wait in the
+/// kernel, not be dropped there (BENCH-NOTES). The kernel may grant less (`rmem_max`).
+const UDP_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Why `mss serve` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration could not be loaded; every problem is listed.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A command-line option has a bad value.
+    #[error("--{option}: {message}")]
+    Option {
+        /// The option, without dashes.
+        option: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The data folder could not be created.
+    #[error("cannot create the data folder {}: {source}", path.display())]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The store could not be opened or read at start.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored digest nonce key is not 32 bytes long.
+    #[error(
+        "the stored digest nonce key has {0} bytes, not 32; delete the secret or the database"
+    )]
+    NonceKey(usize),
+    /// The SIP sockets could not be bound.
+    #[error("SIP transport: {0}")]
+    Transport(#[from] TransportError),
+    /// The admin API could not listen or stopped with an error.
+    #[error("{0}")]
+    Admin(#[from] mss_admin::AdminError),
+    /// A task of the server ended abnormally.
+    #[error("the {0} task failed")]
+    Task(&'static str),
+}
+
+/// The configuration ready to run, and what to tell the operator once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Configuration, variable parameters and their files.
+    pub loaded: Loaded,
+    /// Printed to stdout at start: the generated default passwords at first start, or
+    /// where they are kept (empty with a configuration file).
+    pub announcement: String,
+}
+
+/// Loads the configuration for `args`, applies `--data-dir`, `--listen` and `--admin`,
+/// creates the data folder and, on embedded defaults, the default users.
+///
+/// # Errors
+/// [`ServeError::Config`], [`ServeError::Option`] or [`ServeError::DataDir`].
+pub fn prepare(args: &ServeArgs) -> Result<Prepared, ServeError> {
+    let mut loaded = config::load(args.config.as_deref(), args.var.as_deref())?;
+    if let Some(dir) = &args.data_dir {
+        loaded.config.server.data_dir = dir.clone();
+    }
+    if let Some(list) = &args.listen {
+        loaded.config.server.listen =
+            config::parse_listen(list).map_err(|message| ServeError::Option {
+                option: "listen",
+                message,
+            })?;
+    }
+    if let Some(admin) = args.admin {
+        loaded.config.server.admin = admin;
+    }
+    let data_dir = loaded.config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let mut announcement = String::new();
+    if loaded.is_embedded() {
+        let defaults = default_users::load_or_create(&data_dir)?;
+        announcement = defaults.announcement();
+        loaded.config.users = defaults.users;
+    }
+    Ok(Prepared {
+        loaded,
+        announcement,
+    })
+}
+
+/// Runs the server with a prepared configuration until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Whatever stops start-up (store, sockets, admin address), or a task that failed.
+pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
+    let c = &prepared.loaded.config;
+    tracing::info!(
+        domain = %c.server.domain,
+        users = c.users.len(),
+        lines = c.lines.len(),
+        data_dir = %c.server.data_dir.display(),
+        "configuration loaded"
+    );
+    for w in prepared.loaded.warnings() {
+        tracing::warn!("{w}");
+    }
+    let dir = c.server.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(dir))
+        .await
+        .map_err(|_| ServeError::Task("store opening"))??;
+    tracing::info!(path = %store.path().display(), "store open");
+    let store: Arc<dyn Store> = Arc::new(store);
+    let result = serve(&prepared.loaded, Arc::clone(&store)).await;
+    // Dropping the last handle waits for the writer's final commit: off the async threads.
+    let flushed = tokio::task::spawn_blocking(move || drop(store)).await;
+    if flushed.is_err() {
+        tracing::warn!("the store did not close cleanly");
+    } else {
+        tracing::info!("store closed");
+    }
+    result
+}
+
+/// Everything between opening and closing the store.
+async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError> {
+    let c = &loaded.config;
+    let mut candidate = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut candidate);
+    let key = store
+        .secret_or_insert(setup::NONCE_SECRET_NAME, candidate)
+        .await?;
+    let key: [u8; 32] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| ServeError::NonceKey(key.len()))?;
+    let domains = setup::local_domains(c, &local_addrs::local_ips());
+    let mut registrar = setup::registrar(
+        c,
+        domains.clone(),
+        NonceSecret::from_bytes(key),
+        rand::rngs::OsRng.next_u64(),
+    );
+    let started = Instant::now();
+    let now = setup::now();
+    let records = store.load_bindings(now.unix_ms).await?;
+    let restored = registrar.restore(&records, now);
+    tracing::info!(
+        restored,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "bindings restored"
+    );
+
+    let admin_listener =
+        TcpListener::bind(c.server.admin)
+            .await
+            .map_err(|source| mss_admin::AdminError::Bind {
+                addr: c.server.admin,
+                source,
+            })?;
+    let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
+    tc.udp_recv_buffer = UDP_BUFFER;
+    tc.udp_send_buffer = UDP_BUFFER;
+    let (transports, received) = Transports::bind(tc).await?;
+
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_registered_contacts(u64::try_from(restored).unwrap_or(u64::MAX));
+    let worker_stats = Arc::new(stats::WorkerStats::default());
+    let (completions_tx, completions) = mpsc::unbounded_channel();
+    let (queries_tx, queries) = mpsc::channel(64);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let since = u64::try_from(now.unix_ms / 1000).unwrap_or(0);
+    let worker = worker::Worker::new(
+        worker::Parts {
+            transports: transports.clone(),
+            store: Arc::clone(&store),
+            metrics: Arc::clone(&metrics),
+            stats: Arc::clone(&worker_stats),
+            registrar,
+            domains,
+            lines: admin::configured_lines(loaded, since),
+            completions: completions_tx,
+        },
+        setup::answer(c),
+        setup::precheck(),
+    );
+    let worker_task = tokio::spawn(worker.run(worker::Inputs {
+        received,
+        completions,
+        queries,
+        shutdown: shutdown.clone(),
+    }));
+
+    let source = admin::Source {
+        queries: queries_tx,
+        store,
+        users: c
+            .users
+            .iter()
+            .map(|u| u.name.clone())
+            .collect::<HashSet<_>>(),
+        metrics,
+        worker: worker_stats,
+        transport: transports.stats(),
+    };
+    let mut admin_stop = shutdown;
+    let mut admin_task = tokio::spawn(mss_admin::serve_listener(
+        admin_listener,
+        mss_admin::router(Arc::new(source)),
+        async move {
+            let _ = admin_stop.wait_for(|stop| *stop).await;
+        },
+    ));
+    tracing::info!(users = c.users.len(), "mss is running");
+
+    let mut outcome = Ok(());
+    let mut admin_done = false;
+    tokio::select! {
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+        r = &mut admin_task => {
+            admin_done = true;
+            outcome = match r {
+                Ok(Ok(())) => Err(ServeError::Task("admin API")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(ServeError::Task("admin API")),
+            };
+            tracing::error!("the admin API stopped; shutting down");
+        }
+    }
+    shutdown_tx.send_replace(true);
+    if worker_task.await.is_err() {
+        outcome = outcome.and(Err(ServeError::Task("SIP worker")));
+    }
+    if !admin_done && !matches!(admin_task.await, Ok(Ok(()))) {
+        outcome = outcome.and(Err(ServeError::Task("admin API")));
+    }
+    transports.shutdown().await;
+    tracing::info!("transports closed");
+    outcome
+}
+
+/// Waits for SIGINT or SIGTERM and names it. If the handlers cannot be installed, waits
+/// for Ctrl-C alone.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// `mss serve`: prepares, prints the announcement, and runs on a multi-threaded runtime.
+///
+/// # Errors
+/// Whatever [`prepare`] or [`run`] return, or a failure to start the runtime.
+pub fn main(args: &ServeArgs) -> Result<(), ServeError> {
+    let prepared = prepare(args)?;
+    if !prepared.announcement.is_empty() {
+        print!("{}", prepared.announcement);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(run(prepared))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_with_a_config_file_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        std::fs::write(&cfg, "[user:101]\npassword = x\n").unwrap();
+        let data = dir.path().join("elsewhere");
+        let p = prepare(&ServeArgs {
+            config: Some(cfg.clone()),
+            var: None,
+            data_dir: Some(data.clone()),
+            listen: Some("udp:127.0.0.1:5070".into()),
+            admin: Some("127.0.0.1:5081".parse().unwrap()),
+        })
+        .unwrap();
+        assert_eq!(p.loaded.config.server.data_dir, data);
+        assert_eq!(p.loaded.config.server.listen.len(), 1);
+        assert_eq!(p.loaded.config.server.admin.port(), 5081);
+        assert!(data.is_dir());
+        assert!(p.announcement.is_empty());
+        assert!(!data.join(default_users::DEFAULT_USERS_FILE).exists());
+        let e = prepare(&ServeArgs {
+            config: Some(cfg),
+            listen: Some("sctp:1.2.3.4:5".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--listen: "), "{e}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The registrar's glue: REGISTER in, store write out, `200` once the write is durable
+//! (DESIGN §3, §5), the periodic sweep of expired bindings, and the admin view.
+
+use mss_admin::RegistrationView;
+use mss_services::registrar::{PendingRegister, RegisterOutcome};
+use mss_services::Now;
+use mss_sip::{Flow, Request};
+use mss_store::StoreError;
+use mss_txn::ServerTransactionId;
+
+use super::worker::{Completion, Worker};
+
+impl Worker {
+    /// A REGISTER (RFC 3261 §10.3): answered at once, or after its changes are committed.
+    pub(super) fn on_register(
+        &mut self,
+        now: Now,
+        id: ServerTransactionId,
+        req: &Request,
+        from: &Flow,
+    ) {
+        match self.registrar.handle_register(now, req, from) {
+            RegisterOutcome::Reply(rsp) => self.respond(now, id, rsp),
+            RegisterOutcome::Commit(mut pending) => {
+                let changes = pending.take_changes();
+                let op = self.store.apply_binding_changes(pending.user(), changes);
+                self.spawn_store(op, move |result| Completion::Register {
+                    server: id,
+                    pending,
+                    result,
+                });
+            }
+        }
+    }
+
+    /// The store answered for an accepted REGISTER: apply to memory and answer `200`, or
+    /// answer `500` with `Retry-After` and keep memory as it was.
+    pub(super) fn on_register_stored(
+        &mut self,
+        now: Now,
+        server: ServerTransactionId,
+        pending: PendingRegister,
+        result: Result<(), StoreError>,
+    ) {
+        match result {
+            Ok(()) => {
+                let done = self.registrar.complete(now, pending);
+                tracing::debug!(user = %done.user, "registered");
+                // The messaging glue delivers stored messages here when
+                // `done.became_reachable` (serve/im.rs).
+                self.respond(now, server, done.response);
+                self.update_registered_gauge();
+            }
+            Err(e) => {
+                tracing::warn!(user = %pending.user(), error = %e, "binding not stored; answering 500");
+                let rsp = self.registrar.failed(pending);
+                self.respond(now, server, rsp);
+            }
+        }
+    }
+
+    /// Drops expired bindings from memory and forgets old nonce counts; the store deletes
+    /// them in one batched write, not one write per expiry.
+    pub(super) fn sweep(&mut self, now: Now) {
+        let removed = self.registrar.sweep(now);
+        if removed.is_empty() {
+            return;
+        }
+        tracing::debug!(count = removed.len(), "bindings expired");
+        self.update_registered_gauge();
+        if !self.sweep_running {
+            self.sweep_running = true;
+            let op = self.store.delete_expired_bindings(now.unix_ms);
+            self.spawn_store(op, Completion::Swept);
+        }
+    }
+
+    /// The batched delete of expired bindings finished.
+    pub(super) fn on_swept(&mut self, result: Result<u64, StoreError>) {
+        self.sweep_running = false;
+        match result {
+            Ok(n) => tracing::debug!(deleted = n, "expired bindings deleted from the store"),
+            // The next sweep with expiries tries again; `load_bindings` skips expired rows.
+            Err(e) => tracing::warn!(error = %e, "expired bindings not deleted"),
+        }
+    }
+
+    fn update_registered_gauge(&self) {
+        let n = self.registrar.location().binding_count();
+        self.metrics
+            .set_registered_contacts(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// `GET /api/registrations`: every live binding (times in Unix seconds).
+    pub(super) fn registrations(&self, now: Now) -> Vec<RegistrationView> {
+        self.registrar
+            .location()
+            .snapshot(now.mono)
+            .into_iter()
+            .map(|r| RegistrationView {
+                user: r.user,
+                contact: r.contact,
+                transport: r.transport.to_owned(),
+                source: r.source,
+                expires_at: u64::try_from(r.expires_at / 1000).unwrap_or(0),
+                user_agent: r.user_agent,
+            })
+            .collect()
+    }
+}

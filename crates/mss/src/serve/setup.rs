@@ -1,0 +1,173 @@
+//! Turning the configuration into the sans-IO services the worker owns: the user directory,
+//! our domains, the registrar with its digest guard, the prechecks and the answer builder.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mss_auth::NonceSecret;
+use mss_services::registrar::{Registrar, RegistrarConfig};
+use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Precheck, Users};
+use mss_sip::Method;
+
+use crate::config::{Config, ListenSpec, SipTransport};
+
+/// Name of the digest nonce key in the store (`Store::secret_or_insert`), so nonces issued
+/// before a restart still verify after it.
+pub(crate) const NONCE_SECRET_NAME: &str = "digest-nonce-key";
+
+/// One reading of both clocks: monotonic for timers, wall clock for storage and display.
+pub(crate) fn now() -> Now {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Now::new(Instant::now(), unix_ms)
+}
+
+/// Converts a configured transport to the SIP layer's.
+pub(crate) fn sip_transport(t: SipTransport) -> mss_sip::Transport {
+    match t {
+        SipTransport::Udp => mss_sip::Transport::Udp,
+        SipTransport::Tcp => mss_sip::Transport::Tcp,
+    }
+}
+
+/// The transport layer's listen addresses for `[server] listen`.
+pub(crate) fn listen_specs(listen: &[ListenSpec]) -> Vec<mss_transport::ListenSpec> {
+    listen
+        .iter()
+        .map(|l| mss_transport::ListenSpec::new(sip_transport(l.transport), l.addr))
+        .collect()
+}
+
+/// The user directory of `[user:NAME]` sections; the realm is our domain.
+pub(crate) fn users(config: &Config) -> Users {
+    let mut users = Users::new(&config.server.domain);
+    for u in &config.users {
+        users.insert(&u.name, &u.password, u.display_name.as_deref());
+    }
+    users
+}
+
+/// Our domains: the configured domain and aliases, `localhost`, loopback, the specific
+/// listen addresses and every address of the machine (`local_ips`), because clients
+/// address us by IP, with or without a port (DESIGN §7).
+pub(crate) fn local_domains(config: &Config, local_ips: &[IpAddr]) -> LocalDomains {
+    let mut d = LocalDomains::new(&config.server.domain).with_alias("localhost");
+    for a in &config.server.aliases {
+        d.add_alias(a);
+    }
+    d.add_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    d.add_addr(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    for l in &config.server.listen {
+        if !l.addr.ip().is_unspecified() {
+            d.add_addr(l.addr.ip());
+        }
+    }
+    for ip in local_ips {
+        d.add_addr(*ip);
+    }
+    d
+}
+
+/// The registrar of local users, signing nonces with `secret`.
+pub(crate) fn registrar(
+    config: &Config,
+    domains: LocalDomains,
+    secret: NonceSecret,
+    seed: u64,
+) -> Registrar {
+    let s = &config.server;
+    let guard = DigestGuard::new(
+        users(config),
+        secret,
+        GuardConfig {
+            nonce_lifetime_secs: s.nonce_lifetime.as_secs().max(1),
+            ..GuardConfig::default()
+        },
+        seed,
+    );
+    let rc = RegistrarConfig {
+        // RFC 3261 §10.2.1.1 leaves the default to the registrar; we grant the longest we
+        // allow.
+        default_expires: s.max_expires,
+        min_expires: s.min_expires,
+        max_expires: s.max_expires,
+        max_contacts: usize::try_from(s.max_contacts_per_user).unwrap_or(usize::MAX),
+        ..RegistrarConfig::default()
+    };
+    Registrar::new(rc, domains, guard, answer(config))
+}
+
+/// The answer builder: our domain signs `Warning` headers.
+pub(crate) fn answer(config: &Config) -> Answer {
+    Answer::new(&config.server.domain)
+}
+
+/// Methods that pass the prechecks: those served now and those mss knows but does not
+/// serve yet (calls, events), so that a malformed INVITE gets its `400` first and a good
+/// one the worker's `501`. Unknown methods get `501` from the precheck itself.
+pub(crate) fn precheck() -> Precheck {
+    Precheck::new(vec![
+        Method::Register,
+        Method::Options,
+        Method::Message,
+        Method::Invite,
+        Method::Bye,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Prack,
+        Method::Update,
+        Method::Info,
+        Method::Refer,
+        Method::Publish,
+    ])
+}
+
+/// How often the worker sweeps expired bindings and old nonce counts.
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn domains_cover_names_loopback_and_listen_addresses() {
+        let mut c = Config::embedded("pbx.test".into());
+        c.server.aliases = vec!["alias.test".into()];
+        c.server.listen = vec![ListenSpec {
+            transport: SipTransport::Udp,
+            addr: "192.0.2.9:5070".parse().unwrap(),
+        }];
+        let d = local_domains(&c, &["198.51.100.1".parse().unwrap()]);
+        for yes in [
+            "pbx.test",
+            "ALIAS.test",
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "192.0.2.9",
+            "198.51.100.1",
+        ] {
+            assert!(d.is_local(yes), "{yes}");
+        }
+        assert!(!d.is_local("example.com"));
+    }
+
+    #[test]
+    fn transports_and_users_convert() {
+        let mut c = Config::embedded("pbx.test".into());
+        c.users.push(crate::config::UserConfig {
+            name: "101".into(),
+            password: "x".into(),
+            display_name: None,
+        });
+        let specs = listen_specs(&c.server.listen);
+        assert_eq!(specs[0].transport, mss_sip::Transport::Udp);
+        assert_eq!(specs[1].transport, mss_sip::Transport::Tcp);
+        let u = users(&c);
+        assert!(u.contains("101"));
+        assert_eq!(u.realm(), "pbx.test");
+        assert!(now().unix_ms > 1_600_000_000_000);
+    }
+}

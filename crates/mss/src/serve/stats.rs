@@ -1,0 +1,180 @@
+//! Counters of the worker and the Prometheus text of the transport and store counters,
+//! appended to [`mss_admin::Metrics::render`] for `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mss_store::StoreStats;
+use mss_transport::TransportStatsSnapshot;
+
+/// Counters the worker bumps (relaxed atomics: the admin API reads them from another task).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerStats {
+    stray_responses: AtomicU64,
+    stateless_replies: AtomicU64,
+}
+
+impl WorkerStats {
+    /// A response that matched no client transaction was dropped.
+    pub(crate) fn stray_response(&self) {
+        self.stray_responses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A broken request was answered outside any transaction.
+    pub(crate) fn stateless_reply(&self) {
+        self.stateless_replies.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The worker, transport and store series in the Prometheus text format.
+pub(crate) fn render(w: &WorkerStats, t: &TransportStatsSnapshot, s: &StoreStats) -> String {
+    let mut o = String::with_capacity(4096);
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    counter(
+        &mut o,
+        "mss_sip_stray_responses_total",
+        "Responses that matched no transaction and were dropped.",
+        get(&w.stray_responses),
+    );
+    counter(
+        &mut o,
+        "mss_sip_stateless_replies_total",
+        "Broken requests answered outside any transaction (400, 505).",
+        get(&w.stateless_replies),
+    );
+    for (name, help, v) in [
+        (
+            "mss_transport_udp_datagrams_received_total",
+            "UDP datagrams received.",
+            t.udp_datagrams_received,
+        ),
+        (
+            "mss_transport_udp_datagrams_dropped_total",
+            "UDP datagrams dropped because the worker did not keep up.",
+            t.udp_datagrams_dropped,
+        ),
+        (
+            "mss_transport_tcp_messages_received_total",
+            "SIP messages framed on TCP connections.",
+            t.tcp_messages_received,
+        ),
+        (
+            "mss_transport_bytes_received_total",
+            "Bytes received on all sockets.",
+            t.bytes_received,
+        ),
+        (
+            "mss_transport_messages_sent_total",
+            "Messages handed to a socket or a connection.",
+            t.messages_sent,
+        ),
+        (
+            "mss_transport_bytes_sent_total",
+            "Bytes handed to a socket or a connection.",
+            t.bytes_sent,
+        ),
+        (
+            "mss_transport_tcp_connections_total",
+            "TCP connections accepted or opened.",
+            t.tcp_connections_total,
+        ),
+        (
+            "mss_transport_tcp_connections_refused_total",
+            "Inbound TCP connections refused by the connection limits.",
+            t.tcp_connections_refused,
+        ),
+        (
+            "mss_transport_tcp_idle_closed_total",
+            "TCP connections closed after the idle timeout.",
+            t.tcp_idle_closed,
+        ),
+        (
+            "mss_transport_tcp_keepalives_answered_total",
+            "CRLF keep-alives answered (RFC 5626).",
+            t.tcp_keepalives_answered,
+        ),
+        (
+            "mss_transport_framing_errors_total",
+            "TCP connections closed for broken framing.",
+            t.framing_errors,
+        ),
+        (
+            "mss_transport_send_errors_total",
+            "Sends that failed.",
+            t.send_errors,
+        ),
+        (
+            "mss_store_commits_total",
+            "Store transactions committed.",
+            s.commits,
+        ),
+        (
+            "mss_store_writes_total",
+            "Store writes carried by those commits.",
+            s.writes,
+        ),
+        (
+            "mss_store_failed_commits_total",
+            "Store transactions that failed to begin or commit.",
+            s.failed_commits,
+        ),
+    ] {
+        counter(&mut o, name, help, v);
+    }
+    gauge(
+        &mut o,
+        "mss_transport_tcp_connections_open",
+        "TCP connections open now.",
+        t.tcp_connections_open,
+    );
+    gauge(
+        &mut o,
+        "mss_store_largest_batch",
+        "Most writes committed together.",
+        s.largest_batch,
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_series_once() {
+        let w = WorkerStats::default();
+        w.stray_response();
+        w.stateless_reply();
+        w.stateless_reply();
+        let t = TransportStatsSnapshot {
+            udp_datagrams_received: 7,
+            ..TransportStatsSnapshot::default()
+        };
+        let s = StoreStats {
+            commits: 3,
+            ..StoreStats::default()
+        };
+        let text = render(&w, &t, &s);
+        assert!(text.contains("mss_sip_stray_responses_total 1\n"));
+        assert!(text.contains("mss_sip_stateless_replies_total 2\n"));
+        assert!(text.contains("mss_transport_udp_datagrams_received_total 7\n"));
+        assert!(text.contains("mss_store_commits_total 3\n"));
+        assert!(text.contains("# TYPE mss_store_largest_batch gauge\n"));
+        assert_eq!(
+            text.matches("# TYPE").count(),
+            text.matches("# HELP").count()
+        );
+    }
+}
