@@ -137,9 +137,26 @@ fn scan(line: &[u8]) -> Option<TopVia<'_>> {
 }
 
 /// RFC 3261 §25.1 `token` characters.
+#[inline]
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN[usize::from(b)]
 }
+
+/// Lookup table for [`is_token_byte`].
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// A position in a byte string.
 struct Cursor<'a> {
