@@ -6,6 +6,7 @@
 //! request that failed validation with the phrase of its [`ParseError`]
 //! (`400 Malformed Via Header` …).
 
+use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -65,20 +66,28 @@ pub struct Answer {
     /// The `Allow` header value.
     allow: Bytes,
     /// Keys the To-tag hash, so tags are not guessable from the request alone.
-    tag_key: std::collections::hash_map::RandomState,
+    tag_seed: u64,
 }
 
 /// The methods mss serves today, for `Allow`.
 pub const DEFAULT_ALLOW: &str = "REGISTER, MESSAGE, OPTIONS";
 
 impl Answer {
-    /// Answers signed with `agent` (our host) in `Warning`, with [`DEFAULT_ALLOW`].
+    /// Answers signed with `agent` (our host) in `Warning`, with [`DEFAULT_ALLOW`]. The
+    /// To-tag key comes from the standard library's per-process random hash keys; use
+    /// [`Answer::with_tag_seed`] for replayable tests.
     pub fn new(agent: &str) -> Answer {
         Answer {
             agent: agent.to_owned(),
             allow: Bytes::from_static(DEFAULT_ALLOW.as_bytes()),
-            tag_key: std::collections::hash_map::RandomState::new(),
+            tag_seed: RandomState::new().hash_one("mss to-tag"),
         }
+    }
+
+    /// Sets the To-tag key (chainable), e.g. from a seeded RNG.
+    pub fn with_tag_seed(mut self, seed: u64) -> Answer {
+        self.tag_seed = seed;
+        self
     }
 
     /// Replaces the `Allow` value (chainable).
@@ -101,7 +110,8 @@ impl Answer {
     /// top Via branch, so retransmissions get the same tag (RFC 3261 §8.2.6.2, §19.3)
     /// without keeping state, and outsiders cannot predict it.
     pub fn to_tag(&self, req: &Request) -> String {
-        let mut h = self.tag_key.build_hasher();
+        let mut h = DefaultHasher::new();
+        h.write_u64(self.tag_seed);
         let hd = req.headers();
         hd.get(&HeaderName::CallId).hash(&mut h);
         hd.get(&HeaderName::From).hash(&mut h);
@@ -254,6 +264,15 @@ pub(crate) mod tests {
         assert_eq!(a.to_tag(&r).len(), 16);
         let other = req(&OPTIONS.replace("c1", "c2"));
         assert_ne!(a.to_tag(&r), a.to_tag(&other));
+        let seeded = Answer::new("pbx").with_tag_seed(42);
+        assert_eq!(
+            seeded.to_tag(&r),
+            Answer::new("x").with_tag_seed(42).to_tag(&r)
+        );
+        assert_ne!(
+            seeded.to_tag(&r),
+            Answer::new("x").with_tag_seed(43).to_tag(&r)
+        );
     }
 
     #[test]
