@@ -2,9 +2,9 @@
 //!
 //! A key is the role (client or server), the method class and one owned byte string that
 //! holds the variable parts, length-prefixed so that no two different part lists encode the
-//! same way:
-//! - RFC 3261 (branch starts with `z9hG4bK`): branch + sent-by (host lower-cased, whitespace
-//!   removed) (§17.2.3 rules 1 and 2).
+//! same way, and stored inline up to 62 bytes (`key_bytes.rs`):
+//! - RFC 3261 (branch starts with `z9hG4bK`): branch + sent-by (host lower-cased, port)
+//!   (§17.2.3 rules 1 and 2).
 //! - RFC 2543 fallback (no cookie): Request-URI, From tag, Call-ID, CSeq number, the whole
 //!   top Via, and for methods other than INVITE/ACK/CANCEL the To tag (§17.2.3).
 //! - Client side: branch only (§17.1.3), plus the CSeq method.
@@ -24,6 +24,7 @@ use mss_sip::{Method, ParseError, Request, Response};
 
 use crate::base::{trim, Base, TopVia};
 use crate::error::TxnError;
+use crate::key_bytes::{KeyBytes, PartsWriter};
 
 /// Which side of a transaction a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,7 +44,7 @@ pub struct TransactionKey {
     /// Whether `parts` follow RFC 3261 (branch-based) or the RFC 2543 fallback.
     rfc3261: bool,
     /// The variable parts, length-prefixed.
-    parts: Box<[u8]>,
+    parts: KeyBytes,
 }
 
 impl TransactionKey {
@@ -85,20 +86,21 @@ impl TransactionKey {
             &cseq,
             base.via.raw,
         ];
-        let mut parts = Parts::with_capacity(
-            fields.iter().map(|f| f.len() + 4).sum::<usize>() + to_tag.map_or(0, |t| t.len() + 4),
-        );
-        for f in fields {
-            parts.push(f);
-        }
-        if let Some(t) = to_tag {
-            parts.push(t);
-        }
+        let len = fields
+            .iter()
+            .chain(to_tag.as_ref())
+            .map(|f| PartsWriter::size(f.len()))
+            .sum();
+        let parts = KeyBytes::build(len, |w| {
+            for f in fields.iter().chain(to_tag.as_ref()) {
+                w.push(f);
+            }
+        });
         TransactionKey {
             role: Role::Server,
             method,
             rfc3261: false,
-            parts: parts.finish(),
+            parts,
         }
     }
 
@@ -181,50 +183,23 @@ fn key_method(m: &Method) -> Method {
 
 /// Branch and, for server keys, the sent-by (§17.2.3 rule 2): host lower-cased (host names
 /// compare ignoring case, §19.1.4) and the port as given.
-fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> Box<[u8]> {
+fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> KeyBytes {
     let branch = via.branch().unwrap_or("").as_bytes();
     let (host, port) = if with_sent_by {
-        (via.host, via.port)
+        (via.host.as_bytes(), via.port)
     } else {
-        ("", None)
+        (&[][..], None)
     };
-    // Exact size (three 4-byte prefixes, 3 port bytes), so `finish` does not reallocate.
-    let mut parts = Parts::with_capacity(branch.len() + host.len() + 15);
-    parts.push(branch);
-    parts.push_with(|out| out.extend(host.bytes().map(|b| b.to_ascii_lowercase())));
-    parts.push(&port.map_or([0; 3], |p| {
+    let port = port.map_or([0; 3], |p| {
         let [a, b] = p.to_le_bytes();
         [1, a, b]
-    }));
-    parts.finish()
-}
-
-/// Builds a length-prefixed byte string.
-struct Parts(Vec<u8>);
-
-impl Parts {
-    fn with_capacity(n: usize) -> Parts {
-        Parts(Vec::with_capacity(n))
-    }
-
-    fn push(&mut self, part: &[u8]) {
-        self.push_with(|out| out.extend_from_slice(part));
-    }
-
-    /// Writes a part through `write`; the prefix is patched with the written length.
-    fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        let at = self.0.len();
-        self.0.extend_from_slice(&[0; 4]);
-        write(&mut self.0);
-        let len = u32::try_from(self.0.len() - at - 4).unwrap_or(u32::MAX);
-        if let Some(prefix) = self.0.get_mut(at..at + 4) {
-            prefix.copy_from_slice(&len.to_le_bytes());
-        }
-    }
-
-    fn finish(self) -> Box<[u8]> {
-        self.0.into_boxed_slice()
-    }
+    });
+    let len = PartsWriter::size(branch.len()) + PartsWriter::size(host.len()) + 7;
+    KeyBytes::build(len, |w| {
+        w.push(branch);
+        w.push(host).make_ascii_lowercase();
+        w.push(&port);
+    })
 }
 
 #[cfg(test)]

@@ -84,6 +84,7 @@ mod client_non_invite;
 mod client_side;
 mod error;
 mod key;
+mod key_bytes;
 mod machine;
 mod output;
 mod server_invite;
