@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::im::guards::{GuardKey, Guarded};
 use crate::im::io::{ContactTarget, ImOutput};
-use crate::im::messaging::{Messaging, SendOwner};
+use crate::im::messaging::{later, Messaging, SendOwner};
 use crate::im::request::{self, NewIds};
 use crate::Now;
 
@@ -78,7 +78,7 @@ impl<S> Messaging<S> {
     fn start_round(&mut self, now: Now, user: String, contacts: Vec<ContactTarget>) {
         let serial = self.fresh_id();
         let guard = self.guards.arm(
-            now.mono + self.settings.storage_guard,
+            later(now.mono, self.settings.storage_guard),
             Guarded::Round {
                 user: user.clone(),
                 serial,
@@ -173,7 +173,7 @@ impl<S> Messaging<S> {
 
     /// A contact answered the delivery of round `serial` of `user` with `rsp` (final).
     pub(super) fn delivery_answered(&mut self, now: Now, user: &str, serial: u64, rsp: &Response) {
-        let delete_timeout = now.mono + self.settings.storage_guard;
+        let delete_timeout = later(now.mono, self.settings.storage_guard);
         let Some(round) = self.rounds.get_mut(user) else {
             return;
         };
@@ -212,6 +212,10 @@ impl<S> Messaging<S> {
     /// already gone (someone else deleted it), an error ends the round (the message was
     /// delivered but stays stored, so it may be delivered again: never lost).
     pub fn handle_deleted(&mut self, now: Now, id: i64, result: Result<bool, String>) {
+        if self.late_deletes.remove(&id) {
+            self.late_copy_deleted(id, result);
+            return;
+        }
         let Some(user) = self.deleting.remove(&id) else {
             return;
         };

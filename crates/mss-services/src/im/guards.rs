@@ -24,6 +24,8 @@ pub(crate) enum Guarded {
         /// Which round of theirs.
         serial: u64,
     },
+    /// A relay waiting for a `2xx`: when due, the silent contacts count as unreachable.
+    Relay(u64),
     /// An expiry sweep: when due, another may be asked for.
     Expire,
 }

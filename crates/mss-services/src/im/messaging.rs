@@ -5,17 +5,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use mss_sip::{Request, Response, StatusCode};
-use mss_store::UnixMillis;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tracing::debug;
 
-use crate::im::body::{self, BodyInfo};
+use crate::im::body;
 use crate::im::delivery::Round;
 use crate::im::guards::{GuardKey, Guarded, Guards};
 use crate::im::io::{ContactTarget, ImOutput, Recipient, RequestToken, Sender, StoreToken};
 use crate::im::offline::PendingStore;
 use crate::im::rate::SenderLimiter;
+use crate::im::relay::Relay;
 use crate::im::replies::Replies;
 use crate::im::request::{self, ForwardError};
 use crate::im::settings::ImSettings;
@@ -27,11 +27,6 @@ const SENDER_SWEEP: Duration = Duration::from_secs(10);
 
 /// Most users remembered as having an empty store (see `Messaging::known_empty`).
 const MAX_KNOWN_EMPTY: usize = 100_000;
-
-/// Status codes after which a contact counts as unreachable rather than refusing: `408`
-/// (also the caller's timeout), `480`, `503` (also a transport error, RFC 3261 §8.1.3.1).
-/// When every contact is unreachable, the message is stored (DESIGN §3).
-const UNREACHABLE: [u16; 3] = [408, 480, 503];
 
 /// Who is waiting for a request mss sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,20 +40,6 @@ pub(super) enum SendOwner {
         /// Which round.
         serial: u64,
     },
-}
-
-/// A MESSAGE being relayed to its recipient's contacts.
-#[derive(Debug)]
-struct Relay<S> {
-    server: S,
-    request: Request,
-    recipient: String,
-    body: BodyInfo,
-    received_at: UnixMillis,
-    /// Branches without a final answer yet.
-    pending: usize,
-    /// The best failure that is not "unreachable" (RFC 3261 §16.7 step 6), if any.
-    refusal: Option<Response>,
 }
 
 /// Instant messages (RFC 3428): relay to online users, the offline store, delivery on return.
@@ -75,7 +56,9 @@ pub struct Messaging<S> {
     pub(super) guards: Guards,
     pub(super) stats: ImStats,
     limiter: SenderLimiter,
-    relays: HashMap<u64, Relay<S>>,
+    pub(super) relays: HashMap<u64, Relay<S>>,
+    /// Stored copies of relayed messages that a contact accepted late, being deleted.
+    pub(super) late_deletes: HashSet<i64>,
     /// Requests mss sent, with their guard.
     pub(super) sends: HashMap<RequestToken, (SendOwner, GuardKey)>,
     pub(super) stores: HashMap<StoreToken, PendingStore<S>>,
@@ -99,8 +82,8 @@ impl<S> Messaging<S> {
         Messaging {
             replies: Replies::new(&settings.domain),
             limiter: SenderLimiter::new(settings.rate_limit, settings.max_tracked_senders),
-            next_sweep_at: now.mono + SENDER_SWEEP,
-            next_expire_at: now.mono + settings.expire_interval,
+            next_sweep_at: later(now.mono, SENDER_SWEEP),
+            next_expire_at: later(now.mono, settings.expire_interval),
             settings,
             rng: StdRng::seed_from_u64(seed),
             next_id: 0,
@@ -108,6 +91,7 @@ impl<S> Messaging<S> {
             guards: Guards::default(),
             stats: ImStats::default(),
             relays: HashMap::new(),
+            late_deletes: HashSet::new(),
             sends: HashMap::new(),
             stores: HashMap::new(),
             rounds: HashMap::new(),
@@ -189,7 +173,7 @@ impl<S> Messaging<S> {
             }
         };
         if contacts.is_empty() {
-            self.store(now, server, req.clone(), user, &body);
+            self.store(now, server, req.clone(), user, &body, None);
             return;
         }
         let max_forwards = match request::next_max_forwards(req) {
@@ -204,39 +188,6 @@ impl<S> Messaging<S> {
         self.relay(now, server, req, user, body, &contacts, max_forwards);
     }
 
-    /// Sends `req` to every contact at once (RFC 3428 §6: forking as for any non-INVITE).
-    #[allow(clippy::too_many_arguments)]
-    fn relay(
-        &mut self,
-        now: Now,
-        server: S,
-        req: &Request,
-        user: String,
-        body: BodyInfo,
-        contacts: &[ContactTarget],
-        max_forwards: u8,
-    ) {
-        let relay_id = self.fresh_id();
-        for contact in contacts {
-            let branch = request::new_branch(&mut self.rng);
-            let out =
-                request::forward(req, contact, max_forwards, &self.settings.via_host, &branch);
-            self.send(now, SendOwner::Relay(relay_id), out, contact);
-        }
-        self.relays.insert(
-            relay_id,
-            Relay {
-                server,
-                request: req.clone(),
-                recipient: user,
-                body,
-                received_at: now.unix_ms,
-                pending: contacts.len(),
-                refusal: None,
-            },
-        );
-    }
-
     /// Emits a request to `contact` on behalf of `owner`, with its guard.
     pub(super) fn send(
         &mut self,
@@ -246,9 +197,10 @@ impl<S> Messaging<S> {
         contact: &ContactTarget,
     ) {
         let token = RequestToken(self.fresh_id());
-        let guard = self
-            .guards
-            .arm(now.mono + self.settings.request_guard, Guarded::Send(token));
+        let guard = self.guards.arm(
+            later(now.mono, self.settings.request_guard),
+            Guarded::Send(token),
+        );
         self.sends.insert(token, (owner, guard));
         self.out.push_back(ImOutput::Send {
             token,
@@ -281,54 +233,6 @@ impl<S> Messaging<S> {
         }
     }
 
-    /// One branch of relay `id` answered `rsp` (final).
-    fn relay_answered(&mut self, now: Now, id: u64, rsp: &Response) {
-        let Some(relay) = self.relays.get_mut(&id) else {
-            return;
-        };
-        relay.pending = relay.pending.saturating_sub(1);
-        let status = rsp.status();
-        if status.is_success() {
-            // The first 2xx wins (RFC 3261 §16.7 step 5); later answers are ignored.
-            if let Some(relay) = self.relays.remove(&id) {
-                self.stats.relayed += 1;
-                let response = self.replies.relayed(&relay.request, rsp);
-                self.reply(relay.server, response);
-            }
-            return;
-        }
-        if !UNREACHABLE.contains(&status.as_u16()) && better(rsp, relay.refusal.as_ref()) {
-            relay.refusal = Some(rsp.clone());
-        }
-        if relay.pending > 0 {
-            return;
-        }
-        let Some(relay) = self.relays.remove(&id) else {
-            return;
-        };
-        match relay.refusal {
-            Some(best) => {
-                self.stats.refused.by_recipient += 1;
-                let response = self.replies.relayed(&relay.request, &best);
-                self.reply(relay.server, response);
-            }
-            None => {
-                debug!(user = %relay.recipient, "every contact unreachable; storing");
-                let arrival = Now {
-                    unix_ms: relay.received_at,
-                    ..now
-                };
-                self.store(
-                    arrival,
-                    relay.server,
-                    relay.request,
-                    relay.recipient,
-                    &relay.body,
-                );
-            }
-        }
-    }
-
     /// Fires what is due at `now`: guards of results that never came, the periodic expiry
     /// sweep ([`ImOutput::Expire`]) and forgetting idle senders.
     pub fn handle_timeout(&mut self, now: Now) {
@@ -343,19 +247,21 @@ impl<S> Messaging<S> {
                     self.handle_stored(now, token, Err("no answer from the store".into()));
                 }
                 Guarded::Round { user, serial } => self.round_stuck(now, &user, serial),
+                Guarded::Relay(id) => self.relay_timeout(now, id),
                 Guarded::Expire => self.expiring = None,
             }
         }
         if now.mono >= self.next_sweep_at {
             self.limiter.sweep(now.mono);
-            self.next_sweep_at = now.mono + SENDER_SWEEP;
+            self.next_sweep_at = later(now.mono, SENDER_SWEEP);
         }
         if now.mono >= self.next_expire_at {
-            self.next_expire_at = now.mono + self.settings.expire_interval;
+            self.next_expire_at = later(now.mono, self.settings.expire_interval);
             if self.expiring.is_none() {
-                let g = self
-                    .guards
-                    .arm(now.mono + self.settings.storage_guard, Guarded::Expire);
+                let g = self.guards.arm(
+                    later(now.mono, self.settings.storage_guard),
+                    Guarded::Expire,
+                );
                 self.expiring = Some(g);
                 self.out.push_back(ImOutput::Expire { now: now.unix_ms });
             }
@@ -377,15 +283,10 @@ impl<S> Messaging<S> {
     }
 }
 
-/// Whether `rsp` is a better final answer to pass on than `best` (RFC 3261 §16.7 step 6:
-/// a 6xx wins, else the lowest class; the first of equals stays).
-fn better(rsp: &Response, best: Option<&Response>) -> bool {
-    let Some(best) = best else {
-        return true;
-    };
-    let rank = |s: StatusCode| match s.class() {
-        6 => 0,
-        c => c,
-    };
-    rank(rsp.status()) < rank(best.status())
+/// `now + d`, or as late as the clock allows (a configured duration can be absurd; an
+/// `Instant` overflow must not panic).
+pub(super) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }

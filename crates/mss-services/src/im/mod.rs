@@ -11,8 +11,10 @@
 //!   contact, our Via on top, Max-Forwards − 1, Route and Proxy-Authorization removed,
 //!   everything else byte for byte, RFC 3261 §16.6). The first `2xx` is relayed to the
 //!   sender with its status and reason phrase. When every contact failed with `408`, `480`
-//!   or `503` (a timeout, a transport error) the message is stored as for an offline
-//!   recipient; any other failure is relayed (the best one, §16.7).
+//!   or `503` (a timeout, a transport error), or none answered `2xx` within
+//!   `relay_timeout`, the message is stored as for an offline recipient (a late `2xx`
+//!   deletes the stored copy again, `relay.rs`); any other failure is relayed (the best
+//!   one, §16.7).
 //! - **Offline recipient** (`offline.rs`): a message of more than `offline_max_chars` characters gets
 //!   `413`; otherwise the service asks for a [`ImOutput::Store`] and answers `202 Accepted`
 //!   only when the caller reports the message durable, `480 Offline Message Store Full`
@@ -96,6 +98,7 @@ mod io;
 mod messaging;
 mod offline;
 mod rate;
+mod relay;
 mod replies;
 mod request;
 mod settings;

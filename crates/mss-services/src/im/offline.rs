@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 use crate::im::body::BodyInfo;
 use crate::im::guards::{GuardKey, Guarded};
 use crate::im::io::{ImOutput, StoreToken};
-use crate::im::messaging::Messaging;
+use crate::im::messaging::{later, Messaging};
 use crate::Now;
 
 /// A MESSAGE waiting for its store write.
@@ -20,12 +20,15 @@ pub(super) struct PendingStore<S> {
     request: Request,
     recipient: String,
     guard: GuardKey,
+    /// The relay this message fell back from, if any (`relay.rs`).
+    relay: Option<u64>,
 }
 
 impl<S> Messaging<S> {
     /// Stores `req` for `user` (offline, or every contact unreachable): `413` when too long,
     /// `480` when its own `Expires` has passed, else a [`ImOutput::Store`] whose outcome
-    /// decides the answer. `now.unix_ms` is the arrival time.
+    /// decides the answer. `now.unix_ms` is the arrival time. True when a store write was
+    /// asked for.
     pub(super) fn store(
         &mut self,
         now: Now,
@@ -33,20 +36,21 @@ impl<S> Messaging<S> {
         req: Request,
         user: String,
         body: &BodyInfo,
-    ) {
+        relay: Option<u64>,
+    ) -> bool {
         let limit = self.settings.offline_max_chars;
         if body.chars > usize::try_from(limit).unwrap_or(usize::MAX) {
             self.stats.refused.too_long += 1;
             let response = self.replies.too_long(&req, body.chars, limit);
             self.reply(server, response);
-            return;
+            return false;
         }
         let expires_at = expires_at(&req, now.unix_ms, self.settings.offline_ttl);
         if expires_at <= now.unix_ms {
             self.stats.refused.expired += 1;
             let response = self.replies.expired(&req);
             self.reply(server, response);
-            return;
+            return false;
         }
         let h = req.headers();
         let text = |name: HeaderName| {
@@ -64,7 +68,7 @@ impl<S> Messaging<S> {
         };
         let token = StoreToken(self.fresh_id());
         let guard = self.guards.arm(
-            now.mono + self.settings.storage_guard,
+            later(now.mono, self.settings.storage_guard),
             Guarded::Store(token),
         );
         self.stores.insert(
@@ -74,6 +78,7 @@ impl<S> Messaging<S> {
                 request: req,
                 recipient: user,
                 guard,
+                relay,
             },
         );
         self.out.push_back(ImOutput::Store {
@@ -81,6 +86,7 @@ impl<S> Messaging<S> {
             message,
             limit: self.settings.offline_max_messages,
         });
+        true
     }
 
     /// The outcome of a [`ImOutput::Store`]: `Stored` → `202 Accepted` (only now, as the
@@ -102,6 +108,13 @@ impl<S> Messaging<S> {
             return;
         };
         self.guards.disarm(p.guard);
+        if let Some(relay) = p.relay {
+            let id = match result {
+                Ok(InsertOutcome::Stored(id)) => Some(id),
+                _ => None,
+            };
+            self.relay_stored(relay, id);
+        }
         let response = match result {
             Ok(InsertOutcome::Stored(id)) => {
                 debug!(id, user = %p.recipient, "message stored");

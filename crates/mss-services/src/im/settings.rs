@@ -66,6 +66,11 @@ pub struct ImSettings {
     /// Most senders whose rate is tracked at once (bounds memory; idle senders are
     /// forgotten first).
     pub max_tracked_senders: usize,
+    /// How long a relayed MESSAGE waits for a contact's `2xx` before the silent contacts
+    /// count as unreachable and the message is stored (`202`). Well under the sender's own
+    /// 32 s (Timer F, RFC 3261 §17.1.2.2), so the sender is answered before it gives up.
+    /// A contact that answers `2xx` later has the message: its stored copy is deleted.
+    pub relay_timeout: Duration,
     /// How long a request mss sent may stay unanswered before the service gives up on it
     /// itself. The caller's client transaction reports a `408` after 64·T1 = 32 s
     /// (RFC 3261 §17.1.2.2); this guard only catches a result that never comes.
@@ -82,7 +87,7 @@ pub struct ImSettings {
 impl ImSettings {
     /// The defaults of DESIGN §2 for `domain`: 10 messages of at most 199 characters per
     /// user, kept 7 days; 20 messages per second per sender with bursts of 50; 10 000
-    /// tracked senders; the Via `sent-by` is the domain.
+    /// tracked senders; 10 s for a contact's `2xx`; the Via `sent-by` is the domain.
     pub fn new(domain: &str) -> ImSettings {
         ImSettings {
             domain: domain.to_owned(),
@@ -92,6 +97,7 @@ impl ImSettings {
             offline_ttl: Duration::from_secs(7 * 86_400),
             rate_limit: Some(RateLimit::per_second(20, 50)),
             max_tracked_senders: 10_000,
+            relay_timeout: Duration::from_secs(10),
             request_guard: Duration::from_secs(40),
             storage_guard: Duration::from_secs(30),
             expire_interval: Duration::from_secs(60),

@@ -57,6 +57,9 @@ pub struct ImStats {
     /// Stored messages delivered whose delete found them already gone (deleted by
     /// someone else meanwhile, e.g. an expiry sweep or another node).
     pub delivered_already_gone: u64,
+    /// Relayed messages stored because no contact answered within `relay_timeout`, then
+    /// accepted by a contact after all (their stored copy is deleted).
+    pub delivered_late: u64,
     /// Stored messages that expired undelivered (deleted by an expiry sweep).
     pub expired: u64,
     /// Delivery rounds stopped by a failure (the message and the rest stay stored).

@@ -146,3 +146,75 @@ fn contact_timeout_through_the_guard_stores() {
         "{outs:?}"
     );
 }
+
+#[test]
+fn silent_contacts_are_stored_after_the_relay_timeout_and_a_late_2xx_deletes_the_copy() {
+    let mut h = Harness::new();
+    h.message(1, &text("hi"), vec![contact(7), contact(8)]);
+    let s = sends(h.drain());
+    h.advance(Duration::from_secs(9));
+    h.im.handle_timeout(h.now);
+    assert!(h.drain().is_empty());
+    h.advance(Duration::from_secs(1));
+    h.im.handle_timeout(h.now);
+    let token = match one(h.drain()) {
+        ImOutput::Store { token, .. } => token,
+        other => panic!("{other:?}"),
+    };
+    h.im.handle_stored(h.now, token, Ok(InsertOutcome::Stored(5)));
+    assert_eq!(reply(one(h.drain())).1.status(), StatusCode::ACCEPTED);
+    // The first contact had it after all: the stored copy goes.
+    h.im.handle_response(h.now, s[0].0, &answer(&s[0].1, 200, "OK"));
+    assert!(matches!(one(h.drain()), ImOutput::Delete { id: 5 }));
+    h.im.handle_deleted(h.now, 5, Ok(true));
+    h.im.handle_response(h.now, s[1].0, &answer(&s[1].1, 200, "OK"));
+    assert!(h.drain().is_empty());
+    let st = h.im.stats();
+    assert_eq!((st.stored, st.delivered_late, st.delivered), (1, 1, 0));
+    assert_eq!(h.im.in_flight(), 0);
+}
+
+#[test]
+fn a_late_2xx_during_the_store_write_deletes_the_copy_once_stored() {
+    let mut h = Harness::new();
+    h.message(1, &text("hi"), vec![contact(7)]);
+    let s = sends(h.drain());
+    h.advance(Duration::from_secs(10));
+    h.im.handle_timeout(h.now);
+    let token = match one(h.drain()) {
+        ImOutput::Store { token, .. } => token,
+        other => panic!("{other:?}"),
+    };
+    h.im.handle_response(h.now, s[0].0, &answer(&s[0].1, 200, "OK"));
+    assert!(h.drain().is_empty());
+    h.im.handle_stored(h.now, token, Ok(InsertOutcome::Stored(6)));
+    let outs = h.drain();
+    assert_eq!(outs.len(), 2, "{outs:?}");
+    assert!(outs.iter().any(|o| matches!(o, ImOutput::Delete { id: 6 })));
+    assert!(outs.iter().any(
+        |o| matches!(o, ImOutput::Reply { response, .. } if response.status() == StatusCode::ACCEPTED)
+    ));
+    h.im.handle_deleted(h.now, 6, Ok(true));
+    assert_eq!(h.im.in_flight(), 0);
+}
+
+#[test]
+fn a_refusal_and_a_silent_contact_give_the_refusal_at_the_timeout() {
+    let mut h = Harness::new();
+    h.message(1, &text("hi"), vec![contact(7), contact(8)]);
+    let s = sends(h.drain());
+    h.im.handle_response(
+        h.now,
+        s[0].0,
+        &answer(&s[0].1, 415, "Unsupported Media Type"),
+    );
+    assert!(h.drain().is_empty());
+    h.advance(Duration::from_secs(10));
+    h.im.handle_timeout(h.now);
+    let (_, rsp) = reply(one(h.drain()));
+    assert_eq!(rsp.status().as_u16(), 415);
+    // The silent one answering later changes nothing.
+    h.im.handle_response(h.now, s[1].0, &answer(&s[1].1, 200, "OK"));
+    assert!(h.drain().is_empty());
+    assert_eq!(h.im.in_flight(), 0);
+}
