@@ -1,0 +1,338 @@
+//! Shared helpers of the integration tests: start the real `mss` binary on loopback with a
+//! temporary data folder and free ports, wait until it answers, talk SIP over a raw UDP
+//! socket, read the admin API, find the test peers.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mss_sip::{parse_datagram, HeaderName, Message, Response};
+
+/// A port free on 127.0.0.1 for both UDP and TCP right now (bound with port 0, then
+/// released; a rare race with another process is possible and shows as a bind error).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found on 127.0.0.1");
+}
+
+/// A test peer's binary; fails the test with a clear message when it is missing
+/// (`scripts/install-test-deps.sh` installs them).
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]) {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "the test peer `{name}` is not installed: run scripts/install-test-deps.sh \
+         (Debian packages sip-tester, sipsak, baresip)"
+    );
+}
+
+/// A running `mss serve`, killed when dropped.
+pub struct Server {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub sip_port: u16,
+    pub admin_port: u16,
+    child: Option<Child>,
+    run: u32,
+}
+
+impl Server {
+    /// Writes `mss.ini` (with `[server]` listen/admin on free ports prepended to
+    /// `extra_ini`) into `dir` and starts the server; waits until it answers OPTIONS.
+    pub fn start(dir: &Path, extra_ini: &str) -> Server {
+        let sip_port = free_port();
+        let admin_port = free_port();
+        let config = dir.join("mss.ini");
+        let ini = format!(
+            "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n\n{extra_ini}"
+        );
+        std::fs::write(&config, ini).unwrap();
+        let mut s = Server {
+            dir: dir.to_path_buf(),
+            config,
+            data: dir.join("data"),
+            sip_port,
+            admin_port,
+            child: None,
+            run: 0,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts the process (again) on the same files and ports and waits until it answers.
+    pub fn spawn(&mut self) {
+        self.run += 1;
+        let log = |kind: &str| {
+            std::fs::File::create(self.dir.join(format!("mss-{}.{kind}", self.run))).unwrap()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_mss"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log("out"))
+            .stderr(log("err"))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// The server's SIP address.
+    pub fn sip(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    /// The log of the current run.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("mss-{}.err", self.run))).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let sock = Peer::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("mss exited at start ({status}):\n{}", self.stderr());
+            }
+            n += 1;
+            sock.send(
+                self.sip(),
+                &options(self.sip(), &sock, &format!("ready-{n}")),
+            );
+            if let Some(r) = sock.recv_timeout(Duration::from_millis(200)) {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+        }
+        panic!("mss did not answer OPTIONS within 20 s:\n{}", self.stderr());
+    }
+
+    /// Sends SIGKILL and waits for the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("server not running");
+        let pid = i32::try_from(c.id()).unwrap();
+        send_signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("mss did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET path` on the admin API: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(SocketAddr::from(([127, 0, 0, 1], self.admin_port)), path)
+    }
+
+    /// `GET /api/registrations` as JSON.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.get("/api/registrations");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Sends signal `sig` (`TERM`, `INT`…) with the `kill` command (the crate forbids unsafe
+/// code, so no `libc::kill`).
+pub fn send_signal(pid: i32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A minimal HTTP/1.1 GET (the admin API is plain HTTP on loopback).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked bodies: take the JSON between the first chunk size and the terminator.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n.min(after.len())]);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+/// A UDP SIP peer on 127.0.0.1.
+pub struct Peer {
+    pub sock: UdpSocket,
+}
+
+impl Peer {
+    pub fn new() -> Peer {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Peer { sock }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
+        self.sock.send_to(bytes, to).unwrap();
+    }
+
+    /// The next datagram within `timeout`, raw.
+    pub fn recv_raw(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                buf.truncate(n);
+                Some(buf)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The next response within `timeout` (provisional ones included).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Response> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let raw = self.recv_raw(left.max(Duration::from_millis(1)))?;
+            if let Ok(Message::Response(r)) = parse_datagram(Bytes::from(raw)) {
+                return Some(r);
+            }
+        }
+    }
+
+    /// Sends `req` and returns the first final response (within 5 s).
+    pub fn transact(&self, to: SocketAddr, req: &str) -> Response {
+        self.send(to, req.as_bytes());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(r) = self.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if r.status().as_u16() >= 200 {
+                return r;
+            }
+        }
+        panic!("no final response to:\n{req}");
+    }
+}
+
+/// An OPTIONS to the server from `peer`.
+pub fn options(server: SocketAddr, peer: &Peer, call_id: &str) -> Vec<u8> {
+    let me = peer.addr();
+    format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id};rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A REGISTER for `user` from `peer`, with `extra` header lines (each ending in CRLF).
+pub fn register(
+    server: SocketAddr,
+    peer: &Peer,
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    extra: &str,
+) -> String {
+    let me = peer.addr();
+    format!(
+        "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@pbx.test>;tag=f{cseq}\r\nTo: <sip:{user}@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\nExpires: 300\r\nUser-Agent: mss-test\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The `Authorization` value answering the first (MD5) challenge of `challenge`.
+pub fn authorization(
+    challenge: &Response,
+    server: SocketAddr,
+    user: &str,
+    password: &str,
+    nc: u32,
+) -> String {
+    let ch = challenge
+        .headers()
+        .auth(&HeaderName::WwwAuthenticate)
+        .unwrap();
+    let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
+    mss_auth::authorize(
+        params,
+        "REGISTER",
+        &format!("sip:{server}"),
+        user,
+        password,
+        "0a4f113b",
+        nc,
+    )
+    .unwrap()
+}
