@@ -4,47 +4,62 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Plays the caller until the service has nothing more to say: answers every request with
-/// the next code (200 when out), every storage operation with the next success flag.
-fn play(
-    h: &mut Harness,
-    codes: &mut impl Iterator<Item = u16>,
-    oks: &mut impl Iterator<Item = bool>,
-) {
-    for _ in 0..50 {
-        let outs = h.drain();
-        if outs.is_empty() {
+/// A randomized caller: carries out the service's requests in an order chosen by `picks`,
+/// answering requests with `codes` (then 200) and storage operations with `oks` (then
+/// success), and sometimes lets time pass instead (`picks` value 0). Returns the final
+/// answers per server transaction.
+struct Chaos<'a> {
+    h: &'a mut Harness,
+    pending: Vec<ImOutput<Txn>>,
+    answers: Vec<Txn>,
+    next_id: i64,
+}
+
+impl Chaos<'_> {
+    fn step(
+        &mut self,
+        pick: usize,
+        codes: &mut impl Iterator<Item = u16>,
+        oks: &mut impl Iterator<Item = bool>,
+    ) {
+        self.pending.extend(self.h.drain());
+        if pick == 0 || self.pending.is_empty() {
+            self.h.advance(Duration::from_secs(5));
+            let now = self.h.now;
+            self.h.im.handle_timeout(now);
             return;
         }
-        for o in outs {
-            match o {
-                ImOutput::Send { token, request, .. } => {
-                    let code = codes.next().unwrap_or(200);
-                    h.im.handle_response(h.now, token, &answer(&request, code, "X"));
-                }
-                ImOutput::Store { token, .. } => {
-                    let r = if oks.next().unwrap_or(true) {
-                        Ok(InsertOutcome::Stored(1))
-                    } else {
-                        Err("e".into())
-                    };
-                    h.im.handle_stored(h.now, token, r);
-                }
-                ImOutput::Load { user, .. } => {
-                    let r = vec![stored(1, "a", T0_MS), stored(2, "b", T0_MS)];
-                    h.im.handle_loaded(h.now, &user, Ok(r));
-                }
-                ImOutput::Delete { id } => {
-                    let r = if oks.next().unwrap_or(true) {
-                        Ok(true)
-                    } else {
-                        Err("e".into())
-                    };
-                    h.im.handle_deleted(h.now, id, r);
-                }
-                ImOutput::Expire { .. } => h.im.handle_expired(h.now, Ok(0)),
-                ImOutput::Reply { .. } => {}
+        let o = self.pending.remove(pick % self.pending.len());
+        let now = self.h.now;
+        let im = &mut self.h.im;
+        match o {
+            ImOutput::Send { token, request, .. } => {
+                let code = codes.next().unwrap_or(200);
+                im.handle_response(now, token, &answer(&request, code, "X"));
             }
+            ImOutput::Store { token, .. } => {
+                self.next_id += 1;
+                let r = if oks.next().unwrap_or(true) {
+                    Ok(InsertOutcome::Stored(self.next_id))
+                } else {
+                    Err("e".into())
+                };
+                im.handle_stored(now, token, r);
+            }
+            ImOutput::Load { user, .. } => {
+                let r = vec![stored(1, "a", T0_MS), stored(2, "b", T0_MS)];
+                im.handle_loaded(now, &user, Ok(r));
+            }
+            ImOutput::Delete { id } => {
+                let r = if oks.next().unwrap_or(true) {
+                    Ok(true)
+                } else {
+                    Err("e".into())
+                };
+                im.handle_deleted(now, id, r);
+            }
+            ImOutput::Expire { .. } => im.handle_expired(now, Ok(0)),
+            ImOutput::Reply { server, .. } => self.answers.push(server),
         }
     }
 }
@@ -74,25 +89,40 @@ proptest! {
         }
     }
 
-    /// Any order of answers, results and timeouts leaves no panic and, in the end, nothing
-    /// in flight.
+    /// Any order of answers, results and timeouts: no panic, every MESSAGE gets exactly
+    /// one final answer, and in the end nothing is left in flight.
     #[test]
-    fn random_event_orders_never_panic(
-        codes in proptest::collection::vec(100u16..700, 1..12),
-        store_ok in proptest::collection::vec(any::<bool>(), 1..12),
+    fn random_event_orders_answer_each_message_once(
+        codes in proptest::collection::vec(100u16..700, 1..16),
+        store_ok in proptest::collection::vec(any::<bool>(), 1..16),
+        picks in proptest::collection::vec(0usize..8, 1..80),
     ) {
         let mut h = Harness::new();
         h.message(1, &text("x"), vec![contact(7), contact(8)]);
+        h.message(2, &text("y"), vec![]);
         h.im.handle_user_reachable(h.now, "102", vec![contact(9)]);
+        h.message(3, &text("z"), vec![contact(9)]);
         let mut codes = codes.into_iter();
         let mut oks = store_ok.into_iter().cycle();
-        for _ in 0..3 {
-            play(&mut h, &mut codes, &mut oks);
-            // Whatever is left (a branch that only answered 1xx) is settled by the guards.
-            h.advance(Duration::from_secs(120));
-            h.im.handle_timeout(h.now);
+        let mut c = Chaos { h: &mut h, pending: Vec::new(), answers: Vec::new(), next_id: 100 };
+        for pick in picks {
+            c.step(pick, &mut codes, &mut oks);
         }
-        play(&mut h, &mut codes, &mut oks);
+        // Then settle everything in order, letting the guards catch what is left.
+        for _ in 0..200 {
+            c.step(1, &mut codes, &mut oks);
+        }
+        for _ in 0..40 {
+            c.step(0, &mut codes, &mut oks);
+            for _ in 0..20 {
+                c.step(1, &mut codes, &mut oks);
+            }
+        }
+        let mut answers = c.answers.clone();
+        answers.sort_unstable();
+        prop_assert_eq!(answers, vec![1, 2, 3]);
+        let left = c.pending.len();
+        prop_assert_eq!(left, 0);
         prop_assert_eq!(h.im.in_flight(), 0);
     }
 }
