@@ -3,9 +3,10 @@
 //!
 //! Order, and why:
 //! 1. SIP version → `505` (§8.2: a request of another version cannot be read further);
-//! 2. method → `501` for a method mss does not know (§8.2.1; RFC 4475 esc02, mismatch02
-//!    prefer 501 over 400), `405` with `Allow` for one it knows but does not serve;
-//! 3. [`Request::validate`] → `400` naming the bad header;
+//! 2. [`Request::validate`] → `400` naming the bad header, whatever the method (RFC 4475
+//!    multi01), except a CSeq method mismatch on an unknown method → `501` (mismatch02);
+//! 3. method → `501` for a method mss does not know (§8.2.1; RFC 4475 esc02), `405` with
+//!    `Allow` for one it knows but does not serve;
 //! 4. Request-URI scheme not `sip`/`sips`/`tel` → `416` (§8.2.2.1, RFC 4475 unkscm);
 //! 5. `Require` with option tags mss does not support → `420` + `Unsupported` (§8.2.2.3).
 //!    `Proxy-Require` is for proxies and is ignored by mss acting as the UAS.
@@ -55,7 +56,16 @@ impl Precheck {
         if !req.version().eq_ignore_ascii_case(mss_sip::SIP_VERSION) {
             return Err(Reject::VersionNotSupported);
         }
+        // A malformed request is refused as malformed whatever its method (RFC 4475 §3.3.8:
+        // multi01 is an INVITE with duplicated core headers → 400, not 405). The one
+        // exception: an unknown method whose CSeq names another method (§3.1.2.18
+        // mismatch02) gets the preferred 501.
         let m = req.method();
+        req.validate().map_err(|e| match e.kind {
+            ParseErrorKind::UnsupportedVersion => Reject::VersionNotSupported,
+            ParseErrorKind::CSeqMethodMismatch if !known(m) => Reject::NotImplemented,
+            _ => Reject::Malformed(e),
+        })?;
         let passes = matches!(m, Method::Ack | Method::Cancel) || self.served.contains(m);
         if !passes {
             return Err(if known(m) {
@@ -64,10 +74,6 @@ impl Precheck {
                 Reject::NotImplemented
             });
         }
-        req.validate().map_err(|e| match e.kind {
-            ParseErrorKind::UnsupportedVersion => Reject::VersionNotSupported,
-            _ => Reject::Malformed(e),
-        })?;
         match req.uri() {
             Ok(Uri::Sip(_) | Uri::Tel(_)) => {}
             Ok(Uri::Other(_)) => return Err(Reject::UnsupportedUriScheme),
@@ -145,7 +151,7 @@ mod tests {
         assert_eq!(status("mismatch01").0, 400);
         assert_eq!(status("scalar02").0, 400);
         assert_eq!(status("regbadct").0, 400);
-        assert_eq!(status("multi01").0, 405);
+        assert_eq!(status("multi01").0, 400);
         assert_eq!(status("zeromf").0, 200);
         assert_eq!(status("lwsdisp").0, 200);
     }
