@@ -15,12 +15,12 @@
 //!   `relay_timeout`, the message is stored as for an offline recipient (a late `2xx`
 //!   deletes the stored copy again, `relay.rs`); any other failure is relayed (the best
 //!   one, §16.7).
-//! - **Offline recipient** (`offline.rs`): a message of more than `offline_max_chars` characters gets
-//!   `413`; otherwise the service asks for a [`ImOutput::Store`] and answers `202 Accepted`
+//! - **Offline recipient** (`offline.rs`): a message of more than `offline_max_chars`
+//!   characters gets `413`; otherwise the service asks for a [`ImOutput::Store`] and answers `202 Accepted`
 //!   only when the caller reports the message durable, `480 Offline Message Store Full`
 //!   when the recipient already has `offline_max_messages`, `500` + `Retry-After` when the
 //!   store failed (DESIGN §5: the promise of a `202` is kept before it is made).
-//! - **Delivery on return** (`delivery.rs`): Stored messages go out one at a time,
+//! - **Delivery on return** (`delivery.rs`): stored messages go out one at a time,
 //!   oldest first, as new MESSAGE requests from mss with the original `From`,
 //!   `Content-Type` and body and a `Date` of their arrival; each is deleted only after a
 //!   `2xx`, a failure keeps it and the rest.
@@ -32,8 +32,14 @@
 //!   another charset, `400` for bytes that do not decode); no body → `400`.
 //!
 //! What the caller does first: the precheck (`crate::precheck`), the `407` challenge of
-//! a local sender, and the recipient lookup (our domain, the user directory, the location
-//! service's contacts) → [`Sender`] and [`Recipient`].
+//! a local sender, and the recipient lookup (our domain, the user directory,
+//! `Location::contacts` converted with `Into`) → [`Sender`] and [`Recipient`]. After every
+//! committed REGISTER that leaves a user with contacts it calls
+//! [`Messaging::handle_user_reachable`].
+//!
+//! Configuration: [`ImSettings::new`] with the domain, then the `[im]` keys:
+//! `offline_max_messages`, `offline_max_chars`, `offline_ttl`, and
+//! `rate_limit = RateLimit::per_minute(rate_limit_per_minute)` (`0` → `None`, no limit).
 //!
 //! # Run loop
 //!
