@@ -93,6 +93,10 @@ pub struct ServerConfig {
     pub max_contacts_per_user: u32,
     /// How long a digest nonce stays valid before `stale=true` (`nonce_lifetime`).
     pub nonce_lifetime: Duration,
+    /// Digest challenges offered to local users, in this order (`digest_algorithms`,
+    /// default `md5, sha-256`). Clients that fail on an algorithm they do not know
+    /// (baresip 1.0 / libre answers no challenge when one is SHA-256) need `md5` alone.
+    pub digest_algorithms: Vec<mss_auth::Algorithm>,
 }
 
 /// Default SIP port (RFC 3261 §19.1.2).
@@ -122,6 +126,7 @@ impl ServerConfig {
             max_expires: 3600,
             max_contacts_per_user: 10,
             nonce_lifetime: Duration::from_secs(300),
+            digest_algorithms: vec![mss_auth::Algorithm::Md5, mss_auth::Algorithm::Sha256],
         }
     }
 

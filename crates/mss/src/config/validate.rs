@@ -21,6 +21,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "max_expires",
     "max_contacts_per_user",
     "nonce_lifetime",
+    "digest_algorithms",
 ];
 /// Keys of `[user:NAME]`.
 pub(crate) const USER_KEYS: &[&str] = &["password", "display_name"];
@@ -186,6 +187,9 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
     }
     if let Some(v) = c.value(s, "nonce_lifetime", values::duration) {
         server.nonce_lifetime = v;
+    }
+    if let Some(v) = c.value(s, "digest_algorithms", values::digest_algorithms) {
+        server.digest_algorithms = v;
     }
     if server.min_expires > server.max_expires {
         let line = Checker::line_of(s, "max_expires");

@@ -113,6 +113,20 @@ pub(crate) fn listen_list(v: &str) -> Result<Vec<ListenSpec>, String> {
     Ok(out)
 }
 
+/// A comma-separated list of digest algorithms (`md5`, `sha-256`), without repeats.
+pub(crate) fn digest_algorithms(v: &str) -> Result<Vec<mss_auth::Algorithm>, String> {
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim) {
+        let alg = mss_auth::Algorithm::parse(item)
+            .map_err(|_| format!("{item:?} is not a digest algorithm (md5, sha-256)"))?;
+        if out.contains(&alg) {
+            return Err(format!("{item:?} is listed twice"));
+        }
+        out.push(alg);
+    }
+    Ok(out)
+}
+
 /// A host name (RFC 3261 §25.1 `hostname`) or an IP address (IPv6 with or without brackets).
 pub(crate) fn host(v: &str) -> Result<String, String> {
     let inner = v
@@ -243,6 +257,19 @@ mod tests {
         assert!(seconds("0", 1, 10).is_err());
         assert!(number("11", 0, 10).is_err());
         assert!(number("-1", 0, 10).is_err());
+    }
+
+    #[test]
+    fn digest_algorithm_lists() {
+        use mss_auth::Algorithm;
+        assert_eq!(digest_algorithms("md5"), Ok(vec![Algorithm::Md5]));
+        assert_eq!(
+            digest_algorithms("SHA-256, MD5"),
+            Ok(vec![Algorithm::Sha256, Algorithm::Md5])
+        );
+        assert!(digest_algorithms("md5, md5").is_err());
+        assert!(digest_algorithms("").is_err());
+        assert!(digest_algorithms("sha1").is_err());
     }
 
     #[test]

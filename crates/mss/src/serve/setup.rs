@@ -82,7 +82,7 @@ pub(crate) fn registrar(
         secret,
         GuardConfig {
             nonce_lifetime_secs: s.nonce_lifetime.as_secs().max(1),
-            ..GuardConfig::default()
+            algorithms: s.digest_algorithms.clone(),
         },
         seed,
     );

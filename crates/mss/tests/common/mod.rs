@@ -57,11 +57,16 @@ impl Server {
     /// Writes `mss.ini` (with `[server]` listen/admin on free ports prepended to
     /// `extra_ini`) into `dir` and starts the server; waits until it answers OPTIONS.
     pub fn start(dir: &Path, extra_ini: &str) -> Server {
+        Server::start_with(dir, "", extra_ini)
+    }
+
+    /// As [`Server::start`], with `server_keys` (lines ending in `\n`) added to `[server]`.
+    pub fn start_with(dir: &Path, server_keys: &str, extra_ini: &str) -> Server {
         let sip_port = free_port();
         let admin_port = free_port();
         let config = dir.join("mss.ini");
         let ini = format!(
-            "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n\n{extra_ini}"
+            "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
         );
         std::fs::write(&config, ini).unwrap();
         let mut s = Server {
@@ -182,6 +187,49 @@ pub fn send_signal(pid: i32, sig: &str) {
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// Runs `cmd` for at most `limit`; kills it after that. Returns whether it exited with
+/// status 0, and its stdout and stderr.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out");
+    let err_path = dir.path().join("err");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let ok = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    (ok, read(&out_path), read(&err_path))
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A minimal HTTP/1.1 GET (the admin API is plain HTTP on loopback).
