@@ -3,8 +3,10 @@
 // Helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn mss(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mss"))
@@ -71,11 +73,48 @@ fn check_config_on_embedded_defaults_and_missing_file() {
     assert!(text(&out.stderr).contains("cannot read nope.ini"));
 }
 
+/// Runs `mss serve` on the embedded defaults, with free loopback ports instead of 5060 and
+/// 5080, until it has printed its announcement; then stops it with SIGTERM.
+fn serve_once(dir: &Path) -> String {
+    let free = || {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.local_addr().unwrap().port()
+    };
+    let (sip, admin) = (free(), free());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .args(["serve", "--data-dir", "data", "--listen"])
+        .arg(format!("udp:127.0.0.1:{sip}"))
+        .arg("--admin")
+        .arg(format!("127.0.0.1:{admin}"))
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // The announcement ends with a newline; it is complete once the server answers on the
+    // admin port (printed before the runtime starts).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+        assert!(Instant::now() < deadline, "mss serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut shown = String::new();
+    out.read_to_string(&mut shown).unwrap();
+    shown
+}
+
 #[test]
 fn serve_on_defaults_generates_passwords_once() {
     let dir = tempfile::tempdir().unwrap();
-    let first = mss(dir.path(), &["serve", "--data-dir", "data"]);
-    let shown = text(&first.stdout);
+    let shown = serve_once(dir.path());
     assert!(
         shown.contains("created default users 100, 101, 102"),
         "{shown}"
@@ -87,8 +126,7 @@ fn serve_on_defaults_generates_passwords_once() {
         .find_map(|l| l.strip_prefix("password = "))
         .unwrap();
     assert!(shown.contains(password));
-    let second = mss(dir.path(), &["serve", "--data-dir", "data"]);
-    let shown = text(&second.stdout);
+    let shown = serve_once(dir.path());
     assert!(shown.contains("passwords in"), "{shown}");
     assert!(!shown.contains(password));
 }
