@@ -26,7 +26,7 @@ impl Worker {
                 let op = self.store.apply_binding_changes(pending.user(), changes);
                 self.spawn_store(op, move |result| Completion::Register {
                     server: id,
-                    pending,
+                    pending: Box::new(pending),
                     result,
                 });
             }
@@ -39,12 +39,12 @@ impl Worker {
         &mut self,
         now: Now,
         server: ServerTransactionId,
-        pending: PendingRegister,
+        pending: Box<PendingRegister>,
         result: Result<(), StoreError>,
     ) {
         match result {
             Ok(()) => {
-                let done = self.registrar.complete(now, pending);
+                let done = self.registrar.complete(now, *pending);
                 tracing::debug!(user = %done.user, "registered");
                 // The messaging glue delivers stored messages here when
                 // `done.became_reachable` (serve/im.rs).
@@ -53,7 +53,7 @@ impl Worker {
             }
             Err(e) => {
                 tracing::warn!(user = %pending.user(), error = %e, "binding not stored; answering 500");
-                let rsp = self.registrar.failed(pending);
+                let rsp = self.registrar.failed(*pending);
                 self.respond(now, server, rsp);
             }
         }

@@ -50,7 +50,8 @@ pub(crate) enum Completion {
         /// The REGISTER's server transaction, to answer on.
         server: ServerTransactionId,
         /// The accepted REGISTER.
-        pending: PendingRegister,
+        /// (Boxed: it is much larger than the other variants.)
+        pending: Box<PendingRegister>,
         /// Whether the write is durable.
         result: Result<(), StoreError>,
     },
