@@ -119,7 +119,8 @@ impl Loaded {
                 l.domain,
                 l.transport,
                 l.registrar_host,
-                l.registrar_port,
+                l.registrar_port
+                    .map_or_else(|| "SRV".to_owned(), |p| p.to_string()),
                 effective_call_id_mode(l, &self.var).as_str()
             ));
         }

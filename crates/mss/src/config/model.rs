@@ -200,8 +200,9 @@ pub struct LineConfig {
     pub name: String,
     /// Registrar host name or IP (`registrar`).
     pub registrar_host: String,
-    /// Registrar port (`registrar`, default 5060).
-    pub registrar_port: u16,
+    /// Registrar port (`registrar`); `None` when not given: a name is then looked up with
+    /// DNS SRV (RFC 3263 §4.2), an IP address is reached on 5060.
+    pub registrar_port: Option<u16>,
     /// Transport to the registrar (`transport`, default `udp`).
     pub transport: SipTransport,
     /// The line's number at the provider, AOR user part (`number`).

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::error::Diagnostics;
 use super::ini_file::{Entry, IniFile, Section};
-use super::model::{CallIdMode, DEFAULT_SIP_PORT};
+use super::model::CallIdMode;
 use super::model::{Config, ImConfig, LineConfig, ServerConfig, SipTransport, UserConfig};
 use super::values;
 
@@ -220,7 +220,7 @@ fn line_section(
             None
         }
     };
-    let registrar = c.required(s, "registrar", |v| values::host_port(v, DEFAULT_SIP_PORT));
+    let registrar = c.required(s, "registrar", values::host_opt_port);
     let transport = c
         .value(s, "transport", values::transport)
         .unwrap_or(SipTransport::Udp);
@@ -371,7 +371,7 @@ offline_ttl = 7d
         assert_eq!(c.users[0].display_name.as_deref(), Some("Alice"));
         let l = &c.lines[0];
         assert_eq!(l.registrar_host, "sip.provider.example");
-        assert_eq!(l.registrar_port, 5060);
+        assert_eq!(l.registrar_port, Some(5060));
         assert_eq!(l.username, "2001");
         assert_eq!(l.domain, "sip.provider.example");
         assert_eq!(l.owner.as_deref(), Some("101"));
@@ -486,7 +486,7 @@ offline_max_chars = many
         let l = &c.lines[0];
         assert_eq!(
             (l.registrar_host.as_str(), l.registrar_port),
-            ("2001:db8::5", 5060)
+            ("2001:db8::5", None)
         );
         assert_eq!(l.username, "auth77");
         assert_eq!(l.domain, "voip.example");

@@ -179,6 +179,13 @@ pub(crate) fn host_port(v: &str, default_port: u16) -> Result<(String, u16), Str
     }
 }
 
+/// `HOST[:PORT]` with the port optional: `None` when absent (the caller picks DNS SRV or
+/// a default port).
+pub(crate) fn host_opt_port(v: &str) -> Result<(String, Option<u16>), String> {
+    // Port 0 is refused by `host_port`, so it can stand for "absent" here.
+    host_port(v, 0).map(|(h, p)| (h, (p != 0).then_some(p)))
+}
+
 /// A SIP user part as allowed here: RFC 3261 §25.1 `user` without escapes, that is
 /// alphanumerics, `-_.!~*'()` (mark) and `&=+$,;?/` (user-unreserved), at most 64 bytes.
 pub(crate) fn user_name(v: &str) -> Result<String, String> {

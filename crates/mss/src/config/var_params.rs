@@ -70,7 +70,7 @@ mod tests {
         LineConfig {
             name: "l".into(),
             registrar_host: "r".into(),
-            registrar_port: 5060,
+            registrar_port: Some(5060),
             transport: SipTransport::Udp,
             number: "1".into(),
             username: "1".into(),

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mss_admin::{
-    AdminSource, BoxFuture, CallIdModeView, LineState, LineView, MessageCountView, Metrics,
-    RegistrationView, SourceError, StoredMessageView,
+    AdminSource, BoxFuture, LineView, MessageCountView, Metrics, RegistrationView, SourceError,
+    StoredMessageView,
 };
 use mss_store::Store;
 use mss_transport::TransportStats;
@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::stats::{self, WorkerStats};
 use super::worker::Query;
-use crate::config::{effective_call_id_mode, CallIdMode, Loaded};
 
 /// How long the admin API waits for the worker before answering `500`.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,51 +132,12 @@ impl AdminSource for Source {
     }
 }
 
-/// The configured lines as `GET /api/lines` shows them until the line service runs them:
-/// `offline` since start, nothing scheduled.
-pub(crate) fn configured_lines(loaded: &Loaded, since_unix_secs: u64) -> Vec<LineView> {
-    loaded
-        .config
-        .lines
-        .iter()
-        .map(|l| LineView {
-            name: l.name.clone(),
-            number: l.number.clone(),
-            state: LineState::Offline,
-            since: since_unix_secs,
-            expires_at: None,
-            next_attempt_at: None,
-            call_id_mode: match effective_call_id_mode(l, &loaded.var) {
-                CallIdMode::Auto => CallIdModeView::Auto,
-                CallIdMode::Same => CallIdModeView::Same,
-                CallIdMode::Fresh => CallIdModeView::Fresh,
-            },
-            last_failure: None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn lines_follow_the_configuration() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("mss.ini");
-        std::fs::write(
-            &cfg,
-            "[user:101]\npassword = a\n[line:p1]\nregistrar = 127.0.0.1:5090\nnumber = 2001\npassword = x\nowner = 101\ncall_id = fresh\n",
-        )
-        .unwrap();
-        let loaded = crate::config::load(Some(&cfg), None).unwrap();
-        let v = configured_lines(&loaded, 42);
-        assert_eq!(v.len(), 1);
-        assert_eq!(v[0].name, "p1");
-        assert_eq!(v[0].number, "2001");
-        assert_eq!(v[0].state, LineState::Offline);
-        assert_eq!(v[0].since, 42);
-        assert_eq!(v[0].call_id_mode, CallIdModeView::Fresh);
+    fn unix_seconds_from_milliseconds() {
         assert_eq!(unix_secs(1_700_000_000_999), 1_700_000_000);
         assert_eq!(unix_secs(-5), 0);
     }

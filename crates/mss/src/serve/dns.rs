@@ -26,7 +26,7 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::TokioResolver;
 use mss_services::lines::{ResolveRequest, Target};
 use mss_sip::Transport;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 /// The longest a whole resolution (SRV and every A/AAAA query) may take; past it the line
 /// counts the registrar as having no address and retries with backoff.
@@ -104,7 +104,10 @@ pub(crate) fn order_srv(mut records: Vec<SrvRecord>, rng: &mut impl Rng) -> Vec<
     let mut ordered = Vec::with_capacity(records.len());
     while !records.is_empty() {
         let priority = records.first().map_or(0, |r| r.priority);
-        let end = records.iter().take_while(|r| r.priority == priority).count();
+        let end = records
+            .iter()
+            .take_while(|r| r.priority == priority)
+            .count();
         let mut group: Vec<SrvRecord> = records.drain(..end).collect();
         while !group.is_empty() {
             let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
@@ -302,13 +305,15 @@ mod tests {
     async fn ip_literal_needs_no_lookup() {
         let r = system_resolver();
         let req = ResolveRequest::new("127.0.0.1", None, Transport::Udp);
-        assert_eq!(resolve(&r, &req).await.unwrap(), vec!["127.0.0.1:5060"
-            .parse::<SocketAddr>()
-            .unwrap()]);
+        assert_eq!(
+            resolve(&r, &req).await.unwrap(),
+            vec!["127.0.0.1:5060".parse::<SocketAddr>().unwrap()]
+        );
         let req = ResolveRequest::new("[::1]", Some(5070), Transport::Tcp);
-        assert_eq!(resolve(&r, &req).await.unwrap(), vec!["[::1]:5070"
-            .parse::<SocketAddr>()
-            .unwrap()]);
+        assert_eq!(
+            resolve(&r, &req).await.unwrap(),
+            vec!["[::1]:5070".parse::<SocketAddr>().unwrap()]
+        );
     }
 
     #[tokio::test]
@@ -317,7 +322,12 @@ mod tests {
         let req = ResolveRequest::new("localhost", Some(5070), Transport::Udp);
         let addrs = resolve(&r, &req).await.unwrap();
         assert!(!addrs.is_empty());
-        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 5070), "{addrs:?}");
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 5070),
+            "{addrs:?}"
+        );
     }
 
     #[test]

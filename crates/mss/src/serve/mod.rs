@@ -6,6 +6,8 @@
 //! - `inbound.rs`: a received packet → message, stateless `400`/`505`, or nothing;
 //! - `worker.rs`: the one task that owns the sans-IO machines and its seams;
 //! - `registrar.rs`: the registrar's part of the worker (REGISTER, sweep, admin view);
+//! - `lines.rs`: the external lines' part of the worker (registration clients, admin view);
+//! - `dns.rs`: the lookup of a line's registrar (SRV, A/AAAA; RFC 3263 §4);
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: worker counters and the transport/store series of `/metrics`.
 //!
@@ -15,7 +17,9 @@
 //! the last store handle is dropped on a blocking thread, which waits for the final commit.
 
 mod admin;
+mod dns;
 mod inbound;
+mod lines;
 mod registrar;
 mod setup;
 mod stats;
@@ -213,7 +217,6 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
     let (completions_tx, completions) = mpsc::unbounded_channel();
     let (queries_tx, queries) = mpsc::channel(64);
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let since = u64::try_from(now.unix_ms / 1000).unwrap_or(0);
     let worker = worker::Worker::new(
         worker::Parts {
             transports: transports.clone(),
@@ -222,7 +225,7 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
             stats: Arc::clone(&worker_stats),
             registrar,
             domains,
-            lines: admin::configured_lines(loaded, since),
+            lines: lines::Lines::new(loaded, now),
             completions: completions_tx,
         },
         setup::answer(c),

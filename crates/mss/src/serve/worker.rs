@@ -32,6 +32,7 @@ use mss_txn::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inbound::{classify, Inbound};
+use super::lines::{LineCompletion, Lines};
 use super::setup::{now, SWEEP_INTERVAL};
 use super::stats::WorkerStats;
 
@@ -57,6 +58,8 @@ pub(crate) enum Completion {
     },
     /// The batched delete of expired bindings finished (`serve/registrar.rs`).
     Swept(Result<u64, StoreError>),
+    /// A line's stored record, DNS lookup or record write finished (`serve/lines.rs`).
+    Line(LineCompletion),
 }
 
 /// Who started a client transaction, so that its responses reach the right service.
@@ -65,7 +68,10 @@ pub(crate) enum Completion {
 /// REGISTER) and messaging (`serve/im.rs`: a forwarded MESSAGE, a delivery of a stored
 /// one) each add their variant and one arm in [`Worker::on_client_event`].
 #[derive(Debug)]
-pub(crate) enum ClientOwner {}
+pub(crate) enum ClientOwner {
+    /// The REGISTER of line number `.0` (`serve/lines.rs`).
+    Line(usize),
+}
 
 /// A question from the admin API, answered from the worker's state (see `serve/admin.rs`).
 #[derive(Debug)]
@@ -113,8 +119,8 @@ pub(crate) struct Parts {
     pub(crate) registrar: Registrar,
     /// Our domains.
     pub(crate) domains: LocalDomains,
-    /// The configured lines as shown before the line service runs them.
-    pub(crate) lines: Vec<LineView>,
+    /// The configured external lines (`serve/lines.rs`).
+    pub(crate) lines: Lines,
     /// Sender side of the completion channel (the worker hands clones to its tasks).
     pub(crate) completions: mpsc::UnboundedSender<Completion>,
 }
@@ -130,7 +136,7 @@ pub(crate) struct Worker {
     pub(super) precheck: Precheck,
     pub(super) answer: Answer,
     pub(super) domains: LocalDomains,
-    pub(super) lines: Vec<LineView>,
+    pub(super) lines: Lines,
     /// Who started each live client transaction.
     pub(super) clients: HashMap<ClientTransactionId, ClientOwner>,
     /// Where each live server transaction answers.
@@ -138,9 +144,9 @@ pub(crate) struct Worker {
     /// The packet being handled: its route answers transmits of server transactions the
     /// worker has not seen yet (the transaction layer's own 200 to a CANCEL).
     arrival: Option<Route>,
-    completions: mpsc::UnboundedSender<Completion>,
+    pub(super) completions: mpsc::UnboundedSender<Completion>,
     /// Async operations started and not yet completed.
-    in_flight: usize,
+    pub(super) in_flight: usize,
     /// When the next sweep of expired bindings is due.
     pub(super) next_sweep: Instant,
     /// A batched delete of expired bindings is running.
@@ -176,6 +182,7 @@ impl Worker {
     pub(crate) async fn run(mut self, mut inputs: Inputs) {
         let mut drain_until: Option<Instant> = None;
         let mut packets_open = true;
+        self.start_lines();
         loop {
             let deadline = self.next_deadline(drain_until);
             tokio::select! {
@@ -231,13 +238,17 @@ impl Worker {
         if let Some(d) = drain_until {
             at = at.min(d);
         }
+        if let Some(t) = self.lines_timeout() {
+            at = at.min(t);
+        }
         at
     }
 
     /// Shutdown, first step: services that must say goodbye start it here (the lines'
     /// un-REGISTERs, `serve/lines.rs`); [`Worker::run`] then keeps the loop going until
     /// [`Worker::is_drained`]. The registrar has nothing to say: its bindings are on disk.
-    fn begin_shutdown(&mut self, _now: Now) {
+    fn begin_shutdown(&mut self, now: Now) {
+        self.lines_shutdown(now);
         tracing::info!(
             in_flight = self.in_flight,
             transactions = self.txns.len(),
@@ -247,7 +258,7 @@ impl Worker {
 
     /// Nothing started is still waiting: no store write, no client transaction.
     fn is_drained(&self) -> bool {
-        self.in_flight == 0 && self.clients.is_empty()
+        self.in_flight == 0 && self.clients.is_empty() && self.lines_done()
     }
 
     /// Starts `op` (a store call) and feeds its outcome back as the completion `done`
@@ -276,6 +287,7 @@ impl Worker {
                 result,
             } => self.on_register_stored(now, server, pending, result),
             Completion::Swept(result) => self.on_swept(result),
+            Completion::Line(c) => self.on_line_completion(now, c),
         }
     }
 
@@ -285,13 +297,14 @@ impl Worker {
                 let _ = reply.send(self.registrations(now));
             }
             Query::Lines(reply) => {
-                let _ = reply.send(self.lines.clone());
+                let _ = reply.send(self.line_views());
             }
         }
     }
 
     fn on_timeout(&mut self, now: Now) {
         self.txns.handle_timeout(now.mono);
+        self.lines_on_timeout(now);
         if now.mono >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now.mono + SWEEP_INTERVAL;
@@ -323,12 +336,18 @@ impl Worker {
         }
     }
 
-    /// Drains every output of the transaction layer.
+    /// Drains every output of the transaction layer and of the lines that got an input,
+    /// until neither has more.
     fn drain(&mut self, now: Now) {
-        while let Some(out) = self.txns.poll_output() {
-            match out {
-                Output::Transmit(t) => self.transmit(now, t),
-                Output::Event(e) => self.on_event(now, e),
+        loop {
+            while let Some(out) = self.txns.poll_output() {
+                match out {
+                    Output::Transmit(t) => self.transmit(now, t),
+                    Output::Event(e) => self.on_event(now, e),
+                }
+            }
+            if !self.drain_lines(now) {
+                break;
             }
         }
     }
@@ -358,6 +377,7 @@ impl Worker {
                 tracing::debug!(?invite, "CANCEL for an INVITE already answered");
             }
             Event::Response { id, response } => self.on_client_event(id, Some(response)),
+            Event::Timeout { id, .. } if self.is_line_client(&id) => self.on_line_timeout(now, id),
             Event::Timeout { id, response } => self.on_client_event(id, Some(response)),
             Event::TransportError { id } => match id {
                 TransactionId::Client(c) => self.on_client_event(c, None),
@@ -400,9 +420,12 @@ impl Worker {
 
     /// A response, timeout (`Some(408)`) or transport error (`None`) of client transaction
     /// `id`, for the service that started it.
-    fn on_client_event(&mut self, id: ClientTransactionId, _response: Option<Response>) {
+    fn on_client_event(&mut self, id: ClientTransactionId, response: Option<Response>) {
         match self.clients.get(&id) {
-            Some(owner) => match *owner {},
+            Some(ClientOwner::Line(index)) => {
+                let index = *index;
+                self.on_line_client_event(id, index, response);
+            }
             None => tracing::debug!(?id, "event for a client transaction nobody owns"),
         }
     }
