@@ -67,10 +67,7 @@ impl<'a> TopVia<'a> {
 /// for anything unusual (quotes, comments, whitespace inside the sent-protocol or sent-by,
 /// IPv6 references, odd characters), which then takes the full parser's path.
 fn scan(line: &[u8]) -> Option<TopVia<'_>> {
-    let end = line
-        .iter()
-        .position(|&b| matches!(b, b',' | b'"' | b'('))
-        .unwrap_or(line.len());
+    let end = memchr::memchr3(b',', b'"', b'(', line).unwrap_or(line.len());
     if line.get(end).is_some_and(|&b| b != b',') {
         return None;
     }
