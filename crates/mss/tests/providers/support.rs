@@ -14,16 +14,25 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "ports.rs"]
+mod ports;
+#[path = "procfs.rs"]
+pub mod procfs;
+
+pub use ports::{free_udp_port, wait_for_udp, wait_for_udp_bound};
+
 use std::fmt;
 use std::fs::{self, File};
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use procfs::PortOwner;
 
 /// The folder holding the fixtures (`kamailio-provider.cfg`, `uas-*.xml`).
 pub const PROVIDERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/providers");
@@ -52,6 +61,12 @@ pub enum ProviderError {
         /// The underlying error.
         source: io::Error,
     },
+    /// Another process holds the provider's port too (`SO_REUSEADDR` lets
+    /// both bind); the start functions retry on a new port before giving this.
+    PortTaken {
+        /// The port.
+        port: u16,
+    },
     /// The process did not become ready, or exited early.
     NotReady {
         /// `kamailio` or `sipp`.
@@ -72,6 +87,9 @@ impl fmt::Display for ProviderError {
                  (Debian packages sip-tester, kamailio, kamailio-extra-modules)"
             ),
             ProviderError::Io { what, source } => write!(f, "{what}: {source}"),
+            ProviderError::PortTaken { port } => {
+                write!(f, "UDP port {port} is held by another process too")
+            }
             ProviderError::NotReady { program, why, log } => {
                 write!(
                     f,
@@ -103,6 +121,9 @@ pub struct KamailioOptions {
     pub user: String,
     /// Its password (plain text).
     pub password: String,
+    /// The shortest expiry accepted, in seconds; shorter ones get `423` +
+    /// `Min-Expires` (`-A PROVIDER_MIN_EXPIRES=N`). Longer than 3600 is cut to 3600.
+    pub min_expires: u32,
     /// Turns on the "Invalid CSeq number" quirk (`-A WITH_CSEQ_QUIRK`).
     pub cseq_quirk: bool,
 }
@@ -112,6 +133,7 @@ impl Default for KamailioOptions {
         KamailioOptions {
             user: "2001".to_owned(),
             password: "secret".to_owned(),
+            min_expires: 60,
             cseq_quirk: false,
         }
     }
@@ -235,108 +257,6 @@ fn read_logs(dir: &Path) -> String {
     out
 }
 
-/// A free UDP port on 127.0.0.1, as the kernel hands out ephemeral ports.
-///
-/// # Errors
-///
-/// The bind or address lookup failure.
-pub fn free_udp_port() -> io::Result<u16> {
-    let socket = UdpSocket::bind(("127.0.0.1", 0))?;
-    Ok(socket.local_addr()?.port())
-}
-
-/// Waits until something on `127.0.0.1:port` answers a SIP OPTIONS with any
-/// response, resending every 200 ms, for at most `timeout`.
-///
-/// # Errors
-///
-/// `TimedOut` when nothing answered in time, or the socket error.
-pub fn wait_for_udp(port: u16, timeout: Duration) -> io::Result<()> {
-    let socket = UdpSocket::bind(("127.0.0.1", 0))?;
-    let local = socket.local_addr()?;
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 4096];
-    let mut attempt = 0u32;
-    while Instant::now() < deadline {
-        attempt += 1;
-        let probe = options_probe(local, port, attempt);
-        // Nothing bound yet gives ECONNREFUSED on a later call: just retry.
-        let _ = socket.send_to(probe.as_bytes(), ("127.0.0.1", port));
-        match socket.recv_from(&mut buf) {
-            Ok((n, _)) if buf.get(..n).is_some_and(|b| b.starts_with(b"SIP/2.0 ")) => {
-                return Ok(());
-            }
-            Ok(_) => {}
-            Err(e) if is_retryable(&e) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("no SIP answer to OPTIONS on 127.0.0.1:{port} within {timeout:?}"),
-    ))
-}
-
-fn is_retryable(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::ConnectionRefused
-    )
-}
-
-fn options_probe(local: SocketAddr, port: u16, attempt: u32) -> String {
-    format!(
-        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};rport;branch=z9hG4bKprobe{attempt}x{pid}\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:probe@127.0.0.1>;tag=probe{attempt}\r\n\
-         To: <sip:127.0.0.1:{port}>\r\n\
-         Call-ID: probe-{attempt}-{pid}@127.0.0.1\r\n\
-         CSeq: {attempt} OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n",
-        pid = std::process::id(),
-    )
-}
-
-/// Waits until a UDP socket is bound to `127.0.0.1:port` (or the wildcard
-/// address), as `/proc/net/udp` shows, for at most `timeout`. For SIPp,
-/// which does not answer an OPTIONS probe in a REGISTER scenario.
-///
-/// # Errors
-///
-/// `TimedOut` when no socket was bound in time, or the read error.
-pub fn wait_for_udp_bound(port: u16, timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let table = fs::read_to_string("/proc/net/udp")?;
-        if udp_table_has_port(&table, port) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("nothing bound to UDP 127.0.0.1:{port} within {timeout:?}"),
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Whether a `/proc/net/udp` table lists a socket on 127.0.0.1 or 0.0.0.0
-/// with local port `port` (addresses are little-endian hex there).
-fn udp_table_has_port(table: &str, port: u16) -> bool {
-    let wanted = [
-        format!("0100007F:{port:04X}"),
-        format!("00000000:{port:04X}"),
-    ];
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .any(|local| wanted.iter().any(|w| w == local))
-}
-
 /// A fresh empty directory under the system temp dir.
 fn make_temp_dir(tag: &str) -> Result<PathBuf, ProviderError> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -411,7 +331,12 @@ fn spawn_provider(
             });
         }
         if ready(port, left.min(Duration::from_millis(500))).is_ok() {
-            return Ok(guard);
+            match procfs::port_owner(port, guard.pid()) {
+                Ok(PortOwner::Group) => return Ok(guard),
+                Ok(PortOwner::Foreign) => return Err(ProviderError::PortTaken { port }),
+                // Bound by a worker not yet visible, or /proc unreadable: retry.
+                Ok(PortOwner::Nobody) | Err(_) => {}
+            }
         }
     }
 }
@@ -425,6 +350,27 @@ fn spawn_provider(
 /// (with its log) when it exits or stays silent, [`ProviderError::Io`] otherwise.
 pub fn start_kamailio(options: &KamailioOptions) -> Result<ProviderGuard, ProviderError> {
     let kamailio = find_program("kamailio", &["/usr/sbin", "/usr/local/sbin"])?;
+    with_port_retries(|| start_kamailio_once(&kamailio, options))
+}
+
+/// Runs `start` again (on a new port) when the port turned out to be shared.
+fn with_port_retries(
+    start: impl Fn() -> Result<ProviderGuard, ProviderError>,
+) -> Result<ProviderGuard, ProviderError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match start() {
+            Err(ProviderError::PortTaken { .. }) if attempts < 3 => {}
+            result => return result,
+        }
+    }
+}
+
+fn start_kamailio_once(
+    kamailio: &Path,
+    options: &KamailioOptions,
+) -> Result<ProviderGuard, ProviderError> {
     let port = free_udp_port().map_err(io_err("picking a free UDP port"))?;
     let dir = make_temp_dir("kamailio")?;
     let config = Path::new(PROVIDERS_DIR).join("kamailio-provider.cfg");
@@ -449,7 +395,9 @@ pub fn start_kamailio(options: &KamailioOptions) -> Result<ProviderGuard, Provid
             cfg_string(&options.password)
         ))
         .arg("-A")
-        .arg(format!("PROVIDER_REALM={}", cfg_string(PROVIDER_REALM)));
+        .arg(format!("PROVIDER_REALM={}", cfg_string(PROVIDER_REALM)))
+        .arg("-A")
+        .arg(format!("PROVIDER_MIN_EXPIRES={}", options.min_expires));
     if options.cseq_quirk {
         command.args(["-A", "WITH_CSEQ_QUIRK"]);
     }
@@ -475,6 +423,14 @@ pub fn start_sipp(
     vars: &[(&str, &str)],
 ) -> Result<ProviderGuard, ProviderError> {
     let sipp = find_program("sipp", &["/usr/bin", "/usr/local/bin"])?;
+    with_port_retries(|| start_sipp_once(&sipp, scenario, vars))
+}
+
+fn start_sipp_once(
+    sipp: &Path,
+    scenario: Scenario,
+    vars: &[(&str, &str)],
+) -> Result<ProviderGuard, ProviderError> {
     let port = free_udp_port().map_err(io_err("picking a free UDP port"))?;
     let dir = make_temp_dir("sipp")?;
     // SIPp names its log files after the scenario path: run a copy inside the
@@ -503,17 +459,6 @@ pub fn start_sipp(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn udp_table_matches_loopback_and_wildcard_only() {
-        let table = "  sl  local_address rem_address   st\n\
-                     0: 0100007F:13C4 00000000:0000 07\n\
-                     1: 00000000:13C5 00000000:0000 07\n\
-                     2: 0200007F:13C6 00000000:0000 07\n";
-        assert!(udp_table_has_port(table, 0x13C4));
-        assert!(udp_table_has_port(table, 0x13C5));
-        assert!(!udp_table_has_port(table, 0x13C6));
-    }
 
     #[test]
     fn cfg_strings_are_quoted_and_escaped() {
