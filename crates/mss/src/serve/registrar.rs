@@ -108,3 +108,152 @@ impl Worker {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use mss_auth::NonceSecret;
+    use mss_sip::{parse_datagram, HeaderName, Message, Response};
+    use mss_store::{SqliteStore, Store};
+    use mss_transport::{TransportConfig, Transports};
+    use tokio::net::UdpSocket;
+    use tokio::sync::{mpsc, oneshot, watch};
+
+    use super::super::lines::Lines;
+    use super::super::setup;
+    use super::super::stats::WorkerStats;
+    use super::super::worker::{Inputs, Parts, Query, Worker};
+
+    async fn exchange(sock: &UdpSocket, to: std::net::SocketAddr, req: String) -> Response {
+        sock.send_to(req.as_bytes(), to).await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let Ok(Message::Response(r)) = parse_datagram(Bytes::copy_from_slice(&buf[..n])) else {
+                continue;
+            };
+            if r.status().as_u16() >= 200 {
+                return r;
+            }
+        }
+    }
+
+    fn register(
+        to: std::net::SocketAddr,
+        me: std::net::SocketAddr,
+        cseq: u32,
+        auth: &str,
+    ) -> String {
+        format!(
+            "REGISTER sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-w{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=t\r\nTo: <sip:100@pbx.test>\r\nCall-ID: worker-test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:100@{me}>\r\nExpires: 120\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// The worker end to end in one process: OPTIONS, a challenged REGISTER, its `200`
+    /// only after the store has the binding, the admin query, and a drained shutdown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn register_through_the_worker_is_durable_before_its_200() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        std::fs::write(
+            &cfg,
+            "[server]\ndomain = pbx.test\n[user:100]\npassword = pw\n",
+        )
+        .unwrap();
+        let loaded = crate::config::load(Some(&cfg), None).unwrap();
+        let c = &loaded.config;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let listen = vec![mss_transport::ListenSpec::new(
+            mss_sip::Transport::Udp,
+            "127.0.0.1:0".parse().unwrap(),
+        )];
+        let (transports, received) = Transports::bind(TransportConfig::with_listen(listen))
+            .await
+            .unwrap();
+        let server = transports.local_addr(mss_sip::Transport::Udp).unwrap();
+        let domains = setup::local_domains(c, &[]);
+        let registrar = setup::registrar(c, domains.clone(), NonceSecret::from_bytes([5; 32]), 1);
+        let (completions_tx, completions) = mpsc::unbounded_channel();
+        let (queries_tx, queries) = mpsc::channel(4);
+        let (stop, shutdown) = watch::channel(false);
+        let worker = Worker::new(
+            Parts {
+                transports: transports.clone(),
+                store: Arc::clone(&store),
+                metrics: Arc::new(mss_admin::Metrics::new()),
+                stats: Arc::new(WorkerStats::default()),
+                registrar,
+                domains,
+                lines: Lines::new(&loaded, setup::now()),
+                completions: completions_tx,
+            },
+            setup::answer(c),
+            setup::precheck(),
+        );
+        let task = tokio::spawn(worker.run(Inputs {
+            received,
+            completions,
+            queries,
+            shutdown,
+        }));
+
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let me = sock.local_addr().unwrap();
+        let options = format!("OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-o;rport\r\nFrom: <sip:x@pbx.test>;tag=1\r\nTo: <sip:{server}>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            exchange(&sock, server, options).await.status().as_u16(),
+            200
+        );
+
+        let challenge = exchange(&sock, server, register(server, me, 1, "")).await;
+        assert_eq!(challenge.status().as_u16(), 401);
+        let ch = challenge
+            .headers()
+            .auth(&HeaderName::WwwAuthenticate)
+            .unwrap();
+        let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
+        let auth = mss_auth::authorize(
+            params,
+            "REGISTER",
+            &format!("sip:{server}"),
+            "100",
+            "pw",
+            "c",
+            1,
+        )
+        .unwrap();
+        let ok = exchange(
+            &sock,
+            server,
+            register(server, me, 2, &format!("Authorization: {auth}\r\n")),
+        )
+        .await;
+        assert_eq!(ok.status().as_u16(), 200);
+        // Durable before the 200 left.
+        let stored = store.load_bindings(setup::now().unix_ms).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].source, me.to_string());
+
+        let (tx, rx) = oneshot::channel();
+        queries_tx.send(Query::Registrations(tx)).await.unwrap();
+        let regs = rx.await.unwrap();
+        assert_eq!(regs.len(), 1);
+        assert_eq!(regs[0].user, "100");
+
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        transports.shutdown().await;
+        tokio::task::spawn_blocking(move || drop(store))
+            .await
+            .unwrap();
+    }
+}
