@@ -44,9 +44,9 @@ impl ClientInvite {
             timer_d: None,
             timer_m: None,
         };
-        arm(&mut m.timer_b, Timer::B, now + timers.t1x64(), out);
+        arm(&mut m.timer_b, Timer::B, now, timers.t1x64(), out);
         if !reliable {
-            arm(&mut m.timer_a, Timer::A, now + timers.t1, out);
+            arm(&mut m.timer_a, Timer::A, now, timers.t1, out);
         }
         m
     }
@@ -77,7 +77,7 @@ impl ClientInvite {
                 out.push(Action::PassUp);
                 self.state = State::Accepted;
                 self.clear_a_b();
-                arm(&mut self.timer_m, Timer::M, now + timers.t1x64(), out);
+                arm(&mut self.timer_m, Timer::M, now, timers.t1x64(), out);
             }
             (State::Calling | State::Proceeding, ResponseClass::Failure) => {
                 // §17.1.1.2: pass up, ACK even on reliable transports, Completed, Timer D.
@@ -88,7 +88,7 @@ impl ClientInvite {
                 if self.reliable {
                     self.terminate(out);
                 } else {
-                    arm(&mut self.timer_d, Timer::D, now + timers.timer_d, out);
+                    arm(&mut self.timer_d, Timer::D, now, timers.timer_d, out);
                 }
             }
             // §17.1.1.2: a retransmitted non-2xx final re-sends the ACK and is not passed up.
@@ -118,7 +118,7 @@ impl ClientInvite {
                 // §17.1.1.2: retransmit and double, without the T2 cap of Timer E.
                 out.push(Action::Retransmit);
                 self.interval = self.interval.saturating_mul(2);
-                arm(&mut self.timer_a, Timer::A, now + self.interval, out);
+                arm(&mut self.timer_a, Timer::A, now, self.interval, out);
             }
             Timer::B if take_if_due(&mut self.timer_b, at) => {
                 // §17.1.1.2: inform the TU, no ACK.

@@ -40,9 +40,9 @@ impl ClientNonInvite {
             timer_f: None,
             timer_k: None,
         };
-        arm(&mut m.timer_f, Timer::F, now + timers.t1x64(), out);
+        arm(&mut m.timer_f, Timer::F, now, timers.t1x64(), out);
         if !reliable {
-            arm(&mut m.timer_e, Timer::E, now + timers.t1, out);
+            arm(&mut m.timer_e, Timer::E, now, timers.t1, out);
         }
         m
     }
@@ -75,7 +75,7 @@ impl ClientNonInvite {
                 if self.reliable {
                     self.terminate(out);
                 } else {
-                    arm(&mut self.timer_k, Timer::K, now + timers.t4, out);
+                    arm(&mut self.timer_k, Timer::K, now, timers.t4, out);
                 }
             }
             // Completed: response retransmissions are absorbed (§17.1.2.2).
@@ -100,7 +100,7 @@ impl ClientNonInvite {
                     State::Proceeding => timers.t2,
                     _ => timers.backoff_capped(self.interval),
                 };
-                arm(&mut self.timer_e, Timer::E, now + self.interval, out);
+                arm(&mut self.timer_e, Timer::E, now, self.interval, out);
             }
             Timer::F if take_if_due(&mut self.timer_f, at) => {
                 out.push(Action::TimedOut(Timer::F));

@@ -6,7 +6,7 @@
 //! list of [`Action`]s. [`crate::Transactions`] owns the messages and turns actions into
 //! transmissions and events. That keeps each machine a small, exhaustively testable table.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::timers::Timer;
 
@@ -81,8 +81,19 @@ pub(crate) enum Action {
     Terminate,
 }
 
-/// Records a deadline in the machine and asks the table to arm it.
-pub(crate) fn arm(slot: &mut Option<Instant>, timer: Timer, at: Instant, out: &mut Vec<Action>) {
+/// Records the deadline `now + delay` in the machine and asks the table to arm it.
+/// Saturates instead of panicking if a configured delay overflows `Instant`.
+pub(crate) fn arm(
+    slot: &mut Option<Instant>,
+    timer: Timer,
+    now: Instant,
+    delay: Duration,
+    out: &mut Vec<Action>,
+) {
+    let at = now
+        .checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now);
     *slot = Some(at);
     out.push(Action::Arm(timer, at));
 }
@@ -120,12 +131,13 @@ mod tests {
         let now = Instant::now();
         let mut slot = None;
         let mut out = Vec::new();
-        arm(&mut slot, Timer::E, now, &mut out);
-        assert!(!take_if_due(
-            &mut slot,
-            now + std::time::Duration::from_millis(1)
-        ));
+        arm(&mut slot, Timer::E, now, Duration::ZERO, &mut out);
+        assert!(!take_if_due(&mut slot, now + Duration::from_millis(1)));
         assert!(take_if_due(&mut slot, now));
+        arm(&mut slot, Timer::F, now, Duration::MAX, &mut out);
+        assert!(slot.is_some_and(|at| at > now), "saturates, no panic");
+        let far = slot.unwrap();
+        assert!(take_if_due(&mut slot, far));
         assert!(!take_if_due(&mut slot, now), "fires once");
     }
 }

@@ -60,7 +60,8 @@ impl ServerInvite {
         arm(
             &mut m.timer_trying,
             Timer::Trying,
-            now + timers.trying_delay,
+            now,
+            timers.trying_delay,
             out,
         );
         m
@@ -97,7 +98,7 @@ impl ServerInvite {
                 if self.reliable {
                     self.terminate(out);
                 } else {
-                    arm(&mut self.timer_i, Timer::I, now + timers.t4, out);
+                    arm(&mut self.timer_i, Timer::I, now, timers.t4, out);
                 }
                 false
             }
@@ -126,7 +127,7 @@ impl ServerInvite {
                 out.push(Action::SendResponse);
                 self.state = State::Accepted;
                 self.timer_trying = None;
-                arm(&mut self.timer_l, Timer::L, now + timers.t1x64(), out);
+                arm(&mut self.timer_l, Timer::L, now, timers.t1x64(), out);
                 true
             }
             (State::Proceeding, ResponseClass::Failure) => {
@@ -136,9 +137,9 @@ impl ServerInvite {
                 self.timer_trying = None;
                 if !self.reliable {
                     self.interval = timers.t1;
-                    arm(&mut self.timer_g, Timer::G, now + timers.t1, out);
+                    arm(&mut self.timer_g, Timer::G, now, timers.t1, out);
                 }
-                arm(&mut self.timer_h, Timer::H, now + timers.t1x64(), out);
+                arm(&mut self.timer_h, Timer::H, now, timers.t1x64(), out);
                 true
             }
             // RFC 6026 §8.7: each 2xx retransmission from the TU is sent.
@@ -171,7 +172,7 @@ impl ServerInvite {
             Timer::G if take_if_due(&mut self.timer_g, at) => {
                 out.push(Action::Retransmit);
                 self.interval = timers.backoff_capped(self.interval);
-                arm(&mut self.timer_g, Timer::G, now + self.interval, out);
+                arm(&mut self.timer_g, Timer::G, now, self.interval, out);
             }
             Timer::H if take_if_due(&mut self.timer_h, at) => {
                 // §17.2.1: the ACK never came; tell the TU.

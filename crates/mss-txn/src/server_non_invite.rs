@@ -67,7 +67,7 @@ impl ServerNonInvite {
                 if self.reliable {
                     self.terminate(out);
                 } else {
-                    arm(&mut self.timer_j, Timer::J, now + timers.t1x64(), out);
+                    arm(&mut self.timer_j, Timer::J, now, timers.t1x64(), out);
                 }
                 true
             }
