@@ -50,6 +50,17 @@ impl Timers {
         self.t1.saturating_mul(64)
     }
 
+    /// These values with T1 at least 1 ms and T2 at least T1: a zero T1 would make Timers
+    /// A, E and G re-arm at the same instant forever.
+    pub fn sanitized(self) -> Timers {
+        let t1 = self.t1.max(Duration::from_millis(1));
+        Timers {
+            t1,
+            t2: self.t2.max(t1),
+            ..self
+        }
+    }
+
     /// The next retransmission interval after `current` for Timers E and G:
     /// doubling, capped at T2 (§17.1.2.2, §17.2.1).
     pub(crate) fn backoff_capped(&self, current: Duration) -> Duration {
@@ -98,6 +109,19 @@ mod tests {
         assert_eq!(t.t1x64(), Duration::from_secs(32));
         assert_eq!(t.t2, Duration::from_secs(4));
         assert_eq!(t.t4, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn sanitized_keeps_retransmissions_moving() {
+        let t = Timers {
+            t1: Duration::ZERO,
+            t2: Duration::ZERO,
+            ..Timers::default()
+        }
+        .sanitized();
+        assert_eq!(t.t1, Duration::from_millis(1));
+        assert_eq!(t.t2, Duration::from_millis(1));
+        assert_eq!(Timers::default().sanitized(), Timers::default());
     }
 
     #[test]

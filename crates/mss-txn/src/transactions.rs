@@ -100,10 +100,12 @@ pub struct Transactions {
 }
 
 impl Transactions {
-    /// An empty table.
+    /// An empty table. Timer values go through [`Timers::sanitized`].
     pub fn new(config: Config) -> Self {
         Transactions {
-            config,
+            config: Config {
+                timers: config.timers.sanitized(),
+            },
             txns: Slab::default(),
             keys: HashMap::new(),
             timers: TimerQueue::default(),

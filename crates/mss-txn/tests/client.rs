@@ -329,3 +329,20 @@ fn stale_timers_of_a_reused_slot_do_not_fire() {
     assert_eq!(h.txns.client_state(id), Some(State::Proceeding));
     assert!(h.txns.poll_timeout().is_none(), "heap drained");
 }
+
+#[test]
+fn timer_values_are_configurable() {
+    let timers = mss_txn::Timers {
+        t1: Duration::from_millis(100),
+        t2: Duration::from_millis(400),
+        ..mss_txn::Timers::default()
+    };
+    let mut h = Harness::with_config(mss_txn::Config { timers });
+    let req = parse_request(&request("OPTIONS", "z9hG4bKfast", "UDP", 1));
+    h.txns.send_request(h.now, req, udp()).unwrap();
+    h.drain();
+    h.run_idle();
+    let sends = times_ms(&h.sent, "OPTIONS");
+    assert_eq!(sends[..6], [0, 100, 300, 700, 1100, 1500]);
+    assert_eq!(h.events[0].0.as_millis(), 6_400, "Timer F = 64·T1");
+}

@@ -37,9 +37,13 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Harness {
+        Harness::with_config(Config::default())
+    }
+
+    pub fn with_config(config: Config) -> Harness {
         let start = Instant::now();
         Harness {
-            txns: Transactions::new(Config::default()),
+            txns: Transactions::new(config),
             start,
             now: start,
             sent: Vec::new(),
