@@ -40,7 +40,8 @@ def row_values(r):
     return {"rate": rate, "cpu": cpu, "p50": lat.get("p50_ms"), "p99": lat.get("p99_ms"),
             "lat_rate": lat.get("rate"), "lat_src": lat.get("source"),
             "mem_mb": mem / 1024.0 if mem else None,
-            "steps": len(r.get("steps", []))}
+            "steps": len(r.get("steps", [])),
+            "unconfirmed": bool(best and best.get("unconfirmed"))}
 
 
 def markdown(doc):
@@ -57,7 +58,8 @@ def markdown(doc):
         "Machine: %s × %s, Linux %s; server data (SQLite) on %s. "
         "Versions: mss %s; Kamailio %s; SIPp %s." % (
             m["nproc"], m["model"], m["kernel"], m.get("data_fs", "unknown"),
-            v.get("mss", "not run"), v.get("kamailio", "not run"), m["sipp"]),
+            v.get("mss", "not run"), v.get("kamailio", "not run"), m["sipp"])
+        + (" Servers and SIPp ran under `nice -n %s`." % m["nice"] if m.get("nice") else ""),
         "",
         "| scenario | server | max rate (calls/s) | CPU µs/call | CPU mss/Kam | rate mss/Kam "
         "| p50 ms | p99 ms | memory MB |",
@@ -77,7 +79,12 @@ def markdown(doc):
                 lines.append("| %s | %s | %s | | | | | | |" % (scenario, NAMES[name], why))
                 continue
             rate = fmt_int(vals["rate"]) if vals["rate"] else "< %s" % fmt_int(
-                doc["settings"].get("start"))
+                doc["settings"].get("min_rate"))
+            if vals["unconfirmed"]:
+                rate += " ⁽¹⁾"
+                notes.append("⁽¹⁾ %s/%s: no rate held for the whole %d-s confirmation; "
+                             "the rate shown held for a %d-s probe." % (
+                                 scenario, NAMES[name], st["confirm"], st["probe"]))
             ratio_cpu = ratio_rate = ""
             if name == "mss" and kam:
                 ratio_cpu = fmt_ratio(vals["cpu"], kam["cpu"])

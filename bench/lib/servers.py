@@ -8,6 +8,7 @@ import time
 import uuid
 
 import procstat
+import sipp
 
 
 def sip_ping(host, port, timeout_s):
@@ -40,6 +41,22 @@ def sip_ping(host, port, timeout_s):
     finally:
         sock.close()
     return False
+
+
+def udp_sockets_on(port):
+    """How many UDP sockets (any address, v4 and v6) are bound to this local port."""
+    n = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) > 1 and cols[1].rsplit(":", 1)[-1] == "%04X" % port:
+                        n += 1
+        except OSError:
+            pass
+    return n
 
 
 def port_busy(port):
@@ -93,7 +110,7 @@ class Server:
         with open(self.log, "a") as log:
             log.write("\n# %s\n" % " ".join(cmd))
             log.flush()
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(sipp.niced(cmd), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.workdir)
         self.register_pid(self.proc.pid)
         self.started_at = time.monotonic()
@@ -103,10 +120,20 @@ class Server:
                 return "exited with status %s (see %s)" % (self.proc.returncode, self.log)
             if sip_ping("127.0.0.1", self.port, 0.5):
                 self.ready_after_s = time.monotonic() - self.started_at
+                self.sockets_at_start = udp_sockets_on(self.port)
                 return None
         self.stop()
         return "no SIP answer on 127.0.0.1:%d within %d s (see %s)" % (
             self.port, ready_timeout_s, self.log)
+
+    def port_taken_over(self):
+        """True when another program bound our UDP port after we started.
+
+        Kamailio binds with SO_REUSEADDR, so a second Kamailio (a test run
+        elsewhere on the machine) can bind the same address and receive the
+        traffic meant for ours; it shows up as one more socket on the port.
+        """
+        return udp_sockets_on(self.port) > getattr(self, "sockets_at_start", 1)
 
     def pids(self):
         if self.proc is None or self.proc.poll() is not None:

@@ -14,6 +14,12 @@ SIPP = os.environ.get("SIPP", "sipp")
 BUFF = "4194304"
 
 
+def niced(cmd):
+    """cmd run under `nice -n $BENCH_NICE` when that is set (e.g. -10 on a busy machine)."""
+    n = os.environ.get("BENCH_NICE", "").strip()
+    return ["nice", "-n", n] + cmd if n else cmd
+
+
 def read_stats(path):
     """Last complete row of a SIPp -trace_stat file as {column: value}, or {}."""
     try:
@@ -80,7 +86,7 @@ class Uas:
         self.stat = prefix + ".stat.csv"
         cmd = [SIPP, "-sf", scenario, "-i", "127.0.0.1", "-p", str(port),
                "-timeout", "%ds" % timeout_s] + common_args(self.stat, prefix)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(niced(cmd), stdout=subprocess.DEVNULL,
                                      stderr=open(prefix + ".stderr.log", "w"))
         register_pid(self.proc.pid)
         time.sleep(0.3)  # bound and listening before the first MESSAGE arrives
@@ -108,7 +114,7 @@ def run_uac(cmd, prefix, wall_limit_s, register_pid, early_abort=True, uas_stat=
     with open(prefix + ".cmd", "w") as f:
         f.write(" ".join(cmd) + "\n")
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(niced(cmd), stdout=subprocess.DEVNULL,
                             stderr=open(prefix + ".stderr.log", "w"), cwd=cwd)
     register_pid(proc.pid)
     aborted = None
