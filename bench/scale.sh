@@ -2,6 +2,7 @@
 # Scale check of mss: 100,000 registered users, memory, and restore after restart.
 #
 #   bench/scale.sh [--no-build] [--mss-bin PATH] [--rate 4000] [--count 100000]
+#                  [--no-kamailio]
 #
 # Starts mss (fresh data dir) with the 100,000 benchmark users, registers every
 # one of them with SIPp (reg-auth, Expires 3600), reads the number of
@@ -10,7 +11,10 @@
 # are back. The count comes from the Prometheus gauge
 #   mss_registered_contacts   (GET http://ADMIN/metrics)
 # or, when /metrics lacks it, from the length of GET http://ADMIN/api/registrations.
-# Ports: SIP 127.0.0.1:15080, admin 127.0.0.1:15081, SIPp 15090 (BENCH_* to override).
+# First, as a reference, Kamailio (bench/kamailio/kamailio.cfg, usrloc in memory)
+# gets the same registrations and its memory is reported (--no-kamailio skips it).
+# Ports: SIP 127.0.0.1:15080, admin 127.0.0.1:15081, Kamailio 15070, SIPp 15090
+# (BENCH_* to override).
 # Results: bench/results/scale-*/scale.json.
 set -euo pipefail
 
@@ -20,14 +24,16 @@ WORK="${BENCH_WORK:-/tmp/mss-bench}"
 MSS_PORT="${BENCH_MSS_PORT:-15080}"
 MSS_ADMIN="${BENCH_MSS_ADMIN:-127.0.0.1:15081}"
 export BENCH_UAC_PORT="${BENCH_UAC_PORT:-15090}" BENCH_UAS_PORT="${BENCH_UAS_PORT:-15091}"
-BUILD=1 MSS_BIN="" RATE=4000 COUNT="${BENCH_USERS:-100000}"
+KAM_PORT="${BENCH_KAMAILIO_PORT:-15070}"
+BUILD=1 MSS_BIN="" RATE=4000 COUNT="${BENCH_USERS:-100000}" KAM=(--with-kamailio)
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --mss-bin) MSS_BIN="$2"; shift ;;
     --rate) RATE="$2"; shift ;;
     --count) COUNT="$2"; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --no-kamailio) KAM=() ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -40,17 +46,17 @@ PIDFILE="$WORK/scale-pids"
 : > "$PIDFILE"
 trap 'stop_started "$PIDFILE"' EXIT
 trap 'exit 130' INT TERM
-command -v sipp >/dev/null 2>&1 || ensure_packages
-check_ports "$MSS_PORT" "${MSS_ADMIN##*:}" "$BENCH_UAC_PORT"
+ensure_packages
+check_ports "$MSS_PORT" "${MSS_ADMIN##*:}" "$BENCH_UAC_PORT" "$KAM_PORT"
 if [ -z "$MSS_BIN" ]; then
-  MSS_BIN="$(build_mss "$BUILD")" || { log "mss: not available"; exit 3; }
+  MSS_BIN="$(build_mss "$BUILD")" || MSS_BIN="$WORK/no-mss-binary"
 fi
 USERS_DIR="$WORK/users-$COUNT"
-python3 "$BENCH_DIR/lib/gen_users.py" --out "$USERS_DIR" --count "$COUNT" --no-kamailio \
+python3 "$BENCH_DIR/lib/gen_users.py" --out "$USERS_DIR" --count "$COUNT" \
   --mss-ini "$WORK/mss-scale.ini" --mss-port "$MSS_PORT" --mss-admin "$MSS_ADMIN" \
   --data-dir "$WORK/mss-scale-data"
 timeout --signal=TERM --kill-after=20 900 \
   python3 "$BENCH_DIR/lib/bench.py" scale --users "$USERS_DIR" --work "$WORK" \
   --results "$BENCH_DIR/results" --pidfile "$PIDFILE" --mss-bin "$MSS_BIN" \
   --mss-ini "$WORK/mss-scale.ini" --mss-port "$MSS_PORT" --mss-admin "$MSS_ADMIN" \
-  --scale-rate "$RATE"
+  --scale-rate "$RATE" --kamailio-port "$KAM_PORT" "${KAM[@]}"

@@ -427,14 +427,46 @@ def registered_count(admin):
     return None
 
 
+def register_all(a, port, all_csv, total, prefix):
+    """Register every user of all_csv at --scale-rate; returns the SIPp result."""
+    duration = total / float(a.scale_rate)
+    cmd = sipp.uac_command("127.0.0.1:%d" % port,
+                           os.path.join(BENCH_DIR, "scenarios", "reg-auth.xml"), all_csv,
+                           {"domain": a.domain, "expires": 3600}, a.uac_port,
+                           a.scale_rate, total, int(duration * 2) + 30, prefix)
+    log("registering %d users at %d/s on 127.0.0.1:%d" % (total, a.scale_rate, port))
+    return sipp.run_uac(cmd, prefix, duration * 2 + 40, a.pids, early_abort=False)
+
+
+def scale_kamailio(a, all_csv, total, outdir):
+    """Reference: Kamailio's memory with every user registered (usrloc in memory)."""
+    kam = servers.Kamailio(a.kamailio_port, a.work, a.pids,
+                           os.path.join(BENCH_DIR, "kamailio", "kamailio.cfg"),
+                           os.path.join(a.users, "kamailio.db"), a.domain)
+    reason = kam.start(fresh=True)
+    if reason:
+        log("kamailio: not available (%s)" % reason)
+        return {"error": reason}
+    try:
+        idle_kb = kam.memory_kb()
+        res = register_all(a, kam.port, all_csv, total, os.path.join(outdir, "kamailio-register-all"))
+        time.sleep(1)
+        out = {"registered_ok": sipp.counter(res["stats"], "SuccessfulCall"),
+               "failed": sipp.counter(res["stats"], "FailedCall"),
+               "pss_sum_kb_idle": idle_kb, "pss_sum_kb": kam.memory_kb(),
+               "rss_sum_kb": kam.rss_sum_kb()}
+        log("kamailio: registered %d/%d; memory (sum of PSS) %.1f MB (%.1f MB idle)" % (
+            out["registered_ok"], total, out["pss_sum_kb"] / 1024.0, idle_kb / 1024.0))
+        return out
+    finally:
+        kam.stop()
+
+
 def cmd_scale(a):
     outdir = os.path.join(a.results, "scale-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     srv = servers.Mss(a.mss_port, a.work, a.pids, a.mss_bin, a.mss_ini,
                       os.path.join(a.work, "mss-scale-data"))
-    if not os.access(a.mss_bin, os.X_OK):
-        log("mss: not available (no binary at %s)" % a.mss_bin)
-        return 3
     # all users: the online recipient row plus every reg.csv row
     all_csv = os.path.join(outdir, "all.csv")
     with open(all_csv, "w") as out:
@@ -444,20 +476,21 @@ def cmd_scale(a):
                 out.writelines(f.readlines()[1:])
     with open(all_csv) as f:
         total = sum(1 for _ in f) - 1
-    reason = srv.start(fresh=True)
+    doc = {"users": total, "rate": a.scale_rate, "metric": METRIC}
+    if a.with_kamailio:
+        doc["kamailio"] = scale_kamailio(a, all_csv, total, outdir)
+    reason = None if os.access(a.mss_bin, os.X_OK) else "no binary at %s" % a.mss_bin
+    reason = reason or srv.start(fresh=True)
     if reason:
         log("mss: not available (%s)" % reason)
+        doc["mss"] = "not available: " + reason
+        with open(os.path.join(outdir, "scale.json"), "w") as f:
+            json.dump(doc, f, indent=2)
+        print(json.dumps(doc, indent=2))
         return 3
-    doc = {"users": total, "rate": a.scale_rate, "metric": METRIC}
     try:
-        prefix = os.path.join(outdir, "register-all")
-        duration = total / float(a.scale_rate)
-        cmd = sipp.uac_command("127.0.0.1:%d" % a.mss_port,
-                               os.path.join(BENCH_DIR, "scenarios", "reg-auth.xml"), all_csv,
-                               {"domain": a.domain, "expires": 3600}, a.uac_port,
-                               a.scale_rate, total, int(duration * 2) + 30, prefix)
-        log("registering %d users at %d/s" % (total, a.scale_rate))
-        res = sipp.run_uac(cmd, prefix, duration * 2 + 40, a.pids, early_abort=False)
+        doc["rss_idle_kb"] = srv.memory_kb()
+        res = register_all(a, a.mss_port, all_csv, total, os.path.join(outdir, "register-all"))
         ok = sipp.counter(res["stats"], "SuccessfulCall")
         doc["registered_ok"] = ok
         doc["failed"] = sipp.counter(res["stats"], "FailedCall")
@@ -587,6 +620,9 @@ def main():
     common(s)
     mss_args(s)
     s.add_argument("--scale-rate", type=int, default=4000)
+    s.add_argument("--with-kamailio", action="store_true",
+                   help="first measure Kamailio's memory with the same registrations")
+    s.add_argument("--kamailio-port", type=int, default=15070)
     s.add_argument("--restore-timeout", type=float, default=120)
 
     m = sub.add_parser("smoke")

@@ -96,6 +96,8 @@ def gen_mss_ini(path: str, names, domain: str, port: int, admin: str, data_dir: 
         "listen = udp:127.0.0.1:%d" % port,
         "data_dir = %s" % data_dir,
         "admin = %s" % admin,
+        "; SIPp answers MD5 only, and Kamailio offers MD5 only: the same work on both",
+        "digest_algorithms = md5",
         "",
         "[im]",
         "offline_max_messages = 10",
