@@ -77,4 +77,6 @@ ARGS=(run --users "$USERS_DIR" --work "$WORK" --results "$BENCH_DIR/results"
 [ "$WRITE" = 1 ] && ARGS+=(--benchmarks-md "$ROOT/BENCHMARKS.md")
 # timeout: a hard stop well above the expected run time (full < 15 min)
 timeout --signal=TERM --kill-after=20 1500 \
-  python3 "$BENCH_DIR/lib/bench.py" "${ARGS[@]}" "${QUICK[@]}" "${ONLY[@]}" "${EXTRA[@]}"
+  python3 "$BENCH_DIR/lib/bench.py" "${ARGS[@]}" "${QUICK[@]}" "${ONLY[@]}" "${EXTRA[@]}" &
+echo $! >> "$PIDFILE"   # the driver first: on exit it is stopped (and stops its servers)
+wait $!

@@ -59,4 +59,6 @@ timeout --signal=TERM --kill-after=20 900 \
   python3 "$BENCH_DIR/lib/bench.py" scale --users "$USERS_DIR" --work "$WORK" \
   --results "$BENCH_DIR/results" --pidfile "$PIDFILE" --mss-bin "$MSS_BIN" \
   --mss-ini "$WORK/mss-scale.ini" --mss-port "$MSS_PORT" --mss-admin "$MSS_ADMIN" \
-  --scale-rate "$RATE" --kamailio-port "$KAM_PORT" "${KAM[@]}"
+  --scale-rate "$RATE" --kamailio-port "$KAM_PORT" "${KAM[@]}" &
+echo $! >> "$PIDFILE"   # the driver first: on exit it is stopped (and stops its servers)
+wait $!

@@ -51,4 +51,6 @@ mkdir -p "$BENCH_DIR/results"
 timeout --signal=TERM --kill-after=10 300 \
   python3 "$BENCH_DIR/lib/bench.py" smoke --target "$TARGET" --users "$USERS_DIR" \
   --work "$WORK" --results "$BENCH_DIR/results" --pidfile "$PIDFILE" --domain "$DOMAIN" \
-  "${EXTRA[@]}"
+  "${EXTRA[@]}" &
+echo $! >> "$PIDFILE"   # the driver first: on exit it is stopped (and stops its servers)
+wait $!

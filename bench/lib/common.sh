@@ -3,7 +3,7 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Stop every process listed in the pid file (one PID per line), by PID, only if
-# it is still one of ours (sipp, kamailio, dumpcap or mss).
+# it is still one of ours (the driver under `timeout`, sipp, kamailio, dumpcap, mss).
 stop_started() {
   local pidfile="$1" pid comm left
   [ -f "$pidfile" ] || return 0
@@ -12,7 +12,7 @@ stop_started() {
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || continue
     comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
     case "$comm" in
-      sipp|kamailio|dumpcap|mss) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
+      timeout|sipp|kamailio|dumpcap|mss) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
     esac
   done < "$pidfile"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
