@@ -1,0 +1,140 @@
+//! External lines against providers that misbehave in the ways real ones do: SIPp UAS
+//! scenarios (`tests/providers/uas-*.xml`) on 127.0.0.1, started by each test, with the real
+//! `mss` binary registering one line to them. Each test checks the state `GET /api/lines`
+//! shows while the provider refuses, and that the line comes online once it accepts.
+//!
+//! The retries run on the real schedule (first backoff 24–30 s, Timer F 32 s); the tests run
+//! in parallel, so the slowest one (silence: a timeout, then a backoff) sets the pace.
+//!
+//! Needs `sipp` (`scripts/install-test-deps.sh`); without it the tests fail and say so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod lines_common;
+#[path = "providers/support.rs"]
+mod providers;
+
+use std::time::Duration;
+
+use lines_common::{start_mss, unix_now, wait_state, Spy};
+use providers::{ProviderGuard, Scenario};
+
+fn sipp(scenario: Scenario, vars: &[(&str, &str)]) -> ProviderGuard {
+    providers::start_sipp(scenario, vars)
+        .unwrap_or_else(|e| panic!("cannot start the SIPp provider: {e}"))
+}
+
+#[test]
+fn interval_too_brief_takes_min_expires() {
+    let provider = sipp(Scenario::IntervalTooBrief, &[]);
+    let spy = Spy::new(provider.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mss = start_mss(dir.path(), spy.addr(), "expires = 60\n", None);
+    let log = || provider.log();
+    let l = wait_state(&mss, "online", Duration::from_secs(5), &log);
+    let left = l["expires_at"].as_u64().unwrap().saturating_sub(unix_now());
+    assert!(
+        (100..=121).contains(&left),
+        "granted 120 s, {left} s left: {l}"
+    );
+    let asked: Vec<_> = spy.registers().iter().map(|r| r.expires).collect();
+    assert_eq!(asked.first(), Some(&Some(60)), "{asked:?}");
+    assert_eq!(asked.last(), Some(&Some(120)), "{asked:?}");
+    assert!(mss.stderr().contains("registrar wants at least 120 s"));
+}
+
+#[test]
+fn proxy_authentication_407_is_answered() {
+    let provider = sipp(Scenario::ProxyAuth, &[("user", lines_common::USER)]);
+    let spy = Spy::new(provider.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mss = start_mss(dir.path(), spy.addr(), "", None);
+    let log = || provider.log();
+    let l = wait_state(&mss, "online", Duration::from_secs(5), &log);
+    assert!(l["last_failure"].is_null(), "{l}");
+    let codes: Vec<_> = spy.answers().into_iter().map(|a| a.method).collect();
+    assert_eq!(codes, ["407", "200"]);
+    let last = spy.registers().pop().unwrap();
+    assert!(last.authorized, "the retry carries Proxy-Authorization");
+}
+
+#[test]
+fn forbidden_is_auth_failed_then_retried_with_backoff() {
+    let provider = sipp(Scenario::Forbidden, &[("fail_count", "1")]);
+    let spy = Spy::new(provider.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mss = start_mss(dir.path(), spy.addr(), "", None);
+    let log = || provider.log();
+    let l = wait_state(&mss, "auth_failed", Duration::from_secs(5), &log);
+    assert_eq!(l["last_failure"]["code"], 403, "{l}");
+    assert_eq!(l["last_failure"]["reason"], "Forbidden", "{l}");
+    // The first backoff is 24–30 s; never giving up, the line then gets in.
+    let wait = l["next_attempt_at"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(unix_now());
+    assert!((20..=31).contains(&wait), "next attempt in {wait} s: {l}");
+    let l = wait_state(&mss, "online", Duration::from_secs(35), &log);
+    assert_eq!(
+        l["last_failure"]["code"], 403,
+        "the last failure stays visible: {l}"
+    );
+    assert_eq!(spy.registers().len(), 2, "{:?}", spy.registers());
+}
+
+#[test]
+fn unavailable_503_honours_retry_after() {
+    let provider = sipp(
+        Scenario::Unavailable,
+        &[("fail_count", "1"), ("retry_after", "3")],
+    );
+    let spy = Spy::new(provider.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mss = start_mss(dir.path(), spy.addr(), "", None);
+    let log = || provider.log();
+    let l = wait_state(&mss, "backing_off", Duration::from_secs(5), &log);
+    assert_eq!(l["last_failure"]["code"], 503, "{l}");
+    let failed_at = unix_now();
+    let wait = l["next_attempt_at"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(failed_at);
+    assert!(
+        (2..=4).contains(&wait),
+        "Retry-After 3, next attempt in {wait} s: {l}"
+    );
+    wait_state(&mss, "online", Duration::from_secs(8), &log);
+    // Never before the time asked (RFC 3261 §20.33).
+    assert!(unix_now() >= failed_at + 2);
+    assert_eq!(spy.registers().len(), 2, "{:?}", spy.registers());
+}
+
+#[test]
+fn silence_is_unreachable_then_recovers() {
+    // The first REGISTER gets no answer. SIPp absorbs retransmissions of a request it has
+    // not answered (they do not count), so its ten retransmissions until Timer F (Timer E
+    // doubles from 0.5 s up to T2 = 4 s: 0.5, 1.5, 3.5, 7.5, 11.5 … 31.5 s; RFC 3261
+    // §17.1.2.2) stay silent too.
+    let provider = sipp(Scenario::Silence, &[("silent_count", "1")]);
+    let spy = Spy::new(provider.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mss = start_mss(dir.path(), spy.addr(), "", None);
+    let log = || provider.log();
+    let l = wait_state(&mss, "registering", Duration::from_secs(5), &log);
+    assert!(l["last_failure"].is_null(), "{l}");
+    // Timer F: 64·T1 = 32 s without an answer.
+    let l = wait_state(&mss, "unreachable", Duration::from_secs(36), &log);
+    assert_eq!(l["last_failure"]["code"], 408, "{l}");
+    let reason = l["last_failure"]["reason"].as_str().unwrap();
+    assert!(reason.contains("no answer"), "{l}");
+    let sent = spy.registers();
+    assert_eq!(
+        sent.len(),
+        11,
+        "one REGISTER, ten retransmissions: {sent:?}"
+    );
+    assert!(sent.iter().all(|r| r.cseq == sent[0].cseq));
+    // Then the backoff (24–30 s) and the provider answers.
+    wait_state(&mss, "online", Duration::from_secs(35), &log);
+}
