@@ -26,11 +26,10 @@ fn expected(name: &str) -> Option<u16> {
         // Valid requests mss does not serve yet (calls) or does not know: 501.
         "wsinv" | "intmeth" | "esc01" | "esc02" | "longreq" | "invut" | "sdp01" | "inv2543"
         | "mismatch02" => Some(501),
-        // MESSAGE: the messaging service answers once it is wired (501 until then).
-        "mpart01" => Some(501),
-        // Valid requests for foreign domains (example.com …): mss is no open relay, 404.
-        "escnull" | "lwsdisp" | "dblreq" | "semiuri" | "transports" | "badbranch" | "unksm2"
-        | "regaut01" | "zeromf" | "cparam01" | "cparam02" | "regescrt" => Some(404),
+        // Valid requests for foreign domains (example.com …): mss is no open relay, 404
+        // (mpart01: a MESSAGE to kumiko@example.org, refused before any challenge).
+        "mpart01" | "escnull" | "lwsdisp" | "dblreq" | "semiuri" | "transports" | "badbranch"
+        | "unksm2" | "regaut01" | "zeromf" | "cparam01" | "cparam02" | "regescrt" => Some(404),
         "unkscm" | "novelsc" => Some(416),
         "bext01" => Some(420),
         "badvers" => Some(505),

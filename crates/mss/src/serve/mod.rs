@@ -7,6 +7,7 @@
 //! - `worker.rs`: the one task that owns the sans-IO machines and its seams;
 //! - `registrar.rs`: the registrar's part of the worker (REGISTER, sweep, admin view);
 //! - `lines.rs`: the external lines' part of the worker (registration clients, admin view);
+//! - `im.rs`: the instant messages' part of the worker (MESSAGE, offline store, delivery);
 //! - `dns.rs`: the lookup of a line's registrar (SRV, A/AAAA; RFC 3263 §4);
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: worker counters and the transport/store series of `/metrics`.
@@ -18,6 +19,7 @@
 
 mod admin;
 mod dns;
+mod im;
 mod inbound;
 mod lines;
 mod registrar;
@@ -226,6 +228,13 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
             registrar,
             domains,
             lines: lines::Lines::new(loaded, now),
+            im: im::Im::new(
+                c,
+                NonceSecret::from_bytes(key),
+                &im_via_host(c, &transports),
+                now,
+                rand::rngs::OsRng.next_u64(),
+            ),
             completions: completions_tx,
         },
         setup::answer(c),
@@ -284,6 +293,17 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
     transports.shutdown().await;
     tracing::info!("transports closed");
     outcome
+}
+
+/// The Via sent-by of requests mss sends when the transports cannot name one for a peer:
+/// the first bound address if it is a specific one, else the domain.
+fn im_via_host(c: &config::Config, transports: &Transports) -> String {
+    transports
+        .local_addrs()
+        .iter()
+        .map(|l| l.addr)
+        .find(|a| !a.ip().is_unspecified())
+        .map_or_else(|| c.server.domain.clone(), |a| a.to_string())
 }
 
 /// Waits for SIGINT or SIGTERM and names it. If the handlers cannot be installed, waits

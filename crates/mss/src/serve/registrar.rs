@@ -46,10 +46,10 @@ impl Worker {
             Ok(()) => {
                 let done = self.registrar.complete(now, *pending);
                 tracing::debug!(user = %done.user, "registered");
-                // The messaging glue delivers stored messages here when
-                // `done.became_reachable` (serve/im.rs).
                 self.respond(now, server, done.response);
                 self.update_registered_gauge();
+                // After the 200: stored messages go out (serve/im.rs).
+                self.im_user_registered(now, &done.user);
             }
             Err(e) => {
                 tracing::warn!(user = %pending.user(), error = %e, "binding not stored; answering 500");
@@ -122,6 +122,7 @@ mod tests {
     use tokio::net::UdpSocket;
     use tokio::sync::{mpsc, oneshot, watch};
 
+    use super::super::im::Im;
     use super::super::lines::Lines;
     use super::super::setup;
     use super::super::stats::WorkerStats;
@@ -191,6 +192,13 @@ mod tests {
                 registrar,
                 domains,
                 lines: Lines::new(&loaded, setup::now()),
+                im: Im::new(
+                    c,
+                    NonceSecret::from_bytes([5; 32]),
+                    "127.0.0.1",
+                    setup::now(),
+                    1,
+                ),
                 completions: completions_tx,
             },
             setup::answer(c),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use mss_admin::{Direction, LineView, Metrics};
 use mss_services::registrar::{PendingRegister, Registrar};
 use mss_services::{Answer, LocalDomains, Now, Precheck};
-use mss_sip::{Flow, HeaderName, Message, Method, Request, Response, StatusCode, Uri};
+use mss_sip::{Flow, Message, Method, Request, Response, StatusCode, Uri};
 use mss_store::{Store, StoreError, StoreFuture};
 use mss_transport::{route_response, Received, ResponseRoute, Transports};
 use mss_txn::{
@@ -31,6 +31,7 @@ use mss_txn::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::im::{Im, ImCompletion};
 use super::inbound::{classify, Inbound};
 use super::lines::{LineCompletion, Lines};
 use super::setup::{now, SWEEP_INTERVAL};
@@ -60,6 +61,8 @@ pub(crate) enum Completion {
     Swept(Result<u64, StoreError>),
     /// A line's stored record, DNS lookup or record write finished (`serve/lines.rs`).
     Line(LineCompletion),
+    /// A store call of the messaging service finished (`serve/im.rs`).
+    Im(ImCompletion),
 }
 
 /// Who started a client transaction, so that its responses reach the right service.
@@ -71,6 +74,8 @@ pub(crate) enum Completion {
 pub(crate) enum ClientOwner {
     /// The REGISTER of line number `.0` (`serve/lines.rs`).
     Line(usize),
+    /// A relayed MESSAGE or the delivery of a stored one (`serve/im.rs`).
+    Im(mss_services::im::RequestToken),
 }
 
 /// A question from the admin API, answered from the worker's state (see `serve/admin.rs`).
@@ -121,6 +126,8 @@ pub(crate) struct Parts {
     pub(crate) domains: LocalDomains,
     /// The configured external lines (`serve/lines.rs`).
     pub(crate) lines: Lines,
+    /// Instant messages (`serve/im.rs`).
+    pub(crate) im: Im,
     /// Sender side of the completion channel (the worker hands clones to its tasks).
     pub(crate) completions: mpsc::UnboundedSender<Completion>,
 }
@@ -137,6 +144,7 @@ pub(crate) struct Worker {
     pub(super) answer: Answer,
     pub(super) domains: LocalDomains,
     pub(super) lines: Lines,
+    pub(super) im: Im,
     /// Who started each live client transaction.
     pub(super) clients: HashMap<ClientTransactionId, ClientOwner>,
     /// Where each live server transaction answers.
@@ -167,6 +175,7 @@ impl Worker {
             answer,
             domains: parts.domains,
             lines: parts.lines,
+            im: parts.im,
             clients: HashMap::new(),
             routes: HashMap::new(),
             arrival: None,
@@ -241,6 +250,9 @@ impl Worker {
         if let Some(t) = self.lines_timeout() {
             at = at.min(t);
         }
+        if let Some(t) = self.im_timeout() {
+            at = at.min(t);
+        }
         at
     }
 
@@ -288,6 +300,7 @@ impl Worker {
             } => self.on_register_stored(now, server, pending, result),
             Completion::Swept(result) => self.on_swept(result),
             Completion::Line(c) => self.on_line_completion(now, c),
+            Completion::Im(c) => self.on_im_completion(now, c),
         }
     }
 
@@ -305,6 +318,7 @@ impl Worker {
     fn on_timeout(&mut self, now: Now) {
         self.txns.handle_timeout(now.mono);
         self.lines_on_timeout(now);
+        self.im_on_timeout(now);
         if now.mono >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now.mono + SWEEP_INTERVAL;
@@ -426,6 +440,10 @@ impl Worker {
                 let index = *index;
                 self.on_line_client_event(id, index, response);
             }
+            Some(ClientOwner::Im(token)) => {
+                let token = *token;
+                self.on_im_client_event(id, token, response);
+            }
             None => tracing::debug!(?id, "event for a client transaction nobody owns"),
         }
     }
@@ -452,7 +470,7 @@ impl Worker {
         match req.method() {
             Method::Register => self.on_register(now, id, &req, &from),
             Method::Options => self.on_options(now, id, &req),
-            Method::Message => self.on_message_request(now, id, &req, &from),
+            Method::Message => self.on_message(now, id, &req),
             // RFC 3261 §9.2: a CANCEL that matches no transaction.
             Method::Cancel => {
                 let rsp = self.answer.response(
@@ -484,26 +502,6 @@ impl Worker {
         } else {
             self.answer.reject(req, &mss_services::Reject::NotFound)
         };
-        self.respond(now, id, rsp);
-    }
-
-    /// `MESSAGE` (RFC 3428). The messaging glue (`serve/im.rs`) replaces this answer with
-    /// the messaging service; until it is wired, every MESSAGE gets `501` and a `Warning`
-    /// that says so.
-    fn on_message_request(
-        &mut self,
-        now: Now,
-        id: ServerTransactionId,
-        req: &Request,
-        _from: &Flow,
-    ) {
-        let mut rsp = self
-            .answer
-            .reject(req, &mss_services::Reject::NotImplemented);
-        let warning = self
-            .answer
-            .warning("instant messages are not served by this mss build yet");
-        rsp.headers_mut().push(HeaderName::Warning, warning);
         self.respond(now, id, rsp);
     }
 
