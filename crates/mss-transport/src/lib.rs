@@ -1,9 +1,10 @@
 //! mss-transport: SIP over UDP and TCP on tokio (RFC 3261 §18).
 //!
 //! [`Transports::bind`] binds the configured [`ListenSpec`]s and starts the socket tasks:
-//! one receive loop per UDP socket, one accept loop per TCP listener, and one task per TCP
-//! connection that frames the stream (with `mss_sip::framing`, RFC 3261 §18.3), answers
-//! CRLF keep-alives (RFC 5626 §3.5.1) and writes the connection's send queue. Every
+//! one receive loop per UDP socket (which also answers RFC 5626 STUN keep-alives itself,
+//! see [`stun`]), one accept loop per TCP listener, and one task per TCP connection that
+//! frames the stream incrementally (with `mss_sip::framing::Framer`, RFC 3261 §18.3),
+//! answers CRLF keep-alives (RFC 5626 §3.5.1) and writes the connection's send queue. Every
 //! complete message goes, as a [`Received`], into one bounded channel; the caller parses
 //! it. [`Transports::send`] sends on a [`Flow`](mss_sip::net::Flow): UDP to an address, TCP
 //! on the connection a request came on (RFC 5626 flow reuse) or on a new one.
@@ -32,6 +33,8 @@
 //! - [`stamp`] — stamping `received`/`rport` into a parsed request's top Via, and
 //!   routing a response from the Via headers of a parsed message;
 //! - [`stats`] — [`TransportStats`] counters for the admin API;
+//! - [`stun`] — the limited STUN server of SIP UDP ports (RFC 5626 §8, RFC 5389): telling
+//!   STUN from SIP and encoding Binding responses (pure functions);
 //! - [`error`] — [`TransportError`];
 //! - internal — `udp`, `tcp` (listeners, accept loop, outbound connections),
 //!   `connection` (one TCP connection's reader and writer), `table` (open connections
@@ -48,6 +51,7 @@ pub mod routing;
 mod shared;
 pub mod stamp;
 pub mod stats;
+pub mod stun;
 mod table;
 mod tcp;
 pub mod transports;

@@ -29,6 +29,12 @@ pub struct TransportStats {
     pub tcp_idle_closed: AtomicU64,
     /// CRLF keep-alive pings answered with a pong (RFC 5626 §3.5.1).
     pub tcp_keepalives_answered: AtomicU64,
+    /// STUN Binding requests on a UDP socket answered with a Binding response: the
+    /// keep-alives of RFC 5626 §4.4.2 (counted in `udp_datagrams_received` too, never
+    /// delivered as messages).
+    pub udp_stun_keepalives_answered: AtomicU64,
+    /// STUN-shaped UDP datagrams dropped unanswered: not a Binding request, or malformed.
+    pub udp_stun_dropped: AtomicU64,
     /// Failed `accept` calls (retried with backoff).
     pub tcp_accept_errors: AtomicU64,
     /// TCP connections closed because the peer broke the framing (RFC 3261 §18.3):
@@ -64,6 +70,10 @@ pub struct TransportStatsSnapshot {
     pub tcp_idle_closed: u64,
     /// See [`TransportStats::tcp_keepalives_answered`].
     pub tcp_keepalives_answered: u64,
+    /// See [`TransportStats::udp_stun_keepalives_answered`].
+    pub udp_stun_keepalives_answered: u64,
+    /// See [`TransportStats::udp_stun_dropped`].
+    pub udp_stun_dropped: u64,
     /// See [`TransportStats::tcp_accept_errors`].
     pub tcp_accept_errors: u64,
     /// See [`TransportStats::framing_errors`].
@@ -88,6 +98,8 @@ impl TransportStats {
             tcp_connections_refused: get(&self.tcp_connections_refused),
             tcp_idle_closed: get(&self.tcp_idle_closed),
             tcp_keepalives_answered: get(&self.tcp_keepalives_answered),
+            udp_stun_keepalives_answered: get(&self.udp_stun_keepalives_answered),
+            udp_stun_dropped: get(&self.udp_stun_dropped),
             tcp_accept_errors: get(&self.tcp_accept_errors),
             framing_errors: get(&self.framing_errors),
             send_errors: get(&self.send_errors),

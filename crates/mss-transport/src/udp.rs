@@ -13,7 +13,8 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
 use crate::shared::{Received, Shared, UdpEndpoint};
-use crate::stats;
+use crate::stats::{self, TransportStats};
+use crate::stun;
 
 /// Room for the largest datagram: 65,535 bytes less the IPv6 and UDP headers fit in it
 /// (RFC 3261 §18.1.1: "implementations MUST be able to handle messages up to the maximum
@@ -55,7 +56,8 @@ pub(crate) fn bind(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io::Re
     UdpSocket::from_std(socket.into())
 }
 
-/// Reads datagrams from one socket until shutdown and hands each one over whole.
+/// Reads datagrams from one socket until shutdown and hands each one over whole; STUN
+/// datagrams (RFC 5626 §8) are answered or dropped here and never handed over.
 ///
 /// Never waits for the channel: when it is full the datagram is dropped and counted, so a
 /// flood cannot stall the socket (the sender retransmits, RFC 3261 §17.1.2.2).
@@ -82,6 +84,10 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         let Some(payload) = buf.get(..len) else {
             continue;
         };
+        if stun::is_stun(payload) {
+            answer_stun(st, &socket, local, remote, payload);
+            continue;
+        }
         let received = Received {
             data: Bytes::copy_from_slice(payload),
             flow: Flow::udp(remote),
@@ -94,6 +100,32 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         }
     }
     tracing::debug!(%local, "UDP receive loop stopped");
+}
+
+/// Answers a STUN datagram in place (RFC 5626 §8): a Binding request gets its Binding
+/// response at once from the socket it came to, so a keep-alive never waits behind SIP
+/// traffic in the channel; anything else STUN-shaped is dropped. Never waits: a full
+/// kernel buffer loses the response, like any UDP loss (the phone retransmits).
+fn answer_stun(
+    st: &TransportStats,
+    socket: &UdpSocket,
+    local: SocketAddr,
+    remote: SocketAddr,
+    payload: &[u8],
+) {
+    match stun::binding_response(payload, remote) {
+        Ok(response) => match socket.try_send_to(&response, remote) {
+            Ok(_) => stats::bump(&st.udp_stun_keepalives_answered),
+            Err(e) => {
+                stats::bump(&st.send_errors);
+                tracing::debug!(%local, peer = %remote, error = %e, "STUN response not sent");
+            }
+        },
+        Err(e) => {
+            stats::bump(&st.udp_stun_dropped);
+            tracing::debug!(%local, peer = %remote, error = %e, "STUN datagram dropped");
+        }
+    }
 }
 
 /// Picks the socket to send from: the one bound at `from` if given and bound, otherwise the
