@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::{wait_for, Peer};
 use im_common::{
-    call_id, header, message_text, messages, reason, send_message, start, stored, transact, Ua,
+    call_id, header, message_text, messages, proxy_authorization, reason, send_message, start,
+    stored, transact, Draft, Ua,
 };
 use mss_sip::HeaderName;
 
@@ -86,41 +87,16 @@ fn bad_bodies_and_senders_are_refused() {
 
     // Credentials of 100 with From 101: a spoofed sender is never stored.
     let cid = call_id("spoof");
-    let first = transact(
-        &peer,
-        s.sip(),
-        &message_text(&peer, "101", "102", &cid, 1, TEXT, b"hi", ""),
-    );
+    let d = Draft {
+        from: "101",
+        to: "102",
+        content_type: TEXT,
+        body: b"hi",
+    };
+    let first = transact(&peer, s.sip(), &message_text(&peer, &d, &cid, 1, ""));
     assert_eq!(first.status().as_u16(), 407);
-    let ch = first
-        .headers()
-        .auth(&HeaderName::ProxyAuthenticate)
-        .unwrap();
-    let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
-    let auth = mss_auth::authorize(
-        params,
-        "MESSAGE",
-        "sip:102@pbx.test",
-        "100",
-        "pw-100",
-        "c",
-        1,
-    )
-    .unwrap();
-    let spoofed = transact(
-        &peer,
-        s.sip(),
-        &message_text(
-            &peer,
-            "101",
-            "102",
-            &cid,
-            2,
-            TEXT,
-            b"hi",
-            &format!("Proxy-Authorization: {auth}\r\n"),
-        ),
-    );
+    let auth = proxy_authorization(&first, "102", "100");
+    let spoofed = transact(&peer, s.sip(), &message_text(&peer, &d, &cid, 2, &auth));
     assert_eq!(spoofed.status().as_u16(), 403, "{spoofed:?}");
     assert_eq!(reason(&spoofed), "From Does Not Match Credentials");
 

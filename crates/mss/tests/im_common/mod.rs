@@ -61,28 +61,30 @@ pub fn call_id(prefix: &str) -> String {
     )
 }
 
-/// A MESSAGE from `from` (a local user at pbx.test) to `to` at pbx.test, sent from `peer`.
-/// `content_type: None` leaves the header out; `extra` are header lines ending in CRLF.
-pub fn message_text(
-    peer: &Peer,
-    from: &str,
-    to: &str,
-    call_id: &str,
-    cseq: u32,
-    content_type: Option<&str>,
-    body: &[u8],
-    extra: &str,
-) -> Vec<u8> {
+/// What a test MESSAGE says: from `from` to `to` (local users at pbx.test);
+/// `content_type: None` leaves the header out.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// `d` as a MESSAGE sent from `peer`; `extra` are header lines ending in CRLF.
+pub fn message_text(peer: &Peer, d: &Draft<'_>, call_id: &str, cseq: u32, extra: &str) -> Vec<u8> {
     let me = peer.addr();
-    let ct = content_type
+    let (from, to) = (d.from, d.to);
+    let ct = d
+        .content_type
         .map(|c| format!("Content-Type: {c}\r\n"))
         .unwrap_or_default();
     let mut out = format!(
         "MESSAGE sip:{to}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{from}@pbx.test>;tag=t{cseq}\r\nTo: <sip:{to}@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} MESSAGE\r\n{ct}{extra}Content-Length: {}\r\n\r\n",
-        body.len()
+        d.body.len()
     )
     .into_bytes();
-    out.extend_from_slice(body);
+    out.extend_from_slice(d.body);
     out
 }
 
@@ -96,14 +98,23 @@ pub fn send_message(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Response {
+    let d = Draft {
+        from,
+        to,
+        content_type,
+        body,
+    };
     let cid = call_id("im");
-    let first = transact(
-        peer,
-        server,
-        &message_text(peer, from, to, &cid, 1, content_type, body, ""),
-    );
+    let first = transact(peer, server, &message_text(peer, &d, &cid, 1, ""));
     assert_eq!(first.status().as_u16(), 407, "{first:?}");
-    let ch = first
+    let auth = proxy_authorization(&first, to, from);
+    transact(peer, server, &message_text(peer, &d, &cid, 2, &auth))
+}
+
+/// The `Proxy-Authorization` header line (with CRLF) answering the MD5 challenge of
+/// `challenge` as `user`, for a MESSAGE to `to`@pbx.test.
+pub fn proxy_authorization(challenge: &Response, to: &str, user: &str) -> String {
+    let ch = challenge
         .headers()
         .auth(&HeaderName::ProxyAuthenticate)
         .unwrap();
@@ -112,26 +123,13 @@ pub fn send_message(
         params,
         "MESSAGE",
         &format!("sip:{to}@pbx.test"),
-        from,
-        password(from),
+        user,
+        password(user),
         "0a4f113b",
         1,
     )
     .unwrap();
-    transact(
-        peer,
-        server,
-        &message_text(
-            peer,
-            from,
-            to,
-            &cid,
-            2,
-            content_type,
-            body,
-            &format!("Proxy-Authorization: {auth}\r\n"),
-        ),
-    )
+    format!("Proxy-Authorization: {auth}\r\n")
 }
 
 /// Sends `bytes` and returns the first final response within 15 s (a relayed MESSAGE may
