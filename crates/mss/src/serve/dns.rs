@@ -54,6 +54,12 @@ pub(crate) enum DnsError {
         /// The name looked up.
         name: String,
     },
+    /// Shutdown cancelled the lookup.
+    #[error("looking up {name} was cancelled by shutdown")]
+    Cancelled {
+        /// The name looked up.
+        name: String,
+    },
     /// The SRV records name only targets that have no address.
     #[error("none of the SRV targets of {name} has an address")]
     NoSrvTargetAddress {

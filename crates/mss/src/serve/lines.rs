@@ -37,7 +37,7 @@ use mss_store::{LineRecord, StoreError};
 use mss_txn::ClientTransactionId;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::task::AbortHandle;
+use tokio::sync::oneshot;
 
 use super::dns::{self, DnsError};
 use super::setup::sip_transport;
@@ -93,8 +93,9 @@ struct Slot {
     held: Option<(Request, Target)>,
     /// The REGISTER's client transaction.
     client: Option<ClientTransactionId>,
-    /// The DNS task running for the line.
-    lookup: Option<AbortHandle>,
+    /// Cancels the line's running DNS task when dropped (it then reports at once, so the
+    /// worker's count of work in flight stays exact).
+    lookup: Option<oneshot::Sender<()>>,
     /// The machine's next deadline, as of the last drain.
     timeout: Option<Instant>,
     /// Got an input since the last drain.
@@ -202,8 +203,8 @@ fn describe_failure(f: &LastFailure) -> String {
     s
 }
 
-/// Why a line is in its state, in words, for the transition log line.
-pub(crate) fn reason(s: &LineStatus, now_ms: i64) -> String {
+/// Why a line went from `old` to its state, in words, for the transition log line.
+pub(crate) fn reason(old: LineState, s: &LineStatus, now_ms: i64) -> String {
     let next = s.next_attempt_at.map(|at| {
         format!(
             "; next attempt in {} s",
@@ -216,7 +217,10 @@ pub(crate) fn reason(s: &LineStatus, now_ms: i64) -> String {
             None => "registered".to_owned(),
         },
         LineState::Offline => "stopped".to_owned(),
-        LineState::Registering => "registering".to_owned(),
+        LineState::Registering if old == LineState::Online => {
+            "the registration expired before a refresh got through".to_owned()
+        }
+        LineState::Registering => "starting".to_owned(),
         _ => {
             let what = s
                 .last_failure
@@ -355,6 +359,7 @@ impl Worker {
                 }
                 targets
             }
+            Err(DnsError::Cancelled { .. }) => Vec::new(),
             Err(e) => {
                 tracing::warn!(line = %name, "{e}");
                 Vec::new()
@@ -517,10 +522,8 @@ impl Worker {
             let Some(slot) = self.lines.slots.get_mut(index) else {
                 continue;
             };
-            if let Some(lookup) = slot.lookup.take() {
-                lookup.abort();
-                self.in_flight = self.in_flight.saturating_sub(1);
-            }
+            // Dropping the sender cancels the lookup; its completion still arrives.
+            slot.lookup = None;
             if let Some(m) = slot.machine.as_mut() {
                 m.shutdown(now);
             }
@@ -638,14 +641,18 @@ impl Worker {
             .get_or_insert_with(dns::system_resolver)
             .clone();
         let tx = self.completions.clone();
+        let (cancel, cancelled) = oneshot::channel::<()>();
         self.in_flight += 1;
-        let task = tokio::spawn(async move {
-            let result = dns::resolve(&resolver, &req).await;
+        tokio::spawn(async move {
+            let result = tokio::select! {
+                r = dns::resolve(&resolver, &req) => r,
+                _ = cancelled => Err(DnsError::Cancelled { name: req.host.clone() }),
+            };
             // The worker is gone only at the very end of shutdown; nothing to report then.
             let _ = tx.send(Completion::Line(LineCompletion::Resolved { index, result }));
         });
         if let Some(slot) = self.lines.slots.get_mut(index) {
-            slot.lookup = Some(task.abort_handle());
+            slot.lookup = Some(cancel);
         }
     }
 
@@ -702,7 +709,7 @@ impl Worker {
         slot.state = status.state;
         self.metrics
             .line_transition(Some(state_view(old)), state_view(status.state));
-        let why = reason(status, now.unix_ms);
+        let why = reason(old, status, now.unix_ms);
         match status.state {
             LineState::Online | LineState::Registering | LineState::Offline => {
                 tracing::info!(line = %name, "line {name}: {old} → {} ({why})", status.state);
@@ -794,7 +801,7 @@ mod tests {
         let f = v.last_failure.unwrap();
         assert_eq!(f.p_registrar_error.as_deref(), Some("Invalid CSeq number"));
         assert_eq!(
-            reason(&status, 1_700_000_000_000),
+            reason(LineState::Online, &status, 1_700_000_000_000),
             "400 Bad Request, P-Registrar-Error: Invalid CSeq number; next attempt in 30 s"
         );
         let online = LineStatus {
@@ -802,7 +809,15 @@ mod tests {
             expires_at: Some(1_700_000_120_000),
             ..status
         };
-        assert_eq!(reason(&online, 1_700_000_000_000), "registered for 120 s");
+        assert_eq!(
+            reason(LineState::Registering, &online, 1_700_000_000_000),
+            "registered for 120 s"
+        );
+        let expired = LineStatus {
+            state: LineState::Registering,
+            ..online
+        };
+        assert!(reason(LineState::Online, &expired, 0).contains("expired"));
         for s in [
             LineState::Offline,
             LineState::Registering,
