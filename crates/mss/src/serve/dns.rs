@@ -336,6 +336,107 @@ mod tests {
         );
     }
 
+    /// A DNS server on 127.0.0.1 with a fixed zone: `_sip._udp.pbx.lan` has SRV records
+    /// (priority 5 → `a.pbx.lan:5080`, priority 10 → `b.pbx.lan:5070`), `nosrv.lan` only an
+    /// A record; everything else is NXDOMAIN. Returns a resolver that asks it alone.
+    async fn stub_dns() -> TokioResolver {
+        use hickory_resolver::config::NameServerConfigGroup;
+        use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+        use hickory_resolver::proto::rr::rdata::{A, SRV};
+        use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = sock.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut rsp = Message::new();
+                rsp.set_id(q.id())
+                    .set_message_type(MessageType::Response)
+                    .set_recursion_available(true)
+                    .set_authoritative(true);
+                let mut found = false;
+                for query in q.queries() {
+                    rsp.add_query(query.clone());
+                    let name = query.name().to_utf8();
+                    let name = name.trim_end_matches('.');
+                    let owner = query.name().clone();
+                    let rdata: Vec<RData> = match (name, query.query_type()) {
+                        ("_sip._udp.pbx.lan", RecordType::SRV) => vec![
+                            RData::SRV(SRV::new(
+                                10,
+                                0,
+                                5070,
+                                Name::from_ascii("b.pbx.lan.").unwrap(),
+                            )),
+                            RData::SRV(SRV::new(
+                                5,
+                                0,
+                                5080,
+                                Name::from_ascii("a.pbx.lan.").unwrap(),
+                            )),
+                        ],
+                        ("a.pbx.lan", RecordType::A) => vec![RData::A(A::new(127, 0, 0, 2))],
+                        ("b.pbx.lan", RecordType::A) => vec![RData::A(A::new(127, 0, 0, 3))],
+                        ("nosrv.lan", RecordType::A) => vec![RData::A(A::new(127, 0, 0, 4))],
+                        ("a.pbx.lan" | "b.pbx.lan" | "nosrv.lan", _) => {
+                            found = true;
+                            Vec::new()
+                        }
+                        _ => Vec::new(),
+                    };
+                    found |= !rdata.is_empty();
+                    for r in rdata {
+                        rsp.add_answer(Record::from_rdata(owner.clone(), 60, r));
+                    }
+                }
+                if !found {
+                    rsp.set_response_code(ResponseCode::NXDomain);
+                }
+                let _ = sock.send_to(&rsp.to_vec().unwrap(), from).await;
+            }
+        });
+        let group =
+            NameServerConfigGroup::from_ips_clear(&["127.0.0.1".parse().unwrap()], port, true);
+        let config = ResolverConfig::from_parts(None, Vec::new(), group);
+        let mut b = TokioResolver::builder_with_config(config, TokioConnectionProvider::default());
+        b.options_mut().timeout = Duration::from_secs(1);
+        b.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        b.build()
+    }
+
+    #[tokio::test]
+    async fn srv_then_addresses_in_priority_order() {
+        let r = stub_dns().await;
+        let req = ResolveRequest::new("pbx.lan", None, Transport::Udp);
+        let addrs = resolve(&r, &req).await.unwrap();
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.2:5080".parse().unwrap(),
+            "127.0.0.3:5070".parse().unwrap(),
+        ];
+        assert_eq!(addrs, want);
+    }
+
+    #[tokio::test]
+    async fn without_srv_the_name_on_5060_and_with_a_port_no_srv() {
+        let r = stub_dns().await;
+        let req = ResolveRequest::new("nosrv.lan", None, Transport::Udp);
+        let addrs = resolve(&r, &req).await.unwrap();
+        assert_eq!(addrs, vec!["127.0.0.4:5060".parse::<SocketAddr>().unwrap()]);
+        // With a port, SRV is not asked (pbx.lan itself has no A record).
+        let req = ResolveRequest::new("pbx.lan", Some(5090), Transport::Udp);
+        assert!(matches!(
+            resolve(&r, &req).await,
+            Err(DnsError::Lookup { .. })
+        ));
+        let req = ResolveRequest::new("a.pbx.lan", Some(5090), Transport::Udp);
+        let addrs = resolve(&r, &req).await.unwrap();
+        assert_eq!(addrs, vec!["127.0.0.2:5090".parse::<SocketAddr>().unwrap()]);
+    }
+
     #[test]
     fn targets_carry_our_address_and_skip_unreachable_families() {
         let addrs: Vec<SocketAddr> = vec![
