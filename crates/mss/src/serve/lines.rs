@@ -4,20 +4,24 @@
 //! - At start ([`Worker::start_lines`]) each line's stored record (Call-ID, From tag, last
 //!   CSeq) is read from the store; when it arrives, the line's machine is built with it, so a
 //!   restarted server continues above the last CSeq it sent.
-//! - [`LineOutput::Resolve`] → a spawned, time-bounded DNS task (`serve/dns.rs`) whose answer
-//!   comes back as a [`Completion`]; [`LineOutput::Send`] → a client transaction owned by
+//! - [`LineOutput::Resolve`](mss_services::lines::LineOutput::Resolve) → a spawned, time-bounded DNS task (`serve/dns.rs`) whose answer
+//!   comes back as a [`Completion`]; [`LineOutput::Send`](mss_services::lines::LineOutput::Send) → a client transaction owned by
 //!   [`ClientOwner::Line`]; its responses go to `handle_response`, its timeout or transport
-//!   error to `handle_transaction_timeout`; [`LineOutput::Persist`] → `Store::put_line`,
+//!   error to `handle_transaction_timeout`; [`LineOutput::Persist`](mss_services::lines::LineOutput::Persist) → `Store::put_line`,
 //!   spawned, and the REGISTER that uses the new CSeq leaves only once that write finished
 //!   (the machine's contract: a restart must never reuse a CSeq the registrar has seen; a
-//!   failed write is logged and the REGISTER still goes); [`LineOutput::StateChanged`] → the
+//!   failed write is logged and the REGISTER still goes); [`LineOutput::StateChanged`](mss_services::lines::LineOutput::StateChanged) → the
 //!   `mss_lines` gauge and one log line `line NAME: old → new (reason)`;
-//!   [`LineOutput::Log`] → `tracing` with the line's name.
+//!   [`LineOutput::Log`](mss_services::lines::LineOutput::Log) → `tracing` with the line's name.
 //! - Only lines that got an input since the last drain are polled ([`Lines::dirty`]), so a
 //!   packet for the registrar costs the lines nothing; their timers are folded into the
 //!   worker's sleep ([`Worker::lines_timeout`]).
 //! - Shutdown ([`Worker::lines_shutdown`]): every line un-REGISTERs if registered; the
 //!   worker keeps running until every line is done or [`UNREGISTER_LIMIT`] passed.
+//!
+//! Files: this one (the line table, async results, client transactions, timers, shutdown,
+//! the admin view), `lines/drive.rs` (carrying out the machines' outputs),
+//! `lines/convert.rs` (configuration → settings, status → admin view, log wording).
 //!
 //! `GET /api/lines` reads [`Worker::line_views`]. The Call-ID policy is shown with the admin
 //! API's names (`same`, `fresh`, `auto`, `auto_fresh`, see [`call_id_view`]).
@@ -26,13 +30,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
-use mss_admin::{CallIdModeView, LineView};
+use mss_admin::LineView;
 use mss_services::lines::{
-    CallIdInUse, CallIdMode as LineCallIdMode, LastFailure, LineLog, LineOutput, LineSettings,
-    LineState, LineStatus, LogLevel, Registration, ResolveRequest, Target,
+    CallIdInUse, CallIdMode as LineCallIdMode, LineSettings, LineState, Registration, Target,
 };
 use mss_services::Now;
-use mss_sip::{Flow, Request, Response};
+use mss_sip::{Request, Response};
 use mss_store::{LineRecord, StoreError};
 use mss_txn::ClientTransactionId;
 use rand::rngs::StdRng;
@@ -40,9 +43,14 @@ use rand::SeedableRng;
 use tokio::sync::oneshot;
 
 use super::dns::{self, DnsError};
-use super::setup::sip_transport;
 use super::worker::{ClientOwner, Completion, Worker};
-use crate::config::{effective_call_id_mode, CallIdMode, LineConfig, Loaded};
+use crate::config::{effective_call_id_mode, Loaded};
+
+mod convert;
+mod drive;
+
+use convert::unix_secs;
+pub(crate) use convert::{call_id_view, line_settings, reason, state_view, view};
 
 /// How long shutdown waits for the lines' un-REGISTERs to be answered.
 pub(crate) const UNREGISTER_LIMIT: Duration = Duration::from_secs(2);
@@ -126,111 +134,6 @@ impl std::fmt::Debug for Lines {
     }
 }
 
-/// The machine's settings for a configured line: `gVarSipRegSameDialog` wins over the
-/// line's `call_id` (`effective_call_id_mode`); no port in `registrar` means DNS SRV.
-pub(crate) fn line_settings(l: &LineConfig, mode: CallIdMode) -> LineSettings {
-    let mut s = LineSettings::new(&l.name, &l.registrar_host, &l.number, &l.password);
-    s.port = l.registrar_port;
-    s.transport = sip_transport(l.transport);
-    s.username = (l.username != l.number).then(|| l.username.clone());
-    // The domain defaults to the registrar host; left unset, the Request-URI keeps the
-    // registrar's port (`LineSettings::request_uri`).
-    s.domain = (l.domain != l.registrar_host).then(|| l.domain.clone());
-    s.expires = l.expires;
-    s.call_id_mode = match mode {
-        CallIdMode::Auto => LineCallIdMode::Auto,
-        CallIdMode::Same => LineCallIdMode::Same,
-        CallIdMode::Fresh => LineCallIdMode::Fresh,
-    };
-    s.user_agent = format!("mss/{}", env!("CARGO_PKG_VERSION"));
-    s
-}
-
-/// The admin API's name for the Call-ID policy in use: `auto` while an `auto` line still
-/// re-registers on one Call-ID, `auto_fresh` once it switched.
-pub(crate) fn call_id_view(c: CallIdInUse) -> CallIdModeView {
-    match (c.configured, c.fresh) {
-        (LineCallIdMode::Auto, false) => CallIdModeView::Auto,
-        (LineCallIdMode::Auto, true) => CallIdModeView::AutoFresh,
-        (LineCallIdMode::Same, _) => CallIdModeView::Same,
-        (LineCallIdMode::Fresh, _) => CallIdModeView::Fresh,
-    }
-}
-
-/// The admin API's state.
-pub(crate) fn state_view(s: LineState) -> mss_admin::LineState {
-    match s {
-        LineState::Offline => mss_admin::LineState::Offline,
-        LineState::Registering => mss_admin::LineState::Registering,
-        LineState::Online => mss_admin::LineState::Online,
-        LineState::AuthFailed => mss_admin::LineState::AuthFailed,
-        LineState::Rejected => mss_admin::LineState::Rejected,
-        LineState::Unreachable => mss_admin::LineState::Unreachable,
-        LineState::BackingOff => mss_admin::LineState::BackingOff,
-    }
-}
-
-fn unix_secs(ms: i64) -> u64 {
-    u64::try_from(ms / 1000).unwrap_or(0)
-}
-
-/// `GET /api/lines` for one running line.
-pub(crate) fn view(name: &str, number: &str, s: &LineStatus) -> LineView {
-    LineView {
-        name: name.to_owned(),
-        number: number.to_owned(),
-        state: state_view(s.state),
-        since: unix_secs(s.since),
-        expires_at: s.expires_at.map(unix_secs),
-        next_attempt_at: s.next_attempt_at.map(unix_secs),
-        call_id_mode: call_id_view(s.call_id_mode),
-        last_failure: s.last_failure.as_ref().map(|f| mss_admin::LastFailure {
-            code: f.code,
-            reason: f.reason.clone(),
-            p_registrar_error: f.p_registrar_error.clone(),
-        }),
-    }
-}
-
-fn describe_failure(f: &LastFailure) -> String {
-    let mut s = match f.code {
-        Some(code) => format!("{code} {}", f.reason),
-        None => f.reason.clone(),
-    };
-    if let Some(p) = &f.p_registrar_error {
-        s.push_str(&format!(", P-Registrar-Error: {p}"));
-    }
-    s
-}
-
-/// Why a line went from `old` to its state, in words, for the transition log line.
-pub(crate) fn reason(old: LineState, s: &LineStatus, now_ms: i64) -> String {
-    let next = s.next_attempt_at.map(|at| {
-        format!(
-            "; next attempt in {} s",
-            ((at - now_ms).max(0) + 999) / 1000
-        )
-    });
-    match s.state {
-        LineState::Online => match s.expires_at {
-            Some(at) => format!("registered for {} s", (at - now_ms).max(0) / 1000),
-            None => "registered".to_owned(),
-        },
-        LineState::Offline => "stopped".to_owned(),
-        LineState::Registering if old == LineState::Online => {
-            "the registration expired before a refresh got through".to_owned()
-        }
-        LineState::Registering => "starting".to_owned(),
-        _ => {
-            let what = s
-                .last_failure
-                .as_ref()
-                .map_or_else(|| "failed".to_owned(), describe_failure);
-            format!("{what}{}", next.unwrap_or_default())
-        }
-    }
-}
-
 impl Lines {
     /// The lines of `loaded`, not running yet (see [`Worker::start_lines`]).
     pub(crate) fn new(loaded: &Loaded, now: Now) -> Lines {
@@ -281,9 +184,6 @@ impl Lines {
             .map_or("?", |s| s.settings.name.as_str())
     }
 }
-
-/// A machine's output with the line it came from.
-type Outputs = Vec<LineOutput>;
 
 impl Worker {
     /// Reads every line's stored record; each line starts when its record arrives.
@@ -566,268 +466,5 @@ impl Worker {
                 },
             })
             .collect()
-    }
-
-    /// Carries out what the lines that got an input want; true when a REGISTER went into
-    /// the transaction layer (whose output then needs draining).
-    pub(super) fn drain_lines(&mut self, now: Now) -> bool {
-        let mut sent = false;
-        // Each round empties the list; a line is marked again only by a failed send, which
-        // the machine turns into a scheduled retry, so this ends.
-        for _ in 0..4 {
-            if self.lines.dirty.is_empty() {
-                break;
-            }
-            let batch = std::mem::take(&mut self.lines.dirty);
-            for index in batch {
-                sent |= self.drain_line(now, index);
-            }
-        }
-        sent
-    }
-
-    fn drain_line(&mut self, now: Now, index: usize) -> bool {
-        let mut outputs: Outputs = Vec::new();
-        {
-            let rng = &mut self.lines.rng;
-            let Some(slot) = self.lines.slots.get_mut(index) else {
-                return false;
-            };
-            slot.dirty = false;
-            let Some(m) = slot.machine.as_mut() else {
-                return false;
-            };
-            while let Some(out) = m.poll_output(now, rng) {
-                outputs.push(out);
-            }
-        }
-        let mut sent = false;
-        for out in outputs {
-            match out {
-                LineOutput::Resolve(req) => self.start_lookup(index, req),
-                LineOutput::Send { request, target } => {
-                    let Some(slot) = self.lines.slots.get_mut(index) else {
-                        continue;
-                    };
-                    if slot.persisting > 0 {
-                        slot.held = Some((*request, target));
-                    } else {
-                        sent |= self.send_line_request(now, index, *request, target);
-                    }
-                }
-                LineOutput::Persist(record) => {
-                    if let Some(slot) = self.lines.slots.get_mut(index) {
-                        slot.persisting += 1;
-                    }
-                    let op = self.store.put_line(record);
-                    self.spawn_store(op, move |result| {
-                        Completion::Line(LineCompletion::Persisted { index, result })
-                    });
-                }
-                LineOutput::StateChanged(status) => self.line_state_changed(now, index, &status),
-                LineOutput::Log(log) => line_log(self.lines.name(index), &log),
-            }
-        }
-        if let Some(slot) = self.lines.slots.get_mut(index) {
-            slot.timeout = slot.machine.as_ref().and_then(Registration::poll_timeout);
-        }
-        sent
-    }
-
-    fn start_lookup(&mut self, index: usize, req: ResolveRequest) {
-        let resolver = self
-            .lines
-            .resolver
-            .get_or_insert_with(dns::system_resolver)
-            .clone();
-        let tx = self.completions.clone();
-        let (cancel, cancelled) = oneshot::channel::<()>();
-        self.in_flight += 1;
-        tokio::spawn(async move {
-            let result = tokio::select! {
-                r = dns::resolve(&resolver, &req) => r,
-                _ = cancelled => Err(DnsError::Cancelled { name: req.host.clone() }),
-            };
-            // The worker is gone only at the very end of shutdown; nothing to report then.
-            let _ = tx.send(Completion::Line(LineCompletion::Resolved { index, result }));
-        });
-        if let Some(slot) = self.lines.slots.get_mut(index) {
-            slot.lookup = Some(cancel);
-        }
-    }
-
-    /// Starts the client transaction of a line's REGISTER; true when it went in.
-    fn send_line_request(
-        &mut self,
-        now: Now,
-        index: usize,
-        request: Request,
-        target: Target,
-    ) -> bool {
-        let flow = Flow {
-            transport: target.transport,
-            remote: target.addr,
-            connection: None,
-        };
-        match self.txns.send_request(now.mono, request, flow) {
-            Ok(id) => {
-                self.clients.insert(id, ClientOwner::Line(index));
-                if let Some(slot) = self.lines.slots.get_mut(index) {
-                    slot.client = Some(id);
-                }
-                true
-            }
-            Err(e) => {
-                tracing::warn!(line = %self.lines.name(index), error = %e,
-                    "cannot start the REGISTER's transaction");
-                if let Some(m) = self
-                    .lines
-                    .slots
-                    .get_mut(index)
-                    .and_then(|s| s.machine.as_mut())
-                {
-                    m.handle_transaction_timeout(now);
-                }
-                self.lines.mark(index);
-                false
-            }
-        }
-    }
-
-    /// Metrics and one log line for a line's new state (or its new Call-ID policy).
-    fn line_state_changed(&mut self, now: Now, index: usize, status: &LineStatus) {
-        let Some(slot) = self.lines.slots.get_mut(index) else {
-            return;
-        };
-        let old = slot.state;
-        let name = slot.settings.name.as_str();
-        if old == status.state {
-            tracing::info!(line = %name, "line {name}: call_id mode now {}",
-                call_id_view(status.call_id_mode).as_str());
-            return;
-        }
-        slot.state = status.state;
-        self.metrics
-            .line_transition(Some(state_view(old)), state_view(status.state));
-        let why = reason(old, status, now.unix_ms);
-        match status.state {
-            LineState::Online | LineState::Registering | LineState::Offline => {
-                tracing::info!(line = %name, "line {name}: {old} → {} ({why})", status.state);
-            }
-            _ => tracing::warn!(line = %name, "line {name}: {old} → {} ({why})", status.state),
-        }
-    }
-}
-
-fn line_log(name: &str, log: &LineLog) {
-    match log.level {
-        LogLevel::Info => tracing::info!(line = %name, "{}", log.message),
-        LogLevel::Warn => tracing::warn!(line = %name, "{}", log.message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::SipTransport;
-
-    fn config() -> LineConfig {
-        LineConfig {
-            name: "p1".into(),
-            registrar_host: "127.0.0.1".into(),
-            registrar_port: Some(5070),
-            transport: SipTransport::Udp,
-            number: "2001".into(),
-            username: "2001".into(),
-            password: "pw".into(),
-            domain: "127.0.0.1".into(),
-            expires: 120,
-            owner: None,
-            call_id: CallIdMode::Auto,
-        }
-    }
-
-    #[test]
-    fn settings_follow_the_line_and_the_var_file() {
-        let s = line_settings(&config(), CallIdMode::Fresh);
-        assert_eq!(s.port, Some(5070));
-        assert_eq!(s.username, None);
-        assert_eq!(s.domain, None);
-        assert_eq!(s.request_uri(), "sip:127.0.0.1:5070");
-        assert_eq!(s.call_id_mode, LineCallIdMode::Fresh);
-        assert_eq!(s.expires, 120);
-        let mut c = config();
-        c.username = "auth".into();
-        c.domain = "voip.example".into();
-        c.registrar_port = None;
-        let s = line_settings(&c, CallIdMode::Auto);
-        assert_eq!(s.username(), "auth");
-        assert_eq!(s.aor(), "sip:2001@voip.example");
-        assert_eq!(s.port, None);
-    }
-
-    #[test]
-    fn call_id_names_are_the_admin_apis() {
-        let v = |configured, fresh| call_id_view(CallIdInUse { configured, fresh }).as_str();
-        assert_eq!(v(LineCallIdMode::Auto, false), "auto");
-        assert_eq!(v(LineCallIdMode::Auto, true), "auto_fresh");
-        assert_eq!(v(LineCallIdMode::Same, false), "same");
-        assert_eq!(v(LineCallIdMode::Fresh, true), "fresh");
-    }
-
-    #[test]
-    fn views_and_reasons() {
-        let status = LineStatus {
-            state: LineState::Rejected,
-            since: 1_700_000_000_500,
-            expires_at: None,
-            next_attempt_at: Some(1_700_000_030_000),
-            call_id_mode: CallIdInUse {
-                configured: LineCallIdMode::Same,
-                fresh: false,
-            },
-            last_failure: Some(LastFailure {
-                code: Some(400),
-                reason: "Bad Request".into(),
-                p_registrar_error: Some("Invalid CSeq number".into()),
-            }),
-            notice: None,
-        };
-        let v = view("p1", "2001", &status);
-        assert_eq!(v.state, mss_admin::LineState::Rejected);
-        assert_eq!(v.since, 1_700_000_000);
-        assert_eq!(v.next_attempt_at, Some(1_700_000_030));
-        assert_eq!(v.call_id_mode, CallIdModeView::Same);
-        let f = v.last_failure.unwrap();
-        assert_eq!(f.p_registrar_error.as_deref(), Some("Invalid CSeq number"));
-        assert_eq!(
-            reason(LineState::Online, &status, 1_700_000_000_000),
-            "400 Bad Request, P-Registrar-Error: Invalid CSeq number; next attempt in 30 s"
-        );
-        let online = LineStatus {
-            state: LineState::Online,
-            expires_at: Some(1_700_000_120_000),
-            ..status
-        };
-        assert_eq!(
-            reason(LineState::Registering, &online, 1_700_000_000_000),
-            "registered for 120 s"
-        );
-        let expired = LineStatus {
-            state: LineState::Registering,
-            ..online
-        };
-        assert!(reason(LineState::Online, &expired, 0).contains("expired"));
-        for s in [
-            LineState::Offline,
-            LineState::Registering,
-            LineState::Online,
-            LineState::AuthFailed,
-            LineState::Rejected,
-            LineState::Unreachable,
-            LineState::BackingOff,
-        ] {
-            assert_eq!(state_view(s).as_str(), s.as_str());
-        }
     }
 }
