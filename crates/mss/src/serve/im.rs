@@ -36,7 +36,7 @@ use mss_sip::{Flow, HeaderName, Request, Response, StatusCode, Uri};
 use mss_store::{InsertOutcome, StoreError, StoredMessage};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 
-use super::setup;
+use super::setup::{self, SWEEP_INTERVAL};
 use super::worker::{ClientOwner, Completion, Worker};
 use crate::config::Config;
 
@@ -78,6 +78,8 @@ pub(crate) enum ImCompletion {
 pub(crate) struct Im {
     service: Messaging<ServerTransactionId>,
     guard: DigestGuard,
+    /// When the guard next forgets old nonce counts.
+    next_guard_sweep: Instant,
     published: ImStats,
 }
 
@@ -122,6 +124,7 @@ impl Im {
         Im {
             service: Messaging::new(now, settings(config, via_host), seed),
             guard,
+            next_guard_sweep: now.mono + SWEEP_INTERVAL,
             published: ImStats::default(),
         }
     }
@@ -303,8 +306,13 @@ impl Worker {
         self.im.service.poll_timeout()
     }
 
-    /// Fires the service's due timers.
+    /// Fires the service's due timers, and every [`SWEEP_INTERVAL`] lets the guard
+    /// forget the nonce counts of expired nonces (the worker wakes that often anyway).
     pub(super) fn im_on_timeout(&mut self, now: Now) {
+        if now.mono >= self.im.next_guard_sweep {
+            self.im.guard.handle_timeout(now);
+            self.im.next_guard_sweep = now.mono + SWEEP_INTERVAL;
+        }
         if self.im_timeout().is_some_and(|t| t <= now.mono) {
             self.im.service.handle_timeout(now);
             self.drain_im(now);
