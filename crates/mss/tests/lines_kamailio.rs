@@ -72,6 +72,15 @@ fn line_online_again_within_5s_after_kill9_continuing_its_cseq() {
     assert_eq!(first["call_id_mode"], "auto");
     assert_eq!(first["number"], USER);
     assert!(first["expires_at"].as_u64().unwrap() > lines_common::unix_now() + 3000);
+    let (_, metrics) = mss.get("/metrics");
+    assert!(
+        metrics.contains("mss_lines{state=\"online\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mss_lines{state=\"registering\"} 0\n"),
+        "{metrics}"
+    );
     let before = transactions(&spy.registers());
     let last = before.last().unwrap().clone();
     assert!(before.iter().all(|r| r.call_id == last.call_id));

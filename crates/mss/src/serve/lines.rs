@@ -315,17 +315,7 @@ impl Worker {
                     m.handle_response(now, &rsp, rng);
                 }
             }
-            None => {
-                self.forget_line_client(id, index);
-                if let Some(m) = self
-                    .lines
-                    .slots
-                    .get_mut(index)
-                    .and_then(|s| s.machine.as_mut())
-                {
-                    m.handle_transaction_timeout(now);
-                }
-            }
+            None => self.line_transaction_failed(now, id, index),
         }
         self.lines.mark(index);
     }
@@ -342,7 +332,18 @@ impl Worker {
             return;
         };
         let index = *index;
-        self.forget_line_client(id, index);
+        self.line_transaction_failed(now, id, index);
+        self.lines.mark(index);
+    }
+
+    /// The REGISTER of client transaction `id` got no answer. Only the line's current
+    /// transaction counts: the machine cannot tell whose timeout it is (responses it checks
+    /// by CSeq and Call-ID itself).
+    fn line_transaction_failed(&mut self, now: Now, id: ClientTransactionId, index: usize) {
+        if !self.forget_line_client(id, index) {
+            tracing::debug!(line = %self.lines.name(index), "timeout of an abandoned REGISTER ignored");
+            return;
+        }
         if let Some(m) = self
             .lines
             .slots
@@ -351,17 +352,19 @@ impl Worker {
         {
             m.handle_transaction_timeout(now);
         }
-        self.lines.mark(index);
     }
 
     /// The line is done with its client transaction: later retransmissions are absorbed by
     /// the transaction layer, and shutdown need not wait for its Timer K.
-    fn forget_line_client(&mut self, id: ClientTransactionId, index: usize) {
+    /// Returns whether it was the line's current transaction.
+    fn forget_line_client(&mut self, id: ClientTransactionId, index: usize) -> bool {
         self.clients.remove(&id);
-        if let Some(s) = self.lines.slots.get_mut(index) {
-            if s.client == Some(id) {
+        match self.lines.slots.get_mut(index) {
+            Some(s) if s.client == Some(id) => {
                 s.client = None;
+                true
             }
+            _ => false,
         }
     }
 
