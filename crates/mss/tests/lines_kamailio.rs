@@ -110,8 +110,12 @@ fn line_online_again_within_5s_after_kill9_continuing_its_cseq() {
     assert_eq!(lines_common::line(&mss)["call_id_mode"], "auto");
 
     // SIGTERM: the line un-REGISTERs (Expires: 0) and mss exits.
+    let stopping = Instant::now();
     let status = mss.terminate();
+    let took = stopping.elapsed();
     assert!(status.success(), "{status}");
+    // The un-REGISTER is answered in time (mss waits 2 s at most for it).
+    assert!(took < Duration::from_secs(4), "SIGTERM took {took:?}");
     let unregister = spy
         .registers()
         .into_iter()
