@@ -67,9 +67,11 @@ pub(crate) enum Completion {
 
 /// Who started a client transaction, so that its responses reach the right service.
 ///
-/// Nothing in the server sends requests yet: the lines (`serve/lines.rs`: a line's
-/// REGISTER) and messaging (`serve/im.rs`: a forwarded MESSAGE, a delivery of a stored
-/// one) each add their variant and one arm in [`Worker::on_client_event`].
+/// Each service that sends requests has its variant and one arm in
+/// [`Worker::on_client_event`]: the lines (`serve/lines.rs`: a line's REGISTER) and
+/// messaging (`serve/im.rs`: a forwarded MESSAGE, a delivery of a stored one). A line's
+/// Timer F timeout is routed before that (`Worker::on_line_timeout`): for a line it means
+/// no answer at all, not a `408` from the registrar.
 #[derive(Debug)]
 pub(crate) enum ClientOwner {
     /// The REGISTER of line number `.0` (`serve/lines.rs`).
