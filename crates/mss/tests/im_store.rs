@@ -1,5 +1,6 @@
 //! The offline message store of the real `mss` over raw UDP on loopback (DESIGN §3
-//! "Instant messages", §5): limits, bad bodies, senders, and a `202` that survives SIGKILL.
+//! "Instant messages", §5): limits, bad bodies, senders, the sender's rate, a contact that
+//! fails (stored, delivered at the next registration), and a `202` that survives SIGKILL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -174,4 +175,57 @@ fn an_online_user_gets_the_message_and_the_sender_its_200() {
     let rsp = handle.join().unwrap();
     assert_eq!(rsp.status().as_u16(), 200, "{rsp:?}");
     assert!(im_common::counts(&s).is_empty());
+}
+
+#[test]
+fn a_contact_that_answers_480_gets_the_message_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), "");
+    let ua = Ua::new("101");
+    ua.register(s.sip());
+    let sender = Peer::new();
+    let peer_sip = s.sip();
+    let handle = std::thread::spawn(move || {
+        send_message(peer_sip, &sender, "100", "101", TEXT, b"busy now")
+    });
+    let req = ua
+        .recv_request(Duration::from_secs(10))
+        .expect("no relayed MESSAGE");
+    ua.answer(s.sip(), &req, 480, "Temporarily Unavailable");
+    // Every contact failed with 480: stored, and the sender is told 202.
+    let rsp = handle.join().unwrap();
+    assert_eq!(rsp.status().as_u16(), 202, "{rsp:?}");
+    assert_eq!(stored(&s, "101"), 1);
+    // The next registration delivers it.
+    ua.register(s.sip());
+    let again = ua
+        .recv_request(Duration::from_secs(10))
+        .expect("no delivery after the next REGISTER");
+    assert_eq!(again.body().as_ref(), b"busy now");
+    ua.answer(s.sip(), &again, 200, "OK");
+    assert!(wait_for(Duration::from_secs(5), || (stored(&s, "101") == 0)
+        .then_some(()))
+    .is_some());
+}
+
+#[test]
+fn a_sender_over_its_rate_is_told_when_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::Server::start_with(
+        dir.path(),
+        "digest_algorithms = md5\n",
+        "[user:100]\npassword = pw-100\n[user:101]\npassword = pw-101\n[im]\nrate_limit_per_minute = 2\n",
+    );
+    let sender = Peer::new();
+    for n in 0..2 {
+        let rsp = send_message(s.sip(), &sender, "100", "101", TEXT, b"ok");
+        assert_eq!(rsp.status().as_u16(), 202, "message {n}: {rsp:?}");
+    }
+    let limited = send_message(s.sip(), &sender, "100", "101", TEXT, b"too fast");
+    assert_eq!(limited.status().as_u16(), 503, "{limited:?}");
+    let retry: u32 = header(limited.headers(), &HeaderName::RetryAfter)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {limited:?}"));
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(stored(&s, "101"), 2);
 }
