@@ -68,8 +68,10 @@ pub(crate) enum DnsError {
     },
 }
 
-/// The system resolver with short query timeouts, both address families asked in parallel.
-/// Without a usable `/etc/resolv.conf` it still answers from `/etc/hosts` and `localhost`.
+/// The system resolver with short query timeouts. IPv4 addresses are asked first and IPv6
+/// only when a name has none (most SIP listeners are IPv4, and a name found in
+/// `/etc/hosts` then costs no query). Without a usable `/etc/resolv.conf` it still answers
+/// from `/etc/hosts` and `localhost`.
 pub(crate) fn system_resolver() -> TokioResolver {
     let provider = TokioConnectionProvider::default();
     let mut builder = match TokioResolver::builder(provider.clone()) {
@@ -82,7 +84,7 @@ pub(crate) fn system_resolver() -> TokioResolver {
     let opts: &mut ResolverOpts = builder.options_mut();
     opts.timeout = QUERY_TIMEOUT;
     opts.attempts = 2;
-    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     builder.build()
 }
 
@@ -435,6 +437,33 @@ mod tests {
         let req = ResolveRequest::new("a.pbx.lan", Some(5090), Transport::Udp);
         let addrs = resolve(&r, &req).await.unwrap();
         assert_eq!(addrs, vec!["127.0.0.2:5090".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn names_of_etc_hosts_resolve_through_the_system_configuration() {
+        // Any loopback name of /etc/hosts other than localhost (answered by the resolver
+        // itself); machines without one have nothing to check here.
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        let entry = hosts
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let ip: IpAddr = words.next()?.parse().ok()?;
+                let name = words.find(|n| !n.starts_with("localhost") && !n.contains(':'))?;
+                ip.is_loopback().then(|| (ip, name.to_owned()))
+            })
+            .next();
+        let Some((ip, name)) = entry else {
+            return;
+        };
+        let r = system_resolver();
+        let req = ResolveRequest::new(&name, Some(5070), Transport::Udp);
+        let addrs = resolve(&r, &req).await.unwrap();
+        assert!(
+            addrs.contains(&SocketAddr::new(ip, 5070)),
+            "{name}: {addrs:?}"
+        );
     }
 
     #[test]
