@@ -155,19 +155,25 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: 
     }
 }
 
+/// Runs one transaction-control statement through the statement cache: `execute_batch`
+/// would parse and compile it again each time, which costs more than a small write itself.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 /// `BEGIN IMMEDIATE`, every job in its savepoint, `COMMIT`. On any error of the
 /// transaction itself (not of one job) everything is rolled back.
 fn run_in_transaction(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    control(conn, "BEGIN IMMEDIATE")?;
     let result = (|| {
         for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job")?;
+            control(conn, "SAVEPOINT job")?;
             if !job.run(conn) {
-                conn.execute_batch("ROLLBACK TO job")?;
+                control(conn, "ROLLBACK TO job")?;
             }
-            conn.execute_batch("RELEASE job")?;
+            control(conn, "RELEASE job")?;
         }
-        conn.execute_batch("COMMIT")
+        control(conn, "COMMIT")
     })();
     if result.is_err() && !conn.is_autocommit() {
         // Best effort: if even this fails the connection is unusable and the next BEGIN
