@@ -82,7 +82,10 @@ impl Transactions {
         let Some(Txn::Server(s)) = self.txns.get_mut(slot) else {
             return;
         };
-        let bytes = response_for(&s.request, StatusCode::TRYING).to_bytes();
+        let Some(request) = &s.request else {
+            return;
+        };
+        let bytes = response_for(request, StatusCode::TRYING).to_bytes();
         s.last_response = Some(bytes.clone());
         let flow = s.flow;
         self.transmit(flow, bytes, Some(server_id(slot)));
@@ -173,7 +176,7 @@ impl Transactions {
             key: key.clone(),
             machine,
             flow: from,
-            request: req.clone(),
+            request: (*req.method() == Method::Invite).then(|| req.clone()),
             last_response: None,
             response_to: None,
         }));

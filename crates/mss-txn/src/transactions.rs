@@ -62,8 +62,11 @@ pub(crate) struct ServerTxn {
     pub(crate) machine: ServerMachine,
     /// The flow of the request; every response goes back there (§18.2.2).
     pub(crate) flow: Flow,
-    /// The request, kept to build 100 (Trying) and the answer to a CANCEL.
-    pub(crate) request: Request,
+    /// An INVITE, kept to build its 100 (Trying) (§17.2.1). Non-INVITE transactions
+    /// never send one of their own, so they do not keep their request: a REGISTER's
+    /// transaction lives on for Timer J (32 s on UDP) and its parsed request would be
+    /// most of its memory.
+    pub(crate) request: Option<Request>,
     /// The last response sent, re-sent on request retransmissions and by Timer G.
     pub(crate) last_response: Option<Bytes>,
     /// The To header value of the last response the TU passed (its tag identifies the
