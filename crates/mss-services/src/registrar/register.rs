@@ -180,6 +180,14 @@ impl Registrar {
         &self.guard
     }
 
+    /// The digest guard, for another service that authenticates local users (the
+    /// messaging glue's `407` challenges), so one guard tracks every nonce count and a
+    /// count spent on one method is a replay on any other (RFC 7616 §3.4, `nc`). Its old
+    /// counts are forgotten by [`Registrar::sweep`].
+    pub fn guard_mut(&mut self) -> &mut DigestGuard {
+        &mut self.guard
+    }
+
     /// Loads stored bindings at start; returns how many.
     pub fn restore(&mut self, records: &[mss_store::BindingRecord], now: Now) -> usize {
         self.location.restore(records, now)

@@ -2,9 +2,11 @@
 //! outputs carried out (DESIGN §3 "Instant messages", §5), the way the service's run loop
 //! says (`mss_services::im`).
 //!
-//! - Admission ([`Im::admit`]): the Request-URI must name one of our domains (a foreign one
+//! - Admission (`admit`): the Request-URI must name one of our domains (a foreign one
 //!   gets `404`: mss is not an open relay, DESIGN §7); the sender is a local user who
-//!   answers a `407` challenge (RFC 3261 §22.3, `Proxy-Authorization`), and the `From` URI
+//!   answers a `407` challenge (RFC 3261 §22.3, `Proxy-Authorization`) from the
+//!   registrar's digest guard (one guard for REGISTER and MESSAGE, so a nonce count spent
+//!   on either is a replay on both), and the `From` URI
 //!   must be that user at one of our domains, else `403 From Does Not Match Credentials`
 //!   (no spoofed sender in a stored message); the recipient is a user of the directory,
 //!   with its live contacts from the location service, or [`Recipient::Unknown`] (`404`).
@@ -25,18 +27,17 @@
 use std::time::Instant;
 
 use mss_admin::{MessageOutcome, Metrics};
-use mss_auth::NonceSecret;
 use mss_services::im::{
     ImOutput, ImSettings, ImStats, Messaging, RateLimit, Recipient, RequestToken, Sender,
     StoreToken,
 };
-use mss_services::registrar::Location;
-use mss_services::{Answer, AuthKind, DigestGuard, GuardConfig, LocalDomains, Now, Reject};
+use mss_services::registrar::Registrar;
+use mss_services::{Answer, AuthKind, LocalDomains, Now, Reject};
 use mss_sip::{Flow, HeaderName, Request, Response, StatusCode, Uri};
 use mss_store::{InsertOutcome, StoreError, StoredMessage};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 
-use super::setup::{self, SWEEP_INTERVAL};
+use super::setup;
 use super::worker::{ClientOwner, Completion, Worker};
 use crate::config::Config;
 
@@ -72,14 +73,10 @@ pub(crate) enum ImCompletion {
     Expired(Result<u64, StoreError>),
 }
 
-/// The messaging part of the worker: the service, the digest guard that challenges
-/// senders, and the counters already published.
+/// The messaging part of the worker: the service and the counters already published.
 #[derive(Debug)]
 pub(crate) struct Im {
     service: Messaging<ServerTransactionId>,
-    guard: DigestGuard,
-    /// When the guard next forgets old nonce counts.
-    next_guard_sweep: Instant,
     published: ImStats,
 }
 
@@ -101,77 +98,12 @@ pub(crate) fn settings(config: &Config, via_host: &str) -> ImSettings {
 type Refusal = Box<Response>;
 
 impl Im {
-    /// The service for `config`, started at `now`. The guard signs nonces with `secret`
-    /// (the registrar's key, so nonces survive a restart) and offers the configured
-    /// algorithms; `seed` seeds the service's and the guard's randomness.
-    pub(crate) fn new(
-        config: &Config,
-        secret: NonceSecret,
-        via_host: &str,
-        now: Now,
-        seed: u64,
-    ) -> Im {
-        let s = &config.server;
-        let guard = DigestGuard::new(
-            setup::users(config),
-            secret,
-            GuardConfig {
-                nonce_lifetime_secs: s.nonce_lifetime.as_secs().max(1),
-                algorithms: s.digest_algorithms.clone(),
-            },
-            seed.rotate_left(17),
-        );
+    /// The service for `config`, started at `now`; `seed` seeds its randomness.
+    pub(crate) fn new(config: &Config, via_host: &str, now: Now, seed: u64) -> Im {
         Im {
             service: Messaging::new(now, settings(config, via_host), seed),
-            guard,
-            next_guard_sweep: now.mono + SWEEP_INTERVAL,
             published: ImStats::default(),
         }
-    }
-
-    /// Who sends `req` and to whom, or the answer that refuses it (see the module docs).
-    pub(crate) fn admit(
-        &mut self,
-        now: Now,
-        req: &Request,
-        domains: &LocalDomains,
-        answer: &Answer,
-        location: &Location,
-    ) -> Result<(Sender, Recipient), Refusal> {
-        let target = match req.uri() {
-            Ok(Uri::Sip(u)) if domains.is_local(u.host) => u.user.map(str::to_owned),
-            _ => return Err(Box::new(answer.reject(req, &Reject::NotFound))),
-        };
-        let user = self
-            .guard
-            .check(now, req, AuthKind::Proxy, answer)
-            .map_err(Box::new)?
-            .name;
-        let from_ok = match req.headers().from() {
-            Ok(f) => match f.uri {
-                Uri::Sip(u) => u.user == Some(user.as_str()) && domains.is_local(u.host),
-                _ => false,
-            },
-            Err(_) => false,
-        };
-        if !from_ok {
-            tracing::debug!(%user, "MESSAGE whose From is not the authenticated user");
-            return Err(Box::new(
-                answer.reject(req, &Reject::Forbidden(FROM_MISMATCH)),
-            ));
-        }
-        let recipient = match target {
-            Some(t) if self.guard.users().contains(&t) => Recipient::Local {
-                contacts: location
-                    .contacts(&t, now.mono)
-                    .into_iter()
-                    .map(Into::into)
-                    .collect(),
-                user: t,
-            },
-            _ => Recipient::Unknown,
-        };
-        Ok((Sender::Local { user }, recipient))
     }
 
     /// Adds what the service counted since the last call to `metrics`.
@@ -180,6 +112,52 @@ impl Im {
         publish_delta(metrics, &self.published, &now);
         self.published = now;
     }
+}
+
+/// Who sends `req` and to whom, or the answer that refuses it (see the module docs); the
+/// sender answers the challenges of `registrar`'s digest guard.
+fn admit(
+    now: Now,
+    req: &Request,
+    domains: &LocalDomains,
+    answer: &Answer,
+    registrar: &mut Registrar,
+) -> Result<(Sender, Recipient), Refusal> {
+    let target = match req.uri() {
+        Ok(Uri::Sip(u)) if domains.is_local(u.host) => u.user.map(str::to_owned),
+        _ => return Err(Box::new(answer.reject(req, &Reject::NotFound))),
+    };
+    let user = registrar
+        .guard_mut()
+        .check(now, req, AuthKind::Proxy, answer)
+        .map_err(Box::new)?
+        .name;
+    let from_ok = match req.headers().from() {
+        Ok(f) => match f.uri {
+            Uri::Sip(u) => u.user == Some(user.as_str()) && domains.is_local(u.host),
+            _ => false,
+        },
+        Err(_) => false,
+    };
+    if !from_ok {
+        tracing::debug!(%user, "MESSAGE whose From is not the authenticated user");
+        return Err(Box::new(
+            answer.reject(req, &Reject::Forbidden(FROM_MISMATCH)),
+        ));
+    }
+    let recipient = match target {
+        Some(t) if registrar.guard().users().contains(&t) => Recipient::Local {
+            contacts: registrar
+                .location()
+                .contacts(&t, now.mono)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            user: t,
+        },
+        _ => Recipient::Unknown,
+    };
+    Ok((Sender::Local { user }, recipient))
 }
 
 /// Adds to `metrics` the outcomes counted between `before` and `now`.
@@ -226,13 +204,7 @@ impl Worker {
     /// A MESSAGE that passed the prechecks (RFC 3428 §7): admitted and handed to the
     /// service, or refused at once.
     pub(super) fn on_message(&mut self, now: Now, id: ServerTransactionId, req: &Request) {
-        let admitted = self.im.admit(
-            now,
-            req,
-            &self.domains,
-            &self.answer,
-            self.registrar.location(),
-        );
+        let admitted = admit(now, req, &self.domains, &self.answer, &mut self.registrar);
         match admitted {
             Ok((sender, recipient)) => {
                 self.im
@@ -306,13 +278,8 @@ impl Worker {
         self.im.service.poll_timeout()
     }
 
-    /// Fires the service's due timers, and every [`SWEEP_INTERVAL`] lets the guard
-    /// forget the nonce counts of expired nonces (the worker wakes that often anyway).
+    /// Fires the service's due timers.
     pub(super) fn im_on_timeout(&mut self, now: Now) {
-        if now.mono >= self.im.next_guard_sweep {
-            self.im.guard.handle_timeout(now);
-            self.im.next_guard_sweep = now.mono + SWEEP_INTERVAL;
-        }
         if self.im_timeout().is_some_and(|t| t <= now.mono) {
             self.im.service.handle_timeout(now);
             self.drain_im(now);
@@ -393,6 +360,9 @@ mod tests {
     use bytes::Bytes;
     use mss_sip::{parse_datagram, Message};
 
+    use mss_auth::NonceSecret;
+    use mss_services::registrar::RegisterOutcome;
+
     use super::*;
     use crate::config::UserConfig;
 
@@ -417,14 +387,9 @@ mod tests {
         Now::new(Instant::now(), 1_800_000_000_000)
     }
 
-    fn im() -> Im {
-        Im::new(
-            &config(),
-            NonceSecret::from_bytes([7; 32]),
-            "127.0.0.1:5060",
-            now(),
-            1,
-        )
+    /// The registrar whose digest guard challenges senders.
+    fn registrar() -> Registrar {
+        setup::registrar(&config(), domains(), NonceSecret::from_bytes([7; 32]), 1)
     }
 
     fn domains() -> LocalDomains {
@@ -441,14 +406,8 @@ mod tests {
         }
     }
 
-    fn admit(im: &mut Im, req: &Request) -> Result<(Sender, Recipient), Refusal> {
-        im.admit(
-            now(),
-            req,
-            &domains(),
-            &Answer::new("pbx.test"),
-            &Location::new(),
-        )
+    fn admit(reg: &mut Registrar, req: &Request) -> Result<(Sender, Recipient), Refusal> {
+        super::admit(now(), req, &domains(), &Answer::new("pbx.test"), reg)
     }
 
     /// The Proxy-Authorization header line answering `challenge` for `req`.
@@ -487,23 +446,23 @@ mod tests {
 
     #[test]
     fn foreign_domain_is_not_found_before_any_challenge() {
-        let mut im = im();
+        let mut reg = registrar();
         let req = message("sip:kumiko@example.org", "sip:100@pbx.test", "");
-        let rsp = admit(&mut im, &req).unwrap_err();
+        let rsp = admit(&mut reg, &req).unwrap_err();
         assert_eq!(rsp.status().as_u16(), 404);
         let tel = message("tel:+15551234", "sip:100@pbx.test", "");
-        assert_eq!(admit(&mut im, &tel).unwrap_err().status().as_u16(), 404);
+        assert_eq!(admit(&mut reg, &tel).unwrap_err().status().as_u16(), 404);
     }
 
     #[test]
     fn sender_is_challenged_then_admitted_with_the_port_less_target() {
-        let mut im = im();
+        let mut reg = registrar();
         let first = message("sip:101@127.0.0.1", "sip:100@pbx.test", "");
-        let challenge = admit(&mut im, &first).unwrap_err();
+        let challenge = admit(&mut reg, &first).unwrap_err();
         assert_eq!(challenge.status().as_u16(), 407);
         let auth = credentials(&challenge, &first, "100", "pw-100");
         let second = message("sip:101@127.0.0.1", "sip:100@pbx.test", &auth);
-        let (sender, recipient) = admit(&mut im, &second).unwrap();
+        let (sender, recipient) = admit(&mut reg, &second).unwrap();
         assert_eq!(sender, Sender::Local { user: "100".into() });
         assert_eq!(
             recipient,
@@ -514,25 +473,75 @@ mod tests {
         );
     }
 
+    /// One guard for both methods: a nonce count spent on a MESSAGE is a replay on a
+    /// REGISTER (a new challenge, `stale=true`), the next count is accepted.
+    #[test]
+    fn message_and_register_share_nonce_counts() {
+        let mut reg = registrar();
+        let first = message("sip:101@pbx.test", "sip:100@pbx.test", "");
+        let challenge = admit(&mut reg, &first).unwrap_err();
+        let auth = credentials(&challenge, &first, "100", "pw-100");
+        let second = message("sip:101@pbx.test", "sip:100@pbx.test", &auth);
+        assert!(admit(&mut reg, &second).is_ok());
+
+        let ch = challenge
+            .headers()
+            .auth(&HeaderName::ProxyAuthenticate)
+            .unwrap();
+        let register = |nc: u32| {
+            let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
+            let value = mss_auth::authorize(
+                params,
+                "REGISTER",
+                "sip:pbx.test",
+                "100",
+                "pw-100",
+                "c0ffee",
+                nc,
+            )
+            .unwrap();
+            let raw = format!(
+                "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-r{nc};rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=r\r\nTo: <sip:100@pbx.test>\r\nCall-ID: reg-1\r\nCSeq: {nc} REGISTER\r\nContact: <sip:100@127.0.0.1:5999>\r\nAuthorization: {value}\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse_datagram(Bytes::from(raw)).unwrap() {
+                Message::Request(r) => r,
+                Message::Response(_) => panic!("not a request"),
+            }
+        };
+        let flow = Flow::udp("127.0.0.1:5999".parse().unwrap());
+        match reg.handle_register(now(), &register(1), &flow) {
+            RegisterOutcome::Reply(r) => {
+                assert_eq!(r.status().as_u16(), 401);
+                let www = r.headers().get(&HeaderName::WwwAuthenticate).unwrap();
+                assert!(String::from_utf8_lossy(www).contains("stale=true"));
+            }
+            RegisterOutcome::Commit(_) => panic!("a replayed nonce count registered"),
+        }
+        assert!(matches!(
+            reg.handle_register(now(), &register(2), &flow),
+            RegisterOutcome::Commit(_)
+        ));
+    }
+
     #[test]
     fn wrong_password_is_challenged_again() {
-        let mut im = im();
+        let mut reg = registrar();
         let first = message("sip:101@pbx.test", "sip:100@pbx.test", "");
-        let challenge = admit(&mut im, &first).unwrap_err();
+        let challenge = admit(&mut reg, &first).unwrap_err();
         let auth = credentials(&challenge, &first, "100", "wrong");
         let second = message("sip:101@pbx.test", "sip:100@pbx.test", &auth);
-        assert_eq!(admit(&mut im, &second).unwrap_err().status().as_u16(), 407);
+        assert_eq!(admit(&mut reg, &second).unwrap_err().status().as_u16(), 407);
     }
 
     #[test]
     fn a_from_other_than_the_credentials_is_forbidden() {
-        let mut im = im();
+        let mut reg = registrar();
         for from in ["sip:101@pbx.test", "sip:100@example.com"] {
             let first = message("sip:101@pbx.test", from, "");
-            let challenge = admit(&mut im, &first).unwrap_err();
+            let challenge = admit(&mut reg, &first).unwrap_err();
             let auth = credentials(&challenge, &first, "100", "pw-100");
             let spoofed = message("sip:101@pbx.test", from, &auth);
-            let rsp = admit(&mut im, &spoofed).unwrap_err();
+            let rsp = admit(&mut reg, &spoofed).unwrap_err();
             assert_eq!(rsp.status().as_u16(), 403, "{from}");
             assert_eq!(rsp.reason(), FROM_MISMATCH.as_bytes());
         }
@@ -540,14 +549,14 @@ mod tests {
 
     #[test]
     fn unknown_target_user_is_unknown() {
-        let mut im = im();
+        let mut reg = registrar();
         for ruri in ["sip:999@pbx.test", "sip:pbx.test"] {
             let first = message(ruri, "sip:100@pbx.test", "");
-            let challenge = admit(&mut im, &first).unwrap_err();
+            let challenge = admit(&mut reg, &first).unwrap_err();
             let auth = credentials(&challenge, &first, "100", "pw-100");
             let req = message(ruri, "sip:100@pbx.test", &auth);
             assert_eq!(
-                admit(&mut im, &req).unwrap().1,
+                admit(&mut reg, &req).unwrap().1,
                 Recipient::Unknown,
                 "{ruri}"
             );

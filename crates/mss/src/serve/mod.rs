@@ -230,7 +230,6 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
             lines: lines::Lines::new(loaded, now),
             im: im::Im::new(
                 c,
-                NonceSecret::from_bytes(key),
                 &im_via_host(c, &transports),
                 now,
                 rand::rngs::OsRng.next_u64(),
