@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use crate::uri::find_byte;
+
 /// A list of `;`-separated parameters, kept as text and read on demand.
 ///
 /// The text starts at the first parameter name (after its `;`). Whitespace around `;`
@@ -74,7 +76,22 @@ pub(crate) fn find_unquoted(s: &str, c: u8) -> Option<usize> {
 }
 
 pub(crate) fn trim(s: &str) -> &str {
-    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+    // Byte scans: these ASCII bytes never occur inside a multi-byte UTF-8 character, so the
+    // cut points are char boundaries, and no character is decoded on the way.
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !is_lws(*c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_lws(*c)).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or("")
+}
+
+/// `s` without leading spaces, tabs, CRs and LFs.
+pub(crate) fn trim_start(s: &str) -> &str {
+    let start = s.bytes().position(|c| !is_lws(c)).unwrap_or(s.len());
+    s.get(start..).unwrap_or("")
+}
+
+fn is_lws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 impl<'a> Iterator for ParamIter<'a> {
@@ -97,7 +114,7 @@ impl<'a> Iterator for ParamIter<'a> {
             if item.is_empty() {
                 continue;
             }
-            return Some(match item.find('=') {
+            return Some(match find_byte(item, b'=') {
                 Some(eq) => (
                     trim(item.get(..eq).unwrap_or("")),
                     Some(trim(item.get(eq + 1..).unwrap_or(""))),
@@ -146,7 +163,7 @@ pub(crate) fn check_header_params(s: &str) -> Result<(), usize> {
         if t.is_empty() {
             return Err(off);
         }
-        let (name, value) = match t.find('=') {
+        let (name, value) = match find_byte(t, b'=') {
             Some(eq) => (
                 trim(t.get(..eq).unwrap_or("")),
                 Some(trim(t.get(eq + 1..).unwrap_or(""))),
@@ -203,6 +220,18 @@ pub(crate) fn quoted_len(s: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_cuts_only_linear_whitespace_bytes() {
+        assert_eq!(trim(" \t\r\n a b \r\n"), "a b");
+        assert_eq!(trim("   "), "");
+        assert_eq!(trim(""), "");
+        assert_eq!(trim(" \u{e9}t\u{e9} "), "\u{e9}t\u{e9}");
+        assert_eq!(trim_start(" \r\n\tx y "), "x y ");
+        assert_eq!(trim_start(" "), "");
+        assert_eq!(find_byte("\u{e9}a;b", b';'), Some(3));
+        assert_eq!(find_byte("ab", b';'), None);
+    }
 
     #[test]
     fn iterate_and_get() {

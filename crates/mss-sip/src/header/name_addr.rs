@@ -5,9 +5,9 @@ use std::borrow::Cow;
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::name::HeaderName;
-use crate::params::{check_header_params, quoted_len, trim, unquote, Params};
+use crate::params::{check_header_params, quoted_len, trim, trim_start, unquote, Params};
 use crate::parse::is_token_char;
-use crate::uri::Uri;
+use crate::uri::{find_byte, Uri};
 
 /// A `[display-name] <URI> *(;param)` or `URI *(;param)` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +38,12 @@ impl<'a> NameAddr<'a> {
     /// `BadHeaderValue` / `BadUri` in `name`.
     pub fn parse(s: &'a str, name: &HeaderName) -> Result<NameAddr<'a>, ParseError> {
         let t = trim(s);
-        let lead = s.len() - s.trim_start_matches([' ', '\t', '\r', '\n']).len();
+        let lead = s.len() - trim_start(s).len();
         let value_err = |o: usize| bad(name, ParseErrorKind::BadHeaderValue, lead + o);
         let (display_name, after_display) = if t.starts_with('"') {
             let q = quoted_len(t).ok_or_else(|| value_err(0))?;
             (Some(t.get(..q).unwrap_or("")), q)
-        } else if let Some(lt) = t.find('<') {
+        } else if let Some(lt) = find_byte(t, b'<') {
             let dn = trim(t.get(..lt).unwrap_or(""));
             // display-name = *(token LWS); RFC 4475 §3.1.1.6 also allows no LWS before '<'.
             if !dn
@@ -57,11 +57,11 @@ impl<'a> NameAddr<'a> {
             (None, 0)
         };
         let rest = t.get(after_display..).unwrap_or("");
-        let rest_trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        let rest_trimmed = trim_start(rest);
         let rest_off = after_display + (rest.len() - rest_trimmed.len());
         let (uri_str, uri_off, params_part, angle) =
             if let Some(inner) = rest_trimmed.strip_prefix('<') {
-                let gt = inner.find('>').ok_or_else(|| value_err(rest_off))?;
+                let gt = find_byte(inner, b'>').ok_or_else(|| value_err(rest_off))?;
                 let uri = inner.get(..gt).unwrap_or("");
                 let after = trim(inner.get(gt + 1..).unwrap_or(""));
                 let params = match after.strip_prefix(';') {
@@ -76,14 +76,14 @@ impl<'a> NameAddr<'a> {
                 }
                 // addr-spec: the URI ends at the first ';' which starts header params. A URI
                 // with '?' or ',' must be in <> (RFC 3261 §20.10).
-                let (uri, params) = match rest_trimmed.find(';') {
+                let (uri, params) = match find_byte(rest_trimmed, b';') {
                     Some(i) => (
                         trim(rest_trimmed.get(..i).unwrap_or("")),
                         Some(rest_trimmed.get(i + 1..).unwrap_or("")),
                     ),
                     None => (trim(rest_trimmed), None),
                 };
-                if uri.contains(['?', ',']) {
+                if uri.bytes().any(|c| c == b'?' || c == b',') {
                     return Err(value_err(rest_off));
                 }
                 (uri, rest_off, params, false)

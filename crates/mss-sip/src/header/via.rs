@@ -3,8 +3,9 @@
 use crate::error::{ParseError, ParseErrorKind};
 use crate::name::HeaderName;
 use crate::net::Transport;
-use crate::params::{check_header_params, find_unquoted, trim, Params};
+use crate::params::{check_header_params, find_unquoted, trim, trim_start, Params};
 use crate::parse::is_token_char;
+use crate::uri::find_byte;
 
 /// One Via value: `SIP/2.0/UDP host:port;branch=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,7 @@ fn is_token(s: &str) -> bool {
 pub(crate) fn parse_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let s = trim(s);
     let (host, port) = if s.starts_with('[') {
-        let close = s.find(']')?;
+        let close = find_byte(s, b']')?;
         let host = s.get(..=close)?;
         host.get(1..close)?.parse::<std::net::Ipv6Addr>().ok()?;
         let after = trim(s.get(close + 1..)?);
@@ -45,7 +46,7 @@ pub(crate) fn parse_host_port(s: &str) -> Option<(&str, Option<u16>)> {
             None => return None,
         }
     } else {
-        match s.find(':') {
+        match find_byte(s, b':') {
             Some(c) => (trim(s.get(..c)?), Some(trim(s.get(c + 1..)?))),
             None => (s, None),
         }
@@ -86,10 +87,7 @@ impl<'a> Via<'a> {
         let mut parts = head.splitn(3, '/');
         let name = trim(parts.next().unwrap_or(""));
         let version = trim(parts.next().unwrap_or(""));
-        let rest = parts
-            .next()
-            .unwrap_or("")
-            .trim_start_matches([' ', '\t', '\r', '\n']);
+        let rest = trim_start(parts.next().unwrap_or(""));
         let t_len = rest.bytes().take_while(|&c| is_token_char(c)).count();
         let transport = rest.get(..t_len).unwrap_or("");
         let sent_by = rest.get(t_len..).unwrap_or("");
