@@ -58,7 +58,7 @@ impl Transactions {
             ClientMachine::NonInvite(ClientNonInvite::start(now, &timers, reliable, &mut out))
         };
         let request_bytes = req.to_bytes();
-        let slot = self.txns.insert(Txn::Client(ClientTxn {
+        let slot = self.txns.insert(Txn::Client(Box::new(ClientTxn {
             key: key.clone(),
             machine,
             flow: to,
@@ -66,7 +66,7 @@ impl Transactions {
             cseq,
             request_bytes: request_bytes.clone(),
             ack: None,
-        }));
+        })));
         self.keys.insert(key, slot);
         self.transmit(to, request_bytes, Some(client_id(slot)));
         for action in out.drain(..) {

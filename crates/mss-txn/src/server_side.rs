@@ -176,7 +176,7 @@ impl Transactions {
             key: key.clone(),
             machine,
             flow: from,
-            request: (*req.method() == Method::Invite).then(|| req.clone()),
+            request: (*req.method() == Method::Invite).then(|| Box::new(req.clone())),
             last_response: None,
             response_to: None,
         }));
