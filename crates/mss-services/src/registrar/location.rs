@@ -133,6 +133,9 @@ impl Location {
                     match list.iter_mut().find(|x| x.key == b.key) {
                         Some(slot) => *slot = b.clone(),
                         None => {
+                            // Most users have one binding: grow by one, not to the
+                            // default first capacity of four (≈ 700 bytes per user).
+                            list.reserve_exact(1);
                             list.push(b.clone());
                             self.total += 1;
                         }
