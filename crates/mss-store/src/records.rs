@@ -148,7 +148,8 @@ pub struct UserMessageCount {
 }
 
 /// The registration dialog state of one external line, kept so that `call_id = same` can
-/// continue the same Call-ID and CSeq after a restart (RFC 3261 §10.2).
+/// continue the same Call-ID and CSeq after a restart (RFC 3261 §10.2), and so that an
+/// `auto` line that switched to fresh Call-IDs stays switched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineRecord {
     /// The line's name (`provider1` of `[line:provider1]`).
@@ -159,6 +160,10 @@ pub struct LineRecord {
     pub from_tag: String,
     /// The last CSeq number sent; the next REGISTER uses one more.
     pub last_cseq: u32,
+    /// The Call-ID policy the line used when this was written, by its admin API name
+    /// (`same`, `fresh`, `auto`, `auto_fresh`). `None` for rows written before schema
+    /// version 2. The store keeps the text as given; the line decides what it means.
+    pub call_id_mode: Option<String>,
     /// When this state was written.
     pub updated_at: UnixMillis,
 }

@@ -149,6 +149,7 @@ fn lines_and_secrets() {
         from_tag: "ft1".into(),
         last_cseq: 41,
         updated_at: 5,
+        call_id_mode: Some("auto_fresh".into()),
     };
     {
         let store = SqliteStore::open(dir.path()).unwrap();

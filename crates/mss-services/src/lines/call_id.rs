@@ -48,30 +48,38 @@ pub(crate) struct CallIdPolicy {
 impl CallIdPolicy {
     /// The policy at start. A stored record of the same line continues its Call-ID and From
     /// tag, and its CSeq goes on above the last one sent (so a restart never reuses a CSeq the
-    /// registrar has seen, RFC 3261 §10.3 step 7).
+    /// registrar has seen, RFC 3261 §10.3 step 7). An `auto` line whose record says it had
+    /// switched to fresh Call-IDs (`auto_fresh`) starts switched: the registrar's complaint is
+    /// not provoked again at every restart. The record never changes a `same` or `fresh`
+    /// line, nor makes an `auto` line anything but `auto`.
     pub(crate) fn new(
         name: &str,
         mode: CallIdMode,
         persisted: Option<&LineRecord>,
         rng: &mut dyn RngCore,
     ) -> CallIdPolicy {
-        let usable = persisted.filter(|r| {
-            r.name == name
-                && !r.call_id.is_empty()
-                && !r.from_tag.is_empty()
-                && r.last_cseq < CSEQ_LIMIT
+        let ours = persisted.filter(|r| r.name == name);
+        let switched = ours
+            .is_some_and(|r| r.call_id_mode.as_deref() == Some(CallIdInUse::AUTO_FRESH.as_str()));
+        let fresh = match mode {
+            CallIdMode::Auto => switched,
+            CallIdMode::Same => false,
+            CallIdMode::Fresh => true,
+        };
+        let usable = ours.filter(|r| {
+            !r.call_id.is_empty() && !r.from_tag.is_empty() && r.last_cseq < CSEQ_LIMIT
         });
         match usable {
             Some(r) => CallIdPolicy {
                 configured: mode,
-                fresh: mode == CallIdMode::Fresh,
+                fresh,
                 call_id: r.call_id.clone(),
                 from_tag: r.from_tag.clone(),
                 last_cseq: r.last_cseq,
             },
             None => CallIdPolicy {
                 configured: mode,
-                fresh: mode == CallIdMode::Fresh,
+                fresh,
                 call_id: new_call_id(rng),
                 from_tag: new_tag(rng),
                 last_cseq: 0,
@@ -113,6 +121,19 @@ impl CallIdPolicy {
         self.configured
     }
 
+    /// For the log at start: an `auto` line that took its switch to fresh Call-IDs over
+    /// from the stored record (so before its first REGISTER) says so, and how to pin it.
+    pub(crate) fn restored_note(&self, name: &str) -> Option<String> {
+        (self.in_use() == CallIdInUse::AUTO_FRESH).then(|| {
+            format!(
+                "line {name} keeps a fresh Call-ID per REGISTER, as its registrar demanded \
+                 before the restart (call_id = auto); to go back to one Call-ID, set \
+                 call_id = same in [line:{name}] of mss.ini, to pin the fresh Call-IDs, \
+                 call_id = fresh"
+            )
+        })
+    }
+
     /// The policy in use, for the status.
     pub(crate) fn in_use(&self) -> CallIdInUse {
         CallIdInUse {
@@ -129,6 +150,7 @@ impl CallIdPolicy {
             from_tag: self.from_tag.clone(),
             last_cseq: self.last_cseq,
             updated_at: unix_ms,
+            call_id_mode: Some(self.in_use().as_str().to_owned()),
         }
     }
 }
@@ -168,6 +190,14 @@ mod tests {
             from_tag: "t1".into(),
             last_cseq: cseq,
             updated_at: 0,
+            call_id_mode: None,
+        }
+    }
+
+    fn switched(name: &str, cseq: u32) -> LineRecord {
+        LineRecord {
+            call_id_mode: Some("auto_fresh".into()),
+            ..rec(name, cseq)
         }
     }
 
@@ -213,13 +243,66 @@ mod tests {
         let a = p.next(&mut rng);
         assert!(p.switch_to_fresh());
         assert!(!p.switch_to_fresh());
-        assert_eq!(p.in_use().as_str(), "auto/fresh");
+        assert_eq!(p.in_use().as_str(), "auto_fresh");
+        assert_eq!(
+            p.record("p1", 0).call_id_mode.as_deref(),
+            Some("auto_fresh")
+        );
         let b = p.next(&mut rng);
         let c = p.next(&mut rng);
         assert_ne!(a.call_id, b.call_id);
         assert_ne!(b.call_id, c.call_id);
         assert_ne!(b.from_tag, c.from_tag);
         assert!(c.cseq > b.cseq);
+    }
+
+    #[test]
+    fn auto_takes_the_stored_switch_over_and_nothing_else_does() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let fresh_call_ids = |p: &mut CallIdPolicy, rng: &mut StdRng| {
+            let a = p.next(rng);
+            let b = p.next(rng);
+            assert!(b.cseq > a.cseq);
+            a.call_id != b.call_id && a.call_id != "abc"
+        };
+        // auto + a stored auto_fresh: switched from the first REGISTER on.
+        let mut p = CallIdPolicy::new("p1", CallIdMode::Auto, Some(&switched("p1", 9)), &mut rng);
+        assert_eq!(p.in_use().as_str(), "auto_fresh");
+        assert_eq!(p.configured(), CallIdMode::Auto);
+        assert!(p.restored_note("p1").unwrap().contains("call_id = fresh"));
+        assert!(!p.switch_to_fresh(), "already switched");
+        assert!(fresh_call_ids(&mut p, &mut rng));
+        assert_eq!(
+            p.record("p1", 0).call_id_mode.as_deref(),
+            Some("auto_fresh")
+        );
+        // Even when the stored Call-ID itself is unusable.
+        let mut worn = switched("p1", CSEQ_LIMIT);
+        worn.call_id.clear();
+        let p = CallIdPolicy::new("p1", CallIdMode::Auto, Some(&worn), &mut rng);
+        assert_eq!(p.in_use().as_str(), "auto_fresh");
+        // The admin's same or fresh (or gVarSipRegSameDialog, resolved into them) wins.
+        let mut p = CallIdPolicy::new("p1", CallIdMode::Same, Some(&switched("p1", 9)), &mut rng);
+        assert_eq!(p.in_use().as_str(), "same");
+        assert!(p.restored_note("p1").is_none());
+        assert!(!fresh_call_ids(&mut p, &mut rng));
+        assert_eq!(p.record("p1", 0).call_id_mode.as_deref(), Some("same"));
+        let p = CallIdPolicy::new("p1", CallIdMode::Fresh, Some(&switched("p1", 9)), &mut rng);
+        assert_eq!(p.in_use().as_str(), "fresh");
+        // A record written under fresh, an unknown or missing mode, or another line's
+        // record leave auto on one Call-ID.
+        for mode in [Some("fresh"), Some("sometimes"), None] {
+            let r = LineRecord {
+                call_id_mode: mode.map(Into::into),
+                ..rec("p1", 9)
+            };
+            let mut p = CallIdPolicy::new("p1", CallIdMode::Auto, Some(&r), &mut rng);
+            assert_eq!(p.in_use().as_str(), "auto", "{mode:?}");
+            assert!(p.restored_note("p1").is_none());
+            assert!(!fresh_call_ids(&mut p, &mut rng));
+        }
+        let p = CallIdPolicy::new("p2", CallIdMode::Auto, Some(&switched("p1", 9)), &mut rng);
+        assert_eq!(p.in_use().as_str(), "auto");
     }
 
     #[test]

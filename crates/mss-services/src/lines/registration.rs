@@ -109,7 +109,8 @@ fn state_for(code: u16) -> LineState {
 impl Registration {
     /// A line about to register: the first [`Registration::poll_output`] asks for the
     /// registrar's address. `persisted` is the line's stored record (`Store::get_line`):
-    /// with it, the line continues its Call-ID above the last CSeq sent.
+    /// with it, the line continues its Call-ID above the last CSeq sent, and an `auto` line
+    /// that had switched to fresh Call-IDs stays switched (logged at start).
     pub fn new(
         settings: LineSettings,
         persisted: Option<LineRecord>,
@@ -123,6 +124,10 @@ impl Registration {
             rng,
         );
         let mut out = VecDeque::new();
+        if let Some(message) = policy.restored_note(&settings.name) {
+            let level = LogLevel::Info;
+            out.push_back(LineOutput::Log(LineLog { level, message }));
+        }
         let expires = if settings.expires == 0 || settings.expires > MAX_GRANTED_SECS {
             out.push_back(LineOutput::Log(LineLog {
                 level: LogLevel::Warn,

@@ -25,7 +25,7 @@ mod tests {
         assert_eq!(st.expires_at, Some(sim.start.unix_ms + 50 + 3_600_000));
         let next = st.next_attempt_at.unwrap() - sim.start.unix_ms;
         assert!((2_988_000..=3_132_100).contains(&next), "{next}");
-        assert_eq!(st.call_id_mode.as_str(), "auto/same");
+        assert_eq!(st.call_id_mode.as_str(), "auto");
         let first = &sim.sent[0];
         let text = String::from_utf8(first.request.to_bytes().to_vec()).unwrap();
         assert!(

@@ -41,7 +41,7 @@ mod tests {
             quirky(&mut seen, req)
         });
         assert_eq!(sim.state(), LineState::Online);
-        assert_eq!(sim.reg.status().call_id_mode.as_str(), "auto/fresh");
+        assert_eq!(sim.reg.status().call_id_mode.as_str(), "auto_fresh");
         let statuses: Vec<_> = sim.states.iter().map(|s| s.state).collect();
         assert!(
             statuses.iter().all(|s| *s == LineState::Online),
@@ -93,7 +93,7 @@ mod tests {
             }
         });
         assert_eq!(sim.state(), LineState::Online);
-        assert_eq!(sim.reg.status().call_id_mode.as_str(), "auto/fresh");
+        assert_eq!(sim.reg.status().call_id_mode.as_str(), "auto_fresh");
     }
 
     #[test]
@@ -155,6 +155,53 @@ mod tests {
         assert_eq!(first.tag_in_from(), record.from_tag);
         assert_eq!(first.cseq(), record.last_cseq + 1);
         assert_eq!(again.state(), LineState::Online);
+    }
+
+    #[test]
+    fn restart_keeps_the_switch_to_fresh_call_ids() {
+        let mut sim = Sim::new(settings(), None);
+        let mut seen = HashSet::new();
+        sim.run(2 * HOUR, |req, _, _| quirky(&mut seen, req));
+        assert_eq!(sim.reg.status().call_id_mode.as_str(), "auto_fresh");
+        let record = sim.persisted.last().unwrap().clone();
+        assert_eq!(record.call_id_mode.as_deref(), Some("auto_fresh"));
+        // Restart against the same registrar: no complaint is provoked again.
+        let mut again = Sim::with_seed(settings(), Some(record.clone()), 7);
+        assert_eq!(again.reg.status().call_id_mode.as_str(), "auto_fresh");
+        let mut answers = Vec::new();
+        again.run(3 * HOUR, |req, _, _| {
+            let reply = quirky(&mut seen, req);
+            if let Reply::Answer(r) = &reply {
+                answers.push(r.status().as_u16());
+            }
+            reply
+        });
+        assert_eq!(again.state(), LineState::Online);
+        assert!(answers.iter().all(|c| *c == 200), "{answers:?}");
+        assert!(again.reg.status().last_failure.is_none());
+        assert_ne!(again.sent[0].call_id(), record.call_id);
+        assert!(again.sent[0].cseq() > record.last_cseq);
+        let ids: HashSet<String> = again.sent.iter().map(|s| s.call_id()).collect();
+        assert_eq!(ids.len(), again.sent.len());
+        // Said once, at start, as information (the warning was given when it was detected).
+        assert!(again.logs.iter().all(|l| l.level == LogLevel::Info));
+        let notes: Vec<_> = again
+            .logs
+            .iter()
+            .filter(|l| l.message.contains("fresh Call-ID per REGISTER"))
+            .collect();
+        assert_eq!(notes.len(), 1, "{:?}", again.logs);
+        assert!(again
+            .persisted
+            .iter()
+            .all(|r| r.call_id_mode.as_deref() == Some("auto_fresh")));
+        // The admin pins same: the stored switch is ignored, and the quirk answers again.
+        let mut s = settings();
+        s.call_id_mode = CallIdMode::Same;
+        let mut pinned = Sim::with_seed(s, Some(record), 8);
+        assert_eq!(pinned.reg.status().call_id_mode.as_str(), "same");
+        pinned.run(Duration::from_secs(5), |req, _, _| quirky(&mut seen, req));
+        assert_eq!(pinned.state(), LineState::Rejected);
     }
 
     #[test]

@@ -57,13 +57,22 @@ pub struct CallIdInUse {
 }
 
 impl CallIdInUse {
-    /// `same`, `fresh`, `auto/same` or `auto/fresh` (the admin API's `call_id_mode`).
+    /// An `auto` line that switched to a fresh Call-ID per REGISTER.
+    pub const AUTO_FRESH: CallIdInUse = CallIdInUse {
+        configured: CallIdMode::Auto,
+        fresh: true,
+    };
+
+    /// The admin API's `call_id_mode` (also kept in the stored line record): `same`,
+    /// `fresh`, `auto` (an `auto` line still on one Call-ID) or `auto_fresh` (an `auto`
+    /// line after the registrar's CSeq complaint switched it to fresh Call-IDs). A `same`
+    /// or `fresh` line is named by its configured mode alone.
     pub fn as_str(self) -> &'static str {
         match (self.configured, self.fresh) {
-            (CallIdMode::Auto, false) => "auto/same",
-            (CallIdMode::Auto, true) => "auto/fresh",
-            (_, false) => "same",
-            (_, true) => "fresh",
+            (CallIdMode::Auto, false) => "auto",
+            (CallIdMode::Auto, true) => "auto_fresh",
+            (CallIdMode::Same, _) => "same",
+            (CallIdMode::Fresh, _) => "fresh",
         }
     }
 }
@@ -127,16 +136,14 @@ mod tests {
     }
 
     #[test]
-    fn call_id_in_use_names() {
-        let auto = CallIdInUse {
-            configured: CallIdMode::Auto,
-            fresh: true,
-        };
-        assert_eq!(auto.as_str(), "auto/fresh");
-        let same = CallIdInUse {
-            configured: CallIdMode::Same,
-            fresh: false,
-        };
-        assert_eq!(same.to_string(), "same");
+    fn call_id_in_use_names_match_admin_api() {
+        let name = |configured, fresh| CallIdInUse { configured, fresh }.to_string();
+        assert_eq!(name(CallIdMode::Auto, false), "auto");
+        assert_eq!(name(CallIdMode::Auto, true), "auto_fresh");
+        assert_eq!(CallIdInUse::AUTO_FRESH.as_str(), "auto_fresh");
+        assert_eq!(name(CallIdMode::Same, false), "same");
+        assert_eq!(name(CallIdMode::Same, true), "same");
+        assert_eq!(name(CallIdMode::Fresh, true), "fresh");
+        assert_eq!(name(CallIdMode::Fresh, false), "fresh");
     }
 }

@@ -7,7 +7,8 @@ use crate::records::LineRecord;
 /// The stored state of line `name`.
 pub(crate) fn get(conn: &Connection, name: &str) -> rusqlite::Result<Option<LineRecord>> {
     conn.prepare_cached(
-        "SELECT name, call_id, from_tag, last_cseq, updated_at FROM lines WHERE name = ?1",
+        "SELECT name, call_id, from_tag, last_cseq, updated_at, call_id_mode FROM lines
+         WHERE name = ?1",
     )?
     .query_row([name], from_row)
     .optional()
@@ -16,7 +17,8 @@ pub(crate) fn get(conn: &Connection, name: &str) -> rusqlite::Result<Option<Line
 /// Every stored line state, by name.
 pub(crate) fn list(conn: &Connection) -> rusqlite::Result<Vec<LineRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, call_id, from_tag, last_cseq, updated_at FROM lines ORDER BY name",
+        "SELECT name, call_id, from_tag, last_cseq, updated_at, call_id_mode FROM lines
+         ORDER BY name",
     )?;
     let rows = stmt.query_map([], from_row)?;
     rows.collect()
@@ -25,15 +27,16 @@ pub(crate) fn list(conn: &Connection) -> rusqlite::Result<Vec<LineRecord>> {
 /// Inserts or replaces a line's state.
 pub(crate) fn put(conn: &Connection, l: &LineRecord) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO lines (name, call_id, from_tag, last_cseq, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR REPLACE INTO lines (name, call_id, from_tag, last_cseq, updated_at, call_id_mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         l.name,
         l.call_id,
         l.from_tag,
         l.last_cseq,
-        l.updated_at
+        l.updated_at,
+        l.call_id_mode
     ])?;
     Ok(())
 }
@@ -46,6 +49,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LineRecord> {
         from_tag: r.get(2)?,
         last_cseq: r.get(3)?,
         updated_at: r.get(4)?,
+        call_id_mode: r.get(5)?,
     })
 }
 
@@ -97,9 +101,12 @@ mod tests {
             from_tag: "tag".into(),
             last_cseq: 7,
             updated_at: 1,
+            call_id_mode: None,
         };
         put(&conn, &l).unwrap();
+        assert_eq!(get(&conn, "p1").unwrap(), Some(l.clone()));
         l.last_cseq = 8;
+        l.call_id_mode = Some("auto_fresh".into());
         put(&conn, &l).unwrap();
         assert_eq!(get(&conn, "p1").unwrap(), Some(l.clone()));
         assert_eq!(list(&conn).unwrap(), vec![l]);

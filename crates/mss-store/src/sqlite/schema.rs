@@ -9,9 +9,10 @@
 use rusqlite::{Connection, OptionalExtension};
 
 /// `(version, SQL)` in ascending order; the last version is the current schema.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
     -- Registrar bindings. binding_key is BindingKey::to_column(): the instance and reg-id
     -- when the contact has +sip.instance, the contact URI otherwise (RFC 5626 §6).
     CREATE TABLE bindings (
@@ -62,7 +63,17 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
         value BLOB NOT NULL
     );
     ",
-)];
+    ),
+    (
+        2,
+        "
+    -- The Call-ID policy a line used when its row was written (LineRecord::call_id_mode),
+    -- so that an `auto` line that switched to fresh Call-IDs stays switched after a
+    -- restart. NULL in rows of version 1.
+    ALTER TABLE lines ADD COLUMN call_id_mode TEXT;
+    ",
+    ),
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {
@@ -147,6 +158,79 @@ mod tests {
         conn.execute("UPDATE schema_version SET version = 99", [])
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(MigrateError::TooNew(99))));
+    }
+
+    /// A database file as a version-1 build left it, with one line row.
+    fn write_v1_file(path: &std::path::Path) {
+        let conn = Connection::open(path).unwrap();
+        let (v1, sql) = MIGRATIONS[0];
+        assert_eq!(v1, 1);
+        conn.execute_batch(sql).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);
+             INSERT INTO lines (name, call_id, from_tag, last_cseq, updated_at)
+             VALUES ('p1', 'cid', 'tag', 41, 5);",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn version_1_file_is_upgraded_and_keeps_its_lines() {
+        use crate::{block_on, LineRecord, SqliteStore, Store, DB_FILE};
+        let dir = tempfile::tempdir().unwrap();
+        write_v1_file(&dir.path().join(DB_FILE));
+        let v1_row = LineRecord {
+            name: "p1".into(),
+            call_id: "cid".into(),
+            from_tag: "tag".into(),
+            last_cseq: 41,
+            updated_at: 5,
+            call_id_mode: None,
+        };
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            assert_eq!(
+                block_on(store.get_line("p1")).unwrap(),
+                Some(v1_row.clone())
+            );
+            let switched = LineRecord {
+                last_cseq: 42,
+                call_id_mode: Some("auto_fresh".into()),
+                ..v1_row.clone()
+            };
+            block_on(store.put_line(switched)).unwrap();
+        }
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        assert_eq!(version(&conn), 2);
+        drop(conn);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let got = block_on(store.get_line("p1")).unwrap().unwrap();
+        assert_eq!(
+            (got.last_cseq, got.call_id_mode.as_deref()),
+            (42, Some("auto_fresh"))
+        );
+    }
+
+    #[test]
+    fn version_2_adds_a_nullable_line_column() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        assert_eq!(version(&conn), latest_version());
+        let nullable: i64 = conn
+            .query_row(
+                "SELECT \"notnull\" FROM pragma_table_info('lines') WHERE name = 'call_id_mode'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(nullable, 0);
     }
 
     #[test]
