@@ -64,10 +64,13 @@ impl Transactions {
         rsp.encode(&mut buf);
         let bytes = buf.freeze();
         s.last_response = Some(bytes.clone());
-        s.response_to = rsp
-            .headers()
-            .get(&HeaderName::To)
-            .map(Bytes::copy_from_slice);
+        // Only an INVITE's To is ever looked at again (the ACK and the CANCEL name INVITEs).
+        if matches!(s.machine, ServerMachine::Invite(_)) {
+            s.response_to = rsp
+                .headers()
+                .get(&HeaderName::To)
+                .map(Bytes::copy_from_slice);
+        }
         let flow = s.flow;
         self.transmit(flow, bytes, Some(server_id(slot)));
         for action in out.drain(..) {

@@ -69,9 +69,9 @@ pub(crate) struct ServerTxn {
     pub(crate) request: Option<Box<Request>>,
     /// The last response sent, re-sent on request retransmissions and by Timer G.
     pub(crate) last_response: Option<Bytes>,
-    /// The To header value of the last response the TU passed (its tag identifies the
-    /// ACK for it under RFC 2543 matching, §17.2.3, and goes into the 200 to a CANCEL,
-    /// §9.2).
+    /// The To header value of the last response the TU passed to an INVITE (its tag
+    /// identifies the ACK for it under RFC 2543 matching, §17.2.3, and goes into the 200
+    /// to a CANCEL, §9.2). Always `None` for other methods.
     pub(crate) response_to: Option<Bytes>,
 }
 
