@@ -299,6 +299,19 @@ def machine_info():
             "sipp": sipp_v}
 
 
+def git_describe():
+    """' (tree at COMMIT[+changes])' of the repository holding bench/, or ''."""
+    root = os.path.dirname(BENCH_DIR)
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "crates"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return " (tree at %s%s)" % (head, "+changes" if dirty else "") if head else ""
+
+
 def filesystem_of(path):
     """Type of the filesystem holding path (ext4, tmpfs, ...), from /proc/mounts."""
     path = os.path.realpath(path)
@@ -350,6 +363,8 @@ def cmd_run(a):
             info["versions"][s.name] = "not available"
         else:
             info["versions"][s.name] = s.version()
+            if isinstance(s, servers.Mss):
+                info["versions"][s.name] += git_describe()
     results = {}
     unavailable = set()
     for i, scenario in enumerate(scenarios):
@@ -631,7 +646,18 @@ def main():
     m.add_argument("--calls", type=int, default=20)
     m.add_argument("--rate", type=int, default=10)
 
+    rp = sub.add_parser("report", help="render the table of a results.json again")
+    rp.add_argument("results_json")
+    rp.add_argument("--benchmarks-md", default=None)
+
     a = ap.parse_args()
+    if a.cmd == "report":
+        with open(a.results_json) as f:
+            md = report.markdown(json.load(f))
+        if a.benchmarks_md:
+            report.replace_between_markers(a.benchmarks_md, md)
+        print(md)
+        return 0
     a.pids = Pids(a.pidfile)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -34,6 +34,12 @@ class Csv:
         self.handed_out += calls
         return out_path
 
+    def used(self, planned, created):
+        """Correct the rotation after a step that created fewer calls than planned."""
+        unused = max(0, planned - created)
+        self.cursor = (self.cursor - unused) % len(self.rows)
+        self.handed_out -= unused
+
     def passes(self):
         """How many times each row has been handed out, at most."""
         n = len(self.rows)
@@ -101,6 +107,8 @@ class Loads:
         finally:
             uas_stats = uas.stop() if uas else {}
         os.unlink(step_csv)
+        created = sipp.counter(res["stats"], "OutgoingCall")
+        csv.used(calls, created if res["stats"] else calls)
         res["calls"] = calls
         res["uas_stats"] = uas_stats
         return res

@@ -225,6 +225,8 @@ class Mss(Server):
             out = subprocess.run([self.binary, "--version"], capture_output=True,
                                  text=True, timeout=10)
             line = (out.stdout or out.stderr).strip().splitlines()
-            return line[0] if out.returncode == 0 and line else "unknown"
+            if out.returncode != 0 or not line:
+                return "unknown"
+            return line[0][4:] if line[0].startswith("mss ") else line[0]
         except (OSError, subprocess.SubprocessError):
             return "unknown"
