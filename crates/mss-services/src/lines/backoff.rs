@@ -6,10 +6,16 @@ use std::time::Duration;
 
 use rand::{Rng, RngCore};
 
-/// The first retry delay after a failure (before jitter).
+/// The default first retry delay after a failure (before jitter), `retry_min` of a line.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
-/// The longest retry delay: the line never waits longer, and never gives up.
+/// The default longest retry delay, `retry_max` of a line: the line never waits longer,
+/// and never gives up.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
+/// The shortest first retry delay a line accepts (a smaller `retry_min` is raised to it).
+pub const BACKOFF_FLOOR: Duration = Duration::from_secs(1);
+/// The longest retry delay a line accepts (a larger `retry_min` or `retry_max` is lowered
+/// to it).
+pub const BACKOFF_CEILING: Duration = Duration::from_secs(24 * 3600);
 /// The longest `Retry-After` honoured; a provider asking for more is retried after this.
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 /// The lower end of the jitter: a retry waits between this share of the nominal delay and
@@ -17,28 +23,49 @@ pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 const JITTER_LOW: f64 = 0.8;
 
 /// Consecutive failures of a line and the delay they call for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Backoff {
     failures: u32,
+    base: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    /// 30 s doubling up to 30 min.
+    fn default() -> Backoff {
+        Backoff::new(BACKOFF_BASE, BACKOFF_MAX)
+    }
 }
 
 impl Backoff {
-    /// The nominal delay after `failures` earlier consecutive failures: 30 s, 60 s, 120 s …
-    /// capped at 30 min.
-    pub(crate) fn nominal(failures: u32) -> Duration {
+    /// A schedule starting at `base` and doubling up to `max` (a line's `retry_min` and
+    /// `retry_max`). The configuration checks both; here both are kept within
+    /// [`BACKOFF_FLOOR`] and [`BACKOFF_CEILING`], and `max` is raised to `base`.
+    pub(crate) fn new(base: Duration, max: Duration) -> Backoff {
+        let base = base.clamp(BACKOFF_FLOOR, BACKOFF_CEILING);
+        Backoff {
+            failures: 0,
+            base,
+            max: max.clamp(base, BACKOFF_CEILING),
+        }
+    }
+
+    /// The nominal delay after `failures` earlier consecutive failures: `base`, twice,
+    /// four times … capped at `max` (30 s, 60 s, 120 s … 30 min by default).
+    pub(crate) fn nominal(&self, failures: u32) -> Duration {
         let factor = 1u32 << failures.min(16);
-        BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+        self.base.saturating_mul(factor).min(self.max)
     }
 
     /// The delay before the next attempt after one more failure, with jitter: uniform in
     /// `[0.8 · nominal, nominal]`.
     pub(crate) fn next_delay(&mut self, rng: &mut dyn RngCore) -> Duration {
-        let nominal = Backoff::nominal(self.failures);
+        let nominal = self.nominal(self.failures);
         self.failures = self.failures.saturating_add(1);
         nominal.mul_f64(rng.gen_range(JITTER_LOW..=1.0))
     }
 
-    /// A success: the next failure starts from [`BACKOFF_BASE`] again.
+    /// A success: the next failure starts from `base` again.
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
@@ -72,19 +99,36 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         let mut b = Backoff::default();
         for n in 0..20 {
-            let nominal = Backoff::nominal(n);
+            let nominal = b.nominal(n);
             let d = b.next_delay(&mut rng);
             assert!(
                 d <= nominal && d >= nominal.mul_f64(JITTER_LOW),
                 "{n}: {d:?}"
             );
         }
-        assert_eq!(Backoff::nominal(0), BACKOFF_BASE);
-        assert_eq!(Backoff::nominal(1), Duration::from_secs(60));
-        assert_eq!(Backoff::nominal(6), BACKOFF_MAX);
-        assert_eq!(Backoff::nominal(u32::MAX), BACKOFF_MAX);
+        assert_eq!(b.nominal(0), BACKOFF_BASE);
+        assert_eq!(b.nominal(1), Duration::from_secs(60));
+        assert_eq!(b.nominal(6), BACKOFF_MAX);
+        assert_eq!(b.nominal(u32::MAX), BACKOFF_MAX);
         b.reset();
         assert!(b.next_delay(&mut rng) <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn schedule_follows_retry_min_and_retry_max() {
+        let secs = Duration::from_secs;
+        let b = Backoff::new(secs(2), secs(5));
+        let nominal: Vec<_> = (0..5).map(|n| b.nominal(n)).collect();
+        assert_eq!(nominal, [secs(2), secs(4), secs(5), secs(5), secs(5)]);
+        // Out-of-range values (the configuration refuses them) are made usable.
+        let b = Backoff::new(Duration::ZERO, Duration::ZERO);
+        assert_eq!((b.nominal(0), b.nominal(9)), (BACKOFF_FLOOR, BACKOFF_FLOOR));
+        let b = Backoff::new(secs(60), secs(10));
+        assert_eq!((b.nominal(0), b.nominal(3)), (secs(60), secs(60)));
+        let mut b = Backoff::new(Duration::MAX, Duration::MAX);
+        assert_eq!(b.nominal(u32::MAX), BACKOFF_CEILING);
+        let mut rng = StdRng::seed_from_u64(6);
+        assert!(b.next_delay(&mut rng) <= BACKOFF_CEILING);
     }
 
     #[test]

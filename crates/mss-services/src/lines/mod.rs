@@ -19,7 +19,8 @@
 //! digest (MD5, SHA-256, `qop=auth`; CSeq one more per retry, `stale=true` answered again,
 //! any other second challenge is `auth_failed`); takes `Min-Expires` from a `423`; honours
 //! `Retry-After`; fails over to the next target on a timeout or `503`; retries every other
-//! failure with exponential backoff and jitter from 30 s up to 30 min, never giving up; and
+//! failure with exponential backoff and jitter from [`LineSettings::retry_min`] (30 s) up to
+//! [`LineSettings::retry_max`] (30 min), never giving up; and
 //! never sends two REGISTERs less than a second apart. With `call_id = auto` a `400`/`500`
 //! whose reason or `P-Registrar-Error` speaks of the CSeq or ordering switches the line to a
 //! fresh Call-ID per REGISTER at once, with a [`LogLevel::Warn`] [`LineLog`] telling the admin
@@ -94,7 +95,7 @@ mod sim_flows;
 #[cfg(test)]
 mod sim_quirks;
 
-pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, RETRY_AFTER_MAX};
+pub use backoff::{BACKOFF_BASE, BACKOFF_CEILING, BACKOFF_FLOOR, BACKOFF_MAX, RETRY_AFTER_MAX};
 pub use call_id::is_cseq_complaint;
 pub use output::{LineLog, LineOutput, LogLevel};
 pub use registration::{Registration, IN_FLIGHT_GUARD, MIN_REGISTER_INTERVAL};

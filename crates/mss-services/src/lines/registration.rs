@@ -149,6 +149,7 @@ impl Registration {
             last_failure: None,
             notice: None,
         };
+        let backoff = Backoff::new(settings.retry_min, settings.retry_max);
         Registration {
             digest: DigestClient::new(settings.username(), &settings.password),
             settings,
@@ -158,7 +159,7 @@ impl Registration {
             step: Step::SendAt(now.mono),
             in_flight: None,
             expires,
-            backoff: Backoff::default(),
+            backoff,
             auth_rounds: 0,
             brief_rounds: 0,
             last_sent_at: None,

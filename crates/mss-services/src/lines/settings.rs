@@ -2,8 +2,11 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use mss_sip::Transport;
+
+use crate::lines::backoff::{BACKOFF_BASE, BACKOFF_MAX};
 
 /// The default `expires` a line asks for, in seconds (DESIGN §2).
 pub const DEFAULT_EXPIRES: u32 = 3600;
@@ -100,11 +103,20 @@ pub struct LineSettings {
     pub call_id_mode: CallIdMode,
     /// The User-Agent header value of our REGISTERs.
     pub user_agent: String,
+    /// The first retry delay after a failure (`retry_min`, default [`BACKOFF_BASE`]); each
+    /// further failure doubles it, jittered down by up to 20 %. Kept within
+    /// [`BACKOFF_FLOOR`](crate::lines::BACKOFF_FLOOR) and
+    /// [`BACKOFF_CEILING`](crate::lines::BACKOFF_CEILING).
+    pub retry_min: Duration,
+    /// The longest retry delay (`retry_max`, default [`BACKOFF_MAX`]); at least
+    /// `retry_min`, at most [`BACKOFF_CEILING`](crate::lines::BACKOFF_CEILING).
+    pub retry_max: Duration,
 }
 
 impl LineSettings {
     /// Settings with the defaults of DESIGN §2: UDP, no port (SRV or 5060), user name = number,
-    /// domain = registrar host, `expires = 3600`, `call_id = auto`, User-Agent `mss`.
+    /// domain = registrar host, `expires = 3600`, `call_id = auto`, User-Agent `mss`,
+    /// retries from 30 s up to 30 min.
     pub fn new(name: &str, registrar_host: &str, number: &str, password: &str) -> LineSettings {
         LineSettings {
             name: name.to_owned(),
@@ -118,6 +130,8 @@ impl LineSettings {
             expires: DEFAULT_EXPIRES,
             call_id_mode: CallIdMode::Auto,
             user_agent: "mss".to_owned(),
+            retry_min: BACKOFF_BASE,
+            retry_max: BACKOFF_MAX,
         }
     }
 
@@ -162,6 +176,8 @@ impl fmt::Debug for LineSettings {
             .field("expires", &self.expires)
             .field("call_id_mode", &self.call_id_mode)
             .field("user_agent", &self.user_agent)
+            .field("retry_min", &self.retry_min)
+            .field("retry_max", &self.retry_max)
             .finish()
     }
 }
@@ -188,6 +204,8 @@ mod tests {
         assert_eq!(s.aor(), "sip:2001@sip.provider.example");
         assert_eq!(s.expires, 3600);
         assert_eq!(s.call_id_mode, CallIdMode::Auto);
+        assert_eq!(s.retry_min, Duration::from_secs(30));
+        assert_eq!(s.retry_max, Duration::from_secs(1800));
         assert!(!format!("{s:?}").contains("\"pw\""));
     }
 

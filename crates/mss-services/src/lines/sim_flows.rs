@@ -171,7 +171,9 @@ mod tests {
         assert!(!sim.sent[0].has_credentials());
         let cycles: Vec<f64> = sim.sent[1..].iter().map(|s| sim.secs(s.at)).collect();
         for (n, w) in cycles.windows(2).enumerate() {
-            let nominal = Backoff::nominal(u32::try_from(n).unwrap()).as_secs_f64();
+            let nominal = Backoff::default()
+                .nominal(u32::try_from(n).unwrap())
+                .as_secs_f64();
             let gap = w[1] - w[0] - 0.05;
             assert!(
                 gap >= 0.8 * nominal - 0.01 && gap <= nominal + 0.01,
@@ -201,6 +203,34 @@ mod tests {
         assert_eq!(sim.state(), LineState::Online);
         let f = sim.reg.status().last_failure.clone().unwrap();
         assert_eq!((f.code, f.reason.as_str()), (Some(403), "Forbidden"));
+    }
+
+    #[test]
+    fn retry_min_and_retry_max_set_the_schedule() {
+        let mut s = settings();
+        s.retry_min = Duration::from_secs(2);
+        s.retry_max = Duration::from_secs(10);
+        let mut sim = Sim::new(s, None);
+        sim.run(Duration::from_secs(120), |req, _, _| {
+            Reply::Answer(respond(req, 403, "Forbidden"))
+        });
+        assert_eq!(sim.state(), LineState::AuthFailed);
+        let at: Vec<f64> = sim.sent.iter().map(|s| sim.secs(s.at)).collect();
+        // Nominal 2, 4, 8, 10, 10 … s after each answer (50 ms later), jittered to 80 %.
+        for (n, w) in at.windows(2).enumerate() {
+            let nominal = [2.0, 4.0, 8.0].get(n).copied().unwrap_or(10.0);
+            let gap = w[1] - w[0] - 0.05;
+            assert!(
+                gap >= 0.8 * nominal - 0.01 && gap <= nominal + 0.01,
+                "retry {n}: {gap} vs {nominal}"
+            );
+        }
+        assert!(at.len() > 10, "{at:?}");
+        // Online again at the next try once the provider relents, from the short schedule.
+        sim.run(Duration::from_secs(11), |req, _, _| {
+            Reply::Answer(ok(req, 3600))
+        });
+        assert_eq!(sim.state(), LineState::Online);
     }
 
     #[test]
