@@ -302,9 +302,15 @@ impl Metrics {
 
     /// Counts one instant message outcome.
     pub fn message(&self, outcome: MessageOutcome) {
+        self.message_n(outcome, 1);
+    }
+
+    /// Counts `n` instant messages with one outcome (a service publishing what it counted
+    /// since it last published).
+    pub fn message_n(&self, outcome: MessageOutcome, n: u64) {
         let i = MessageOutcome::ALL.iter().position(|x| *x == outcome);
         if let Some(c) = i.and_then(|i| self.messages.get(i)) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -462,6 +468,8 @@ mod tests {
         m.line_transition(None, LineState::Registering);
         m.line_transition(Some(LineState::Registering), LineState::Online);
         m.message(MessageOutcome::Stored);
+        m.message_n(MessageOutcome::Refused, 3);
+        m.message_n(MessageOutcome::Refused, 0);
         m.set_lines(LineState::BackingOff, 4);
         assert_eq!(m.responses(Direction::Out, 401), 1);
         assert_eq!(m.responses(Direction::Out, 700), 0);
@@ -478,6 +486,7 @@ mod tests {
         assert!(text.contains("mss_lines{state=\"online\"} 1\n"));
         assert!(text.contains("mss_lines{state=\"registering\"} 0\n"));
         assert!(text.contains("mss_messages_total{outcome=\"stored\"} 1\n"));
+        assert!(text.contains("mss_messages_total{outcome=\"refused\"} 3\n"));
         assert!(text.contains("# TYPE mss_lines gauge\n"));
         assert!(text.contains("# HELP mss_sip_requests_total "));
     }

@@ -181,9 +181,7 @@ fn publish_delta(metrics: &Metrics, before: &ImStats, now: &ImStats) {
             now.refused.total().saturating_sub(before.refused.total()),
         ),
     ] {
-        for _ in 0..n {
-            metrics.message(outcome);
-        }
+        metrics.message_n(outcome, n);
     }
 }
 

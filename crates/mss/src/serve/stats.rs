@@ -106,6 +106,16 @@ pub(crate) fn render(w: &WorkerStats, t: &TransportStatsSnapshot, s: &StoreStats
             t.tcp_keepalives_answered,
         ),
         (
+            "mss_transport_udp_stun_keepalives_answered_total",
+            "STUN Binding requests on UDP answered: keep-alives (RFC 5626 §4.4.2).",
+            t.udp_stun_keepalives_answered,
+        ),
+        (
+            "mss_transport_udp_stun_dropped_total",
+            "STUN-shaped UDP datagrams dropped unanswered (not a Binding request, or malformed).",
+            t.udp_stun_dropped,
+        ),
+        (
             "mss_transport_framing_errors_total",
             "TCP connections closed for broken framing.",
             t.framing_errors,
@@ -160,6 +170,8 @@ mod tests {
         w.stateless_reply();
         let t = TransportStatsSnapshot {
             udp_datagrams_received: 7,
+            udp_stun_keepalives_answered: 4,
+            udp_stun_dropped: 2,
             ..TransportStatsSnapshot::default()
         };
         let s = StoreStats {
@@ -170,6 +182,8 @@ mod tests {
         assert!(text.contains("mss_sip_stray_responses_total 1\n"));
         assert!(text.contains("mss_sip_stateless_replies_total 2\n"));
         assert!(text.contains("mss_transport_udp_datagrams_received_total 7\n"));
+        assert!(text.contains("mss_transport_udp_stun_keepalives_answered_total 4\n"));
+        assert!(text.contains("mss_transport_udp_stun_dropped_total 2\n"));
         assert!(text.contains("mss_store_commits_total 3\n"));
         assert!(text.contains("# TYPE mss_store_largest_batch gauge\n"));
         assert_eq!(
