@@ -542,6 +542,12 @@ def cmd_scale(a):
     with open(os.path.join(outdir, "scale.json"), "w") as f:
         json.dump(doc, f, indent=2)
     print(json.dumps(doc, indent=2))
+    if a.benchmarks_md:
+        md = report.scale_markdown(doc, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                   srv.version() + git_describe())
+        report.replace_between_markers(a.benchmarks_md, md, report.SCALE_START,
+                                       report.SCALE_END)
+        log("scale table written to %s" % a.benchmarks_md)
     good = (doc.get("registered_ok") == total and doc.get("restored_after_s") is not None)
     return 0 if good else 1
 
@@ -639,6 +645,7 @@ def main():
                    help="first measure Kamailio's memory with the same registrations")
     s.add_argument("--kamailio-port", type=int, default=15070)
     s.add_argument("--restore-timeout", type=float, default=120)
+    s.add_argument("--benchmarks-md", default=None)
 
     m = sub.add_parser("smoke")
     common(m)

@@ -3,6 +3,8 @@ import os
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
+SCALE_START = "<!-- bench-scale:start -->"
+SCALE_END = "<!-- bench-scale:end -->"
 NAMES = {"kamailio": "Kamailio", "mss": "mss"}
 
 
@@ -135,18 +137,49 @@ def markdown(doc):
     return "\n".join(lines)
 
 
-def replace_between_markers(path, block):
-    """Put block (which starts with START and ends with END) into path, touching nothing else."""
+def scale_markdown(doc, when, mss_version):
+    """The scale check as a short Markdown block (between the scale markers)."""
+    mb = lambda kb: "%.0f MB" % (kb / 1024.0) if kb else "–"
+    kam = doc.get("kamailio") or {}
+    lines = [SCALE_START, "## Scale: %s registered users (`bench/scale.sh`)" % fmt_int(
+        doc["users"]), "",
+        "Run %s; mss %s; registrations sent at %s/s with `Expires: 3600`." % (
+            when, mss_version, fmt_int(doc["rate"])), "",
+        "| | mss | Kamailio |", "|---|--:|--:|"]
+    if isinstance(doc.get("mss"), str):
+        lines.append("| registered | %s | %s |" % (doc["mss"], fmt_int(kam.get("registered_ok"))))
+    else:
+        lines += [
+            "| registered (200 OK) | %s | %s |" % (fmt_int(doc.get("registered_ok")),
+                                                  fmt_int(kam.get("registered_ok"))),
+            "| memory idle (users loaded) | %s | %s |" % (
+                mb(doc.get("rss_idle_kb")), mb(kam.get("pss_sum_kb_idle"))),
+            "| memory with every user registered | %s | %s |" % (
+                mb(doc.get("rss_kb")), mb(kam.get("pss_sum_kb"))),
+            "| after restart: SIP answers after | %s s | (registrations not kept) |" % (
+                doc.get("sip_ready_after_s", "–")),
+            "| after restart: all registrations back after | %s s | – |" % (
+                doc.get("restored_after_s") if doc.get("restored_after_s") is not None
+                else "not restored (%s)" % doc.get("count_after_restart")),
+        ]
+    lines += ["", "mss memory is its RSS (VmHWM), Kamailio's the sum of PSS over its processes. "
+              "The count comes from the `mss_registered_contacts` gauge of `/metrics`.",
+              SCALE_END, ""]
+    return "\n".join(lines)
+
+
+def replace_between_markers(path, block, start=START, end=END):
+    """Put block (which starts with start and ends with end) into path, touching nothing else."""
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
     else:
-        text = "# Benchmarks\n\n%s\n%s\n" % (START, END)
+        text = "# Benchmarks\n\n%s\n%s\n" % (start, end)
     block = block.rstrip("\n")
-    i = text.find(START)
-    j = text.find(END, i + 1) if i >= 0 else -1
+    i = text.find(start)
+    j = text.find(end, i + 1) if i >= 0 else -1
     if i >= 0 and j >= 0:
-        text = text[:i] + block + text[j + len(END):]
+        text = text[:i] + block + text[j + len(end):]
     else:
         if not text.endswith("\n"):
             text += "\n"

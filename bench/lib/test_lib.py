@@ -63,6 +63,22 @@ class ReportTests(unittest.TestCase):
             self.assertEqual(text.count(report.END), 1)
 
 
+class ScaleReportTests(unittest.TestCase):
+    def test_scale_block_keeps_the_capacity_block(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "BENCHMARKS.md")
+            report.replace_between_markers(path, "%s\ncap\n%s\n" % (report.START, report.END))
+            doc = {"users": 10, "rate": 5, "registered_ok": 10, "rss_kb": 2048,
+                   "restored_after_s": 1.5, "kamailio": {"registered_ok": 10}}
+            md = report.scale_markdown(doc, "now", "0.1.0")
+            report.replace_between_markers(path, md, report.SCALE_START, report.SCALE_END)
+            report.replace_between_markers(path, md, report.SCALE_START, report.SCALE_END)
+            text = open(path).read()
+            self.assertIn("cap", text)
+            self.assertEqual(text.count(report.SCALE_START), 1)
+            self.assertIn("| 1.5 s |", text)
+
+
 class StatsTests(unittest.TestCase):
     def test_last_complete_row(self):
         with tempfile.TemporaryDirectory() as d:
