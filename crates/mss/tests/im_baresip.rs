@@ -15,7 +15,7 @@ mod im_common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, require_tool, wait_for, Peer, Server};
+use common::{baresip_config, require_tool, wait_for, Peer};
 use im_common::{password, send_message, start, stored};
 
 const TEXT: Option<&str> = Some("text/plain;charset=UTF-8");
@@ -66,30 +66,6 @@ fn received(log: &str) -> Vec<Received> {
     out
 }
 
-/// Writes baresip's config and accounts (103 over UDP, 102 over TCP) under `home`.
-fn configure(home: &std::path::Path, s: &Server) {
-    let conf = home.join(".baresip");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\nmodule_app menu.so\n",
-            free_port()
-        ),
-    )
-    .unwrap();
-    let port = s.sip_port;
-    std::fs::write(
-        conf.join("accounts"),
-        format!(
-            "<sip:103@127.0.0.1:{port};transport=udp>;auth_pass={};regint=600\n<sip:102@127.0.0.1:{port};transport=tcp>;auth_pass={};regint=600\n",
-            password("103"),
-            password("102")
-        ),
-    )
-    .unwrap();
-}
-
 #[test]
 fn baresip_gets_stored_messages_in_order_then_live_ones_over_udp_and_tcp() {
     let baresip = require_tool("baresip");
@@ -104,12 +80,21 @@ fn baresip_gets_stored_messages_in_order_then_live_ones_over_udp_and_tcp() {
     assert_eq!(stored(&s, "103"), 3);
 
     let home = dir.path().join("home");
-    configure(&home, &s);
+    // 103 over UDP, 102 over TCP, with the menu module.
+    let conf = baresip_config(
+        &home,
+        s.sip_port,
+        &["menu"],
+        &[
+            ("103", "udp", password("103")),
+            ("102", "tcp", password("102")),
+        ],
+    );
     let log_path = dir.path().join("baresip.out");
     let mut child = Command::new(baresip)
         .env("HOME", &home)
         .arg("-f")
-        .arg(home.join(".baresip"))
+        .arg(&conf)
         .args(["-s", "-t", "40"])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log_path).unwrap())

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, require_tool, run_bounded, wait_for, Server};
+use common::{baresip_config, require_tool, run_bounded, wait_for, Server};
 
 #[test]
 fn sipsak_registers() {
@@ -59,24 +59,12 @@ fn baresip_registers_over_udp_and_tcp() {
         "[user:102]\npassword = udp-pw\n\n[user:103]\npassword = tcp-pw\n",
     );
     let home = dir.path().join("home");
-    let conf = home.join(".baresip");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\n",
-            free_port()
-        ),
-    )
-    .unwrap();
-    let port = s.sip_port;
-    std::fs::write(
-        conf.join("accounts"),
-        format!(
-            "<sip:102@127.0.0.1:{port};transport=udp>;auth_pass=udp-pw;regint=600\n<sip:103@127.0.0.1:{port};transport=tcp>;auth_pass=tcp-pw;regint=600\n"
-        ),
-    )
-    .unwrap();
+    let conf = baresip_config(
+        &home,
+        s.sip_port,
+        &[],
+        &[("102", "udp", "udp-pw"), ("103", "tcp", "tcp-pw")],
+    );
     let mut child = Command::new(baresip)
         .env("HOME", &home)
         .arg("-f")

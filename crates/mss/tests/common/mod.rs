@@ -26,6 +26,40 @@ pub fn free_port() -> u16 {
     panic!("no free port found on 127.0.0.1");
 }
 
+/// Writes a headless baresip's configuration under `home/.baresip` and returns that folder
+/// (for `baresip -f`): SIP on a free loopback port, the `g711` and `account` modules plus
+/// the application modules `apps`, and one account line per `(user, transport, password)`
+/// at the mss listening on `sip_port` (registration interval 600 s).
+pub fn baresip_config(
+    home: &Path,
+    sip_port: u16,
+    apps: &[&str],
+    accounts: &[(&str, &str, &str)],
+) -> PathBuf {
+    let conf = home.join(".baresip");
+    std::fs::create_dir_all(&conf).unwrap();
+    let apps: String = apps
+        .iter()
+        .map(|a| format!("module_app {a}.so\n"))
+        .collect();
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\n{apps}",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let accounts: String = accounts
+        .iter()
+        .map(|(user, transport, password)| {
+            format!("<sip:{user}@127.0.0.1:{sip_port};transport={transport}>;auth_pass={password};regint=600\n")
+        })
+        .collect();
+    std::fs::write(conf.join("accounts"), accounts).unwrap();
+    conf
+}
+
 /// A test peer's binary; fails the test with a clear message when it is missing
 /// (`scripts/install-test-deps.sh` installs them).
 pub fn require_tool(name: &str) -> PathBuf {
