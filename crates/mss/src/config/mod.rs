@@ -4,7 +4,8 @@
 //! - [`error`]: [`Diagnostic`]s that name `file:line`, section and key; all are collected.
 //! - `ini_file`: `rust-ini` parsing plus a line index (rust-ini keeps no line numbers).
 //! - `values`: parsers for addresses, durations, names….
-//! - `validate`: known sections and keys, required keys, cross-references.
+//! - `validate`: known sections and keys, required keys, cross-references; `line_section`:
+//!   the keys of `[line:NAME]`.
 //! - [`var_params`]: `mss_var_param.ini` and [`effective_call_id_mode`].
 //! - [`default_users`]: the generated users `100`, `101`, `102` of the embedded defaults.
 //!
@@ -13,6 +14,7 @@
 pub mod default_users;
 pub mod error;
 mod ini_file;
+mod line_section;
 pub mod model;
 mod validate;
 mod values;

@@ -219,6 +219,10 @@ pub struct LineConfig {
     pub owner: Option<String>,
     /// Call-ID behaviour (`call_id`, default `auto`).
     pub call_id: CallIdMode,
+    /// First retry delay after a failure (`retry_min`, default 30 s, 1 s to 1 day).
+    pub retry_min: Duration,
+    /// Longest retry delay (`retry_max`, default 30 min, at least `retry_min`, at most 1 day).
+    pub retry_max: Duration,
 }
 
 impl fmt::Debug for LineConfig {
@@ -236,6 +240,8 @@ impl fmt::Debug for LineConfig {
             .field("expires", &self.expires)
             .field("owner", &self.owner)
             .field("call_id", &self.call_id)
+            .field("retry_min", &self.retry_min)
+            .field("retry_max", &self.retry_max)
             .finish()
     }
 }

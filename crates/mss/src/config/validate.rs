@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::error::Diagnostics;
 use super::ini_file::{Entry, IniFile, Section};
-use super::model::CallIdMode;
-use super::model::{Config, ImConfig, LineConfig, ServerConfig, SipTransport, UserConfig};
+use super::line_section::line_section;
+use super::model::{Config, ImConfig, ServerConfig, UserConfig};
 use super::values;
 
 /// Keys of `[server]`.
@@ -25,18 +25,6 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
 ];
 /// Keys of `[user:NAME]`.
 pub(crate) const USER_KEYS: &[&str] = &["password", "display_name"];
-/// Keys of `[line:NAME]`.
-pub(crate) const LINE_KEYS: &[&str] = &[
-    "registrar",
-    "transport",
-    "number",
-    "username",
-    "password",
-    "domain",
-    "expires",
-    "owner",
-    "call_id",
-];
 /// Keys of `[im]`.
 pub(crate) const IM_KEYS: &[&str] = &[
     "offline_max_messages",
@@ -72,6 +60,15 @@ impl<'a> Checker<'a> {
         let d = self
             .file
             .diag(Some(e.line), Some(&s.name), Some(&e.key), message);
+        self.diags.push(d);
+    }
+
+    /// Reports a problem with `key` at its line, or at the section header when it is absent.
+    pub(crate) fn key_error(&mut self, s: &Section, key: &str, message: impl Into<String>) {
+        let line = Checker::line_of(s, key);
+        let d = self
+            .file
+            .diag(Some(line), Some(&s.name), Some(key), message);
         self.diags.push(d);
     }
 
@@ -206,58 +203,6 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
     }
 }
 
-fn line_section(
-    c: &mut Checker<'_>,
-    s: &Section,
-    name: &str,
-    user_names: &[&str],
-) -> Option<LineConfig> {
-    c.check_keys(s, LINE_KEYS);
-    let name = match values::line_name(name) {
-        Ok(n) => Some(n),
-        Err(msg) => {
-            c.section_error(s, msg);
-            None
-        }
-    };
-    let registrar = c.required(s, "registrar", values::host_opt_port);
-    let transport = c
-        .value(s, "transport", values::transport)
-        .unwrap_or(SipTransport::Udp);
-    let number = c.required(s, "number", values::user_name);
-    let username = c.value(s, "username", values::text);
-    let password = c.required(s, "password", values::text);
-    let domain = c.value(s, "domain", values::host);
-    let expires = c
-        .value(s, "expires", |v| values::seconds(v, 1, 604_800))
-        .unwrap_or(3600);
-    let owner = c.value(s, "owner", |v| {
-        if user_names.contains(&v) {
-            Ok(v.to_string())
-        } else {
-            Err(format!("{v:?} is not a configured user"))
-        }
-    });
-    let call_id = c
-        .value(s, "call_id", values::call_id_mode)
-        .unwrap_or(CallIdMode::Auto);
-    let (registrar_host, registrar_port) = registrar?;
-    let number = number?;
-    Some(LineConfig {
-        name: name?,
-        username: username.unwrap_or_else(|| number.clone()),
-        domain: domain.unwrap_or_else(|| registrar_host.clone()),
-        registrar_host,
-        registrar_port,
-        transport,
-        number,
-        password: password?,
-        expires,
-        owner,
-        call_id,
-    })
-}
-
 fn im_section(c: &mut Checker<'_>, s: &Section, im: &mut ImConfig) {
     c.check_keys(s, IM_KEYS);
     if let Some(v) = c.value(s, "offline_max_messages", |v| values::number(v, 0, 100_000)) {
@@ -323,6 +268,7 @@ pub(crate) fn config_from_ini(
 mod tests {
     use super::*;
     use crate::config::ini_file;
+    use crate::config::model::{CallIdMode, SipTransport};
     use std::path::PathBuf;
     use std::time::Duration;
 

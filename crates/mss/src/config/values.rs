@@ -57,6 +57,18 @@ pub(crate) fn duration(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// A duration the way [`duration`] reads it, in its largest whole unit (`30m`, `1d`, `45s`).
+pub(crate) fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => "0s".to_owned(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// `0` or `1`.
 pub(crate) fn flag(v: &str) -> Result<bool, String> {
     match v {
@@ -251,6 +263,22 @@ mod tests {
             "99999999999999999999d",
         ] {
             assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_as_text_read_back() {
+        for (secs, text) in [
+            (0, "0s"),
+            (45, "45s"),
+            (90, "90s"),
+            (1800, "30m"),
+            (7200, "2h"),
+        ] {
+            assert_eq!(duration_text(Duration::from_secs(secs)), text);
+        }
+        for text in ["1d", "30m", "12h", "45s", "61s"] {
+            assert_eq!(duration_text(duration(text).unwrap()), text);
         }
     }
 

@@ -79,6 +79,8 @@ mod tests {
             expires: 3600,
             owner: None,
             call_id: mode,
+            retry_min: std::time::Duration::from_secs(30),
+            retry_max: std::time::Duration::from_secs(1800),
         }
     }
 

@@ -10,7 +10,8 @@ use crate::config::{CallIdMode, LineConfig};
 use crate::serve::setup::sip_transport;
 
 /// The machine's settings for a configured line: `gVarSipRegSameDialog` wins over the
-/// line's `call_id` (`effective_call_id_mode`); no port in `registrar` means DNS SRV.
+/// line's `call_id` (`effective_call_id_mode`); no port in `registrar` means DNS SRV;
+/// `retry_min` / `retry_max` set the backoff.
 pub(crate) fn line_settings(l: &LineConfig, mode: CallIdMode) -> LineSettings {
     let mut s = LineSettings::new(&l.name, &l.registrar_host, &l.number, &l.password);
     s.port = l.registrar_port;
@@ -26,6 +27,8 @@ pub(crate) fn line_settings(l: &LineConfig, mode: CallIdMode) -> LineSettings {
         CallIdMode::Fresh => LineCallIdMode::Fresh,
     };
     s.user_agent = format!("mss/{}", env!("CARGO_PKG_VERSION"));
+    s.retry_min = l.retry_min;
+    s.retry_max = l.retry_max;
     s
 }
 
@@ -116,6 +119,8 @@ pub(crate) fn reason(old: LineState, s: &LineStatus, now_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::SipTransport;
 
@@ -132,6 +137,8 @@ mod tests {
             expires: 120,
             owner: None,
             call_id: CallIdMode::Auto,
+            retry_min: Duration::from_secs(30),
+            retry_max: Duration::from_secs(1800),
         }
     }
 
@@ -144,7 +151,18 @@ mod tests {
         assert_eq!(s.request_uri(), "sip:127.0.0.1:5070");
         assert_eq!(s.call_id_mode, LineCallIdMode::Fresh);
         assert_eq!(s.expires, 120);
+        assert_eq!(
+            (s.retry_min, s.retry_max),
+            (Duration::from_secs(30), Duration::from_secs(1800))
+        );
         let mut c = config();
+        c.retry_min = Duration::from_secs(2);
+        c.retry_max = Duration::from_secs(9);
+        let s = line_settings(&c, CallIdMode::Auto);
+        assert_eq!(
+            (s.retry_min, s.retry_max),
+            (Duration::from_secs(2), Duration::from_secs(9))
+        );
         c.username = "auth".into();
         c.domain = "voip.example".into();
         c.registrar_port = None;

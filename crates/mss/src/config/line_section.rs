@@ -1,0 +1,210 @@
+//! A `[line:NAME]` section of `mss.ini`: an external line, its keys and their checks.
+
+use std::time::Duration;
+
+use mss_services::lines::{BACKOFF_BASE, BACKOFF_CEILING, BACKOFF_FLOOR, BACKOFF_MAX};
+
+use super::ini_file::Section;
+use super::model::{CallIdMode, LineConfig, SipTransport};
+use super::validate::Checker;
+use super::values;
+
+/// Keys of `[line:NAME]`.
+pub(crate) const LINE_KEYS: &[&str] = &[
+    "registrar",
+    "transport",
+    "number",
+    "username",
+    "password",
+    "domain",
+    "expires",
+    "owner",
+    "call_id",
+    "retry_min",
+    "retry_max",
+];
+
+/// A `retry_min` / `retry_max` value: a duration from 1 s to 1 day.
+fn retry_delay(v: &str) -> Result<Duration, String> {
+    let d = values::duration(v)?;
+    if d < BACKOFF_FLOOR {
+        return Err(format!(
+            "{v:?} is shorter than {}",
+            values::duration_text(BACKOFF_FLOOR)
+        ));
+    }
+    if d > BACKOFF_CEILING {
+        return Err(format!(
+            "{v:?} is longer than {}",
+            values::duration_text(BACKOFF_CEILING)
+        ));
+    }
+    Ok(d)
+}
+
+/// Reads a `[line:NAME]` section (`name` is the part after `line:`); `user_names` are the
+/// configured users, one of which `owner` must name.
+pub(crate) fn line_section(
+    c: &mut Checker<'_>,
+    s: &Section,
+    name: &str,
+    user_names: &[&str],
+) -> Option<LineConfig> {
+    c.check_keys(s, LINE_KEYS);
+    let name = match values::line_name(name) {
+        Ok(n) => Some(n),
+        Err(msg) => {
+            c.section_error(s, msg);
+            None
+        }
+    };
+    let registrar = c.required(s, "registrar", values::host_opt_port);
+    let transport = c
+        .value(s, "transport", values::transport)
+        .unwrap_or(SipTransport::Udp);
+    let number = c.required(s, "number", values::user_name);
+    let username = c.value(s, "username", values::text);
+    let password = c.required(s, "password", values::text);
+    let domain = c.value(s, "domain", values::host);
+    let expires = c
+        .value(s, "expires", |v| values::seconds(v, 1, 604_800))
+        .unwrap_or(3600);
+    let owner = c.value(s, "owner", |v| {
+        if user_names.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("{v:?} is not a configured user"))
+        }
+    });
+    let call_id = c
+        .value(s, "call_id", values::call_id_mode)
+        .unwrap_or(CallIdMode::Auto);
+    let retry_min = c.value(s, "retry_min", retry_delay);
+    let retry_max = c.value(s, "retry_max", retry_delay);
+    let retry = retry_schedule(c, s, retry_min, retry_max);
+    let (registrar_host, registrar_port) = registrar?;
+    let number = number?;
+    let (retry_min, retry_max) = retry?;
+    Some(LineConfig {
+        name: name?,
+        username: username.unwrap_or_else(|| number.clone()),
+        domain: domain.unwrap_or_else(|| registrar_host.clone()),
+        registrar_host,
+        registrar_port,
+        transport,
+        number,
+        password: password?,
+        expires,
+        owner,
+        call_id,
+        retry_min,
+        retry_max,
+    })
+}
+
+/// `retry_min` and `retry_max`, each given or its default, when `retry_max` is not shorter
+/// than `retry_min`; else the error goes to the line of `retry_max`, or of `retry_min` when
+/// only that one is given, and the result is `None`. A value that was given but invalid
+/// (`None` here, already reported) counts as its default.
+fn retry_schedule(
+    c: &mut Checker<'_>,
+    s: &Section,
+    min: Option<Duration>,
+    max: Option<Duration>,
+) -> Option<(Duration, Duration)> {
+    let (lo, hi) = (min.unwrap_or(BACKOFF_BASE), max.unwrap_or(BACKOFF_MAX));
+    if hi >= lo {
+        return Some((lo, hi));
+    }
+    let given = |key: &str| s.entries.iter().any(|e| e.key == key);
+    let text = values::duration_text;
+    let (key, message) = if given("retry_max") {
+        let min_text = if given("retry_min") {
+            text(lo)
+        } else {
+            format!("default {}", text(lo))
+        };
+        (
+            "retry_max",
+            format!("{} is shorter than retry_min ({min_text})", text(hi)),
+        )
+    } else {
+        (
+            "retry_min",
+            format!(
+                "{} is longer than retry_max (default {}); set retry_max too",
+                text(lo),
+                text(hi)
+            ),
+        )
+    };
+    c.key_error(s, key, message);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::ini_file;
+    use crate::config::validate::config_from_ini;
+    use crate::config::Config;
+
+    fn load(extra: &str) -> Result<Config, String> {
+        let text = format!("[line:p1]\nregistrar = 127.0.0.1\nnumber = 1\npassword = p\n{extra}");
+        let f = ini_file::parse("mss.ini", &text).map_err(|d| d.to_string())?;
+        config_from_ini(&f, Path::new("/etc/mss"), "host.local".into()).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn retry_keys_default_to_30s_and_30m() {
+        let c = load("").unwrap();
+        let l = &c.lines[0];
+        assert_eq!(l.retry_min, Duration::from_secs(30));
+        assert_eq!(l.retry_max, Duration::from_secs(1800));
+        let c = load("retry_min = 2s\nretry_max = 1h\n").unwrap();
+        let l = &c.lines[0];
+        assert_eq!(
+            (l.retry_min, l.retry_max),
+            (Duration::from_secs(2), Duration::from_secs(3600))
+        );
+        let c = load("retry_min = 1m\nretry_max = 1m\n").unwrap();
+        assert_eq!(c.lines[0].retry_max, Duration::from_secs(60));
+        let c = load("retry_max = 45s\n").unwrap();
+        assert_eq!(c.lines[0].retry_min, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_keys_are_checked_with_file_and_line() {
+        let cases = [
+            (
+                "retry_min = 0s\n",
+                "mss.ini:5: [line:p1] retry_min: \"0s\" must be longer than zero",
+            ),
+            (
+                "retry_min = soon\n",
+                "mss.ini:5: [line:p1] retry_min: \"soon\" is not a duration (examples: 7d, 12h, 30m, 45s)",
+            ),
+            (
+                "retry_max = 2d\n",
+                "mss.ini:5: [line:p1] retry_max: \"2d\" is longer than 1d",
+            ),
+            (
+                "retry_min = 5m\nretry_max = 1m\n",
+                "mss.ini:6: [line:p1] retry_max: 1m is shorter than retry_min (5m)",
+            ),
+            (
+                "retry_max = 10s\n",
+                "mss.ini:5: [line:p1] retry_max: 10s is shorter than retry_min (default 30s)",
+            ),
+            (
+                "retry_min = 1h\n",
+                "mss.ini:5: [line:p1] retry_min: 1h is longer than retry_max (default 30m); set retry_max too",
+            ),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(load(extra).unwrap_err(), want, "{extra}");
+        }
+    }
+}
