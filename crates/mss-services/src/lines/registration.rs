@@ -182,6 +182,13 @@ impl Registration {
         &self.settings
     }
 
+    /// The registrar address the line registers at now (the lookup's current target),
+    /// `None` before a lookup answered or after every target failed. Requests the provider
+    /// sends to the line come from there (the caller tells them from other peers by it).
+    pub fn target(&self) -> Option<&Target> {
+        self.targets.current()
+    }
+
     /// True once shut down and the un-REGISTER (if any) is answered: drop the machine.
     pub fn is_done(&self) -> bool {
         self.step == Step::Done && self.out.is_empty()
@@ -500,7 +507,9 @@ mod tests {
         assert!(r.srv);
         assert_eq!(reg.poll_timeout(), None);
         assert!(reg.poll_output(now, &mut rng).is_none());
+        assert_eq!(reg.target(), None);
         reg.handle_resolved(now, vec![target(1)]);
+        assert_eq!(reg.target(), Some(&target(1)));
         assert!(matches!(
             reg.poll_output(now, &mut rng),
             Some(LineOutput::Persist(_))

@@ -10,9 +10,11 @@
 //!   must be that user at one of our domains, else `403 From Does Not Match Credentials`
 //!   (no spoofed sender in a stored message); the recipient is a user of the directory,
 //!   with its live contacts from the location service, or [`Recipient::Unknown`] (`404`).
-//!   MESSAGEs that come in from outside through an external line without credentials are
-//!   not admitted yet: the line wiring exposes no "this packet is from a line's registrar"
-//!   test, so such a MESSAGE is challenged like any other.
+//! - A MESSAGE through an external line ([`Worker::on_message`]): one whose source is the
+//!   registrar a line registers at now (`Lines::lines_for_peer`) and whose Request-URI or
+//!   `To` user is the line's number needs no credentials (the provider cannot answer our
+//!   challenge); it goes to the line's `owner` as [`Sender::Line`], or gets `404` when the
+//!   line has none. Any other MESSAGE from a provider is challenged like all others.
 //! - [`ImOutput::Reply`] → the server transaction's answer; [`ImOutput::Send`] → a client
 //!   transaction owned by [`ClientOwner::Im`] (our Via's sent-by is set to the address the
 //!   transports send from to that peer, RFC 3261 §18.1.1); its final response, its `408`
@@ -24,6 +26,7 @@
 //! - The service's counters go to `/metrics` (`mss_messages_total{outcome=…}`) after every
 //!   change, as differences from what was published before.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use mss_admin::{MessageOutcome, Metrics};
@@ -37,6 +40,7 @@ use mss_sip::{Flow, HeaderName, Request, Response, StatusCode, Uri};
 use mss_store::{InsertOutcome, StoreError, StoredMessage};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 
+use super::lines::LinePeer;
 use super::setup;
 use super::worker::{ClientOwner, Completion, Worker};
 use crate::config::Config;
@@ -73,10 +77,13 @@ pub(crate) enum ImCompletion {
     Expired(Result<u64, StoreError>),
 }
 
-/// The messaging part of the worker: the service and the counters already published.
+/// The messaging part of the worker: the service, the owners of the lines, and the
+/// counters already published.
 #[derive(Debug)]
 pub(crate) struct Im {
     service: Messaging<ServerTransactionId>,
+    /// Line name → its `owner`, for the lines that have one.
+    line_owners: HashMap<String, String>,
     published: ImStats,
 }
 
@@ -100,10 +107,31 @@ type Refusal = Box<Response>;
 impl Im {
     /// The service for `config`, started at `now`; `seed` seeds its randomness.
     pub(crate) fn new(config: &Config, via_host: &str, now: Now, seed: u64) -> Im {
+        let line_owners = config
+            .lines
+            .iter()
+            .filter_map(|l| Some((l.name.clone(), l.owner.clone()?)))
+            .collect();
         Im {
             service: Messaging::new(now, settings(config, via_host), seed),
+            line_owners,
             published: ImStats::default(),
         }
+    }
+
+    /// The sender and recipient of a MESSAGE that came in through `line` (see the module
+    /// docs): its owner, or [`Recipient::Unknown`] for a line without one.
+    fn admit_from_line(
+        &self,
+        now: Now,
+        line: LinePeer<'_>,
+        registrar: &Registrar,
+    ) -> (Sender, Recipient) {
+        let owner = self.line_owners.get(line.name).cloned();
+        let sender = Sender::Line {
+            name: line.name.to_owned(),
+        };
+        (sender, recipient(now, owner, registrar))
     }
 
     /// Adds what the service counted since the last call to `metrics`.
@@ -145,19 +173,31 @@ fn admit(
             answer.reject(req, &Reject::Forbidden(FROM_MISMATCH)),
         ));
     }
-    let recipient = match target {
-        Some(t) if registrar.guard().users().contains(&t) => Recipient::Local {
+    Ok((Sender::Local { user }, recipient(now, target, registrar)))
+}
+
+/// `user` with their live contacts when they are a local user, else [`Recipient::Unknown`].
+fn recipient(now: Now, user: Option<String>, registrar: &Registrar) -> Recipient {
+    match user {
+        Some(u) if registrar.guard().users().contains(&u) => Recipient::Local {
             contacts: registrar
                 .location()
-                .contacts(&t, now.mono)
+                .contacts(&u, now.mono)
                 .into_iter()
                 .map(Into::into)
                 .collect(),
-            user: t,
+            user: u,
         },
         _ => Recipient::Unknown,
-    };
-    Ok((Sender::Local { user }, recipient))
+    }
+}
+
+/// Whether `req` is addressed to `number`: the user part of its Request-URI or of its
+/// `To` URI. A provider sends a line's incoming MESSAGE to the Contact the line
+/// registered (`sip:NUMBER@our-address`) or to the line's AOR.
+fn addressed_to(req: &Request, number: &str) -> bool {
+    let user_is = |uri: &Uri<'_>| matches!(uri, Uri::Sip(u) if u.user == Some(number));
+    req.uri().is_ok_and(|u| user_is(&u)) || req.headers().to().is_ok_and(|t| user_is(&t.uri))
 }
 
 /// Adds to `metrics` the outcomes counted between `before` and `now`.
@@ -199,10 +239,26 @@ fn with_sent_by(via: &[u8], sent_by: &str) -> Option<String> {
 }
 
 impl Worker {
-    /// A MESSAGE that passed the prechecks (RFC 3428 §7): admitted and handed to the
-    /// service, or refused at once.
-    pub(super) fn on_message(&mut self, now: Now, id: ServerTransactionId, req: &Request) {
-        let admitted = admit(now, req, &self.domains, &self.answer, &mut self.registrar);
+    /// A MESSAGE received on `from` that passed the prechecks (RFC 3428 §7): admitted
+    /// and handed to the service, or refused at once.
+    pub(super) fn on_message(
+        &mut self,
+        now: Now,
+        id: ServerTransactionId,
+        req: &Request,
+        from: &Flow,
+    ) {
+        let line = self
+            .lines
+            .lines_for_peer(from)
+            .find(|line| addressed_to(req, line.number));
+        let admitted = match line {
+            Some(line) => {
+                tracing::debug!(line = %line.name, "MESSAGE through a line");
+                Ok(self.im.admit_from_line(now, line, &self.registrar))
+            }
+            None => admit(now, req, &self.domains, &self.answer, &mut self.registrar),
+        };
         match admitted {
             Ok((sender, recipient)) => {
                 self.im
@@ -519,6 +575,53 @@ mod tests {
             reg.handle_register(now(), &register(2), &flow),
             RegisterOutcome::Commit(_)
         ));
+    }
+
+    /// A MESSAGE through line `p1` goes to its owner unchallenged; through the ownerless
+    /// `p2` to no one (`404`).
+    #[test]
+    fn a_message_through_a_line_goes_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("mss.ini");
+        std::fs::write(
+            &ini,
+            "[server]\ndomain = pbx.test\n[user:101]\npassword = pw\n\
+             [line:p1]\nregistrar = 192.0.2.1\nnumber = 2001\npassword = x\nowner = 101\n\
+             [line:p2]\nregistrar = 192.0.2.1\nnumber = 2002\npassword = x\n",
+        )
+        .unwrap();
+        let c = crate::config::load(Some(&ini), None).unwrap().config;
+        let im = Im::new(&c, "127.0.0.1:5060", now(), 1);
+        let reg = setup::registrar(&c, domains(), NonceSecret::from_bytes([7; 32]), 1);
+        let line = |name| LinePeer {
+            name,
+            number: "2001",
+        };
+        let (sender, recipient) = im.admit_from_line(now(), line("p1"), &reg);
+        assert_eq!(sender, Sender::Line { name: "p1".into() });
+        assert_eq!(
+            recipient,
+            Recipient::Local {
+                user: "101".into(),
+                contacts: Vec::new()
+            }
+        );
+        let (sender, recipient) = im.admit_from_line(now(), line("p2"), &reg);
+        assert_eq!(sender, Sender::Line { name: "p2".into() });
+        assert_eq!(recipient, Recipient::Unknown);
+    }
+
+    #[test]
+    fn a_line_message_is_addressed_by_request_uri_or_to_user() {
+        let by_ruri = message("sip:2001@127.0.0.1:5060", "sip:+4930@provider.test", "");
+        assert!(addressed_to(&by_ruri, "2001"));
+        let raw = "MESSAGE sip:mss@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-2\r\nFrom: <sip:+4930@provider.test>;tag=a\r\nTo: <sip:2001@provider.test>\r\nCall-ID: im-2\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+        let Ok(Message::Request(by_to)) = parse_datagram(Bytes::from(raw)) else {
+            panic!("not a request");
+        };
+        assert!(addressed_to(&by_to, "2001"));
+        assert!(!addressed_to(&by_to, "2002"));
+        assert!(!addressed_to(&by_ruri, "200"));
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!
 //! Files: this one (the line table, async results, client transactions, timers, shutdown,
 //! the admin view), `lines/drive.rs` (carrying out the machines' outputs),
-//! `lines/convert.rs` (configuration → settings, status → admin view, log wording).
+//! `lines/convert.rs` (configuration → settings, status → admin view, log wording),
+//! `lines/peers.rs` (which line a request came through).
 //!
 //! `GET /api/lines` reads [`Worker::line_views`]. The Call-ID policy is shown with the admin
 //! API's names (`same`, `fresh`, `auto`, `auto_fresh`, see [`call_id_view`]).
@@ -48,9 +49,11 @@ use crate::config::{effective_call_id_mode, Loaded};
 
 mod convert;
 mod drive;
+mod peers;
 
 use convert::unix_secs;
 pub(crate) use convert::{call_id_view, line_settings, reason, state_view, view};
+pub(crate) use peers::LinePeer;
 
 /// How long shutdown waits for the lines' un-REGISTERs to be answered.
 pub(crate) const UNREGISTER_LIMIT: Duration = Duration::from_secs(2);

@@ -472,7 +472,7 @@ impl Worker {
         match req.method() {
             Method::Register => self.on_register(now, id, &req, &from),
             Method::Options => self.on_options(now, id, &req),
-            Method::Message => self.on_message(now, id, &req),
+            Method::Message => self.on_message(now, id, &req, &from),
             // RFC 3261 §9.2: a CANCEL that matches no transaction.
             Method::Cancel => {
                 let rsp = self.answer.response(

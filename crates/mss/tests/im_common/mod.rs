@@ -34,6 +34,11 @@ pub fn password(user: &str) -> &'static str {
 /// Starts mss with [`USERS`], MD5 challenges only (SIPp and baresip 1.0 answer MD5 alone)
 /// and no per-sender rate limit, plus `im_keys` in `[im]`.
 pub fn start(dir: &Path, im_keys: &str) -> Server {
+    start_with_sections(dir, im_keys, "")
+}
+
+/// As [`start`], with more `sections` (such as `[line:…]`) after `[im]`.
+pub fn start_with_sections(dir: &Path, im_keys: &str, sections: &str) -> Server {
     let users: String = USERS
         .iter()
         .map(|(u, p)| format!("[user:{u}]\npassword = {p}\n"))
@@ -41,7 +46,7 @@ pub fn start(dir: &Path, im_keys: &str) -> Server {
     Server::start_with(
         dir,
         "digest_algorithms = md5\n",
-        &format!("{users}\n[im]\nrate_limit_per_minute = 0\n{im_keys}"),
+        &format!("{users}\n[im]\nrate_limit_per_minute = 0\n{im_keys}\n{sections}"),
     )
 }
 

@@ -1,0 +1,120 @@
+//! Which line a request came through: a request whose source is the registrar a line
+//! registers at now (its current lookup target, over the line's transport) comes from that
+//! line's provider. The messaging glue (`serve/im.rs`) admits such a MESSAGE to the line's
+//! number without a challenge: the provider does not know our users' passwords, and the
+//! line's registration is the trust between mss and the provider.
+
+use mss_sip::Flow;
+
+use super::Lines;
+
+/// A line a request came through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinePeer<'a> {
+    /// The line's name (`[line:NAME]`).
+    pub(crate) name: &'a str,
+    /// The line's number at the provider (its AOR user part).
+    pub(crate) number: &'a str,
+}
+
+impl Lines {
+    /// The lines whose current registrar target is `from` (same address, port and
+    /// transport), in configuration order: several lines of one provider share it.
+    pub(crate) fn lines_for_peer<'a>(
+        &'a self,
+        from: &'a Flow,
+    ) -> impl Iterator<Item = LinePeer<'a>> + 'a {
+        self.slots.iter().filter_map(move |slot| {
+            let target = slot.machine.as_ref()?.target()?;
+            (target.addr == from.remote && target.transport == from.transport).then_some(LinePeer {
+                name: &slot.settings.name,
+                number: &slot.settings.number,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use mss_services::lines::{LineOutput, Registration, Target};
+    use mss_sip::Transport;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::serve::setup;
+
+    fn lines() -> Lines {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        std::fs::write(
+            &cfg,
+            "[server]\ndomain = pbx.test\n[user:100]\npassword = pw\n\
+             [line:p1]\nregistrar = 192.0.2.1:5070\nnumber = 2001\npassword = x\n\
+             [line:p2]\nregistrar = 192.0.2.2\nnumber = 2002\npassword = x\n\
+             [line:p3]\nregistrar = 192.0.2.1:5070\nnumber = 2003\npassword = x\n",
+        )
+        .unwrap();
+        let loaded = crate::config::load(Some(&cfg), None).unwrap();
+        Lines::new(&loaded, setup::now())
+    }
+
+    /// Starts line `index`'s machine and gives it `targets` as its lookup's answer.
+    fn resolve(lines: &mut Lines, index: usize, targets: Vec<Target>) {
+        let now = setup::now();
+        let mut rng = StdRng::seed_from_u64(1);
+        let slot = &mut lines.slots[index];
+        let mut machine = Registration::new(slot.settings.clone(), None, now, &mut rng);
+        // The machine takes a lookup's answer only after asking for it.
+        while let Some(out) = machine.poll_output(now, &mut rng) {
+            if matches!(out, LineOutput::Resolve(_)) {
+                break;
+            }
+        }
+        machine.handle_resolved(now, targets);
+        slot.machine = Some(machine);
+    }
+
+    fn target(addr: &str) -> Target {
+        Target {
+            addr: addr.parse().unwrap(),
+            transport: Transport::Udp,
+            local: SocketAddr::from(([198, 51, 100, 9], 5060)),
+        }
+    }
+
+    #[test]
+    fn a_request_from_a_lines_registrar_names_the_line() {
+        let mut lines = lines();
+        let p1 = Flow::udp("192.0.2.1:5070".parse().unwrap());
+        let names = |lines: &Lines, from: &Flow| -> Vec<String> {
+            lines
+                .lines_for_peer(from)
+                .map(|l| format!("{}/{}", l.name, l.number))
+                .collect()
+        };
+        // Not started yet: no target, no line.
+        assert!(names(&lines, &p1).is_empty());
+        resolve(&mut lines, 0, vec![target("192.0.2.1:5070")]);
+        resolve(&mut lines, 1, vec![target("192.0.2.2:5060")]);
+        assert_eq!(names(&lines, &p1), ["p1/2001"]);
+        // A second line at the same registrar.
+        resolve(&mut lines, 2, vec![target("192.0.2.1:5070")]);
+        assert_eq!(names(&lines, &p1), ["p1/2001", "p3/2003"]);
+        let p2 = Flow::udp("192.0.2.2:5060".parse().unwrap());
+        assert_eq!(names(&lines, &p2), ["p2/2002"]);
+        // Another port, another host, another transport: no line.
+        for other in [
+            Flow::udp("192.0.2.1:5060".parse().unwrap()),
+            Flow::udp("192.0.2.3:5070".parse().unwrap()),
+            Flow {
+                transport: Transport::Tcp,
+                ..Flow::udp("192.0.2.1:5070".parse().unwrap())
+            },
+        ] {
+            assert!(names(&lines, &other).is_empty(), "{other}");
+        }
+    }
+}
