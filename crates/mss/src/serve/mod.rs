@@ -25,6 +25,8 @@ mod lines;
 mod registrar;
 mod setup;
 mod stats;
+#[cfg(test)]
+mod testing;
 mod worker;
 
 use std::collections::HashSet;

@@ -126,6 +126,7 @@ mod tests {
     use super::super::lines::Lines;
     use super::super::setup;
     use super::super::stats::WorkerStats;
+    use super::super::testing::digest_answer;
     use super::super::worker::{Inputs, Parts, Query, Worker};
 
     async fn exchange(sock: &UdpSocket, to: std::net::SocketAddr, req: String) -> Response {
@@ -215,21 +216,15 @@ mod tests {
 
         let challenge = exchange(&sock, server, register(server, me, 1, "")).await;
         assert_eq!(challenge.status().as_u16(), 401);
-        let ch = challenge
-            .headers()
-            .auth(&HeaderName::WwwAuthenticate)
-            .unwrap();
-        let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
-        let auth = mss_auth::authorize(
-            params,
+        let auth = digest_answer(
+            &challenge,
+            &HeaderName::WwwAuthenticate,
             "REGISTER",
             &format!("sip:{server}"),
             "100",
             "pw",
-            "c",
             1,
-        )
-        .unwrap();
+        );
         let ok = exchange(
             &sock,
             server,

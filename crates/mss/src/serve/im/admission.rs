@@ -144,14 +144,14 @@ impl Worker {
 mod tests {
     use std::time::Instant;
 
-    use bytes::Bytes;
     use mss_auth::NonceSecret;
     use mss_services::registrar::RegisterOutcome;
-    use mss_sip::{parse_datagram, HeaderName, Message};
+    use mss_sip::HeaderName;
 
     use super::*;
     use crate::serve::im::tests::config;
     use crate::serve::setup;
+    use crate::serve::testing::{digest_answer, request};
 
     fn now() -> Now {
         Now::new(Instant::now(), 1_800_000_000_000)
@@ -167,13 +167,9 @@ mod tests {
     }
 
     fn message(ruri: &str, from: &str, extra: &str) -> Request {
-        let raw = format!(
+        request(format!(
             "MESSAGE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-1;rport\r\nMax-Forwards: 70\r\nFrom: <{from}>;tag=a\r\nTo: <{ruri}>\r\nCall-ID: im-1\r\nCSeq: 1 MESSAGE\r\n{extra}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
-        );
-        match parse_datagram(Bytes::from(raw)).unwrap() {
-            Message::Request(r) => r,
-            Message::Response(_) => panic!("not a request"),
-        }
+        ))
     }
 
     fn admit(reg: &mut Registrar, req: &Request) -> Result<(Sender, Recipient), Refusal> {
@@ -182,21 +178,15 @@ mod tests {
 
     /// The Proxy-Authorization header line answering `challenge` for `req`.
     fn credentials(challenge: &Response, req: &Request, user: &str, password: &str) -> String {
-        let ch = challenge
-            .headers()
-            .auth(&HeaderName::ProxyAuthenticate)
-            .unwrap();
-        let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
-        let value = mss_auth::authorize(
-            params,
+        let value = digest_answer(
+            challenge,
+            &HeaderName::ProxyAuthenticate,
             "MESSAGE",
             req.uri_str().unwrap(),
             user,
             password,
-            "c0ffee",
             1,
-        )
-        .unwrap();
+        );
         format!("Proxy-Authorization: {value}\r\n")
     }
 
@@ -240,29 +230,19 @@ mod tests {
         let second = message("sip:101@pbx.test", "sip:100@pbx.test", &auth);
         assert!(admit(&mut reg, &second).is_ok());
 
-        let ch = challenge
-            .headers()
-            .auth(&HeaderName::ProxyAuthenticate)
-            .unwrap();
         let register = |nc: u32| {
-            let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
-            let value = mss_auth::authorize(
-                params,
+            let value = digest_answer(
+                &challenge,
+                &HeaderName::ProxyAuthenticate,
                 "REGISTER",
                 "sip:pbx.test",
                 "100",
                 "pw-100",
-                "c0ffee",
                 nc,
-            )
-            .unwrap();
-            let raw = format!(
-                "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-r{nc};rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=r\r\nTo: <sip:100@pbx.test>\r\nCall-ID: reg-1\r\nCSeq: {nc} REGISTER\r\nContact: <sip:100@127.0.0.1:5999>\r\nAuthorization: {value}\r\nContent-Length: 0\r\n\r\n"
             );
-            match parse_datagram(Bytes::from(raw)).unwrap() {
-                Message::Request(r) => r,
-                Message::Response(_) => panic!("not a request"),
-            }
+            request(format!(
+                "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-r{nc};rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=r\r\nTo: <sip:100@pbx.test>\r\nCall-ID: reg-1\r\nCSeq: {nc} REGISTER\r\nContact: <sip:100@127.0.0.1:5999>\r\nAuthorization: {value}\r\nContent-Length: 0\r\n\r\n"
+            ))
         };
         let flow = Flow::udp("127.0.0.1:5999".parse().unwrap());
         match reg.handle_register(now(), &register(1), &flow) {
@@ -317,10 +297,7 @@ mod tests {
     fn a_line_message_is_addressed_by_request_uri_or_to_user() {
         let by_ruri = message("sip:2001@127.0.0.1:5060", "sip:+4930@provider.test", "");
         assert!(addressed_to(&by_ruri, "2001"));
-        let raw = "MESSAGE sip:mss@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-2\r\nFrom: <sip:+4930@provider.test>;tag=a\r\nTo: <sip:2001@provider.test>\r\nCall-ID: im-2\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
-        let Ok(Message::Request(by_to)) = parse_datagram(Bytes::from(raw)) else {
-            panic!("not a request");
-        };
+        let by_to = request("MESSAGE sip:mss@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-2\r\nFrom: <sip:+4930@provider.test>;tag=a\r\nTo: <sip:2001@provider.test>\r\nCall-ID: im-2\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n".into());
         assert!(addressed_to(&by_to, "2001"));
         assert!(!addressed_to(&by_to, "2002"));
         assert!(!addressed_to(&by_ruri, "200"));
