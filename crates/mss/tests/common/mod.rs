@@ -402,19 +402,30 @@ pub fn authorization(
     password: &str,
     nc: u32,
 ) -> String {
-    let ch = challenge
-        .headers()
-        .auth(&HeaderName::WwwAuthenticate)
-        .unwrap();
-    let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
-    mss_auth::authorize(
-        params,
+    digest_answer(
+        challenge,
+        &HeaderName::WwwAuthenticate,
         "REGISTER",
         &format!("sip:{server}"),
         user,
         password,
-        "0a4f113b",
         nc,
     )
-    .unwrap()
+}
+
+/// The value of an `Authorization` / `Proxy-Authorization` header answering the first
+/// challenge of `challenge`'s `header` (`WWW-Authenticate` / `Proxy-Authenticate`) for
+/// `method` to `uri` as `user` with `password`, nonce count `nc`.
+pub fn digest_answer(
+    challenge: &Response,
+    header: &HeaderName,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    nc: u32,
+) -> String {
+    let ch = challenge.headers().auth(header).unwrap();
+    let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
+    mss_auth::authorize(params, method, uri, user, password, "0a4f113b", nc).unwrap()
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mss_sip::{parse_datagram, HeaderName, Message, Request, Response};
 
-use crate::common::{authorization, register, Peer, Server};
+use crate::common::{authorization, digest_answer, register, Peer, Server};
 
 /// The local users of every IM test, with their passwords.
 pub const USERS: [(&str, &str); 4] = [
@@ -119,21 +119,15 @@ pub fn send_message(
 /// The `Proxy-Authorization` header line (with CRLF) answering the MD5 challenge of
 /// `challenge` as `user`, for a MESSAGE to `to`@pbx.test.
 pub fn proxy_authorization(challenge: &Response, to: &str, user: &str) -> String {
-    let ch = challenge
-        .headers()
-        .auth(&HeaderName::ProxyAuthenticate)
-        .unwrap();
-    let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
-    let auth = mss_auth::authorize(
-        params,
+    let auth = digest_answer(
+        challenge,
+        &HeaderName::ProxyAuthenticate,
         "MESSAGE",
         &format!("sip:{to}@pbx.test"),
         user,
         password(user),
-        "0a4f113b",
         1,
-    )
-    .unwrap();
+    );
     format!("Proxy-Authorization: {auth}\r\n")
 }
 
