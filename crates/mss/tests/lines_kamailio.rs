@@ -135,7 +135,7 @@ fn cseq_quirk_with_call_id_auto_switches_to_fresh_and_stays_online() {
     let provider = kamailio(true, 2);
     let spy = Spy::new(provider.addr());
     let dir = tempfile::tempdir().unwrap();
-    let mss = start_mss(
+    let mut mss = start_mss(
         dir.path(),
         spy.addr(),
         "expires = 10\ncall_id = auto\n",
@@ -174,6 +174,45 @@ fn cseq_quirk_with_call_id_auto_switches_to_fresh_and_stays_online() {
         .collect();
     let ids: HashSet<_> = later.iter().map(|r| r.call_id.clone()).collect();
     assert_eq!(ids.len(), later.len(), "a Call-ID was reused: {later:?}");
+
+    // SIGKILL and restart: the stored record keeps the switch, so the registrar's
+    // complaint is not provoked again.
+    mss.kill9();
+    let old: HashSet<_> = spy.registers().into_iter().map(|r| r.call_id).collect();
+    let before = transactions(&spy.registers()).len();
+    let ok_before = spy.answers().iter().filter(|a| a.method == "200").count();
+    mss.spawn();
+    let l = wait_state(&mss, "online", Duration::from_secs(5), &log);
+    assert_eq!(l["call_id_mode"], "auto_fresh", "{l}");
+    // The registration after the restart and one refresh.
+    stay_online_for(
+        &mss,
+        &spy,
+        ok_before + 2,
+        Duration::from_secs(15),
+        &provider,
+    );
+    let refused = spy.answers().iter().filter(|a| a.method == "400").count();
+    assert_eq!(
+        refused,
+        1,
+        "a new 400 after the restart: {:?}",
+        spy.answers()
+    );
+    let after: Vec<_> = transactions(&spy.registers())
+        .into_iter()
+        .skip(before)
+        .collect();
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|r| !old.contains(&r.call_id)),
+        "a Call-ID of before the restart was reused: {after:?}"
+    );
+    assert!(
+        mss.stderr().contains("keeps a fresh Call-ID per REGISTER"),
+        "{}",
+        mss.stderr()
+    );
 }
 
 #[test]

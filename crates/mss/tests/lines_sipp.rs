@@ -3,8 +3,10 @@
 //! `mss` binary registering one line to them. Each test checks the state `GET /api/lines`
 //! shows while the provider refuses, and that the line comes online once it accepts.
 //!
-//! The retries run on the real schedule (first backoff 24–30 s, Timer F 32 s); the tests run
-//! in parallel, so the slowest one (silence: a timeout, then a backoff) sets the pace.
+//! The 403 and silence cases shorten the line's backoff with `retry_min` / `retry_max` (the
+//! schedule itself is tested in simulated time in `mss-services`); Timer F (32 s) stays
+//! real. The tests run in parallel, so the slowest one (silence: a timeout, then a backoff)
+//! sets the pace.
 //!
 //! Needs `sipp` (`scripts/install-test-deps.sh`); without it the tests fail and say so.
 
@@ -64,18 +66,24 @@ fn forbidden_is_auth_failed_then_retried_with_backoff() {
     let provider = sipp(Scenario::Forbidden, &[("fail_count", "1")]);
     let spy = Spy::new(provider.addr());
     let dir = tempfile::tempdir().unwrap();
-    let mss = start_mss(dir.path(), spy.addr(), "", None);
+    let mss = start_mss(
+        dir.path(),
+        spy.addr(),
+        "retry_min = 5s\nretry_max = 20s\n",
+        None,
+    );
     let log = || provider.log();
     let l = wait_state(&mss, "auth_failed", Duration::from_secs(5), &log);
     assert_eq!(l["last_failure"]["code"], 403, "{l}");
     assert_eq!(l["last_failure"]["reason"], "Forbidden", "{l}");
-    // The first backoff is 24–30 s; never giving up, the line then gets in.
+    // The first backoff is 4–5 s (retry_min, jittered); never giving up, the line then
+    // gets in.
     let wait = l["next_attempt_at"]
         .as_u64()
         .unwrap()
         .saturating_sub(unix_now());
-    assert!((20..=31).contains(&wait), "next attempt in {wait} s: {l}");
-    let l = wait_state(&mss, "online", Duration::from_secs(35), &log);
+    assert!((2..=5).contains(&wait), "next attempt in {wait} s: {l}");
+    let l = wait_state(&mss, "online", Duration::from_secs(8), &log);
     assert_eq!(
         l["last_failure"]["code"], 403,
         "the last failure stays visible: {l}"
@@ -119,7 +127,12 @@ fn silence_is_unreachable_then_recovers() {
     let provider = sipp(Scenario::Silence, &[("silent_count", "1")]);
     let spy = Spy::new(provider.addr());
     let dir = tempfile::tempdir().unwrap();
-    let mss = start_mss(dir.path(), spy.addr(), "", None);
+    let mss = start_mss(
+        dir.path(),
+        spy.addr(),
+        "retry_min = 2s\nretry_max = 20s\n",
+        None,
+    );
     let log = || provider.log();
     let l = wait_state(&mss, "registering", Duration::from_secs(5), &log);
     assert!(l["last_failure"].is_null(), "{l}");
@@ -135,6 +148,12 @@ fn silence_is_unreachable_then_recovers() {
         "one REGISTER, ten retransmissions: {sent:?}"
     );
     assert!(sent.iter().all(|r| r.cseq == sent[0].cseq));
-    // Then the backoff (24–30 s) and the provider answers.
-    wait_state(&mss, "online", Duration::from_secs(35), &log);
+    // Then the backoff (1.6–2 s: retry_min, jittered) and the provider answers.
+    let wait = l["next_attempt_at"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(unix_now());
+    assert!(wait <= 2, "next attempt in {wait} s: {l}");
+    wait_state(&mss, "online", Duration::from_secs(5), &log);
+    assert_eq!(spy.registers().len(), 12, "{:?}", spy.registers());
 }
