@@ -9,9 +9,10 @@
 //!   what lets the services send `202 Accepted` or `200 OK` to REGISTER (DESIGN §3, §5).
 //! - [`records`]: the row types ([`BindingRecord`], [`BindingChange`], [`NewMessage`],
 //!   [`StoredMessage`], [`LineRecord`], [`UserMessageCount`], [`StoreStats`]).
-//! - [`sqlite`]: [`SqliteStore`], the embedded default: one file in WAL mode with
-//!   `synchronous=FULL`, a writer thread that group-commits every queued write in one
-//!   transaction, and a small pool of reader threads.
+//! - [`sqlite`]: [`SqliteStore`], the embedded default: one file in WAL mode, a writer
+//!   thread that group-commits every queued write in one transaction (synced with
+//!   `synchronous=FULL`, or only committed with `synchronous=NORMAL` when the batch holds
+//!   nothing but registrar bindings), and a small pool of reader threads.
 //! - [`error`]: [`StoreError`], naming the operation and the file.
 //! - [`blocking`]: [`block_on`] for callers without an async runtime.
 //!

@@ -24,8 +24,12 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// - An operation is submitted when the method is called, not when the future is first
 ///   polled; the future only waits for its outcome. Dropping the future does not cancel a
 ///   submitted write.
-/// - A write's future resolves `Ok` only after the write is durable (committed and synced),
-///   so a `202` or a `200` to REGISTER may be sent as soon as it resolves (DESIGN §3, §5).
+/// - A write's future resolves `Ok` only after the write is committed, so a `202` or a `200`
+///   to REGISTER may be sent as soon as it resolves (DESIGN §3, §5). Offline messages,
+///   line state and secrets are also synced to stable storage first (they survive a crash
+///   of the machine); registrar bindings are committed without waiting for the sync (they
+///   survive a crash or kill of mss, and a phone re-registers after a power cut anyway), so
+///   a slow disk never sits in every REGISTER's answer time.
 /// - A read issued after a write's future resolved sees that write.
 /// - No method panics or hangs when the database or its threads fail: they return
 ///   [`StoreError`].

@@ -28,7 +28,7 @@ use crate::records::{
 };
 use crate::store::{Store, StoreFuture};
 use reader::ReadJob;
-use writer::{Counters, Pending, WriteJob};
+use writer::{Counters, Durability, Pending, WriteJob};
 
 /// Name of the database file inside the data folder.
 pub const DB_FILE: &str = "mss.db";
@@ -150,8 +150,19 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Queues `write` for the next group commit; the future resolves after the commit.
+    /// Queues `write` for the next group commit; the future resolves after the commit has
+    /// been synced to disk.
     fn write<T, F>(&self, op: &'static str, write: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.write_with(op, Durability::Synced, write)
+    }
+
+    /// Queues `write` for the next group commit with the given promise (see
+    /// [`writer`](self::writer) for what each one survives).
+    fn write_with<T, F>(&self, op: &'static str, durability: Durability, write: F) -> StoreFuture<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -161,6 +172,7 @@ impl SqliteStore {
         let job = Box::new(Pending {
             op,
             path: path.clone(),
+            durability,
             write: Some(write),
             result: None,
             reply,
@@ -271,14 +283,14 @@ impl Drop for Inner {
 impl Store for SqliteStore {
     fn apply_binding_changes(&self, user: &str, changes: Vec<BindingChange>) -> StoreFuture<()> {
         let user = user.to_owned();
-        self.write("apply_binding_changes", move |c| {
+        self.write_with("apply_binding_changes", Durability::Committed, move |c| {
             bindings::apply_changes(c, &user, &changes)
         })
     }
 
     fn delete_user_bindings(&self, user: &str) -> StoreFuture<u64> {
         let user = user.to_owned();
-        self.write("delete_user_bindings", move |c| {
+        self.write_with("delete_user_bindings", Durability::Committed, move |c| {
             bindings::delete_user(c, &user)
         })
     }
@@ -288,7 +300,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_expired_bindings(&self, now: UnixMillis) -> StoreFuture<u64> {
-        self.write("delete_expired_bindings", move |c| {
+        self.write_with("delete_expired_bindings", Durability::Committed, move |c| {
             bindings::delete_expired(c, now)
         })
     }

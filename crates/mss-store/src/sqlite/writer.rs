@@ -3,8 +3,16 @@
 //! One thread owns the only write connection. It blocks for the first queued write, takes
 //! whatever else is queued (up to [`MAX_BATCH`]), runs them all in one `BEGIN IMMEDIATE`
 //! transaction, each inside its own `SAVEPOINT` so a failing write is rolled back alone,
-//! commits (with `synchronous=FULL` the commit returns only after the WAL is synced), and
-//! only then answers each caller. Many concurrent inserts thus share one fsync.
+//! commits, and only then answers each caller. Many concurrent inserts thus share one fsync.
+//!
+//! How far a commit goes before the callers hear of it depends on what the batch holds
+//! ([`Durability`]): a batch with any [`Durability::Synced`] write commits with
+//! `synchronous=FULL` (the WAL is fsynced before `COMMIT` returns: a `202` for a stored
+//! message survives a power cut); a batch of only [`Durability::Committed`] writes
+//! (registrar bindings) commits with `synchronous=NORMAL`: in WAL mode the commit is atomic
+//! and survives a crash or `kill -9` of mss, but not a power cut of the machine — where a
+//! phone re-registers anyway. That keeps a disk whose fsyncs stall for tens of milliseconds
+//! under other load out of every REGISTER's answer time.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +28,26 @@ use crate::records::StoreStats;
 /// Most writes committed in one transaction: bounds the time the first caller of a batch
 /// waits and the size of the WAL a batch appends.
 pub(crate) const MAX_BATCH: usize = 512;
+
+/// What a caller is promised once its write's commit returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// On stable storage: survives a crash of the machine (`synchronous=FULL`).
+    Synced,
+    /// Committed to the WAL: survives a crash or kill of mss, not of the machine
+    /// (`synchronous=NORMAL`).
+    Committed,
+}
+
+impl Durability {
+    /// The `synchronous` pragma value that gives this promise in WAL mode.
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Synced => "FULL",
+            Durability::Committed => "NORMAL",
+        }
+    }
+}
 
 /// How the transaction that carried a write ended.
 pub(crate) enum Outcome<'a> {
@@ -37,6 +65,8 @@ pub(crate) trait WriteJob: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller.
     fn complete(self: Box<Self>, outcome: Outcome<'_>);
+    /// What the caller is promised at commit.
+    fn durability(&self) -> Durability;
 }
 
 /// A [`WriteJob`] made from a closure, answering through a oneshot channel.
@@ -45,6 +75,8 @@ pub(crate) struct Pending<T, F> {
     pub(crate) op: &'static str,
     /// The database file, for errors.
     pub(crate) path: PathBuf,
+    /// What the commit must achieve before the caller is answered.
+    pub(crate) durability: Durability,
     /// The write; taken when run.
     pub(crate) write: Option<F>,
     /// Its result, kept until the commit.
@@ -66,6 +98,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
     }
 
     fn complete(self: Box<Self>, outcome: Outcome<'_>) {
@@ -120,12 +156,37 @@ impl Counters {
 
 /// The writer thread's loop: runs until every sender is dropped, then finishes the queue.
 pub(crate) fn run(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, counters: Arc<Counters>) {
+    // The connection is opened with `synchronous=FULL`.
+    let mut current = Durability::Synced;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        let needed = if batch.iter().any(|j| j.durability() == Durability::Synced) {
+            Durability::Synced
+        } else {
+            Durability::Committed
+        };
+        if needed != current {
+            // Outside any transaction, as SQLite requires. A failed switch keeps the old
+            // setting: a failed weakening leaves FULL (still keeps every promise); a failed
+            // strengthening cannot keep this batch's promise, so the batch is refused.
+            match conn.pragma_update(None, "synchronous", needed.pragma()) {
+                Ok(()) => current = needed,
+                Err(e) if needed == Durability::Synced => {
+                    tracing::error!(error = %e, "cannot switch the store to synchronous=FULL");
+                    let e = Arc::new(e);
+                    counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                    for job in batch {
+                        job.complete(Outcome::Failed(&e));
+                    }
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "store stays at synchronous=FULL"),
             }
         }
         commit_batch(&conn, batch, &counters);
@@ -194,10 +255,21 @@ mod tests {
         Box<dyn WriteJob>,
         oneshot::Receiver<Result<i64, StoreError>>,
     ) {
+        job_with(Durability::Synced, write)
+    }
+
+    fn job_with(
+        durability: Durability,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<i64> + Send + 'static,
+    ) -> (
+        Box<dyn WriteJob>,
+        oneshot::Receiver<Result<i64, StoreError>>,
+    ) {
         let (reply, rx) = oneshot::channel();
         let p = Pending {
             op: "test",
             path: PathBuf::from(":memory:"),
+            durability,
             write: Some(write),
             result: None,
             reply,
@@ -215,6 +287,54 @@ mod tests {
     fn rows(conn: &Connection) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap()
+    }
+
+    /// The `synchronous` setting a write sees while it runs inside its batch.
+    fn synchronous_seen(c: &Connection) -> rusqlite::Result<i64> {
+        c.query_row("PRAGMA synchronous", [], |r| r.get(0))
+    }
+
+    #[test]
+    fn batch_commits_as_durably_as_its_most_demanding_write() {
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        let conn = db();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        let (tx, queue) = std::sync::mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let writer = std::thread::spawn(move || run(conn, queue, counters));
+        let send = |durability| {
+            let (j, rx) = job_with(durability, synchronous_seen);
+            tx.send(j).unwrap();
+            rx.blocking_recv().unwrap().unwrap()
+        };
+        // Bindings alone: committed without an fsync.
+        assert_eq!(send(Durability::Committed), NORMAL);
+        // A stored message: synced.
+        assert_eq!(send(Durability::Synced), FULL);
+        assert_eq!(send(Durability::Committed), NORMAL);
+        // A batch holding both is synced for all of them.
+        let (a, ra) = job_with(Durability::Committed, synchronous_seen);
+        let (b, rb) = job_with(Durability::Synced, synchronous_seen);
+        let (j, rj) = job(|c| c.execute("INSERT INTO t VALUES (9)", []).map(|n| n as i64));
+        // Hold the writer busy so that a queues behind a synced write whichever batch it
+        // lands in.
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let (hold, rh) = job(move |_| {
+            let _ = gate_rx.recv();
+            Ok(0)
+        });
+        tx.send(hold).unwrap();
+        tx.send(a).unwrap();
+        tx.send(b).unwrap();
+        tx.send(j).unwrap();
+        gate_tx.send(()).unwrap();
+        assert_eq!(rh.blocking_recv().unwrap().unwrap(), 0);
+        assert_eq!(ra.blocking_recv().unwrap().unwrap(), FULL);
+        assert_eq!(rb.blocking_recv().unwrap().unwrap(), FULL);
+        assert_eq!(rj.blocking_recv().unwrap().unwrap(), 1);
+        drop(tx);
+        writer.join().unwrap();
     }
 
     #[test]
