@@ -7,16 +7,33 @@
 mod common;
 mod im_common;
 
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{wait_for, Peer};
+use common::{wait_for, Peer, Server};
 use im_common::{
     call_id, header, message_text, messages, proxy_authorization, reason, send_message, start,
     stored, transact, Draft, Ua,
 };
-use mss_sip::HeaderName;
+use mss_sip::{HeaderName, Request, Response};
 
 const TEXT: Option<&str> = Some("text/plain;charset=UTF-8");
+
+/// User 101 registered on a raw UDP agent, and a MESSAGE with `body` from 100 sent to it
+/// on a thread: the agent, the MESSAGE as relayed to it, and the thread, which returns
+/// the sender's final response once the agent answers.
+fn relayed_to_101(s: &Server, body: &'static [u8]) -> (Ua, Request, JoinHandle<Response>) {
+    let ua = Ua::new("101");
+    ua.register(s.sip());
+    let sender = Peer::new();
+    let peer_sip = s.sip();
+    let handle =
+        std::thread::spawn(move || send_message(peer_sip, &sender, "100", "101", TEXT, body));
+    let req = ua
+        .recv_request(Duration::from_secs(10))
+        .expect("no relayed MESSAGE");
+    (ua, req, handle)
+}
 
 #[test]
 fn the_eleventh_message_is_refused_and_the_length_limit_counts_characters() {
@@ -154,16 +171,7 @@ fn a_202_survives_sigkill_and_is_delivered_after_restart() {
 fn an_online_user_gets_the_message_and_the_sender_its_200() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), "");
-    let ua = Ua::new("101");
-    ua.register(s.sip());
-    let sender = Peer::new();
-    let peer_sip = s.sip();
-    let handle = std::thread::spawn(move || {
-        send_message(peer_sip, &sender, "100", "101", TEXT, b"live one")
-    });
-    let req = ua
-        .recv_request(Duration::from_secs(10))
-        .expect("no relayed MESSAGE");
+    let (ua, req, handle) = relayed_to_101(&s, b"live one");
     assert_eq!(req.body().as_ref(), b"live one");
     // Our Via is on top, with the address mss sends from (RFC 3261 §18.1.1).
     let via = header(req.headers(), &HeaderName::Via).unwrap();
@@ -181,16 +189,7 @@ fn an_online_user_gets_the_message_and_the_sender_its_200() {
 fn a_contact_that_answers_480_gets_the_message_later() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), "");
-    let ua = Ua::new("101");
-    ua.register(s.sip());
-    let sender = Peer::new();
-    let peer_sip = s.sip();
-    let handle = std::thread::spawn(move || {
-        send_message(peer_sip, &sender, "100", "101", TEXT, b"busy now")
-    });
-    let req = ua
-        .recv_request(Duration::from_secs(10))
-        .expect("no relayed MESSAGE");
+    let (ua, req, handle) = relayed_to_101(&s, b"busy now");
     ua.answer(s.sip(), &req, 480, "Temporarily Unavailable");
     // Every contact failed with 480: stored, and the sender is told 202.
     let rsp = handle.join().unwrap();
