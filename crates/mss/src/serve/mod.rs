@@ -324,7 +324,13 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// `mss serve`: prepares, prints the announcement, and runs on a multi-threaded runtime.
+/// `mss serve`: prepares, prints the announcement, and runs on a single-threaded runtime.
+///
+/// One thread is enough: the SIP work is one worker task, and the store and DNS have their
+/// own threads. A multi-threaded runtime handed every packet from the socket task to the
+/// worker task across threads; the wake-ups and context switches cost ~20% more CPU per
+/// registration, and the per-thread malloc arenas ~30% more memory (BENCHMARKS.md, "Server
+/// profile").
 ///
 /// # Errors
 /// Whatever [`prepare`] or [`run`] return, or a failure to start the runtime.
@@ -333,7 +339,7 @@ pub fn main(args: &ServeArgs) -> Result<(), ServeError> {
     if !prepared.announcement.is_empty() {
         print!("{}", prepared.announcement);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
