@@ -40,6 +40,42 @@ impl Transactions {
         self.respond(now, server.0, rsp)
     }
 
+    /// Answers a non-INVITE request with a final response sent once, then ends its server
+    /// transaction at once instead of keeping it in Completed for Timer J: the way to send
+    /// a digest challenge (401/407). RFC 3261 §26.3.2.4: "UAs and proxy servers SHOULD
+    /// challenge questionable requests with only a single 401 (Unauthorized) or 407 (Proxy
+    /// Authentication Required), forgoing the normal response retransmission algorithm,
+    /// and thus behaving statelessly towards unauthenticated requests" (also §8.2.7). A
+    /// retransmission of the request then starts a new transaction and is challenged again.
+    ///
+    /// An INVITE (whose ACK the transaction must absorb) or a provisional response is
+    /// answered as [`Transactions::send_response`] does.
+    ///
+    /// # Errors
+    /// As [`Transactions::send_response`].
+    pub fn send_response_once(
+        &mut self,
+        now: Instant,
+        server: ServerTransactionId,
+        rsp: Response,
+    ) -> Result<(), TxnError> {
+        let non_invite = matches!(
+            self.txns.get(server.0),
+            Some(Txn::Server(ServerTxn {
+                machine: ServerMachine::NonInvite(_),
+                ..
+            }))
+        );
+        let fin = rsp.status().as_u16() >= 200;
+        self.send_response(now, server, rsp)?;
+        if non_invite && fin {
+            // Timer J's queue entry stays behind and is skipped when due (the slot's
+            // generation has changed).
+            self.terminate(server.0);
+        }
+        Ok(())
+    }
+
     /// Feeds a TU (or table-made) response to the server transaction in `slot`.
     fn respond(&mut self, now: Instant, slot: SlotId, rsp: Response) -> Result<(), TxnError> {
         let code = rsp.status().as_u16();

@@ -308,7 +308,7 @@ impl Transactions {
     }
 
     /// Destroys a terminated transaction (§17.1.1.2, §17.2.1: at once) and tells the TU.
-    fn terminate(&mut self, slot: SlotId) {
+    pub(crate) fn terminate(&mut self, slot: SlotId) {
         let Some(txn) = self.txns.remove(slot) else {
             return;
         };

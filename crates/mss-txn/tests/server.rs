@@ -78,6 +78,53 @@ fn non_invite_absorbs_retransmissions_and_resends_the_last_response() {
 }
 
 #[test]
+fn a_challenge_is_sent_once_and_keeps_no_transaction() {
+    let mut h = Harness::new();
+    let reg = request("REGISTER", "z9hG4bKreg", "UDP", 1);
+    let id = new_request(&mut h, &reg, udp());
+    h.txns
+        .send_response_once(h.now, id, answer(&reg, 401))
+        .unwrap();
+    h.drain();
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].first_line(), "SIP/2.0 401 Answer");
+    assert!(matches!(
+        h.take_events()[..],
+        [Event::Terminated {
+            id: TransactionId::Server(s)
+        }] if s == id
+    ));
+    assert!(h.txns.is_empty());
+    // A retransmission is a new request for the TU (RFC 3261 §26.3.2.4), and Timer J's
+    // leftover entry does not touch the new transaction in the reused slot.
+    let again = new_request(&mut h, &reg, udp());
+    h.txns
+        .send_response(h.now, again, answer(&reg, 200))
+        .unwrap();
+    h.drain();
+    h.run_idle();
+    let ends: Vec<_> = h
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Terminated { .. }))
+        .collect();
+    assert_eq!(ends.len(), 1, "{:?}", h.events);
+    assert_eq!(ends[0].0.as_millis(), 32_000);
+}
+
+#[test]
+fn an_invite_challenge_still_waits_for_its_ack() {
+    let mut h = Harness::new();
+    let inv = request("INVITE", "z9hG4bKinv", "UDP", 1);
+    let id = new_request(&mut h, &inv, udp());
+    h.txns
+        .send_response_once(h.now, id, answer(&inv, 407))
+        .unwrap();
+    assert_eq!(h.txns.server_state(id), Some(State::Completed));
+}
+
+#[test]
 fn timer_j_is_zero_on_tcp() {
     let mut h = Harness::new();
     let msg = request("OPTIONS", "z9hG4bKopt", "TCP", 1);
