@@ -48,9 +48,11 @@ fn a_message_from_the_lines_provider_reaches_the_owner_without_a_challenge() {
     );
     let s = start_with_sections(dir.path(), "", &line);
 
-    // The provider takes the line's REGISTER.
+    // The provider takes the line's REGISTER. Up to 40 s: a first REGISTER sent before the
+    // runtime has polled the new UDP socket fails with `WouldBlock` (mss-transport's
+    // `try_send_to`), and the line retries 24–30 s later.
     let register = provider
-        .recv_request(Duration::from_secs(10))
+        .recv_request(Duration::from_secs(40))
         .unwrap_or_else(|| panic!("no REGISTER from the line:\n{}", s.stderr()));
     assert_eq!(register.method().as_str(), "REGISTER");
     provider.answer(s.sip(), &register, 200, "OK");
