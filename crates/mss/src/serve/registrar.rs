@@ -1,10 +1,10 @@
 //! The registrar's glue: REGISTER in, store write out, `200` once the write is durable
 //! (DESIGN §3, §5), the periodic sweep of expired bindings, and the admin view.
 
-use mss_admin::RegistrationView;
+use mss_admin::{Direction, RegistrationView};
 use mss_services::registrar::{PendingRegister, RegisterOutcome};
 use mss_services::Now;
-use mss_sip::{Flow, Request};
+use mss_sip::{Flow, Request, Response, StatusCode};
 use mss_store::StoreError;
 use mss_txn::ServerTransactionId;
 
@@ -20,6 +20,11 @@ impl Worker {
         from: &Flow,
     ) {
         match self.registrar.handle_register(now, req, from) {
+            // A challenge is sent once and keeps no transaction (RFC 3261 §26.3.2.4): a
+            // flood of unauthenticated REGISTERs then costs no state for Timer J's 32 s.
+            RegisterOutcome::Reply(rsp) if rsp.status() == StatusCode::UNAUTHORIZED => {
+                self.respond_once(now, id, rsp);
+            }
             RegisterOutcome::Reply(rsp) => self.respond(now, id, rsp),
             RegisterOutcome::Commit(mut pending) => {
                 let changes = pending.take_changes();
@@ -30,6 +35,16 @@ impl Worker {
                     result,
                 });
             }
+        }
+    }
+
+    /// Answers server transaction `id` with a final response sent once, ending the
+    /// transaction at once ([`mss_txn::Transactions::send_response_once`]).
+    fn respond_once(&mut self, now: Now, id: ServerTransactionId, rsp: Response) {
+        let code = rsp.status().as_u16();
+        match self.txns.send_response_once(now.mono, id, rsp) {
+            Ok(()) => self.metrics.response(Direction::Out, code),
+            Err(e) => tracing::debug!(?id, code, error = %e, "response not sent"),
         }
     }
 
