@@ -114,7 +114,7 @@ fn answer_stun(
     payload: &[u8],
 ) {
     match stun::binding_response(payload, remote) {
-        Ok(response) => match socket.try_send_to(&response, remote) {
+        Ok(response) => match send_now(socket, &response, remote) {
             Ok(_) => stats::bump(&st.udp_stun_keepalives_answered),
             Err(e) => {
                 stats::bump(&st.send_errors);
@@ -157,11 +157,22 @@ pub(crate) fn send(
         transport: mss_sip::net::Transport::Udp,
         remote,
     })?;
-    endpoint
-        .socket
-        .try_send_to(data, remote)
+    send_now(&endpoint.socket, data, remote)
         .map_err(|source| TransportError::UdpSend { remote, source })?;
     Ok(())
+}
+
+/// One non-blocking `sendto` straight to the kernel.
+///
+/// Not `UdpSocket::try_send_to`: tokio answers that with `WouldBlock` until its driver has
+/// seen the socket writable once, which on a busy single-threaded runtime means the first
+/// datagrams of a fresh socket (a line's first REGISTER at start-up) were refused although
+/// the kernel had room. A UDP send never waits for writability, so the cached readiness
+/// has nothing to offer; only a really full send buffer gives `WouldBlock` here.
+fn send_now(socket: &UdpSocket, data: &[u8], remote: SocketAddr) -> std::io::Result<()> {
+    socket2::SockRef::from(socket)
+        .send_to(data, &remote.into())
+        .map(drop)
 }
 
 #[cfg(test)]
@@ -176,6 +187,19 @@ mod tests {
             socket: Arc::new(UdpSocket::from_std(socket).unwrap()),
             local: addr.parse().unwrap(),
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fresh_socket_sends_before_the_runtime_has_polled_it() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let ep = endpoint("127.0.0.1:0");
+        // No await between creating the socket and sending: tokio has not seen it yet.
+        send_now(&ep.socket, b"ping", peer.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 8];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
     }
 
     #[tokio::test]
