@@ -22,6 +22,9 @@ pub(crate) struct Entry {
     pub(crate) timer: Timer,
 }
 
+/// A heap this small keeps its capacity.
+const MIN_SHRINK_CAPACITY: usize = 1024;
+
 /// A min-heap of armed timers.
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
@@ -42,7 +45,13 @@ impl TimerQueue {
     /// Removes and returns the earliest entry if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
         if self.peek()? <= now {
-            self.heap.pop().map(|Reverse(e)| e)
+            let entry = self.heap.pop().map(|Reverse(e)| e);
+            // After a burst the heap would keep its peak size (every REGISTER arms Timer J).
+            let capacity = self.heap.capacity();
+            if capacity > MIN_SHRINK_CAPACITY && self.heap.len().saturating_mul(4) < capacity {
+                self.heap.shrink_to(self.heap.len().saturating_mul(2));
+            }
+            entry
         } else {
             None
         }

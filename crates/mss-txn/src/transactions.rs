@@ -90,7 +90,7 @@ pub(crate) enum Txn {
 /// Every live SIP transaction of one worker, driven without I/O.
 ///
 /// See the crate docs for the run loop. All methods are O(1) in the number of live
-/// transactions (amortized O(log n) for timers).
+/// transactions (amortized O(log n) for timers and slot reuse).
 #[derive(Debug)]
 pub struct Transactions {
     pub(crate) config: Config,
@@ -319,6 +319,7 @@ impl Transactions {
         if self.keys.get(key) == Some(&slot) {
             self.keys.remove(key);
         }
+        shrink_if_sparse(&mut self.keys);
         self.event(Event::Terminated { id });
     }
 
@@ -358,6 +359,19 @@ pub(crate) fn client_id(slot: SlotId) -> TransactionId {
 /// The public id of a server slot.
 pub(crate) fn server_id(slot: SlotId) -> TransactionId {
     TransactionId::Server(ServerTransactionId(slot))
+}
+
+/// A map this small keeps its capacity.
+const MIN_SHRINK_CAPACITY: usize = 1024;
+
+/// Gives back most of the memory of a map left mostly empty by a burst (each key of a
+/// transaction that ended keeps its bucket otherwise). Shrinking to twice the length when
+/// under a quarter full keeps the rehash amortized O(1) per removal.
+fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    let capacity = map.capacity();
+    if capacity > MIN_SHRINK_CAPACITY && map.len().saturating_mul(4) < capacity {
+        map.shrink_to(map.len().saturating_mul(2));
+    }
 }
 
 #[cfg(test)]
