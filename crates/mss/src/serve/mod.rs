@@ -22,6 +22,7 @@ mod dns;
 mod im;
 mod inbound;
 mod lines;
+mod memory;
 mod registrar;
 mod setup;
 mod stats;
