@@ -31,6 +31,10 @@ else
     step test cargo test --workspace --no-fail-fast
 fi
 
+# The benchmark harness's own unit tests (report, statistics, users, smoke checks). Its
+# end-to-end smoke run is a cargo test: crates/mss/tests/bench_smoke.rs.
+step bench-lib python3 -m unittest discover -s bench/lib
+
 if [ ${#failed[@]} -ne 0 ]; then
     echo "==> FAILED: ${failed[*]}" >&2
     exit 1

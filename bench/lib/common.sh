@@ -66,23 +66,39 @@ check_ports() {
   return $busy
 }
 
-# Build mss in release mode (only the mss package) and print the binary path.
-# $1 = 1 to build, 0 to only look for an existing binary.
+# Build mss (only the mss package) and print the binary path.
+# $1 = 1 to build, 0 to only look for an existing binary; $2 = release (default) or debug.
 build_mss() {
-  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}" profile="${2:-release}" flag=(--release)
+  [ "$profile" = debug ] && flag=()
   if [ "$1" = 1 ] && command -v cargo >/dev/null 2>&1; then
-    log "building mss (cargo build --release -p mss, target dir $target)"
-    if ! (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build --release -p mss >&2); then
+    log "building mss (cargo build ${flag[*]} -p mss, target dir $target)"
+    if ! (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build "${flag[@]}" -p mss >&2); then
       log "mss: build failed"
       return 1
     fi
   fi
-  if [ -x "$target/release/mss" ]; then
-    echo "$target/release/mss"
+  if [ -x "$target/$profile/mss" ]; then
+    echo "$target/$profile/mss"
   elif command -v mss >/dev/null 2>&1; then
     command -v mss
   else
-    log "mss: no binary (looked in $target/release/mss and PATH)"
+    log "mss: no binary (looked in $target/$profile/mss and PATH)"
     return 1
   fi
+}
+
+# What a smoke run needs (it never installs): SIPp, Kamailio with its SQLite, msilo and
+# async modules, python3. Says what is missing and how to get it; status 1 then.
+require_tools() {
+  local missing=() c m
+  for c in sipp kamailio python3; do
+    command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+  done
+  for m in db_sqlite msilo async; do
+    ls /usr/lib/*/kamailio/modules/"$m".so >/dev/null 2>&1 || missing+=("kamailio module $m")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  log "missing: ${missing[*]}; run scripts/install-test-deps.sh (Debian packages sip-tester kamailio kamailio-sqlite-modules kamailio-extra-modules)"
+  return 1
 }

@@ -89,8 +89,14 @@ class Loads:
         res = sipp.run_uac(cmd, prefix, 20, self.register_pid, early_abort=False)
         return sipp.counter(res["stats"], "SuccessfulCall") == 1
 
-    def step(self, target, scenario, csv, rate, duration_s, prefix, extra=(), cwd=None):
-        """One bounded load: `rate` calls/s for `duration_s`; returns the SIPp result."""
+    def step(self, target, scenario, csv, rate, duration_s, prefix, extra=(), cwd=None,
+             early_abort=True):
+        """One bounded load: `rate` calls/s for `duration_s`; returns the SIPp result.
+
+        early_abort stops SIPp at the first failure or retransmission (capacity
+        search); without it the load runs to the end (smoke runs, which only
+        require every call to succeed).
+        """
         calls = int(rate * duration_s)
         step_csv = csv.slice_file(prefix + ".csv", calls)
         timeout_s = int(duration_s * 1.5) + 10
@@ -103,6 +109,7 @@ class Loads:
                            timeout_s + 5, self.register_pid)
         try:
             res = sipp.run_uac(cmd, prefix, timeout_s + 5, self.register_pid,
+                               early_abort=early_abort,
                                uas_stat=uas.stat if uas else None, cwd=cwd)
         finally:
             uas_stats = uas.stop() if uas else {}

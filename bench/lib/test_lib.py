@@ -3,8 +3,11 @@ import os
 import tempfile
 import unittest
 
+import check
 import gen_users
+import ports
 import report
+import servers
 import sip_latency
 import sipp
 
@@ -114,6 +117,75 @@ class UsersTests(unittest.TestCase):
             text = open(ini).read()
             self.assertEqual(text.count("[user:"), 10)
             self.assertIn("listen = udp:127.0.0.1:15080", text)
+
+
+def smoke_doc():
+    """A results document of a passing smoke run (one scenario, two servers)."""
+    step = {"kind": "smoke", "rate": 10, "calls": 20, "successful": 20, "failed": 0,
+            "retransmissions": 0, "passed": True, "cpu_s": 0.01, "cpu_us_per_op": 500.0}
+    res = {"available": True, "best": dict(step), "steps": [dict(step)],
+           "latency": {"p50_ms": 0.5, "p99_ms": 0.9, "rate": 10, "source": "tshark"},
+           "memory_kb": 16000, "alive_at_end": True}
+    return {"started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00",
+            "mode": "smoke", "settings": {"probe": 2, "confirm": 2, "start": 10,
+                                          "min_rate": 1, "resolution": 10, "max_rate": 10,
+                                          "lat_rate": 10, "lat_duration": 2},
+            "machine": {"nproc": 2, "model": "cpu", "kernel": "6", "sipp": "3.6.1",
+                        "versions": {"mss": "0.1.0", "kamailio": "5.6"}},
+            "results": {"reg-auth": {"kamailio": res, "mss": json_copy(res)}}}
+
+
+def json_copy(v):
+    import json
+    return json.loads(json.dumps(v))
+
+
+class SmokeCheckTests(unittest.TestCase):
+    def test_a_passing_run_has_no_problems(self):
+        doc = smoke_doc()
+        self.assertEqual(check.smoke_problems(doc), [])
+        self.assertEqual(check.table_problems(report.markdown(doc), doc), [])
+
+    def test_a_failed_call_is_a_problem(self):
+        doc = smoke_doc()
+        s = doc["results"]["reg-auth"]["mss"]["steps"][0]
+        s.update(successful=19, failed=1, passed=False)
+        doc["results"]["reg-auth"]["mss"]["best"] = None
+        problems = check.smoke_problems(doc)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("reg-auth/mss: 19 of 20 calls successful, 1 failed", problems[0])
+
+    def test_missing_readings_and_unavailable_servers_are_problems(self):
+        doc = smoke_doc()
+        mss = doc["results"]["reg-auth"]["mss"]
+        mss["latency"] = None
+        mss["memory_kb"] = 0
+        mss["steps"][0]["cpu_us_per_op"] = None
+        doc["results"]["reg-auth"]["kamailio"] = {"available": False, "reason": "no kamailio"}
+        problems = check.smoke_problems(doc)
+        self.assertEqual(len(problems), 4)
+        self.assertTrue(any("no latency" in p for p in problems))
+        self.assertTrue(any("server not available (no kamailio)" in p for p in problems))
+        md = report.markdown(doc)
+        self.assertTrue(any("reg-auth/kamailio" in p
+                            for p in check.table_problems(md, doc)))
+
+    def test_a_table_without_a_row_is_a_problem(self):
+        doc = smoke_doc()
+        md = "\n".join(line for line in report.markdown(doc).splitlines()
+                       if not line.startswith("| reg-auth | mss |"))
+        self.assertEqual(check.table_problems(md, doc),
+                         ["the table has 0 rows for reg-auth/mss"])
+        self.assertIn("the table block lacks its markers", check.table_problems("x", doc))
+
+
+class PortsTests(unittest.TestCase):
+    def test_free_ports_are_distinct_and_unbound(self):
+        got = ports.free_ports(5)
+        self.assertEqual(len(set(got)), 5)
+        for p in got:
+            self.assertEqual(servers.udp_sockets_on(p), 0)
+            self.assertFalse(servers.port_busy(p))
 
 
 if __name__ == "__main__":

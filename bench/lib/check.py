@@ -1,0 +1,63 @@
+"""What a smoke run (`run.sh --smoke`) must have produced, as a list of problems.
+
+A smoke run goes through the whole pipeline of a capacity run at a tiny rate:
+fresh servers, users, SIPp loads, CPU and memory readings, the latency run and
+the report. Each function returns human-readable problems; an empty list means
+that part of the pipeline works.
+"""
+import report
+
+
+def smoke_problems(doc):
+    """Problems of a `run --smoke` results document (results.json as a dict)."""
+    problems = []
+    results = doc.get("results") or {}
+    if not results:
+        problems.append("no scenario ran")
+    for scenario, per in results.items():
+        if not per:
+            problems.append("%s: no server ran" % scenario)
+        for name, r in per.items():
+            where = "%s/%s" % (scenario, name)
+            if not r.get("available"):
+                problems.append("%s: server not available (%s)" % (where, r.get("reason")))
+                continue
+            if r.get("error"):
+                problems.append("%s: %s" % (where, r["error"]))
+                continue
+            steps = r.get("steps") or []
+            if not steps:
+                problems.append("%s: no load step ran" % where)
+            for s in steps:
+                if not s.get("passed"):
+                    problems.append(
+                        "%s: %d of %d calls successful, %d failed, %d retransmissions%s" % (
+                            where, s.get("successful", 0), s.get("calls", 0),
+                            s.get("failed", 0), s.get("retransmissions", 0),
+                            " (%s)" % s["aborted"] if s.get("aborted") else ""))
+                elif s.get("cpu_us_per_op") is None or s.get("cpu_s", -1) < 0:
+                    problems.append("%s: no CPU reading" % where)
+            if not r.get("memory_kb"):
+                problems.append("%s: no memory reading" % where)
+            lat = r.get("latency") or {}
+            if lat.get("p50_ms") is None or lat.get("p99_ms") is None:
+                problems.append("%s: no latency measured" % where)
+            if not r.get("alive_at_end"):
+                problems.append("%s: the server was not running at the end" % where)
+    return problems
+
+
+def table_problems(md, doc):
+    """Problems of the Markdown block rendered from the same document."""
+    problems = []
+    if not md.startswith(report.START) or report.END not in md:
+        problems.append("the table block lacks its markers")
+    for scenario, per in (doc.get("results") or {}).items():
+        for name in per:
+            prefix = "| %s | %s | " % (scenario, report.NAMES.get(name, name))
+            rows = [line for line in md.splitlines() if line.startswith(prefix)]
+            if len(rows) != 1:
+                problems.append("the table has %d rows for %s/%s" % (len(rows), scenario, name))
+            elif "not available" in rows[0] or "error:" in rows[0]:
+                problems.append("the table row of %s/%s says: %s" % (scenario, name, rows[0]))
+    return problems
