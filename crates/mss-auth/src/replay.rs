@@ -16,6 +16,7 @@
 //! [`CountCheck::Forgotten`] and the client gets a fresh nonce.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Default cap on the number of nonces tracked.
 pub const DEFAULT_MAX_TRACKED_NONCES: usize = 65_536;
@@ -61,9 +62,10 @@ struct Entry {
 /// ever recorded.
 #[derive(Debug, Clone)]
 pub struct NonceCounts {
-    entries: HashMap<String, Entry>,
-    /// `(issued_at, nonce)` for expiry and eviction in age order.
-    by_issue: BTreeSet<(u64, String)>,
+    entries: HashMap<Arc<str>, Entry>,
+    /// `(issued_at, nonce)` for expiry and eviction in age order. The nonce text is shared
+    /// with `entries` (at the default cap of 65,536 nonces, a second copy cost ~5 MB).
+    by_issue: BTreeSet<(u64, Arc<str>)>,
     max_entries: usize,
     /// Issue time of the newest evicted nonce.
     floor: Option<u64>,
@@ -128,8 +130,9 @@ impl NonceCounts {
             no_qop_used: false,
         };
         let outcome = record(&mut entry, use_);
-        self.by_issue.insert((issued_at, nonce.to_owned()));
-        self.entries.insert(nonce.to_owned(), entry);
+        let nonce: Arc<str> = Arc::from(nonce);
+        self.by_issue.insert((issued_at, Arc::clone(&nonce)));
+        self.entries.insert(nonce, entry);
         outcome
     }
 
