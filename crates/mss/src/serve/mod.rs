@@ -164,7 +164,7 @@ pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
         .map_err(|_| ServeError::Task("store opening"))??;
     tracing::info!(path = %store.path().display(), "store open");
     let store: Arc<dyn Store> = Arc::new(store);
-    let result = serve(&prepared.loaded, Arc::clone(&store)).await;
+    let result = serve(prepared.loaded, Arc::clone(&store)).await;
     // Dropping the last handle waits for the writer's final commit: off the async threads.
     let flushed = tokio::task::spawn_blocking(move || drop(store)).await;
     if flushed.is_err() {
@@ -176,7 +176,7 @@ pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
 }
 
 /// Everything between opening and closing the store.
-async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError> {
+async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeError> {
     let c = &loaded.config;
     let mut candidate = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut candidate);
@@ -230,7 +230,7 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
             stats: Arc::clone(&worker_stats),
             registrar,
             domains,
-            lines: lines::Lines::new(loaded, now),
+            lines: lines::Lines::new(&loaded, now),
             im: im::Im::new(
                 c,
                 &im_via_host(c, &transports),
@@ -249,14 +249,17 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
         shutdown: shutdown.clone(),
     }));
 
+    // The registrar holds the users' HA1s now: the configured users (passwords and all,
+    // 100,000 of them in the scale check) are not kept beyond their names.
+    let users = std::mem::take(&mut loaded.config.users)
+        .into_iter()
+        .map(|u| u.name)
+        .collect::<HashSet<_>>();
+    let user_count = users.len();
     let source = admin::Source {
         queries: queries_tx,
         store,
-        users: c
-            .users
-            .iter()
-            .map(|u| u.name.clone())
-            .collect::<HashSet<_>>(),
+        users,
         metrics,
         worker: worker_stats,
         transport: transports.stats(),
@@ -269,7 +272,7 @@ async fn serve(loaded: &Loaded, store: Arc<dyn Store>) -> Result<(), ServeError>
             let _ = admin_stop.wait_for(|stop| *stop).await;
         },
     ));
-    tracing::info!(users = c.users.len(), "mss is running");
+    tracing::info!(users = user_count, "mss is running");
 
     let mut outcome = Ok(());
     let mut admin_done = false;
