@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
     --no-write) WRITE=0 ;;
     --mss-bin) MSS_BIN="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
