@@ -9,7 +9,6 @@
 //! Stored messages come straight from the store; `/metrics` adds the transport, store and
 //! worker counters to [`Metrics::render`].
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use mss_store::Store;
 use mss_transport::TransportStats;
 use tokio::sync::{mpsc, oneshot};
 
+use super::names::NameSet;
 use super::stats::{self, WorkerStats};
 use super::worker::Query;
 
@@ -34,7 +34,7 @@ pub(crate) struct Source {
     /// The store, for stored messages.
     pub(crate) store: Arc<dyn Store>,
     /// Local user names (`GET /api/messages/{user}` answers `404` for others).
-    pub(crate) users: HashSet<String>,
+    pub(crate) users: NameSet,
     /// SIP metrics.
     pub(crate) metrics: Arc<Metrics>,
     /// Worker counters.

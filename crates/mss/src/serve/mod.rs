@@ -23,6 +23,7 @@ mod im;
 mod inbound;
 mod lines;
 mod memory;
+mod names;
 mod registrar;
 mod setup;
 mod stats;
@@ -30,7 +31,6 @@ mod stats;
 mod testing;
 mod worker;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -251,10 +251,11 @@ async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeErr
 
     // The registrar holds the users' HA1s now: the configured users (passwords and all,
     // 100,000 of them in the scale check) are not kept beyond their names.
-    let users = std::mem::take(&mut loaded.config.users)
-        .into_iter()
-        .map(|u| u.name)
-        .collect::<HashSet<_>>();
+    let users = names::NameSet::new(
+        std::mem::take(&mut loaded.config.users)
+            .into_iter()
+            .map(|u| u.name),
+    );
     let user_count = users.len();
     let source = admin::Source {
         queries: queries_tx,
