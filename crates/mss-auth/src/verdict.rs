@@ -71,6 +71,6 @@ mod tests {
         );
         let ha1 = Ha1::compute(Algorithm::Md5, "u", "r", "hunter2");
         let dbg = format!("{:?}", UserSecret::Ha1(&ha1));
-        assert!(!dbg.contains(ha1.as_hex()));
+        assert!(!dbg.contains(&ha1.to_hex()));
     }
 }
