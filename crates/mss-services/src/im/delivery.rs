@@ -68,7 +68,7 @@ impl<S> Messaging<S> {
             round.contacts = contacts;
             return;
         }
-        if contacts.is_empty() || self.known_empty.contains(user) {
+        if contacts.is_empty() || !self.may_have_stored(user) {
             return;
         }
         self.start_round(now, user.to_owned(), contacts);
@@ -307,6 +307,9 @@ impl<S> Messaging<S> {
         if round.rerun && !round.contacts.is_empty() {
             self.start_round(now, user.to_owned(), round.contacts);
         } else if success {
+            if let Some(s) = &mut self.stored_users {
+                s.remove(user);
+            }
             self.known_empty.insert(user.to_owned());
         }
     }

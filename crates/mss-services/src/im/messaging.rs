@@ -69,6 +69,10 @@ pub struct Messaging<S> {
     /// Users whose last delivery round found nothing left, so a registration refresh needs
     /// no load. Forgotten when a message is stored for them.
     pub(super) known_empty: HashSet<String>,
+    /// When the caller told the service who has stored messages
+    /// ([`Messaging::set_stored_users`]): the users who may have some (stored since, or not
+    /// yet emptied by a round). Anyone else needs no load at registration.
+    pub(super) stored_users: Option<HashSet<String>>,
     next_sweep_at: Instant,
     next_expire_at: Instant,
     /// The guard of the expiry sweep in flight, if one is.
@@ -97,7 +101,28 @@ impl<S> Messaging<S> {
             rounds: HashMap::new(),
             deleting: HashMap::new(),
             known_empty: HashSet::new(),
+            stored_users: None,
             expiring: None,
+        }
+    }
+
+    /// Tells the service which users have stored messages (`Store::message_counts` at start,
+    /// before any message is handled). From then on the service keeps that set itself (a
+    /// user joins it when a message is stored for them and leaves it when a delivery round
+    /// empties their store), and a registration of anyone else costs no load. Without this
+    /// call every user's first registration loads.
+    pub fn set_stored_users(&mut self, users: impl IntoIterator<Item = String>) {
+        self.stored_users = Some(users.into_iter().collect());
+    }
+
+    /// Whether `user` may have stored messages: `false` only when known to have none.
+    pub(super) fn may_have_stored(&self, user: &str) -> bool {
+        if self.known_empty.contains(user) {
+            return false;
+        }
+        match &self.stored_users {
+            Some(users) => users.contains(user),
+            None => true,
         }
     }
 

@@ -120,6 +120,9 @@ impl<S> Messaging<S> {
                 debug!(id, user = %p.recipient, "message stored");
                 self.stats.stored += 1;
                 self.known_empty.remove(&p.recipient);
+                if let Some(s) = &mut self.stored_users {
+                    s.insert(p.recipient.clone());
+                }
                 if let Some(round) = self.rounds.get_mut(&p.recipient) {
                     round.rerun = true;
                 }

@@ -12,7 +12,9 @@
 //!   [`ImOutput::Store`], `Load`, `Delete`, `Expire` → the store call, spawned, its result
 //!   back as [`Completion::Im`].
 //! - After every committed REGISTER that leaves a user with live contacts, the registrar's
-//!   glue calls [`Worker::im_user_registered`]: stored messages go out.
+//!   glue calls [`Worker::im_user_registered`]: stored messages go out. The service knows
+//!   who has any (`Store::message_counts` at start, then its own bookkeeping), so a user
+//!   with nothing stored costs no store read.
 //! - The service's counters go to `/metrics` (`mss_messages_total{outcome=…}`) after every
 //!   change, as differences from what was published before.
 
@@ -25,7 +27,7 @@ use mss_services::im::{
 };
 use mss_services::Now;
 use mss_sip::{Flow, HeaderName, Request, Response, StatusCode};
-use mss_store::{InsertOutcome, StoreError, StoredMessage};
+use mss_store::{InsertOutcome, StoreError, StoredMessage, UserMessageCount};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 
 use super::setup;
@@ -99,6 +101,13 @@ impl Im {
             line_owners,
             published: ImStats::default(),
         }
+    }
+
+    /// Who has stored messages at start (`Store::message_counts`): a registration of anyone
+    /// else needs no store read until a message is stored for them.
+    pub(crate) fn set_stored_users(&mut self, counts: Vec<UserMessageCount>) {
+        self.service
+            .set_stored_users(counts.into_iter().filter(|c| c.stored > 0).map(|c| c.user));
     }
 
     /// Adds what the service counted since the last call to `metrics`.

@@ -13,9 +13,9 @@
 //! - `stats.rs`: worker counters and the transport/store series of `/metrics`.
 //!
 //! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
-//! socket → SIP sockets → worker → admin API. Shutdown: the worker drains (services say
-//! goodbye, pending store writes finish), the admin API stops, the transports close, and
-//! the last store handle is dropped on a blocking thread, which waits for the final commit.
+//! socket → SIP sockets → who has stored messages → worker → admin API. Shutdown: the
+//! worker drains (services say goodbye, pending store writes finish), the admin API stops,
+//! the transports close, and the last store handle is dropped on a blocking thread, which waits for the final commit.
 
 mod admin;
 mod dns;
@@ -216,6 +216,14 @@ async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeErr
     tc.udp_send_buffer = UDP_BUFFER;
     let (transports, received) = Transports::bind(tc).await?;
 
+    let mut im = im::Im::new(
+        c,
+        &im_via_host(c, &transports),
+        now,
+        rand::rngs::OsRng.next_u64(),
+    );
+    im.set_stored_users(store.message_counts(now.unix_ms).await?);
+
     let metrics = Arc::new(Metrics::new());
     metrics.set_registered_contacts(u64::try_from(restored).unwrap_or(u64::MAX));
     let worker_stats = Arc::new(stats::WorkerStats::default());
@@ -231,12 +239,7 @@ async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeErr
             registrar,
             domains,
             lines: lines::Lines::new(&loaded, now),
-            im: im::Im::new(
-                c,
-                &im_via_host(c, &transports),
-                now,
-                rand::rngs::OsRng.next_u64(),
-            ),
+            im,
             completions: completions_tx,
         },
         setup::answer(c),

@@ -63,6 +63,45 @@ fn delivery_on_return_oldest_first_with_the_original() {
 }
 
 #[test]
+fn with_the_stored_users_known_only_they_and_new_recipients_load() {
+    let mut h = Harness::new();
+    h.im.set_stored_users(["103".to_owned()]);
+    // 102 has nothing stored: a first registration costs no load.
+    h.im.handle_user_reachable(h.now, "102", vec![contact(7)]);
+    assert!(h.drain().is_empty());
+    // 103 has: it loads.
+    h.im.handle_user_reachable(h.now, "103", vec![contact(8)]);
+    match one(h.drain()) {
+        ImOutput::Load { user, .. } => assert_eq!(user, "103"),
+        other => panic!("expected Load, got {other:?}"),
+    }
+    // A message stored for 102 makes its next registration load and deliver it.
+    let (token, _, _) = h.offline(1, &text("hi"));
+    h.im.handle_stored(h.now, token, Ok(InsertOutcome::Stored(40)));
+    let _ = h.drain();
+    h.im.handle_user_reachable(h.now, "102", vec![contact(7)]);
+    expect_load(&mut h);
+    h.im.handle_loaded(h.now, "102", Ok(vec![stored(40, "hi", T0_MS)]));
+    deliver_one(&mut h, 200);
+    match one(h.drain()) {
+        ImOutput::Delete { id } => assert_eq!(id, 40),
+        other => panic!("{other:?}"),
+    }
+    h.im.handle_deleted(h.now, 40, Ok(true));
+    assert!(h.drain().is_empty());
+    // Emptied: no load again, even once the known-empty memory is forgotten.
+    h.im.known_empty.clear();
+    h.im.handle_user_reachable(h.now, "102", vec![contact(7)]);
+    assert!(h.drain().is_empty());
+    // A failed store keeps nobody in the set: still no load.
+    let (token, _, _) = h.offline(2, &text("lost"));
+    h.im.handle_stored(h.now, token, Err("disk".into()));
+    let _ = h.drain();
+    h.im.handle_user_reachable(h.now, "102", vec![contact(7)]);
+    assert!(h.drain().is_empty());
+}
+
+#[test]
 fn a_failure_stops_the_round_and_keeps_the_rest() {
     let mut h = Harness::new();
     h.im.handle_user_reachable(h.now, "102", vec![contact(7)]);
