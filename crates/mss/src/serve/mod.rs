@@ -15,7 +15,8 @@
 //! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
 //! socket → SIP sockets → who has stored messages → worker → admin API. Shutdown: the
 //! worker drains (services say goodbye, pending store writes finish), the admin API stops,
-//! the transports close, and the last store handle is dropped on a blocking thread, which waits for the final commit.
+//! the transports close, and the last store handle is dropped on a blocking thread, which
+//! waits for the final commit.
 
 mod admin;
 mod dns;
