@@ -49,10 +49,13 @@ impl Response {
         let Some(value) = self.headers.get(&HeaderName::To) else {
             return false;
         };
-        let has_tag = std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| NameAddr::parse(v, &HeaderName::To).ok())
-            .is_some_and(|n| n.tag().is_some());
+        // A value without the letters `tag` has no tag parameter: no parse needed (the
+        // common case, every response to a request outside a dialog).
+        let has_tag = value.windows(3).any(|w| w.eq_ignore_ascii_case(b"tag"))
+            && std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| NameAddr::parse(v, &HeaderName::To).ok())
+                .is_some_and(|n| n.tag().is_some());
         if !has_tag {
             let mut v = BytesMut::with_capacity(value.len() + 5 + tag.len());
             v.put_slice(value);
@@ -272,6 +275,23 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(rsp.headers().to().unwrap().tag(), Some("abc"));
         let trying = Response::for_request(&req, StatusCode::TRYING, "Trying");
         assert!(trying.headers().contains(&HeaderName::Timestamp));
+    }
+
+    #[test]
+    fn to_tag_added_unless_a_tag_parameter_exists() {
+        for (to, want) in [
+            (
+                "<sip:tag@stage.example.com>",
+                "<sip:tag@stage.example.com>;tag=n",
+            ),
+            ("<sip:a@b;tag=u>", "<sip:a@b;tag=u>;tag=n"),
+            ("<sip:a@b>;TAG=x", "<sip:a@b>;TAG=x"),
+            ("sip:a@b;tag=y", "sip:a@b;tag=y"),
+        ] {
+            let mut rsp = Response::new(StatusCode::OK, "OK").with_header(HeaderName::To, to);
+            assert!(rsp.set_to_tag("n"));
+            assert_eq!(rsp.headers().get_str(&HeaderName::To).unwrap(), Some(want));
+        }
     }
 
     #[test]
