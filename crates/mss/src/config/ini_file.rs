@@ -1,14 +1,17 @@
-//! Reading an INI file line by line, with the line of every section and key.
+//! Reading an INI file with `rust-ini`, plus an index of line numbers.
 //!
-//! The syntax is `rust-ini`'s with its `inline-comment` feature (comments with `;` or `#` at
-//! the start of a line, inline comments after a blank, `=` or `:` between key and value),
-//! read by one scan that keeps every line number, so that every error names its `file:line`
-//! and repeated sections and keys are found.
+//! `rust-ini` parses values (comments with `;` or `#` at the start of a line, inline comments
+//! after a blank, `=` or `:` between key and value) but keeps no line numbers and merges
+//! duplicate keys silently. So the text is also scanned line by line, the same way, to build an
+//! index of section and key positions; that index gives every error its `file:line` and finds
+//! duplicate sections and keys.
 //!
 //! Quotes and backslash escapes are not interpreted: a value is the text after `=` up to an
 //! inline comment (` ;` or ` #`), trimmed.
 
 use std::collections::HashMap;
+
+use ini::{Ini, ParseOption};
 
 use super::error::{Diagnostic, Diagnostics};
 
@@ -66,108 +69,81 @@ impl IniFile {
 }
 
 /// What the line scan found at one line.
-enum ScanLine<'a> {
-    Section(&'a str),
-    Key(&'a str, &'a str),
+enum ScanLine {
+    Section(String),
+    Key(String),
     Other,
     /// A line that is neither blank, comment, section header nor `key = value`.
     Invalid(&'static str),
 }
 
-fn scan_line(raw: &str) -> ScanLine<'_> {
+fn scan_line(raw: &str) -> ScanLine {
     let t = raw.trim();
     if t.is_empty() || t.starts_with(';') || t.starts_with('#') {
         return ScanLine::Other;
     }
     if let Some(rest) = t.strip_prefix('[') {
         if let Some(end) = rest.find(']') {
-            return ScanLine::Section(rest.get(..end).unwrap_or("").trim());
+            return ScanLine::Section(rest.get(..end).unwrap_or("").trim().to_string());
         }
         return ScanLine::Invalid("section header without closing ']'");
     }
     match t.find(['=', ':']) {
         Some(0) => ScanLine::Invalid("'=' without a key before it"),
-        Some(i) => ScanLine::Key(
-            t.get(..i).unwrap_or("").trim(),
-            value_of(t.get(i + 1..).unwrap_or("")),
-        ),
+        Some(i) => ScanLine::Key(t.get(..i).unwrap_or("").trim().to_string()),
         None => ScanLine::Invalid("expected `key = value`, `[section]` or a comment"),
     }
-}
-
-/// The value after the separator: up to an inline comment (`;` or `#` after a blank, as
-/// `rust-ini`'s `inline-comment` reads it), trimmed.
-fn value_of(after: &str) -> &str {
-    let v = after.trim_start();
-    let bytes = v.as_bytes();
-    let cut = bytes
-        .windows(2)
-        .position(|w| matches!(w, [b' ' | b'\t', b';' | b'#']))
-        .unwrap_or(v.len());
-    v.get(..cut).unwrap_or(v).trim()
 }
 
 /// Parses `text` (the content of `file`). Syntax errors are returned as `Err`; keys outside
 /// a section and repeated sections and keys are kept in [`IniFile::problems`]. All carry
 /// their line numbers.
-///
-/// One pass over the lines, no intermediate maps beyond an index of section names into
-/// `text`: with 100,000 `[user:…]` sections the parse used to hold `rust-ini`'s ordered
-/// multimaps and a line index of every key next to the result (~190 MB at start-up).
 pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
     let mut problems = Diagnostics::default();
     let mut syntax = Diagnostics::default();
-    // Where each section is in `sections`; the names borrow `text`.
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut sections: Vec<Section> = Vec::new();
-    let mut current: Option<usize> = None;
+    // The line index: where each section starts and where each key of it is.
+    let mut section_lines: HashMap<String, usize> = HashMap::new();
+    let mut key_lines: HashMap<(String, String), usize> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         match scan_line(raw) {
             ScanLine::Section(name) => {
-                if let Some(&at) = index.get(name) {
-                    let first = sections.get(at).map_or(0, |s| s.line);
+                if let Some(first) = section_lines.get(&name) {
                     problems.push(Diagnostic {
                         file: file.to_string(),
                         line: Some(line),
-                        section: Some(name.to_string()),
+                        section: Some(name.clone()),
                         key: None,
                         message: format!("duplicate section (first at line {first})"),
                     });
-                    current = Some(at);
                 } else {
-                    index.insert(name, sections.len());
-                    current = Some(sections.len());
-                    sections.push(Section {
-                        name: name.to_string(),
-                        line,
-                        entries: Vec::new(),
-                    });
+                    section_lines.insert(name.clone(), line);
+                    order.push(name.clone());
                 }
+                current = Some(name);
             }
-            ScanLine::Key(key, value) => match current.and_then(|at| sections.get_mut(at)) {
+            ScanLine::Key(key) => match &current {
                 None => problems.push(Diagnostic {
                     file: file.to_string(),
                     line: Some(line),
                     section: None,
-                    key: Some(key.to_string()),
+                    key: Some(key),
                     message: "key outside of any section".to_string(),
                 }),
                 Some(sec) => {
-                    if let Some(first) = sec.entries.iter().find(|e| e.key == key) {
+                    let k = (sec.clone(), key);
+                    if let Some(first) = key_lines.get(&k) {
                         problems.push(Diagnostic {
                             file: file.to_string(),
                             line: Some(line),
-                            section: Some(sec.name.clone()),
-                            key: Some(key.to_string()),
-                            message: format!("duplicate key (first at line {})", first.line),
+                            section: Some(k.0.clone()),
+                            key: Some(k.1.clone()),
+                            message: format!("duplicate key (first at line {first})"),
                         });
                     } else {
-                        sec.entries.push(Entry {
-                            key: key.to_string(),
-                            value: value.to_string(),
-                            line,
-                        });
+                        key_lines.insert(k, line);
                     }
                 }
             },
@@ -175,9 +151,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
             ScanLine::Invalid(why) => syntax.push(Diagnostic {
                 file: file.to_string(),
                 line: Some(line),
-                section: current
-                    .and_then(|at| sections.get(at))
-                    .map(|s| s.name.clone()),
+                section: current.clone(),
                 key: None,
                 message: format!("syntax error: {why}"),
             }),
@@ -185,6 +159,57 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<IniFile, Diagnostics> {
     }
     if !syntax.is_empty() {
         return Err(syntax);
+    }
+    let opt = ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: false,
+        enabled_preserve_key_leading_whitespace: false,
+    };
+    let ini = match Ini::load_from_str_opt(text, opt) {
+        Ok(ini) => ini,
+        Err(e) => {
+            let mut diags = Diagnostics::default();
+            diags.push(Diagnostic {
+                file: file.to_string(),
+                // rust-ini counts from 0 and may point past the end.
+                line: Some((e.line + 1).min(text.lines().count().max(1))),
+                section: None,
+                key: None,
+                message: format!("syntax error: {}", e.msg),
+            });
+            return Err(diags);
+        }
+    };
+
+    let mut sections = Vec::with_capacity(order.len());
+    for name in order {
+        let line = section_lines.get(&name).copied().unwrap_or(0);
+        let mut entries = Vec::new();
+        if let Some(props) = ini.section(Some(name.as_str())) {
+            let mut seen: Vec<&str> = Vec::new();
+            for (key, value) in props.iter() {
+                if seen.contains(&key) {
+                    continue; // reported above as a duplicate
+                }
+                seen.push(key);
+                let kl = key_lines
+                    .get(&(name.clone(), key.to_string()))
+                    .copied()
+                    .unwrap_or(line);
+                entries.push(Entry {
+                    key: key.to_string(),
+                    value: value.trim().to_string(),
+                    line: kl,
+                });
+            }
+        }
+        entries.sort_by_key(|e| e.line);
+        sections.push(Section {
+            name,
+            line,
+            entries,
+        });
     }
     Ok(IniFile {
         file: file.to_string(),
@@ -246,45 +271,6 @@ mod tests {
             e,
             "a.ini:2: [server] syntax error: expected `key = value`, `[section]` or a comment\n\
              a.ini:3: [server] syntax error: '=' without a key before it"
-        );
-    }
-
-    #[test]
-    fn values_read_like_rust_ini_inline_comments() {
-        let text = "[s]\na = x\t# tab comment\nb: udp:0.0.0.0:5060 ; c\nc = #not-a-comment\nd =\ne = p#w;d  \n";
-        let f = parse("a.ini", text).unwrap();
-        let got: Vec<(&str, &str)> = f.sections[0]
-            .entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("a", "x"),
-                ("b", "udp:0.0.0.0:5060"),
-                ("c", "#not-a-comment"),
-                ("d", ""),
-                ("e", "p#w;d"),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_repeated_section_continues_the_first() {
-        let text = "[server]\ndomain = a\n[im]\n[server]\ndomain = b\nlisten = x\n";
-        let f = parse("mss.ini", text).unwrap();
-        assert_eq!(f.sections.len(), 2);
-        let keys: Vec<&str> = f.sections[0]
-            .entries
-            .iter()
-            .map(|e| e.key.as_str())
-            .collect();
-        assert_eq!(keys, ["domain", "listen"]);
-        let e = f.problems.to_string();
-        assert!(
-            e.contains("mss.ini:5: [server] domain: duplicate key (first at line 2)"),
-            "{e}"
         );
     }
 }
