@@ -11,6 +11,7 @@
 //! - `dns.rs`: the lookup of a line's registrar (SRV, A/AAAA; RFC 3263 §4);
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: worker counters and the transport/store series of `/metrics`.
+//! - `store_calls.rs`: the store calls the worker waits for, polled by its own task.
 //!
 //! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
 //! socket → SIP sockets → who has stored messages → worker → admin API. Shutdown: the
@@ -28,6 +29,7 @@ mod names;
 mod registrar;
 mod setup;
 mod stats;
+mod store_calls;
 #[cfg(test)]
 mod testing;
 mod worker;

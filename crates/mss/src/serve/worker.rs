@@ -37,6 +37,7 @@ use super::lines::{LineCompletion, Lines};
 use super::memory::{release_free_memory, TrimPolicy};
 use super::setup::{now, SWEEP_INTERVAL};
 use super::stats::WorkerStats;
+use super::store_calls::StoreCalls;
 
 /// How many more queued packets are handled after a wake-up before looking at the other
 /// inputs again (keeps timers and completions timely under load).
@@ -158,6 +159,8 @@ pub(crate) struct Worker {
     pub(super) completions: mpsc::UnboundedSender<Completion>,
     /// Async operations started and not yet completed.
     pub(super) in_flight: usize,
+    /// Store calls being waited for (started by [`Worker::spawn_store`]).
+    store_calls: StoreCalls,
     /// When the next sweep of expired bindings is due.
     pub(super) next_sweep: Instant,
     /// A batched delete of expired bindings is running.
@@ -186,6 +189,7 @@ impl Worker {
             arrival: None,
             completions: parts.completions,
             in_flight: 0,
+            store_calls: StoreCalls::default(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             sweep_running: false,
             trim: TrimPolicy::default(),
@@ -209,6 +213,9 @@ impl Worker {
                     self.begin_shutdown(now());
                 }
                 Some(c) = inputs.completions.recv() => self.on_completion(now(), c),
+                c = self.store_calls.next(), if !self.store_calls.is_empty() => {
+                    self.on_completion(now(), c);
+                }
                 Some(q) = inputs.queries.recv() => self.on_query(now(), q),
                 r = inputs.received.recv(), if packets_open => match r {
                     Some(r) => {
@@ -282,19 +289,16 @@ impl Worker {
     }
 
     /// Starts `op` (a store call) and feeds its outcome back as the completion `done`
-    /// makes of it. The worker counts it as in flight until then.
+    /// makes of it, handled by [`Worker::on_completion`] from the run loop. The worker
+    /// counts it as in flight until then.
     pub(super) fn spawn_store<T: Send + 'static>(
         &mut self,
         op: StoreFuture<T>,
         done: impl FnOnce(Result<T, StoreError>) -> Completion + Send + 'static,
     ) {
         self.in_flight += 1;
-        let tx = self.completions.clone();
-        tokio::spawn(async move {
-            let result = op.await;
-            // The worker is gone only at the very end of shutdown; nothing to report then.
-            let _ = tx.send(done(result));
-        });
+        // Polled by this task (`serve/store_calls.rs`): no task spawned per call.
+        self.store_calls.push(async move { done(op.await) });
     }
 
     /// One completion: one arm per service.
