@@ -134,6 +134,10 @@ impl<S> Messaging<S> {
             }
             Err(e) => {
                 warn!(error = %e, user = %p.recipient, "storing a message failed");
+                // A write that timed out may still land: the next registration looks.
+                if let Some(s) = &mut self.stored_users {
+                    s.insert(p.recipient.clone());
+                }
                 self.stats.refused.store_error += 1;
                 self.replies
                     .store_error(&p.request, self.settings.store_retry_after)
