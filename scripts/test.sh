@@ -24,16 +24,17 @@ step deps scripts/install-test-deps.sh
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 
-if [ "${MSS_TEST_RUNNER:-}" != "cargo" ] && cargo nextest --version >/dev/null 2>&1; then
-    step test cargo nextest run --workspace --no-fail-fast
-    step doctest cargo test --workspace --doc --no-fail-fast
-else
-    step test cargo test --workspace --no-fail-fast
-fi
-
 # The benchmark harness's own unit tests (report, statistics, users, smoke checks). Its
 # end-to-end smoke run is a cargo test: crates/mss/tests/bench_smoke.rs.
 step bench-lib python3 -m unittest discover -s bench/lib
+
+# The workspace's tests run last, so that their runner's summary closes the output.
+if [ "${MSS_TEST_RUNNER:-}" != "cargo" ] && cargo nextest --version >/dev/null 2>&1; then
+    step doctest cargo test --workspace --doc --no-fail-fast
+    step test cargo nextest run --workspace --no-fail-fast
+else
+    step test cargo test --workspace --no-fail-fast
+fi
 
 if [ ${#failed[@]} -ne 0 ]; then
     echo "==> FAILED: ${failed[*]}" >&2
