@@ -88,31 +88,6 @@ impl Request {
         self.uri = uri.into();
     }
 
-    /// The SIP-Version as received (`SIP/2.0` for built requests).
-    pub fn version(&self) -> &[u8] {
-        &self.version
-    }
-
-    /// The headers.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The headers, for editing.
-    pub fn headers_mut(&mut self) -> &mut Headers {
-        &mut self.headers
-    }
-
-    /// The body (exactly Content-Length bytes for a parsed message).
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// Replaces the body; Content-Length is computed when encoding.
-    pub fn set_body(&mut self, body: impl Into<Bytes>) {
-        self.body = body.into();
-    }
-
     /// Serializes the request into `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         out.reserve(self.uri.len() + 32 + self.headers.encoded_len_hint() + self.body.len());
@@ -121,13 +96,6 @@ impl Request {
         out.put_slice(&self.uri);
         out.put_slice(b" SIP/2.0\r\n");
         encode_tail(&self.headers, &self.body, out);
-    }
-
-    /// Serializes the request into a new buffer.
-    pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::new();
-        self.encode(&mut out);
-        out.freeze()
     }
 }
 
@@ -158,31 +126,6 @@ impl Response {
         self.reason = reason.into();
     }
 
-    /// The SIP-Version as received.
-    pub fn version(&self) -> &[u8] {
-        &self.version
-    }
-
-    /// The headers.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The headers, for editing.
-    pub fn headers_mut(&mut self) -> &mut Headers {
-        &mut self.headers
-    }
-
-    /// The body.
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// Replaces the body; Content-Length is computed when encoding.
-    pub fn set_body(&mut self, body: impl Into<Bytes>) {
-        self.body = body.into();
-    }
-
     /// Serializes the response into `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         out.reserve(self.reason.len() + 40 + self.headers.encoded_len_hint() + self.body.len());
@@ -198,14 +141,61 @@ impl Response {
         out.put_slice(b"\r\n");
         encode_tail(&self.headers, &self.body, out);
     }
-
-    /// Serializes the response into a new buffer.
-    pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::new();
-        self.encode(&mut out);
-        out.freeze()
-    }
 }
+
+/// The part [`Request`] and [`Response`] share after the start line: the version, headers and
+/// body fields, their accessors, and `to_bytes` over the type's own `encode` (which writes the
+/// start line and then [`encode_tail`]).
+macro_rules! message_parts {
+    ($ty:ident, $kind:literal, version: $version_doc:literal, body: $body_doc:literal) => {
+        impl $ty {
+            #[doc = $version_doc]
+            pub fn version(&self) -> &[u8] {
+                &self.version
+            }
+
+            /// The headers.
+            pub fn headers(&self) -> &Headers {
+                &self.headers
+            }
+
+            /// The headers, for editing.
+            pub fn headers_mut(&mut self) -> &mut Headers {
+                &mut self.headers
+            }
+
+            #[doc = $body_doc]
+            pub fn body(&self) -> &Bytes {
+                &self.body
+            }
+
+            /// Replaces the body; Content-Length is computed when encoding.
+            pub fn set_body(&mut self, body: impl Into<Bytes>) {
+                self.body = body.into();
+            }
+
+            #[doc = concat!("Serializes the ", $kind, " into a new buffer.")]
+            pub fn to_bytes(&self) -> Bytes {
+                let mut out = BytesMut::new();
+                self.encode(&mut out);
+                out.freeze()
+            }
+        }
+    };
+}
+
+message_parts!(
+    Request,
+    "request",
+    version: "The SIP-Version as received (`SIP/2.0` for built requests).",
+    body: "The body (exactly Content-Length bytes for a parsed message)."
+);
+message_parts!(
+    Response,
+    "response",
+    version: "The SIP-Version as received.",
+    body: "The body."
+);
 
 /// Writes headers, Content-Length, the empty line and the body.
 ///

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::machine::{arm, take_if_due, Action, ResponseClass, State};
+use crate::machine::{arm, retransmit, take_if_due, Action, ResponseClass, State};
 use crate::timers::{Timer, Timers};
 
 /// State and timers of one INVITE client transaction.
@@ -116,9 +116,15 @@ impl ClientInvite {
         match timer {
             Timer::A if take_if_due(&mut self.timer_a, at) => {
                 // §17.1.1.2: retransmit and double, without the T2 cap of Timer E.
-                out.push(Action::Retransmit);
-                self.interval = self.interval.saturating_mul(2);
-                arm(&mut self.timer_a, Timer::A, now, self.interval, out);
+                let next = self.interval.saturating_mul(2);
+                retransmit(
+                    &mut self.timer_a,
+                    Timer::A,
+                    &mut self.interval,
+                    next,
+                    now,
+                    out,
+                );
             }
             Timer::B if take_if_due(&mut self.timer_b, at) => {
                 // §17.1.1.2: inform the TU, no ACK.

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::machine::{arm, take_if_due, Action, ResponseClass, State};
+use crate::machine::{arm, retransmit, take_if_due, Action, ResponseClass, State};
 use crate::timers::{Timer, Timers};
 
 /// State and timers of one non-INVITE client transaction.
@@ -94,13 +94,19 @@ impl ClientNonInvite {
     ) {
         match timer {
             Timer::E if take_if_due(&mut self.timer_e, at) => {
-                out.push(Action::Retransmit);
                 // §17.1.2.2: MIN(2·interval, T2) in Trying, T2 in Proceeding.
-                self.interval = match self.state {
+                let next = match self.state {
                     State::Proceeding => timers.t2,
                     _ => timers.backoff_capped(self.interval),
                 };
-                arm(&mut self.timer_e, Timer::E, now, self.interval, out);
+                retransmit(
+                    &mut self.timer_e,
+                    Timer::E,
+                    &mut self.interval,
+                    next,
+                    now,
+                    out,
+                );
             }
             Timer::F if take_if_due(&mut self.timer_f, at) => {
                 out.push(Action::TimedOut(Timer::F));

@@ -98,6 +98,23 @@ pub(crate) fn arm(
     out.push(Action::Arm(timer, at));
 }
 
+/// One firing of a retransmission timer (A, E, G; RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1):
+/// asks the table to send again, remembers `next` as the current interval and re-arms the
+/// timer that far from `now`. Each machine computes `next` by its own rule (doubling,
+/// capped at T2, flat T2).
+pub(crate) fn retransmit(
+    slot: &mut Option<Instant>,
+    timer: Timer,
+    interval: &mut Duration,
+    next: Duration,
+    now: Instant,
+    out: &mut Vec<Action>,
+) {
+    out.push(Action::Retransmit);
+    *interval = next;
+    arm(slot, timer, now, next, out);
+}
+
 /// Whether a popped timer entry is the live one: the machine still holds this deadline.
 /// Consumes it so a timer fires at most once per arming.
 pub(crate) fn take_if_due(slot: &mut Option<Instant>, at: Instant) -> bool {
@@ -124,6 +141,19 @@ mod tests {
         assert_eq!(ResponseClass::of(700), None);
         assert!(ResponseClass::Success.is_final());
         assert!(!ResponseClass::Provisional.is_final());
+    }
+
+    #[test]
+    fn retransmit_sends_and_rearms_with_next_interval() {
+        let now = Instant::now();
+        let mut slot = None;
+        let mut interval = Duration::from_millis(500);
+        let mut out = Vec::new();
+        let next = Duration::from_secs(1);
+        retransmit(&mut slot, Timer::G, &mut interval, next, now, &mut out);
+        assert_eq!(out, [Action::Retransmit, Action::Arm(Timer::G, now + next)]);
+        assert_eq!(interval, next);
+        assert_eq!(slot, Some(now + next));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::machine::{arm, take_if_due, Action, ResponseClass, State};
+use crate::machine::{arm, retransmit, take_if_due, Action, ResponseClass, State};
 use crate::timers::{Timer, Timers};
 
 /// State and timers of one INVITE server transaction.
@@ -170,9 +170,15 @@ impl ServerInvite {
                 self.send_trying(out);
             }
             Timer::G if take_if_due(&mut self.timer_g, at) => {
-                out.push(Action::Retransmit);
-                self.interval = timers.backoff_capped(self.interval);
-                arm(&mut self.timer_g, Timer::G, now, self.interval, out);
+                let next = timers.backoff_capped(self.interval);
+                retransmit(
+                    &mut self.timer_g,
+                    Timer::G,
+                    &mut self.interval,
+                    next,
+                    now,
+                    out,
+                );
             }
             Timer::H if take_if_due(&mut self.timer_h, at) => {
                 // §17.2.1: the ACK never came; tell the TU.
