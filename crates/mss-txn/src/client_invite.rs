@@ -165,13 +165,7 @@ impl ClientInvite {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn next_arm(out: &[Action], timer: Timer) -> Option<Instant> {
-        out.iter().find_map(|a| match a {
-            Action::Arm(t, at) if *t == timer => Some(*at),
-            _ => None,
-        })
-    }
+    use crate::machine::armed_at;
 
     #[test]
     fn timer_a_doubles_without_cap_until_b() {
@@ -179,14 +173,14 @@ mod tests {
         let t0 = Instant::now();
         let mut out = Vec::new();
         let mut m = ClientInvite::start(t0, &t, false, &mut out);
-        let b = next_arm(&out, Timer::B).unwrap();
+        let b = armed_at(&out, Timer::B).unwrap();
         assert_eq!(b - t0, Duration::from_secs(32));
-        let mut at = next_arm(&out, Timer::A).unwrap();
+        let mut at = armed_at(&out, Timer::A).unwrap();
         let mut gaps = Vec::new();
         while at < b {
             out.clear();
             m.on_timer(Timer::A, at, at, &mut out);
-            let next = next_arm(&out, Timer::A).unwrap();
+            let next = armed_at(&out, Timer::A).unwrap();
             gaps.push((next - at).as_millis());
             at = next;
         }
@@ -230,7 +224,7 @@ mod tests {
         let t0 = Instant::now();
         let mut out = Vec::new();
         let mut m = ClientInvite::start(t0, &t, true, &mut out);
-        assert_eq!(next_arm(&out, Timer::A), None);
+        assert_eq!(armed_at(&out, Timer::A), None);
         out.clear();
         m.on_response(ResponseClass::Failure, t0, &t, &mut out);
         assert_eq!(out, [Action::PassUp, Action::SendAck, Action::Terminate]);

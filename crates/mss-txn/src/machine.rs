@@ -126,6 +126,15 @@ pub(crate) fn take_if_due(slot: &mut Option<Instant>, at: Instant) -> bool {
     }
 }
 
+/// For the machines' tests: the instant the first [`Action::Arm`] of `timer` in `out` is for.
+#[cfg(test)]
+pub(crate) fn armed_at(out: &[Action], timer: Timer) -> Option<Instant> {
+    out.iter().find_map(|a| match a {
+        Action::Arm(t, at) if *t == timer => Some(*at),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

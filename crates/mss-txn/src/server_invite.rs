@@ -211,13 +211,7 @@ impl ServerInvite {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn arm_of(out: &[Action], timer: Timer) -> Option<Instant> {
-        out.iter().find_map(|a| match a {
-            Action::Arm(t, at) if *t == timer => Some(*at),
-            _ => None,
-        })
-    }
+    use crate::machine::armed_at;
 
     #[test]
     fn sends_trying_after_200ms_or_on_retransmission() {
@@ -225,7 +219,7 @@ mod tests {
         let t0 = Instant::now();
         let mut out = Vec::new();
         let mut m = ServerInvite::start(t0, &t, false, &mut out);
-        let at = arm_of(&out, Timer::Trying).unwrap();
+        let at = armed_at(&out, Timer::Trying).unwrap();
         assert_eq!(at - t0, Duration::from_millis(200));
         out.clear();
         m.on_timer(Timer::Trying, at, at, &t, &mut out);
@@ -251,14 +245,14 @@ mod tests {
         let mut m = ServerInvite::start(t0, &t, false, &mut out);
         out.clear();
         assert!(m.on_tu_response(ResponseClass::Failure, t0, &t, &mut out));
-        let h = arm_of(&out, Timer::H).unwrap();
-        let mut at = arm_of(&out, Timer::G).unwrap();
+        let h = armed_at(&out, Timer::H).unwrap();
+        let mut at = armed_at(&out, Timer::G).unwrap();
         let mut gaps = Vec::new();
         while at < h {
             out.clear();
             m.on_timer(Timer::G, at, at, &t, &mut out);
             assert_eq!(out[0], Action::Retransmit);
-            let next = arm_of(&out, Timer::G).unwrap();
+            let next = armed_at(&out, Timer::G).unwrap();
             gaps.push((next - at).as_millis());
             at = next;
         }
@@ -289,7 +283,7 @@ mod tests {
         let mut tcp = ServerInvite::start(t0, &t, true, &mut out);
         out.clear();
         assert!(tcp.on_tu_response(ResponseClass::Failure, t0, &t, &mut out));
-        assert_eq!(arm_of(&out, Timer::G), None, "no Timer G on TCP");
+        assert_eq!(armed_at(&out, Timer::G), None, "no Timer G on TCP");
         out.clear();
         tcp.on_ack(t0, &t, &mut out);
         assert_eq!(out, [Action::Terminate], "Timer I zero on TCP");
