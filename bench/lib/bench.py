@@ -524,6 +524,7 @@ def cmd_scale(a):
         return 3
     try:
         doc["rss_idle_kb"] = srv.memory_kb()
+        doc["vmrss_idle_kb"] = srv.rss_sum_kb()
         res = register_all(a, a.mss_port, all_csv, total, os.path.join(outdir, "register-all"))
         ok = sipp.counter(res["stats"], "SuccessfulCall")
         doc["registered_ok"] = ok
@@ -554,6 +555,7 @@ def cmd_scale(a):
             doc["count_after_restart"] = n
             doc["restored_after_s"] = round(time.monotonic() - t0, 3) if n and n >= want else None
             doc["rss_after_restart_kb"] = srv.memory_kb()
+            doc["vmrss_after_restart_kb"] = srv.rss_sum_kb()
             log("after restart: SIP answers after %.2f s; %s = %s after %s s" % (
                 doc["sip_ready_after_s"], METRIC, n, doc["restored_after_s"]))
     finally:

@@ -153,16 +153,20 @@ def scale_markdown(doc, when, mss_version):
             "| registered (200 OK) | %s | %s |" % (fmt_int(doc.get("registered_ok")),
                                                   fmt_int(kam.get("registered_ok"))),
             "| memory idle (users loaded) | %s | %s |" % (
-                mb(doc.get("rss_idle_kb")), mb(kam.get("pss_sum_kb_idle"))),
+                mb(doc.get("vmrss_idle_kb")), mb(kam.get("pss_sum_kb_idle"))),
             "| memory with every user registered | %s | %s |" % (
-                mb(doc.get("rss_kb")), mb(kam.get("pss_sum_kb"))),
+                mb(doc.get("vmrss_kb")), mb(kam.get("pss_sum_kb"))),
+            "| mss peak RSS: after start-up / after registering all | %s / %s | – |" % (
+                mb(doc.get("rss_idle_kb")), mb(doc.get("rss_kb"))),
             "| after restart: SIP answers after | %s s | (registrations not kept) |" % (
                 doc.get("sip_ready_after_s", "–")),
             "| after restart: all registrations back after | %s s | – |" % (
                 doc.get("restored_after_s") if doc.get("restored_after_s") is not None
                 else "not restored (%s)" % doc.get("count_after_restart")),
         ]
-    lines += ["", "mss memory is its RSS (VmHWM), Kamailio's the sum of PSS over its processes. "
+    lines += ["", "mss memory is its resident set at that moment (VmRSS), its peak (VmHWM) "
+              "in the peak row (start-up reads every `[user:]` section of the configuration); "
+              "Kamailio's is the sum of PSS over its processes. "
               "The count comes from the `mss_registered_contacts` gauge of `/metrics`.",
               SCALE_END, ""]
     return "\n".join(lines)
