@@ -52,10 +52,10 @@
 //! use mss_sip::{Request, Response};
 //! use mss_services::im::{ImOutput, ImSettings, Messaging, Recipient, Sender};
 //! use mss_services::Now;
-//! # fn now() -> Now { unimplemented!() }
+//! # fn now() -> Now { Now::new(std::time::Instant::now(), 0) }
 //! # type ServerTxn = u64;
 //! # enum Input { Message(ServerTxn, Request, Sender, Recipient), Response(mss_services::im::RequestToken, Response), Timeout }
-//! # fn next_input() -> Input { unimplemented!() }
+//! # fn next_input() -> Input { Input::Timeout }
 //! # fn start_client_transaction(_: Request, _: mss_sip::Flow, _: mss_services::im::RequestToken) {}
 //! # fn send_response(_: ServerTxn, _: Response) {}
 //! # fn spawn_store_write<T>(_: T) {}
