@@ -5,12 +5,47 @@
 //! when `tat - now <= (burst - 1) · interval`, and each message pushes `tat` one `interval`
 //! later. A sender whose `tat` is in the past has a full bucket, exactly like a sender never
 //! seen, so forgetting it changes nothing: that is how the table stays small.
+//!
+//! Beside the table, a min-heap orders the senders by `tat`, so forgetting the idle ones and
+//! making room when the table is full cost `O(log n)` per sender instead of a scan of the
+//! whole table: with more busy senders than the table holds, a scan per message made the
+//! limiter the most expensive part of a relayed MESSAGE. The heap is lazy: a sender that
+//! sends again gets a new entry and its old one is skipped when it comes up (its `tat` no
+//! longer matches the table's).
 
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::im::io::Sender;
 use crate::im::settings::RateLimit;
+
+/// A sender's `tat` as it was when the entry was pushed; ordered by `tat` alone.
+#[derive(Debug)]
+struct Due {
+    tat: Instant,
+    sender: Sender,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.tat == other.tat
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.tat.cmp(&other.tat)
+    }
+}
 
 /// The buckets of every sender seen recently.
 #[derive(Debug)]
@@ -21,6 +56,8 @@ pub(crate) struct SenderLimiter {
     max: usize,
     /// Theoretical arrival time per sender (see the module docs).
     tat: HashMap<Sender, Instant>,
+    /// Every `tat` set, earliest first; entries whose `tat` is no longer the table's are stale.
+    by_tat: BinaryHeap<Reverse<Due>>,
 }
 
 impl SenderLimiter {
@@ -30,6 +67,7 @@ impl SenderLimiter {
             limit,
             max: max.max(1),
             tat: HashMap::new(),
+            by_tat: BinaryHeap::new(),
         }
     }
 
@@ -43,22 +81,39 @@ impl SenderLimiter {
         let tolerance = interval
             .checked_mul(limit.burst.max(1) - 1)
             .unwrap_or(Duration::MAX);
-        let tat = self.tat.get(sender).copied().unwrap_or(now).max(now);
+        let known = self.tat.get(sender).copied();
+        let tat = known.unwrap_or(now).max(now);
         let ahead = tat - now;
         if ahead > tolerance {
             return Err(ahead - tolerance);
         }
         let next = tat.checked_add(interval).unwrap_or(tat);
-        if !self.tat.contains_key(sender) && self.tat.len() >= self.max {
-            self.make_room(now);
+        match self.tat.get_mut(sender) {
+            Some(slot) => *slot = next,
+            None => {
+                if self.tat.len() >= self.max {
+                    self.make_room(now);
+                }
+                self.tat.insert(sender.clone(), next);
+            }
         }
-        self.tat.insert(sender.clone(), next);
+        self.by_tat.push(Reverse(Due {
+            tat: next,
+            sender: sender.clone(),
+        }));
+        self.compact();
         Ok(())
     }
 
     /// Forgets every sender whose bucket is full again (it behaves as if never seen).
     pub(crate) fn sweep(&mut self, now: Instant) {
-        self.tat.retain(|_, tat| *tat > now);
+        while self
+            .by_tat
+            .peek()
+            .is_some_and(|Reverse(due)| due.tat <= now)
+        {
+            self.pop_earliest();
+        }
     }
 
     /// Number of senders tracked.
@@ -71,17 +126,43 @@ impl SenderLimiter {
     /// when more than `max` senders are busy at the same moment).
     fn make_room(&mut self, now: Instant) {
         self.sweep(now);
-        if self.tat.len() < self.max {
+        while self.tat.len() >= self.max {
+            if !self.pop_earliest() && self.by_tat.is_empty() {
+                // Unreachable while every tracked sender has an entry; never loop forever.
+                break;
+            }
+        }
+    }
+
+    /// Pops the earliest heap entry and forgets its sender if the entry is current; true
+    /// when a sender was forgotten.
+    fn pop_earliest(&mut self) -> bool {
+        let Some(Reverse(due)) = self.by_tat.pop() else {
+            return false;
+        };
+        if self.tat.get(&due.sender) == Some(&due.tat) {
+            self.tat.remove(&due.sender);
+            return true;
+        }
+        false
+    }
+
+    /// Rebuilds the heap from the table when stale entries outnumber current ones, so the
+    /// heap stays within a constant factor of the table (amortized `O(1)` per message).
+    fn compact(&mut self) {
+        if self.by_tat.len() <= 2 * self.tat.len() + 64 {
             return;
         }
-        let oldest = self
+        self.by_tat = self
             .tat
             .iter()
-            .min_by_key(|(_, tat)| **tat)
-            .map(|(s, _)| s.clone());
-        if let Some(s) = oldest {
-            self.tat.remove(&s);
-        }
+            .map(|(sender, tat)| {
+                Reverse(Due {
+                    tat: *tat,
+                    sender: sender.clone(),
+                })
+            })
+            .collect();
     }
 }
 
@@ -156,5 +237,56 @@ mod tests {
         for _ in 0..5 {
             assert!(l.check(t0, &user(1)).is_ok());
         }
+    }
+
+    #[test]
+    fn full_table_of_busy_senders_forgets_the_one_closest_to_a_full_bucket() {
+        let t0 = Instant::now();
+        // One message a second, bursts of 5: every sender below stays busy for seconds.
+        let mut l = SenderLimiter::new(Some(RateLimit::per_second(1, 5)), 3);
+        // user 1 sends three times (tat t0+3s), users 2 and 3 once (t0+1s).
+        for _ in 0..3 {
+            assert!(l.check(t0, &user(1)).is_ok());
+        }
+        assert!(l.check(t0, &user(2)).is_ok());
+        assert!(l.check(t0 + Duration::from_millis(10), &user(3)).is_ok());
+        // A fourth sender: user 2 has the earliest tat and goes.
+        assert!(l.check(t0 + Duration::from_millis(20), &user(4)).is_ok());
+        assert_eq!(l.len(), 3);
+        assert!(l.tat.contains_key(&user(1)));
+        assert!(!l.tat.contains_key(&user(2)));
+        // user 1's bucket is remembered: two more fit, the third is refused.
+        assert!(l.check(t0 + Duration::from_millis(30), &user(1)).is_ok());
+        assert!(l.check(t0 + Duration::from_millis(30), &user(1)).is_ok());
+        assert!(l.check(t0 + Duration::from_millis(30), &user(1)).is_err());
+    }
+
+    #[test]
+    fn many_busy_senders_keep_table_and_heap_bounded() {
+        let t0 = Instant::now();
+        let mut l = SenderLimiter::new(Some(RateLimit::per_second(1, 10)), 100);
+        for i in 0..20_000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 50);
+            // 1,000 senders take turns in a table of 100: each is forgotten before its
+            // turn comes again, so each gets a fresh burst.
+            assert!(l.check(now, &user(i % 1_000)).is_ok());
+            assert!(l.len() <= 100);
+            assert!(l.by_tat.len() <= 2 * l.len() + 65);
+        }
+        // Everyone idle again after a long pause: the sweep empties both.
+        l.sweep(t0 + Duration::from_secs(3_600));
+        assert_eq!(l.len(), 0);
+        assert!(l.by_tat.is_empty());
+    }
+
+    #[test]
+    fn sweep_keeps_busy_senders() {
+        let t0 = Instant::now();
+        let mut l = SenderLimiter::new(Some(RateLimit::per_second(1, 3)), 10);
+        assert!(l.check(t0, &user(1)).is_ok());
+        assert!(l.check(t0 + Duration::from_millis(900), &user(2)).is_ok());
+        l.sweep(t0 + Duration::from_millis(1_500));
+        assert_eq!(l.len(), 1);
+        assert!(l.tat.contains_key(&user(2)));
     }
 }
