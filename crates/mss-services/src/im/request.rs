@@ -91,13 +91,29 @@ impl NewIds {
 
 /// `z9hG4bK` and 96 random bits (RFC 3261 §8.1.1.7).
 pub(crate) fn new_branch(rng: &mut dyn RngCore) -> String {
-    format!("z9hG4bK{}", random_hex(rng, 12))
+    let mut out = String::with_capacity(7 + 24);
+    out.push_str("z9hG4bK");
+    push_random_hex(rng, &mut out, 12);
+    out
 }
 
+/// `n` random bytes (at most 32) as lowercase hex.
 fn random_hex(rng: &mut dyn RngCore, n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    rng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(2 * n);
+    push_random_hex(rng, &mut out, n);
+    out
+}
+
+/// Appends `n` random bytes (at most 32) to `out` as lowercase hex, without a formatter.
+fn push_random_hex(rng: &mut dyn RngCore, out: &mut String, n: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let bytes = &mut buf[..n.min(32)];
+    rng.fill_bytes(bytes);
+    for b in bytes.iter() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
 }
 
 /// The `Date` header value for a stored message: its arrival in RFC 1123 format (RFC 3261
@@ -269,5 +285,22 @@ Content-Length: 2\r\n\r\nhi";
     fn odd_arrival_times_do_not_panic() {
         assert_eq!(arrival_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(arrival_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn fresh_ids_are_lowercase_hex_of_the_promised_length() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let a = NewIds::generate(&mut rng);
+        let b = NewIds::generate(&mut rng);
+        assert_ne!(a, b);
+        assert_eq!(a.call_id.len(), 32);
+        assert_eq!(a.branch.len(), 7 + 24);
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        };
+        assert!(hex(&a.call_id));
+        assert!(hex(&a.branch["z9hG4bK".len()..]));
     }
 }
