@@ -261,6 +261,31 @@ def measure_latency(a, server, scenario, lds, outdir, best_rate):
     return summary
 
 
+def latency_on_fresh_server(a, server, scenario, lds, outdir, best_rate):
+    """Latency at the moderate rate, measured on a freshly started server.
+
+    The capacity search ends with 20 s at the server's highest rate; right after it a
+    server is still working off that burst (transactions waiting out Timer J, a heap
+    grown by the overload probes, a long SQLite WAL), which is not the state the latency
+    target describes ("p99 at 1,000/s"). Both servers get the same treatment: stopped,
+    started fresh, the online recipient registered again for msg-online.
+    """
+    server.stop()
+    deadline = time.monotonic() + 10
+    while servers.port_busy(server.port) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the stopped server's processes let go of the port
+    reason = server.start(fresh=True)
+    if reason:
+        log("%s: restart for the latency run failed (%s)" % (server.name, reason))
+        return None
+    if scenario == "msg-online":
+        prefix = os.path.join(outdir, "%s-%s-latency-uas-register" % (server.name, scenario))
+        if not lds.register_online_user("127.0.0.1:%d" % server.port, prefix):
+            log("%s: the online recipient could not register for the latency run" % server.name)
+            return None
+    return measure_latency(a, server, scenario, lds, outdir, best_rate)
+
+
 def bench_one(a, server, scenario, lds, outdir):
     log("%s / %s: starting the server" % (scenario, server.name))
     reason = server.start(fresh=True)
@@ -278,14 +303,15 @@ def bench_one(a, server, scenario, lds, outdir):
         except PortTakenOver as e:
             log("%s %s: %s" % (server.name, scenario, e))
             return {"available": True, "error": str(e), "steps": search.steps}
+        alive_at_end = bool(server.pids())
         lat = None
-        if not a.no_latency and server.pids():
-            lat = measure_latency(a, server, scenario, lds, outdir,
-                                  best["rate"] if best else None)
+        if not a.no_latency and alive_at_end:
+            lat = latency_on_fresh_server(a, server, scenario, lds, outdir,
+                                          best["rate"] if best else None)
         return {"available": True, "best": best, "steps": search.steps,
                 "latency": lat, "memory_kb": search.mem_kb,
                 "rss_sum_kb": search.rss_sum_kb,
-                "alive_at_end": bool(server.pids())}
+                "alive_at_end": alive_at_end}
     finally:
         server.stop()
 

@@ -124,7 +124,9 @@ def markdown(doc):
         "requests (challenge + authenticated) — plus the relay leg for msg-online.",
         "- **p50/p99**: request → final 2xx of the authenticated request, from a tshark "
         "capture on lo, in a separate %s-s run at %s calls/s (half the server's best rate "
-        "when that is lower)." % (st["lat_duration"], fmt_int(st["lat_rate"])),
+        "when that is lower) against a freshly started server (the search's last 20 s at "
+        "full rate would otherwise still be in progress: transactions waiting out Timer J, "
+        "a heap grown by the overload probes)." % (st["lat_duration"], fmt_int(st["lat_rate"])),
         "- **memory**: mss peak RSS (VmHWM); Kamailio the sum of PSS over its processes "
         "(its shared memory counted once), highest value sampled after each step.",
         "- Durability differs: mss commits a registration or a stored message to SQLite "
