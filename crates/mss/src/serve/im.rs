@@ -19,6 +19,7 @@
 //!   change, as differences from what was published before.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use mss_admin::{MessageOutcome, Metrics};
@@ -145,15 +146,17 @@ fn publish_delta(metrics: &Metrics, before: &ImStats, now: &ImStats) {
 
 /// `via` (a Via value such as `SIP/2.0/UDP host;branch=…;rport`) with its sent-by replaced
 /// by `sent_by`, or `None` when it has no sent-by to replace.
-fn with_sent_by(via: &[u8], sent_by: &str) -> Option<String> {
-    let via = std::str::from_utf8(via).ok()?;
-    let (protocol, rest) = via.trim_start().split_once(' ')?;
-    let params = rest.split_once(';').map_or("", |(_, p)| p);
-    Some(if params.is_empty() {
-        format!("{protocol} {sent_by}")
-    } else {
-        format!("{protocol} {sent_by};{params}")
-    })
+fn with_sent_by(via: &[u8], sent_by: SocketAddr) -> Option<String> {
+    use std::fmt::Write as _;
+    let via = std::str::from_utf8(via).ok()?.trim_start();
+    let (protocol, rest) = via.split_once(' ')?;
+    let params = rest.find(';').map_or("", |i| &rest[i..]);
+    let mut out = String::with_capacity(protocol.len() + 48 + params.len());
+    out.push_str(protocol);
+    out.push(' ');
+    write!(out, "{sent_by}").ok()?;
+    out.push_str(params);
+    Some(out)
 }
 
 impl Worker {
@@ -275,7 +278,7 @@ impl Worker {
             let via = request
                 .headers()
                 .get(&HeaderName::Via)
-                .and_then(|v| with_sent_by(v, &addr.to_string()));
+                .and_then(|v| with_sent_by(v, addr));
             if let Some(via) = via {
                 request.headers_mut().set_first(&HeaderName::Via, via);
             }
@@ -338,17 +341,18 @@ mod tests {
         assert_eq!(
             with_sent_by(
                 b"SIP/2.0/UDP pbx.test;branch=z9hG4bKx;rport",
-                "127.0.0.1:5070"
+                "127.0.0.1:5070".parse().unwrap()
             )
             .as_deref(),
             Some("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx;rport")
         );
         assert_eq!(
-            with_sent_by(b"SIP/2.0/TCP h", "[::1]:5060").as_deref(),
+            with_sent_by(b"SIP/2.0/TCP h", "[::1]:5060".parse().unwrap()).as_deref(),
             Some("SIP/2.0/TCP [::1]:5060")
         );
-        assert_eq!(with_sent_by(b"garbage", "h"), None);
-        assert_eq!(with_sent_by(&[0xff, b' ', b'x'], "h"), None);
+        let any: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(with_sent_by(b"garbage", any), None);
+        assert_eq!(with_sent_by(&[0xff, b' ', b'x'], any), None);
     }
 
     #[test]
