@@ -692,7 +692,7 @@ def main():
                    help="each scenario once at --start calls/s for --probe s, no search; "
                         "exit status 1 unless every call of every step succeeded")
     r.add_argument("--start", type=int, default=1000)
-    r.add_argument("--max-rate", type=int, default=32000)
+    r.add_argument("--max-rate", type=int, default=64000)
     r.add_argument("--min-rate", type=int, default=100)
     r.add_argument("--resolution", type=int, default=None)
     r.add_argument("--probe", type=int, default=None, help="probe step seconds")
