@@ -51,6 +51,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod build;
+mod core;
 mod derive;
 pub mod error;
 pub mod framing;
@@ -68,6 +69,7 @@ pub mod uri;
 mod validate;
 
 pub use build::RequestBuilder;
+pub use core::{Core, RequestCore};
 pub use error::{ParseError, ParseErrorKind};
 pub use framing::{
     frame, parse_content_length, parse_datagram, parse_datagram_with, Framed, Framer, FramingError,

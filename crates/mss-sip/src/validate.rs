@@ -1,38 +1,10 @@
 //! The checks a server makes before processing a message (RFC 3261 §8.2, §16.3; RFC 4475).
 
+use crate::core::{check_common, RequestCore};
 use crate::error::{ParseError, ParseErrorKind};
-use crate::header::Contacts;
 use crate::message::{Message, Request, Response, SIP_VERSION};
 use crate::name::HeaderName;
 use crate::uri::Uri;
-
-fn once(msg_headers: &crate::Headers, name: HeaderName) -> Result<(), ParseError> {
-    match msg_headers.count(&name) {
-        0 => Err(ParseError::in_header(
-            ParseErrorKind::MissingHeader,
-            name,
-            0,
-        )),
-        1 => Ok(()),
-        _ => Err(ParseError::in_header(
-            ParseErrorKind::DuplicateHeader,
-            name,
-            0,
-        )),
-    }
-}
-
-fn at_most_once(h: &crate::Headers, name: HeaderName) -> Result<(), ParseError> {
-    if h.count(&name) > 1 {
-        Err(ParseError::in_header(
-            ParseErrorKind::DuplicateHeader,
-            name,
-            0,
-        ))
-    } else {
-        Ok(())
-    }
-}
 
 fn check_version(v: &[u8]) -> Result<(), ParseError> {
     if v.eq_ignore_ascii_case(SIP_VERSION) {
@@ -40,43 +12,6 @@ fn check_version(v: &[u8]) -> Result<(), ParseError> {
     } else {
         Err(ParseError::new(ParseErrorKind::UnsupportedVersion, 0))
     }
-}
-
-/// Checks shared by requests and responses: one From/To/Call-ID/CSeq, at least one Via,
-/// all of them well formed, and well-formed optional headers a server relies on.
-fn check_common(h: &crate::Headers) -> Result<(), ParseError> {
-    for name in [
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-    ] {
-        once(h, name)?;
-    }
-    at_most_once(h, HeaderName::MaxForwards)?;
-    if h.via()?.is_empty() {
-        return Err(ParseError::in_header(
-            ParseErrorKind::MissingHeader,
-            HeaderName::Via,
-            0,
-        ));
-    }
-    h.from()?;
-    h.to()?;
-    h.call_id()?;
-    h.cseq()?;
-    h.max_forwards()?;
-    h.content_length()?;
-    if let Contacts::List(list) = h.contacts()? {
-        for c in list {
-            c.expires()?;
-        }
-    }
-    h.expires()?;
-    h.route()?;
-    h.record_route()?;
-    h.date()?;
-    Ok(())
 }
 
 impl Request {
@@ -91,6 +26,15 @@ impl Request {
     /// The first problem found; [`ParseError::status_code`] and
     /// [`ParseError::reason_phrase`] give the answer.
     pub fn validate(&self) -> Result<(), ParseError> {
+        self.check().map(|_| ())
+    }
+
+    /// [`Request::validate`], keeping what it parsed: the Request-URI and the core
+    /// headers ([`RequestCore`]), so that nothing downstream parses them again.
+    ///
+    /// # Errors
+    /// As [`Request::validate`]: the first problem found, the same one.
+    pub fn check(&self) -> Result<RequestCore<'_>, ParseError> {
         check_version(&self.version)?;
         if self.lax_start_line {
             return Err(ParseError::new(ParseErrorKind::LaxStartLine, 0));
@@ -102,16 +46,15 @@ impl Request {
                 return Err(ParseError::new(ParseErrorKind::BadRequestUri, 0));
             }
         }
-        check_common(&self.headers)?;
-        let cseq = self.headers.cseq()?;
-        if cseq.method != self.method {
+        let core = check_common(&self.headers)?;
+        if core.cseq.method != self.method {
             return Err(ParseError::in_header(
                 ParseErrorKind::CSeqMethodMismatch,
                 HeaderName::CSeq,
                 0,
             ));
         }
-        Ok(())
+        Ok(RequestCore { uri, core })
     }
 
     /// True when a response to this request can be built and routed: the top Via parses
@@ -137,9 +80,7 @@ impl Response {
     /// The first problem found; a client drops such a response.
     pub fn validate(&self) -> Result<(), ParseError> {
         check_version(&self.version)?;
-        check_common(&self.headers)?;
-        self.headers.cseq()?;
-        Ok(())
+        check_common(&self.headers).map(|_| ())
     }
 }
 

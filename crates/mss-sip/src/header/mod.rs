@@ -22,11 +22,11 @@ use crate::method::Method;
 use crate::name::HeaderName;
 use crate::params::trim;
 
-fn missing(name: HeaderName) -> ParseError {
+pub(crate) fn missing(name: HeaderName) -> ParseError {
     ParseError::in_header(ParseErrorKind::MissingHeader, name, 0)
 }
 
-fn text<'a>(v: &'a [u8], name: &HeaderName) -> Result<&'a str, ParseError> {
+pub(crate) fn text<'a>(v: &'a [u8], name: &HeaderName) -> Result<&'a str, ParseError> {
     std::str::from_utf8(v).map_err(|e| {
         ParseError::in_header(ParseErrorKind::InvalidUtf8, name.clone(), e.valid_up_to())
     })
@@ -34,7 +34,7 @@ fn text<'a>(v: &'a [u8], name: &HeaderName) -> Result<&'a str, ParseError> {
 
 /// Splits a list value at top-level commas; an empty element is an error (the grammar of
 /// Via, Contact, Route … has none), reported at its offset.
-fn for_each_item<'a>(
+pub(crate) fn for_each_item<'a>(
     v: &'a str,
     name: &HeaderName,
     mut f: impl FnMut(&'a str) -> Result<(), ParseError>,
@@ -102,7 +102,7 @@ impl Headers {
         Via::parse(line.get(..end).unwrap_or(""))
     }
 
-    fn name_addr(&self, name: HeaderName) -> Result<NameAddr<'_>, ParseError> {
+    pub(crate) fn name_addr(&self, name: HeaderName) -> Result<NameAddr<'_>, ParseError> {
         let v = self.required_str(name.clone())?;
         NameAddr::parse(v, &name)
     }
