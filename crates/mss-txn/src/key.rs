@@ -20,7 +20,7 @@
 //! To tag is the one of our response, not of the INVITE). The table checks the ACK's To tag
 //! against the response it sent instead (§17.2.3, RFC 6026 §6).
 
-use mss_sip::{Method, ParseError, Request, Response};
+use mss_sip::{Method, ParseError, Request, RequestCore, Response};
 
 use crate::base::{trim, Base, TopVia};
 use crate::error::TxnError;
@@ -69,6 +69,28 @@ impl TransactionKey {
         }
         let base = Base::read(req.headers())?;
         Ok(Self::rfc2543(req, &base, method))
+    }
+
+    /// [`TransactionKey::for_request`] for a request that passed [`Request::check`]: an
+    /// RFC 3261 key is built from the top Via the check already parsed (no header is
+    /// read again); the RFC 2543 fallback reads what it needs as `for_request` does.
+    ///
+    /// # Errors
+    /// As [`TransactionKey::for_request`] (only on the fallback path).
+    pub fn for_checked(
+        req: &Request,
+        checked: &RequestCore<'_>,
+    ) -> Result<TransactionKey, TxnError> {
+        let via = &checked.core.top_via;
+        match via.branch().filter(|b| !b.is_empty()) {
+            Some(branch) if branch.starts_with(crate::base::MAGIC_COOKIE) => Ok(TransactionKey {
+                role: Role::Server,
+                method: key_method(req.method()),
+                rfc3261: true,
+                parts: parts_of(branch, Some((via.host, via.port))),
+            }),
+            _ => Self::for_request(req),
+        }
     }
 
     /// The RFC 2543 fallback (§17.2.3): Request-URI, From tag, Call-ID, CSeq number, top
@@ -184,11 +206,17 @@ fn key_method(m: &Method) -> Method {
 /// Branch and, for server keys, the sent-by (§17.2.3 rule 2): host lower-cased (host names
 /// compare ignoring case, §19.1.4) and the port as given.
 fn branch_parts(via: &TopVia<'_>, with_sent_by: bool) -> KeyBytes {
-    let branch = via.branch().unwrap_or("").as_bytes();
-    let (host, port) = if with_sent_by {
-        (via.host.as_bytes(), via.port)
-    } else {
-        (&[][..], None)
+    let branch = via.branch().unwrap_or("");
+    parts_of(branch, with_sent_by.then_some((via.host, via.port)))
+}
+
+/// The parts of a branch key: the branch, then the sent-by host (lower-cased) and port,
+/// empty for client keys (`sent_by` `None`).
+fn parts_of(branch: &str, sent_by: Option<(&str, Option<u16>)>) -> KeyBytes {
+    let branch = branch.as_bytes();
+    let (host, port) = match sent_by {
+        Some((host, port)) => (host.as_bytes(), port),
+        None => (&[][..], None),
     };
     let port = port.map_or([0; 3], |p| {
         let [a, b] = p.to_le_bytes();

@@ -136,10 +136,53 @@ impl Transactions {
     /// retransmission costs one Via parse and one lookup. The other base headers are
     /// checked only before a new transaction is created.
     pub(crate) fn handle_request(&mut self, now: Instant, req: Request, from: Flow) {
-        let key = match TransactionKey::for_request(&req) {
-            Ok(key) => key,
-            Err(error) => return self.invalid(req, from, error),
-        };
+        match TransactionKey::for_request(&req) {
+            Ok(key) => self.handle_keyed(now, req, from, key, false),
+            Err(error) => self.invalid(req, from, error),
+        }
+    }
+
+    /// Handles a request from the network that passed [`Request::check`], with its key
+    /// ([`TransactionKey::for_checked`]); the request stays with the caller.
+    ///
+    /// A request that starts a new server transaction is not passed up as
+    /// [`Event::Request`]: its id is returned and the caller handles the request at once
+    /// (it still holds the request and what the check parsed). Everything else (a
+    /// retransmission, an ACK, a CANCEL) goes the way of [`Transactions::handle_message`].
+    /// Afterwards call [`Transactions::poll_output`] until it returns `None`.
+    pub fn handle_checked_request(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        from: Flow,
+        key: TransactionKey,
+    ) -> Option<ServerTransactionId> {
+        let now = self.advance(now);
+        match req.method() {
+            Method::Ack | Method::Cancel => {
+                self.handle_keyed(now, req.clone(), from, key, true);
+                None
+            }
+            _ => match self.keys.get(&key).copied() {
+                Some(slot) => {
+                    self.retransmission(slot);
+                    None
+                }
+                None => Some(self.start_server(now, req, from, key)),
+            },
+        }
+    }
+
+    /// A request with its key. `checked`: the request passed [`Request::check`], so its
+    /// base headers are known to parse.
+    fn handle_keyed(
+        &mut self,
+        now: Instant,
+        req: Request,
+        from: Flow,
+        key: TransactionKey,
+        checked: bool,
+    ) {
         let slot = self.keys.get(&key).copied();
         match req.method() {
             Method::Ack => {
@@ -159,6 +202,9 @@ impl Transactions {
             _ => match slot {
                 Some(slot) => self.retransmission(slot),
                 // A new transaction: its request must be one the TU can answer (§8.1.1).
+                None if checked && *req.method() != Method::Cancel => {
+                    self.new_server(now, req, from, key)
+                }
                 None => match Base::read(req.headers()) {
                     Err(error) => self.invalid(req, from, error.into()),
                     Ok(base) if *req.method() == Method::Cancel => {
@@ -242,6 +288,24 @@ impl Transactions {
             }
         }
         self.scratch = out;
+    }
+
+    /// [`Transactions::new_server`] for a request the caller keeps and handles itself: the
+    /// `PassUp` of the new machine becomes the returned id instead of an event.
+    fn start_server(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        from: Flow,
+        key: TransactionKey,
+    ) -> ServerTransactionId {
+        let mut out = std::mem::take(&mut self.scratch);
+        let slot = self.create_server(now, req, from, key, &mut out);
+        for action in out.drain(..) {
+            self.apply(slot, action);
+        }
+        self.scratch = out;
+        ServerTransactionId(slot)
     }
 
     /// An ACK. It is absorbed by an INVITE server transaction in Completed/Confirmed

@@ -482,3 +482,36 @@ fn malformed_requests_are_reported_not_matched() {
     assert!(matches!(h.take_events()[..], [Event::Invalid { .. }]));
     assert_eq!(StatusCode::OK.as_u16(), 200);
 }
+
+/// The checked path: a new request's id comes back to the caller (no `Event::Request`),
+/// a retransmission is absorbed and re-sends the last response, keys agree with
+/// `for_request`.
+#[test]
+fn checked_requests_start_transactions_and_absorb_retransmissions() {
+    let mut h = Harness::new();
+    let text = request("REGISTER", "z9hG4bKchk", "UDP", 1);
+    let req = parse_request(&text);
+    let checked = req.check().unwrap();
+    let key = mss_txn::TransactionKey::for_checked(&req, &checked).unwrap();
+    assert_eq!(key, mss_txn::TransactionKey::for_request(&req).unwrap());
+    let id = h
+        .txns
+        .handle_checked_request(h.now, &req, udp(), key.clone())
+        .unwrap();
+    h.drain();
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.txns.find_server(&key), Some(id));
+    h.txns.send_response(h.now, id, answer(&text, 200)).unwrap();
+    h.drain();
+    assert_eq!(h.take_sent().len(), 1);
+    assert_eq!(h.txns.handle_checked_request(h.now, &req, udp(), key), None);
+    h.drain();
+    assert_eq!(h.take_sent().len(), 1, "the 200 again");
+    // RFC 2543 fallback (no cookie): the same key as the unchecked path.
+    let old = parse_request(&request("REGISTER", "old1", "UDP", 2));
+    let checked = old.check().unwrap();
+    assert_eq!(
+        mss_txn::TransactionKey::for_checked(&old, &checked).unwrap(),
+        mss_txn::TransactionKey::for_request(&old).unwrap()
+    );
+}
