@@ -68,18 +68,11 @@ impl Algorithm {
             Algorithm::Sha256 => 64,
         }
     }
-
-    /// `H(p1 ":" p2 ":" …)` as lower-case hex: the parts are joined with
-    /// colons and no white space (RFC 7616 §3.4.5).
-    pub(crate) fn hash_hex(self, parts: &[&[u8]]) -> String {
-        match self {
-            Algorithm::Md5 => hex::encode(join_digest::<Md5>(parts)),
-            Algorithm::Sha256 => hex::encode(join_digest::<Sha256>(parts)),
-        }
-    }
 }
 
-fn join_digest<D: md5::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+/// `H(p1 ":" p2 ":" …)` into the front of a stack buffer: the parts are fed to the hash one
+/// after the other with colons between them (RFC 7616 §3.4.5), no joined string is built.
+fn join_digest<D: md5::Digest>(parts: &[&[u8]]) -> [u8; MAX_DIGEST] {
     let mut d = D::new();
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -87,7 +80,25 @@ fn join_digest<D: md5::Digest>(parts: &[&[u8]]) -> Vec<u8> {
         }
         d.update(part);
     }
-    d.finalize().to_vec()
+    let mut out = [0u8; MAX_DIGEST];
+    for (o, r) in out.iter_mut().zip(d.finalize()) {
+        *o = r;
+    }
+    out
+}
+
+/// Lower-case hex of `raw` into the front of `out`; returns the written part.
+fn hex_lower<'b>(raw: &[u8], out: &'b mut [u8; 2 * MAX_DIGEST]) -> &'b [u8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut len = 0;
+    for (pair, byte) in out.chunks_exact_mut(2).zip(raw) {
+        if let [hi, lo] = pair {
+            *hi = DIGITS[usize::from(byte >> 4)];
+            *lo = DIGITS[usize::from(byte & 0x0f)];
+            len += 2;
+        }
+    }
+    out.get(..len).unwrap_or(&[])
 }
 
 /// Keeps an echoed peer value short enough for an error message or log.
@@ -120,14 +131,10 @@ impl Ha1 {
     /// Computes the HA1 of a user for one algorithm.
     pub fn compute(algorithm: Algorithm, username: &str, realm: &str, password: &str) -> Ha1 {
         let parts: [&[u8]; 3] = [username.as_bytes(), realm.as_bytes(), password.as_bytes()];
-        let raw = match algorithm {
+        let digest = match algorithm {
             Algorithm::Md5 => join_digest::<Md5>(&parts),
             Algorithm::Sha256 => join_digest::<Sha256>(&parts),
         };
-        let mut digest = [0u8; MAX_DIGEST];
-        for (d, r) in digest.iter_mut().zip(raw) {
-            *d = r;
-        }
         Ha1 { algorithm, digest }
     }
 
@@ -165,13 +172,16 @@ impl Ha1 {
     /// The lower-case hex in a stack buffer and its length (the digest input of
     /// `response`, RFC 7616 §3.4.1, is the hex text).
     fn hex_buf(&self) -> ([u8; 2 * MAX_DIGEST], usize) {
-        let len = self.algorithm.hex_len();
         let mut buf = [0u8; 2 * MAX_DIGEST];
-        if let (Some(raw), Some(out)) = (self.digest.get(..len / 2), buf.get_mut(..len)) {
-            // Lengths match by construction; an error cannot happen.
-            let _ = hex::encode_to_slice(raw, out);
-        }
+        let len = hex_lower(self.raw(), &mut buf).len();
         (buf, len)
+    }
+
+    /// The raw digest (16 bytes for MD5, 32 for SHA-256).
+    fn raw(&self) -> &[u8] {
+        self.digest
+            .get(..self.algorithm.hex_len() / 2)
+            .unwrap_or(&self.digest)
     }
 }
 
@@ -184,11 +194,91 @@ impl fmt::Debug for Ha1 {
     }
 }
 
-/// The `response` value (RFC 7616 §3.4.1; RFC 2617 §3.2.2.1 without qop).
+/// A raw digest in a stack buffer: the first [`RawDigest::len`] bytes are the value.
+#[derive(Clone, Copy)]
+pub(crate) struct RawDigest {
+    bytes: [u8; MAX_DIGEST],
+    len: usize,
+}
+
+impl RawDigest {
+    /// The digest bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&self.bytes)
+    }
+
+    /// Number of bytes (16 for MD5, 32 for SHA-256).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The `response` digest (RFC 7616 §3.4.1; RFC 2617 §3.2.2.1 without qop), raw.
 ///
 /// `qop` is `Some((nc as 8 hex digits, cnonce))` for `qop=auth`:
 /// `KD(HA1, nonce:nc:cnonce:auth:HA2)`; `None` for the RFC 2069 form
-/// `KD(HA1, nonce:HA2)`. `HA2 = H(method:uri)` (§3.4.3).
+/// `KD(HA1, nonce:HA2)`. `HA2 = H(method:uri)` (§3.4.3). Every part is fed to
+/// the hash as it is, the hex of HA1 and HA2 is written to stack buffers: no
+/// allocation.
+pub(crate) fn response_digest(
+    ha1: &Ha1,
+    nonce: &str,
+    qop: Option<(&str, &str)>,
+    method: &str,
+    uri: &str,
+) -> RawDigest {
+    let (ha1_buf, ha1_len) = ha1.hex_buf();
+    let ha1_hex = ha1_buf.get(..ha1_len).unwrap_or(&[]);
+    let input = ResponseInput {
+        ha1_hex,
+        nonce: nonce.as_bytes(),
+        qop,
+        method: method.as_bytes(),
+        uri: uri.as_bytes(),
+    };
+    let (bytes, len) = match ha1.algorithm {
+        Algorithm::Md5 => (input.digest::<Md5>(), 16),
+        Algorithm::Sha256 => (input.digest::<Sha256>(), 32),
+    };
+    RawDigest { bytes, len }
+}
+
+/// What the `response` digest covers.
+struct ResponseInput<'a> {
+    ha1_hex: &'a [u8],
+    nonce: &'a [u8],
+    qop: Option<(&'a str, &'a str)>,
+    method: &'a [u8],
+    uri: &'a [u8],
+}
+
+impl ResponseInput<'_> {
+    fn digest<D: md5::Digest>(&self) -> [u8; MAX_DIGEST] {
+        let ha2 = join_digest::<D>(&[self.method, self.uri]);
+        let mut ha2_buf = [0u8; 2 * MAX_DIGEST];
+        let ha2_raw = ha2.get(..<D as md5::Digest>::output_size()).unwrap_or(&ha2);
+        let ha2_hex = hex_lower(ha2_raw, &mut ha2_buf);
+        let mut d = D::new();
+        d.update(self.ha1_hex);
+        d.update(b":");
+        d.update(self.nonce);
+        d.update(b":");
+        if let Some((nc, cnonce)) = self.qop {
+            d.update(nc.as_bytes());
+            d.update(b":");
+            d.update(cnonce.as_bytes());
+            d.update(b":auth:");
+        }
+        d.update(ha2_hex);
+        let mut out = [0u8; MAX_DIGEST];
+        for (o, r) in out.iter_mut().zip(d.finalize()) {
+            *o = r;
+        }
+        out
+    }
+}
+
+/// The `response` value as lower-case hex (what a client sends).
 pub(crate) fn response_hex(
     ha1: &Ha1,
     nonce: &str,
@@ -196,21 +286,9 @@ pub(crate) fn response_hex(
     method: &str,
     uri: &str,
 ) -> String {
-    let alg = ha1.algorithm;
-    let ha2 = alg.hash_hex(&[method.as_bytes(), uri.as_bytes()]);
-    let (buf, len) = ha1.hex_buf();
-    let ha1_hex = buf.get(..len).unwrap_or(&[]);
-    match qop {
-        Some((nc, cnonce)) => alg.hash_hex(&[
-            ha1_hex,
-            nonce.as_bytes(),
-            nc.as_bytes(),
-            cnonce.as_bytes(),
-            b"auth",
-            ha2.as_bytes(),
-        ]),
-        None => alg.hash_hex(&[ha1_hex, nonce.as_bytes(), ha2.as_bytes()]),
-    }
+    let digest = response_digest(ha1, nonce, qop, method, uri);
+    let mut buf = [0u8; 2 * MAX_DIGEST];
+    String::from_utf8_lossy(hex_lower(digest.as_bytes(), &mut buf)).into_owned()
 }
 
 /// Formats a nonce count as the 8 lower-case hex digits of `nc` (RFC 7616 §3.4).
@@ -253,10 +331,12 @@ mod tests {
     #[test]
     fn sha256_of_empty_matches_rfc8760() {
         // RFC 8760 §2.6 item 7.
+        let mut buf = [0u8; 64];
         assert_eq!(
-            Algorithm::Sha256.hash_hex(&[b""]),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            hex_lower(&join_digest::<Sha256>(&[b""]), &mut buf),
+            b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+        assert_eq!(hex_lower(&[0x0a, 0xf1], &mut buf), b"0af1");
     }
 
     #[test]

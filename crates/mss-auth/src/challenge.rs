@@ -172,6 +172,53 @@ impl fmt::Display for Challenge {
     }
 }
 
+/// The value [`Challenge`]'s `Display` gives for a challenge without `opaque` that offers
+/// `qop="auth"`, written straight into a buffer of exactly its length. `realm` must be
+/// quotable (checked by the caller); `nonce` is base64url, which needs no escaping.
+pub(crate) fn challenge_value(
+    realm: &str,
+    nonce: &[u8],
+    algorithm: Algorithm,
+    stale: bool,
+) -> Vec<u8> {
+    const STALE: &[u8] = b", stale=true";
+    const QOP: &[u8] = b", qop=\"auth\"";
+    let escapes = realm.bytes().filter(|&c| c == b'"' || c == b'\\').count();
+    let alg = algorithm.as_str().as_bytes();
+    let len = "Digest realm=\"".len()
+        + realm.len()
+        + escapes
+        + "\", nonce=\"".len()
+        + nonce.len()
+        + 1
+        + if stale { STALE.len() } else { 0 }
+        + ", algorithm=".len()
+        + alg.len()
+        + QOP.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(b"Digest realm=\"");
+    if escapes == 0 {
+        out.extend_from_slice(realm.as_bytes());
+    } else {
+        for c in realm.bytes() {
+            if c == b'"' || c == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(c);
+        }
+    }
+    out.extend_from_slice(b"\", nonce=\"");
+    out.extend_from_slice(nonce);
+    out.push(b'"');
+    if stale {
+        out.extend_from_slice(STALE);
+    }
+    out.extend_from_slice(b", algorithm=");
+    out.extend_from_slice(alg);
+    out.extend_from_slice(QOP);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +245,24 @@ mod tests {
             r#"Digest realm="pbx.example.com", nonce="n0nce", opaque="op\"aq\\ue", algorithm=SHA-256, qop="auth""#
         );
         assert!(Challenge::new("bad\nrealm", "n", Algorithm::Md5).is_err());
+    }
+
+    #[test]
+    fn direct_value_matches_display_and_is_exactly_sized() {
+        for realm in ["pbx.example.com", r#"a"b\c"#, ""] {
+            for alg in [Algorithm::Md5, Algorithm::Sha256] {
+                for stale in [false, true] {
+                    let nonce = "AAAAAGVT8QCx1Q5kZyQ2bV0D8bHcs7TZtyQfzR4nVYk4";
+                    let v = challenge_value(realm, nonce.as_bytes(), alg, stale);
+                    let want = Challenge::new(realm, nonce, alg)
+                        .unwrap()
+                        .with_stale(stale)
+                        .to_string();
+                    assert_eq!(String::from_utf8(v.clone()).unwrap(), want);
+                    assert_eq!(v.len(), v.capacity());
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::credentials_ref::{CredentialsRef, QopRef, Slot, Slots};
 use crate::params::Params;
 use crate::{Algorithm, AuthError};
 
@@ -67,72 +68,52 @@ impl Credentials {
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
         let p = Params::collect(params)?;
-        if p.get("username*").is_some() {
-            // RFC 7616 §3.4: the extended notation of RFC 5987.
-            return Err(AuthError::UnsupportedParam { name: "username*" });
-        }
-        if p.get("userhash")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        {
-            // We never offer userhash (RFC 7616 §3.4.4).
-            return Err(AuthError::UnsupportedParam { name: "userhash" });
-        }
-        let username = p.require("username")?;
-        let realm = p.require("realm")?;
-        let nonce = p.require("nonce")?;
-        let uri = p.require("uri")?;
-        let response = p.require("response")?;
-        let algorithm = match p.get("algorithm") {
-            Some(a) => Algorithm::parse(a.trim())?,
-            None => Algorithm::Md5,
-        };
-        if response.len() != algorithm.hex_len() || !response.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(AuthError::InvalidParam {
-                name: "response",
-                reason: "not a hex digest of the algorithm's length",
-            });
-        }
-        let qop = match p.get("qop") {
-            None => None,
-            Some(q) if q.trim().eq_ignore_ascii_case("auth") => {
-                let cnonce = p.require("cnonce")?;
-                let nc_text = p.require("nc")?.trim();
-                Some(QopAuth {
-                    cnonce: cnonce.to_owned(),
-                    nc: parse_nc(nc_text)?,
-                    nc_text: nc_text.to_owned(),
-                })
+        let mut slots = Slots::default();
+        for (name, value) in p.iter() {
+            if let Some(slot) = Slot::of(name) {
+                // `Params::collect` refused duplicate names.
+                slots.set(slot, value);
             }
-            Some(q) => {
-                return Err(AuthError::UnsupportedQop {
-                    value: q.chars().take(40).collect(),
-                })
-            }
-        };
-        Ok(Credentials {
-            username: username.to_owned(),
-            realm: realm.to_owned(),
-            nonce: nonce.to_owned(),
-            uri: uri.to_owned(),
-            algorithm,
-            qop,
-            opaque: p.get("opaque").map(str::to_owned),
-            response: response.to_ascii_lowercase(),
-        })
+        }
+        Ok(Credentials::from(slots.credentials()?))
+    }
+
+    /// The same credentials, borrowed (what [`DigestServer`](crate::DigestServer) checks).
+    pub fn as_borrowed(&self) -> CredentialsRef<'_> {
+        CredentialsRef {
+            username: &self.username,
+            realm: &self.realm,
+            nonce: &self.nonce,
+            uri: &self.uri,
+            algorithm: self.algorithm,
+            qop: self.qop.as_ref().map(|q| QopRef {
+                cnonce: &q.cnonce,
+                nc: q.nc,
+                nc_text: &q.nc_text,
+            }),
+            opaque: self.opaque.as_deref(),
+            response: &self.response,
+        }
     }
 }
 
-/// `nc` is exactly 8 hex digits (RFC 7616 §3.4, RFC 2617 §3.2.2 `nc-value`).
-fn parse_nc(text: &str) -> Result<u32, AuthError> {
-    let invalid = |reason| AuthError::InvalidParam { name: "nc", reason };
-    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid("not 8 hex digits"));
-    }
-    match u32::from_str_radix(text, 16) {
-        Ok(0) => Err(invalid("nonce count 0")),
-        Ok(nc) => Ok(nc),
-        Err(_) => Err(invalid("not 8 hex digits")),
+impl From<CredentialsRef<'_>> for Credentials {
+    /// Copies borrowed credentials (the `response` in lower case).
+    fn from(c: CredentialsRef<'_>) -> Credentials {
+        Credentials {
+            username: c.username.to_owned(),
+            realm: c.realm.to_owned(),
+            nonce: c.nonce.to_owned(),
+            uri: c.uri.to_owned(),
+            algorithm: c.algorithm,
+            qop: c.qop.map(|q| QopAuth {
+                cnonce: q.cnonce.to_owned(),
+                nc: q.nc,
+                nc_text: q.nc_text.to_owned(),
+            }),
+            opaque: c.opaque.map(str::to_owned),
+            response: c.response.to_ascii_lowercase(),
+        }
     }
 }
 

@@ -16,7 +16,9 @@
 //! - [`Challenge`] (`challenge.rs`): builds and parses `WWW-Authenticate` /
 //!   `Proxy-Authenticate` values.
 //! - [`Credentials`] (`credentials.rs`): parses `Authorization` /
-//!   `Proxy-Authorization` values.
+//!   `Proxy-Authorization` values; [`CredentialsRef`] (`credentials_ref.rs`) is the
+//!   borrowed form the server checks, read without copies by
+//!   [`CredentialsRef::from_header_value`] (`scan.rs`) in the common case.
 //! - [`DigestServer`] (`server.rs`): challenges and verification for the
 //!   registrar and the message service; [`Verdict`] and [`UserSecret`]
 //!   (`verdict.rs`) are its answer and its input about the user.
@@ -56,12 +58,15 @@ mod algorithm;
 mod challenge;
 mod client;
 mod credentials;
+mod credentials_ref;
 mod error;
 mod nonce;
 mod params;
 mod replay;
+mod scan;
 mod server;
 mod verdict;
+mod verify;
 
 pub use algorithm::{Algorithm, Ha1};
 pub use challenge::Challenge;
@@ -69,6 +74,7 @@ pub use client::{
     authorization, authorize, select_challenge, ChallengeOutcome, ClientNonceState, DigestClient,
 };
 pub use credentials::{Credentials, QopAuth};
+pub use credentials_ref::{CredentialsRef, QopRef};
 pub use error::AuthError;
 pub use nonce::{NonceCheck, NonceSecret, Nonces, DEFAULT_NONCE_LIFETIME_SECS};
 pub use params::MAX_PARAM_LEN;

@@ -23,7 +23,10 @@ const RANDOM_LEN: usize = 12;
 const MAC_LEN: usize = 16;
 const RAW_LEN: usize = TS_LEN + RANDOM_LEN + MAC_LEN;
 /// Length of an encoded nonce: 36 bytes in unpadded base64.
-const ENCODED_LEN: usize = RAW_LEN / 3 * 4;
+pub(crate) const ENCODED_LEN: usize = RAW_LEN / 3 * 4;
+
+/// What identifies an authentic nonce in the nonce-count table: its MAC.
+pub(crate) type NonceKey = [u8; MAC_LEN];
 
 /// The 32-byte key nonces are signed with.
 ///
@@ -126,6 +129,17 @@ impl Nonces {
         now_unix_secs: u64,
         rng: &mut R,
     ) -> String {
+        let text = self.issue_text(realm, now_unix_secs, rng);
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// As [`Nonces::issue`], the text in a stack buffer (base64url is ASCII).
+    pub(crate) fn issue_text<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        now_unix_secs: u64,
+        rng: &mut R,
+    ) -> [u8; ENCODED_LEN] {
         let mut raw = [0u8; RAW_LEN];
         let (head, mac_out) = raw.split_at_mut(TS_LEN + RANDOM_LEN);
         let (ts, random) = head.split_at_mut(TS_LEN);
@@ -135,7 +149,10 @@ impl Nonces {
         for (dst, src) in mac_out.iter_mut().zip(tag.iter()) {
             *dst = *src;
         }
-        URL_SAFE_NO_PAD.encode(raw)
+        let mut text = [0u8; ENCODED_LEN];
+        // 36 bytes always encode to 48 characters; the buffer is exactly that long.
+        let _ = URL_SAFE_NO_PAD.encode_slice(raw, &mut text);
+        text
     }
 
     /// Checks a nonce received in credentials for `realm` at `now_unix_secs`.
@@ -143,20 +160,37 @@ impl Nonces {
     /// A nonce issued later than `now` (the clock went back) counts as fresh
     /// while it is less than a lifetime ahead, and as expired beyond that.
     pub fn check(&self, nonce: &str, realm: &str, now_unix_secs: u64) -> NonceCheck {
+        self.check_keyed(nonce, realm, now_unix_secs).0
+    }
+
+    /// As [`Nonces::check`], with the nonce's MAC for an authentic nonce: 16 bytes
+    /// that tell it from every other nonce, so the nonce-count table can key on them
+    /// instead of the text. The HMAC is computed once.
+    pub(crate) fn check_keyed(
+        &self,
+        nonce: &str,
+        realm: &str,
+        now_unix_secs: u64,
+    ) -> (NonceCheck, NonceKey) {
+        let forged = (NonceCheck::Forged, [0u8; MAC_LEN]);
         if nonce.len() != ENCODED_LEN {
-            return NonceCheck::Forged;
+            return forged;
         }
         let mut raw = [0u8; RAW_LEN];
         match URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) {
             Ok(RAW_LEN) => {}
-            _ => return NonceCheck::Forged,
+            _ => return forged,
         }
         let (head, mac_in) = raw.split_at(TS_LEN + RANDOM_LEN);
         let mut mac = self.keyed.clone();
         mac.update(head);
         mac.update(realm.as_bytes());
         if mac.verify_truncated_left(mac_in).is_err() {
-            return NonceCheck::Forged;
+            return forged;
+        }
+        let mut key = [0u8; MAC_LEN];
+        for (dst, src) in key.iter_mut().zip(mac_in) {
+            *dst = *src;
         }
         let mut ts = [0u8; TS_LEN];
         for (dst, src) in ts.iter_mut().zip(head.iter()) {
@@ -164,11 +198,12 @@ impl Nonces {
         }
         let issued_at = u64::from_be_bytes(ts);
         let age = now_unix_secs.abs_diff(issued_at);
-        if age <= self.lifetime_secs {
+        let state = if age <= self.lifetime_secs {
             NonceCheck::Fresh { issued_at }
         } else {
             NonceCheck::Expired { issued_at }
-        }
+        };
+        (state, key)
     }
 
     /// `HMAC(secret, "mss-auth dummy password" || label)` in hex: a stable,
@@ -204,6 +239,9 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let nonce = n.issue("pbx", 1_000, &mut rng);
         assert_eq!(nonce.len(), ENCODED_LEN);
+        let (state, key) = n.check_keyed(&nonce, "pbx", 1_000);
+        assert_eq!(state, NonceCheck::Fresh { issued_at: 1_000 });
+        assert_eq!(URL_SAFE_NO_PAD.decode(&nonce).unwrap()[20..], key);
         assert_eq!(
             n.check(&nonce, "pbx", 1_000),
             NonceCheck::Fresh { issued_at: 1_000 }

@@ -9,7 +9,7 @@ use crate::AuthError;
 pub const MAX_PARAM_LEN: usize = 2048;
 
 /// Most auth-params accepted in one header value.
-const MAX_PARAMS: usize = 32;
+pub(crate) const MAX_PARAMS: usize = 32;
 
 /// The auth-params of one header value, names lower-cased, duplicates refused.
 pub(crate) struct Params<'a> {
@@ -50,6 +50,11 @@ impl<'a> Params<'a> {
             items.push((name, value));
         }
         Ok(Params { items })
+    }
+
+    /// The params in order, names in lower case.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &'a str)> + '_ {
+        self.items.iter().map(|(n, v)| (n.as_str(), *v))
     }
 
     /// The value of `name` (given in lower case), if present.

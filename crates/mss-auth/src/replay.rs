@@ -16,7 +16,11 @@
 //! [`CountCheck::Forgotten`] and the client gets a fresh nonce.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+
+use ahash::RandomState;
+use sha2::{Digest, Sha256};
+
+use crate::nonce::NonceKey;
 
 /// Default cap on the number of nonces tracked.
 pub const DEFAULT_MAX_TRACKED_NONCES: usize = 65_536;
@@ -57,15 +61,16 @@ struct Entry {
 
 /// A bounded table of nonce counts, keyed by nonce.
 ///
-/// Keys come from peers, so the map keeps the default SipHash (STYLE.md);
-/// only nonces that passed HMAC verification and a correct digest are
-/// ever recorded.
+/// An entry is keyed by 16 bytes, not by the nonce text: the server passes the
+/// nonce's MAC (unique to it, and only recorded once the HMAC and the digest
+/// were verified), [`NonceCounts::check_and_record`] the first half of the
+/// SHA-256 of the text. Fixed-size keys cost no allocation per nonce. The map
+/// hashes with a randomly seeded `ahash` (keys come from peers, STYLE.md).
 #[derive(Debug, Clone)]
 pub struct NonceCounts {
-    entries: HashMap<Arc<str>, Entry>,
-    /// `(issued_at, nonce)` for expiry and eviction in age order. The nonce text is shared
-    /// with `entries` (at the default cap of 65,536 nonces, a second copy cost ~5 MB).
-    by_issue: BTreeSet<(u64, Arc<str>)>,
+    entries: HashMap<NonceKey, Entry, RandomState>,
+    /// `(issued_at, key)` for expiry and eviction in age order.
+    by_issue: BTreeSet<(u64, NonceKey)>,
     max_entries: usize,
     /// Issue time of the newest evicted nonce.
     floor: Option<u64>,
@@ -75,7 +80,7 @@ impl NonceCounts {
     /// An empty table holding at most `max_entries` nonces (at least one).
     pub fn new(max_entries: usize) -> NonceCounts {
         NonceCounts {
-            entries: HashMap::new(),
+            entries: HashMap::with_hasher(RandomState::new()),
             by_issue: BTreeSet::new(),
             max_entries: max_entries.max(1),
             floor: None,
@@ -103,7 +108,24 @@ impl NonceCounts {
         now_unix_secs: u64,
         lifetime_secs: u64,
     ) -> CountCheck {
-        if let Some(entry) = self.entries.get_mut(nonce) {
+        let digest = Sha256::digest(nonce.as_bytes());
+        let mut key = NonceKey::default();
+        for (k, d) in key.iter_mut().zip(digest) {
+            *k = d;
+        }
+        self.check_and_record_key(key, issued_at, use_, now_unix_secs, lifetime_secs)
+    }
+
+    /// As [`NonceCounts::check_and_record`] for a nonce known by its key (its MAC).
+    pub(crate) fn check_and_record_key(
+        &mut self,
+        key: NonceKey,
+        issued_at: u64,
+        use_: NonceUse,
+        now_unix_secs: u64,
+        lifetime_secs: u64,
+    ) -> CountCheck {
+        if let Some(entry) = self.entries.get_mut(&key) {
             return record(entry, use_);
         }
         if self.floor.is_some_and(|floor| issued_at <= floor) {
@@ -130,9 +152,8 @@ impl NonceCounts {
             no_qop_used: false,
         };
         let outcome = record(&mut entry, use_);
-        let nonce: Arc<str> = Arc::from(nonce);
-        self.by_issue.insert((issued_at, Arc::clone(&nonce)));
-        self.entries.insert(nonce, entry);
+        self.by_issue.insert((issued_at, key));
+        self.entries.insert(key, entry);
         outcome
     }
 

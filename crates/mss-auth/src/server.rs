@@ -18,12 +18,12 @@
 //!   with a wrong digest it is `Invalid`.
 
 use rand::RngCore;
-use subtle::ConstantTimeEq;
 
-use crate::algorithm::response_hex;
-use crate::nonce::{NonceCheck, Nonces, DEFAULT_NONCE_LIFETIME_SECS};
-use crate::replay::{CountCheck, NonceCounts, NonceUse, DEFAULT_MAX_TRACKED_NONCES};
-use crate::{Algorithm, AuthError, Challenge, Credentials, Ha1, NonceSecret, UserSecret, Verdict};
+use crate::challenge::challenge_value;
+use crate::nonce::{Nonces, DEFAULT_NONCE_LIFETIME_SECS};
+use crate::params::check_quotable;
+use crate::replay::{NonceCounts, DEFAULT_MAX_TRACKED_NONCES};
+use crate::{Algorithm, AuthError, Ha1, NonceSecret};
 
 /// Settings of a [`DigestServer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +55,14 @@ impl Default for ServerConfig {
 ///
 /// Sans-IO: time (`now_unix_secs`) and randomness are inputs.
 pub struct DigestServer {
-    nonces: Nonces,
-    counts: NonceCounts,
-    config: ServerConfig,
+    pub(crate) nonces: Nonces,
+    pub(crate) counts: NonceCounts,
+    pub(crate) config: ServerConfig,
     /// Password checked for unknown users (see [`DigestServer::verify_unknown_user`]).
-    dummy_password: String,
+    pub(crate) dummy_password: String,
+    /// HA1s of the stand-in password, MD5 then SHA-256 (see
+    /// [`DigestServer::verify_unknown_user_ha1`]).
+    pub(crate) dummy_ha1: [Ha1; 2],
 }
 
 impl std::fmt::Debug for DigestServer {
@@ -77,11 +80,14 @@ impl DigestServer {
     pub fn new(secret: NonceSecret, config: ServerConfig) -> DigestServer {
         let nonces = Nonces::new(secret, config.nonce_lifetime_secs);
         let dummy_password = nonces.dummy_password("unknown user");
+        let dummy_ha1 = [Algorithm::Md5, Algorithm::Sha256]
+            .map(|alg| Ha1::compute(alg, "unknown user", "", &dummy_password));
         DigestServer {
             counts: NonceCounts::new(config.max_tracked_nonces),
             nonces,
             config,
             dummy_password,
+            dummy_ha1,
         }
     }
 
@@ -133,59 +139,35 @@ impl DigestServer {
         now_unix_secs: u64,
         rng: &mut R,
     ) -> Result<Vec<String>, AuthError> {
-        let nonce = self.issue_nonce(realm, now_unix_secs, rng);
-        algorithms
-            .iter()
-            .map(|alg| {
-                Ok(Challenge::new(realm, &nonce, *alg)?
-                    .with_stale(stale)
-                    .to_string())
-            })
-            .collect()
+        let mut values = Vec::with_capacity(algorithms.len());
+        self.challenge_values(realm, stale, algorithms, now_unix_secs, rng, |v| {
+            values.push(String::from_utf8_lossy(&v).into_owned());
+        })?;
+        Ok(values)
     }
 
-    /// Checks `creds` sent with a request of `method` against a known
-    /// user's secret, for our `expected_realm`, at `now_unix_secs`.
+    /// As [`DigestServer::challenges_for`], handing each value to `push` as bytes in a
+    /// buffer of exactly its length (so it becomes a `bytes::Bytes` without a copy or a
+    /// second allocation). The nonce is built on the stack; one allocation per value.
     ///
-    /// The response is compared in constant time. A nonce count is recorded
-    /// only when the digest is right.
-    pub fn verify(
-        &mut self,
-        creds: &Credentials,
-        method: &str,
-        secret: UserSecret<'_>,
-        expected_realm: &str,
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidParam`] when `realm` cannot be sent in a quoted-string.
+    pub fn challenge_values<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        stale: bool,
+        algorithms: &[Algorithm],
         now_unix_secs: u64,
-    ) -> Verdict {
-        let ha1 = match secret {
-            UserSecret::Password(password) => {
-                Ha1::compute(creds.algorithm, &creds.username, &creds.realm, password)
-            }
-            UserSecret::Ha1(ha1) => ha1.clone(),
-        };
-        let usable = ha1.algorithm() == creds.algorithm;
-        self.check(creds, method, &ha1, usable, expected_realm, now_unix_secs)
-    }
-
-    /// Runs the same work as [`DigestServer::verify`] against a stand-in
-    /// password, for a `username` that does not exist, and returns
-    /// [`Verdict::Invalid`] — exactly what a wrong password gives, so
-    /// neither the answer nor its timing reveals which users exist.
-    pub fn verify_unknown_user(
-        &mut self,
-        creds: &Credentials,
-        method: &str,
-        expected_realm: &str,
-        now_unix_secs: u64,
-    ) -> Verdict {
-        let ha1 = Ha1::compute(
-            creds.algorithm,
-            &creds.username,
-            &creds.realm,
-            &self.dummy_password,
-        );
-        let _ = self.check(creds, method, &ha1, false, expected_realm, now_unix_secs);
-        Verdict::Invalid
+        rng: &mut R,
+        mut push: impl FnMut(Vec<u8>),
+    ) -> Result<(), AuthError> {
+        check_quotable("realm", realm)?;
+        let nonce = self.nonces.issue_text(realm, now_unix_secs, rng);
+        for alg in algorithms {
+            push(challenge_value(realm, &nonce, *alg, stale));
+        }
+        Ok(())
     }
 
     /// Drops the counts of expired nonces; call now and then (e.g. with the
@@ -199,61 +181,13 @@ impl DigestServer {
     pub fn tracked_nonces(&self) -> usize {
         self.counts.len()
     }
-
-    /// The common path of verification. `usable == false` forces `Invalid`
-    /// after doing the same work (unknown user, HA1 of another algorithm).
-    fn check(
-        &mut self,
-        creds: &Credentials,
-        method: &str,
-        ha1: &Ha1,
-        usable: bool,
-        expected_realm: &str,
-        now: u64,
-    ) -> Verdict {
-        let nonce_state = self.nonces.check(&creds.nonce, expected_realm, now);
-        let qop = creds
-            .qop
-            .as_ref()
-            .map(|q| (q.nc_text.as_str(), q.cnonce.as_str()));
-        let expected = response_hex(ha1, &creds.nonce, qop, method, &creds.uri);
-        let digest_ok: bool = expected.as_bytes().ct_eq(creds.response.as_bytes()).into();
-
-        let acceptable = usable
-            && digest_ok
-            && creds.realm == expected_realm
-            && self.config.algorithms.contains(&creds.algorithm)
-            && (creds.qop.is_some() || self.config.allow_no_qop);
-        if !acceptable {
-            return Verdict::Invalid;
-        }
-        let issued_at = match nonce_state {
-            NonceCheck::Forged => return Verdict::Invalid,
-            NonceCheck::Expired { .. } => return Verdict::Stale,
-            NonceCheck::Fresh { issued_at } => issued_at,
-        };
-        let use_ = match &creds.qop {
-            Some(q) => NonceUse::Count(q.nc),
-            None => NonceUse::NoQop,
-        };
-        match self.counts.check_and_record(
-            &creds.nonce,
-            issued_at,
-            use_,
-            now,
-            self.nonces.lifetime_secs(),
-        ) {
-            CountCheck::Accepted => Verdict::Ok,
-            CountCheck::Replayed => Verdict::Replay,
-            CountCheck::Forgotten => Verdict::Stale,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::QopAuth;
+    use crate::algorithm::response_hex;
+    use crate::{Challenge, Credentials, QopAuth, UserSecret, Verdict};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
