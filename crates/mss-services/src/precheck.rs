@@ -11,7 +11,9 @@
 //! 5. `Require` with option tags mss does not support → `420` + `Unsupported` (§8.2.2.3).
 //!    `Proxy-Require` is for proxies and is ignored by mss acting as the UAS.
 
-use mss_sip::{HeaderName, Method, ParseErrorKind, Request, Response, StatusCode, Uri};
+use mss_sip::{
+    HeaderName, Method, ParseError, ParseErrorKind, Request, RequestCore, Response, StatusCode, Uri,
+};
 
 use crate::answer::{Answer, Reject};
 
@@ -53,6 +55,21 @@ impl Precheck {
     ///
     /// The first rejection found, to be answered with [`Answer::reject`].
     pub fn check(&self, req: &Request) -> Result<(), Reject> {
+        self.check_parsed(req, req.check().as_ref())
+    }
+
+    /// [`Precheck::check`] for a request whose [`Request::check`] result the caller
+    /// already has (the worker checks every request once, on arrival): the same answers,
+    /// without validating again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Precheck::check`].
+    pub fn check_parsed(
+        &self,
+        req: &Request,
+        checked: Result<&RequestCore<'_>, &ParseError>,
+    ) -> Result<(), Reject> {
         if !req.version().eq_ignore_ascii_case(mss_sip::SIP_VERSION) {
             return Err(Reject::VersionNotSupported);
         }
@@ -61,10 +78,10 @@ impl Precheck {
         // exception: an unknown method whose CSeq names another method (§3.1.2.18
         // mismatch02) gets the preferred 501.
         let m = req.method();
-        req.validate().map_err(|e| match e.kind {
+        let checked = checked.map_err(|e| match e.kind {
             ParseErrorKind::UnsupportedVersion => Reject::VersionNotSupported,
             ParseErrorKind::CSeqMethodMismatch if !known(m) => Reject::NotImplemented,
-            _ => Reject::Malformed(e),
+            _ => Reject::Malformed(e.clone()),
         })?;
         let passes = matches!(m, Method::Ack | Method::Cancel) || self.served.contains(m);
         if !passes {
@@ -74,21 +91,10 @@ impl Precheck {
                 Reject::NotImplemented
             });
         }
-        match req.uri() {
-            Ok(Uri::Sip(_) | Uri::Tel(_)) => {}
-            Ok(Uri::Other(_)) => return Err(Reject::UnsupportedUriScheme),
-            Err(e) => return Err(Reject::Malformed(e)),
+        if let Uri::Other(_) = checked.uri {
+            return Err(Reject::UnsupportedUriScheme);
         }
-        let required = req.headers().require().map_err(Reject::Malformed)?;
-        let unknown: Vec<String> = required
-            .into_iter()
-            .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
-            .map(str::to_owned)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Reject::BadExtension(unknown));
-        }
-        Ok(())
+        check_require(req)
     }
 
     /// The `200 OK` to an `OPTIONS` addressed to mss (RFC 3261 §11.2): `Allow`, `Accept`,
@@ -101,6 +107,27 @@ impl Precheck {
         h.push(HeaderName::from_static("Accept-Language"), "en");
         h.push(HeaderName::Supported, SUPPORTED.join(", "));
         rsp
+    }
+}
+
+/// `Require` with option tags mss does not support → `420` listing them (RFC 3261
+/// §8.2.2.3).
+pub(crate) fn check_require(req: &Request) -> Result<(), Reject> {
+    if !req.headers().contains(&HeaderName::Require) {
+        return Ok(());
+    }
+    let unknown: Vec<String> = req
+        .headers()
+        .require()
+        .map_err(Reject::Malformed)?
+        .into_iter()
+        .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .map(str::to_owned)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Reject::BadExtension(unknown))
     }
 }
 

@@ -5,7 +5,7 @@
 //! authentication so that a malformed REGISTER gets a `400` that says why instead of a
 //! challenge loop; nothing here depends on which users exist.
 
-use mss_sip::{Contacts, HeaderName, Request, Uri};
+use mss_sip::{Contacts, HeaderName, ParseError, Request, Uri};
 use mss_store::BindingKey;
 
 use crate::answer::Reject;
@@ -61,15 +61,63 @@ fn q_milli(q: f32) -> u16 {
     (q * 1000.0).round().clamp(0.0, 1000.0) as u16
 }
 
+/// The headers [`parse`] works from, as read by the caller: parsed on the spot
+/// ([`Read::from_request`]) or taken from what the worker's check already parsed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Read<'r, 'a> {
+    /// The Expires header.
+    pub(crate) expires: Result<Option<u32>, &'r ParseError>,
+    /// The Contact headers.
+    pub(crate) contacts: Result<&'r Contacts<'a>, &'r ParseError>,
+    /// How many Via values the request has.
+    pub(crate) via_count: usize,
+}
+
+/// The Expires and Contact headers of a request, parsed on the spot (for
+/// [`Read::from_request`], which borrows them).
+pub(crate) struct Owned<'a> {
+    expires: Result<Option<u32>, ParseError>,
+    contacts: Result<Contacts<'a>, ParseError>,
+    via_count: usize,
+}
+
+impl<'a> Owned<'a> {
+    /// Parses them from `req`.
+    pub(crate) fn of(req: &'a Request) -> Owned<'a> {
+        let h = req.headers();
+        Owned {
+            expires: h.expires(),
+            contacts: h.contacts(),
+            via_count: h.values(&HeaderName::Via).count(),
+        }
+    }
+
+    /// The view [`parse`] takes.
+    pub(crate) fn read(&self) -> Read<'_, 'a> {
+        Read {
+            expires: self.expires.as_ref().copied(),
+            contacts: self.contacts.as_ref(),
+            via_count: self.via_count,
+        }
+    }
+}
+
 /// Reads the Contact headers, `Expires` and the RFC 5626 parameters of `req`.
-pub(crate) fn parse(req: &Request, limits: Limits) -> Result<Parsed, Reject> {
+#[cfg(test)]
+pub(crate) fn parse_request(req: &Request, limits: Limits) -> Result<Parsed, Reject> {
+    parse(req, Owned::of(req).read(), limits)
+}
+
+/// What `req` asks for, from its Contact and Expires headers (`read`) and its Supported
+/// header.
+pub(crate) fn parse(req: &Request, read: Read<'_, '_>, limits: Limits) -> Result<Parsed, Reject> {
     let h = req.headers();
-    let header_expires = h.expires().map_err(Reject::Malformed)?;
-    let contacts = h.contacts().map_err(|e| match e.kind {
+    let header_expires = read.expires.map_err(|e| Reject::Malformed(e.clone()))?;
+    let contacts = read.contacts.map_err(|e| match e.kind {
         mss_sip::ParseErrorKind::ValueOutOfRange => {
             Reject::BadRequest("Contact Expires Out Of Range")
         }
-        _ => Reject::Malformed(e),
+        _ => Reject::Malformed(e.clone()),
     })?;
     let list = match contacts {
         Contacts::Star => {
@@ -94,17 +142,17 @@ pub(crate) fn parse(req: &Request, limits: Limits) -> Result<Parsed, Reject> {
         Contacts::List(list) => list,
     };
     // RFC 5626 §6: reg-id counts only when we are the first hop (one Via; no Path support).
-    let first_hop = h.values(&HeaderName::Via).count() == 1;
-    let supports_outbound = h
-        .supported()
-        .map_err(Reject::Malformed)?
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case("outbound"));
+    let first_hop = read.via_count == 1;
+    let supports_outbound = h.contains(&HeaderName::Supported)
+        && h.supported()
+            .map_err(Reject::Malformed)?
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("outbound"));
     let mut out = Vec::with_capacity(list.len());
     let mut honoured_reg_id = false;
     let mut nonzero_with_reg_id = false;
     let mut nonzero = 0usize;
-    for c in &list {
+    for c in list {
         let Uri::Sip(_) = c.addr.uri else {
             return Err(Reject::BadRequest("Contact Must Be a SIP URI"));
         };
@@ -184,7 +232,7 @@ mod tests {
     }
 
     fn list(extra: &str) -> Vec<WantedContact> {
-        match parse(&register(extra), LIMITS).unwrap().wanted {
+        match parse_request(&register(extra), LIMITS).unwrap().wanted {
             Wanted::List(l) => l,
             other => panic!("{other:?}"),
         }
@@ -201,7 +249,7 @@ mod tests {
 
     #[test]
     fn star_rules() {
-        let p = parse(&register("Expires: 0\r\nContact: *\r\n"), LIMITS).unwrap();
+        let p = parse_request(&register("Expires: 0\r\nContact: *\r\n"), LIMITS).unwrap();
         assert_eq!(p.wanted, Wanted::RemoveAll);
         for bad in [
             "Contact: *\r\n",
@@ -209,26 +257,29 @@ mod tests {
             "Expires: 0\r\nContact: *\r\nContact: *\r\n",
             "Expires: 0\r\nContact: *, <sip:a@h>\r\n",
         ] {
-            let e = parse(&register(bad), LIMITS).unwrap_err();
+            let e = parse_request(&register(bad), LIMITS).unwrap_err();
             assert!(
                 matches!(e, Reject::BadRequest(_) | Reject::Malformed(_)),
                 "{bad}: {e:?}"
             );
         }
-        assert_eq!(parse(&register(""), LIMITS).unwrap().wanted, Wanted::Query);
+        assert_eq!(
+            parse_request(&register(""), LIMITS).unwrap().wanted,
+            Wanted::Query
+        );
     }
 
     #[test]
     fn overflow_and_garbage() {
         assert_eq!(
-            parse(
+            parse_request(
                 &register("Contact: <sip:a@h>;expires=280297596632815\r\n"),
                 LIMITS
             )
             .unwrap_err(),
             Reject::BadRequest("Contact Expires Out Of Range")
         );
-        let e = parse(
+        let e = parse_request(
             &register("Expires: 100000000000000\r\nContact: <sip:a@h>\r\n"),
             LIMITS,
         )
@@ -237,11 +288,11 @@ mod tests {
             matches!(e, Reject::Malformed(ref p) if p.reason_phrase() == "Expires Out Of Range")
         );
         assert_eq!(
-            parse(&register("Contact: <sip:a@h>;expires=soon\r\n"), LIMITS).unwrap_err(),
+            parse_request(&register("Contact: <sip:a@h>;expires=soon\r\n"), LIMITS).unwrap_err(),
             Reject::BadRequest("Malformed Contact Expires")
         );
         assert_eq!(
-            parse(&register("Contact: <mailto:a@h>\r\n"), LIMITS).unwrap_err(),
+            parse_request(&register("Contact: <mailto:a@h>\r\n"), LIMITS).unwrap_err(),
             Reject::BadRequest("Contact Must Be a SIP URI")
         );
     }
@@ -249,7 +300,7 @@ mod tests {
     #[test]
     fn outbound_parameters() {
         let inst = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"";
-        let p = parse(
+        let p = parse_request(
             &register(&format!(
                 "Supported: outbound\r\nContact: <sip:a@h>;{inst};reg-id=1\r\n"
             )),
@@ -269,11 +320,11 @@ mod tests {
         let two_vias = format!(
             "Via: SIP/2.0/UDP proxy;branch=z9hG4bK2\r\nContact: <sip:a@h>;{inst};reg-id=1\r\n"
         );
-        let p = parse(&register(&two_vias), LIMITS).unwrap();
+        let p = parse_request(&register(&two_vias), LIMITS).unwrap();
         let Wanted::List(l) = p.wanted else { panic!() };
         assert_eq!(l[0].reg_id, None);
         assert_eq!(
-            parse(
+            parse_request(
                 &register(&format!("Supported: outbound\r\n{two_vias}")),
                 LIMITS
             )
@@ -283,7 +334,7 @@ mod tests {
         // reg-id without instance is ignored; two non-zero contacts with reg-id → 400.
         let l = list("Contact: <sip:a@h>;reg-id=1\r\n");
         assert_eq!(l[0].reg_id, None);
-        let e = parse(
+        let e = parse_request(
             &register(&format!(
                 "Contact: <sip:a@h>;{inst};reg-id=1, <sip:b@h>\r\n"
             )),

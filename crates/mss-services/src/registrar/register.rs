@@ -24,8 +24,8 @@
 use std::time::Duration;
 
 use mss_sip::{
-    unescape, Flow, HeaderName, Method, ParseError, ParseErrorKind, Request, Response, StatusCode,
-    Uri,
+    unescape, Flow, HeaderName, Method, NameAddr, ParseError, ParseErrorKind, Request, RequestCore,
+    Response, StatusCode, Uri,
 };
 use mss_store::BindingChange;
 
@@ -36,7 +36,7 @@ use super::ok::ok_response;
 use crate::answer::{Answer, Reject};
 use crate::digest::{AuthKind, DigestGuard};
 use crate::domains::LocalDomains;
-use crate::precheck::SUPPORTED;
+use crate::precheck::check_require;
 use crate::Now;
 
 /// The longest expiry any configuration may grant: one year, which keeps every deadline
@@ -134,6 +134,16 @@ fn malformed(kind: ParseErrorKind, name: HeaderName) -> Reject {
     Reject::Malformed(ParseError::in_header(kind, name, 0))
 }
 
+/// The core headers a REGISTER is processed from (parsed by the caller's check, or on
+/// the spot by [`Registrar::handle_register`]).
+struct Fields<'r, 'a> {
+    uri: &'r Uri<'a>,
+    to: Result<&'r NameAddr<'a>, &'r ParseError>,
+    call_id: &'a str,
+    cseq: u32,
+    read: contacts::Read<'r, 'a>,
+}
+
 impl Registrar {
     /// The settings in use (after correction, see [`Registrar::new`]).
     pub fn config(&self) -> &RegistrarConfig {
@@ -202,7 +212,47 @@ impl Registrar {
 
     /// Handles a REGISTER received on `flow` at `now`.
     pub fn handle_register(&mut self, now: Now, req: &Request, flow: &Flow) -> RegisterOutcome {
-        match self.process(now, req, flow) {
+        let result = self.process(now, req, flow);
+        self.finish(req, flow, result)
+    }
+
+    /// [`Registrar::handle_register`] for a REGISTER that passed [`Request::check`]: the
+    /// Request-URI, To, Call-ID, CSeq, Contact, Expires and the Via count come from
+    /// `checked` instead of being parsed again. The answers are the same.
+    pub fn handle_checked_register(
+        &mut self,
+        now: Now,
+        req: &Request,
+        checked: &RequestCore<'_>,
+        flow: &Flow,
+    ) -> RegisterOutcome {
+        let result = if req.method() == &Method::Register {
+            let c = &checked.core;
+            let fields = Fields {
+                uri: &checked.uri,
+                to: Ok(&c.to),
+                call_id: c.call_id,
+                cseq: c.cseq.seq,
+                read: contacts::Read {
+                    expires: Ok(c.expires),
+                    contacts: Ok(&c.contacts),
+                    via_count: c.via_count,
+                },
+            };
+            self.process_fields(now, req, flow, fields)
+        } else {
+            Err(Reject::MethodNotAllowed)
+        };
+        self.finish(req, flow, result)
+    }
+
+    fn finish(
+        &self,
+        req: &Request,
+        flow: &Flow,
+        result: Result<RegisterOutcome, Reject>,
+    ) -> RegisterOutcome {
+        match result {
             Ok(outcome) => outcome,
             Err(reject) => {
                 let rsp = self.answer.reject(req, &reject);
@@ -218,6 +268,8 @@ impl Registrar {
         }
     }
 
+    /// A REGISTER nobody checked yet: the core headers are checked and read here, in
+    /// the order that decides which problem is named first.
     fn process(&mut self, now: Now, req: &Request, flow: &Flow) -> Result<RegisterOutcome, Reject> {
         if req.method() != &Method::Register {
             return Err(Reject::MethodNotAllowed);
@@ -245,25 +297,38 @@ impl Registrar {
             ));
         }
         h.from().map_err(Reject::Malformed)?;
+        let uri = req.uri().map_err(Reject::Malformed)?;
+        // Read now, reported in their turn by `process_fields`.
+        let to = h.to();
+        let owned = contacts::Owned::of(req);
+        let fields = Fields {
+            uri: &uri,
+            to: to.as_ref(),
+            call_id,
+            cseq: cseq.seq,
+            read: owned.read(),
+        };
+        self.process_fields(now, req, flow, fields)
+    }
+
+    /// Steps 1–5 on the request's core headers, then [`Registrar::plan`].
+    fn process_fields(
+        &mut self,
+        now: Now,
+        req: &Request,
+        flow: &Flow,
+        f: Fields<'_, '_>,
+    ) -> Result<RegisterOutcome, Reject> {
         // Step 1: the Request-URI names one of our domains.
-        match req.uri().map_err(Reject::Malformed)? {
+        match f.uri {
             Uri::Sip(u) if self.domains.is_local(u.host) => {}
             Uri::Sip(_) => return Err(Reject::NotFound),
             _ => return Err(Reject::UnsupportedUriScheme),
         }
         // Step 2: Require.
-        let unknown: Vec<String> = h
-            .require()
-            .map_err(Reject::Malformed)?
-            .into_iter()
-            .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
-            .map(str::to_owned)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Reject::BadExtension(unknown));
-        }
+        check_require(req)?;
         // Step 5 (syntax part): the AOR in To is a SIP URI of ours with a user.
-        let to = h.to().map_err(Reject::Malformed)?;
+        let to = f.to.map_err(|e| Reject::Malformed(e.clone()))?;
         let Uri::Sip(aor) = to.uri else {
             return Err(Reject::BadRequest("To Must Be a SIP URI"));
         };
@@ -278,7 +343,7 @@ impl Registrar {
             min: self.config.min_expires,
             max: self.config.max_expires,
         };
-        let parsed = contacts::parse(req, limits)?;
+        let parsed = contacts::parse(req, f.read, limits)?;
         // Step 3: authentication.
         let user = match self.guard.check(now, req, AuthKind::Www, &self.answer) {
             Ok(u) => u.name,
@@ -289,7 +354,7 @@ impl Registrar {
         if unescape(aor_user).as_ref() != user.as_bytes() {
             return Err(Reject::Forbidden("Not Allowed To Register This Address"));
         }
-        self.plan(now, req, flow, user, call_id, cseq.seq, parsed)
+        self.plan(now, req, flow, user, f.call_id, f.cseq, parsed)
     }
 
     /// Steps 6–7: turns the wanted contacts into changes against the live bindings.

@@ -51,6 +51,16 @@ pub(super) fn parse(text: &str) -> Request {
     }
 }
 
+/// What the worker does: a request that passes [`Request::check`] takes
+/// [`Registrar::handle_checked_register`] with what the check parsed, any other
+/// [`Registrar::handle_register`] (which must name the same problems on its own).
+pub(super) fn handle(reg: &mut Registrar, now: Now, req: &Request, flow: &Flow) -> RegisterOutcome {
+    match req.check() {
+        Ok(checked) => reg.handle_checked_register(now, req, &checked, flow),
+        Err(_) => reg.handle_register(now, req, flow),
+    }
+}
+
 /// A REGISTER for `user` with `extra` header lines.
 pub(super) fn register(user: &str, call_id: &str, cseq: u32, extra: &str) -> String {
     format!("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.50:5062;branch=z9hG4bK{cseq}{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=f1\r\nTo: <sip:{user}@example.com>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nUser-Agent: test-phone\r\n{extra}Content-Length: 0\r\n\r\n")
@@ -104,9 +114,10 @@ pub(super) fn commit(o: RegisterOutcome) -> PendingRegister {
 /// Drives one REGISTER through challenge and authentication; returns the outcome of the
 /// authenticated request.
 pub(super) fn authed(reg: &mut Registrar, now: Now, text: &str, user: &str) -> RegisterOutcome {
-    let challenge = reply(reg.handle_register(now, &parse(text), &flow()));
+    let challenge = reply(handle(reg, now, &parse(text), &flow()));
     assert_eq!(challenge.status().as_u16(), 401);
-    reg.handle_register(
+    handle(
+        reg,
         now,
         &with_auth(text, &challenge, user, "s3cret", 1),
         &flow(),
@@ -130,7 +141,7 @@ fn challenge_then_register_then_refresh() {
     let mut reg = registrar();
     let now = start();
     let text = register("100", "a1", 1, "Contact: <sip:100@192.0.2.50:5062>\r\n");
-    let challenge = reply(reg.handle_register(now, &parse(&text), &flow()));
+    let challenge = reply(handle(&mut reg, now, &parse(&text), &flow()));
     let www: Vec<_> = challenge
         .headers()
         .get_all(&HeaderName::WwwAuthenticate)
@@ -138,7 +149,8 @@ fn challenge_then_register_then_refresh() {
     assert_eq!(www.len(), 2);
     assert!(String::from_utf8_lossy(www[0]).contains("algorithm=MD5"));
     assert!(String::from_utf8_lossy(www[1]).contains("algorithm=SHA-256"));
-    let mut pending = commit(reg.handle_register(
+    let mut pending = commit(handle(
+        &mut reg,
         now,
         &with_auth(&text, &challenge, "100", "s3cret", 1),
         &flow(),
@@ -171,7 +183,8 @@ fn challenge_then_register_then_refresh() {
         2,
         "Contact: <sip:100@192.0.2.50:5062>;expires=600\r\n",
     );
-    let pending = commit(reg.handle_register(
+    let pending = commit(handle(
+        &mut reg,
         later,
         &with_auth(&text2, &challenge, "100", "s3cret", 2),
         &flow(),
@@ -190,14 +203,16 @@ fn unknown_user_and_wrong_password_look_the_same() {
     let mut reg = registrar();
     let now = start();
     let text = register("100", "e1", 1, "Contact: <sip:100@192.0.2.50>\r\n");
-    let challenge = reply(reg.handle_register(now, &parse(&text), &flow()));
-    let wrong = reply(reg.handle_register(
+    let challenge = reply(handle(&mut reg, now, &parse(&text), &flow()));
+    let wrong = reply(handle(
+        &mut reg,
         now,
         &with_auth(&text, &challenge, "100", "guess", 1),
         &flow(),
     ));
     let text_u = register("nobody", "e1", 1, "Contact: <sip:100@192.0.2.50>\r\n");
-    let unknown = reply(reg.handle_register(
+    let unknown = reply(handle(
+        &mut reg,
         now,
         &with_auth(&text_u, &challenge, "nobody", "guess", 1),
         &flow(),
@@ -229,7 +244,8 @@ fn unknown_user_and_wrong_password_look_the_same() {
     assert!(!strip(&wrong, "100").contains("stale"));
     // The same REGISTER with an unknown digest user name: byte-identical apart from the
     // nonce, To tag included.
-    let unknown_same = reply(reg.handle_register(
+    let unknown_same = reply(handle(
+        &mut reg,
         now,
         &with_auth(&text, &challenge, "nobody", "guess", 1),
         &flow(),
@@ -245,7 +261,8 @@ fn unknown_user_and_wrong_password_look_the_same() {
     // A flood of unknown users costs no write: always a reply.
     for i in 0..50 {
         let t = register(&format!("u{i}"), "f", i, "Contact: <sip:x@192.0.2.50>\r\n");
-        let r = reply(reg.handle_register(
+        let r = reply(handle(
+            &mut reg,
             now,
             &with_auth(&t, &challenge, &format!("u{i}"), "x", 1),
             &flow(),
@@ -260,12 +277,12 @@ fn replay_and_stale_nonce() {
     let mut reg = registrar();
     let now = start();
     let text = register("100", "r1", 1, "Contact: <sip:100@192.0.2.50>\r\n");
-    let challenge = reply(reg.handle_register(now, &parse(&text), &flow()));
+    let challenge = reply(handle(&mut reg, now, &parse(&text), &flow()));
     let req = with_auth(&text, &challenge, "100", "s3cret", 1);
-    let p = commit(reg.handle_register(now, &req, &flow()));
+    let p = commit(handle(&mut reg, now, &req, &flow()));
     reg.complete(now, p);
     // The same Authorization again (same nc): refused with a stale challenge.
-    let again = reply(reg.handle_register(now, &req, &flow()));
+    let again = reply(handle(&mut reg, now, &req, &flow()));
     assert_eq!(again.status().as_u16(), 401);
     assert!(
         String::from_utf8_lossy(again.headers().get(&HeaderName::WwwAuthenticate).unwrap())
@@ -274,7 +291,8 @@ fn replay_and_stale_nonce() {
     // A right digest on an expired nonce: stale=true.
     let later = now.after(Duration::from_secs(1_000));
     let text2 = register("100", "r1", 2, "Contact: <sip:100@192.0.2.50>\r\n");
-    let stale = reply(reg.handle_register(
+    let stale = reply(handle(
+        &mut reg,
         later,
         &with_auth(&text2, &challenge, "100", "s3cret", 2),
         &flow(),
@@ -362,20 +380,25 @@ fn star_and_contact_syntax_are_400_before_auth() {
         ),
         ("Require: foo\r\nContact: <sip:a@b>\r\n", "Bad Extension"),
     ] {
-        let rsp = reply(reg.handle_register(now, &parse(&register("100", "s", 1, extra)), &flow()));
+        let rsp = reply(handle(
+            &mut reg,
+            now,
+            &parse(&register("100", "s", 1, extra)),
+            &flow(),
+        ));
         assert_eq!(String::from_utf8_lossy(rsp.reason()), reason, "{extra}");
     }
     let missing = register("100", "s", 1, "").replace("Call-ID: s\r\n", "");
-    let rsp = reply(reg.handle_register(now, &parse(&missing), &flow()));
+    let rsp = reply(handle(&mut reg, now, &parse(&missing), &flow()));
     assert_eq!(rsp.reason(), b"Missing Call-ID Header");
     let dup = register("100", "s", 1, "To: <sip:101@example.com>\r\n");
-    let rsp = reply(reg.handle_register(now, &parse(&dup), &flow()));
+    let rsp = reply(handle(&mut reg, now, &parse(&dup), &flow()));
     assert_eq!(rsp.reason(), b"Multiple To Headers");
     // Foreign domains are answered, not forwarded.
     let foreign = register("100", "s", 1, "")
         .replace("REGISTER sip:example.com", "REGISTER sip:evil.example.org");
     assert_eq!(
-        reply(reg.handle_register(now, &parse(&foreign), &flow()))
+        reply(handle(&mut reg, now, &parse(&foreign), &flow()))
             .status()
             .as_u16(),
         404
@@ -384,7 +407,7 @@ fn star_and_contact_syntax_are_400_before_auth() {
     let by_ip = register("100", "s", 1, "")
         .replace("REGISTER sip:example.com", "REGISTER sip:192.0.2.1:5070");
     assert_eq!(
-        reply(reg.handle_register(now, &parse(&by_ip), &flow()))
+        reply(handle(&mut reg, now, &parse(&by_ip), &flow()))
             .status()
             .as_u16(),
         401

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use mss_sip::{parse_datagram, Message};
 
-use super::tests::{contacts, flow, ok, parse, register, registrar, reply, start, with_auth};
+use super::tests::{
+    contacts, flow, handle, ok, parse, register, registrar, reply, start, with_auth,
+};
 use super::RegisterOutcome;
 
 fn torture(name: &str) -> String {
@@ -22,7 +24,7 @@ fn rfc4475_register_messages() {
     let mut reg = registrar();
     let text = torture("escnull");
     assert_eq!(
-        reply(reg.handle_register(now, &parse(&text), &flow()))
+        reply(handle(&mut reg, now, &parse(&text), &flow()))
             .status()
             .as_u16(),
         401
@@ -64,12 +66,12 @@ fn rfc4475_register_messages() {
         ("regbadct", "Malformed Contact Header"),
         ("scalar02", "CSeq Number Out Of Range"),
     ] {
-        let rsp = reply(reg.handle_register(now, &parse(&torture(name)), &flow()));
+        let rsp = reply(handle(&mut reg, now, &parse(&torture(name)), &flow()));
         assert_eq!(rsp.status().as_u16(), 400, "{name}");
         assert_eq!(String::from_utf8_lossy(rsp.reason()), reason, "{name}");
     }
     // regaut01: an unknown scheme is no credentials: a fresh challenge.
-    let rsp = reply(reg.handle_register(now, &parse(&torture("regaut01")), &flow()));
+    let rsp = reply(handle(&mut reg, now, &parse(&torture("regaut01")), &flow()));
     assert_eq!(rsp.status().as_u16(), 401);
 }
 
@@ -89,13 +91,13 @@ proptest::proptest! {
         let Ok(Message::Request(req)) = parse_datagram(Bytes::from(text.clone())) else {
             return Ok(());
         };
-        let challenge = match reg.handle_register(now, &req, &flow()) {
+        let challenge = match handle(&mut reg, now, &req, &flow()) {
             RegisterOutcome::Reply(r) => r,
             RegisterOutcome::Commit(_) => panic!("commit without credentials"),
         };
         if challenge.status().as_u16() == 401 {
             let authed = with_auth(&text, &challenge, "100", "s3cret", 1);
-            if let RegisterOutcome::Commit(p) = reg.handle_register(now, &authed, &flow()) {
+            if let RegisterOutcome::Commit(p) = handle(&mut reg, now, &authed, &flow()) {
                 let done = reg.complete(now, p);
                 proptest::prop_assert_eq!(done.response.status().as_u16(), 200);
             }
