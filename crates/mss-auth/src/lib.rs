@@ -81,3 +81,8 @@ pub use params::MAX_PARAM_LEN;
 pub use replay::{CountCheck, NonceCounts, NonceUse, DEFAULT_MAX_TRACKED_NONCES};
 pub use server::{DigestServer, ServerConfig};
 pub use verdict::{UserSecret, Verdict};
+
+/// The randomly seeded `ahash` hasher this crate keys its nonce-count table with; use it
+/// for other maps keyed by peer input that sit on the authentication path (e.g. a user
+/// directory looked up by the digest `username`).
+pub use ahash::RandomState;

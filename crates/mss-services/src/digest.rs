@@ -18,13 +18,19 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use mss_auth::{Algorithm, Credentials, DigestServer, Ha1, NonceSecret, ServerConfig, UserSecret};
+use mss_auth::{
+    Algorithm, CredentialsRef, DigestServer, Ha1, NonceSecret, RandomState, ServerConfig,
+    UserSecret,
+};
 use mss_sip::{HeaderName, Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::answer::Answer;
 use crate::Now;
+
+#[path = "digest_header.rs"]
+mod header;
 
 /// A local user as the digest check knows it.
 #[derive(Clone)]
@@ -54,11 +60,15 @@ impl User {
     }
 }
 
-/// The directory of local users: name → HA1s (passwords are not kept).
+/// The directory of local users: name → HA1s (passwords are not kept), computed once
+/// per user and algorithm when the user is added.
+///
+/// Looked up by the digest `username` of every request, so the map hashes with a randomly
+/// seeded `ahash` (fast, and not predictable from outside).
 #[derive(Debug, Clone, Default)]
 pub struct Users {
     realm: String,
-    map: HashMap<String, User>,
+    map: HashMap<String, User, RandomState>,
 }
 
 impl Users {
@@ -66,7 +76,7 @@ impl Users {
     pub fn new(realm: &str) -> Users {
         Users {
             realm: realm.to_owned(),
-            map: HashMap::new(),
+            map: HashMap::default(),
         }
     }
 
@@ -116,7 +126,7 @@ pub enum AuthKind {
 }
 
 impl AuthKind {
-    fn credentials_header(self) -> HeaderName {
+    pub(crate) fn credentials_header(self) -> HeaderName {
         match self {
             AuthKind::Www => HeaderName::Authorization,
             AuthKind::Proxy => HeaderName::ProxyAuthorization,
@@ -177,8 +187,13 @@ fn unix_secs(now: Now) -> u64 {
 }
 
 /// Why the credentials of a request were not accepted.
-enum Refusal {
-    Challenge { stale: bool },
+pub(crate) enum Refusal {
+    /// Answer with a fresh challenge.
+    Challenge {
+        /// With `stale=true`.
+        stale: bool,
+    },
+    /// Answer `400` with this warning text.
     Malformed(String),
 }
 
@@ -249,42 +264,36 @@ impl DigestGuard {
         req: &Request,
         kind: AuthKind,
     ) -> Result<AuthenticatedUser, Refusal> {
-        let name = kind.credentials_header();
-        let realm = self.users.realm();
-        let headers = req
-            .headers()
-            .auth(&name)
-            .map_err(|e| Refusal::Malformed(e.reason_phrase().to_owned()))?;
-        // The first Digest header for our realm (or without a realm: then it is malformed).
-        let Some(h) = headers
-            .iter()
-            .find(|h| h.is_digest() && h.param("realm").is_none_or(|r| r == realm))
-        else {
-            return Err(Refusal::Challenge { stale: false });
-        };
-        let creds = Credentials::from_params(h.params.iter().map(|(n, v)| (*n, v.as_ref())))
-            .map_err(|e| {
-                if e.is_rechallenge() {
-                    Refusal::Challenge { stale: false }
-                } else {
-                    Refusal::Malformed(e.to_string())
-                }
-            })?;
+        let found = header::find_credentials(req, kind, self.users.realm())?;
+        self.verify_credentials(now, req, &found.get())
+    }
+
+    /// Checks credentials of our realm against the directory; an unknown user gets the
+    /// same work and the same answer as a wrong password.
+    fn verify_credentials(
+        &mut self,
+        now: Now,
+        req: &Request,
+        creds: &CredentialsRef<'_>,
+    ) -> Result<AuthenticatedUser, Refusal> {
         let method = req.method().as_str();
         let secs = unix_secs(now);
-        let verdict = match self.users.get(&creds.username) {
-            Some(user) => self.server.verify(
-                &creds,
+        let realm = self.users.realm();
+        let verdict = match self.users.get(creds.username) {
+            Some(user) => self.server.verify_ref(
+                creds,
                 method,
                 UserSecret::Ha1(user.ha1(creds.algorithm)),
                 realm,
                 secs,
             ),
-            None => self.server.verify_unknown_user(&creds, method, realm, secs),
+            None => self
+                .server
+                .verify_unknown_user_ha1(creds, method, realm, secs),
         };
         match verdict {
             mss_auth::Verdict::Ok => Ok(AuthenticatedUser {
-                name: creds.username,
+                name: creds.username.to_owned(),
             }),
             v => Err(Refusal::Challenge {
                 stale: v.is_stale(),
@@ -310,16 +319,17 @@ impl DigestGuard {
         };
         let mut rsp = answer.response(req, status, reason);
         let name = kind.challenge_header();
-        match self
-            .server
-            .challenges(self.users.realm(), stale, unix_secs(now), &mut self.rng)
-        {
-            Ok(values) => {
-                for v in values {
-                    rsp.headers_mut().push(name.clone(), Bytes::from(v));
-                }
-                rsp
-            }
+        let headers = rsp.headers_mut();
+        // Each value comes in a buffer of exactly its length: `Bytes` takes it as it is.
+        match self.server.challenge_values(
+            self.users.realm(),
+            stale,
+            &self.server.config().algorithms,
+            unix_secs(now),
+            &mut self.rng,
+            |v| headers.push(name.clone(), Bytes::from(v)),
+        ) {
+            Ok(()) => rsp,
             // Only a realm with control characters fails; configuration refuses those.
             Err(_) => answer.reject(req, &crate::answer::Reject::ServerError { retry_after: 60 }),
         }
