@@ -55,21 +55,22 @@ impl Precheck {
     ///
     /// The first rejection found, to be answered with [`Answer::reject`].
     pub fn check(&self, req: &Request) -> Result<(), Reject> {
-        self.check_parsed(req, req.check().as_ref())
+        self.check_parsed(req, req.check().as_ref()).map(|_| ())
     }
 
     /// [`Precheck::check`] for a request whose [`Request::check`] result the caller
     /// already has (the worker checks every request once, on arrival): the same answers,
-    /// without validating again.
+    /// without validating again. Gives back the parsed core headers of a request that
+    /// passes.
     ///
     /// # Errors
     ///
     /// As [`Precheck::check`].
-    pub fn check_parsed(
+    pub fn check_parsed<'c, 'a>(
         &self,
         req: &Request,
-        checked: Result<&RequestCore<'_>, &ParseError>,
-    ) -> Result<(), Reject> {
+        checked: Result<&'c RequestCore<'a>, &ParseError>,
+    ) -> Result<&'c RequestCore<'a>, Reject> {
         if !req.version().eq_ignore_ascii_case(mss_sip::SIP_VERSION) {
             return Err(Reject::VersionNotSupported);
         }
@@ -94,7 +95,8 @@ impl Precheck {
         if let Uri::Other(_) = checked.uri {
             return Err(Reject::UnsupportedUriScheme);
         }
-        check_require(req)
+        check_require(req)?;
+        Ok(checked)
     }
 
     /// The `200 OK` to an `OPTIONS` addressed to mss (RFC 3261 §11.2): `Allow`, `Accept`,

@@ -4,7 +4,7 @@
 use mss_admin::{Direction, RegistrationView};
 use mss_services::registrar::{PendingRegister, RegisterOutcome};
 use mss_services::Now;
-use mss_sip::{Flow, Request, Response, StatusCode};
+use mss_sip::{Flow, Request, RequestCore, Response, StatusCode};
 use mss_store::StoreError;
 use mss_txn::ServerTransactionId;
 
@@ -17,9 +17,13 @@ impl Worker {
         now: Now,
         id: ServerTransactionId,
         req: &Request,
+        checked: &RequestCore<'_>,
         from: &Flow,
     ) {
-        match self.registrar.handle_register(now, req, from) {
+        match self
+            .registrar
+            .handle_checked_register(now, req, checked, from)
+        {
             // A challenge is sent once and keeps no transaction (RFC 3261 §26.3.2.4): a
             // flood of unauthenticated REGISTERs then costs no state for Timer J's 32 s.
             RegisterOutcome::Reply(rsp) if rsp.status() == StatusCode::UNAUTHORIZED => {

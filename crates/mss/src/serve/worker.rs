@@ -23,11 +23,14 @@ use std::time::{Duration, Instant};
 use mss_admin::{Direction, LineView, Metrics};
 use mss_services::registrar::{PendingRegister, Registrar};
 use mss_services::{Answer, LocalDomains, Now, Precheck};
-use mss_sip::{Flow, Message, Method, Request, Response, StatusCode, Uri};
+use mss_sip::{Flow, Message, Method, ParseError, Request, RequestCore, Response, StatusCode, Uri};
 use mss_store::{Store, StoreError, StoreFuture};
-use mss_transport::{route_response, Received, ResponseRoute, Transports};
+use mss_transport::{
+    response_route, route_response, Received, ResponseRoute, Transports, ViaRoute,
+};
 use mss_txn::{
-    ClientTransactionId, Event, Output, ServerTransactionId, TransactionId, Transactions, Transmit,
+    ClientTransactionId, Event, Output, ServerTransactionId, TransactionId, TransactionKey,
+    Transactions, Transmit,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -351,19 +354,47 @@ impl Worker {
         }
         match inbound {
             Inbound::Message(msg) => {
-                if let Message::Response(rsp) = &msg {
-                    self.metrics.response(Direction::In, rsp.status().as_u16());
-                }
                 self.arrival = Some(Route {
                     flow: r.flow,
                     local: Some(r.local),
                 });
-                self.txns.handle_message(now.mono, msg, r.flow);
+                match msg {
+                    Message::Request(req) => self.on_received_request(now, req, r.flow),
+                    Message::Response(rsp) => {
+                        self.metrics.response(Direction::In, rsp.status().as_u16());
+                        self.txns
+                            .handle_message(now.mono, Message::Response(rsp), r.flow);
+                    }
+                }
                 self.drain(now);
                 self.arrival = None;
             }
             Inbound::Reject(rsp) => self.send_stateless(&rsp, r.flow, Some(r.local)),
             Inbound::Drop => {}
+        }
+    }
+
+    /// A request from the network, checked once ([`Request::check`]): what the check
+    /// parsed gives the transaction key and goes on to the services with the request. A
+    /// request that fails the check takes the transaction layer's general path (which
+    /// absorbs its retransmissions too) and is refused from [`Worker::on_event`].
+    fn on_received_request(&mut self, now: Now, req: Request, from: Flow) {
+        let handled = match req.check() {
+            Ok(checked) => match TransactionKey::for_checked(&req, &checked) {
+                Ok(key) => {
+                    let new = self.txns.handle_checked_request(now.mono, &req, from, key);
+                    if let Some(id) = new {
+                        self.on_request(now, id, &req, Ok(&checked), from);
+                    }
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !handled {
+            self.txns
+                .handle_message(now.mono, Message::Request(req), from);
         }
     }
 
@@ -399,7 +430,10 @@ impl Worker {
 
     fn on_event(&mut self, now: Now, e: Event) {
         match e {
-            Event::Request { id, request, from } => self.on_request(now, id, request, from),
+            Event::Request { id, request, from } => {
+                let checked = request.check();
+                self.on_request(now, id, &request, checked.as_ref(), from);
+            }
             // No dialogs yet (calls come later): an ACK for a 2xx or a stray ACK ends here.
             Event::Ack { .. } | Event::AckTimeout { .. } => {}
             // INVITEs are answered at once, so no CANCEL can find one pending; the
@@ -465,33 +499,48 @@ impl Worker {
         }
     }
 
-    /// A new request: prechecks, then one arm per method.
-    fn on_request(&mut self, now: Now, id: ServerTransactionId, req: Request, from: Flow) {
+    /// A new request: prechecks, then one arm per method. `checked` is the request's
+    /// [`Request::check`] result, made once when it arrived.
+    fn on_request(
+        &mut self,
+        now: Now,
+        id: ServerTransactionId,
+        req: &Request,
+        checked: Result<&RequestCore<'_>, &ParseError>,
+        from: Flow,
+    ) {
         self.metrics.request(
             Direction::In,
             mss_admin::Method::from_token(req.method().as_str()),
         );
         let local = self.arrival.and_then(|a| a.local);
-        let flow = match route_response(&from, req.headers()) {
+        let route = match checked {
+            Ok(c) => Ok(response_route(&from, &ViaRoute::from(&c.core.top_via))),
+            Err(_) => route_response(&from, req.headers()),
+        };
+        let flow = match route {
             Ok(ResponseRoute::Flow(f)) => f,
             // A Via naming a host to resolve (maddr): mss resolves no foreign names and
             // answers where the request came from (RFC 3581 style).
             Ok(ResponseRoute::Resolve { .. }) | Err(_) => from,
         };
         self.routes.insert(id, Route { flow, local });
-        if let Err(reject) = self.precheck.check(&req) {
-            let rsp = self.answer.reject(&req, &reject);
-            self.respond(now, id, rsp);
-            return;
-        }
+        let checked = match self.precheck.check_parsed(req, checked) {
+            Ok(c) => c,
+            Err(reject) => {
+                let rsp = self.answer.reject(req, &reject);
+                self.respond(now, id, rsp);
+                return;
+            }
+        };
         match req.method() {
-            Method::Register => self.on_register(now, id, &req, &from),
-            Method::Options => self.on_options(now, id, &req),
-            Method::Message => self.on_message(now, id, &req, &from),
+            Method::Register => self.on_register(now, id, req, checked, &from),
+            Method::Options => self.on_options(now, id, req, checked),
+            Method::Message => self.on_message(now, id, req, &from),
             // RFC 3261 §9.2: a CANCEL that matches no transaction.
             Method::Cancel => {
                 let rsp = self.answer.response(
-                    &req,
+                    req,
                     StatusCode::CALL_TRANSACTION_DOES_NOT_EXIST,
                     "Call/Transaction Does Not Exist",
                 );
@@ -501,7 +550,7 @@ impl Worker {
             _ => {
                 let rsp = self
                     .answer
-                    .reject(&req, &mss_services::Reject::NotImplemented);
+                    .reject(req, &mss_services::Reject::NotImplemented);
                 self.respond(now, id, rsp);
             }
         }
@@ -509,9 +558,15 @@ impl Worker {
 
     /// `OPTIONS` to us: `200` with what we support (RFC 3261 §11.2); to anyone else `404`:
     /// mss is not a proxy (§8.2.2.1).
-    fn on_options(&mut self, now: Now, id: ServerTransactionId, req: &Request) {
-        let ours = match req.uri() {
-            Ok(Uri::Sip(u)) => self.domains.is_local(u.host),
+    fn on_options(
+        &mut self,
+        now: Now,
+        id: ServerTransactionId,
+        req: &Request,
+        checked: &RequestCore<'_>,
+    ) {
+        let ours = match &checked.uri {
+            Uri::Sip(u) => self.domains.is_local(u.host),
             _ => false,
         };
         let rsp = if ours {
