@@ -54,11 +54,12 @@ pub struct RegistrationView {
 
 /// In-memory bindings of every user.
 ///
-/// Keyed by user name with the standard SipHash (STYLE §5: keys a peer chose); only
-/// authenticated users or restored rows ever get an entry.
+/// Keyed by user name with a randomly seeded aHash (keys a peer chose: the seed keeps
+/// collisions from being aimed, at a fraction of SipHash's cost); only authenticated users
+/// or restored rows ever get an entry.
 #[derive(Debug, Default)]
 pub struct Location {
-    users: HashMap<String, Vec<Binding>>,
+    users: HashMap<String, Vec<Binding>, mss_auth::RandomState>,
     /// Number of bindings (live or not yet swept).
     total: usize,
     /// No binding expires before this (a sweep before it has nothing to do).
