@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use mss_sip::net::Flow;
 use mss_sip::{HeaderName, Headers, ParseError, ParseErrorKind, Via};
 
@@ -66,34 +66,67 @@ pub fn stamp_top_via(headers: &mut Headers, source: SocketAddr) -> Result<ViaSta
     if stamp.is_empty() {
         return Ok(stamp);
     }
-    let mut first = String::with_capacity(line.len() + 40);
-    first.push_str(head_of(top));
+    let mut first = BytesMut::with_capacity(line.len() + 48);
+    first.put_slice(head_of(top).as_bytes());
     for (name, value) in via.params.iter() {
         if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
             continue;
         }
-        first.push(';');
-        first.push_str(name);
+        first.put_u8(b';');
+        first.put_slice(name.as_bytes());
         if let Some(value) = value {
-            first.push('=');
-            first.push_str(value);
+            first.put_u8(b'=');
+            first.put_slice(value.as_bytes());
         }
     }
     if let Some(ip) = stamp.received {
         push_received(&mut first, ip);
     }
     if let Some(port) = stamp.rport {
-        let _ = write!(first, ";rport={port}");
+        first.put_slice(b";rport=");
+        push_decimal(&mut first, u32::from(port));
     }
-    first.push_str(rest);
-    replace_first_via(headers, Bytes::from(first));
+    first.put_slice(rest.as_bytes());
+    // Only the first Via line changes; the others stay where they are.
+    headers.set_first(&HeaderName::Via, first.freeze());
     Ok(stamp)
 }
 
 /// `received` holds a bare address, IPv6 without brackets (RFC 3261 §20.42 grammar
 /// `via-received = "received" EQUAL (IPv4address / IPv6address)`).
-fn push_received(out: &mut String, ip: IpAddr) {
-    let _ = write!(out, ";received={}", ip.to_canonical());
+fn push_received(out: &mut BytesMut, ip: IpAddr) {
+    out.put_slice(b";received=");
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b'.');
+                }
+                push_decimal(out, u32::from(octet));
+            }
+        }
+        v6 => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Writes `n` in decimal.
+fn push_decimal(out: &mut BytesMut, n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.put_slice(buf.get(i..).unwrap_or(&[]));
 }
 
 /// The end of the first value of a Via line: the first comma outside a quoted string.
@@ -118,28 +151,11 @@ fn head_of(item: &str) -> &str {
     head.trim_end_matches([' ', '\t', '\r', '\n'])
 }
 
-/// Replaces the first Via line, keeping every other Via line after it in order.
-///
-/// `Headers` can replace the first line of a name only together with dropping the others
-/// (`replace`), so the Via lines are taken out and put back at the top of the header list;
-/// only the order among Via lines carries meaning (RFC 3261 §7.3.1).
-fn replace_first_via(headers: &mut Headers, first: Bytes) {
-    let others: Vec<Bytes> = headers
-        .get_all(&HeaderName::Via)
-        .skip(1)
-        .map(Bytes::copy_from_slice)
-        .collect();
-    headers.remove(&HeaderName::Via);
-    for value in others.into_iter().rev() {
-        headers.push_front(HeaderName::Via, value);
-    }
-    headers.push_front(HeaderName::Via, first);
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use mss_sip::net::Transport;
     use mss_sip::{parse_datagram, Message};
 
@@ -231,6 +247,24 @@ mod tests {
         assert!(stamp_top_via(&mut headers, addr("192.0.2.4:5060")).is_err());
         let flow = Flow::udp(addr("192.0.2.4:5060"));
         assert!(route_response(&flow, &Headers::new()).is_err());
+    }
+
+    #[test]
+    fn addresses_and_ports_are_written_in_decimal() {
+        let mut out = BytesMut::new();
+        push_received(&mut out, "10.200.3.0".parse().unwrap());
+        push_received(&mut out, "::ffff:192.0.2.1".parse().unwrap());
+        push_received(&mut out, "2001:db8::1".parse().unwrap());
+        push_decimal(&mut out, 0);
+        push_decimal(&mut out, 65535);
+        assert_eq!(
+            &out[..],
+            b";received=10.200.3.0;received=192.0.2.1;received=2001:db8::10"
+                .iter()
+                .chain(b"65535")
+                .copied()
+                .collect::<Vec<u8>>()
+        );
     }
 
     #[test]
