@@ -5,6 +5,7 @@ use std::fmt;
 
 use md5::Md5;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::AuthError;
 
@@ -207,9 +208,28 @@ impl RawDigest {
         self.bytes.get(..self.len).unwrap_or(&self.bytes)
     }
 
-    /// Number of bytes (16 for MD5, 32 for SHA-256).
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    /// Whether `hex` spells this digest, in either case. The comparison of the digits
+    /// takes the same time wherever they differ (the lengths are not secret).
+    pub(crate) fn matches_hex(&self, hex: &str) -> bool {
+        let mut want = [0u8; 2 * MAX_DIGEST];
+        let want = hex_lower(self.as_bytes(), &mut want);
+        if hex.len() != want.len() || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return false;
+        }
+        let mut got = [0u8; 2 * MAX_DIGEST];
+        for (g, c) in got.iter_mut().zip(hex.bytes()) {
+            // Lower-cases A-F and leaves digits alone.
+            *g = c | 0x20;
+        }
+        // Eight bytes at a time, each word compared in constant time.
+        let mut equal = subtle::Choice::from(1);
+        for (g, w) in got.chunks_exact(8).zip(want.chunks_exact(8)) {
+            let (mut gw, mut ww) = ([0u8; 8], [0u8; 8]);
+            gw.copy_from_slice(g);
+            ww.copy_from_slice(w);
+            equal &= u64::from_le_bytes(gw).ct_eq(&u64::from_le_bytes(ww));
+        }
+        equal.into()
     }
 }
 
@@ -390,6 +410,25 @@ mod tests {
         assert!(Ha1::from_hex(Algorithm::Sha256, &ha1.to_hex()).is_err());
         assert!(Ha1::from_hex(Algorithm::Md5, &"z".repeat(32)).is_err());
         assert!(!format!("{ha1:?}").contains(&ha1.to_hex()));
+    }
+
+    #[test]
+    fn digest_matches_its_hex_in_either_case_only() {
+        let ha1 = Ha1::compute(Algorithm::Md5, "u", "r", "p");
+        let d = response_digest(&ha1, "n", None, "REGISTER", "sip:r");
+        let hex = response_hex(&ha1, "n", None, "REGISTER", "sip:r");
+        assert!(d.matches_hex(&hex));
+        assert!(d.matches_hex(&hex.to_uppercase()));
+        assert!(!d.matches_hex(&hex[..30]));
+        let mut other = hex.clone().into_bytes();
+        other[31] = if other[31] == b'0' { b'1' } else { b'0' };
+        assert!(!d.matches_hex(std::str::from_utf8(&other).unwrap()));
+        // 0x10 | 0x20 is '0': non-hex bytes never pass for digits.
+        let sneaky: String = hex
+            .chars()
+            .map(|c| if c == '0' { '\u{10}' } else { c })
+            .collect();
+        assert!(hex.contains('0') && !d.matches_hex(&sneaky));
     }
 
     #[test]

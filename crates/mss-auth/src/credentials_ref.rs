@@ -98,27 +98,27 @@ pub(crate) enum Slot {
 impl Slot {
     /// The slot of `name` (any case), `None` for a param credentials do not use.
     pub(crate) fn of(name: &str) -> Option<Slot> {
-        // Dispatch on the length first: one or two comparisons per name.
-        let table: &[(&str, Slot)] = match name.len() {
-            2 => &[("nc", Slot::Nc)],
-            3 => &[("uri", Slot::Uri), ("qop", Slot::Qop)],
-            5 => &[("nonce", Slot::Nonce), ("realm", Slot::Realm)],
-            6 => &[("cnonce", Slot::Cnonce), ("opaque", Slot::Opaque)],
-            8 => &[
-                ("username", Slot::Username),
-                ("response", Slot::Response),
-                ("userhash", Slot::Userhash),
-            ],
-            9 => &[
-                ("algorithm", Slot::Algorithm),
-                ("username*", Slot::UsernameStar),
-            ],
-            _ => &[],
+        // Length and first letter pick the one candidate (the fifth letter tells
+        // `username` from `userhash`); clients send names in lower case, so an exact
+        // comparison settles most names before the case-blind one.
+        let b = name.as_bytes();
+        let lower = |i: usize| b.get(i).map_or(0, u8::to_ascii_lowercase);
+        let (want, slot) = match (b.len(), lower(0)) {
+            (2, b'n') => ("nc", Slot::Nc),
+            (3, b'u') => ("uri", Slot::Uri),
+            (3, b'q') => ("qop", Slot::Qop),
+            (5, b'n') => ("nonce", Slot::Nonce),
+            (5, b'r') => ("realm", Slot::Realm),
+            (6, b'c') => ("cnonce", Slot::Cnonce),
+            (6, b'o') => ("opaque", Slot::Opaque),
+            (8, b'r') => ("response", Slot::Response),
+            (8, b'u') if lower(4) == b'h' => ("userhash", Slot::Userhash),
+            (8, b'u') => ("username", Slot::Username),
+            (9, b'a') => ("algorithm", Slot::Algorithm),
+            (9, b'u') => ("username*", Slot::UsernameStar),
+            _ => return None,
         };
-        table
-            .iter()
-            .find(|(want, _)| name.eq_ignore_ascii_case(want))
-            .map(|(_, slot)| *slot)
+        (b == want.as_bytes() || name.eq_ignore_ascii_case(want)).then_some(slot)
     }
 }
 
@@ -247,6 +247,28 @@ mod tests {
         assert_eq!(Slot::of("username*"), Some(Slot::UsernameStar));
         assert_eq!(Slot::of("userhash"), Some(Slot::Userhash));
         assert_eq!(Slot::of("domain"), None);
+        assert_eq!(Slot::of("usernamE"), Some(Slot::Username));
+        assert_eq!(Slot::of("USERHASH"), Some(Slot::Userhash));
+        assert_eq!(Slot::of("userhasx"), None);
+        assert_eq!(Slot::of("nx"), None);
+        assert_eq!(Slot::of("responsa"), None);
+        for name in [
+            "nc",
+            "uri",
+            "qop",
+            "nonce",
+            "realm",
+            "cnonce",
+            "opaque",
+            "response",
+            "userhash",
+            "username",
+            "algorithm",
+            "username*",
+        ] {
+            assert!(Slot::of(name).is_some(), "{name}");
+            assert!(Slot::of(&name.to_uppercase()).is_some(), "{name}");
+        }
         assert_eq!(Slot::of(""), None);
         let mut s = Slots::default();
         assert!(s.set(Slot::Realm, "a"));

@@ -90,7 +90,7 @@ impl<'a> CredentialsRef<'a> {
 /// index after its closing quote; `None` without a closing quote or with a quoted-pair.
 fn quoted(value: &str, start: usize) -> Option<(&str, usize)> {
     let rest = value.as_bytes().get(start..)?;
-    let len = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+    let len = memchr::memchr2(b'"', b'\\', rest)?;
     if rest.get(len) != Some(&b'"') {
         return None;
     }
@@ -99,35 +99,28 @@ fn quoted(value: &str, start: usize) -> Option<(&str, usize)> {
 
 /// A non-empty unquoted value from `start` up to white space, a comma or the end.
 fn unquoted(value: &str, start: usize) -> Option<(&str, usize)> {
-    let b = value.as_bytes();
-    let mut i = start;
-    while let Some(&c) = b.get(i) {
-        if is_lws(c) || c == b',' {
-            break;
-        }
-        if c == b'"' || c == b'<' {
-            return None;
-        }
-        i += 1;
-    }
-    if i == start {
+    let rest = value.as_bytes().get(start..)?;
+    let len = rest
+        .iter()
+        .position(|&c| is_lws(c) || matches!(c, b',' | b'"' | b'<'))
+        .unwrap_or(rest.len());
+    if len == 0 || matches!(rest.get(len), Some(b'"' | b'<')) {
         return None;
     }
-    Some((value.get(start..i)?, i))
+    Some((value.get(start..start + len)?, start + len))
 }
 
-fn skip_lws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|c| is_lws(*c)) {
-        i += 1;
-    }
-    i
+fn skip_lws(b: &[u8], i: usize) -> usize {
+    let rest = b.get(i..).unwrap_or(&[]);
+    i + rest.iter().position(|&c| !is_lws(c)).unwrap_or(rest.len())
 }
 
-fn skip_token(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|c| is_token_char(*c)) {
-        i += 1;
-    }
-    i
+fn skip_token(b: &[u8], i: usize) -> usize {
+    let rest = b.get(i..).unwrap_or(&[]);
+    i + rest
+        .iter()
+        .position(|&c| !is_token_char(c))
+        .unwrap_or(rest.len())
 }
 
 fn is_lws(c: u8) -> bool {
@@ -136,11 +129,24 @@ fn is_lws(c: u8) -> bool {
 
 /// RFC 3261 §25.1 `token` characters.
 fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[usize::from(c)]
+}
+
+static TOKEN: [bool; 256] = token_table();
+
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
 }
 
 #[cfg(test)]
@@ -178,6 +184,18 @@ mod tests {
             }
         }
         Credentials::from_params(params).ok()
+    }
+
+    #[test]
+    fn token_characters() {
+        let tokens: String = (0u8..=255)
+            .filter(|&c| is_token_char(c))
+            .map(char::from)
+            .collect();
+        assert_eq!(
+            tokens,
+            "!%'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_`abcdefghijklmnopqrstuvwxyz~"
+        );
     }
 
     #[test]
