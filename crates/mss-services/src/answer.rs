@@ -7,7 +7,7 @@
 //! (`400 Malformed Via Header` …).
 
 use std::collections::hash_map::{DefaultHasher, RandomState};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mss_sip::{HeaderName, ParseError, ParseErrorKind, Request, Response, StatusCode};
@@ -110,13 +110,27 @@ impl Answer {
     /// top Via branch, so retransmissions get the same tag (RFC 3261 §8.2.6.2, §19.3)
     /// without keeping state, and outsiders cannot predict it.
     pub fn to_tag(&self, req: &Request) -> String {
+        let hd = req.headers();
+        let parts = [
+            hd.get(&HeaderName::CallId),
+            hd.get(&HeaderName::From),
+            hd.get(&HeaderName::CSeq),
+            hd.get(&HeaderName::Via),
+        ];
+        // The lengths first, in one write (an absent header counts as length u32::MAX),
+        // then the values: few calls into the hasher, and no two header sets feed it
+        // the same bytes.
+        let mut lengths = [0u8; 16];
+        for (slot, part) in lengths.chunks_exact_mut(4).zip(&parts) {
+            let len = part.map_or(u32::MAX, |v| u32::try_from(v.len()).unwrap_or(u32::MAX - 1));
+            slot.copy_from_slice(&len.to_le_bytes());
+        }
         let mut h = DefaultHasher::new();
         h.write_u64(self.tag_seed);
-        let hd = req.headers();
-        hd.get(&HeaderName::CallId).hash(&mut h);
-        hd.get(&HeaderName::From).hash(&mut h);
-        hd.get(&HeaderName::CSeq).hash(&mut h);
-        hd.get(&HeaderName::Via).hash(&mut h);
+        h.write(&lengths);
+        for part in parts.into_iter().flatten() {
+            h.write(part);
+        }
         let v = h.finish();
         let mut out = String::with_capacity(16);
         for shift in (0..16).rev() {

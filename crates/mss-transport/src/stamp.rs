@@ -61,24 +61,35 @@ pub fn stamp_top_via(headers: &mut Headers, source: SocketAddr) -> Result<ViaSta
     let line = std::str::from_utf8(line)
         .map_err(|e| via_err(ParseErrorKind::InvalidUtf8, e.valid_up_to()))?;
     let (top, rest) = line.split_at(top_item_end(line));
-    let via = Via::parse(top)?;
-    let stamp = via_stamp(via.host, rport_of(&via), source);
-    if stamp.is_empty() {
-        return Ok(stamp);
-    }
-    let mut first = BytesMut::with_capacity(line.len() + 48);
-    first.put_slice(head_of(top).as_bytes());
-    for (name, value) in via.params.iter() {
-        if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
-            continue;
-        }
-        first.put_u8(b';');
-        first.put_slice(name.as_bytes());
-        if let Some(value) = value {
-            first.put_u8(b'=');
-            first.put_slice(value.as_bytes());
-        }
-    }
+    let mut first = BytesMut::new();
+    let stamp =
+        match lean(top) {
+            Some(via) => {
+                let stamp = via_stamp(via.host, via.rport, source);
+                if stamp.is_empty() {
+                    return Ok(stamp);
+                }
+                let params = via.params.split(';').filter(|p| !p.is_empty()).map(|p| {
+                    match p.split_once('=') {
+                        Some((name, value)) => (name, Some(value)),
+                        None => (p, None),
+                    }
+                });
+                first.reserve(line.len() + 48);
+                push_kept(&mut first, via.head, params);
+                stamp
+            }
+            None => {
+                let via = Via::parse(top)?;
+                let stamp = via_stamp(via.host, rport_of(&via), source);
+                if stamp.is_empty() {
+                    return Ok(stamp);
+                }
+                first.reserve(line.len() + 48);
+                push_kept(&mut first, head_of(top), via.params.iter());
+                stamp
+            }
+        };
     if let Some(ip) = stamp.received {
         push_received(&mut first, ip);
     }
@@ -90,6 +101,128 @@ pub fn stamp_top_via(headers: &mut Headers, source: SocketAddr) -> Result<ViaSta
     // Only the first Via line changes; the others stay where they are.
     headers.set_first(&HeaderName::Via, first.freeze());
     Ok(stamp)
+}
+
+/// Writes the sent-protocol and sent-by `head`, then every parameter but `received` and
+/// `rport` (the stamp writes its own).
+fn push_kept<'a>(
+    out: &mut BytesMut,
+    head: &str,
+    params: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) {
+    out.put_slice(head.as_bytes());
+    for (name, value) in params {
+        if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        out.put_u8(b';');
+        out.put_slice(name.as_bytes());
+        if let Some(value) = value {
+            out.put_u8(b'=');
+            out.put_slice(value.as_bytes());
+        }
+    }
+}
+
+/// What stamping reads from a top Via of the common shape.
+#[derive(Debug, PartialEq, Eq)]
+struct LeanVia<'a> {
+    /// Sent-protocol and sent-by, as written.
+    head: &'a str,
+    /// The sent-by host.
+    host: &'a str,
+    /// The first `rport` parameter.
+    rport: Rport,
+    /// The parameters after the first `;`, as written (empty when none).
+    params: &'a str,
+}
+
+/// RFC 3261 §25.1 `token` characters.
+fn is_token_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// A lean scan of the usual top Via, `SIP/2.0/<transport> <host>[:<port>]` then
+/// `;name[=value]` parameters of token characters with no whitespace: one pass, no
+/// allocation. `None` for anything else (quotes, folding, IPv6, spaces around `;`, `=` or
+/// `:`, odd characters), which takes mss-sip's full Via parser, the one that also names
+/// the error. Every value accepted here is one the full parser accepts, with the same host
+/// and `rport` (tested below, also over the RFC 4475 corpus).
+fn lean(top: &str) -> Option<LeanVia<'_>> {
+    let b = top.as_bytes();
+    if !b.get(..8)?.eq_ignore_ascii_case(b"SIP/2.0/") {
+        return None;
+    }
+    let mut i = 8;
+    let skip = |i: &mut usize, f: &dyn Fn(u8) -> bool| {
+        let from = *i;
+        while b.get(*i).is_some_and(|&c| f(c)) {
+            *i += 1;
+        }
+        *i - from
+    };
+    if skip(&mut i, &is_token_byte) == 0 || skip(&mut i, &|c| c == b' ') == 0 {
+        return None;
+    }
+    let host_start = i;
+    if skip(&mut i, &|c| {
+        c.is_ascii_alphanumeric() || c == b'-' || c == b'.'
+    }) == 0
+    {
+        return None;
+    }
+    let host = top.get(host_start..i)?;
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let port_start = i;
+        let digits = skip(&mut i, &|c| c.is_ascii_digit());
+        if digits == 0 || digits > 5 {
+            return None;
+        }
+        top.get(port_start..i)?.parse::<u16>().ok()?;
+    }
+    let head = top.get(..i)?;
+    let params = match b.get(i) {
+        None => "",
+        Some(b';') => top.get(i + 1..)?,
+        Some(_) => return None,
+    };
+    let mut rport = Rport::Absent;
+    if b.get(i).is_some() {
+        for p in params.split(';') {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            };
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return None;
+            }
+            let value_ok = |v: &str| {
+                !v.is_empty()
+                    && v.bytes()
+                        .all(|c| is_token_byte(c) || matches!(c, b':' | b'[' | b']'))
+            };
+            if value.is_some_and(|v| !value_ok(v)) {
+                return None;
+            }
+            if rport == Rport::Absent && name.eq_ignore_ascii_case("rport") {
+                rport = match value.and_then(|v| v.parse().ok()) {
+                    Some(port) => Rport::Value(port),
+                    None => Rport::Empty,
+                };
+            }
+        }
+    }
+    Some(LeanVia {
+        head,
+        host,
+        rport,
+        params,
+    })
 }
 
 /// `received` holds a bare address, IPv6 without brackets (RFC 3261 §20.42 grammar
@@ -265,6 +398,64 @@ mod tests {
                 .copied()
                 .collect::<Vec<u8>>()
         );
+    }
+
+    #[test]
+    fn lean_scan_agrees_with_the_full_parser() {
+        for v in [
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1-0",
+            "SIP/2.0/UDP h.example;rport;branch=z9hG4bK1",
+            "sip/2.0/tcp H.Example:5070;RPORT=1234;received=10.0.0.1;branch=z9hG4bKx",
+            "SIP/2.0/UDP h;rport=notaport",
+            "SIP/2.0/UDP h",
+        ] {
+            let lean = lean(v).expect(v);
+            let full = Via::parse(v).unwrap();
+            assert_eq!((lean.host, lean.rport), (full.host, rport_of(&full)), "{v}");
+            assert_eq!(lean.head, head_of(v), "{v}");
+        }
+        for v in [
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa",
+            "SIP / 2.0 / UDP h;branch=z9hG4bKa",
+            "SIP/2.0/UDP h ;branch=z9hG4bKa",
+            "SIP/2.0/UDP h;branch=\"q\"",
+            "SIP/2.0/UDP h:99999",
+            "SIP/2.0/UDP h;;",
+            "SIP/2.0/UDP h;branch=",
+            "SIP/2.0/UDP h;a=b=c",
+            "SIP/2.0/UDP",
+        ] {
+            assert_eq!(lean(v), None, "{v}");
+        }
+    }
+
+    /// Over every RFC 4475 torture message: where the lean scan accepts the top Via, the
+    /// full parser accepts it too, with the same host and rport.
+    #[test]
+    fn lean_scan_agrees_on_the_torture_corpus() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sip-torture");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                continue;
+            };
+            let Ok(msg) = parse_datagram(Bytes::from(bytes)) else {
+                continue;
+            };
+            for line in msg.headers().get_all(&HeaderName::Via) {
+                let Ok(line) = std::str::from_utf8(line) else {
+                    continue;
+                };
+                let top = line.split_at(top_item_end(line)).0;
+                if let Some(lean) = lean(top) {
+                    let full = Via::parse(top).unwrap_or_else(|e| panic!("{top}: {e}"));
+                    assert_eq!((lean.host, lean.rport), (full.host, rport_of(&full)));
+                }
+            }
+        }
     }
 
     #[test]
