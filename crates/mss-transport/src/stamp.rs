@@ -263,19 +263,21 @@ fn push_decimal(out: &mut BytesMut, n: u32) {
 }
 
 /// The end of the first value of a Via line: the first comma outside a quoted string.
+/// Byte by byte: `"`, `\\` and `,` are ASCII and never part of a multi-byte character.
 fn top_item_end(line: &str) -> usize {
+    let b = line.as_bytes();
     let mut in_quotes = false;
     let mut escaped = false;
-    for (i, c) in line.char_indices() {
+    for (i, &c) in b.iter().enumerate() {
         match c {
             _ if escaped => escaped = false,
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => return i,
+            b'\\' if in_quotes => escaped = true,
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => return i,
             _ => {}
         }
     }
-    line.len()
+    b.len()
 }
 
 /// The sent-protocol and sent-by of a Via value: everything before its first parameter.
