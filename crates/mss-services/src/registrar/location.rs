@@ -78,7 +78,7 @@ impl Location {
         let mut n = 0;
         for rec in records {
             if let Some(b) = Binding::from_record(rec, now) {
-                self.apply(&rec.user, std::slice::from_ref(&Update::Upsert(b)));
+                self.apply(&rec.user, [Update::Upsert(b)]);
                 n += 1;
             }
         }
@@ -120,8 +120,9 @@ impl Location {
             .collect()
     }
 
-    /// Applies committed changes to `user`'s bindings, in order.
-    pub fn apply(&mut self, user: &str, updates: &[Update]) {
+    /// Applies committed changes to `user`'s bindings, in order (the new bindings are
+    /// moved in, not copied).
+    pub fn apply(&mut self, user: &str, updates: impl IntoIterator<Item = Update>) {
         let list = match self.users.get_mut(user) {
             Some(l) => l,
             None => self.users.entry(user.to_owned()).or_default(),
@@ -132,19 +133,19 @@ impl Location {
                     self.earliest =
                         Some(self.earliest.map_or(b.expires_at, |e| e.min(b.expires_at)));
                     match list.iter_mut().find(|x| x.key == b.key) {
-                        Some(slot) => *slot = b.clone(),
+                        Some(slot) => *slot = b,
                         None => {
                             // Most users have one binding: grow by one, not to the
                             // default first capacity of four (≈ 700 bytes per user).
                             list.reserve_exact(1);
-                            list.push(b.clone());
+                            list.push(b);
                             self.total += 1;
                         }
                     }
                 }
                 Update::Remove(key) => {
                     let before = list.len();
-                    list.retain(|x| &x.key != key);
+                    list.retain(|x| x.key != key);
                     self.total -= before - list.len();
                 }
             }
@@ -256,10 +257,10 @@ mod tests {
         let mut loc = Location::new();
         loc.apply(
             "100",
-            &[Update::Upsert(b.clone()), Update::Upsert(b.clone())],
+            [Update::Upsert(b.clone()), Update::Upsert(b.clone())],
         );
         assert_eq!(loc.binding_count(), 1);
-        loc.apply("100", &[Update::Remove(b.key.clone())]);
+        loc.apply("100", [Update::Remove(b.key.clone())]);
         assert_eq!((loc.user_count(), loc.binding_count()), (0, 0));
         assert!(loc.bindings("100").is_empty());
     }

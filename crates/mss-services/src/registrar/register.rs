@@ -484,7 +484,7 @@ impl Registrar {
             Update::Upsert(b) => !self.location.live(&user, now.mono).any(|l| l.key == b.key),
             Update::Remove(_) => false,
         });
-        self.location.apply(&user, &updates);
+        self.location.apply(&user, updates);
         let became_reachable =
             self.location.is_reachable(&user, now.mono) && (!was_reachable || added_new);
         let response = ok_response(&self.location, now, &user, response, require_outbound);
