@@ -10,6 +10,7 @@ mod lines;
 mod messages;
 mod reader;
 pub(crate) mod schema;
+mod transaction;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -155,7 +156,7 @@ impl SqliteStore {
     fn write<T, F>(&self, op: &'static str, write: F) -> StoreFuture<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         self.write_with(op, Durability::Synced, write)
     }
@@ -165,7 +166,7 @@ impl SqliteStore {
     fn write_with<T, F>(&self, op: &'static str, durability: Durability, write: F) -> StoreFuture<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let path = self.inner.path.clone();
         let (reply, answer) = oneshot::channel();
@@ -173,7 +174,7 @@ impl SqliteStore {
             op,
             path: path.clone(),
             durability,
-            write: Some(write),
+            write,
             result: None,
             reply,
         });

@@ -2,8 +2,9 @@
 //!
 //! One thread owns the only write connection. It blocks for the first queued write, takes
 //! whatever else is queued (up to [`MAX_BATCH`]), runs them all in one `BEGIN IMMEDIATE`
-//! transaction, each inside its own `SAVEPOINT` so a failing write is rolled back alone,
-//! commits, and only then answers each caller. Many concurrent inserts thus share one fsync.
+//! transaction, commits, and only then answers each caller. Many concurrent inserts thus
+//! share one fsync. A failing write is rolled back alone: the batch is run again without
+//! it ([`transaction`](super::transaction)).
 //!
 //! How far a commit goes before the callers hear of it depends on what the batch holds
 //! ([`Durability`]): a batch with any [`Durability::Synced`] write commits with
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::transaction;
 use crate::error::StoreError;
 use crate::records::StoreStats;
 
@@ -60,9 +62,13 @@ pub(crate) enum Outcome<'a> {
 /// One queued write: run inside the batch transaction, then completed once the fate of
 /// that transaction is known.
 pub(crate) trait WriteJob: Send {
-    /// Runs the write on the writer connection, inside a savepoint; `false` if it failed
-    /// (its savepoint is then rolled back).
+    /// Runs the write on the writer connection inside the batch transaction; `false` if it
+    /// failed. A write may be run more than once (the batch is run again when another
+    /// write of it fails): only the last run's result counts, the earlier ones were
+    /// rolled back.
     fn run(&mut self, conn: &Connection) -> bool;
+    /// Its last run failed: it is answered with that error and not run again.
+    fn failed(&self) -> bool;
     /// Answers the caller.
     fn complete(self: Box<Self>, outcome: Outcome<'_>);
     /// What the caller is promised at commit.
@@ -77,8 +83,8 @@ pub(crate) struct Pending<T, F> {
     pub(crate) path: PathBuf,
     /// What the commit must achieve before the caller is answered.
     pub(crate) durability: Durability,
-    /// The write; taken when run.
-    pub(crate) write: Option<F>,
+    /// The write (`Fn`: it may run again if the batch is retried).
+    pub(crate) write: F,
     /// Its result, kept until the commit.
     pub(crate) result: Option<rusqlite::Result<T>>,
     /// Where the caller waits.
@@ -88,16 +94,17 @@ pub(crate) struct Pending<T, F> {
 impl<T, F> WriteJob for Pending<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+    F: Fn(&Connection) -> rusqlite::Result<T> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let Some(write) = self.write.take() else {
-            return false;
-        };
-        let result = write(conn);
+        let result = (self.write)(conn);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self.result, Some(Err(_)))
     }
 
     fn durability(&self) -> Durability {
@@ -196,7 +203,7 @@ pub(crate) fn run(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, counters
 /// Runs `batch` in one transaction and answers every job.
 fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: &Counters) {
     let size = batch.len() as u64;
-    match run_in_transaction(conn, &mut batch) {
+    match transaction::run(conn, &mut batch) {
         Ok(()) => {
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters.writes.fetch_add(size, Ordering::Relaxed);
@@ -216,41 +223,13 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: 
     }
 }
 
-/// Runs one transaction-control statement through the statement cache: `execute_batch`
-/// would parse and compile it again each time, which costs more than a small write itself.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-/// `BEGIN IMMEDIATE`, every job in its savepoint, `COMMIT`. On any error of the
-/// transaction itself (not of one job) everything is rolled back.
-fn run_in_transaction(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> rusqlite::Result<()> {
-    control(conn, "BEGIN IMMEDIATE")?;
-    let result = (|| {
-        for job in batch.iter_mut() {
-            control(conn, "SAVEPOINT job")?;
-            if !job.run(conn) {
-                control(conn, "ROLLBACK TO job")?;
-            }
-            control(conn, "RELEASE job")?;
-        }
-        control(conn, "COMMIT")
-    })();
-    if result.is_err() && !conn.is_autocommit() {
-        // Best effort: if even this fails the connection is unusable and the next BEGIN
-        // reports it.
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     fn job(
-        write: impl FnOnce(&Connection) -> rusqlite::Result<i64> + Send + 'static,
+        write: impl Fn(&Connection) -> rusqlite::Result<i64> + Send + 'static,
     ) -> (
         Box<dyn WriteJob>,
         oneshot::Receiver<Result<i64, StoreError>>,
@@ -260,7 +239,7 @@ mod tests {
 
     fn job_with(
         durability: Durability,
-        write: impl FnOnce(&Connection) -> rusqlite::Result<i64> + Send + 'static,
+        write: impl Fn(&Connection) -> rusqlite::Result<i64> + Send + 'static,
     ) -> (
         Box<dyn WriteJob>,
         oneshot::Receiver<Result<i64, StoreError>>,
@@ -270,7 +249,7 @@ mod tests {
             op: "test",
             path: PathBuf::from(":memory:"),
             durability,
-            write: Some(write),
+            write,
             result: None,
             reply,
         };
