@@ -379,6 +379,63 @@ mod tests {
         .unwrap()
     }
 
+    /// The response with every nonce value blanked out.
+    fn without_nonces(rsp: &Response) -> String {
+        let mut out = bytes::BytesMut::new();
+        rsp.encode(&mut out);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let mut parts = text.split("nonce=\"");
+        let mut blanked = parts.next().unwrap().to_owned();
+        for p in parts {
+            blanked.push_str("nonce=\"\"");
+            blanked.push_str(p.split_once('"').unwrap().1);
+        }
+        blanked
+    }
+
+    #[test]
+    fn unknown_user_and_wrong_password_get_the_same_answer() {
+        let a = Answer::new(REALM);
+        let now = Now::new(Instant::now(), 1_700_000_000_000);
+        for sha in [false, true] {
+            let mut g = guard();
+            let first = g.check(now, &message(""), AuthKind::Proxy, &a).unwrap_err();
+            let mut answers = Vec::new();
+            for (user, password) in [("100", "wrong"), ("999", "s3cret"), ("999", "wrong")] {
+                let mut auth = answer_to(&first, user, password, 1);
+                if sha {
+                    // Answer the SHA-256 challenge instead of the first (MD5) one.
+                    let ch = first
+                        .headers()
+                        .auth(&HeaderName::ProxyAuthenticate)
+                        .unwrap();
+                    let params = ch[1].params.iter().map(|(n, v)| (*n, v.as_ref()));
+                    auth = mss_auth::authorize(
+                        params,
+                        "MESSAGE",
+                        "sip:101@pbx.example.com",
+                        user,
+                        password,
+                        "cn",
+                        1,
+                    )
+                    .unwrap();
+                    assert!(auth.contains("algorithm=SHA-256"));
+                }
+                let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
+                let rsp = g.check(now, &r, AuthKind::Proxy, &a).unwrap_err();
+                assert_eq!(rsp.status().as_u16(), 407);
+                answers.push(without_nonces(&rsp));
+            }
+            assert_eq!(answers[0], answers[1]);
+            assert_eq!(answers[0], answers[2]);
+            // The right password gets in, over the same (borrowed) path.
+            let auth = answer_to(&first, "100", "s3cret", 2);
+            let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
+            assert_eq!(g.check(now, &r, AuthKind::Proxy, &a).unwrap().name, "100");
+        }
+    }
+
     #[test]
     fn proxy_flow_and_replay() {
         let a = Answer::new(REALM);
