@@ -112,13 +112,15 @@ pub(crate) fn parse_head(buf: &Bytes, limits: &Limits) -> Result<(Message, usize
 /// once at its size. A few hundred bytes of index fit the allocator's fast per-thread
 /// cache; the fixed 24 entries it replaced (~2 KB) did not.
 fn header_lines(rest: &[u8], max: usize) -> usize {
-    let head = match memchr::memmem::find(rest, b"\r\n\r\n") {
-        Some(end) => rest.get(..end + 2).unwrap_or(rest),
-        None => rest,
-    };
-    memchr::memchr_iter(b'\n', head)
-        .count()
-        .clamp(1, max.max(1))
+    let mut lines = 0usize;
+    for lf in memchr::memchr_iter(b'\n', rest) {
+        lines += 1;
+        // The blank line that ends the header block.
+        if lines >= max || rest.get(lf + 1..lf + 3) == Some(b"\r\n") {
+            break;
+        }
+    }
+    lines.clamp(1, max.max(1))
 }
 
 fn parse_request_line(
