@@ -65,7 +65,8 @@ struct Entry {
 /// nonce's MAC (unique to it, and only recorded once the HMAC and the digest
 /// were verified), [`NonceCounts::check_and_record`] the first half of the
 /// SHA-256 of the text. Fixed-size keys cost no allocation per nonce. The map
-/// hashes with a randomly seeded `ahash` (keys come from peers, STYLE.md).
+/// hashes with a randomly seeded `ahash`: a peer can neither choose a MAC nor
+/// predict the seed, so it cannot aim keys at one bucket.
 #[derive(Debug, Clone)]
 pub struct NonceCounts {
     entries: HashMap<NonceKey, Entry, RandomState>,
