@@ -54,12 +54,34 @@ pub(crate) fn delete_user(conn: &Connection, user: &str) -> rusqlite::Result<u64
     Ok(n as u64)
 }
 
-/// Deletes the bindings with `expires_at <= now`; returns how many.
-pub(crate) fn delete_expired(conn: &Connection, now: UnixMillis) -> rusqlite::Result<u64> {
-    let n = conn
-        .prepare_cached("DELETE FROM bindings WHERE expires_at <= ?1")?
-        .execute([now])?;
-    Ok(n as u64)
+/// The keys of the bindings with `expires_at <= now`: a scan of the whole table (there is
+/// no expiry index, see schema version 3), run on a reader thread so that the writer never
+/// waits for it.
+pub(crate) fn expired_keys(
+    conn: &Connection,
+    now: UnixMillis,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT user, binding_key FROM bindings WHERE expires_at <= ?1")?;
+    let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Deletes those of `keys` (from [`expired_keys`]) that are still expired at `now`: a
+/// binding refreshed since the scan stays. Returns how many were deleted.
+pub(crate) fn delete_expired_keys(
+    conn: &Connection,
+    keys: &[(String, String)],
+    now: UnixMillis,
+) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM bindings WHERE user = ?1 AND binding_key = ?2 AND expires_at <= ?3",
+    )?;
+    let mut deleted = 0;
+    for (user, key) in keys {
+        deleted += stmt.execute(params![user, key, now])? as u64;
+    }
+    Ok(deleted)
 }
 
 /// Every binding with `expires_at > now`, by user then registration time.
@@ -205,12 +227,27 @@ mod tests {
             2,
             "expires_at == now is expired"
         );
-        assert_eq!(delete_expired(&conn, 100).unwrap(), 1);
+        let expired = expired_keys(&conn, 100).unwrap();
+        assert_eq!(expired, [("101".to_owned(), "c:sip:a@h".to_owned())]);
+        assert_eq!(delete_expired_keys(&conn, &expired, 100).unwrap(), 1);
+        assert_eq!(delete_expired_keys(&conn, &expired, 100).unwrap(), 0);
         assert_eq!(delete_user(&conn, "101").unwrap(), 1);
         assert_eq!(delete_user(&conn, "101").unwrap(), 0);
         let left = load(&conn, 0).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].user, "102");
+    }
+
+    #[test]
+    fn binding_refreshed_after_the_scan_is_not_deleted() {
+        let conn = db();
+        let mut a = binding("101", "sip:a@h", 100);
+        apply_changes(&conn, "101", &[BindingChange::Upsert(a.clone())]).unwrap();
+        let expired = expired_keys(&conn, 100).unwrap();
+        a.expires_at = 5000;
+        apply_changes(&conn, "101", &[BindingChange::Upsert(a.clone())]).unwrap();
+        assert_eq!(delete_expired_keys(&conn, &expired, 100).unwrap(), 0);
+        assert_eq!(load(&conn, 0).unwrap(), vec![a]);
     }
 
     #[test]

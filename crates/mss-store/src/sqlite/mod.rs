@@ -1,11 +1,13 @@
 //! `SqliteStore`: the embedded [`Store`] over one SQLite file in WAL mode.
 //!
-//! Threads: one writer (group commit: all queued writes in one transaction) and two readers, each
-//! with its own connection. The handle only holds the two queues, so it is cheap to clone
-//! and never blocks an async task: every method enqueues and returns a future that waits on
-//! a oneshot channel.
+//! Threads: one writer (group commit: all queued writes in one transaction), two readers and
+//! a checkpointer ([`checkpoint`]), each with its own connection. The handle only holds the
+//! two queues, so it is cheap to clone and never blocks an async task: every method
+//! enqueues and returns a future that waits on a oneshot channel.
 
 mod bindings;
+mod checkpoint;
+mod connection;
 mod lines;
 mod messages;
 mod reader;
@@ -17,9 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
@@ -28,15 +29,12 @@ use crate::records::{
     UnixMillis, UserMessageCount,
 };
 use crate::store::{Store, StoreFuture};
+use connection::Role;
 use reader::ReadJob;
 use writer::{Counters, Durability, Pending, WriteJob};
 
 /// Name of the database file inside the data folder.
 pub const DB_FILE: &str = "mss.db";
-
-/// How long a connection waits for a lock held by another process (another `mss` on the
-/// same folder, or the `sqlite3` shell) before failing with `SQLITE_BUSY`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The SQLite store. Clone it freely: clones share the threads, which stop when the last
 /// clone is dropped. That drop waits until every queued write is committed and the threads
@@ -70,7 +68,7 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir` and `data_dir/mss.db`, brings the schema up to
-    /// date and starts the writer and reader threads.
+    /// date and starts the writer, reader and checkpointer threads.
     ///
     /// # Errors
     ///
@@ -84,7 +82,7 @@ impl SqliteStore {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let mut conn = open_connection(&path, false)?;
+        let mut conn = connection::open(&path, Role::Writer)?;
         match schema::migrate(&mut conn) {
             Ok(found) if found < schema::latest_version() => tracing::info!(
                 path = %path.display(),
@@ -107,14 +105,18 @@ impl SqliteStore {
 
         let mut readers = Vec::with_capacity(reader::READERS);
         for _ in 0..reader::READERS {
-            readers.push(open_connection(&path, true)?);
+            readers.push(connection::open(&path, Role::Reader)?);
         }
+        let checkpointer = connection::open(&path, Role::Checkpointer)?;
 
         let counters = Arc::new(Counters::default());
         let (write_tx, write_rx) = mpsc::channel::<Box<dyn WriteJob>>();
         let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
         let read_rx = Arc::new(Mutex::new(read_rx));
-        let mut threads = Vec::with_capacity(1 + readers.len());
+        let (nudge_tx, nudge_rx) = mpsc::channel::<()>();
+        let checkpoint_shared = Arc::new(checkpoint::Shared::default());
+        let checkpoints = checkpoint::Checkpoints::new(nudge_tx, Arc::clone(&checkpoint_shared));
+        let mut threads = Vec::with_capacity(2 + readers.len());
         let spawn_err = |source: std::io::Error| StoreError::CreateDir {
             path: path.clone(),
             source,
@@ -123,7 +125,14 @@ impl SqliteStore {
         threads.push(
             std::thread::Builder::new()
                 .name("mss-store-writer".into())
-                .spawn(move || writer::run(conn, write_rx, writer_counters))
+                .spawn(move || writer::run(conn, write_rx, writer_counters, checkpoints))
+                .map_err(spawn_err)?,
+        );
+        // Stops when the writer drops its nudge sender.
+        threads.push(
+            std::thread::Builder::new()
+                .name("mss-store-checkpointer".into())
+                .spawn(move || checkpoint::run(checkpointer, nudge_rx, checkpoint_shared))
                 .map_err(spawn_err)?,
         );
         for (i, conn) in readers.into_iter().enumerate() {
@@ -212,6 +221,61 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Queues `read` for a reader thread, which then queues `write` of what it read for
+    /// the writer (with [`Durability::Committed`]), unless the read found nothing
+    /// (`Vec` empty: the answer is then `0` at once). Both are submitted by this call, as
+    /// the [`Store`] contract asks: the reader submits the write whether or not the future
+    /// is still awaited.
+    fn read_then_write<K, R, W>(&self, op: &'static str, read: R, write: W) -> StoreFuture<u64>
+    where
+        K: Send + 'static,
+        R: FnOnce(&Connection) -> rusqlite::Result<Vec<K>> + Send + 'static,
+        W: Fn(&Connection, &[K]) -> rusqlite::Result<u64> + Send + 'static,
+    {
+        let path = self.inner.path.clone();
+        let (reply, answer) = oneshot::channel();
+        let writes = self.inner.writes.clone();
+        let job_path = path.clone();
+        let job: ReadJob = Box::new(move |conn| {
+            let found = match read(conn) {
+                Ok(found) if found.is_empty() => {
+                    let _ = reply.send(Ok(0));
+                    return;
+                }
+                Ok(found) => found,
+                Err(source) => {
+                    let _ = reply.send(Err(StoreError::Sqlite {
+                        op,
+                        path: job_path,
+                        source,
+                    }));
+                    return;
+                }
+            };
+            let job = Box::new(Pending {
+                op,
+                path: job_path,
+                durability: Durability::Committed,
+                write: move |c: &Connection| write(c, &found),
+                result: None,
+                reply,
+            });
+            // If the writer is gone the job, and with it `reply`, is dropped: the caller
+            // hears `ThreadGone`.
+            if let Some(queue) = writes {
+                let _ = queue.send(job);
+            }
+        });
+        let sent = self
+            .inner
+            .reads
+            .as_ref()
+            .is_some_and(|queue| queue.send(job).is_ok());
+        wait(op, path, "writer", sent, answer)
+    }
+}
+
 /// The future that waits for a queued job's answer. If the job could not be queued, or its
 /// thread dropped it unanswered (the thread died), the answer is [`StoreError::ThreadGone`].
 fn wait<T: Send + 'static>(
@@ -228,44 +292,6 @@ fn wait<T: Send + 'static>(
         }
         answer.await.unwrap_or_else(|_| Err(gone()))
     })
-}
-
-/// Opens one connection with the settings every connection needs; a reader is also made
-/// `query_only`, the writer gets `synchronous=FULL` so a commit is on disk when it returns.
-fn open_connection(path: &Path, reader: bool) -> Result<Connection, StoreError> {
-    let fail = |step: &str, source| StoreError::Open {
-        path: path.to_path_buf(),
-        step: step.into(),
-        source,
-    };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| fail("open", e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| fail("busy_timeout", e))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(|e| fail("journal_mode=WAL", e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(fail(
-            "journal_mode=WAL",
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                Some(format!("journal mode stayed {mode}")),
-            ),
-        ));
-    }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| fail("synchronous=FULL", e))?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(|e| fail("foreign_keys=ON", e))?;
-    if reader {
-        conn.pragma_update(None, "query_only", "ON")
-            .map_err(|e| fail("query_only=ON", e))?;
-    }
-    conn.set_prepared_statement_cache_capacity(32);
-    Ok(conn)
 }
 
 impl Drop for Inner {
@@ -301,9 +327,11 @@ impl Store for SqliteStore {
     }
 
     fn delete_expired_bindings(&self, now: UnixMillis) -> StoreFuture<u64> {
-        self.write_with("delete_expired_bindings", Durability::Committed, move |c| {
-            bindings::delete_expired(c, now)
-        })
+        self.read_then_write(
+            "delete_expired_bindings",
+            move |c| bindings::expired_keys(c, now),
+            move |c, keys| bindings::delete_expired_keys(c, keys, now),
+        )
     }
 
     fn insert_message(&self, message: NewMessage) -> StoreFuture<i64> {
@@ -410,27 +438,6 @@ mod tests {
         assert!(err.to_string().contains("mss.db"), "{err}");
         // Reads still work, and dropping the store joins the dead thread without panicking.
         assert_eq!(block_on(store.get_secret("k")).unwrap(), None);
-    }
-
-    #[test]
-    fn connections_are_configured() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(DB_FILE);
-        let writer = open_connection(&path, false).unwrap();
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-        let sync: i64 = writer
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(sync, 2, "FULL");
-        let fk: i64 = writer
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(fk, 1);
-        let reader = open_connection(&path, true).unwrap();
-        assert!(reader.execute_batch("CREATE TABLE x (y)").is_err());
     }
 
     #[test]

@@ -73,6 +73,39 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE lines ADD COLUMN call_id_mode TEXT;
     ",
     ),
+    (
+        3,
+        "
+    -- Bindings in one B-tree: the rows live in their primary key's order (WITHOUT ROWID),
+    -- with no separate key index and no expiry index, so storing a REGISTER dirties one
+    -- page instead of three (every dirty page is a WAL frame written and checksummed at
+    -- each commit). The expired rows are found by a scan on a reader thread instead
+    -- (`bindings::expired_keys`), which never holds up the writer.
+    CREATE TABLE bindings_v3 (
+        user          TEXT    NOT NULL,
+        binding_key   TEXT    NOT NULL,
+        contact       TEXT    NOT NULL,
+        instance      TEXT,
+        reg_id        INTEGER,
+        q_milli       INTEGER,
+        expires_at    INTEGER NOT NULL,
+        call_id       TEXT    NOT NULL,
+        cseq          INTEGER NOT NULL,
+        transport     TEXT    NOT NULL,
+        source        TEXT    NOT NULL,
+        user_agent    TEXT,
+        registered_at INTEGER NOT NULL,
+        PRIMARY KEY (user, binding_key)
+    ) WITHOUT ROWID;
+    INSERT INTO bindings_v3 (user, binding_key, contact, instance, reg_id, q_milli,
+        expires_at, call_id, cseq, transport, source, user_agent, registered_at)
+    SELECT user, binding_key, contact, instance, reg_id, q_milli,
+        expires_at, call_id, cseq, transport, source, user_agent, registered_at
+    FROM bindings;
+    DROP TABLE bindings;
+    ALTER TABLE bindings_v3 RENAME TO bindings;
+    ",
+    ),
 ];
 
 /// The schema version this build writes.
@@ -160,7 +193,7 @@ mod tests {
         assert!(matches!(migrate(&mut conn), Err(MigrateError::TooNew(99))));
     }
 
-    /// A database file as a version-1 build left it, with one line row.
+    /// A database file as a version-1 build left it, with one line row and two bindings.
     fn write_v1_file(path: &std::path::Path) {
         let conn = Connection::open(path).unwrap();
         let (v1, sql) = MIGRATIONS[0];
@@ -170,14 +203,18 @@ mod tests {
             "CREATE TABLE schema_version (version INTEGER NOT NULL);
              INSERT INTO schema_version (version) VALUES (1);
              INSERT INTO lines (name, call_id, from_tag, last_cseq, updated_at)
-             VALUES ('p1', 'cid', 'tag', 41, 5);",
+             VALUES ('p1', 'cid', 'tag', 41, 5);
+             INSERT INTO bindings VALUES ('101', 'i:1:<urn:uuid:1>', 'sip:101@10.0.0.1', '<urn:uuid:1>',
+                 1, 500, 9000, 'cid-1', 7, 'TCP', '10.0.0.1:5060', 'phone', 20);
+             INSERT INTO bindings VALUES ('102', 'c:sip:102@10.0.0.2', 'sip:102@10.0.0.2', NULL,
+                 NULL, NULL, 50, 'cid-2', 1, 'UDP', '10.0.0.2:5060', NULL, 10);",
         )
         .unwrap();
     }
 
     #[test]
-    fn version_1_file_is_upgraded_and_keeps_its_lines() {
-        use crate::{block_on, LineRecord, SqliteStore, Store, DB_FILE};
+    fn version_1_file_is_upgraded_and_keeps_its_lines_and_bindings() {
+        use crate::{block_on, BindingRecord, LineRecord, SqliteStore, Store, DB_FILE};
         let dir = tempfile::tempdir().unwrap();
         write_v1_file(&dir.path().join(DB_FILE));
         let v1_row = LineRecord {
@@ -200,9 +237,29 @@ mod tests {
                 ..v1_row.clone()
             };
             block_on(store.put_line(switched)).unwrap();
+            let bindings = block_on(store.load_bindings(0)).unwrap();
+            assert_eq!(
+                bindings[0],
+                BindingRecord {
+                    user: "101".into(),
+                    contact: "sip:101@10.0.0.1".into(),
+                    instance: Some("<urn:uuid:1>".into()),
+                    reg_id: Some(1),
+                    q_milli: Some(500),
+                    expires_at: 9000,
+                    call_id: "cid-1".into(),
+                    cseq: 7,
+                    transport: "TCP".into(),
+                    source: "10.0.0.1:5060".into(),
+                    user_agent: Some("phone".into()),
+                    registered_at: 20,
+                }
+            );
+            assert_eq!(bindings.len(), 2);
+            assert_eq!(block_on(store.delete_expired_bindings(100)).unwrap(), 1);
         }
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        assert_eq!(version(&conn), 2);
+        assert_eq!(version(&conn), latest_version());
         drop(conn);
         let store = SqliteStore::open(dir.path()).unwrap();
         let got = block_on(store.get_line("p1")).unwrap().unwrap();
@@ -231,6 +288,24 @@ mod tests {
             )
             .unwrap();
         assert_eq!(nullable, 0);
+    }
+
+    #[test]
+    fn version_3_keeps_bindings_in_one_btree() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bindings'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
+        assert!(
+            conn.prepare("SELECT rowid FROM bindings").is_err(),
+            "WITHOUT ROWID"
+        );
     }
 
     #[test]

@@ -17,12 +17,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpoints;
 use super::transaction;
 use crate::error::StoreError;
 use crate::records::StoreStats;
@@ -162,10 +163,27 @@ impl Counters {
 }
 
 /// The writer thread's loop: runs until every sender is dropped, then finishes the queue.
-pub(crate) fn run(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, counters: Arc<Counters>) {
+/// Between batches it gives `checkpoints` its turn ([`super::checkpoint`]).
+pub(crate) fn run(
+    conn: Connection,
+    queue: Receiver<Box<dyn WriteJob>>,
+    counters: Arc<Counters>,
+    mut checkpoints: Checkpoints,
+) {
     // The connection is opened with `synchronous=FULL`.
     let mut current = Durability::Synced;
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = match queue.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Empty) => {
+                checkpoints.between_batches(&conn, true);
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -196,12 +214,16 @@ pub(crate) fn run(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, counters
                 Err(e) => tracing::warn!(error = %e, "store stays at synchronous=FULL"),
             }
         }
-        commit_batch(&conn, batch, &counters);
+        let size = batch.len() as u64;
+        if commit_batch(&conn, batch, &counters) {
+            checkpoints.committed(size);
+        }
+        checkpoints.between_batches(&conn, false);
     }
 }
 
-/// Runs `batch` in one transaction and answers every job.
-fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: &Counters) {
+/// Runs `batch` in one transaction and answers every job; `true` if it committed.
+fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: &Counters) -> bool {
     let size = batch.len() as u64;
     match transaction::run(conn, &mut batch) {
         Ok(()) => {
@@ -211,6 +233,7 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: 
             for job in batch {
                 job.complete(Outcome::Committed);
             }
+            true
         }
         Err(e) => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +242,7 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, counters: 
             for job in batch {
                 job.complete(Outcome::Failed(&e));
             }
+            false
         }
     }
 }
@@ -281,7 +305,7 @@ mod tests {
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
         let (tx, queue) = std::sync::mpsc::channel();
         let counters = Arc::new(Counters::default());
-        let writer = std::thread::spawn(move || run(conn, queue, counters));
+        let writer = std::thread::spawn(move || run(conn, queue, counters, Checkpoints::alone()));
         let send = |durability| {
             let (j, rx) = job_with(durability, synchronous_seen);
             tx.send(j).unwrap();
@@ -366,7 +390,7 @@ mod tests {
         }
         drop(tx);
         let counters = Arc::new(Counters::default());
-        run(db(), rx, Arc::clone(&counters));
+        run(db(), rx, Arc::clone(&counters), Checkpoints::alone());
         for mut r in replies {
             assert_eq!(r.try_recv().unwrap().unwrap(), 1);
         }
