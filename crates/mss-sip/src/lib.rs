@@ -4,7 +4,9 @@
 //! A received message is parsed once at the line level ([`parse_datagram`]): the start line
 //! and an index of header spans into the received [`bytes::Bytes`] (one allocation for the
 //! index, none per header). Header values are parsed on demand by typed accessors on
-//! [`Headers`] that borrow from the message. Headers a service does not touch are written
+//! [`Headers`] that borrow from the message. A server validates a request once with
+//! [`Request::check`], which keeps what it parsed ([`RequestCore`]: Request-URI, top Via,
+//! From, To, Call-ID, CSeq, Max-Forwards, Contact, Expires) for everything downstream. Headers a service does not touch are written
 //! back byte for byte. Stream transports find message boundaries with [`frame`].
 //!
 //! What is left to other crates: sockets and timers (mss-transport), transactions

@@ -28,6 +28,11 @@
 //!   481 otherwise, §9.2); the TU gets [`Event::Cancel`] and sends the 487.
 //! - Zero-length timers (K, J, I, D on reliable transports) terminate at once rather than
 //!   going through the timer heap.
+//! - A server that checks every request on arrival ([`mss_sip::Request::check`]) hands it
+//!   in with [`Transactions::handle_checked_request`] and its key
+//!   ([`TransactionKey::for_checked`], from the already parsed top Via): no header is read
+//!   again, and a new request comes back as its transaction id, for the caller to handle
+//!   with what its check parsed, instead of as [`Event::Request`].
 //!
 //! What the layer leaves to the TU: choosing branches, tags and Call-IDs; the ACK for a 2xx
 //! and retransmitting 2xx responses to INVITE (RFC 6026 §7.1); answering a cancelled INVITE
