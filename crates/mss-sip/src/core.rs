@@ -50,8 +50,9 @@ fn duplicate(name: HeaderName) -> ParseError {
     ParseError::in_header(ParseErrorKind::DuplicateHeader, name, 0)
 }
 
-/// How many lines of each header a message must have once (or at most once), counted in
-/// one pass over the header index.
+/// How many lines of each header a message must have once (or at most once), and whether
+/// the optional ones are present, counted in one pass over the header index (an absent
+/// optional header then costs no lookup of its own).
 #[derive(Default)]
 struct Counts {
     from: usize,
@@ -59,6 +60,12 @@ struct Counts {
     call_id: usize,
     cseq: usize,
     max_forwards: usize,
+    content_length: usize,
+    contact: usize,
+    expires: usize,
+    route: usize,
+    record_route: usize,
+    date: usize,
 }
 
 impl Counts {
@@ -71,6 +78,12 @@ impl Counts {
                 HeaderName::CallId => c.call_id += 1,
                 HeaderName::CSeq => c.cseq += 1,
                 HeaderName::MaxForwards => c.max_forwards += 1,
+                HeaderName::ContentLength => c.content_length += 1,
+                HeaderName::Contact => c.contact += 1,
+                HeaderName::Expires => c.expires += 1,
+                HeaderName::Route => c.route += 1,
+                HeaderName::RecordRoute => c.record_route += 1,
+                HeaderName::Date => c.date += 1,
                 _ => {}
             }
         }
@@ -137,24 +150,42 @@ fn check_name_addrs(h: &Headers, name: &HeaderName) -> Result<(), ParseError> {
 /// and well-formed Content-Length, Contact (with their `expires`), Expires, Route,
 /// Record-Route and Date.
 pub(crate) fn check_common(h: &Headers) -> Result<Core<'_>, ParseError> {
-    Counts::of(h).check()?;
+    let counts = Counts::of(h);
+    counts.check()?;
     let (top_via, via_count) = vias(h)?;
     let from = h.name_addr(HeaderName::From)?;
     let to = h.name_addr(HeaderName::To)?;
     let call_id = h.call_id()?;
     let cseq = h.cseq()?;
-    let max_forwards = h.max_forwards()?;
-    h.content_length()?;
-    let contacts = h.contacts()?;
+    let max_forwards = match counts.max_forwards {
+        0 => None,
+        _ => h.max_forwards()?,
+    };
+    if counts.content_length > 0 {
+        h.content_length()?;
+    }
+    let contacts = match counts.contact {
+        0 => Contacts::List(Vec::new()),
+        _ => h.contacts()?,
+    };
     if let Contacts::List(list) = &contacts {
         for c in list {
             c.expires()?;
         }
     }
-    let expires = h.expires()?;
-    check_name_addrs(h, &HeaderName::Route)?;
-    check_name_addrs(h, &HeaderName::RecordRoute)?;
-    h.date()?;
+    let expires = match counts.expires {
+        0 => None,
+        _ => h.expires()?,
+    };
+    if counts.route > 0 {
+        check_name_addrs(h, &HeaderName::Route)?;
+    }
+    if counts.record_route > 0 {
+        check_name_addrs(h, &HeaderName::RecordRoute)?;
+    }
+    if counts.date > 0 {
+        h.date()?;
+    }
     Ok(Core {
         top_via,
         via_count,
