@@ -233,6 +233,31 @@ impl RawDigest {
     }
 }
 
+/// `HA2 = H(method ":" uri)` as lower-case hex (RFC 7616 §3.4.3, `qop=auth` or none).
+#[derive(Clone, Copy)]
+pub(crate) struct Ha2Hex {
+    buf: [u8; 2 * MAX_DIGEST],
+    len: usize,
+}
+
+impl Ha2Hex {
+    /// Computes HA2 with `algorithm`.
+    pub(crate) fn compute(algorithm: Algorithm, method: &str, uri: &str) -> Ha2Hex {
+        let parts: [&[u8]; 2] = [method.as_bytes(), uri.as_bytes()];
+        let (raw, raw_len) = match algorithm {
+            Algorithm::Md5 => (join_digest::<Md5>(&parts), 16),
+            Algorithm::Sha256 => (join_digest::<Sha256>(&parts), 32),
+        };
+        let mut buf = [0u8; 2 * MAX_DIGEST];
+        let len = hex_lower(raw.get(..raw_len).unwrap_or(&raw), &mut buf).len();
+        Ha2Hex { buf, len }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&self.buf)
+    }
+}
+
 /// The `response` digest (RFC 7616 §3.4.1; RFC 2617 §3.2.2.1 without qop), raw.
 ///
 /// `qop` is `Some((nc as 8 hex digits, cnonce))` for `qop=auth`:
@@ -247,14 +272,23 @@ pub(crate) fn response_digest(
     method: &str,
     uri: &str,
 ) -> RawDigest {
+    let ha2 = Ha2Hex::compute(ha1.algorithm, method, uri);
+    response_digest_with(ha1, nonce, qop, &ha2)
+}
+
+/// As [`response_digest`] with HA2 already computed (with the HA1's algorithm).
+pub(crate) fn response_digest_with(
+    ha1: &Ha1,
+    nonce: &str,
+    qop: Option<(&str, &str)>,
+    ha2: &Ha2Hex,
+) -> RawDigest {
     let (ha1_buf, ha1_len) = ha1.hex_buf();
-    let ha1_hex = ha1_buf.get(..ha1_len).unwrap_or(&[]);
     let input = ResponseInput {
-        ha1_hex,
+        ha1_hex: ha1_buf.get(..ha1_len).unwrap_or(&[]),
         nonce: nonce.as_bytes(),
         qop,
-        method: method.as_bytes(),
-        uri: uri.as_bytes(),
+        ha2_hex: ha2.as_bytes(),
     };
     let (bytes, len) = match ha1.algorithm {
         Algorithm::Md5 => (input.digest::<Md5>(), 16),
@@ -268,16 +302,11 @@ struct ResponseInput<'a> {
     ha1_hex: &'a [u8],
     nonce: &'a [u8],
     qop: Option<(&'a str, &'a str)>,
-    method: &'a [u8],
-    uri: &'a [u8],
+    ha2_hex: &'a [u8],
 }
 
 impl ResponseInput<'_> {
     fn digest<D: md5::Digest>(&self) -> [u8; MAX_DIGEST] {
-        let ha2 = join_digest::<D>(&[self.method, self.uri]);
-        let mut ha2_buf = [0u8; 2 * MAX_DIGEST];
-        let ha2_raw = ha2.get(..<D as md5::Digest>::output_size()).unwrap_or(&ha2);
-        let ha2_hex = hex_lower(ha2_raw, &mut ha2_buf);
         let mut d = D::new();
         d.update(self.ha1_hex);
         d.update(b":");
@@ -289,7 +318,7 @@ impl ResponseInput<'_> {
             d.update(cnonce.as_bytes());
             d.update(b":auth:");
         }
-        d.update(ha2_hex);
+        d.update(self.ha2_hex);
         let mut out = [0u8; MAX_DIGEST];
         for (o, r) in out.iter_mut().zip(d.finalize()) {
             *o = r;

@@ -60,6 +60,7 @@ mod client;
 mod credentials;
 mod credentials_ref;
 mod error;
+mod ha2_cache;
 mod nonce;
 mod params;
 mod replay;

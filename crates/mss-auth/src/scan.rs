@@ -171,6 +171,10 @@ mod tests {
                 '"' => in_q = !in_q,
                 ',' if !in_q => {
                     let item = body.get(start..i)?.trim();
+                    start = i + 1;
+                    if item.is_empty() {
+                        continue;
+                    }
                     let (n, v) = item.split_once('=')?;
                     let v = v.trim();
                     let v = v
@@ -178,7 +182,6 @@ mod tests {
                         .and_then(|v| v.strip_suffix('"'))
                         .unwrap_or(v);
                     params.push((n.trim(), v));
-                    start = i + 1;
                 }
                 _ => {}
             }

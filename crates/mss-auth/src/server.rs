@@ -20,6 +20,7 @@
 use rand::RngCore;
 
 use crate::challenge::challenge_value;
+use crate::ha2_cache::Ha2Cache;
 use crate::nonce::{Nonces, DEFAULT_NONCE_LIFETIME_SECS};
 use crate::params::check_quotable;
 use crate::replay::{NonceCounts, DEFAULT_MAX_TRACKED_NONCES};
@@ -63,6 +64,8 @@ pub struct DigestServer {
     /// HA1s of the stand-in password, MD5 then SHA-256 (see
     /// [`DigestServer::verify_unknown_user_ha1`]).
     pub(crate) dummy_ha1: [Ha1; 2],
+    /// The last HA2 computed.
+    pub(crate) ha2: Ha2Cache,
 }
 
 impl std::fmt::Debug for DigestServer {
@@ -88,6 +91,7 @@ impl DigestServer {
             config,
             dummy_password,
             dummy_ha1,
+            ha2: Ha2Cache::default(),
         }
     }
 

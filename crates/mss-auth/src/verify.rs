@@ -3,11 +3,11 @@
 //!
 //! The common path allocates nothing: the credentials are borrowed
 //! ([`CredentialsRef`]), HA1 and HA2 are hex-encoded into stack buffers and fed to the
-//! hash piece by piece, the client's `response` is decoded to raw bytes on the stack and
+//! hash piece by piece (HA2 reused while method and URI repeat), the client's `response` is decoded to raw bytes on the stack and
 //! compared in constant time, the nonce's HMAC is computed once and its MAC keys the
 //! nonce-count table.
 
-use crate::algorithm::response_digest;
+use crate::algorithm::response_digest_with;
 use crate::nonce::NonceCheck;
 use crate::replay::{CountCheck, NonceUse};
 use crate::{Algorithm, Credentials, CredentialsRef, DigestServer, Ha1, UserSecret, Verdict};
@@ -116,7 +116,8 @@ impl DigestServer {
         };
         let (nonce_state, key) = self.nonces.check_keyed(creds.nonce, expected_realm, now);
         let qop = creds.qop.map(|q| (q.nc_text, q.cnonce));
-        let expected = response_digest(ha1, creds.nonce, qop, method, creds.uri);
+        let ha2 = self.ha2.get(ha1.algorithm(), method, creds.uri);
+        let expected = response_digest_with(ha1, creds.nonce, qop, &ha2);
         // Different lengths (an HA1 of another algorithm) never match.
         let digest_ok = expected.matches_hex(creds.response);
 
@@ -198,6 +199,31 @@ mod tests {
                     Verdict::Invalid
                 );
             }
+        }
+    }
+
+    #[test]
+    fn reused_ha2_follows_method_and_uri() {
+        let mut s = DigestServer::new(NonceSecret::from_bytes([2; 32]), ServerConfig::default());
+        let nonce = s.issue_nonce(REALM, 100, &mut StdRng::seed_from_u64(1));
+        let challenge = crate::Challenge::new(REALM, &nonce, Algorithm::Md5).unwrap();
+        let ha1 = Ha1::compute(Algorithm::Md5, "100", REALM, "pw");
+        let mut nc = 0;
+        for uri in ["sip:x", "sip:x", "sip:y", "sip:x"] {
+            nc += 1;
+            let v =
+                crate::authorization(&challenge, "REGISTER", uri, "100", "pw", "cn", nc).unwrap();
+            let c = CredentialsRef::from_header_value(&v).unwrap();
+            // The same credentials for another method: the digest does not match.
+            assert_eq!(
+                s.verify_ref(&c, "INVITE", UserSecret::Ha1(&ha1), REALM, 101),
+                Verdict::Invalid
+            );
+            assert_eq!(
+                s.verify_ref(&c, "REGISTER", UserSecret::Ha1(&ha1), REALM, 101),
+                Verdict::Ok,
+                "{uri}"
+            );
         }
     }
 
