@@ -10,14 +10,18 @@ mod checkpoint;
 mod connection;
 mod lines;
 mod messages;
+mod queue;
 mod reader;
 pub(crate) mod schema;
 mod transaction;
 mod writer;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -30,8 +34,9 @@ use crate::records::{
 };
 use crate::store::{Store, StoreFuture};
 use connection::Role;
+use queue::WriteQueue;
 use reader::ReadJob;
-use writer::{Counters, Durability, Pending, WriteJob};
+use writer::{Counters, Durability, Pending};
 
 /// Name of the database file inside the data folder.
 pub const DB_FILE: &str = "mss.db";
@@ -48,13 +53,16 @@ pub struct SqliteStore {
 struct Inner {
     /// The database file, for error messages.
     path: PathBuf,
-    /// Queue of the writer thread; `None` only while dropping.
-    writes: Option<Sender<Box<dyn WriteJob>>>,
+    /// Queue of the writer thread.
+    writes: Arc<WriteQueue>,
     /// Queue of the reader threads; `None` only while dropping.
     reads: Option<Sender<ReadJob>>,
     /// Group-commit counters, written by the writer thread.
     counters: Arc<Counters>,
-    /// The threads, joined on drop so that a reopen after drop finds the file closed.
+    /// The reader threads, joined on drop (first: a read may queue a write).
+    readers: Vec<JoinHandle<()>>,
+    /// The writer and checkpointer threads, joined on drop after the readers, so that a
+    /// reopen after drop finds the file closed.
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -110,13 +118,14 @@ impl SqliteStore {
         let checkpointer = connection::open(&path, Role::Checkpointer)?;
 
         let counters = Arc::new(Counters::default());
-        let (write_tx, write_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let writes = Arc::new(WriteQueue::default());
         let (read_tx, read_rx) = mpsc::channel::<ReadJob>();
         let read_rx = Arc::new(Mutex::new(read_rx));
         let (nudge_tx, nudge_rx) = mpsc::channel::<()>();
         let checkpoint_shared = Arc::new(checkpoint::Shared::default());
         let checkpoints = checkpoint::Checkpoints::new(nudge_tx, Arc::clone(&checkpoint_shared));
-        let mut threads = Vec::with_capacity(2 + readers.len());
+        let mut threads = Vec::with_capacity(2);
+        let mut reader_threads = Vec::with_capacity(readers.len());
         let spawn_err = |source: std::io::Error| StoreError::CreateDir {
             path: path.clone(),
             source,
@@ -125,7 +134,15 @@ impl SqliteStore {
         threads.push(
             std::thread::Builder::new()
                 .name("mss-store-writer".into())
-                .spawn(move || writer::run(conn, write_rx, writer_counters, checkpoints))
+                .spawn({
+                    let queue = Arc::clone(&writes);
+                    move || {
+                        // Also when a write panics: later writes then fail instead of
+                        // waiting for a writer that is gone.
+                        let _abandon = queue::AbandonOnDrop(&queue);
+                        writer::run(conn, &queue, writer_counters, checkpoints)
+                    }
+                })
                 .map_err(spawn_err)?,
         );
         // Stops when the writer drops its nudge sender.
@@ -137,7 +154,7 @@ impl SqliteStore {
         );
         for (i, conn) in readers.into_iter().enumerate() {
             let queue = Arc::clone(&read_rx);
-            threads.push(
+            reader_threads.push(
                 std::thread::Builder::new()
                     .name(format!("mss-store-reader-{i}"))
                     .spawn(move || reader::run(conn, queue))
@@ -147,9 +164,10 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
-                writes: Some(write_tx),
+                writes,
                 reads: Some(read_tx),
                 counters,
+                readers: reader_threads,
                 threads,
             }),
         })
@@ -187,12 +205,11 @@ impl SqliteStore {
             result: None,
             reply,
         });
-        let sent = self
-            .inner
-            .writes
-            .as_ref()
-            .is_some_and(|queue| queue.send(job).is_ok());
-        wait(op, path, "writer", sent, answer)
+        let sent = self.inner.writes.push(job).is_ok();
+        Box::pin(Notifying {
+            queue: sent.then(|| Arc::clone(&self.inner.writes)),
+            answer: wait(op, path, "writer", sent, answer),
+        })
     }
 
     /// Queues `read` for a reader thread.
@@ -235,7 +252,7 @@ impl SqliteStore {
     {
         let path = self.inner.path.clone();
         let (reply, answer) = oneshot::channel();
-        let writes = self.inner.writes.clone();
+        let writes = Arc::clone(&self.inner.writes);
         let job_path = path.clone();
         let job: ReadJob = Box::new(move |conn| {
             let found = match read(conn) {
@@ -263,8 +280,8 @@ impl SqliteStore {
             });
             // If the writer is gone the job, and with it `reply`, is dropped: the caller
             // hears `ThreadGone`.
-            if let Some(queue) = writes {
-                let _ = queue.send(job);
+            if writes.push(job).is_ok() {
+                writes.notify();
             }
         });
         let sent = self
@@ -273,6 +290,37 @@ impl SqliteStore {
             .as_ref()
             .is_some_and(|queue| queue.send(job).is_ok());
         wait(op, path, "writer", sent, answer)
+    }
+}
+
+/// A write's future: wakes the writer the first time it is polled or when it is dropped
+/// unpolled ([`queue`]), then waits for the answer.
+struct Notifying<T> {
+    /// Notified once, then `None`.
+    queue: Option<Arc<WriteQueue>>,
+    answer: StoreFuture<T>,
+}
+
+impl<T> Notifying<T> {
+    fn notify(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            queue.notify();
+        }
+    }
+}
+
+impl<T> Future for Notifying<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.notify();
+        self.answer.as_mut().poll(cx)
+    }
+}
+
+impl<T> Drop for Notifying<T> {
+    fn drop(&mut self) {
+        self.notify();
     }
 }
 
@@ -296,9 +344,16 @@ fn wait<T: Send + 'static>(
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the queues ends the threads once they have finished what is queued.
-        self.writes = None;
+        // Closing the queues ends the threads once they have finished what is queued:
+        // first the readers (a read may still queue a write), then the writer (whose end
+        // ends the checkpointer).
         self.reads = None;
+        for thread in self.readers.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!(path = %self.path.display(), "store thread had panicked");
+            }
+        }
+        self.writes.close();
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!(path = %self.path.display(), "store thread had panicked");

@@ -1,7 +1,7 @@
 //! The writer thread and its group commit.
 //!
-//! One thread owns the only write connection. It blocks for the first queued write, takes
-//! whatever else is queued (up to [`MAX_BATCH`]), runs them all in one `BEGIN IMMEDIATE`
+//! One thread owns the only write connection. It waits for queued writes ([`WriteQueue`]),
+//! takes whatever is queued (up to [`MAX_BATCH`]), runs them all in one `BEGIN IMMEDIATE`
 //! transaction, commits, and only then answers each caller. Many concurrent inserts thus
 //! share one fsync. A failing write is rolled back alone: the batch is run again without
 //! it ([`transaction`](super::transaction)).
@@ -17,13 +17,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoints;
+use super::queue::WriteQueue;
 use super::transaction;
 use crate::error::StoreError;
 use crate::records::StoreStats;
@@ -162,35 +162,17 @@ impl Counters {
     }
 }
 
-/// The writer thread's loop: runs until every sender is dropped, then finishes the queue.
-/// Between batches it gives `checkpoints` its turn ([`super::checkpoint`]).
+/// The writer thread's loop: runs until the queue is closed and empty. Between batches it
+/// gives `checkpoints` its turn ([`super::checkpoint`]).
 pub(crate) fn run(
     conn: Connection,
-    queue: Receiver<Box<dyn WriteJob>>,
+    queue: &WriteQueue,
     counters: Arc<Counters>,
     mut checkpoints: Checkpoints,
 ) {
     // The connection is opened with `synchronous=FULL`.
     let mut current = Durability::Synced;
-    loop {
-        let first = match queue.try_recv() {
-            Ok(job) => job,
-            Err(TryRecvError::Empty) => {
-                checkpoints.between_batches(&conn, true);
-                match queue.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = queue.take(MAX_BATCH, || checkpoints.between_batches(&conn, true)) {
         let needed = if batch.iter().any(|j| j.durability() == Durability::Synced) {
             Durability::Synced
         } else {
@@ -303,12 +285,19 @@ mod tests {
         const FULL: i64 = 2;
         let conn = db();
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
-        let (tx, queue) = std::sync::mpsc::channel();
+        let queue = Arc::new(WriteQueue::default());
         let counters = Arc::new(Counters::default());
-        let writer = std::thread::spawn(move || run(conn, queue, counters, Checkpoints::alone()));
+        let writer = {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || run(conn, &queue, counters, Checkpoints::alone()))
+        };
+        let tx = |j| {
+            queue.push(j).ok().unwrap();
+            queue.notify();
+        };
         let send = |durability| {
             let (j, rx) = job_with(durability, synchronous_seen);
-            tx.send(j).unwrap();
+            tx(j);
             rx.blocking_recv().unwrap().unwrap()
         };
         // Bindings alone: committed without an fsync.
@@ -327,16 +316,16 @@ mod tests {
             let _ = gate_rx.recv();
             Ok(0)
         });
-        tx.send(hold).unwrap();
-        tx.send(a).unwrap();
-        tx.send(b).unwrap();
-        tx.send(j).unwrap();
+        tx(hold);
+        tx(a);
+        tx(b);
+        tx(j);
         gate_tx.send(()).unwrap();
         assert_eq!(rh.blocking_recv().unwrap().unwrap(), 0);
         assert_eq!(ra.blocking_recv().unwrap().unwrap(), FULL);
         assert_eq!(rb.blocking_recv().unwrap().unwrap(), FULL);
         assert_eq!(rj.blocking_recv().unwrap().unwrap(), 1);
-        drop(tx);
+        queue.close();
         writer.join().unwrap();
     }
 
@@ -378,19 +367,19 @@ mod tests {
 
     #[test]
     fn queue_is_drained_into_batches() {
-        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn WriteJob>>();
+        let queue = WriteQueue::default();
         let mut replies = Vec::new();
         for i in 0..100 {
             let (j, r) = job(move |c| {
                 c.execute("INSERT INTO t VALUES (?1)", [i])
                     .map(|n| n as i64)
             });
-            tx.send(j).unwrap();
+            queue.push(j).ok().unwrap();
             replies.push(r);
         }
-        drop(tx);
+        queue.close();
         let counters = Arc::new(Counters::default());
-        run(db(), rx, Arc::clone(&counters), Checkpoints::alone());
+        run(db(), &queue, Arc::clone(&counters), Checkpoints::alone());
         for mut r in replies {
             assert_eq!(r.try_recv().unwrap().unwrap(), 1);
         }
