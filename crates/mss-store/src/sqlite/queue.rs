@@ -30,7 +30,7 @@ struct State {
     jobs: Vec<Box<dyn WriteJob>>,
     /// No more jobs are accepted; the writer stops once the queue is empty.
     closed: bool,
-    /// The writer is waiting on the condition variable.
+    /// The writer is waiting on the condition variable and nobody has woken it yet.
     parked: bool,
 }
 
@@ -56,10 +56,19 @@ impl WriteQueue {
         Ok(())
     }
 
-    /// Wakes the writer if it is parked and something is queued.
+    /// Wakes the writer if it is parked and something is queued. Only the first of several
+    /// notifies before the writer runs makes the wake-up call (a system call each).
     pub(crate) fn notify(&self) {
-        let state = self.lock();
-        if state.parked && !state.jobs.is_empty() {
+        let wake = {
+            let mut state = self.lock();
+            let wake = state.parked && !state.jobs.is_empty();
+            if wake {
+                state.parked = false;
+            }
+            wake
+        };
+        // Outside the lock, which the woken writer takes at once.
+        if wake {
             self.wake.notify_one();
         }
     }
