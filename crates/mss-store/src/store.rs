@@ -22,8 +22,10 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// # Contract for implementations
 ///
 /// - An operation is submitted when the method is called, not when the future is first
-///   polled; the future only waits for its outcome. Dropping the future does not cancel a
-///   submitted write.
+///   polled: its place among the writes is fixed then. An implementation may hold off
+///   starting it until the future is first polled or dropped (SQLite does, to commit a
+///   caller's burst of writes together); dropping the future does not cancel a submitted
+///   write.
 /// - A write's future resolves `Ok` only after the write is committed, so a `202` or a `200`
 ///   to REGISTER may be sent as soon as it resolves (DESIGN §3, §5). Offline messages,
 ///   line state and secrets are also synced to stable storage first (they survive a crash
