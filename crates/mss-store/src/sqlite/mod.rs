@@ -1,7 +1,7 @@
 //! `SqliteStore`: the embedded [`Store`] over one SQLite file in WAL mode.
 //!
 //! Threads: one writer (group commit: all queued writes in one transaction), two readers and
-//! a checkpointer ([`checkpoint`]), each with its own connection. The handle only holds the
+//! a checkpointer (`checkpoint.rs`), each with its own connection. The handle only holds the
 //! two queues, so it is cheap to clone and never blocks an async task: every method
 //! enqueues and returns a future that waits on a oneshot channel.
 
