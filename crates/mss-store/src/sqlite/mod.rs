@@ -5,6 +5,7 @@
 //! two queues, so it is cheap to clone and never blocks an async task: every method
 //! enqueues and returns a future that waits on a oneshot channel.
 
+mod answer;
 mod bindings;
 mod checkpoint;
 mod connection;
@@ -16,12 +17,9 @@ pub(crate) mod schema;
 mod transaction;
 mod writer;
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -33,6 +31,7 @@ use crate::records::{
     UnixMillis, UserMessageCount,
 };
 use crate::store::{Store, StoreFuture};
+use answer::{wait, Notifying};
 use connection::Role;
 use queue::WriteQueue;
 use reader::ReadJob;
@@ -291,55 +290,6 @@ impl SqliteStore {
             .is_some_and(|queue| queue.send(job).is_ok());
         wait(op, path, "writer", sent, answer)
     }
-}
-
-/// A write's future: wakes the writer the first time it is polled or when it is dropped
-/// unpolled ([`queue`]), then waits for the answer.
-struct Notifying<T> {
-    /// Notified once, then `None`.
-    queue: Option<Arc<WriteQueue>>,
-    answer: StoreFuture<T>,
-}
-
-impl<T> Notifying<T> {
-    fn notify(&mut self) {
-        if let Some(queue) = self.queue.take() {
-            queue.notify();
-        }
-    }
-}
-
-impl<T> Future for Notifying<T> {
-    type Output = Result<T, StoreError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.notify();
-        self.answer.as_mut().poll(cx)
-    }
-}
-
-impl<T> Drop for Notifying<T> {
-    fn drop(&mut self) {
-        self.notify();
-    }
-}
-
-/// The future that waits for a queued job's answer. If the job could not be queued, or its
-/// thread dropped it unanswered (the thread died), the answer is [`StoreError::ThreadGone`].
-fn wait<T: Send + 'static>(
-    op: &'static str,
-    path: PathBuf,
-    thread: &'static str,
-    sent: bool,
-    answer: oneshot::Receiver<Result<T, StoreError>>,
-) -> StoreFuture<T> {
-    Box::pin(async move {
-        let gone = || StoreError::ThreadGone { op, path, thread };
-        if !sent {
-            return Err(gone());
-        }
-        answer.await.unwrap_or_else(|_| Err(gone()))
-    })
 }
 
 impl Drop for Inner {
