@@ -14,7 +14,7 @@ use crate::error::StoreError;
 use crate::store::StoreFuture;
 
 /// A write's future: wakes the writer the first time it is polled or when it is dropped
-/// unpolled ([`queue`]), then waits for the answer.
+/// unpolled ([`super::queue`]), then waits for the answer.
 pub(crate) struct Notifying<T> {
     /// Notified once, then `None`.
     pub(crate) queue: Option<Arc<WriteQueue>>,
