@@ -63,9 +63,9 @@ class Search:
 
     Probes double the rate from --start until a probe fails, bisect between
     the last pass and the first failure down to --resolution, then confirm
-    the best rate with a longer step (stepping down by the resolution, or 10%
-    of the probe's rate when larger, when the confirmation fails; at most six
-    confirmation rates;
+    the best rate with a longer step on a freshly started server (stepping down
+    by the resolution, or 10% of the probe's rate when larger, when the
+    confirmation fails; at most six confirmation rates;
     if none holds, the best probe is reported, marked unconfirmed). A step that fails by a hair
     (at most 0.5% of its calls, or 3, retransmitted or failed: a blip of the
     shared machine rather than overload) is run once more. A step passes when every call
@@ -215,6 +215,9 @@ class Search:
             for _ in range(6):
                 if rate < a.min_rate:
                     break
+                if not restart_fresh(self.server, self.scenario, self.loads, self.outdir,
+                                     "confirmation at %d/s" % rate):
+                    break
                 s = self.attempt(rate, a.confirm, "confirm")
                 if s is None:
                     break
@@ -261,14 +264,16 @@ def measure_latency(a, server, scenario, lds, outdir, best_rate):
     return summary
 
 
-def latency_on_fresh_server(a, server, scenario, lds, outdir, best_rate):
-    """Latency at the moderate rate, measured on a freshly started server.
+def restart_fresh(server, scenario, lds, outdir, label):
+    """Stop `server` and start it again on fresh data; True when it is ready.
 
-    The capacity search ends with 20 s at the server's highest rate; right after it a
-    server is still working off that burst (transactions waiting out Timer J, a heap
-    grown by the overload probes, a long SQLite WAL), which is not the state the latency
-    target describes ("p99 at 1,000/s"). Both servers get the same treatment: stopped,
-    started fresh, the online recipient registered again for msg-online.
+    A step right after an overload probe meets a server still working off that probe: a
+    stateful server keeps every answered request's transaction for Timer J (32 s on UDP,
+    RFC 3261 §17.2.2; a registrar may not answer statelessly, §8.2.7), so the probes'
+    transactions all end in a wave half a minute later, in the middle of whatever step
+    runs then; a server that keeps no transaction feels nothing. Confirmations and the
+    latency run therefore start from a fresh server, for both servers alike, so that they
+    measure the rate they name rather than the path the search took.
     """
     server.stop()
     deadline = time.monotonic() + 10
@@ -276,13 +281,23 @@ def latency_on_fresh_server(a, server, scenario, lds, outdir, best_rate):
         time.sleep(0.2)  # the stopped server's processes let go of the port
     reason = server.start(fresh=True)
     if reason:
-        log("%s: restart for the latency run failed (%s)" % (server.name, reason))
-        return None
+        log("%s: restart before the %s failed (%s)" % (server.name, label, reason))
+        return False
     if scenario == "msg-online":
-        prefix = os.path.join(outdir, "%s-%s-latency-uas-register" % (server.name, scenario))
+        prefix = os.path.join(outdir, "%s-%s-%s-uas-register" % (server.name, scenario,
+                                                                 label.replace(" ", "-")))
         if not lds.register_online_user("127.0.0.1:%d" % server.port, prefix):
-            log("%s: the online recipient could not register for the latency run" % server.name)
-            return None
+            log("%s: the online recipient could not register before the %s"
+                % (server.name, label))
+            return False
+    return True
+
+
+def latency_on_fresh_server(a, server, scenario, lds, outdir, best_rate):
+    """Latency at the moderate rate, measured on a freshly started server (see
+    restart_fresh: the search's last steps would otherwise still be in progress)."""
+    if not restart_fresh(server, scenario, lds, outdir, "latency run"):
+        return None
     return measure_latency(a, server, scenario, lds, outdir, best_rate)
 
 

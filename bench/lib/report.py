@@ -115,8 +115,9 @@ def markdown(doc):
     lines += [
         "",
         "- **max rate**: highest rate that ran %d s with every call successful, zero failed "
-        "calls, zero retransmissions (client and UAS) and SIPp keeping the rate. "
-        "SIPp, the UAS and the server share the same %s cores, so this is the capacity of "
+        "calls, zero retransmissions (client and UAS) and SIPp keeping the rate, on a "
+        "freshly started server (right after the search's overload probes a stateful server "
+        "is still ending their transactions: Timer J, 32 s). SIPp, the UAS and the server share the same %s cores, so this is the capacity of "
         "the whole box, not of the server alone; compare the servers by ratio." % (
             st["confirm"], m["nproc"]),
         "- **CPU µs/call**: the server's CPU time (utime+stime, all threads; for Kamailio all "
