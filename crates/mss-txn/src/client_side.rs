@@ -9,6 +9,7 @@ use crate::base::Base;
 use crate::build::ack_for;
 use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
+use crate::completed::KeyEntry;
 use crate::error::TxnError;
 use crate::machine::{Action, ResponseClass};
 use crate::output::Event;
@@ -67,7 +68,7 @@ impl Transactions {
             request_bytes: request_bytes.clone(),
             ack: None,
         })));
-        self.keys.insert(key, slot);
+        self.keys.insert(key, KeyEntry::Live(slot));
         self.transmit(to, request_bytes, Some(client_id(slot)));
         for action in out.drain(..) {
             self.apply(slot, action);
@@ -97,7 +98,10 @@ impl Transactions {
                 });
             }
         };
-        let slot = key.and_then(|k| self.keys.get(&k).copied());
+        let slot = key.and_then(|k| match self.keys.get(&k) {
+            Some(KeyEntry::Live(slot)) => Some(*slot),
+            _ => None,
+        });
         let timers = self.config.timers;
         let mut out = std::mem::take(&mut self.scratch);
         let Some((slot, Txn::Client(c))) = slot.and_then(|s| Some((s, self.txns.get_mut(s)?)))

@@ -87,6 +87,7 @@ mod build;
 mod client_invite;
 mod client_non_invite;
 mod client_side;
+mod completed;
 mod error;
 mod key;
 mod key_bytes;

@@ -8,6 +8,7 @@ use mss_sip::{Flow, HeaderName, Message, Method, Request, Response, StatusCode};
 
 use crate::base::{tag_of, Base};
 use crate::build::{replace_to, response_for, stable_tag};
+use crate::completed::KeyEntry;
 use crate::error::TxnError;
 use crate::machine::{Action, ResponseClass, State};
 use crate::output::Event;
@@ -26,7 +27,10 @@ impl Transactions {
     /// (retransmitting them is the TU's job, RFC 6026 §7.1).
     ///
     /// # Errors
-    /// - [`TxnError::UnknownTransaction`]: the transaction has terminated.
+    /// - [`TxnError::UnknownTransaction`]: the transaction has terminated, or it is a
+    ///   non-INVITE transaction on an unreliable transport that already sent its final
+    ///   response: it is then kept compact, by key only, to answer retransmissions until
+    ///   Timer J (§17.2.2), and takes no other response.
     /// - [`TxnError::BadStatus`]: the status code is outside 100-699.
     /// - [`TxnError::ResponseRefused`]: the state does not take this response (a second
     ///   final response, §17.2.2; a non-2xx after a 2xx, RFC 6026 §8.7); nothing is sent.
@@ -37,7 +41,7 @@ impl Transactions {
         rsp: Response,
     ) -> Result<(), TxnError> {
         let now = self.advance(now);
-        self.respond(now, server.0, rsp)
+        self.respond(now, server.0, rsp, true)
     }
 
     /// Answers a non-INVITE request with a final response sent once, then ends its server
@@ -67,7 +71,8 @@ impl Transactions {
             }))
         );
         let fin = rsp.status().as_u16() >= 200;
-        self.send_response(now, server, rsp)?;
+        let now = self.advance(now);
+        self.respond(now, server.0, rsp, false)?;
         if non_invite && fin {
             // Timer J's queue entry stays behind and is skipped when due (the slot's
             // generation has changed).
@@ -76,8 +81,16 @@ impl Transactions {
         Ok(())
     }
 
-    /// Feeds a TU (or table-made) response to the server transaction in `slot`.
-    fn respond(&mut self, now: Instant, slot: SlotId, rsp: Response) -> Result<(), TxnError> {
+    /// Feeds a TU (or table-made) response to the server transaction in `slot`. `compact`:
+    /// a non-INVITE transaction on an unreliable transport that enters Completed moves to
+    /// the compact queue.
+    fn respond(
+        &mut self,
+        now: Instant,
+        slot: SlotId,
+        rsp: Response,
+        compact: bool,
+    ) -> Result<(), TxnError> {
         let code = rsp.status().as_u16();
         let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
         let timers = self.config.timers;
@@ -108,7 +121,15 @@ impl Transactions {
                 .map(Bytes::copy_from_slice);
         }
         let flow = s.flow;
+        let compact = compact
+            && !flow.transport.is_reliable()
+            && matches!(&s.machine, ServerMachine::NonInvite(m) if m.state() == State::Completed);
         self.transmit(flow, bytes, Some(server_id(slot)));
+        if compact {
+            // The actions are SendResponse (done above) and Arm(J): the queue is Timer J.
+            out.clear();
+            self.compact(now, slot);
+        }
         for action in out.drain(..) {
             self.apply(slot, action);
         }
@@ -163,9 +184,13 @@ impl Transactions {
                 self.handle_keyed(now, req.clone(), from, key, true);
                 None
             }
-            _ => match self.keys.get(&key).copied() {
-                Some(slot) => {
+            _ => match self.lookup(&key, now) {
+                Some(KeyEntry::Live(slot)) => {
                     self.retransmission(slot);
+                    None
+                }
+                Some(KeyEntry::Completed(seq)) => {
+                    self.retransmit_completed(seq);
                     None
                 }
                 None => Some(self.start_server(now, req, from, key)),
@@ -183,7 +208,11 @@ impl Transactions {
         key: TransactionKey,
         checked: bool,
     ) {
-        let slot = self.keys.get(&key).copied();
+        let entry = self.lookup(&key, now);
+        let slot = match entry {
+            Some(KeyEntry::Live(slot)) => Some(slot),
+            _ => None,
+        };
         match req.method() {
             Method::Ack => {
                 // Under RFC 2543 matching the ACK's To tag must be the one of our response
@@ -199,13 +228,14 @@ impl Transactions {
                 let slot = slot.filter(|_| tag_ok);
                 self.handle_ack(now, req, from, slot);
             }
-            _ => match slot {
-                Some(slot) => self.retransmission(slot),
+            _ => match (slot, entry) {
+                (Some(slot), _) => self.retransmission(slot),
+                (None, Some(KeyEntry::Completed(seq))) => self.retransmit_completed(seq),
                 // A new transaction: its request must be one the TU can answer (§8.1.1).
-                None if checked && *req.method() != Method::Cancel => {
+                (None, _) if checked && *req.method() != Method::Cancel => {
                     self.new_server(now, req, from, key)
                 }
-                None => match Base::read(req.headers()) {
+                (None, _) => match Base::read(req.headers()) {
                     Err(error) => self.invalid(req, from, error.into()),
                     Ok(base) if *req.method() == Method::Cancel => {
                         let seed = Bytes::copy_from_slice(
@@ -265,7 +295,7 @@ impl Transactions {
             last_response: None,
             response_to: None,
         }));
-        self.keys.insert(key, slot);
+        self.keys.insert(key, KeyEntry::Live(slot));
         slot
     }
 
@@ -382,7 +412,7 @@ impl Transactions {
             replace_to(&mut rsp, to);
         }
         // A fresh non-INVITE transaction in Trying always takes a final response.
-        let _ = self.respond(now, cancel, rsp);
+        let _ = self.respond(now, cancel, rsp, true);
         if let (Some(invite), true) = (target, pending) {
             self.event(Event::Cancel {
                 invite,

@@ -9,6 +9,7 @@ use mss_sip::{Flow, Message, Request};
 
 use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
+use crate::completed::{CompletedQueue, KeyEntry};
 use crate::machine::{Action, State};
 use crate::output::{Event, Output, Transmit};
 use crate::server_invite::ServerInvite;
@@ -99,8 +100,11 @@ pub struct Transactions {
     /// Transactions by key. Keys are chosen by peers, so the map's hasher is randomly
     /// seeded per table (aHash's `RandomState`): outside input cannot aim collisions, and
     /// hashing a key costs a fraction of SipHash on every request.
-    pub(crate) keys: HashMap<TransactionKey, SlotId, ahash::RandomState>,
+    pub(crate) keys: HashMap<TransactionKey, KeyEntry, ahash::RandomState>,
     pub(crate) timers: TimerQueue,
+    /// Completed non-INVITE server transactions on unreliable transports, kept compact
+    /// until Timer J (see the `completed` module).
+    pub(crate) completed: CompletedQueue,
     pub(crate) outputs: VecDeque<Output>,
     /// Scratch buffer for machine actions, reused to keep the hot path allocation-free.
     pub(crate) scratch: Vec<Action>,
@@ -118,6 +122,7 @@ impl Transactions {
             txns: Slab::default(),
             keys: HashMap::with_hasher(ahash::RandomState::new()),
             timers: TimerQueue::default(),
+            completed: CompletedQueue::default(),
             outputs: VecDeque::new(),
             scratch: Vec::new(),
             last_now: None,
@@ -144,6 +149,7 @@ impl Transactions {
             return;
         }
         self.last_now = Some(now);
+        self.expire_completed(now);
         while let Some(entry) = self.timers.pop_due(now) {
             let mut out = std::mem::take(&mut self.scratch);
             let timers = self.config.timers;
@@ -219,17 +225,26 @@ impl Transactions {
     /// May be earlier than needed (a disarmed timer); calling early is harmless.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek()
+        match (self.timers.peek(), self.completed.peek()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The number of live transactions.
+    /// The number of live transactions, compact Completed ones included.
     pub fn len(&self) -> usize {
-        self.txns.len()
+        self.txns.len() + self.completed.len()
+    }
+
+    /// The number of compact Completed non-INVITE server transactions (a part of
+    /// [`Transactions::len`]): they hold only their key, final response, flow and expiry.
+    pub fn completed_len(&self) -> usize {
+        self.completed.len()
     }
 
     /// Whether no transaction is live.
     pub fn is_empty(&self) -> bool {
-        self.txns.len() == 0
+        self.len() == 0
     }
 
     /// The state of a live client transaction.
@@ -252,10 +267,14 @@ impl Transactions {
     }
 
     /// The live server transaction with this key (§17.2.3), e.g. from
-    /// [`TransactionKey::for_request`]. One hash-map lookup.
+    /// [`TransactionKey::for_request`]. One hash-map lookup. A compact Completed
+    /// transaction is found too (its id no longer takes responses).
     pub fn find_server(&self, key: &TransactionKey) -> Option<ServerTransactionId> {
-        let slot = *self.keys.get(key)?;
-        matches!(self.txns.get(slot), Some(Txn::Server(_))).then_some(ServerTransactionId(slot))
+        match *self.keys.get(key)? {
+            KeyEntry::Live(slot) => matches!(self.txns.get(slot), Some(Txn::Server(_)))
+                .then_some(ServerTransactionId(slot)),
+            KeyEntry::Completed(seq) => self.completed.get(seq).map(|c| ServerTransactionId(c.id)),
+        }
     }
 
     /// Clamps `now` so time never goes backwards, and records it.
@@ -317,7 +336,7 @@ impl Transactions {
             Txn::Client(c) => (&c.key, client_id(slot)),
             Txn::Server(s) => (&s.key, server_id(slot)),
         };
-        if self.keys.get(key) == Some(&slot) {
+        if self.keys.get(key) == Some(&KeyEntry::Live(slot)) {
             self.keys.remove(key);
         }
         shrink_if_sparse(&mut self.keys);
@@ -368,7 +387,7 @@ const MIN_SHRINK_CAPACITY: usize = 1024;
 /// Gives back most of the memory of a map left mostly empty by a burst (each key of a
 /// transaction that ended keeps its bucket otherwise). Shrinking to twice the length when
 /// under a quarter full keeps the rehash amortized O(1) per removal.
-fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
     map: &mut HashMap<K, V, S>,
 ) {
     let capacity = map.capacity();

@@ -52,13 +52,14 @@ fn non_invite_absorbs_retransmissions_and_resends_the_last_response() {
         h.take_events().is_empty(),
         "retransmissions never reach the TU"
     );
-    assert!(matches!(
+    // Completed on UDP: kept compact, by key only; a second final response is refused
+    // (§17.2.2) and nothing is sent.
+    assert_eq!(
         h.txns.send_response(h.now, id, answer(&msg, 500)),
-        Err(TxnError::ResponseRefused {
-            code: 500,
-            state: State::Completed
-        })
-    ));
+        Err(TxnError::UnknownTransaction)
+    );
+    assert!(h.take_sent().is_empty());
+    assert_eq!((h.txns.len(), h.txns.completed_len()), (1, 1));
     // Timer J: 64·T1 on UDP.
     h.run_idle();
     let (
