@@ -37,7 +37,7 @@ pub(crate) struct Completed {
     pub(crate) id: SlotId,
     /// Where the final response went (§18.2.2).
     pub(crate) flow: Flow,
-    /// The final response, exactly sized.
+    /// The final response as sent.
     pub(crate) response: Bytes,
     /// When Timer J fires.
     pub(crate) expires: Instant,
@@ -109,8 +109,9 @@ impl Transactions {
             key: s.key,
             id: slot,
             flow: s.flow,
-            // Exactly sized: the encoding buffer grew by doubling.
-            response: Bytes::copy_from_slice(&sent),
+            // Kept as encoded: `Response::encode` reserves the size it computes up front,
+            // so the buffer has little slack, and a copy would cost more CPU than it saves.
+            response: sent,
             expires: now + self.config.timers.t1x64(),
         };
         let seq = self.completed.push(entry);
