@@ -180,7 +180,8 @@ impl Transactions {
     ///
     /// Client transactions inform the TU and terminate. Server transactions inform the TU
     /// and stay in their state so that request retransmissions are still absorbed
-    /// (RFC 6026 §8.8); their timers end them.
+    /// (RFC 6026 §8.8); their timers end them. A compact Completed non-INVITE transaction
+    /// (see [`Transactions::completed_len`]) has no slot any more: nothing is reported.
     pub fn handle_transport_error(&mut self, now: Instant, id: TransactionId) {
         self.advance(now);
         let slot = match id {
@@ -258,7 +259,9 @@ impl Transactions {
         }
     }
 
-    /// The state of a live server transaction.
+    /// The state of a live server transaction; `None` once a non-INVITE one on an
+    /// unreliable transport has sent its final response (it is then kept compact, by key
+    /// only, until Timer J).
     pub fn server_state(&self, id: ServerTransactionId) -> Option<State> {
         match self.txns.get(id.0)? {
             Txn::Server(s) => Some(s.machine.state()),
