@@ -285,7 +285,7 @@ def restart_fresh(server, scenario, lds, outdir, label):
         return False
     if scenario == "msg-online":
         prefix = os.path.join(outdir, "%s-%s-%s-uas-register" % (server.name, scenario,
-                                                                 label.replace(" ", "-")))
+                                                                 re.sub(r"[^A-Za-z0-9]+", "-", label)))
         if not lds.register_online_user("127.0.0.1:%d" % server.port, prefix):
             log("%s: the online recipient could not register before the %s"
                 % (server.name, label))
