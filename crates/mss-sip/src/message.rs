@@ -221,8 +221,9 @@ fn encode_tail(headers: &Headers, body: &Bytes, out: &mut BytesMut) {
     out.put_slice(body);
 }
 
-/// Formats `n` in decimal into `buf`, returning the digits.
-pub(crate) fn fmt_usize(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+/// Formats `n` in decimal into `buf`, returning the digits (no formatter, no allocation;
+/// used for Content-Length, CSeq numbers and the addresses the transport writes into Vias).
+pub fn fmt_usize(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

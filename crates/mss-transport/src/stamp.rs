@@ -246,20 +246,8 @@ fn push_received(out: &mut BytesMut, ip: IpAddr) {
 
 /// Writes `n` in decimal.
 fn push_decimal(out: &mut BytesMut, n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(slot) = buf.get_mut(i) {
-            *slot = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.put_slice(buf.get(i..).unwrap_or(&[]));
+    let mut buf = [0u8; 20];
+    out.put_slice(mss_sip::fmt_usize(n as usize, &mut buf));
 }
 
 /// The end of the first value of a Via line: the first comma outside a quoted string.
