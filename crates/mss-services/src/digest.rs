@@ -365,8 +365,19 @@ mod tests {
     }
 
     fn answer_to(rsp: &Response, user: &str, password: &str, nc: u32) -> String {
+        answer_challenge(rsp, 0, user, password, nc)
+    }
+
+    /// Credentials answering the `index`-th Proxy-Authenticate of `rsp` (0: MD5, 1: SHA-256).
+    fn answer_challenge(
+        rsp: &Response,
+        index: usize,
+        user: &str,
+        password: &str,
+        nc: u32,
+    ) -> String {
         let ch = rsp.headers().auth(&HeaderName::ProxyAuthenticate).unwrap();
-        let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
+        let params = ch[index].params.iter().map(|(n, v)| (*n, v.as_ref()));
         mss_auth::authorize(
             params,
             "MESSAGE",
@@ -402,24 +413,8 @@ mod tests {
             let first = g.check(now, &message(""), AuthKind::Proxy, &a).unwrap_err();
             let mut answers = Vec::new();
             for (user, password) in [("100", "wrong"), ("999", "s3cret"), ("999", "wrong")] {
-                let mut auth = answer_to(&first, user, password, 1);
+                let auth = answer_challenge(&first, usize::from(sha), user, password, 1);
                 if sha {
-                    // Answer the SHA-256 challenge instead of the first (MD5) one.
-                    let ch = first
-                        .headers()
-                        .auth(&HeaderName::ProxyAuthenticate)
-                        .unwrap();
-                    let params = ch[1].params.iter().map(|(n, v)| (*n, v.as_ref()));
-                    auth = mss_auth::authorize(
-                        params,
-                        "MESSAGE",
-                        "sip:101@pbx.example.com",
-                        user,
-                        password,
-                        "cn",
-                        1,
-                    )
-                    .unwrap();
                     assert!(auth.contains("algorithm=SHA-256"));
                 }
                 let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
