@@ -43,7 +43,7 @@ impl Transactions {
         }
         let cseq = Base::read(req.headers())?.cseq;
         let key = TransactionKey::for_outgoing(&req)?;
-        if self.keys.contains_key(&key) {
+        if self.find_key(&key).is_some() {
             let branch = crate::base::TopVia::read(req.headers())?
                 .branch()
                 .unwrap_or_default()
@@ -59,8 +59,9 @@ impl Transactions {
             ClientMachine::NonInvite(ClientNonInvite::start(now, &timers, reliable, &mut out))
         };
         let request_bytes = req.to_bytes();
+        let hash = self.keys.hash(&key);
         let slot = self.txns.insert(Txn::Client(Box::new(ClientTxn {
-            key: key.clone(),
+            key,
             machine,
             flow: to,
             request: req,
@@ -68,7 +69,8 @@ impl Transactions {
             request_bytes: request_bytes.clone(),
             ack: None,
         })));
-        self.keys.insert(key, KeyEntry::Live(slot));
+        // No transaction holds the key (checked above): nothing to take over.
+        self.keys.insert(hash, KeyEntry::Live(slot), |_| false);
         self.transmit(to, request_bytes, Some(client_id(slot)));
         for action in out.drain(..) {
             self.apply(slot, action);
@@ -98,8 +100,8 @@ impl Transactions {
                 });
             }
         };
-        let slot = key.and_then(|k| match self.keys.get(&k) {
-            Some(KeyEntry::Live(slot)) => Some(*slot),
+        let slot = key.and_then(|k| match self.find_key(&k) {
+            Some(KeyEntry::Live(slot)) => Some(slot),
             _ => None,
         });
         let timers = self.config.timers;

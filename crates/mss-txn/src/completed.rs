@@ -8,6 +8,7 @@
 //! by its sequence number ([`KeyEntry::Completed`]).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use mss_sip::Flow;
 
 use crate::output::Event;
 use crate::slab::SlotId;
-use crate::transactions::{server_id, shrink_if_sparse, Transactions, Txn};
+use crate::transactions::{server_id, Transactions, Txn};
 use crate::TransactionKey;
 
 /// What the key map holds for a key.
@@ -37,6 +38,8 @@ pub(crate) struct Completed {
     pub(crate) id: SlotId,
     /// Where the final response went (§18.2.2).
     pub(crate) flow: Flow,
+    /// The local address it left from, when the TU named one.
+    pub(crate) local: Option<SocketAddr>,
     /// The final response as sent.
     pub(crate) response: Bytes,
     /// When Timer J fires.
@@ -109,23 +112,22 @@ impl Transactions {
             key: s.key,
             id: slot,
             flow: s.flow,
+            local: s.local,
             // Kept as encoded: `Response::encode` reserves the size it computes up front,
             // so the buffer has little slack, and a copy would cost more CPU than it saves.
             response: sent,
             expires: now + self.config.timers.t1x64(),
         };
+        let hash = self.keys.hash(&entry.key);
         let seq = self.completed.push(entry);
-        if let Some(entry) = self.completed.get(seq) {
-            if let Some(value) = self.keys.get_mut(&entry.key) {
-                *value = KeyEntry::Completed(seq);
-            }
-        }
+        self.keys
+            .replace(hash, KeyEntry::Live(slot), KeyEntry::Completed(seq));
     }
 
     /// What the key map holds for `key`, a compact entry past Timer J counting as absent
     /// (the queue drops it at the next [`Transactions::handle_timeout`]).
     pub(crate) fn lookup(&self, key: &TransactionKey, now: Instant) -> Option<KeyEntry> {
-        match self.keys.get(key).copied()? {
+        match self.find_key(key)? {
             KeyEntry::Completed(seq) => self
                 .completed
                 .get(seq)
@@ -139,8 +141,8 @@ impl Transactions {
     /// response again (§17.2.2).
     pub(crate) fn retransmit_completed(&mut self, seq: u64) {
         if let Some(c) = self.completed.get(seq) {
-            let (flow, bytes, id) = (c.flow, c.response.clone(), server_id(c.id));
-            self.transmit(flow, bytes, Some(id));
+            let (flow, local, bytes, id) = (c.flow, c.local, c.response.clone(), server_id(c.id));
+            self.transmit_from(flow, local, bytes, Some(id));
         }
     }
 
@@ -148,16 +150,16 @@ impl Transactions {
     pub(crate) fn expire_completed(&mut self, now: Instant) {
         let mut any = false;
         while let Some((seq, c)) = self.completed.pop_due(now) {
-            if self.keys.get(&c.key) == Some(&KeyEntry::Completed(seq)) {
-                self.keys.remove(&c.key);
-            }
+            // A key taken over by a newer transaction stays filed for it.
+            self.keys
+                .remove(self.keys.hash(&c.key), KeyEntry::Completed(seq));
             any = true;
             self.event(Event::Terminated {
                 id: server_id(c.id),
             });
         }
         if any {
-            shrink_if_sparse(&mut self.keys);
+            self.keys.shrink_if_sparse();
         }
     }
 }
@@ -187,18 +189,20 @@ mod tests {
                 remote: "127.0.0.1:5060".parse().unwrap(),
                 connection: None,
             },
+            local: None,
             response: Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
             expires,
         }
     }
 
-    /// What a Completed REGISTER costs besides its response bytes and its key-map entry
-    /// (224 bytes: the key is 112; a slab slot was 360 bytes plus a 32-byte timer-heap
-    /// entry).
+    /// What a Completed REGISTER costs besides its response bytes and its 24-byte slot in
+    /// the key index (256 bytes: the key is 112, the local address 32; a slab slot was 360
+    /// bytes plus a 32-byte timer-heap entry, and the key map held a second copy of the
+    /// key, 128 bytes with its entry).
     #[test]
     fn an_entry_stays_small() {
         let size = std::mem::size_of::<Completed>();
-        assert!(size <= 240, "Completed is {size} bytes");
+        assert!(size <= 256, "Completed is {size} bytes");
     }
 
     #[test]

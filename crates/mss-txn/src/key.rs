@@ -13,9 +13,9 @@
 //! ACK finds its INVITE server transaction; CANCEL has its own transactions, and
 //! [`TransactionKey::cancel_target`] gives the key of the INVITE a CANCEL names (§9.2).
 //!
-//! Keys are exact (no lossy hash), so two peers cannot collide on purpose; the table keeps
-//! them in a `HashMap` with a randomly seeded hasher (aHash), so peer-chosen keys cannot aim
-//! collisions.
+//! Keys are exact (no lossy hash), so two peers cannot collide on purpose; the table files
+//! them in an index with a randomly seeded hasher (aHash, `key_index.rs`), so peer-chosen
+//! keys cannot aim collisions.
 //!
 //! RFC 2543 simplification: the To tag is left out for INVITE, ACK and CANCEL (the ACK's
 //! To tag is the one of our response, not of the INVITE). The table checks the ACK's To tag

@@ -6,7 +6,8 @@
 //!
 //! # Components
 //! - [`Transactions`] (`transactions.rs`, `server_side.rs`, `client_side.rs`): the table of
-//!   live transactions, O(1) matching through a `HashMap` of [`TransactionKey`]s, a timer
+//!   live transactions, O(1) matching through an index of [`TransactionKey`]s
+//!   (`key_index.rs`: each key stored once, by its transaction), a timer
 //!   heap with lazy deletion, and the `handle_*` / `poll_*` surface.
 //! - [`TransactionKey`] (`key.rs`): RFC 3261 §17.2.3 / §17.1.3 matching, the RFC 2543
 //!   fallback, ACK → INVITE and CANCEL → INVITE (§9.2).
@@ -91,6 +92,7 @@ mod completed;
 mod error;
 mod key;
 mod key_bytes;
+mod key_index;
 mod machine;
 mod output;
 mod server_invite;

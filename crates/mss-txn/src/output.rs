@@ -21,8 +21,13 @@ pub enum Output {
 pub struct Transmit {
     /// Where to send it: the flow the TU gave for a client transaction (the ACK for a non-2xx
     /// goes the same way, §17.1.1.2), the flow the request came in on for a server
-    /// transaction (§18.2.2, reusing the connection on reliable transports).
+    /// transaction (§18.2.2, reusing the connection on reliable transports) or the flow
+    /// the TU chose for its responses ([`crate::Transactions::set_reply_route`]).
     pub to: Flow,
+    /// The local address to send from: the one the TU gave for a server transaction's
+    /// responses ([`crate::Transactions::set_reply_route`]), else `None` (the driver
+    /// picks).
+    pub local: Option<std::net::SocketAddr>,
     /// The encoded message. A retransmission is the very same bytes (§17.1.1.2: "take the
     /// message previously sent to the transport layer and pass it once more").
     pub bytes: Bytes,

@@ -19,6 +19,32 @@ use crate::transactions::{server_id, ServerMachine, ServerTxn, Transactions, Txn
 use crate::TransactionKey;
 
 impl Transactions {
+    /// Sets where the responses of server transaction `server` go: `flow`, the one the TU
+    /// picked from the request's top Via (RFC 3261 §18.2.2, RFC 3581 §4), leaving from the
+    /// local address `local` (the one the request arrived at), for every response and
+    /// retransmission to come, Timer J's included. Until then responses go back on the
+    /// flow the request came in on, from no particular local address. Keeping the route
+    /// here spares the driver a map of its own that would live as long as the
+    /// transactions.
+    ///
+    /// # Errors
+    /// [`TxnError::UnknownTransaction`] when `server` is not a live server transaction.
+    pub fn set_reply_route(
+        &mut self,
+        server: ServerTransactionId,
+        flow: Flow,
+        local: Option<std::net::SocketAddr>,
+    ) -> Result<(), TxnError> {
+        match self.txns.get_mut(server.0) {
+            Some(Txn::Server(s)) => {
+                s.flow = flow;
+                s.local = local;
+                Ok(())
+            }
+            _ => Err(TxnError::UnknownTransaction),
+        }
+    }
+
     /// Answers the request of server transaction `server` (RFC 3261 §17.2.1, §17.2.2).
     ///
     /// The response goes to the flow the request came in on. Provisional responses are
@@ -120,11 +146,11 @@ impl Transactions {
                 .get(&HeaderName::To)
                 .map(Bytes::copy_from_slice);
         }
-        let flow = s.flow;
+        let (flow, local) = (s.flow, s.local);
         let compact = compact
             && !flow.transport.is_reliable()
             && matches!(&s.machine, ServerMachine::NonInvite(m) if m.state() == State::Completed);
-        self.transmit(flow, bytes, Some(server_id(slot)));
+        self.transmit_from(flow, local, bytes, Some(server_id(slot)));
         if compact {
             // The actions are SendResponse (done above) and Arm(J): the queue is Timer J.
             out.clear();
@@ -147,8 +173,8 @@ impl Transactions {
         };
         let bytes = response_for(request, StatusCode::TRYING).to_bytes();
         s.last_response = Some(bytes.clone());
-        let flow = s.flow;
-        self.transmit(flow, bytes, Some(server_id(slot)));
+        let (flow, local) = (s.flow, s.local);
+        self.transmit_from(flow, local, bytes, Some(server_id(slot)));
     }
 
     /// A request from the network.
@@ -287,15 +313,17 @@ impl Transactions {
         } else {
             ServerMachine::NonInvite(ServerNonInvite::start(reliable, out))
         };
+        let hash = self.keys.hash(&key);
         let slot = self.txns.insert(Txn::Server(ServerTxn {
-            key: key.clone(),
+            key,
             machine,
             flow: from,
+            local: None,
             request: (*req.method() == Method::Invite).then(|| Box::new(req.clone())),
             last_response: None,
             response_to: None,
         }));
-        self.keys.insert(key, KeyEntry::Live(slot));
+        self.index_hashed(hash, slot);
         slot
     }
 

@@ -1,7 +1,8 @@
 //! The transaction table: every live transaction, the key map that finds them, the timer
 //! queue, and the sans-IO surface (`handle_*` in, `poll_*` out).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use mss_sip::{Flow, Message, Request};
 use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
 use crate::completed::{CompletedQueue, KeyEntry};
+use crate::key_index::KeyIndex;
 use crate::machine::{Action, State};
 use crate::output::{Event, Output, Transmit};
 use crate::server_invite::ServerInvite;
@@ -61,8 +63,11 @@ pub(crate) enum ServerMachine {
 pub(crate) struct ServerTxn {
     pub(crate) key: TransactionKey,
     pub(crate) machine: ServerMachine,
-    /// The flow of the request; every response goes back there (§18.2.2).
+    /// Where every response goes: the flow of the request (§18.2.2), or the one the TU
+    /// chose from the top Via ([`Transactions::set_reply_route`]).
     pub(crate) flow: Flow,
+    /// The local address the responses leave from, when the TU named one.
+    pub(crate) local: Option<SocketAddr>,
     /// An INVITE, kept to build its 100 (Trying) (§17.2.1). Non-INVITE transactions
     /// never send one of their own, so they do not keep their request: a REGISTER's
     /// transaction lives on for Timer J (32 s on UDP) and its parsed request would be
@@ -97,10 +102,9 @@ pub struct Transactions {
     pub(crate) config: Config,
     /// Transactions by id.
     pub(crate) txns: Slab<Txn>,
-    /// Transactions by key. Keys are chosen by peers, so the map's hasher is randomly
-    /// seeded per table (aHash's `RandomState`): outside input cannot aim collisions, and
-    /// hashing a key costs a fraction of SipHash on every request.
-    pub(crate) keys: HashMap<TransactionKey, KeyEntry, ahash::RandomState>,
+    /// Transactions by key; each key is stored once, by its transaction (see the
+    /// `key_index` module).
+    pub(crate) keys: KeyIndex,
     pub(crate) timers: TimerQueue,
     /// Completed non-INVITE server transactions on unreliable transports, kept compact
     /// until Timer J (see the `completed` module).
@@ -120,7 +124,7 @@ impl Transactions {
                 timers: config.timers.sanitized(),
             },
             txns: Slab::default(),
-            keys: HashMap::with_hasher(ahash::RandomState::new()),
+            keys: KeyIndex::default(),
             timers: TimerQueue::default(),
             completed: CompletedQueue::default(),
             outputs: VecDeque::new(),
@@ -273,7 +277,7 @@ impl Transactions {
     /// [`TransactionKey::for_request`]. One hash-map lookup. A compact Completed
     /// transaction is found too (its id no longer takes responses).
     pub fn find_server(&self, key: &TransactionKey) -> Option<ServerTransactionId> {
-        match *self.keys.get(key)? {
+        match self.find_key(key)? {
             KeyEntry::Live(slot) => matches!(self.txns.get(slot), Some(Txn::Server(_)))
                 .then_some(ServerTransactionId(slot)),
             KeyEntry::Completed(seq) => self.completed.get(seq).map(|c| ServerTransactionId(c.id)),
@@ -290,10 +294,22 @@ impl Transactions {
         now
     }
 
-    /// Queues a transmission.
+    /// Queues a transmission from no particular local address.
     pub(crate) fn transmit(&mut self, to: Flow, bytes: Bytes, transaction: Option<TransactionId>) {
+        self.transmit_from(to, None, bytes, transaction);
+    }
+
+    /// Queues a transmission from the local address `local`, when given.
+    pub(crate) fn transmit_from(
+        &mut self,
+        to: Flow,
+        local: Option<SocketAddr>,
+        bytes: Bytes,
+        transaction: Option<TransactionId>,
+    ) {
         self.outputs.push_back(Output::Transmit(Transmit {
             to,
+            local,
             bytes,
             transaction,
         }));
@@ -317,8 +333,8 @@ impl Transactions {
                 }
                 Some(Txn::Server(s)) => {
                     if let Some(bytes) = s.last_response.clone() {
-                        let flow = s.flow;
-                        self.transmit(flow, bytes, Some(server_id(slot)));
+                        let (flow, local) = (s.flow, s.local);
+                        self.transmit_from(flow, local, bytes, Some(server_id(slot)));
                     }
                 }
                 None => {}
@@ -339,11 +355,31 @@ impl Transactions {
             Txn::Client(c) => (&c.key, client_id(slot)),
             Txn::Server(s) => (&s.key, server_id(slot)),
         };
-        if self.keys.get(key) == Some(&KeyEntry::Live(slot)) {
-            self.keys.remove(key);
-        }
-        shrink_if_sparse(&mut self.keys);
+        // A key taken over by a newer transaction stays filed for it.
+        self.keys.remove(self.keys.hash(key), KeyEntry::Live(slot));
+        self.keys.shrink_if_sparse();
         self.event(Event::Terminated { id });
+    }
+
+    /// Where the transaction with `key` is, if any (compact Completed entries past Timer J
+    /// included; see [`Transactions::lookup`]).
+    pub(crate) fn find_key(&self, key: &TransactionKey) -> Option<KeyEntry> {
+        let hash = self.keys.hash(key);
+        self.keys.find(hash, |e| {
+            key_of(&self.txns, &self.completed, e) == Some(key)
+        })
+    }
+
+    /// Files the new transaction in `slot`, whose key hashes to `hash`, taking the key over
+    /// from a transaction that still holds it (a compact Completed one past Timer J that
+    /// the queue has not dropped yet).
+    pub(crate) fn index_hashed(&mut self, hash: u64, slot: SlotId) {
+        let Some(key) = key_of(&self.txns, &self.completed, KeyEntry::Live(slot)) else {
+            return;
+        };
+        self.keys.insert(hash, KeyEntry::Live(slot), |e| {
+            e != KeyEntry::Live(slot) && key_of(&self.txns, &self.completed, e) == Some(key)
+        });
     }
 
     fn timed_out(&mut self, slot: SlotId, timer: crate::Timer) {
@@ -374,6 +410,21 @@ impl ServerMachine {
     }
 }
 
+/// The key of the transaction `entry` points at.
+fn key_of<'a>(
+    txns: &'a Slab<Txn>,
+    completed: &'a CompletedQueue,
+    entry: KeyEntry,
+) -> Option<&'a TransactionKey> {
+    match entry {
+        KeyEntry::Live(slot) => match txns.get(slot)? {
+            Txn::Client(c) => Some(&c.key),
+            Txn::Server(s) => Some(&s.key),
+        },
+        KeyEntry::Completed(seq) => completed.get(seq).map(|c| &c.key),
+    }
+}
+
 /// The public id of a client slot.
 pub(crate) fn client_id(slot: SlotId) -> TransactionId {
     TransactionId::Client(ClientTransactionId(slot))
@@ -384,31 +435,16 @@ pub(crate) fn server_id(slot: SlotId) -> TransactionId {
     TransactionId::Server(ServerTransactionId(slot))
 }
 
-/// A map this small keeps its capacity.
-const MIN_SHRINK_CAPACITY: usize = 1024;
-
-/// Gives back most of the memory of a map left mostly empty by a burst (each key of a
-/// transaction that ended keeps its bucket otherwise). Shrinking to twice the length when
-/// under a quarter full keeps the rehash amortized O(1) per removal.
-pub(crate) fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
-    map: &mut HashMap<K, V, S>,
-) {
-    let capacity = map.capacity();
-    if capacity > MIN_SHRINK_CAPACITY && map.len().saturating_mul(4) < capacity {
-        map.shrink_to(map.len().saturating_mul(2));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A REGISTER's server transaction lingers 32 s after its answer (Timer J), so at a few
-    /// thousand registrations per second the table holds hundreds of thousands of slots:
-    /// keep a slot small (it was 544 bytes with the request inline).
+    /// Every live transaction takes a slot (a REGISTER's only until its final response:
+    /// it then waits out Timer J compact, see `completed.rs`): keep a slot small (it was
+    /// 544 bytes with the request inline; the reply route's local address added 32).
     #[test]
     fn a_transaction_slot_stays_small() {
         let size = std::mem::size_of::<Txn>();
-        assert!(size <= 360, "Txn is {size} bytes");
+        assert!(size <= 376, "Txn is {size} bytes");
     }
 }

@@ -39,6 +39,31 @@ fn a_retransmission_31_s_later_gets_the_final_response_byte_for_byte() {
     assert!(h.take_events().is_empty(), "never reaches the TU");
 }
 
+/// The route the TU sets (from the top Via, and the local address the request came to)
+/// serves the final response and every retransmission of it from the compact queue.
+#[test]
+fn the_reply_route_serves_the_response_and_its_retransmissions() {
+    let mut h = Harness::new();
+    let reg = request("REGISTER", "z9hG4bKr1", "UDP", 1);
+    let id = start(&mut h, &reg);
+    let mut via_flow = udp();
+    via_flow.remote = "192.0.2.7:5071".parse().unwrap();
+    let local = Some("127.0.0.1:5060".parse().unwrap());
+    h.txns.set_reply_route(id, via_flow, local).unwrap();
+    h.txns.send_response(h.now, id, answer(&reg, 200)).unwrap();
+    h.drain();
+    h.receive(&reg, udp());
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 2, "the response, then its retransmission");
+    for s in &sent {
+        assert_eq!((s.to, s.local), (via_flow, local));
+    }
+    assert!(
+        h.txns.set_reply_route(id, udp(), None).is_err(),
+        "a compact transaction takes no new route"
+    );
+}
+
 #[test]
 fn at_32_s_the_request_starts_a_new_transaction() {
     let mut h = Harness::new();

@@ -16,6 +16,8 @@ pub struct Sent {
     /// When, since the start of the test.
     pub at: Duration,
     pub to: Flow,
+    /// The local address to send from, when the transaction has one.
+    pub local: Option<std::net::SocketAddr>,
     pub text: String,
     pub transaction: Option<TransactionId>,
 }
@@ -63,6 +65,7 @@ impl Harness {
                 Output::Transmit(t) => self.sent.push(Sent {
                     at,
                     to: t.to,
+                    local: t.local,
                     text: String::from_utf8(t.bytes.to_vec()).unwrap(),
                     transaction: t.transaction,
                 }),

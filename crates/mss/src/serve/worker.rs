@@ -94,16 +94,6 @@ pub(crate) enum Query {
     Lines(oneshot::Sender<Vec<LineView>>),
 }
 
-/// Where the responses of a server transaction go (RFC 3261 §18.2.2, RFC 3581 §4) and the
-/// local socket they leave from.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Route {
-    /// The flow to send on.
-    pub(crate) flow: Flow,
-    /// The local address the request arrived at, when known.
-    pub(crate) local: Option<SocketAddr>,
-}
-
 /// The channels the worker listens to.
 #[derive(Debug)]
 pub(crate) struct Inputs {
@@ -154,11 +144,12 @@ pub(crate) struct Worker {
     pub(super) im: Im,
     /// Who started each live client transaction.
     pub(super) clients: HashMap<ClientTransactionId, ClientOwner>,
-    /// Where each live server transaction answers.
-    routes: HashMap<ServerTransactionId, Route>,
-    /// The packet being handled: its route answers transmits of server transactions the
-    /// worker has not seen yet (the transaction layer's own 200 to a CANCEL).
-    arrival: Option<Route>,
+    /// The local address the packet being handled came to: it answers transmits of server
+    /// transactions the worker has not routed yet (the transaction layer's own 200 to a
+    /// CANCEL). A routed server transaction keeps its route itself
+    /// ([`Transactions::set_reply_route`]: the flow from the top Via, RFC 3261 §18.2.2,
+    /// RFC 3581 §4, and this local address).
+    arrival: Option<SocketAddr>,
     pub(super) completions: mpsc::UnboundedSender<Completion>,
     /// Async operations started and not yet completed.
     pub(super) in_flight: usize,
@@ -188,7 +179,6 @@ impl Worker {
             lines: parts.lines,
             im: parts.im,
             clients: HashMap::new(),
-            routes: HashMap::new(),
             arrival: None,
             completions: parts.completions,
             in_flight: 0,
@@ -338,7 +328,6 @@ impl Worker {
             self.sweep(now);
             self.next_sweep = now.mono + SWEEP_INTERVAL;
             if self.trim.observe(self.txns.len()) {
-                self.routes.shrink_to(self.routes.len().saturating_mul(2));
                 self.clients.shrink_to(self.clients.len().saturating_mul(2));
                 release_free_memory();
             }
@@ -354,10 +343,7 @@ impl Worker {
         }
         match inbound {
             Inbound::Message(msg) => {
-                self.arrival = Some(Route {
-                    flow: r.flow,
-                    local: Some(r.local),
-                });
+                self.arrival = Some(r.local);
                 match msg {
                     Message::Request(req) => self.on_received_request(now, req, r.flow),
                     Message::Response(rsp) => {
@@ -415,11 +401,11 @@ impl Worker {
     }
 
     fn transmit(&mut self, now: Now, t: Transmit) {
-        let route = match t.transaction {
-            Some(TransactionId::Server(id)) => self.routes.get(&id).or(self.arrival.as_ref()),
-            _ => None,
+        let local = match t.transaction {
+            Some(TransactionId::Server(_)) => t.local.or(self.arrival),
+            _ => t.local,
         };
-        let (to, local) = route.map_or((t.to, None), |r| (r.flow, r.local));
+        let to = t.to;
         if let Err(e) = self.transports.send_from(local, &to, t.bytes) {
             tracing::debug!(peer = %to, error = %e, "send failed");
             if let Some(id) = t.transaction {
@@ -448,14 +434,11 @@ impl Worker {
                 TransactionId::Client(c) => self.on_client_event(c, None),
                 TransactionId::Server(s) => tracing::debug!(?s, "response could not be sent"),
             },
-            Event::Terminated { id } => match id {
-                TransactionId::Server(s) => {
-                    self.routes.remove(&s);
-                }
-                TransactionId::Client(c) => {
+            Event::Terminated { id } => {
+                if let TransactionId::Client(c) = id {
                     self.clients.remove(&c);
                 }
-            },
+            }
             Event::StrayResponse { response, from } => {
                 self.stats.stray_response();
                 tracing::debug!(peer = %from, status = response.status().as_u16(), "stray response dropped");
@@ -474,7 +457,7 @@ impl Worker {
                             _ => None,
                         },
                     };
-                    let local = self.arrival.and_then(|a| a.local);
+                    let local = self.arrival;
                     if let Some(rsp) = err.and_then(|e| self.answer.parse_error(&req, &e)) {
                         self.send_stateless(&rsp, from, local);
                     }
@@ -513,7 +496,7 @@ impl Worker {
             Direction::In,
             mss_admin::Method::from_token(req.method().as_str()),
         );
-        let local = self.arrival.and_then(|a| a.local);
+        let local = self.arrival;
         let route = match checked {
             Ok(c) => Ok(response_route(&from, &ViaRoute::from(&c.core.top_via))),
             Err(_) => route_response(&from, req.headers()),
@@ -524,7 +507,9 @@ impl Worker {
             // answers where the request came from (RFC 3581 style).
             Ok(ResponseRoute::Resolve { .. }) | Err(_) => from,
         };
-        self.routes.insert(id, Route { flow, local });
+        if let Err(e) = self.txns.set_reply_route(id, flow, local) {
+            tracing::debug!(?id, error = %e, "reply route not set");
+        }
         let checked = match self.precheck.check_parsed(req, checked) {
             Ok(c) => c,
             Err(reject) => {
