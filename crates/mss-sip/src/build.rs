@@ -18,50 +18,78 @@ impl Response {
     /// A response to `req` (RFC 3261 §8.2.6.2): copies every Via (in order), From, To,
     /// Call-ID and CSeq, byte for byte, and for a 100 also Timestamp (§8.2.6.1). Works on
     /// any request that parsed at the line level, even if some header value is malformed,
-    /// so a `400` can name the bad header. Add a To tag with [`Response::set_to_tag`].
+    /// so a `400` can name the bad header. Add a To tag with [`Response::set_to_tag`], or
+    /// build with [`Response::for_request_with_to_tag`].
     pub fn for_request(req: &Request, status: StatusCode, reason: impl Into<Bytes>) -> Response {
+        Response::build_for_request(req, status, reason.into(), None)
+    }
+
+    /// [`Response::for_request`] followed by [`Response::set_to_tag`]`(tag)`, with the tag
+    /// written while the To line is copied (one pass over the request's headers, no
+    /// second look-up of To). The result is the same, byte for byte.
+    pub fn for_request_with_to_tag(
+        req: &Request,
+        status: StatusCode,
+        reason: impl Into<Bytes>,
+        tag: &[u8],
+    ) -> Response {
+        Response::build_for_request(req, status, reason.into(), Some(tag))
+    }
+
+    fn build_for_request(
+        req: &Request,
+        status: StatusCode,
+        reason: Bytes,
+        tag: Option<&[u8]>,
+    ) -> Response {
         let src = &req.headers;
         let mut headers = src.empty_sharing(8);
-        for name in [
-            HeaderName::Via,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
-            headers.copy_from(src, &name);
-        }
-        if status.0 == 100 {
-            headers.copy_from(src, &HeaderName::Timestamp);
-        }
-        Response {
+        let timestamp = status.0 == 100;
+        let copied = headers.copy_response_core(src, timestamp, |to| {
+            tag.and_then(|tag| (!has_tag_param(to)).then(|| tagged(to, tag)))
+        });
+        let mut rsp = Response {
             status,
-            reason: reason.into(),
+            reason,
             version: Bytes::from_static(SIP_VERSION),
             headers,
             body: Bytes::new(),
+        };
+        if !copied {
+            // A header that must be single appears twice: copy name by name, as received.
+            let headers = &mut rsp.headers;
+            for name in [
+                HeaderName::Via,
+                HeaderName::From,
+                HeaderName::To,
+                HeaderName::CallId,
+                HeaderName::CSeq,
+            ] {
+                headers.copy_from(src, &name);
+            }
+            if timestamp {
+                headers.copy_from(src, &HeaderName::Timestamp);
+            }
+            if let Some(tag) = tag {
+                rsp.set_to_tag_bytes(tag);
+            }
         }
+        rsp
     }
 
     /// Adds `;tag=TAG` to the To header unless it already has a tag (RFC 3261 §8.2.6.2).
     /// Returns false when there was no To header.
     pub fn set_to_tag(&mut self, tag: &str) -> bool {
+        self.set_to_tag_bytes(tag.as_bytes())
+    }
+
+    fn set_to_tag_bytes(&mut self, tag: &[u8]) -> bool {
         let Some(value) = self.headers.get(&HeaderName::To) else {
             return false;
         };
-        // A value without the letters `tag` has no tag parameter: no parse needed (the
-        // common case, every response to a request outside a dialog).
-        let has_tag = value.windows(3).any(|w| w.eq_ignore_ascii_case(b"tag"))
-            && std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| NameAddr::parse(v, &HeaderName::To).ok())
-                .is_some_and(|n| n.tag().is_some());
-        if !has_tag {
-            let mut v = BytesMut::with_capacity(value.len() + 5 + tag.len());
-            v.put_slice(value);
-            v.put_slice(b";tag=");
-            v.put_slice(tag.as_bytes());
-            self.headers.replace(HeaderName::To, v.freeze());
+        if !has_tag_param(value) {
+            let v = tagged(value, tag);
+            self.headers.replace(HeaderName::To, v);
         }
         true
     }
@@ -78,6 +106,28 @@ impl Response {
         self.body = body.into();
         self
     }
+}
+
+/// True when the To/From value `value` has a `tag` parameter.
+fn has_tag_param(value: &[u8]) -> bool {
+    // A value without a `;` or without the letters `tag` has no tag parameter: no parse
+    // needed (the common case, every response to a request outside a dialog).
+    memchr::memchr(b';', value).is_some()
+        && value.windows(3).any(|w| w.eq_ignore_ascii_case(b"tag"))
+        && std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| NameAddr::parse(v, &HeaderName::To).ok())
+            .is_some_and(|n| n.tag().is_some())
+}
+
+/// `value;tag=TAG` in a buffer of exactly its length (so `Bytes` takes it without
+/// another allocation).
+fn tagged(value: &[u8], tag: &[u8]) -> Bytes {
+    let mut v = BytesMut::with_capacity(value.len() + 5 + tag.len());
+    v.put_slice(value);
+    v.put_slice(b";tag=");
+    v.put_slice(tag);
+    v.freeze()
 }
 
 impl Request {
@@ -275,6 +325,38 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(rsp.headers().to().unwrap().tag(), Some("abc"));
         let trying = Response::for_request(&req, StatusCode::TRYING, "Trying");
         assert!(trying.headers().contains(&HeaderName::Timestamp));
+    }
+
+    #[test]
+    fn tag_while_copying_equals_copy_then_tag() {
+        let reqs = [
+            String::from_utf8(REQ.to_vec()).unwrap(),
+            String::from_utf8(REQ.to_vec())
+                .unwrap()
+                .replace("t : <sip:a@example.com>", "To: <sip:a@example.com>;tag=9"),
+            // Duplicated single headers take the name-by-name path.
+            String::from_utf8(REQ.to_vec())
+                .unwrap()
+                .replace("Call-ID: x1\r\n", "To: <sip:b@x>\r\nCall-ID: x1\r\nCall-ID: x2\r\n"),
+            String::from_utf8(REQ.to_vec())
+                .unwrap()
+                .replace("Timestamp: 54\r\n", "Timestamp: 54\r\nTimestamp: 55\r\n"),
+            // No Via, no To.
+            "OPTIONS sip:a SIP/2.0\r\nFrom: <sip:a@b>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+                .to_owned(),
+        ];
+        for text in &reqs {
+            let Ok(Message::Request(req)) = parse_datagram(Bytes::copy_from_slice(text.as_bytes()))
+            else {
+                panic!("{text}")
+            };
+            for status in [StatusCode::TRYING, StatusCode::OK, StatusCode::UNAUTHORIZED] {
+                let mut want = Response::for_request(&req, status, "R");
+                want.set_to_tag("0123456789abcdef");
+                let got = Response::for_request_with_to_tag(&req, status, "R", b"0123456789abcdef");
+                assert_eq!(got.to_bytes(), want.to_bytes(), "{text}");
+            }
+        }
     }
 
     #[test]

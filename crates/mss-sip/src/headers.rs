@@ -251,6 +251,65 @@ impl Headers {
         }
     }
 
+    /// Copies the lines a response repeats from its request (RFC 3261 §8.2.6.2), in one
+    /// pass over `other`: every Via in order, then From, To, Call-ID and CSeq, and
+    /// Timestamp when `timestamp` is set; `to_value` may give a new value for the To line.
+    /// `self` must be empty and share `other`'s buffer ([`Headers::empty_sharing`]).
+    ///
+    /// Returns false, having copied nothing, when From, To, Call-ID, CSeq or Timestamp
+    /// appears more than once (a malformed request): the caller then copies name by name.
+    pub(crate) fn copy_response_core(
+        &mut self,
+        other: &Headers,
+        timestamp: bool,
+        to_value: impl FnOnce(&[u8]) -> Option<Bytes>,
+    ) -> bool {
+        // The line of From, To, Call-ID, CSeq and Timestamp, in that order.
+        let mut to_value = Some(to_value);
+        let mut single: [Option<&Entry>; 5] = [None; 5];
+        let mut vias = 0usize;
+        for e in &other.entries {
+            let slot = match e.name {
+                HeaderName::Via => {
+                    vias += 1;
+                    continue;
+                }
+                HeaderName::From => 0,
+                HeaderName::To => 1,
+                HeaderName::CallId => 2,
+                HeaderName::CSeq => 3,
+                HeaderName::Timestamp if timestamp => 4,
+                _ => continue,
+            };
+            match single.get_mut(slot) {
+                Some(s @ None) => *s = Some(e),
+                _ => return false,
+            }
+        }
+        self.entries.reserve(vias + 5);
+        if vias > 0 {
+            let via = other.entries.iter().filter(|e| e.name == HeaderName::Via);
+            self.entries.extend(via.cloned());
+        }
+        for (i, e) in single.into_iter().enumerate() {
+            let Some(e) = e else { continue };
+            let new_to = if i == 1 {
+                to_value.take().and_then(|f| f(other.value_of(e)))
+            } else {
+                None
+            };
+            match new_to {
+                Some(value) => self.entries.push(Entry {
+                    name: HeaderName::To,
+                    raw: None,
+                    value: Value::Owned(value),
+                }),
+                None => self.entries.push(e.clone()),
+            }
+        }
+        true
+    }
+
     /// A `Bytes` for `sub`, sharing this list's buffer when `sub` lies inside it.
     pub(crate) fn share(&self, sub: &[u8]) -> Bytes {
         let base = self.buf.as_ptr() as usize;
@@ -302,7 +361,21 @@ impl Headers {
                 continue;
             }
             match (&e.raw, &e.value) {
-                (Some(raw), _) => out.put_slice(raw.get(&self.buf)),
+                (Some(raw), _) => {
+                    // A received line is followed by its CRLF in the buffer (a bare LF
+                    // ends it otherwise): one copy for both when it is there.
+                    let with_crlf = Span {
+                        start: raw.start,
+                        len: raw.len.saturating_add(2),
+                    };
+                    match with_crlf.get(&self.buf) {
+                        line if line.ends_with(b"\r\n") => out.put_slice(line),
+                        _ => {
+                            out.put_slice(raw.get(&self.buf));
+                            out.put_slice(b"\r\n");
+                        }
+                    }
+                }
                 (None, v) => {
                     out.put_slice(e.name.as_bytes());
                     out.put_slice(b": ");
@@ -310,17 +383,20 @@ impl Headers {
                         Value::Owned(b) => out.put_slice(b),
                         Value::Span(s) => out.put_slice(s.get(&self.buf)),
                     }
+                    out.put_slice(b"\r\n");
                 }
             }
-            out.put_slice(b"\r\n");
         }
     }
 
-    /// An upper bound of the encoded size of the header lines.
-    pub(crate) fn encoded_len_hint(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|e| match (&e.raw, &e.value) {
+    /// In one pass: an upper bound of the encoded size of the header lines, and the value
+    /// of the Content-Length line when there is exactly one (`None` for none or several).
+    pub(crate) fn encode_plan(&self) -> (usize, Option<&[u8]>) {
+        let mut len = 0usize;
+        let mut content_length = None;
+        let mut content_lengths = 0usize;
+        for e in &self.entries {
+            len += match (&e.raw, &e.value) {
                 (Some(raw), _) => raw.len as usize + 2,
                 (None, v) => {
                     let vl = match v {
@@ -329,8 +405,13 @@ impl Headers {
                     };
                     e.name.as_bytes().len() + 4 + vl
                 }
-            })
-            .sum()
+            };
+            if let HeaderName::ContentLength = e.name {
+                content_lengths += 1;
+                content_length = Some(self.value_of(e));
+            }
+        }
+        (len, content_length.filter(|_| content_lengths == 1))
     }
 
     /// Writes every header line (`Name: value` CRLF); received lines come out exactly as

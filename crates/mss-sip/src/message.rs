@@ -90,12 +90,21 @@ impl Request {
 
     /// Serializes the request into `out`.
     pub fn encode(&self, out: &mut BytesMut) {
-        out.reserve(self.uri.len() + 32 + self.headers.encoded_len_hint() + self.body.len());
+        let (headers_len, content_length) = self.headers.encode_plan();
+        let body_len = self.body.len();
+        out.reserve(
+            self.method.as_bytes().len()
+                + self.uri.len()
+                + 11
+                + headers_len
+                + tail_len(body_len)
+                + body_len,
+        );
         out.put_slice(self.method.as_bytes());
         out.put_u8(b' ');
         out.put_slice(&self.uri);
         out.put_slice(b" SIP/2.0\r\n");
-        encode_tail(&self.headers, &self.body, out);
+        encode_tail(&self.headers, content_length, &self.body, out);
     }
 }
 
@@ -128,7 +137,10 @@ impl Response {
 
     /// Serializes the response into `out`.
     pub fn encode(&self, out: &mut BytesMut) {
-        out.reserve(self.reason.len() + 40 + self.headers.encoded_len_hint() + self.body.len());
+        let (headers_len, content_length) = self.headers.encode_plan();
+        // The status line is `SIP/2.0 NNN reason CRLF`: 14 bytes and the reason.
+        let body_len = self.body.len();
+        out.reserve(self.reason.len() + 14 + headers_len + tail_len(body_len) + body_len);
         out.put_slice(b"SIP/2.0 ");
         let code = self.status.0.min(999);
         out.put_slice(&[
@@ -139,7 +151,7 @@ impl Response {
         ]);
         out.put_slice(&self.reason);
         out.put_slice(b"\r\n");
-        encode_tail(&self.headers, &self.body, out);
+        encode_tail(&self.headers, content_length, &self.body, out);
     }
 }
 
@@ -197,17 +209,27 @@ message_parts!(
     body: "The body."
 );
 
+/// What [`encode_tail`] writes besides the header lines and the body, at most: a
+/// `Content-Length: N` line for a body of `body_len` bytes, and the empty line.
+fn tail_len(body_len: usize) -> usize {
+    let mut digits = 1;
+    let mut n = body_len;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    16 + digits + 2 + 2
+}
+
 /// Writes headers, Content-Length, the empty line and the body.
 ///
-/// A single received Content-Length line that already matches the body is kept in place,
-/// byte for byte; otherwise every Content-Length line is dropped and a correct one is
-/// written last.
-fn encode_tail(headers: &Headers, body: &Bytes, out: &mut BytesMut) {
-    let keep = headers.count(&HeaderName::ContentLength) == 1
-        && headers
-            .get(&HeaderName::ContentLength)
-            .and_then(crate::framing::parse_content_length)
-            .is_some_and(|n| n == body.len());
+/// A single received Content-Length line (`content_length`, its value, from
+/// `Headers::encode_plan`) that already matches the body is kept in place, byte for byte;
+/// otherwise every Content-Length line is dropped and a correct one is written last.
+fn encode_tail(headers: &Headers, content_length: Option<&[u8]>, body: &Bytes, out: &mut BytesMut) {
+    let keep = content_length
+        .and_then(crate::framing::parse_content_length)
+        .is_some_and(|n| n == body.len());
     if keep {
         headers.encode(out);
     } else {
@@ -322,6 +344,9 @@ mod tests {
         );
         let mut buf = [0u8; 20];
         assert_eq!(fmt_usize(0, &mut buf), b"0");
+        assert_eq!(tail_len(0), "Content-Length: 0\r\n\r\n".len());
+        assert_eq!(tail_len(10), "Content-Length: 10\r\n\r\n".len());
+        assert_eq!(tail_len(99), "Content-Length: 99\r\n\r\n".len());
         assert_eq!(fmt_usize(1234, &mut buf), b"1234");
     }
 }
