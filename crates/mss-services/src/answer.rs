@@ -6,7 +6,7 @@
 //! request that failed validation with the phrase of its [`ParseError`]
 //! (`400 Malformed Via Header` …).
 
-use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -65,8 +65,9 @@ pub struct Answer {
     agent: String,
     /// The `Allow` header value.
     allow: Bytes,
-    /// Keys the To-tag hash, so tags are not guessable from the request alone.
-    tag_seed: u64,
+    /// Keys the To-tag hash (four keys derived from one secret seed), so tags are not
+    /// guessable from the request alone.
+    tag_keys: ahash::RandomState,
 }
 
 /// The methods mss serves today, for `Allow`.
@@ -80,13 +81,13 @@ impl Answer {
         Answer {
             agent: agent.to_owned(),
             allow: Bytes::from_static(DEFAULT_ALLOW.as_bytes()),
-            tag_seed: RandomState::new().hash_one("mss to-tag"),
+            tag_keys: tag_keys(RandomState::new().hash_one("mss to-tag")),
         }
     }
 
     /// Sets the To-tag key (chainable), e.g. from a seeded RNG.
     pub fn with_tag_seed(mut self, seed: u64) -> Answer {
-        self.tag_seed = seed;
+        self.tag_keys = tag_keys(seed);
         self
     }
 
@@ -110,6 +111,12 @@ impl Answer {
     /// top Via branch, so retransmissions get the same tag (RFC 3261 §8.2.6.2, §19.3)
     /// without keeping state, and outsiders cannot predict it.
     pub fn to_tag(&self, req: &Request) -> String {
+        let hex = self.to_tag_hex(req);
+        hex.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// [`Answer::to_tag`] as 16 lowercase hex digits on the stack.
+    pub fn to_tag_hex(&self, req: &Request) -> [u8; 16] {
         let hd = req.headers();
         let parts = [
             hd.get(&HeaderName::CallId),
@@ -125,31 +132,18 @@ impl Answer {
             let len = part.map_or(u32::MAX, |v| u32::try_from(v.len()).unwrap_or(u32::MAX - 1));
             slot.copy_from_slice(&len.to_le_bytes());
         }
-        let mut h = DefaultHasher::new();
-        h.write_u64(self.tag_seed);
+        let mut h = self.tag_keys.build_hasher();
         h.write(&lengths);
         for part in parts.into_iter().flatten() {
             h.write(part);
         }
-        let v = h.finish();
-        let mut out = String::with_capacity(16);
-        for shift in (0..16).rev() {
-            let nib = ((v >> (shift * 4)) & 0xf) as u8;
-            out.push(char::from(if nib < 10 {
-                b'0' + nib
-            } else {
-                b'a' + nib - 10
-            }));
-        }
-        out
+        hex16(h.finish())
     }
 
     /// A response to `req` with Via/From/To/Call-ID/CSeq copied and a To tag added.
     pub fn response(&self, req: &Request, status: StatusCode, reason: &'static str) -> Response {
-        let mut rsp = Response::for_request(req, status, Bytes::from_static(reason.as_bytes()));
-        let tag = self.to_tag(req);
-        rsp.set_to_tag(&tag);
-        rsp
+        let tag = self.to_tag_hex(req);
+        Response::for_request_with_to_tag(req, status, Bytes::from_static(reason.as_bytes()), &tag)
     }
 
     /// `Warning: 399 agent "text"` (quotes and backslashes in `text` are dropped).
@@ -225,6 +219,33 @@ impl Answer {
         };
         Some(self.reject(req, &reject))
     }
+}
+
+/// The keys of the To-tag hash for `seed`: four distinct, well-mixed words (SplitMix64).
+fn tag_keys(seed: u64) -> ahash::RandomState {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    ahash::RandomState::with_seeds(next(), next(), next(), next())
+}
+
+/// `v` as 16 lowercase hex digits, most significant first.
+fn hex16(v: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let nib = ((v >> (60 - 4 * i)) & 0xf) as u8;
+        *slot = if nib < 10 {
+            b'0' + nib
+        } else {
+            b'a' + nib - 10
+        };
+    }
+    out
 }
 
 #[cfg(test)]
@@ -304,5 +325,17 @@ pub(crate) mod tests {
         assert_eq!(rsp.status().as_u16(), 400);
         let w = a.warning("say \"hi\"");
         assert_eq!(&w[..], b"399 pbx \"say hi\"");
+    }
+
+    #[test]
+    fn to_tag_is_hex_and_lands_in_to() {
+        assert_eq!(&hex16(0x0123_4567_89ab_cdef), b"0123456789abcdef");
+        assert_eq!(&hex16(u64::MAX), b"ffffffffffffffff");
+        let a = Answer::new("pbx").with_tag_seed(7);
+        let r = req(OPTIONS);
+        let rsp = a.response(&r, StatusCode::OK, "OK");
+        let tag = a.to_tag(&r);
+        assert_eq!(rsp.headers().to().unwrap().tag(), Some(tag.as_str()));
+        assert_eq!(tag.as_bytes(), &a.to_tag_hex(&r));
     }
 }
