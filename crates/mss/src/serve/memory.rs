@@ -1,27 +1,20 @@
 //! Giving freed heap memory back to the system.
 //!
-//! An allocator keeps freed memory for reuse: after the configuration of 100,000 users has
-//! been parsed and dropped, or after a REGISTER burst whose server transactions lived for
-//! Timer J (32 s on UDP, RFC 3261 §17.2.2) and ended, the process would keep the peak's
-//! resident size for ever. mss allocates with mimalloc (see `main.rs`): `mi_collect`
-//! returns the pages it holds; SQLite allocates with the C library's `malloc`, whose free
-//! pages `malloc_trim` returns. Both walk their heaps (milliseconds for hundreds of MB),
-//! so the worker calls them only after start and when the transaction table has shrunk
-//! to a quarter of its high-water mark.
+//! glibc's `malloc` keeps freed memory inside its heap for reuse: after the configuration
+//! of 100,000 users has been parsed and dropped, or after a REGISTER burst whose server
+//! transactions lived for Timer J (32 s on UDP, RFC 3261 §17.2.2) and ended, the process
+//! would keep the peak's resident size for ever. `malloc_trim` returns the free pages.
+//! It walks the heap (milliseconds for hundreds of MB), so the worker calls it only after
+//! start and when the transaction table has shrunk to a quarter of its high-water mark.
 
 /// Below this many live transactions at the high-water mark, a shrink is not worth a trim.
 const MIN_TRIM_HIGH: usize = 10_000;
 
-/// Returns the free pages of mimalloc's heap and of the C library's heap (glibc's
-/// `malloc_trim`; nothing more with other C libraries) to the system. The one `unsafe` of
-/// the crate: foreign calls with no safe wrapper.
+/// Returns the free pages of the heap to the system (glibc's `malloc_trim`); a no-op
+/// with other C libraries. The one `unsafe` of the crate: a foreign call, no safe wrapper
+/// exists in `libc`.
 #[allow(unsafe_code)]
 pub(crate) fn release_free_memory() {
-    // SAFETY: mi_collect takes no pointer; it frees and returns the pages mimalloc holds
-    // for reuse and is safe to call from any thread.
-    unsafe {
-        libmimalloc_sys::mi_collect(true);
-    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointer and only reorganises malloc's own free lists;
     // it is thread-safe (it locks each arena).
