@@ -4,7 +4,7 @@
 //! answer request retransmissions (matched by §17.2.3) with its final response. All it
 //! needs then is that response, where to send it, and when it expires. Timer J is the same
 //! for every one of them, so they expire in the order they completed: a FIFO of compact
-//! entries replaces the slab slot and the timer-heap entry. The key map points at an entry
+//! entries replaces the slab slot and the timer-heap entry. The key index points at an entry
 //! by its sequence number ([`KeyEntry::Completed`]).
 
 use std::collections::VecDeque;
@@ -19,7 +19,7 @@ use crate::slab::SlotId;
 use crate::transactions::{server_id, Transactions, Txn};
 use crate::TransactionKey;
 
-/// What the key map holds for a key.
+/// What the key index holds for a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyEntry {
     /// A transaction in the slab.
@@ -31,7 +31,7 @@ pub(crate) enum KeyEntry {
 /// One compact Completed server transaction.
 #[derive(Debug)]
 pub(crate) struct Completed {
-    /// Its key, to remove it from the key map when it expires.
+    /// Its key, compared by lookups and hashed to leave the key index when it expires.
     pub(crate) key: TransactionKey,
     /// The id it had while live; reported in `Event::Terminated` and on its retransmissions
     /// (the driver may route by it).
@@ -100,7 +100,7 @@ impl CompletedQueue {
 
 impl Transactions {
     /// Moves the Completed non-INVITE server transaction in `slot` to the compact queue:
-    /// its slot is freed, and the key map points at the queue entry until Timer J.
+    /// its slot is freed, and the key index points at the queue entry until Timer J.
     pub(crate) fn compact(&mut self, now: Instant, slot: SlotId) {
         let Some(Txn::Server(s)) = self.txns.remove(slot) else {
             return;
@@ -124,7 +124,7 @@ impl Transactions {
             .replace(hash, KeyEntry::Live(slot), KeyEntry::Completed(seq));
     }
 
-    /// What the key map holds for `key`, a compact entry past Timer J counting as absent
+    /// What the key index holds for `key`, a compact entry past Timer J counting as absent
     /// (the queue drops it at the next [`Transactions::handle_timeout`]).
     pub(crate) fn lookup(&self, key: &TransactionKey, now: Instant) -> Option<KeyEntry> {
         match self.find_key(key)? {

@@ -1,4 +1,4 @@
-//! The transaction table: every live transaction, the key map that finds them, the timer
+//! The transaction table: every live transaction, the key index that finds them, the timer
 //! queue, and the sans-IO surface (`handle_*` in, `poll_*` out).
 
 use std::collections::VecDeque;
