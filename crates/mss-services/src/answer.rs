@@ -107,9 +107,9 @@ impl Answer {
         &self.agent
     }
 
-    /// A To tag for the response to `req`: a keyed hash of Call-ID, From tag, CSeq and the
-    /// top Via branch, so retransmissions get the same tag (RFC 3261 §8.2.6.2, §19.3)
-    /// without keeping state, and outsiders cannot predict it.
+    /// A To tag for the response to `req`: a keyed hash of the Call-ID, From, CSeq and
+    /// first Via header values, so retransmissions get the same tag (RFC 3261 §8.2.6.2,
+    /// §19.3) without keeping state, and outsiders cannot predict it.
     pub fn to_tag(&self, req: &Request) -> String {
         let hex = self.to_tag_hex(req);
         hex.iter().map(|&b| char::from(b)).collect()
