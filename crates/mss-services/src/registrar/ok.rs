@@ -1,6 +1,7 @@
 //! The `200 OK` to a REGISTER (RFC 3261 §10.3 step 8): every current contact of the user
 //! with its remaining expiry, a `Date`, and `Require: outbound` when RFC 5626 applied.
 
+use std::cell::Cell;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -64,62 +65,39 @@ fn contact_value(b: &Binding, expires_in: u32) -> Bytes {
     Bytes::from(v)
 }
 
-/// The last second an IMF-fixdate can show (9999-12-31 23:59:59).
-const LAST_FIXDATE_SECS: u64 = 253_402_300_799;
+/// The `Date` value (RFC 3261 §20.17: RFC 1123 form, always GMT) of the second being
+/// answered: `httpdate` formats it once per second, and every `200` of that second shares
+/// the text.
+#[derive(Default)]
+pub(crate) struct DateCache(Cell<Option<(u64, Bytes)>>);
 
-/// `Date` (RFC 3261 §20.17: RFC 1123 form, always GMT) for `unix_secs`, e.g.
-/// `Sun, 06 Nov 1994 08:49:37 GMT`: the same text as `httpdate::fmt_http_date`, written
-/// without a formatter into a buffer of exactly its length.
-fn http_date(unix_secs: u64) -> Bytes {
-    if unix_secs > LAST_FIXDATE_SECS {
-        let at = UNIX_EPOCH
-            .checked_add(Duration::from_secs(unix_secs))
-            .unwrap_or(UNIX_EPOCH);
-        return Bytes::from(httpdate::fmt_http_date(at));
+impl std::fmt::Debug for DateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DateCache")
     }
-    const DAYS: &[u8; 21] = b"SunMonTueWedThuFriSat";
-    const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
-    let days = unix_secs / 86_400;
-    let secs_of_day = unix_secs % 86_400;
-    // 1970-01-01 was a Thursday (index 4 from Sunday).
-    let weekday = ((days + 4) % 7) as usize;
-    // Days to civil date (H. Hinnant's algorithm, from 0000-03-01).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let (hour, minute, second) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
-    let name = |table: &[u8], i: usize| -> [u8; 3] {
-        let mut out = *b"???";
-        if let Some(n) = table.get(i * 3..i * 3 + 3) {
-            out.copy_from_slice(n);
-        }
-        out
-    };
-    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
-    let [w0, w1, w2] = name(DAYS, weekday);
-    let [m0, m1, m2] = name(MONTHS, (month - 1) as usize);
-    let [d0, d1] = two(day);
-    let [y0, y1] = two(year / 100);
-    let [y2, y3] = two(year);
-    let [h0, h1] = two(hour);
-    let [n0, n1] = two(minute);
-    let [s0, s1] = two(second);
-    let text: [u8; 29] = [
-        w0, w1, w2, b',', b' ', d0, d1, b' ', m0, m1, m2, b' ', y0, y1, y2, y3, b' ', h0, h1, b':',
-        n0, n1, b':', s0, s1, b' ', b'G', b'M', b'T',
-    ];
-    Bytes::copy_from_slice(&text)
+}
+
+impl DateCache {
+    /// `Date` for `unix_secs`, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    pub(crate) fn get(&self, unix_secs: u64) -> Bytes {
+        let text = match self.0.take() {
+            Some((secs, text)) if secs == unix_secs => text,
+            _ => {
+                let at = UNIX_EPOCH
+                    .checked_add(Duration::from_secs(unix_secs))
+                    .unwrap_or(UNIX_EPOCH);
+                Bytes::from(httpdate::fmt_http_date(at))
+            }
+        };
+        self.0.set(Some((unix_secs, text.clone())));
+        text
+    }
 }
 
 /// Adds every live contact with its expiry, `Date` and `Require: outbound` (step 8).
 pub(crate) fn ok_response(
     location: &Location,
+    dates: &DateCache,
     now: Now,
     user: &str,
     mut rsp: Response,
@@ -136,7 +114,7 @@ pub(crate) fn ok_response(
         h.push(HeaderName::Require, "outbound");
     }
     let ms = u64::try_from(now.unix_ms).unwrap_or(0);
-    h.push(HeaderName::Date, http_date(ms / 1000));
+    h.push(HeaderName::Date, dates.get(ms / 1000));
     rsp
 }
 
@@ -168,15 +146,17 @@ mod tests {
             784_111_777, // Sun, 06 Nov 1994 08:49:37 GMT
             951_782_400, // 2000-02-29
             951_868_799,
-            4_107_542_400, // 2100-03-01
-            LAST_FIXDATE_SECS,
+            4_107_542_400,   // 2100-03-01
+            253_402_300_799, // 9999-12-31 23:59:59
         ];
         // Every day of a few leap cycles, at a moving time of day.
         secs.extend((0..3000u64).map(|d| 1_700_000_000 + d * 86_400 + d * 37 % 86_400));
         secs.extend((0..1500u64).map(|d| 946_684_800 - 40 * 86_400 + d * 86_399));
-        for s in secs {
+        let dates = DateCache::default();
+        // Each second twice: formatted, then shared.
+        for s in secs.into_iter().flat_map(|s| [s, s]) {
             let at = UNIX_EPOCH + Duration::from_secs(s);
-            assert_eq!(http_date(s), httpdate::fmt_http_date(at).as_bytes(), "{s}");
+            assert_eq!(dates.get(s), httpdate::fmt_http_date(at).as_bytes(), "{s}");
         }
     }
 }

@@ -32,7 +32,7 @@ use mss_store::BindingChange;
 use super::binding::Binding;
 use super::contacts::{self, Limits, Parsed, Wanted};
 use super::location::{Location, Update};
-use super::ok::ok_response;
+use super::ok::{ok_response, DateCache};
 use crate::answer::{Answer, Reject};
 use crate::digest::{AuthKind, DigestGuard};
 use crate::domains::LocalDomains;
@@ -128,6 +128,8 @@ pub struct Registrar {
     guard: DigestGuard,
     answer: Answer,
     location: Location,
+    /// The `Date` of the `200`s, formatted once per second.
+    dates: DateCache,
 }
 
 fn malformed(kind: ParseErrorKind, name: HeaderName) -> Reject {
@@ -177,6 +179,7 @@ impl Registrar {
             guard,
             answer,
             location: Location::new(),
+            dates: DateCache::default(),
         }
     }
 
@@ -447,6 +450,7 @@ impl Registrar {
         if updates.is_empty() {
             let rsp = ok_response(
                 &self.location,
+                &self.dates,
                 now,
                 &user,
                 response,
@@ -487,7 +491,14 @@ impl Registrar {
         self.location.apply(&user, updates);
         let became_reachable =
             self.location.is_reachable(&user, now.mono) && (!was_reachable || added_new);
-        let response = ok_response(&self.location, now, &user, response, require_outbound);
+        let response = ok_response(
+            &self.location,
+            &self.dates,
+            now,
+            &user,
+            response,
+            require_outbound,
+        );
         tracing::debug!(
             user = %user,
             bindings = self.location.bindings(&user).len(),
