@@ -10,21 +10,7 @@ use mss_sip::{HeaderName, Method, Request, Response, StatusCode};
 /// downgrades it to SHOULD NOT for 100, and the table supplies the To of an earlier
 /// response where one exists (see [`replace_to`]).
 pub(crate) fn response_for(req: &Request, status: StatusCode) -> Response {
-    let mut rsp = Response::new(status, status.canonical_reason());
-    let h = rsp.headers_mut();
-    for name in [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-    ] {
-        h.copy_from(req.headers(), &name);
-    }
-    if status == StatusCode::TRYING {
-        h.copy_from(req.headers(), &HeaderName::Timestamp);
-    }
-    rsp
+    Response::for_request(req, status, status.canonical_reason())
 }
 
 /// Replaces the To header of a response (used to give the 200 to a CANCEL the To tag of
