@@ -17,7 +17,7 @@ pub(crate) mod schema;
 mod transaction;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -31,7 +31,7 @@ use crate::records::{
     UnixMillis, UserMessageCount,
 };
 use crate::store::{Store, StoreFuture};
-use answer::{wait, Notifying};
+use answer::{wait, Reply};
 use connection::Role;
 use queue::WriteQueue;
 use reader::ReadJob;
@@ -50,8 +50,8 @@ pub struct SqliteStore {
 
 /// What the clones share.
 struct Inner {
-    /// The database file, for error messages.
-    path: PathBuf,
+    /// The database file, for error messages (shared with every job).
+    path: Arc<Path>,
     /// Queue of the writer thread.
     writes: Arc<WriteQueue>,
     /// Queue of the reader threads; `None` only while dropping.
@@ -162,7 +162,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                path,
+                path: Arc::from(path),
                 writes,
                 reads: Some(read_tx),
                 counters,
@@ -194,21 +194,19 @@ impl SqliteStore {
         T: Send + 'static,
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let path = self.inner.path.clone();
+        let path = Arc::clone(&self.inner.path);
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             op,
-            path: path.clone(),
+            path: Arc::clone(&path),
             durability,
             write,
             result: None,
-            reply,
+            reply: Some(reply),
         });
         let sent = self.inner.writes.push(job).is_ok();
-        Box::pin(Notifying {
-            queue: sent.then(|| Arc::clone(&self.inner.writes)),
-            answer: wait(op, path, "writer", sent, answer),
-        })
+        let notify = sent.then(|| Arc::clone(&self.inner.writes));
+        wait(op, path, "writer", notify, sent.then_some(answer))
     }
 
     /// Queues `read` for a reader thread.
@@ -217,23 +215,23 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let path = self.inner.path.clone();
+        let path = Arc::clone(&self.inner.path);
         let (reply, answer) = oneshot::channel();
-        let job_path = path.clone();
+        let job_path = Arc::clone(&path);
         let job: ReadJob = Box::new(move |conn| {
             let result = read(conn).map_err(|source| StoreError::Sqlite {
                 op,
-                path: job_path,
+                path: job_path.to_path_buf(),
                 source,
             });
-            let _ = reply.send(result);
+            let _ = reply.send(Reply::only(result));
         });
         let sent = self
             .inner
             .reads
             .as_ref()
             .is_some_and(|queue| queue.send(job).is_ok());
-        wait(op, path, "reader", sent, answer)
+        wait(op, path, "reader", None, sent.then_some(answer))
     }
 }
 
@@ -249,23 +247,23 @@ impl SqliteStore {
         R: FnOnce(&Connection) -> rusqlite::Result<Vec<K>> + Send + 'static,
         W: Fn(&Connection, &[K]) -> rusqlite::Result<u64> + Send + 'static,
     {
-        let path = self.inner.path.clone();
+        let path = Arc::clone(&self.inner.path);
         let (reply, answer) = oneshot::channel();
         let writes = Arc::clone(&self.inner.writes);
-        let job_path = path.clone();
+        let job_path = Arc::clone(&path);
         let job: ReadJob = Box::new(move |conn| {
             let found = match read(conn) {
                 Ok(found) if found.is_empty() => {
-                    let _ = reply.send(Ok(0));
+                    let _ = reply.send(Reply::only(Ok(0)));
                     return;
                 }
                 Ok(found) => found,
                 Err(source) => {
-                    let _ = reply.send(Err(StoreError::Sqlite {
+                    let _ = reply.send(Reply::only(Err(StoreError::Sqlite {
                         op,
-                        path: job_path,
+                        path: job_path.to_path_buf(),
                         source,
-                    }));
+                    })));
                     return;
                 }
             };
@@ -275,7 +273,7 @@ impl SqliteStore {
                 durability: Durability::Committed,
                 write: move |c: &Connection| write(c, &found),
                 result: None,
-                reply,
+                reply: Some(reply),
             });
             // If the writer is gone the job, and with it `reply`, is dropped: the caller
             // hears `ThreadGone`.
@@ -288,7 +286,7 @@ impl SqliteStore {
             .reads
             .as_ref()
             .is_some_and(|queue| queue.send(job).is_ok());
-        wait(op, path, "writer", sent, answer)
+        wait(op, path, "writer", None, sent.then_some(answer))
     }
 }
 
@@ -419,6 +417,29 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::block_on;
+
+    /// Records the thread that drops it.
+    struct DropWitness(std::sync::mpsc::Sender<std::thread::ThreadId>);
+
+    impl Drop for DropWitness {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn a_written_job_is_freed_by_the_caller_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let witness = DropWitness(tx);
+        let write: StoreFuture<i64> = store.write("test_witness", move |c| {
+            let _keep = &witness;
+            c.query_row("SELECT 1", [], |r| r.get(0))
+        });
+        assert_eq!(block_on(write).unwrap(), 1);
+        assert_eq!(rx.recv().unwrap(), std::thread::current().id());
+    }
 
     #[test]
     fn dead_writer_gives_errors_not_hangs() {

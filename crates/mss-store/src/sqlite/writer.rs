@@ -15,13 +15,14 @@
 //! phone re-registers anyway. That keeps a disk whose fsyncs stall for tens of milliseconds
 //! under other load out of every REGISTER's answer time.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::answer::Reply;
 use super::checkpoint::Checkpoints;
 use super::queue::WriteQueue;
 use super::transaction;
@@ -76,26 +77,28 @@ pub(crate) trait WriteJob: Send {
     fn durability(&self) -> Durability;
 }
 
-/// A [`WriteJob`] made from a closure, answering through a oneshot channel.
+/// A [`WriteJob`] made from a closure, answering through a oneshot channel. Once answered,
+/// its box (with the closure and what the closure captured) goes back to the caller with
+/// the answer, to be freed on the caller's thread ([`super::answer`]).
 pub(crate) struct Pending<T, F> {
     /// The store operation, for errors.
     pub(crate) op: &'static str,
-    /// The database file, for errors.
-    pub(crate) path: PathBuf,
+    /// The database file, for errors (shared: no copy per write).
+    pub(crate) path: Arc<Path>,
     /// What the commit must achieve before the caller is answered.
     pub(crate) durability: Durability,
     /// The write (`Fn`: it may run again if the batch is retried).
     pub(crate) write: F,
     /// Its result, kept until the commit.
     pub(crate) result: Option<rusqlite::Result<T>>,
-    /// Where the caller waits.
-    pub(crate) reply: oneshot::Sender<Result<T, StoreError>>,
+    /// Where the caller waits; taken when answering.
+    pub(crate) reply: Option<oneshot::Sender<Reply<T>>>,
 }
 
 impl<T, F> WriteJob for Pending<T, F>
 where
-    T: Send,
-    F: Fn(&Connection) -> rusqlite::Result<T> + Send,
+    T: Send + 'static,
+    F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let result = (self.write)(conn);
@@ -112,32 +115,38 @@ where
         self.durability
     }
 
-    fn complete(self: Box<Self>, outcome: Outcome<'_>) {
-        let Pending {
-            op,
-            path,
-            result,
-            reply,
-            ..
-        } = *self;
-        let answer = match (outcome, result) {
+    fn complete(mut self: Box<Self>, outcome: Outcome<'_>) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let op = self.op;
+        let answer = match (outcome, self.result.take()) {
+            (Outcome::Committed, Some(Ok(value))) => Ok(value),
             // The write's own error says more than the rollback it caused.
-            (_, Some(Err(source))) => Err(StoreError::Sqlite { op, path, source }),
+            (_, Some(Err(source))) => Err(StoreError::Sqlite {
+                op,
+                path: self.path.to_path_buf(),
+                source,
+            }),
             (Outcome::Failed(source), _) => Err(StoreError::Commit {
                 op,
-                path,
+                path: self.path.to_path_buf(),
                 source: Arc::clone(source),
             }),
-            (Outcome::Committed, Some(Ok(value))) => Ok(value),
             // Committed without having run: cannot happen, but never claim durability.
             (Outcome::Committed, None) => Err(StoreError::ThreadGone {
                 op,
-                path,
+                path: self.path.to_path_buf(),
                 thread: "writer",
             }),
         };
-        // The caller may have stopped waiting; the write stays committed either way.
-        let _ = reply.send(answer);
+        let spent: Box<dyn Send> = self;
+        // The caller may have stopped waiting; the write stays committed either way (and
+        // the job is then freed here).
+        let _ = reply.send(Reply {
+            answer,
+            spent: Some(spent),
+        });
     }
 }
 
@@ -236,28 +245,22 @@ mod tests {
 
     fn job(
         write: impl Fn(&Connection) -> rusqlite::Result<i64> + Send + 'static,
-    ) -> (
-        Box<dyn WriteJob>,
-        oneshot::Receiver<Result<i64, StoreError>>,
-    ) {
+    ) -> (Box<dyn WriteJob>, oneshot::Receiver<Reply<i64>>) {
         job_with(Durability::Synced, write)
     }
 
     fn job_with(
         durability: Durability,
         write: impl Fn(&Connection) -> rusqlite::Result<i64> + Send + 'static,
-    ) -> (
-        Box<dyn WriteJob>,
-        oneshot::Receiver<Result<i64, StoreError>>,
-    ) {
+    ) -> (Box<dyn WriteJob>, oneshot::Receiver<Reply<i64>>) {
         let (reply, rx) = oneshot::channel();
         let p = Pending {
             op: "test",
-            path: PathBuf::from(":memory:"),
+            path: Arc::from(Path::new(":memory:")),
             durability,
             write,
             result: None,
-            reply,
+            reply: Some(reply),
         };
         (Box::new(p), rx)
     }
@@ -298,7 +301,7 @@ mod tests {
         let send = |durability| {
             let (j, rx) = job_with(durability, synchronous_seen);
             tx(j);
-            rx.blocking_recv().unwrap().unwrap()
+            rx.blocking_recv().unwrap().answer.unwrap()
         };
         // Bindings alone: committed without an fsync.
         assert_eq!(send(Durability::Committed), NORMAL);
@@ -321,10 +324,10 @@ mod tests {
         tx(b);
         tx(j);
         gate_tx.send(()).unwrap();
-        assert_eq!(rh.blocking_recv().unwrap().unwrap(), 0);
-        assert_eq!(ra.blocking_recv().unwrap().unwrap(), FULL);
-        assert_eq!(rb.blocking_recv().unwrap().unwrap(), FULL);
-        assert_eq!(rj.blocking_recv().unwrap().unwrap(), 1);
+        assert_eq!(rh.blocking_recv().unwrap().answer.unwrap(), 0);
+        assert_eq!(ra.blocking_recv().unwrap().answer.unwrap(), FULL);
+        assert_eq!(rb.blocking_recv().unwrap().answer.unwrap(), FULL);
+        assert_eq!(rj.blocking_recv().unwrap().answer.unwrap(), 1);
         queue.close();
         writer.join().unwrap();
     }
@@ -340,12 +343,12 @@ mod tests {
         });
         let (d, mut rd) = job(|c| c.execute("INSERT INTO t VALUES (3)", []).map(|n| n as i64));
         commit_batch(&conn, vec![a, b, d], &counters);
-        assert_eq!(ra.try_recv().unwrap().unwrap(), 1);
+        assert_eq!(ra.try_recv().unwrap().answer.unwrap(), 1);
         assert!(matches!(
-            rb.try_recv().unwrap(),
+            rb.try_recv().unwrap().answer,
             Err(StoreError::Sqlite { .. })
         ));
-        assert_eq!(rd.try_recv().unwrap().unwrap(), 1);
+        assert_eq!(rd.try_recv().unwrap().answer.unwrap(), 1);
         assert_eq!(rows(&conn), 2, "row 2 of the failed job was rolled back");
         let s = counters.snapshot();
         assert_eq!((s.commits, s.writes, s.largest_batch), (1, 3, 3));
@@ -359,7 +362,7 @@ mod tests {
         let (a, mut ra) = job(|_| Ok(1));
         commit_batch(&conn, vec![a], &counters);
         assert!(matches!(
-            ra.try_recv().unwrap(),
+            ra.try_recv().unwrap().answer,
             Err(StoreError::Commit { .. })
         ));
         assert_eq!(counters.snapshot().failed_commits, 1);
@@ -381,7 +384,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         run(db(), &queue, Arc::clone(&counters), Checkpoints::alone());
         for mut r in replies {
-            assert_eq!(r.try_recv().unwrap().unwrap(), 1);
+            assert_eq!(r.try_recv().unwrap().answer.unwrap(), 1);
         }
         assert_eq!(
             counters.snapshot().commits,
