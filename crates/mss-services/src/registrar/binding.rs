@@ -1,6 +1,7 @@
 //! One binding: a contact of a local user, where and how it registered, and until when
 //! (RFC 3261 §10.3, RFC 5626 §6).
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,94 @@ pub(crate) fn secs_left(deadline: Instant, now: Instant) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
+/// How many decimal digits `n` has.
+fn decimal_len(n: u16) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    }
+}
+
+/// Writes `n` in decimal into `out`.
+fn push_decimal(out: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+/// The longest text of a [`SocketAddr`]:
+/// `[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535` is 58 bytes.
+const SOCKET_ADDR_MAX: usize = 64;
+
+/// A fixed buffer the formatter writes an IPv6 address into before one exact allocation.
+struct StackText {
+    buf: [u8; SOCKET_ADDR_MAX],
+    len: usize,
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// `addr` as [`SocketAddr`]'s `Display` writes it (`192.0.2.7:5060`, `[2001:db8::1]:5060`),
+/// in a `String` allocated once at its exact length: `to_string()` starts empty and grows
+/// two or three times on the way. IPv4 is written by hand; IPv6 (rare, and with `::`
+/// compression rules) goes through the formatter into a stack buffer first.
+pub(crate) fn source_text(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let octets = v4.ip().octets();
+            let len = octets
+                .iter()
+                .map(|&o| decimal_len(u16::from(o)))
+                .sum::<usize>()
+                + 4
+                + decimal_len(v4.port());
+            let mut out = String::with_capacity(len);
+            for (i, octet) in octets.into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(&mut out, u16::from(octet));
+            }
+            out.push(':');
+            push_decimal(&mut out, v4.port());
+            out
+        }
+        SocketAddr::V6(_) => {
+            let mut text = StackText {
+                buf: [0; SOCKET_ADDR_MAX],
+                len: 0,
+            };
+            match write!(text, "{addr}") {
+                Ok(()) => std::str::from_utf8(&text.buf[..text.len])
+                    .map_or_else(|_| addr.to_string(), str::to_owned),
+                Err(_) => addr.to_string(),
+            }
+        }
+    }
+}
+
 impl Binding {
     /// Whether the binding is still valid at `now`.
     pub fn is_live(&self, now: Instant) -> bool {
@@ -71,7 +160,7 @@ impl Binding {
             call_id: self.call_id.clone(),
             cseq: self.cseq,
             transport: self.flow.transport.as_str().to_owned(),
-            source: self.flow.remote.to_string(),
+            source: source_text(self.flow.remote),
             user_agent: self.user_agent.clone(),
             registered_at: self.registered_at_unix_ms,
         }
@@ -154,6 +243,35 @@ pub(crate) mod tests {
         assert!(Binding::from_record(&r, now).is_none());
         let r = record("1", "sip:a@b", i64::MAX);
         let _ = Binding::from_record(&r, now);
+    }
+
+    #[test]
+    fn source_text_is_the_display_text_at_exact_length() {
+        let mut addrs: Vec<SocketAddr> = [
+            "0.0.0.0:0",
+            "192.0.2.7:5060",
+            "255.255.255.255:65535",
+            "10.0.0.1:9",
+            "1.22.103.4:10000",
+            "[::]:0",
+            "[2001:db8::1]:5060",
+            "[::ffff:192.0.2.1]:5061",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+            "[fe80::1%3]:5060",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        // Every octet and port width.
+        for n in [0u16, 7, 9, 10, 99, 100, 255, 999, 1000, 9999, 10000, 65535] {
+            let o = u8::try_from(n.min(255)).unwrap();
+            addrs.push(SocketAddr::from(([o, 255 - o, o / 2, 1], n)));
+        }
+        for a in addrs {
+            let text = source_text(a);
+            assert_eq!(text, a.to_string());
+            assert_eq!(text.capacity(), text.len(), "{a}");
+        }
     }
 
     #[test]
