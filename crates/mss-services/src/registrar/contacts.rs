@@ -5,7 +5,9 @@
 //! authentication so that a malformed REGISTER gets a `400` that says why instead of a
 //! challenge loop; nothing here depends on which users exist.
 
-use mss_sip::{Contacts, HeaderName, ParseError, Request, Uri};
+use std::borrow::Cow;
+
+use mss_sip::{Contact, Contacts, HeaderName, ParseError, Request, Uri};
 use mss_store::BindingKey;
 
 use crate::answer::Reject;
@@ -18,14 +20,15 @@ pub(crate) struct Limits {
     pub(crate) max: u32,
 }
 
-/// One contact of the request, ready to become a binding.
+/// One contact of the request, ready to become a binding. It borrows the request: the
+/// owned copies are made only once the REGISTER is authenticated and the binding is
+/// built, so a REGISTER answered with a challenge copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WantedContact {
-    pub(crate) key: BindingKey,
+pub(crate) struct WantedContact<'a> {
     /// The URI as sent, without `<>` and without contact parameters.
-    pub(crate) contact: String,
+    pub(crate) contact: &'a str,
     /// `+sip.instance`, unquoted (`<urn:uuid:…>`).
-    pub(crate) instance: Option<String>,
+    pub(crate) instance: Option<Cow<'a, str>>,
     /// `reg-id`, only when outbound processing applies.
     pub(crate) reg_id: Option<u32>,
     pub(crate) q_milli: Option<u16>,
@@ -35,21 +38,116 @@ pub(crate) struct WantedContact {
     pub(crate) too_brief: bool,
 }
 
+impl WantedContact<'_> {
+    /// What identifies the binding: instance and reg-id when there is an instance, the
+    /// contact URI otherwise (an owned copy).
+    pub(crate) fn key(&self) -> BindingKey {
+        match &self.instance {
+            Some(i) => BindingKey::Instance {
+                instance: i.as_ref().to_owned(),
+                reg_id: self.reg_id,
+            },
+            None => BindingKey::Contact(self.contact.to_owned()),
+        }
+    }
+
+    /// Whether `key` is [`WantedContact::key`], compared without building it.
+    pub(crate) fn has_key(&self, key: &BindingKey) -> bool {
+        match (key, &self.instance) {
+            (BindingKey::Instance { instance, reg_id }, Some(i)) => {
+                instance == i.as_ref() && *reg_id == self.reg_id
+            }
+            (BindingKey::Contact(contact), None) => contact == self.contact,
+            _ => false,
+        }
+    }
+}
+
+/// The contacts of a REGISTER that lists some, with what reading each one needs. Every
+/// contact was read once by [`parse`] (which returns the first error); [`WantedList::iter`]
+/// reads them again where they are used, instead of keeping them in a `Vec`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct WantedList<'r, 'a> {
+    contacts: &'r [Contact<'a>],
+    /// The Expires header, for contacts without `expires`.
+    header_expires: Option<u32>,
+    limits: Limits,
+    /// One Via: we are the first hop (RFC 5626 §6, no Path support).
+    first_hop: bool,
+    /// `Supported: outbound`.
+    supports_outbound: bool,
+}
+
+impl<'r, 'a> WantedList<'r, 'a> {
+    /// How many contacts the request lists.
+    pub(crate) fn len(&self) -> usize {
+        self.contacts.len()
+    }
+
+    /// Each contact with its expiry, in order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = Result<WantedContact<'a>, Reject>> + 'r {
+        self.contacts.iter().map(move |c| self.read(c))
+    }
+
+    /// One contact: URI, expiry after the limits, instance, reg-id and q.
+    fn read(&self, c: &Contact<'a>) -> Result<WantedContact<'a>, Reject> {
+        let Uri::Sip(_) = c.addr.uri else {
+            return Err(Reject::BadRequest("Contact Must Be a SIP URI"));
+        };
+        let asked = match c.expires() {
+            Ok(Some(v)) => v,
+            Ok(None) => self.header_expires.unwrap_or(self.limits.default),
+            Err(e) if e.kind == mss_sip::ParseErrorKind::ValueOutOfRange => {
+                return Err(Reject::BadRequest("Contact Expires Out Of Range"))
+            }
+            Err(_) => return Err(Reject::BadRequest("Malformed Contact Expires")),
+        };
+        let instance = c.instance();
+        let raw_reg_id = c.addr.params.get("reg-id");
+        let reg_id = match (raw_reg_id, &instance) {
+            (Some(v), Some(_)) => {
+                let id = v.and_then(|v| v.parse::<u32>().ok());
+                if id.is_none() {
+                    return Err(Reject::BadRequest("Malformed reg-id"));
+                }
+                if !self.first_hop {
+                    if self.supports_outbound {
+                        return Err(Reject::FirstHopLacksOutbound);
+                    }
+                    None
+                } else {
+                    id
+                }
+            }
+            // A reg-id without an instance is ignored (RFC 5626 §6).
+            _ => None,
+        };
+        Ok(WantedContact {
+            contact: c.addr.uri_str,
+            instance,
+            reg_id,
+            q_milli: c.q().map(q_milli),
+            expires: asked.min(self.limits.max),
+            too_brief: asked != 0 && asked < self.limits.min,
+        })
+    }
+}
+
 /// What the REGISTER asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Wanted {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Wanted<'r, 'a> {
     /// No Contact: list the bindings (RFC 3261 §10.2.3).
     Query,
     /// `Contact: *` with `Expires: 0`: remove every binding (§10.2.2).
     RemoveAll,
     /// Add, refresh or remove these.
-    List(Vec<WantedContact>),
+    List(WantedList<'r, 'a>),
 }
 
 /// The request's contacts and whether RFC 5626 outbound applied to them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Parsed {
-    pub(crate) wanted: Wanted,
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Parsed<'r, 'a> {
+    pub(crate) wanted: Wanted<'r, 'a>,
     /// A `reg-id` was honoured and the UAC supports outbound: `Require: outbound` in the
     /// `200` (RFC 5626 §6).
     pub(crate) require_outbound: bool,
@@ -102,15 +200,14 @@ impl<'a> Owned<'a> {
     }
 }
 
-/// Reads the Contact headers, `Expires` and the RFC 5626 parameters of `req`.
-#[cfg(test)]
-pub(crate) fn parse_request(req: &Request, limits: Limits) -> Result<Parsed, Reject> {
-    parse(req, Owned::of(req).read(), limits)
-}
-
 /// What `req` asks for, from its Contact and Expires headers (`read`) and its Supported
-/// header.
-pub(crate) fn parse(req: &Request, read: Read<'_, '_>, limits: Limits) -> Result<Parsed, Reject> {
+/// header. Every contact is read here, so a malformed one is refused before
+/// authentication.
+pub(crate) fn parse<'r, 'a>(
+    req: &Request,
+    read: Read<'r, 'a>,
+    limits: Limits,
+) -> Result<Parsed<'r, 'a>, Reject> {
     let h = req.headers();
     let header_expires = read.expires.map_err(|e| Reject::Malformed(e.clone()))?;
     let contacts = read.contacts.map_err(|e| match e.kind {
@@ -148,70 +245,30 @@ pub(crate) fn parse(req: &Request, read: Read<'_, '_>, limits: Limits) -> Result
             .map_err(Reject::Malformed)?
             .iter()
             .any(|t| t.eq_ignore_ascii_case("outbound"));
-    let mut out = Vec::with_capacity(list.len());
+    let wanted = WantedList {
+        contacts: list,
+        header_expires,
+        limits,
+        first_hop,
+        supports_outbound,
+    };
     let mut honoured_reg_id = false;
     let mut nonzero_with_reg_id = false;
     let mut nonzero = 0usize;
-    for c in list {
-        let Uri::Sip(_) = c.addr.uri else {
-            return Err(Reject::BadRequest("Contact Must Be a SIP URI"));
-        };
-        let asked = match c.expires() {
-            Ok(Some(v)) => v,
-            Ok(None) => header_expires.unwrap_or(limits.default),
-            Err(e) if e.kind == mss_sip::ParseErrorKind::ValueOutOfRange => {
-                return Err(Reject::BadRequest("Contact Expires Out Of Range"))
-            }
-            Err(_) => return Err(Reject::BadRequest("Malformed Contact Expires")),
-        };
-        let instance = c.instance().map(|i| i.into_owned());
-        let raw_reg_id = c.addr.params.get("reg-id");
-        let reg_id = match (raw_reg_id, &instance) {
-            (Some(v), Some(_)) => {
-                let id = v.and_then(|v| v.parse::<u32>().ok());
-                if id.is_none() {
-                    return Err(Reject::BadRequest("Malformed reg-id"));
-                }
-                if !first_hop {
-                    if supports_outbound {
-                        return Err(Reject::FirstHopLacksOutbound);
-                    }
-                    None
-                } else {
-                    id
-                }
-            }
-            // A reg-id without an instance is ignored (RFC 5626 §6).
-            _ => None,
-        };
-        if asked != 0 {
+    for c in wanted.iter() {
+        let c = c?;
+        if c.expires != 0 {
             nonzero += 1;
-            nonzero_with_reg_id |= reg_id.is_some();
+            nonzero_with_reg_id |= c.reg_id.is_some();
         }
-        honoured_reg_id |= reg_id.is_some();
-        let key = match &instance {
-            Some(i) => BindingKey::Instance {
-                instance: i.clone(),
-                reg_id,
-            },
-            None => BindingKey::Contact(c.addr.uri_str.to_owned()),
-        };
-        out.push(WantedContact {
-            key,
-            contact: c.addr.uri_str.to_owned(),
-            instance,
-            reg_id,
-            q_milli: c.q().map(q_milli),
-            expires: asked.min(limits.max),
-            too_brief: asked != 0 && asked < limits.min,
-        });
+        honoured_reg_id |= c.reg_id.is_some();
     }
     // RFC 5626 §6: a reg-id registers one flow; several non-zero contacts with one → 400.
     if nonzero_with_reg_id && nonzero > 1 {
         return Err(Reject::BadRequest("Several Contacts With reg-id"));
     }
     Ok(Parsed {
-        wanted: Wanted::List(out),
+        wanted: Wanted::List(wanted),
         require_outbound: honoured_reg_id && supports_outbound,
     })
 }
@@ -231,10 +288,93 @@ mod tests {
         req(&format!("REGISTER sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:100@pbx>;tag=1\r\nTo: <sip:100@pbx>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n{extra}Content-Length: 0\r\n\r\n"))
     }
 
-    fn list(extra: &str) -> Vec<WantedContact> {
-        match parse_request(&register(extra), LIMITS).unwrap().wanted {
-            Wanted::List(l) => l,
+    /// What [`parse`] makes of `req`, with each wanted contact as [`Got`].
+    #[derive(Debug, PartialEq)]
+    enum Asked {
+        Query,
+        RemoveAll,
+        List(Vec<Got>),
+    }
+
+    /// A wanted contact, owned, with its key.
+    #[derive(Debug, PartialEq)]
+    struct Got {
+        key: BindingKey,
+        contact: String,
+        reg_id: Option<u32>,
+        q_milli: Option<u16>,
+        expires: u32,
+        too_brief: bool,
+    }
+
+    fn parse_request(req: &Request, limits: Limits) -> Result<(Asked, bool), Reject> {
+        let owned = Owned::of(req);
+        let parsed = parse(req, owned.read(), limits)?;
+        let asked = match parsed.wanted {
+            Wanted::Query => Asked::Query,
+            Wanted::RemoveAll => Asked::RemoveAll,
+            Wanted::List(l) => {
+                let mut got = Vec::new();
+                for c in l.iter() {
+                    let c = c?;
+                    assert!(c.has_key(&c.key()));
+                    got.push(Got {
+                        key: c.key(),
+                        contact: c.contact.to_owned(),
+                        reg_id: c.reg_id,
+                        q_milli: c.q_milli,
+                        expires: c.expires,
+                        too_brief: c.too_brief,
+                    });
+                }
+                assert_eq!(got.len(), l.len());
+                Asked::List(got)
+            }
+        };
+        Ok((asked, parsed.require_outbound))
+    }
+
+    fn list(extra: &str) -> Vec<Got> {
+        match parse_request(&register(extra), LIMITS).unwrap().0 {
+            Asked::List(l) => l,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_compare_without_being_built() {
+        let inst = "+sip.instance=\"<urn:uuid:1>\"";
+        let l = list(&format!(
+            "Contact: <sip:a@h>, <sip:a@h>;{inst}, <sip:a@h>;{inst};reg-id=2;expires=0\r\n"
+        ));
+        let keys: Vec<_> = l.iter().map(|g| g.key.clone()).collect();
+        assert_eq!(keys[0], BindingKey::Contact("sip:a@h".into()));
+        assert_eq!(
+            keys[1],
+            BindingKey::Instance {
+                instance: "<urn:uuid:1>".into(),
+                reg_id: None
+            }
+        );
+        assert_eq!(
+            keys[2],
+            BindingKey::Instance {
+                instance: "<urn:uuid:1>".into(),
+                reg_id: Some(2)
+            }
+        );
+        let req = register(&format!(
+            "Contact: <sip:a@h>, <sip:a@h>;{inst}, <sip:a@h>;{inst};reg-id=2;expires=0\r\n"
+        ));
+        let owned = Owned::of(&req);
+        let Wanted::List(wanted) = parse(&req, owned.read(), LIMITS).unwrap().wanted else {
+            panic!()
+        };
+        for (i, c) in wanted.iter().enumerate() {
+            let c = c.unwrap();
+            for (j, k) in keys.iter().enumerate() {
+                assert_eq!(c.has_key(k), i == j, "{i} {j}");
+            }
         }
     }
 
@@ -250,7 +390,7 @@ mod tests {
     #[test]
     fn star_rules() {
         let p = parse_request(&register("Expires: 0\r\nContact: *\r\n"), LIMITS).unwrap();
-        assert_eq!(p.wanted, Wanted::RemoveAll);
+        assert_eq!(p.0, Asked::RemoveAll);
         for bad in [
             "Contact: *\r\n",
             "Expires: 10\r\nContact: *\r\n",
@@ -264,8 +404,8 @@ mod tests {
             );
         }
         assert_eq!(
-            parse_request(&register(""), LIMITS).unwrap().wanted,
-            Wanted::Query
+            parse_request(&register(""), LIMITS).unwrap().0,
+            Asked::Query
         );
     }
 
@@ -307,8 +447,8 @@ mod tests {
             LIMITS,
         )
         .unwrap();
-        assert!(p.require_outbound);
-        let Wanted::List(l) = p.wanted else { panic!() };
+        assert!(p.1);
+        let Asked::List(l) = p.0 else { panic!() };
         assert_eq!(
             l[0].key,
             BindingKey::Instance {
@@ -321,7 +461,7 @@ mod tests {
             "Via: SIP/2.0/UDP proxy;branch=z9hG4bK2\r\nContact: <sip:a@h>;{inst};reg-id=1\r\n"
         );
         let p = parse_request(&register(&two_vias), LIMITS).unwrap();
-        let Wanted::List(l) = p.wanted else { panic!() };
+        let Asked::List(l) = p.0 else { panic!() };
         assert_eq!(l[0].reg_id, None);
         assert_eq!(
             parse_request(

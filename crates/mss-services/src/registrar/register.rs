@@ -21,6 +21,7 @@
 //!    Too Many Contacts`.
 //! 7. The changes go to the store; after the commit, memory and the `200` (step 8).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use mss_sip::{
@@ -370,9 +371,11 @@ impl Registrar {
         user: String,
         call_id: &str,
         cseq: u32,
-        parsed: Parsed,
+        parsed: Parsed<'_, '_>,
     ) -> Result<RegisterOutcome, Reject> {
-        let live: Vec<&Binding> = self.location.live(&user, now.mono).collect();
+        // The live bindings, walked where needed rather than collected.
+        let bindings = self.location.bindings(&user);
+        let live = || bindings.iter().filter(|b| b.is_live(now.mono));
         // §10.3 step 7: same Call-ID and a CSeq not higher aborts the whole update.
         let in_order = |b: &Binding| b.call_id != call_id || cseq > b.cseq;
         let out_of_order = Reject::OutOfOrder("CSeq Out Of Order");
@@ -380,7 +383,7 @@ impl Registrar {
         match parsed.wanted {
             Wanted::Query => {}
             Wanted::RemoveAll => {
-                for b in &live {
+                for b in live() {
                     if !in_order(b) {
                         return Err(out_of_order);
                     }
@@ -388,38 +391,48 @@ impl Registrar {
                 }
             }
             Wanted::List(wanted) => {
-                if wanted.iter().any(|c| c.too_brief) {
-                    return Err(Reject::IntervalTooBrief {
-                        min: self.config.min_expires,
-                    });
+                for c in wanted.iter() {
+                    if c?.too_brief {
+                        return Err(Reject::IntervalTooBrief {
+                            min: self.config.min_expires,
+                        });
+                    }
                 }
-                let user_agent = req
+                let mut user_agent = req
                     .headers()
                     .get_str(&HeaderName::UserAgent)
                     .ok()
                     .flatten()
                     .map(str::to_owned);
-                for c in wanted {
-                    let existing = live.iter().find(|b| b.key == c.key);
+                let last = wanted.len().saturating_sub(1);
+                for (i, c) in wanted.iter().enumerate() {
+                    let c = c?;
+                    let existing = live().find(|b| c.has_key(&b.key));
                     if existing.is_some_and(|b| !in_order(b)) {
                         return Err(out_of_order);
                     }
                     // A key listed twice in one request: the last one wins.
                     updates.retain(|u| match u {
-                        Update::Upsert(b) => b.key != c.key,
-                        Update::Remove(k) => *k != c.key,
+                        Update::Upsert(b) => !c.has_key(&b.key),
+                        Update::Remove(k) => !c.has_key(k),
                     });
                     if c.expires == 0 {
                         if existing.is_some() {
-                            updates.push(Update::Remove(c.key));
+                            updates.push(Update::Remove(c.key()));
                         }
                         continue;
                     }
+                    // The last contact takes the User-Agent, the others a copy.
+                    let user_agent = if i == last {
+                        user_agent.take()
+                    } else {
+                        user_agent.clone()
+                    };
                     let secs = Duration::from_secs(u64::from(c.expires));
                     updates.push(Update::Upsert(Binding {
-                        key: c.key,
-                        contact: c.contact,
-                        instance: c.instance,
+                        key: c.key(),
+                        contact: c.contact.to_owned(),
+                        instance: c.instance.map(Cow::into_owned),
                         reg_id: c.reg_id,
                         q_milli: c.q_milli,
                         expires_at: now.mono + secs,
@@ -427,21 +440,19 @@ impl Registrar {
                         call_id: call_id.to_owned(),
                         cseq,
                         flow: *flow,
-                        user_agent: user_agent.clone(),
+                        user_agent,
                         registered_at_unix_ms: now.unix_ms,
                     }));
                 }
                 let added = updates
                     .iter()
-                    .filter(
-                        |u| matches!(u, Update::Upsert(b) if !live.iter().any(|l| l.key == b.key)),
-                    )
+                    .filter(|u| matches!(u, Update::Upsert(b) if !live().any(|l| l.key == b.key)))
                     .count();
                 let removed = updates
                     .iter()
                     .filter(|u| matches!(u, Update::Remove(_)))
                     .count();
-                if (live.len() + added).saturating_sub(removed) > self.config.max_contacts {
+                if (live().count() + added).saturating_sub(removed) > self.config.max_contacts {
                     return Err(Reject::Forbidden("Too Many Contacts"));
                 }
             }
