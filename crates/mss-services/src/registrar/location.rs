@@ -103,21 +103,28 @@ impl Location {
     /// Where `user` can be reached now, highest `q` first (no `q` counts as 1.0), then
     /// most recently registered first.
     pub fn contacts(&self, user: &str, now: Instant) -> Vec<ContactTarget> {
-        let mut live: Vec<&Binding> = self.live(user, now).collect();
+        let target = |b: &Binding| ContactTarget {
+            uri: b.contact.clone(),
+            flow: b.flow,
+            q_milli: b.q_milli,
+            instance: b.instance.clone(),
+        };
+        // Most users have one live binding: nothing to sort, no list of references.
+        let mut live = self.live(user, now);
+        let Some(first) = live.next() else {
+            return Vec::new();
+        };
+        let Some(second) = live.next() else {
+            return vec![target(first)];
+        };
+        let mut live: Vec<&Binding> = [first, second].into_iter().chain(live).collect();
         live.sort_by(|a, b| {
             let qa = a.q_milli.unwrap_or(1000);
             let qb = b.q_milli.unwrap_or(1000);
             qb.cmp(&qa)
                 .then(b.registered_at_unix_ms.cmp(&a.registered_at_unix_ms))
         });
-        live.into_iter()
-            .map(|b| ContactTarget {
-                uri: b.contact.clone(),
-                flow: b.flow,
-                q_milli: b.q_milli,
-                instance: b.instance.clone(),
-            })
-            .collect()
+        live.into_iter().map(target).collect()
     }
 
     /// Applies committed changes to `user`'s bindings, in order (the new bindings are
@@ -234,8 +241,22 @@ mod tests {
         let t = loc.contacts("100", now.mono);
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].uri, "sip:100@192.0.2.8");
+        assert_eq!(t[1].uri, "sip:100@192.0.2.7:40000");
         assert!(loc.is_reachable("101", now.mono));
         assert!(!loc.is_reachable("102", now.mono));
+        // One live binding, and none.
+        let one = loc.contacts("101", now.mono);
+        assert_eq!(
+            one,
+            vec![ContactTarget {
+                uri: "sip:101@192.0.2.9".into(),
+                flow: loc.bindings("101")[0].flow,
+                q_milli: Some(500),
+                instance: None,
+            }]
+        );
+        assert!(loc.contacts("102", now.mono).is_empty());
+        assert!(loc.contacts("nobody", now.mono).is_empty());
         let snap = loc.snapshot(now.mono);
         assert_eq!(snap.len(), 3);
         assert_eq!(snap[0].transport, "TCP");
@@ -248,6 +269,28 @@ mod tests {
         assert_eq!((loc.user_count(), loc.binding_count()), (1, 1));
         assert!(!loc.is_reachable("101", later));
         assert_eq!(loc.contacts("100", later).len(), 1);
+    }
+
+    #[test]
+    fn contacts_of_three_are_ordered_by_q_then_recency() {
+        let now = Now::new(Instant::now(), 1_000_000);
+        let mut loc = Location::new();
+        for (uri, q, at) in [
+            ("sip:a@h", Some(500), 1),
+            ("sip:b@h", None, 2),
+            ("sip:c@h", Some(500), 3),
+        ] {
+            let mut rec = record("100", uri, 1_060_000);
+            rec.q_milli = q;
+            rec.registered_at = at;
+            loc.restore(&[rec], now);
+        }
+        let uris: Vec<_> = loc
+            .contacts("100", now.mono)
+            .into_iter()
+            .map(|t| t.uri)
+            .collect();
+        assert_eq!(uris, ["sip:b@h", "sip:c@h", "sip:a@h"]);
     }
 
     #[test]
