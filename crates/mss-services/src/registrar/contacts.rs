@@ -76,9 +76,17 @@ pub(crate) struct WantedList<'r, 'a> {
     first_hop: bool,
     /// `Supported: outbound`.
     supports_outbound: bool,
+    /// Some contact asks for less than the minimum (and not 0): `423` once authenticated.
+    too_brief: bool,
 }
 
 impl<'r, 'a> WantedList<'r, 'a> {
+    /// Whether some contact asks for less than the minimum expiry (and not 0), found
+    /// when [`parse`] read them.
+    pub(crate) fn any_too_brief(&self) -> bool {
+        self.too_brief
+    }
+
     /// How many contacts the request lists.
     pub(crate) fn len(&self) -> usize {
         self.contacts.len()
@@ -245,18 +253,21 @@ pub(crate) fn parse<'r, 'a>(
             .map_err(Reject::Malformed)?
             .iter()
             .any(|t| t.eq_ignore_ascii_case("outbound"));
-    let wanted = WantedList {
+    let mut wanted = WantedList {
         contacts: list,
         header_expires,
         limits,
         first_hop,
         supports_outbound,
+        too_brief: false,
     };
+    let mut too_brief = false;
     let mut honoured_reg_id = false;
     let mut nonzero_with_reg_id = false;
     let mut nonzero = 0usize;
     for c in wanted.iter() {
         let c = c?;
+        too_brief |= c.too_brief;
         if c.expires != 0 {
             nonzero += 1;
             nonzero_with_reg_id |= c.reg_id.is_some();
@@ -267,6 +278,7 @@ pub(crate) fn parse<'r, 'a>(
     if nonzero_with_reg_id && nonzero > 1 {
         return Err(Reject::BadRequest("Several Contacts With reg-id"));
     }
+    wanted.too_brief = too_brief;
     Ok(Parsed {
         wanted: Wanted::List(wanted),
         require_outbound: honoured_reg_id && supports_outbound,
@@ -328,6 +340,7 @@ mod tests {
                     });
                 }
                 assert_eq!(got.len(), l.len());
+                assert_eq!(l.any_too_brief(), got.iter().any(|g| g.too_brief));
                 Asked::List(got)
             }
         };

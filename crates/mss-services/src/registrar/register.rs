@@ -391,12 +391,10 @@ impl Registrar {
                 }
             }
             Wanted::List(wanted) => {
-                for c in wanted.iter() {
-                    if c?.too_brief {
-                        return Err(Reject::IntervalTooBrief {
-                            min: self.config.min_expires,
-                        });
-                    }
+                if wanted.any_too_brief() {
+                    return Err(Reject::IntervalTooBrief {
+                        min: self.config.min_expires,
+                    });
                 }
                 let mut user_agent = req
                     .headers()
