@@ -18,6 +18,17 @@ use crate::slab::{ServerTransactionId, SlotId};
 use crate::transactions::{server_id, ServerMachine, ServerTxn, Transactions, Txn};
 use crate::TransactionKey;
 
+/// What a non-INVITE server transaction does once it has sent its final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFinal {
+    /// Completed for Timer J (§17.2.2): over UDP as a compact queue entry, over a
+    /// reliable transport in its slot (Timer J is zero there).
+    Keep,
+    /// Terminated at once, the response sent only this time
+    /// ([`Transactions::send_response_once`]).
+    End,
+}
+
 impl Transactions {
     /// Sets where the responses of server transaction `server` go: `flow`, the one the TU
     /// picked from the request's top Via (RFC 3261 §18.2.2, RFC 3581 §4), leaving from the
@@ -67,7 +78,7 @@ impl Transactions {
         rsp: Response,
     ) -> Result<(), TxnError> {
         let now = self.advance(now);
-        self.respond(now, server.0, rsp, true)
+        self.respond(now, server.0, rsp, AfterFinal::Keep)
     }
 
     /// Answers a non-INVITE request with a final response sent once, then ends its server
@@ -89,33 +100,18 @@ impl Transactions {
         server: ServerTransactionId,
         rsp: Response,
     ) -> Result<(), TxnError> {
-        let non_invite = matches!(
-            self.txns.get(server.0),
-            Some(Txn::Server(ServerTxn {
-                machine: ServerMachine::NonInvite(_),
-                ..
-            }))
-        );
-        let fin = rsp.status().as_u16() >= 200;
         let now = self.advance(now);
-        self.respond(now, server.0, rsp, false)?;
-        if non_invite && fin {
-            // Timer J's queue entry stays behind and is skipped when due (the slot's
-            // generation has changed).
-            self.terminate(server.0);
-        }
-        Ok(())
+        self.respond(now, server.0, rsp, AfterFinal::End)
     }
 
-    /// Feeds a TU (or table-made) response to the server transaction in `slot`. `compact`:
-    /// a non-INVITE transaction on an unreliable transport that enters Completed moves to
-    /// the compact queue.
+    /// Feeds a TU (or table-made) response to the server transaction in `slot`; `after`
+    /// says what a non-INVITE transaction does once its final response is sent.
     fn respond(
         &mut self,
         now: Instant,
         slot: SlotId,
         rsp: Response,
-        compact: bool,
+        after: AfterFinal,
     ) -> Result<(), TxnError> {
         let code = rsp.status().as_u16();
         let class = ResponseClass::of(code).ok_or(TxnError::BadStatus(code))?;
@@ -147,10 +143,19 @@ impl Transactions {
                 .map(Bytes::copy_from_slice);
         }
         let (flow, local) = (s.flow, s.local);
-        let compact = compact
-            && !flow.transport.is_reliable()
-            && matches!(&s.machine, ServerMachine::NonInvite(m) if m.state() == State::Completed);
+        let non_invite_final =
+            matches!(&s.machine, ServerMachine::NonInvite(m) if m.state() == State::Completed);
         self.transmit_from(flow, local, bytes, Some(server_id(slot)));
+        if non_invite_final && after == AfterFinal::End {
+            // Sent once: no Timer J to arm (its heap entry would only wait 32 s to be
+            // skipped), the transaction ends now.
+            out.clear();
+            self.scratch = out;
+            self.terminate(slot);
+            return Ok(());
+        }
+        let compact =
+            non_invite_final && after == AfterFinal::Keep && !flow.transport.is_reliable();
         if compact {
             // The actions are SendResponse (done above) and Arm(J): the queue is Timer J.
             out.clear();
@@ -440,7 +445,7 @@ impl Transactions {
             replace_to(&mut rsp, to);
         }
         // A fresh non-INVITE transaction in Trying always takes a final response.
-        let _ = self.respond(now, cancel, rsp, true);
+        let _ = self.respond(now, cancel, rsp, AfterFinal::Keep);
         if let (Some(invite), true) = (target, pending) {
             self.event(Event::Cancel {
                 invite,

@@ -97,8 +97,12 @@ fn a_challenge_is_sent_once_and_keeps_no_transaction() {
         }] if s == id
     ));
     assert!(h.txns.is_empty());
-    // A retransmission is a new request for the TU (RFC 3261 §26.3.2.4), and Timer J's
-    // leftover entry does not touch the new transaction in the reused slot.
+    assert_eq!(
+        h.txns.poll_timeout(),
+        None,
+        "no Timer J left behind to wait 32 s"
+    );
+    // A retransmission is a new request for the TU (RFC 3261 §26.3.2.4).
     let again = new_request(&mut h, &reg, udp());
     h.txns
         .send_response(h.now, again, answer(&reg, 200))
