@@ -9,13 +9,18 @@
 //!
 //! Memory is bounded: entries of expired nonces are dropped (an expired
 //! nonce is answered `stale` anyway, so its counts no longer matter), and
-//! when the table is still full the entry of the oldest nonce is evicted.
-//! Eviction must not reopen that nonce to replays, so the table remembers
-//! the issue time of the newest evicted nonce (the "floor"): a nonce issued
-//! at or before the floor that has no entry is reported
-//! [`CountCheck::Forgotten`] and the client gets a fresh nonce.
+//! when the table is still full the oldest entry is evicted. Entries are kept
+//! in the order they were made, a nonce's first use, which follows the order
+//! the nonces were issued in all but a few places (a client answers a
+//! challenge within moments): a ring of fixed-size items, where a tree ordered
+//! by issue time cost an allocation every few nonces and a third of the
+//! table's time. Eviction must not reopen a nonce to replays, so the table
+//! remembers the latest issue time of any evicted nonce (the "floor"): a nonce
+//! issued at or before the floor that has no entry is reported
+//! [`CountCheck::Forgotten`] and the client gets a fresh nonce. That holds
+//! whatever the order of eviction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 use ahash::RandomState;
 use sha2::{Digest, Sha256};
@@ -70,8 +75,9 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct NonceCounts {
     entries: HashMap<NonceKey, Entry, RandomState>,
-    /// `(issued_at, key)` for expiry and eviction in age order.
-    by_issue: BTreeSet<(u64, NonceKey)>,
+    /// `(issued_at, key)` of every entry, in the order the entries were made:
+    /// expiry and eviction take from the front.
+    by_age: VecDeque<(u64, NonceKey)>,
     max_entries: usize,
     /// Issue time of the newest evicted nonce.
     floor: Option<u64>,
@@ -82,7 +88,7 @@ impl NonceCounts {
     pub fn new(max_entries: usize) -> NonceCounts {
         NonceCounts {
             entries: HashMap::with_hasher(RandomState::new()),
-            by_issue: BTreeSet::new(),
+            by_age: VecDeque::new(),
             max_entries: max_entries.max(1),
             floor: None,
         }
@@ -136,7 +142,7 @@ impl NonceCounts {
             self.purge_expired(now_unix_secs, lifetime_secs);
         }
         while self.entries.len() >= self.max_entries {
-            let Some((oldest_at, oldest)) = self.by_issue.pop_first() else {
+            let Some((oldest_at, oldest)) = self.by_age.pop_front() else {
                 break;
             };
             self.entries.remove(&oldest);
@@ -153,21 +159,25 @@ impl NonceCounts {
             no_qop_used: false,
         };
         let outcome = record(&mut entry, use_);
-        self.by_issue.insert((issued_at, key));
+        self.by_age.push_back((issued_at, key));
         self.entries.insert(key, entry);
         outcome
     }
 
-    /// Drops the entries of nonces older than their lifetime at `now`.
+    /// Drops the entries of nonces older than their lifetime at `now`, from the
+    /// oldest entry up to the first one still alive (an expired entry made after a
+    /// live one waits for the next purge, or for eviction).
     pub fn purge_expired(&mut self, now_unix_secs: u64, lifetime_secs: u64) {
         let cutoff = now_unix_secs.saturating_sub(lifetime_secs);
-        while let Some((issued_at, _)) = self.by_issue.first() {
-            if *issued_at >= cutoff {
+        while let Some(&(issued_at, nonce)) = self.by_age.front() {
+            if issued_at >= cutoff {
                 break;
             }
-            if let Some((_, nonce)) = self.by_issue.pop_first() {
-                self.entries.remove(&nonce);
-            }
+            self.by_age.pop_front();
+            self.entries.remove(&nonce);
+        }
+        if self.by_age.capacity() > 64 && self.by_age.len() * 4 < self.by_age.capacity() {
+            self.by_age.shrink_to(self.by_age.len() * 2);
         }
     }
 }
@@ -345,6 +355,36 @@ mod tests {
             t.check_and_record(&format!("n{i}"), i, NonceUse::Count(1), i, LIFE);
             assert!(t.len() <= 3);
         }
+    }
+
+    #[test]
+    fn eviction_in_order_of_first_use_keeps_evicted_nonces_refused() {
+        let mut t = NonceCounts::new(2);
+        // "late" was issued after "early" but used first.
+        let ok = CountCheck::Accepted;
+        assert_eq!(
+            t.check_and_record("late", 5, NonceUse::Count(1), 6, LIFE),
+            ok
+        );
+        assert_eq!(
+            t.check_and_record("early", 1, NonceUse::Count(1), 6, LIFE),
+            ok
+        );
+        assert_eq!(t.check_and_record("x", 6, NonceUse::Count(1), 6, LIFE), ok);
+        // "late", the first entry made, was evicted: refused, whatever its count.
+        assert_eq!(
+            t.check_and_record("late", 5, NonceUse::Count(2), 6, LIFE),
+            CountCheck::Forgotten
+        );
+        // "early" kept its entry: its counts are still checked.
+        assert_eq!(
+            t.check_and_record("early", 1, NonceUse::Count(1), 6, LIFE),
+            CountCheck::Replayed
+        );
+        assert_eq!(
+            t.check_and_record("early", 1, NonceUse::Count(2), 6, LIFE),
+            ok
+        );
     }
 
     #[test]
