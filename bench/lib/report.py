@@ -157,8 +157,10 @@ def scale_markdown(doc, when, mss_version):
                                                   fmt_int(kam.get("registered_ok"))),
             "| memory idle (users loaded) | %s | %s |" % (
                 mb(doc.get("vmrss_idle_kb")), mb(kam.get("pss_sum_kb_idle"))),
-            "| memory with every user registered | %s | %s |" % (
+            "| memory right after registering all (their 200s still wait out Timer J) | %s | %s |" % (
                 mb(doc.get("vmrss_kb")), mb(kam.get("pss_sum_kb"))),
+            "| memory with every user registered, after a restart (no transaction left) | %s | – |" % (
+                mb(doc.get("vmrss_after_restart_kb"))),
             "| mss peak RSS: after start-up / after registering all | %s / %s | – |" % (
                 mb(doc.get("rss_idle_kb")), mb(doc.get("rss_kb"))),
             "| after restart: SIP answers after | %s s | (registrations not kept) |" % (

@@ -72,7 +72,7 @@ class ScaleReportTests(unittest.TestCase):
             path = os.path.join(d, "BENCHMARKS.md")
             report.replace_between_markers(path, "%s\ncap\n%s\n" % (report.START, report.END))
             doc = {"users": 10, "rate": 5, "registered_ok": 10, "rss_kb": 2048,
-                   "rss_idle_kb": 3072, "vmrss_kb": 1024,
+                   "rss_idle_kb": 3072, "vmrss_kb": 1024, "vmrss_after_restart_kb": 5120,
                    "restored_after_s": 1.5, "kamailio": {"registered_ok": 10}}
             md = report.scale_markdown(doc, "now", "0.1.0")
             report.replace_between_markers(path, md, report.SCALE_START, report.SCALE_END)
@@ -81,7 +81,8 @@ class ScaleReportTests(unittest.TestCase):
             self.assertIn("cap", text)
             self.assertEqual(text.count(report.SCALE_START), 1)
             self.assertIn("| 1.5 s |", text)
-            self.assertIn("| memory with every user registered | 1 MB |", text)
+            self.assertIn("still wait out Timer J) | 1 MB |", text)
+            self.assertIn("after a restart (no transaction left) | 5 MB |", text)
             self.assertIn("| 3 MB / 2 MB |", text)
 
 
