@@ -146,20 +146,22 @@ impl Transactions {
         let non_invite_final =
             matches!(&s.machine, ServerMachine::NonInvite(m) if m.state() == State::Completed);
         self.transmit_from(flow, local, bytes, Some(server_id(slot)));
-        if non_invite_final && after == AfterFinal::End {
-            // Sent once: no Timer J to arm (its heap entry would only wait 32 s to be
-            // skipped), the transaction ends now.
-            out.clear();
-            self.scratch = out;
-            self.terminate(slot);
-            return Ok(());
-        }
-        let compact =
-            non_invite_final && after == AfterFinal::Keep && !flow.transport.is_reliable();
-        if compact {
-            // The actions are SendResponse (done above) and Arm(J): the queue is Timer J.
-            out.clear();
-            self.compact(now, slot);
+        if non_invite_final {
+            match after {
+                // Sent once: no Timer J to arm (its heap entry would only wait 32 s to be
+                // skipped), the transaction ends now.
+                AfterFinal::End => {
+                    out.clear();
+                    self.terminate(slot);
+                }
+                // The actions are SendResponse (done above) and Arm(J): the queue is
+                // Timer J.
+                AfterFinal::Keep if !flow.transport.is_reliable() => {
+                    out.clear();
+                    self.compact(now, slot);
+                }
+                AfterFinal::Keep => {}
+            }
         }
         for action in out.drain(..) {
             self.apply(slot, action);
