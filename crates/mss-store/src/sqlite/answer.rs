@@ -99,8 +99,8 @@ impl<T> Drop for Waiting<T> {
 }
 
 /// The future that waits for a queued job's answer. If the job could not be queued
-/// (`sent` false), or its thread dropped it unanswered (the thread died), the answer is
-/// [`StoreError::ThreadGone`]. `notify`: the writer's queue, for a write (woken on the
+/// (`answer` is `None`), or its thread dropped it unanswered (the thread died), the answer
+/// is [`StoreError::ThreadGone`]. `notify`: the writer's queue, for a write (woken on the
 /// first poll or on drop).
 pub(crate) fn wait<T: Send + 'static>(
     op: &'static str,
