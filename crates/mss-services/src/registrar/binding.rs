@@ -49,43 +49,24 @@ pub(crate) fn secs_left(deadline: Instant, now: Instant) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
-/// How many decimal digits `n` has.
-fn decimal_len(n: u16) -> usize {
-    match n {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1000..=9999 => 4,
-        _ => 5,
-    }
-}
-
-/// Writes `n` in decimal into `out`.
-fn push_decimal(out: &mut String, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
-
 /// The longest text of a [`SocketAddr`]:
 /// `[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535` is 58 bytes.
 const SOCKET_ADDR_MAX: usize = 64;
 
-/// A fixed buffer the formatter writes an IPv6 address into before one exact allocation.
+/// A fixed buffer an address is written into before one exact allocation.
 struct StackText {
     buf: [u8; SOCKET_ADDR_MAX],
     len: usize,
+}
+
+impl StackText {
+    /// `n` in decimal, without the formatter ([`mss_sip::fmt_usize`]).
+    fn push_decimal(&mut self, n: u16) -> std::fmt::Result {
+        let mut digits = [0u8; 20];
+        let digits = mss_sip::fmt_usize(usize::from(n), &mut digits);
+        // ASCII digits: always UTF-8.
+        self.write_str(std::str::from_utf8(digits).map_err(|_| std::fmt::Error)?)
+    }
 }
 
 impl std::fmt::Write for StackText {
@@ -100,40 +81,33 @@ impl std::fmt::Write for StackText {
 
 /// `addr` as [`SocketAddr`]'s `Display` writes it (`192.0.2.7:5060`, `[2001:db8::1]:5060`),
 /// in a `String` allocated once at its exact length: `to_string()` starts empty and grows
-/// two or three times on the way. IPv4 is written by hand; IPv6 (rare, and with `::`
-/// compression rules) goes through the formatter into a stack buffer first.
+/// two or three times on the way. The text is built in a stack buffer first: IPv4 by hand,
+/// IPv6 (rare, and with `::` compression rules) through the formatter.
 pub(crate) fn source_text(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(v4) => {
-            let octets = v4.ip().octets();
-            let len = octets
-                .iter()
-                .map(|&o| decimal_len(u16::from(o)))
-                .sum::<usize>()
-                + 4
-                + decimal_len(v4.port());
-            let mut out = String::with_capacity(len);
-            for (i, octet) in octets.into_iter().enumerate() {
+    let mut text = StackText {
+        buf: [0; SOCKET_ADDR_MAX],
+        len: 0,
+    };
+    let written = match addr {
+        SocketAddr::V4(v4) => v4
+            .ip()
+            .octets()
+            .into_iter()
+            .enumerate()
+            .try_for_each(|(i, octet)| {
                 if i > 0 {
-                    out.push('.');
+                    text.write_char('.')?;
                 }
-                push_decimal(&mut out, u16::from(octet));
-            }
-            out.push(':');
-            push_decimal(&mut out, v4.port());
-            out
-        }
-        SocketAddr::V6(_) => {
-            let mut text = StackText {
-                buf: [0; SOCKET_ADDR_MAX],
-                len: 0,
-            };
-            match write!(text, "{addr}") {
-                Ok(()) => std::str::from_utf8(&text.buf[..text.len])
-                    .map_or_else(|_| addr.to_string(), str::to_owned),
-                Err(_) => addr.to_string(),
-            }
-        }
+                text.push_decimal(u16::from(octet))
+            })
+            .and_then(|()| text.write_char(':'))
+            .and_then(|()| text.push_decimal(v4.port())),
+        SocketAddr::V6(_) => write!(text, "{addr}"),
+    };
+    match written {
+        Ok(()) => std::str::from_utf8(&text.buf[..text.len])
+            .map_or_else(|_| addr.to_string(), str::to_owned),
+        Err(_) => addr.to_string(),
     }
 }
 
