@@ -136,16 +136,10 @@ pub(crate) fn check_require(req: &Request) -> Result<(), Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use mss_sip::{parse_datagram, Message};
 
     fn torture(name: &str) -> Request {
-        let path = format!(
-            "{}/../../../shared/sip-torture/{name}.dat",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let bytes = std::fs::read(path).unwrap();
-        match parse_datagram(Bytes::from(bytes)).unwrap() {
+        match parse_datagram(mss_testdata::torture::bytes(name)).unwrap() {
             Message::Request(r) => r,
             Message::Response(_) => panic!("{name} is not a request"),
         }

@@ -1,4 +1,4 @@
-//! RFC 4475 torture messages: every `.dat` of the shared corpus against `INDEX.tsv`.
+//! RFC 4475 torture messages: every message of `testdata/sip-torture/` against its index.
 //!
 //! `valid` messages must parse as one UDP datagram, pass `validate_core` and give back
 //! their core headers; `invalid` ones must be rejected, at parse or validation, with the
@@ -6,17 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use bytes::Bytes;
 use mss_sip::{
     parse_datagram, validate_core, Contacts, HeaderName, Message, Method, ParseErrorKind, Uri,
 };
-
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sip-torture")
-}
+use mss_testdata::torture::{self, Expected};
 
 /// The error kind each invalid message must be rejected with.
 fn expected_rejection(name: &str) -> Option<(ParseErrorKind, Option<HeaderName>)> {
@@ -50,23 +43,6 @@ fn expected_rejection(name: &str) -> Option<(ParseErrorKind, Option<HeaderName>)
         "test" => (K::BadStartLine, None),
         _ => return None,
     })
-}
-
-fn load_index() -> BTreeMap<String, String> {
-    let index = std::fs::read_to_string(corpus_dir().join("INDEX.tsv")).unwrap();
-    index
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            (cols[0].to_string(), cols[2].to_string())
-        })
-        .collect()
-}
-
-fn read(name: &str) -> Bytes {
-    Bytes::from(std::fs::read(corpus_dir().join(format!("{name}.dat"))).unwrap())
 }
 
 /// Core typed headers must read back on every valid message.
@@ -250,28 +226,18 @@ fn check_specific(name: &str, msg: &Message) {
 
 #[test]
 fn every_torture_message() {
-    let index = load_index();
-    let mut files: Vec<String> = std::fs::read_dir(corpus_dir())
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "dat").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-        })
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 50, "corpus size");
-    for name in &files {
-        let expected = index
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} not in INDEX.tsv"));
-        let result = parse_datagram(read(name)).and_then(|m| validate_core(&m).map(|()| m));
-        match expected.as_str() {
-            "valid" => {
+    let cases = torture::cases();
+    assert_eq!(cases.len(), 50, "corpus size");
+    for case in &cases {
+        let name = case.name.as_str();
+        let result = parse_datagram(case.bytes.clone()).and_then(|m| validate_core(&m).map(|()| m));
+        match case.expected {
+            Expected::Valid => {
                 let msg = result.unwrap_or_else(|e| panic!("{name} must be accepted: {e}"));
                 check_core(name, &msg);
                 check_specific(name, &msg);
             }
-            "invalid" => {
+            Expected::Invalid => {
                 let err = match result {
                     Ok(_) => panic!("{name} must be rejected"),
                     Err(e) => e,
@@ -284,7 +250,6 @@ fn every_torture_message() {
                 }
                 assert!(!err.reason_phrase().is_empty());
             }
-            other => panic!("{name}: unknown expectation {other}"),
         }
     }
 }
@@ -303,7 +268,7 @@ fn rejected_requests_that_parse_can_be_answered() {
         "badvers",
         "scalar02",
     ] {
-        let Ok(Message::Request(req)) = parse_datagram(read(name)) else {
+        let Ok(Message::Request(req)) = parse_datagram(torture::bytes(name)) else {
             panic!("{name}")
         };
         let err = req.validate().unwrap_err();
@@ -318,8 +283,9 @@ fn rejected_requests_that_parse_can_be_answered() {
 /// Every message that parses serializes back and parses to the same headers.
 #[test]
 fn parsed_torture_messages_round_trip() {
-    for name in load_index().keys() {
-        let Ok(msg) = parse_datagram(read(name)) else {
+    for case in torture::cases() {
+        let name = &case.name;
+        let Ok(msg) = parse_datagram(case.bytes.clone()) else {
             continue;
         };
         let again = parse_datagram(msg.to_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -343,11 +309,11 @@ fn parsed_torture_messages_round_trip() {
 #[test]
 fn untouched_messages_serialize_byte_for_byte() {
     let mut checked = 0;
-    for (name, expected) in load_index() {
-        if expected != "valid" {
+    for case in torture::cases() {
+        if case.expected != Expected::Valid {
             continue;
         }
-        let raw = read(&name);
+        let (name, raw) = (case.name, case.bytes);
         let msg = parse_datagram(raw.clone()).unwrap();
         if msg.headers().count(&HeaderName::ContentLength) != 1
             || msg.as_request().is_some_and(|r| r.version() != b"SIP/2.0")

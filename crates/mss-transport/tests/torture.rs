@@ -2,7 +2,6 @@
 //! TCP each is framed or its connection closed, and the server keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mss_sip::net::Transport;
@@ -13,23 +12,13 @@ use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The `.dat` files of the shared corpus, or nothing when this checkout lacks it.
+/// Every message of the corpus (`testdata/sip-torture/`), by name.
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sip-torture");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("no torture corpus at {}", dir.display());
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "dat"))
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
+    let files: Vec<_> = mss_testdata::torture::cases()
+        .into_iter()
+        .map(|c| (c.name, c.bytes.to_vec()))
         .collect();
-    files.sort();
+    assert_eq!(files.len(), 50, "corpus size");
     files
 }
 

@@ -16,10 +16,6 @@ use std::time::Duration;
 
 use common::{options, Peer, Server};
 
-fn corpus() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/sip-torture")
-}
-
 /// The answer mss gives to each message, `None` for silence, with why.
 fn expected(name: &str) -> Option<u16> {
     match name {
@@ -68,15 +64,13 @@ fn rfc4475_corpus_gets_its_answers_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), "[user:100]\npassword = x\n");
     let peer = Peer::new();
-    let index = std::fs::read_to_string(corpus().join("INDEX.tsv")).unwrap();
+    let cases = mss_testdata::torture::cases();
+    assert_eq!(cases.len(), 50, "corpus size");
     let mut report = Vec::new();
     let mut wrong = 0;
-    for (n, line) in index.lines().skip(1).enumerate() {
-        let Some(name) = line.split('\t').next().filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        let raw = std::fs::read(corpus().join(format!("{name}.dat"))).unwrap();
-        peer.send(s.sip(), &with_our_via(&raw, &peer, n));
+    for (n, case) in cases.iter().enumerate() {
+        let name = case.name.as_str();
+        peer.send(s.sip(), &with_our_via(&case.bytes, &peer, n));
         // The first final answer to this message (our Via's branch), or silence.
         // Provisional answers and Timer G retransmissions of earlier INVITE answers (this
         // test sends no ACK) are skipped.

@@ -9,11 +9,7 @@ use super::tests::{
 use super::RegisterOutcome;
 
 fn torture(name: &str) -> String {
-    let path = format!(
-        "{}/../../../shared/sip-torture/{name}.dat",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    String::from_utf8(std::fs::read(path).unwrap()).unwrap()
+    String::from_utf8(mss_testdata::torture::bytes(name).to_vec()).unwrap()
 }
 
 #[test]

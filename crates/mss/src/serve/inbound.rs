@@ -110,11 +110,7 @@ mod tests {
     }
 
     fn torture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../../shared/sip-torture/{name}.dat",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(path).unwrap()
+        mss_testdata::torture::bytes(name).to_vec()
     }
 
     fn status(i: &Inbound) -> Option<(u16, String)> {
