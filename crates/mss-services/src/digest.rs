@@ -7,6 +7,11 @@
 //!   strongest first, but SIPp answers only MD5 and takes the first challenge it sees, and
 //!   many deployed phones do the same (BENCH-NOTES); clients that know SHA-256 pick it from
 //!   anywhere in the list (RFC 8760 §2.4, as `mss-auth`'s client does). Configurable.
+//! - **Clients that fail on SHA-256**: on the default algorithms ([`Offer::Automatic`]) a
+//!   client known to give up when any challenge names SHA-256 (by its `User-Agent`, the
+//!   table in `digest_clients.rs`: baresip before 3.11) gets the MD5 challenge alone, so
+//!   every common phone registers on the defaults. An explicit list
+//!   ([`Offer::Configured`]) is offered to every client as it is.
 //! - **No user enumeration**: an unknown user runs the same digest work against a stand-in
 //!   secret ([`mss_auth::DigestServer::verify_unknown_user`]) and gets the same challenge as
 //!   a wrong password: the same status line and headers, only the nonce differs.
@@ -29,6 +34,8 @@ use rand::SeedableRng;
 use crate::answer::Answer;
 use crate::Now;
 
+#[path = "digest_clients.rs"]
+mod clients;
 #[path = "digest_header.rs"]
 mod header;
 
@@ -147,11 +154,35 @@ pub struct AuthenticatedUser {
     pub name: String,
 }
 
+/// Which digest challenges a `401`/`407` offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offer {
+    /// The default: MD5 then SHA-256, but MD5 alone to a client known to fail when a
+    /// challenge names SHA-256 (`digest_clients.rs`).
+    Automatic,
+    /// Exactly these, in this order, to every client (`digest_algorithms` set by the
+    /// operator).
+    Configured(Vec<Algorithm>),
+}
+
+impl Offer {
+    /// What [`Offer::Automatic`] offers to a client not in the table.
+    pub const AUTOMATIC: [Algorithm; 2] = [Algorithm::Md5, Algorithm::Sha256];
+
+    /// The algorithms offered to clients not in the table, in order.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        match self {
+            Offer::Automatic => &Offer::AUTOMATIC,
+            Offer::Configured(list) => list,
+        }
+    }
+}
+
 /// Settings of a [`DigestGuard`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardConfig {
-    /// Challenges offered, in this order (default MD5, SHA-256; see the module docs).
-    pub algorithms: Vec<Algorithm>,
+    /// Challenges offered (default [`Offer::Automatic`]; see the module docs).
+    pub offer: Offer,
     /// Seconds a nonce stays fresh.
     pub nonce_lifetime_secs: u64,
 }
@@ -159,7 +190,7 @@ pub struct GuardConfig {
 impl Default for GuardConfig {
     fn default() -> GuardConfig {
         GuardConfig {
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            offer: Offer::Automatic,
             nonce_lifetime_secs: mss_auth::DEFAULT_NONCE_LIFETIME_SECS,
         }
     }
@@ -171,6 +202,8 @@ pub struct DigestGuard {
     server: DigestServer,
     users: Users,
     rng: StdRng,
+    /// Whether clients in the `digest_clients.rs` table get MD5 alone.
+    adapt_to_client: bool,
 }
 
 impl std::fmt::Debug for DigestGuard {
@@ -206,7 +239,7 @@ impl DigestGuard {
             secret,
             ServerConfig {
                 nonce_lifetime_secs: config.nonce_lifetime_secs,
-                algorithms: config.algorithms,
+                algorithms: config.offer.algorithms().to_vec(),
                 ..ServerConfig::default()
             },
         );
@@ -214,6 +247,7 @@ impl DigestGuard {
             server,
             users,
             rng: StdRng::seed_from_u64(seed),
+            adapt_to_client: config.offer == Offer::Automatic,
         }
     }
 
@@ -301,7 +335,19 @@ impl DigestGuard {
         }
     }
 
-    /// A `401`/`407` with one challenge per configured algorithm, sharing a fresh nonce.
+    /// Whether the client that sent `req` gets MD5 alone: the offer is automatic and its
+    /// `User-Agent` is in the table of clients that fail on SHA-256.
+    fn md5_only_for(&self, req: &Request) -> bool {
+        self.adapt_to_client
+            && req
+                .headers()
+                .get(&HeaderName::UserAgent)
+                .is_some_and(clients::fails_on_sha256)
+    }
+
+    /// A `401`/`407` with one challenge per offered algorithm ([`Offer`]: for most clients
+    /// every configured one, for a client known to fail on SHA-256 MD5 alone), sharing a
+    /// fresh nonce.
     pub fn challenge(
         &mut self,
         now: Now,
@@ -317,6 +363,11 @@ impl DigestGuard {
                 "Proxy Authentication Required",
             ),
         };
+        let algorithms: &[Algorithm] = if self.md5_only_for(req) {
+            &[Algorithm::Md5]
+        } else {
+            &self.server.config().algorithms
+        };
         let mut rsp = answer.response(req, status, reason);
         let name = kind.challenge_header();
         let headers = rsp.headers_mut();
@@ -324,7 +375,7 @@ impl DigestGuard {
         match self.server.challenge_values(
             self.users.realm(),
             stale,
-            &self.server.config().algorithms,
+            algorithms,
             unix_secs(now),
             &mut self.rng,
             |v| headers.push(name.clone(), Bytes::from(v)),
@@ -428,6 +479,78 @@ mod tests {
             let auth = answer_to(&first, "100", "s3cret", 2);
             let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
             assert_eq!(g.check(now, &r, AuthKind::Proxy, &a).unwrap().name, "100");
+        }
+    }
+
+    /// The algorithm names of every challenge in `rsp`, in order.
+    fn offered(rsp: &Response, name: &HeaderName) -> Vec<String> {
+        rsp.headers()
+            .auth(name)
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c.params
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("algorithm"))
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn old_baresip_gets_md5_alone_on_the_automatic_offer() {
+        let a = Answer::new(REALM);
+        let now = Now::new(Instant::now(), 1_700_000_000_000);
+        let mut g = guard();
+        let old = message("User-Agent: baresip v1.0.0 (x86_64/linux)\r\n");
+        let rsp = g.check(now, &old, AuthKind::Proxy, &a).unwrap_err();
+        assert_eq!(offered(&rsp, &HeaderName::ProxyAuthenticate), ["MD5"]);
+        // It answers MD5 and gets in.
+        let auth = answer_to(&rsp, "100", "s3cret", 1);
+        let r = message(&format!(
+            "User-Agent: baresip v1.0.0 (x86_64/linux)\r\nProxy-Authorization: {auth}\r\n"
+        ));
+        assert_eq!(g.check(now, &r, AuthKind::Proxy, &a).unwrap().name, "100");
+        // Everyone else, a newer baresip among them, still gets both.
+        for ua in [
+            "",
+            "User-Agent: baresip v3.11.0 (x86_64/linux)\r\n",
+            "User-Agent: PJSUA v2.15\r\n",
+        ] {
+            let rsp = g.check(now, &message(ua), AuthKind::Proxy, &a).unwrap_err();
+            assert_eq!(
+                offered(&rsp, &HeaderName::ProxyAuthenticate),
+                ["MD5", "SHA-256"],
+                "{ua}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_offer_is_the_same_for_every_client() {
+        let a = Answer::new(REALM);
+        let now = Now::new(Instant::now(), 1_700_000_000_000);
+        let mut users = Users::new(REALM);
+        users.insert("100", "s3cret", None);
+        for list in [
+            vec![Algorithm::Sha256, Algorithm::Md5],
+            vec![Algorithm::Sha256],
+        ] {
+            let mut g = DigestGuard::new(
+                users.clone(),
+                NonceSecret::from_bytes([3; 32]),
+                GuardConfig {
+                    offer: Offer::Configured(list.clone()),
+                    ..GuardConfig::default()
+                },
+                1,
+            );
+            let want: Vec<&str> = list.iter().map(|a| a.as_str()).collect();
+            for ua in ["", "User-Agent: baresip v1.0.0 (x86_64/linux)\r\n"] {
+                let rsp = g.check(now, &message(ua), AuthKind::Proxy, &a).unwrap_err();
+                assert_eq!(offered(&rsp, &HeaderName::ProxyAuthenticate), want, "{ua}");
+            }
         }
     }
 

@@ -24,7 +24,7 @@ pub mod precheck;
 pub mod registrar;
 
 pub use answer::{Answer, Reject};
-pub use digest::{AuthKind, AuthenticatedUser, DigestGuard, GuardConfig, Users};
+pub use digest::{AuthKind, AuthenticatedUser, DigestGuard, GuardConfig, Offer, Users};
 pub use domains::LocalDomains;
 pub use now::Now;
 pub use precheck::Precheck;

@@ -103,6 +103,18 @@ impl Loaded {
         s.push_str(&format!("listen: {}\n", listen.join(", ")));
         s.push_str(&format!("data: {}\n", c.server.data_dir.display()));
         s.push_str(&format!("admin: http://{}\n", c.server.admin));
+        match &c.server.digest_algorithms {
+            Some(list) => {
+                let names: Vec<&str> = list.iter().map(|a| a.as_str()).collect();
+                s.push_str(&format!(
+                    "digest: {} (for every client)\n",
+                    names.join(", ")
+                ));
+            }
+            None => s.push_str(
+                "digest: MD5, SHA-256 (MD5 alone for clients known to fail on SHA-256)\n",
+            ),
+        }
         if self.is_embedded() {
             s.push_str(&format!(
                 "users: {} (passwords generated at first start)\n",
@@ -255,7 +267,20 @@ mod tests {
         assert_eq!(l.var.sip_reg_same_dialog, Some(true));
         assert_eq!(l.var_path, Some(dir.path().join(VAR_FILE)));
         assert!(l.summary().contains("users: 1 (101)"));
+        assert!(l.summary().contains("MD5 alone for clients known to fail"));
         assert!(l.warnings().is_empty(), "{:?}", l.warnings());
+        fs::write(
+            &cfg,
+            "[server]\ndomain = pbx.test\ndigest_algorithms = sha-256, md5\n[user:101]\npassword = x\n",
+        )
+        .unwrap();
+        let l = load(Some(&cfg), None).unwrap();
+        assert!(
+            l.summary()
+                .contains("digest: SHA-256, MD5 (for every client)"),
+            "{}",
+            l.summary()
+        );
     }
 
     #[test]

@@ -93,10 +93,11 @@ pub struct ServerConfig {
     pub max_contacts_per_user: u32,
     /// How long a digest nonce stays valid before `stale=true` (`nonce_lifetime`).
     pub nonce_lifetime: Duration,
-    /// Digest challenges offered to local users, in this order (`digest_algorithms`,
-    /// default `md5, sha-256`). Clients that fail on an algorithm they do not know
-    /// (baresip 1.0 / libre answers no challenge when one is SHA-256) need `md5` alone.
-    pub digest_algorithms: Vec<mss_auth::Algorithm>,
+    /// Digest challenges offered to local users (`digest_algorithms`). Not set: MD5 then
+    /// SHA-256, and MD5 alone to clients known to fail on a SHA-256 challenge (baresip
+    /// before 3.11, see `mss_services::Offer::Automatic`). Set: exactly this list, in this
+    /// order, for every client.
+    pub digest_algorithms: Option<Vec<mss_auth::Algorithm>>,
 }
 
 /// Default SIP port (RFC 3261 §19.1.2).
@@ -126,7 +127,7 @@ impl ServerConfig {
             max_expires: 3600,
             max_contacts_per_user: 10,
             nonce_lifetime: Duration::from_secs(300),
-            digest_algorithms: vec![mss_auth::Algorithm::Md5, mss_auth::Algorithm::Sha256],
+            digest_algorithms: None,
         }
     }
 

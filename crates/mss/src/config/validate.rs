@@ -186,7 +186,7 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
         server.nonce_lifetime = v;
     }
     if let Some(v) = c.value(s, "digest_algorithms", values::digest_algorithms) {
-        server.digest_algorithms = v;
+        server.digest_algorithms = Some(v);
     }
     if server.min_expires > server.max_expires {
         let line = Checker::line_of(s, "max_expires");

@@ -314,7 +314,7 @@ mod tests {
                 display_name: None,
             });
         }
-        c.server.digest_algorithms = vec![mss_auth::Algorithm::Md5];
+        c.server.digest_algorithms = Some(vec![mss_auth::Algorithm::Md5]);
         c.im.offline_max_messages = 3;
         c.im.offline_max_chars = 20;
         c.im.offline_ttl = Duration::from_secs(60);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mss_auth::NonceSecret;
 use mss_services::registrar::{Registrar, RegistrarConfig};
-use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Precheck, Users};
+use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Offer, Precheck, Users};
 use mss_sip::Method;
 
 use crate::config::{Config, ListenSpec, SipTransport};
@@ -82,7 +82,10 @@ pub(crate) fn registrar(
         secret,
         GuardConfig {
             nonce_lifetime_secs: s.nonce_lifetime.as_secs().max(1),
-            algorithms: s.digest_algorithms.clone(),
+            offer: match &s.digest_algorithms {
+                Some(list) => Offer::Configured(list.clone()),
+                None => Offer::Automatic,
+            },
         },
         seed,
     );
