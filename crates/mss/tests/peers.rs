@@ -48,28 +48,36 @@ fn sipsak_registers() {
     );
 }
 
+/// baresip 1.0 (libre) gives up on a `401` that also offers SHA-256 ("Function not
+/// implemented"). On the embedded defaults mss recognises it by its `User-Agent` and
+/// challenges it with MD5 alone: it registers over UDP and TCP, and a MESSAGE it sends to
+/// an offline user answers its `407` and is stored.
 #[test]
-fn baresip_registers_over_udp_and_tcp() {
+fn baresip_registers_and_messages_on_the_embedded_defaults() {
     let baresip = require_tool("baresip");
     let dir = tempfile::tempdir().unwrap();
-    // baresip 1.0 (libre) gives up on a 401 that also offers SHA-256: MD5 alone for it.
-    let s = Server::start_with(
-        dir.path(),
-        "digest_algorithms = md5\n",
-        "[user:102]\npassword = udp-pw\n\n[user:103]\npassword = tcp-pw\n",
-    );
+    let s = Server::start_embedded(dir.path());
     let home = dir.path().join("home");
     let conf = baresip_config(
         &home,
         s.sip_port,
-        &[],
-        &[("102", "udp", "udp-pw"), ("103", "tcp", "tcp-pw")],
+        &["contact"],
+        &[
+            ("100", "udp", &s.default_password("100")),
+            ("101", "tcp", &s.default_password("101")),
+        ],
     );
+    // The contact module's current contact is the first of its list: the MESSAGE goes there.
+    std::fs::write(
+        conf.join("contacts"),
+        format!("\"Carol\" <sip:102@127.0.0.1:{}>\n", s.sip_port),
+    )
+    .unwrap();
     let mut child = Command::new(baresip)
         .env("HOME", &home)
         .arg("-f")
         .arg(&conf)
-        .args(["-t", "30"])
+        .args(["-s", "-t", "30", "-e", "/message hello from baresip"])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.path().join("baresip.out")).unwrap())
         .stderr(Stdio::null())
@@ -82,12 +90,34 @@ fn baresip_registers_over_udp_and_tcp() {
                 .find(|r| r["user"] == u)
                 .map(|r| r["transport"].as_str().unwrap_or("").to_string())
         };
-        Some((t("102")?, t("103")?))
+        let (_, stored) = s.get("/api/messages/102");
+        let stored: serde_json::Value = serde_json::from_str(&stored).ok()?;
+        let message = stored.as_array()?.first()?.clone();
+        Some((t("100")?, t("101")?, message))
     });
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(dir.path().join("baresip.out")).unwrap_or_default();
-    let (udp, tcp) =
-        found.unwrap_or_else(|| panic!("baresip did not register:\n{log}\n{}", s.stderr()));
+    let (udp, tcp, message) = found.unwrap_or_else(|| {
+        panic!(
+            "baresip did not register and message:\n{log}\n{}",
+            s.stderr()
+        )
+    });
     assert_eq!((udp.as_str(), tcp.as_str()), ("UDP", "TCP"));
+    assert_eq!(message["body"], "hello from baresip", "{message}");
+    assert!(
+        message["from"].as_str().unwrap_or("").contains("sip:100@"),
+        "{message}"
+    );
+    // It was challenged with MD5 alone, every time.
+    let challenges: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("WWW-Authenticate:") || l.starts_with("Proxy-Authenticate:"))
+        .collect();
+    assert!(!challenges.is_empty(), "{log}");
+    assert!(
+        challenges.iter().all(|c| c.contains("algorithm=MD5")),
+        "{challenges:?}"
+    );
 }

@@ -85,6 +85,8 @@ pub struct Server {
     pub admin_port: u16,
     child: Option<Child>,
     run: u32,
+    /// Started without a configuration file: the embedded defaults.
+    embedded: bool,
 }
 
 impl Server {
@@ -111,9 +113,44 @@ impl Server {
             admin_port,
             child: None,
             run: 0,
+            embedded: false,
         };
         s.spawn();
         s
+    }
+
+    /// Starts the server on its embedded defaults (no `mss.ini` in `dir`, the working
+    /// folder), with SIP and the admin API moved to free loopback ports by `--listen` and
+    /// `--admin`, data in `dir/data`. The default users' passwords are in
+    /// [`Server::default_password`].
+    pub fn start_embedded(dir: &Path) -> Server {
+        let sip_port = free_port();
+        let admin_port = free_port();
+        let mut s = Server {
+            dir: dir.to_path_buf(),
+            config: dir.join("mss.ini"),
+            data: dir.join("data"),
+            sip_port,
+            admin_port,
+            child: None,
+            run: 0,
+            embedded: true,
+        };
+        assert!(!s.config.exists(), "{} exists", s.config.display());
+        s.spawn();
+        s
+    }
+
+    /// The password generated for default user `user` at the first start on the embedded
+    /// defaults (from `data/default-users.ini`).
+    pub fn default_password(&self, user: &str) -> String {
+        let file = std::fs::read_to_string(self.data.join("default-users.ini")).unwrap();
+        let mut lines = file.lines();
+        lines
+            .find(|l| *l == format!("[user:{user}]"))
+            .and_then(|_| lines.find_map(|l| l.strip_prefix("password = ")))
+            .unwrap_or_else(|| panic!("no password for {user} in:\n{file}"))
+            .to_string()
     }
 
     /// Starts the process (again) on the same files and ports and waits until it answers.
@@ -122,9 +159,19 @@ impl Server {
         let log = |kind: &str| {
             std::fs::File::create(self.dir.join(format!("mss-{}.{kind}", self.run))).unwrap()
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_mss"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mss"));
+        cmd.arg("serve");
+        if self.embedded {
+            let port = self.sip_port;
+            cmd.current_dir(&self.dir)
+                .arg("--listen")
+                .arg(format!("udp:127.0.0.1:{port},tcp:127.0.0.1:{port}"))
+                .arg("--admin")
+                .arg(format!("127.0.0.1:{}", self.admin_port));
+        } else {
+            cmd.arg("--config").arg(&self.config);
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(&self.data)
             .env("RUST_LOG", "info")
