@@ -1,9 +1,9 @@
-//! The worker: ONE task owns every sans-IO machine (transactions, registrar, later lines
-//! and messaging), so the hot path takes no lock (DESIGN §5, STYLE §5).
+//! The worker: ONE task owns every sans-IO machine (transactions, registrar, lines and
+//! messaging), so the hot path takes no lock (DESIGN §5, STYLE §5).
 //!
 //! It `select!`s over the received packets, the [`Completion`]s of async work it started
-//! (store writes; later DNS), admin [`Query`]s, a sleep until the earliest timer, and the
-//! shutdown signal. After every input it drains [`Transactions::poll_output`] the way
+//! (store calls, the lines' DNS lookups), admin [`Query`]s, a sleep until the earliest timer,
+//! and the shutdown signal. After every input it drains [`Transactions::poll_output`] the way
 //! str0m's run loop does: transmits go to the sockets, events to the services.
 //!
 //! Seams for the services (one `impl Worker` block per service, in its own file):
