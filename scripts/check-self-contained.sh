@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a tracked file names a path outside the repository: a folder beside the
-# checkout (`../shared`, or three `..` up from a crate), or an absolute path of one
+# checkout (a folder named shared next to it, or three levels up from a crate), or an absolute path of one
 # machine's home or work folders. A clone has none of those, so tests and docs must not
 # need them. Run from anywhere; checks the repository this script is in.
 set -euo pipefail

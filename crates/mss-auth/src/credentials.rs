@@ -21,7 +21,7 @@ pub struct QopAuth {
 
 /// Parsed Digest credentials.
 ///
-/// `Debug` leaves the `response` out (STYLE.md: digest responses are never
+/// `Debug` leaves the `response` out (digest responses are never
 /// logged).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {

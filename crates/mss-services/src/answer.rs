@@ -1,4 +1,5 @@
-//! The one place that turns a rejection into a SIP response (STYLE §5 "Errors").
+//! The one place that turns a rejection into a SIP response: every refusal has one status,
+//! reason phrase and `Warning` text, decided here and nowhere else.
 //!
 //! Services return a [`Reject`]; [`Answer::reject`] maps it to a status code, a reason
 //! phrase that says what is wrong, and the headers the RFC asks for (`Warning`,

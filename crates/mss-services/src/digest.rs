@@ -5,7 +5,7 @@
 //! Policies, and why:
 //! - **Challenge order**: MD5 first, then SHA-256, by default. RFC 8760 §2.3 prefers the
 //!   strongest first, but SIPp answers only MD5 and takes the first challenge it sees, and
-//!   many deployed phones do the same (BENCH-NOTES); clients that know SHA-256 pick it from
+//!   many deployed phones do the same (bench/README.md, pitfalls); clients that know SHA-256 pick it from
 //!   anywhere in the list (RFC 8760 §2.4, as `mss-auth`'s client does). Configurable.
 //! - **Clients that fail on SHA-256**: on the default algorithms ([`Offer::Automatic`]) a
 //!   client known to give up when any challenge names SHA-256 (by its `User-Agent`, the

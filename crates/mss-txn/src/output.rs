@@ -119,7 +119,7 @@ pub enum Event {
     },
     /// A message the transaction layer cannot match because a header it needs (Via,
     /// CSeq, Call-ID, From, To) is missing or malformed. A request with a usable Via may
-    /// still deserve a stateless 400 from the TU (see STYLE "Answer malformed requests").
+    /// still deserve a stateless 400 from the TU (answer malformed requests, never drop them silently).
     Invalid {
         /// The message (boxed: this rare variant would otherwise double the size of every
         /// event).

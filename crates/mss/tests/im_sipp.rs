@@ -5,7 +5,7 @@
 //!
 //! Scenarios: `tests/sipp/im-send-200.xml`, `im-send-202.xml` (sender), `im-receive.xml`
 //! (recipient) and `register_auth.xml` (the recipient's REGISTER from the same port). The
-//! whole `[authentication …]` keyword is a CSV field (BENCH-NOTES). sipsak is driven with a
+//! whole `[authentication …]` keyword is a CSV field (bench/README.md, pitfalls). sipsak is driven with a
 //! request file (`-f`): its `-M` mode crashes (DESIGN §7).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -2,7 +2,7 @@
 //! every one of them shows in `GET /api/registrations`.
 //!
 //! Scenario and users: `tests/sipp/register_auth.xml` and `tests/sipp/users.csv` (the whole
-//! `[authentication …]` keyword is a CSV field, BENCH-NOTES). The run is paced at 250
+//! `[authentication …]` keyword is a CSV field, bench/README.md pitfalls). The run is paced at 250
 //! registrations per second so that it stays quick and the numbers printed are comparable.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

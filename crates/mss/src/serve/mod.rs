@@ -51,7 +51,7 @@ use crate::config::{self, default_users, ConfigError, Loaded};
 use crate::local_addrs;
 
 /// SO_RCVBUF / SO_SNDBUF asked for each UDP socket: a burst of requests must wait in the
-/// kernel, not be dropped there (BENCH-NOTES). The kernel may grant less (`rmem_max`).
+/// kernel, not be dropped there (bench/README.md, pitfalls). The kernel may grant less (`rmem_max`).
 const UDP_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Why `mss serve` stopped.

@@ -1,5 +1,5 @@
 //! The worker: ONE task owns every sans-IO machine (transactions, registrar, lines and
-//! messaging), so the hot path takes no lock (DESIGN §5, STYLE §5).
+//! messaging), so the hot path takes no lock (DESIGN §5).
 //!
 //! It `select!`s over the received packets, the [`Completion`]s of async work it started
 //! (store calls, the lines' DNS lookups), admin [`Query`]s, a sleep until the earliest timer,
