@@ -1,13 +1,13 @@
 //! The admin API's view of the running server: [`Source`] implements
 //! [`mss_admin::AdminSource`].
 //!
-//! Registrations and lines live in the worker's machines. They are read with a [`Query`]
-//! over a channel that the worker answers between two packets, rather than a snapshot the
-//! worker would publish every N ms: the answer is always current (a test or an admin sees a
+//! Registrations and lines live in the core the worker drives. They are read with a
+//! [`Query`] over a channel that the worker answers between two packets, rather than a
+//! snapshot the worker would publish every N ms: the answer is always current (a test or an admin sees a
 //! registration as soon as its `200` left), and an idle admin API costs the hot path
 //! nothing, while a periodic snapshot would copy every binding even when nobody asks.
 //! Stored messages come straight from the store; `/metrics` adds the transport, store and
-//! worker counters to [`Metrics::render`].
+//! core's counters to [`Metrics::render`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,9 @@ use mss_transport::TransportStats;
 use tokio::sync::{mpsc, oneshot};
 
 use super::names::NameSet;
-use super::stats::{self, WorkerStats};
+use mss_core::CoreStats;
+
+use super::stats;
 use super::worker::Query;
 
 /// How long the admin API waits for the worker before answering `500`.
@@ -37,8 +39,8 @@ pub(crate) struct Source {
     pub(crate) users: NameSet,
     /// SIP metrics.
     pub(crate) metrics: Arc<Metrics>,
-    /// Worker counters.
-    pub(crate) worker: Arc<WorkerStats>,
+    /// The core's counters.
+    pub(crate) core: Arc<CoreStats>,
     /// Transport counters.
     pub(crate) transport: Arc<TransportStats>,
 }
@@ -124,7 +126,7 @@ impl AdminSource for Source {
     fn metrics_text(&self) -> String {
         let mut text = self.metrics.render();
         text.push_str(&stats::render(
-            &self.worker,
+            &self.core,
             &self.transport.snapshot(),
             &self.store.stats(),
         ));

@@ -1,45 +1,44 @@
 //! `mss serve`: load the configuration, prepare the data folder, start everything, run
 //! until SIGINT/SIGTERM, shut down in order.
 //!
+//! Every SIP decision is made by the sans-IO [`mss_core::Core`]; this module builds it from
+//! the configuration and runs the I/O around it.
+//!
 //! - this file: [`prepare`], [`run`] (start-up and shutdown order), [`main`];
-//! - `setup.rs`: the services built from the configuration, the clock reading;
-//! - `inbound.rs`: a received packet → message, stateless `400`/`505`, or nothing;
-//! - `worker.rs`: the one task that owns the sans-IO machines and its seams;
-//! - `registrar.rs`: the registrar's part of the worker (REGISTER, sweep, admin view);
-//! - `lines.rs`: the external lines' part of the worker (registration clients, admin view);
-//! - `im.rs`: the instant messages' part of the worker (MESSAGE, offline store, delivery);
+//! - `setup.rs`: the core's parts built from the configuration, the clock reading;
+//! - `lines.rs`: a `[line:NAME]` section → the line machine's settings;
+//! - `worker.rs`: the one task that drives the core: sockets, store, lookups, admin queries;
+//! - `store_calls.rs`: the store calls the worker waits for, polled by its own task;
 //! - `dns.rs`: the lookup of a line's registrar (SRV, A/AAAA; RFC 3263 §4);
 //! - `admin.rs`: the admin API's data source;
-//! - `stats.rs`: worker counters and the transport/store series of `/metrics`.
-//! - `store_calls.rs`: the store calls the worker waits for, polled by its own task.
+//! - `stats.rs`: the core's, the transport's and the store's series of `/metrics`;
+//! - `memory.rs`: giving freed memory back to the system;
+//! - `names.rs`: the set of user names the admin API checks against.
 //!
 //! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
-//! socket → SIP sockets → who has stored messages → worker → admin API. Shutdown: the
-//! worker drains (services say goodbye, pending store writes finish), the admin API stops,
-//! the transports close, and the last store handle is dropped on a blocking thread, which
-//! waits for the final commit.
+//! socket → SIP sockets → who has stored messages → core and worker → admin API.
+//! Shutdown (when the future given to [`run`] completes): the core drains (services say
+//! goodbye, pending store writes finish), the admin API stops, the transports close, and
+//! the last store handle is dropped on a blocking thread, which waits for the final commit.
 
 mod admin;
 mod dns;
-mod im;
-mod inbound;
 mod lines;
 mod memory;
 mod names;
-mod registrar;
 mod setup;
 mod stats;
 mod store_calls;
-#[cfg(test)]
-mod testing;
 mod worker;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mss_admin::Metrics;
 use mss_auth::NonceSecret;
+use mss_core::{Core, CoreParts, CoreStats};
 use mss_store::{SqliteStore, Store, StoreError};
 use mss_transport::{TransportConfig, TransportError, Transports};
 use rand::RngCore;
@@ -145,11 +144,16 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, ServeError> {
     })
 }
 
-/// Runs the server with a prepared configuration until SIGINT or SIGTERM.
+/// Runs the server with a prepared configuration until `shutdown` completes ([`main`]
+/// passes SIGINT or SIGTERM; a test can pass any future and stop a whole server
+/// in-process).
 ///
 /// # Errors
 /// Whatever stops start-up (store, sockets, admin address), or a task that failed.
-pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
+pub async fn run(
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let c = &prepared.loaded.config;
     tracing::info!(
         domain = %c.server.domain,
@@ -167,7 +171,7 @@ pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
         .map_err(|_| ServeError::Task("store opening"))??;
     tracing::info!(path = %store.path().display(), "store open");
     let store: Arc<dyn Store> = Arc::new(store);
-    let result = serve(prepared.loaded, Arc::clone(&store)).await;
+    let result = serve(prepared.loaded, Arc::clone(&store), shutdown).await;
     // Dropping the last handle waits for the writer's final commit: off the async threads.
     let flushed = tokio::task::spawn_blocking(move || drop(store)).await;
     if flushed.is_err() {
@@ -179,7 +183,11 @@ pub async fn run(prepared: Prepared) -> Result<(), ServeError> {
 }
 
 /// Everything between opening and closing the store.
-async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeError> {
+async fn serve(
+    mut loaded: Loaded,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let c = &loaded.config;
     let mut candidate = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut candidate);
@@ -219,41 +227,36 @@ async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeErr
     tc.udp_send_buffer = UDP_BUFFER;
     let (transports, received) = Transports::bind(tc).await?;
 
-    let mut im = im::Im::new(
-        c,
-        &im_via_host(c, &transports),
-        now,
-        rand::rngs::OsRng.next_u64(),
-    );
-    im.set_stored_users(store.message_counts(now.unix_ms).await?);
-
     let metrics = Arc::new(Metrics::new());
     metrics.set_registered_contacts(u64::try_from(restored).unwrap_or(u64::MAX));
-    let worker_stats = Arc::new(stats::WorkerStats::default());
-    let (completions_tx, completions) = mpsc::unbounded_channel();
-    let (queries_tx, queries) = mpsc::channel(64);
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let worker = worker::Worker::new(
-        worker::Parts {
-            transports: transports.clone(),
-            store: Arc::clone(&store),
-            metrics: Arc::clone(&metrics),
-            stats: Arc::clone(&worker_stats),
+    let core_stats = Arc::new(CoreStats::default());
+    let mut core = Core::new(
+        CoreParts {
             registrar,
             domains,
-            lines: lines::Lines::new(&loaded, now),
-            im,
-            completions: completions_tx,
+            answer: setup::answer(c),
+            precheck: setup::precheck(),
+            lines: setup::lines(&loaded),
+            im: setup::im_settings(c, &im_via_host(c, &transports)),
+            metrics: Arc::clone(&metrics),
+            stats: Arc::clone(&core_stats),
+            network: Box::new(worker::HostNetwork(transports.clone())),
+            seed: rand::rngs::OsRng.next_u64(),
         },
-        setup::answer(c),
-        setup::precheck(),
+        now,
     );
-    let worker_task = tokio::spawn(worker.run(worker::Inputs {
-        received,
-        completions,
-        queries,
-        shutdown: shutdown.clone(),
-    }));
+    let counts = store.message_counts(now.unix_ms).await?;
+    core.set_stored_users(counts.into_iter().filter(|c| c.stored > 0).map(|c| c.user));
+
+    let (queries_tx, queries) = mpsc::channel(64);
+    let (shutdown_tx, stop) = watch::channel(false);
+    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store));
+    let mut worker_stop = stop.clone();
+    let worker_task = tokio::spawn(
+        worker.run(worker::Inputs { received, queries }, async move {
+            let _ = worker_stop.wait_for(|stop| *stop).await;
+        }),
+    );
 
     // The registrar holds the users' HA1s now: the configured users (passwords and all,
     // 100,000 of them in the scale check) are not kept beyond their names.
@@ -268,10 +271,10 @@ async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeErr
         store,
         users,
         metrics,
-        worker: worker_stats,
+        core: core_stats,
         transport: transports.stats(),
     };
-    let mut admin_stop = shutdown;
+    let mut admin_stop = stop;
     let mut admin_task = tokio::spawn(mss_admin::serve_listener(
         admin_listener,
         mss_admin::router(Arc::new(source)),
@@ -284,7 +287,7 @@ async fn serve(mut loaded: Loaded, store: Arc<dyn Store>) -> Result<(), ServeErr
     let mut outcome = Ok(());
     let mut admin_done = false;
     tokio::select! {
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+        () = shutdown => tracing::info!("shutting down"),
         r = &mut admin_task => {
             admin_done = true;
             outcome = match r {
@@ -318,9 +321,14 @@ fn im_via_host(c: &config::Config, transports: &Transports) -> String {
         .map_or_else(|| c.server.domain.clone(), |a| a.to_string())
 }
 
-/// Waits for SIGINT or SIGTERM and names it. If the handlers cannot be installed, waits
+/// Waits for SIGINT or SIGTERM and logs it. If the handlers cannot be installed, waits
 /// for Ctrl-C alone.
-async fn shutdown_signal() -> &'static str {
+async fn shutdown_signal() {
+    let signal = signal_name().await;
+    tracing::info!(signal, "signal received");
+}
+
+async fn signal_name() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {
@@ -354,7 +362,7 @@ pub fn main(args: &ServeArgs) -> Result<(), ServeError> {
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    runtime.block_on(run(prepared))
+    runtime.block_on(run(prepared, shutdown_signal()))
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
-//! Turning the configuration into the sans-IO services the worker owns: the user directory,
-//! our domains, the registrar with its digest guard, the prechecks and the answer builder.
+//! Turning the configuration into the sans-IO core's parts: the user directory, our
+//! domains, the registrar with its digest guard, the prechecks, the answer builder, the
+//! lines and the messaging settings.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mss_auth::NonceSecret;
+use mss_core::LineSetup;
+use mss_services::im::{ImSettings, RateLimit};
 use mss_services::registrar::{Registrar, RegistrarConfig};
 use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Offer, Precheck, Users};
 use mss_sip::Method;
 
-use crate::config::{Config, ListenSpec, SipTransport};
+use super::lines::line_settings;
+use crate::config::{effective_call_id_mode, Config, ListenSpec, Loaded, SipTransport};
 
 /// Name of the digest nonce key in the store (`Store::secret_or_insert`), so nonces issued
 /// before a restart still verify after it.
@@ -126,11 +130,37 @@ pub(crate) fn precheck() -> Precheck {
     ])
 }
 
-/// How often the worker sweeps expired bindings and old nonce counts.
-pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// The configured lines as the core runs them: `gVarSipRegSameDialog` wins over each
+/// line's `call_id` (`effective_call_id_mode`).
+pub(crate) fn lines(loaded: &Loaded) -> Vec<LineSetup> {
+    loaded
+        .config
+        .lines
+        .iter()
+        .map(|l| LineSetup {
+            settings: line_settings(l, effective_call_id_mode(l, &loaded.var)),
+            owner: l.owner.clone(),
+        })
+        .collect()
+}
+
+/// The messaging service's settings from `[server]` and `[im]`; `via_host` is the Via
+/// sent-by used when the host cannot name our address towards a peer.
+pub(crate) fn im_settings(config: &Config, via_host: &str) -> ImSettings {
+    let im = &config.im;
+    let mut s = ImSettings::new(&config.server.domain);
+    s.via_host = via_host.to_owned();
+    s.offline_max_messages = im.offline_max_messages;
+    s.offline_max_chars = im.offline_max_chars;
+    s.offline_ttl = im.offline_ttl;
+    s.rate_limit = RateLimit::per_minute(im.rate_limit_per_minute);
+    s
+}
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::Config;
 
@@ -155,6 +185,24 @@ mod tests {
             assert!(d.is_local(yes), "{yes}");
         }
         assert!(!d.is_local("example.com"));
+    }
+
+    #[test]
+    fn im_settings_follow_the_im_section() {
+        let mut c = Config::embedded("pbx.test".into());
+        c.im.offline_max_messages = 3;
+        c.im.offline_max_chars = 20;
+        c.im.offline_ttl = Duration::from_secs(60);
+        c.im.rate_limit_per_minute = 0;
+        let s = im_settings(&c, "192.0.2.1:5060");
+        assert_eq!(s.domain, "pbx.test");
+        assert_eq!(s.via_host, "192.0.2.1:5060");
+        assert_eq!(s.offline_max_messages, 3);
+        assert_eq!(s.offline_max_chars, 20);
+        assert_eq!(s.offline_ttl, Duration::from_secs(60));
+        assert_eq!(s.rate_limit, None);
+        c.im.rate_limit_per_minute = 30;
+        assert_eq!(im_settings(&c, "h").rate_limit, RateLimit::per_minute(30));
     }
 
     #[test]

@@ -1,30 +1,11 @@
-//! Counters of the worker and the Prometheus text of the transport and store counters,
-//! appended to [`mss_admin::Metrics::render`] for `GET /metrics`.
+//! The Prometheus text of the core's own, the transport and the store counters, appended to
+//! [`mss_admin::Metrics::render`] for `GET /metrics`.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use mss_core::CoreStats;
 use mss_store::StoreStats;
 use mss_transport::TransportStatsSnapshot;
-
-/// Counters the worker bumps (relaxed atomics: the admin API reads them from another task).
-#[derive(Debug, Default)]
-pub(crate) struct WorkerStats {
-    stray_responses: AtomicU64,
-    stateless_replies: AtomicU64,
-}
-
-impl WorkerStats {
-    /// A response that matched no client transaction was dropped.
-    pub(crate) fn stray_response(&self) {
-        self.stray_responses.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A broken request was answered outside any transaction.
-    pub(crate) fn stateless_reply(&self) {
-        self.stateless_replies.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -38,21 +19,20 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
-/// The worker, transport and store series in the Prometheus text format.
-pub(crate) fn render(w: &WorkerStats, t: &TransportStatsSnapshot, s: &StoreStats) -> String {
+/// The core, transport and store series in the Prometheus text format.
+pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) -> String {
     let mut o = String::with_capacity(4096);
-    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     counter(
         &mut o,
         "mss_sip_stray_responses_total",
         "Responses that matched no transaction and were dropped.",
-        get(&w.stray_responses),
+        w.stray_responses(),
     );
     counter(
         &mut o,
         "mss_sip_stateless_replies_total",
         "Broken requests answered outside any transaction (400, 505).",
-        get(&w.stateless_replies),
+        w.stateless_replies(),
     );
     for (name, help, v) in [
         (
@@ -164,7 +144,7 @@ mod tests {
 
     #[test]
     fn renders_every_series_once() {
-        let w = WorkerStats::default();
+        let w = CoreStats::default();
         w.stray_response();
         w.stateless_reply();
         w.stateless_reply();

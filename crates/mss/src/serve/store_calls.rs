@@ -20,8 +20,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use mss_core::{OpId, StoreResult};
 
-use super::worker::Completion;
+/// What a finished store call gives back: the core's id of the operation and its result.
+pub(crate) type Completion = (OpId, StoreResult);
 
 /// A store call turned into its [`Completion`].
 type Call = Pin<Box<dyn Future<Output = Completion> + Send>>;
@@ -76,7 +78,7 @@ mod tests {
         for _ in 0..3 {
             let (tx, rx) = oneshot::channel::<Result<u64, mss_store::StoreError>>();
             senders.push(tx);
-            calls.push(async move { Completion::Swept(rx.await.unwrap_or(Ok(0))) });
+            calls.push(async move { (OpId(0), StoreResult::Count(rx.await.unwrap_or(Ok(0)))) });
         }
         // Only the second has finished: it waits for the first.
         let mut senders = senders.into_iter();
@@ -90,12 +92,12 @@ mod tests {
         assert!(early.is_err(), "the second waits for the first");
         first.send(Ok(1)).unwrap();
         let c = calls.next().await;
-        assert!(matches!(c, Completion::Swept(Ok(1))), "{c:?}");
+        assert!(matches!(c, (_, StoreResult::Count(Ok(1)))), "{c:?}");
         let c = calls.next().await;
-        assert!(matches!(c, Completion::Swept(Ok(2))), "{c:?}");
+        assert!(matches!(c, (_, StoreResult::Count(Ok(2)))), "{c:?}");
         third.send(Ok(3)).unwrap();
         let c = calls.next().await;
-        assert!(matches!(c, Completion::Swept(Ok(3))), "{c:?}");
+        assert!(matches!(c, (_, StoreResult::Count(Ok(3)))), "{c:?}");
         assert!(calls.is_empty());
         // Nothing in flight: still pending.
         let none = tokio::time::timeout(std::time::Duration::from_millis(10), calls.next()).await;
@@ -112,7 +114,12 @@ mod tests {
         for _ in 0..5_000 {
             let (tx, rx) = oneshot::channel::<Result<u64, mss_store::StoreError>>();
             senders.push(tx);
-            calls.push(async move { Completion::Swept(rx.await.unwrap_or(Ok(u64::MAX))) });
+            calls.push(async move {
+                (
+                    OpId(0),
+                    StoreResult::Count(rx.await.unwrap_or(Ok(u64::MAX))),
+                )
+            });
         }
         for (n, tx) in senders.into_iter().enumerate().rev() {
             tx.send(Ok(n as u64)).unwrap();
@@ -120,7 +127,7 @@ mod tests {
         for n in 0..5_000u64 {
             let c = calls.next().await;
             assert!(
-                matches!(c, Completion::Swept(Ok(m)) if m == n),
+                matches!(c, (_, StoreResult::Count(Ok(m))) if m == n),
                 "{c:?} at {n}"
             );
         }

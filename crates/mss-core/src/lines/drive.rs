@@ -7,16 +7,15 @@ use mss_services::lines::{
 };
 use mss_services::Now;
 use mss_sip::{Flow, Request};
-use tokio::sync::oneshot;
 
-use super::{call_id_view, reason, state_view, LineCompletion};
-use crate::serve::dns::{self, DnsError};
-use crate::serve::worker::{ClientOwner, Completion, Worker};
+use super::{call_id_view, reason, state_view, LineThen};
+use crate::core::{ClientOwner, Core, Then};
+use crate::output::{Output, StoreOp};
 
-impl Worker {
+impl Core {
     /// Carries out what the lines that got an input want; true when a REGISTER went into
     /// the transaction layer (whose output then needs draining).
-    pub(in crate::serve) fn drain_lines(&mut self, now: Now) -> bool {
+    pub(crate) fn drain_lines(&mut self, now: Now) -> bool {
         let mut sent = false;
         // Each round empties the list; a line is marked again only by a failed send, which
         // the machine turns into a scheduled retry, so this ends.
@@ -35,7 +34,7 @@ impl Worker {
     fn drain_line(&mut self, now: Now, index: usize) -> bool {
         let mut outputs: Vec<LineOutput> = Vec::new();
         {
-            let rng = &mut self.lines.rng;
+            let rng = &mut self.rng;
             let Some(slot) = self.lines.slots.get_mut(index) else {
                 return false;
             };
@@ -65,10 +64,10 @@ impl Worker {
                     if let Some(slot) = self.lines.slots.get_mut(index) {
                         slot.persisting += 1;
                     }
-                    let op = self.store.put_line(record);
-                    self.spawn_store(op, move |result| {
-                        Completion::Line(LineCompletion::Persisted { index, result })
-                    });
+                    self.store(
+                        StoreOp::PutLine(record),
+                        Then::Line(index, LineThen::Persisted),
+                    );
                 }
                 LineOutput::StateChanged(status) => self.line_state_changed(now, index, &status),
                 LineOutput::Log(log) => line_log(self.lines.name(index), &log),
@@ -80,30 +79,16 @@ impl Worker {
         sent
     }
 
-    fn start_lookup(&mut self, index: usize, req: ResolveRequest) {
-        let resolver = self
-            .lines
-            .resolver
-            .get_or_insert_with(dns::system_resolver)
-            .clone();
-        let tx = self.completions.clone();
-        let (cancel, cancelled) = oneshot::channel::<()>();
-        self.in_flight += 1;
-        tokio::spawn(async move {
-            let result = tokio::select! {
-                r = dns::resolve(&resolver, &req) => r,
-                _ = cancelled => Err(DnsError::Cancelled { name: req.host.clone() }),
-            };
-            // The worker is gone only at the very end of shutdown; nothing to report then.
-            let _ = tx.send(Completion::Line(LineCompletion::Resolved { index, result }));
-        });
+    fn start_lookup(&mut self, index: usize, request: ResolveRequest) {
+        let id = self.ops.start(Then::Line(index, LineThen::Resolved));
+        self.out.push_back(Output::Resolve { id, request });
         if let Some(slot) = self.lines.slots.get_mut(index) {
-            slot.lookup = Some(cancel);
+            slot.lookup = Some(id);
         }
     }
 
     /// Starts the client transaction of a line's REGISTER; true when it went in.
-    pub(super) fn send_line_request(
+    pub(crate) fn send_line_request(
         &mut self,
         now: Now,
         index: usize,
@@ -141,7 +126,7 @@ impl Worker {
     }
 
     /// Metrics and one log line for a line's new state (or its new Call-ID policy).
-    pub(super) fn line_state_changed(&mut self, now: Now, index: usize, status: &LineStatus) {
+    pub(crate) fn line_state_changed(&mut self, now: Now, index: usize, status: &LineStatus) {
         let Some(slot) = self.lines.slots.get_mut(index) else {
             return;
         };

@@ -9,7 +9,7 @@
 //!   `403 From Does Not Match Credentials` (no spoofed sender in a stored message); the
 //!   recipient is a user of the directory, with its live contacts from the location
 //!   service, or [`Recipient::Unknown`] (`404`).
-//! - Through an external line ([`Worker::on_message`]): a MESSAGE whose source is the
+//! - Through an external line ([`Core::on_message`]): a MESSAGE whose source is the
 //!   registrar a line registers at now (`Lines::lines_for_peer`) and whose Request-URI or
 //!   `To` user is the line's number needs no credentials (the provider cannot answer our
 //!   challenge); it goes to the line's `owner` as [`Sender::Line`], or gets `404` when the
@@ -21,9 +21,8 @@ use mss_services::{Answer, AuthKind, LocalDomains, Now, Reject};
 use mss_sip::{Flow, Request, Response, Uri};
 use mss_txn::ServerTransactionId;
 
-use super::Im;
-use crate::serve::lines::LinePeer;
-use crate::serve::worker::Worker;
+use crate::core::Core;
+use crate::lines::LinePeer;
 
 /// Reason phrase (and `Warning` text) when the `From` user is not the authenticated one.
 const FROM_MISMATCH: &str = "From Does Not Match Credentials";
@@ -32,21 +31,14 @@ const FROM_MISMATCH: &str = "From Does Not Match Credentials";
 /// large and admission of a good MESSAGE is the common case).
 type Refusal = Box<Response>;
 
-impl Im {
-    /// The sender and recipient of a MESSAGE that came in through `line` (see the module
-    /// docs): its owner, or [`Recipient::Unknown`] for a line without one.
-    fn admit_from_line(
-        &self,
-        now: Now,
-        line: LinePeer<'_>,
-        registrar: &Registrar,
-    ) -> (Sender, Recipient) {
-        let owner = self.line_owners.get(line.name).cloned();
-        let sender = Sender::Line {
-            name: line.name.to_owned(),
-        };
-        (sender, recipient(now, owner, registrar))
-    }
+/// The sender and recipient of a MESSAGE that came in through `line` (see the module
+/// docs): its owner, or [`Recipient::Unknown`] for a line without one.
+fn admit_from_line(now: Now, line: LinePeer<'_>, registrar: &Registrar) -> (Sender, Recipient) {
+    let sender = Sender::Line {
+        name: line.name.to_owned(),
+    };
+    let owner = line.owner.map(str::to_owned);
+    (sender, recipient(now, owner, registrar))
 }
 
 /// Who sends `req` and to whom, or the answer that refuses it (see the module docs); the
@@ -107,10 +99,10 @@ fn addressed_to(req: &Request, number: &str) -> bool {
     req.uri().is_ok_and(|u| user_is(&u)) || req.headers().to().is_ok_and(|t| user_is(&t.uri))
 }
 
-impl Worker {
+impl Core {
     /// A MESSAGE received on `from` that passed the prechecks (RFC 3428 §7): admitted
     /// and handed to the service, or refused at once.
-    pub(in crate::serve) fn on_message(
+    pub(crate) fn on_message(
         &mut self,
         now: Now,
         id: ServerTransactionId,
@@ -124,7 +116,7 @@ impl Worker {
         let admitted = match line {
             Some(line) => {
                 tracing::debug!(line = %line.name, "MESSAGE through a line");
-                Ok(self.im.admit_from_line(now, line, &self.registrar))
+                Ok(admit_from_line(now, line, &self.registrar))
             }
             None => admit(now, req, &self.domains, &self.answer, &mut self.registrar),
         };
@@ -144,26 +136,14 @@ impl Worker {
 mod tests {
     use std::time::Instant;
 
-    use mss_auth::NonceSecret;
     use mss_services::registrar::RegisterOutcome;
     use mss_sip::HeaderName;
 
     use super::*;
-    use crate::serve::im::tests::config;
-    use crate::serve::setup;
-    use crate::serve::testing::{digest_answer, request};
+    use crate::testing::{digest_answer, domains, registrar, request};
 
     fn now() -> Now {
         Now::new(Instant::now(), 1_800_000_000_000)
-    }
-
-    /// The registrar whose digest guard challenges senders.
-    fn registrar() -> Registrar {
-        setup::registrar(&config(), domains(), NonceSecret::from_bytes([7; 32]), 1)
-    }
-
-    fn domains() -> LocalDomains {
-        setup::local_domains(&config(), &[])
     }
 
     fn message(ruri: &str, from: &str, extra: &str) -> Request {
@@ -263,23 +243,13 @@ mod tests {
     /// `p2` to no one (`404`).
     #[test]
     fn a_message_through_a_line_goes_to_its_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let ini = dir.path().join("mss.ini");
-        std::fs::write(
-            &ini,
-            "[server]\ndomain = pbx.test\n[user:101]\npassword = pw\n\
-             [line:p1]\nregistrar = 192.0.2.1\nnumber = 2001\npassword = x\nowner = 101\n\
-             [line:p2]\nregistrar = 192.0.2.1\nnumber = 2002\npassword = x\n",
-        )
-        .unwrap();
-        let c = crate::config::load(Some(&ini), None).unwrap().config;
-        let im = Im::new(&c, "127.0.0.1:5060", now(), 1);
-        let reg = setup::registrar(&c, domains(), NonceSecret::from_bytes([7; 32]), 1);
-        let line = |name| LinePeer {
+        let reg = registrar();
+        let line = |name, owner| LinePeer {
             name,
             number: "2001",
+            owner,
         };
-        let (sender, recipient) = im.admit_from_line(now(), line("p1"), &reg);
+        let (sender, recipient) = admit_from_line(now(), line("p1", Some("101")), &reg);
         assert_eq!(sender, Sender::Line { name: "p1".into() });
         assert_eq!(
             recipient,
@@ -288,7 +258,7 @@ mod tests {
                 contacts: Vec::new()
             }
         );
-        let (sender, recipient) = im.admit_from_line(now(), line("p2"), &reg);
+        let (sender, recipient) = admit_from_line(now(), line("p2", None), &reg);
         assert_eq!(sender, Sender::Line { name: "p2".into() });
         assert_eq!(recipient, Recipient::Unknown);
     }

@@ -1,10 +1,43 @@
-//! Helpers of the `serve` unit tests: a request from its text, and the credentials that
-//! answer a digest challenge (computed by `mss-auth`'s client side).
+//! Helpers of the core's unit tests: a request from its text, the credentials that answer a
+//! digest challenge (computed by `mss-auth`'s client side), and a registrar for users `100`
+//! and `101` (passwords `pw-100`, `pw-101`) at `pbx.test` with MD5 challenges.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
+use mss_auth::NonceSecret;
+use mss_services::registrar::{Registrar, RegistrarConfig};
+use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Offer, Users};
 use mss_sip::{parse_datagram, HeaderName, Message, Request, Response};
+
+/// Our domain in the unit tests: `pbx.test`, `localhost` and loopback.
+pub(crate) fn domains() -> LocalDomains {
+    let mut d = LocalDomains::new("pbx.test").with_alias("localhost");
+    d.add_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    d
+}
+
+/// The registrar of users `100` and `101` (`pw-100`, `pw-101`), MD5 challenges only.
+pub(crate) fn registrar() -> Registrar {
+    let mut users = Users::new("pbx.test");
+    users.insert("100", "pw-100", None);
+    users.insert("101", "pw-101", None);
+    let guard = DigestGuard::new(
+        users,
+        NonceSecret::from_bytes([7; 32]),
+        GuardConfig {
+            offer: Offer::Configured(vec![mss_auth::Algorithm::Md5]),
+            ..GuardConfig::default()
+        },
+        1,
+    );
+    Registrar::new(
+        RegistrarConfig::default(),
+        domains(),
+        guard,
+        Answer::new("pbx.test"),
+    )
+}
 
 /// `text` parsed as a request (panics when it is not one).
 pub(crate) fn request(text: String) -> Request {

@@ -1,6 +1,6 @@
 //! Which line a request came through: a request whose source is the registrar a line
 //! registers at now (its current lookup target, over the line's transport) comes from that
-//! line's provider. The messaging glue (`serve/im.rs`) admits such a MESSAGE to the line's
+//! line's provider. Messaging (`messaging/admission.rs`) admits such a MESSAGE to the line's
 //! number without a challenge: the provider does not know our users' passwords, and the
 //! line's registration is the trust between mss and the provider.
 
@@ -15,6 +15,8 @@ pub(crate) struct LinePeer<'a> {
     pub(crate) name: &'a str,
     /// The line's number at the provider (its AOR user part).
     pub(crate) number: &'a str,
+    /// The local user who receives the line's incoming requests.
+    pub(crate) owner: Option<&'a str>,
 }
 
 impl Lines {
@@ -29,6 +31,7 @@ impl Lines {
             (target.addr == from.remote && target.transport == from.transport).then_some(LinePeer {
                 name: &slot.settings.name,
                 number: &slot.settings.number,
+                owner: slot.owner.as_deref(),
             })
         })
     }
@@ -38,32 +41,41 @@ impl Lines {
 mod tests {
     use std::net::SocketAddr;
 
-    use mss_services::lines::{LineOutput, Registration, Target};
+    use mss_services::lines::{LineOutput, LineSettings, Registration, Target};
+    use mss_services::Now;
     use mss_sip::Transport;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
     use super::*;
-    use crate::serve::setup;
+    use crate::lines::LineSetup;
+
+    fn now() -> Now {
+        Now::new(std::time::Instant::now(), 1_800_000_000_000)
+    }
 
     fn lines() -> Lines {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("mss.ini");
-        std::fs::write(
-            &cfg,
-            "[server]\ndomain = pbx.test\n[user:100]\npassword = pw\n\
-             [line:p1]\nregistrar = 192.0.2.1:5070\nnumber = 2001\npassword = x\n\
-             [line:p2]\nregistrar = 192.0.2.2\nnumber = 2002\npassword = x\n\
-             [line:p3]\nregistrar = 192.0.2.1:5070\nnumber = 2003\npassword = x\n",
+        let setup = |name: &str, host: &str, port: Option<u16>, number: &str| {
+            let mut settings = LineSettings::new(name, host, number, "x");
+            settings.port = port;
+            LineSetup {
+                settings,
+                owner: None,
+            }
+        };
+        Lines::new(
+            vec![
+                setup("p1", "192.0.2.1", Some(5070), "2001"),
+                setup("p2", "192.0.2.2", None, "2002"),
+                setup("p3", "192.0.2.1", Some(5070), "2003"),
+            ],
+            now(),
         )
-        .unwrap();
-        let loaded = crate::config::load(Some(&cfg), None).unwrap();
-        Lines::new(&loaded, setup::now())
     }
 
     /// Starts line `index`'s machine and gives it `targets` as its lookup's answer.
     fn resolve(lines: &mut Lines, index: usize, targets: Vec<Target>) {
-        let now = setup::now();
+        let now = now();
         let mut rng = StdRng::seed_from_u64(1);
         let slot = &mut lines.slots[index];
         let mut machine = Registration::new(slot.settings.clone(), None, now, &mut rng);

@@ -1,36 +1,9 @@
-//! Conversions at the edges of a line: the configuration to the machine's settings, the
-//! machine's status to the admin API's view, and the words of the transition log line.
+//! A line's status as the admin API shows it, and the words of its transition log line.
 
 use mss_admin::{CallIdModeView, LineView};
 use mss_services::lines::{
-    CallIdInUse, CallIdMode as LineCallIdMode, LastFailure, LineSettings, LineState, LineStatus,
+    CallIdInUse, CallIdMode as LineCallIdMode, LastFailure, LineState, LineStatus,
 };
-
-use crate::config::{CallIdMode, LineConfig};
-use crate::serve::setup::sip_transport;
-
-/// The machine's settings for a configured line: `gVarSipRegSameDialog` wins over the
-/// line's `call_id` (`effective_call_id_mode`); no port in `registrar` means DNS SRV;
-/// `retry_min` / `retry_max` set the backoff.
-pub(crate) fn line_settings(l: &LineConfig, mode: CallIdMode) -> LineSettings {
-    let mut s = LineSettings::new(&l.name, &l.registrar_host, &l.number, &l.password);
-    s.port = l.registrar_port;
-    s.transport = sip_transport(l.transport);
-    s.username = (l.username != l.number).then(|| l.username.clone());
-    // The domain defaults to the registrar host; left unset, the Request-URI keeps the
-    // registrar's port (`LineSettings::request_uri`).
-    s.domain = (l.domain != l.registrar_host).then(|| l.domain.clone());
-    s.expires = l.expires;
-    s.call_id_mode = match mode {
-        CallIdMode::Auto => LineCallIdMode::Auto,
-        CallIdMode::Same => LineCallIdMode::Same,
-        CallIdMode::Fresh => LineCallIdMode::Fresh,
-    };
-    s.user_agent = format!("mss/{}", env!("CARGO_PKG_VERSION"));
-    s.retry_min = l.retry_min;
-    s.retry_max = l.retry_max;
-    s
-}
 
 /// The admin API's name for the Call-ID policy in use: `auto` while an `auto` line still
 /// re-registers on one Call-ID, `auto_fresh` once it switched.
@@ -56,7 +29,7 @@ pub(crate) fn state_view(s: LineState) -> mss_admin::LineState {
     }
 }
 
-pub(super) fn unix_secs(ms: i64) -> u64 {
+pub(crate) fn unix_secs(ms: i64) -> u64 {
     u64::try_from(ms / 1000).unwrap_or(0)
 }
 
@@ -119,58 +92,7 @@ pub(crate) fn reason(old: LineState, s: &LineStatus, now_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::SipTransport;
-
-    fn config() -> LineConfig {
-        LineConfig {
-            name: "p1".into(),
-            registrar_host: "127.0.0.1".into(),
-            registrar_port: Some(5070),
-            transport: SipTransport::Udp,
-            number: "2001".into(),
-            username: "2001".into(),
-            password: "pw".into(),
-            domain: "127.0.0.1".into(),
-            expires: 120,
-            owner: None,
-            call_id: CallIdMode::Auto,
-            retry_min: Duration::from_secs(30),
-            retry_max: Duration::from_secs(1800),
-        }
-    }
-
-    #[test]
-    fn settings_follow_the_line_and_the_var_file() {
-        let s = line_settings(&config(), CallIdMode::Fresh);
-        assert_eq!(s.port, Some(5070));
-        assert_eq!(s.username, None);
-        assert_eq!(s.domain, None);
-        assert_eq!(s.request_uri(), "sip:127.0.0.1:5070");
-        assert_eq!(s.call_id_mode, LineCallIdMode::Fresh);
-        assert_eq!(s.expires, 120);
-        assert_eq!(
-            (s.retry_min, s.retry_max),
-            (Duration::from_secs(30), Duration::from_secs(1800))
-        );
-        let mut c = config();
-        c.retry_min = Duration::from_secs(2);
-        c.retry_max = Duration::from_secs(9);
-        let s = line_settings(&c, CallIdMode::Auto);
-        assert_eq!(
-            (s.retry_min, s.retry_max),
-            (Duration::from_secs(2), Duration::from_secs(9))
-        );
-        c.username = "auth".into();
-        c.domain = "voip.example".into();
-        c.registrar_port = None;
-        let s = line_settings(&c, CallIdMode::Auto);
-        assert_eq!(s.username(), "auth");
-        assert_eq!(s.aor(), "sip:2001@voip.example");
-        assert_eq!(s.port, None);
-    }
 
     #[test]
     fn call_id_names_are_the_admin_apis() {

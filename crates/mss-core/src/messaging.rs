@@ -1,114 +1,76 @@
-//! The messaging glue: a MESSAGE request in, the sans-IO [`Messaging`] service driven, its
-//! outputs carried out (DESIGN §3 "Instant messages", §5), the way the service's run loop
-//! says (`mss_services::im`).
+//! The messaging part of the core: a MESSAGE request in, the sans-IO [`Messaging`] service
+//! driven, its outputs carried out (DESIGN §3 "Instant messages", §5), the way the service's
+//! run loop says (`mss_services::im`).
 //!
-//! - Admission (`im/admission.rs`): a local sender answers a `407` challenge from the
+//! - Admission (`messaging/admission.rs`): a local sender answers a `407` challenge from the
 //!   registrar's digest guard; a MESSAGE from a line's provider to the line's number goes
 //!   to the line's owner unchallenged; who the recipient is.
 //! - [`ImOutput::Reply`] → the server transaction's answer; [`ImOutput::Send`] → a client
-//!   transaction owned by [`ClientOwner::Im`] (our Via's sent-by is set to the address the
-//!   transports send from to that peer, RFC 3261 §18.1.1); its final response, its `408`
-//!   on timeout, or a `503` made here on a transport error go back to the service;
-//!   [`ImOutput::Store`], `Load`, `Delete`, `Expire` → the store call, spawned, its result
-//!   back as [`Completion::Im`].
+//!   transaction owned by [`ClientOwner::Im`] (our Via's sent-by is set to our address
+//!   towards that peer, [`crate::Network::sent_by`], RFC 3261 §18.1.1); its final response,
+//!   its `408` on timeout, or a `503` made here on a transport error go back to the service;
+//!   [`ImOutput::Store`], `Load`, `Delete`, `Expire` → [`crate::Output::Store`], the result
+//!   back through [`ImThen`].
 //! - After every committed REGISTER that leaves a user with live contacts, the registrar's
-//!   glue calls [`Worker::im_user_registered`]: stored messages go out. The service knows
+//!   part calls [`Core::im_user_registered`]: stored messages go out. The service knows
 //!   who has any (`Store::message_counts` at start, then its own bookkeeping), so a user
 //!   with nothing stored costs no store read.
 //! - The service's counters go to `/metrics` (`mss_messages_total{outcome=…}`) after every
 //!   change, as differences from what was published before.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use mss_admin::{MessageOutcome, Metrics};
-use mss_services::im::{
-    ImOutput, ImSettings, ImStats, Messaging, RateLimit, RequestToken, StoreToken,
-};
+use mss_services::im::{ImOutput, ImSettings, ImStats, Messaging, RequestToken, StoreToken};
 use mss_services::Now;
 use mss_sip::{Flow, HeaderName, Request, Response, StatusCode};
-use mss_store::{InsertOutcome, StoreError, StoredMessage, UserMessageCount};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 
-use super::setup;
-use super::worker::{ClientOwner, Completion, Worker};
-use crate::config::Config;
+use crate::core::{ClientOwner, Core, Then};
+use crate::input::StoreResult;
+use crate::output::StoreOp;
 
 mod admission;
 
-/// The result of a store call started for the messaging service, delivered as
-/// [`Completion::Im`].
+/// What to do when a store call of the messaging service finishes.
 #[derive(Debug)]
-pub(crate) enum ImCompletion {
-    /// `Store::insert_message_if_below` finished.
-    Stored {
-        /// The service's name for the write.
-        token: StoreToken,
-        /// Stored (with its id) or refused as full, or the store error.
-        result: Result<InsertOutcome, StoreError>,
-    },
-    /// `Store::list_messages` finished.
-    Loaded {
-        /// The recipient.
-        user: String,
-        /// The unexpired stored messages.
-        result: Result<Vec<StoredMessage>, StoreError>,
-    },
-    /// `Store::delete_message` finished.
-    Deleted {
-        /// The message.
-        id: i64,
-        /// Whether it existed.
-        result: Result<bool, StoreError>,
-    },
-    /// `Store::delete_expired_messages` finished: how many went.
-    Expired(Result<u64, StoreError>),
+pub(crate) enum ImThen {
+    /// `insert_message_if_below` of the service's write `.0`.
+    Stored(StoreToken),
+    /// `list_messages` of this recipient.
+    Loaded(String),
+    /// `delete_message` of this message.
+    Deleted(i64),
+    /// `delete_expired_messages`.
+    Expired,
 }
 
-/// The messaging part of the worker: the service, the owners of the lines, and the
-/// counters already published.
+/// The messaging part of the core: the service and the counters already published.
 #[derive(Debug)]
 pub(crate) struct Im {
     service: Messaging<ServerTransactionId>,
-    /// Line name → its `owner`, for the lines that have one.
-    line_owners: HashMap<String, String>,
     published: ImStats,
 }
 
-/// The service's settings from `[server]` and `[im]`; `via_host` is the Via sent-by used
-/// when the transports cannot name one for a peer.
-pub(crate) fn settings(config: &Config, via_host: &str) -> ImSettings {
-    let im = &config.im;
-    let mut s = ImSettings::new(&config.server.domain);
-    s.via_host = via_host.to_owned();
-    s.offline_max_messages = im.offline_max_messages;
-    s.offline_max_chars = im.offline_max_chars;
-    s.offline_ttl = im.offline_ttl;
-    s.rate_limit = RateLimit::per_minute(im.rate_limit_per_minute);
-    s
-}
-
 impl Im {
-    /// The service for `config`, started at `now`; `seed` seeds its randomness.
-    pub(crate) fn new(config: &Config, via_host: &str, now: Now, seed: u64) -> Im {
-        let line_owners = config
-            .lines
-            .iter()
-            .filter_map(|l| Some((l.name.clone(), l.owner.clone()?)))
-            .collect();
+    /// The service with `settings`, started at `now`; `seed` seeds its randomness.
+    pub(crate) fn new(settings: ImSettings, now: Now, seed: u64) -> Im {
         Im {
-            service: Messaging::new(now, settings(config, via_host), seed),
-            line_owners,
+            service: Messaging::new(now, settings, seed),
             published: ImStats::default(),
         }
     }
 
-    /// Who has stored messages at start (`Store::message_counts`): a registration of anyone
-    /// else needs no store read until a message is stored for them.
-    pub(crate) fn set_stored_users(&mut self, counts: Vec<UserMessageCount>) {
-        self.service
-            .set_stored_users(counts.into_iter().filter(|c| c.stored > 0).map(|c| c.user));
+    /// Who has stored messages at start: a registration of anyone else needs no store read
+    /// until a message is stored for them.
+    pub(crate) fn set_stored_users(&mut self, users: impl IntoIterator<Item = String>) {
+        self.service.set_stored_users(users);
+    }
+
+    /// When the service wants [`Core::im_on_timeout`] next.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.service.poll_timeout()
     }
 
     /// Adds what the service counted since the last call to `metrics`.
@@ -159,10 +121,10 @@ fn with_sent_by(via: &[u8], sent_by: SocketAddr) -> Option<String> {
     Some(out)
 }
 
-impl Worker {
+impl Core {
     /// `user`'s REGISTER was committed: if it has live contacts, stored messages go out
     /// (the service starts a delivery round unless one runs or nothing is stored).
-    pub(super) fn im_user_registered(&mut self, now: Now, user: &str) {
+    pub(crate) fn im_user_registered(&mut self, now: Now, user: &str) {
         let contacts: Vec<_> = self
             .registrar
             .location()
@@ -179,13 +141,13 @@ impl Worker {
 
     /// A response, a timeout (`408`) or a transport error (`None`, a `503` here, RFC 3261
     /// §8.1.3.1) of a request the service sent.
-    pub(super) fn on_im_client_event(
+    pub(crate) fn on_im_client_event(
         &mut self,
+        now: Now,
         id: ClientTransactionId,
         token: RequestToken,
         response: Option<Response>,
     ) {
-        let now = setup::now();
         let rsp = response.unwrap_or_else(|| {
             Response::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
         });
@@ -198,40 +160,39 @@ impl Worker {
     }
 
     /// A store call of the service finished.
-    pub(super) fn on_im_completion(&mut self, now: Now, c: ImCompletion) {
+    pub(crate) fn on_im_stored(&mut self, now: Now, then: ImThen, result: StoreResult) {
         let s = &mut self.im.service;
-        match c {
-            ImCompletion::Stored { token, result } => {
-                s.handle_stored(now, token, result.map_err(|e| e.to_string()));
+        let err = |e: mss_store::StoreError| e.to_string();
+        match (then, result) {
+            (ImThen::Stored(token), StoreResult::Inserted(r)) => {
+                s.handle_stored(now, token, r.map_err(err));
             }
-            ImCompletion::Loaded { user, result } => {
-                s.handle_loaded(now, &user, result.map_err(|e| e.to_string()));
+            (ImThen::Loaded(user), StoreResult::Messages(r)) => {
+                s.handle_loaded(now, &user, r.map_err(err));
             }
-            ImCompletion::Deleted { id, result } => {
-                s.handle_deleted(now, id, result.map_err(|e| e.to_string()));
+            (ImThen::Deleted(id), StoreResult::Deleted(r)) => {
+                s.handle_deleted(now, id, r.map_err(err));
             }
-            ImCompletion::Expired(result) => {
-                s.handle_expired(now, result.map_err(|e| e.to_string()));
+            (ImThen::Expired, StoreResult::Count(r)) => s.handle_expired(now, r.map_err(err)),
+            (then, other) => {
+                self.wrong_result("messaging", &other);
+                // The service's guard deadline turns the missing result into a failure.
+                tracing::debug!(?then, "messaging store result dropped");
             }
         }
         self.drain_im(now);
     }
 
-    /// When the service wants [`Worker::im_on_timeout`] next.
-    pub(super) fn im_timeout(&self) -> Option<Instant> {
-        self.im.service.poll_timeout()
-    }
-
     /// Fires the service's due timers.
-    pub(super) fn im_on_timeout(&mut self, now: Now) {
-        if self.im_timeout().is_some_and(|t| t <= now.mono) {
+    pub(crate) fn im_on_timeout(&mut self, now: Now) {
+        if self.im.poll_timeout().is_some_and(|t| t <= now.mono) {
             self.im.service.handle_timeout(now);
             self.drain_im(now);
         }
     }
 
     /// Carries out everything the service asked for, then publishes its counters.
-    fn drain_im(&mut self, now: Now) {
+    pub(crate) fn drain_im(&mut self, now: Now) {
         while let Some(out) = self.im.service.poll_output() {
             match out {
                 ImOutput::Reply { server, response } => self.respond(now, server, response),
@@ -245,26 +206,22 @@ impl Worker {
                     message,
                     limit,
                 } => {
-                    let op = self.store.insert_message_if_below(message, limit);
-                    self.spawn_store(op, move |result| {
-                        Completion::Im(ImCompletion::Stored { token, result })
-                    });
+                    let op = StoreOp::InsertMessageIfBelow { message, limit };
+                    self.store(op, Then::Im(ImThen::Stored(token)));
                 }
                 ImOutput::Load { user, now: at } => {
-                    let op = self.store.list_messages(&user, at);
-                    self.spawn_store(op, move |result| {
-                        Completion::Im(ImCompletion::Loaded { user, result })
-                    });
+                    let op = StoreOp::ListMessages {
+                        user: user.clone(),
+                        now: at,
+                    };
+                    self.store(op, Then::Im(ImThen::Loaded(user)));
                 }
                 ImOutput::Delete { id } => {
-                    let op = self.store.delete_message(id);
-                    self.spawn_store(op, move |result| {
-                        Completion::Im(ImCompletion::Deleted { id, result })
-                    });
+                    self.store(StoreOp::DeleteMessage { id }, Then::Im(ImThen::Deleted(id)));
                 }
                 ImOutput::Expire { now: at } => {
-                    let op = self.store.delete_expired_messages(at);
-                    self.spawn_store(op, |result| Completion::Im(ImCompletion::Expired(result)));
+                    let op = StoreOp::DeleteExpiredMessages { now: at };
+                    self.store(op, Then::Im(ImThen::Expired));
                 }
             }
         }
@@ -274,7 +231,7 @@ impl Worker {
     /// Starts the client transaction of a request the service sends over `flow`; a request
     /// the transaction layer refuses counts as a transport error (`503`).
     fn im_send(&mut self, now: Now, token: RequestToken, mut request: Request, flow: Flow) {
-        if let Ok(addr) = self.transports.sent_by(flow.transport, flow.remote) {
+        if let Some(addr) = self.network.sent_by(flow.transport, flow.remote) {
             let via = request
                 .headers()
                 .get(&HeaderName::Via)
@@ -299,42 +256,7 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::UserConfig;
-
-    /// Users 100 and 101 at pbx.test, MD5 challenges, small `[im]` limits.
-    pub(super) fn config() -> Config {
-        let mut c = Config::embedded("pbx.test".into());
-        for (name, password) in [("100", "pw-100"), ("101", "pw-101")] {
-            c.users.push(UserConfig {
-                name: name.into(),
-                password: password.into(),
-                display_name: None,
-            });
-        }
-        c.server.digest_algorithms = Some(vec![mss_auth::Algorithm::Md5]);
-        c.im.offline_max_messages = 3;
-        c.im.offline_max_chars = 20;
-        c.im.offline_ttl = Duration::from_secs(60);
-        c.im.rate_limit_per_minute = 0;
-        c
-    }
-
-    #[test]
-    fn settings_follow_the_im_section() {
-        let s = settings(&config(), "192.0.2.1:5060");
-        assert_eq!(s.domain, "pbx.test");
-        assert_eq!(s.via_host, "192.0.2.1:5060");
-        assert_eq!(s.offline_max_messages, 3);
-        assert_eq!(s.offline_max_chars, 20);
-        assert_eq!(s.offline_ttl, Duration::from_secs(60));
-        assert_eq!(s.rate_limit, None);
-        let mut c = config();
-        c.im.rate_limit_per_minute = 30;
-        assert_eq!(settings(&c, "h").rate_limit, RateLimit::per_minute(30));
-    }
 
     #[test]
     fn sent_by_is_replaced_and_parameters_kept() {

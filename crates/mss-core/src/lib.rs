@@ -1,0 +1,57 @@
+//! mss-core: the server's SIP logic in one sans-IO machine.
+//!
+//! [`Core`] owns the transaction layer, the registrar with the location service and the
+//! digest guard, the external lines, instant messages, the routing of client-transaction
+//! events to the service that started each transaction, and the dispatch of new requests.
+//! It is driven through one surface, in the style of str0m and quinn-proto:
+//!
+//! - [`Core::handle`]`(now, `[`Input`]`)`: a received packet, a finished store operation or
+//!   lookup (by [`OpId`]), a failed send, a timeout, shutdown;
+//! - [`Core::poll_output`]` -> Option<`[`Output`]`>`: bytes to send, a store operation or
+//!   lookup to start (with its id), memory worth releasing;
+//! - [`Core::poll_timeout`]: when to feed [`Input::Timeout`].
+//!
+//! `now` is always passed in; every random choice comes from a generator seeded through
+//! [`CoreParts::seed`]. The one question the core asks of its host is [`Network::sent_by`]
+//! (our address towards a peer). Counters go to the shared [`mss_admin::Metrics`] and
+//! [`CoreStats`] (atomics read by the admin API); the admin views are read with
+//! [`Core::registrations`] and [`Core::line_views`].
+//!
+//! ```text
+//! driver (mss serve's worker, or a test)          Core
+//!   socket packet ───────── Input::Received ───▶ parse → transactions → dispatch → service
+//!   ◀── Output::Transmit ─────────────────────── responses, requests, retransmissions
+//!   ◀── Output::Store { id, op } ─────────────── a write a SIP answer waits for
+//!   store result ────────── Input::Stored { id } ▶ the answer goes out (200, 202, …)
+//!   ◀── Output::Resolve { id, request } ──────── a line's registrar to look up
+//!   targets ─────────────── Input::Resolved { id } ▶ the line's REGISTER leaves
+//!   sleep until poll_timeout ─ Input::Timeout ──▶ timers (transactions, lines, messages)
+//! ```
+//!
+//! Files: `core.rs` (the machine, the transaction-layer drain, client routing),
+//! `dispatch.rs` (where a new request goes), `inbound.rs` (packet → message or stateless
+//! answer), `registrar.rs`, `messaging.rs` (+ `messaging/admission.rs`), `lines.rs` (+
+//! `lines/drive.rs`, `lines/peers.rs`, `lines/view.rs`), `ops.rs` (operations waited for),
+//! `input.rs`, `output.rs`, `network.rs`, `stats.rs`, `memory.rs`.
+
+mod core;
+mod dispatch;
+mod inbound;
+mod input;
+mod lines;
+mod memory;
+mod messaging;
+mod network;
+mod ops;
+mod output;
+mod registrar;
+mod stats;
+#[cfg(test)]
+mod testing;
+
+pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
+pub use input::{Input, StoreResult};
+pub use lines::LineSetup;
+pub use network::{FixedAddress, Network};
+pub use output::{OpId, Output, StoreOp};
+pub use stats::CoreStats;
