@@ -14,9 +14,11 @@ use mss_sip::Response;
 use mss_store::StoredMessage;
 use tracing::{debug, info, warn};
 
+use crate::im::guards::later;
 use crate::im::guards::{GuardKey, Guarded};
 use crate::im::io::{ContactTarget, ImOutput};
-use crate::im::messaging::{later, Messaging, SendOwner};
+use crate::im::messaging::Messaging;
+use crate::im::outbox::SendOwner;
 use crate::im::request::{self, NewIds};
 use crate::Now;
 
@@ -76,15 +78,15 @@ impl<S> Messaging<S> {
 
     /// Starts a round: asks for the stored messages.
     fn start_round(&mut self, now: Now, user: String, contacts: Vec<ContactTarget>) {
-        let serial = self.fresh_id();
-        let guard = self.guards.arm(
+        let serial = self.outbox.fresh_id();
+        let guard = self.outbox.arm(
             later(now.mono, self.settings.storage_guard),
             Guarded::Round {
                 user: user.clone(),
                 serial,
             },
         );
-        self.out.push_back(ImOutput::Load {
+        self.outbox.push(ImOutput::Load {
             user: user.clone(),
             now: now.unix_ms,
         });
@@ -116,7 +118,7 @@ impl<S> Messaging<S> {
             return;
         }
         if let Some(g) = round.guard.take() {
-            self.guards.disarm(g);
+            self.outbox.disarm(g);
         }
         match result {
             Ok(mut messages) => {
@@ -155,7 +157,7 @@ impl<S> Messaging<S> {
         let serial = round.serial;
         let contacts = round.contacts.clone();
         for contact in &contacts {
-            let ids = NewIds::generate(&mut self.rng);
+            let ids = NewIds::generate(self.outbox.rng());
             let req = request::delivery(
                 &msg,
                 contact,
@@ -167,7 +169,8 @@ impl<S> Messaging<S> {
                 user: user.to_owned(),
                 serial,
             };
-            self.send(now, owner, req, contact);
+            let guard_at = later(now.mono, self.settings.request_guard);
+            self.outbox.send(owner, req, contact.flow, guard_at);
         }
     }
 
@@ -194,7 +197,7 @@ impl<S> Messaging<S> {
             *delivered = true;
             *deleting = true;
             let id = *id;
-            round.guard = Some(self.guards.arm(
+            round.guard = Some(self.outbox.arm(
                 delete_timeout,
                 Guarded::Round {
                     user: user.to_owned(),
@@ -202,7 +205,7 @@ impl<S> Messaging<S> {
                 },
             ));
             self.deleting.insert(id, user.to_owned());
-            self.out.push_back(ImOutput::Delete { id });
+            self.outbox.push(ImOutput::Delete { id });
             return;
         }
         self.step(now, user);
@@ -235,11 +238,11 @@ impl<S> Messaging<S> {
         }
         *deleting = false;
         if let Some(g) = round.guard.take() {
-            self.guards.disarm(g);
+            self.outbox.disarm(g);
         }
         match result {
-            Ok(true) => self.stats.delivered += 1,
-            Ok(false) => self.stats.delivered_already_gone += 1,
+            Ok(true) => self.outbox.stats_mut().delivered += 1,
+            Ok(false) => self.outbox.stats_mut().delivered_already_gone += 1,
             Err(e) => {
                 warn!(%user, id, error = %e, "deleting a delivered message failed");
                 self.finish_round(now, &user, false);
@@ -294,7 +297,7 @@ impl<S> Messaging<S> {
             return;
         };
         if let Some(g) = round.guard {
-            self.guards.disarm(g);
+            self.outbox.disarm(g);
         }
         if let Phase::Sending { id, .. } = round.phase {
             self.deleting.remove(&id);
@@ -302,7 +305,7 @@ impl<S> Messaging<S> {
         if success {
             info!(%user, "stored messages delivered");
         } else {
-            self.stats.delivery_failures += 1;
+            self.outbox.stats_mut().delivery_failures += 1;
         }
         if round.rerun && !round.contacts.is_empty() {
             self.start_round(now, user.to_owned(), round.contacts);

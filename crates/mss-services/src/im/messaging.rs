@@ -1,19 +1,18 @@
 //! The [`Messaging`] state machine: incoming MESSAGE requests, relaying to online users and
 //! storing for offline ones. Delivery rounds live in `delivery.rs`, timers in `guards.rs`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mss_sip::{Request, Response, StatusCode};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use tracing::debug;
 
 use crate::im::body;
 use crate::im::delivery::Round;
-use crate::im::guards::{GuardKey, Guarded, Guards};
-use crate::im::io::{ContactTarget, ImOutput, Recipient, RequestToken, Sender, StoreToken};
+use crate::im::guards::{later, GuardKey, Guarded};
+use crate::im::io::{ImOutput, Recipient, RequestToken, Sender, StoreToken};
 use crate::im::offline::PendingStore;
+use crate::im::outbox::{Outbox, SendOwner};
 use crate::im::rate::SenderLimiter;
 use crate::im::relay::Relay;
 use crate::im::replies::Replies;
@@ -28,20 +27,6 @@ const SENDER_SWEEP: Duration = Duration::from_secs(10);
 /// Most users remembered as having an empty store (see `Messaging::known_empty`).
 const MAX_KNOWN_EMPTY: usize = 100_000;
 
-/// Who is waiting for a request mss sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum SendOwner {
-    /// A live relay.
-    Relay(u64),
-    /// A delivery round of `user`, number `serial`.
-    Delivery {
-        /// The recipient.
-        user: String,
-        /// Which round.
-        serial: u64,
-    },
-}
-
 /// Instant messages (RFC 3428): relay to online users, the offline store, delivery on return.
 ///
 /// See the [module docs](crate::im) for the run loop. `S` is the caller's handle of a
@@ -50,17 +35,12 @@ pub(super) enum SendOwner {
 pub struct Messaging<S> {
     pub(super) settings: ImSettings,
     pub(super) replies: Replies,
-    pub(super) rng: StdRng,
-    pub(super) next_id: u64,
-    pub(super) out: VecDeque<ImOutput<S>>,
-    pub(super) guards: Guards,
-    pub(super) stats: ImStats,
+    /// The outputs, guards, ids, generator, counters and requests awaiting an answer.
+    pub(super) outbox: Outbox<S>,
     limiter: SenderLimiter,
     pub(super) relays: HashMap<u64, Relay<S>>,
     /// Stored copies of relayed messages that a contact accepted late, being deleted.
     pub(super) late_deletes: HashSet<i64>,
-    /// Requests mss sent, with their guard.
-    pub(super) sends: HashMap<RequestToken, (SendOwner, GuardKey)>,
     pub(super) stores: HashMap<StoreToken, PendingStore<S>>,
     /// One delivery round per user at most.
     pub(super) rounds: HashMap<String, Round>,
@@ -89,14 +69,9 @@ impl<S> Messaging<S> {
             next_sweep_at: later(now.mono, SENDER_SWEEP),
             next_expire_at: later(now.mono, settings.expire_interval),
             settings,
-            rng: StdRng::seed_from_u64(seed),
-            next_id: 0,
-            out: VecDeque::new(),
-            guards: Guards::default(),
-            stats: ImStats::default(),
+            outbox: Outbox::new(seed),
             relays: HashMap::new(),
             late_deletes: HashSet::new(),
-            sends: HashMap::new(),
             stores: HashMap::new(),
             rounds: HashMap::new(),
             deleting: HashMap::new(),
@@ -128,7 +103,7 @@ impl<S> Messaging<S> {
 
     /// The counters, for `/metrics`.
     pub fn stats(&self) -> &ImStats {
-        &self.stats
+        self.outbox.stats()
     }
 
     /// The settings.
@@ -140,20 +115,18 @@ impl<S> Messaging<S> {
     /// `handle_*` call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<ImOutput<S>> {
-        self.out.pop_front()
+        self.outbox.pop()
     }
 
     /// When [`Messaging::handle_timeout`] must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let periodic = self.next_sweep_at.min(self.next_expire_at);
-        Some(self.guards.next_at().map_or(periodic, |g| g.min(periodic)))
-    }
-
-    /// A fresh id for a token.
-    pub(super) fn fresh_id(&mut self) -> u64 {
-        self.next_id = self.next_id.wrapping_add(1);
-        self.next_id
+        Some(
+            self.outbox
+                .next_guard_at()
+                .map_or(periodic, |g| g.min(periodic)),
+        )
     }
 
     /// A MESSAGE for a local user (`recipient`), from `sender`, received on server
@@ -174,26 +147,26 @@ impl<S> Messaging<S> {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = u32::try_from(secs).unwrap_or(u32::MAX).max(1);
             debug!(%sender, retry_after = secs, "MESSAGE over the sender's rate");
-            self.stats.refused.rate_limited += 1;
+            self.outbox.stats_mut().refused.rate_limited += 1;
             let response = self.replies.rate_limited(req, secs);
-            self.reply(server, response);
+            self.outbox.reply(server, response);
             return;
         }
         let (user, contacts) = match recipient {
             Recipient::Local { user, contacts } => (user, contacts),
             Recipient::Unknown => {
-                self.stats.refused.not_found += 1;
+                self.outbox.stats_mut().refused.not_found += 1;
                 let response = self.replies.not_found(req);
-                self.reply(server, response);
+                self.outbox.reply(server, response);
                 return;
             }
         };
         let body = match body::inspect(req) {
             Ok(b) => b,
             Err(e) => {
-                self.stats.refused.bad_body += 1;
+                self.outbox.stats_mut().refused.bad_body += 1;
                 let response = self.replies.body_error(req, &e);
-                self.reply(server, response);
+                self.outbox.reply(server, response);
                 return;
             }
         };
@@ -204,39 +177,13 @@ impl<S> Messaging<S> {
         let max_forwards = match request::next_max_forwards(req) {
             Ok(n) => n,
             Err(ForwardError::TooManyHops) => {
-                self.stats.refused.too_many_hops += 1;
+                self.outbox.stats_mut().refused.too_many_hops += 1;
                 let response = self.replies.too_many_hops(req);
-                self.reply(server, response);
+                self.outbox.reply(server, response);
                 return;
             }
         };
         self.relay(now, server, req, user, body, &contacts, max_forwards);
-    }
-
-    /// Emits a request to `contact` on behalf of `owner`, with its guard.
-    pub(super) fn send(
-        &mut self,
-        now: Now,
-        owner: SendOwner,
-        request: Request,
-        contact: &ContactTarget,
-    ) {
-        let token = RequestToken(self.fresh_id());
-        let guard = self.guards.arm(
-            later(now.mono, self.settings.request_guard),
-            Guarded::Send(token),
-        );
-        self.sends.insert(token, (owner, guard));
-        self.out.push_back(ImOutput::Send {
-            token,
-            request,
-            flow: contact.flow,
-        });
-    }
-
-    /// Queues the final answer on `server`.
-    pub(super) fn reply(&mut self, server: S, response: Response) {
-        self.out.push_back(ImOutput::Reply { server, response });
     }
 
     /// A response to a request mss sent ([`ImOutput::Send`]). Provisional responses are
@@ -246,10 +193,9 @@ impl<S> Messaging<S> {
         if rsp.status().is_provisional() {
             return;
         }
-        let Some((owner, guard)) = self.sends.remove(&token) else {
+        let Some(owner) = self.outbox.answered(token) else {
             return;
         };
-        self.guards.disarm(guard);
         match owner {
             SendOwner::Relay(id) => self.relay_answered(now, id, rsp),
             SendOwner::Delivery { user, serial } => {
@@ -261,7 +207,7 @@ impl<S> Messaging<S> {
     /// Fires what is due at `now`: guards of results that never came, the periodic expiry
     /// sweep ([`ImOutput::Expire`]) and forgetting idle senders.
     pub fn handle_timeout(&mut self, now: Now) {
-        while let Some(due) = self.guards.pop_due(now.mono) {
+        while let Some(due) = self.outbox.pop_due(now.mono) {
             match due {
                 Guarded::Send(token) => {
                     let timeout = Response::new(StatusCode::REQUEST_TIMEOUT, "Request Timeout");
@@ -283,12 +229,12 @@ impl<S> Messaging<S> {
         if now.mono >= self.next_expire_at {
             self.next_expire_at = later(now.mono, self.settings.expire_interval);
             if self.expiring.is_none() {
-                let g = self.guards.arm(
+                let g = self.outbox.arm(
                     later(now.mono, self.settings.storage_guard),
                     Guarded::Expire,
                 );
                 self.expiring = Some(g);
-                self.out.push_back(ImOutput::Expire { now: now.unix_ms });
+                self.outbox.push(ImOutput::Expire { now: now.unix_ms });
             }
         }
         if self.known_empty.len() > MAX_KNOWN_EMPTY {
@@ -304,14 +250,6 @@ impl<S> Messaging<S> {
 
     /// Number of things in flight: relays, store writes, delivery rounds, requests sent.
     pub fn in_flight(&self) -> usize {
-        self.relays.len() + self.stores.len() + self.rounds.len() + self.sends.len()
+        self.relays.len() + self.stores.len() + self.rounds.len() + self.outbox.awaiting_answers()
     }
-}
-
-/// `now + d`, or as late as the clock allows (a configured duration can be absurd; an
-/// `Instant` overflow must not panic).
-pub(super) fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
 }

@@ -103,6 +103,7 @@ mod guards;
 mod io;
 mod messaging;
 mod offline;
+mod outbox;
 mod rate;
 mod relay;
 mod replies;

@@ -8,9 +8,10 @@ use mss_store::{InsertOutcome, NewMessage, UnixMillis};
 use tracing::{debug, warn};
 
 use crate::im::body::BodyInfo;
+use crate::im::guards::later;
 use crate::im::guards::{GuardKey, Guarded};
 use crate::im::io::{ImOutput, StoreToken};
-use crate::im::messaging::{later, Messaging};
+use crate::im::messaging::Messaging;
 use crate::Now;
 
 /// A MESSAGE waiting for its store write.
@@ -40,16 +41,16 @@ impl<S> Messaging<S> {
     ) -> bool {
         let limit = self.settings.offline_max_chars;
         if body.chars > usize::try_from(limit).unwrap_or(usize::MAX) {
-            self.stats.refused.too_long += 1;
+            self.outbox.stats_mut().refused.too_long += 1;
             let response = self.replies.too_long(&req, body.chars, limit);
-            self.reply(server, response);
+            self.outbox.reply(server, response);
             return false;
         }
         let expires_at = expires_at(&req, now.unix_ms, self.settings.offline_ttl);
         if expires_at <= now.unix_ms {
-            self.stats.refused.expired += 1;
+            self.outbox.stats_mut().refused.expired += 1;
             let response = self.replies.expired(&req);
-            self.reply(server, response);
+            self.outbox.reply(server, response);
             return false;
         }
         let h = req.headers();
@@ -66,8 +67,8 @@ impl<S> Messaging<S> {
             received_at: now.unix_ms,
             expires_at,
         };
-        let token = StoreToken(self.fresh_id());
-        let guard = self.guards.arm(
+        let token = StoreToken(self.outbox.fresh_id());
+        let guard = self.outbox.arm(
             later(now.mono, self.settings.storage_guard),
             Guarded::Store(token),
         );
@@ -81,7 +82,7 @@ impl<S> Messaging<S> {
                 relay,
             },
         );
-        self.out.push_back(ImOutput::Store {
+        self.outbox.push(ImOutput::Store {
             token,
             message,
             limit: self.settings.offline_max_messages,
@@ -107,7 +108,7 @@ impl<S> Messaging<S> {
             }
             return;
         };
-        self.guards.disarm(p.guard);
+        self.outbox.disarm(p.guard);
         if let Some(relay) = p.relay {
             let id = match result {
                 Ok(InsertOutcome::Stored(id)) => Some(id),
@@ -118,7 +119,7 @@ impl<S> Messaging<S> {
         let response = match result {
             Ok(InsertOutcome::Stored(id)) => {
                 debug!(id, user = %p.recipient, "message stored");
-                self.stats.stored += 1;
+                self.outbox.stats_mut().stored += 1;
                 self.known_empty.remove(&p.recipient);
                 if let Some(s) = &mut self.stored_users {
                     s.insert(p.recipient.clone());
@@ -129,7 +130,7 @@ impl<S> Messaging<S> {
                 self.replies.accepted(&p.request)
             }
             Ok(InsertOutcome::Full { stored }) => {
-                self.stats.refused.store_full += 1;
+                self.outbox.stats_mut().refused.store_full += 1;
                 self.replies.store_full(&p.request, stored)
             }
             Err(e) => {
@@ -138,21 +139,21 @@ impl<S> Messaging<S> {
                 if let Some(s) = &mut self.stored_users {
                     s.insert(p.recipient.clone());
                 }
-                self.stats.refused.store_error += 1;
+                self.outbox.stats_mut().refused.store_error += 1;
                 self.replies
                     .store_error(&p.request, self.settings.store_retry_after)
             }
         };
-        self.reply(p.server, response);
+        self.outbox.reply(p.server, response);
     }
 
     /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
     pub fn handle_expired(&mut self, _now: Now, result: Result<u64, String>) {
         if let Some(g) = self.expiring.take() {
-            self.guards.disarm(g);
+            self.outbox.disarm(g);
         }
         match result {
-            Ok(n) => self.stats.expired += n,
+            Ok(n) => self.outbox.stats_mut().expired += n,
             Err(e) => warn!(error = %e, "deleting expired messages failed"),
         }
     }

@@ -14,9 +14,11 @@ use mss_store::UnixMillis;
 use tracing::{debug, warn};
 
 use crate::im::body::BodyInfo;
+use crate::im::guards::later;
 use crate::im::guards::{GuardKey, Guarded};
 use crate::im::io::{ContactTarget, ImOutput};
-use crate::im::messaging::{later, Messaging, SendOwner};
+use crate::im::messaging::Messaging;
+use crate::im::outbox::SendOwner;
 use crate::im::request;
 use crate::Now;
 
@@ -70,14 +72,16 @@ impl<S> Messaging<S> {
         contacts: &[ContactTarget],
         max_forwards: u8,
     ) {
-        let id = self.fresh_id();
+        let id = self.outbox.fresh_id();
         for contact in contacts {
-            let branch = request::new_branch(&mut self.rng);
+            let branch = request::new_branch(self.outbox.rng());
             let out =
                 request::forward(req, contact, max_forwards, &self.settings.via_host, &branch);
-            self.send(now, SendOwner::Relay(id), out, contact);
+            let guard_at = later(now.mono, self.settings.request_guard);
+            self.outbox
+                .send(SendOwner::Relay(id), out, contact.flow, guard_at);
         }
-        let guard = self.guards.arm(
+        let guard = self.outbox.arm(
             later(now.mono, self.settings.relay_timeout),
             Guarded::Relay(id),
         );
@@ -109,11 +113,11 @@ impl<S> Messaging<S> {
             if let Some(server) = relay.server.take() {
                 // The first 2xx wins (RFC 3261 §16.7 step 5); later answers are ignored.
                 if let Some(g) = relay.guard.take() {
-                    self.guards.disarm(g);
+                    self.outbox.disarm(g);
                 }
-                self.stats.relayed += 1;
+                self.outbox.stats_mut().relayed += 1;
                 let response = self.replies.relayed(&relay.request, rsp);
-                self.out.push_back(ImOutput::Reply { server, response });
+                self.outbox.push(ImOutput::Reply { server, response });
             } else {
                 late = true;
             }
@@ -151,12 +155,12 @@ impl<S> Messaging<S> {
             return;
         };
         if let Some(g) = relay.guard.take() {
-            self.guards.disarm(g);
+            self.outbox.disarm(g);
         }
         if let Some(best) = &relay.refusal {
-            self.stats.refused.by_recipient += 1;
+            self.outbox.stats_mut().refused.by_recipient += 1;
             let response = self.replies.relayed(&relay.request, best);
-            self.reply(server, response);
+            self.outbox.reply(server, response);
             return;
         }
         debug!(user = %relay.recipient, pending = relay.pending, "no contact took it; storing");
@@ -209,9 +213,9 @@ impl<S> Messaging<S> {
 
     /// Deletes the stored copy `msg` of a message a contact accepted late.
     fn delete_late_copy(&mut self, msg: i64) {
-        self.stats.delivered_late += 1;
+        self.outbox.stats_mut().delivered_late += 1;
         self.late_deletes.insert(msg);
-        self.out.push_back(ImOutput::Delete { id: msg });
+        self.outbox.push(ImOutput::Delete { id: msg });
     }
 
     /// The outcome of deleting a late copy.
