@@ -9,7 +9,8 @@ use tracing::debug;
 
 use crate::im::body;
 use crate::im::delivery::Round;
-use crate::im::guards::{later, GuardKey, Guarded};
+use crate::im::expiry::ExpirySweeps;
+use crate::im::guards::{later, Guarded};
 use crate::im::io::{ImOutput, Recipient, RequestToken, Sender, StoreToken};
 use crate::im::offline::PendingStore;
 use crate::im::outbox::{Outbox, SendOwner};
@@ -54,9 +55,7 @@ pub struct Messaging<S> {
     /// yet emptied by a round). Anyone else needs no load at registration.
     pub(super) stored_users: Option<HashSet<String>>,
     next_sweep_at: Instant,
-    next_expire_at: Instant,
-    /// The guard of the expiry sweep in flight, if one is.
-    pub(super) expiring: Option<GuardKey>,
+    expiry: ExpirySweeps,
 }
 
 impl<S> Messaging<S> {
@@ -67,7 +66,7 @@ impl<S> Messaging<S> {
             replies: Replies::new(&settings.domain),
             limiter: SenderLimiter::new(settings.rate_limit, settings.max_tracked_senders),
             next_sweep_at: later(now.mono, SENDER_SWEEP),
-            next_expire_at: later(now.mono, settings.expire_interval),
+            expiry: ExpirySweeps::new(now.mono, &settings),
             settings,
             outbox: Outbox::new(seed),
             relays: HashMap::new(),
@@ -77,7 +76,6 @@ impl<S> Messaging<S> {
             deleting: HashMap::new(),
             known_empty: HashSet::new(),
             stored_users: None,
-            expiring: None,
         }
     }
 
@@ -121,7 +119,7 @@ impl<S> Messaging<S> {
     /// When [`Messaging::handle_timeout`] must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let periodic = self.next_sweep_at.min(self.next_expire_at);
+        let periodic = self.next_sweep_at.min(self.expiry.next_at());
         Some(
             self.outbox
                 .next_guard_at()
@@ -219,27 +217,22 @@ impl<S> Messaging<S> {
                 }
                 Guarded::Round { user, serial } => self.round_stuck(now, &user, serial),
                 Guarded::Relay(id) => self.relay_timeout(now, id),
-                Guarded::Expire => self.expiring = None,
+                Guarded::Expire => self.expiry.guard_fired(),
             }
         }
         if now.mono >= self.next_sweep_at {
             self.limiter.sweep(now.mono);
             self.next_sweep_at = later(now.mono, SENDER_SWEEP);
         }
-        if now.mono >= self.next_expire_at {
-            self.next_expire_at = later(now.mono, self.settings.expire_interval);
-            if self.expiring.is_none() {
-                let g = self.outbox.arm(
-                    later(now.mono, self.settings.storage_guard),
-                    Guarded::Expire,
-                );
-                self.expiring = Some(g);
-                self.outbox.push(ImOutput::Expire { now: now.unix_ms });
-            }
-        }
+        self.expiry.tick(&mut self.outbox, &self.settings, now);
         if self.known_empty.len() > MAX_KNOWN_EMPTY {
             self.known_empty.clear();
         }
+    }
+
+    /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
+    pub fn handle_expired(&mut self, _now: Now, result: Result<u64, String>) {
+        self.expiry.swept(&mut self.outbox, result);
     }
 
     /// Number of senders in the rate table (bounded by

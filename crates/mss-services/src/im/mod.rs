@@ -99,6 +99,7 @@
 
 mod body;
 mod delivery;
+mod expiry;
 mod guards;
 mod io;
 mod messaging;

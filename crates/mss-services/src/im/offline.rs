@@ -146,17 +146,6 @@ impl<S> Messaging<S> {
         };
         self.outbox.reply(p.server, response);
     }
-
-    /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
-    pub fn handle_expired(&mut self, _now: Now, result: Result<u64, String>) {
-        if let Some(g) = self.expiring.take() {
-            self.outbox.disarm(g);
-        }
-        match result {
-            Ok(n) => self.outbox.stats_mut().expired += n,
-            Err(e) => warn!(error = %e, "deleting expired messages failed"),
-        }
-    }
 }
 
 /// When a message that arrived at `arrival` expires: `offline_ttl` after its arrival, or
