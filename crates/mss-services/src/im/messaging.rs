@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mss_sip::{Request, Response, StatusCode};
+use mss_store::InsertOutcome;
 use tracing::debug;
 
 use crate::im::body;
@@ -12,7 +13,7 @@ use crate::im::delivery::Round;
 use crate::im::expiry::ExpirySweeps;
 use crate::im::guards::{later, Guarded};
 use crate::im::io::{ImOutput, Recipient, RequestToken, Sender, StoreToken};
-use crate::im::offline::PendingStore;
+use crate::im::offline::PendingStores;
 use crate::im::outbox::{Outbox, SendOwner};
 use crate::im::rate::SenderLimiter;
 use crate::im::relay::Relay;
@@ -42,7 +43,7 @@ pub struct Messaging<S> {
     pub(super) relays: HashMap<u64, Relay<S>>,
     /// Stored copies of relayed messages that a contact accepted late, being deleted.
     pub(super) late_deletes: HashSet<i64>,
-    pub(super) stores: HashMap<StoreToken, PendingStore<S>>,
+    pub(super) stores: PendingStores<S>,
     /// One delivery round per user at most.
     pub(super) rounds: HashMap<String, Round>,
     /// Delete requests in flight: message id → recipient.
@@ -71,7 +72,7 @@ impl<S> Messaging<S> {
             outbox: Outbox::new(seed),
             relays: HashMap::new(),
             late_deletes: HashSet::new(),
-            stores: HashMap::new(),
+            stores: PendingStores::new(),
             rounds: HashMap::new(),
             deleting: HashMap::new(),
             known_empty: HashSet::new(),
@@ -169,7 +170,17 @@ impl<S> Messaging<S> {
             }
         };
         if contacts.is_empty() {
-            self.store(now, server, req.clone(), user, &body, None);
+            self.stores.store(
+                &mut self.outbox,
+                &self.settings,
+                &self.replies,
+                now,
+                server,
+                req.clone(),
+                user,
+                &body,
+                None,
+            );
             return;
         }
         let max_forwards = match request::next_max_forwards(req) {
@@ -200,6 +211,47 @@ impl<S> Messaging<S> {
                 self.delivery_answered(now, &user, serial, rsp);
             }
         }
+    }
+
+    /// The outcome of a [`ImOutput::Store`]: `Stored` → `202 Accepted` (only now, as the
+    /// message is durable, DESIGN §5), `Full` → `480 Offline Message Store Full`, an error
+    /// → `500` with `Retry-After` (not accepted, so not lost by us).
+    pub fn handle_stored(
+        &mut self,
+        _now: Now,
+        token: StoreToken,
+        result: Result<InsertOutcome, String>,
+    ) {
+        let Some(pending) = self.stores.finish(&mut self.outbox, token, &result) else {
+            return;
+        };
+        if let Some(relay) = pending.relay() {
+            let id = match result {
+                Ok(InsertOutcome::Stored(id)) => Some(id),
+                _ => None,
+            };
+            self.relay_stored(relay, id);
+        }
+        let user = pending.recipient();
+        match &result {
+            Ok(InsertOutcome::Stored(_)) => {
+                self.known_empty.remove(user);
+                if let Some(s) = &mut self.stored_users {
+                    s.insert(user.to_owned());
+                }
+                if let Some(round) = self.rounds.get_mut(user) {
+                    round.rerun = true;
+                }
+            }
+            Ok(InsertOutcome::Full { .. }) => {}
+            Err(_) => {
+                // A write that timed out may still land: the next registration looks.
+                if let Some(s) = &mut self.stored_users {
+                    s.insert(user.to_owned());
+                }
+            }
+        }
+        pending.answer(&mut self.outbox, &self.settings, &self.replies, result);
     }
 
     /// Fires what is due at `now`: guards of results that never came, the periodic expiry

@@ -143,6 +143,12 @@ impl<S> Outbox<S> {
     pub(crate) fn pop(&mut self) -> Option<ImOutput<S>> {
         self.queue.pop_front()
     }
+
+    /// Every queued output, oldest first.
+    #[cfg(test)]
+    pub(crate) fn drain(&mut self) -> Vec<ImOutput<S>> {
+        self.queue.drain(..).collect()
+    }
 }
 
 #[cfg(test)]

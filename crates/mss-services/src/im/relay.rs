@@ -173,7 +173,18 @@ impl<S> Messaging<S> {
             relay.recipient.clone(),
             relay.body.clone(),
         );
-        if self.store(arrival, server, req, user, &body, Some(id)) {
+        let asked = self.stores.store(
+            &mut self.outbox,
+            &self.settings,
+            &self.replies,
+            arrival,
+            server,
+            req,
+            user,
+            &body,
+            Some(id),
+        );
+        if asked {
             if let Some(relay) = self.relays.get_mut(&id) {
                 relay.copy = Copy::Storing;
             }
