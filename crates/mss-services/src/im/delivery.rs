@@ -215,8 +215,7 @@ impl<S> Messaging<S> {
     /// already gone (someone else deleted it), an error ends the round (the message was
     /// delivered but stays stored, so it may be delivered again: never lost).
     pub fn handle_deleted(&mut self, now: Now, id: i64, result: Result<bool, String>) {
-        if self.late_deletes.remove(&id) {
-            self.late_copy_deleted(id, result);
+        if self.relays.late_copy_deleted(id, &result) {
             return;
         }
         let Some(user) = self.deleting.remove(&id) else {

@@ -16,7 +16,7 @@ use crate::im::io::{ImOutput, Recipient, RequestToken, Sender, StoreToken};
 use crate::im::offline::PendingStores;
 use crate::im::outbox::{Outbox, SendOwner};
 use crate::im::rate::SenderLimiter;
-use crate::im::relay::Relay;
+use crate::im::relay::{Fallback, Relays};
 use crate::im::replies::Replies;
 use crate::im::request::{self, ForwardError};
 use crate::im::settings::ImSettings;
@@ -40,9 +40,7 @@ pub struct Messaging<S> {
     /// The outputs, guards, ids, generator, counters and requests awaiting an answer.
     pub(super) outbox: Outbox<S>,
     limiter: SenderLimiter,
-    pub(super) relays: HashMap<u64, Relay<S>>,
-    /// Stored copies of relayed messages that a contact accepted late, being deleted.
-    pub(super) late_deletes: HashSet<i64>,
+    pub(super) relays: Relays<S>,
     pub(super) stores: PendingStores<S>,
     /// One delivery round per user at most.
     pub(super) rounds: HashMap<String, Round>,
@@ -70,8 +68,7 @@ impl<S> Messaging<S> {
             expiry: ExpirySweeps::new(now.mono, &settings),
             settings,
             outbox: Outbox::new(seed),
-            relays: HashMap::new(),
-            late_deletes: HashSet::new(),
+            relays: Relays::new(),
             stores: PendingStores::new(),
             rounds: HashMap::new(),
             deleting: HashMap::new(),
@@ -192,7 +189,17 @@ impl<S> Messaging<S> {
                 return;
             }
         };
-        self.relay(now, server, req, user, body, &contacts, max_forwards);
+        self.relays.start(
+            &mut self.outbox,
+            &self.settings,
+            now,
+            server,
+            req,
+            user,
+            body,
+            &contacts,
+            max_forwards,
+        );
     }
 
     /// A response to a request mss sent ([`ImOutput::Send`]). Provisional responses are
@@ -206,11 +213,43 @@ impl<S> Messaging<S> {
             return;
         };
         match owner {
-            SendOwner::Relay(id) => self.relay_answered(now, id, rsp),
+            SendOwner::Relay(id) => {
+                let fallback = self
+                    .relays
+                    .answered(&mut self.outbox, &self.replies, now, id, rsp);
+                if let Some(fallback) = fallback {
+                    self.fall_back(fallback);
+                }
+            }
             SendOwner::Delivery { user, serial } => {
                 self.delivery_answered(now, &user, serial, rsp);
             }
         }
+    }
+
+    /// Stores a relayed message no contact took, as for an offline recipient, and tells
+    /// its relay whether a write is in flight.
+    fn fall_back(&mut self, fallback: Fallback<S>) {
+        let Fallback {
+            relay,
+            server,
+            request,
+            recipient,
+            body,
+            arrival,
+        } = fallback;
+        let asked = self.stores.store(
+            &mut self.outbox,
+            &self.settings,
+            &self.replies,
+            arrival,
+            server,
+            request,
+            recipient,
+            &body,
+            Some(relay),
+        );
+        self.relays.storing(relay, asked);
     }
 
     /// The outcome of a [`ImOutput::Store`]: `Stored` → `202 Accepted` (only now, as the
@@ -230,7 +269,7 @@ impl<S> Messaging<S> {
                 Ok(InsertOutcome::Stored(id)) => Some(id),
                 _ => None,
             };
-            self.relay_stored(relay, id);
+            self.relays.copy_stored(&mut self.outbox, relay, id);
         }
         let user = pending.recipient();
         match &result {
@@ -268,7 +307,14 @@ impl<S> Messaging<S> {
                     self.handle_stored(now, token, Err("no answer from the store".into()));
                 }
                 Guarded::Round { user, serial } => self.round_stuck(now, &user, serial),
-                Guarded::Relay(id) => self.relay_timeout(now, id),
+                Guarded::Relay(id) => {
+                    let fallback = self
+                        .relays
+                        .timed_out(&mut self.outbox, &self.replies, now, id);
+                    if let Some(fallback) = fallback {
+                        self.fall_back(fallback);
+                    }
+                }
                 Guarded::Expire => self.expiry.guard_fired(),
             }
         }
