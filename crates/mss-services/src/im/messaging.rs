@@ -1,18 +1,22 @@
-//! The [`Messaging`] state machine: incoming MESSAGE requests, relaying to online users and
-//! storing for offline ones. Delivery rounds live in `delivery.rs`, timers in `guards.rs`.
+//! The [`Messaging`] service: it takes a MESSAGE in (rate limit, recipient, body,
+//! Max-Forwards) and otherwise only routes. It owns the parts, each with its own state —
+//! the relays (`relay.rs`), the store writes in flight (`offline.rs`), the delivery rounds
+//! (`delivery.rs`), the expiry sweep (`expiry.rs`) — and the [`Outbox`] they all write
+//! to, and hands every input to the part it is for: a response by the owner of its token,
+//! a finished store write to the relay it fell back from and to the delivery rounds, a
+//! delete to the relay that asked for it or else to the rounds, a guard to what it guards.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mss_sip::{Request, Response, StatusCode};
-use mss_store::InsertOutcome;
+use mss_store::{InsertOutcome, StoredMessage};
 use tracing::debug;
 
 use crate::im::body;
-use crate::im::delivery::Round;
+use crate::im::delivery::Deliveries;
 use crate::im::expiry::ExpirySweeps;
 use crate::im::guards::{later, Guarded};
-use crate::im::io::{ImOutput, Recipient, RequestToken, Sender, StoreToken};
+use crate::im::io::{ContactTarget, ImOutput, Recipient, RequestToken, Sender, StoreToken};
 use crate::im::offline::PendingStores;
 use crate::im::outbox::{Outbox, SendOwner};
 use crate::im::rate::SenderLimiter;
@@ -26,34 +30,22 @@ use crate::Now;
 /// How often idle senders are dropped from the rate table.
 const SENDER_SWEEP: Duration = Duration::from_secs(10);
 
-/// Most users remembered as having an empty store (see `Messaging::known_empty`).
-const MAX_KNOWN_EMPTY: usize = 100_000;
-
 /// Instant messages (RFC 3428): relay to online users, the offline store, delivery on return.
 ///
 /// See the [module docs](crate::im) for the run loop. `S` is the caller's handle of a
 /// server transaction; it comes back in [`ImOutput::Reply`].
 #[derive(Debug)]
 pub struct Messaging<S> {
-    pub(super) settings: ImSettings,
-    pub(super) replies: Replies,
+    settings: ImSettings,
+    replies: Replies,
     /// The outputs, guards, ids, generator, counters and requests awaiting an answer.
-    pub(super) outbox: Outbox<S>,
+    outbox: Outbox<S>,
     limiter: SenderLimiter,
-    pub(super) relays: Relays<S>,
-    pub(super) stores: PendingStores<S>,
-    /// One delivery round per user at most.
-    pub(super) rounds: HashMap<String, Round>,
-    /// Delete requests in flight: message id → recipient.
-    pub(super) deleting: HashMap<i64, String>,
-    /// Users whose last delivery round found nothing left, so a registration refresh needs
-    /// no load. Forgotten when a message is stored for them.
-    pub(super) known_empty: HashSet<String>,
-    /// When the caller told the service who has stored messages
-    /// ([`Messaging::set_stored_users`]): the users who may have some (stored since, or not
-    /// yet emptied by a round). Anyone else needs no load at registration.
-    pub(super) stored_users: Option<HashSet<String>>,
+    /// When idle senders are next dropped from `limiter`.
     next_sweep_at: Instant,
+    relays: Relays<S>,
+    stores: PendingStores<S>,
+    deliveries: Deliveries,
     expiry: ExpirySweeps,
 }
 
@@ -70,10 +62,7 @@ impl<S> Messaging<S> {
             outbox: Outbox::new(seed),
             relays: Relays::new(),
             stores: PendingStores::new(),
-            rounds: HashMap::new(),
-            deleting: HashMap::new(),
-            known_empty: HashSet::new(),
-            stored_users: None,
+            deliveries: Deliveries::new(),
         }
     }
 
@@ -83,18 +72,13 @@ impl<S> Messaging<S> {
     /// empties their store), and a registration of anyone else costs no load. Without this
     /// call every user's first registration loads.
     pub fn set_stored_users(&mut self, users: impl IntoIterator<Item = String>) {
-        self.stored_users = Some(users.into_iter().collect());
+        self.deliveries.set_stored_users(users);
     }
 
-    /// Whether `user` may have stored messages: `false` only when known to have none.
-    pub(super) fn may_have_stored(&self, user: &str) -> bool {
-        if self.known_empty.contains(user) {
-            return false;
-        }
-        match &self.stored_users {
-            Some(users) => users.contains(user),
-            None => true,
-        }
+    /// Forgets who is known to have an empty store, as when that memory is full.
+    #[cfg(test)]
+    pub(super) fn forget_known_empty(&mut self) {
+        self.deliveries.forget_known_empty();
     }
 
     /// The counters, for `/metrics`.
@@ -222,7 +206,9 @@ impl<S> Messaging<S> {
                 }
             }
             SendOwner::Delivery { user, serial } => {
-                self.delivery_answered(now, &user, serial, rsp);
+                let (out, settings) = (&mut self.outbox, &self.settings);
+                self.deliveries
+                    .answered(out, settings, now, &user, serial, rsp);
             }
         }
     }
@@ -265,32 +251,54 @@ impl<S> Messaging<S> {
             return;
         };
         if let Some(relay) = pending.relay() {
-            let id = match result {
-                Ok(InsertOutcome::Stored(id)) => Some(id),
+            let id = match &result {
+                Ok(InsertOutcome::Stored(id)) => Some(*id),
                 _ => None,
             };
             self.relays.copy_stored(&mut self.outbox, relay, id);
         }
-        let user = pending.recipient();
         match &result {
-            Ok(InsertOutcome::Stored(_)) => {
-                self.known_empty.remove(user);
-                if let Some(s) = &mut self.stored_users {
-                    s.insert(user.to_owned());
-                }
-                if let Some(round) = self.rounds.get_mut(user) {
-                    round.rerun = true;
-                }
-            }
+            Ok(InsertOutcome::Stored(_)) => self.deliveries.message_stored(pending.recipient()),
             Ok(InsertOutcome::Full { .. }) => {}
-            Err(_) => {
-                // A write that timed out may still land: the next registration looks.
-                if let Some(s) = &mut self.stored_users {
-                    s.insert(user.to_owned());
-                }
-            }
+            // A write that timed out may still land: the next registration looks.
+            Err(_) => self.deliveries.message_maybe_stored(pending.recipient()),
         }
         pending.answer(&mut self.outbox, &self.settings, &self.replies, result);
+    }
+
+    /// `user` is reachable at `contacts` (`Location::contacts` after a REGISTER was
+    /// committed). Call it after every successful REGISTER that leaves the user with
+    /// contacts, refreshes included: it starts a delivery round unless one is running (then
+    /// it only takes the new contacts and runs once more afterwards) or the user is known
+    /// to have nothing stored (their last round emptied the store and nothing was stored
+    /// since), so a refresh costs nothing when no message waits.
+    pub fn handle_user_reachable(&mut self, now: Now, user: &str, contacts: Vec<ContactTarget>) {
+        let (out, settings) = (&mut self.outbox, &self.settings);
+        self.deliveries
+            .user_reachable(out, settings, now, user, contacts);
+    }
+
+    /// The outcome of an [`ImOutput::Load`]: `user`'s stored messages (any order; they are
+    /// sent by id, which is arrival order). An error ends the round.
+    pub fn handle_loaded(
+        &mut self,
+        now: Now,
+        user: &str,
+        result: Result<Vec<StoredMessage>, String>,
+    ) {
+        let (out, settings) = (&mut self.outbox, &self.settings);
+        self.deliveries.loaded(out, settings, now, user, result);
+    }
+
+    /// The outcome of an [`ImOutput::Delete`]: `Ok(true)` deleted, `Ok(false)` it was
+    /// already gone (someone else deleted it), an error ends the round (the message was
+    /// delivered but stays stored, so it may be delivered again: never lost).
+    pub fn handle_deleted(&mut self, now: Now, id: i64, result: Result<bool, String>) {
+        if self.relays.late_copy_deleted(id, &result) {
+            return;
+        }
+        let (out, settings) = (&mut self.outbox, &self.settings);
+        self.deliveries.deleted(out, settings, now, id, result);
     }
 
     /// Fires what is due at `now`: guards of results that never came, the periodic expiry
@@ -306,7 +314,10 @@ impl<S> Messaging<S> {
                 Guarded::Store(token) => {
                     self.handle_stored(now, token, Err("no answer from the store".into()));
                 }
-                Guarded::Round { user, serial } => self.round_stuck(now, &user, serial),
+                Guarded::Round { user, serial } => {
+                    let (out, settings) = (&mut self.outbox, &self.settings);
+                    self.deliveries.stuck(out, settings, now, &user, serial);
+                }
                 Guarded::Relay(id) => {
                     let fallback = self
                         .relays
@@ -323,9 +334,7 @@ impl<S> Messaging<S> {
             self.next_sweep_at = later(now.mono, SENDER_SWEEP);
         }
         self.expiry.tick(&mut self.outbox, &self.settings, now);
-        if self.known_empty.len() > MAX_KNOWN_EMPTY {
-            self.known_empty.clear();
-        }
+        self.deliveries.bound_known_empty();
     }
 
     /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
@@ -341,6 +350,9 @@ impl<S> Messaging<S> {
 
     /// Number of things in flight: relays, store writes, delivery rounds, requests sent.
     pub fn in_flight(&self) -> usize {
-        self.relays.len() + self.stores.len() + self.rounds.len() + self.outbox.awaiting_answers()
+        self.relays.len()
+            + self.stores.len()
+            + self.deliveries.len()
+            + self.outbox.awaiting_answers()
     }
 }
