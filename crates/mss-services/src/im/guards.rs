@@ -4,9 +4,10 @@
 //!
 //! One ordered map of `(deadline, key)` (mini-redis keeps expiries the same way): arming
 //! returns the key, a result that comes in time disarms it, and the driver pops what is due.
+//! [`later`] computes a deadline without overflowing the clock.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::im::io::{RequestToken, StoreToken};
 
@@ -82,10 +83,17 @@ impl Guards {
     }
 }
 
+/// `now + d`, or as late as the clock allows (a configured duration can be absurd; an
+/// `Instant` overflow must not panic).
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn pops_in_deadline_order_and_skips_disarmed() {

@@ -96,13 +96,43 @@
 //! Every awaited result has a guard deadline (`request_guard`, `storage_guard`): a result
 //! that never comes counts as a `408` (requests) or a failure (storage), so nothing waits
 //! forever. A result that comes after its guard fired is ignored.
+//!
+//! # Inside
+//!
+//! [`Messaging`] (`messaging.rs`) takes a MESSAGE in and otherwise only routes. Each part
+//! owns its state, takes what else it needs as arguments, and knows none of the others:
+//!
+//! - `relay.rs`, `Relays`: the relays in progress and the late deletes;
+//! - `offline.rs`, `PendingStores`: the store writes in flight;
+//! - `delivery.rs`, `Deliveries`: the rounds, their deletes in flight, who is known to
+//!   have an empty store and who may have messages stored;
+//! - `expiry.rs`, `ExpirySweeps`: the periodic expiry sweep;
+//! - `outbox.rs`, `Outbox`: what they all write to and none owns (the outputs, guards,
+//!   ids, generator, counters, and each request sent with the part its answer goes to).
+//!
+//! Who uses whom (`use crate::im::…`): no cycle, and no part uses `messaging` or another
+//! part.
+//!
+//! - `messaging` → `relay`, `offline`, `delivery`, `expiry`, `outbox`, `body`, `guards`,
+//!   `io`, `rate`, `replies`, `request`, `settings`, `stats`;
+//! - `relay` → `outbox`, `body`, `guards`, `io`, `replies`, `request`, `settings`;
+//! - `offline` → `outbox`, `body`, `guards`, `io`, `replies`, `settings`;
+//! - `delivery` → `outbox`, `guards`, `io`, `request`, `settings`;
+//! - `expiry` → `outbox`, `guards`, `io`, `settings`;
+//! - `outbox` → `guards`, `io`, `stats`;
+//! - the leaves: `guards` → `io`; `rate` → `io`, `settings`; `replies` → `body`;
+//!   `request` → `io`; `body`, `io`, `settings`, `stats` → nothing of `im`;
+//! - tests: `tests/` drives [`Messaging`] alone; the unit tests of `outbox`, `offline`,
+//!   `relay`, `delivery` build their inputs with `tests/fixtures.rs` (→ `io`).
 
 mod body;
 mod delivery;
+mod expiry;
 mod guards;
 mod io;
 mod messaging;
 mod offline;
+mod outbox;
 mod rate;
 mod relay;
 mod replies;

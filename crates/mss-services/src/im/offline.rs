@@ -1,21 +1,29 @@
 //! Storing a MESSAGE for later: the length limit, the message's own expiry, and the `202`
 //! that is sent only once the caller reports the message durable (DESIGN §5).
+//!
+//! [`PendingStores`] owns the store writes in flight. What a finished write means to the
+//! rest of the service (a relay's copy, a user who now has messages waiting) is the
+//! service's business: [`PendingStores::finish`] hands the pending message back, and
+//! [`PendingStore::answer`] answers its sender.
 
-use mss_sip::{HeaderName, Request};
+use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use mss_sip::{HeaderName, Request};
 use mss_store::{InsertOutcome, NewMessage, UnixMillis};
 use tracing::{debug, warn};
 
 use crate::im::body::BodyInfo;
-use crate::im::guards::{GuardKey, Guarded};
+use crate::im::guards::{later, GuardKey, Guarded};
 use crate::im::io::{ImOutput, StoreToken};
-use crate::im::messaging::{later, Messaging};
+use crate::im::outbox::Outbox;
+use crate::im::replies::Replies;
+use crate::im::settings::ImSettings;
 use crate::Now;
 
 /// A MESSAGE waiting for its store write.
 #[derive(Debug)]
-pub(super) struct PendingStore<S> {
+pub(crate) struct PendingStore<S> {
     server: S,
     request: Request,
     recipient: String,
@@ -24,13 +32,76 @@ pub(super) struct PendingStore<S> {
     relay: Option<u64>,
 }
 
-impl<S> Messaging<S> {
+impl<S> PendingStore<S> {
+    /// The relay this message fell back from, if any.
+    pub(crate) fn relay(&self) -> Option<u64> {
+        self.relay
+    }
+
+    /// Whom the message is for.
+    pub(crate) fn recipient(&self) -> &str {
+        &self.recipient
+    }
+
+    /// Answers the sender with the outcome of the write: `Stored` → `202 Accepted` (only
+    /// now, as the message is durable, DESIGN §5), `Full` → `480 Offline Message Store
+    /// Full`, an error → `500` with `Retry-After` (not accepted, so not lost by us).
+    pub(crate) fn answer(
+        self,
+        out: &mut Outbox<S>,
+        settings: &ImSettings,
+        replies: &Replies,
+        result: Result<InsertOutcome, String>,
+    ) {
+        let response = match result {
+            Ok(InsertOutcome::Stored(id)) => {
+                debug!(id, user = %self.recipient, "message stored");
+                out.stats_mut().stored += 1;
+                replies.accepted(&self.request)
+            }
+            Ok(InsertOutcome::Full { stored }) => {
+                out.stats_mut().refused.store_full += 1;
+                replies.store_full(&self.request, stored)
+            }
+            Err(e) => {
+                warn!(error = %e, user = %self.recipient, "storing a message failed");
+                out.stats_mut().refused.store_error += 1;
+                replies.store_error(&self.request, settings.store_retry_after)
+            }
+        };
+        out.reply(self.server, response);
+    }
+}
+
+/// The store writes in flight, by token.
+#[derive(Debug)]
+pub(crate) struct PendingStores<S> {
+    pending: HashMap<StoreToken, PendingStore<S>>,
+}
+
+impl<S> PendingStores<S> {
+    /// No write in flight.
+    pub(crate) fn new() -> PendingStores<S> {
+        PendingStores {
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Number of writes in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Stores `req` for `user` (offline, or every contact unreachable): `413` when too long,
     /// `480` when its own `Expires` has passed, else a [`ImOutput::Store`] whose outcome
     /// decides the answer. `now.unix_ms` is the arrival time. True when a store write was
     /// asked for.
-    pub(super) fn store(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn store(
         &mut self,
+        out: &mut Outbox<S>,
+        settings: &ImSettings,
+        replies: &Replies,
         now: Now,
         server: S,
         req: Request,
@@ -38,18 +109,18 @@ impl<S> Messaging<S> {
         body: &BodyInfo,
         relay: Option<u64>,
     ) -> bool {
-        let limit = self.settings.offline_max_chars;
+        let limit = settings.offline_max_chars;
         if body.chars > usize::try_from(limit).unwrap_or(usize::MAX) {
-            self.stats.refused.too_long += 1;
-            let response = self.replies.too_long(&req, body.chars, limit);
-            self.reply(server, response);
+            out.stats_mut().refused.too_long += 1;
+            let response = replies.too_long(&req, body.chars, limit);
+            out.reply(server, response);
             return false;
         }
-        let expires_at = expires_at(&req, now.unix_ms, self.settings.offline_ttl);
+        let expires_at = expires_at(&req, now.unix_ms, settings.offline_ttl);
         if expires_at <= now.unix_ms {
-            self.stats.refused.expired += 1;
-            let response = self.replies.expired(&req);
-            self.reply(server, response);
+            out.stats_mut().refused.expired += 1;
+            let response = replies.expired(&req);
+            out.reply(server, response);
             return false;
         }
         let h = req.headers();
@@ -66,12 +137,12 @@ impl<S> Messaging<S> {
             received_at: now.unix_ms,
             expires_at,
         };
-        let token = StoreToken(self.fresh_id());
-        let guard = self.guards.arm(
-            later(now.mono, self.settings.storage_guard),
+        let token = StoreToken(out.fresh_id());
+        let guard = out.arm(
+            later(now.mono, settings.storage_guard),
             Guarded::Store(token),
         );
-        self.stores.insert(
+        self.pending.insert(
             token,
             PendingStore {
                 server,
@@ -81,80 +152,34 @@ impl<S> Messaging<S> {
                 relay,
             },
         );
-        self.out.push_back(ImOutput::Store {
+        out.push(ImOutput::Store {
             token,
             message,
-            limit: self.settings.offline_max_messages,
+            limit: settings.offline_max_messages,
         });
         true
     }
 
-    /// The outcome of a [`ImOutput::Store`]: `Stored` → `202 Accepted` (only now, as the
-    /// message is durable, DESIGN §5), `Full` → `480 Offline Message Store Full`, an error
-    /// → `500` with `Retry-After` (not accepted, so not lost by us).
-    pub fn handle_stored(
+    /// Write `token` finished with `result`: its message (guard disarmed) for the service
+    /// to settle and answer, or `None` when its guard fired already (the sender got a
+    /// `500`; a write that landed anyway is logged).
+    pub(crate) fn finish(
         &mut self,
-        _now: Now,
+        out: &mut Outbox<S>,
         token: StoreToken,
-        result: Result<InsertOutcome, String>,
-    ) {
-        let Some(p) = self.stores.remove(&token) else {
+        result: &Result<InsertOutcome, String>,
+    ) -> Option<PendingStore<S>> {
+        let Some(pending) = self.pending.remove(&token) else {
             if let Ok(InsertOutcome::Stored(id)) = result {
                 warn!(
                     id,
                     "a store write finished after its guard; the sender got a 500"
                 );
             }
-            return;
+            return None;
         };
-        self.guards.disarm(p.guard);
-        if let Some(relay) = p.relay {
-            let id = match result {
-                Ok(InsertOutcome::Stored(id)) => Some(id),
-                _ => None,
-            };
-            self.relay_stored(relay, id);
-        }
-        let response = match result {
-            Ok(InsertOutcome::Stored(id)) => {
-                debug!(id, user = %p.recipient, "message stored");
-                self.stats.stored += 1;
-                self.known_empty.remove(&p.recipient);
-                if let Some(s) = &mut self.stored_users {
-                    s.insert(p.recipient.clone());
-                }
-                if let Some(round) = self.rounds.get_mut(&p.recipient) {
-                    round.rerun = true;
-                }
-                self.replies.accepted(&p.request)
-            }
-            Ok(InsertOutcome::Full { stored }) => {
-                self.stats.refused.store_full += 1;
-                self.replies.store_full(&p.request, stored)
-            }
-            Err(e) => {
-                warn!(error = %e, user = %p.recipient, "storing a message failed");
-                // A write that timed out may still land: the next registration looks.
-                if let Some(s) = &mut self.stored_users {
-                    s.insert(p.recipient.clone());
-                }
-                self.stats.refused.store_error += 1;
-                self.replies
-                    .store_error(&p.request, self.settings.store_retry_after)
-            }
-        };
-        self.reply(p.server, response);
-    }
-
-    /// The outcome of an [`ImOutput::Expire`]: how many stored messages expired.
-    pub fn handle_expired(&mut self, _now: Now, result: Result<u64, String>) {
-        if let Some(g) = self.expiring.take() {
-            self.guards.disarm(g);
-        }
-        match result {
-            Ok(n) => self.stats.expired += n,
-            Err(e) => warn!(error = %e, "deleting expired messages failed"),
-        }
+        out.disarm(pending.guard);
+        Some(pending)
     }
 }
 
@@ -181,8 +206,129 @@ fn expires_at(req: &Request, arrival: UnixMillis, ttl: Duration) -> UnixMillis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::im::body;
+    use crate::im::tests::fixtures::{one, reply, text, Txn, T0_MS};
     use bytes::Bytes;
-    use mss_sip::{parse_datagram, Message};
+    use mss_sip::{parse_datagram, Message, StatusCode};
+    use std::time::Instant;
+
+    /// One table of writes with what its methods take.
+    struct Env {
+        settings: ImSettings,
+        replies: Replies,
+        out: Outbox<Txn>,
+        stores: PendingStores<Txn>,
+        now: Now,
+    }
+
+    impl Env {
+        fn new() -> Env {
+            let settings = ImSettings::new("pbx.example.com");
+            Env {
+                replies: Replies::new(&settings.domain),
+                settings,
+                out: Outbox::new(7),
+                stores: PendingStores::new(),
+                now: Now::new(Instant::now(), T0_MS),
+            }
+        }
+
+        /// Asks to store `req` for 102 (fallen back from relay `relay`, if any).
+        fn store(&mut self, server: Txn, req: &Request, relay: Option<u64>) -> bool {
+            let Ok(body) = body::inspect(req) else {
+                panic!("a bad body");
+            };
+            let user = "102".to_owned();
+            let (out, settings, replies) = (&mut self.out, &self.settings, &self.replies);
+            let (now, req) = (self.now, req.clone());
+            self.stores
+                .store(out, settings, replies, now, server, req, user, &body, relay)
+        }
+
+        /// Finishes the write `token` and answers its sender.
+        fn finish(&mut self, token: StoreToken, result: Result<InsertOutcome, String>) {
+            let Some(pending) = self.stores.finish(&mut self.out, token, &result) else {
+                panic!("the write was pending");
+            };
+            pending.answer(&mut self.out, &self.settings, &self.replies, result);
+        }
+    }
+
+    #[test]
+    fn too_long_is_413_at_once_and_nothing_is_written() {
+        let mut e = Env::new();
+        e.settings.offline_max_chars = 3;
+        assert!(!e.store(1, &text("four"), None));
+        let (txn, rsp) = reply(one(e.out.drain()));
+        assert_eq!((txn, rsp.status().as_u16()), (1, 413));
+        assert_eq!((e.stores.len(), e.out.stats().refused.too_long), (0, 1));
+        assert_eq!(e.out.next_guard_at(), None);
+    }
+
+    #[test]
+    fn a_finished_write_hands_back_its_message_once_and_is_answered() {
+        let mut e = Env::new();
+        assert!(e.store(4, &text("hi"), Some(9)));
+        let token = match one(e.out.drain()) {
+            ImOutput::Store {
+                token,
+                message,
+                limit,
+            } => {
+                assert_eq!((message.recipient.as_str(), limit), ("102", 10));
+                token
+            }
+            other => panic!("expected Store, got {other:?}"),
+        };
+        assert_eq!(e.stores.len(), 1);
+        let result = Ok(InsertOutcome::Full { stored: 10 });
+        let Some(pending) = e.stores.finish(&mut e.out, token, &result) else {
+            panic!("the write was pending");
+        };
+        assert_eq!((pending.relay(), pending.recipient()), (Some(9), "102"));
+        assert_eq!((e.stores.len(), e.out.next_guard_at()), (0, None));
+        assert!(
+            e.out.drain().is_empty(),
+            "answered only when the service says"
+        );
+        pending.answer(&mut e.out, &e.settings, &e.replies, result);
+        let (txn, rsp) = reply(one(e.out.drain()));
+        assert_eq!((txn, rsp.status().as_u16()), (4, 480));
+        assert_eq!(e.out.stats().refused.store_full, 1);
+        // A second outcome of the same write is nobody's.
+        let again = Ok(InsertOutcome::Stored(3));
+        assert!(e.stores.finish(&mut e.out, token, &again).is_none());
+    }
+
+    #[test]
+    fn stored_is_202_and_failed_is_500_with_retry_after() {
+        let mut e = Env::new();
+        for (server, result, status) in [
+            (2, Ok(InsertOutcome::Stored(1)), StatusCode::ACCEPTED),
+            (
+                3,
+                Err("disk full".to_owned()),
+                StatusCode::SERVER_INTERNAL_ERROR,
+            ),
+        ] {
+            assert!(e.store(server, &text("hi"), None));
+            let ImOutput::Store { token, .. } = one(e.out.drain()) else {
+                panic!("expected Store");
+            };
+            e.finish(token, result);
+            let (txn, rsp) = reply(one(e.out.drain()));
+            assert_eq!((txn, rsp.status()), (server, status));
+            let retry_after = rsp.headers().get_str(&HeaderName::RetryAfter);
+            let wanted = if status.is_success() {
+                None
+            } else {
+                Some("10")
+            };
+            assert_eq!(retry_after, Ok(wanted));
+        }
+        let st = e.out.stats();
+        assert_eq!((st.stored, st.refused.store_error), (1, 1));
+    }
 
     fn req(extra: &str) -> Request {
         let t = format!(

@@ -90,7 +90,7 @@ fn with_the_stored_users_known_only_they_and_new_recipients_load() {
     h.im.handle_deleted(h.now, 40, Ok(true));
     assert!(h.drain().is_empty());
     // Emptied: no load again, even once the known-empty memory is forgotten.
-    h.im.known_empty.clear();
+    h.im.forget_known_empty();
     h.im.handle_user_reachable(h.now, "102", vec![contact(7)]);
     assert!(h.drain().is_empty());
     // A failed or timed-out store may still have landed: the next registration looks.
