@@ -3,10 +3,10 @@
 //! `mss` binary registering one line to them. Each test checks the state `GET /api/lines`
 //! shows while the provider refuses, and that the line comes online once it accepts.
 //!
-//! The 403 and silence cases shorten the line's backoff with `retry_min` / `retry_max` (the
-//! schedule itself is tested in simulated time in `mss-services`); Timer F (32 s) stays
-//! real. The tests run in parallel, so the slowest one (silence: a timeout, then a backoff)
-//! sets the pace.
+//! The 403 case shortens the line's backoff with `retry_min` / `retry_max`. Silence (Timer
+//! F, 32 s), the backoff schedule, `Retry-After` and the CSeq quirk are also run through the
+//! whole core in simulated time (mss-core `tests/sim_lines.rs`), where they take
+//! milliseconds.
 //!
 //! Needs `sipp` (`scripts/install-test-deps.sh`); without it the tests fail and say so.
 
@@ -116,44 +116,4 @@ fn unavailable_503_honours_retry_after() {
     // Never before the time asked (RFC 3261 §20.33).
     assert!(unix_now() >= failed_at + 2);
     assert_eq!(spy.registers().len(), 2, "{:?}", spy.registers());
-}
-
-#[test]
-fn silence_is_unreachable_then_recovers() {
-    // The first REGISTER gets no answer. SIPp absorbs retransmissions of a request it has
-    // not answered (they do not count), so its ten retransmissions until Timer F (Timer E
-    // doubles from 0.5 s up to T2 = 4 s: 0.5, 1.5, 3.5, 7.5, 11.5 … 31.5 s; RFC 3261
-    // §17.1.2.2) stay silent too.
-    let provider = sipp(Scenario::Silence, &[("silent_count", "1")]);
-    let spy = Spy::new(provider.addr());
-    let dir = tempfile::tempdir().unwrap();
-    let mss = start_mss(
-        dir.path(),
-        spy.addr(),
-        "retry_min = 2s\nretry_max = 20s\n",
-        None,
-    );
-    let log = || provider.log();
-    let l = wait_state(&mss, "registering", Duration::from_secs(5), &log);
-    assert!(l["last_failure"].is_null(), "{l}");
-    // Timer F: 64·T1 = 32 s without an answer.
-    let l = wait_state(&mss, "unreachable", Duration::from_secs(36), &log);
-    assert_eq!(l["last_failure"]["code"], 408, "{l}");
-    let reason = l["last_failure"]["reason"].as_str().unwrap();
-    assert!(reason.contains("no answer"), "{l}");
-    let sent = spy.registers();
-    assert_eq!(
-        sent.len(),
-        11,
-        "one REGISTER, ten retransmissions: {sent:?}"
-    );
-    assert!(sent.iter().all(|r| r.cseq == sent[0].cseq));
-    // Then the backoff (1.6–2 s: retry_min, jittered) and the provider answers.
-    let wait = l["next_attempt_at"]
-        .as_u64()
-        .unwrap()
-        .saturating_sub(unix_now());
-    assert!(wait <= 2, "next attempt in {wait} s: {l}");
-    wait_state(&mss, "online", Duration::from_secs(5), &log);
-    assert_eq!(spy.registers().len(), 12, "{:?}", spy.registers());
 }
