@@ -397,4 +397,121 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().starts_with("--listen: "), "{e}");
     }
+
+    /// A port free on 127.0.0.1 for UDP and TCP right now.
+    fn free_port() -> u16 {
+        loop {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+
+    async fn exchange(sock: &tokio::net::UdpSocket, text: String) -> mss_sip::Response {
+        let to = sock.peer_addr().unwrap();
+        sock.send_to(text.as_bytes(), to).await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let bytes = bytes::Bytes::copy_from_slice(&buf[..n]);
+            if let Ok(mss_sip::Message::Response(r)) = mss_sip::parse_datagram(bytes) {
+                if r.status().as_u16() >= 200 {
+                    return r;
+                }
+            }
+        }
+    }
+
+    fn register(me: std::net::SocketAddr, cseq: u32, auth: &str) -> String {
+        format!(
+            "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-run{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.test>;tag=t\r\nTo: <sip:100@pbx.test>\r\nCall-ID: run-test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:100@{me}>\r\nExpires: 120\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// A whole server in-process: started by [`run`], a REGISTER answered `200` only with
+    /// its binding durable, stopped by completing the shutdown future (mini-redis style).
+    #[test]
+    fn run_serves_until_its_shutdown_future_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        let sip = free_port();
+        let admin = free_port();
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip}\nadmin = 127.0.0.1:{admin}\ndigest_algorithms = md5\n[user:100]\npassword = pw\n"
+            ),
+        )
+        .unwrap();
+        let prepared = prepare(&ServeArgs {
+            config: Some(cfg),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let data = prepared.loaded.config.server.data_dir.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(run(prepared, async move {
+                let _ = stopped.await;
+            }));
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            sock.connect(("127.0.0.1", sip)).await.unwrap();
+            let me = sock.local_addr().unwrap();
+            // The server may still be binding: retry the first request.
+            let mut challenge = None;
+            for _ in 0..50 {
+                let text = register(me, 1, "");
+                let _ = sock.send(text.as_bytes()).await;
+                let mut buf = vec![0u8; 65_536];
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(std::time::Duration::from_millis(100), sock.recv(&mut buf))
+                        .await
+                {
+                    let bytes = bytes::Bytes::copy_from_slice(&buf[..n]);
+                    if let Ok(mss_sip::Message::Response(r)) = mss_sip::parse_datagram(bytes) {
+                        challenge = Some(r);
+                        break;
+                    }
+                }
+                assert!(!server.is_finished(), "the server stopped at start");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let challenge = challenge.expect("no answer from the server");
+            assert_eq!(challenge.status().as_u16(), 401);
+            let ch = challenge
+                .headers()
+                .auth(&mss_sip::HeaderName::WwwAuthenticate)
+                .unwrap();
+            let params = ch[0].params.iter().map(|(n, v)| (*n, v.as_ref()));
+            let auth =
+                mss_auth::authorize(params, "REGISTER", "sip:pbx.test", "100", "pw", "c0", 1)
+                    .unwrap();
+            let ok = exchange(
+                &sock,
+                register(me, 2, &format!("Authorization: {auth}\r\n")),
+            )
+            .await;
+            assert_eq!(ok.status().as_u16(), 200);
+            stop.send(()).unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(10), server)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        });
+        // Durable: a new store on the same folder has the binding.
+        let store = SqliteStore::open(&data).unwrap();
+        let bindings = mss_store::block_on(store.load_bindings(0)).unwrap();
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(bindings[0].user, "100");
+    }
 }
