@@ -6,8 +6,9 @@
 //!   registrar's digest guard; a MESSAGE from a line's provider to the line's number goes
 //!   to the line's owner unchallenged; who the recipient is.
 //! - [`ImOutput::Reply`] → the server transaction's answer; [`ImOutput::Send`] → a client
-//!   transaction owned by [`ClientOwner::Im`] (our Via's sent-by is set to our address
-//!   towards that peer, [`crate::Network::sent_by`], RFC 3261 §18.1.1); its final response,
+//!   transaction owned by [`ClientOwner::Im`] (our Via's sent-by, written by the service,
+//!   is our address towards the contact: [`contact_targets`] asks
+//!   [`crate::Network::sent_by`] for it, RFC 3261 §18.1.1); its final response,
 //!   its `408` on timeout, or a `503` made here on a transport error go back to the service;
 //!   [`ImOutput::Store`], `Load`, `Delete`, `Expire` → [`crate::Output::Store`], the result
 //!   back through [`ImThen`].
@@ -18,17 +19,19 @@
 //! - The service's counters go to `/metrics` (`mss_messages_total{outcome=…}`) after every
 //!   change, as differences from what was published before.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use mss_admin::{MessageOutcome, Metrics};
-use mss_services::im::{ImOutput, ImSettings, ImStats, Messaging, RequestToken, StoreToken};
+use mss_services::im::{
+    ContactTarget, ImOutput, ImSettings, ImStats, Messaging, RequestToken, StoreToken,
+};
 use mss_services::Now;
-use mss_sip::{Flow, HeaderName, Request, Response, StatusCode};
+use mss_sip::{Flow, Request, Response, StatusCode};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 
 use crate::core::{ClientOwner, Core, Then};
 use crate::input::StoreResult;
+use crate::network::Network;
 use crate::output::StoreOp;
 
 mod admission;
@@ -106,32 +109,31 @@ fn publish_delta(metrics: &Metrics, before: &ImStats, now: &ImStats) {
     }
 }
 
-/// `via` (a Via value such as `SIP/2.0/UDP host;branch=…;rport`) with its sent-by replaced
-/// by `sent_by`, or `None` when it has no sent-by to replace.
-fn with_sent_by(via: &[u8], sent_by: SocketAddr) -> Option<String> {
-    use std::fmt::Write as _;
-    let via = std::str::from_utf8(via).ok()?.trim_start();
-    let (protocol, rest) = via.split_once(' ')?;
-    let params = rest.find(';').map_or("", |i| &rest[i..]);
-    let mut out = String::with_capacity(protocol.len() + 48 + params.len());
-    out.push_str(protocol);
-    out.push(' ');
-    write!(out, "{sent_by}").ok()?;
-    out.push_str(params);
-    Some(out)
+/// Where `user` can be reached now, each contact with our address towards it (the
+/// sent-by of the Via of requests mss sends there, RFC 3261 §18.1.1).
+pub(crate) fn contact_targets(
+    registrar: &mss_services::registrar::Registrar,
+    network: &dyn Network,
+    user: &str,
+    now: Now,
+) -> Vec<ContactTarget> {
+    registrar
+        .location()
+        .contacts(user, now.mono)
+        .into_iter()
+        .map(|c| {
+            let mut t = ContactTarget::from(c);
+            t.sent_by = network.sent_by(t.flow.transport, t.flow.remote);
+            t
+        })
+        .collect()
 }
 
 impl Core {
     /// `user`'s REGISTER was committed: if it has live contacts, stored messages go out
     /// (the service starts a delivery round unless one runs or nothing is stored).
     pub(crate) fn im_user_registered(&mut self, now: Now, user: &str) {
-        let contacts: Vec<_> = self
-            .registrar
-            .location()
-            .contacts(user, now.mono)
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let contacts = contact_targets(&self.registrar, &*self.network, user, now);
         if contacts.is_empty() {
             return;
         }
@@ -230,16 +232,7 @@ impl Core {
 
     /// Starts the client transaction of a request the service sends over `flow`; a request
     /// the transaction layer refuses counts as a transport error (`503`).
-    fn im_send(&mut self, now: Now, token: RequestToken, mut request: Request, flow: Flow) {
-        if let Some(addr) = self.network.sent_by(flow.transport, flow.remote) {
-            let via = request
-                .headers()
-                .get(&HeaderName::Via)
-                .and_then(|v| with_sent_by(v, addr));
-            if let Some(via) = via {
-                request.headers_mut().set_first(&HeaderName::Via, via);
-            }
-        }
+    fn im_send(&mut self, now: Now, token: RequestToken, request: Request, flow: Flow) {
         match self.txns.send_request(now.mono, request, flow) {
             Ok(id) => {
                 self.clients.insert(id, ClientOwner::Im(token));
@@ -257,25 +250,6 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sent_by_is_replaced_and_parameters_kept() {
-        assert_eq!(
-            with_sent_by(
-                b"SIP/2.0/UDP pbx.test;branch=z9hG4bKx;rport",
-                "127.0.0.1:5070".parse().unwrap()
-            )
-            .as_deref(),
-            Some("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx;rport")
-        );
-        assert_eq!(
-            with_sent_by(b"SIP/2.0/TCP h", "[::1]:5060".parse().unwrap()).as_deref(),
-            Some("SIP/2.0/TCP [::1]:5060")
-        );
-        let any: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(with_sent_by(b"garbage", any), None);
-        assert_eq!(with_sent_by(&[0xff, b' ', b'x'], any), None);
-    }
 
     #[test]
     fn counters_are_published_as_differences() {

@@ -88,6 +88,9 @@ fn an_online_recipients_2xx_is_relayed_back() {
         .unwrap();
     assert_eq!(to.remote, bob.addr);
     assert_eq!(&relayed.body()[..], b"hi");
+    // Our Via names our address towards Bob (RFC 3261 §18.1.1), written by the service.
+    let via = relayed.headers().top_via().unwrap();
+    assert_eq!((via.host, via.port), ("127.0.0.1", Some(5060)));
     sim.receive(bob.addr, &reply(&relayed, 200, "OK", ""));
     let rsp = sim.response_to(alice.addr).unwrap();
     assert_eq!(rsp.status().as_u16(), 200);

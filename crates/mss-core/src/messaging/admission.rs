@@ -21,8 +21,10 @@ use mss_services::{Answer, AuthKind, LocalDomains, Now, Reject};
 use mss_sip::{Flow, Request, Response, Uri};
 use mss_txn::ServerTransactionId;
 
+use super::contact_targets;
 use crate::core::Core;
 use crate::lines::LinePeer;
+use crate::network::Network;
 
 /// Reason phrase (and `Warning` text) when the `From` user is not the authenticated one.
 const FROM_MISMATCH: &str = "From Does Not Match Credentials";
@@ -33,12 +35,17 @@ type Refusal = Box<Response>;
 
 /// The sender and recipient of a MESSAGE that came in through `line` (see the module
 /// docs): its owner, or [`Recipient::Unknown`] for a line without one.
-fn admit_from_line(now: Now, line: LinePeer<'_>, registrar: &Registrar) -> (Sender, Recipient) {
+fn admit_from_line(
+    now: Now,
+    line: LinePeer<'_>,
+    registrar: &Registrar,
+    network: &dyn Network,
+) -> (Sender, Recipient) {
     let sender = Sender::Line {
         name: line.name.to_owned(),
     };
     let owner = line.owner.map(str::to_owned);
-    (sender, recipient(now, owner, registrar))
+    (sender, recipient(now, owner, registrar, network))
 }
 
 /// Who sends `req` and to whom, or the answer that refuses it (see the module docs); the
@@ -49,6 +56,7 @@ fn admit(
     domains: &LocalDomains,
     answer: &Answer,
     registrar: &mut Registrar,
+    network: &dyn Network,
 ) -> Result<(Sender, Recipient), Refusal> {
     let target = match req.uri() {
         Ok(Uri::Sip(u)) if domains.is_local(u.host) => u.user.map(str::to_owned),
@@ -72,19 +80,22 @@ fn admit(
             answer.reject(req, &Reject::Forbidden(FROM_MISMATCH)),
         ));
     }
-    Ok((Sender::Local { user }, recipient(now, target, registrar)))
+    Ok((
+        Sender::Local { user },
+        recipient(now, target, registrar, network),
+    ))
 }
 
 /// `user` with their live contacts when they are a local user, else [`Recipient::Unknown`].
-fn recipient(now: Now, user: Option<String>, registrar: &Registrar) -> Recipient {
+fn recipient(
+    now: Now,
+    user: Option<String>,
+    registrar: &Registrar,
+    network: &dyn Network,
+) -> Recipient {
     match user {
         Some(u) if registrar.guard().users().contains(&u) => Recipient::Local {
-            contacts: registrar
-                .location()
-                .contacts(&u, now.mono)
-                .into_iter()
-                .map(Into::into)
-                .collect(),
+            contacts: contact_targets(registrar, network, &u, now),
             user: u,
         },
         _ => Recipient::Unknown,
@@ -116,9 +127,16 @@ impl Core {
         let admitted = match line {
             Some(line) => {
                 tracing::debug!(line = %line.name, "MESSAGE through a line");
-                Ok(admit_from_line(now, line, &self.registrar))
+                Ok(admit_from_line(now, line, &self.registrar, &*self.network))
             }
-            None => admit(now, req, &self.domains, &self.answer, &mut self.registrar),
+            None => admit(
+                now,
+                req,
+                &self.domains,
+                &self.answer,
+                &mut self.registrar,
+                &*self.network,
+            ),
         };
         match admitted {
             Ok((sender, recipient)) => {
@@ -153,7 +171,15 @@ mod tests {
     }
 
     fn admit(reg: &mut Registrar, req: &Request) -> Result<(Sender, Recipient), Refusal> {
-        super::admit(now(), req, &domains(), &Answer::new("pbx.test"), reg)
+        let network = crate::FixedAddress("127.0.0.1:5060".parse().unwrap());
+        super::admit(
+            now(),
+            req,
+            &domains(),
+            &Answer::new("pbx.test"),
+            reg,
+            &network,
+        )
     }
 
     /// The Proxy-Authorization header line answering `challenge` for `req`.
@@ -244,12 +270,13 @@ mod tests {
     #[test]
     fn a_message_through_a_line_goes_to_its_owner() {
         let reg = registrar();
+        let network = crate::FixedAddress("127.0.0.1:5060".parse().unwrap());
         let line = |name, owner| LinePeer {
             name,
             number: "2001",
             owner,
         };
-        let (sender, recipient) = admit_from_line(now(), line("p1", Some("101")), &reg);
+        let (sender, recipient) = admit_from_line(now(), line("p1", Some("101")), &reg, &network);
         assert_eq!(sender, Sender::Line { name: "p1".into() });
         assert_eq!(
             recipient,
@@ -258,7 +285,7 @@ mod tests {
                 contacts: Vec::new()
             }
         );
-        let (sender, recipient) = admit_from_line(now(), line("p2", None), &reg);
+        let (sender, recipient) = admit_from_line(now(), line("p2", None), &reg, &network);
         assert_eq!(sender, Sender::Line { name: "p2".into() });
         assert_eq!(recipient, Recipient::Unknown);
     }

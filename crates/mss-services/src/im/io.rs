@@ -37,14 +37,19 @@ pub struct ContactTarget {
     pub uri: String,
     /// Where to send: the flow the REGISTER came on (RFC 5626 flow reuse, DESIGN §7).
     pub flow: Flow,
+    /// Our address as the contact sees it: the sent-by of our Via (RFC 3261 §18.1.1).
+    /// `None`: [`crate::im::ImSettings::via_host`] stands in.
+    pub sent_by: Option<std::net::SocketAddr>,
 }
 
-/// `Location::contacts(user, now)` gives these: `.into_iter().map(Into::into)`.
+/// `Location::contacts(user, now)` gives these: `.into_iter().map(Into::into)` (with no
+/// sent-by; the caller that knows our address towards the contact sets it).
 impl From<crate::registrar::ContactTarget> for ContactTarget {
     fn from(c: crate::registrar::ContactTarget) -> ContactTarget {
         ContactTarget {
             uri: c.uri,
             flow: c.flow,
+            sent_by: None,
         }
     }
 }

@@ -20,13 +20,15 @@ pub(crate) enum ForwardError {
     TooManyHops,
 }
 
-/// Our Via for a request over `contact`'s flow: `sent-by` from the settings, a fresh
-/// branch, and `rport` (RFC 3581) so UDP answers return to the source address.
+/// Our Via for a request over `contact`'s flow: `sent-by` our address towards the contact
+/// (or the settings' `via_host` when unknown, RFC 3261 §18.1.1), a fresh branch, and
+/// `rport` (RFC 3581) so UDP answers return to the source address.
 fn our_via(contact: &ContactTarget, via_host: &str, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{} {via_host};branch={branch};rport",
-        contact.flow.transport.as_str()
-    )
+    let transport = contact.flow.transport.as_str();
+    match contact.sent_by {
+        Some(addr) => format!("SIP/2.0/{transport} {addr};branch={branch};rport"),
+        None => format!("SIP/2.0/{transport} {via_host};branch={branch};rport"),
+    }
 }
 
 /// The Max-Forwards a relayed copy of `req` carries: one less, or 70 when absent.
@@ -168,6 +170,7 @@ mod tests {
                 remote: "192.0.2.7:40000".parse().unwrap(),
                 connection: None,
             },
+            sent_by: None,
         }
     }
 
@@ -189,6 +192,20 @@ Call-ID: c1\r\n\
 CSeq: 7 MESSAGE\r\n\
 Content-Type: text/plain\r\n\
 Content-Length: 2\r\n\r\nhi";
+
+    #[test]
+    fn our_via_names_our_address_towards_the_contact_when_known() {
+        let mut c = contact();
+        assert_eq!(
+            our_via(&c, "pbx.example.com", "z9hG4bKb"),
+            "SIP/2.0/TCP pbx.example.com;branch=z9hG4bKb;rport"
+        );
+        c.sent_by = Some("198.51.100.4:5060".parse().unwrap());
+        assert_eq!(
+            our_via(&c, "pbx.example.com", "z9hG4bKb"),
+            "SIP/2.0/TCP 198.51.100.4:5060;branch=z9hG4bKb;rport"
+        );
+    }
 
     #[test]
     fn forward_follows_16_6() {

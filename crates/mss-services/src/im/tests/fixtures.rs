@@ -43,6 +43,7 @@ pub(crate) fn contact(n: u8) -> ContactTarget {
     ContactTarget {
         uri: format!("sip:102@192.0.2.{n}:5062"),
         flow: Flow::udp(format!("192.0.2.{n}:5062").parse().unwrap()),
+        sent_by: None,
     }
 }
 
