@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mss_admin::{Direction, Metrics};
 use mss_services::registrar::{PendingRegister, Registrar};
-use mss_services::{Answer, LocalDomains, Now, Precheck};
+use mss_services::{Answer, Directory, LocalDomains, Now, Precheck};
 use mss_sip::{Flow, Message, Request, Response};
 use mss_transport::{route_response, ResponseRoute};
 use mss_txn::{
@@ -45,8 +45,11 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// What the core is built from: the services made from the configuration, and the host.
 pub struct CoreParts {
-    /// The registrar with its digest guard and restored bindings.
+    /// The registrar.
     pub registrar: Registrar,
+    /// The location service (with the restored bindings) and the digest guard that every
+    /// service shares.
+    pub directory: Directory,
     /// Our domains.
     pub domains: LocalDomains,
     /// The answer builder.
@@ -107,6 +110,7 @@ pub(crate) enum Then {
 pub struct Core {
     pub(crate) txns: Transactions,
     pub(crate) registrar: Registrar,
+    pub(crate) directory: Directory,
     pub(crate) precheck: Precheck,
     pub(crate) answer: Answer,
     pub(crate) domains: LocalDomains,
@@ -154,6 +158,7 @@ impl Core {
         let mut core = Core {
             txns: Transactions::new(mss_txn::Config::default()),
             registrar: parts.registrar,
+            directory: parts.directory,
             precheck: parts.precheck,
             answer: parts.answer,
             domains: parts.domains,

@@ -112,13 +112,12 @@ fn publish_delta(metrics: &Metrics, before: &ImStats, now: &ImStats) {
 /// Where `user` can be reached now, each contact with our address towards it (the
 /// sent-by of the Via of requests mss sends there, RFC 3261 §18.1.1).
 pub(crate) fn contact_targets(
-    registrar: &mss_services::registrar::Registrar,
+    location: &mss_services::registrar::Location,
     network: &dyn Network,
     user: &str,
     now: Now,
 ) -> Vec<ContactTarget> {
-    registrar
-        .location()
+    location
         .contacts(user, now.mono)
         .into_iter()
         .map(|c| {
@@ -133,7 +132,7 @@ impl Core {
     /// `user`'s REGISTER was committed: if it has live contacts, stored messages go out
     /// (the service starts a delivery round unless one runs or nothing is stored).
     pub(crate) fn im_user_registered(&mut self, now: Now, user: &str) {
-        let contacts = contact_targets(&self.registrar, &*self.network, user, now);
+        let contacts = contact_targets(&self.directory.location, &*self.network, user, now);
         if contacts.is_empty() {
             return;
         }

@@ -23,7 +23,7 @@ impl Core {
     ) {
         match self
             .registrar
-            .handle_checked_register(now, req, checked, from)
+            .handle_register(&mut self.directory, now, req, checked, from)
         {
             // A challenge is sent once and keeps no transaction (RFC 3261 §26.3.2.4): a
             // flood of unauthenticated REGISTERs then costs no state for Timer J's 32 s.
@@ -59,7 +59,9 @@ impl Core {
     ) {
         match result {
             Ok(()) => {
-                let done = self.registrar.complete(now, *pending);
+                let done = self
+                    .registrar
+                    .complete(&mut self.directory.location, now, *pending);
                 tracing::debug!(user = %done.user, "registered");
                 self.respond(now, server, done.response);
                 self.update_registered_gauge();
@@ -77,7 +79,7 @@ impl Core {
     /// Drops expired bindings from memory and forgets old nonce counts; the store deletes
     /// them in one batched write, not one write per expiry.
     pub(crate) fn sweep(&mut self, now: Now) {
-        let removed = self.registrar.sweep(now);
+        let removed = self.directory.sweep(now);
         if removed.is_empty() {
             return;
         }
@@ -101,15 +103,15 @@ impl Core {
     }
 
     fn update_registered_gauge(&self) {
-        let n = self.registrar.location().binding_count();
+        let n = self.directory.location.binding_count();
         self.metrics
             .set_registered_contacts(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// `GET /api/registrations`: every live binding (times in Unix seconds).
     pub fn registrations(&self, now: Now) -> Vec<RegistrationView> {
-        self.registrar
-            .location()
+        self.directory
+            .location
             .snapshot(now.mono)
             .into_iter()
             .map(|r| RegistrationView {

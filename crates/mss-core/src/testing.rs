@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use mss_auth::NonceSecret;
 use mss_services::registrar::{Registrar, RegistrarConfig};
-use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Offer, Users};
+use mss_services::{Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Offer, Users};
 use mss_sip::{parse_datagram, HeaderName, Message, Request, Response};
 
 /// Our domain in the unit tests: `pbx.test`, `localhost` and loopback.
@@ -17,8 +17,14 @@ pub(crate) fn domains() -> LocalDomains {
     d
 }
 
+/// A registrar with the directory it works on, as the core lends it.
+pub(crate) struct Reg {
+    pub(crate) registrar: Registrar,
+    pub(crate) dir: Directory,
+}
+
 /// The registrar of users `100` and `101` (`pw-100`, `pw-101`), MD5 challenges only.
-pub(crate) fn registrar() -> Registrar {
+pub(crate) fn registrar() -> Reg {
     let mut users = Users::new("pbx.test");
     users.insert("100", "pw-100", None);
     users.insert("101", "pw-101", None);
@@ -31,12 +37,14 @@ pub(crate) fn registrar() -> Registrar {
         },
         1,
     );
-    Registrar::new(
-        RegistrarConfig::default(),
-        domains(),
-        guard,
-        Answer::new("pbx.test"),
-    )
+    Reg {
+        registrar: Registrar::new(
+            RegistrarConfig::default(),
+            domains(),
+            Answer::new("pbx.test"),
+        ),
+        dir: Directory::new(guard),
+    }
 }
 
 /// `text` parsed as a request (panics when it is not one).

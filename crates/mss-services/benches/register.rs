@@ -1,5 +1,5 @@
 //! CPU cost of the registrar: the `401` to an unauthenticated REGISTER, and the whole
-//! authenticated path (`handle_register` + `complete`) on a warm location service with
+//! authenticated path (`Request::check` + `handle_register` + `complete`, the server's one path) on a warm location service with
 //! 100,000 registered users. Requests are built and parsed outside the timed loop; the
 //! store write is the caller's and not included.
 
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mss_auth::NonceSecret;
 use mss_services::registrar::{RegisterOutcome, Registrar, RegistrarConfig};
-use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Users};
+use mss_services::{Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Users};
 use mss_sip::{parse_datagram, Flow, HeaderName, Message, Request, Response};
 use mss_store::BindingRecord;
 
@@ -34,7 +34,7 @@ fn register_text(user: usize, cseq: u64, auth: Option<&str>) -> String {
     )
 }
 
-fn setup(now: Now) -> Registrar {
+fn setup(now: Now) -> (Registrar, Directory) {
     let mut users = Users::new(DOMAIN);
     for i in 0..USERS {
         users.insert(&format!("u{i}"), "s3cret", None);
@@ -45,12 +45,12 @@ fn setup(now: Now) -> Registrar {
         GuardConfig::default(),
         1,
     );
-    let mut reg = Registrar::new(
+    let reg = Registrar::new(
         RegistrarConfig::default(),
         LocalDomains::new(DOMAIN),
-        guard,
         Answer::new(DOMAIN),
     );
+    let mut dir = Directory::new(guard);
     let records: Vec<BindingRecord> = (0..USERS)
         .map(|i| BindingRecord {
             user: format!("u{i}"),
@@ -67,12 +67,14 @@ fn setup(now: Now) -> Registrar {
             registered_at: now.unix_ms,
         })
         .collect();
-    assert_eq!(reg.restore(&records, now), USERS);
-    reg
+    assert_eq!(dir.restore(&records, now), USERS);
+    (reg, dir)
 }
 
-fn challenge(reg: &mut Registrar, now: Now, flow: &Flow) -> Response {
-    match reg.handle_register(now, &parse(&register_text(0, 1, None)), flow) {
+fn challenge(reg: &mut Registrar, dir: &mut Directory, now: Now, flow: &Flow) -> Response {
+    let req = parse(&register_text(0, 1, None));
+    let checked = req.check().unwrap();
+    match reg.handle_register(dir, now, &req, &checked, flow) {
         RegisterOutcome::Reply(r) => r,
         RegisterOutcome::Commit(_) => unreachable!(),
     }
@@ -81,13 +83,17 @@ fn challenge(reg: &mut Registrar, now: Now, flow: &Flow) -> Response {
 fn bench(c: &mut Criterion) {
     let now = Now::new(Instant::now(), 1_700_000_000_000);
     let flow = Flow::udp("10.0.0.1:5062".parse().unwrap());
-    let mut reg = setup(now);
+    let (mut reg, mut dir) = setup(now);
 
+    // The production path: the request is checked once, the registrar takes what the
+    // check parsed.
     let plain = parse(&register_text(7, 2, None));
     c.bench_function("REGISTER without credentials -> 401", |b| {
-        b.iter(|| match reg.handle_register(now, &plain, &flow) {
-            RegisterOutcome::Reply(r) => r,
-            RegisterOutcome::Commit(_) => unreachable!(),
+        b.iter(|| {
+            match reg.handle_register(&mut dir, now, &plain, &plain.check().unwrap(), &flow) {
+                RegisterOutcome::Reply(r) => r,
+                RegisterOutcome::Commit(_) => unreachable!(),
+            }
         })
     });
 
@@ -95,7 +101,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("REGISTER with digest -> commit -> 200 (100k users)", |b| {
         b.iter_custom(|iters| {
             // A fresh nonce per batch, nc 1..=iters; CSeq above everything before.
-            let ch = challenge(&mut reg, now, &flow);
+            let ch = challenge(&mut reg, &mut dir, now, &flow);
             let params = ch.headers().auth(&HeaderName::WwwAuthenticate).unwrap();
             cseq += 1;
             let reqs: Vec<Request> = (0..iters)
@@ -119,9 +125,9 @@ fn bench(c: &mut Criterion) {
             cseq += iters / USERS as u64 + 1;
             let start = Instant::now();
             for r in &reqs {
-                match reg.handle_register(now, r, &flow) {
+                match reg.handle_register(&mut dir, now, r, &r.check().unwrap(), &flow) {
                     RegisterOutcome::Commit(p) => {
-                        let done = reg.complete(now, p);
+                        let done = reg.complete(&mut dir.location, now, p);
                         assert_eq!(done.response.status().as_u16(), 200);
                     }
                     RegisterOutcome::Reply(r) => panic!("{}", r.status()),

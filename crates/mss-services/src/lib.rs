@@ -7,6 +7,8 @@
 //! - [`answer`]: the one place that turns a [`Reject`] into a response.
 //! - [`precheck`]: the RFC 3261 §8.2 checks every request gets first, and `OPTIONS`.
 //! - [`digest`]: [`DigestGuard`], digest authentication of local users (`401`/`407`).
+//! - [`directory`]: [`Directory`], the location service and the digest guard that every
+//!   service shares (owned by the server core, lent per request).
 //! - [`domains`]: [`LocalDomains`], which hosts are ours.
 //!
 //! Every service is a state machine in the style of the transaction layer: it takes the
@@ -16,6 +18,7 @@
 
 pub mod answer;
 pub mod digest;
+pub mod directory;
 pub mod domains;
 pub mod im;
 pub mod lines;
@@ -25,6 +28,7 @@ pub mod registrar;
 
 pub use answer::{Answer, Reject};
 pub use digest::{AuthKind, AuthenticatedUser, DigestGuard, GuardConfig, Offer, Users};
+pub use directory::Directory;
 pub use domains::LocalDomains;
 pub use now::Now;
 pub use precheck::Precheck;

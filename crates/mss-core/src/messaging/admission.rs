@@ -3,7 +3,7 @@
 //!
 //! - From a local user ([`admit`]): the Request-URI must name one of our domains (a
 //!   foreign one gets `404`: mss is not an open relay, DESIGN §7); the sender answers a
-//!   `407` challenge (RFC 3261 §22.3, `Proxy-Authorization`) from the registrar's digest
+//!   `407` challenge (RFC 3261 §22.3, `Proxy-Authorization`) from the shared digest
 //!   guard (one guard for REGISTER and MESSAGE, so a nonce count spent on either is a
 //!   replay on both), and the `From` URI must be that user at one of our domains, else
 //!   `403 From Does Not Match Credentials` (no spoofed sender in a stored message); the
@@ -16,7 +16,7 @@
 //!   line has none. Any other MESSAGE from a provider is challenged like all others.
 
 use mss_services::im::{Recipient, Sender};
-use mss_services::registrar::Registrar;
+use mss_services::Directory;
 use mss_services::{Answer, AuthKind, LocalDomains, Now, Reject};
 use mss_sip::{Flow, Request, Response, Uri};
 use mss_txn::ServerTransactionId;
@@ -38,32 +38,32 @@ type Refusal = Box<Response>;
 fn admit_from_line(
     now: Now,
     line: LinePeer<'_>,
-    registrar: &Registrar,
+    dir: &Directory,
     network: &dyn Network,
 ) -> (Sender, Recipient) {
     let sender = Sender::Line {
         name: line.name.to_owned(),
     };
     let owner = line.owner.map(str::to_owned);
-    (sender, recipient(now, owner, registrar, network))
+    (sender, recipient(now, owner, dir, network))
 }
 
 /// Who sends `req` and to whom, or the answer that refuses it (see the module docs); the
-/// sender answers the challenges of `registrar`'s digest guard.
+/// sender answers the challenges of the shared digest guard (`dir`).
 fn admit(
     now: Now,
     req: &Request,
     domains: &LocalDomains,
     answer: &Answer,
-    registrar: &mut Registrar,
+    dir: &mut Directory,
     network: &dyn Network,
 ) -> Result<(Sender, Recipient), Refusal> {
     let target = match req.uri() {
         Ok(Uri::Sip(u)) if domains.is_local(u.host) => u.user.map(str::to_owned),
         _ => return Err(Box::new(answer.reject(req, &Reject::NotFound))),
     };
-    let user = registrar
-        .guard_mut()
+    let user = dir
+        .guard
         .check(now, req, AuthKind::Proxy, answer)
         .map_err(Box::new)?
         .name;
@@ -80,22 +80,14 @@ fn admit(
             answer.reject(req, &Reject::Forbidden(FROM_MISMATCH)),
         ));
     }
-    Ok((
-        Sender::Local { user },
-        recipient(now, target, registrar, network),
-    ))
+    Ok((Sender::Local { user }, recipient(now, target, dir, network)))
 }
 
 /// `user` with their live contacts when they are a local user, else [`Recipient::Unknown`].
-fn recipient(
-    now: Now,
-    user: Option<String>,
-    registrar: &Registrar,
-    network: &dyn Network,
-) -> Recipient {
+fn recipient(now: Now, user: Option<String>, dir: &Directory, network: &dyn Network) -> Recipient {
     match user {
-        Some(u) if registrar.guard().users().contains(&u) => Recipient::Local {
-            contacts: contact_targets(registrar, network, &u, now),
+        Some(u) if dir.guard.users().contains(&u) => Recipient::Local {
+            contacts: contact_targets(&dir.location, network, &u, now),
             user: u,
         },
         _ => Recipient::Unknown,
@@ -127,14 +119,14 @@ impl Core {
         let admitted = match line {
             Some(line) => {
                 tracing::debug!(line = %line.name, "MESSAGE through a line");
-                Ok(admit_from_line(now, line, &self.registrar, &*self.network))
+                Ok(admit_from_line(now, line, &self.directory, &*self.network))
             }
             None => admit(
                 now,
                 req,
                 &self.domains,
                 &self.answer,
-                &mut self.registrar,
+                &mut self.directory,
                 &*self.network,
             ),
         };
@@ -158,7 +150,7 @@ mod tests {
     use mss_sip::HeaderName;
 
     use super::*;
-    use crate::testing::{digest_answer, domains, registrar, request};
+    use crate::testing::{digest_answer, domains, registrar, request, Reg};
 
     fn now() -> Now {
         Now::new(Instant::now(), 1_800_000_000_000)
@@ -170,14 +162,14 @@ mod tests {
         ))
     }
 
-    fn admit(reg: &mut Registrar, req: &Request) -> Result<(Sender, Recipient), Refusal> {
+    fn admit(reg: &mut Reg, req: &Request) -> Result<(Sender, Recipient), Refusal> {
         let network = crate::FixedAddress("127.0.0.1:5060".parse().unwrap());
         super::admit(
             now(),
             req,
             &domains(),
             &Answer::new("pbx.test"),
-            reg,
+            &mut reg.dir,
             &network,
         )
     }
@@ -251,7 +243,14 @@ mod tests {
             ))
         };
         let flow = Flow::udp("127.0.0.1:5999".parse().unwrap());
-        match reg.handle_register(now(), &register(1), &flow) {
+        let first = register(1);
+        match reg.registrar.handle_register(
+            &mut reg.dir,
+            now(),
+            &first,
+            &first.check().unwrap(),
+            &flow,
+        ) {
             RegisterOutcome::Reply(r) => {
                 assert_eq!(r.status().as_u16(), 401);
                 let www = r.headers().get(&HeaderName::WwwAuthenticate).unwrap();
@@ -260,7 +259,13 @@ mod tests {
             RegisterOutcome::Commit(_) => panic!("a replayed nonce count registered"),
         }
         assert!(matches!(
-            reg.handle_register(now(), &register(2), &flow),
+            reg.registrar.handle_register(
+                &mut reg.dir,
+                now(),
+                &register(2),
+                &register(2).check().unwrap(),
+                &flow
+            ),
             RegisterOutcome::Commit(_)
         ));
     }
@@ -276,7 +281,8 @@ mod tests {
             number: "2001",
             owner,
         };
-        let (sender, recipient) = admit_from_line(now(), line("p1", Some("101")), &reg, &network);
+        let (sender, recipient) =
+            admit_from_line(now(), line("p1", Some("101")), &reg.dir, &network);
         assert_eq!(sender, Sender::Line { name: "p1".into() });
         assert_eq!(
             recipient,
@@ -285,7 +291,7 @@ mod tests {
                 contacts: Vec::new()
             }
         );
-        let (sender, recipient) = admit_from_line(now(), line("p2", None), &reg, &network);
+        let (sender, recipient) = admit_from_line(now(), line("p2", None), &reg.dir, &network);
         assert_eq!(sender, Sender::Line { name: "p2".into() });
         assert_eq!(recipient, Recipient::Unknown);
     }

@@ -29,7 +29,9 @@ use mss_core::{
 use mss_services::im::ImSettings;
 use mss_services::lines::{LineSettings, Target};
 use mss_services::registrar::{Registrar, RegistrarConfig};
-use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Offer, Precheck, Users};
+use mss_services::{
+    Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer, Precheck, Users,
+};
 use mss_sip::{parse_datagram, Flow, HeaderName, Message, Method, Request, Response};
 use mss_store::{block_on, SqliteStore, Store, StoreError};
 
@@ -183,12 +185,13 @@ impl Sim {
         let t0 = Instant::now();
         let now = Now::new(t0 + elapsed, EPOCH_MS + ms(elapsed));
         let metrics = Arc::new(Metrics::new());
-        let mut registrar = registrar(&setup.users);
+        let (registrar, mut directory) = registrar(&setup.users);
         let records = block_on(store.load_bindings(now.unix_ms)).unwrap();
-        registrar.restore(&records, now);
+        directory.restore(&records, now);
         let core = Core::new(
             CoreParts {
                 registrar,
+                directory,
                 domains: domains(),
                 answer: Answer::new(DOMAIN),
                 precheck: precheck(),
@@ -475,7 +478,7 @@ fn domains() -> LocalDomains {
     d
 }
 
-fn registrar(users: &[(String, String)]) -> Registrar {
+fn registrar(users: &[(String, String)]) -> (Registrar, Directory) {
     let mut dir = Users::new(DOMAIN);
     for (name, password) in users {
         dir.insert(name, password, None);
@@ -493,7 +496,10 @@ fn registrar(users: &[(String, String)]) -> Registrar {
         min_expires: 10,
         ..RegistrarConfig::default()
     };
-    Registrar::new(config, domains(), guard, Answer::new(DOMAIN))
+    (
+        Registrar::new(config, domains(), Answer::new(DOMAIN)),
+        Directory::new(guard),
+    )
 }
 
 fn precheck() -> Precheck {

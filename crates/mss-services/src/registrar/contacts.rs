@@ -179,35 +179,6 @@ pub(crate) struct Read<'r, 'a> {
     pub(crate) via_count: usize,
 }
 
-/// The Expires and Contact headers of a request, parsed on the spot (for
-/// [`Read::from_request`], which borrows them).
-pub(crate) struct Owned<'a> {
-    expires: Result<Option<u32>, ParseError>,
-    contacts: Result<Contacts<'a>, ParseError>,
-    via_count: usize,
-}
-
-impl<'a> Owned<'a> {
-    /// Parses them from `req`.
-    pub(crate) fn of(req: &'a Request) -> Owned<'a> {
-        let h = req.headers();
-        Owned {
-            expires: h.expires(),
-            contacts: h.contacts(),
-            via_count: h.values(&HeaderName::Via).count(),
-        }
-    }
-
-    /// The view [`parse`] takes.
-    pub(crate) fn read(&self) -> Read<'_, 'a> {
-        Read {
-            expires: self.expires.as_ref().copied(),
-            contacts: self.contacts.as_ref(),
-            via_count: self.via_count,
-        }
-    }
-}
-
 /// What `req` asks for, from its Contact and Expires headers (`read`) and its Supported
 /// header. Every contact is read here, so a malformed one is refused before
 /// authentication.
@@ -317,6 +288,33 @@ mod tests {
         q_milli: Option<u16>,
         expires: u32,
         too_brief: bool,
+    }
+
+    /// The Expires and Contact headers of a request, parsed on the spot: the tests here
+    /// feed [`parse`] headers that a check would have refused before it.
+    struct Owned<'a> {
+        expires: Result<Option<u32>, ParseError>,
+        contacts: Result<Contacts<'a>, ParseError>,
+        via_count: usize,
+    }
+
+    impl<'a> Owned<'a> {
+        fn of(req: &'a Request) -> Owned<'a> {
+            let h = req.headers();
+            Owned {
+                expires: h.expires(),
+                contacts: h.contacts(),
+                via_count: h.values(&HeaderName::Via).count(),
+            }
+        }
+
+        fn read(&self) -> Read<'_, 'a> {
+            Read {
+                expires: self.expires.as_ref().copied(),
+                contacts: self.contacts.as_ref(),
+                via_count: self.via_count,
+            }
+        }
     }
 
     fn parse_request(req: &Request, limits: Limits) -> Result<(Asked, bool), Reject> {

@@ -12,16 +12,19 @@
 //!
 //! ```no_run
 //! # use mss_services::registrar::{Registrar, RegisterOutcome};
-//! # use mss_services::Now;
-//! # fn demo(registrar: &mut Registrar, now: Now, req: &mss_sip::Request, flow: &mss_sip::Flow,
+//! # use mss_services::{Directory, Now};
+//! # fn demo(registrar: &mut Registrar, dir: &mut Directory, now: Now, req: &mss_sip::Request, flow: &mss_sip::Flow,
 //! #         write: impl Fn(&str, Vec<mss_store::BindingChange>) -> bool) -> mss_sip::Response {
-//! match registrar.handle_register(now, req, flow) {
+//! // The request passed `Request::check` and the prechecks; `checked` is what the check
+//! // parsed (the same once-parsed headers the server core passes on).
+//! let checked = req.check().expect("checked by the caller");
+//! match registrar.handle_register(dir, now, req, &checked, flow) {
 //!     RegisterOutcome::Reply(rsp) => rsp,
 //!     RegisterOutcome::Commit(mut pending) => {
 //!         let changes = pending.take_changes();
 //!         // `store.apply_binding_changes(pending.user(), changes).await`
 //!         if write(pending.user(), changes) {
-//!             let done = registrar.complete(now, pending);
+//!             let done = registrar.complete(&mut dir.location, now, pending);
 //!             // if done.became_reachable: deliver stored messages to done.user
 //!             done.response
 //!         } else {

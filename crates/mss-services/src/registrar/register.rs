@@ -25,8 +25,8 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use mss_sip::{
-    unescape, Flow, HeaderName, Method, NameAddr, ParseError, ParseErrorKind, Request, RequestCore,
-    Response, StatusCode, Uri,
+    unescape, Flow, HeaderName, Method, NameAddr, ParseError, Request, RequestCore, Response,
+    StatusCode, Uri,
 };
 use mss_store::BindingChange;
 
@@ -35,7 +35,8 @@ use super::contacts::{self, Limits, Parsed, Wanted};
 use super::location::{Location, Update};
 use super::ok::{ok_response, DateCache};
 use crate::answer::{Answer, Reject};
-use crate::digest::{AuthKind, DigestGuard};
+use crate::digest::AuthKind;
+use crate::directory::Directory;
 use crate::domains::LocalDomains;
 use crate::precheck::check_require;
 use crate::Now;
@@ -126,19 +127,12 @@ pub struct Completed {
 pub struct Registrar {
     config: RegistrarConfig,
     domains: LocalDomains,
-    guard: DigestGuard,
     answer: Answer,
-    location: Location,
     /// The `Date` of the `200`s, formatted once per second.
     dates: DateCache,
 }
 
-fn malformed(kind: ParseErrorKind, name: HeaderName) -> Reject {
-    Reject::Malformed(ParseError::in_header(kind, name, 0))
-}
-
-/// The core headers a REGISTER is processed from (parsed by the caller's check, or on
-/// the spot by [`Registrar::handle_register`]).
+/// The core headers a REGISTER is processed from (parsed once by the caller's check).
 struct Fields<'r, 'a> {
     uri: &'r Uri<'a>,
     to: Result<&'r NameAddr<'a>, &'r ParseError>,
@@ -153,16 +147,12 @@ impl Registrar {
         &self.config
     }
 
-    /// A registrar serving `domains`, authenticating with `guard`, answering with `answer`.
+    /// A registrar serving `domains`, answering with `answer`; the location service and the
+    /// digest guard it works on are lent per request ([`Directory`]).
     /// Incoherent limits are corrected: both expiry limits are capped at
     /// [`MAX_EXPIRES_CAP`], `max_expires` is raised to `min_expires`, the
     /// default is brought within them, `max_contacts` is at least 1.
-    pub fn new(
-        config: RegistrarConfig,
-        domains: LocalDomains,
-        guard: DigestGuard,
-        answer: Answer,
-    ) -> Registrar {
+    pub fn new(config: RegistrarConfig, domains: LocalDomains, answer: Answer) -> Registrar {
         let mut config = config;
         // Keep the limits coherent: min ≤ default ≤ max, at least one contact.
         config.min_expires = config.min_expires.min(MAX_EXPIRES_CAP);
@@ -177,54 +167,18 @@ impl Registrar {
         Registrar {
             config,
             domains,
-            guard,
             answer,
-            location: Location::new(),
             dates: DateCache::default(),
         }
     }
 
-    /// The location service (for other services and the admin API).
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
-    /// The digest guard (e.g. for its user directory).
-    pub fn guard(&self) -> &DigestGuard {
-        &self.guard
-    }
-
-    /// The digest guard, for another service that authenticates local users (the
-    /// messaging glue's `407` challenges), so one guard tracks every nonce count and a
-    /// count spent on one method is a replay on any other (RFC 7616 §3.4, `nc`). Its old
-    /// counts are forgotten by [`Registrar::sweep`].
-    pub fn guard_mut(&mut self) -> &mut DigestGuard {
-        &mut self.guard
-    }
-
-    /// Loads stored bindings at start; returns how many.
-    pub fn restore(&mut self, records: &[mss_store::BindingRecord], now: Now) -> usize {
-        self.location.restore(records, now)
-    }
-
-    /// Drops expired bindings from memory (the caller runs `delete_expired_bindings` on the
-    /// store) and forgets old nonce counts. Returns what was removed.
-    pub fn sweep(&mut self, now: Now) -> Vec<(String, Binding)> {
-        self.guard.handle_timeout(now);
-        self.location.sweep(now.mono)
-    }
-
-    /// Handles a REGISTER received on `flow` at `now`.
-    pub fn handle_register(&mut self, now: Now, req: &Request, flow: &Flow) -> RegisterOutcome {
-        let result = self.process(now, req, flow);
-        self.finish(req, flow, result)
-    }
-
-    /// [`Registrar::handle_register`] for a REGISTER that passed [`Request::check`]: the
-    /// Request-URI, To, Call-ID, CSeq, Contact, Expires and the Via count come from
-    /// `checked` instead of being parsed again. The answers are the same.
-    pub fn handle_checked_register(
+    /// Handles a REGISTER received on `flow` at `now` that passed [`Request::check`] and
+    /// the prechecks (`crate::precheck`): the Request-URI, To, Call-ID, CSeq, Contact,
+    /// Expires and the Via count come from `checked`, parsed once. A request that fails
+    /// the check never gets here: the prechecks answer it (`400` naming the problem).
+    pub fn handle_register(
         &mut self,
+        dir: &mut Directory,
         now: Now,
         req: &Request,
         checked: &RequestCore<'_>,
@@ -243,7 +197,7 @@ impl Registrar {
                     via_count: c.via_count,
                 },
             };
-            self.process_fields(now, req, flow, fields)
+            self.process_fields(dir, now, req, flow, fields)
         } else {
             Err(Reject::MethodNotAllowed)
         };
@@ -272,52 +226,10 @@ impl Registrar {
         }
     }
 
-    /// A REGISTER nobody checked yet: the core headers are checked and read here, in
-    /// the order that decides which problem is named first.
-    fn process(&mut self, now: Now, req: &Request, flow: &Flow) -> Result<RegisterOutcome, Reject> {
-        if req.method() != &Method::Register {
-            return Err(Reject::MethodNotAllowed);
-        }
-        let h = req.headers();
-        for name in [
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
-            match h.count(&name) {
-                1 => {}
-                0 => return Err(malformed(ParseErrorKind::MissingHeader, name)),
-                _ => return Err(malformed(ParseErrorKind::DuplicateHeader, name)),
-            }
-        }
-        h.top_via().map_err(Reject::Malformed)?;
-        let call_id = h.call_id().map_err(Reject::Malformed)?;
-        let cseq = h.cseq().map_err(Reject::Malformed)?;
-        if cseq.method != Method::Register {
-            return Err(malformed(
-                ParseErrorKind::CSeqMethodMismatch,
-                HeaderName::CSeq,
-            ));
-        }
-        h.from().map_err(Reject::Malformed)?;
-        let uri = req.uri().map_err(Reject::Malformed)?;
-        // Read now, reported in their turn by `process_fields`.
-        let to = h.to();
-        let owned = contacts::Owned::of(req);
-        let fields = Fields {
-            uri: &uri,
-            to: to.as_ref(),
-            call_id,
-            cseq: cseq.seq,
-            read: owned.read(),
-        };
-        self.process_fields(now, req, flow, fields)
-    }
-
     /// Steps 1–5 on the request's core headers, then [`Registrar::plan`].
     fn process_fields(
         &mut self,
+        dir: &mut Directory,
         now: Now,
         req: &Request,
         flow: &Flow,
@@ -349,7 +261,7 @@ impl Registrar {
         };
         let parsed = contacts::parse(req, f.read, limits)?;
         // Step 3: authentication.
-        let user = match self.guard.check(now, req, AuthKind::Www, &self.answer) {
+        let user = match dir.guard.check(now, req, AuthKind::Www, &self.answer) {
             Ok(u) => u.name,
             Err(rsp) => return Ok(RegisterOutcome::Reply(rsp)),
         };
@@ -358,13 +270,23 @@ impl Registrar {
         if unescape(aor_user).as_ref() != user.as_bytes() {
             return Err(Reject::Forbidden("Not Allowed To Register This Address"));
         }
-        self.plan(now, req, flow, user, f.call_id, f.cseq, parsed)
+        self.plan(
+            &dir.location,
+            now,
+            req,
+            flow,
+            user,
+            f.call_id,
+            f.cseq,
+            parsed,
+        )
     }
 
     /// Steps 6–7: turns the wanted contacts into changes against the live bindings.
     #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
+        location: &Location,
         now: Now,
         req: &Request,
         flow: &Flow,
@@ -374,7 +296,7 @@ impl Registrar {
         parsed: Parsed<'_, '_>,
     ) -> Result<RegisterOutcome, Reject> {
         // The live bindings, walked where needed rather than collected.
-        let bindings = self.location.bindings(&user);
+        let bindings = location.bindings(&user);
         let live = || bindings.iter().filter(|b| b.is_live(now.mono));
         // §10.3 step 7: same Call-ID and a CSeq not higher aborts the whole update.
         let in_order = |b: &Binding| b.call_id != call_id || cseq > b.cseq;
@@ -458,7 +380,7 @@ impl Registrar {
         let response = self.answer.response(req, StatusCode::OK, "OK");
         if updates.is_empty() {
             let rsp = ok_response(
-                &self.location,
+                location,
                 &self.dates,
                 now,
                 &user,
@@ -484,7 +406,12 @@ impl Registrar {
     }
 
     /// The store committed `pending`'s changes: applies them to memory and builds the `200`.
-    pub fn complete(&mut self, now: Now, pending: PendingRegister) -> Completed {
+    pub fn complete(
+        &mut self,
+        location: &mut Location,
+        now: Now,
+        pending: PendingRegister,
+    ) -> Completed {
         let PendingRegister {
             user,
             updates,
@@ -492,16 +419,16 @@ impl Registrar {
             require_outbound,
             ..
         } = pending;
-        let was_reachable = self.location.is_reachable(&user, now.mono);
+        let was_reachable = location.is_reachable(&user, now.mono);
         let added_new = updates.iter().any(|u| match u {
-            Update::Upsert(b) => !self.location.live(&user, now.mono).any(|l| l.key == b.key),
+            Update::Upsert(b) => !location.live(&user, now.mono).any(|l| l.key == b.key),
             Update::Remove(_) => false,
         });
-        self.location.apply(&user, updates);
+        location.apply(&user, updates);
         let became_reachable =
-            self.location.is_reachable(&user, now.mono) && (!was_reachable || added_new);
+            location.is_reachable(&user, now.mono) && (!was_reachable || added_new);
         let response = ok_response(
-            &self.location,
+            location,
             &self.dates,
             now,
             &user,
@@ -510,7 +437,7 @@ impl Registrar {
         );
         tracing::debug!(
             user = %user,
-            bindings = self.location.bindings(&user).len(),
+            bindings = location.bindings(&user).len(),
             became_reachable,
             "REGISTER committed"
         );

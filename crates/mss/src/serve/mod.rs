@@ -199,7 +199,7 @@ async fn serve(
         .try_into()
         .map_err(|_| ServeError::NonceKey(key.len()))?;
     let domains = setup::local_domains(c, &local_addrs::local_ips());
-    let mut registrar = setup::registrar(
+    let (registrar, mut directory) = setup::registrar(
         c,
         domains.clone(),
         NonceSecret::from_bytes(key),
@@ -208,7 +208,7 @@ async fn serve(
     let started = Instant::now();
     let now = setup::now();
     let records = store.load_bindings(now.unix_ms).await?;
-    let restored = registrar.restore(&records, now);
+    let restored = directory.restore(&records, now);
     tracing::info!(
         restored,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -233,6 +233,7 @@ async fn serve(
     let mut core = Core::new(
         CoreParts {
             registrar,
+            directory,
             domains,
             answer: setup::answer(c),
             precheck: setup::precheck(),

@@ -9,7 +9,9 @@ use mss_auth::NonceSecret;
 use mss_core::LineSetup;
 use mss_services::im::{ImSettings, RateLimit};
 use mss_services::registrar::{Registrar, RegistrarConfig};
-use mss_services::{Answer, DigestGuard, GuardConfig, LocalDomains, Now, Offer, Precheck, Users};
+use mss_services::{
+    Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer, Precheck, Users,
+};
 use mss_sip::Method;
 
 use super::lines::line_settings;
@@ -73,13 +75,14 @@ pub(crate) fn local_domains(config: &Config, local_ips: &[IpAddr]) -> LocalDomai
     d
 }
 
-/// The registrar of local users, signing nonces with `secret`.
+/// The registrar of local users, and the directory it works on: the location service and
+/// the digest guard, signing nonces with `secret`.
 pub(crate) fn registrar(
     config: &Config,
     domains: LocalDomains,
     secret: NonceSecret,
     seed: u64,
-) -> Registrar {
+) -> (Registrar, Directory) {
     let s = &config.server;
     let guard = DigestGuard::new(
         users(config),
@@ -102,7 +105,10 @@ pub(crate) fn registrar(
         max_contacts: usize::try_from(s.max_contacts_per_user).unwrap_or(usize::MAX),
         ..RegistrarConfig::default()
     };
-    Registrar::new(rc, domains, guard, answer(config))
+    (
+        Registrar::new(rc, domains, answer(config)),
+        Directory::new(guard),
+    )
 }
 
 /// The answer builder: our domain signs `Warning` headers.
