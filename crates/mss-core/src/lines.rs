@@ -159,6 +159,11 @@ impl Lines {
         }
     }
 
+    /// The running machine of line `index`, if it has started.
+    fn machine_mut(&mut self, index: usize) -> Option<&mut Registration> {
+        self.slots.get_mut(index).and_then(|s| s.machine.as_mut())
+    }
+
     fn name(&self, index: usize) -> &str {
         self.slots
             .get(index)
@@ -270,12 +275,7 @@ impl Core {
                     self.forget_line_client(id, index);
                 }
                 let rng = &mut self.rng;
-                if let Some(m) = self
-                    .lines
-                    .slots
-                    .get_mut(index)
-                    .and_then(|s| s.machine.as_mut())
-                {
+                if let Some(m) = self.lines.machine_mut(index) {
                     m.handle_response(now, &rsp, rng);
                 }
             }
@@ -308,12 +308,7 @@ impl Core {
             tracing::debug!(line = %self.lines.name(index), "timeout of an abandoned REGISTER ignored");
             return;
         }
-        if let Some(m) = self
-            .lines
-            .slots
-            .get_mut(index)
-            .and_then(|s| s.machine.as_mut())
-        {
+        if let Some(m) = self.lines.machine_mut(index) {
             m.handle_transaction_timeout(now);
         }
     }
@@ -352,12 +347,7 @@ impl Core {
                 .and_then(|s| s.timeout)
                 .is_some_and(|t| t <= now.mono);
             if due {
-                if let Some(m) = self
-                    .lines
-                    .slots
-                    .get_mut(index)
-                    .and_then(|s| s.machine.as_mut())
-                {
+                if let Some(m) = self.lines.machine_mut(index) {
                     m.handle_timeout(now);
                 }
                 self.lines.mark(index);

@@ -111,12 +111,7 @@ impl Core {
             Err(e) => {
                 tracing::warn!(line = %self.lines.name(index), error = %e,
                     "cannot start the REGISTER's transaction");
-                if let Some(m) = self
-                    .lines
-                    .slots
-                    .get_mut(index)
-                    .and_then(|s| s.machine.as_mut())
-                {
+                if let Some(m) = self.lines.machine_mut(index) {
                     m.handle_transaction_timeout(now);
                 }
                 self.lines.mark(index);
