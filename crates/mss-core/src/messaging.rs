@@ -3,8 +3,9 @@
 //! run loop says (`mss_services::im`).
 //!
 //! - Admission (`messaging/admission.rs`): a local sender answers a `407` challenge from the
-//!   registrar's digest guard; a MESSAGE from a line's provider to the line's number goes
-//!   to the line's owner unchallenged; who the recipient is.
+//!   digest guard of the shared `Directory` (the one REGISTER uses); a MESSAGE from a
+//!   line's provider to the line's number goes to the line's owner unchallenged; who the
+//!   recipient is.
 //! - [`ImOutput::Reply`] → the server transaction's answer; [`ImOutput::Send`] → a client
 //!   transaction owned by [`ClientOwner::Im`] (our Via's sent-by, written by the service,
 //!   is our address towards the contact: [`contact_targets`] asks

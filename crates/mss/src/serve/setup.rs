@@ -1,6 +1,6 @@
 //! Turning the configuration into the sans-IO core's parts: the user directory, our
-//! domains, the registrar with its digest guard, the prechecks, the answer builder, the
-//! lines and the messaging settings.
+//! domains, the registrar and the `Directory` it works on (location service and digest
+//! guard), the prechecks, the answer builder, the lines and the messaging settings.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
