@@ -192,7 +192,7 @@ impl Core {
         match input {
             Input::Received { local, flow, data } => self.on_received(now, local, flow, data),
             Input::Stored { id, result } => self.on_stored(now, id, result),
-            Input::Resolved { id, targets } => self.on_resolved(now, id, targets),
+            Input::Resolved { id, addrs } => self.on_resolved(now, id, &addrs),
             Input::SendFailed { transaction } => {
                 self.txns.handle_transport_error(now.mono, transaction);
             }
@@ -286,9 +286,9 @@ impl Core {
         }
     }
 
-    fn on_resolved(&mut self, now: Now, id: OpId, targets: Vec<mss_services::lines::Target>) {
+    fn on_resolved(&mut self, now: Now, id: OpId, addrs: &[SocketAddr]) {
         match self.ops.finish(id) {
-            Some(Then::Line(index, _)) => self.on_line_resolved(now, index, targets),
+            Some(Then::Line(index, _)) => self.on_line_resolved(now, index, addrs),
             Some(other) => tracing::warn!(?other, "a lookup result for a store operation"),
             None => tracing::debug!(?id, "result of an unknown lookup"),
         }

@@ -6,10 +6,15 @@
 //! - `OPTIONS` → answered here: `200` with what we support when addressed to us
 //!   (RFC 3261 §11.2), `404` for anyone else (mss is not a proxy, §8.2.2.1);
 //! - everything else the prechecks let through → [`Core::fallback`].
+//!
+//! CANCEL never gets here: the transaction layer answers every CANCEL itself (`200` and an
+//! event when it matches a pending INVITE, `481` when it matches nothing, RFC 3261 §9.2).
+//! ACK never does either: it is absorbed by the INVITE server transaction it acknowledges
+//! or arrives as `Event::Ack`, which [`Core`] takes (no dialogs yet: nothing to do).
 
 use mss_admin::Direction;
 use mss_services::{Now, Reject};
-use mss_sip::{Flow, Method, ParseError, Request, RequestCore, StatusCode, Uri};
+use mss_sip::{Flow, Method, ParseError, Request, RequestCore, Uri};
 use mss_transport::{response_route, route_response, ResponseRoute, ViaRoute};
 use mss_txn::ServerTransactionId;
 
@@ -60,19 +65,10 @@ impl Core {
         }
     }
 
-    /// What no service takes: a CANCEL that matched no transaction gets `481` (RFC 3261
-    /// §9.2; the transaction layer answers every CANCEL that matches one), any other method
-    /// the prechecks know `501` (calls and events are not served yet).
+    /// What no service takes: a method the prechecks know but no service serves (calls and
+    /// events are not served yet) gets `501 Not Implemented` with `Allow`.
     fn fallback(&mut self, now: Now, id: ServerTransactionId, req: &Request) {
-        let rsp = if req.method() == &Method::Cancel {
-            self.answer.response(
-                req,
-                StatusCode::CALL_TRANSACTION_DOES_NOT_EXIST,
-                "Call/Transaction Does Not Exist",
-            )
-        } else {
-            self.answer.reject(req, &Reject::NotImplemented)
-        };
+        let rsp = self.answer.reject(req, &Reject::NotImplemented);
         self.respond(now, id, rsp);
     }
 

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use mss_services::lines::Target;
 use mss_sip::Flow;
 use mss_store::{InsertOutcome, LineRecord, StoreError, StoredMessage};
 use mss_txn::TransactionId;
@@ -31,13 +30,12 @@ pub enum Input {
         /// Its outcome.
         result: StoreResult,
     },
-    /// A lookup the core asked for ([`crate::Output::Resolve`]) finished, in any order: the
-    /// addresses to try, each with our own address towards it, or why there are none.
+    /// A lookup the core asked for ([`crate::Output::Resolve`]) finished, in any order.
     Resolved {
         /// The lookup's id.
         id: OpId,
-        /// The targets in the order to try (empty: none found or cancelled).
-        targets: Vec<Target>,
+        /// The addresses in the order to try (empty: none found, or cancelled).
+        addrs: Vec<SocketAddr>,
     },
     /// A [`crate::Output::Transmit`] of a transaction could not be sent.
     SendFailed {

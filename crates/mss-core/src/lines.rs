@@ -28,6 +28,7 @@
 //! `lines/view.rs` (status → admin view, log wording), `lines/peers.rs` (which line a
 //! request came through).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mss_admin::LineView;
@@ -228,12 +229,27 @@ impl Core {
         self.lines.mark(index);
     }
 
-    /// Line `index`'s lookup finished with `targets` (none: nothing found, or cancelled).
-    pub(crate) fn on_line_resolved(&mut self, now: Now, index: usize, targets: Vec<Target>) {
+    /// Line `index`'s lookup found `addrs` (none: nothing found, or cancelled): each becomes
+    /// a target with our address towards it ([`crate::Network::sent_by`]); an address no
+    /// socket of ours can reach (another IP family) is skipped and logged.
+    pub(crate) fn on_line_resolved(&mut self, now: Now, index: usize, addrs: &[SocketAddr]) {
         let Some(slot) = self.lines.slots.get_mut(index) else {
             return;
         };
         slot.lookup = None;
+        let transport = slot.settings.transport;
+        let mut targets = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            match self.network.sent_by(transport, addr) {
+                Some(local) => targets.push(Target {
+                    addr,
+                    transport,
+                    local,
+                }),
+                None => tracing::info!(line = %slot.settings.name,
+                    "registrar address {addr} skipped: no {transport} socket of that family"),
+            }
+        }
         if let Some(m) = slot.machine.as_mut() {
             m.handle_resolved(now, targets);
         }

@@ -300,6 +300,21 @@ fn shutdown_unregisters_a_registered_line() {
 }
 
 #[test]
+fn a_looked_up_address_no_socket_of_ours_reaches_is_skipped() {
+    let mut s = setup();
+    s.lines[0].settings.registrar_host = "sip.provider.test".into();
+    s.ipv4_only = true;
+    let mut sim = Sim::start_with_dns(
+        s,
+        &[("sip.provider.test", &["[2001:db8::5]:5060", PROVIDER])],
+    );
+    // The IPv6 address has no socket of ours: the REGISTER goes to the IPv4 one.
+    let (_, first) = next_register(&mut sim, Duration::from_secs(1));
+    let via = first.headers().top_via().unwrap();
+    assert_eq!((via.host, via.port), ("127.0.0.1", Some(5060)));
+}
+
+#[test]
 fn a_registrar_that_is_a_name_is_looked_up_first() {
     let mut s = setup();
     s.lines[0].settings.registrar_host = "sip.provider.test".into();

@@ -14,7 +14,8 @@
 //! Every service is a state machine in the style of the transaction layer: it takes the
 //! current time ([`Now`]) and messages as input and returns what should happen (responses
 //! to send, requests to start, storage writes to await). It never reads a clock, touches a
-//! socket or waits for a disk; the `mss` binary does that and feeds the results back.
+//! socket or waits for a disk; the server core (`mss-core`) routes between them, and the
+//! `mss` binary does the I/O and feeds the results back.
 
 pub mod answer;
 pub mod digest;

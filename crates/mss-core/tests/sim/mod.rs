@@ -27,7 +27,7 @@ use mss_core::{
     Core, CoreParts, CoreStats, FixedAddress, Input, LineSetup, OpId, Output, StoreOp, StoreResult,
 };
 use mss_services::im::ImSettings;
-use mss_services::lines::{LineSettings, Target};
+use mss_services::lines::LineSettings;
 use mss_services::registrar::{Registrar, RegistrarConfig};
 use mss_services::{
     Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer, Precheck, Users,
@@ -81,6 +81,17 @@ pub struct Setup {
     pub im: ImSettings,
     /// Seed of the core's randomness.
     pub seed: u64,
+    /// mss has no IPv6 socket: our address towards an IPv6 peer is unknown.
+    pub ipv4_only: bool,
+}
+
+/// A host with one IPv4 address and no IPv6 socket.
+struct Ipv4Only;
+
+impl mss_core::Network for Ipv4Only {
+    fn sent_by(&self, _: mss_sip::Transport, remote: SocketAddr) -> Option<SocketAddr> {
+        remote.is_ipv4().then(mss)
+    }
 }
 
 impl Default for Setup {
@@ -98,6 +109,7 @@ impl Default for Setup {
             lines: Vec::new(),
             im,
             seed: 7,
+            ipv4_only: false,
         }
     }
 }
@@ -157,7 +169,21 @@ impl Sim {
     pub fn start(setup: Setup) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        Sim::start_on(setup, dir, store, Duration::ZERO)
+        Sim::start_on(setup, dir, store, Duration::ZERO, HashMap::new())
+    }
+
+    /// [`Sim::start`] with lookups of `names` answered with their addresses from the start.
+    pub fn start_with_dns(setup: Setup, names: &[(&str, &[&str])]) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let dns = names
+            .iter()
+            .map(|(n, addrs)| {
+                let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
+                ((*n).to_owned(), addrs)
+            })
+            .collect();
+        Sim::start_on(setup, dir, store, Duration::ZERO, dns)
     }
 
     /// Stops this server (as after a crash: nothing is said to anyone) and starts a new one
@@ -168,12 +194,13 @@ impl Sim {
             dir,
             store,
             elapsed,
+            dns,
             ..
         } = self;
         let path: PathBuf = dir.path().to_path_buf();
         drop(store);
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        Sim::start_on(setup, dir, store, elapsed + after)
+        Sim::start_on(setup, dir, store, elapsed + after, dns)
     }
 
     fn start_on(
@@ -181,6 +208,7 @@ impl Sim {
         dir: tempfile::TempDir,
         store: Arc<SqliteStore>,
         elapsed: Duration,
+        dns: HashMap<String, Vec<SocketAddr>>,
     ) -> Sim {
         let t0 = Instant::now();
         let now = Now::new(t0 + elapsed, EPOCH_MS + ms(elapsed));
@@ -199,7 +227,11 @@ impl Sim {
                 im: setup.im.clone(),
                 metrics: Arc::clone(&metrics),
                 stats: Arc::new(CoreStats::default()),
-                network: Box::new(FixedAddress(mss())),
+                network: if setup.ipv4_only {
+                    Box::new(Ipv4Only)
+                } else {
+                    Box::new(FixedAddress(mss()))
+                },
                 seed: setup.seed,
             },
             now,
@@ -217,7 +249,7 @@ impl Sim {
             held: VecDeque::new(),
             fail_next_store: false,
             store_log: Vec::new(),
-            dns: HashMap::new(),
+            dns,
             lookups: Vec::new(),
         };
         let counts = block_on(sim.store.message_counts(now.unix_ms)).unwrap();
@@ -349,16 +381,8 @@ impl Sim {
                 }
                 Output::Resolve { id, request } => match self.lookup(&request) {
                     Some(addrs) => {
-                        let targets = addrs
-                            .iter()
-                            .map(|a| Target {
-                                addr: *a,
-                                transport: request.transport,
-                                local: mss(),
-                            })
-                            .collect();
                         let now = self.now();
-                        self.core.handle(now, Input::Resolved { id, targets });
+                        self.core.handle(now, Input::Resolved { id, addrs });
                     }
                     None => self.lookups.push(id),
                 },
@@ -370,7 +394,7 @@ impl Sim {
                             now,
                             Input::Resolved {
                                 id,
-                                targets: Vec::new(),
+                                addrs: Vec::new(),
                             },
                         );
                     }

@@ -122,7 +122,8 @@ pub struct Completed {
     pub became_reachable: bool,
 }
 
-/// The registrar for local users with its location service.
+/// The registrar for local users (RFC 3261 §10.3); the location service and the digest
+/// guard it works on are the core's [`Directory`], lent per request.
 #[derive(Debug)]
 pub struct Registrar {
     config: RegistrarConfig,

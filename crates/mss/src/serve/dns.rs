@@ -13,8 +13,8 @@
 //! NAPTR (RFC 3263 §4.1) is not consulted: the transport is configured per line.
 //!
 //! Lookups run in a spawned task ([`resolve`]) bounded by [`LOOKUP_LIMIT`]; the worker gets
-//! the addresses back on its completion channel and makes [`Target`]s of them with
-//! [`targets`], which adds our own address for each one (`Transports::sent_by`). The
+//! the addresses back on its channel and hands them to the core, which makes the line's
+//! targets of them (each with our own address towards it, `Network::sent_by`). The
 //! resolver reads the system configuration (`/etc/resolv.conf`, `/etc/hosts`); `localhost`
 //! is answered without a query (RFC 6761 §6.3).
 
@@ -24,8 +24,7 @@ use std::time::Duration;
 use hickory_resolver::config::{LookupIpStrategy, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::TokioResolver;
-use mss_services::lines::{ResolveRequest, Target};
-use mss_sip::Transport;
+use mss_services::lines::ResolveRequest;
 use rand::{Rng, SeedableRng};
 
 /// The longest a whole resolution (SRV and every A/AAAA query) may take; past it the line
@@ -226,32 +225,10 @@ fn push_unique(out: &mut Vec<SocketAddr>, addrs: Vec<SocketAddr>) {
     }
 }
 
-/// The [`Target`]s for resolved `addrs` over `transport`, with our address for each as
-/// `sent_by` finds it (`Transports::sent_by`). Addresses we cannot reach (no socket of that
-/// transport and family) are left out and described in the second list.
-pub(crate) fn targets<E: std::fmt::Display>(
-    addrs: &[SocketAddr],
-    transport: Transport,
-    sent_by: impl Fn(Transport, SocketAddr) -> Result<SocketAddr, E>,
-) -> (Vec<Target>, Vec<String>) {
-    let mut out = Vec::with_capacity(addrs.len());
-    let mut skipped = Vec::new();
-    for &addr in addrs {
-        match sent_by(transport, addr) {
-            Ok(local) => out.push(Target {
-                addr,
-                transport,
-                local,
-            }),
-            Err(e) => skipped.push(format!("{addr}: {e}")),
-        }
-    }
-    (out, skipped)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mss_sip::Transport;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -464,25 +441,5 @@ mod tests {
             addrs.contains(&SocketAddr::new(ip, 5070)),
             "{name}: {addrs:?}"
         );
-    }
-
-    #[test]
-    fn targets_carry_our_address_and_skip_unreachable_families() {
-        let addrs: Vec<SocketAddr> = vec![
-            "127.0.0.1:5070".parse().unwrap(),
-            "[::1]:5070".parse().unwrap(),
-        ];
-        let (t, skipped) = targets(&addrs, Transport::Udp, |_, a: SocketAddr| {
-            if a.is_ipv4() {
-                Ok("127.0.0.1:5060".parse().unwrap())
-            } else {
-                Err("no IPv6 socket")
-            }
-        });
-        assert_eq!(t.len(), 1);
-        assert_eq!(t[0].local.port(), 5060);
-        assert_eq!(t[0].addr.port(), 5070);
-        assert_eq!(skipped.len(), 1);
-        assert!(skipped[0].contains("no IPv6 socket"));
     }
 }

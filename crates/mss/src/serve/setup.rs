@@ -118,7 +118,7 @@ pub(crate) fn answer(config: &Config) -> Answer {
 
 /// Methods that pass the prechecks: those served now and those mss knows but does not
 /// serve yet (calls, events), so that a malformed INVITE gets its `400` first and a good
-/// one the worker's `501`. Unknown methods get `501` from the precheck itself.
+/// one the core's `501` (`mss_core`, dispatch fallback). Unknown methods get `501` from the precheck itself.
 pub(crate) fn precheck() -> Precheck {
     Precheck::new(vec![
         Method::Register,

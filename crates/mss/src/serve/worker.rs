@@ -66,14 +66,6 @@ impl Network for HostNetwork {
     }
 }
 
-/// A lookup in its task.
-struct RunningLookup {
-    /// Cancels it when sent to (or dropped); taken by a cancel.
-    cancel: Option<oneshot::Sender<()>>,
-    /// The transport of the line it is for.
-    transport: Transport,
-}
-
 /// The task that drives the core.
 pub(crate) struct Worker {
     core: Core,
@@ -84,8 +76,8 @@ pub(crate) struct Worker {
     /// Finished lookups come back on this channel.
     lookups_tx: mpsc::UnboundedSender<Lookup>,
     lookups: mpsc::UnboundedReceiver<Lookup>,
-    /// Lookups running now.
-    running: HashMap<OpId, RunningLookup>,
+    /// Cancels a running lookup when sent to (or dropped).
+    cancels: HashMap<OpId, oneshot::Sender<()>>,
     /// The DNS resolver, built at the first name lookup.
     resolver: Option<TokioResolver>,
 }
@@ -101,7 +93,7 @@ impl Worker {
             store_calls: StoreCalls::default(),
             lookups_tx,
             lookups,
-            running: HashMap::new(),
+            cancels: HashMap::new(),
             resolver: None,
         }
     }
@@ -181,28 +173,18 @@ impl Worker {
         }
     }
 
-    /// A lookup finished: its addresses become targets, each with our address towards it.
+    /// A lookup finished: its addresses go to the core.
     fn on_lookup(&mut self, id: OpId, result: Result<Vec<SocketAddr>, DnsError>) {
-        let transport = self
-            .running
-            .remove(&id)
-            .map_or(Transport::Udp, |r| r.transport);
-        let targets = match result {
-            Ok(addrs) => {
-                let (targets, skipped) =
-                    dns::targets(&addrs, transport, |t, a| self.transports.sent_by(t, a));
-                for s in skipped {
-                    tracing::info!("registrar address skipped: {s}");
-                }
-                targets
-            }
+        self.cancels.remove(&id);
+        let addrs = match result {
+            Ok(addrs) => addrs,
             Err(DnsError::Cancelled { .. }) => Vec::new(),
             Err(e) => {
                 tracing::warn!("{e}");
                 Vec::new()
             }
         };
-        self.core.handle(now(), Input::Resolved { id, targets });
+        self.core.handle(now(), Input::Resolved { id, addrs });
     }
 
     /// Carries out every output the core has.
@@ -220,7 +202,7 @@ impl Worker {
                 Output::Store { id, op } => self.start_store(id, op),
                 Output::Resolve { id, request } => self.start_lookup(id, request),
                 Output::CancelResolve { id } => {
-                    if let Some(cancel) = self.running.get_mut(&id).and_then(|r| r.cancel.take()) {
+                    if let Some(cancel) = self.cancels.remove(&id) {
                         let _ = cancel.send(());
                     }
                 }
@@ -287,13 +269,7 @@ impl Worker {
             .clone();
         let tx = self.lookups_tx.clone();
         let (cancel, cancelled) = oneshot::channel::<()>();
-        self.running.insert(
-            id,
-            RunningLookup {
-                cancel: Some(cancel),
-                transport: request.transport,
-            },
-        );
+        self.cancels.insert(id, cancel);
         tokio::spawn(async move {
             let result = tokio::select! {
                 r = dns::resolve(&resolver, &request) => r,
