@@ -89,7 +89,7 @@ impl<'a> Connection<'a> {
             return Err(LineProblem::FieldCount {
                 line_type,
                 found: fields(value, 0).count(),
-                needed: 3,
+                needed: "3",
             });
         };
         Connection::from_fields(net_type, addr_type, address, line_type)

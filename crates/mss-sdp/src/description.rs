@@ -374,7 +374,7 @@ mod tests {
         let mut sdp = parse(ASTERISK_LF);
         assert_eq!(sdp.line_ending(), LineEnding::Lf);
         sdp.media_mut()[0].set_rtcp(12001, None);
-        sdp.media_mut()[0].set_port(12000);
+        sdp.media_mut()[0].set_port(12000).unwrap();
         let out = sdp.to_bytes();
         assert!(!out.contains(&b'\r'));
         assert!(out.ends_with(b"a=sendrecv\na=rtcp:12001\n"));

@@ -43,8 +43,8 @@ pub enum LineProblem {
         line_type: &'static str,
         /// How many fields it has.
         found: usize,
-        /// How many it needs (the least, where more may follow).
-        needed: usize,
+        /// How many it needs, like `6` or `1 or 4`.
+        needed: &'static str,
     },
     /// `o=` sess-id is not a decimal number.
     #[error("o= sess-id {0} is not a number")]
@@ -206,6 +206,12 @@ pub enum SdpError {
     RejectedStreamAccepted {
         /// Which m= line, the first being 1.
         index: usize,
+    },
+    /// A port other than 0 cannot be set on an `m=` line that lists no format.
+    #[error("cannot set port {port} on an m= line that lists no format")]
+    PortWithoutFormat {
+        /// The port that was to be set.
+        port: u16,
     },
     /// `o=` sess-version is already the largest 64-bit number.
     #[error("o= sess-version {0} cannot be incremented")]

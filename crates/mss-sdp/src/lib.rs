@@ -44,7 +44,7 @@
 //! let mut leg = offer.clone();
 //! let relay = "203.0.113.5".parse().unwrap();
 //! leg.set_connection_address(relay);
-//! leg.media_mut()[0].set_port(30000);
+//! leg.media_mut()[0].set_port(30000)?;
 //! leg.media_mut()[0].set_rtcp(30001, Some(relay));
 //! leg.bump_session_version()?;
 //! assert_eq!(

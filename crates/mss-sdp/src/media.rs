@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::attribute::Attribute;
 use crate::connection::Connection;
 use crate::direction::Direction;
-use crate::error::{excerpt, LineProblem};
+use crate::error::{excerpt, LineProblem, SdpError};
 use crate::line::{fields, splice, Line, Span};
 use crate::rtcp::{rtcp_line, Rtcp};
 use crate::rtpmap::RtpMap;
@@ -234,9 +234,22 @@ impl Media {
     }
 
     /// Sets the port of the `m=` line; the rest of the line stays as it was.
-    pub fn set_port(&mut self, port: u16) {
+    ///
+    /// Fails, changing nothing, only for a port other than 0 on an `m=` line that lists no
+    /// format (which parsing accepts for a rejected stream alone).
+    pub fn set_port(&mut self, port: u16) -> Result<(), SdpError> {
         let text = splice(&self.line.text, self.spans.port, &port.to_string());
-        self.replace_media_line(text);
+        if text == self.line.text {
+            return Ok(());
+        }
+        let spans = std::str::from_utf8(&text)
+            .map_err(|_| LineProblem::NotUtf8 { line_type: "m=" })
+            .and_then(MediaSpans::parse)
+            .map_err(|_| SdpError::PortWithoutFormat { port })?;
+        self.line.text = text.into();
+        self.spans = spans;
+        self.section.modified = true;
+        Ok(())
     }
 
     /// Points the media-level `c=` at `ip`, adding one after `m=` (and `i=`) if there is
@@ -276,22 +289,6 @@ impl Media {
     /// how many lines went.
     pub fn remove_attributes(&mut self, name: &str) -> usize {
         self.section.remove_attributes(name)
-    }
-
-    /// Puts new text on the `m=` line if it reads; every text given here does.
-    fn replace_media_line(&mut self, text: Vec<u8>) {
-        if text == self.line.text {
-            return;
-        }
-        let Ok(spans) = std::str::from_utf8(&text)
-            .map_err(|_| LineProblem::NotUtf8 { line_type: "m=" })
-            .and_then(MediaSpans::parse)
-        else {
-            return;
-        };
-        self.line.text = text.into();
-        self.spans = spans;
-        self.section.modified = true;
     }
 }
 
@@ -354,7 +351,7 @@ mod tests {
     #[test]
     fn set_port_changes_the_port_alone() {
         let mut m = media("m=audio  4000/2 RTP/AVP 0 8").unwrap();
-        m.set_port(30000);
+        m.set_port(30000).unwrap();
         assert_eq!(&m.line.text[..], b"m=audio  30000/2 RTP/AVP 0 8");
         assert_eq!(
             (m.port(), m.port_count(), m.proto()),
@@ -362,14 +359,25 @@ mod tests {
         );
         assert_eq!(m.formats().collect::<Vec<_>>(), ["0", "8"]);
         assert!(m.is_modified());
-        m.set_port(0);
+        m.set_port(0).unwrap();
         assert!(m.is_rejected());
     }
 
     #[test]
     fn the_same_port_changes_nothing() {
         let mut m = media("m=audio 4000 RTP/AVP 0").unwrap();
-        m.set_port(4000);
+        m.set_port(4000).unwrap();
         assert!(!m.is_modified());
+    }
+
+    #[test]
+    fn a_formatless_rejected_stream_keeps_port_0() {
+        let mut m = media("m=video 0 RTP/AVP").unwrap();
+        assert_eq!(
+            m.set_port(9000).unwrap_err().to_string(),
+            "cannot set port 9000 on an m= line that lists no format"
+        );
+        assert!(m.is_rejected() && !m.is_modified());
+        m.set_port(0).unwrap();
     }
 }

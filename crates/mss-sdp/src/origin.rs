@@ -50,7 +50,7 @@ impl OriginSpans {
             return Err(LineProblem::FieldCount {
                 line_type: "o=",
                 found,
-                needed: 6,
+                needed: "6",
             });
         }
         let [username, session_id, session_version, net_type, addr_type, address] = spans;

@@ -354,7 +354,7 @@ mod tests {
         );
         assert_eq!(
             error(&format!("{MINIMAL}a=rtcp\r\n")),
-            "SDP line 7: a=rtcp: has 0 fields, needs 1"
+            "SDP line 7: a=rtcp: has 0 fields, needs 1 or 4"
         );
         assert_eq!(
             error(&format!("{MINIMAL}a=rtcp:4001\r\na=RTCP:4003\r\n")),

@@ -38,7 +38,7 @@ impl<'a> Rtcp<'a> {
             _ => Err(LineProblem::FieldCount {
                 line_type: "a=rtcp:",
                 found: fields(value, 0).count(),
-                needed: 1,
+                needed: "1 or 4",
             }),
         }
     }
