@@ -171,6 +171,12 @@ pub enum SdpError {
         /// What is wrong with it.
         problem: LineProblem,
     },
+    /// More lines than [`Limits::max_lines`](crate::Limits::max_lines).
+    #[error("more than {max} lines")]
+    TooManyLines {
+        /// The limit.
+        max: usize,
+    },
     /// The session section has no `s=` line (RFC 8866 §5.3).
     #[error("no s= line")]
     NoSessionName,

@@ -223,8 +223,14 @@ impl Media {
 
     /// The RFC 4733 telephone-event maps whose payload type the `m=` line offers.
     pub fn telephone_events(&self) -> impl Iterator<Item = RtpMap<'_>> {
-        self.rtpmaps().filter(|m| {
-            m.is_telephone_event() && self.payload_types().any(|pt| pt == m.payload_type)
+        let mut offered = [false; 128];
+        for pt in self.payload_types() {
+            if let Some(slot) = offered.get_mut(usize::from(pt)) {
+                *slot = true;
+            }
+        }
+        self.rtpmaps().filter(move |m| {
+            m.is_telephone_event() && offered.get(usize::from(m.payload_type)) == Some(&true)
         })
     }
 

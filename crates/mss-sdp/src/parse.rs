@@ -21,14 +21,18 @@ pub struct Limits {
     pub max_body_len: usize,
     /// Most media sections (`m=` lines).
     pub max_media: usize,
+    /// Most lines, blank ones included (each costs an entry in the line index).
+    pub max_lines: usize,
 }
 
 impl Default for Limits {
-    /// 64 KiB and 64 media sections: far beyond any real call, small enough to bound work.
+    /// 64 KiB, 64 media sections and 4096 lines: far beyond any real call, small enough
+    /// to bound the work and memory one body costs.
     fn default() -> Limits {
         Limits {
             max_body_len: 64 * 1024,
             max_media: 64,
+            max_lines: 4096,
         }
     }
 }
@@ -80,6 +84,11 @@ impl SessionDescription {
         let mut checks = SectionChecks::default();
         let mut session_names = 0;
         for (line, number) in lines {
+            if number > limits.max_lines {
+                return Err(SdpError::TooManyLines {
+                    max: limits.max_lines,
+                });
+            }
             check_syntax(&line).map_err(at(number))?;
             if line.is(b'm') {
                 if media.len() >= limits.max_media {
@@ -282,6 +291,14 @@ mod tests {
             ..Limits::default()
         };
         assert!(SessionDescription::parse_with(Bytes::from(many), &limits).is_ok());
+    }
+
+    #[test]
+    fn line_count_is_bounded() {
+        // MINIMAL has 6 lines.
+        let blank_lines = format!("{MINIMAL}{}", "\r\n".repeat(4091));
+        assert_eq!(error(&blank_lines), "more than 4096 lines");
+        assert!(parse(&format!("{MINIMAL}{}", "\r\n".repeat(4090))).is_ok());
     }
 
     #[test]
