@@ -1,4 +1,5 @@
-//! The sample descriptions in `testdata/`, from real user agents and servers.
+//! The sample descriptions in `testdata/`, written after what pjsua, baresip, linphone,
+//! Asterisk, a Cisco gateway and a provider's SBC send.
 
 /// Every sample, by file name.
 pub(crate) const ALL: &[(&str, &[u8])] = &[
