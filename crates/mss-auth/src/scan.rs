@@ -2,8 +2,10 @@
 //! clients send (RFC 7616 §3.4, RFC 3261 §25.1 `credentials`), straight into borrowed
 //! [`CredentialsRef`]: no list of params, no copies, no allocation.
 //!
-//! It reads a subset of the grammar on purpose: a quoted value with a quoted-pair (`\"`),
-//! an empty list element, a token68 value, an unquoted value with `<` or `"`, text that is
+//! It reads a subset of the grammar on purpose: every param is `token BWS "=" BWS ( token
+//! / quoted-string )` (RFC 7235 §2.1 `auth-param`), the quoted-string without a
+//! quoted-pair. A quoted-pair (`\"`), an empty list element, a param without `=`, a token68
+//! value, an unquoted value that is not a token (`a<b`, `a"b`, `=`, `sip:x`), text that is
 //! not well formed, and credentials that [`Credentials::from_params`] would refuse all give
 //! `None`. The caller then takes the general path (`mss-sip`'s header parser and
 //! `from_params`), which names the problem. Whatever this reader accepts, the general path
@@ -54,7 +56,7 @@ impl<'a> CredentialsRef<'a> {
             let (val, end) = if b.get(i) == Some(&b'"') {
                 quoted(value, i + 1)?
             } else {
-                unquoted(value, i)?
+                token(value, i)?
             };
             i = skip_lws(b, end);
             match b.get(i) {
@@ -97,17 +99,16 @@ fn quoted(value: &str, start: usize) -> Option<(&str, usize)> {
     Some((value.get(start..start + len)?, start + len + 1))
 }
 
-/// A non-empty unquoted value from `start` up to white space, a comma or the end.
-fn unquoted(value: &str, start: usize) -> Option<(&str, usize)> {
-    let rest = value.as_bytes().get(start..)?;
-    let len = rest
-        .iter()
-        .position(|&c| is_lws(c) || matches!(c, b',' | b'"' | b'<'))
-        .unwrap_or(rest.len());
-    if len == 0 || matches!(rest.get(len), Some(b'"' | b'<')) {
+/// The token starting at `start` (an unquoted value), and the index after it; `None` when
+/// no token starts there. The caller refuses whatever follows it other than white space, a
+/// comma or the end, so a value with a character outside `token` (`=`, `<`, `"`, `\`, `:`
+/// …) is never read as a shorter one.
+fn token(value: &str, start: usize) -> Option<(&str, usize)> {
+    let end = skip_token(value.as_bytes(), start);
+    if end == start {
         return None;
     }
-    Some((value.get(start..start + len)?, start + len))
+    Some((value.get(start..end)?, end))
 }
 
 fn skip_lws(b: &[u8], i: usize) -> usize {
@@ -161,7 +162,9 @@ mod tests {
         cnonce=\"6b8b4567\",qop=auth,nc=00000001";
 
     fn general(value: &str) -> Option<Credentials> {
-        // A tiny general reader for the tests: split at commas outside quotes, `=`, unquote.
+        // A tiny general reader for the tests: split at commas outside quotes, `=`, unquote;
+        // names and unquoted values are tokens (RFC 7235 §2.1), as in `mss-sip`, which also
+        // refuses `x==` (read as a misplaced token68).
         let body = value.trim().strip_prefix("Digest ")?;
         let mut params = Vec::new();
         let mut in_q = false;
@@ -176,12 +179,18 @@ mod tests {
                         continue;
                     }
                     let (n, v) = item.split_once('=')?;
-                    let v = v.trim();
-                    let v = v
-                        .strip_prefix('"')
-                        .and_then(|v| v.strip_suffix('"'))
-                        .unwrap_or(v);
-                    params.push((n.trim(), v));
+                    let (n, v) = (n.trim(), v.trim());
+                    let is_token = |t: &str| !t.is_empty() && t.bytes().all(is_token_char);
+                    if !is_token(n) {
+                        return None;
+                    }
+                    let v = match v.strip_prefix('"') {
+                        // One quoted-string, without quoted-pairs (not unescaped here).
+                        Some(q) => q.strip_suffix('"').filter(|q| !q.contains(['"', '\\']))?,
+                        None if is_token(v) => v,
+                        None => return None,
+                    };
+                    params.push((n, v));
                 }
                 _ => {}
             }
@@ -253,6 +262,20 @@ mod tests {
             "Digest username=\"u\", realm=\"r\", algorithm=MD5-sess",
             "Digest username=\"u\" realm=\"r\"",
             "Digest user name=\"u\", realm=\"r\"",
+            // Unquoted values that are not tokens, params that are not `name=value`.
+            "Digest username=\"u\", 0==, realm=\"r\"",
+            "Digest username=\"u\", x=\"\"=, realm=\"r\"",
+            "Digest username=\"u\", x=a=b, realm=\"r\"",
+            "Digest username=u>x, realm=\"r\"",
+            "Digest username=u(x), realm=\"r\"",
+            "Digest username=u\\x, realm=\"r\"",
+            "Digest username=sip:u, realm=\"r\"",
+            "Digest username=\"u\", x=\"a\"\"b\", realm=\"r\"",
+            "Digest username=\"u\", =1, realm=\"r\"",
+            "Digest username=\"u\", x, realm=\"r\"",
+            "Digest username=\"u\", \"x\"=1, realm=\"r\"",
+            "Digest username=\"u\", x<y>=1, realm=\"r\"",
+            "Digest 0==, username=\"u\", realm=\"r\"",
         ] {
             let v = format!("{head}{tail}");
             assert_eq!(CredentialsRef::from_header_value(&v), None, "{v}");
@@ -275,7 +298,7 @@ mod tests {
             parts in proptest::collection::vec(
                 ("(username|realm|nonce|uri|response|algorithm|qop|nc|cnonce|opaque|x)",
                  "( |\t)?",
-                 "(\"[a-z0-9 ,=]{0,6}\"|[a-zA-Z0-9=:]{0,8}|00000001|MD5|auth|8ca523f5e9506fed4657c9700eebdbec)"),
+                 "(\"[a-z0-9 ,=]{0,6}\"|[a-zA-Z0-9=:<>()\"\\\\]{0,8}|00000001|MD5|auth|8ca523f5e9506fed4657c9700eebdbec)"),
                 0..12),
         ) {
             let body: Vec<String> = parts.iter().map(|(n, ws, v)| format!("{n}{ws}={ws}{v}")).collect();
@@ -292,7 +315,7 @@ mod tests {
             order in Just((0..10).collect::<Vec<usize>>()).prop_shuffle(),
             keep in proptest::collection::vec(any::<bool>(), 10),
             ws in "( |\t|\r\n )?",
-            opaque in "[a-z0-9\"=,< \\\\]{0,8}",
+            opaque in "[a-z0-9\"=,<>() \\\\]{0,8}",
         ) {
             let all = [
                 "username=\"u\"".to_owned(),
