@@ -378,6 +378,7 @@ impl DigestGuard {
             algorithms,
             unix_secs(now),
             &mut self.rng,
+            mss_auth::Origin::NONE,
             |v| headers.push(name.clone(), Bytes::from(v)),
         ) {
             Ok(()) => rsp,
