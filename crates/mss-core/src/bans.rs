@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 
 use mss_admin::{BanReasonView, BanScopeView, BanView};
-use mss_services::bans::{BanInfo, BanReason, BanScope};
+use mss_services::bans::{BanCounts, BanInfo, BanReason, BanScope};
 use mss_services::{Admit, Now};
 use mss_sip::Flow;
 
@@ -71,6 +71,11 @@ impl Core {
             .into_iter()
             .map(ban_view)
             .collect()
+    }
+
+    /// Bans in force and addresses tracked by the ban table.
+    pub fn ban_counts(&mut self, now: Now) -> BanCounts {
+        self.directory.bans.counts(now)
     }
 
     /// `DELETE /api/bans/{addr}`: ends the bans of `ip`'s address (or IPv6 /64) and
