@@ -1,7 +1,7 @@
 //! mss-admin: the HTTP admin API of mss (DESIGN.md §4).
 //!
 //! - [`views`]: the JSON types of `/api/*` ([`LineView`], [`RegistrationView`],
-//!   [`MessageCountView`], [`StoredMessageView`]); they derive both `Serialize` and
+//!   [`MessageCountView`], [`StoredMessageView`], [`BanView`]); they derive both `Serialize` and
 //!   `Deserialize` so that `mss status` reads what the server writes.
 //! - [`source`]: the [`AdminSource`] trait the binary implements to feed the API.
 //! - [`router`]: the axum [`router()`] with every route, and [`serve`] to run it.
@@ -19,6 +19,6 @@ pub use metrics::{AuthFailure, Direction, MessageOutcome, Method, Metrics};
 pub use router::{router, serve, serve_listener, AdminError};
 pub use source::{AdminSource, BoxFuture, SourceError};
 pub use views::{
-    CallIdModeView, ErrorView, LastFailure, LineState, LineView, MessageCountView,
-    RegistrationView, StoredMessageView,
+    BanReasonView, BanScopeView, BanView, CallIdModeView, ErrorView, LastFailure, LineState,
+    LineView, MessageCountView, RegistrationView, StoredMessageView,
 };

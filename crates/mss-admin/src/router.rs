@@ -6,19 +6,21 @@
 //! | `GET /api/registrations`   | `[RegistrationView]`                          |
 //! | `GET /api/messages`        | `[MessageCountView]`                          |
 //! | `GET /api/messages/{user}` | `[StoredMessageView]`, `404` for unknown user |
+//! | `GET /api/bans`            | `[BanView]`                                   |
+//! | `DELETE /api/bans/{addr}`  | `204`; `404` when not banned, `400` for a bad address |
 //! | `GET /metrics`             | Prometheus text format                        |
 //! | `GET /healthz`             | `ok`                                          |
 //!
 //! Errors are JSON `{"error": "..."}` ([`ErrorView`]).
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -51,6 +53,8 @@ pub fn router(source: Arc<dyn AdminSource>) -> Router {
         .route("/api/registrations", get(registrations))
         .route("/api/messages", get(message_counts))
         .route("/api/messages/{user}", get(messages))
+        .route("/api/bans", get(bans))
+        .route("/api/bans/{addr}", delete(lift_ban))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -121,6 +125,38 @@ async fn messages(State(s): State<Shared>, Path(user): Path<String>) -> Response
     match s.messages(&user).await {
         Ok(Some(list)) => Json(list).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("unknown user {user:?}")),
+        Err(e) => json_or_500::<()>(Err(e)),
+    }
+}
+
+async fn bans(State(s): State<Shared>) -> Response {
+    json_or_500(s.bans().await)
+}
+
+/// The address of `DELETE /api/bans/{addr}`: an IP address, optionally with the prefix
+/// length `GET /api/bans` shows (`/32` for IPv4, `/64` for IPv6, `/` written `%2F`).
+fn ban_address(text: &str) -> Option<IpAddr> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr.parse().ok()?;
+    match (prefix, ip) {
+        (None, _) | (Some("32"), IpAddr::V4(_)) | (Some("64"), IpAddr::V6(_)) => Some(ip),
+        _ => None,
+    }
+}
+
+async fn lift_ban(State(s): State<Shared>, Path(addr): Path<String>) -> Response {
+    let Some(ip) = ban_address(&addr) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{addr:?} is not an IP address (or an IPv6 /64)"),
+        );
+    };
+    match s.lift_ban(ip).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("{addr} is not banned")),
         Err(e) => json_or_500::<()>(Err(e)),
     }
 }
@@ -217,6 +253,33 @@ mod tests {
                 }]))
             })
         }
+        fn bans(&self) -> BoxFuture<'_, Result<Vec<BanView>, SourceError>> {
+            Box::pin(async {
+                Ok(vec![BanView {
+                    address: "203.0.113.7".into(),
+                    scope: BanScopeView::Address,
+                    reason: BanReasonView::Auth,
+                    user: Some("101".into()),
+                    failures: 10,
+                    since: 1,
+                    until: 901,
+                    offence: 1,
+                }])
+            })
+        }
+        fn lift_ban(&self, addr: IpAddr) -> BoxFuture<'_, Result<bool, SourceError>> {
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail {
+                    return Err(SourceError::new("the SIP worker has stopped"));
+                }
+                let banned: [IpAddr; 2] = [
+                    "203.0.113.7".parse().unwrap(),
+                    "2001:db8:1:2::".parse().unwrap(),
+                ];
+                Ok(banned.contains(&addr))
+            })
+        }
         fn metrics_text(&self) -> String {
             self.metrics.render()
         }
@@ -229,10 +292,11 @@ mod tests {
     }
 
     async fn get(app: Router, uri: &str) -> (StatusCode, String) {
-        let rsp = app
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    async fn send(app: Router, req: Request<Body>) -> (StatusCode, String) {
+        let rsp = app.oneshot(req).await.unwrap();
         let status = rsp.status();
         let body = rsp.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -277,6 +341,44 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let e: ErrorView = serde_json::from_str(&body).unwrap();
         assert!(e.error.contains("999"));
+    }
+
+    #[tokio::test]
+    async fn bans_are_listed_and_lifted() {
+        let (status, body) = get(app(false), "/api/bans").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Vec<BanView> = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0].address, "203.0.113.7");
+        assert!(body.contains("\"reason\":\"auth\""));
+        let delete = |uri: &str| Request::delete(uri).body(Body::empty()).unwrap();
+        for uri in [
+            "/api/bans/203.0.113.7",
+            "/api/bans/203.0.113.7%2F32",
+            "/api/bans/2001:db8:1:2::%2F64",
+        ] {
+            let (status, body) = send(app(false), delete(uri)).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::NO_CONTENT, ""),
+                "{uri}"
+            );
+        }
+        let (status, body) = send(app(false), delete("/api/bans/198.51.100.1")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let e: ErrorView = serde_json::from_str(&body).unwrap();
+        assert_eq!(e.error, "198.51.100.1 is not banned");
+        for bad in ["/api/bans/pbx.example.com", "/api/bans/203.0.113.7%2F24"] {
+            let (status, body) = send(app(false), delete(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(body.contains("is not an IP address"), "{body}");
+        }
+        let (status, _) = send(app(true), delete("/api/bans/203.0.113.7")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        // Listing is GET only, lifting DELETE only.
+        let (status, _) = send(app(false), delete("/api/bans")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let (status, _) = get(app(false), "/api/bans/203.0.113.7").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[tokio::test]

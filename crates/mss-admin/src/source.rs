@@ -1,9 +1,10 @@
 //! The data behind the API: [`AdminSource`], implemented by the mss binary.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 
-use crate::views::{LineView, MessageCountView, RegistrationView, StoredMessageView};
+use crate::views::{BanView, LineView, MessageCountView, RegistrationView, StoredMessageView};
 
 /// A boxed, sendable future, so that [`AdminSource`] stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -47,6 +48,13 @@ pub trait AdminSource: Send + Sync + 'static {
         &'a self,
         user: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<StoredMessageView>>, SourceError>>;
+
+    /// Every ban and user block in force (`GET /api/bans`).
+    fn bans(&self) -> BoxFuture<'_, Result<Vec<BanView>, SourceError>>;
+
+    /// Ends every ban and block of the address (or IPv6 /64) of `addr`
+    /// (`DELETE /api/bans/{addr}`); `Ok(false)` when nothing was banned there (`404`).
+    fn lift_ban(&self, addr: IpAddr) -> BoxFuture<'_, Result<bool, SourceError>>;
 
     /// The Prometheus text exposition for `GET /metrics` (usually [`crate::Metrics::render`]).
     fn metrics_text(&self) -> String;

@@ -152,6 +152,71 @@ pub struct StoredMessageView {
     pub expires_at: u64,
 }
 
+/// What a ban covers, as `GET /api/bans` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BanScopeView {
+    /// Every packet from the address is dropped.
+    Address,
+    /// Only `user`'s requests from the address are refused (the address authenticated
+    /// another user within the last hour: an office behind one NAT address).
+    User,
+}
+
+impl BanScopeView {
+    /// The JSON name (`address`, `user`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanScopeView::Address => "address",
+            BanScopeView::User => "user",
+        }
+    }
+}
+
+/// Why a ban was issued, as `GET /api/bans` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BanReasonView {
+    /// Failed digest answers to nonces mss sent to the address.
+    Auth,
+    /// Repeatedly over the per-address request rate limit.
+    Rate,
+}
+
+impl BanReasonView {
+    /// The JSON name (`auth`, `rate`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanReasonView::Auth => "auth",
+            BanReasonView::Rate => "rate",
+        }
+    }
+}
+
+/// One ban in force, an element of `GET /api/bans`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanView {
+    /// The banned address: an IPv4 address, or an IPv6 /64 (`2001:db8:1:2::/64`).
+    pub address: String,
+    /// The whole address, or one user at it.
+    pub scope: BanScopeView,
+    /// Why.
+    pub reason: BanReasonView,
+    /// The user of the last failed answer (the blocked user when `scope` is `user`);
+    /// `null` for a rate ban.
+    pub user: Option<String>,
+    /// What led to the ban: failed digest answers (`auth`) or seconds over the rate
+    /// limit (`rate`).
+    pub failures: u32,
+    /// When the ban began (Unix seconds).
+    pub since: u64,
+    /// When it ends (Unix seconds).
+    pub until: u64,
+    /// 1 for a first ban; each ban within a day of the last one ended counts up and lasts
+    /// twice as long.
+    pub offence: u8,
+}
+
 /// The body of every error answer of the API: `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorView {
@@ -186,6 +251,36 @@ mod tests {
         assert!(json["last_failure"]["p_registrar_error"].is_null());
         assert!(json["expires_at"].is_null());
         let back: LineView = serde_json::from_value(json).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn ban_view_json() {
+        let v = BanView {
+            address: "203.0.113.7".into(),
+            scope: BanScopeView::Address,
+            reason: BanReasonView::Auth,
+            user: Some("101".into()),
+            failures: 10,
+            since: 1,
+            until: 901,
+            offence: 1,
+        };
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["scope"], v.scope.as_str());
+        assert_eq!(json["reason"], v.reason.as_str());
+        assert_eq!(
+            serde_json::to_value(BanScopeView::User).unwrap(),
+            BanScopeView::User.as_str()
+        );
+        assert_eq!(
+            serde_json::to_value(BanReasonView::Rate).unwrap(),
+            BanReasonView::Rate.as_str()
+        );
+        assert_eq!(json["scope"], "address");
+        assert_eq!(json["reason"], "auth");
+        assert_eq!(json["until"], 901);
+        let back: BanView = serde_json::from_value(json).unwrap();
         assert_eq!(back, v);
     }
 

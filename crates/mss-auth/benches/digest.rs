@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use mss_auth::{
     authorization, Algorithm, Challenge, Credentials, CredentialsRef, DigestServer, Ha1,
-    NonceSecret, ServerConfig, UserSecret, Verdict,
+    NonceSecret, Origin, ServerConfig, UserSecret, Verdict,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -33,11 +33,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| server.challenges(REALM, false, 1_000, &mut rng).unwrap())
     });
     let algs = [Algorithm::Md5, Algorithm::Sha256];
+    let origin = Origin([0, 0, 0, 0, 192, 0, 2, 1]);
     c.bench_function("challenge_values (SHA-256 + MD5)", |b| {
         b.iter(|| {
             let mut n = 0;
             server
-                .challenge_values(REALM, false, &algs, 1_000, &mut rng, |v| n += v.len())
+                .challenge_values(REALM, false, &algs, 1_000, &mut rng, origin, |v| {
+                    n += v.len();
+                })
                 .unwrap();
             n
         })

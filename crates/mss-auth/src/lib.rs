@@ -9,8 +9,9 @@
 //!
 //! Components:
 //! - [`Algorithm`] (`algorithm.rs`): MD5 and SHA-256, `H()`, [`Ha1`].
-//! - [`Nonces`] / [`NonceSecret`] (`nonce.rs`): self-verifying, time-limited
-//!   nonces (HMAC-SHA256 over issue time, randomness and realm).
+//! - [`Nonces`] / [`NonceSecret`] / [`Origin`] (`nonce.rs`): self-verifying,
+//!   time-limited nonces (HMAC-SHA256 over issue time, randomness, the origin
+//!   they were sent to, and realm).
 //! - [`NonceCounts`] (`replay.rs`): bounded nonce-count table that refuses
 //!   replayed `nc` values.
 //! - [`Challenge`] (`challenge.rs`): builds and parses `WWW-Authenticate` /
@@ -77,7 +78,7 @@ pub use client::{
 pub use credentials::{Credentials, QopAuth};
 pub use credentials_ref::{CredentialsRef, QopRef};
 pub use error::AuthError;
-pub use nonce::{NonceCheck, NonceSecret, Nonces, DEFAULT_NONCE_LIFETIME_SECS};
+pub use nonce::{NonceCheck, NonceSecret, Nonces, Origin, DEFAULT_NONCE_LIFETIME_SECS};
 pub use params::MAX_PARAM_LEN;
 pub use replay::{CountCheck, NonceCounts, NonceUse, DEFAULT_MAX_TRACKED_NONCES};
 pub use server::{DigestServer, ServerConfig};

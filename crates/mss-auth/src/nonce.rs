@@ -1,11 +1,24 @@
 //! Self-verifying, time-limited server nonces (RFC 7616 §3.3 "nonce", §5.4).
 //!
-//! A nonce is `base64url(issued_at || random || mac)` where `issued_at` is
-//! the issue time in Unix seconds (8 bytes, big-endian), `random` 12 random
-//! bytes, and `mac` the first 16 bytes of
-//! `HMAC-SHA256(secret, issued_at || random || realm)`. The server needs no
-//! table to know that a nonce is its own, for which realm, and how old it
-//! is; keeping the [`NonceSecret`] across restarts keeps issued nonces valid.
+//! A nonce is `base64url(issued_at || random || origin || mac)` where
+//! `issued_at` is the issue time in Unix seconds (8 bytes, big-endian),
+//! `random` 10 random bytes, `origin` the 8 bytes of the [`Origin`] it was
+//! sent to, and `mac` the first 16 bytes of
+//! `HMAC-SHA256(secret, issued_at || random || origin || realm)`. The server
+//! needs no table to know that a nonce is its own, for which realm, to whom
+//! it was sent and how old it is; keeping the [`NonceSecret`] across restarts
+//! keeps issued nonces valid.
+//!
+//! The origin does not change whether a nonce is valid: a phone whose
+//! address changed between the challenge and its answer still
+//! authenticates. It tells a wrong answer to a nonce sent to that very
+//! origin ([`Nonces::issued_to`]) from one carrying a nonce obtained
+//! elsewhere: only the first can come from someone who receives packets
+//! there, so only the first may count against it (a spoofed UDP source
+//! cannot get its victim banned). The origin is in the clear — it is the
+//! requester's own address — and the MAC covers it, so nobody can make a
+//! nonce for another origin; checking it costs nothing when the nonce is
+//! issued, and one HMAC after a failed answer.
 
 use std::fmt;
 
@@ -19,11 +32,24 @@ use sha2::Sha256;
 pub const DEFAULT_NONCE_LIFETIME_SECS: u64 = 300;
 
 const TS_LEN: usize = 8;
-const RANDOM_LEN: usize = 12;
+const RANDOM_LEN: usize = 10;
+const ORIGIN_LEN: usize = 8;
+/// What the MAC covers besides the realm: time, randomness and origin.
+const HEAD_LEN: usize = TS_LEN + RANDOM_LEN + ORIGIN_LEN;
 const MAC_LEN: usize = 16;
-const RAW_LEN: usize = TS_LEN + RANDOM_LEN + MAC_LEN;
-/// Length of an encoded nonce: 36 bytes in unpadded base64.
+const RAW_LEN: usize = HEAD_LEN + MAC_LEN;
+/// Length of an encoded nonce: 42 bytes in unpadded base64.
 pub(crate) const ENCODED_LEN: usize = RAW_LEN / 3 * 4;
+
+/// Whom a nonce is sent to: 8 bytes of the caller's choosing (mss puts the requester's
+/// IPv4 address, or the /64 prefix of its IPv6 address). See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Origin(pub [u8; ORIGIN_LEN]);
+
+impl Origin {
+    /// No one in particular (all zero).
+    pub const NONE: Origin = Origin([0; ORIGIN_LEN]);
+}
 
 /// What identifies an authentic nonce in the nonce-count table: its MAC.
 pub(crate) type NonceKey = [u8; MAC_LEN];
@@ -122,35 +148,50 @@ impl Nonces {
         self.lifetime_secs
     }
 
-    /// A new nonce for `realm`, issued at `now_unix_secs`.
+    /// A new nonce for `realm`, issued at `now_unix_secs` to no one in particular
+    /// ([`Origin::NONE`]).
     pub fn issue<R: RngCore + ?Sized>(
         &self,
         realm: &str,
         now_unix_secs: u64,
         rng: &mut R,
     ) -> String {
-        let text = self.issue_text(realm, now_unix_secs, rng);
+        self.issue_to(realm, now_unix_secs, rng, Origin::NONE)
+    }
+
+    /// A new nonce for `realm`, issued at `now_unix_secs` to `origin`.
+    pub fn issue_to<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        now_unix_secs: u64,
+        rng: &mut R,
+        origin: Origin,
+    ) -> String {
+        let text = self.issue_text(realm, now_unix_secs, rng, origin);
         String::from_utf8_lossy(&text).into_owned()
     }
 
-    /// As [`Nonces::issue`], the text in a stack buffer (base64url is ASCII).
+    /// As [`Nonces::issue_to`], the text in a stack buffer (base64url is ASCII).
     pub(crate) fn issue_text<R: RngCore + ?Sized>(
         &self,
         realm: &str,
         now_unix_secs: u64,
         rng: &mut R,
+        origin: Origin,
     ) -> [u8; ENCODED_LEN] {
         let mut raw = [0u8; RAW_LEN];
-        let (head, mac_out) = raw.split_at_mut(TS_LEN + RANDOM_LEN);
-        let (ts, random) = head.split_at_mut(TS_LEN);
+        let (head, mac_out) = raw.split_at_mut(HEAD_LEN);
+        let (ts, rest) = head.split_at_mut(TS_LEN);
         ts.copy_from_slice(&now_unix_secs.to_be_bytes());
+        let (random, origin_out) = rest.split_at_mut(RANDOM_LEN);
         rng.fill_bytes(random);
+        origin_out.copy_from_slice(&origin.0);
         let tag = self.tag(head, realm);
         for (dst, src) in mac_out.iter_mut().zip(tag.iter()) {
             *dst = *src;
         }
         let mut text = [0u8; ENCODED_LEN];
-        // 36 bytes always encode to 48 characters; the buffer is exactly that long.
+        // 42 bytes always encode to 56 characters; the buffer is exactly that long.
         let _ = URL_SAFE_NO_PAD.encode_slice(raw, &mut text);
         text
     }
@@ -181,7 +222,7 @@ impl Nonces {
             Ok(RAW_LEN) => {}
             _ => return forged,
         }
-        let (head, mac_in) = raw.split_at(TS_LEN + RANDOM_LEN);
+        let (head, mac_in) = raw.split_at(HEAD_LEN);
         let mut mac = self.keyed.clone();
         mac.update(head);
         mac.update(realm.as_bytes());
@@ -204,6 +245,26 @@ impl Nonces {
             NonceCheck::Expired { issued_at }
         };
         (state, key)
+    }
+
+    /// Whether `nonce` is one of ours for `realm` (at any age) that was issued to
+    /// `origin`. A forged or damaged nonce, one of another realm, and one issued to
+    /// another origin are not.
+    pub fn issued_to(&self, nonce: &str, realm: &str, origin: Origin) -> bool {
+        if nonce.len() != ENCODED_LEN {
+            return false;
+        }
+        let mut raw = [0u8; RAW_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) {
+            Ok(RAW_LEN) => {}
+            _ => return false,
+        }
+        let (head, mac_in) = raw.split_at(HEAD_LEN);
+        let mut mac = self.keyed.clone();
+        mac.update(head);
+        mac.update(realm.as_bytes());
+        mac.verify_truncated_left(mac_in).is_ok()
+            && head.get(TS_LEN + RANDOM_LEN..) == Some(&origin.0[..])
     }
 
     /// `HMAC(secret, "mss-auth dummy password" || label)` in hex: a stable,
@@ -241,7 +302,7 @@ mod tests {
         assert_eq!(nonce.len(), ENCODED_LEN);
         let (state, key) = n.check_keyed(&nonce, "pbx", 1_000);
         assert_eq!(state, NonceCheck::Fresh { issued_at: 1_000 });
-        assert_eq!(URL_SAFE_NO_PAD.decode(&nonce).unwrap()[20..], key);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&nonce).unwrap()[HEAD_LEN..], key);
         assert_eq!(
             n.check(&nonce, "pbx", 1_000),
             NonceCheck::Fresh { issued_at: 1_000 }
@@ -296,6 +357,43 @@ mod tests {
             n.check(&"!".repeat(ENCODED_LEN), "pbx", 50),
             NonceCheck::Forged
         );
+    }
+
+    #[test]
+    fn the_origin_is_told_but_does_not_change_validity() {
+        let n = nonces();
+        let mut rng = StdRng::seed_from_u64(5);
+        let a = Origin([0, 0, 0, 0, 203, 0, 113, 7]);
+        let b = Origin([0, 0, 0, 0, 203, 0, 113, 8]);
+        let nonce = n.issue_to("pbx", 50, &mut rng, a);
+        assert_eq!(nonce.len(), ENCODED_LEN);
+        assert_eq!(
+            n.check(&nonce, "pbx", 60),
+            NonceCheck::Fresh { issued_at: 50 }
+        );
+        assert!(n.issued_to(&nonce, "pbx", a));
+        assert!(!n.issued_to(&nonce, "pbx", b));
+        assert!(!n.issued_to(&nonce, "pbx", Origin::NONE));
+        assert!(!n.issued_to(&nonce, "other", a));
+        // At any age: an expired nonce is still the one sent to `a`.
+        assert_eq!(
+            n.check(&nonce, "pbx", 10_000),
+            NonceCheck::Expired { issued_at: 50 }
+        );
+        // Not by another secret, nor once its origin is rewritten (the MAC covers it).
+        let other = Nonces::new(NonceSecret::from_bytes([8; 32]), 300);
+        assert!(!other.issued_to(&nonce, "pbx", a));
+        let mut raw = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+        raw[TS_LEN + RANDOM_LEN + ORIGIN_LEN - 1] = 8;
+        let rewritten = URL_SAFE_NO_PAD.encode(raw);
+        assert!(!n.issued_to(&rewritten, "pbx", b));
+        assert_eq!(n.check(&rewritten, "pbx", 60), NonceCheck::Forged);
+        assert!(!n.issued_to("short", "pbx", a));
+        assert!(!n.issued_to(&"!".repeat(ENCODED_LEN), "pbx", a));
+        // A nonce issued to no one in particular.
+        let plain = n.issue("pbx", 50, &mut rng);
+        assert!(n.issued_to(&plain, "pbx", Origin::NONE));
+        assert!(!n.issued_to(&plain, "pbx", a));
     }
 
     #[test]

@@ -16,12 +16,18 @@
 //! - **Expired nonce**: `Stale` only when the digest is right (RFC 7616
 //!   §3.3: "only set stale to TRUE if … a valid digest for that nonce");
 //!   with a wrong digest it is `Invalid`.
+//! - **Whose failure**: every nonce carries the [`Origin`] it was sent to,
+//!   under its MAC (`nonce.rs`); [`DigestServer::issued_to`] tells an
+//!   `Invalid` answer to a nonce sent to the answering origin (a failed
+//!   guess by whoever is there) from one carrying a nonce got elsewhere, so
+//!   the caller can count the first kind against the origin and ignore the
+//!   second, which a spoofed source can send. The verdicts do not change.
 
 use rand::RngCore;
 
 use crate::challenge::challenge_value;
 use crate::ha2_cache::Ha2Cache;
-use crate::nonce::{Nonces, DEFAULT_NONCE_LIFETIME_SECS};
+use crate::nonce::{Nonces, Origin, DEFAULT_NONCE_LIFETIME_SECS};
 use crate::params::check_quotable;
 use crate::replay::{NonceCounts, DEFAULT_MAX_TRACKED_NONCES};
 use crate::{Algorithm, AuthError, Ha1, NonceSecret};
@@ -110,6 +116,25 @@ impl DigestServer {
         self.nonces.issue(realm, now_unix_secs, rng)
     }
 
+    /// A fresh nonce for `realm`, sent to `origin` (see [`DigestServer::issued_to`]).
+    pub fn issue_nonce_to<R: RngCore + ?Sized>(
+        &self,
+        realm: &str,
+        now_unix_secs: u64,
+        rng: &mut R,
+        origin: Origin,
+    ) -> String {
+        self.nonces.issue_to(realm, now_unix_secs, rng, origin)
+    }
+
+    /// Whether `nonce` is one this server issued for `realm` to `origin` (at any age): a
+    /// wrong answer to it comes from someone who received our challenge there, while a
+    /// forged nonce, or one issued to another origin, may come from anyone (a spoofed UDP
+    /// source). One HMAC; meant for answers that failed.
+    pub fn issued_to(&self, nonce: &str, realm: &str, origin: Origin) -> bool {
+        self.nonces.issued_to(nonce, realm, origin)
+    }
+
     /// The challenges for a `401`/`407`, one per configured algorithm in
     /// preference order, sharing one fresh nonce (as RFC 7616 §3.9.1 does).
     /// Each string is one `WWW-Authenticate` / `Proxy-Authenticate` value.
@@ -144,19 +169,22 @@ impl DigestServer {
         rng: &mut R,
     ) -> Result<Vec<String>, AuthError> {
         let mut values = Vec::with_capacity(algorithms.len());
-        self.challenge_values(realm, stale, algorithms, now_unix_secs, rng, |v| {
+        let origin = Origin::NONE;
+        self.challenge_values(realm, stale, algorithms, now_unix_secs, rng, origin, |v| {
             values.push(String::from_utf8_lossy(&v).into_owned());
         })?;
         Ok(values)
     }
 
-    /// As [`DigestServer::challenges_for`], handing each value to `push` as bytes in a
-    /// buffer of exactly its length (so it becomes a `bytes::Bytes` without a copy or a
-    /// second allocation). The nonce is built on the stack; one allocation per value.
+    /// As [`DigestServer::challenges_for`], with the nonce sent to `origin` (the
+    /// requester: see [`DigestServer::issued_to`]), handing each value to `push` as bytes
+    /// in a buffer of exactly its length (so it becomes a `bytes::Bytes` without a copy or
+    /// a second allocation). The nonce is built on the stack; one allocation per value.
     ///
     /// # Errors
     ///
     /// [`AuthError::InvalidParam`] when `realm` cannot be sent in a quoted-string.
+    #[allow(clippy::too_many_arguments)]
     pub fn challenge_values<R: RngCore + ?Sized>(
         &self,
         realm: &str,
@@ -164,10 +192,11 @@ impl DigestServer {
         algorithms: &[Algorithm],
         now_unix_secs: u64,
         rng: &mut R,
+        origin: Origin,
         mut push: impl FnMut(Vec<u8>),
     ) -> Result<(), AuthError> {
         check_quotable("realm", realm)?;
-        let nonce = self.nonces.issue_text(realm, now_unix_secs, rng);
+        let nonce = self.nonces.issue_text(realm, now_unix_secs, rng, origin);
         for alg in algorithms {
             push(challenge_value(realm, &nonce, *alg, stale));
         }
@@ -326,6 +355,42 @@ mod tests {
             s.verify(&ok, "INVITE", UserSecret::Password("s3cret"), REALM, 0),
             Verdict::Invalid
         );
+    }
+
+    #[test]
+    fn a_failure_is_told_apart_by_the_origin_the_nonce_was_sent_to() {
+        let mut s = server();
+        let here = Origin([0, 0, 0, 0, 198, 51, 100, 4]);
+        let there = Origin([0, 0, 0, 0, 198, 51, 100, 5]);
+        let nonce = s.issue_nonce_to(REALM, 0, &mut StdRng::seed_from_u64(11), here);
+        let c = Challenge::new(REALM, &nonce, Algorithm::Md5).unwrap();
+        let pw = UserSecret::Password("s3cret");
+        // Valid wherever it is used: the origin changes no verdict.
+        assert_eq!(
+            s.verify(&answer(&c, "s3cret", 1), "REGISTER", pw, REALM, 1),
+            Verdict::Ok
+        );
+        let wrong = answer(&c, "guess", 2);
+        assert_eq!(s.verify(&wrong, "REGISTER", pw, REALM, 1), Verdict::Invalid);
+        assert!(s.issued_to(&wrong.nonce, REALM, here));
+        assert!(!s.issued_to(&wrong.nonce, REALM, there));
+        assert!(!s.issued_to(&wrong.nonce, "other.example", here));
+        let nonce_of = |v: &str| {
+            let rest = v.split("nonce=\"").nth(1).unwrap();
+            rest.split('"').next().unwrap().to_owned()
+        };
+        let mut rng = StdRng::seed_from_u64(12);
+        let anyone = s
+            .challenges_for(REALM, false, &[Algorithm::Md5], 0, &mut rng)
+            .unwrap();
+        assert!(!s.issued_to(&nonce_of(&anyone[0]), REALM, here));
+        let mut sent = Vec::new();
+        s.challenge_values(REALM, false, &[Algorithm::Md5], 0, &mut rng, here, |v| {
+            sent.push(String::from_utf8(v).unwrap());
+        })
+        .unwrap();
+        assert!(s.issued_to(&nonce_of(&sent[0]), REALM, here));
+        assert!(!s.issued_to(&nonce_of(&sent[0]), REALM, there));
     }
 
     #[test]

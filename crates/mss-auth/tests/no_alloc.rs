@@ -76,6 +76,14 @@ fn reading_and_verifying_allocate_nothing() {
             assert_eq!(v, Verdict::Ok);
             let v = server.verify_unknown_user_ha1(&creds, "REGISTER", REALM, 1_001);
             assert_eq!(v, Verdict::Invalid);
+            // Whose failure it is, asked after a failed answer: no allocation either.
+            assert!(server.issued_to(creds.nonce, REALM, mss_auth::Origin::NONE));
+        }
+        assert_eq!(allocations() - before, 0, "{alg}");
+        let before = allocations();
+        for value in &values[1..] {
+            let creds = CredentialsRef::from_header_value(value).unwrap();
+            assert!(!server.issued_to(creds.nonce, REALM, mss_auth::Origin([1; 8])));
         }
         assert_eq!(allocations() - before, 0, "{alg}");
         // The counter works: the owned form does allocate.

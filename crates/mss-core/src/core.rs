@@ -200,6 +200,7 @@ impl Core {
             Input::Shutdown => self.begin_shutdown(now),
         }
         self.drain(now);
+        self.publish_bans(now);
     }
 
     /// The next thing to do, or `None` until the next input.
@@ -305,6 +306,7 @@ impl Core {
         self.im_on_timeout(now);
         if now.mono >= self.next_sweep {
             self.sweep(now);
+            self.update_ban_gauges(now);
             self.next_sweep = now.mono + SWEEP_INTERVAL;
             if self.trim.observe(self.txns.len()) {
                 self.clients.shrink_to(self.clients.len().saturating_mul(2));
@@ -313,8 +315,12 @@ impl Core {
         }
     }
 
-    /// One packet: parse, answer statelessly or hand to the transaction layer.
+    /// One packet: dropped unread when its address is banned or over its rate
+    /// (`bans.rs`), else parsed, answered statelessly or handed to the transaction layer.
     fn on_received(&mut self, now: Now, local: SocketAddr, flow: Flow, data: bytes::Bytes) {
+        if !self.admit_packet(now, &flow, &data) {
+            return;
+        }
         let (inbound, failed) = classify(data, flow.remote, &self.answer);
         if failed {
             self.metrics.parse_error();

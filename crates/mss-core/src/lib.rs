@@ -15,7 +15,11 @@
 //! [`CoreParts::seed`]. The one question the core asks of its host is [`Network::sent_by`]
 //! (our address towards a peer). Counters go to the shared [`mss_admin::Metrics`] and
 //! [`CoreStats`] (atomics read by the admin API); the admin views are read with
-//! [`Core::registrations`] and [`Core::line_views`].
+//! [`Core::registrations`], [`Core::line_views`] and [`Core::bans`].
+//!
+//! Before a packet is parsed, the ban table (`mss_services::bans`, in the shared
+//! `Directory`) says whether its address is banned or over its request rate; such a
+//! packet is dropped and counted, nothing else happens (`bans.rs`).
 //!
 //! ```text
 //! driver (mss serve's worker, or a test)          Core
@@ -30,10 +34,11 @@
 //!
 //! Files: `core.rs` (the machine, the transaction-layer drain, client routing),
 //! `dispatch.rs` (where a new request goes), `inbound.rs` (packet → message or stateless
-//! answer), `registrar.rs`, `messaging.rs` (+ `messaging/admission.rs`), `lines.rs` (+
+//! answer), `bans.rs` (packets of banned addresses dropped, bans logged and listed), `registrar.rs`, `messaging.rs` (+ `messaging/admission.rs`), `lines.rs` (+
 //! `lines/drive.rs`, `lines/peers.rs`, `lines/view.rs`), `ops.rs` (operations waited for),
 //! `input.rs`, `output.rs`, `network.rs`, `stats.rs`, `memory.rs`.
 
+mod bans;
 mod core;
 mod dispatch;
 mod inbound;
@@ -50,8 +55,9 @@ mod stats;
 mod testing;
 
 pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
+pub use bans::BAN_LOG_TARGET;
 pub use input::{Input, StoreResult};
 pub use lines::LineSetup;
 pub use network::{FixedAddress, Network};
 pub use output::{OpId, Output, StoreOp};
-pub use stats::CoreStats;
+pub use stats::{CoreStats, Dropped, BAN_KINDS};

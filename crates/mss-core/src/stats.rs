@@ -2,11 +2,49 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mss_services::bans::{BanReason, BanScope};
+
+/// Why a packet was dropped before it was parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Its source address is banned.
+    Banned,
+    /// A request over its source address's rate limit.
+    RateLimit,
+}
+
+impl Dropped {
+    /// Every cause, in label order.
+    pub const ALL: [Dropped; 2] = [Dropped::Banned, Dropped::RateLimit];
+
+    /// The metrics label: `banned` or `rate_limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::Banned => "banned",
+            Dropped::RateLimit => "rate_limit",
+        }
+    }
+}
+
+/// The kinds of ban, in label order: `(scope, reason)`.
+pub const BAN_KINDS: [(BanScope, BanReason); 3] = [
+    (BanScope::Address, BanReason::Auth),
+    (BanScope::Address, BanReason::Rate),
+    (BanScope::User, BanReason::Auth),
+];
+
 /// Counters the core bumps (relaxed atomics: the admin API reads them from another task).
 #[derive(Debug, Default)]
 pub struct CoreStats {
     stray_responses: AtomicU64,
     stateless_replies: AtomicU64,
+    /// Bans issued, by [`BAN_KINDS`].
+    bans: [AtomicU64; 3],
+    /// Packets dropped before parsing, by [`Dropped::ALL`].
+    dropped: [AtomicU64; 2],
+    /// Bans in force: addresses, users at an address.
+    active_address_bans: AtomicU64,
+    active_user_bans: AtomicU64,
 }
 
 impl CoreStats {
@@ -28,5 +66,55 @@ impl CoreStats {
     /// Broken requests answered outside any transaction.
     pub fn stateless_replies(&self) -> u64 {
         self.stateless_replies.load(Ordering::Relaxed)
+    }
+
+    /// A ban was issued.
+    pub fn ban_issued(&self, scope: BanScope, reason: BanReason) {
+        if let Some(c) = BAN_KINDS
+            .iter()
+            .position(|k| *k == (scope, reason))
+            .and_then(|i| self.bans.get(i))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Bans issued of this kind.
+    pub fn bans_issued(&self, scope: BanScope, reason: BanReason) -> u64 {
+        BAN_KINDS
+            .iter()
+            .position(|k| *k == (scope, reason))
+            .and_then(|i| self.bans.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// A packet was dropped before parsing.
+    pub fn drop_packet(&self, why: Dropped) {
+        if let Some(c) = self.dropped.get(why as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Packets dropped before parsing for this cause.
+    pub fn dropped(&self, why: Dropped) -> u64 {
+        self.dropped
+            .get(why as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Sets the bans in force: whole addresses and users at an address.
+    pub fn set_active_bans(&self, addresses: usize, users: usize) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.active_address_bans
+            .store(n(addresses), Ordering::Relaxed);
+        self.active_user_bans.store(n(users), Ordering::Relaxed);
+    }
+
+    /// Bans in force, by scope.
+    pub fn active_bans(&self, scope: BanScope) -> u64 {
+        match scope {
+            BanScope::Address => self.active_address_bans.load(Ordering::Relaxed),
+            BanScope::User => self.active_user_bans.load(Ordering::Relaxed),
+        }
     }
 }

@@ -19,8 +19,15 @@
 //!   RFC 4475 regaut01); a malformed Digest header for our realm is `400`.
 //! - **Stale**: an authentic expired nonce or a replayed nonce count gets a new challenge
 //!   with `stale=true`, so an honest client retries without asking its user.
+//! - **Who failed** ([`AuthWatch`], the ban table `crate::bans`): each nonce is sent to the
+//!   requester's address (`mss_auth::Origin`, an IPv4 address or IPv6 /64); a right answer
+//!   is reported as passed, a wrong one only when its nonce was sent to the address it
+//!   comes from (a spoofed source cannot have received it). Stale and replayed answers
+//!   are neither. A user the watcher blocks at an address is challenged again without
+//!   its answer being checked.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use mss_auth::{
@@ -32,6 +39,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::answer::Answer;
+use crate::bans::SourceKey;
 use crate::Now;
 
 #[path = "digest_clients.rs"]
@@ -196,6 +204,26 @@ impl Default for GuardConfig {
     }
 }
 
+/// Who is told how the answers to our challenges went: the ban table
+/// ([`crate::bans::Bans`]), or `()` to tell no one.
+pub trait AuthWatch {
+    /// Whether `user`'s answers from `source` are refused without being checked (a
+    /// fresh challenge).
+    fn blocked(&mut self, now: Now, source: IpAddr, user: &str) -> bool;
+    /// `user` answered right from `source`.
+    fn passed(&mut self, now: Now, source: IpAddr, user: &str);
+    /// `user` answered wrong from `source`, to a nonce sent to `source`.
+    fn failed(&mut self, now: Now, source: IpAddr, user: &str);
+}
+
+impl AuthWatch for () {
+    fn blocked(&mut self, _: Now, _: IpAddr, _: &str) -> bool {
+        false
+    }
+    fn passed(&mut self, _: Now, _: IpAddr, _: &str) {}
+    fn failed(&mut self, _: Now, _: IpAddr, _: &str) {}
+}
+
 /// Checks digest credentials of local users and builds challenges. Sans-IO: time comes in
 /// as [`Now`], randomness from a generator seeded by the caller.
 pub struct DigestGuard {
@@ -261,8 +289,10 @@ impl DigestGuard {
         self.users.realm()
     }
 
-    /// Checks the credentials of `req`; `Err` is the response to send instead: a challenge
-    /// (`401`/`407`) or `400` for a malformed header of our realm.
+    /// Checks the credentials of `req`, which came from `source`, telling `watch` how the
+    /// answer went (module docs); `Err` is the response to send instead: a challenge
+    /// (`401`/`407`, its nonce sent to `source`) or `400` for a malformed header of our
+    /// realm.
     ///
     /// # Errors
     ///
@@ -275,10 +305,14 @@ impl DigestGuard {
         req: &Request,
         kind: AuthKind,
         answer: &Answer,
+        source: IpAddr,
+        watch: &mut impl AuthWatch,
     ) -> Result<AuthenticatedUser, Response> {
-        match self.verify(now, req, kind) {
+        match self.verify(now, req, kind, source, watch) {
             Ok(user) => Ok(user),
-            Err(Refusal::Challenge { stale }) => Err(self.challenge(now, req, kind, stale, answer)),
+            Err(Refusal::Challenge { stale }) => {
+                Err(self.challenge(now, req, kind, stale, answer, source))
+            }
             Err(Refusal::Malformed(why)) => {
                 let reason = match kind {
                     AuthKind::Www => "Bad Authorization Header",
@@ -297,9 +331,37 @@ impl DigestGuard {
         now: Now,
         req: &Request,
         kind: AuthKind,
+        source: IpAddr,
+        watch: &mut impl AuthWatch,
     ) -> Result<AuthenticatedUser, Refusal> {
         let found = header::find_credentials(req, kind, self.users.realm())?;
-        self.verify_credentials(now, req, &found.get())
+        let creds = found.get();
+        if watch.blocked(now, source, creds.username) {
+            tracing::debug!(peer = %source, "answer of a user blocked at this address not checked");
+            return Err(Refusal::Challenge { stale: false });
+        }
+        let verdict = self.verify_credentials(now, req, &creds);
+        match verdict {
+            mss_auth::Verdict::Ok => {
+                watch.passed(now, source, creds.username);
+                return Ok(AuthenticatedUser {
+                    name: creds.username.to_owned(),
+                });
+            }
+            mss_auth::Verdict::Invalid
+                if self.server.issued_to(
+                    creds.nonce,
+                    self.users.realm(),
+                    SourceKey::of(source).origin(),
+                ) =>
+            {
+                watch.failed(now, source, creds.username);
+            }
+            _ => {}
+        }
+        Err(Refusal::Challenge {
+            stale: verdict.is_stale(),
+        })
     }
 
     /// Checks credentials of our realm against the directory; an unknown user gets the
@@ -309,11 +371,11 @@ impl DigestGuard {
         now: Now,
         req: &Request,
         creds: &CredentialsRef<'_>,
-    ) -> Result<AuthenticatedUser, Refusal> {
+    ) -> mss_auth::Verdict {
         let method = req.method().as_str();
         let secs = unix_secs(now);
         let realm = self.users.realm();
-        let verdict = match self.users.get(creds.username) {
+        match self.users.get(creds.username) {
             Some(user) => self.server.verify_ref(
                 creds,
                 method,
@@ -324,14 +386,6 @@ impl DigestGuard {
             None => self
                 .server
                 .verify_unknown_user_ha1(creds, method, realm, secs),
-        };
-        match verdict {
-            mss_auth::Verdict::Ok => Ok(AuthenticatedUser {
-                name: creds.username.to_owned(),
-            }),
-            v => Err(Refusal::Challenge {
-                stale: v.is_stale(),
-            }),
         }
     }
 
@@ -347,7 +401,7 @@ impl DigestGuard {
 
     /// A `401`/`407` with one challenge per offered algorithm ([`Offer`]: for most clients
     /// every configured one, for a client known to fail on SHA-256 MD5 alone), sharing a
-    /// fresh nonce.
+    /// fresh nonce sent to `source` (the address `req` came from).
     pub fn challenge(
         &mut self,
         now: Now,
@@ -355,6 +409,7 @@ impl DigestGuard {
         kind: AuthKind,
         stale: bool,
         answer: &Answer,
+        source: IpAddr,
     ) -> Response {
         let (status, reason) = match kind {
             AuthKind::Www => (StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -378,6 +433,7 @@ impl DigestGuard {
             algorithms,
             unix_secs(now),
             &mut self.rng,
+            SourceKey::of(source).origin(),
             |v| headers.push(name.clone(), Bytes::from(v)),
         ) {
             Ok(()) => rsp,
@@ -399,6 +455,11 @@ mod tests {
     use std::time::{Duration, Instant};
 
     const REALM: &str = "pbx.example.com";
+
+    /// Where the test requests come from.
+    fn src() -> IpAddr {
+        IpAddr::from([192, 0, 2, 1])
+    }
 
     pub(crate) fn guard() -> DigestGuard {
         let mut users = Users::new(REALM);
@@ -461,7 +522,9 @@ mod tests {
         let now = Now::new(Instant::now(), 1_700_000_000_000);
         for sha in [false, true] {
             let mut g = guard();
-            let first = g.check(now, &message(""), AuthKind::Proxy, &a).unwrap_err();
+            let first = g
+                .check(now, &message(""), AuthKind::Proxy, &a, src(), &mut ())
+                .unwrap_err();
             let mut answers = Vec::new();
             for (user, password) in [("100", "wrong"), ("999", "s3cret"), ("999", "wrong")] {
                 let auth = answer_challenge(&first, usize::from(sha), user, password, 1);
@@ -469,7 +532,9 @@ mod tests {
                     assert!(auth.contains("algorithm=SHA-256"));
                 }
                 let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
-                let rsp = g.check(now, &r, AuthKind::Proxy, &a).unwrap_err();
+                let rsp = g
+                    .check(now, &r, AuthKind::Proxy, &a, src(), &mut ())
+                    .unwrap_err();
                 assert_eq!(rsp.status().as_u16(), 407);
                 answers.push(without_nonces(&rsp));
             }
@@ -478,7 +543,12 @@ mod tests {
             // The right password gets in, over the same (borrowed) path.
             let auth = answer_to(&first, "100", "s3cret", 2);
             let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
-            assert_eq!(g.check(now, &r, AuthKind::Proxy, &a).unwrap().name, "100");
+            assert_eq!(
+                g.check(now, &r, AuthKind::Proxy, &a, src(), &mut ())
+                    .unwrap()
+                    .name,
+                "100"
+            );
         }
     }
 
@@ -504,21 +574,30 @@ mod tests {
         let now = Now::new(Instant::now(), 1_700_000_000_000);
         let mut g = guard();
         let old = message("User-Agent: baresip v1.0.0 (x86_64/linux)\r\n");
-        let rsp = g.check(now, &old, AuthKind::Proxy, &a).unwrap_err();
+        let rsp = g
+            .check(now, &old, AuthKind::Proxy, &a, src(), &mut ())
+            .unwrap_err();
         assert_eq!(offered(&rsp, &HeaderName::ProxyAuthenticate), ["MD5"]);
         // It answers MD5 and gets in.
         let auth = answer_to(&rsp, "100", "s3cret", 1);
         let r = message(&format!(
             "User-Agent: baresip v1.0.0 (x86_64/linux)\r\nProxy-Authorization: {auth}\r\n"
         ));
-        assert_eq!(g.check(now, &r, AuthKind::Proxy, &a).unwrap().name, "100");
+        assert_eq!(
+            g.check(now, &r, AuthKind::Proxy, &a, src(), &mut ())
+                .unwrap()
+                .name,
+            "100"
+        );
         // Everyone else, a newer baresip among them, still gets both.
         for ua in [
             "",
             "User-Agent: baresip v3.11.0 (x86_64/linux)\r\n",
             "User-Agent: PJSUA v2.15\r\n",
         ] {
-            let rsp = g.check(now, &message(ua), AuthKind::Proxy, &a).unwrap_err();
+            let rsp = g
+                .check(now, &message(ua), AuthKind::Proxy, &a, src(), &mut ())
+                .unwrap_err();
             assert_eq!(
                 offered(&rsp, &HeaderName::ProxyAuthenticate),
                 ["MD5", "SHA-256"],
@@ -548,7 +627,9 @@ mod tests {
             );
             let want: Vec<&str> = list.iter().map(|a| a.as_str()).collect();
             for ua in ["", "User-Agent: baresip v1.0.0 (x86_64/linux)\r\n"] {
-                let rsp = g.check(now, &message(ua), AuthKind::Proxy, &a).unwrap_err();
+                let rsp = g
+                    .check(now, &message(ua), AuthKind::Proxy, &a, src(), &mut ())
+                    .unwrap_err();
                 assert_eq!(offered(&rsp, &HeaderName::ProxyAuthenticate), want, "{ua}");
             }
         }
@@ -559,7 +640,9 @@ mod tests {
         let a = Answer::new(REALM);
         let mut g = guard();
         let now = Now::new(Instant::now(), 1_700_000_000_000);
-        let rsp = g.check(now, &message(""), AuthKind::Proxy, &a).unwrap_err();
+        let rsp = g
+            .check(now, &message(""), AuthKind::Proxy, &a, src(), &mut ())
+            .unwrap_err();
         assert_eq!(rsp.status().as_u16(), 407);
         let v: Vec<_> = rsp
             .headers()
@@ -569,9 +652,16 @@ mod tests {
         assert!(std::str::from_utf8(v[0]).unwrap().contains("algorithm=MD5"));
         let auth = answer_to(&rsp, "100", "s3cret", 1);
         let r = message(&format!("Proxy-Authorization: {auth}\r\n"));
-        assert_eq!(g.check(now, &r, AuthKind::Proxy, &a).unwrap().name, "100");
+        assert_eq!(
+            g.check(now, &r, AuthKind::Proxy, &a, src(), &mut ())
+                .unwrap()
+                .name,
+            "100"
+        );
         // Replayed nc: a stale challenge.
-        let again = g.check(now, &r, AuthKind::Proxy, &a).unwrap_err();
+        let again = g
+            .check(now, &r, AuthKind::Proxy, &a, src(), &mut ())
+            .unwrap_err();
         assert_eq!(again.status().as_u16(), 407);
         assert!(
             std::str::from_utf8(again.headers().get(&HeaderName::ProxyAuthenticate).unwrap())
@@ -584,7 +674,9 @@ mod tests {
             "Proxy-Authorization: {}\r\n",
             answer_to(&rsp, "100", "s3cret", 2)
         ));
-        let stale = g.check(later, &r2, AuthKind::Proxy, &a).unwrap_err();
+        let stale = g
+            .check(later, &r2, AuthKind::Proxy, &a, src(), &mut ())
+            .unwrap_err();
         assert!(
             std::str::from_utf8(stale.headers().get(&HeaderName::ProxyAuthenticate).unwrap())
                 .unwrap()
@@ -602,7 +694,7 @@ mod tests {
             "Proxy-Authorization: Digest username=\"100\", realm=\"elsewhere\", nonce=\"x\", uri=\"sip:a\", response=\"00\"\r\n",
             "Proxy-Authorization: NoOneKnowsThisScheme opaque-data=here\r\n",
         ] {
-            let rsp = g.check(now, &message(extra), AuthKind::Proxy, &a).unwrap_err();
+            let rsp = g.check(now, &message(extra), AuthKind::Proxy, &a, src(), &mut ()).unwrap_err();
             assert_eq!(rsp.status().as_u16(), 407, "{extra}");
         }
         let rsp = g
@@ -613,6 +705,8 @@ mod tests {
                 ),
                 AuthKind::Proxy,
                 &a,
+                src(),
+                &mut (),
             )
             .unwrap_err();
         assert_eq!(rsp.status().as_u16(), 400);
@@ -624,6 +718,8 @@ mod tests {
                 &message("Proxy-Authorization: Digest realm=\"open\r\n"),
                 AuthKind::Proxy,
                 &a,
+                src(),
+                &mut (),
             )
             .unwrap_err();
         assert_eq!(rsp.status().as_u16(), 400);
@@ -633,5 +729,118 @@ mod tests {
             Some("Alice")
         );
         assert!(!format!("{:?}", g.users().get("100").unwrap()).contains("md5"));
+    }
+
+    /// What a watcher was told, in order.
+    #[derive(Default)]
+    struct Told {
+        events: Vec<(&'static str, IpAddr, String)>,
+        block: Option<(IpAddr, String)>,
+    }
+
+    impl AuthWatch for Told {
+        fn blocked(&mut self, _: Now, source: IpAddr, user: &str) -> bool {
+            self.block == Some((source, user.to_owned()))
+        }
+        fn passed(&mut self, _: Now, source: IpAddr, user: &str) {
+            self.events.push(("passed", source, user.to_owned()));
+        }
+        fn failed(&mut self, _: Now, source: IpAddr, user: &str) {
+            self.events.push(("failed", source, user.to_owned()));
+        }
+    }
+
+    #[test]
+    fn only_wrong_answers_to_a_nonce_sent_to_the_same_address_are_failures() {
+        let a = Answer::new(REALM);
+        let now = Now::new(Instant::now(), 1_700_000_000_000);
+        let mut g = guard();
+        let mut told = Told::default();
+        let here = src();
+        let there = IpAddr::from([198, 51, 100, 9]);
+        let first = g
+            .check(now, &message(""), AuthKind::Proxy, &a, here, &mut told)
+            .unwrap_err();
+        assert!(told.events.is_empty(), "a challenge is no answer");
+        let wrong = |nc| {
+            message(&format!(
+                "Proxy-Authorization: {}\r\n",
+                answer_to(&first, "100", "guess", nc)
+            ))
+        };
+        // From where the challenge went: a failure; an unknown user too.
+        assert!(g
+            .check(now, &wrong(1), AuthKind::Proxy, &a, here, &mut told)
+            .is_err());
+        let unknown = message(&format!(
+            "Proxy-Authorization: {}\r\n",
+            answer_to(&first, "999", "guess", 2)
+        ));
+        assert!(g
+            .check(now, &unknown, AuthKind::Proxy, &a, here, &mut told)
+            .is_err());
+        // The same nonce answered from elsewhere (a spoofed source): not counted.
+        assert!(g
+            .check(now, &wrong(3), AuthKind::Proxy, &a, there, &mut told)
+            .is_err());
+        // A made-up nonce: not counted either.
+        let forged = message("Proxy-Authorization: Digest username=\"100\", realm=\"pbx.example.com\", nonce=\"bm90LW91cnM\", uri=\"sip:101@pbx.example.com\", response=\"00112233445566778899aabbccddeeff\"\r\n");
+        assert_eq!(
+            g.check(now, &forged, AuthKind::Proxy, &a, here, &mut told)
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            407
+        );
+        // A right answer, then its replay (stale: neither passed nor failed).
+        let right = message(&format!(
+            "Proxy-Authorization: {}\r\n",
+            answer_to(&first, "100", "s3cret", 4)
+        ));
+        assert!(g
+            .check(now, &right, AuthKind::Proxy, &a, there, &mut told)
+            .is_ok());
+        assert!(g
+            .check(now, &right, AuthKind::Proxy, &a, there, &mut told)
+            .is_err());
+        assert_eq!(
+            told.events,
+            [
+                ("failed", here, "100".to_owned()),
+                ("failed", here, "999".to_owned()),
+                ("passed", there, "100".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blocked_user_is_challenged_without_its_answer_being_checked() {
+        let a = Answer::new(REALM);
+        let now = Now::new(Instant::now(), 1_700_000_000_000);
+        let mut g = guard();
+        let mut told = Told {
+            block: Some((src(), "100".to_owned())),
+            ..Told::default()
+        };
+        let first = g
+            .check(now, &message(""), AuthKind::Proxy, &a, src(), &mut told)
+            .unwrap_err();
+        let right = |nc| {
+            message(&format!(
+                "Proxy-Authorization: {}\r\n",
+                answer_to(&first, "100", "s3cret", nc)
+            ))
+        };
+        let rsp = g
+            .check(now, &right(1), AuthKind::Proxy, &a, src(), &mut told)
+            .unwrap_err();
+        assert_eq!(rsp.status().as_u16(), 407);
+        assert!(told.events.is_empty());
+        // Not checked, so not spent: the same count is accepted once unblocked, and
+        // elsewhere the user is not blocked at all.
+        told.block = None;
+        assert!(g
+            .check(now, &right(1), AuthKind::Proxy, &a, src(), &mut told)
+            .is_ok());
     }
 }

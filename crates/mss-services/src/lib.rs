@@ -7,8 +7,9 @@
 //! - [`answer`]: the one place that turns a [`Reject`] into a response.
 //! - [`precheck`]: the RFC 3261 §8.2 checks every request gets first, and `OPTIONS`.
 //! - [`digest`]: [`DigestGuard`], digest authentication of local users (`401`/`407`).
-//! - [`directory`]: [`Directory`], the location service and the digest guard that every
-//!   service shares (owned by the server core, lent per request).
+//! - [`bans`]: [`Bans`], bans of password guessers and per-address request rate limits.
+//! - [`directory`]: [`Directory`], the location service, the digest guard and the ban
+//!   table that every service shares (owned by the server core, lent per request).
 //! - [`domains`]: [`LocalDomains`], which hosts are ours.
 //!
 //! Every service is a state machine in the style of the transaction layer: it takes the
@@ -18,6 +19,7 @@
 //! `mss` binary does the I/O and feeds the results back.
 
 pub mod answer;
+pub mod bans;
 pub mod digest;
 pub mod directory;
 pub mod domains;
@@ -28,7 +30,8 @@ pub mod precheck;
 pub mod registrar;
 
 pub use answer::{Answer, Reject};
-pub use digest::{AuthKind, AuthenticatedUser, DigestGuard, GuardConfig, Offer, Users};
+pub use bans::{Admit, BanSettings, Bans};
+pub use digest::{AuthKind, AuthWatch, AuthenticatedUser, DigestGuard, GuardConfig, Offer, Users};
 pub use directory::Directory;
 pub use domains::LocalDomains;
 pub use now::Now;

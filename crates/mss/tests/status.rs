@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use mss_admin::{
-    AdminSource, BoxFuture, CallIdModeView, LineState, LineView, MessageCountView, Metrics,
-    RegistrationView, SourceError, StoredMessageView,
+    AdminSource, BanView, BoxFuture, CallIdModeView, LineState, LineView, MessageCountView,
+    Metrics, RegistrationView, SourceError, StoredMessageView,
 };
 
 struct Fake;
@@ -44,6 +44,12 @@ impl AdminSource for Fake {
     ) -> BoxFuture<'a, Result<Option<Vec<StoredMessageView>>, SourceError>> {
         Box::pin(async { Ok(None) })
     }
+    fn bans(&self) -> BoxFuture<'_, Result<Vec<BanView>, SourceError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn lift_ban(&self, _addr: std::net::IpAddr) -> BoxFuture<'_, Result<bool, SourceError>> {
+        Box::pin(async { Ok(false) })
+    }
     fn metrics_text(&self) -> String {
         Metrics::new().render()
     }
@@ -68,6 +74,7 @@ async fn status_prints_tables_from_a_running_api() {
     assert!(text.contains("provider1  2001    online"), "{text}");
     assert!(text.contains("REGISTRATIONS\nUSER  CONTACT"), "{text}");
     assert!(text.contains("102   3"), "{text}");
+    assert!(text.contains("BANS\nADDRESS  SCOPE"), "{text}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

@@ -53,6 +53,7 @@ fn admit_from_line(
 fn admit(
     now: Now,
     req: &Request,
+    from: &Flow,
     domains: &LocalDomains,
     answer: &Answer,
     dir: &mut Directory,
@@ -63,8 +64,7 @@ fn admit(
         _ => return Err(Box::new(answer.reject(req, &Reject::NotFound))),
     };
     let user = dir
-        .guard
-        .check(now, req, AuthKind::Proxy, answer)
+        .authenticate(now, req, AuthKind::Proxy, answer, from.remote.ip())
         .map_err(Box::new)?
         .name;
     let from_ok = match req.headers().from() {
@@ -124,6 +124,7 @@ impl Core {
             None => admit(
                 now,
                 req,
+                from,
                 &self.domains,
                 &self.answer,
                 &mut self.directory,
@@ -167,6 +168,7 @@ mod tests {
         super::admit(
             now(),
             req,
+            &Flow::udp("127.0.0.1:5999".parse().unwrap()),
             &domains(),
             &Answer::new("pbx.test"),
             &mut reg.dir,

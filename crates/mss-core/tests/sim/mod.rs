@@ -30,7 +30,8 @@ use mss_services::im::ImSettings;
 use mss_services::lines::LineSettings;
 use mss_services::registrar::{Registrar, RegistrarConfig};
 use mss_services::{
-    Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer, Precheck, Users,
+    Answer, BanSettings, Bans, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer,
+    Precheck, Users,
 };
 use mss_sip::{parse_datagram, Flow, HeaderName, Message, Method, Request, Response};
 use mss_store::{block_on, SqliteStore, Store, StoreError};
@@ -81,6 +82,9 @@ pub struct Setup {
     pub im: ImSettings,
     /// Seed of the core's randomness.
     pub seed: u64,
+    /// The ban table's settings (the default ones ignore loopback, where most scenarios
+    /// run; ban scenarios use documentation addresses).
+    pub bans: BanSettings,
     /// mss has no IPv6 socket: our address towards an IPv6 peer is unknown.
     pub ipv4_only: bool,
 }
@@ -109,6 +113,7 @@ impl Default for Setup {
             lines: Vec::new(),
             im,
             seed: 7,
+            bans: BanSettings::default(),
             ipv4_only: false,
         }
     }
@@ -148,6 +153,7 @@ pub struct Sim {
     pub dir: tempfile::TempDir,
     pub store: Arc<SqliteStore>,
     pub metrics: Arc<Metrics>,
+    pub stats: Arc<CoreStats>,
     /// What mss sent and the test has not read yet.
     pub sent: VecDeque<Sent>,
     /// Store operations are held instead of run while set.
@@ -213,7 +219,8 @@ impl Sim {
         let t0 = Instant::now();
         let now = Now::new(t0 + elapsed, EPOCH_MS + ms(elapsed));
         let metrics = Arc::new(Metrics::new());
-        let (registrar, mut directory) = registrar(&setup.users);
+        let stats = Arc::new(CoreStats::default());
+        let (registrar, mut directory) = registrar(&setup.users, &setup.bans);
         let records = block_on(store.load_bindings(now.unix_ms)).unwrap();
         directory.restore(&records, now);
         let core = Core::new(
@@ -226,7 +233,7 @@ impl Sim {
                 lines: setup.lines.clone(),
                 im: setup.im.clone(),
                 metrics: Arc::clone(&metrics),
-                stats: Arc::new(CoreStats::default()),
+                stats: Arc::clone(&stats),
                 network: if setup.ipv4_only {
                     Box::new(Ipv4Only)
                 } else {
@@ -244,6 +251,7 @@ impl Sim {
             dir,
             store,
             metrics,
+            stats,
             sent: VecDeque::new(),
             hold_store: false,
             held: VecDeque::new(),
@@ -502,7 +510,7 @@ fn domains() -> LocalDomains {
     d
 }
 
-fn registrar(users: &[(String, String)]) -> (Registrar, Directory) {
+fn registrar(users: &[(String, String)], bans: &BanSettings) -> (Registrar, Directory) {
     let mut dir = Users::new(DOMAIN);
     for (name, password) in users {
         dir.insert(name, password, None);
@@ -522,7 +530,7 @@ fn registrar(users: &[(String, String)]) -> (Registrar, Directory) {
     };
     (
         Registrar::new(config, domains(), Answer::new(DOMAIN)),
-        Directory::new(guard),
+        Directory::with_bans(guard, Bans::new(bans.clone())),
     )
 }
 

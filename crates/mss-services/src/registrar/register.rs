@@ -262,7 +262,7 @@ impl Registrar {
         };
         let parsed = contacts::parse(req, f.read, limits)?;
         // Step 3: authentication.
-        let user = match dir.guard.check(now, req, AuthKind::Www, &self.answer) {
+        let user = match dir.authenticate(now, req, AuthKind::Www, &self.answer, flow.remote.ip()) {
             Ok(u) => u.name,
             Err(rsp) => return Ok(RegisterOutcome::Reply(rsp)),
         };

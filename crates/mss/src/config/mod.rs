@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic, Diagnostics};
 pub use model::{
-    CallIdMode, Config, ImConfig, LineConfig, ListenSpec, ServerConfig, SipTransport, UserConfig,
+    CallIdMode, Config, ImConfig, LineConfig, ListenSpec, SecurityConfig, ServerConfig,
+    SipTransport, UserConfig,
 };
 pub use var_params::{effective_call_id_mode, VarParams};
 
@@ -66,6 +67,14 @@ impl Loaded {
         }
         if !self.is_embedded() && c.users.is_empty() {
             w.push("no [user:NAME] section: no local user can register".to_string());
+        }
+        let sec = &c.security;
+        if sec.rate_limit > 0 && sec.rate_limit < 20 {
+            w.push(format!(
+                "[security] rate_limit = {}: an office behind one NAT address may send more \
+                 requests a second than that",
+                sec.rate_limit
+            ));
         }
         for l in &c.lines {
             if l.owner.is_none() {
@@ -124,6 +133,7 @@ impl Loaded {
             let users: Vec<&str> = c.users.iter().map(|u| u.name.as_str()).collect();
             s.push_str(&format!("users: {} ({})\n", users.len(), users.join(", ")));
         }
+        s.push_str(&security_summary(&c.security));
         s.push_str(&format!("lines: {}\n", c.lines.len()));
         for l in &c.lines {
             s.push_str(&format!(
@@ -140,6 +150,31 @@ impl Loaded {
         }
         s
     }
+}
+
+/// The `[security]` line of the summary.
+fn security_summary(sec: &SecurityConfig) -> String {
+    let bans = if sec.ban_after == 0 {
+        "no bans".to_owned()
+    } else {
+        format!(
+            "ban after {} failed answers within {} for {} (doubling on repeats)",
+            sec.ban_after,
+            values::duration_text(sec.ban_window),
+            values::duration_text(sec.ban_time)
+        )
+    };
+    let rate = match sec.rate_limit {
+        0 => "no rate limit".to_owned(),
+        n => format!("rate limit {n} requests/s per address"),
+    };
+    let ignore = if sec.ignore.is_empty() {
+        "none".to_owned()
+    } else {
+        let nets: Vec<String> = sec.ignore.iter().map(ToString::to_string).collect();
+        nets.join(", ")
+    };
+    format!("security: {bans}; {rate}; ignored: {ignore}\n")
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -268,6 +303,14 @@ mod tests {
         assert_eq!(l.var_path, Some(dir.path().join(VAR_FILE)));
         assert!(l.summary().contains("users: 1 (101)"));
         assert!(l.summary().contains("MD5 alone for clients known to fail"));
+        assert!(
+            l.summary().contains(
+                "security: ban after 10 failed answers within 1m for 15m (doubling on \
+                 repeats); rate limit 100 requests/s per address; ignored: 127.0.0.0/8, ::1\n"
+            ),
+            "{}",
+            l.summary()
+        );
         assert!(l.warnings().is_empty(), "{:?}", l.warnings());
         fs::write(
             &cfg,
@@ -289,12 +332,16 @@ mod tests {
         let cfg = dir.path().join("mss.ini");
         fs::write(
             &cfg,
-            "[server]\nadmin = 0.0.0.0:5080\n[line:l]\nregistrar = r.example\nnumber = 1\npassword = p\nexpires = 30\n",
+            "[server]\nadmin = 0.0.0.0:5080\n[line:l]\nregistrar = r.example\nnumber = 1\npassword = p\nexpires = 30\n[security]\nrate_limit = 5\n",
         )
         .unwrap();
         let w = load(Some(&cfg), None).unwrap().warnings();
-        assert_eq!(w.len(), 4, "{w:?}");
+        assert_eq!(w.len(), 5, "{w:?}");
         assert!(w[0].contains("not on loopback"));
+        assert!(
+            w[2].contains("[security] rate_limit = 5: an office"),
+            "{w:?}"
+        );
     }
 
     #[test]

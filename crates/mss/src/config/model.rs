@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mss_services::bans::IpNet;
+
 /// Transports `mss.ini` can name (`listen`, a line's `transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SipTransport {
@@ -272,6 +274,38 @@ impl Default for ImConfig {
     }
 }
 
+/// The `[security]` section: bans of password guessers and the request rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// Failed digest answers within `ban_window` that ban an address (or block a user at
+    /// an address that authenticated within the hour); also seconds over `rate_limit`
+    /// that ban. 0: never ban (`ban_after`, default 10).
+    pub ban_after: u32,
+    /// The window the failures must fall in, from the first (`ban_window`, default 1m).
+    pub ban_window: Duration,
+    /// How long a first ban lasts; repeats within a day double it, up to 64 times
+    /// (`ban_time`, default 15m).
+    pub ban_time: Duration,
+    /// Requests per second one address may send, in bursts of twice as many; 0: no limit
+    /// (`rate_limit`, default 100).
+    pub rate_limit: u32,
+    /// Addresses and networks never limited or banned (`ignore`, default loopback).
+    pub ignore: Vec<IpNet>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> SecurityConfig {
+        let d = mss_services::BanSettings::default();
+        SecurityConfig {
+            ban_after: d.ban_after,
+            ban_window: d.ban_window,
+            ban_time: d.ban_time,
+            rate_limit: d.rate_limit,
+            ignore: d.ignore,
+        }
+    }
+}
+
 /// The whole of `mss.ini`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -283,6 +317,8 @@ pub struct Config {
     pub lines: Vec<LineConfig>,
     /// `[im]`.
     pub im: ImConfig,
+    /// `[security]`.
+    pub security: SecurityConfig,
 }
 
 impl Config {
@@ -293,6 +329,7 @@ impl Config {
             users: Vec::new(),
             lines: Vec::new(),
             im: ImConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::error::Diagnostics;
 use super::ini_file::{Entry, IniFile, Section};
 use super::line_section::line_section;
-use super::model::{Config, ImConfig, ServerConfig, UserConfig};
+use super::model::{Config, ImConfig, SecurityConfig, ServerConfig, UserConfig};
 use super::values;
 
 /// Keys of `[server]`.
@@ -31,6 +31,15 @@ pub(crate) const IM_KEYS: &[&str] = &[
     "offline_max_chars",
     "offline_ttl",
     "rate_limit_per_minute",
+];
+
+/// Keys of `[security]`.
+pub(crate) const SECURITY_KEYS: &[&str] = &[
+    "ban_after",
+    "ban_window",
+    "ban_time",
+    "rate_limit",
+    "ignore",
 ];
 
 /// Collects diagnostics while reading sections of one file.
@@ -221,6 +230,25 @@ fn im_section(c: &mut Checker<'_>, s: &Section, im: &mut ImConfig) {
     }
 }
 
+fn security_section(c: &mut Checker<'_>, s: &Section, sec: &mut SecurityConfig) {
+    c.check_keys(s, SECURITY_KEYS);
+    if let Some(v) = c.value(s, "ban_after", |v| values::number(v, 0, 10_000)) {
+        sec.ban_after = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = c.value(s, "ban_window", values::duration) {
+        sec.ban_window = v;
+    }
+    if let Some(v) = c.value(s, "ban_time", values::duration) {
+        sec.ban_time = v;
+    }
+    if let Some(v) = c.value(s, "rate_limit", |v| values::number(v, 0, 1_000_000)) {
+        sec.rate_limit = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = c.value(s, "ignore", values::ip_nets) {
+        sec.ignore = v;
+    }
+}
+
 /// Validates a parsed `mss.ini`. Relative `data_dir` values are taken from `base_dir` (the
 /// folder of the file); `default_domain` is used when `[server]` has no `domain`.
 pub(crate) fn config_from_ini(
@@ -240,6 +268,7 @@ pub(crate) fn config_from_ini(
         match s.name.split_once(':') {
             None if s.name == "server" => server_section(&mut c, s, base_dir, &mut config.server),
             None if s.name == "im" => im_section(&mut c, s, &mut config.im),
+            None if s.name == "security" => security_section(&mut c, s, &mut config.security),
             Some(("user", name)) => {
                 if let Some(u) = user_section(&mut c, s, name.trim()) {
                     config.users.push(u);
@@ -252,7 +281,7 @@ pub(crate) fn config_from_ini(
             }
             _ => c.section_error(
                 s,
-                "unknown section (expected [server], [user:NAME], [line:NAME] or [im])",
+                "unknown section (expected [server], [user:NAME], [line:NAME], [im] or [security])",
             ),
         }
     }
@@ -407,12 +436,43 @@ offline_max_chars = many
             "mss.ini:19: [line:l2] registrar: \"99999\" is not a port number (1..=65535)",
             "mss.ini:23: [im] offline_ttl: \"0s\" must be longer than zero",
             "mss.ini:24: [im] offline_max_chars: \"many\" is not a whole number",
-            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME] or [im])",
+            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [im] or [security])",
         ];
         for (i, want) in expect.iter().enumerate() {
             assert_eq!(lines.get(i).copied(), Some(*want), "item {i} of:\n{e}");
         }
         assert_eq!(lines.len(), expect.len(), "{e}");
+    }
+
+    #[test]
+    fn security_section_values_and_errors() {
+        let c = load("[security]\nban_after = 5\nban_window = 10m\nban_time = 1h\nrate_limit = 0\nignore = 10.0.0.0/8, 2001:db8::/32, 192.0.2.1\n").unwrap();
+        assert_eq!(c.security.ban_after, 5);
+        assert_eq!(c.security.ban_window, Duration::from_secs(600));
+        assert_eq!(c.security.ban_time, Duration::from_secs(3600));
+        assert_eq!(c.security.rate_limit, 0);
+        let ignore: Vec<String> = c.security.ignore.iter().map(ToString::to_string).collect();
+        assert_eq!(ignore, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]);
+        let none = load("[security]\nignore = none\n").unwrap();
+        assert!(none.security.ignore.is_empty());
+        let defaults = load("").unwrap().security;
+        assert_eq!(defaults, SecurityConfig::default());
+        assert_eq!((defaults.ban_after, defaults.rate_limit), (10, 100));
+        let e = load("[security]\nban_after = many\nban_window = 0s\nban_time = 5w\nrate_limit = -1\nignore = 10.0.0.0/33, pbx\nban_for = 1h\n").unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:2: [security] ban_after: \"many\" is not a whole number\n\
+             mss.ini:3: [security] ban_window: \"0s\" must be longer than zero\n\
+             mss.ini:4: [security] ban_time: \"5w\" is not a duration (examples: 7d, 12h, 30m, 45s)\n\
+             mss.ini:5: [security] rate_limit: \"-1\" is not a whole number\n\
+             mss.ini:6: [security] ignore: \"10.0.0.0/33\" has a prefix length outside 0..=32\n\
+             mss.ini:7: [security] ban_for: unknown key (known: ban_after, ban_window, ban_time, rate_limit, ignore)"
+        );
+        let e = load("[security]\nignore = 10.0.0.1, , ::1\n").unwrap_err();
+        assert!(
+            e.contains("has an empty item (write none for an empty list)"),
+            "{e}"
+        );
     }
 
     #[test]

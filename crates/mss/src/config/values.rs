@@ -139,6 +139,27 @@ pub(crate) fn digest_algorithms(v: &str) -> Result<Vec<mss_auth::Algorithm>, Str
     Ok(out)
 }
 
+/// A comma-separated list of IP addresses and networks (`127.0.0.0/8, ::1`), or `none`.
+pub(crate) fn ip_nets(v: &str) -> Result<Vec<mss_services::bans::IpNet>, String> {
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(format!(
+                "{v:?} has an empty item (write none for an empty list)"
+            ));
+        }
+        let net = item.parse().map_err(|e| format!("{e}"))?;
+        if out.contains(&net) {
+            return Err(format!("{item:?} is listed twice"));
+        }
+        out.push(net);
+    }
+    Ok(out)
+}
+
 /// A host name (RFC 3261 §25.1 `hostname`) or an IP address (IPv6 with or without brackets).
 pub(crate) fn host(v: &str) -> Result<String, String> {
     let inner = v

@@ -1,7 +1,7 @@
 //! The admin API's view of the running server: [`Source`] implements
 //! [`mss_admin::AdminSource`].
 //!
-//! Registrations and lines live in the core the worker drives. They are read with a
+//! Registrations, lines and bans live in the core the worker drives. They are read with a
 //! [`Query`] over a channel that the worker answers between two packets, rather than a
 //! snapshot the worker would publish every N ms: the answer is always current (a test or an admin sees a
 //! registration as soon as its `200` left), and an idle admin API costs the hot path
@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mss_admin::{
-    AdminSource, BoxFuture, LineView, MessageCountView, Metrics, RegistrationView, SourceError,
-    StoredMessageView,
+    AdminSource, BanView, BoxFuture, LineView, MessageCountView, Metrics, RegistrationView,
+    SourceError, StoredMessageView,
 };
 use mss_store::Store;
 use mss_transport::TransportStats;
@@ -78,6 +78,14 @@ impl AdminSource for Source {
 
     fn registrations(&self) -> BoxFuture<'_, Result<Vec<RegistrationView>, SourceError>> {
         Box::pin(self.ask(Query::Registrations))
+    }
+
+    fn bans(&self) -> BoxFuture<'_, Result<Vec<BanView>, SourceError>> {
+        Box::pin(self.ask(Query::Bans))
+    }
+
+    fn lift_ban(&self, addr: std::net::IpAddr) -> BoxFuture<'_, Result<bool, SourceError>> {
+        Box::pin(self.ask(move |reply| Query::LiftBan(addr, reply)))
     }
 
     fn message_counts(&self) -> BoxFuture<'_, Result<Vec<MessageCountView>, SourceError>> {

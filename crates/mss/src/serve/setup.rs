@@ -10,7 +10,8 @@ use mss_core::LineSetup;
 use mss_services::im::{ImSettings, RateLimit};
 use mss_services::registrar::{Registrar, RegistrarConfig};
 use mss_services::{
-    Answer, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer, Precheck, Users,
+    Answer, BanSettings, Bans, DigestGuard, Directory, GuardConfig, LocalDomains, Now, Offer,
+    Precheck, Users,
 };
 use mss_sip::Method;
 
@@ -75,8 +76,21 @@ pub(crate) fn local_domains(config: &Config, local_ips: &[IpAddr]) -> LocalDomai
     d
 }
 
-/// The registrar of local users, and the directory it works on: the location service and
-/// the digest guard, signing nonces with `secret`.
+/// The ban table of `[security]`.
+pub(crate) fn bans(config: &Config) -> Bans {
+    let sec = &config.security;
+    Bans::new(BanSettings {
+        ban_after: sec.ban_after,
+        ban_window: sec.ban_window,
+        ban_time: sec.ban_time,
+        rate_limit: sec.rate_limit,
+        ignore: sec.ignore.clone(),
+        ..BanSettings::default()
+    })
+}
+
+/// The registrar of local users, and the directory it works on: the location service, the
+/// digest guard, signing nonces with `secret`, and the ban table.
 pub(crate) fn registrar(
     config: &Config,
     domains: LocalDomains,
@@ -107,7 +121,7 @@ pub(crate) fn registrar(
     };
     (
         Registrar::new(rc, domains, answer(config)),
-        Directory::new(guard),
+        Directory::with_bans(guard, bans(config)),
     )
 }
 
@@ -209,6 +223,21 @@ mod tests {
         assert_eq!(s.rate_limit, None);
         c.im.rate_limit_per_minute = 30;
         assert_eq!(im_settings(&c, "h").rate_limit, RateLimit::per_minute(30));
+    }
+
+    #[test]
+    fn the_ban_table_follows_the_security_section() {
+        let mut c = Config::embedded("pbx.test".into());
+        c.security.ban_after = 3;
+        c.security.ban_time = Duration::from_secs(60);
+        c.security.rate_limit = 0;
+        c.security.ignore = Vec::new();
+        let b = bans(&c);
+        let s = b.settings();
+        assert_eq!((s.ban_after, s.rate_limit), (3, 0));
+        assert_eq!(s.ban_time, Duration::from_secs(60));
+        assert!(!s.ignores("127.0.0.1".parse().unwrap()));
+        assert_eq!(s.trust_time, BanSettings::default().trust_time);
     }
 
     #[test]

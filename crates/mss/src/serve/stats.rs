@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use mss_core::CoreStats;
+use mss_core::{CoreStats, Dropped, BAN_KINDS};
+use mss_services::bans::BanScope;
 use mss_store::StoreStats;
 use mss_transport::TransportStatsSnapshot;
 
@@ -11,6 +12,58 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} counter");
     let _ = writeln!(out, "{name} {value}");
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The ban series: bans issued, packets dropped before parsing, bans in force.
+fn bans(o: &mut String, w: &CoreStats) {
+    header(
+        o,
+        "mss_bans_total",
+        "Bans issued, by scope (address, user) and reason (auth, rate).",
+        "counter",
+    );
+    for (scope, reason) in BAN_KINDS {
+        let _ = writeln!(
+            o,
+            "mss_bans_total{{scope=\"{}\",reason=\"{}\"}} {}",
+            scope.as_str(),
+            reason.as_str(),
+            w.bans_issued(scope, reason)
+        );
+    }
+    header(
+        o,
+        "mss_bans_dropped_total",
+        "Packets dropped before parsing: from a banned address, or requests over the rate limit.",
+        "counter",
+    );
+    for why in Dropped::ALL {
+        let _ = writeln!(
+            o,
+            "mss_bans_dropped_total{{reason=\"{}\"}} {}",
+            why.as_str(),
+            w.dropped(why)
+        );
+    }
+    header(
+        o,
+        "mss_bans_active",
+        "Bans in force, by scope (address, user).",
+        "gauge",
+    );
+    for scope in [BanScope::Address, BanScope::User] {
+        let _ = writeln!(
+            o,
+            "mss_bans_active{{scope=\"{}\"}} {}",
+            scope.as_str(),
+            w.active_bans(scope)
+        );
+    }
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
@@ -34,6 +87,7 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
         "Broken requests answered outside any transaction (400, 505).",
         w.stateless_replies(),
     );
+    bans(&mut o, w);
     for (name, help, v) in [
         (
             "mss_transport_udp_datagrams_received_total",
@@ -148,6 +202,9 @@ mod tests {
         w.stray_response();
         w.stateless_reply();
         w.stateless_reply();
+        w.ban_issued(BanScope::User, mss_services::bans::BanReason::Auth);
+        w.drop_packet(Dropped::RateLimit);
+        w.set_active_bans(2, 1);
         let t = TransportStatsSnapshot {
             udp_datagrams_received: 7,
             udp_stun_keepalives_answered: 4,
@@ -161,6 +218,12 @@ mod tests {
         let text = render(&w, &t, &s);
         assert!(text.contains("mss_sip_stray_responses_total 1\n"));
         assert!(text.contains("mss_sip_stateless_replies_total 2\n"));
+        assert!(text.contains("mss_bans_total{scope=\"user\",reason=\"auth\"} 1\n"));
+        assert!(text.contains("mss_bans_total{scope=\"address\",reason=\"rate\"} 0\n"));
+        assert!(text.contains("mss_bans_dropped_total{reason=\"rate_limit\"} 1\n"));
+        assert!(text.contains("mss_bans_dropped_total{reason=\"banned\"} 0\n"));
+        assert!(text.contains("mss_bans_active{scope=\"address\"} 2\n"));
+        assert!(text.contains("# TYPE mss_bans_active gauge\n"));
         assert!(text.contains("mss_transport_udp_datagrams_received_total 7\n"));
         assert!(text.contains("mss_transport_udp_stun_keepalives_answered_total 4\n"));
         assert!(text.contains("mss_transport_udp_stun_dropped_total 2\n"));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
-use mss_admin::{LineView, RegistrationView};
+use mss_admin::{BanView, LineView, RegistrationView};
 use mss_core::{Core, Input, Network, OpId, Output, StoreOp, StoreResult};
 use mss_services::lines::ResolveRequest;
 use mss_sip::Transport;
@@ -42,6 +42,10 @@ pub(crate) enum Query {
     Registrations(oneshot::Sender<Vec<RegistrationView>>),
     /// `GET /api/lines`.
     Lines(oneshot::Sender<Vec<LineView>>),
+    /// `GET /api/bans`.
+    Bans(oneshot::Sender<Vec<BanView>>),
+    /// `DELETE /api/bans/{addr}`: whether something was banned there.
+    LiftBan(std::net::IpAddr, oneshot::Sender<bool>),
 }
 
 /// A finished lookup: its id and the addresses found (or why none).
@@ -169,6 +173,12 @@ impl Worker {
             }
             Query::Lines(reply) => {
                 let _ = reply.send(self.core.line_views());
+            }
+            Query::Bans(reply) => {
+                let _ = reply.send(self.core.bans(now()));
+            }
+            Query::LiftBan(addr, reply) => {
+                let _ = reply.send(self.core.lift_ban(now(), addr));
             }
         }
     }

@@ -1,12 +1,12 @@
-//! `mss status`: reads `/api/lines`, `/api/registrations` and `/api/messages` from a running
-//! mss and prints them as aligned text tables.
+//! `mss status`: reads `/api/lines`, `/api/registrations`, `/api/messages` and `/api/bans`
+//! from a running mss and prints them as aligned text tables.
 
 pub mod http;
 pub mod table;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mss_admin::{ErrorView, LineView, MessageCountView, RegistrationView};
+use mss_admin::{BanView, ErrorView, LineView, MessageCountView, RegistrationView};
 use serde::de::DeserializeOwned;
 
 use self::http::HttpError;
@@ -59,7 +59,7 @@ fn fetch<T: DeserializeOwned>(admin: &str, path: &str) -> Result<T, StatusError>
     })
 }
 
-/// Fetches the three lists from the admin API at `admin` (`HOST:PORT`) and renders them.
+/// Fetches the four lists from the admin API at `admin` (`HOST:PORT`) and renders them.
 ///
 /// # Errors
 /// See [`StatusError`]; a server that is not running gives [`HttpError::Connect`].
@@ -67,17 +67,19 @@ pub fn run(admin: &str) -> Result<String, StatusError> {
     let lines: Vec<LineView> = fetch(admin, "/api/lines")?;
     let regs: Vec<RegistrationView> = fetch(admin, "/api/registrations")?;
     let counts: Vec<MessageCountView> = fetch(admin, "/api/messages")?;
+    let bans: Vec<BanView> = fetch(admin, "/api/bans")?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Ok(render(&lines, &regs, &counts, now))
+    Ok(render(&lines, &regs, &counts, &bans, now))
 }
 
-/// Renders the three tables as of `now` (Unix seconds).
+/// Renders the four tables as of `now` (Unix seconds).
 pub fn render(
     lines: &[LineView],
     regs: &[RegistrationView],
     counts: &[MessageCountView],
+    bans: &[BanView],
     now: u64,
 ) -> String {
     let mut out = String::new();
@@ -143,6 +145,24 @@ pub fn render(
     let mut t = Table::new(&["USER", "STORED"]);
     for c in counts {
         t.row(vec![c.user.clone(), c.stored.to_string()]);
+    }
+    out.push_str(&t.render());
+
+    out.push_str("\nBANS\n");
+    let mut t = Table::new(&[
+        "ADDRESS", "SCOPE", "USER", "REASON", "FAILURES", "SINCE", "UNTIL", "OFFENCE",
+    ]);
+    for b in bans {
+        t.row(vec![
+            b.address.clone(),
+            b.scope.as_str().to_owned(),
+            b.user.clone().unwrap_or_else(|| "-".into()),
+            b.reason.as_str().to_owned(),
+            b.failures.to_string(),
+            relative(b.since, now),
+            relative(b.until, now),
+            b.offence.to_string(),
+        ]);
     }
     out.push_str(&t.render());
     out
@@ -220,7 +240,17 @@ mod tests {
             expires_at: 4600,
             user_agent: Some("baresip".into()),
         }];
-        let text = render(&lines, &regs, &[], 1000);
+        let bans = [mss_admin::BanView {
+            address: "203.0.113.7".into(),
+            scope: mss_admin::BanScopeView::Address,
+            reason: mss_admin::BanReasonView::Auth,
+            user: Some("101".into()),
+            failures: 10,
+            since: 940,
+            until: 1840,
+            offence: 1,
+        }];
+        let text = render(&lines, &regs, &[], &bans, 1000);
         assert!(
             text.starts_with("LINES\nNAME       NUMBER  STATE"),
             "{text}"
@@ -237,7 +267,14 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("STORED MESSAGES\nUSER  STORED\n(none)\n"),
+            text.contains("STORED MESSAGES\nUSER  STORED\n(none)\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "BANS\nADDRESS      SCOPE    USER  REASON  FAILURES  SINCE   UNTIL   OFFENCE\n\
+                 203.0.113.7  address  101   auth    10        1m ago  in 14m  1\n"
+            ),
             "{text}"
         );
     }

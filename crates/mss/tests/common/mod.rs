@@ -72,7 +72,7 @@ pub fn require_tool(name: &str) -> PathBuf {
     }
     panic!(
         "the test peer `{name}` is not installed: run scripts/install-test-deps.sh \
-         (Debian packages sip-tester, sipsak, baresip)"
+         (Debian packages sip-tester, sipsak, baresip, sipvicious)"
     );
 }
 
@@ -247,6 +247,15 @@ impl Server {
         http_get(SocketAddr::from(([127, 0, 0, 1], self.admin_port)), path)
     }
 
+    /// `DELETE path` on the admin API: status and body.
+    pub fn delete(&self, path: &str) -> (u16, String) {
+        http_request(
+            SocketAddr::from(([127, 0, 0, 1], self.admin_port)),
+            "DELETE",
+            path,
+        )
+    }
+
     /// `GET /api/registrations` as JSON.
     pub fn registrations(&self) -> Vec<serde_json::Value> {
         let (status, body) = self.get("/api/registrations");
@@ -315,11 +324,16 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 
 /// A minimal HTTP/1.1 GET (the admin API is plain HTTP on loopback).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path)
+}
+
+/// A minimal HTTP/1.1 request without a body: status and body of the answer.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
