@@ -1,9 +1,10 @@
-# Shell helpers shared by bench/run.sh, bench/scale.sh and bench/smoke.sh (sourced).
+# Shell helpers shared by bench/run.sh, scale.sh, smoke.sh and callgrind.sh (sourced).
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Stop every process listed in the pid file (one PID per line), by PID, only if
-# it is still one of ours (the driver under `timeout`, sipp, kamailio, dumpcap, mss).
+# it is still one of ours (the driver under `timeout`, sipp, kamailio, dumpcap, mss, or mss
+# under valgrind --tool=callgrind).
 stop_started() {
   local pidfile="$1" pid comm left
   [ -f "$pidfile" ] || return 0
@@ -12,7 +13,7 @@ stop_started() {
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || continue
     comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
     case "$comm" in
-      timeout|sipp|kamailio|dumpcap|mss) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
+      timeout|sipp|kamailio|dumpcap|mss|callgrind-amd64) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
     esac
   done < "$pidfile"
   for _ in 1 2 3 4 5 6 7 8 9 10; do

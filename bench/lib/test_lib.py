@@ -3,6 +3,7 @@ import os
 import tempfile
 import unittest
 
+import callgrind
 import check
 import gen_users
 import ports
@@ -190,6 +191,42 @@ class PortsTests(unittest.TestCase):
         for p in got:
             self.assertEqual(servers.udp_sockets_on(p), 0)
             self.assertFalse(servers.port_busy(p))
+
+
+class CallgrindTests(unittest.TestCase):
+    def test_program_totals_of_both_annotate_formats(self):
+        old = "Events shown:   Ir\n--\n2,942,337,925  PROGRAM TOTALS\n\n--\n"
+        new = "--\n3,842,897,994 (100.0%)  PROGRAM TOTALS\n--\n1,000 (0.1%)  x.rs:f\n"
+        self.assertEqual(callgrind.program_totals(old), 2942337925)
+        self.assertEqual(callgrind.program_totals(new), 3842897994)
+        self.assertIsNone(callgrind.program_totals("callgrind_annotate: no such file\n"))
+
+    def test_per_call_and_store_commits(self):
+        text = ("# HELP mss_store_commits_total Store transactions committed.\n"
+                "# TYPE mss_store_commits_total counter\n"
+                "mss_store_commits_total 1930\nmss_store_writes_total 3021\n"
+                "mss_store_largest_batch 4\n")
+        self.assertEqual(callgrind.store_counters(text),
+                         {"mss_store_commits_total": 1930, "mss_store_writes_total": 3021})
+        small = {"calls": 3000, "total": 3000000, "retrans": 0, "problems": [],
+                 "store": callgrind.store_counters(text)}
+        large = {"calls": 9000, "total": 9000000, "retrans": 0, "problems": [],
+                 "store": {"mss_store_commits_total": 6430}}
+        self.assertEqual(callgrind.per_call(3000000, 9000000, 3000, 9000), 1000.0)
+        self.assertAlmostEqual(callgrind.commits_per_call(small, large), 0.75)
+        line = callgrind.format_line({"scenario": "reg-auth", "rate": 300,
+                                      "runs": [small, large]})
+        self.assertEqual(line.split(), ["reg-auth", "1,000", "(3,000,000,", "9,000,000)",
+                                        "300/s", "0.75"])
+        large["store"] = {}
+        self.assertIn(" ?", callgrind.format_line({"scenario": "reg-auth", "rate": 300,
+                                                    "runs": [small, large]}))
+
+    def test_a_failed_run_is_reported(self):
+        bad = {"calls": 3000, "retrans": 0, "problems": ["3000 calls at 300/s: 2990 of 3000"]}
+        line = callgrind.format_line({"scenario": "msg-online", "rate": 100, "runs": [bad]})
+        self.assertIn("FAILED at 100/s", line)
+        self.assertIn("2990 of 3000", line)
 
 
 if __name__ == "__main__":
