@@ -4,7 +4,7 @@
 //!   [`MessageCountView`], [`StoredMessageView`], [`BanView`]); they derive both `Serialize` and
 //!   `Deserialize` so that `mss status` reads what the server writes.
 //! - [`source`]: the [`AdminSource`] trait the binary implements to feed the API.
-//! - [`router`]: the axum [`router()`] with every route, and [`serve`] to run it.
+//! - [`router`](mod@router): the axum [`router()`] with every route, and [`serve`] to run it.
 //! - [`metrics`]: [`Metrics`], a lock-free registry of counters and gauges rendered in the
 //!   Prometheus text format for `GET /metrics`.
 //!

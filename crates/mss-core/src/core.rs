@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mss_admin::{Direction, Metrics};
+use mss_admin::{AuthFailure, Direction, Metrics};
 use mss_services::registrar::{PendingRegister, Registrar};
 use mss_services::{Answer, Directory, LocalDomains, Now, Precheck};
 use mss_sip::{Flow, Message, Request, Response};
@@ -134,6 +134,8 @@ pub struct Core {
     /// A batched delete of expired bindings is running.
     pub(crate) sweep_running: bool,
     trim: TrimPolicy,
+    /// The digest guard's failure counts already added to the metrics.
+    auth_published: mss_services::AuthStats,
     /// Set by shutdown: drained by then at the latest.
     drain_until: Option<Instant>,
 }
@@ -175,6 +177,7 @@ impl Core {
             next_sweep: now.mono + SWEEP_INTERVAL,
             sweep_running: false,
             trim: TrimPolicy::default(),
+            auth_published: mss_services::AuthStats::default(),
             drain_until: None,
         };
         core.start_lines();
@@ -201,6 +204,40 @@ impl Core {
         }
         self.drain(now);
         self.publish_bans(now);
+        self.publish_auth_failures();
+    }
+
+    /// Adds the digest failures counted since the last call to `mss_auth_failures_total`
+    /// (one comparison when nothing failed).
+    fn publish_auth_failures(&mut self) {
+        let now = self.directory.guard.stats();
+        if now == self.auth_published {
+            return;
+        }
+        let before = self.auth_published;
+        for (reason, n) in [
+            (
+                AuthFailure::Credentials,
+                now.credentials.saturating_sub(before.credentials),
+            ),
+            (
+                AuthFailure::StaleNonce,
+                now.stale.saturating_sub(before.stale),
+            ),
+            (
+                AuthFailure::Replay,
+                now.replay.saturating_sub(before.replay),
+            ),
+            (
+                AuthFailure::Malformed,
+                now.malformed.saturating_sub(before.malformed),
+            ),
+        ] {
+            for _ in 0..n {
+                self.metrics.auth_failure(reason);
+            }
+        }
+        self.auth_published = now;
     }
 
     /// The next thing to do, or `None` until the next input.

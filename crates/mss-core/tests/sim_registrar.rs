@@ -113,3 +113,27 @@ fn every_rfc4475_message_gets_an_answer_or_silence_and_nothing_is_left_behind() 
     sim.advance(Duration::from_secs(64));
     assert_eq!(sim.core.transaction_count(), 0, "{:?}", sim.core);
 }
+
+#[test]
+fn failed_answers_are_counted_by_why() {
+    let mut sim = Sim::start(Setup::default());
+    let mut guesser = Phone::new("100", "not-the-password", "127.0.0.12:5062");
+    let rsp = guesser.register(&mut sim, 120).unwrap();
+    assert_eq!(rsp.status().as_u16(), 401);
+    let text = sim.metrics.render();
+    assert!(
+        text.contains("mss_auth_failures_total{reason=\"credentials\"} 1\n"),
+        "{text}"
+    );
+    // A first REGISTER without credentials is no failure, and a right answer neither.
+    let mut phone = Phone::new("101", "pw-101", "127.0.0.13:5062");
+    assert_eq!(
+        phone.register(&mut sim, 120).unwrap().status().as_u16(),
+        200
+    );
+    let text = sim.metrics.render();
+    assert!(
+        text.contains("mss_auth_failures_total{reason=\"credentials\"} 1\n"),
+        "{text}"
+    );
+}

@@ -224,6 +224,21 @@ impl AuthWatch for () {
     fn failed(&mut self, _: Now, _: IpAddr, _: &str) {}
 }
 
+/// How many answers to a challenge failed since start, by why (`mss_auth_failures_total`).
+/// A request without credentials for our realm is no failure: it gets its first challenge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthStats {
+    /// Unknown user or wrong password (indistinguishable on the wire), or a nonce mss did
+    /// not issue.
+    pub credentials: u64,
+    /// An expired nonce (answered with `stale=true`).
+    pub stale: u64,
+    /// A nonce count used before (answered with `stale=true`).
+    pub replay: u64,
+    /// A malformed `Authorization`/`Proxy-Authorization` of our realm (`400`).
+    pub malformed: u64,
+}
+
 /// Checks digest credentials of local users and builds challenges. Sans-IO: time comes in
 /// as [`Now`], randomness from a generator seeded by the caller.
 pub struct DigestGuard {
@@ -232,6 +247,8 @@ pub struct DigestGuard {
     rng: StdRng,
     /// Whether clients in the `digest_clients.rs` table get MD5 alone.
     adapt_to_client: bool,
+    /// Failed answers so far.
+    stats: AuthStats,
 }
 
 impl std::fmt::Debug for DigestGuard {
@@ -276,7 +293,13 @@ impl DigestGuard {
             users,
             rng: StdRng::seed_from_u64(seed),
             adapt_to_client: config.offer == Offer::Automatic,
+            stats: AuthStats::default(),
         }
+    }
+
+    /// Failed answers since start, by why.
+    pub fn stats(&self) -> AuthStats {
+        self.stats
     }
 
     /// The user directory.
@@ -314,6 +337,7 @@ impl DigestGuard {
                 Err(self.challenge(now, req, kind, stale, answer, source))
             }
             Err(Refusal::Malformed(why)) => {
+                self.stats.malformed += 1;
                 let reason = match kind {
                     AuthKind::Www => "Bad Authorization Header",
                     AuthKind::Proxy => "Bad Proxy-Authorization Header",
@@ -341,6 +365,12 @@ impl DigestGuard {
             return Err(Refusal::Challenge { stale: false });
         }
         let verdict = self.verify_credentials(now, req, &creds);
+        match verdict {
+            mss_auth::Verdict::Ok => {}
+            mss_auth::Verdict::Invalid => self.stats.credentials += 1,
+            mss_auth::Verdict::Stale => self.stats.stale += 1,
+            mss_auth::Verdict::Replay => self.stats.replay += 1,
+        }
         match verdict {
             mss_auth::Verdict::Ok => {
                 watch.passed(now, source, creds.username);

@@ -31,7 +31,9 @@ pub mod registrar;
 
 pub use answer::{Answer, Reject};
 pub use bans::{Admit, BanSettings, Bans};
-pub use digest::{AuthKind, AuthWatch, AuthenticatedUser, DigestGuard, GuardConfig, Offer, Users};
+pub use digest::{
+    AuthKind, AuthStats, AuthWatch, AuthenticatedUser, DigestGuard, GuardConfig, Offer, Users,
+};
 pub use directory::Directory;
 pub use domains::LocalDomains;
 pub use now::Now;
