@@ -24,6 +24,8 @@ step deps scripts/install-test-deps.sh
 step self-contained scripts/check-self-contained.sh
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
+# Doc comments are part of the code: a broken intra-doc link fails like a lint.
+step doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 # The benchmark harness's own unit tests (report, statistics, users, smoke checks). Its
 # end-to-end smoke run is a cargo test: crates/mss/tests/bench_smoke.rs.
