@@ -195,13 +195,13 @@ fn forbidden_is_auth_failed_and_the_backoff_doubles() {
     }
 }
 
-#[test]
-fn the_cseq_quirk_switches_an_auto_line_to_fresh_call_ids_at_once() {
-    let mut sim = Sim::start(setup());
-    let online = bring_online(&mut sim, 600);
-    let (_, refresh) = next_register(&mut sim, Duration::from_secs(600));
-    assert_eq!(call_id(&refresh), call_id(&online));
-    // The provider refuses CSeq+1 on the same Call-ID.
+/// Brings line 0 online, then refuses its refresh the way the classic provider does
+/// (`400` + `P-Registrar-Error: Invalid CSeq number`); returns the first accepted REGISTER,
+/// the refused refresh, the time the retry left and the retry with a fresh Call-ID that the
+/// provider accepted (as sent, and answering the challenge).
+fn provoke_the_switch(sim: &mut Sim) -> (Request, Request, Duration, Request, Request) {
+    let online = bring_online(sim, 600);
+    let (_, refresh) = next_register(sim, Duration::from_secs(600));
     let text = reply(
         &refresh,
         400,
@@ -209,13 +209,22 @@ fn the_cseq_quirk_switches_an_auto_line_to_fresh_call_ids_at_once() {
         "P-Registrar-Error: Invalid CSeq number\r\n",
     );
     sim.receive(provider(), &text);
-    // Retried at once with a new Call-ID (and From tag).
-    let (at, fresh) = next_register(&mut sim, Duration::from_secs(1));
+    let (at, fresh) = next_register(sim, Duration::from_secs(1));
+    challenge(sim, &fresh);
+    let (_, authed) = next_register(sim, Duration::from_secs(1));
+    accept(sim, &authed, 600);
+    (online, refresh, at, fresh, authed)
+}
+
+#[test]
+fn the_cseq_quirk_switches_an_auto_line_to_fresh_call_ids_at_once() {
+    let mut sim = Sim::start(setup());
+    // The provider refuses CSeq+1 on the same Call-ID; the line retries at once with a new
+    // Call-ID (and From tag).
+    let (online, refresh, at, fresh, authed) = provoke_the_switch(&mut sim);
+    assert_eq!(call_id(&refresh), call_id(&online));
     assert!(at < Duration::from_secs(600));
     assert_ne!(call_id(&fresh), call_id(&online));
-    challenge(&mut sim, &fresh);
-    let (_, authed) = next_register(&mut sim, Duration::from_secs(1));
-    accept(&mut sim, &authed, 600);
     assert_eq!(sim.line_state(0), "online");
     assert_eq!(sim.line(0).call_id_mode.as_str(), "auto_fresh");
     // It stays with fresh Call-IDs.
@@ -226,19 +235,7 @@ fn the_cseq_quirk_switches_an_auto_line_to_fresh_call_ids_at_once() {
 #[test]
 fn the_switch_to_fresh_call_ids_survives_a_restart() {
     let mut sim = Sim::start(setup());
-    let online = bring_online(&mut sim, 600);
-    let (_, refresh) = next_register(&mut sim, Duration::from_secs(600));
-    let text = reply(
-        &refresh,
-        400,
-        "Bad Request",
-        "P-Registrar-Error: Invalid CSeq number\r\n",
-    );
-    sim.receive(provider(), &text);
-    let (_, fresh) = next_register(&mut sim, Duration::from_secs(1));
-    challenge(&mut sim, &fresh);
-    let (_, authed) = next_register(&mut sim, Duration::from_secs(1));
-    accept(&mut sim, &authed, 600);
+    let (online, _, _, _, authed) = provoke_the_switch(&mut sim);
     // A crash and a restart: the stored record keeps the switch, so the registrar's
     // complaint is not provoked again.
     let mut sim = sim.restart(Duration::from_secs(3));
