@@ -19,6 +19,6 @@ pub use metrics::{AuthFailure, Direction, MessageOutcome, Method, Metrics};
 pub use router::{router, serve, serve_listener, AdminError};
 pub use source::{AdminSource, BoxFuture, SourceError};
 pub use views::{
-    BanReasonView, BanScopeView, BanView, CallIdModeView, ErrorView, LastFailure, LineState,
-    LineView, MessageCountView, RegistrationView, StoredMessageView,
+    ActiveCallView, BanReasonView, BanScopeView, BanView, CallIdModeView, CallLegView, ErrorView,
+    LastFailure, LineState, LineView, MessageCountView, RegistrationView, StoredMessageView,
 };

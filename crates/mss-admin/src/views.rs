@@ -292,3 +292,35 @@ mod tests {
         }
     }
 }
+
+/// One leg of an active call, as `GET /api/calls/active` shows it (DESIGN §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLegView {
+    /// The leg's Call-ID (each leg is its own dialog).
+    pub call_id: String,
+    /// The peer: the signalling address of the device or provider (`ip:port`).
+    pub peer: String,
+    /// The codec negotiated (the first payload of the answer, e.g. `PCMU/8000`), if known.
+    pub codec: Option<String>,
+    /// RTP packets received from this leg by the media relay (0 without relay).
+    pub rtp_in: u64,
+    /// RTP packets sent to this leg by the media relay (0 without relay).
+    pub rtp_out: u64,
+}
+
+/// One active call, as `GET /api/calls/active` shows it (DESIGN §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveCallView {
+    /// The call's id (the same as its record's).
+    pub id: String,
+    /// Who called.
+    pub caller: String,
+    /// What was dialled.
+    pub callee: String,
+    /// `ringing`, `early` (early media), `answered` or `ending`.
+    pub state: String,
+    /// When the call started (Unix seconds).
+    pub since: u64,
+    /// The A leg first, then every B leg.
+    pub legs: Vec<CallLegView>,
+}

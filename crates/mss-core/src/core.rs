@@ -60,6 +60,8 @@ pub struct CoreParts {
     pub lines: Vec<LineSetup>,
     /// The messaging service's settings.
     pub im: mss_services::im::ImSettings,
+    /// The call service's settings.
+    pub calls: crate::calls::CallSettings,
     /// Counters shown by `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The core's own counters shown by `/metrics`.

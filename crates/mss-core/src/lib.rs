@@ -39,6 +39,7 @@
 //! `input.rs`, `output.rs`, `network.rs`, `stats.rs`, `memory.rs`.
 
 mod bans;
+mod calls;
 mod core;
 mod dispatch;
 mod inbound;
@@ -56,6 +57,7 @@ mod testing;
 
 pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
 pub use bans::BAN_LOG_TARGET;
+pub use calls::{CallSettings, DEFAULT_MAX_CALLS, DEFAULT_RING_TIMEOUT};
 pub use input::{Input, StoreResult};
 pub use lines::LineSetup;
 pub use network::{FixedAddress, Network};

@@ -62,6 +62,8 @@ pub struct LineSetup {
     pub settings: LineSettings,
     /// The local user who receives the line's incoming calls and messages.
     pub owner: Option<String>,
+    /// Whether local users' calls may go out through the line (`outgoing`, default true).
+    pub outgoing: bool,
 }
 
 /// What to do when an operation of a line finishes.

@@ -1,7 +1,7 @@
 //! What the core asks the driver to do: send bytes, run a store operation or a lookup.
 
 use mss_services::lines::ResolveRequest;
-use mss_store::{BindingChange, LineRecord, NewMessage, UnixMillis};
+use mss_store::{BindingChange, CallRecord, LineRecord, NewMessage, UnixMillis};
 use mss_txn::Transmit;
 
 /// The id of an operation the core started ([`Output::Store`], [`Output::Resolve`]); its
@@ -88,4 +88,7 @@ pub enum StoreOp {
     },
     /// `put_line(record)` → [`crate::StoreResult::Done`].
     PutLine(LineRecord),
+    /// `put_call(record)` → [`crate::StoreResult::Done`]: a call's record at answer and
+    /// at its end.
+    PutCall(CallRecord),
 }

@@ -40,12 +40,14 @@
 //! ```
 
 pub mod blocking;
+pub mod call_record;
 pub mod error;
 pub mod records;
 pub mod sqlite;
 pub mod store;
 
 pub use blocking::block_on;
+pub use call_record::{CallDirection, CallDisposition, CallRecord, EndedBy};
 pub use error::StoreError;
 pub use records::{
     BindingChange, BindingKey, BindingRecord, InsertOutcome, LineRecord, NewMessage, StoreStats,

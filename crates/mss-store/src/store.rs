@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::call_record::CallRecord;
 use crate::error::StoreError;
 use crate::records::{
     BindingChange, BindingRecord, InsertOutcome, LineRecord, NewMessage, StoreStats, StoredMessage,
@@ -88,6 +89,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores (inserts or replaces) a line's dialog state.
     fn put_line(&self, line: LineRecord) -> StoreFuture<()>;
+
+    /// Stores (inserts or replaces) the record of a call attempt, by its id: the start at
+    /// answer, the whole record when the call ends (DESIGN §8 "Records").
+    fn put_call(&self, record: CallRecord) -> StoreFuture<()>;
 
     /// The secret called `name`, if any.
     fn get_secret(&self, name: &str) -> StoreFuture<Option<Vec<u8>>>;

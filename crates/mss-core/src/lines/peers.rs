@@ -61,6 +61,7 @@ mod tests {
             LineSetup {
                 settings,
                 owner: None,
+                outgoing: true,
             }
         };
         Lines::new(

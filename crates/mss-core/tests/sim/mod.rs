@@ -131,6 +131,7 @@ impl Setup {
         self.lines.push(LineSetup {
             settings,
             owner: owner.map(str::to_owned),
+            outgoing: true,
         });
         self
     }
@@ -232,6 +233,7 @@ impl Sim {
                 precheck: precheck(),
                 lines: setup.lines.clone(),
                 im: setup.im.clone(),
+                calls: mss_core::CallSettings::default(),
                 metrics: Arc::clone(&metrics),
                 stats: Arc::clone(&stats),
                 network: if setup.ipv4_only {
@@ -429,7 +431,7 @@ impl Sim {
                 thread: "writer",
             };
             return match op {
-                StoreOp::ApplyBindingChanges { .. } | StoreOp::PutLine(_) => {
+                StoreOp::ApplyBindingChanges { .. } | StoreOp::PutLine(_) | StoreOp::PutCall(_) => {
                     StoreResult::Done(Err(e()))
                 }
                 StoreOp::DeleteExpiredBindings { .. } | StoreOp::DeleteExpiredMessages { .. } => {
@@ -461,6 +463,7 @@ impl Sim {
             }
             StoreOp::GetLine { name } => StoreResult::Line(block_on(s.get_line(&name))),
             StoreOp::PutLine(record) => StoreResult::Done(block_on(s.put_line(record))),
+            StoreOp::PutCall(record) => StoreResult::Done(block_on(s.put_call(record))),
         }
     }
 
@@ -501,6 +504,7 @@ fn op_name(op: &StoreOp) -> &'static str {
         StoreOp::DeleteExpiredMessages { .. } => "DeleteExpiredMessages",
         StoreOp::GetLine { .. } => "GetLine",
         StoreOp::PutLine(_) => "PutLine",
+        StoreOp::PutCall(_) => "PutCall",
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod answer;
 mod bindings;
+mod calls;
 mod checkpoint;
 mod connection;
 mod lines;
@@ -25,6 +26,7 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::call_record::CallRecord;
 use crate::error::StoreError;
 use crate::records::{
     BindingChange, BindingRecord, InsertOutcome, LineRecord, NewMessage, StoreStats, StoredMessage,
@@ -388,6 +390,10 @@ impl Store for SqliteStore {
 
     fn put_line(&self, line: LineRecord) -> StoreFuture<()> {
         self.write("put_line", move |c| lines::put(c, &line))
+    }
+
+    fn put_call(&self, record: CallRecord) -> StoreFuture<()> {
+        self.write("put_call", move |c| calls::put(c, &record))
     }
 
     fn get_secret(&self, name: &str) -> StoreFuture<Option<Vec<u8>>> {

@@ -106,6 +106,30 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE bindings_v3 RENAME TO bindings;
     ",
     ),
+    (
+        4,
+        "
+    -- Call records (DESIGN §8): one row per call attempt, written at answer (ended_at and
+    -- disposition NULL) and replaced when the call ends. A row still open at start is a
+    -- call a crash interrupted.
+    CREATE TABLE calls (
+        id             TEXT    PRIMARY KEY NOT NULL,
+        started_at     INTEGER NOT NULL,
+        answered_at    INTEGER,
+        ended_at       INTEGER,
+        caller         TEXT    NOT NULL,
+        callee         TEXT    NOT NULL,
+        answered_by    TEXT,
+        direction      TEXT    NOT NULL,
+        line           TEXT,
+        disposition    TEXT,
+        sip_code       INTEGER,
+        ended_by       TEXT,
+        forwarded_from TEXT
+    );
+    CREATE INDEX calls_by_start ON calls (started_at);
+    ",
+    ),
 ];
 
 /// The schema version this build writes.

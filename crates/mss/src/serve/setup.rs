@@ -160,6 +160,7 @@ pub(crate) fn lines(loaded: &Loaded) -> Vec<LineSetup> {
         .map(|l| LineSetup {
             settings: line_settings(l, effective_call_id_mode(l, &loaded.var)),
             owner: l.owner.clone(),
+            outgoing: true,
         })
         .collect()
 }

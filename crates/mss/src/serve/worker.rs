@@ -257,6 +257,10 @@ impl Worker {
                 let f = s.put_line(record);
                 self.wait(id, f, StoreResult::Done);
             }
+            StoreOp::PutCall(record) => {
+                let f = s.put_call(record);
+                self.wait(id, f, StoreResult::Done);
+            }
         }
     }
 
