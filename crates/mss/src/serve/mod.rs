@@ -15,7 +15,8 @@
 //! - `memory.rs`: giving freed memory back to the system;
 //! - `names.rs`: the set of user names the admin API checks against.
 //!
-//! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
+//! Start-up: store → nonce key → users, domains, registrar → restore bindings → call
+//! records left open by a crash marked `interrupted` → admin
 //! socket → SIP sockets → who has stored messages → core and worker → admin API.
 //! Shutdown (when the future given to [`run`] completes): the core drains (services say
 //! goodbye, pending store writes finish), the admin API stops, the transports close, and
@@ -214,6 +215,8 @@ async fn serve(
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "bindings restored"
     );
+    // Their lines go to the CSV records with the next step's writer.
+    let _interrupted = interrupt_open_calls(store.as_ref(), now.unix_ms).await?;
 
     let admin_listener =
         TcpListener::bind(c.server.admin)
@@ -315,6 +318,28 @@ async fn serve(
     outcome
 }
 
+/// Marks the call records a crash or kill left open (written at answer, never finished) as
+/// `interrupted` (DESIGN §8 "Records"), before the core runs, and logs one line per call.
+///
+/// # Errors
+/// The store's, which stops the start like any store failure at start.
+async fn interrupt_open_calls(
+    store: &dyn Store,
+    now: mss_store::UnixMillis,
+) -> Result<Vec<mss_store::CallRecord>, StoreError> {
+    let interrupted = store.interrupt_open_calls(now).await?;
+    for r in &interrupted {
+        tracing::warn!(
+            caller = %r.caller,
+            callee = %r.callee,
+            started_at = r.started_at,
+            "call {} interrupted: it was up when mss stopped without ending it",
+            r.id
+        );
+    }
+    Ok(interrupted)
+}
+
 /// The Via sent-by of requests mss sends when the transports cannot name one for a peer:
 /// the first bound address if it is a specific one, else the domain.
 fn im_via_host(c: &config::Config, transports: &Transports) -> String {
@@ -401,6 +426,37 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("--listen: "), "{e}");
+    }
+
+    #[test]
+    fn open_call_records_are_interrupted_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let open = mss_store::CallRecord {
+            id: "c-1".into(),
+            started_at: 1_000,
+            answered_at: Some(2_000),
+            ended_at: None,
+            caller: "101".into(),
+            callee: "102".into(),
+            answered_by: Some("102".into()),
+            direction: mss_store::CallDirection::Internal,
+            line: None,
+            disposition: None,
+            sip_code: Some(200),
+            ended_by: None,
+            forwarded_from: None,
+        };
+        mss_store::block_on(store.put_call(open)).unwrap();
+        let done = mss_store::block_on(interrupt_open_calls(&store, 5_000)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            done[0].disposition,
+            Some(mss_store::CallDisposition::Interrupted)
+        );
+        assert!(mss_store::block_on(interrupt_open_calls(&store, 5_000))
+            .unwrap()
+            .is_empty());
     }
 
     /// A port free on 127.0.0.1 for UDP and TCP right now.
