@@ -13,7 +13,9 @@
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: the core's, the transport's and the store's series of `/metrics`;
 //! - `memory.rs`: giving freed memory back to the system;
-//! - `names.rs`: the set of user names the admin API checks against.
+//! - `names.rs`: the set of user names the admin API checks against;
+//! - `cdr_writer.rs`: the thread that appends finished call records to the daily CSV files;
+//! - `cdr_csv.rs`: a call record as a CSV line (RFC 4180, formula injection neutralised).
 //!
 //! Start-up: store → nonce key → users, domains, registrar → restore bindings → call
 //! records left open by a crash marked `interrupted` → admin
@@ -23,6 +25,8 @@
 //! the last store handle is dropped on a blocking thread, which waits for the final commit.
 
 mod admin;
+mod cdr_csv;
+mod cdr_writer;
 mod dns;
 mod lines;
 mod memory;
@@ -93,6 +97,14 @@ pub enum ServeError {
     /// The admin API could not listen or stopped with an error.
     #[error("{0}")]
     Admin(#[from] mss_admin::AdminError),
+    /// A thread of the server could not be started.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        /// What the thread does.
+        name: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// A task of the server ended abnormally.
     #[error("the {0} task failed")]
     Task(&'static str),
@@ -172,7 +184,19 @@ pub async fn run(
         .map_err(|_| ServeError::Task("store opening"))??;
     tracing::info!(path = %store.path().display(), "store open");
     let store: Arc<dyn Store> = Arc::new(store);
-    let result = serve(prepared.loaded, Arc::clone(&store), shutdown).await;
+    let (cdr, cdr_thread) =
+        cdr_writer::start(&c.server.data_dir).map_err(|source| ServeError::Thread {
+            name: "call records CSV writer",
+            source,
+        })?;
+    // `serve` drops every sender of finished records (the worker's too) before it returns.
+    let result = serve(prepared.loaded, Arc::clone(&store), cdr, shutdown).await;
+    if tokio::task::spawn_blocking(move || cdr_thread.join())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the CSV writer of call records did not stop cleanly");
+    }
     // Dropping the last handle waits for the writer's final commit: off the async threads.
     let flushed = tokio::task::spawn_blocking(move || drop(store)).await;
     if flushed.is_err() {
@@ -187,6 +211,7 @@ pub async fn run(
 async fn serve(
     mut loaded: Loaded,
     store: Arc<dyn Store>,
+    cdr: cdr_writer::CdrSender,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let c = &loaded.config;
@@ -215,8 +240,9 @@ async fn serve(
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "bindings restored"
     );
-    // Their lines go to the CSV records with the next step's writer.
-    let _interrupted = interrupt_open_calls(store.as_ref(), now.unix_ms).await?;
+    for record in interrupt_open_calls(store.as_ref(), now.unix_ms).await? {
+        cdr.write(record);
+    }
 
     let admin_listener =
         TcpListener::bind(c.server.admin)
@@ -258,7 +284,7 @@ async fn serve(
 
     let (queries_tx, queries) = mpsc::channel(64);
     let (shutdown_tx, stop) = watch::channel(false);
-    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store));
+    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr);
     let mut worker_stop = stop.clone();
     let worker_task = tokio::spawn(
         worker.run(worker::Inputs { received, queries }, async move {
@@ -428,12 +454,10 @@ mod tests {
         assert!(e.to_string().starts_with("--listen: "), "{e}");
     }
 
-    #[test]
-    fn open_call_records_are_interrupted_at_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let open = mss_store::CallRecord {
-            id: "c-1".into(),
+    /// A record written at answer and never finished.
+    fn open_call(id: &str) -> mss_store::CallRecord {
+        mss_store::CallRecord {
+            id: id.into(),
             started_at: 1_000,
             answered_at: Some(2_000),
             ended_at: None,
@@ -446,8 +470,14 @@ mod tests {
             sip_code: Some(200),
             ended_by: None,
             forwarded_from: None,
-        };
-        mss_store::block_on(store.put_call(open)).unwrap();
+        }
+    }
+
+    #[test]
+    fn open_call_records_are_interrupted_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        mss_store::block_on(store.put_call(open_call("c-1"))).unwrap();
         let done = mss_store::block_on(interrupt_open_calls(&store, 5_000)).unwrap();
         assert_eq!(done.len(), 1);
         assert_eq!(
@@ -515,6 +545,11 @@ mod tests {
         })
         .unwrap();
         let data = prepared.loaded.config.server.data_dir.clone();
+        // A call that was up when an earlier run was killed.
+        {
+            let store = SqliteStore::open(&data).unwrap();
+            mss_store::block_on(store.put_call(open_call("c-killed"))).unwrap();
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -574,5 +609,17 @@ mod tests {
         let bindings = mss_store::block_on(store.load_bindings(0)).unwrap();
         assert_eq!(bindings.len(), 1);
         assert_eq!(bindings[0].user, "100");
+        // The killed call: interrupted in the database and in its day's CSV file.
+        let calls = mss_store::block_on(store.list_calls(None, 10)).unwrap();
+        assert_eq!(
+            calls[0].disposition,
+            Some(mss_store::CallDisposition::Interrupted)
+        );
+        let csv = std::fs::read_to_string(data.join("cdr").join("1970-01-01.csv")).unwrap();
+        assert!(csv.starts_with("id,started_at,"), "{csv}");
+        assert!(
+            csv.contains("c-killed,1970-01-01T00:00:01Z,1970-01-01T00:00:02Z,,,,101,102,102,internal,,interrupted,200,mss,\r\n"),
+            "{csv}"
+        );
     }
 }

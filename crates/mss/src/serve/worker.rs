@@ -5,7 +5,8 @@
 //! [`Query`]s, received packets and a sleep until [`Core::poll_timeout`]; each becomes one
 //! [`Input`]. After every input it carries out the core's [`Output`]s: transmits go to the
 //! sockets (a failed send of a transaction goes back as [`Input::SendFailed`]), store
-//! operations to the store (`serve/store_calls.rs`, results in the order of the calls),
+//! operations to the store (`serve/store_calls.rs`, results in the order of the calls; a
+//! finished call record, once stored, also to the CSV writer, `serve/cdr_writer.rs`),
 //! lookups to a bounded DNS task (`serve/dns.rs`).
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use mss_store::{Store, StoreError, StoreFuture};
 use mss_transport::{Received, Transports};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cdr_writer::CdrSender;
 use super::dns::{self, DnsError};
 use super::memory::release_free_memory;
 use super::setup::now;
@@ -77,6 +79,8 @@ pub(crate) struct Worker {
     store: Arc<dyn Store>,
     /// Store calls being waited for, in call order.
     store_calls: StoreCalls,
+    /// Finished call records, once stored, go to the CSV writer's thread.
+    cdr: CdrSender,
     /// Finished lookups come back on this channel.
     lookups_tx: mpsc::UnboundedSender<Lookup>,
     lookups: mpsc::UnboundedReceiver<Lookup>,
@@ -87,14 +91,21 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// A worker driving `core` over `transports` and `store`.
-    pub(crate) fn new(core: Core, transports: Transports, store: Arc<dyn Store>) -> Worker {
+    /// A worker driving `core` over `transports` and `store`; finished call records go to
+    /// `cdr` too.
+    pub(crate) fn new(
+        core: Core,
+        transports: Transports,
+        store: Arc<dyn Store>,
+        cdr: CdrSender,
+    ) -> Worker {
         let (lookups_tx, lookups) = mpsc::unbounded_channel();
         Worker {
             core,
             transports,
             store,
             store_calls: StoreCalls::default(),
+            cdr,
             lookups_tx,
             lookups,
             cancels: HashMap::new(),
@@ -258,8 +269,18 @@ impl Worker {
                 self.wait(id, f, StoreResult::Done);
             }
             StoreOp::PutCall(record) => {
+                // A finished record goes to the day's CSV file once it is in the database:
+                // the completion only queues it for the writer's thread (no disk here).
+                let finished = record.disposition.is_some().then(|| record.clone());
                 let f = s.put_call(record);
-                self.wait(id, f, StoreResult::Done);
+                let cdr = self.cdr.clone();
+                self.store_calls.push(async move {
+                    let result = f.await;
+                    if let (Ok(()), Some(record)) = (&result, finished) {
+                        cdr.write(record);
+                    }
+                    (id, StoreResult::Done(result))
+                });
             }
         }
     }
