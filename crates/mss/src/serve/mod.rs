@@ -240,9 +240,7 @@ async fn serve(
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "bindings restored"
     );
-    for record in interrupt_open_calls(store.as_ref(), now.unix_ms).await? {
-        cdr.write(record);
-    }
+    let interrupted = interrupt_open_calls(store.as_ref(), now.unix_ms).await?;
 
     let admin_listener =
         TcpListener::bind(c.server.admin)
@@ -258,6 +256,12 @@ async fn serve(
 
     let metrics = Arc::new(Metrics::new());
     metrics.set_registered_contacts(u64::try_from(restored).unwrap_or(u64::MAX));
+    for record in interrupted {
+        if let Some(disposition) = record.disposition {
+            metrics.call_ended(record.direction, disposition);
+        }
+        cdr.write(record);
+    }
     let core_stats = Arc::new(CoreStats::default());
     let mut core = Core::new(
         CoreParts {
@@ -597,6 +601,33 @@ mod tests {
             )
             .await;
             assert_eq!(ok.status().as_u16(), 200);
+            // The admin API: the killed call among the records, none active, counted.
+            let api = format!("127.0.0.1:{admin}");
+            let get = |path: &'static str| {
+                let api = api.clone();
+                tokio::task::spawn_blocking(move || {
+                    let timeout = std::time::Duration::from_secs(5);
+                    let rsp = crate::status::http::get(&api, path, timeout).unwrap();
+                    (rsp.status, String::from_utf8(rsp.body).unwrap())
+                })
+            };
+            let (status, body) = get("/api/calls?limit=10").await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            let calls: Vec<mss_admin::CallRecordView> = serde_json::from_str(&body).unwrap();
+            assert_eq!(calls.len(), 1, "{body}");
+            assert_eq!(calls[0].id, "c-killed");
+            assert_eq!(calls[0].disposition.as_deref(), Some("interrupted"));
+            let (status, body) = get("/api/calls?limit=0").await.unwrap();
+            assert_eq!(status, 400, "{body}");
+            let (status, body) = get("/api/calls/active").await.unwrap();
+            assert_eq!((status, body.as_str()), (200, "[]"));
+            let (_, body) = get("/metrics").await.unwrap();
+            assert!(
+                body.contains(
+                    "mss_calls_total{direction=\"internal\",disposition=\"interrupted\"} 1\n"
+                ),
+                "{body}"
+            );
             stop.send(()).unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(10), server)
                 .await

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
-use mss_admin::{BanView, LineView, RegistrationView};
+use mss_admin::{ActiveCallView, BanView, LineView, RegistrationView};
 use mss_core::{Core, Input, Network, OpId, Output, StoreOp, StoreResult};
 use mss_services::lines::ResolveRequest;
 use mss_sip::Transport;
@@ -48,6 +48,8 @@ pub(crate) enum Query {
     Bans(oneshot::Sender<Vec<BanView>>),
     /// `DELETE /api/bans/{addr}`: whether something was banned there.
     LiftBan(std::net::IpAddr, oneshot::Sender<bool>),
+    /// `GET /api/calls/active`.
+    ActiveCalls(oneshot::Sender<Vec<ActiveCallView>>),
 }
 
 /// A finished lookup: its id and the addresses found (or why none).
@@ -190,6 +192,9 @@ impl Worker {
             }
             Query::LiftBan(addr, reply) => {
                 let _ = reply.send(self.core.lift_ban(now(), addr));
+            }
+            Query::ActiveCalls(reply) => {
+                let _ = reply.send(self.core.active_calls());
             }
         }
     }
