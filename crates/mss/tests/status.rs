@@ -94,6 +94,12 @@ async fn status_prints_tables_from_a_running_api() {
         .unwrap()
         .unwrap();
     assert!(text.contains("provider1  2001    online"), "{text}");
+    assert!(
+        text.contains(
+            "ACTIVE CALLS (1)\nID   CALL            STATE     SINCE\nc-1  101 → 95551234  answered"
+        ),
+        "{text}"
+    );
     assert!(text.contains("REGISTRATIONS\nUSER  CONTACT"), "{text}");
     assert!(text.contains("102   3"), "{text}");
     assert!(text.contains("BANS\nADDRESS  SCOPE"), "{text}");
