@@ -272,10 +272,7 @@ async fn serve(
             precheck: setup::precheck(),
             lines: setup::lines(&loaded),
             im: setup::im_settings(c, &im_via_host(c, &transports)),
-            calls: mss_core::CallSettings {
-                outgroup_prefix: c.server.outgroup_prefix.clone(),
-                ..mss_core::CallSettings::default()
-            },
+            calls: setup::call_settings(c),
             metrics: Arc::clone(&metrics),
             stats: Arc::clone(&core_stats),
             network: Box::new(worker::HostNetwork(transports.clone())),
