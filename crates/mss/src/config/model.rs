@@ -14,6 +14,8 @@ pub enum SipTransport {
     Udp,
     /// TCP (RFC 3261 §18).
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2); `listen` only, not yet a line's `transport`.
+    Tls,
 }
 
 impl SipTransport {
@@ -22,6 +24,7 @@ impl SipTransport {
         match self {
             SipTransport::Udp => "udp",
             SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct ServerConfig {
 
 /// Default SIP port (RFC 3261 §19.1.2).
 pub const DEFAULT_SIP_PORT: u16 = 5060;
+/// Default SIP port over TLS (RFC 3261 §19.1.2).
+pub const DEFAULT_SIPS_PORT: u16 = 5061;
 
 impl ServerConfig {
     /// The `[server]` section with every default and the given domain.
@@ -131,6 +136,11 @@ impl ServerConfig {
             nonce_lifetime: Duration::from_secs(300),
             digest_algorithms: None,
         }
+    }
+
+    /// Whether any `listen` address is `tls:`.
+    pub fn listens_on_tls(&self) -> bool {
+        self.listen.iter().any(|l| l.transport == SipTransport::Tls)
     }
 
     /// Whether `host` (a Request-URI or To host, without port) names this server.
@@ -306,6 +316,35 @@ impl Default for SecurityConfig {
     }
 }
 
+/// The certificate and key of the `tls:` listeners (`[tls] certificate`, `private_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key of the leaf (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+}
+
+/// The `[tls]` section: what the `tls:` listeners present and how long a handshake may
+/// take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The configured files; `None`: a self-signed certificate is generated into the data
+    /// folder at first start (when something listens on `tls:`) and used afterwards.
+    pub files: Option<TlsFiles>,
+    /// How long a client may take for its handshake (`handshake_timeout`, default 10s).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> TlsConfig {
+        TlsConfig {
+            files: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The whole of `mss.ini`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -319,6 +358,8 @@ pub struct Config {
     pub im: ImConfig,
     /// `[security]`.
     pub security: SecurityConfig,
+    /// `[tls]`.
+    pub tls: TlsConfig,
 }
 
 impl Config {
@@ -330,6 +371,7 @@ impl Config {
             lines: Vec::new(),
             im: ImConfig::default(),
             security: SecurityConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 
