@@ -1,7 +1,7 @@
 //! mss-admin: the HTTP admin API of mss (DESIGN.md §4).
 //!
 //! - [`views`]: the JSON types of `/api/*` ([`LineView`], [`RegistrationView`],
-//!   [`MessageCountView`], [`StoredMessageView`], [`BanView`]); they derive both `Serialize` and
+//!   [`MessageCountView`], [`StoredMessageView`], [`BanView`], [`TlsView`]); they derive both `Serialize` and
 //!   `Deserialize` so that `mss status` reads what the server writes.
 //! - [`source`]: the [`AdminSource`] trait the binary implements to feed the API.
 //! - [`router`](mod@router): the axum [`router()`] with every route, and [`serve`] to run it.
@@ -21,4 +21,5 @@ pub use source::{AdminSource, BoxFuture, SourceError};
 pub use views::{
     ActiveCallView, BanReasonView, BanScopeView, BanView, CallIdModeView, CallLegView, ErrorView,
     LastFailure, LineState, LineView, MessageCountView, RegistrationView, StoredMessageView,
+    TlsView,
 };

@@ -8,6 +8,8 @@
 //! | `GET /api/messages/{user}` | `[StoredMessageView]`, `404` for unknown user |
 //! | `GET /api/bans`            | `[BanView]`                                   |
 //! | `DELETE /api/bans/{addr}`  | `204`; `404` when not banned, `400` for a bad address |
+//! | `GET /api/tls`             | `TlsView`; `404` without a `tls:` listener    |
+//! | `POST /api/tls/reload`     | `TlsView` of the reloaded certificate; `500` when the files will not do (the old certificate stays), `404` without a `tls:` listener |
 //! | `GET /metrics`             | Prometheus text format                        |
 //! | `GET /healthz`             | `ok`                                          |
 //!
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -55,6 +57,8 @@ pub fn router(source: Arc<dyn AdminSource>) -> Router {
         .route("/api/messages/{user}", get(messages))
         .route("/api/bans", get(bans))
         .route("/api/bans/{addr}", delete(lift_ban))
+        .route("/api/tls", get(tls))
+        .route("/api/tls/reload", post(reload_tls))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -159,6 +163,26 @@ async fn lift_ban(State(s): State<Shared>, Path(addr): Path<String>) -> Response
         Ok(false) => error(StatusCode::NOT_FOUND, format!("{addr} is not banned")),
         Err(e) => json_or_500::<()>(Err(e)),
     }
+}
+
+/// `Some` as JSON, `None` as `404` (nothing listens on TLS), an error as `500`.
+fn tls_answer(result: Result<Option<crate::views::TlsView>, SourceError>) -> Response {
+    match result {
+        Ok(Some(view)) => Json(view).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no tls: listener is configured".to_string(),
+        ),
+        Err(e) => json_or_500::<()>(Err(e)),
+    }
+}
+
+async fn tls(State(s): State<Shared>) -> Response {
+    tls_answer(s.tls().await)
+}
+
+async fn reload_tls(State(s): State<Shared>) -> Response {
+    tls_answer(s.reload_tls().await)
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
@@ -283,6 +307,21 @@ mod tests {
         fn metrics_text(&self) -> String {
             self.metrics.render()
         }
+        fn reload_tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail {
+                    return Err(SourceError::new(
+                        "cannot read the private key /etc/mss/key.pem: No such file or directory (os error 2)",
+                    ));
+                }
+                Ok(Some(TlsView {
+                    certificate: "/etc/mss/cert.pem".into(),
+                    private_key: "/etc/mss/key.pem".into(),
+                    fingerprint_sha256: "AB:CD".into(),
+                }))
+            })
+        }
     }
 
     fn app(fail: bool) -> Router {
@@ -378,6 +417,25 @@ mod tests {
         let (status, _) = send(app(false), delete("/api/bans")).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         let (status, _) = get(app(false), "/api/bans/203.0.113.7").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn tls_reload_answers_the_new_certificate_or_why_not() {
+        let post = |uri: &str| Request::post(uri).body(Body::empty()).unwrap();
+        let (status, body) = send(app(false), post("/api/tls/reload")).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: TlsView = serde_json::from_str(&body).unwrap();
+        assert_eq!(v.fingerprint_sha256, "AB:CD");
+        let (status, body) = send(app(true), post("/api/tls/reload")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let e: ErrorView = serde_json::from_str(&body).unwrap();
+        assert!(e.error.contains("key.pem"), "{body}");
+        // The default `tls`: nothing listens on TLS.
+        let (status, body) = get(app(false), "/api/tls").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("no tls: listener"), "{body}");
+        let (status, _) = get(app(false), "/api/tls/reload").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
 

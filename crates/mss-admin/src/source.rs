@@ -4,7 +4,9 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use crate::views::{BanView, LineView, MessageCountView, RegistrationView, StoredMessageView};
+use crate::views::{
+    BanView, LineView, MessageCountView, RegistrationView, StoredMessageView, TlsView,
+};
 
 /// A boxed, sendable future, so that [`AdminSource`] stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,6 +57,20 @@ pub trait AdminSource: Send + Sync + 'static {
     /// Ends every ban and block of the address (or IPv6 /64) of `addr`
     /// (`DELETE /api/bans/{addr}`); `Ok(false)` when nothing was banned there (`404`).
     fn lift_ban(&self, addr: IpAddr) -> BoxFuture<'_, Result<bool, SourceError>>;
+
+    /// The certificate of the `tls:` listeners (`GET /api/tls`); `Ok(None)` when nothing
+    /// listens on TLS (`404`). The default: `Ok(None)`.
+    fn tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Reads the certificate files again and presents them from the next handshake on
+    /// (`POST /api/tls/reload`); `Ok(None)` when nothing listens on TLS (`404`); an error
+    /// (`500`, the certificate in use stays) when the files will not do. The default:
+    /// `Ok(None)`.
+    fn reload_tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// The Prometheus text exposition for `GET /metrics` (usually [`crate::Metrics::render`]).
     fn metrics_text(&self) -> String;
