@@ -333,7 +333,14 @@ mod tests {
         assert_eq!(l.var.sip_reg_same_dialog, Some(true));
         assert_eq!(l.var_path, Some(dir.path().join(VAR_FILE)));
         assert!(l.summary().contains("users: 1 (101)"));
-        assert!(l.summary().contains("tls: no tls: listener\n"));
+        assert!(
+            l.summary().contains(&format!(
+                "tls: self-signed certificate {} (generated at first start), handshake timeout 10s\n",
+                dir.path().join("mss-data").join("tls-cert.pem").display()
+            )),
+            "{}",
+            l.summary()
+        );
         assert!(l.summary().contains("MD5 alone for clients known to fail"));
         assert!(
             l.summary().contains(

@@ -126,6 +126,10 @@ impl ServerConfig {
                     transport: SipTransport::Tcp,
                     addr: SocketAddr::new(any, DEFAULT_SIP_PORT),
                 },
+                ListenSpec {
+                    transport: SipTransport::Tls,
+                    addr: SocketAddr::new(any, DEFAULT_SIPS_PORT),
+                },
             ],
             data_dir: PathBuf::from("./mss-data"),
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),

@@ -586,6 +586,10 @@ offline_max_chars = many
         assert!(c.server.listens_on_tls());
         let defaults = load("").unwrap();
         assert_eq!(defaults.tls, TlsConfig::default());
+        // The defaults listen on TLS 5061 as well (with the self-signed certificate).
+        assert_eq!(defaults.server.listen.len(), 3);
+        assert!(defaults.server.listens_on_tls());
+        assert_eq!(defaults.server.listen[2].addr.port(), 5061);
     }
 
     #[test]

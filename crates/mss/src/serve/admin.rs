@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mss_admin::{
     AdminSource, BanView, BoxFuture, LineView, MessageCountView, Metrics, RegistrationView,
-    SourceError, StoredMessageView,
+    SourceError, StoredMessageView, TlsView,
 };
 use mss_store::Store;
 use mss_transport::TransportStats;
@@ -43,6 +43,8 @@ pub(crate) struct Source {
     pub(crate) core: Arc<CoreStats>,
     /// Transport counters.
     pub(crate) transport: Arc<TransportStats>,
+    /// The certificate of the `tls:` listeners, if any.
+    pub(crate) tls: Option<Arc<super::tls::Certificate>>,
 }
 
 fn unix_secs(ms: i64) -> u64 {
@@ -128,6 +130,22 @@ impl AdminSource for Source {
                     })
                     .collect(),
             ))
+        })
+    }
+
+    fn tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        let view = self.tls.as_ref().map(|c| c.view());
+        Box::pin(async move { Ok(view) })
+    }
+
+    fn reload_tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        Box::pin(async move {
+            let Some(c) = &self.tls else {
+                return Ok(None);
+            };
+            c.reload("admin API").await.map(Some).map_err(|e| {
+                SourceError::new(format!("{e}; the previous certificate stays in use"))
+            })
         })
     }
 
