@@ -384,6 +384,12 @@ fn a_call_is_answered_and_the_caller_hangs_up() {
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_eq!(calls_stored(&sim), 2, "the end is stored");
     assert_clean(&mut sim);
+    let metrics = sim.metrics.render();
+    assert!(metrics.contains("mss_calls_active 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("mss_calls_total{direction=\"internal\",disposition=\"answered\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]

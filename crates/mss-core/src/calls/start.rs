@@ -105,6 +105,7 @@ impl Core {
         self.calls.table.insert(key, call);
         self.calls.by_server.insert(id, key);
         self.calls.schedule(key, ring_deadline);
+        self.publish_calls_active();
         match admitted.route {
             Route::Devices { user, contacts } => {
                 let mut started = 0;

@@ -52,14 +52,16 @@ impl Core {
 
     /// Sets `mss_calls_active`.
     pub(crate) fn publish_calls_active(&self) {
-        let n = self.calls.len();
-        tracing::trace!(active = n, "calls");
+        let n = u64::try_from(self.calls.len()).unwrap_or(u64::MAX);
+        self.metrics.set_calls_active(n);
     }
 
     /// Counts the end of call `key` in `mss_calls_total`.
     pub(crate) fn publish_call_end(&self, key: CallKey) {
         if let Some(call) = self.calls.table.get(&key) {
-            tracing::trace!(call = %call.record.id, "call counted");
+            if let Some(d) = call.record.disposition {
+                self.metrics.call_ended(call.record.direction, d);
+            }
         }
     }
 }
