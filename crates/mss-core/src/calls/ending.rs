@@ -70,9 +70,14 @@ impl Core {
             return;
         }
         let flow = call.a.flow;
+        // Our address as the caller sees it: the host's answer for the caller's address
+        // (a wildcard listener has no one address of its own), else the address the
+        // INVITE came to.
         let sent_by = self
-            .arrival
-            .or_else(|| self.network.sent_by(flow.transport, flow.remote));
+            .network
+            .sent_by(flow.transport, flow.remote)
+            .or(self.arrival)
+            .filter(|a| !a.ip().is_unspecified());
         let Some(sent_by) = sent_by else {
             tracing::warn!(peer = %flow, "no local address towards the caller");
             return;

@@ -209,7 +209,11 @@ impl Core {
         user: &str,
         contact: &mss_services::im::ContactTarget,
     ) -> bool {
-        let Some(sent_by) = contact.sent_by.or(self.arrival) else {
+        let sent_by = contact
+            .sent_by
+            .or(self.arrival)
+            .filter(|a| !a.ip().is_unspecified());
+        let Some(sent_by) = sent_by else {
             tracing::warn!(peer = %contact.flow, "no local address towards a device");
             return false;
         };
