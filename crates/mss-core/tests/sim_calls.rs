@@ -376,6 +376,7 @@ fn a_call_is_answered_and_the_caller_hangs_up() {
     assert_eq!(active[0].state, "answered");
     assert_eq!(active[0].caller, "100");
     assert_eq!(active[0].legs.len(), 2);
+    assert_eq!(active[0].legs[1].codec.as_deref(), Some("PCMU/8000"));
     assert_eq!(calls_stored(&sim), 1, "the start is stored at answer");
     alice.send(&mut sim, "BYE", "");
     let ok = response_to(&mut sim, alice.addr, Method::Bye).unwrap();

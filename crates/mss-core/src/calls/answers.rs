@@ -223,6 +223,9 @@ impl Core {
         };
         call.winner = Some(leg);
         call.state = CallState::Answered;
+        if let Some(codec) = super::view::codec_of(rsp.body()) {
+            call.codec = Some(codec);
+        }
         call.ring_deadline = None;
         call.record.answered_at = Some(now.unix_ms);
         if let Some(b) = call.b.get_mut(leg) {

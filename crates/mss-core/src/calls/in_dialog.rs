@@ -297,6 +297,9 @@ impl Core {
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
                 if let Some(call) = self.calls.table.get_mut(&key) {
+                    if let Some(codec) = super::view::codec_of(rsp.body()) {
+                        call.codec = Some(codec);
+                    }
                     call.ack_relay = Some(AckRelay {
                         from: from_dialog.clone(),
                         to: dialog.clone(),

@@ -94,6 +94,7 @@ impl Core {
             offer: admitted.offer,
             ack_relay: None,
             ring_deadline: Some(ring_deadline),
+            codec: None,
         };
         tracing::info!(
             call = %call.record.id,
