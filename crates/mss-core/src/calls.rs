@@ -32,6 +32,7 @@ mod ending;
 mod in_dialog;
 mod model;
 mod outgoing;
+mod routing;
 mod settings;
 mod start;
 mod view;
@@ -46,7 +47,10 @@ use mss_sip::{Flow, Message, Request};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 use rand::RngCore;
 
-pub use settings::{CallSettings, DEFAULT_MAX_CALLS, DEFAULT_RING_TIMEOUT};
+pub use settings::{
+    CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
+    DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+};
 
 use crate::core::Core;
 use model::{Call, HeldRequest};
@@ -115,6 +119,8 @@ pub(crate) struct Calls {
     pub(crate) branch_prefix: String,
     /// Calls per local user (as caller or callee), for a user's `max_calls`.
     pub(crate) per_user: HashMap<String, u32>,
+    /// The member of each circular group who answered last.
+    pub(crate) last_answered: HashMap<String, String>,
 }
 
 impl Calls {
@@ -136,6 +142,7 @@ impl Calls {
             guards: BinaryHeap::new(),
             branch_prefix,
             per_user: HashMap::new(),
+            last_answered: HashMap::new(),
         }
     }
 

@@ -57,7 +57,10 @@ mod testing;
 
 pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
 pub use bans::BAN_LOG_TARGET;
-pub use calls::{CallSettings, DEFAULT_MAX_CALLS, DEFAULT_RING_TIMEOUT};
+pub use calls::{
+    CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
+    DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+};
 pub use input::{Input, StoreResult};
 pub use lines::LineSetup;
 pub use network::{FixedAddress, Network};

@@ -14,19 +14,15 @@
 //! 3. the server's `max_calls` → `503` + `Retry-After`;
 //! 4. the body: none (a delayed offer, RFC 3264 §5) or SDP that parses; another type →
 //!    `415` with `Accept`, SDP that cannot be used → `488` with a Warning in words;
-//! 5. the dial plan: a local user → every registered contact (`480` with none); the
-//!    out-group prefix and a number → the online outgoing lines (`503` with none); anything
-//!    else `404`;
-//! 6. a user's `max_calls` (caller or callee) → `486 Busy Here`.
+//! 5. the dial plan: a local user, a group, or the out-group prefix and a number
+//!    ([`Target`], carried out by `routing.rs`); anything else `404`.
 
 use bytes::Bytes;
-use mss_services::im::ContactTarget;
 use mss_services::{AuthKind, Now, Reject};
 use mss_sip::{HeaderName, Request, Response, StatusCode, Uri};
 use mss_store::CallDirection;
 
 use crate::core::Core;
-use crate::messaging::contact_targets;
 
 /// Seconds a caller refused for the server's `max_calls` is asked to wait.
 const BUSY_RETRY_AFTER: &str = "10";
@@ -50,23 +46,15 @@ pub(crate) enum Caller {
     },
 }
 
-/// Where a call goes.
-#[derive(Debug)]
-pub(crate) enum Route {
-    /// Every registered contact of a local user, at once.
-    Devices {
-        /// The user.
-        user: String,
-        /// The contacts, each with our address towards it.
-        contacts: Vec<ContactTarget>,
-    },
-    /// Out through the first of `lines` (failover to the next).
-    Out {
-        /// The number, without the out-group prefix.
-        number: String,
-        /// The lines to try, in order.
-        lines: Vec<usize>,
-    },
+/// Where a call goes (what the dial plan or a forward names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A local user: every registered device at once.
+    User(String),
+    /// A group (`[group:NAME]`).
+    Group(String),
+    /// A number out through the lines, without the out-group prefix.
+    Out(String),
 }
 
 /// An admitted call: who, what was dialled, where it goes, which way.
@@ -77,7 +65,7 @@ pub(crate) struct Admitted {
     /// The Request-URI user, as dialled.
     pub(crate) dialled: String,
     /// Where it goes.
-    pub(crate) route: Route,
+    pub(crate) target: Target,
     /// Internal, outbound or inbound.
     pub(crate) direction: CallDirection,
     /// The offer of the INVITE: Content-Type and body (none for a delayed offer).
@@ -160,11 +148,11 @@ impl Core {
         // 4. The offer.
         let offer = self.check_offer(req)?;
         // 5. Where it goes.
-        let (route, direction) = self.dial_plan(now, req, &caller, &target_user)?;
+        let (target, direction) = self.dial_plan(req, &caller, &target_user)?;
         Ok(Admitted {
             caller,
             dialled: target_user,
-            route,
+            target,
             direction,
             offer,
         })
@@ -268,20 +256,28 @@ impl Core {
         Ok(Some((content_type, req.body().clone())))
     }
 
+    /// What `name` names: a local user, a group, or the out-group prefix and a number
+    /// (`None`: nothing). Forward targets are written the same way.
+    pub(crate) fn target_of(&self, name: &str) -> Option<Target> {
+        if self.directory.guard.users().contains(name) {
+            return Some(Target::User(name.to_owned()));
+        }
+        if self.calls.settings.groups.contains_key(name) {
+            return Some(Target::Group(name.to_owned()));
+        }
+        let prefix = self.calls.settings.outgroup_prefix.as_str();
+        name.strip_prefix(prefix)
+            .filter(|n| is_dialable(n))
+            .map(|n| Target::Out(n.to_owned()))
+    }
+
     /// Step 5 of the module docs.
     fn dial_plan(
         &mut self,
-        now: Now,
         req: &Request,
         caller: &Caller,
         target_user: &str,
-    ) -> Result<(Route, CallDirection), Refusal> {
-        let devices = |core: &Core, user: &str| -> Route {
-            Route::Devices {
-                user: user.to_owned(),
-                contacts: contact_targets(&core.directory.location, &*core.network, user, now),
-            }
-        };
+    ) -> Result<(Target, CallDirection), Refusal> {
         match caller {
             Caller::Line { line, .. } => {
                 let owner = self
@@ -290,7 +286,7 @@ impl Core {
                     .and_then(|l| l.owner.map(str::to_owned));
                 match owner {
                     Some(owner) if self.directory.guard.users().contains(&owner) => {
-                        Ok((devices(self, &owner), CallDirection::Inbound))
+                        Ok((Target::User(owner), CallDirection::Inbound))
                     }
                     _ => {
                         tracing::info!(line = %line, "incoming call on a line without owner");
@@ -298,23 +294,11 @@ impl Core {
                     }
                 }
             }
-            Caller::Local { .. } => {
-                if self.directory.guard.users().contains(target_user) {
-                    return Ok((devices(self, target_user), CallDirection::Internal));
-                }
-                let prefix = self.calls.settings.outgroup_prefix.as_str();
-                let number = target_user.strip_prefix(prefix).filter(|n| is_dialable(n));
-                match number {
-                    Some(number) => Ok((
-                        Route::Out {
-                            number: number.to_owned(),
-                            lines: self.lines.outgoing_lines(now.unix_ms),
-                        },
-                        CallDirection::Outbound,
-                    )),
-                    None => Err(Box::new(self.answer.reject(req, &Reject::NotFound))),
-                }
-            }
+            Caller::Local { .. } => match self.target_of(target_user) {
+                Some(t @ Target::Out(_)) => Ok((t, CallDirection::Outbound)),
+                Some(t) => Ok((t, CallDirection::Internal)),
+                None => Err(Box::new(self.answer.reject(req, &Reject::NotFound))),
+            },
         }
     }
 }

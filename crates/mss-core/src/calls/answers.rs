@@ -235,6 +235,13 @@ impl Core {
                 BTarget::Device { user } => user.clone(),
                 BTarget::Line { number, .. } => number.clone(),
             });
+            if let (
+                super::model::Stage::GroupAll(group) | super::model::Stage::GroupHunt { group, .. },
+                BTarget::Device { user },
+            ) = (&call.stage, &b.target)
+            {
+                self.calls.last_answered.insert(group.clone(), user.clone());
+            }
         }
         let others: Vec<usize> = (0..call.b.len()).filter(|i| *i != leg).collect();
         for other in others {
@@ -271,8 +278,14 @@ impl Core {
                 return;
             };
             b.state = BState::Failed(status);
-            let decided = call.a.answered || call.winner.is_some() || b.cancelled;
-            if decided {
+            let cancelled = b.cancelled;
+            if call.a.answered || call.winner.is_some() {
+                return;
+            }
+            if cancelled {
+                // A leg of an earlier stage (cancelled for a forward or the next group
+                // member): its end may be the last thing the current stage waited for.
+                self.stage_failed(now, key);
                 return;
             }
             let line = match &b.target {
@@ -302,7 +315,7 @@ impl Core {
             return;
         }
         if !call.any_pending() {
-            self.answer_caller_with_best(now, key);
+            self.stage_failed(now, key);
         }
     }
 

@@ -178,6 +178,12 @@ impl Core {
         if !due || call.a.answered || call.winner.is_some() {
             return;
         }
+        if self.stage_timed_out(now, key) {
+            return;
+        }
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
         if !call.lines_left.is_empty() {
             let legs = call.b.len();
             let deadline = now.mono + self.calls.settings.ring_timeout;
@@ -313,16 +319,7 @@ impl Core {
         call.record.sip_code = Some(if answered { 200 } else { status });
         call.record.ended_at = Some(now.unix_ms);
         call.record.ended_by = Some(by);
-        let users: Vec<String> = call
-            .caller_user
-            .iter()
-            .chain(
-                call.callee_user
-                    .iter()
-                    .filter(|c| Some(*c) != call.caller_user.as_ref()),
-            )
-            .cloned()
-            .collect();
+        let users = std::mem::take(&mut call.slots);
         tracing::info!(
             call = %call.record.id,
             disposition = d.as_str(),

@@ -67,6 +67,29 @@ pub(crate) enum BTarget {
     },
 }
 
+/// What the B legs of the current stage of a call are for (`routing.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Nothing rings yet.
+    Idle,
+    /// Every device of a user.
+    User(String),
+    /// Every available member of a group at once.
+    GroupAll(String),
+    /// A group's members one after another: `members` in ringing order, `next` the index
+    /// of the next one to ring.
+    GroupHunt {
+        /// The group.
+        group: String,
+        /// The members to ring, in order.
+        members: Vec<String>,
+        /// The next member to ring.
+        next: usize,
+    },
+    /// Out through the lines.
+    Out,
+}
+
 /// The caller's leg: mss is UAS of its INVITE.
 #[derive(Debug)]
 pub(crate) struct ALeg {
@@ -159,10 +182,20 @@ pub(crate) struct Call {
     pub(crate) record: CallRecord,
     /// When the INVITE arrived.
     pub(crate) since: Instant,
-    /// The local user who called, if any (for `max_calls` per user).
+    /// The local user who called, if any.
     pub(crate) caller_user: Option<String>,
-    /// The local user called, if any.
-    pub(crate) callee_user: Option<String>,
+    /// The users whose `max_calls` this call counts against (caller, users rung).
+    pub(crate) slots: Vec<String>,
+    /// The users the call reached, in order: a forward back to one of them is a loop.
+    pub(crate) chain: Vec<String>,
+    /// What the current B legs are for.
+    pub(crate) stage: Stage,
+    /// The index in `b` of the first leg of the current stage.
+    pub(crate) stage_start: usize,
+    /// The user who forwarded the call and why (`Diversion`, RFC 5806).
+    pub(crate) diversion: Option<(String, &'static str)>,
+    /// The user whose `call_level` a call out needs: the caller, or who forwarded it out.
+    pub(crate) level_user: Option<String>,
     /// Where the call stands.
     pub(crate) state: CallState,
     /// The caller's leg.

@@ -1,5 +1,6 @@
 //! What the call service is built from (DESIGN §8: `[server] max_calls`,
-//! `outgroup_prefix`, a user's `max_calls`).
+//! `outgroup_prefix`, `national_prefix`, `international_prefix`; per user `max_calls`,
+//! `call_level` and the forwards; `[group:NAME]`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,6 +11,84 @@ pub const DEFAULT_MAX_CALLS: u32 = 1000;
 /// How long an outgoing leg may ring before mss gives up on it: RFC 3261 §16.6 step 11
 /// asks a proxy for Timer C "greater than 3 minutes"; a B2BUA's B legs follow the same rule.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(181);
+
+/// Default of a user's `no_answer_timeout` and of a group's `ring_timeout` (DESIGN §8).
+pub const DEFAULT_NO_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a user may dial out through a line (`call_level`, DESIGN §8): the toll-fraud guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum CallLevel {
+    /// Local users and groups only: no call out.
+    Internal,
+    /// Numbers without the international prefix.
+    #[default]
+    National,
+    /// Every number.
+    International,
+}
+
+impl CallLevel {
+    /// The name used in `mss.ini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallLevel::Internal => "internal",
+            CallLevel::National => "national",
+            CallLevel::International => "international",
+        }
+    }
+}
+
+/// One user's call rules (DESIGN §8). A forward target is a user, a group, or the
+/// out-group prefix and a number, as dialled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserCalls {
+    /// What the user may dial out.
+    pub call_level: CallLevel,
+    /// Every call goes there.
+    pub forward_always: Option<String>,
+    /// When every device answered busy (`486`/`600`), or the user is at its `max_calls`.
+    pub forward_busy: Option<String>,
+    /// When nobody answered within `no_answer_timeout`.
+    pub forward_no_answer: Option<String>,
+    /// How long the user's devices ring before `forward_no_answer` (default 20 s).
+    pub no_answer_timeout: Option<Duration>,
+    /// When the user has no registered device.
+    pub forward_unreachable: Option<String>,
+}
+
+/// How a group's members ring (`strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GroupStrategy {
+    /// All at once; the first answer wins.
+    #[default]
+    RingAll,
+    /// One after another, in the order of `members`, each for `ring_timeout`.
+    Linear,
+    /// As linear, starting after the member who answered last.
+    Circular,
+}
+
+impl GroupStrategy {
+    /// The name used in `mss.ini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStrategy::RingAll => "ring_all",
+            GroupStrategy::Linear => "linear",
+            GroupStrategy::Circular => "circular",
+        }
+    }
+}
+
+/// A ringing or hunting group (`[group:NAME]`), dialable by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// The members, local users, in order.
+    pub members: Vec<String>,
+    /// How they ring.
+    pub strategy: GroupStrategy,
+    /// How long each member rings (all of them, for `ring_all`).
+    pub ring_timeout: Duration,
+}
 
 /// The settings of the call service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +101,15 @@ pub struct CallSettings {
     pub user_max_calls: HashMap<String, u32>,
     /// How long one outgoing leg may ring before it is cancelled (no answer).
     pub ring_timeout: Duration,
+    /// Users' call rules; a user not listed has the defaults.
+    pub users: HashMap<String, UserCalls>,
+    /// Groups by name.
+    pub groups: HashMap<String, GroupSettings>,
+    /// A dialled number that starts with this is national (`national_prefix`, default `0`).
+    pub national_prefix: String,
+    /// A dialled number that starts with this (or `+`) is international
+    /// (`international_prefix`, default `00`).
+    pub international_prefix: String,
 }
 
 impl Default for CallSettings {
@@ -31,6 +119,46 @@ impl Default for CallSettings {
             outgroup_prefix: "9".to_owned(),
             user_max_calls: HashMap::new(),
             ring_timeout: DEFAULT_RING_TIMEOUT,
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            national_prefix: "0".to_owned(),
+            international_prefix: "00".to_owned(),
         }
+    }
+}
+
+impl CallSettings {
+    /// The level a number dialled out needs: `International` for one that starts with the
+    /// international prefix or `+`, else `National` (a local number costs money too).
+    pub fn level_needed(&self, number: &str) -> CallLevel {
+        let intl = number.starts_with('+')
+            || (!self.international_prefix.is_empty()
+                && number.starts_with(&self.international_prefix));
+        if intl {
+            CallLevel::International
+        } else {
+            CallLevel::National
+        }
+    }
+
+    /// The call rules of `user`.
+    pub fn user(&self, user: &str) -> UserCalls {
+        self.users.get(user).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_classified_by_their_prefix() {
+        let s = CallSettings::default();
+        assert_eq!(s.level_needed("0049301234"), CallLevel::International);
+        assert_eq!(s.level_needed("+4930"), CallLevel::International);
+        assert_eq!(s.level_needed("0301234"), CallLevel::National);
+        assert_eq!(s.level_needed("5551234"), CallLevel::National);
+        assert!(CallLevel::International > CallLevel::National);
+        assert!(CallLevel::National > CallLevel::Internal);
     }
 }

@@ -7,14 +7,19 @@ use mss_sip::{Flow, Request, Response, StatusCode};
 use mss_store::CallRecord;
 use mss_txn::ServerTransactionId;
 
-use super::admission::{Caller, Route};
-use super::model::{ALeg, BLeg, BState, BTarget, Call, CallState};
+use super::admission::Caller;
+use super::model::{ALeg, BLeg, BState, BTarget, Call, CallState, Stage};
 use super::outgoing::{b_invite, InviteSpec};
 use super::{CallClient, CallKey};
 use crate::core::Core;
 
 /// The Max-Forwards of a B leg's INVITE when the caller's has none.
 const DEFAULT_MAX_FORWARDS: u8 = 70;
+
+/// The `Diversion` header name (RFC 5806).
+fn diversion_header() -> mss_sip::HeaderName {
+    mss_sip::HeaderName::from_bytes(bytes::Bytes::from_static(b"Diversion"))
+}
 
 impl Core {
     /// A new INVITE (no To tag) that passed the prechecks.
@@ -36,16 +41,15 @@ impl Core {
             Caller::Local { user } => Some(user.clone()),
             Caller::Line { .. } => None,
         };
-        let callee_user = match &admitted.route {
-            Route::Devices { user, .. } => Some(user.clone()),
-            Route::Out { .. } => None,
-        };
-        if !self.take_slots(caller_user.as_deref(), callee_user.as_deref()) {
-            let rsp = self
-                .answer
-                .response(req, StatusCode::BUSY_HERE, "Busy Here");
-            self.respond(now, id, rsp);
-            return;
+        if let Some(user) = &caller_user {
+            if !self.calls.take_user_slot(user) {
+                tracing::info!(%user, "call refused: the caller is at its max_calls");
+                let rsp = self
+                    .answer
+                    .response(req, StatusCode::BUSY_HERE, "Busy Here");
+                self.respond(now, id, rsp);
+                return;
+            }
         }
         self.respond(
             now,
@@ -72,12 +76,16 @@ impl Core {
             forwarded_from: None,
         };
         let key = self.calls.next_key();
-        let ring_deadline = now.mono + self.calls.settings.ring_timeout;
         let call = Call {
             record,
             since: now.mono,
+            slots: caller_user.iter().cloned().collect(),
+            level_user: caller_user.clone(),
             caller_user,
-            callee_user,
+            chain: Vec::new(),
+            stage: Stage::Idle,
+            stage_start: 0,
+            diversion: None,
             state: CallState::Trying,
             a: ALeg {
                 invite: req.clone(),
@@ -93,7 +101,7 @@ impl Core {
             best: None,
             offer: admitted.offer,
             ack_relay: None,
-            ring_deadline: Some(ring_deadline),
+            ring_deadline: None,
             codec: None,
         };
         tracing::info!(
@@ -105,66 +113,8 @@ impl Core {
         );
         self.calls.table.insert(key, call);
         self.calls.by_server.insert(id, key);
-        self.calls.schedule(key, ring_deadline);
         self.publish_calls_active();
-        match admitted.route {
-            Route::Devices { user, contacts } => {
-                let mut started = 0;
-                for contact in contacts {
-                    if self.start_device_leg(now, key, &user, &contact) {
-                        started += 1;
-                    }
-                }
-                if started == 0 {
-                    tracing::info!(%user, "call to a user with no registered device");
-                    self.fail_call(
-                        now,
-                        key,
-                        StatusCode::TEMPORARILY_UNAVAILABLE,
-                        "Temporarily Unavailable",
-                    );
-                }
-            }
-            Route::Out { number, mut lines } => {
-                if lines.is_empty() {
-                    tracing::info!(%number, "call out with no line online");
-                    self.fail_call(
-                        now,
-                        key,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "No Line Available",
-                    );
-                    return;
-                }
-                let first = lines.remove(0);
-                if let Some(call) = self.calls.table.get_mut(&key) {
-                    call.lines_left = lines;
-                    call.out_number = Some(number);
-                }
-                self.start_line_leg(now, key, first);
-            }
-        }
-    }
-
-    /// Counts the call for its local caller and callee; false (nothing counted) when one
-    /// of them is at its `max_calls`.
-    fn take_slots(&mut self, caller: Option<&str>, callee: Option<&str>) -> bool {
-        if let Some(u) = caller {
-            if !self.calls.take_user_slot(u) {
-                tracing::info!(user = %u, "call refused: the caller is at its max_calls");
-                return false;
-            }
-        }
-        if let Some(u) = callee.filter(|c| Some(*c) != caller) {
-            if !self.calls.take_user_slot(u) {
-                tracing::info!(user = %u, "call refused: the callee is at its max_calls");
-                if let Some(c) = caller {
-                    self.calls.release_user_slot(c);
-                }
-                return false;
-            }
-        }
-        true
+        self.route_to(now, key, admitted.target);
     }
 
     /// The caller's From for a B leg: the authenticated user at our domain (with the
@@ -203,7 +153,7 @@ impl Core {
 
     /// Starts a B leg to one registered contact of `user`; false when it could not be
     /// sent.
-    fn start_device_leg(
+    pub(crate) fn start_device_leg(
         &mut self,
         now: Now,
         key: CallKey,
@@ -281,7 +231,15 @@ impl Core {
             max_forwards: self.b_max_forwards(key),
             offer: call.offer.as_ref(),
         };
-        let invite = b_invite(&spec, &self.calls.branch_prefix, &out.number, &mut self.rng);
+        let mut invite = b_invite(&spec, &self.calls.branch_prefix, &out.number, &mut self.rng);
+        if let Some((user, reason)) = &call.diversion {
+            // RFC 5806 §4: who forwarded the call and why, for the provider.
+            let value = format!(
+                "<sip:{user}@{}>;reason={reason};counter=1",
+                self.domains.primary()
+            );
+            invite.headers_mut().push(diversion_header(), value);
+        }
         tracing::info!(line = %out.name, %number, "call out through a line");
         if let Some(call) = self.calls.table.get_mut(&key) {
             call.record.line = Some(out.name.clone());

@@ -103,6 +103,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<DefaultUsers, ConfigError> {
             password: generate_password(),
             display_name: None,
             max_calls: None,
+            calls: Default::default(),
         })
         .collect();
     let mut text = String::from(

@@ -12,6 +12,7 @@
 //!
 //! [`load`] finds and reads the files the way the command line promises.
 
+mod call_rules;
 pub mod default_users;
 pub mod error;
 mod ini_file;
@@ -28,8 +29,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic, Diagnostics};
 pub use model::{
-    CallIdMode, Config, ImConfig, LineConfig, ListenSpec, MediaConfig, MediaRelay, SecurityConfig,
-    ServerConfig, SipTransport, TlsConfig, TlsFiles, UserConfig,
+    CallIdMode, Config, GroupConfig, ImConfig, LineConfig, ListenSpec, MediaConfig, MediaRelay,
+    SecurityConfig, ServerConfig, SipTransport, TlsConfig, TlsFiles, UserCallRules, UserConfig,
 };
 pub use var_params::{effective_call_id_mode, VarParams};
 
@@ -158,6 +159,32 @@ impl Loaded {
             c.server.outgroup_prefix,
             c.media.relay.as_str()
         ));
+        for u in &c.users {
+            let r = &u.calls;
+            let mut parts = vec![format!("call level {}", r.call_level.as_str())];
+            for (what, to) in [
+                ("always", &r.forward_always),
+                ("busy", &r.forward_busy),
+                ("no answer", &r.forward_no_answer),
+                ("unreachable", &r.forward_unreachable),
+            ] {
+                if let Some(to) = to {
+                    parts.push(format!("forward {what} → {to}"));
+                }
+            }
+            if *r != UserCallRules::default() {
+                s.push_str(&format!("  user {}: {}\n", u.name, parts.join(", ")));
+            }
+        }
+        for g in &c.groups {
+            s.push_str(&format!(
+                "  group {}: {} {} (ring {})\n",
+                g.name,
+                g.strategy.as_str(),
+                g.members.join(", "),
+                values::duration_text(g.ring_timeout)
+            ));
+        }
         s.push_str(&format!("lines: {}\n", c.lines.len()));
         for l in &c.lines {
             s.push_str(&format!(

@@ -93,6 +93,11 @@ pub struct ServerConfig {
     /// Most calls in progress at once; beyond it a new call gets `503` (`max_calls`,
     /// default 1000).
     pub max_calls: u32,
+    /// A number dialled out that starts with this is national (`national_prefix`, `0`).
+    pub national_prefix: String,
+    /// A number dialled out that starts with this (or `+`) is international
+    /// (`international_prefix`, `00`).
+    pub international_prefix: String,
     /// Shortest registration accepted; shorter ones get `423` (`min_expires`, seconds).
     pub min_expires: u32,
     /// Longest registration granted; longer ones are shortened (`max_expires`, seconds).
@@ -138,6 +143,8 @@ impl ServerConfig {
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),
             outgroup_prefix: "9".to_string(),
             max_calls: mss_core::DEFAULT_MAX_CALLS,
+            national_prefix: "0".to_string(),
+            international_prefix: "00".to_string(),
             min_expires: 60,
             max_expires: 3600,
             max_contacts_per_user: 10,
@@ -204,6 +211,39 @@ pub struct UserConfig {
     /// Most calls of this user at once; beyond it a new call gets `486` (`max_calls`;
     /// `None`: only the server's limit).
     pub max_calls: Option<u32>,
+    /// `call_level`, the forwards and `no_answer_timeout`.
+    pub calls: UserCallRules,
+}
+
+/// A user's call rules (DESIGN §8): what it may dial out and where its calls are forwarded.
+/// A forward target is a user, a group, or `outgroup_prefix` and a number.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserCallRules {
+    /// `call_level` (default `national`).
+    pub call_level: mss_core::CallLevel,
+    /// `forward_always`.
+    pub forward_always: Option<String>,
+    /// `forward_busy`.
+    pub forward_busy: Option<String>,
+    /// `forward_no_answer`.
+    pub forward_no_answer: Option<String>,
+    /// `no_answer_timeout` (default 20 s).
+    pub no_answer_timeout: Option<Duration>,
+    /// `forward_unreachable`.
+    pub forward_unreachable: Option<String>,
+}
+
+/// A `[group:NAME]` section: a ringing or hunting group, dialable by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// The group's name (what is dialled).
+    pub name: String,
+    /// `members`: local users, in order.
+    pub members: Vec<String>,
+    /// `strategy` (default `ring_all`).
+    pub strategy: mss_core::GroupStrategy,
+    /// `ring_timeout` (default 20 s).
+    pub ring_timeout: Duration,
 }
 
 impl fmt::Debug for UserConfig {
@@ -396,6 +436,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// `[line:NAME]` sections, in file order.
     pub lines: Vec<LineConfig>,
+    /// `[group:NAME]` sections, in file order.
+    pub groups: Vec<GroupConfig>,
     /// `[im]`.
     pub im: ImConfig,
     /// `[security]`.
@@ -413,6 +455,7 @@ impl Config {
             server: ServerConfig::with_domain(domain),
             users: Vec::new(),
             lines: Vec::new(),
+            groups: Vec::new(),
             im: ImConfig::default(),
             security: SecurityConfig::default(),
             media: MediaConfig::default(),
@@ -466,6 +509,7 @@ mod tests {
             password: "s3cret".into(),
             display_name: None,
             max_calls: None,
+            calls: UserCallRules::default(),
         };
         assert!(!format!("{u:?}").contains("s3cret"));
     }

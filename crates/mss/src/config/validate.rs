@@ -20,6 +20,8 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "admin",
     "outgroup_prefix",
     "max_calls",
+    "national_prefix",
+    "international_prefix",
     "min_expires",
     "max_expires",
     "max_contacts_per_user",
@@ -27,7 +29,17 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "digest_algorithms",
 ];
 /// Keys of `[user:NAME]`.
-pub(crate) const USER_KEYS: &[&str] = &["password", "display_name", "max_calls"];
+pub(crate) const USER_KEYS: &[&str] = &[
+    "password",
+    "display_name",
+    "max_calls",
+    "call_level",
+    "forward_always",
+    "forward_busy",
+    "forward_no_answer",
+    "no_answer_timeout",
+    "forward_unreachable",
+];
 /// Keys of `[im]`.
 pub(crate) const IM_KEYS: &[&str] = &[
     "offline_max_messages",
@@ -158,11 +170,13 @@ pub(crate) fn user_section(c: &mut Checker<'_>, s: &Section, name: &str) -> Opti
     let password = c.required(s, "password", values::text);
     let display_name = c.value(s, "display_name", values::text);
     let max_calls = c.value(s, "max_calls", values::max_calls);
+    let calls = super::call_rules::user_call_rules(c, s);
     Some(UserConfig {
         name: name?,
         password: password?,
         display_name,
         max_calls,
+        calls,
     })
 }
 
@@ -194,6 +208,12 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
     }
     if let Some(v) = c.value(s, "max_calls", values::max_calls) {
         server.max_calls = v;
+    }
+    if let Some(v) = c.value(s, "national_prefix", values::dial_prefix) {
+        server.national_prefix = v;
+    }
+    if let Some(v) = c.value(s, "international_prefix", values::dial_prefix) {
+        server.international_prefix = v;
     }
     if let Some(v) = c.value(s, "min_expires", |v| values::seconds(v, 1, 86_400)) {
         server.min_expires = v;
@@ -345,13 +365,19 @@ pub(crate) fn config_from_ini(
                     config.lines.push(l);
                 }
             }
+            Some(("group", name)) => {
+                if let Some(g) = super::call_rules::group_section(&mut c, s, name.trim()) {
+                    config.groups.push(g);
+                }
+            }
             _ => c.section_error(
                 s,
-                "unknown section (expected [server], [user:NAME], [line:NAME], [im], [security], \
-                 [media] or [tls])",
+                "unknown section (expected [server], [user:NAME], [line:NAME], [group:NAME], [im], \
+                 [security], [media] or [tls])",
             ),
         }
     }
+    super::call_rules::check_targets(&mut c, file, &config);
     if c.diags.is_empty() {
         Ok(config)
     } else {
@@ -503,7 +529,7 @@ offline_max_chars = many
             "mss.ini:19: [line:l2] registrar: \"99999\" is not a port number (1..=65535)",
             "mss.ini:23: [im] offline_ttl: \"0s\" must be longer than zero",
             "mss.ini:24: [im] offline_max_chars: \"many\" is not a whole number",
-            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [im], [security], [media] or [tls])",
+            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [group:NAME], [im], [security], [media] or [tls])",
         ];
         for (i, want) in expect.iter().enumerate() {
             assert_eq!(lines.get(i).copied(), Some(*want), "item {i} of:\n{e}");

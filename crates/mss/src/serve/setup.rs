@@ -167,8 +167,9 @@ pub(crate) fn lines(loaded: &Loaded) -> Vec<LineSetup> {
         .collect()
 }
 
-/// The call service's settings from `[server]` (`max_calls`, `outgroup_prefix`) and each
-/// user's `max_calls`.
+/// The call service's settings from `[server]` (`max_calls`, `outgroup_prefix`,
+/// `national_prefix`, `international_prefix`), each user's `max_calls`, call level and
+/// forwards, and the groups.
 pub(crate) fn call_settings(config: &Config) -> CallSettings {
     CallSettings {
         max_calls: config.server.max_calls,
@@ -178,6 +179,37 @@ pub(crate) fn call_settings(config: &Config) -> CallSettings {
             .iter()
             .filter_map(|u| Some((u.name.clone(), u.max_calls?)))
             .collect(),
+        users: config
+            .users
+            .iter()
+            .filter(|u| u.calls != crate::config::UserCallRules::default())
+            .map(|u| {
+                let r = &u.calls;
+                let rules = mss_core::UserCalls {
+                    call_level: r.call_level,
+                    forward_always: r.forward_always.clone(),
+                    forward_busy: r.forward_busy.clone(),
+                    forward_no_answer: r.forward_no_answer.clone(),
+                    no_answer_timeout: r.no_answer_timeout,
+                    forward_unreachable: r.forward_unreachable.clone(),
+                };
+                (u.name.clone(), rules)
+            })
+            .collect(),
+        groups: config
+            .groups
+            .iter()
+            .map(|g| {
+                let settings = mss_core::GroupSettings {
+                    members: g.members.clone(),
+                    strategy: g.strategy,
+                    ring_timeout: g.ring_timeout,
+                };
+                (g.name.clone(), settings)
+            })
+            .collect(),
+        national_prefix: config.server.national_prefix.clone(),
+        international_prefix: config.server.international_prefix.clone(),
         ..CallSettings::default()
     }
 }
@@ -291,6 +323,7 @@ mod tests {
             password: "x".into(),
             display_name: None,
             max_calls: None,
+            calls: Default::default(),
         });
         let specs = listen_specs(&c.server.listen);
         assert_eq!(specs[0].transport, mss_sip::Transport::Udp);
