@@ -132,6 +132,11 @@ pub fn wait_record(s: &Server, what: &str, pred: impl Fn(&Value) -> bool) -> Val
     })
 }
 
+/// Polls `f` (at most [`STEP`]) until it returns `Some`.
+pub fn wait_some<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_for(STEP, f)
+}
+
 /// `GET /api/calls/active`.
 pub fn active_calls(s: &Server) -> (u16, String) {
     s.get("/api/calls/active")
