@@ -1,9 +1,9 @@
 //! mss-admin: the HTTP admin API of mss (DESIGN.md §4).
 //!
 //! - [`views`]: the JSON types of `/api/*` ([`LineView`], [`RegistrationView`],
-//!   [`MessageCountView`], [`StoredMessageView`], [`BanView`]); they derive both `Serialize` and
-//!   `Deserialize` so that `mss status` reads what the server writes; the active calls
-//!   ([`ActiveCallView`]) among them.
+//!   [`MessageCountView`], [`StoredMessageView`], [`BanView`], [`TlsView`]); they derive both
+//!   `Serialize` and `Deserialize` so that `mss status` reads what the server writes; the
+//!   active calls ([`ActiveCallView`]) among them.
 //! - [`call_record_view`]: [`CallRecordView`], a call record of `GET /api/calls`, made from
 //!   the store's [`mss_store::CallRecord`] (the one other mss crate this crate uses, for its
 //!   record types only).
@@ -30,4 +30,5 @@ pub use source::{AdminSource, BoxFuture, SourceError};
 pub use views::{
     ActiveCallView, BanReasonView, BanScopeView, BanView, CallIdModeView, CallLegView, ErrorView,
     LastFailure, LineState, LineView, MessageCountView, RegistrationView, StoredMessageView,
+    TlsView,
 };

@@ -10,6 +10,8 @@
 //! | `DELETE /api/bans/{addr}`  | `204`; `404` when not banned, `400` for a bad address |
 //! | `GET /api/calls?since=&limit=` | `[CallRecordView]`, newest first; `since` in Unix seconds, `limit` 1–1000 (default 100); `400` for a bad or unknown parameter |
 //! | `GET /api/calls/active`    | `[ActiveCallView]`                            |
+//! | `GET /api/tls`             | `TlsView`; `404` without a `tls:` listener    |
+//! | `POST /api/tls/reload`     | `TlsView` of the reloaded certificate; `500` when the files will not do (the old certificate stays), `404` without a `tls:` listener |
 //! | `GET /metrics`             | Prometheus text format                        |
 //! | `GET /healthz`             | `ok`                                          |
 //!
@@ -24,7 +26,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -62,6 +64,8 @@ pub fn router(source: Arc<dyn AdminSource>) -> Router {
         .route("/api/bans/{addr}", delete(lift_ban))
         .route("/api/calls", get(calls))
         .route("/api/calls/active", get(active_calls))
+        .route("/api/tls", get(tls))
+        .route("/api/tls/reload", post(reload_tls))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -183,6 +187,26 @@ async fn calls(
 
 async fn active_calls(State(s): State<Shared>) -> Response {
     json_or_500(s.active_calls().await)
+}
+
+/// `Some` as JSON, `None` as `404` (nothing listens on TLS), an error as `500`.
+fn tls_answer(result: Result<Option<crate::views::TlsView>, SourceError>) -> Response {
+    match result {
+        Ok(Some(view)) => Json(view).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no tls: listener is configured".to_string(),
+        ),
+        Err(e) => json_or_500::<()>(Err(e)),
+    }
+}
+
+async fn tls(State(s): State<Shared>) -> Response {
+    tls_answer(s.tls().await)
+}
+
+async fn reload_tls(State(s): State<Shared>) -> Response {
+    tls_answer(s.reload_tls().await)
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
@@ -355,6 +379,21 @@ mod tests {
         fn metrics_text(&self) -> String {
             self.metrics.render()
         }
+        fn reload_tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail {
+                    return Err(SourceError::new(
+                        "cannot read the private key /etc/mss/key.pem: No such file or directory (os error 2)",
+                    ));
+                }
+                Ok(Some(TlsView {
+                    certificate: "/etc/mss/cert.pem".into(),
+                    private_key: "/etc/mss/key.pem".into(),
+                    fingerprint_sha256: "AB:CD".into(),
+                }))
+            })
+        }
     }
 
     fn app(fail: bool) -> Router {
@@ -487,6 +526,25 @@ mod tests {
         let v: Vec<ActiveCallView> = serde_json::from_str(&body).unwrap();
         assert_eq!(v[0].state, "ringing");
         assert_eq!(v[0].legs[0].call_id, "a@x");
+    }
+
+    #[tokio::test]
+    async fn tls_reload_answers_the_new_certificate_or_why_not() {
+        let post = |uri: &str| Request::post(uri).body(Body::empty()).unwrap();
+        let (status, body) = send(app(false), post("/api/tls/reload")).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: TlsView = serde_json::from_str(&body).unwrap();
+        assert_eq!(v.fingerprint_sha256, "AB:CD");
+        let (status, body) = send(app(true), post("/api/tls/reload")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let e: ErrorView = serde_json::from_str(&body).unwrap();
+        assert!(e.error.contains("key.pem"), "{body}");
+        // The default `tls`: nothing listens on TLS.
+        let (status, body) = get(app(false), "/api/tls").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("no tls: listener"), "{body}");
+        let (status, _) = get(app(false), "/api/tls/reload").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use crate::call_record_view::CallRecordView;
 use crate::calls_query::CallsQuery;
 use crate::views::{
     ActiveCallView, BanView, LineView, MessageCountView, RegistrationView, StoredMessageView,
+    TlsView,
 };
 
 /// A boxed, sendable future, so that [`AdminSource`] stays object safe.
@@ -66,6 +67,19 @@ pub trait AdminSource: Send + Sync + 'static {
 
     /// The calls in progress (`GET /api/calls/active`).
     fn active_calls(&self) -> BoxFuture<'_, Result<Vec<ActiveCallView>, SourceError>>;
+    /// The certificate of the `tls:` listeners (`GET /api/tls`); `Ok(None)` when nothing
+    /// listens on TLS (`404`). The default: `Ok(None)`.
+    fn tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Reads the certificate files again and presents them from the next handshake on
+    /// (`POST /api/tls/reload`); `Ok(None)` when nothing listens on TLS (`404`); an error
+    /// (`500`, the certificate in use stays) when the files will not do. The default:
+    /// `Ok(None)`.
+    fn reload_tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// The Prometheus text exposition for `GET /metrics` (usually [`crate::Metrics::render`]).
     fn metrics_text(&self) -> String;

@@ -193,6 +193,17 @@ impl BanReasonView {
     }
 }
 
+/// The certificate of the `tls:` listeners (`GET /api/tls`, `POST /api/tls/reload`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsView {
+    /// The certificate file (PEM) it is read and reloaded from.
+    pub certificate: String,
+    /// The private key file (PEM).
+    pub private_key: String,
+    /// SHA-256 fingerprint of the certificate new handshakes get, `AB:CD:…`.
+    pub fingerprint_sha256: String,
+}
+
 /// One ban in force, an element of `GET /api/bans`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BanView {

@@ -107,6 +107,9 @@ pub(crate) struct Calls {
     pub(crate) held: HashMap<DialogId, (CallKey, HeldRequest)>,
     /// Ring deadlines, earliest first (stale entries skipped).
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
+    /// INVITE client transactions to give up if still without final response by then: a
+    /// cancelled B leg (RFC 3261 §9.1: 64·T1 after the CANCEL) or a re-INVITE passed on.
+    guards: BinaryHeap<Reverse<(Instant, ClientTransactionId)>>,
     /// The Via branch prefix of mss's own INVITEs: an INVITE that carries it came back to
     /// mss (a loop, `482`).
     pub(crate) branch_prefix: String,
@@ -130,6 +133,7 @@ impl Calls {
             held: HashMap::new(),
             bye_on_ack: std::collections::HashSet::new(),
             timers: BinaryHeap::new(),
+            guards: BinaryHeap::new(),
             branch_prefix,
             per_user: HashMap::new(),
         }
@@ -147,9 +151,33 @@ impl Calls {
         self.timers.push(Reverse((at, key)));
     }
 
+    /// Gives up INVITE client transaction `id` at `at` unless it has its final response by
+    /// then.
+    pub(crate) fn guard(&mut self, id: ClientTransactionId, at: Instant) {
+        self.guards.push(Reverse((at, id)));
+    }
+
     /// When [`Core::calls_on_timeout`] is due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let ring = self.timers.peek().map(|Reverse((at, _))| *at);
+        let guard = self.guards.peek().map(|Reverse((at, _))| *at);
+        match (ring, guard) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The guarded transactions due at `now`, removed from the heap.
+    fn due_guards(&mut self, now: Instant) -> Vec<ClientTransactionId> {
+        let mut ids = Vec::new();
+        while let Some(Reverse((at, id))) = self.guards.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.guards.pop();
+            ids.push(id);
+        }
+        ids
     }
 
     /// The calls whose deadlines are due at `now`, removed from the heap.
@@ -212,6 +240,12 @@ impl Core {
         }
         for key in self.calls.due(now.mono) {
             self.on_ring_deadline(now, key);
+        }
+        for id in self.calls.due_guards(now.mono) {
+            if self.calls.clients.contains_key(&id) && self.txns.abandon_client(now.mono, id) {
+                tracing::info!(?id, "no final response in time: the INVITE is given up");
+                self.drain(now);
+            }
         }
     }
 
@@ -353,13 +387,16 @@ impl Core {
     }
 
     /// Removes dialog `id` from the dialog table and the call indexes.
-    pub(crate) fn forget_dialog(&mut self, id: &DialogId) {
+    /// A request held for a glare retry in it still gets its final answer.
+    pub(crate) fn forget_dialog(&mut self, now: Now, id: &DialogId) {
         self.dialogs.remove(id);
         self.calls.by_dialog.remove(id);
         self.calls.dialog_flow.remove(id);
         self.calls.reply_server.remove(id);
-        self.calls.held.remove(id);
         self.calls.bye_on_ack.remove(id);
+        if let Some((_, held)) = self.calls.held.remove(id) {
+            self.answer_held(now, &held);
+        }
     }
 
     /// Calls in progress (for tests and the admin view).

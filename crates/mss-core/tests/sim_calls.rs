@@ -376,6 +376,7 @@ fn a_call_is_answered_and_the_caller_hangs_up() {
     assert_eq!(active[0].state, "answered");
     assert_eq!(active[0].caller, "100");
     assert_eq!(active[0].legs.len(), 2);
+    assert_eq!(active[0].legs[1].codec.as_deref(), Some("PCMU/8000"));
     assert_eq!(calls_stored(&sim), 1, "the start is stored at answer");
     alice.send(&mut sim, "BYE", "");
     let ok = response_to(&mut sim, alice.addr, Method::Bye).unwrap();
@@ -384,6 +385,12 @@ fn a_call_is_answered_and_the_caller_hangs_up() {
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_eq!(calls_stored(&sim), 2, "the end is stored");
     assert_clean(&mut sim);
+    let metrics = sim.metrics.render();
+    assert!(metrics.contains("mss_calls_active 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("mss_calls_total{direction=\"internal\",disposition=\"answered\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -914,4 +921,166 @@ fn a_failing_line_moves_the_call_to_the_next_line() {
         486
     );
     assert_clean(&mut sim);
+}
+
+#[test]
+fn a_device_that_ignores_the_cancel_is_given_up() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "", SDP_A);
+    let inv = invite_to(&mut sim, dev);
+    sim.receive(dev, &device_answer(&inv, dev, 180, "Ringing", "dev1", ""));
+    let cancel = format!(
+        "CANCEL sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{DOMAIN}>;tag=c100\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+        alice.addr, alice.branch, alice.call_id, alice.invite_cseq
+    );
+    sim.receive(alice.addr, &cancel);
+    assert_eq!(
+        alice.response(&mut sim, 400).unwrap().status().as_u16(),
+        487
+    );
+    assert!(request_to(&mut sim, dev, Method::Cancel).is_some());
+    // The device never answers the CANCEL nor the INVITE.
+    assert_clean(&mut sim);
+    assert_eq!(
+        sim.core.transaction_count(),
+        0,
+        "no transaction left behind"
+    );
+}
+
+/// What a simulated peer does with a request mss sent it, at random.
+fn react(sim: &mut Sim, rng: &mut rand::rngs::StdRng, to: SocketAddr, req: &Request, tag: &str) {
+    use rand::Rng;
+    let roll: u8 = rng.gen_range(0..10);
+    let text = match req.method() {
+        Method::Invite => match roll {
+            0..=2 => Some(device_answer(req, to, 180, "Ringing", tag, "")),
+            3 => Some(device_answer(req, to, 183, "Session Progress", tag, SDP_B)),
+            4..=6 => Some(device_answer(req, to, 200, "OK", tag, SDP_B)),
+            7 => Some(device_answer(req, to, 486, "Busy Here", tag, "")),
+            8 => Some(device_answer(req, to, 491, "Request Pending", tag, "")),
+            _ => None,
+        },
+        Method::Cancel => (roll < 7).then(|| reply(req, 200, "OK", "")),
+        Method::Ack => None,
+        _ => (roll < 8).then(|| reply(req, 200, "OK", "")),
+    };
+    if let Some(text) = text {
+        sim.receive(to, &text);
+    }
+}
+
+/// Random interleavings of what callers and devices do (answers, cancels, hang-ups,
+/// re-INVITEs, silence): once everybody stops, every call, dialog and transaction ends.
+/// `CHAOS_DEBUG=<seed>` prints what happens in that seed's run.
+#[test]
+fn no_sequence_of_events_leaves_a_call_behind() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..300u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut sim = Sim::start(Setup::default());
+        let d1 = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+        let d2 = registered(&mut sim, "101", "pw-101", "127.0.0.12:5062");
+        let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+        alice.call(&mut sim, "101", "", SDP_A);
+        let mut answered = false;
+        for _ in 0..rng.gen_range(3..25) {
+            // Peers answer what mss sent them.
+            let sent: Vec<sim::Sent> = sim.sent.drain(..).collect();
+            for s in sent {
+                if std::env::var("CHAOS_DEBUG").is_ok_and(|v| v == seed.to_string()) {
+                    let b = match &s.message {
+                        mss_sip::Message::Request(r) => r.to_bytes(),
+                        mss_sip::Message::Response(r) => r.to_bytes(),
+                    };
+                    let t = String::from_utf8_lossy(&b).into_owned();
+                    eprintln!(
+                        "-> {} {} | {}",
+                        s.to.remote,
+                        t.lines().next().unwrap_or(""),
+                        t.lines().find(|l| l.starts_with("CSeq")).unwrap_or("")
+                    );
+                }
+                match (&s.message, s.to.remote) {
+                    (mss_sip::Message::Request(r), to) if to == d1 || to == d2 => {
+                        let tag = if to == d1 { "d1" } else { "d2" };
+                        react(&mut sim, &mut rng, to, r, tag);
+                    }
+                    (mss_sip::Message::Request(r), to) if to == alice.addr => {
+                        react(&mut sim, &mut rng, to, r, "c100");
+                    }
+                    (mss_sip::Message::Response(r), to) if to == alice.addr => {
+                        let code = r.status().as_u16();
+                        let invite = r.headers().cseq().unwrap().method == Method::Invite;
+                        if invite && (200..300).contains(&code) {
+                            alice.learn(r);
+                            answered = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // The caller does something.
+            let act = rng.gen_range(0..10);
+            if std::env::var("CHAOS_DEBUG").is_ok_and(|v| v == seed.to_string()) {
+                eprintln!("caller act {act} answered={answered} t={:?}", sim.elapsed());
+            }
+            match act {
+                0 if answered => {
+                    alice.ack(&mut sim);
+                }
+                1 if answered => {
+                    alice.send(&mut sim, "BYE", "");
+                }
+                2 if answered => {
+                    alice.send(&mut sim, "INVITE", SDP_HOLD);
+                }
+                3 => {
+                    let cancel = format!(
+                        "CANCEL sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{DOMAIN}>;tag=c100\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+                        alice.addr, 2, alice.call_id, 2
+                    );
+                    sim.receive(alice.addr, &cancel);
+                }
+                _ => {}
+            }
+            let wait = if rng.gen_range(0..8) == 0 {
+                40_000
+            } else {
+                rng.gen_range(0..3000)
+            };
+            sim.advance(Duration::from_millis(wait));
+        }
+        // An answered call lasts until someone hangs up: the caller does, the others answer
+        // only BYEs; then everybody stops answering and mss must clean up by itself.
+        if answered {
+            alice.send(&mut sim, "BYE", "");
+            for _ in 0..3 {
+                sim.advance(Duration::from_millis(100));
+                let sent: Vec<sim::Sent> = sim.sent.drain(..).collect();
+                for s in sent {
+                    if let mss_sip::Message::Request(r) = &s.message {
+                        if *r.method() == Method::Bye {
+                            sim.receive(s.to.remote, &reply(r, 200, "OK", ""));
+                        }
+                    }
+                }
+            }
+        }
+        sim.advance(Duration::from_secs(400));
+        assert_eq!(
+            sim.core.call_count(),
+            0,
+            "seed {seed}: {:?}",
+            sim.core.active_calls()
+        );
+        assert_eq!(sim.core.dialog_count(), 0, "seed {seed}: dialogs left");
+        assert_eq!(
+            sim.core.transaction_count(),
+            0,
+            "seed {seed}: transactions left"
+        );
+    }
 }

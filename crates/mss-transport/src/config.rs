@@ -9,6 +9,8 @@ use std::time::Duration;
 use mss_sip::framing::Limits;
 use mss_sip::net::Transport;
 
+use crate::tls::TlsServer;
+
 /// The default SIP port for UDP and TCP (RFC 3261 §18.1.1, §19.1.2).
 pub const DEFAULT_SIP_PORT: u16 = 5060;
 /// The default SIP port for TLS (RFC 3261 §18.1.1).
@@ -117,18 +119,27 @@ impl fmt::Display for ListenSpec {
 /// [`ListenSpec::parse_list`]). The limits have production defaults.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// Addresses to listen on. UDP and TCP are supported; TLS and WS are refused at bind.
+    /// Addresses to listen on. UDP, TCP and TLS (with [`TransportConfig::tls`]) are
+    /// supported; WS and WSS are refused at bind.
     pub listen: Vec<ListenSpec>,
+    /// The certificate and rustls configuration of the `tls:` listeners; required when
+    /// one is listed.
+    pub tls: Option<TlsServer>,
+    /// How long a TLS client may take from the TCP accept to the end of its handshake
+    /// (default 10 s). A peer that sends garbage is dropped at once, one that stalls
+    /// when this runs out; both are counted.
+    pub tls_handshake_timeout: Duration,
     /// SO_RCVBUF of each UDP socket, in bytes (default 4 MiB). A burst of requests must not
     /// be dropped at a small kernel buffer before the receive loop reads it. The kernel may
     /// cap it (`net.core.rmem_max`); the value it granted is logged at bind.
     pub udp_recv_buffer: usize,
     /// SO_SNDBUF of each UDP socket, in bytes (default 4 MiB).
     pub udp_send_buffer: usize,
-    /// Most TCP connections open at once, inbound and outbound together (default 10,000).
+    /// Most TCP connections open at once, inbound and outbound together, TLS included
+    /// (default 10,000).
     /// A connection over the limit is closed as soon as it is accepted.
     pub max_tcp_connections: usize,
-    /// Most inbound TCP connections from one source IP address (default 100).
+    /// Most inbound TCP connections from one source IP address, TLS included (default 100).
     pub max_tcp_connections_per_ip: usize,
     /// A TCP connection with no traffic in either direction for this long is closed
     /// (default 10 minutes). RFC 3261 §18 asks for at least 64·T1; clients keep their
@@ -158,6 +169,8 @@ impl Default for TransportConfig {
     fn default() -> TransportConfig {
         TransportConfig {
             listen: Vec::new(),
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
             udp_recv_buffer: 4 * 1024 * 1024,
             udp_send_buffer: 4 * 1024 * 1024,
             max_tcp_connections: 10_000,

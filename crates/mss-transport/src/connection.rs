@@ -1,7 +1,8 @@
-//! One TCP connection: a reader that frames messages (RFC 3261 §18.3) incrementally with
-//! one `mss_sip::framing::Framer` and answers CRLF keep-alives (RFC 5626 §3.5.1), and a
-//! writer that drains the connection's send queue. Both run in the connection's task,
-//! which holds the [`ConnectionGuard`].
+//! One TCP or TLS connection: a reader that frames messages (RFC 3261 §18.3) incrementally
+//! with one `mss_sip::framing::Framer` and answers CRLF keep-alives (RFC 5626 §3.5.1), and
+//! a writer that drains the connection's send queue. Both run in the connection's task,
+//! which holds the [`ConnectionGuard`]. [`serve`] works on any pair of byte-stream halves;
+//! [`run`] is its TCP entry, `tls_accept` its TLS one.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,8 +13,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use mss_sip::framing::{Framed, Framer, FramingError};
 use mss_sip::net::{ConnectionId, Flow, Transport};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -81,7 +81,7 @@ impl Activity {
     }
 }
 
-/// Runs a connection until the peer closes it, it fails, idles out, or shutdown.
+/// Runs a TCP connection until the peer closes it, it fails, idles out, or shutdown.
 ///
 /// `rx` is the connection's send queue and `pong` a sender into it (for keep-alive pongs).
 pub(crate) async fn run(
@@ -92,24 +92,53 @@ pub(crate) async fn run(
     rx: mpsc::Receiver<Bytes>,
     pong: mpsc::Sender<Bytes>,
 ) {
-    let id = guard.id;
+    let Some(local) = prepare(&stream, remote) else {
+        return;
+    };
+    let (read_half, write_half) = stream.into_split();
+    let flow = Flow {
+        transport: Transport::Tcp,
+        remote,
+        connection: Some(guard.id),
+    };
+    serve(shared, guard, read_half, write_half, local, flow, rx, pong).await;
+}
+
+/// The local address of a fresh connection, with `TCP_NODELAY` set; `None` when the
+/// connection is already gone.
+pub(crate) fn prepare(stream: &TcpStream, remote: SocketAddr) -> Option<SocketAddr> {
     let local = match stream.local_addr() {
         Ok(local) => local,
         Err(e) => {
             tracing::debug!(peer = %remote, error = %e, "connection lost before start");
-            return;
+            return None;
         }
     };
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(peer = %remote, error = %e, "cannot set TCP_NODELAY");
     }
-    let (read_half, write_half) = stream.into_split();
+    Some(local)
+}
+
+/// Runs a connection, given as its two halves, until the peer closes it, it fails, idles
+/// out, or shutdown. `flow` names its transport, peer and id; `local` is our end.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve<R, W>(
+    shared: Arc<Shared>,
+    guard: ConnectionGuard,
+    read_half: R,
+    write_half: W,
+    local: SocketAddr,
+    flow: Flow,
+    rx: mpsc::Receiver<Bytes>,
+    pong: mpsc::Sender<Bytes>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let id = guard.id;
+    let remote = flow.remote;
     let activity = Activity::new();
-    let flow = Flow {
-        transport: Transport::Tcp,
-        remote,
-        connection: Some(id),
-    };
     let reader = read_loop(&shared, flow, local, read_half, pong, &activity);
     let writer = write_loop(&shared, id, remote, write_half, rx, &activity);
     tokio::pin!(reader, writer);
@@ -251,11 +280,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 /// Writes queued messages until every sender is gone or a write fails or times out.
 /// Messages queued together are written together, then flushed.
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     shared: &Shared,
     id: ConnectionId,
     remote: SocketAddr,
-    write_half: OwnedWriteHalf,
+    write_half: W,
     mut rx: mpsc::Receiver<Bytes>,
     activity: &Activity,
 ) -> io::Result<()> {

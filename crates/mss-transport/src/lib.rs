@@ -1,13 +1,14 @@
-//! mss-transport: SIP over UDP and TCP on tokio (RFC 3261 §18).
+//! mss-transport: SIP over UDP, TCP and TLS on tokio (RFC 3261 §18, §26).
 //!
 //! [`Transports::bind`] binds the configured [`ListenSpec`]s and starts the socket tasks:
 //! one receive loop per UDP socket (which also answers RFC 5626 STUN keep-alives itself,
-//! see [`stun`]), one accept loop per TCP listener, and one task per TCP connection that
-//! frames the stream incrementally (with `mss_sip::framing::Framer`, RFC 3261 §18.3),
-//! answers CRLF keep-alives (RFC 5626 §3.5.1) and writes the connection's send queue. Every
-//! complete message goes, as a [`Received`], into one bounded channel; the caller parses
-//! it. [`Transports::send`] sends on a [`Flow`](mss_sip::net::Flow): UDP to an address, TCP
-//! on the connection a request came on (RFC 5626 flow reuse) or on a new one.
+//! see [`stun`]), one accept loop per TCP or TLS listener, and one task per connection that
+//! (after the TLS handshake, for TLS) frames the stream incrementally (with
+//! `mss_sip::framing::Framer`, RFC 3261 §18.3), answers CRLF keep-alives (RFC 5626 §3.5.1)
+//! and writes the connection's send queue. Every complete message goes, as a [`Received`],
+//! into one bounded channel; the caller parses it. [`Transports::send`] sends on a
+//! [`Flow`](mss_sip::net::Flow): UDP to an address, TCP or TLS on the connection a request
+//! came on (RFC 5626 flow reuse); TCP also on a new one.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,12 +34,15 @@
 //! - [`stamp`] — stamping `received`/`rport` into a parsed request's top Via, and
 //!   routing a response from the Via headers of a parsed message;
 //! - [`stats`] — [`TransportStats`] counters for the admin API;
+//! - [`tls`] — [`TlsIdentity`] (certificate and key from PEM) and [`TlsServer`] (the
+//!   listeners' rustls configuration, whose certificate can be replaced at run time);
 //! - [`stun`] — the limited STUN server of SIP UDP ports (RFC 5626 §8, RFC 5389): telling
 //!   STUN from SIP and encoding Binding responses (pure functions);
 //! - [`error`] — [`TransportError`];
 //! - internal — `udp`, `tcp` (listeners, accept loop, outbound connections),
-//!   `connection` (one TCP connection's reader and writer), `table` (open connections
-//!   and per-IP counts), `shared` (state shared by the tasks, task tracking).
+//!   `tls_accept` (the handshake of an accepted TLS connection), `connection` (one
+//!   connection's reader and writer), `table` (open connections and per-IP counts),
+//!   `shared` (state shared by the tasks, task tracking).
 //!
 //! Left to others: parsing and answering messages (a peer that breaks TCP framing is
 //! logged, counted and disconnected here; no 400 can be framed for it), transactions,
@@ -54,6 +58,8 @@ pub mod stats;
 pub mod stun;
 mod table;
 mod tcp;
+pub mod tls;
+mod tls_accept;
 pub mod transports;
 mod udp;
 
@@ -63,4 +69,5 @@ pub use routing::{response_route, via_stamp, ResponseRoute, Rport, ViaRoute, Via
 pub use shared::Received;
 pub use stamp::{route_response, stamp_top_via};
 pub use stats::{TransportStats, TransportStatsSnapshot};
+pub use tls::{PemFile, TlsIdentity, TlsIdentityError, TlsServer, TlsSetupError};
 pub use transports::Transports;

@@ -19,9 +19,9 @@ pub struct TransportStats {
     pub messages_sent: AtomicU64,
     /// Bytes handed to a socket or a connection's send queue.
     pub bytes_sent: AtomicU64,
-    /// TCP connections open now (inbound and outbound).
+    /// TCP connections open now (inbound and outbound, TLS included).
     pub tcp_connections_open: AtomicU64,
-    /// TCP connections accepted or opened since start.
+    /// TCP connections accepted or opened since start (TLS included).
     pub tcp_connections_total: AtomicU64,
     /// Inbound TCP connections closed at once because of the total or per-IP limit.
     pub tcp_connections_refused: AtomicU64,
@@ -43,6 +43,14 @@ pub struct TransportStats {
     pub framing_errors: AtomicU64,
     /// Sends that failed: socket errors, full queues, failed connects.
     pub send_errors: AtomicU64,
+    /// TLS handshakes completed on accepted connections.
+    pub tls_handshakes: AtomicU64,
+    /// Accepted TLS connections dropped because the handshake failed (garbage, a protocol
+    /// or version the server does not speak, a client that refused the certificate).
+    pub tls_handshake_failures: AtomicU64,
+    /// Accepted TLS connections dropped because the handshake did not finish within
+    /// the handshake timeout (a client that stalls).
+    pub tls_handshake_timeouts: AtomicU64,
 }
 
 /// A copy of every counter of [`TransportStats`] at one moment.
@@ -80,6 +88,12 @@ pub struct TransportStatsSnapshot {
     pub framing_errors: u64,
     /// See [`TransportStats::send_errors`].
     pub send_errors: u64,
+    /// See [`TransportStats::tls_handshakes`].
+    pub tls_handshakes: u64,
+    /// See [`TransportStats::tls_handshake_failures`].
+    pub tls_handshake_failures: u64,
+    /// See [`TransportStats::tls_handshake_timeouts`].
+    pub tls_handshake_timeouts: u64,
 }
 
 impl TransportStats {
@@ -103,6 +117,9 @@ impl TransportStats {
             tcp_accept_errors: get(&self.tcp_accept_errors),
             framing_errors: get(&self.framing_errors),
             send_errors: get(&self.send_errors),
+            tls_handshakes: get(&self.tls_handshakes),
+            tls_handshake_failures: get(&self.tls_handshake_failures),
+            tls_handshake_timeouts: get(&self.tls_handshake_timeouts),
         }
     }
 }

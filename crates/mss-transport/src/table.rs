@@ -1,18 +1,20 @@
-//! The table of open TCP connections: by [`ConnectionId`], by remote address (RFC 3261 §18:
-//! connections are indexed by the far end's address, port and transport), and the count of
-//! inbound connections per source IP address.
+//! The table of open TCP and TLS connections: by [`ConnectionId`], by transport and remote
+//! address (RFC 3261 §18: connections are indexed by the far end's address, port and
+//! transport), and the count of inbound connections per source IP address.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use mss_sip::net::ConnectionId;
+use mss_sip::net::{ConnectionId, Transport};
 use tokio::sync::mpsc;
 
 /// One open (or opening) connection, as seen by senders.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
+    /// TCP, or TLS over TCP.
+    pub(crate) transport: Transport,
     /// The far end.
     pub(crate) remote: SocketAddr,
     /// The queue of the connection's writer.
@@ -24,7 +26,7 @@ struct Inner {
     by_id: HashMap<ConnectionId, Entry>,
     /// The newest connection to each remote address, for reuse by requests without a
     /// connection (RFC 3261 §18.1.1: "it is RECOMMENDED that this connection be used").
-    by_remote: HashMap<SocketAddr, ConnectionId>,
+    by_remote: HashMap<(Transport, SocketAddr), ConnectionId>,
     /// Inbound connections per source IP, for `max_tcp_connections_per_ip`.
     per_ip: HashMap<IpAddr, usize>,
 }
@@ -71,7 +73,7 @@ impl ConnectionTable {
     /// Registers a connection; it becomes the one reused for its remote address.
     pub(crate) fn insert(&self, id: ConnectionId, entry: Entry) {
         let mut inner = self.lock();
-        inner.by_remote.insert(entry.remote, id);
+        inner.by_remote.insert((entry.transport, entry.remote), id);
         inner.by_id.insert(id, entry);
     }
 
@@ -79,8 +81,9 @@ impl ConnectionTable {
     pub(crate) fn remove(&self, id: ConnectionId) {
         let mut inner = self.lock();
         if let Some(entry) = inner.by_id.remove(&id) {
-            if inner.by_remote.get(&entry.remote) == Some(&id) {
-                inner.by_remote.remove(&entry.remote);
+            let key = (entry.transport, entry.remote);
+            if inner.by_remote.get(&key) == Some(&id) {
+                inner.by_remote.remove(&key);
             }
         }
     }
@@ -90,10 +93,14 @@ impl ConnectionTable {
         self.lock().by_id.get(&id).cloned()
     }
 
-    /// The connection to reuse for `remote`, if one is open.
-    pub(crate) fn find_remote(&self, remote: SocketAddr) -> Option<(ConnectionId, Entry)> {
+    /// The connection of `transport` to reuse for `remote`, if one is open.
+    pub(crate) fn find_remote(
+        &self,
+        transport: Transport,
+        remote: SocketAddr,
+    ) -> Option<(ConnectionId, Entry)> {
         let inner = self.lock();
-        let id = *inner.by_remote.get(&remote)?;
+        let id = *inner.by_remote.get(&(transport, remote))?;
         inner.by_id.get(&id).map(|e| (id, e.clone()))
     }
 
@@ -115,9 +122,20 @@ mod tests {
     use super::*;
 
     fn entry(remote: &str) -> (Entry, mpsc::Receiver<Bytes>) {
+        entry_of(Transport::Tcp, remote)
+    }
+
+    fn entry_of(transport: Transport, remote: &str) -> (Entry, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(1);
         let remote = remote.parse().unwrap();
-        (Entry { remote, tx }, rx)
+        (
+            Entry {
+                transport,
+                remote,
+                tx,
+            },
+            rx,
+        )
     }
 
     #[test]
@@ -147,18 +165,34 @@ mod tests {
         t.insert(ConnectionId(2), b);
         let remote = "192.0.2.1:5060".parse().unwrap();
         assert_eq!(
-            t.find_remote(remote).map(|(id, _)| id),
+            t.find_remote(Transport::Tcp, remote).map(|(id, _)| id),
             Some(ConnectionId(2))
         );
         // Removing the older one keeps the index on the newer one.
         t.remove(ConnectionId(1));
         assert_eq!(
-            t.find_remote(remote).map(|(id, _)| id),
+            t.find_remote(Transport::Tcp, remote).map(|(id, _)| id),
             Some(ConnectionId(2))
         );
         t.remove(ConnectionId(2));
-        assert!(t.find_remote(remote).is_none());
+        assert!(t.find_remote(Transport::Tcp, remote).is_none());
         assert!(t.get(ConnectionId(2)).is_none());
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn tcp_and_tls_to_one_address_are_told_apart() {
+        let t = ConnectionTable::default();
+        let (a, _ra) = entry_of(Transport::Tcp, "192.0.2.1:5061");
+        let (b, _rb) = entry_of(Transport::Tls, "192.0.2.1:5061");
+        t.insert(ConnectionId(1), a);
+        t.insert(ConnectionId(2), b);
+        let remote = "192.0.2.1:5061".parse().unwrap();
+        let id = |tr| t.find_remote(tr, remote).map(|(id, _)| id);
+        assert_eq!(id(Transport::Tcp), Some(ConnectionId(1)));
+        assert_eq!(id(Transport::Tls), Some(ConnectionId(2)));
+        t.remove(ConnectionId(2));
+        assert_eq!(id(Transport::Tls), None);
+        assert_eq!(id(Transport::Tcp), Some(ConnectionId(1)));
     }
 }

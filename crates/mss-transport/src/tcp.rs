@@ -1,5 +1,5 @@
-//! TCP: binding listeners, the accept loop with its connection limits, and outbound
-//! connections opened to send a message.
+//! TCP: binding listeners, the accept loop with its connection limits (for TCP and TLS
+//! listeners alike), and outbound TCP connections opened to send a message.
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mss_sip::net::ConnectionId;
+use mss_sip::net::{ConnectionId, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -17,6 +17,7 @@ use crate::error::TransportError;
 use crate::shared::{ConnectionGuard, Shared};
 use crate::stats;
 use crate::table::Entry;
+use crate::tls_accept;
 
 /// Pending connections the kernel queues for `accept`.
 const BACKLOG: i32 = 1024;
@@ -41,7 +42,13 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Accepts connections until shutdown. Errors are retried with a doubling pause, never
 /// ending the loop. A connection over the total or per-IP limit is closed at once.
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, local: SocketAddr) {
+/// `transport` is what the listener serves: TCP, or TLS (a handshake comes first).
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    local: SocketAddr,
+    transport: Transport,
+) {
     let stopped = shared.stopped();
     tokio::pin!(stopped);
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -54,7 +61,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, loca
         match accepted {
             Ok((stream, remote)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                admit(&shared, stream, remote);
+                admit(&shared, stream, remote, transport);
             }
             Err(e) => {
                 stats::bump(&shared.stats.tcp_accept_errors);
@@ -67,11 +74,12 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, loca
             }
         }
     }
-    tracing::debug!(%local, "TCP accept loop stopped");
+    tracing::debug!(%local, %transport, "accept loop stopped");
 }
 
 /// Checks the limits for a new inbound connection and starts its task, or closes it.
-fn admit(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+/// A TLS connection enters the table only once its handshake is done (`tls_accept`).
+fn admit(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr, transport: Transport) {
     let refuse = |why: &str| {
         stats::bump(&shared.stats.tcp_connections_refused);
         tracing::warn!(peer = %remote, limit = why, "connection refused");
@@ -90,15 +98,20 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     }
     let id = shared.next_connection_id();
     let guard = ConnectionGuard::new(Arc::clone(shared), id, Some(ip), permit);
+    tracing::debug!(peer = %remote, connection = id.0, %transport, "connection accepted");
+    if transport == Transport::Tls {
+        shared.spawn(tls_accept::run(Arc::clone(shared), guard, stream, remote));
+        return;
+    }
     let (tx, rx) = mpsc::channel(shared.config.tcp_send_queue.max(1));
     shared.table.insert(
         id,
         Entry {
+            transport: Transport::Tcp,
             remote,
             tx: tx.clone(),
         },
     );
-    tracing::debug!(peer = %remote, connection = id.0, "connection accepted");
     shared.spawn(connection::run(
         Arc::clone(shared),
         guard,
@@ -131,6 +144,7 @@ pub(crate) fn open_queued(
     shared.table.insert(
         id,
         Entry {
+            transport: Transport::Tcp,
             remote,
             tx: tx.clone(),
         },
@@ -173,6 +187,7 @@ pub(crate) async fn open(
     shared.table.insert(
         id,
         Entry {
+            transport: Transport::Tcp,
             remote,
             tx: tx.clone(),
         },

@@ -32,14 +32,15 @@ struct Inner {
 
 impl Transports {
     /// Binds every listen address of `config` and starts one receive loop per UDP socket
-    /// and one accept loop per TCP listener. Must be called inside a tokio runtime.
+    /// and one accept loop per TCP or TLS listener. Must be called inside a tokio runtime.
     ///
     /// # Returns
     /// The handle, and the receiving end of the channel every received message goes to.
     ///
     /// # Errors
-    /// `NoListener` for an empty list, `UnsupportedTransport` for TLS/WS, `Bind` when an
-    /// address cannot be bound. Nothing keeps running after an error.
+    /// `NoListener` for an empty list, `UnsupportedTransport` for WS/WSS,
+    /// `TlsNotConfigured` for a TLS listener without [`TransportConfig::tls`], `Bind` when
+    /// an address cannot be bound. Nothing keeps running after an error.
     pub async fn bind(
         config: TransportConfig,
     ) -> Result<(Transports, mpsc::Receiver<Received>), TransportError> {
@@ -66,10 +67,13 @@ impl Transports {
                     });
                     local
                 }
-                Transport::Tcp => {
+                Transport::Tcp | Transport::Tls => {
+                    if spec.transport == Transport::Tls && config.tls.is_none() {
+                        return Err(TransportError::TlsNotConfigured(*spec));
+                    }
                     let listener = tcp::bind(spec.addr).map_err(bind_err)?;
                     let local = listener.local_addr().map_err(bind_err)?;
-                    tcp_listeners.push((listener, local));
+                    tcp_listeners.push((listener, local, spec.transport));
                     local
                 }
                 other => return Err(TransportError::UnsupportedTransport(other)),
@@ -79,7 +83,11 @@ impl Transports {
         }
         let (tx, rx) = mpsc::channel(config.receive_queue.max(1));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let tcp_addrs = tcp_listeners.iter().map(|(_, local)| *local).collect();
+        let tcp_addrs = tcp_listeners
+            .iter()
+            .filter(|(_, _, transport)| *transport == Transport::Tcp)
+            .map(|(_, local, _)| *local)
+            .collect();
         let shared = Arc::new(Shared::new(config, tx, shutdown_rx, udp_sockets, tcp_addrs));
         for endpoint in &shared.udp {
             let socket = Arc::clone(&endpoint.socket);
@@ -89,8 +97,13 @@ impl Transports {
                 endpoint.local,
             ));
         }
-        for (listener, local) in tcp_listeners {
-            shared.spawn(tcp::accept_loop(Arc::clone(&shared), listener, local));
+        for (listener, local, transport) in tcp_listeners {
+            shared.spawn(tcp::accept_loop(
+                Arc::clone(&shared),
+                listener,
+                local,
+                transport,
+            ));
         }
         let inner = Inner {
             shared,
@@ -124,11 +137,14 @@ impl Transports {
     ///   (its messages come back as [`Received`] with its id, which the returned flow
     ///   names). Over a new connection, a connect failure is only logged and counted; use
     ///   [`Transports::connect`] first to learn about it.
+    /// - TLS: as TCP, except that no connection is opened: without an open TLS
+    ///   connection to the peer the send fails with `NoConnection`.
     ///
     /// # Errors
     /// `Shutdown`; `NoSocketForFamily`; `UdpSend` (including a full kernel buffer) and
     /// `DatagramTooLarge`; `QueueFull` when the connection's peer does not keep up;
-    /// `ConnectionLimit`; `UnsupportedTransport` for TLS/WS. Each failure is counted.
+    /// `ConnectionLimit`; `NoConnection` for TLS; `UnsupportedTransport` for WS/WSS. Each
+    /// failure is counted.
     pub fn send_from(
         &self,
         from: Option<SocketAddr>,
@@ -142,7 +158,7 @@ impl Transports {
         } else {
             match flow.transport {
                 Transport::Udp => udp::send(shared, from, flow.remote, &data).map(|()| *flow),
-                Transport::Tcp => self.send_tcp(flow, data),
+                Transport::Tcp | Transport::Tls => self.send_stream(flow, data),
                 other => Err(TransportError::UnsupportedTransport(other)),
             }
         };
@@ -159,17 +175,20 @@ impl Transports {
         result
     }
 
-    fn send_tcp(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
+    /// A TCP or TLS send: on the flow's connection, or another one of its transport to
+    /// the same peer; else a new TCP connection (none for TLS).
+    fn send_stream(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
         let shared = &self.inner.shared;
         let named = flow
             .connection
-            .and_then(|id| Some((id, shared.table.get(id)?)));
-        let existing = named.or_else(|| shared.table.find_remote(flow.remote));
+            .and_then(|id| Some((id, shared.table.get(id)?)))
+            .filter(|(_, entry)| entry.transport == flow.transport);
+        let existing = named.or_else(|| shared.table.find_remote(flow.transport, flow.remote));
         if let Some((id, entry)) = existing {
             match entry.tx.try_send(data) {
                 Ok(()) => {
                     return Ok(Flow {
-                        transport: Transport::Tcp,
+                        transport: entry.transport,
                         remote: entry.remote,
                         connection: Some(id),
                     })
@@ -182,14 +201,23 @@ impl Transports {
                 // The connection is closing: open a new one below.
                 Err(mpsc::error::TrySendError::Closed(back)) => {
                     shared.table.remove(id);
-                    return self.open_and_send(flow.remote, back);
+                    return self.open_and_send(flow, back);
                 }
             }
         }
-        self.open_and_send(flow.remote, data)
+        self.open_and_send(flow, data)
     }
 
-    fn open_and_send(&self, remote: SocketAddr, data: Bytes) -> Result<Flow, TransportError> {
+    /// A new outbound TCP connection to `flow.remote` with `data` queued; for any other
+    /// transport, `NoConnection`.
+    fn open_and_send(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
+        let remote = flow.remote;
+        if flow.transport != Transport::Tcp {
+            return Err(TransportError::NoConnection {
+                transport: flow.transport,
+                remote,
+            });
+        }
         let id = tcp::open_queued(&self.inner.shared, remote, data)?;
         Ok(Flow {
             transport: Transport::Tcp,
@@ -208,7 +236,7 @@ impl Transports {
         if shared.is_shut_down() {
             return Err(TransportError::Shutdown);
         }
-        let id = match shared.table.find_remote(remote) {
+        let id = match shared.table.find_remote(Transport::Tcp, remote) {
             Some((id, _)) => id,
             None => tcp::open(shared, remote).await?,
         };
@@ -279,7 +307,7 @@ impl Transports {
         Arc::clone(&self.inner.shared.stats)
     }
 
-    /// TCP connections open now.
+    /// TCP and TLS connections open now (TLS ones once their handshake is done).
     pub fn connection_count(&self) -> usize {
         self.inner.shared.table.len()
     }
@@ -341,13 +369,35 @@ mod tests {
         let err = t.send(&flow, Bytes::from_static(b"x")).unwrap_err();
         assert!(matches!(
             err,
-            TransportError::UnsupportedTransport(Transport::Tls)
+            TransportError::NoConnection {
+                transport: Transport::Tls,
+                ..
+            }
         ));
         let v6 = Flow::udp("[::1]:5060".parse().unwrap());
         let err = t.send(&v6, Bytes::from_static(b"x")).unwrap_err();
         assert!(matches!(err, TransportError::NoSocketForFamily { .. }));
-        assert_eq!(t.stats().snapshot().send_errors, 2);
+        let ws = Flow {
+            transport: Transport::Ws,
+            ..flow
+        };
+        let err = t.send(&ws, Bytes::from_static(b"x")).unwrap_err();
+        assert!(matches!(
+            err,
+            TransportError::UnsupportedTransport(Transport::Ws)
+        ));
+        assert_eq!(t.stats().snapshot().send_errors, 3);
         assert!(t.is_open(&Flow::udp("127.0.0.1:1".parse().unwrap())));
         assert_eq!(t.local_addr(Transport::Tcp), None);
+    }
+
+    #[tokio::test]
+    async fn a_tls_listener_needs_a_certificate() {
+        let spec: ListenSpec = "tls:127.0.0.1:0".parse().unwrap();
+        let err = Transports::bind(TransportConfig::with_listen(vec![spec]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::TlsNotConfigured(_)), "{err}");
+        assert!(err.to_string().contains("no TLS certificate"), "{err}");
     }
 }

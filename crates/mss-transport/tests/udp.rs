@@ -235,9 +235,15 @@ async fn bind_errors_name_the_address() {
         .unwrap()]))
     .await
     .unwrap_err();
+    assert!(matches!(err, TransportError::TlsNotConfigured(_)));
+    let err = Transports::bind(TransportConfig::with_listen(vec!["ws:127.0.0.1:0"
+        .parse()
+        .unwrap()]))
+    .await
+    .unwrap_err();
     assert!(matches!(
         err,
-        TransportError::UnsupportedTransport(Transport::Tls)
+        TransportError::UnsupportedTransport(Transport::Ws)
     ));
     let err = Transports::bind(TransportConfig::default())
         .await

@@ -382,6 +382,26 @@ impl Transactions {
         });
     }
 
+    /// Gives up client transaction `id` while it waits for its final response: the TU gets
+    /// [`Event::Timeout`] with a 408 built from the request (§8.1.3.1), then
+    /// [`Event::Terminated`]. This is RFC 3261 §9.1's "if no final response is received
+    /// within 64*T1 seconds after the CANCEL was sent, the client transaction SHOULD be
+    /// destroyed": an INVITE client transaction in Proceeding has no timer of its own.
+    /// Returns false (nothing happens) when `id` is not a live client transaction or already
+    /// has its final response.
+    pub fn abandon_client(&mut self, now: Instant, id: ClientTransactionId) -> bool {
+        self.advance(now);
+        let waiting = matches!(
+            self.client_state(id),
+            Some(State::Calling | State::Trying | State::Proceeding)
+        );
+        if waiting {
+            self.timed_out(id.0, crate::Timer::B);
+            self.terminate(id.0);
+        }
+        waiting
+    }
+
     fn timed_out(&mut self, slot: SlotId, timer: crate::Timer) {
         match self.txns.get(slot) {
             Some(Txn::Client(c)) => {

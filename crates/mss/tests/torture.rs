@@ -19,13 +19,16 @@ use common::{options, Peer, Server};
 /// The answer mss gives to each message, `None` for silence, with why.
 fn expected(name: &str) -> Option<u16> {
     match name {
-        // Valid requests mss does not serve yet (calls) or does not know: 501.
-        "wsinv" | "intmeth" | "esc01" | "esc02" | "longreq" | "invut" | "sdp01" | "inv2543"
-        | "mismatch02" => Some(501),
+        // Valid requests of methods mss does not know: 501.
+        "intmeth" | "esc02" | "mismatch02" => Some(501),
         // Valid requests for foreign domains (example.com …): mss is no open relay, 404
-        // (mpart01: a MESSAGE to kumiko@example.org, refused before any challenge).
+        // (mpart01: a MESSAGE to kumiko@example.org, refused before any challenge; the
+        // INVITEs to example.com/example.net users likewise, before any challenge).
         "mpart01" | "escnull" | "lwsdisp" | "dblreq" | "semiuri" | "transports" | "badbranch"
-        | "unksm2" | "regaut01" | "zeromf" | "cparam01" | "cparam02" | "regescrt" => Some(404),
+        | "unksm2" | "regaut01" | "zeromf" | "cparam01" | "cparam02" | "regescrt" | "esc01"
+        | "longreq" | "invut" | "sdp01" | "inv2543" => Some(404),
+        // An INVITE with a To tag: within a dialog mss does not know (RFC 3261 §12.2.2).
+        "wsinv" => Some(481),
         "unkscm" | "novelsc" => Some(416),
         "bext01" => Some(420),
         "badvers" => Some(505),

@@ -22,6 +22,10 @@ use super::outgoing::{cancel_for, copy_body_response, with_credentials};
 use super::{CallClient, CallKey};
 use crate::core::Core;
 
+/// How long a cancelled INVITE may wait for its final response before it is given up
+/// (RFC 3261 §9.1: 64·T1).
+const CANCEL_GUARD: std::time::Duration = std::time::Duration::from_secs(32);
+
 /// Headers of a B leg's failure that the caller gets too.
 const FAILURE_HEADERS: [HeaderName; 2] = [HeaderName::Warning, HeaderName::RetryAfter];
 
@@ -121,7 +125,7 @@ impl Core {
             }
             Ok(ResponseOutcome::EarlyDialogsEnded(ids)) => {
                 for d in ids {
-                    self.forget_dialog(&d);
+                    self.forget_dialog(now, &d);
                 }
             }
             Ok(ResponseOutcome::NoDialog) => {}
@@ -219,6 +223,9 @@ impl Core {
         };
         call.winner = Some(leg);
         call.state = CallState::Answered;
+        if let Some(codec) = super::view::codec_of(rsp.body()) {
+            call.codec = Some(codec);
+        }
         call.ring_deadline = None;
         call.record.answered_at = Some(now.unix_ms);
         if let Some(b) = call.b.get_mut(leg) {
@@ -416,9 +423,12 @@ impl Core {
         };
         b.cancel_pending = false;
         b.cancelled = true;
-        let (cancel, flow) = (cancel_for(&b.invite), b.flow);
+        let (cancel, flow, client) = (cancel_for(&b.invite), b.flow, b.client);
         if let Some(cancel) = cancel {
             self.call_send(now, cancel, flow, CallClient::Cancel);
+        }
+        if let Some(id) = client {
+            self.calls.guard(id, now.mono + CANCEL_GUARD);
         }
     }
 
@@ -435,7 +445,7 @@ impl Core {
     /// Sends BYE in `dialog` (its answer removes the dialog).
     pub(crate) fn send_bye(&mut self, now: Now, dialog: &DialogId) {
         let Some(flow) = self.calls.dialog_flow.get(dialog).copied() else {
-            self.forget_dialog(dialog);
+            self.forget_dialog(now, dialog);
             return;
         };
         match self.dialogs.request(dialog, Method::Bye, &mut self.rng) {
@@ -449,12 +459,12 @@ impl Core {
                     },
                 );
                 if sent.is_none() {
-                    self.forget_dialog(dialog);
+                    self.forget_dialog(now, dialog);
                 }
             }
             Err(e) => {
                 tracing::debug!(error = %e, "BYE not sent");
-                self.forget_dialog(dialog);
+                self.forget_dialog(now, dialog);
             }
         }
     }

@@ -70,9 +70,14 @@ impl Core {
             return;
         }
         let flow = call.a.flow;
+        // Our address as the caller sees it: the host's answer for the caller's address
+        // (a wildcard listener has no one address of its own), else the address the
+        // INVITE came to.
         let sent_by = self
-            .arrival
-            .or_else(|| self.network.sent_by(flow.transport, flow.remote));
+            .network
+            .sent_by(flow.transport, flow.remote)
+            .or(self.arrival)
+            .filter(|a| !a.ip().is_unspecified());
         let Some(sent_by) = sent_by else {
             tracing::warn!(peer = %flow, "no local address towards the caller");
             return;
@@ -120,7 +125,7 @@ impl Core {
                 self.drain_dialogs(now);
                 if status >= 300 {
                     // A failed INVITE ends the early dialog (RFC 3261 §12.3).
-                    self.forget_dialog(&d);
+                    self.forget_dialog(now, &d);
                 }
             }
             None => self.respond(now, server, rsp),
@@ -227,6 +232,31 @@ impl Core {
                 dialogs.push((Side::B(w), d.clone()));
             }
         }
+        // Requests still passed on within the call get no answer any more: give them up, so
+        // that their requesters get a final answer now (`in_dialog.rs`).
+        let forwards: Vec<_> = self
+            .calls
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(c, super::CallClient::Forward { key: k, .. } if *k == key))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in forwards {
+            self.txns.abandon_client(now.mono, id);
+        }
+        let held: Vec<DialogId> = self
+            .calls
+            .held
+            .iter()
+            .filter(|(_, (k, _))| *k == key)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in held {
+            self.dialogs.cancel_reinvite_retry(&d);
+            if let Some((_, h)) = self.calls.held.remove(&d) {
+                self.answer_held(now, &h);
+            }
+        }
         for (side, d) in dialogs {
             if Some(side) == except {
                 continue;
@@ -250,15 +280,15 @@ impl Core {
                                 super::CallClient::Bye { dialog: d.clone() },
                             );
                             if sent.is_none() {
-                                self.forget_dialog(&d);
+                                self.forget_dialog(now, &d);
                             }
                         }
-                        None => self.forget_dialog(&d),
+                        None => self.forget_dialog(now, &d),
                     }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "BYE not sent");
-                    self.forget_dialog(&d);
+                    self.forget_dialog(now, &d);
                 }
             }
         }
@@ -319,7 +349,7 @@ impl Core {
 
     /// Removes call `key` once it is over and no B leg's INVITE is in progress (its
     /// dialogs go when their BYE is answered).
-    pub(crate) fn finish_if_done(&mut self, _now: Now, key: CallKey) {
+    pub(crate) fn finish_if_done(&mut self, now: Now, key: CallKey) {
         let done = self
             .calls
             .table
@@ -339,7 +369,7 @@ impl Core {
                             .get(d)
                             .is_some_and(|x| x.state() != mss_dialog::DialogState::Confirmed);
                         if early {
-                            self.forget_dialog(d);
+                            self.forget_dialog(now, d);
                         }
                     }
                 }

@@ -63,7 +63,7 @@ impl Core {
             let rsp = self.in_dialog_answer(&id, req, StatusCode::OK, "OK");
             self.respond(now, server, rsp);
             if *req.method() == Method::Bye {
-                self.forget_dialog(&id);
+                self.forget_dialog(now, &id);
             }
             return;
         };
@@ -110,7 +110,7 @@ impl Core {
     ) {
         let rsp = self.in_dialog_answer(id, req, StatusCode::OK, "OK");
         self.respond(now, server, rsp);
-        self.forget_dialog(id);
+        self.forget_dialog(now, id);
         let by = match side {
             Side::A => EndedBy::Caller,
             Side::B(_) => EndedBy::Callee,
@@ -197,6 +197,7 @@ impl Core {
             }
         };
         let server = held.server;
+        let is_invite = method == Method::Invite;
         let sent = self.call_send(
             now,
             request,
@@ -207,6 +208,11 @@ impl Core {
                 dialog: to_dialog,
             },
         );
+        if let (true, Some(id)) = (is_invite, sent) {
+            // A peer that never answers a re-INVITE must not hold both legs forever.
+            self.calls
+                .guard(id, now.mono + self.calls.settings.ring_timeout);
+        }
         if sent.is_none() {
             let rsp = self.in_dialog_answer(
                 from_dialog,
@@ -272,11 +278,15 @@ impl Core {
             .get(&key)
             .and_then(|c| c.dialog_of(held.from).cloned());
         let Some(from_dialog) = from_dialog else {
-            // The requester's leg is gone: acknowledge a 2xx all the same.
+            // The requester's leg is gone: acknowledge a 2xx all the same, and still give
+            // the request its final answer (its transaction waits for one).
             if let Some(ResponseEffect::AckNeeded { cseq, .. }) = effect {
                 let _ = self.dialogs.ack(&dialog, cseq, &mut self.rng);
                 self.drain_dialogs(now);
             }
+            let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
+            let answer = Response::for_request(&held.request, rsp.status(), reason);
+            self.respond(now, held.server, answer);
             return;
         };
         match effect {
@@ -287,6 +297,9 @@ impl Core {
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
                 if let Some(call) = self.calls.table.get_mut(&key) {
+                    if let Some(codec) = super::view::codec_of(rsp.body()) {
+                        call.codec = Some(codec);
+                    }
                     call.ack_relay = Some(AckRelay {
                         from: from_dialog.clone(),
                         to: dialog.clone(),
@@ -311,7 +324,7 @@ impl Core {
         }
         self.respond_in_dialog(now, &from_dialog, held.server, answer);
         if matches!(effect, Some(ResponseEffect::Terminated)) {
-            self.forget_dialog(&dialog);
+            self.forget_dialog(now, &dialog);
             let other = self.calls.table.get(&key).and_then(|c| c.other(held.from));
             self.hang_up(now, key, other, EndedBy::Mss);
         }
@@ -327,9 +340,22 @@ impl Core {
             .table
             .get(&key)
             .and_then(|c| c.dialog_of(held.from).cloned());
-        if let Some(from_dialog) = from_dialog {
-            self.forward(now, key, held, &from_dialog);
+        match from_dialog {
+            Some(from_dialog) => self.forward(now, key, held, &from_dialog),
+            // The requester's leg ended meanwhile; its request still gets a final answer.
+            None => self.answer_held(now, &held),
         }
+    }
+
+    /// Answers a held request whose call ended: `487 Request Terminated` (RFC 3261 §15.1.2
+    /// answers a pending request of an ended dialog so).
+    pub(crate) fn answer_held(&mut self, now: Now, held: &HeldRequest) {
+        let rsp = Response::for_request(
+            &held.request,
+            StatusCode::REQUEST_TERMINATED,
+            "Request Terminated",
+        );
+        self.respond(now, held.server, rsp);
     }
 
     /// An ACK that reached the call service (the ACK for a `2xx`, or a stray one).
@@ -380,6 +406,6 @@ impl Core {
             let _ = self.dialogs.handle_response(now.mono, &rsp, &mut self.rng);
             self.drain_dialogs(now);
         }
-        self.forget_dialog(dialog);
+        self.forget_dialog(now, dialog);
     }
 }

@@ -183,6 +183,8 @@ pub(crate) struct Call {
     pub(crate) ack_relay: Option<AckRelay>,
     /// When the ringing B legs are given up (no answer).
     pub(crate) ring_deadline: Option<Instant>,
+    /// The codec of the last answer (`PCMU/8000`), for the admin view.
+    pub(crate) codec: Option<String>,
 }
 
 impl Call {

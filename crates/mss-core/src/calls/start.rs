@@ -94,6 +94,7 @@ impl Core {
             offer: admitted.offer,
             ack_relay: None,
             ring_deadline: Some(ring_deadline),
+            codec: None,
         };
         tracing::info!(
             call = %call.record.id,
@@ -105,6 +106,7 @@ impl Core {
         self.calls.table.insert(key, call);
         self.calls.by_server.insert(id, key);
         self.calls.schedule(key, ring_deadline);
+        self.publish_calls_active();
         match admitted.route {
             Route::Devices { user, contacts } => {
                 let mut started = 0;
@@ -208,7 +210,11 @@ impl Core {
         user: &str,
         contact: &mss_services::im::ContactTarget,
     ) -> bool {
-        let Some(sent_by) = contact.sent_by.or(self.arrival) else {
+        let sent_by = contact
+            .sent_by
+            .or(self.arrival)
+            .filter(|a| !a.ip().is_unspecified());
+        let Some(sent_by) = sent_by else {
             tracing::warn!(peer = %contact.flow, "no local address towards a device");
             return false;
         };

@@ -8,8 +8,39 @@ use super::model::Call;
 use super::CallKey;
 use crate::core::Core;
 
+/// The encoding of an RTP/AVP static payload type (RFC 3551 §6, the audio ones phones use).
+fn static_payload(pt: u8) -> Option<&'static str> {
+    Some(match pt {
+        0 => "PCMU/8000",
+        3 => "GSM/8000",
+        4 => "G723/8000",
+        8 => "PCMA/8000",
+        9 => "G722/8000",
+        18 => "G729/8000",
+        _ => return None,
+    })
+}
+
+/// The codec an SDP answer chose: the first payload type of its first audio stream that is
+/// not rejected, as `ENCODING/RATE` (`None` when the body is not usable SDP).
+pub(crate) fn codec_of(body: &bytes::Bytes) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let sdp = mss_sdp::SessionDescription::parse(body.clone()).ok()?;
+    let media = sdp
+        .media()
+        .iter()
+        .find(|m| m.media_type() == "audio" && !m.is_rejected())?;
+    let pt = media.payload_types().next()?;
+    match media.rtpmap(pt) {
+        Some(map) => Some(format!("{}/{}", map.encoding, map.clock_rate)),
+        None => static_payload(pt).map(str::to_owned),
+    }
+}
+
 /// The leg of `invite` sent to (or received from) `peer`.
-fn leg_view(invite: &Request, peer: std::net::SocketAddr) -> CallLegView {
+fn leg_view(invite: &Request, peer: std::net::SocketAddr, codec: Option<&String>) -> CallLegView {
     CallLegView {
         call_id: invite
             .headers()
@@ -17,7 +48,7 @@ fn leg_view(invite: &Request, peer: std::net::SocketAddr) -> CallLegView {
             .map(str::to_owned)
             .unwrap_or_default(),
         peer: peer.to_string(),
-        codec: None,
+        codec: codec.cloned(),
         rtp_in: 0,
         rtp_out: 0,
     }
@@ -25,12 +56,16 @@ fn leg_view(invite: &Request, peer: std::net::SocketAddr) -> CallLegView {
 
 /// `GET /api/calls/active` for one call; `since` is when it started (unix seconds).
 fn view(call: &Call) -> ActiveCallView {
-    let mut legs = vec![leg_view(&call.a.invite, call.a.flow.remote)];
+    let codec = call.codec.as_ref();
+    let mut legs = vec![leg_view(&call.a.invite, call.a.flow.remote, codec)];
     legs.extend(
         call.b
             .iter()
             .filter(|b| b.pending() || b.confirmed.is_some())
-            .map(|b| leg_view(&b.invite, b.flow.remote)),
+            .map(|b| {
+                let c = codec.filter(|_| b.confirmed.is_some());
+                leg_view(&b.invite, b.flow.remote, c)
+            }),
     );
     ActiveCallView {
         id: call.record.id.clone(),
@@ -52,14 +87,43 @@ impl Core {
 
     /// Sets `mss_calls_active`.
     pub(crate) fn publish_calls_active(&self) {
-        let n = self.calls.len();
-        tracing::trace!(active = n, "calls");
+        let n = u64::try_from(self.calls.len()).unwrap_or(u64::MAX);
+        self.metrics.set_calls_active(n);
     }
 
     /// Counts the end of call `key` in `mss_calls_total`.
     pub(crate) fn publish_call_end(&self, key: CallKey) {
         if let Some(call) = self.calls.table.get(&key) {
-            tracing::trace!(call = %call.record.id, "call counted");
+            if let Some(d) = call.record.disposition {
+                self.metrics.call_ended(call.record.direction, d);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_codec_is_the_first_payload_of_the_answer() {
+        let body = |m: &str| {
+            bytes::Bytes::from(format!(
+                "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n{m}"
+            ))
+        };
+        assert_eq!(
+            codec_of(&body("m=audio 4000 RTP/AVP 8 0\r\n")).as_deref(),
+            Some("PCMA/8000")
+        );
+        assert_eq!(
+            codec_of(&body(
+                "m=audio 4000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"
+            ))
+            .as_deref(),
+            Some("opus/48000")
+        );
+        assert_eq!(codec_of(&body("m=audio 0 RTP/AVP 0\r\n")), None);
+        assert_eq!(codec_of(&bytes::Bytes::new()), None);
     }
 }

@@ -86,6 +86,9 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The self-signed TLS certificate could not be generated.
+    #[error("cannot generate a self-signed TLS certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
     /// The files were read but are not valid; every problem is listed.
     #[error("{0}")]
     Invalid(Diagnostics),

@@ -8,6 +8,7 @@
 //!   the keys of `[line:NAME]`.
 //! - [`var_params`]: `mss_var_param.ini` and [`effective_call_id_mode`].
 //! - [`default_users`]: the generated users `100`, `101`, `102` of the embedded defaults.
+//! - [`self_signed`]: the generated certificate of `tls:` listeners without `[tls]` files.
 //!
 //! [`load`] finds and reads the files the way the command line promises.
 
@@ -16,6 +17,7 @@ pub mod error;
 mod ini_file;
 mod line_section;
 pub mod model;
+pub mod self_signed;
 mod validate;
 mod values;
 pub mod var_params;
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, Diagnostic, Diagnostics};
 pub use model::{
     CallIdMode, Config, ImConfig, LineConfig, ListenSpec, MediaConfig, MediaRelay, SecurityConfig,
-    ServerConfig, SipTransport, UserConfig,
+    ServerConfig, SipTransport, TlsConfig, TlsFiles, UserConfig,
 };
 pub use var_params::{effective_call_id_mode, VarParams};
 
@@ -64,6 +66,12 @@ impl Loaded {
                 "[server] admin = {}: the admin API has no authentication and is not on loopback",
                 c.server.admin
             ));
+        }
+        if c.tls.files.is_some() && !c.server.listens_on_tls() {
+            w.push(
+                "[tls] names a certificate but no listen address is tls: (nothing uses it)"
+                    .to_string(),
+            );
         }
         if !self.is_embedded() && c.users.is_empty() {
             w.push("no [user:NAME] section: no local user can register".to_string());
@@ -111,6 +119,7 @@ impl Loaded {
         let listen: Vec<String> = c.server.listen.iter().map(ToString::to_string).collect();
         s.push_str(&format!("listen: {}\n", listen.join(", ")));
         s.push_str(&format!("data: {}\n", c.server.data_dir.display()));
+        s.push_str(&tls_summary(c));
         s.push_str(&format!("admin: http://{}\n", c.server.admin));
         match &c.server.digest_algorithms {
             Some(list) => {
@@ -169,6 +178,28 @@ impl Loaded {
             ));
         }
         s
+    }
+}
+
+/// The `tls:` line of the summary: which certificate the TLS listeners present.
+fn tls_summary(c: &Config) -> String {
+    if !c.server.listens_on_tls() {
+        return "tls: no tls: listener\n".to_owned();
+    }
+    let timeout = values::duration_text(c.tls.handshake_timeout);
+    match &c.tls.files {
+        Some(f) => format!(
+            "tls: certificate {}, key {}, handshake timeout {timeout}\n",
+            f.certificate.display(),
+            f.private_key.display()
+        ),
+        None => format!(
+            "tls: self-signed certificate {} (generated at first start), handshake timeout {timeout}\n",
+            c.server
+                .data_dir
+                .join(self_signed::CERTIFICATE_FILE)
+                .display()
+        ),
     }
 }
 
@@ -322,6 +353,14 @@ mod tests {
         assert_eq!(l.var.sip_reg_same_dialog, Some(true));
         assert_eq!(l.var_path, Some(dir.path().join(VAR_FILE)));
         assert!(l.summary().contains("users: 1 (101)"));
+        assert!(
+            l.summary().contains(&format!(
+                "tls: self-signed certificate {} (generated at first start), handshake timeout 10s\n",
+                dir.path().join("mss-data").join("tls-cert.pem").display()
+            )),
+            "{}",
+            l.summary()
+        );
         assert!(l.summary().contains("MD5 alone for clients known to fail"));
         assert!(
             l.summary().contains(

@@ -14,6 +14,8 @@ pub enum SipTransport {
     Udp,
     /// TCP (RFC 3261 §18).
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2); `listen` only, not yet a line's `transport`.
+    Tls,
 }
 
 impl SipTransport {
@@ -22,6 +24,7 @@ impl SipTransport {
         match self {
             SipTransport::Udp => "udp",
             SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct ServerConfig {
 
 /// Default SIP port (RFC 3261 §19.1.2).
 pub const DEFAULT_SIP_PORT: u16 = 5060;
+/// Default SIP port over TLS (RFC 3261 §19.1.2).
+pub const DEFAULT_SIPS_PORT: u16 = 5061;
 
 impl ServerConfig {
     /// The `[server]` section with every default and the given domain.
@@ -124,6 +129,10 @@ impl ServerConfig {
                     transport: SipTransport::Tcp,
                     addr: SocketAddr::new(any, DEFAULT_SIP_PORT),
                 },
+                ListenSpec {
+                    transport: SipTransport::Tls,
+                    addr: SocketAddr::new(any, DEFAULT_SIPS_PORT),
+                },
             ],
             data_dir: PathBuf::from("./mss-data"),
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),
@@ -135,6 +144,11 @@ impl ServerConfig {
             nonce_lifetime: Duration::from_secs(300),
             digest_algorithms: None,
         }
+    }
+
+    /// Whether any `listen` address is `tls:`.
+    pub fn listens_on_tls(&self) -> bool {
+        self.listen.iter().any(|l| l.transport == SipTransport::Tls)
     }
 
     /// Whether `host` (a Request-URI or To host, without port) names this server.
@@ -337,6 +351,35 @@ impl MediaRelay {
     }
 }
 
+/// The certificate and key of the `tls:` listeners (`[tls] certificate`, `private_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key of the leaf (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+}
+
+/// The `[tls]` section: what the `tls:` listeners present and how long a handshake may
+/// take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The configured files; `None`: a self-signed certificate is generated into the data
+    /// folder at first start (when something listens on `tls:`) and used afterwards.
+    pub files: Option<TlsFiles>,
+    /// How long a client may take for its handshake (`handshake_timeout`, default 10s).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> TlsConfig {
+        TlsConfig {
+            files: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The `[media]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MediaConfig {
@@ -359,6 +402,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// `[media]`.
     pub media: MediaConfig,
+    /// `[tls]`.
+    pub tls: TlsConfig,
 }
 
 impl Config {
@@ -371,6 +416,7 @@ impl Config {
             im: ImConfig::default(),
             security: SecurityConfig::default(),
             media: MediaConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 

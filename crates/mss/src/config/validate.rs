@@ -6,7 +6,9 @@ use std::path::Path;
 use super::error::Diagnostics;
 use super::ini_file::{Entry, IniFile, Section};
 use super::line_section::line_section;
-use super::model::{Config, ImConfig, MediaConfig, SecurityConfig, ServerConfig, UserConfig};
+use super::model::{
+    Config, ImConfig, MediaConfig, SecurityConfig, ServerConfig, TlsConfig, TlsFiles, UserConfig,
+};
 use super::values;
 
 /// Keys of `[server]`.
@@ -45,6 +47,8 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
 
 /// Keys of `[media]`: only `relay` in this version (the relay itself is not there yet).
 pub(crate) const MEDIA_KEYS: &[&str] = &["relay"];
+/// Keys of `[tls]`.
+pub(crate) const TLS_KEYS: &[&str] = &["certificate", "private_key", "handshake_timeout"];
 
 /// Collects diagnostics while reading sections of one file.
 pub(crate) struct Checker<'a> {
@@ -265,6 +269,50 @@ fn security_section(c: &mut Checker<'_>, s: &Section, sec: &mut SecurityConfig) 
     }
 }
 
+/// Reads `[tls]`: both files or neither, each relative to `base_dir`; the files are read
+/// and checked now (PEM, the key is the certificate's), so that `mss check-config` and a
+/// start name `file:line` and the OS error of a file that will not do.
+fn tls_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, tls: &mut TlsConfig) {
+    c.check_keys(s, TLS_KEYS);
+    if let Some(v) = c.value(s, "handshake_timeout", values::duration) {
+        tls.handshake_timeout = v;
+    }
+    let certificate = c.value(s, "certificate", values::text);
+    let private_key = c.value(s, "private_key", values::text);
+    let (certificate, private_key) = match (certificate, private_key) {
+        (Some(cert), Some(key)) => (base_dir.join(cert), base_dir.join(key)),
+        (Some(_), None) => {
+            c.key_error(
+                s,
+                "private_key",
+                "missing (certificate needs its private key)",
+            );
+            return;
+        }
+        (None, Some(_)) => {
+            c.key_error(
+                s,
+                "certificate",
+                "missing (private_key needs its certificate)",
+            );
+            return;
+        }
+        (None, None) => return,
+    };
+    if let Err(e) = mss_transport::TlsIdentity::load(&certificate, &private_key) {
+        let key = match e.file() {
+            mss_transport::PemFile::Certificate => "certificate",
+            mss_transport::PemFile::PrivateKey => "private_key",
+        };
+        c.key_error(s, key, e.to_string());
+        return;
+    }
+    tls.files = Some(TlsFiles {
+        certificate,
+        private_key,
+    });
+}
+
 /// Validates a parsed `mss.ini`. Relative `data_dir` values are taken from `base_dir` (the
 /// folder of the file); `default_domain` is used when `[server]` has no `domain`.
 pub(crate) fn config_from_ini(
@@ -286,6 +334,7 @@ pub(crate) fn config_from_ini(
             None if s.name == "im" => im_section(&mut c, s, &mut config.im),
             None if s.name == "security" => security_section(&mut c, s, &mut config.security),
             None if s.name == "media" => media_section(&mut c, s, &mut config.media),
+            None if s.name == "tls" => tls_section(&mut c, s, base_dir, &mut config.tls),
             Some(("user", name)) => {
                 if let Some(u) = user_section(&mut c, s, name.trim()) {
                     config.users.push(u);
@@ -298,8 +347,8 @@ pub(crate) fn config_from_ini(
             }
             _ => c.section_error(
                 s,
-                "unknown section (expected [server], [user:NAME], [line:NAME], [im], [security] \
-                 or [media])",
+                "unknown section (expected [server], [user:NAME], [line:NAME], [im], [security], \
+                 [media] or [tls])",
             ),
         }
     }
@@ -439,7 +488,7 @@ offline_max_chars = many
         let lines: Vec<&str> = e.lines().collect();
         let expect = [
             "mss.ini:2: [server] domain: \"bad domain\" is not a host name or IP address",
-            "mss.ini:3: [server] listen: \"sctp\" is not a transport (udp, tcp)",
+            "mss.ini:3: [server] listen: \"sctp\" is not a transport (udp, tcp, tls)",
             "mss.ini:4: [server] admin: \"localhost\" is not an address of the form IP:PORT",
             "mss.ini:5: [server] Domain: unknown key (did you mean \"domain\"? keys are case-sensitive)",
             "mss.ini:7: [server] max_expires: 50 is shorter than min_expires (100)",
@@ -454,7 +503,7 @@ offline_max_chars = many
             "mss.ini:19: [line:l2] registrar: \"99999\" is not a port number (1..=65535)",
             "mss.ini:23: [im] offline_ttl: \"0s\" must be longer than zero",
             "mss.ini:24: [im] offline_max_chars: \"many\" is not a whole number",
-            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [im], [security] or [media])",
+            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [im], [security], [media] or [tls])",
         ];
         for (i, want) in expect.iter().enumerate() {
             assert_eq!(lines.get(i).copied(), Some(*want), "item {i} of:\n{e}");
@@ -544,5 +593,90 @@ offline_max_chars = many
         assert_eq!(l.call_id, CallIdMode::Fresh);
         assert_eq!(l.expires, 3600);
         assert_eq!(l.owner, None);
+    }
+
+    /// A certificate and key pair written into `dir` (PEM), and another key.
+    fn pem_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let c = rcgen::generate_simple_self_signed(vec!["pbx.example.com".into()]).unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        let wrong = dir.join("other-key.pem");
+        std::fs::write(&cert, c.cert.pem()).unwrap();
+        std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+        std::fs::write(&wrong, other.serialize_pem()).unwrap();
+        (cert, key, wrong)
+    }
+
+    fn load_in(dir: &Path, text: &str) -> Result<Config, String> {
+        let f = ini_file::parse("mss.ini", text).map_err(|d| d.to_string())?;
+        config_from_ini(&f, dir, "host.local".into()).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn tls_section_files_relative_to_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        pem_files(dir.path());
+        let c = load_in(
+            dir.path(),
+            "[server]\nlisten = tls:0.0.0.0:6060\n[tls]\ncertificate = cert.pem\nprivate_key = key.pem\nhandshake_timeout = 3s\n",
+        )
+        .unwrap();
+        let files = c.tls.files.unwrap();
+        assert_eq!(files.certificate, dir.path().join("cert.pem"));
+        assert_eq!(files.private_key, dir.path().join("key.pem"));
+        assert_eq!(c.tls.handshake_timeout, Duration::from_secs(3));
+        assert!(c.server.listens_on_tls());
+        let defaults = load("").unwrap();
+        assert_eq!(defaults.tls, TlsConfig::default());
+        // The defaults listen on TLS 5061 as well (with the self-signed certificate).
+        assert_eq!(defaults.server.listen.len(), 3);
+        assert!(defaults.server.listens_on_tls());
+        assert_eq!(defaults.server.listen[2].addr.port(), 5061);
+    }
+
+    #[test]
+    fn tls_file_errors_name_file_line_key_and_os_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, wrong) = pem_files(dir.path());
+        let e = load_in(
+            dir.path(),
+            "[tls]\ncertificate = missing.pem\nprivate_key = key.pem\n",
+        )
+        .unwrap_err();
+        let missing = dir.path().join("missing.pem");
+        assert_eq!(
+            e,
+            format!(
+                "mss.ini:2: [tls] certificate: cannot read the certificate {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let e = load_in(
+            dir.path(),
+            &format!(
+                "[tls]\ncertificate = cert.pem\nprivate_key = {}\n",
+                wrong.display()
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("mss.ini:3: [tls] private_key: the private key "),
+            "{e}"
+        );
+        assert!(e.contains("does not belong to the certificate"), "{e}");
+        let e = load_in(
+            dir.path(),
+            "[tls]\ncertificate = key.pem\nprivate_key = key.pem\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("mss.ini:2: [tls] certificate: "), "{e}");
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = load_in(dir.path(), "[tls]\ncertificate = cert.pem\ncert = x\n").unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:1: [tls] private_key: missing (certificate needs its private key)\n\
+             mss.ini:3: [tls] cert: unknown key (known: certificate, private_key, handshake_timeout)"
+        );
     }
 }

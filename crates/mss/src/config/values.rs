@@ -117,7 +117,19 @@ pub(crate) fn call_id_mode(v: &str) -> Result<CallIdMode, String> {
     }
 }
 
-/// `udp` or `tcp` (lower case, as written in `listen`).
+/// `udp`, `tcp` or `tls` (lower case), the transport of a `listen` address.
+pub(crate) fn listen_transport(v: &str) -> Result<SipTransport, String> {
+    match v {
+        "tls" => Ok(SipTransport::Tls),
+        "ws" | "wss" => Err(format!(
+            "transport {v:?} is not supported yet (udp, tcp, tls)"
+        )),
+        "udp" | "tcp" => transport(v),
+        _ => Err(format!("{v:?} is not a transport (udp, tcp, tls)")),
+    }
+}
+
+/// `udp` or `tcp` (lower case), a line's transport.
 pub(crate) fn transport(v: &str) -> Result<SipTransport, String> {
     match v {
         "udp" => Ok(SipTransport::Udp),
@@ -133,7 +145,8 @@ pub(crate) fn socket_addr(v: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{v:?} is not an address of the form IP:PORT"))
 }
 
-/// A comma-separated list of `udp:IP:PORT` / `tcp:IP:PORT`, without repeats.
+/// A comma-separated list of `udp:IP:PORT` / `tcp:IP:PORT` / `tls:IP:PORT`, without
+/// repeats.
 pub(crate) fn listen_list(v: &str) -> Result<Vec<ListenSpec>, String> {
     let mut out: Vec<ListenSpec> = Vec::new();
     for item in v.split(',').map(str::trim) {
@@ -143,7 +156,7 @@ pub(crate) fn listen_list(v: &str) -> Result<Vec<ListenSpec>, String> {
         let (t, addr) = item
             .split_once(':')
             .ok_or_else(|| format!("{item:?} is not of the form udp:IP:PORT or tcp:IP:PORT"))?;
-        let transport = transport(t)?;
+        let transport = listen_transport(t)?;
         let addr = socket_addr(addr)?;
         let spec = ListenSpec { transport, addr };
         if out.contains(&spec) {
@@ -364,9 +377,13 @@ mod tests {
         assert_eq!(l[1].transport, SipTransport::Tcp);
         assert_eq!(l[1].addr.port(), 5061);
         assert!(listen_list("sctp:0.0.0.0:5060").is_err());
-        assert!(listen_list("tls:0.0.0.0:5061")
+        let tls = listen_list("tls:0.0.0.0:5061, tls:127.0.0.1:6060").unwrap();
+        assert_eq!(tls[0].transport, SipTransport::Tls);
+        assert_eq!(tls[1].addr.port(), 6060);
+        assert!(listen_list("wss:0.0.0.0:5062")
             .unwrap_err()
-            .contains("not supported yet"));
+            .contains("not supported yet (udp, tcp, tls)"));
+        assert!(transport("tls").unwrap_err().contains("not supported yet"));
         assert!(listen_list("udp:0.0.0.0").is_err());
         assert!(listen_list("udp:host:5060").is_err());
         assert!(listen_list("udp:0.0.0.0:5060,").is_err());

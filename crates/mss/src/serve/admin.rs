@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use mss_admin::{
     ActiveCallView, AdminSource, BanView, BoxFuture, CallRecordView, CallsQuery, LineView,
-    MessageCountView, Metrics, RegistrationView, SourceError, StoredMessageView,
+    MessageCountView, Metrics, RegistrationView, SourceError, StoredMessageView, TlsView,
 };
 use mss_store::Store;
 use mss_transport::TransportStats;
@@ -44,6 +44,8 @@ pub(crate) struct Source {
     pub(crate) core: Arc<CoreStats>,
     /// Transport counters.
     pub(crate) transport: Arc<TransportStats>,
+    /// The certificate of the `tls:` listeners, if any.
+    pub(crate) tls: Option<Arc<super::tls::Certificate>>,
 }
 
 fn unix_secs(ms: i64) -> u64 {
@@ -142,6 +144,22 @@ impl AdminSource for Source {
 
     fn active_calls(&self) -> BoxFuture<'_, Result<Vec<ActiveCallView>, SourceError>> {
         Box::pin(self.ask(Query::ActiveCalls))
+    }
+
+    fn tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        let view = self.tls.as_ref().map(|c| c.view());
+        Box::pin(async move { Ok(view) })
+    }
+
+    fn reload_tls(&self) -> BoxFuture<'_, Result<Option<TlsView>, SourceError>> {
+        Box::pin(async move {
+            let Some(c) = &self.tls else {
+                return Ok(None);
+            };
+            c.reload("admin API").await.map(Some).map_err(|e| {
+                SourceError::new(format!("{e}; the previous certificate stays in use"))
+            })
+        })
     }
 
     fn metrics_text(&self) -> String {

@@ -12,6 +12,8 @@
 //! - `dns.rs`: the lookup of a line's registrar (SRV, A/AAAA; RFC 3263 §4);
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: the core's, the transport's and the store's series of `/metrics`;
+//! - `tls.rs`: the certificate of the `tls:` listeners, its reload on SIGHUP and from
+//!   the admin API;
 //! - `memory.rs`: giving freed memory back to the system;
 //! - `names.rs`: the set of user names the admin API checks against;
 //! - `cdr_writer.rs`: the thread that appends finished call records to the daily CSV files;
@@ -34,6 +36,7 @@ mod names;
 mod setup;
 mod stats;
 mod store_calls;
+mod tls;
 mod worker;
 
 use std::future::Future;
@@ -51,7 +54,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::ServeArgs;
-use crate::config::{self, default_users, ConfigError, Loaded};
+use crate::config::{self, default_users, self_signed, ConfigError, Loaded};
 use crate::local_addrs;
 
 /// SO_RCVBUF / SO_SNDBUF asked for each UDP socket: a burst of requests must wait in the
@@ -91,6 +94,12 @@ pub enum ServeError {
         "the stored digest nonce key has {0} bytes, not 32; delete the secret or the database"
     )]
     NonceKey(usize),
+    /// The certificate of the `tls:` listeners cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] mss_transport::TlsIdentityError),
+    /// rustls refused its configuration.
+    #[error("{0}")]
+    TlsSetup(#[from] mss_transport::TlsSetupError),
     /// The SIP sockets could not be bound.
     #[error("SIP transport: {0}")]
     Transport(#[from] TransportError),
@@ -121,7 +130,9 @@ pub struct Prepared {
 }
 
 /// Loads the configuration for `args`, applies `--data-dir`, `--listen` and `--admin`,
-/// creates the data folder and, on embedded defaults, the default users.
+/// creates the data folder and, on embedded defaults, the default users; when something
+/// listens on `tls:` and `[tls]` names no certificate, the self-signed one of the data
+/// folder (generated at first start).
 ///
 /// # Errors
 /// [`ServeError::Config`], [`ServeError::Option`] or [`ServeError::DataDir`].
@@ -150,6 +161,18 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, ServeError> {
         let defaults = default_users::load_or_create(&data_dir)?;
         announcement = defaults.announcement();
         loaded.config.users = defaults.users;
+    }
+    if loaded.config.server.listens_on_tls() && loaded.config.tls.files.is_none() {
+        let names = tls::certificate_names(&loaded.config, &local_addrs::local_ips());
+        let generated = self_signed::load_or_create(&data_dir, &names)?;
+        if generated.created {
+            announcement.push_str(&format!(
+                "mss: created a self-signed TLS certificate {} for {}\n",
+                generated.files.certificate.display(),
+                names.join(", ")
+            ));
+        }
+        loaded.config.tls.files = Some(generated.files);
     }
     Ok(Prepared {
         loaded,
@@ -252,6 +275,12 @@ async fn serve(
     let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
     tc.udp_recv_buffer = UDP_BUFFER;
     tc.udp_send_buffer = UDP_BUFFER;
+    let tls = match (&c.tls.files, c.server.listens_on_tls()) {
+        (Some(files), true) => Some(Arc::new(tls::Certificate::load(files.clone())?)),
+        _ => None,
+    };
+    tc.tls = tls.as_ref().map(|t| t.server());
+    tc.tls_handshake_timeout = c.tls.handshake_timeout;
     let (transports, received) = Transports::bind(tc).await?;
 
     let metrics = Arc::new(Metrics::new());
@@ -308,7 +337,12 @@ async fn serve(
         metrics,
         core: core_stats,
         transport: transports.stats(),
+        tls: tls.clone(),
     };
+    let mut hangup_stop = stop.clone();
+    let hangup_task = tokio::spawn(tls::reload_on_hangup(tls, async move {
+        let _ = hangup_stop.wait_for(|stop| *stop).await;
+    }));
     let mut admin_stop = stop;
     let mut admin_task = tokio::spawn(mss_admin::serve_listener(
         admin_listener,
@@ -334,6 +368,7 @@ async fn serve(
         }
     }
     shutdown_tx.send_replace(true);
+    let _ = hangup_task.await;
     if worker_task.await.is_err() {
         outcome = outcome.and(Err(ServeError::Task("SIP worker")));
     }

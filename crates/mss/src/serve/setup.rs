@@ -36,6 +36,7 @@ pub(crate) fn sip_transport(t: SipTransport) -> mss_sip::Transport {
     match t {
         SipTransport::Udp => mss_sip::Transport::Udp,
         SipTransport::Tcp => mss_sip::Transport::Tcp,
+        SipTransport::Tls => mss_sip::Transport::Tls,
     }
 }
 

@@ -160,6 +160,21 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
             t.send_errors,
         ),
         (
+            "mss_transport_tls_handshakes_total",
+            "TLS handshakes completed on accepted connections.",
+            t.tls_handshakes,
+        ),
+        (
+            "mss_transport_tls_handshake_failures_total",
+            "Accepted TLS connections dropped for a failed handshake (garbage, unknown version, certificate refused).",
+            t.tls_handshake_failures,
+        ),
+        (
+            "mss_transport_tls_handshake_timeouts_total",
+            "Accepted TLS connections dropped for a handshake not finished in time.",
+            t.tls_handshake_timeouts,
+        ),
+        (
             "mss_store_commits_total",
             "Store transactions committed.",
             s.commits,
@@ -180,7 +195,7 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
     gauge(
         &mut o,
         "mss_transport_tcp_connections_open",
-        "TCP connections open now.",
+        "TCP connections open now (TLS included).",
         t.tcp_connections_open,
     );
     gauge(
@@ -209,6 +224,7 @@ mod tests {
             udp_datagrams_received: 7,
             udp_stun_keepalives_answered: 4,
             udp_stun_dropped: 2,
+            tls_handshake_timeouts: 3,
             ..TransportStatsSnapshot::default()
         };
         let s = StoreStats {
@@ -227,6 +243,7 @@ mod tests {
         assert!(text.contains("mss_transport_udp_datagrams_received_total 7\n"));
         assert!(text.contains("mss_transport_udp_stun_keepalives_answered_total 4\n"));
         assert!(text.contains("mss_transport_udp_stun_dropped_total 2\n"));
+        assert!(text.contains("mss_transport_tls_handshake_timeouts_total 3\n"));
         assert!(text.contains("mss_store_commits_total 3\n"));
         assert!(text.contains("# TYPE mss_store_largest_batch gauge\n"));
         assert_eq!(

@@ -83,6 +83,8 @@ pub struct Server {
     pub data: PathBuf,
     pub sip_port: u16,
     pub admin_port: u16,
+    /// The `tls:` listener's port, when there is one.
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     run: u32,
     /// Started without a configuration file: the embedded defaults.
@@ -98,11 +100,26 @@ impl Server {
 
     /// As [`Server::start`], with `server_keys` (lines ending in `\n`) added to `[server]`.
     pub fn start_with(dir: &Path, server_keys: &str, extra_ini: &str) -> Server {
+        Server::start_listening(dir, None, server_keys, extra_ini)
+    }
+
+    /// As [`Server::start`], also listening on `tls:127.0.0.1:PORT` ([`Server::tls_port`]).
+    pub fn start_tls(dir: &Path, extra_ini: &str) -> Server {
+        Server::start_listening(dir, Some(free_port()), "", extra_ini)
+    }
+
+    fn start_listening(
+        dir: &Path,
+        tls_port: Option<u16>,
+        server_keys: &str,
+        extra_ini: &str,
+    ) -> Server {
         let sip_port = free_port();
         let admin_port = free_port();
         let config = dir.join("mss.ini");
+        let tls = tls_port.map_or_else(String::new, |p| format!(", tls:127.0.0.1:{p}"));
         let ini = format!(
-            "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
+            "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}{tls}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
         );
         std::fs::write(&config, ini).unwrap();
         let mut s = Server {
@@ -111,6 +128,7 @@ impl Server {
             data: dir.join("data"),
             sip_port,
             admin_port,
+            tls_port,
             child: None,
             run: 0,
             embedded: false,
@@ -124,6 +142,15 @@ impl Server {
     /// `--admin`, data in `dir/data`. The default users' passwords are in
     /// [`Server::default_password`].
     pub fn start_embedded(dir: &Path) -> Server {
+        Server::start_embedded_listening(dir, None)
+    }
+
+    /// As [`Server::start_embedded`], with a `tls:` listener on a free port as well.
+    pub fn start_embedded_tls(dir: &Path) -> Server {
+        Server::start_embedded_listening(dir, Some(free_port()))
+    }
+
+    fn start_embedded_listening(dir: &Path, tls_port: Option<u16>) -> Server {
         let sip_port = free_port();
         let admin_port = free_port();
         let mut s = Server {
@@ -132,6 +159,7 @@ impl Server {
             data: dir.join("data"),
             sip_port,
             admin_port,
+            tls_port,
             child: None,
             run: 0,
             embedded: true,
@@ -163,9 +191,12 @@ impl Server {
         cmd.arg("serve");
         if self.embedded {
             let port = self.sip_port;
+            let tls = self
+                .tls_port
+                .map_or_else(String::new, |p| format!(",tls:127.0.0.1:{p}"));
             cmd.current_dir(&self.dir)
                 .arg("--listen")
-                .arg(format!("udp:127.0.0.1:{port},tcp:127.0.0.1:{port}"))
+                .arg(format!("udp:127.0.0.1:{port},tcp:127.0.0.1:{port}{tls}"))
                 .arg("--admin")
                 .arg(format!("127.0.0.1:{}", self.admin_port));
         } else {
@@ -187,6 +218,21 @@ impl Server {
     /// The server's SIP address.
     pub fn sip(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    /// The address of the `tls:` listener.
+    pub fn tls(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.tls_port.expect("no tls: listener")))
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().expect("server not running").id()).unwrap()
+    }
+
+    /// What the current run printed on stdout.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("mss-{}.out", self.run))).unwrap_or_default()
     }
 
     /// The log of the current run.
