@@ -21,6 +21,7 @@ step() {
 }
 
 step deps scripts/install-test-deps.sh
+step deps-python scripts/install-test-python.sh
 step self-contained scripts/check-self-contained.sh
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings

@@ -24,6 +24,7 @@ fn kamailio(cseq_quirk: bool, min_expires: u32) -> ProviderGuard {
         password: PASSWORD.to_owned(),
         min_expires,
         cseq_quirk,
+        calls_gateway: None,
     })
     .unwrap_or_else(|e| panic!("cannot start the Kamailio provider: {e}"))
 }

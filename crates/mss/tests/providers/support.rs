@@ -126,6 +126,9 @@ pub struct KamailioOptions {
     pub min_expires: u32,
     /// Turns on the "Invalid CSeq number" quirk (`-A WITH_CSEQ_QUIRK`).
     pub cseq_quirk: bool,
+    /// Carries calls too (`-A WITH_CALLS`): outgoing INVITEs of the user are challenged
+    /// (407) and then relayed to this gateway, incoming ones go to the user's contact.
+    pub calls_gateway: Option<SocketAddr>,
 }
 
 impl Default for KamailioOptions {
@@ -135,6 +138,7 @@ impl Default for KamailioOptions {
             password: "secret".to_owned(),
             min_expires: 60,
             cseq_quirk: false,
+            calls_gateway: None,
         }
     }
 }
@@ -400,6 +404,12 @@ fn start_kamailio_once(
         .arg(format!("PROVIDER_MIN_EXPIRES={}", options.min_expires));
     if options.cseq_quirk {
         command.args(["-A", "WITH_CSEQ_QUIRK"]);
+    }
+    if let Some(gateway) = options.calls_gateway {
+        command.args(["-A", "WITH_CALLS", "-A"]).arg(format!(
+            "CALLS_GATEWAY={}",
+            cfg_string(&format!("sip:{gateway}"))
+        ));
     }
     spawn_provider("kamailio", command, port, dir, wait_for_udp)
 }
