@@ -371,6 +371,8 @@ impl Core {
         if now.mono >= self.next_sweep {
             self.sweep(now);
             self.update_ban_gauges(now);
+            self.stats
+                .set_transactions_evicted(self.txns.completed_evicted());
             self.next_sweep = now.mono + SWEEP_INTERVAL;
             if self.trim.observe(self.txns.len()) {
                 self.clients.shrink_to(self.clients.len().saturating_mul(2));

@@ -45,6 +45,8 @@ pub struct CoreStats {
     /// Bans in force: addresses, users at an address.
     active_address_bans: AtomicU64,
     active_user_bans: AtomicU64,
+    /// Completed transactions ended before Timer J by the cap on their number.
+    transactions_evicted: AtomicU64,
 }
 
 impl CoreStats {
@@ -108,6 +110,16 @@ impl CoreStats {
         self.active_address_bans
             .store(n(addresses), Ordering::Relaxed);
         self.active_user_bans.store(n(users), Ordering::Relaxed);
+    }
+
+    /// Sets how many completed transactions the cap ended early so far (a flood).
+    pub fn set_transactions_evicted(&self, n: u64) {
+        self.transactions_evicted.store(n, Ordering::Relaxed);
+    }
+
+    /// Completed transactions ended early by the cap on their number.
+    pub fn transactions_evicted(&self) -> u64 {
+        self.transactions_evicted.load(Ordering::Relaxed)
     }
 
     /// Bans in force, by scope.

@@ -92,6 +92,14 @@ impl CompletedQueue {
         Some((seq, entry))
     }
 
+    /// Removes and returns the front entry with its sequence number, due or not.
+    pub(crate) fn pop_front(&mut self) -> Option<(u64, Completed)> {
+        let entry = self.entries.pop_front()?;
+        let seq = self.head;
+        self.head = self.head.wrapping_add(1);
+        Some((seq, entry))
+    }
+
     /// The number of queued entries.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -122,6 +130,17 @@ impl Transactions {
         let seq = self.completed.push(entry);
         self.keys
             .replace(hash, KeyEntry::Live(slot), KeyEntry::Completed(seq));
+        while self.completed.len() > self.config.max_completed {
+            let Some((seq, c)) = self.completed.pop_front() else {
+                break;
+            };
+            self.keys
+                .remove(self.keys.hash(&c.key), KeyEntry::Completed(seq));
+            self.evicted += 1;
+            self.event(Event::Terminated {
+                id: server_id(c.id),
+            });
+        }
     }
 
     /// What the key index holds for `key`, a compact entry past Timer J counting as absent

@@ -21,11 +21,30 @@ use crate::timer_queue::TimerQueue;
 use crate::timers::Timers;
 use crate::TransactionKey;
 
+/// Default of [`Config::max_completed`]: about 120 MB of compact entries (each holds its
+/// key, flow and encoded final response).
+pub const DEFAULT_MAX_COMPLETED: usize = 200_000;
+
 /// Configuration of a [`Transactions`] table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Timer values (RFC 3261 defaults).
     pub timers: Timers,
+    /// Most compact Completed non-INVITE server transactions kept for Timer J (§17.2.2).
+    /// Beyond it the oldest ends early, so that memory stays bounded whatever arrives: at
+    /// 36,000 requests/s the default still keeps each for more than 5 s, longer than a
+    /// client's first retransmissions (T1, 2·T1, 4·T1); a retransmission arriving later is
+    /// handled as a new request.
+    pub max_completed: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            timers: Timers::default(),
+            max_completed: DEFAULT_MAX_COMPLETED,
+        }
+    }
 }
 
 /// The state machine of a client transaction.
@@ -114,6 +133,8 @@ pub struct Transactions {
     pub(crate) scratch: Vec<Action>,
     /// The latest `now` seen; time never goes backwards.
     pub(crate) last_now: Option<Instant>,
+    /// Compact Completed transactions ended before Timer J because the queue was full.
+    pub(crate) evicted: u64,
 }
 
 impl Transactions {
@@ -122,6 +143,7 @@ impl Transactions {
         Transactions {
             config: Config {
                 timers: config.timers.sanitized(),
+                max_completed: config.max_completed.max(1),
             },
             txns: Slab::default(),
             keys: KeyIndex::default(),
@@ -130,6 +152,7 @@ impl Transactions {
             outputs: VecDeque::new(),
             scratch: Vec::new(),
             last_now: None,
+            evicted: 0,
         }
     }
 
@@ -245,6 +268,12 @@ impl Transactions {
     /// [`Transactions::len`]): they hold only their key, final response, flow and expiry.
     pub fn completed_len(&self) -> usize {
         self.completed.len()
+    }
+
+    /// How many compact Completed transactions ended before Timer J because
+    /// [`Config::max_completed`] was reached (a flood), since the table was made.
+    pub fn completed_evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Whether no transaction is live.

@@ -337,7 +337,10 @@ fn timer_values_are_configurable() {
         t2: Duration::from_millis(400),
         ..mss_txn::Timers::default()
     };
-    let mut h = Harness::with_config(mss_txn::Config { timers });
+    let mut h = Harness::with_config(mss_txn::Config {
+        timers,
+        ..mss_txn::Config::default()
+    });
     let req = parse_request(&request("OPTIONS", "z9hG4bKfast", "UDP", 1));
     h.txns.send_request(h.now, req, udp()).unwrap();
     h.drain();

@@ -520,3 +520,34 @@ fn checked_requests_start_transactions_and_absorb_retransmissions() {
         mss_txn::TransactionKey::for_request(&old).unwrap()
     );
 }
+
+/// A flood cannot grow the compact Completed queue beyond `max_completed`: the oldest
+/// entry ends early, and a retransmission of its request is then a new request.
+#[test]
+fn the_completed_queue_is_bounded() {
+    let mut h = Harness::with_config(mss_txn::Config {
+        max_completed: 2,
+        ..mss_txn::Config::default()
+    });
+    let msgs: Vec<String> = (1..=3)
+        .map(|n| request("MESSAGE", &format!("z9hG4bKflood{n}"), "UDP", n))
+        .collect();
+    for m in &msgs {
+        let id = new_request(&mut h, m, udp());
+        h.txns.send_response(h.now, id, answer(m, 202)).unwrap();
+    }
+    h.take_sent();
+    h.take_events();
+    assert_eq!(h.txns.completed_len(), 2);
+    assert_eq!(h.txns.completed_evicted(), 1);
+    // The newest two still absorb their retransmissions; the evicted one is new again.
+    h.receive(&msgs[2], udp());
+    assert_eq!(h.take_sent().len(), 1);
+    assert!(h.take_events().is_empty());
+    h.receive(&msgs[0], udp());
+    assert!(h.take_sent().is_empty());
+    assert!(h
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::Request { .. })));
+}

@@ -87,6 +87,12 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
         "Broken requests answered outside any transaction (400, 505).",
         w.stateless_replies(),
     );
+    counter(
+        &mut o,
+        "mss_sip_transactions_evicted_total",
+        "Completed transactions ended before Timer J because too many were kept (a flood).",
+        w.transactions_evicted(),
+    );
     bans(&mut o, w);
     for (name, help, v) in [
         (
