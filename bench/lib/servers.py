@@ -149,6 +149,12 @@ class Server:
     def rss_sum_kb(self):
         return procstat.rss_sum_kb(self.pids())
 
+    def memory_now_kb(self):
+        return procstat.current_kb(self.pids())
+
+    def use_scenario(self, scenario):
+        """Pick the configuration a scenario runs with (before start)."""
+
     def stop(self):
         if self.proc is None:
             return
@@ -167,13 +173,20 @@ class Kamailio(Server):
 
     name = "kamailio"
 
-    def __init__(self, port, workdir, register_pid, cfg, pristine_db, domain, shm_mb=2048):
+    def __init__(self, port, workdir, register_pid, cfg, pristine_db, domain, shm_mb=2048,
+                 calls_cfg=None):
         super().__init__(port, workdir, register_pid)
         self.cfg = cfg
+        self.default_cfg = cfg
+        self.calls_cfg = calls_cfg or os.path.join(os.path.dirname(cfg), "kamailio-calls.cfg")
         self.pristine_db = pristine_db
         self.db = os.path.join(workdir, "kamailio-run.db")
         self.domain = domain
         self.shm_mb = shm_mb
+
+    def use_scenario(self, scenario):
+        """The calls phase runs the stateful-proxy configuration (kamailio-calls.cfg)."""
+        self.cfg = self.calls_cfg if scenario == "calls" else self.default_cfg
 
     def prepare(self, fresh):
         if fresh or not os.path.exists(self.db):
@@ -201,6 +214,37 @@ class Kamailio(Server):
             return "unknown"
 
 
+# What the calls phase adds to the benchmark's mss.ini (DESIGN §8): room for the 10,000
+# calls of the concurrency probe (the default [server] max_calls is 1000), and no media
+# relay: Kamailio, the reference, passes SDP through untouched, and the SIPp loads send
+# no RTP.
+CALLS_SERVER_KEYS = ["max_calls = 50000"]
+CALLS_SECTIONS = ["[media]", "relay = never"]
+
+
+def calls_ini_text(text):
+    """The benchmark's mss.ini text with the calls phase's settings added."""
+    out, added = [], False
+    for line in text.splitlines():
+        out.append(line)
+        if not added and line.strip() == "[server]":
+            out += CALLS_SERVER_KEYS
+            added = True
+    if not added:
+        out = ["[server]"] + CALLS_SERVER_KEYS + [""] + out
+    out += [""] + CALLS_SECTIONS + [""]
+    return "\n".join(out)
+
+
+def write_calls_ini(src, dst):
+    with open(src) as f:
+        text = calls_ini_text(f.read())
+    tmp = dst + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, dst)
+
+
 class Mss(Server):
     """mss serve --config mss.ini --data-dir DIR."""
 
@@ -210,7 +254,15 @@ class Mss(Server):
         super().__init__(port, workdir, register_pid)
         self.binary = binary
         self.ini = ini
+        self.default_ini = ini
         self.data_dir = data_dir
+
+    def use_scenario(self, scenario):
+        """The calls phase runs with the settings a calls load needs (calls_ini)."""
+        self.ini = self.default_ini
+        if scenario == "calls" and self.default_ini:
+            self.ini = os.path.splitext(self.default_ini)[0] + "-calls.ini"
+            write_calls_ini(self.default_ini, self.ini)
 
     def prepare(self, fresh):
         if fresh and os.path.exists(self.data_dir):
