@@ -342,14 +342,15 @@ def measure_concurrency(a, server, lds, outdir, best_rate):
                            step_csv, lds.keys("calls"), lds.uac_port, rate, calls, timeout_s,
                            prefix) + lds.call_args(hold_ms, calls)
     uas = sipp.Uas(lds.scenario_file("calls-uas"), lds.uas_port, prefix + ".uas",
-                   timeout_s + 10, a.pids)
+                   timeout_s + 10, a.pids, extra=lds.uas_args("calls"))
     state = {"all_at": None}
 
     def watch(elapsed):
-        # every call is in progress at the UAS: read the memory for a few seconds
+        # every call is in progress at the UAS (or the ramp is 3 s over, when some call
+        # failed): read the memory for a few seconds
         current = sipp.gauge(sipp.read_stats(uas.stat), "CurrentCall")
         out["established"] = max(out["established"], current)
-        if state["all_at"] is None and current >= calls:
+        if state["all_at"] is None and (current >= calls or elapsed >= ramp_s + 3.0):
             state["all_at"] = elapsed
         if state["all_at"] is not None and elapsed - state["all_at"] >= 1.0 and (
                 elapsed - state["all_at"] <= 1.0 + a.conc_sample_s):

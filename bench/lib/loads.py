@@ -67,6 +67,7 @@ class Loads:
         self.register_pid = register_pid
         self.expires = ONLINE_USER_EXPIRES
         self.hold_ms = 1000  # calls: the time between the ACK and the BYE
+        self.ring_ms = 50    # calls: the callee's time between its 180 and its 200
 
     def scenario_file(self, name):
         return os.path.join(self.scen_dir, name + ".xml")
@@ -127,6 +128,13 @@ class Loads:
                 return "the callees could not register (see %s-callees-register.*)" % prefix
         return None
 
+    def uas_args(self, scenario):
+        """SIPp options of a scenario's UAS: for calls, the ring time (-d: the pause
+        between the 180 and the 200). Without it the 180 and the 200 leave the callee
+        back to back, and a server with several workers (Kamailio) may relay them in
+        either order; the caller's scenario wants the 180 first."""
+        return ["-d", str(int(self.ring_ms))] if scenario == "calls" else []
+
     def call_args(self, hold_ms, calls):
         """SIPp options of a calls load: the hold time and room for every call at once."""
         return ["-d", str(int(hold_ms)), "-l", str(int(calls) + 100)]
@@ -142,7 +150,7 @@ class Loads:
         """
         calls = int(rate * duration_s)
         step_csv = csv.slice_file(prefix + ".csv", calls)
-        extra_s = self.hold_ms / 1000.0 if scenario == "calls" else 0.0
+        extra_s = (self.hold_ms + self.ring_ms) / 1000.0 if scenario == "calls" else 0.0
         timeout_s = int(duration_s * 1.5 + extra_s) + 10
         cmd = sipp.uac_command(target, self.scenario_file(scenario), step_csv,
                                self.keys(scenario), self.uac_port, rate, calls,
@@ -152,7 +160,8 @@ class Loads:
         uas = None
         if scenario in UAS_SCENARIO:
             uas = sipp.Uas(self.scenario_file(UAS_SCENARIO[scenario]), self.uas_port,
-                           prefix + ".uas", timeout_s + 5, self.register_pid)
+                           prefix + ".uas", timeout_s + 5, self.register_pid,
+                           extra=self.uas_args(scenario))
         try:
             res = sipp.run_uac(cmd, prefix, timeout_s + 5, self.register_pid,
                                early_abort=early_abort,

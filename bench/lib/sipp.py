@@ -88,12 +88,13 @@ def uac_command(target, scenario, csv, keys, local_port, rate, calls, timeout_s,
 
 
 class Uas:
-    """A SIPp server answering MESSAGEs with 200 (the online recipient)."""
+    """A SIPp server: the online recipient answering MESSAGEs with 200 (uas-msg.xml),
+    or the callee of the calls phase (calls-uas.xml)."""
 
-    def __init__(self, scenario, port, prefix, timeout_s, register_pid):
+    def __init__(self, scenario, port, prefix, timeout_s, register_pid, extra=()):
         self.stat = prefix + ".stat.csv"
         cmd = [SIPP, "-sf", scenario, "-i", "127.0.0.1", "-p", str(port),
-               "-timeout", "%ds" % timeout_s] + common_args(self.stat, prefix)
+               "-timeout", "%ds" % timeout_s] + common_args(self.stat, prefix) + list(extra)
         self.proc = subprocess.Popen(niced(cmd), stdout=subprocess.DEVNULL,
                                      stderr=open(prefix + ".stderr.log", "w"))
         register_pid(self.proc.pid)
