@@ -525,6 +525,7 @@ def cmd_run(a):
     lds = loads.Loads(os.path.join(BENCH_DIR, "scenarios"), a.users, outdir, a.domain,
                       a.uac_port, a.uas_port, a.pids)
     lds.hold_ms = a.calls_hold_ms
+    lds.ring_ms = a.calls_ring_ms
     info = machine_info()
     info["data_fs"] = filesystem_of(a.work)
     info["nice"] = os.environ.get("BENCH_NICE", "").strip() or None
@@ -563,7 +564,7 @@ def cmd_run(a):
            "mode": a.mode, "settings": {k: getattr(a, k) for k in (
                "probe", "confirm", "start", "min_rate", "resolution", "max_rate", "lat_rate",
                "lat_duration", "calls_start", "calls_resolution", "calls_min_rate",
-               "calls_hold_ms", "calls_lat_rate", "calls_lat_duration", "conc_calls",
+               "calls_hold_ms", "calls_ring_ms", "calls_lat_rate", "calls_lat_duration", "conc_calls",
                "conc_rate", "conc_hold_margin")},
            "machine": info, "results": results}
     with open(os.path.join(outdir, "results.json"), "w") as f:
@@ -875,6 +876,8 @@ def main():
     r.add_argument("--calls-max-rate", type=int, default=20000)
     r.add_argument("--calls-hold-ms", type=int, default=1000,
                    help="hold time of each call between ACK and BYE in the search")
+    r.add_argument("--calls-ring-ms", type=int, default=50,
+                   help="the callee's time between its 180 and its 200")
     r.add_argument("--calls-lat-rate", type=int, default=100)
     r.add_argument("--calls-lat-duration", type=int, default=None,
                    help="seconds of the calls latency run (default 10, 5 with --quick)")

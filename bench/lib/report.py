@@ -227,16 +227,19 @@ def calls_markdown(doc):
     v = m.get("versions", {})
     per = doc["results"].get(CALLS, {})
     hold_s = (st.get("calls_hold_ms") or 1000) / 1000.0
+    ring_s = (st.get("calls_ring_ms") or 0) / 1000.0
+    fresh = ("on a freshly started server" if st["confirm"] > st["probe"] else
+             "in the search (mode `%s` has no confirmation step)" % doc["mode"])
     lines = [
         CALLS_START,
         "## Calls: mss (B2BUA) and Kamailio (stateful proxy) under the same SIPp load "
         "(`bench/run.sh --only calls`)",
         "",
         "Run %s → %s, mode `%s` (probes %d s, confirmation %d s, resolution %s/s; "
-        "hold time %g s). Machine: %s × %s, Linux %s. Versions: mss %s; Kamailio %s; "
-        "SIPp %s.%s" % (
+        "ring time %g s, hold time %g s). Machine: %s × %s, Linux %s. Versions: mss %s; "
+        "Kamailio %s; SIPp %s.%s" % (
             doc["started"], doc["finished"][11:], doc["mode"], st["probe"], st["confirm"],
-            fmt_int(st.get("calls_resolution")), hold_s, m["nproc"], m["model"],
+            fmt_int(st.get("calls_resolution")), ring_s, hold_s, m["nproc"], m["model"],
             m["kernel"], v.get("mss", "not run"), v.get("kamailio", "not run"), m["sipp"],
             " Servers and SIPp ran under `nice -n %s`." % m["nice"] if m.get("nice") else ""),
         "",
@@ -296,11 +299,11 @@ def calls_markdown(doc):
     lines += [
         "",
         "- **max rate**: highest rate of calls set up per second that ran %d s with every "
-        "call successful (INVITE → `407` → ACK, INVITE with digest → `180` → `200` → ACK, "
-        "%g s on hold, BYE → `200`), zero failed calls, zero retransmissions (caller and "
-        "callee) and SIPp keeping the rate, on a freshly started server. Caller, callee "
-        "(two SIPp) and the server share the same %s cores: compare by ratio." % (
-            st["confirm"], hold_s, m["nproc"]),
+        "call successful (INVITE → `407` → ACK, INVITE with digest → `180`, %g s ringing, "
+        "`200` → ACK, %g s on hold, BYE → `200`), zero failed calls, zero retransmissions "
+        "(caller and callee) and SIPp keeping the rate, %s. Caller, callee (two SIPp) and "
+        "the server share the same %s cores: compare by ratio." % (
+            st["confirm"], ring_s, hold_s, fresh, m["nproc"]),
         "- **CPU µs/call**: the server's CPU time (utime+stime, all threads; for Kamailio "
         "all processes) during that step ÷ successful calls, the whole call from the first "
         "INVITE to the BYE's `200`.",
@@ -318,7 +321,7 @@ def calls_markdown(doc):
             fmt_int(st.get("conc_calls") or 10000), fmt_int(st.get("conc_rate") or 500)),
         "- mss is a B2BUA (two dialogs per call, `[media] relay = never`: SDP passed "
         "through, as Kamailio does); Kamailio is a stateful proxy (tm, rr, dialog, "
-        "auth_db, usrloc; `bench/kamailio/kamailio-calls.cfg`).",
+        "auth_db, usrloc; `bench/kamailio/kamailio-calls.cfg`, TLSF memory manager).",
         "- Runs on this shared machine vary by ±15%: treat smaller differences as noise.",
     ]
     lines += ["- " + n for n in dict.fromkeys(notes)]
