@@ -260,6 +260,8 @@ def calls_markdown(doc):
         if vals is None:
             why = "not available" if not r.get("available") else "error: " + r.get("error", "")
             lines.append("| %s | %s | | | | | | |" % (NAMES[name], why))
+            if not r.get("available") and r.get("reason") not in (None, "see above"):
+                notes.append("%s not available: %s." % (NAMES[name], r["reason"]))
             continue
         rate = fmt_int(vals["rate"]) if vals["rate"] else "< %s" % fmt_int(
             st.get("calls_min_rate"))

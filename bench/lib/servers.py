@@ -83,6 +83,19 @@ def tcp_port_busy(port):
         s.close()
 
 
+def last_words(log_path, limit=300):
+    """The first line of what a server printed after its command line in log_path (its
+    complaint when it refused to start: e.g. mss naming an unknown configuration key)."""
+    try:
+        with open(log_path, errors="replace") as f:
+            text = f.read()[-20000:]
+    except OSError:
+        return ""
+    tail = text.rsplit("\n# ", 1)[-1].splitlines()[1:]
+    lines = [line.strip() for line in tail if line.strip()]
+    return lines[0][:limit] if lines else ""
+
+
 class Server:
     """Common start/stop/measure logic; subclasses build the command."""
 
@@ -117,7 +130,9 @@ class Server:
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                return "exited with status %s (see %s)" % (self.proc.returncode, self.log)
+                said = last_words(self.log)
+                return "exited with status %s%s (see %s)" % (
+                    self.proc.returncode, ": " + said if said else "", self.log)
             if sip_ping("127.0.0.1", self.port, 0.5):
                 self.ready_after_s = time.monotonic() - self.started_at
                 self.sockets_at_start = udp_sockets_on(self.port)

@@ -420,6 +420,21 @@ class CallsHarnessTests(unittest.TestCase):
             self.assertEqual(bench.first_refusal(prefix), "501 Not Implemented")
             self.assertIsNone(bench.first_refusal(os.path.join(d, "none")))
 
+    def test_what_a_server_said_when_it_refused_to_start(self):
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, "mss.log")
+            with open(log, "w") as f:
+                f.write("\n# mss serve --config a.ini\nold run\n"
+                        "\n# mss serve --config b.ini\n"
+                        "mss: b.ini:3: [server] max_calls: unknown key (known: domain)\n"
+                        "b.ini:615: [media] unknown section\n")
+            self.assertEqual(servers.last_words(log),
+                             "mss: b.ini:3: [server] max_calls: unknown key (known: domain)")
+            self.assertEqual(servers.last_words(os.path.join(d, "none")), "")
+        doc = calls_doc(mss={"available": False, "reason": "exited with status 1: mss: x"})
+        self.assertIn("- mss not available: exited with status 1: mss: x.",
+                      report.calls_markdown(doc))
+
     def test_current_call_gauge(self):
         self.assertEqual(sipp.gauge({"CurrentCall": "9999"}, "CurrentCall"), 9999)
         self.assertEqual(sipp.gauge({}, "CurrentCall"), 0)
