@@ -8,6 +8,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use mss_store::{CallDirection, CallDisposition};
+
 use crate::views::LineState;
 
 /// A SIP method, as a metrics label. Extension methods count as [`Method::Other`].
@@ -203,6 +205,10 @@ pub struct Metrics {
     lines: [AtomicI64; LineState::ALL.len()],
     /// Instant messages by outcome.
     messages: [AtomicU64; MessageOutcome::ALL.len()],
+    /// Calls in progress.
+    calls_active: AtomicU64,
+    /// Ended calls by direction (outer) and disposition (inner).
+    calls: [[AtomicU64; CallDisposition::ALL.len()]; CallDirection::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -240,6 +246,8 @@ impl Metrics {
             registered_contacts: AtomicI64::new(0),
             lines: std::array::from_fn(|_| AtomicI64::new(0)),
             messages: counters(),
+            calls_active: AtomicU64::new(0),
+            calls: std::array::from_fn(|_| counters()),
         }
     }
 
@@ -312,6 +320,39 @@ impl Metrics {
         if let Some(c) = i.and_then(|i| self.messages.get(i)) {
             c.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Sets the number of calls in progress (`mss_calls_active`).
+    pub fn set_calls_active(&self, n: u64) {
+        self.calls_active.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts one ended call attempt (`mss_calls_total{direction,disposition}`): the
+    /// labels are the call record's own values (`mss_store`'s enums), so what is counted
+    /// and what is recorded cannot disagree.
+    pub fn call_ended(&self, direction: CallDirection, disposition: CallDisposition) {
+        if let Some(c) = self.call_slot(direction, disposition) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The current value of a `mss_calls_total` series (for tests).
+    pub fn calls_ended(&self, direction: CallDirection, disposition: CallDisposition) -> u64 {
+        self.call_slot(direction, disposition)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The counter of one `mss_calls_total` series.
+    fn call_slot(
+        &self,
+        direction: CallDirection,
+        disposition: CallDisposition,
+    ) -> Option<&AtomicU64> {
+        let d = CallDirection::ALL.iter().position(|x| *x == direction)?;
+        let o = CallDisposition::ALL
+            .iter()
+            .position(|x| *x == disposition)?;
+        self.calls.get(d)?.get(o)
     }
 
     /// The current value of a request counter (for tests and `mss status`).
@@ -440,6 +481,29 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        header(&mut out, "mss_calls_active", "Calls in progress.", "gauge");
+        let _ = writeln!(
+            out,
+            "mss_calls_active {}",
+            self.calls_active.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "mss_calls_total",
+            "Ended call attempts by direction and disposition.",
+            "counter",
+        );
+        for (d, row) in CallDirection::ALL.iter().zip(self.calls.iter()) {
+            for (o, c) in CallDisposition::ALL.iter().zip(row.iter()) {
+                let _ = writeln!(
+                    out,
+                    "mss_calls_total{{direction=\"{}\",disposition=\"{}\"}} {}",
+                    d.as_str(),
+                    o.as_str(),
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
         out
     }
 }
@@ -471,6 +535,14 @@ mod tests {
         m.message_n(MessageOutcome::Refused, 3);
         m.message_n(MessageOutcome::Refused, 0);
         m.set_lines(LineState::BackingOff, 4);
+        m.set_calls_active(2);
+        m.call_ended(CallDirection::Outbound, CallDisposition::Answered);
+        m.call_ended(CallDirection::Outbound, CallDisposition::Answered);
+        m.call_ended(CallDirection::Inbound, CallDisposition::Interrupted);
+        assert_eq!(
+            m.calls_ended(CallDirection::Outbound, CallDisposition::Answered),
+            2
+        );
         assert_eq!(m.responses(Direction::Out, 401), 1);
         assert_eq!(m.responses(Direction::Out, 700), 0);
         assert_eq!(m.requests(Direction::In, Method::Register), 2);
@@ -488,6 +560,18 @@ mod tests {
         assert!(text.contains("mss_messages_total{outcome=\"stored\"} 1\n"));
         assert!(text.contains("mss_messages_total{outcome=\"refused\"} 3\n"));
         assert!(text.contains("# TYPE mss_lines gauge\n"));
+        assert!(text.contains("mss_calls_active 2\n"));
+        assert!(text.contains("# TYPE mss_calls_active gauge\n"));
+        assert!(
+            text.contains("mss_calls_total{direction=\"outbound\",disposition=\"answered\"} 2\n")
+        );
+        assert!(
+            text.contains("mss_calls_total{direction=\"inbound\",disposition=\"interrupted\"} 1\n")
+        );
+        assert!(
+            text.contains("mss_calls_total{direction=\"internal\",disposition=\"no_answer\"} 0\n")
+        );
+        assert_eq!(text.matches("mss_calls_total{").count(), 18);
         assert!(text.contains("# HELP mss_sip_requests_total "));
     }
 

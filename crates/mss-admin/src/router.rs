@@ -8,16 +8,20 @@
 //! | `GET /api/messages/{user}` | `[StoredMessageView]`, `404` for unknown user |
 //! | `GET /api/bans`            | `[BanView]`                                   |
 //! | `DELETE /api/bans/{addr}`  | `204`; `404` when not banned, `400` for a bad address |
+//! | `GET /api/calls?since=&limit=` | `[CallRecordView]`, newest first; `since` in Unix seconds, `limit` 1–1000 (default 100); `400` for a bad or unknown parameter |
+//! | `GET /api/calls/active`    | `[ActiveCallView]`                            |
 //! | `GET /metrics`             | Prometheus text format                        |
 //! | `GET /healthz`             | `ok`                                          |
 //!
 //! Errors are JSON `{"error": "..."}` ([`ErrorView`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -25,6 +29,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::calls_query::CallsQuery;
 use crate::source::{AdminSource, SourceError};
 use crate::views::ErrorView;
 
@@ -55,6 +60,8 @@ pub fn router(source: Arc<dyn AdminSource>) -> Router {
         .route("/api/messages/{user}", get(messages))
         .route("/api/bans", get(bans))
         .route("/api/bans/{addr}", delete(lift_ban))
+        .route("/api/calls", get(calls))
+        .route("/api/calls/active", get(active_calls))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -161,6 +168,23 @@ async fn lift_ban(State(s): State<Shared>, Path(addr): Path<String>) -> Response
     }
 }
 
+async fn calls(
+    State(s): State<Shared>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let parsed = params
+        .map_err(|e| e.body_text())
+        .and_then(|Query(params)| CallsQuery::from_params(&params));
+    match parsed {
+        Ok(query) => json_or_500(s.calls(query).await),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn active_calls(State(s): State<Shared>) -> Response {
+    json_or_500(s.active_calls().await)
+}
+
 async fn metrics(State(s): State<Shared>) -> Response {
     (
         [(
@@ -183,6 +207,7 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call_record_view::CallRecordView;
     use crate::metrics::{Direction, Method, Metrics};
     use crate::source::BoxFuture;
     use crate::views::*;
@@ -278,6 +303,53 @@ mod tests {
                     "2001:db8:1:2::".parse().unwrap(),
                 ];
                 Ok(banned.contains(&addr))
+            })
+        }
+        fn calls(
+            &self,
+            query: CallsQuery,
+        ) -> BoxFuture<'_, Result<Vec<CallRecordView>, SourceError>> {
+            let fail = self.fail;
+            Box::pin(async move {
+                if fail {
+                    return Err(SourceError::new("store is down"));
+                }
+                // The query, echoed in the record so the test sees what arrived.
+                Ok(vec![CallRecordView {
+                    id: format!("c-{}", query.limit),
+                    started_at: query.since.map_or(0, |ms| (ms / 1000) as u64),
+                    answered_at: None,
+                    ended_at: Some(3),
+                    duration_s: Some(3),
+                    billsec_s: Some(0),
+                    caller: "101".into(),
+                    callee: "102".into(),
+                    answered_by: None,
+                    direction: "internal".into(),
+                    line: None,
+                    disposition: Some("busy".into()),
+                    sip_code: Some(486),
+                    ended_by: Some("callee".into()),
+                    forwarded_from: None,
+                }])
+            })
+        }
+        fn active_calls(&self) -> BoxFuture<'_, Result<Vec<ActiveCallView>, SourceError>> {
+            Box::pin(async {
+                Ok(vec![ActiveCallView {
+                    id: "c-9".into(),
+                    caller: "101".into(),
+                    callee: "102".into(),
+                    state: "ringing".into(),
+                    since: 7,
+                    legs: vec![CallLegView {
+                        call_id: "a@x".into(),
+                        peer: "127.0.0.1:5070".into(),
+                        codec: None,
+                        rtp_in: 0,
+                        rtp_out: 0,
+                    }],
+                }])
             })
         }
         fn metrics_text(&self) -> String {
@@ -379,6 +451,42 @@ mod tests {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         let (status, _) = get(app(false), "/api/bans/203.0.113.7").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn calls_take_since_and_limit() {
+        let (status, body) = get(app(false), "/api/calls").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Vec<CallRecordView> = serde_json::from_str(&body).unwrap();
+        assert_eq!((v[0].id.as_str(), v[0].started_at), ("c-100", 0));
+        assert!(body.contains("\"disposition\":\"busy\""), "{body}");
+        let (status, body) = get(app(false), "/api/calls?since=1700000000&limit=5").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Vec<CallRecordView> = serde_json::from_str(&body).unwrap();
+        assert_eq!((v[0].id.as_str(), v[0].started_at), ("c-5", 1_700_000_000));
+        for (uri, needle) in [
+            ("/api/calls?limit=0", "limit=\\\"0\\\""),
+            ("/api/calls?limit=5000", "from 1 to 1000"),
+            ("/api/calls?since=soon", "Unix seconds"),
+            ("/api/calls?max=3", "unknown query parameter"),
+        ] {
+            let (status, body) = get(app(false), uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            let e: ErrorView = serde_json::from_str(&body).unwrap();
+            assert!(body.contains(needle), "{uri}: {body}");
+            assert!(!e.error.is_empty());
+        }
+        let (status, _) = get(app(true), "/api/calls").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn active_calls_are_json() {
+        let (status, body) = get(app(false), "/api/calls/active").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Vec<ActiveCallView> = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0].state, "ringing");
+        assert_eq!(v[0].legs[0].call_id, "a@x");
     }
 
     #[tokio::test]

@@ -4,7 +4,11 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use crate::views::{BanView, LineView, MessageCountView, RegistrationView, StoredMessageView};
+use crate::call_record_view::CallRecordView;
+use crate::calls_query::CallsQuery;
+use crate::views::{
+    ActiveCallView, BanView, LineView, MessageCountView, RegistrationView, StoredMessageView,
+};
 
 /// A boxed, sendable future, so that [`AdminSource`] stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,6 +59,13 @@ pub trait AdminSource: Send + Sync + 'static {
     /// Ends every ban and block of the address (or IPv6 /64) of `addr`
     /// (`DELETE /api/bans/{addr}`); `Ok(false)` when nothing was banned there (`404`).
     fn lift_ban(&self, addr: IpAddr) -> BoxFuture<'_, Result<bool, SourceError>>;
+
+    /// Call records (`GET /api/calls`): at most `query.limit`, started at or after
+    /// `query.since`, newest first.
+    fn calls(&self, query: CallsQuery) -> BoxFuture<'_, Result<Vec<CallRecordView>, SourceError>>;
+
+    /// The calls in progress (`GET /api/calls/active`).
+    fn active_calls(&self) -> BoxFuture<'_, Result<Vec<ActiveCallView>, SourceError>>;
 
     /// The Prometheus text exposition for `GET /metrics` (usually [`crate::Metrics::render`]).
     fn metrics_text(&self) -> String;

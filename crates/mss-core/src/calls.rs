@@ -1,16 +1,374 @@
 //! Calls: mss as a back-to-back user agent (DESIGN §8).
+//!
+//! Each call has an A leg (mss is UAS of the caller's INVITE) and one or more B legs (mss
+//! is UAC of one INVITE per device of the callee, or per line tried), each its own dialog
+//! with its own Call-ID and tags, kept by the shared [`mss_dialog::Dialogs`] table. What
+//! one leg does is mirrored on the other.
+//!
+//! - `calls/admission.rs`: who calls (a local user answering `407`, or a line's provider
+//!   trusted like its MESSAGEs) and where the call goes (the dial plan: a local user's
+//!   contacts, `outgroup_prefix` + number through a line, else `404`); limits (`503`,
+//!   `486`), loops (`482`, `483`), SDP that cannot be used (`488`).
+//! - `calls/start.rs`: a new call: `100 Trying`, the B legs forked.
+//! - `calls/outgoing.rs`: the requests mss builds for B legs (INVITE, the INVITE again with
+//!   a line's credentials, CANCEL).
+//! - `calls/answers.rs`: responses to B legs' INVITEs: provisional responses relayed
+//!   (early media with their SDP), the first `2xx` wins and the other forks are
+//!   cancelled, a late `2xx` gets ACK + BYE, failures choose the best answer for the
+//!   caller or move on to the next line.
+//! - `calls/in_dialog.rs`: requests within a call's dialogs (BYE, re-INVITE, UPDATE,
+//!   INFO, MESSAGE, …) passed to the other leg and their answers back; ACKs relayed.
+//! - `calls/ending.rs`: CANCEL from the caller, timeouts, the end of a call, its record.
+//! - `calls/view.rs`: `GET /api/calls/active`.
+//!
+//! Every request to a device goes over the flow it registered on (TCP connection reuse,
+//! DESIGN §7); every request to a line's provider to the line's registrar target; every
+//! request to the caller back over the flow its INVITE came on. mss is the Contact of
+//! every leg, so every in-dialog request reaches it.
 
+mod admission;
+mod answers;
+mod ending;
+mod in_dialog;
+mod model;
+mod outgoing;
 mod settings;
+mod start;
+mod view;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Instant;
+
+use mss_dialog::{DialogId, DialogOutput};
+use mss_services::Now;
+use mss_sip::{Flow, Message, Request};
+use mss_txn::{ClientTransactionId, ServerTransactionId};
+use rand::RngCore;
 
 pub use settings::{CallSettings, DEFAULT_MAX_CALLS, DEFAULT_RING_TIMEOUT};
 
-use mss_admin::ActiveCallView;
-
 use crate::core::Core;
+use model::{Call, HeldRequest};
+pub(crate) use model::{CallKey, Side};
+
+/// What a client transaction of the call service is for.
+#[derive(Debug)]
+pub(crate) enum CallClient {
+    /// The INVITE of B leg `leg` of call `key`.
+    Invite {
+        /// The call.
+        key: CallKey,
+        /// The B leg.
+        leg: usize,
+    },
+    /// A CANCEL of a B leg's INVITE: its answer changes nothing.
+    Cancel,
+    /// A BYE mss sent in `dialog` (the call may be gone already).
+    Bye {
+        /// The dialog it ends.
+        dialog: DialogId,
+    },
+    /// A request of one leg passed on to the other: its final response goes back to
+    /// `server`.
+    Forward {
+        /// The call.
+        key: CallKey,
+        /// The request as received, to answer (boxed: the other kinds are small).
+        held: Box<HeldRequest>,
+        /// The dialog it was sent in.
+        dialog: DialogId,
+    },
+}
+
+/// Every call and the indexes that find them.
+#[derive(Debug)]
+pub(crate) struct Calls {
+    /// The settings.
+    pub(crate) settings: CallSettings,
+    /// The calls, by key.
+    pub(crate) table: HashMap<CallKey, Call>,
+    next_key: CallKey,
+    /// The call and leg of every dialog of a call.
+    pub(crate) by_dialog: HashMap<DialogId, (CallKey, Side)>,
+    /// The call of every A leg's INVITE server transaction (for CANCEL).
+    pub(crate) by_server: HashMap<ServerTransactionId, CallKey>,
+    /// What each client transaction of the service is for.
+    pub(crate) clients: HashMap<ClientTransactionId, CallClient>,
+    /// The flow of the leg of every dialog of a call (kept until the dialog is gone, also
+    /// after its call).
+    pub(crate) dialog_flow: HashMap<DialogId, Flow>,
+    /// The server transaction that carries a dialog's `2xx` and its retransmissions.
+    pub(crate) reply_server: HashMap<DialogId, ServerTransactionId>,
+    /// Dialogs to end with BYE as soon as the ACK of our `2xx` comes (the other side hung
+    /// up before it; RFC 3261 §15: no BYE before that ACK).
+    pub(crate) bye_on_ack: std::collections::HashSet<DialogId>,
+    /// Requests waiting for a glare retry on the dialog they are to be sent in.
+    pub(crate) held: HashMap<DialogId, (CallKey, HeldRequest)>,
+    /// Ring deadlines, earliest first (stale entries skipped).
+    timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
+    /// The Via branch prefix of mss's own INVITEs: an INVITE that carries it came back to
+    /// mss (a loop, `482`).
+    pub(crate) branch_prefix: String,
+    /// Calls per local user (as caller or callee), for a user's `max_calls`.
+    pub(crate) per_user: HashMap<String, u32>,
+}
+
+impl Calls {
+    /// An empty table; `rng` chooses the branch prefix.
+    pub(crate) fn new(settings: CallSettings, rng: &mut dyn RngCore) -> Calls {
+        let branch_prefix = format!("z9hG4bK{:08x}-", rng.next_u32());
+        Calls {
+            settings,
+            table: HashMap::new(),
+            next_key: 1,
+            by_dialog: HashMap::new(),
+            by_server: HashMap::new(),
+            dialog_flow: HashMap::new(),
+            clients: HashMap::new(),
+            reply_server: HashMap::new(),
+            held: HashMap::new(),
+            bye_on_ack: std::collections::HashSet::new(),
+            timers: BinaryHeap::new(),
+            branch_prefix,
+            per_user: HashMap::new(),
+        }
+    }
+
+    /// A fresh key.
+    pub(crate) fn next_key(&mut self) -> CallKey {
+        let k = self.next_key;
+        self.next_key += 1;
+        k
+    }
+
+    /// Schedules a look at call `key` at `at`.
+    pub(crate) fn schedule(&mut self, key: CallKey, at: Instant) {
+        self.timers.push(Reverse((at, key)));
+    }
+
+    /// When [`Core::calls_on_timeout`] is due.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The calls whose deadlines are due at `now`, removed from the heap.
+    fn due(&mut self, now: Instant) -> Vec<CallKey> {
+        let mut keys = Vec::new();
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            keys.push(key);
+        }
+        keys
+    }
+
+    /// Counts a call of `user`; false (nothing counted) when the user is at its
+    /// `max_calls`.
+    pub(crate) fn take_user_slot(&mut self, user: &str) -> bool {
+        let limit = self.settings.user_max_calls.get(user).copied();
+        let n = self.per_user.entry(user.to_owned()).or_insert(0);
+        if limit.is_some_and(|max| *n >= max) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Gives back a call of `user`.
+    pub(crate) fn release_user_slot(&mut self, user: &str) {
+        if let Some(n) = self.per_user.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_user.remove(user);
+            }
+        }
+    }
+
+    /// How many calls are in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+}
 
 impl Core {
-    /// The calls in progress (`GET /api/calls/active`, `mss status`).
-    pub fn active_calls(&self) -> Vec<ActiveCallView> {
-        Vec::new()
+    /// When the call service wants [`Core::calls_on_timeout`]: a ring deadline or a
+    /// dialog timer.
+    pub(crate) fn calls_timeout(&self) -> Option<Instant> {
+        match (self.calls.poll_timeout(), self.dialogs.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires due dialog timers (`2xx` retransmissions, ACK waits, glare retries) and ring
+    /// deadlines.
+    pub(crate) fn calls_on_timeout(&mut self, now: Now) {
+        if self.dialogs.poll_timeout().is_some_and(|t| t <= now.mono) {
+            self.dialogs.handle_timeout(now.mono);
+            self.drain_dialogs(now);
+        }
+        for key in self.calls.due(now.mono) {
+            self.on_ring_deadline(now, key);
+        }
+    }
+
+    /// Carries out what the dialog table asks for.
+    pub(crate) fn drain_dialogs(&mut self, now: Now) {
+        while let Some(out) = self.dialogs.poll_output() {
+            match out {
+                DialogOutput::Response { id, response } => {
+                    self.send_dialog_response(now, &id, response);
+                }
+                DialogOutput::Ack { id, request } => self.send_in_dialog_stateless(&id, request),
+                DialogOutput::RetryReinvite { id } => self.retry_held(now, &id),
+                DialogOutput::AckTimeout { id } => self.on_ack_timeout(now, &id),
+            }
+        }
+    }
+
+    /// Sends a response of dialog `id`: through the server transaction that carries it
+    /// while that exists, else statelessly back over the leg's flow.
+    fn send_dialog_response(&mut self, now: Now, id: &DialogId, response: mss_sip::Response) {
+        let code = response.status().as_u16();
+        if let Some(server) = self.calls.reply_server.get(id).copied() {
+            match self.txns.send_response(now.mono, server, response.clone()) {
+                Ok(()) => {
+                    self.metrics.response(mss_admin::Direction::Out, code);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(?server, code, error = %e, "dialog response sent statelessly");
+                    self.calls.reply_server.remove(id);
+                }
+            }
+        }
+        if let Some(flow) = self.flow_of_dialog(id) {
+            self.metrics.response(mss_admin::Direction::Out, code);
+            self.txns.send_stateless(flow, &Message::Response(response));
+        }
+    }
+
+    /// Sends an ACK (or any request without transaction) of dialog `id` over its leg's
+    /// flow.
+    fn send_in_dialog_stateless(&mut self, id: &DialogId, request: Request) {
+        if let Some(flow) = self.flow_of_dialog(id) {
+            self.txns.send_stateless(flow, &Message::Request(request));
+        }
+    }
+
+    /// The flow of the leg dialog `id` belongs to.
+    pub(crate) fn flow_of_dialog(&self, id: &DialogId) -> Option<Flow> {
+        self.calls.dialog_flow.get(id).copied()
+    }
+
+    /// Starts client transaction `request` to `flow` for `client`; `None` when the
+    /// transaction layer refuses it (logged).
+    pub(crate) fn call_send(
+        &mut self,
+        now: Now,
+        request: Request,
+        flow: Flow,
+        client: CallClient,
+    ) -> Option<ClientTransactionId> {
+        let method = request.method().clone();
+        self.metrics.request(
+            mss_admin::Direction::Out,
+            mss_admin::Method::from_token(method.as_str()),
+        );
+        match self.txns.send_request(now.mono, request, flow) {
+            Ok(id) => {
+                self.clients.insert(id, crate::core::ClientOwner::Call);
+                self.calls.clients.insert(id, client);
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!(peer = %flow, %method, error = %e, "call request not sent");
+                None
+            }
+        }
+    }
+
+    /// A response (or `None`: a transport error) of a client transaction of the call
+    /// service.
+    pub(crate) fn on_call_client_event(
+        &mut self,
+        now: Now,
+        id: ClientTransactionId,
+        response: Option<mss_sip::Response>,
+    ) {
+        let is_final = response.as_ref().is_none_or(|r| r.status().is_final());
+        match self.calls.clients.get(&id) {
+            Some(CallClient::Invite { key, leg }) => {
+                let (key, leg) = (*key, *leg);
+                if response.is_none() {
+                    self.calls.clients.remove(&id);
+                    self.clients.remove(&id);
+                }
+                // An INVITE's transaction stays for forked 2xx (RFC 6026 §7.2): its entry
+                // goes with Event::Terminated.
+                self.on_b_invite_response(now, id, key, leg, response);
+            }
+            Some(CallClient::Cancel) => {
+                if is_final {
+                    self.calls.clients.remove(&id);
+                    self.clients.remove(&id);
+                }
+            }
+            Some(CallClient::Bye { dialog }) => {
+                let dialog = dialog.clone();
+                if is_final {
+                    self.calls.clients.remove(&id);
+                    self.clients.remove(&id);
+                    self.on_bye_response(now, &dialog, response);
+                }
+            }
+            Some(CallClient::Forward { .. }) => {
+                if !is_final {
+                    return;
+                }
+                self.clients.remove(&id);
+                if let Some(CallClient::Forward { key, held, dialog }) =
+                    self.calls.clients.remove(&id)
+                {
+                    self.on_forward_response(now, key, *held, dialog, response);
+                }
+            }
+            None => tracing::debug!(?id, "call response for an unknown transaction"),
+        }
+    }
+
+    /// A `2xx` that matched no transaction: a retransmission of a B leg's answer after its
+    /// INVITE transaction ended; the dialog layer acknowledges it again.
+    pub(crate) fn on_stray_2xx(&mut self, now: Now, response: &mss_sip::Response) {
+        if let Err(e) = self
+            .dialogs
+            .handle_response(now.mono, response, &mut self.rng)
+        {
+            tracing::debug!(error = %e, "stray 2xx not applied");
+        }
+        self.drain_dialogs(now);
+    }
+
+    /// Removes dialog `id` from the dialog table and the call indexes.
+    pub(crate) fn forget_dialog(&mut self, id: &DialogId) {
+        self.dialogs.remove(id);
+        self.calls.by_dialog.remove(id);
+        self.calls.dialog_flow.remove(id);
+        self.calls.reply_server.remove(id);
+        self.calls.held.remove(id);
+        self.calls.bye_on_ack.remove(id);
+    }
+
+    /// Calls in progress (for tests and the admin view).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Dialogs held (for tests: no input may leave one behind).
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
     }
 }

@@ -88,6 +88,8 @@ pub(crate) enum ClientOwner {
     Line(usize),
     /// A relayed MESSAGE or the delivery of a stored one (`messaging.rs`).
     Im(mss_services::im::RequestToken),
+    /// A request of the call service (`calls.rs`, which keeps what it is for).
+    Call,
 }
 
 /// What to do when an operation finishes.
@@ -106,6 +108,8 @@ pub(crate) enum Then {
     Im(crate::messaging::ImThen),
     /// A store call or lookup of line number `.0` (`lines.rs`).
     Line(usize, crate::lines::LineThen),
+    /// The write of the record of call `.0` (`calls/ending.rs`).
+    CallRecord(String),
 }
 
 /// The server's SIP logic in one sans-IO machine (see the module docs).
@@ -118,6 +122,8 @@ pub struct Core {
     pub(crate) domains: LocalDomains,
     pub(crate) lines: Lines,
     pub(crate) im: Im,
+    pub(crate) dialogs: mss_dialog::Dialogs,
+    pub(crate) calls: crate::calls::Calls,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stats: Arc<CoreStats>,
     pub(crate) network: Box<dyn Network + Send>,
@@ -140,6 +146,8 @@ pub struct Core {
     auth_published: mss_services::AuthStats,
     /// Set by shutdown: drained by then at the latest.
     drain_until: Option<Instant>,
+    /// The drain limit has passed (it is no longer a timeout to wake up for).
+    drain_passed: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -159,6 +167,8 @@ impl Core {
     pub fn new(parts: CoreParts, now: Now) -> Core {
         let mut rng = StdRng::seed_from_u64(parts.seed);
         let im_seed = rand::Rng::gen(&mut rng);
+        let dialogs = mss_dialog::Dialogs::new(mss_dialog::DialogConfig::default(), &mut rng);
+        let calls = crate::calls::Calls::new(parts.calls, &mut rng);
         let mut core = Core {
             txns: Transactions::new(mss_txn::Config::default()),
             registrar: parts.registrar,
@@ -168,6 +178,8 @@ impl Core {
             domains: parts.domains,
             lines: Lines::new(parts.lines, now),
             im: Im::new(parts.im, now, im_seed),
+            dialogs,
+            calls,
             metrics: parts.metrics,
             stats: parts.stats,
             network: parts.network,
@@ -181,6 +193,7 @@ impl Core {
             trim: TrimPolicy::default(),
             auth_published: mss_services::AuthStats::default(),
             drain_until: None,
+            drain_passed: false,
         };
         core.start_lines();
         core
@@ -252,15 +265,17 @@ impl Core {
         let mut at = self.next_sweep;
         for t in [
             self.txns.poll_timeout(),
-            self.drain_until,
+            self.drain_until.filter(|_| !self.drain_passed),
             self.lines_timeout(),
             self.im.poll_timeout(),
+            self.calls_timeout(),
         ]
         .into_iter()
         .flatten()
         {
             at = at.min(t);
         }
+
         Some(at)
     }
 
@@ -270,7 +285,10 @@ impl Core {
         let Some(limit) = self.drain_until else {
             return false;
         };
-        let done = self.ops.len() == 0 && self.clients.is_empty() && self.lines_done();
+        let done = self.ops.len() == 0
+            && self.clients.is_empty()
+            && self.calls.table.is_empty()
+            && self.lines_done();
         if !done && now.mono >= limit {
             tracing::warn!(
                 operations = self.ops.len(),
@@ -293,6 +311,8 @@ impl Core {
         }
         self.drain_until = Some(now.mono + DRAIN_LIMIT);
         self.lines_shutdown(now);
+        self.calls_shutdown(now);
+        self.drain(now);
         tracing::info!(
             operations = self.ops.len(),
             transactions = self.txns.len(),
@@ -323,6 +343,7 @@ impl Core {
             },
             Then::Im(then) => self.on_im_stored(now, then, result),
             Then::Line(index, then) => self.on_line_stored(now, index, then, result),
+            Then::CallRecord(call) => self.on_call_record_stored(&call, &result),
         }
     }
 
@@ -340,9 +361,13 @@ impl Core {
     }
 
     fn on_timeout(&mut self, now: Now) {
+        if self.drain_until.is_some_and(|t| t <= now.mono) {
+            self.drain_passed = true;
+        }
         self.txns.handle_timeout(now.mono);
         self.lines_on_timeout(now);
         self.im_on_timeout(now);
+        self.calls_on_timeout(now);
         if now.mono >= self.next_sweep {
             self.sweep(now);
             self.update_ban_gauges(now);
@@ -436,13 +461,14 @@ impl Core {
                 let checked = request.check();
                 self.on_request(now, id, &request, checked.as_ref(), from);
             }
-            // No dialogs yet: an ACK for a 2xx or a stray ACK ends here (`dispatch.rs`).
-            Event::Ack { .. } | Event::AckTimeout { .. } => {}
-            // INVITEs are answered at once, so no CANCEL can find one pending; the
-            // transaction layer already answered the CANCEL itself.
-            Event::Cancel { invite, .. } => {
-                tracing::debug!(?invite, "CANCEL for an INVITE already answered");
-            }
+            // The ACK for a 2xx (or a stray one): the call service's (`calls/in_dialog.rs`).
+            Event::Ack { request, .. } => self.on_call_ack(now, &request),
+            // The ACK of a non-2xx final never came: the transaction is over, so is that
+            // INVITE.
+            Event::AckTimeout { .. } => {}
+            // The transaction layer already answered the CANCEL itself; the call service
+            // answers the INVITE with 487 and cancels its B legs.
+            Event::Cancel { invite, .. } => self.on_call_cancel(now, invite),
             Event::Response { id, response } => self.on_client_event(now, id, Some(response)),
             Event::Timeout { id, .. } if self.is_line_client(&id) => self.on_line_timeout(now, id),
             Event::Timeout { id, response } => self.on_client_event(now, id, Some(response)),
@@ -453,7 +479,14 @@ impl Core {
             Event::Terminated { id } => {
                 if let TransactionId::Client(c) = id {
                     self.clients.remove(&c);
+                    self.calls.clients.remove(&c);
                 }
+            }
+            Event::StrayResponse { response, .. } if response.status().is_success() => {
+                // A 2xx retransmission after the INVITE's transaction ended: the dialog
+                // layer sends its ACK again (RFC 3261 §13.2.2.4).
+                self.stats.stray_response();
+                self.on_stray_2xx(now, &response);
             }
             Event::StrayResponse { response, from } => {
                 self.stats.stray_response();
@@ -488,6 +521,7 @@ impl Core {
         match self.clients.get(&id).copied() {
             Some(ClientOwner::Line(index)) => self.on_line_client_event(now, id, index, response),
             Some(ClientOwner::Im(token)) => self.on_im_client_event(now, id, token, response),
+            Some(ClientOwner::Call) => self.on_call_client_event(now, id, response),
             None => tracing::debug!(?id, "event for a client transaction nobody owns"),
         }
     }

@@ -1,6 +1,10 @@
 //! Where a new request goes: the reply route, the prechecks, then one service by method,
 //! and one fallback for what no service takes.
 //!
+//! - a request with a To tag (within a dialog) but REGISTER → the call service
+//!   (`calls/in_dialog.rs`: passed to the other leg, or `481` for an unknown dialog);
+//! - `INVITE` → the call service (`calls/start.rs`);
+//! - `BYE`, `UPDATE`, `INFO`, `PRACK` outside any dialog → `481` (RFC 3261 §12.2.2);
 //! - `REGISTER` → the registrar (`registrar.rs`);
 //! - `MESSAGE` → messaging (`messaging.rs`);
 //! - `OPTIONS` → answered here: `200` with what we support when addressed to us
@@ -10,7 +14,7 @@
 //! CANCEL never gets here: the transaction layer answers every CANCEL itself (`200` and an
 //! event when it matches a pending INVITE, `481` when it matches nothing, RFC 3261 §9.2).
 //! ACK never does either: it is absorbed by the INVITE server transaction it acknowledges
-//! or arrives as `Event::Ack`, which [`Core`] takes (no dialogs yet: nothing to do).
+//! or arrives as `Event::Ack`, which the call service takes.
 
 use mss_admin::Direction;
 use mss_services::{Now, Reject};
@@ -57,7 +61,23 @@ impl Core {
                 return;
             }
         };
+        let in_dialog = *req.method() != Method::Register
+            && checked.core.to.tag().is_some_and(|t| !t.is_empty());
+        if in_dialog {
+            self.on_in_dialog_request(now, id, req);
+            return;
+        }
         match req.method() {
+            Method::Invite => self.on_invite(now, id, req, &from),
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                match mss_dialog::unknown_dialog_answer(req) {
+                    Some(r) => {
+                        let rsp = r.response(req, &self.answer.to_tag(req));
+                        self.respond(now, id, rsp);
+                    }
+                    None => self.fallback(now, id, req),
+                }
+            }
             Method::Register => self.on_register(now, id, req, checked, &from),
             Method::Options => self.on_options(now, id, req, checked),
             Method::Message => self.on_message(now, id, req, &from),
@@ -65,8 +85,8 @@ impl Core {
         }
     }
 
-    /// What no service takes: a method the prechecks know but no service serves (calls and
-    /// events are not served yet) gets `501 Not Implemented` with `Allow`.
+    /// What no service takes: a method the prechecks know but no service serves (events,
+    /// PUBLISH) gets `501 Not Implemented` with `Allow`.
     fn fallback(&mut self, now: Now, id: ServerTransactionId, req: &Request) {
         let rsp = self.answer.reject(req, &Reject::NotImplemented);
         self.respond(now, id, rsp);

@@ -83,6 +83,8 @@ struct Slot {
     settings: LineSettings,
     /// Who receives the line's incoming requests.
     owner: Option<String>,
+    /// Local users' calls may go out through the line.
+    outgoing: bool,
     /// The configured Call-ID mode, shown until the machine runs.
     mode: LineCallIdMode,
     /// `None` until the stored record is read.
@@ -134,6 +136,7 @@ impl Lines {
                 mode: l.settings.call_id_mode,
                 settings: l.settings,
                 owner: l.owner,
+                outgoing: l.outgoing,
                 machine: None,
                 state: LineState::Offline,
                 since: now.unix_ms,
@@ -372,8 +375,11 @@ impl Core {
             }
         }
         if let (Some(limit), false) = (self.lines.shutdown_until, self.lines.gave_up) {
-            if now.mono >= limit && !self.all_lines_done() {
+            // Past the limit it is no deadline any more, whether or not a line waits.
+            if now.mono >= limit {
                 self.lines.gave_up = true;
+            }
+            if now.mono >= limit && !self.all_lines_done() {
                 for index in 0..self.lines.slots.len() {
                     let client = self
                         .lines

@@ -76,11 +76,11 @@ fn registrations_survive_a_restart() {
 fn what_no_service_takes_gets_the_fallback_answers() {
     let mut sim = Sim::start(Setup::default());
     let from = "127.0.0.20:5070".parse().unwrap();
-    // An INVITE: calls are not served yet.
+    // An INVITE without credentials: challenged (`407`), as every call of a local user.
     sim.receive(from, &format!("INVITE sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.20:5070;branch=z9hG4bK-i1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@{DOMAIN}>;tag=a\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.20:5070>\r\nContent-Length: 0\r\n\r\n"));
     let rsp = sim.response_to(from).unwrap();
-    assert_eq!(rsp.status().as_u16(), 501);
-    // Its ACK (RFC 3261 §17.1.1.3) stops the retransmissions of the 501.
+    assert_eq!(rsp.status().as_u16(), 407);
+    // Its ACK (RFC 3261 §17.1.1.3) stops the retransmissions of the 407.
     let to_tag = rsp.headers().to().unwrap().tag().unwrap().to_owned();
     sim.receive(from, &format!("ACK sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.20:5070;branch=z9hG4bK-i1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:100@{DOMAIN}>;tag=a\r\nTo: <sip:101@{DOMAIN}>;tag={to_tag}\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
     // A CANCEL that matches no transaction (RFC 3261 §9.2).

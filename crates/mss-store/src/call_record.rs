@@ -15,6 +15,13 @@ pub enum CallDirection {
 }
 
 impl CallDirection {
+    /// Every direction, in the order used by metrics.
+    pub const ALL: [CallDirection; 3] = [
+        CallDirection::Internal,
+        CallDirection::Outbound,
+        CallDirection::Inbound,
+    ];
+
     /// The name stored and shown (`internal`, `outbound`, `inbound`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,7 +2,9 @@
 //!
 //! What is kept: the registrar's bindings (so registrations survive a restart), offline
 //! instant messages (RFC 3428 MESSAGE to users who are not registered), the registration
-//! dialog state of external lines, and small named secrets (the digest nonce key).
+//! dialog state of external lines, call records ([`CallRecord`], DESIGN §8: written at
+//! answer and at the end, listed newest first, the ones a crash left open marked
+//! `interrupted` at the next start) and small named secrets (the digest nonce key).
 //!
 //! - [`store`]: the [`Store`] trait the services use; it names no database, so PostgreSQL
 //!   can be added behind it. Its futures resolve only once a write is durable, which is

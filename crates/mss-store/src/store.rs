@@ -94,6 +94,17 @@ pub trait Store: Send + Sync + 'static {
     /// answer, the whole record when the call ends (DESIGN §8 "Records").
     fn put_call(&self, record: CallRecord) -> StoreFuture<()>;
 
+    /// At most `limit` call records with `started_at >= since` (every record without
+    /// `since`), newest first by `started_at` (`GET /api/calls`).
+    fn list_calls(&self, since: Option<UnixMillis>, limit: u32) -> StoreFuture<Vec<CallRecord>>;
+
+    /// Called once at start, before any call: every record still open (no disposition:
+    /// written at answer and never finished, because mss crashed or was killed) that
+    /// started at or before `now` becomes `interrupted`, ended by `mss`; its `ended_at`
+    /// stays `None` (when mss died is not known). Returns the changed records, oldest
+    /// first. The read and the update are one atomic step.
+    fn interrupt_open_calls(&self, now: UnixMillis) -> StoreFuture<Vec<CallRecord>>;
+
     /// The secret called `name`, if any.
     fn get_secret(&self, name: &str) -> StoreFuture<Option<Vec<u8>>>;
 

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use mss_store::{
-    block_on, BindingChange, BindingKey, BindingRecord, InsertOutcome, LineRecord, NewMessage,
-    SqliteStore, Store, StoreError, UserMessageCount,
+    block_on, BindingChange, BindingKey, BindingRecord, CallDirection, CallDisposition, CallRecord,
+    EndedBy, InsertOutcome, LineRecord, NewMessage, SqliteStore, Store, StoreError,
+    UserMessageCount,
 };
 
 fn binding(user: &str, contact: &str, expires_at: i64) -> BindingRecord {
@@ -172,6 +173,47 @@ fn lines_and_secrets() {
     assert_eq!(block_on(store.get_secret("other")).unwrap(), None);
     let kept = block_on(store.secret_or_insert("pw:100", b"gen2".to_vec())).unwrap();
     assert_eq!(kept, b"gen1", "an existing secret is never replaced");
+}
+
+/// A call answered before a crash: its open record is `interrupted` at the next start,
+/// once, and listed with the finished ones, newest first.
+#[test]
+fn open_call_records_are_interrupted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |id: &str, started_at: i64, finished: bool| CallRecord {
+        id: id.into(),
+        started_at,
+        answered_at: Some(started_at + 1_000),
+        ended_at: finished.then_some(started_at + 5_000),
+        caller: "101".into(),
+        callee: "102".into(),
+        answered_by: Some("102".into()),
+        direction: CallDirection::Internal,
+        line: None,
+        disposition: finished.then_some(CallDisposition::Answered),
+        sip_code: Some(200),
+        ended_by: finished.then_some(EndedBy::Callee),
+        forwarded_from: None,
+    };
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        block_on(store.put_call(call("c1", 1_000, true))).unwrap();
+        block_on(store.put_call(call("c2", 2_000, false))).unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let changed = block_on(store.interrupt_open_calls(10_000)).unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].id, "c2");
+    assert_eq!(changed[0].disposition, Some(CallDisposition::Interrupted));
+    assert_eq!(changed[0].ended_by, Some(EndedBy::Mss));
+    assert_eq!(changed[0].ended_at, None);
+    assert!(block_on(store.interrupt_open_calls(10_000))
+        .unwrap()
+        .is_empty());
+    let listed = block_on(store.list_calls(None, 10)).unwrap();
+    assert_eq!(listed, [changed[0].clone(), call("c1", 1_000, true)]);
+    let since = block_on(store.list_calls(Some(1_500), 10)).unwrap();
+    assert_eq!(since, [changed[0].clone()]);
 }
 
 #[test]

@@ -59,7 +59,14 @@ fn check_config_finds_mss_ini_and_var_file_in_current_folder() {
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.starts_with("OK\n"), "{stdout}");
     assert!(stdout.contains("users: 1 (101)"), "{stdout}");
-    assert!(stdout.contains("call-id fresh"), "{stdout}");
+    assert!(
+        stdout.contains("call-id fresh, incoming and outgoing calls"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("calls: at most 1000 at once; 9 + number calls out"),
+        "{stdout}"
+    );
 }
 
 #[test]

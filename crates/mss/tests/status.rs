@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use mss_admin::{
-    AdminSource, BanView, BoxFuture, CallIdModeView, LineState, LineView, MessageCountView,
-    Metrics, RegistrationView, SourceError, StoredMessageView,
+    ActiveCallView, AdminSource, BanView, BoxFuture, CallIdModeView, CallLegView, CallRecordView,
+    CallsQuery, LineState, LineView, MessageCountView, Metrics, RegistrationView, SourceError,
+    StoredMessageView,
 };
 
 struct Fake;
@@ -50,6 +51,27 @@ impl AdminSource for Fake {
     fn lift_ban(&self, _addr: std::net::IpAddr) -> BoxFuture<'_, Result<bool, SourceError>> {
         Box::pin(async { Ok(false) })
     }
+    fn calls(&self, _query: CallsQuery) -> BoxFuture<'_, Result<Vec<CallRecordView>, SourceError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn active_calls(&self) -> BoxFuture<'_, Result<Vec<ActiveCallView>, SourceError>> {
+        Box::pin(async {
+            Ok(vec![ActiveCallView {
+                id: "c-1".into(),
+                caller: "101".into(),
+                callee: "95551234".into(),
+                state: "answered".into(),
+                since: 0,
+                legs: vec![CallLegView {
+                    call_id: "a@phone".into(),
+                    peer: "192.0.2.7:5060".into(),
+                    codec: Some("PCMU/8000".into()),
+                    rtp_in: 0,
+                    rtp_out: 0,
+                }],
+            }])
+        })
+    }
     fn metrics_text(&self) -> String {
         Metrics::new().render()
     }
@@ -72,6 +94,12 @@ async fn status_prints_tables_from_a_running_api() {
         .unwrap()
         .unwrap();
     assert!(text.contains("provider1  2001    online"), "{text}");
+    assert!(
+        text.contains(
+            "ACTIVE CALLS (1)\nID   CALL            STATE     SINCE\nc-1  101 → 95551234  answered"
+        ),
+        "{text}"
+    );
     assert!(text.contains("REGISTRATIONS\nUSER  CONTACT"), "{text}");
     assert!(text.contains("102   3"), "{text}");
     assert!(text.contains("BANS\nADDRESS  SCOPE"), "{text}");

@@ -4,9 +4,28 @@
 //! number without a challenge: the provider does not know our users' passwords, and the
 //! line's registration is the trust between mss and the provider.
 
+use mss_services::lines::{LineState, Target};
 use mss_sip::Flow;
 
 use super::Lines;
+
+/// What a call out through a line needs of it (DESIGN §8): where to send, who we are
+/// there, and the credentials for the provider's challenge.
+#[derive(Debug, Clone)]
+pub(crate) struct LineOut {
+    /// The line's name (`[line:NAME]`).
+    pub(crate) name: String,
+    /// The line's number (the From user of calls out through it).
+    pub(crate) number: String,
+    /// The provider's domain (the host of From, To and the Request-URI).
+    pub(crate) domain: String,
+    /// The digest user name.
+    pub(crate) username: String,
+    /// The digest password.
+    pub(crate) password: String,
+    /// The registrar (or outbound proxy) the line registers at now, and our address there.
+    pub(crate) target: Target,
+}
 
 /// A line a request came through.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +39,72 @@ pub(crate) struct LinePeer<'a> {
 }
 
 impl Lines {
+    /// The lines a local user's call may go out through now, in configuration order:
+    /// `outgoing` and online (registered, or re-registering with a binding that has not
+    /// expired), with a registrar target.
+    pub(crate) fn outgoing_lines(&self, now_ms: i64) -> Vec<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| {
+                let Some(machine) = slot.machine.as_ref() else {
+                    return false;
+                };
+                let status = machine.status();
+                let registered = match status.state {
+                    LineState::Online => true,
+                    LineState::Registering => status.expires_at.is_some_and(|t| t > now_ms),
+                    _ => false,
+                };
+                slot.outgoing && registered && machine.target().is_some()
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Line `index` as a call out through it needs it; `None` without a registrar target.
+    pub(crate) fn line_out(&self, index: usize) -> Option<LineOut> {
+        let slot = self.slots.get(index)?;
+        let target = *slot.machine.as_ref()?.target()?;
+        let s = &slot.settings;
+        Some(LineOut {
+            name: s.name.clone(),
+            number: s.number.clone(),
+            domain: s.domain().to_owned(),
+            username: s.username().to_owned(),
+            password: s.password.clone(),
+            target,
+        })
+    }
+
+    /// Line `index` as a request through it sees it.
+    pub(crate) fn line_peer(&self, index: usize) -> Option<LinePeer<'_>> {
+        self.slots.get(index).map(|slot| LinePeer {
+            name: &slot.settings.name,
+            number: &slot.settings.number,
+            owner: slot.owner.as_deref(),
+        })
+    }
+
+    /// The line whose number is `number`, with its owner: a call to a line's number is
+    /// one of its incoming calls (DESIGN §8).
+    pub(crate) fn line_with_number<'a>(&'a self, number: &str) -> Option<(usize, LinePeer<'a>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.settings.number == number)
+            .map(|(i, slot)| {
+                (
+                    i,
+                    LinePeer {
+                        name: &slot.settings.name,
+                        number: &slot.settings.number,
+                        owner: slot.owner.as_deref(),
+                    },
+                )
+            })
+    }
+
     /// The lines whose current registrar target is `from` (same address, port and
     /// transport), in configuration order: several lines of one provider share it.
     pub(crate) fn lines_for_peer<'a>(

@@ -87,6 +87,8 @@ pub struct Setup {
     pub bans: BanSettings,
     /// mss has no IPv6 socket: our address towards an IPv6 peer is unknown.
     pub ipv4_only: bool,
+    /// The call service's settings.
+    pub calls: mss_core::CallSettings,
 }
 
 /// A host with one IPv4 address and no IPv6 socket.
@@ -115,6 +117,7 @@ impl Default for Setup {
             seed: 7,
             bans: BanSettings::default(),
             ipv4_only: false,
+            calls: mss_core::CallSettings::default(),
         }
     }
 }
@@ -233,7 +236,7 @@ impl Sim {
                 precheck: precheck(),
                 lines: setup.lines.clone(),
                 im: setup.im.clone(),
-                calls: mss_core::CallSettings::default(),
+                calls: setup.calls.clone(),
                 metrics: Arc::clone(&metrics),
                 stats: Arc::clone(&stats),
                 network: if setup.ipv4_only {
@@ -545,6 +548,11 @@ fn precheck() -> Precheck {
         Method::Message,
         Method::Invite,
         Method::Bye,
+        Method::Update,
+        Method::Info,
+        Method::Refer,
+        Method::Notify,
+        Method::Prack,
     ])
 }
 

@@ -99,7 +99,7 @@ pub use backoff::{BACKOFF_BASE, BACKOFF_CEILING, BACKOFF_FLOOR, BACKOFF_MAX, RET
 pub use call_id::is_cseq_complaint;
 pub use output::{LineLog, LineOutput, LogLevel};
 pub use registration::{Registration, IN_FLIGHT_GUARD, MIN_REGISTER_INTERVAL};
-pub use response::P_REGISTRAR_ERROR;
+pub use response::{challenges as digest_challenges, P_REGISTRAR_ERROR};
 pub use settings::{CallIdMode, CallIdModeError, LineSettings, DEFAULT_EXPIRES};
 pub use state::{CallIdInUse, LastFailure, LineState, LineStatus};
 pub use targets::{ResolveRequest, Target};

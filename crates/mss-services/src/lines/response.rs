@@ -128,7 +128,7 @@ pub(crate) fn granted(rsp: &Response, our_contact: &str, requested: u32) -> Gran
 /// # Errors
 ///
 /// A sentence naming the header when it does not parse.
-pub(crate) fn challenges(
+pub fn challenges(
     rsp: &Response,
     header: &HeaderName,
 ) -> Result<Vec<Vec<(String, String)>>, String> {

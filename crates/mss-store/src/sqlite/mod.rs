@@ -396,6 +396,16 @@ impl Store for SqliteStore {
         self.write("put_call", move |c| calls::put(c, &record))
     }
 
+    fn list_calls(&self, since: Option<UnixMillis>, limit: u32) -> StoreFuture<Vec<CallRecord>> {
+        self.read("list_calls", move |c| calls::list(c, since, limit))
+    }
+
+    fn interrupt_open_calls(&self, now: UnixMillis) -> StoreFuture<Vec<CallRecord>> {
+        self.write("interrupt_open_calls", move |c| {
+            calls::interrupt_open(c, now)
+        })
+    }
+
     fn get_secret(&self, name: &str) -> StoreFuture<Option<Vec<u8>>> {
         let name = name.to_owned();
         self.read("get_secret", move |c| lines::get_secret(c, &name))

@@ -102,6 +102,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<DefaultUsers, ConfigError> {
             name: (*n).to_string(),
             password: generate_password(),
             display_name: None,
+            max_calls: None,
         })
         .collect();
     let mut text = String::from(

@@ -22,6 +22,7 @@ pub(crate) const LINE_KEYS: &[&str] = &[
     "call_id",
     "retry_min",
     "retry_max",
+    "outgoing",
 ];
 
 /// A `retry_min` / `retry_max` value: a duration from 1 s to 1 day.
@@ -82,6 +83,7 @@ pub(crate) fn line_section(
     let retry_min = c.value(s, "retry_min", retry_delay);
     let retry_max = c.value(s, "retry_max", retry_delay);
     let retry = retry_schedule(c, s, retry_min, retry_max);
+    let outgoing = c.value(s, "outgoing", values::boolean).unwrap_or(true);
     let (registrar_host, registrar_port) = registrar?;
     let number = number?;
     let (retry_min, retry_max) = retry?;
@@ -99,6 +101,7 @@ pub(crate) fn line_section(
         call_id,
         retry_min,
         retry_max,
+        outgoing,
     })
 }
 
@@ -173,6 +176,17 @@ mod tests {
         assert_eq!(c.lines[0].retry_max, Duration::from_secs(60));
         let c = load("retry_max = 45s\n").unwrap();
         assert_eq!(c.lines[0].retry_min, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn outgoing_defaults_to_true() {
+        assert!(load("").unwrap().lines[0].outgoing);
+        assert!(!load("outgoing = false\n").unwrap().lines[0].outgoing);
+        assert!(load("outgoing = true\n").unwrap().lines[0].outgoing);
+        assert_eq!(
+            load("outgoing = maybe\n").unwrap_err(),
+            "mss.ini:5: [line:p1] outgoing: \"maybe\" is not true or false"
+        );
     }
 
     #[test]

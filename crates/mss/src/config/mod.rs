@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Diagnostic, Diagnostics};
 pub use model::{
-    CallIdMode, Config, ImConfig, LineConfig, ListenSpec, SecurityConfig, ServerConfig,
-    SipTransport, UserConfig,
+    CallIdMode, Config, ImConfig, LineConfig, ListenSpec, MediaConfig, MediaRelay, SecurityConfig,
+    ServerConfig, SipTransport, UserConfig,
 };
 pub use var_params::{effective_call_id_mode, VarParams};
 
@@ -133,11 +133,26 @@ impl Loaded {
             let users: Vec<&str> = c.users.iter().map(|u| u.name.as_str()).collect();
             s.push_str(&format!("users: {} ({})\n", users.len(), users.join(", ")));
         }
+        let limits: Vec<String> = c
+            .users
+            .iter()
+            .filter_map(|u| Some(format!("{} = {}", u.name, u.max_calls?)))
+            .collect();
+        if !limits.is_empty() {
+            s.push_str(&format!("user call limits: {}\n", limits.join(", ")));
+        }
         s.push_str(&security_summary(&c.security));
+        s.push_str(&format!(
+            "calls: at most {} at once; {} + number calls out through a line; media relay: \
+             {} (SDP passed through)\n",
+            c.server.max_calls,
+            c.server.outgroup_prefix,
+            c.media.relay.as_str()
+        ));
         s.push_str(&format!("lines: {}\n", c.lines.len()));
         for l in &c.lines {
             s.push_str(&format!(
-                "  {}: {}@{} via {}:{}:{}, call-id {}\n",
+                "  {}: {}@{} via {}:{}:{}, call-id {}, {}\n",
                 l.name,
                 l.number,
                 l.domain,
@@ -145,7 +160,12 @@ impl Loaded {
                 l.registrar_host,
                 l.registrar_port
                     .map_or_else(|| "SRV".to_owned(), |p| p.to_string()),
-                effective_call_id_mode(l, &self.var).as_str()
+                effective_call_id_mode(l, &self.var).as_str(),
+                if l.outgoing {
+                    "incoming and outgoing calls"
+                } else {
+                    "incoming calls only"
+                }
             ));
         }
         s
@@ -311,10 +331,22 @@ mod tests {
             "{}",
             l.summary()
         );
+        assert!(
+            l.summary().contains(
+                "calls: at most 1000 at once; 9 + number calls out through a line; media \
+                 relay: never (SDP passed through)\n"
+            ),
+            "{}",
+            l.summary()
+        );
+        assert!(!l.summary().contains("user call limits"));
         assert!(l.warnings().is_empty(), "{:?}", l.warnings());
         fs::write(
             &cfg,
-            "[server]\ndomain = pbx.test\ndigest_algorithms = sha-256, md5\n[user:101]\npassword = x\n",
+            "[server]\ndomain = pbx.test\ndigest_algorithms = sha-256, md5\nmax_calls = 8\n\
+             [user:101]\npassword = x\nmax_calls = 2\n[user:102]\npassword = y\n\
+             [line:p]\nregistrar = r.example\nnumber = 1\npassword = p\nowner = 101\n\
+             outgoing = no\n[media]\nrelay = never\n",
         )
         .unwrap();
         let l = load(Some(&cfg), None).unwrap();
@@ -323,6 +355,13 @@ mod tests {
                 .contains("digest: SHA-256, MD5 (for every client)"),
             "{}",
             l.summary()
+        );
+        let summary = l.summary();
+        assert!(summary.contains("user call limits: 101 = 2\n"), "{summary}");
+        assert!(summary.contains("calls: at most 8 at once"), "{summary}");
+        assert!(
+            summary.contains("call-id same, incoming calls only\n"),
+            "{summary}"
         );
     }
 

@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub admin: SocketAddr,
     /// Dial this prefix + number to call out through a line (`outgroup_prefix`).
     pub outgroup_prefix: String,
+    /// Most calls in progress at once; beyond it a new call gets `503` (`max_calls`,
+    /// default 1000).
+    pub max_calls: u32,
     /// Shortest registration accepted; shorter ones get `423` (`min_expires`, seconds).
     pub min_expires: u32,
     /// Longest registration granted; longer ones are shortened (`max_expires`, seconds).
@@ -125,6 +128,7 @@ impl ServerConfig {
             data_dir: PathBuf::from("./mss-data"),
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),
             outgroup_prefix: "9".to_string(),
+            max_calls: mss_core::DEFAULT_MAX_CALLS,
             min_expires: 60,
             max_expires: 3600,
             max_contacts_per_user: 10,
@@ -183,6 +187,9 @@ pub struct UserConfig {
     pub password: String,
     /// Display name, if any.
     pub display_name: Option<String>,
+    /// Most calls of this user at once; beyond it a new call gets `486` (`max_calls`;
+    /// `None`: only the server's limit).
+    pub max_calls: Option<u32>,
 }
 
 impl fmt::Debug for UserConfig {
@@ -192,6 +199,7 @@ impl fmt::Debug for UserConfig {
             .field("name", &self.name)
             .field("password", &"<redacted>")
             .field("display_name", &self.display_name)
+            .field("max_calls", &self.max_calls)
             .finish()
     }
 }
@@ -226,6 +234,8 @@ pub struct LineConfig {
     pub retry_min: Duration,
     /// Longest retry delay (`retry_max`, default 30 min, at least `retry_min`, at most 1 day).
     pub retry_max: Duration,
+    /// Whether local users' calls may go out through the line (`outgoing`, default true).
+    pub outgoing: bool,
 }
 
 impl fmt::Debug for LineConfig {
@@ -245,6 +255,7 @@ impl fmt::Debug for LineConfig {
             .field("call_id", &self.call_id)
             .field("retry_min", &self.retry_min)
             .field("retry_max", &self.retry_max)
+            .field("outgoing", &self.outgoing)
             .finish()
     }
 }
@@ -306,6 +317,33 @@ impl Default for SecurityConfig {
     }
 }
 
+/// What the media relay does with a call's audio (`[media] relay`).
+///
+/// This version has no media relay: calls pass their SDP through untouched, so `never` is
+/// the only mode; `relay = always` (DESIGN §8) is refused by the configuration check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MediaRelay {
+    /// SDP passed through untouched: the phones send RTP to each other.
+    #[default]
+    Never,
+}
+
+impl MediaRelay {
+    /// The name used in `mss.ini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaRelay::Never => "never",
+        }
+    }
+}
+
+/// The `[media]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaConfig {
+    /// `relay` (only `never` in this version).
+    pub relay: MediaRelay,
+}
+
 /// The whole of `mss.ini`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -319,6 +357,8 @@ pub struct Config {
     pub im: ImConfig,
     /// `[security]`.
     pub security: SecurityConfig,
+    /// `[media]`.
+    pub media: MediaConfig,
 }
 
 impl Config {
@@ -330,6 +370,7 @@ impl Config {
             lines: Vec::new(),
             im: ImConfig::default(),
             security: SecurityConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 
@@ -378,6 +419,7 @@ mod tests {
             name: "101".into(),
             password: "s3cret".into(),
             display_name: None,
+            max_calls: None,
         };
         assert!(!format!("{u:?}").contains("s3cret"));
     }

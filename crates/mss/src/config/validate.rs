@@ -6,7 +6,7 @@ use std::path::Path;
 use super::error::Diagnostics;
 use super::ini_file::{Entry, IniFile, Section};
 use super::line_section::line_section;
-use super::model::{Config, ImConfig, SecurityConfig, ServerConfig, UserConfig};
+use super::model::{Config, ImConfig, MediaConfig, SecurityConfig, ServerConfig, UserConfig};
 use super::values;
 
 /// Keys of `[server]`.
@@ -17,6 +17,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "data_dir",
     "admin",
     "outgroup_prefix",
+    "max_calls",
     "min_expires",
     "max_expires",
     "max_contacts_per_user",
@@ -24,7 +25,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "digest_algorithms",
 ];
 /// Keys of `[user:NAME]`.
-pub(crate) const USER_KEYS: &[&str] = &["password", "display_name"];
+pub(crate) const USER_KEYS: &[&str] = &["password", "display_name", "max_calls"];
 /// Keys of `[im]`.
 pub(crate) const IM_KEYS: &[&str] = &[
     "offline_max_messages",
@@ -41,6 +42,9 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
     "rate_limit",
     "ignore",
 ];
+
+/// Keys of `[media]`: only `relay` in this version (the relay itself is not there yet).
+pub(crate) const MEDIA_KEYS: &[&str] = &["relay"];
 
 /// Collects diagnostics while reading sections of one file.
 pub(crate) struct Checker<'a> {
@@ -149,10 +153,12 @@ pub(crate) fn user_section(c: &mut Checker<'_>, s: &Section, name: &str) -> Opti
     };
     let password = c.required(s, "password", values::text);
     let display_name = c.value(s, "display_name", values::text);
+    let max_calls = c.value(s, "max_calls", values::max_calls);
     Some(UserConfig {
         name: name?,
         password: password?,
         display_name,
+        max_calls,
     })
 }
 
@@ -181,6 +187,9 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
     }
     if let Some(v) = c.value(s, "outgroup_prefix", values::dial_prefix) {
         server.outgroup_prefix = v;
+    }
+    if let Some(v) = c.value(s, "max_calls", values::max_calls) {
+        server.max_calls = v;
     }
     if let Some(v) = c.value(s, "min_expires", |v| values::seconds(v, 1, 86_400)) {
         server.min_expires = v;
@@ -230,6 +239,13 @@ fn im_section(c: &mut Checker<'_>, s: &Section, im: &mut ImConfig) {
     }
 }
 
+fn media_section(c: &mut Checker<'_>, s: &Section, media: &mut MediaConfig) {
+    c.check_keys(s, MEDIA_KEYS);
+    if let Some(v) = c.value(s, "relay", values::media_relay) {
+        media.relay = v;
+    }
+}
+
 fn security_section(c: &mut Checker<'_>, s: &Section, sec: &mut SecurityConfig) {
     c.check_keys(s, SECURITY_KEYS);
     if let Some(v) = c.value(s, "ban_after", |v| values::number(v, 0, 10_000)) {
@@ -269,6 +285,7 @@ pub(crate) fn config_from_ini(
             None if s.name == "server" => server_section(&mut c, s, base_dir, &mut config.server),
             None if s.name == "im" => im_section(&mut c, s, &mut config.im),
             None if s.name == "security" => security_section(&mut c, s, &mut config.security),
+            None if s.name == "media" => media_section(&mut c, s, &mut config.media),
             Some(("user", name)) => {
                 if let Some(u) = user_section(&mut c, s, name.trim()) {
                     config.users.push(u);
@@ -281,7 +298,8 @@ pub(crate) fn config_from_ini(
             }
             _ => c.section_error(
                 s,
-                "unknown section (expected [server], [user:NAME], [line:NAME], [im] or [security])",
+                "unknown section (expected [server], [user:NAME], [line:NAME], [im], [security] \
+                 or [media])",
             ),
         }
     }
@@ -436,7 +454,7 @@ offline_max_chars = many
             "mss.ini:19: [line:l2] registrar: \"99999\" is not a port number (1..=65535)",
             "mss.ini:23: [im] offline_ttl: \"0s\" must be longer than zero",
             "mss.ini:24: [im] offline_max_chars: \"many\" is not a whole number",
-            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [im] or [security])",
+            "mss.ini:25: [extra] unknown section (expected [server], [user:NAME], [line:NAME], [im], [security] or [media])",
         ];
         for (i, want) in expect.iter().enumerate() {
             assert_eq!(lines.get(i).copied(), Some(*want), "item {i} of:\n{e}");
@@ -472,6 +490,32 @@ offline_max_chars = many
         assert!(
             e.contains("has an empty item (write none for an empty list)"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn call_limits_and_media() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.max_calls, 1000);
+        assert_eq!(c.media, MediaConfig::default());
+        let c = load(
+            "[server]\nmax_calls = 20\n[user:101]\npassword = x\nmax_calls = 2\n[user:102]\npassword = y\n[media]\nrelay = never\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.max_calls, 20);
+        assert_eq!(c.users[0].max_calls, Some(2));
+        assert_eq!(c.users[1].max_calls, None);
+        let e = load(
+            "[server]\nmax_calls = 0\n[user:101]\npassword = x\nmax_calls = lots\n[media]\nrelay = always\nrtp_ports = 20000-30000\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:2: [server] max_calls: \"0\" is out of range (1..=4294967295)\n\
+             mss.ini:5: [user:101] max_calls: \"lots\" is not a whole number\n\
+             mss.ini:7: [media] relay: the media relay is not available in this version: calls \
+             pass their SDP through untouched (write relay = never)\n\
+             mss.ini:8: [media] rtp_ports: unknown key (known: relay)"
         );
     }
 

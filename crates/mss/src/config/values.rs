@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::model::{CallIdMode, ListenSpec, SipTransport};
+use super::model::{CallIdMode, ListenSpec, MediaRelay, SipTransport};
 
 /// A whole number in `min..=max`.
 pub(crate) fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -75,6 +75,35 @@ pub(crate) fn flag(v: &str) -> Result<bool, String> {
         "0" => Ok(false),
         "1" => Ok(true),
         _ => Err(format!("{v:?} is not 0 or 1")),
+    }
+}
+
+/// `true` or `false` (also `yes`/`no`, `1`/`0`).
+pub(crate) fn boolean(v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{v:?} is not true or false")),
+    }
+}
+
+/// A count of calls: a whole number from 1 up.
+pub(crate) fn max_calls(v: &str) -> Result<u32, String> {
+    let n = number(v, 1, u64::from(u32::MAX))?;
+    u32::try_from(n).map_err(|_| format!("{v:?} is too large"))
+}
+
+/// `[media] relay`: `never`. `always` is the DESIGN §8 default, but this version has no
+/// media relay, so it is refused with a message that says so.
+pub(crate) fn media_relay(v: &str) -> Result<MediaRelay, String> {
+    match v {
+        "never" => Ok(MediaRelay::Never),
+        "always" => Err(
+            "the media relay is not available in this version: calls pass their \
+                         SDP through untouched (write relay = never)"
+                .to_owned(),
+        ),
+        _ => Err(format!("{v:?} is not one of never, always")),
     }
 }
 
@@ -395,5 +424,29 @@ mod tests {
         assert!(flag("1").unwrap());
         assert!(!flag("0").unwrap());
         assert!(flag("yes").is_err());
+        for (text, value) in [("true", true), ("yes", true), ("1", true), ("false", false)] {
+            assert_eq!(boolean(text), Ok(value), "{text}");
+        }
+        assert_eq!(
+            boolean("True").unwrap_err(),
+            "\"True\" is not true or false"
+        );
+        assert_eq!(media_relay("never"), Ok(MediaRelay::Never));
+        assert!(media_relay("always")
+            .unwrap_err()
+            .contains("not available in this version"));
+        assert!(media_relay("sometimes").is_err());
+    }
+
+    #[test]
+    fn call_limits() {
+        assert_eq!(max_calls("1"), Ok(1));
+        assert_eq!(max_calls("4294967295"), Ok(u32::MAX));
+        assert_eq!(
+            max_calls("0").unwrap_err(),
+            "\"0\" is out of range (1..=4294967295)"
+        );
+        assert!(max_calls("4294967296").is_err());
+        assert!(max_calls("many").is_err());
     }
 }

@@ -81,6 +81,7 @@ mod tests {
             call_id: mode,
             retry_min: std::time::Duration::from_secs(30),
             retry_max: std::time::Duration::from_secs(1800),
+            outgoing: true,
         }
     }
 

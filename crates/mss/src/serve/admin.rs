@@ -6,15 +6,16 @@
 //! snapshot the worker would publish every N ms: the answer is always current (a test or an admin sees a
 //! registration as soon as its `200` left), and an idle admin API costs the hot path
 //! nothing, while a periodic snapshot would copy every binding even when nobody asks.
-//! Stored messages come straight from the store; `/metrics` adds the transport, store and
+//! Stored messages and call records come straight from the store, active calls from the
+//! core (a [`Query`] like the lines); `/metrics` adds the transport, store and
 //! core's counters to [`Metrics::render`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mss_admin::{
-    AdminSource, BanView, BoxFuture, LineView, MessageCountView, Metrics, RegistrationView,
-    SourceError, StoredMessageView,
+    ActiveCallView, AdminSource, BanView, BoxFuture, CallRecordView, CallsQuery, LineView,
+    MessageCountView, Metrics, RegistrationView, SourceError, StoredMessageView,
 };
 use mss_store::Store;
 use mss_transport::TransportStats;
@@ -33,7 +34,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Source {
     /// Questions to the worker.
     pub(crate) queries: mpsc::Sender<Query>,
-    /// The store, for stored messages.
+    /// The store, for stored messages and call records.
     pub(crate) store: Arc<dyn Store>,
     /// Local user names (`GET /api/messages/{user}` answers `404` for others).
     pub(crate) users: NameSet,
@@ -129,6 +130,18 @@ impl AdminSource for Source {
                     .collect(),
             ))
         })
+    }
+
+    fn calls(&self, query: CallsQuery) -> BoxFuture<'_, Result<Vec<CallRecordView>, SourceError>> {
+        let op = self.store.list_calls(query.since, query.limit);
+        Box::pin(async move {
+            let records = op.await.map_err(|e| SourceError::new(e.to_string()))?;
+            Ok(records.iter().map(CallRecordView::from).collect())
+        })
+    }
+
+    fn active_calls(&self) -> BoxFuture<'_, Result<Vec<ActiveCallView>, SourceError>> {
+        Box::pin(self.ask(Query::ActiveCalls))
     }
 
     fn metrics_text(&self) -> String {

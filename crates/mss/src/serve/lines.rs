@@ -50,6 +50,7 @@ mod tests {
             call_id: CallIdMode::Auto,
             retry_min: Duration::from_secs(30),
             retry_max: Duration::from_secs(1800),
+            outgoing: true,
         }
     }
 

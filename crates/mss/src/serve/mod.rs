@@ -13,15 +13,20 @@
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: the core's, the transport's and the store's series of `/metrics`;
 //! - `memory.rs`: giving freed memory back to the system;
-//! - `names.rs`: the set of user names the admin API checks against.
+//! - `names.rs`: the set of user names the admin API checks against;
+//! - `cdr_writer.rs`: the thread that appends finished call records to the daily CSV files;
+//! - `cdr_csv.rs`: a call record as a CSV line (RFC 4180, formula injection neutralised).
 //!
-//! Start-up: store → nonce key → users, domains, registrar → restore bindings → admin
+//! Start-up: store → nonce key → users, domains, registrar → restore bindings → call
+//! records left open by a crash marked `interrupted` → admin
 //! socket → SIP sockets → who has stored messages → core and worker → admin API.
 //! Shutdown (when the future given to [`run`] completes): the core drains (services say
 //! goodbye, pending store writes finish), the admin API stops, the transports close, and
 //! the last store handle is dropped on a blocking thread, which waits for the final commit.
 
 mod admin;
+mod cdr_csv;
+mod cdr_writer;
 mod dns;
 mod lines;
 mod memory;
@@ -92,6 +97,14 @@ pub enum ServeError {
     /// The admin API could not listen or stopped with an error.
     #[error("{0}")]
     Admin(#[from] mss_admin::AdminError),
+    /// A thread of the server could not be started.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        /// What the thread does.
+        name: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// A task of the server ended abnormally.
     #[error("the {0} task failed")]
     Task(&'static str),
@@ -171,7 +184,19 @@ pub async fn run(
         .map_err(|_| ServeError::Task("store opening"))??;
     tracing::info!(path = %store.path().display(), "store open");
     let store: Arc<dyn Store> = Arc::new(store);
-    let result = serve(prepared.loaded, Arc::clone(&store), shutdown).await;
+    let (cdr, cdr_thread) =
+        cdr_writer::start(&c.server.data_dir).map_err(|source| ServeError::Thread {
+            name: "call records CSV writer",
+            source,
+        })?;
+    // `serve` drops every sender of finished records (the worker's too) before it returns.
+    let result = serve(prepared.loaded, Arc::clone(&store), cdr, shutdown).await;
+    if tokio::task::spawn_blocking(move || cdr_thread.join())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the CSV writer of call records did not stop cleanly");
+    }
     // Dropping the last handle waits for the writer's final commit: off the async threads.
     let flushed = tokio::task::spawn_blocking(move || drop(store)).await;
     if flushed.is_err() {
@@ -186,6 +211,7 @@ pub async fn run(
 async fn serve(
     mut loaded: Loaded,
     store: Arc<dyn Store>,
+    cdr: cdr_writer::CdrSender,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let c = &loaded.config;
@@ -214,6 +240,7 @@ async fn serve(
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "bindings restored"
     );
+    let interrupted = interrupt_open_calls(store.as_ref(), now.unix_ms).await?;
 
     let admin_listener =
         TcpListener::bind(c.server.admin)
@@ -229,6 +256,12 @@ async fn serve(
 
     let metrics = Arc::new(Metrics::new());
     metrics.set_registered_contacts(u64::try_from(restored).unwrap_or(u64::MAX));
+    for record in interrupted {
+        if let Some(disposition) = record.disposition {
+            metrics.call_ended(record.direction, disposition);
+        }
+        cdr.write(record);
+    }
     let core_stats = Arc::new(CoreStats::default());
     let mut core = Core::new(
         CoreParts {
@@ -239,10 +272,7 @@ async fn serve(
             precheck: setup::precheck(),
             lines: setup::lines(&loaded),
             im: setup::im_settings(c, &im_via_host(c, &transports)),
-            calls: mss_core::CallSettings {
-                outgroup_prefix: c.server.outgroup_prefix.clone(),
-                ..mss_core::CallSettings::default()
-            },
+            calls: setup::call_settings(c),
             metrics: Arc::clone(&metrics),
             stats: Arc::clone(&core_stats),
             network: Box::new(worker::HostNetwork(transports.clone())),
@@ -255,7 +285,7 @@ async fn serve(
 
     let (queries_tx, queries) = mpsc::channel(64);
     let (shutdown_tx, stop) = watch::channel(false);
-    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store));
+    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr);
     let mut worker_stop = stop.clone();
     let worker_task = tokio::spawn(
         worker.run(worker::Inputs { received, queries }, async move {
@@ -313,6 +343,28 @@ async fn serve(
     transports.shutdown().await;
     tracing::info!("transports closed");
     outcome
+}
+
+/// Marks the call records a crash or kill left open (written at answer, never finished) as
+/// `interrupted` (DESIGN §8 "Records"), before the core runs, and logs one line per call.
+///
+/// # Errors
+/// The store's, which stops the start like any store failure at start.
+async fn interrupt_open_calls(
+    store: &dyn Store,
+    now: mss_store::UnixMillis,
+) -> Result<Vec<mss_store::CallRecord>, StoreError> {
+    let interrupted = store.interrupt_open_calls(now).await?;
+    for r in &interrupted {
+        tracing::warn!(
+            caller = %r.caller,
+            callee = %r.callee,
+            started_at = r.started_at,
+            "call {} interrupted: it was up when mss stopped without ending it",
+            r.id
+        );
+    }
+    Ok(interrupted)
 }
 
 /// The Via sent-by of requests mss sends when the transports cannot name one for a peer:
@@ -403,6 +455,41 @@ mod tests {
         assert!(e.to_string().starts_with("--listen: "), "{e}");
     }
 
+    /// A record written at answer and never finished.
+    fn open_call(id: &str) -> mss_store::CallRecord {
+        mss_store::CallRecord {
+            id: id.into(),
+            started_at: 1_000,
+            answered_at: Some(2_000),
+            ended_at: None,
+            caller: "101".into(),
+            callee: "102".into(),
+            answered_by: Some("102".into()),
+            direction: mss_store::CallDirection::Internal,
+            line: None,
+            disposition: None,
+            sip_code: Some(200),
+            ended_by: None,
+            forwarded_from: None,
+        }
+    }
+
+    #[test]
+    fn open_call_records_are_interrupted_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        mss_store::block_on(store.put_call(open_call("c-1"))).unwrap();
+        let done = mss_store::block_on(interrupt_open_calls(&store, 5_000)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            done[0].disposition,
+            Some(mss_store::CallDisposition::Interrupted)
+        );
+        assert!(mss_store::block_on(interrupt_open_calls(&store, 5_000))
+            .unwrap()
+            .is_empty());
+    }
+
     /// A port free on 127.0.0.1 for UDP and TCP right now.
     fn free_port() -> u16 {
         loop {
@@ -459,6 +546,11 @@ mod tests {
         })
         .unwrap();
         let data = prepared.loaded.config.server.data_dir.clone();
+        // A call that was up when an earlier run was killed.
+        {
+            let store = SqliteStore::open(&data).unwrap();
+            mss_store::block_on(store.put_call(open_call("c-killed"))).unwrap();
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -506,6 +598,33 @@ mod tests {
             )
             .await;
             assert_eq!(ok.status().as_u16(), 200);
+            // The admin API: the killed call among the records, none active, counted.
+            let api = format!("127.0.0.1:{admin}");
+            let get = |path: &'static str| {
+                let api = api.clone();
+                tokio::task::spawn_blocking(move || {
+                    let timeout = std::time::Duration::from_secs(5);
+                    let rsp = crate::status::http::get(&api, path, timeout).unwrap();
+                    (rsp.status, String::from_utf8(rsp.body).unwrap())
+                })
+            };
+            let (status, body) = get("/api/calls?limit=10").await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            let calls: Vec<mss_admin::CallRecordView> = serde_json::from_str(&body).unwrap();
+            assert_eq!(calls.len(), 1, "{body}");
+            assert_eq!(calls[0].id, "c-killed");
+            assert_eq!(calls[0].disposition.as_deref(), Some("interrupted"));
+            let (status, body) = get("/api/calls?limit=0").await.unwrap();
+            assert_eq!(status, 400, "{body}");
+            let (status, body) = get("/api/calls/active").await.unwrap();
+            assert_eq!((status, body.as_str()), (200, "[]"));
+            let (_, body) = get("/metrics").await.unwrap();
+            assert!(
+                body.contains(
+                    "mss_calls_total{direction=\"internal\",disposition=\"interrupted\"} 1\n"
+                ),
+                "{body}"
+            );
             stop.send(()).unwrap();
             tokio::time::timeout(std::time::Duration::from_secs(10), server)
                 .await
@@ -518,5 +637,17 @@ mod tests {
         let bindings = mss_store::block_on(store.load_bindings(0)).unwrap();
         assert_eq!(bindings.len(), 1);
         assert_eq!(bindings[0].user, "100");
+        // The killed call: interrupted in the database and in its day's CSV file.
+        let calls = mss_store::block_on(store.list_calls(None, 10)).unwrap();
+        assert_eq!(
+            calls[0].disposition,
+            Some(mss_store::CallDisposition::Interrupted)
+        );
+        let csv = std::fs::read_to_string(data.join("cdr").join("1970-01-01.csv")).unwrap();
+        assert!(csv.starts_with("id,started_at,"), "{csv}");
+        assert!(
+            csv.contains("c-killed,1970-01-01T00:00:01Z,1970-01-01T00:00:02Z,,,,101,102,102,internal,,interrupted,200,mss,\r\n"),
+            "{csv}"
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! Turning the configuration into the sans-IO core's parts: the user directory, our
 //! domains, the registrar and the `Directory` it works on (location service and digest
-//! guard), the prechecks, the answer builder, the lines and the messaging settings.
+//! guard), the prechecks, the answer builder, the lines, the messaging and the call
+//! settings.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mss_auth::NonceSecret;
-use mss_core::LineSetup;
+use mss_core::{CallSettings, LineSetup};
 use mss_services::im::{ImSettings, RateLimit};
 use mss_services::registrar::{Registrar, RegistrarConfig};
 use mss_services::{
@@ -160,9 +161,24 @@ pub(crate) fn lines(loaded: &Loaded) -> Vec<LineSetup> {
         .map(|l| LineSetup {
             settings: line_settings(l, effective_call_id_mode(l, &loaded.var)),
             owner: l.owner.clone(),
-            outgoing: true,
+            outgoing: l.outgoing,
         })
         .collect()
+}
+
+/// The call service's settings from `[server]` (`max_calls`, `outgroup_prefix`) and each
+/// user's `max_calls`.
+pub(crate) fn call_settings(config: &Config) -> CallSettings {
+    CallSettings {
+        max_calls: config.server.max_calls,
+        outgroup_prefix: config.server.outgroup_prefix.clone(),
+        user_max_calls: config
+            .users
+            .iter()
+            .filter_map(|u| Some((u.name.clone(), u.max_calls?)))
+            .collect(),
+        ..CallSettings::default()
+    }
 }
 
 /// The messaging service's settings from `[server]` and `[im]`; `via_host` is the Via
@@ -242,12 +258,38 @@ mod tests {
     }
 
     #[test]
+    fn call_settings_follow_server_users_and_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("mss.ini");
+        std::fs::write(
+            &cfg,
+            "[server]\nmax_calls = 50\noutgroup_prefix = 0\n\
+             [user:101]\npassword = x\nmax_calls = 2\n[user:102]\npassword = y\n\
+             [line:in]\nregistrar = 127.0.0.1\nnumber = 1\npassword = p\noutgoing = false\n\
+             [line:out]\nregistrar = 127.0.0.1\nnumber = 2\npassword = p\n",
+        )
+        .unwrap();
+        let loaded = crate::config::load(Some(&cfg), None).unwrap();
+        let s = call_settings(&loaded.config);
+        assert_eq!(s.max_calls, 50);
+        assert_eq!(s.outgroup_prefix, "0");
+        assert_eq!(s.user_max_calls.len(), 1);
+        assert_eq!(s.user_max_calls.get("101"), Some(&2));
+        assert_eq!(s.ring_timeout, CallSettings::default().ring_timeout);
+        let outgoing: Vec<bool> = lines(&loaded).iter().map(|l| l.outgoing).collect();
+        assert_eq!(outgoing, [false, true]);
+        let defaults = call_settings(&Config::embedded("pbx.test".into()));
+        assert_eq!(defaults, CallSettings::default());
+    }
+
+    #[test]
     fn transports_and_users_convert() {
         let mut c = Config::embedded("pbx.test".into());
         c.users.push(crate::config::UserConfig {
             name: "101".into(),
             password: "x".into(),
             display_name: None,
+            max_calls: None,
         });
         let specs = listen_specs(&c.server.listen);
         assert_eq!(specs[0].transport, mss_sip::Transport::Udp);

@@ -5,7 +5,8 @@
 //! [`Query`]s, received packets and a sleep until [`Core::poll_timeout`]; each becomes one
 //! [`Input`]. After every input it carries out the core's [`Output`]s: transmits go to the
 //! sockets (a failed send of a transaction goes back as [`Input::SendFailed`]), store
-//! operations to the store (`serve/store_calls.rs`, results in the order of the calls),
+//! operations to the store (`serve/store_calls.rs`, results in the order of the calls; a
+//! finished call record, once stored, also to the CSV writer, `serve/cdr_writer.rs`),
 //! lookups to a bounded DNS task (`serve/dns.rs`).
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
-use mss_admin::{BanView, LineView, RegistrationView};
+use mss_admin::{ActiveCallView, BanView, LineView, RegistrationView};
 use mss_core::{Core, Input, Network, OpId, Output, StoreOp, StoreResult};
 use mss_services::lines::ResolveRequest;
 use mss_sip::Transport;
@@ -23,6 +24,7 @@ use mss_store::{Store, StoreError, StoreFuture};
 use mss_transport::{Received, Transports};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cdr_writer::CdrSender;
 use super::dns::{self, DnsError};
 use super::memory::release_free_memory;
 use super::setup::now;
@@ -46,6 +48,8 @@ pub(crate) enum Query {
     Bans(oneshot::Sender<Vec<BanView>>),
     /// `DELETE /api/bans/{addr}`: whether something was banned there.
     LiftBan(std::net::IpAddr, oneshot::Sender<bool>),
+    /// `GET /api/calls/active`.
+    ActiveCalls(oneshot::Sender<Vec<ActiveCallView>>),
 }
 
 /// A finished lookup: its id and the addresses found (or why none).
@@ -77,6 +81,8 @@ pub(crate) struct Worker {
     store: Arc<dyn Store>,
     /// Store calls being waited for, in call order.
     store_calls: StoreCalls,
+    /// Finished call records, once stored, go to the CSV writer's thread.
+    cdr: CdrSender,
     /// Finished lookups come back on this channel.
     lookups_tx: mpsc::UnboundedSender<Lookup>,
     lookups: mpsc::UnboundedReceiver<Lookup>,
@@ -87,14 +93,21 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// A worker driving `core` over `transports` and `store`.
-    pub(crate) fn new(core: Core, transports: Transports, store: Arc<dyn Store>) -> Worker {
+    /// A worker driving `core` over `transports` and `store`; finished call records go to
+    /// `cdr` too.
+    pub(crate) fn new(
+        core: Core,
+        transports: Transports,
+        store: Arc<dyn Store>,
+        cdr: CdrSender,
+    ) -> Worker {
         let (lookups_tx, lookups) = mpsc::unbounded_channel();
         Worker {
             core,
             transports,
             store,
             store_calls: StoreCalls::default(),
+            cdr,
             lookups_tx,
             lookups,
             cancels: HashMap::new(),
@@ -180,6 +193,9 @@ impl Worker {
             Query::LiftBan(addr, reply) => {
                 let _ = reply.send(self.core.lift_ban(now(), addr));
             }
+            Query::ActiveCalls(reply) => {
+                let _ = reply.send(self.core.active_calls());
+            }
         }
     }
 
@@ -258,8 +274,18 @@ impl Worker {
                 self.wait(id, f, StoreResult::Done);
             }
             StoreOp::PutCall(record) => {
+                // A finished record goes to the day's CSV file once it is in the database:
+                // the completion only queues it for the writer's thread (no disk here).
+                let finished = record.disposition.is_some().then(|| record.clone());
                 let f = s.put_call(record);
-                self.wait(id, f, StoreResult::Done);
+                let cdr = self.cdr.clone();
+                self.store_calls.push(async move {
+                    let result = f.await;
+                    if let (Ok(()), Some(record)) = (&result, finished) {
+                        cdr.write(record);
+                    }
+                    (id, StoreResult::Done(result))
+                });
             }
         }
     }

@@ -1,12 +1,13 @@
-//! `mss status`: reads `/api/lines`, `/api/registrations`, `/api/messages` and `/api/bans`
-//! from a running mss and prints them as aligned text tables.
+//! `mss status`: reads `/api/lines`, `/api/calls/active`, `/api/registrations`,
+//! `/api/messages` and `/api/bans` from a running mss and prints them as aligned text
+//! tables.
 
 pub mod http;
 pub mod table;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mss_admin::{BanView, ErrorView, LineView, MessageCountView, RegistrationView};
+use mss_admin::{ActiveCallView, BanView, ErrorView, LineView, MessageCountView, RegistrationView};
 use serde::de::DeserializeOwned;
 
 use self::http::HttpError;
@@ -59,24 +60,26 @@ fn fetch<T: DeserializeOwned>(admin: &str, path: &str) -> Result<T, StatusError>
     })
 }
 
-/// Fetches the four lists from the admin API at `admin` (`HOST:PORT`) and renders them.
+/// Fetches the five lists from the admin API at `admin` (`HOST:PORT`) and renders them.
 ///
 /// # Errors
 /// See [`StatusError`]; a server that is not running gives [`HttpError::Connect`].
 pub fn run(admin: &str) -> Result<String, StatusError> {
     let lines: Vec<LineView> = fetch(admin, "/api/lines")?;
+    let calls: Vec<ActiveCallView> = fetch(admin, "/api/calls/active")?;
     let regs: Vec<RegistrationView> = fetch(admin, "/api/registrations")?;
     let counts: Vec<MessageCountView> = fetch(admin, "/api/messages")?;
     let bans: Vec<BanView> = fetch(admin, "/api/bans")?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Ok(render(&lines, &regs, &counts, &bans, now))
+    Ok(render(&lines, &calls, &regs, &counts, &bans, now))
 }
 
-/// Renders the four tables as of `now` (Unix seconds).
+/// Renders the five tables as of `now` (Unix seconds); the calls' title counts them.
 pub fn render(
     lines: &[LineView],
+    calls: &[ActiveCallView],
     regs: &[RegistrationView],
     counts: &[MessageCountView],
     bans: &[BanView],
@@ -116,6 +119,18 @@ pub fn render(
                 .map_or_else(|| "-".into(), |t| relative(t, now)),
             l.call_id_mode.as_str().to_string(),
             failure,
+        ]);
+    }
+    out.push_str(&t.render());
+
+    out.push_str(&format!("\nACTIVE CALLS ({})\n", calls.len()));
+    let mut t = Table::new(&["ID", "CALL", "STATE", "SINCE"]);
+    for c in calls {
+        t.row(vec![
+            c.id.clone(),
+            format!("{} → {}", c.caller, c.callee),
+            c.state.clone(),
+            relative(c.since, now),
         ]);
     }
     out.push_str(&t.render());
@@ -250,7 +265,25 @@ mod tests {
             until: 1840,
             offence: 1,
         }];
-        let text = render(&lines, &regs, &[], &bans, 1000);
+        let calls = [
+            ActiveCallView {
+                id: "c-1".into(),
+                caller: "101".into(),
+                callee: "95551234".into(),
+                state: "answered".into(),
+                since: 697,
+                legs: Vec::new(),
+            },
+            ActiveCallView {
+                id: "c-22".into(),
+                caller: "5550000".into(),
+                callee: "2001".into(),
+                state: "ringing".into(),
+                since: 995,
+                legs: Vec::new(),
+            },
+        ];
+        let text = render(&lines, &calls, &regs, &[], &bans, 1000);
         assert!(
             text.starts_with("LINES\nNAME       NUMBER  STATE"),
             "{text}"
@@ -265,6 +298,20 @@ mod tests {
                 "101   <sip:101@127.0.0.1:5070>  UDP        127.0.0.1:5070  in 1h    baresip"
             ),
             "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nACTIVE CALLS (2)\n\
+                 ID    CALL            STATE     SINCE\n\
+                 c-1   101 → 95551234  answered  5m 3s ago\n\
+                 c-22  5550000 → 2001  ringing   5s ago\n\nREGISTRATIONS\n"
+            ),
+            "{text}"
+        );
+        let none = render(&[], &[], &[], &[], &[], 1000);
+        assert!(
+            none.contains("ACTIVE CALLS (0)\nID  CALL  STATE  SINCE\n(none)\n"),
+            "{none}"
         );
         assert!(
             text.contains("STORED MESSAGES\nUSER  STORED\n(none)\n"),

@@ -1,0 +1,389 @@
+//! The caller's leg and the end of a call (DESIGN §8): responses to the caller (in the A
+//! leg's one dialog once it exists), CANCEL from the caller (`487`, every B leg
+//! cancelled), the ring deadline (no answer: the next line, or `480`), a missing ACK, the
+//! end of a call with its record, shutdown.
+
+use mss_dialog::{DialogId, LocalEnd};
+use mss_services::Now;
+use mss_sip::{Response, StatusCode};
+use mss_store::{CallDisposition, EndedBy};
+use mss_txn::ServerTransactionId;
+
+use super::model::{CallState, Side};
+use super::outgoing::contact_uri;
+use super::CallKey;
+use crate::core::{Core, Then};
+use crate::output::StoreOp;
+
+/// What the record says of a call that ended with `status` for the caller.
+fn disposition(status: u16, answered: bool) -> CallDisposition {
+    if answered {
+        return CallDisposition::Answered;
+    }
+    match status {
+        486 | 600 => CallDisposition::Busy,
+        408 | 480 => CallDisposition::NoAnswer,
+        487 => CallDisposition::Cancelled,
+        _ => CallDisposition::Failed,
+    }
+}
+
+impl Core {
+    /// A response of status `status` to the caller's INVITE, in the A leg's dialog (made
+    /// now for a provisional response with a To tag or a `2xx`); `None` when the call is
+    /// gone or the dialog cannot be made (the caller then gets nothing more).
+    pub(crate) fn a_response(
+        &mut self,
+        _now: Now,
+        key: CallKey,
+        status: StatusCode,
+        reason: &str,
+    ) -> Option<Response> {
+        let needs_dialog = (101..300).contains(&status.0);
+        if needs_dialog {
+            self.ensure_a_dialog(key);
+        }
+        let call = self.calls.table.get(&key)?;
+        match &call.a.dialog {
+            Some(d) => self
+                .dialogs
+                .response(d, &call.a.invite, status, reason)
+                .ok(),
+            None => {
+                let tag = self.answer.to_tag_hex(&call.a.invite);
+                Some(Response::for_request_with_to_tag(
+                    &call.a.invite,
+                    status,
+                    reason.to_owned(),
+                    &tag,
+                ))
+            }
+        }
+    }
+
+    /// Makes the A leg's dialog (mss as UAS, RFC 3261 §12.1.1) if it does not exist yet.
+    fn ensure_a_dialog(&mut self, key: CallKey) {
+        let Some(call) = self.calls.table.get(&key) else {
+            return;
+        };
+        if call.a.dialog.is_some() {
+            return;
+        }
+        let flow = call.a.flow;
+        let sent_by = self
+            .arrival
+            .or_else(|| self.network.sent_by(flow.transport, flow.remote));
+        let Some(sent_by) = sent_by else {
+            tracing::warn!(peer = %flow, "no local address towards the caller");
+            return;
+        };
+        let sent_by = sent_by.to_string();
+        let local = LocalEnd {
+            transport: flow.transport,
+            contact: contact_uri(&sent_by, flow.transport, "mss"),
+            sent_by,
+        };
+        match self
+            .dialogs
+            .create_uas(&call.a.invite, local, &mut self.rng)
+        {
+            Ok(id) => {
+                let server = call.a.server;
+                self.register_dialog(&id, key, Side::A);
+                self.calls.reply_server.insert(id.clone(), server);
+                if let Some(call) = self.calls.table.get_mut(&key) {
+                    call.a.dialog = Some(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the caller's dialog could not be made"),
+        }
+    }
+
+    /// Sends `rsp` to the caller: through the A dialog (which keeps a `2xx` going until
+    /// the ACK) or straight through the INVITE's server transaction.
+    pub(crate) fn send_to_a(&mut self, now: Now, key: CallKey, rsp: Response) {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        let status = rsp.status().as_u16();
+        if status >= 200 {
+            call.a.answered = true;
+            self.calls.by_server.remove(&call.a.server);
+        }
+        let server = call.a.server;
+        let dialog = call.a.dialog.clone();
+        match dialog {
+            Some(d) => {
+                if let Err(e) = self.dialogs.send_response(now.mono, &d, rsp) {
+                    tracing::debug!(error = %e, "response to the caller not sent");
+                }
+                self.drain_dialogs(now);
+                if status >= 300 {
+                    // A failed INVITE ends the early dialog (RFC 3261 §12.3).
+                    self.forget_dialog(&d);
+                }
+            }
+            None => self.respond(now, server, rsp),
+        }
+    }
+
+    /// Refuses call `key` with `status` before any B leg could be tried.
+    pub(crate) fn fail_call(&mut self, now: Now, key: CallKey, status: StatusCode, reason: &str) {
+        if let Some(rsp) = self.a_response(now, key, status, reason) {
+            self.send_to_a(now, key, rsp);
+        }
+        self.end_call(now, key, status.as_u16(), EndedBy::Mss);
+        self.finish_if_done(now, key);
+    }
+
+    /// The caller cancelled its INVITE (server transaction `invite`): `487` to the caller,
+    /// every B leg cancelled (RFC 3261 §9.2, DESIGN §8).
+    pub(crate) fn on_call_cancel(&mut self, now: Now, invite: ServerTransactionId) {
+        let Some(key) = self.calls.by_server.get(&invite).copied() else {
+            tracing::debug!(?invite, "CANCEL for an INVITE already answered");
+            return;
+        };
+        tracing::info!("call cancelled by the caller");
+        self.cancel_call(now, key, StatusCode::REQUEST_TERMINATED, EndedBy::Caller);
+    }
+
+    /// Ends an unanswered call: `status` to the caller, every B leg cancelled.
+    fn cancel_call(&mut self, now: Now, key: CallKey, status: StatusCode, by: EndedBy) {
+        let legs = match self.calls.table.get(&key) {
+            Some(call) if !call.a.answered => call.b.len(),
+            _ => return,
+        };
+        if let Some(rsp) = self.a_response(now, key, status, status.canonical_reason()) {
+            self.send_to_a(now, key, rsp);
+        }
+        for leg in 0..legs {
+            self.cancel_leg(now, key, leg);
+        }
+        self.end_call(now, key, status.as_u16(), by);
+        self.finish_if_done(now, key);
+    }
+
+    /// The ring deadline of call `key` passed: an outgoing call moves to its next line,
+    /// any other call ends with `480` (no answer).
+    pub(crate) fn on_ring_deadline(&mut self, now: Now, key: CallKey) {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        let due = call.ring_deadline.is_some_and(|t| t <= now.mono);
+        if !due || call.a.answered || call.winner.is_some() {
+            return;
+        }
+        if !call.lines_left.is_empty() {
+            let legs = call.b.len();
+            let deadline = now.mono + self.calls.settings.ring_timeout;
+            call.ring_deadline = Some(deadline);
+            self.calls.schedule(key, deadline);
+            for leg in 0..legs {
+                self.cancel_leg(now, key, leg);
+            }
+            tracing::info!("no answer through the line; trying the next line");
+            self.next_line_or_fail(now, key);
+            return;
+        }
+        tracing::info!("call not answered in time");
+        self.cancel_call(now, key, StatusCode::TEMPORARILY_UNAVAILABLE, EndedBy::Mss);
+    }
+
+    /// Our `2xx` in dialog `id` got no ACK within 64·T1 (RFC 3261 §13.3.1.4): the session
+    /// ends — the other leg's `2xx` is acknowledged, BYE on both legs.
+    pub(crate) fn on_ack_timeout(&mut self, now: Now, id: &DialogId) {
+        let key = self.calls.by_dialog.get(id).map(|(k, _)| *k);
+        let Some(key) = key.filter(|k| self.calls.table.contains_key(k)) else {
+            // The call is over already; only this dialog is left.
+            self.calls.bye_on_ack.remove(id);
+            self.send_bye(now, id);
+            return;
+        };
+        tracing::info!("no ACK for our 2xx: ending the call");
+        let relay = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.ack_relay.take());
+        if let Some(relay) = relay {
+            let _ = self.dialogs.ack(&relay.to, relay.cseq, &mut self.rng);
+            self.drain_dialogs(now);
+        }
+        self.hang_up(now, key, None, EndedBy::Mss);
+    }
+
+    /// Ends an answered call: BYE on every confirmed leg but `except` (the one whose BYE
+    /// ended it), then the record.
+    pub(crate) fn hang_up(&mut self, now: Now, key: CallKey, except: Option<Side>, by: EndedBy) {
+        let Some(call) = self.calls.table.get(&key) else {
+            return;
+        };
+        let mut dialogs: Vec<(Side, DialogId)> = Vec::new();
+        if let Some(d) = &call.a.dialog {
+            dialogs.push((Side::A, d.clone()));
+        }
+        if let Some(w) = call.winner {
+            if let Some(d) = call.dialog_of(Side::B(w)) {
+                dialogs.push((Side::B(w), d.clone()));
+            }
+        }
+        for (side, d) in dialogs {
+            if Some(side) == except {
+                continue;
+            }
+            match self
+                .dialogs
+                .request(&d, mss_sip::Method::Bye, &mut self.rng)
+            {
+                Err(mss_dialog::DialogError::AwaitingAck) => {
+                    // RFC 3261 §15: no BYE before the ACK of our 2xx; it goes with it.
+                    self.calls.bye_on_ack.insert(d);
+                }
+                Ok(bye) => {
+                    let flow = self.calls.dialog_flow.get(&d).copied();
+                    match flow {
+                        Some(flow) => {
+                            let sent = self.call_send(
+                                now,
+                                bye,
+                                flow,
+                                super::CallClient::Bye { dialog: d.clone() },
+                            );
+                            if sent.is_none() {
+                                self.forget_dialog(&d);
+                            }
+                        }
+                        None => self.forget_dialog(&d),
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "BYE not sent");
+                    self.forget_dialog(&d);
+                }
+            }
+        }
+        self.end_call(now, key, 200, by);
+        self.finish_if_done(now, key);
+    }
+
+    /// Closes the record of call `key` (once): disposition, who ended it, the store write,
+    /// the counters; the call's user slots are given back.
+    pub(crate) fn end_call(&mut self, now: Now, key: CallKey, status: u16, by: EndedBy) {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        if call.record.disposition.is_some() {
+            return;
+        }
+        call.state = CallState::Ending;
+        call.ring_deadline = None;
+        let answered = call.record.answered_at.is_some();
+        let d = disposition(status, answered);
+        call.record.disposition = Some(d);
+        call.record.sip_code = Some(if answered { 200 } else { status });
+        call.record.ended_at = Some(now.unix_ms);
+        call.record.ended_by = Some(by);
+        let users: Vec<String> = call
+            .caller_user
+            .iter()
+            .chain(
+                call.callee_user
+                    .iter()
+                    .filter(|c| Some(*c) != call.caller_user.as_ref()),
+            )
+            .cloned()
+            .collect();
+        tracing::info!(
+            call = %call.record.id,
+            disposition = d.as_str(),
+            sip_code = ?call.record.sip_code,
+            ended_by = by.as_str(),
+            "call ended"
+        );
+        for u in users {
+            self.calls.release_user_slot(&u);
+        }
+        self.store_call_record(key);
+        self.publish_call_end(key);
+    }
+
+    /// Writes the record of call `key` as it stands.
+    pub(crate) fn store_call_record(&mut self, key: CallKey) {
+        let Some(call) = self.calls.table.get(&key) else {
+            return;
+        };
+        let record = call.record.clone();
+        let id = record.id.clone();
+        self.store(StoreOp::PutCall(record), Then::CallRecord(id));
+    }
+
+    /// Removes call `key` once it is over and no B leg's INVITE is in progress (its
+    /// dialogs go when their BYE is answered).
+    pub(crate) fn finish_if_done(&mut self, _now: Now, key: CallKey) {
+        let done = self
+            .calls
+            .table
+            .get(&key)
+            .is_some_and(|c| c.state == CallState::Ending && !c.any_pending());
+        if !done {
+            return;
+        }
+        if let Some(call) = self.calls.table.remove(&key) {
+            self.calls.by_server.remove(&call.a.server);
+            // Early dialogs of B legs that never answered are over with their INVITE.
+            for b in &call.b {
+                for d in &b.dialogs {
+                    if Some(d) != b.confirmed.as_ref() {
+                        let early = self
+                            .dialogs
+                            .get(d)
+                            .is_some_and(|x| x.state() != mss_dialog::DialogState::Confirmed);
+                        if early {
+                            self.forget_dialog(d);
+                        }
+                    }
+                }
+            }
+            self.publish_calls_active();
+        }
+    }
+
+    /// Shutdown: every call ends — answered calls with BYE on both legs, the others with
+    /// `503` to the caller and CANCEL to the B legs.
+    pub(crate) fn calls_shutdown(&mut self, now: Now) {
+        let keys: Vec<CallKey> = self.calls.table.keys().copied().collect();
+        for key in keys {
+            let answered = self
+                .calls
+                .table
+                .get(&key)
+                .is_some_and(|c| c.a.answered && c.winner.is_some());
+            if answered {
+                self.hang_up(now, key, None, EndedBy::Mss);
+            } else {
+                self.cancel_call(now, key, StatusCode::SERVICE_UNAVAILABLE, EndedBy::Mss);
+            }
+        }
+    }
+
+    /// The store wrote (or failed to write) the record `id`.
+    pub(crate) fn on_call_record_stored(&mut self, id: &str, result: &crate::StoreResult) {
+        if let Some(e) = result.error() {
+            tracing::error!(call = %id, error = %e, "call record not stored");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions() {
+        assert_eq!(disposition(200, true), CallDisposition::Answered);
+        assert_eq!(disposition(486, false), CallDisposition::Busy);
+        assert_eq!(disposition(480, false), CallDisposition::NoAnswer);
+        assert_eq!(disposition(487, false), CallDisposition::Cancelled);
+        assert_eq!(disposition(404, false), CallDisposition::Failed);
+    }
+}

@@ -1,0 +1,247 @@
+//! The requests mss builds for B legs (DESIGN §8): the INVITE to a device or out through
+//! a line, the same INVITE again with the line's credentials, and CANCEL (RFC 3261 §9.1).
+
+use bytes::Bytes;
+use mss_sip::{Flow, HeaderName, Method, Request, Response, Transport};
+use rand::RngCore;
+
+/// The methods mss accepts within a call's dialogs (its `Allow`).
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE, NOTIFY";
+
+/// Headers of a request within a dialog (or of a response) that travel to the other leg
+/// with its body.
+pub(crate) const BODY_HEADERS: [&str; 3] = ["Content-Disposition", "Info-Package", "Event"];
+
+/// The parts of one B leg's INVITE.
+#[derive(Debug, Clone)]
+pub(crate) struct InviteSpec<'a> {
+    /// The Request-URI: a device's contact, or `sip:NUMBER@PROVIDER`.
+    pub(crate) request_uri: &'a str,
+    /// The From value without tag: `"Name" <sip:100@domain>`.
+    pub(crate) from: String,
+    /// The To value: `<sip:101@domain>`.
+    pub(crate) to: String,
+    /// Where it goes.
+    pub(crate) flow: Flow,
+    /// Our address towards it (Via sent-by and Contact host).
+    pub(crate) sent_by: String,
+    /// The Max-Forwards of the A leg's INVITE, less one.
+    pub(crate) max_forwards: u8,
+    /// Content-Type and body of the offer, if the caller made one.
+    pub(crate) offer: Option<&'a (Bytes, Bytes)>,
+}
+
+/// Our Contact towards a peer: `sip:mss@ADDR`, with `;transport=tcp` over TCP so that
+/// the peer's requests come back over TCP (RFC 3261 §19.1.4).
+pub(crate) fn contact_uri(sent_by: &str, transport: Transport, user: &str) -> String {
+    match transport {
+        Transport::Udp => format!("sip:{user}@{sent_by}"),
+        other => format!(
+            "sip:{user}@{sent_by};transport={}",
+            other.as_str().to_ascii_lowercase()
+        ),
+    }
+}
+
+/// A random hex string of 16 digits.
+fn random_hex(rng: &mut dyn RngCore) -> String {
+    format!("{:016x}", rng.next_u64())
+}
+
+/// The INVITE of a new B leg: a new Call-ID and From tag, CSeq 1, a Via branch that starts
+/// with `branch_prefix` (so that mss knows its own INVITE if it comes back), mss as
+/// Contact, the caller's offer as body.
+pub(crate) fn b_invite(
+    spec: &InviteSpec<'_>,
+    branch_prefix: &str,
+    contact_user: &str,
+    rng: &mut dyn RngCore,
+) -> Request {
+    let transport = spec.flow.transport;
+    let via = format!(
+        "SIP/2.0/{} {};branch={branch_prefix}{};rport",
+        transport.as_str(),
+        spec.sent_by,
+        random_hex(rng)
+    );
+    let contact = format!("<{}>", contact_uri(&spec.sent_by, transport, contact_user));
+    let mut b = Request::builder(Method::Invite, spec.request_uri.to_owned())
+        .via(via)
+        .max_forwards(spec.max_forwards)
+        .from(format!("{};tag={}", spec.from, random_hex(rng)))
+        .to(spec.to.clone())
+        .call_id(format!("{}{}", random_hex(rng), random_hex(rng)))
+        .cseq(1)
+        .contact(contact)
+        .header(HeaderName::Allow, ALLOW);
+    if let Some((content_type, body)) = spec.offer {
+        b = b.body(content_type.clone(), body.clone());
+    }
+    b.build()
+}
+
+/// `invite` sent again after a `401`/`407` (RFC 3261 §22.2): a new branch, CSeq one
+/// higher, the credentials in `header` (`Authorization` or `Proxy-Authorization`).
+pub(crate) fn with_credentials(
+    invite: &Request,
+    header: HeaderName,
+    credentials: String,
+    branch_prefix: &str,
+    rng: &mut dyn RngCore,
+) -> Option<Request> {
+    let mut next = invite.clone();
+    let via = invite.headers().top_via().ok()?;
+    let sent_by = match via.port {
+        Some(p) => format!("{}:{p}", via.host),
+        None => via.host.to_owned(),
+    };
+    let seq = invite.headers().cseq().ok()?.seq.checked_add(1)?;
+    let h = next.headers_mut();
+    h.replace(
+        HeaderName::Via,
+        format!(
+            "SIP/2.0/{} {sent_by};branch={branch_prefix}{};rport",
+            via.transport,
+            random_hex(rng)
+        ),
+    );
+    h.replace(HeaderName::CSeq, format!("{seq} INVITE"));
+    h.remove(&HeaderName::Authorization);
+    h.remove(&HeaderName::ProxyAuthorization);
+    h.push(header, credentials);
+    Some(next)
+}
+
+/// The CANCEL of `invite` (RFC 3261 §9.1): the same Request-URI, Call-ID, To, From, CSeq
+/// number and top Via (so that it reaches the same transaction), and its Route headers.
+pub(crate) fn cancel_for(invite: &Request) -> Option<Request> {
+    let h = invite.headers();
+    let seq = h.cseq().ok()?.seq;
+    let mut b = Request::builder(Method::Cancel, invite.uri_str().ok()?.to_owned())
+        .via(Bytes::copy_from_slice(h.get(&HeaderName::Via)?))
+        .max_forwards(70);
+    for route in h.get_all(&HeaderName::Route) {
+        b = b.header(HeaderName::Route, Bytes::copy_from_slice(route));
+    }
+    Some(
+        b.from(Bytes::copy_from_slice(h.get(&HeaderName::From)?))
+            .to(Bytes::copy_from_slice(h.get(&HeaderName::To)?))
+            .call_id(Bytes::copy_from_slice(h.get(&HeaderName::CallId)?))
+            .cseq(seq)
+            .build(),
+    )
+}
+
+/// Copies the body of `from` into `to` with its Content-Type and the headers that
+/// describe it ([`BODY_HEADERS`]).
+pub(crate) fn copy_body_request(from_headers: &mss_sip::Headers, body: &Bytes, to: &mut Request) {
+    copy_body_headers(from_headers, to.headers_mut());
+    to.set_body(body.clone());
+}
+
+/// As [`copy_body_request`] for a response.
+pub(crate) fn copy_body_response(from_headers: &mss_sip::Headers, body: &Bytes, to: &mut Response) {
+    copy_body_headers(from_headers, to.headers_mut());
+    to.set_body(body.clone());
+}
+
+fn copy_body_headers(from: &mss_sip::Headers, to: &mut mss_sip::Headers) {
+    if let Some(ct) = from.get(&HeaderName::ContentType) {
+        to.replace(HeaderName::ContentType, Bytes::copy_from_slice(ct));
+    }
+    for name in BODY_HEADERS {
+        let name = HeaderName::from_bytes(Bytes::from_static(name.as_bytes()));
+        to.copy_from(from, &name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn spec(offer: Option<&(Bytes, Bytes)>) -> InviteSpec<'_> {
+        InviteSpec {
+            request_uri: "sip:101@192.0.2.20:5062",
+            from: "\"Alice\" <sip:100@pbx.test>".into(),
+            to: "<sip:101@pbx.test>".into(),
+            flow: Flow::udp("192.0.2.20:5062".parse().unwrap()),
+            sent_by: "192.0.2.1:5060".into(),
+            max_forwards: 69,
+            offer,
+        }
+    }
+
+    #[test]
+    fn invite_carries_our_branch_contact_and_the_offer() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let offer = (
+            Bytes::from_static(b"application/sdp"),
+            Bytes::from_static(b"v=0\r\n"),
+        );
+        let inv = b_invite(&spec(Some(&offer)), "z9hG4bKabc-", "mss", &mut rng);
+        let h = inv.headers();
+        let via = String::from_utf8_lossy(h.get(&HeaderName::Via).unwrap()).to_string();
+        assert!(
+            via.starts_with("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc-"),
+            "{via}"
+        );
+        assert_eq!(h.cseq().unwrap().seq, 1);
+        assert!(h.from().unwrap().tag().is_some());
+        assert_eq!(h.max_forwards().unwrap(), Some(69));
+        assert_eq!(
+            h.get(&HeaderName::Contact).unwrap(),
+            b"<sip:mss@192.0.2.1:5060>"
+        );
+        assert_eq!(inv.body().as_ref(), b"v=0\r\n");
+        // Parses back as a valid request.
+        let again = mss_sip::parse_datagram(inv.to_bytes()).unwrap();
+        assert!(matches!(again, mss_sip::Message::Request(_)));
+    }
+
+    #[test]
+    fn credentials_take_a_new_branch_and_the_next_cseq() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let inv = b_invite(&spec(None), "z9hG4bKabc-", "mss", &mut rng);
+        let next = with_credentials(
+            &inv,
+            HeaderName::ProxyAuthorization,
+            "Digest username=\"l\"".into(),
+            "z9hG4bKabc-",
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(next.headers().cseq().unwrap().seq, 2);
+        assert_ne!(
+            next.headers().top_via().unwrap().branch(),
+            inv.headers().top_via().unwrap().branch()
+        );
+        assert_eq!(
+            next.headers().call_id().unwrap(),
+            inv.headers().call_id().unwrap()
+        );
+        assert!(next.headers().contains(&HeaderName::ProxyAuthorization));
+    }
+
+    #[test]
+    fn cancel_matches_the_invite() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let inv = b_invite(&spec(None), "z9hG4bKabc-", "mss", &mut rng);
+        let cancel = cancel_for(&inv).unwrap();
+        assert_eq!(*cancel.method(), Method::Cancel);
+        let (a, b) = (inv.headers(), cancel.headers());
+        assert_eq!(a.get(&HeaderName::Via), b.get(&HeaderName::Via));
+        assert_eq!(a.cseq().unwrap().seq, b.cseq().unwrap().seq);
+        assert_eq!(b.cseq().unwrap().method, Method::Cancel);
+        assert_eq!(inv.uri_str().unwrap(), cancel.uri_str().unwrap());
+    }
+
+    #[test]
+    fn contact_names_the_transport_over_tcp() {
+        assert_eq!(
+            contact_uri("192.0.2.1:5060", Transport::Tcp, "mss"),
+            "sip:mss@192.0.2.1:5060;transport=tcp"
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! A new call: admitted (`admission.rs`), answered `100 Trying` at once, its B legs
+//! started — every contact of the callee at once (forking), or the first online line
+//! (DESIGN §8).
+
+use mss_services::Now;
+use mss_sip::{Flow, Request, Response, StatusCode};
+use mss_store::CallRecord;
+use mss_txn::ServerTransactionId;
+
+use super::admission::{Caller, Route};
+use super::model::{ALeg, BLeg, BState, BTarget, Call, CallState};
+use super::outgoing::{b_invite, InviteSpec};
+use super::{CallClient, CallKey};
+use crate::core::Core;
+
+/// The Max-Forwards of a B leg's INVITE when the caller's has none.
+const DEFAULT_MAX_FORWARDS: u8 = 70;
+
+impl Core {
+    /// A new INVITE (no To tag) that passed the prechecks.
+    pub(crate) fn on_invite(
+        &mut self,
+        now: Now,
+        id: ServerTransactionId,
+        req: &Request,
+        from: &Flow,
+    ) {
+        let admitted = match self.admit_call(now, req, from) {
+            Ok(a) => a,
+            Err(rsp) => {
+                self.respond(now, id, *rsp);
+                return;
+            }
+        };
+        let caller_user = match &admitted.caller {
+            Caller::Local { user } => Some(user.clone()),
+            Caller::Line { .. } => None,
+        };
+        let callee_user = match &admitted.route {
+            Route::Devices { user, .. } => Some(user.clone()),
+            Route::Out { .. } => None,
+        };
+        if !self.take_slots(caller_user.as_deref(), callee_user.as_deref()) {
+            let rsp = self
+                .answer
+                .response(req, StatusCode::BUSY_HERE, "Busy Here");
+            self.respond(now, id, rsp);
+            return;
+        }
+        self.respond(
+            now,
+            id,
+            Response::for_request(req, StatusCode::TRYING, "Trying"),
+        );
+        let (caller_name, line_name) = match &admitted.caller {
+            Caller::Local { user } => (user.clone(), None),
+            Caller::Line { name, number, .. } => (number.clone(), Some(name.clone())),
+        };
+        let record = CallRecord {
+            id: format!("c-{:016x}", rand::RngCore::next_u64(&mut self.rng)),
+            started_at: now.unix_ms,
+            answered_at: None,
+            ended_at: None,
+            caller: caller_name,
+            callee: admitted.dialled.clone(),
+            answered_by: None,
+            direction: admitted.direction,
+            line: line_name,
+            disposition: None,
+            sip_code: None,
+            ended_by: None,
+            forwarded_from: None,
+        };
+        let key = self.calls.next_key();
+        let ring_deadline = now.mono + self.calls.settings.ring_timeout;
+        let call = Call {
+            record,
+            since: now.mono,
+            caller_user,
+            callee_user,
+            state: CallState::Trying,
+            a: ALeg {
+                invite: req.clone(),
+                server: id,
+                flow: *from,
+                dialog: None,
+                answered: false,
+            },
+            b: Vec::new(),
+            winner: None,
+            lines_left: Vec::new(),
+            out_number: None,
+            best: None,
+            offer: admitted.offer,
+            ack_relay: None,
+            ring_deadline: Some(ring_deadline),
+        };
+        tracing::info!(
+            call = %call.record.id,
+            caller = %call.record.caller,
+            callee = %call.record.callee,
+            direction = call.record.direction.as_str(),
+            "call"
+        );
+        self.calls.table.insert(key, call);
+        self.calls.by_server.insert(id, key);
+        self.calls.schedule(key, ring_deadline);
+        match admitted.route {
+            Route::Devices { user, contacts } => {
+                let mut started = 0;
+                for contact in contacts {
+                    if self.start_device_leg(now, key, &user, &contact) {
+                        started += 1;
+                    }
+                }
+                if started == 0 {
+                    tracing::info!(%user, "call to a user with no registered device");
+                    self.fail_call(
+                        now,
+                        key,
+                        StatusCode::TEMPORARILY_UNAVAILABLE,
+                        "Temporarily Unavailable",
+                    );
+                }
+            }
+            Route::Out { number, mut lines } => {
+                if lines.is_empty() {
+                    tracing::info!(%number, "call out with no line online");
+                    self.fail_call(
+                        now,
+                        key,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "No Line Available",
+                    );
+                    return;
+                }
+                let first = lines.remove(0);
+                if let Some(call) = self.calls.table.get_mut(&key) {
+                    call.lines_left = lines;
+                    call.out_number = Some(number);
+                }
+                self.start_line_leg(now, key, first);
+            }
+        }
+    }
+
+    /// Counts the call for its local caller and callee; false (nothing counted) when one
+    /// of them is at its `max_calls`.
+    fn take_slots(&mut self, caller: Option<&str>, callee: Option<&str>) -> bool {
+        if let Some(u) = caller {
+            if !self.calls.take_user_slot(u) {
+                tracing::info!(user = %u, "call refused: the caller is at its max_calls");
+                return false;
+            }
+        }
+        if let Some(u) = callee.filter(|c| Some(*c) != caller) {
+            if !self.calls.take_user_slot(u) {
+                tracing::info!(user = %u, "call refused: the callee is at its max_calls");
+                if let Some(c) = caller {
+                    self.calls.release_user_slot(c);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The caller's From for a B leg: the authenticated user at our domain (with the
+    /// display name the caller gave), or for an incoming line call the caller's From as
+    /// the provider sent it.
+    fn b_from(&self, key: CallKey) -> String {
+        let Some(call) = self.calls.table.get(&key) else {
+            return String::new();
+        };
+        let h = call.a.invite.headers();
+        let display = h
+            .from()
+            .ok()
+            .and_then(|f| f.display_name.map(str::to_owned));
+        let uri = match &call.caller_user {
+            Some(user) => format!("sip:{user}@{}", self.domains.primary()),
+            None => h
+                .from()
+                .map(|f| f.uri_str.to_owned())
+                .unwrap_or_else(|_| "sip:anonymous@anonymous.invalid".to_owned()),
+        };
+        match display {
+            Some(d) => format!("{d} <{uri}>"),
+            None => format!("<{uri}>"),
+        }
+    }
+
+    /// The Max-Forwards of a B leg's INVITE.
+    fn b_max_forwards(&self, key: CallKey) -> u8 {
+        self.calls
+            .table
+            .get(&key)
+            .and_then(|c| c.a.invite.headers().max_forwards().ok().flatten())
+            .map_or(DEFAULT_MAX_FORWARDS, |m| m.saturating_sub(1))
+    }
+
+    /// Starts a B leg to one registered contact of `user`; false when it could not be
+    /// sent.
+    fn start_device_leg(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        user: &str,
+        contact: &mss_services::im::ContactTarget,
+    ) -> bool {
+        let Some(sent_by) = contact.sent_by.or(self.arrival) else {
+            tracing::warn!(peer = %contact.flow, "no local address towards a device");
+            return false;
+        };
+        let from = self.b_from(key);
+        let max_forwards = self.b_max_forwards(key);
+        let to = format!("<sip:{user}@{}>", self.domains.primary());
+        let Some(call) = self.calls.table.get(&key) else {
+            return false;
+        };
+        let spec = InviteSpec {
+            request_uri: &contact.uri,
+            from,
+            to,
+            flow: contact.flow,
+            sent_by: sent_by.to_string(),
+            max_forwards,
+            offer: call.offer.as_ref(),
+        };
+        let invite = b_invite(&spec, &self.calls.branch_prefix, "mss", &mut self.rng);
+        self.start_leg(
+            now,
+            key,
+            invite,
+            contact.flow,
+            BTarget::Device {
+                user: user.to_owned(),
+            },
+        )
+    }
+
+    /// Starts a B leg out through line `line` to the call's out-group number; false when
+    /// the line has no target any more or the INVITE could not be sent.
+    pub(crate) fn start_line_leg(&mut self, now: Now, key: CallKey, line: usize) -> bool {
+        let Some(out) = self.lines.line_out(line) else {
+            return self.next_line_or_fail(now, key);
+        };
+        let Some(call) = self.calls.table.get(&key) else {
+            return false;
+        };
+        let number = call.out_number.clone().unwrap_or_default();
+        let request_uri = format!("sip:{number}@{}", out.domain);
+        let flow = Flow {
+            transport: out.target.transport,
+            remote: out.target.addr,
+            connection: None,
+        };
+        let display = call
+            .a
+            .invite
+            .headers()
+            .from()
+            .ok()
+            .and_then(|f| f.display_name.map(str::to_owned));
+        let from_uri = format!("<sip:{}@{}>", out.number, out.domain);
+        let spec = InviteSpec {
+            request_uri: &request_uri,
+            from: match display {
+                Some(d) => format!("{d} {from_uri}"),
+                None => from_uri,
+            },
+            to: format!("<{request_uri}>"),
+            flow,
+            sent_by: out.target.local.to_string(),
+            max_forwards: self.b_max_forwards(key),
+            offer: call.offer.as_ref(),
+        };
+        let invite = b_invite(&spec, &self.calls.branch_prefix, &out.number, &mut self.rng);
+        tracing::info!(line = %out.name, %number, "call out through a line");
+        if let Some(call) = self.calls.table.get_mut(&key) {
+            call.record.line = Some(out.name.clone());
+        }
+        self.start_leg(now, key, invite, flow, BTarget::Line { line, number })
+    }
+
+    /// Tries the next line of an outgoing call, or answers the caller with the best
+    /// failure so far; false when no leg was started.
+    pub(crate) fn next_line_or_fail(&mut self, now: Now, key: CallKey) -> bool {
+        let next = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| (!c.lines_left.is_empty()).then(|| c.lines_left.remove(0)));
+        match next {
+            Some(line) => self.start_line_leg(now, key, line),
+            None => {
+                self.answer_caller_with_best(now, key);
+                false
+            }
+        }
+    }
+
+    /// Sends `invite` as B leg of call `key` to `flow`; false when the transaction layer
+    /// refused it.
+    fn start_leg(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        invite: Request,
+        flow: Flow,
+        target: BTarget,
+    ) -> bool {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return false;
+        };
+        let leg = call.b.len();
+        call.b.push(BLeg {
+            target,
+            invite: invite.clone(),
+            client: None,
+            flow,
+            state: BState::Calling,
+            cancel_pending: false,
+            cancelled: false,
+            dialogs: Vec::new(),
+            confirmed: None,
+            authenticated: false,
+        });
+        let client = self.call_send(now, invite, flow, CallClient::Invite { key, leg });
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return false;
+        };
+        match (client, call.b.get_mut(leg)) {
+            (Some(id), Some(b)) => {
+                b.client = Some(id);
+                true
+            }
+            (None, Some(b)) => {
+                b.state = BState::Failed(StatusCode::SERVICE_UNAVAILABLE.as_u16());
+                false
+            }
+            _ => false,
+        }
+    }
+}
