@@ -140,7 +140,14 @@ class Search:
                 raise PortTakenOver("another program bound UDP port %d during the step; "
                                     "its results are void (choose other BENCH_*_PORT values)"
                                     % self.server.port)
-            self.wait_idle()
+            if self.scenario == "calls" and not self.a.smoke:
+                # the calls of a failed step live on in the server for up to 32 s (Timers
+                # B, F, H: INVITE, BYE and 2xx retransmitted to the callee), and the next
+                # step's callee would count them as its own trouble: start afresh
+                restart_fresh(self.server, self.scenario, self.loads, self.outdir,
+                              "step after %d/s" % rate)
+            else:
+                self.wait_idle()
         time.sleep(self.a.settle)
         return info
 
