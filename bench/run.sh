@@ -22,8 +22,7 @@
 # readings and the report, then the scale check with the same 200 users; free
 # ports, a temporary work dir, a debug build (unless --mss-bin/--no-build), the
 # table written to a copy of BENCHMARKS.md in the work dir, never installs
-# packages; exit status non-zero when a call or a step failed (~1 min); it
-# runs the calls phase only when asked (--only calls).
+# packages; exit status non-zero when a call or a step failed (~2 min).
 # Everything runs on 127.0.0.1; every load is bounded in calls and time; full
 # mode finishes in under 25 minutes (under 15 without the calls phase), --quick
 # in about 10 (--only calls: about 5).
@@ -46,7 +45,7 @@ while [ $# -gt 0 ]; do
     --no-write) WRITE=0 ;;
     --mss-bin) MSS_BIN="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -107,7 +106,7 @@ ARGS=(run --users "$USERS_DIR" --work "$WORK" --results "$RESULTS"
       --mss-bin "${MSS_BIN:-mss}" --mss-ini "$WORK/mss.ini" --mss-port "$MSS_PORT"
       --mss-admin "$MSS_ADMIN")
 [ "$WRITE" = 1 ] && ARGS+=(--benchmarks-md "$TABLE")
-# timeout: a hard stop well above the expected run time (full < 25 min, smoke ~1 min)
+# timeout: a hard stop well above the expected run time (full < 25 min, smoke ~2 min)
 timeout --signal=TERM --kill-after=20 "$LIMIT" \
   python3 "$BENCH_DIR/lib/bench.py" "${ARGS[@]}" "${MODE[@]}" "${ONLY[@]}" "${EXTRA[@]}" &
 echo $! >> "$PIDFILE"   # the driver first: on exit it is stopped (and stops its servers)

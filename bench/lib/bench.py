@@ -770,7 +770,7 @@ def cmd_smoke(a):
         log("smoke: no SIP answer from %s" % a.target)
         return 2
     failures = 0
-    for scenario in (a.only.split(",") if a.only else loads.SMOKE_SCENARIOS):
+    for scenario in (a.only.split(",") if a.only else loads.CAPACITY_SCENARIOS):
         prefix = os.path.join(outdir, scenario)
         if scenario == "msg-online":
             if not lds.register_online_user(a.target, prefix + "-uas-register", expires=120):
