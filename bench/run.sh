@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capacity benchmark: mss and Kamailio side by side under the same SIPp scenarios.
 #
-#   bench/run.sh [--quick | --smoke] [--only reg-auth,msg-online,msg-offline]
+#   bench/run.sh [--quick | --smoke] [--only reg-auth,msg-online,msg-offline,calls]
 #                [--servers kamailio,mss] [--no-build] [--no-install]
 #                [--mss-bin PATH] [--no-write]
 #
@@ -10,17 +10,22 @@
 # then for every scenario starts each server fresh, finds its highest rate with
 # zero failed calls and zero retransmissions, measures CPU per call, memory and
 # latency, and writes the table into BENCHMARKS.md between
-# <!-- bench:start --> and <!-- bench:end -->. Raw SIPp statistics go to
-# bench/results/ (git-ignored). See bench/README.md.
+# <!-- bench:start --> and <!-- bench:end -->. The calls phase (scenario
+# "calls": SIPp caller -> server -> SIPp callee, Kamailio with
+# kamailio/kamailio-calls.cfg) also probes 10,000 concurrent calls and has its
+# own table between <!-- bench-calls:start --> and <!-- bench-calls:end -->;
+# `--only calls` runs it alone. Raw SIPp statistics go to bench/results/
+# (git-ignored). See bench/README.md.
 #
 # --smoke checks that the harness works instead of measuring: each scenario
 # once per server at 10 calls/s (20 calls), with the latency run, CPU/memory
 # readings and the report, then the scale check with the same 200 users; free
 # ports, a temporary work dir, a debug build (unless --mss-bin/--no-build), the
 # table written to a copy of BENCHMARKS.md in the work dir, never installs
-# packages; exit status non-zero when a call or a step failed (~1 min).
+# packages; exit status non-zero when a call or a step failed (~2 min).
 # Everything runs on 127.0.0.1; every load is bounded in calls and time; full
-# mode finishes in under 15 minutes, --quick in about 5.
+# mode finishes in under 25 minutes (under 15 without the calls phase), --quick
+# in about 10 (--only calls: about 5).
 # Ports (override with the environment): Kamailio 15070, mss SIP 15080 and
 # admin 15081, SIPp client 15090, SIPp UAS 15091.
 set -euo pipefail
@@ -40,7 +45,7 @@ while [ $# -gt 0 ]; do
     --no-write) WRITE=0 ;;
     --mss-bin) MSS_BIN="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -49,7 +54,7 @@ done
 # shellcheck source=lib/common.sh
 . "$BENCH_DIR/lib/common.sh"
 
-PROFILE=release RESULTS="$BENCH_DIR/results" LIMIT=1500 MODE=("${QUICK[@]}")
+PROFILE=release RESULTS="$BENCH_DIR/results" LIMIT=2400 MODE=("${QUICK[@]}")
 if [ "$SMOKE" = 1 ]; then
   # ports chosen free now (other test suites may run next to us), unless given
   export PATH="$PATH:/usr/sbin:/usr/local/sbin"   # kamailio lives in sbin
@@ -101,7 +106,7 @@ ARGS=(run --users "$USERS_DIR" --work "$WORK" --results "$RESULTS"
       --mss-bin "${MSS_BIN:-mss}" --mss-ini "$WORK/mss.ini" --mss-port "$MSS_PORT"
       --mss-admin "$MSS_ADMIN")
 [ "$WRITE" = 1 ] && ARGS+=(--benchmarks-md "$TABLE")
-# timeout: a hard stop well above the expected run time (full < 15 min, smoke ~1 min)
+# timeout: a hard stop well above the expected run time (full < 25 min, smoke ~2 min)
 timeout --signal=TERM --kill-after=20 "$LIMIT" \
   python3 "$BENCH_DIR/lib/bench.py" "${ARGS[@]}" "${MODE[@]}" "${ONLY[@]}" "${EXTRA[@]}" &
 echo $! >> "$PIDFILE"   # the driver first: on exit it is stopped (and stops its servers)

@@ -113,7 +113,7 @@ class Search:
             "successful": ok, "failed": sipp.counter(st, "FailedCall"),
             "retransmissions": sipp.counter(st, "Retransmissions"),
             "stray": sipp.counter(st, "OutOfCallMsgs") + sipp.counter(st, "DeadCallMsgs"),
-            "uas_trouble": sipp.trouble(uas) if self.scenario == "msg-online" else 0,
+            "uas_trouble": sipp.trouble(uas) if self.scenario in loads.UAS_SCENARIO else 0,
             "wall_s": res["wall_s"], "sipp_rc": res["rc"], "aborted": res["aborted"],
             "cpu_s": round(cpu1 - cpu0, 3),
             "cpu_us_per_op": round((cpu1 - cpu0) / ok * 1e6, 1) if ok else None,
@@ -126,7 +126,8 @@ class Search:
             info["passed"] = bool(
                 not res["aborted"] and ok == calls and info["failed"] == 0
                 and info["retransmissions"] == 0 and info["uas_trouble"] == 0
-                and res["wall_s"] <= duration_s * 1.05 + 1.0 and self.server.pids())
+                and res["wall_s"] <= duration_s * 1.05 + 1.0 + res.get("extra_s", 0)
+                and self.server.pids())
         self.steps.append(info)
         log("  %-8s %-11s %-7s %6d/s x %2ds: %s  ok=%d/%d failed=%d retrans=%d stray=%d "
             "uas=%d wall=%.1fs cpu=%s us/op%s" % (
@@ -139,7 +140,14 @@ class Search:
                 raise PortTakenOver("another program bound UDP port %d during the step; "
                                     "its results are void (choose other BENCH_*_PORT values)"
                                     % self.server.port)
-            self.wait_idle()
+            if self.scenario == "calls" and not self.a.smoke:
+                # the calls of a failed step live on in the server for up to 32 s (Timers
+                # B, F, H: INVITE, BYE and 2xx retransmitted to the callee), and the next
+                # step's callee would count them as its own trouble: start afresh
+                restart_fresh(self.server, self.scenario, self.loads, self.outdir,
+                              "step after %d/s" % rate)
+            else:
+                self.wait_idle()
         time.sleep(self.a.settle)
         return info
 
@@ -232,10 +240,15 @@ class Search:
 
 
 def measure_latency(a, server, scenario, lds, outdir, best_rate):
-    """A separate bounded load at a moderate common rate, captured with dumpcap."""
-    rate = a.lat_rate
+    """A separate bounded load at a moderate common rate, captured with dumpcap.
+
+    For calls: at --calls-lat-rate (100/s) for --calls-lat-duration, INVITE -> 180 on
+    the caller's side and 200 -> ACK on the callee's (latency.Capture.summarize_calls)."""
+    calls = scenario == "calls"
+    rate = a.calls_lat_rate if calls else a.lat_rate
+    duration = a.calls_lat_duration if calls else a.lat_duration
     if best_rate and best_rate < rate * 2:
-        rate = max(a.min_rate, best_rate // 2)
+        rate = max(a.calls_min_rate if calls else a.min_rate, best_rate // 2)
     csv = lds.csv_for(scenario)
     csv.cursor = len(csv.rows) // 3  # away from the rows the search started with
     prefix = os.path.join(outdir, "%s-%s-latency-%05d" % (server.name, scenario, rate))
@@ -245,19 +258,24 @@ def measure_latency(a, server, scenario, lds, outdir, best_rate):
     if have_capture := latency.have_capture_tools():
         cap = latency.Capture(server.port, prefix + ".pcap", a.pids)
     try:
-        res = lds.step("127.0.0.1:%d" % server.port, scenario, csv, rate, a.lat_duration,
+        res = lds.step("127.0.0.1:%d" % server.port, scenario, csv, rate, duration,
                        prefix, extra=["-trace_rtt", "-rtt_freq", "1"], cwd=rttdir,
                        early_abort=not a.smoke)
     finally:
         if cap:
             cap.stop()
-    summary = cap.summarize() if cap else None
+    summary = None
+    if cap:
+        summary = (cap.summarize_calls(lds.uac_port, lds.uas_port) if calls
+                   else cap.summarize())
     if summary is None:
-        summary = latency.from_sipp_rtt(rttdir)
+        summary = latency.from_sipp_rtt(rttdir, "1" if calls else "2")
     if summary is None:
         return None
     summary["rate"] = rate
+    summary["duration_s"] = duration
     summary["calls_ok"] = sipp.counter(res["stats"], "SuccessfulCall")
+    summary["calls_failed"] = sipp.counter(res["stats"], "FailedCall")
     summary["capture"] = have_capture
     if not a.keep_pcap and cap and os.path.exists(prefix + ".pcap"):
         os.unlink(prefix + ".pcap")
@@ -283,13 +301,12 @@ def restart_fresh(server, scenario, lds, outdir, label):
     if reason:
         log("%s: restart before the %s failed (%s)" % (server.name, label, reason))
         return False
-    if scenario == "msg-online":
-        prefix = os.path.join(outdir, "%s-%s-%s-uas-register" % (server.name, scenario,
-                                                                 re.sub(r"[^A-Za-z0-9]+", "-", label)))
-        if not lds.register_online_user("127.0.0.1:%d" % server.port, prefix):
-            log("%s: the online recipient could not register before the %s"
-                % (server.name, label))
-            return False
+    prefix = os.path.join(outdir, "%s-%s-%s" % (server.name, scenario,
+                                                 re.sub(r"[^A-Za-z0-9]+", "-", label)))
+    problem = lds.prepare(scenario, "127.0.0.1:%d" % server.port, prefix)
+    if problem:
+        log("%s: %s before the %s" % (server.name, problem, label))
+        return False
     return True
 
 
@@ -301,32 +318,138 @@ def latency_on_fresh_server(a, server, scenario, lds, outdir, best_rate):
     return measure_latency(a, server, scenario, lds, outdir, best_rate)
 
 
+def measure_concurrency(a, server, lds, outdir, best_rate):
+    """The server's memory holding --conc-calls established calls at once.
+
+    A fresh server, the callees registered; its memory is read (idle), then SIPp sets
+    up --conc-calls calls at --conc-rate (half the server's best rate when that is
+    lower) and holds each for the whole ramp plus --conc-hold-margin seconds, so that
+    every call is established at the same time; once the UAS has them all, the
+    server's memory is read again (its resident set, VmRSS, for mss; the sum of PSS
+    over Kamailio's processes), for a few seconds, the highest reading kept. Then the
+    calls end (BYE) and SIPp's counters say whether every call succeeded. Bounded:
+    -m, -timeout and a wall-clock limit of ramp + hold + 60 s."""
+    if not restart_fresh(server, "calls", lds, outdir, "concurrency probe"):
+        return {"error": "the server could not be started again for the probe"}
+    calls = a.conc_calls
+    rate = a.conc_rate
+    if best_rate and best_rate < rate * 2:
+        rate = max(a.calls_min_rate, best_rate // 2)
+    ramp_s = calls / float(rate)
+    hold_ms = int((ramp_s + a.conc_hold_margin) * 1000)
+    time.sleep(1)
+    out = {"calls": calls, "rate": rate, "hold_s": hold_ms / 1000.0,
+           "idle_kb": server.memory_now_kb(), "memory_kb": 0, "established": 0}
+    prefix = os.path.join(outdir, "%s-calls-concurrency-%05d" % (server.name, calls))
+    csv = lds.csv_for("calls")
+    csv.cursor = 2 * len(csv.rows) // 3  # away from the search's and the latency run's rows
+    step_csv = csv.slice_file(prefix + ".csv", calls)
+    timeout_s = int(ramp_s * 1.5 + hold_ms / 1000.0) + 30
+    cmd = sipp.uac_command("127.0.0.1:%d" % server.port, lds.scenario_file("calls"),
+                           step_csv, lds.keys("calls"), lds.uac_port, rate, calls, timeout_s,
+                           prefix) + lds.call_args(hold_ms, calls)
+    uas = sipp.Uas(lds.scenario_file("calls-uas"), lds.uas_port, prefix + ".uas",
+                   timeout_s + 10, a.pids, extra=lds.uas_args("calls"))
+    state = {"all_at": None}
+
+    def watch(elapsed):
+        # every call is in progress at the UAS (or the ramp is 3 s over, when some call
+        # failed): read the memory for a few seconds
+        current = sipp.gauge(sipp.read_stats(uas.stat), "CurrentCall")
+        out["established"] = max(out["established"], current)
+        if state["all_at"] is None and (current >= calls or elapsed >= ramp_s + 3.0):
+            state["all_at"] = elapsed
+        if state["all_at"] is not None and elapsed - state["all_at"] >= 1.0 and (
+                elapsed - state["all_at"] <= 1.0 + a.conc_sample_s):
+            out["memory_kb"] = max(out["memory_kb"], server.memory_now_kb())
+            out["rss_sum_kb"] = max(out.get("rss_sum_kb", 0), server.rss_sum_kb())
+            out["sampled_at_s"] = round(elapsed, 1)
+
+    try:
+        res = sipp.run_uac(cmd, prefix, timeout_s + 30, a.pids, early_abort=False, watch=watch)
+    finally:
+        uas_stats = uas.stop()
+    os.unlink(step_csv)
+    st = res["stats"]
+    out.update({"successful": sipp.counter(st, "SuccessfulCall"),
+                "failed": sipp.counter(st, "FailedCall"),
+                "retransmissions": sipp.counter(st, "Retransmissions"),
+                "uas_trouble": sipp.trouble(uas_stats), "wall_s": res["wall_s"],
+                "aborted": res["aborted"]})
+    out["passed"] = bool(out["memory_kb"] and out["successful"] == calls
+                         and out["failed"] == 0)
+    log("  %-8s calls       concurrency %d calls at %d/s, held %.0f s: %s  established=%d "
+        "ok=%d/%d failed=%d retrans=%d memory %.1f MB (idle %.1f MB)" % (
+            server.name, calls, rate, hold_ms / 1000.0, "PASS" if out["passed"] else "FAIL",
+            out["established"], out["successful"], calls, out["failed"],
+            out["retransmissions"], out["memory_kb"] / 1024.0, out["idle_kb"] / 1024.0))
+    return out
+
+
+def calls_settings(a):
+    """A copy of the settings with the calls phase's search parameters (a call is a dozen
+    messages and has a hold time: rates are far below the registrations')."""
+    c = argparse.Namespace(**vars(a))
+    c.start = a.calls_start
+    c.resolution = a.calls_resolution
+    c.min_rate = a.calls_min_rate
+    c.max_rate = min(a.max_rate, a.calls_max_rate)
+    return c
+
+
+def first_refusal(prefix):
+    """The first unexpected response of a failed SIPp load (its error log), or None:
+    e.g. "501 Not Implemented" from a server that does not take calls."""
+    try:
+        with open(prefix + ".errors.log", errors="replace") as f:
+            text = f.read(200000)
+    except OSError:
+        return None
+    m = re.search(r"SIP/2\.0 (\d{3} [^\r\n']*)", text)
+    return m.group(1).strip() if m else None
+
+
 def bench_one(a, server, scenario, lds, outdir):
     log("%s / %s: starting the server" % (scenario, server.name))
+    server.use_scenario(scenario)
     reason = server.start(fresh=True)
     if reason:
         log("%s: not available (%s)" % (server.name, reason))
         return {"available": False, "reason": reason}
+    sa = calls_settings(a) if scenario == "calls" else a
     try:
-        if scenario == "msg-online":
-            prefix = os.path.join(outdir, "%s-%s-uas-register" % (server.name, scenario))
-            if not lds.register_online_user("127.0.0.1:%d" % server.port, prefix):
-                return {"available": True, "error": "the online recipient could not register"}
-        search = Search(a, server, scenario, lds, outdir)
+        problem = lds.prepare(scenario, "127.0.0.1:%d" % server.port,
+                              os.path.join(outdir, "%s-%s" % (server.name, scenario)))
+        if problem:
+            return {"available": True, "error": problem}
+        search = Search(sa, server, scenario, lds, outdir)
         try:
             best = search.run()
         except PortTakenOver as e:
             log("%s %s: %s" % (server.name, scenario, e))
             return {"available": True, "error": str(e), "steps": search.steps}
         alive_at_end = bool(server.pids())
+        if scenario == "calls" and best is None and search.steps:
+            # no rate held at all: say why (a server that does not take calls answers 501)
+            first = search.steps[0]
+            refusal = first_refusal(os.path.join(outdir, "%s-%s-%s-%05d" % (
+                server.name, scenario, first["kind"], first["rate"])))
+            if refusal and not first["successful"]:
+                return {"available": True, "steps": search.steps,
+                        "error": "every call failed: the INVITE was answered %s" % refusal}
         lat = None
         if not a.no_latency and alive_at_end:
-            lat = latency_on_fresh_server(a, server, scenario, lds, outdir,
+            lat = latency_on_fresh_server(sa, server, scenario, lds, outdir,
                                           best["rate"] if best else None)
-        return {"available": True, "best": best, "steps": search.steps,
-                "latency": lat, "memory_kb": search.mem_kb,
-                "rss_sum_kb": search.rss_sum_kb,
-                "alive_at_end": alive_at_end}
+        out = {"available": True, "best": best, "steps": search.steps,
+               "latency": lat, "memory_kb": search.mem_kb,
+               "rss_sum_kb": search.rss_sum_kb,
+               "alive_at_end": alive_at_end}
+        if scenario == "calls" and not a.no_concurrency and server.pids():
+            out["concurrency"] = measure_concurrency(sa, server, lds, outdir,
+                                                     best["rate"] if best else None)
+            out["alive_at_end"] = out["alive_at_end"] and bool(server.pids())
+        return out
     finally:
         server.stop()
 
@@ -398,7 +521,8 @@ def make_servers(a):
 
 def cmd_run(a):
     started = datetime.datetime.now(datetime.timezone.utc)
-    scenarios = a.only.split(",") if a.only else list(loads.SCENARIOS)
+    scenarios = a.only.split(",") if a.only else list(
+        loads.SMOKE_SCENARIOS if a.smoke else loads.SCENARIOS)
     for s in scenarios:
         if s not in loads.SCENARIOS:
             raise SystemExit("unknown scenario %r (have %s)" % (s, ", ".join(loads.SCENARIOS)))
@@ -407,6 +531,8 @@ def cmd_run(a):
     os.makedirs(outdir, exist_ok=True)
     lds = loads.Loads(os.path.join(BENCH_DIR, "scenarios"), a.users, outdir, a.domain,
                       a.uac_port, a.uas_port, a.pids)
+    lds.hold_ms = a.calls_hold_ms
+    lds.ring_ms = a.calls_ring_ms
     info = machine_info()
     info["data_fs"] = filesystem_of(a.work)
     info["nice"] = os.environ.get("BENCH_NICE", "").strip() or None
@@ -444,16 +570,13 @@ def cmd_run(a):
            "finished": finished.isoformat(timespec="seconds"),
            "mode": a.mode, "settings": {k: getattr(a, k) for k in (
                "probe", "confirm", "start", "min_rate", "resolution", "max_rate", "lat_rate",
-               "lat_duration")},
+               "lat_duration", "calls_start", "calls_resolution", "calls_min_rate",
+               "calls_hold_ms", "calls_ring_ms", "calls_lat_rate", "calls_lat_duration", "conc_calls",
+               "conc_rate", "conc_hold_margin")},
            "machine": info, "results": results}
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(doc, f, indent=2)
-    md = report.markdown(doc)
-    with open(os.path.join(outdir, "table.md"), "w") as f:
-        f.write(md)
-    if a.benchmarks_md:
-        report.replace_between_markers(a.benchmarks_md, md)
-        log("table written to %s" % a.benchmarks_md)
+    md = write_tables(doc, a.benchmarks_md, os.path.join(outdir, "table.md"))
     print(md)
     log("raw SIPp statistics and results.json in %s (%.0f s)" % (
         outdir, (finished - started).total_seconds()))
@@ -465,6 +588,26 @@ def cmd_run(a):
             return 1
         log("smoke: every scenario passed against %s" % a.servers)
     return 0
+
+
+def write_tables(doc, benchmarks_md, table_path=None):
+    """Render the blocks a run has results for -- the capacity table (reg-auth and the
+    MESSAGE scenarios), the calls table -- into table_path and between their markers in
+    benchmarks_md; a block of a phase that did not run is left as it is. Returns the text."""
+    blocks = []
+    if report.has_capacity(doc):
+        blocks.append((report.markdown(doc), report.START, report.END))
+    if report.has_calls(doc):
+        blocks.append((report.calls_markdown(doc), report.CALLS_START, report.CALLS_END))
+    md = "\n".join(b[0] for b in blocks)
+    if table_path:
+        with open(table_path, "w") as f:
+            f.write(md)
+    if benchmarks_md:
+        for block, start, end in blocks:
+            report.replace_between_markers(benchmarks_md, block, start, end)
+        log("table written to %s" % benchmarks_md)
+    return md
 
 
 # ---------------------------------------------------------------- scale
@@ -627,7 +770,7 @@ def cmd_smoke(a):
         log("smoke: no SIP answer from %s" % a.target)
         return 2
     failures = 0
-    for scenario in (a.only.split(",") if a.only else loads.SCENARIOS):
+    for scenario in (a.only.split(",") if a.only else loads.CAPACITY_SCENARIOS):
         prefix = os.path.join(outdir, scenario)
         if scenario == "msg-online":
             if not lds.register_online_user(a.target, prefix + "-uas-register", expires=120):
@@ -674,6 +817,22 @@ def smoke_settings(a):
     if a.lat_duration is None:
         a.lat_duration = 2
     a.settle = min(a.settle, 0.2)
+    # calls: the same one step of 20 calls; the latency run and a concurrency probe of
+    # 20 calls, each held a second
+    a.calls_start = a.start
+    a.calls_resolution = a.start
+    a.calls_min_rate = 1
+    a.calls_max_rate = a.start
+    if a.calls_lat_rate == 100:
+        a.calls_lat_rate = a.start
+    if a.calls_lat_duration is None:
+        a.calls_lat_duration = a.lat_duration
+    if a.conc_calls == 10000:
+        a.conc_calls = 2 * a.start
+    if a.conc_rate == 500:
+        a.conc_rate = a.start
+    a.conc_hold_margin = min(a.conc_hold_margin, 3.0)
+    a.conc_sample_s = min(a.conc_sample_s, 1.0)
 
 
 def main():
@@ -716,6 +875,26 @@ def main():
     r.add_argument("--lat-rate", type=int, default=1000)
     r.add_argument("--lat-duration", type=int, default=None)
     r.add_argument("--no-latency", action="store_true")
+    # the calls phase (scenario "calls"): its own search, latency run and concurrency probe
+    r.add_argument("--calls-start", type=int, default=200)
+    r.add_argument("--calls-resolution", type=int, default=None,
+                   help="default 100/s, 200/s with --quick")
+    r.add_argument("--calls-min-rate", type=int, default=50)
+    r.add_argument("--calls-max-rate", type=int, default=20000)
+    r.add_argument("--calls-hold-ms", type=int, default=1000,
+                   help="hold time of each call between ACK and BYE in the search")
+    r.add_argument("--calls-ring-ms", type=int, default=50,
+                   help="the callee's time between its 180 and its 200")
+    r.add_argument("--calls-lat-rate", type=int, default=100)
+    r.add_argument("--calls-lat-duration", type=int, default=None,
+                   help="seconds of the calls latency run (default 10, 5 with --quick)")
+    r.add_argument("--conc-calls", type=int, default=10000,
+                   help="established calls at once in the concurrency probe")
+    r.add_argument("--conc-rate", type=int, default=500)
+    r.add_argument("--conc-hold-margin", type=float, default=10.0,
+                   help="each call of the probe is held for the ramp plus this")
+    r.add_argument("--conc-sample-s", type=float, default=3.0)
+    r.add_argument("--no-concurrency", action="store_true")
     r.add_argument("--keep-pcap", action="store_true")
     r.add_argument("--benchmarks-md", default=None)
 
@@ -742,10 +921,7 @@ def main():
     a = ap.parse_args()
     if a.cmd == "report":
         with open(a.results_json) as f:
-            md = report.markdown(json.load(f))
-        if a.benchmarks_md:
-            report.replace_between_markers(a.benchmarks_md, md)
-        print(md)
+            print(write_tables(json.load(f), a.benchmarks_md))
         return 0
     a.pids = Pids(a.pidfile)
     signal.signal(signal.SIGTERM, on_signal)
@@ -763,6 +939,10 @@ def main():
             a.resolution = 2000 if a.quick else 1000
         if a.lat_duration is None:
             a.lat_duration = 3 if a.quick else 5
+        if a.calls_resolution is None:
+            a.calls_resolution = 200 if a.quick else 100
+        if a.calls_lat_duration is None:
+            a.calls_lat_duration = 5 if a.quick else 10
         return cmd_run(a)
     if a.cmd == "scale":
         return cmd_scale(a)

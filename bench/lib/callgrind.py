@@ -321,9 +321,9 @@ def main():
     a.calls = tuple(int(x) for x in a.calls.split(","))
     if len(a.calls) != 2 or not 0 < a.calls[0] < a.calls[1]:
         ap.error("--calls needs SMALL,LARGE with 0 < SMALL < LARGE")
-    scenarios = a.only.split(",") if a.only else list(loads.SCENARIOS)
+    scenarios = a.only.split(",") if a.only else list(loads.CAPACITY_SCENARIOS)
     for s in scenarios:
-        if s not in loads.SCENARIOS:
+        if s not in loads.CAPACITY_SCENARIOS:
             ap.error("unknown scenario %s" % s)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

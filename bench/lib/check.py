@@ -44,18 +44,35 @@ def smoke_problems(doc):
                 problems.append("%s: no latency measured" % where)
             if not r.get("alive_at_end"):
                 problems.append("%s: the server was not running at the end" % where)
+            if scenario == report.CALLS:
+                conc = r.get("concurrency") or {}
+                if not conc.get("passed"):
+                    problems.append("%s: concurrency probe failed (%s)" % (where, conc.get(
+                        "error") or "%s of %s calls successful, memory %s kB" % (
+                            conc.get("successful"), conc.get("calls"), conc.get("memory_kb"))))
+                if ((lat.get("ok_ack") or {}).get("p99_ms") is None
+                        and lat.get("source") == "tshark"):
+                    problems.append("%s: no 200 -> ACK latency measured" % where)
     return problems
 
 
 def table_problems(md, doc):
     """Problems of the Markdown block rendered from the same document."""
     problems = []
-    if not md.startswith(report.START) or report.END not in md:
+    results = doc.get("results") or {}
+    if report.has_capacity(doc) and (report.START not in md or report.END not in md):
         problems.append("the table block lacks its markers")
-    for scenario, per in (doc.get("results") or {}).items():
+    if report.has_calls(doc) and (report.CALLS_START not in md or report.CALLS_END not in md):
+        problems.append("the calls block lacks its markers")
+    for scenario, per in results.items():
         for name in per:
-            prefix = "| %s | %s | " % (scenario, report.NAMES.get(name, name))
-            rows = [line for line in md.splitlines() if line.startswith(prefix)]
+            if scenario == report.CALLS:
+                block = md[md.find(report.CALLS_START):md.find(report.CALLS_END)]
+                prefix = "| %s | " % report.NAMES.get(name, name)
+            else:
+                block = md
+                prefix = "| %s | %s | " % (scenario, report.NAMES.get(name, name))
+            rows = [line for line in block.splitlines() if line.startswith(prefix)]
             if len(rows) != 1:
                 problems.append("the table has %d rows for %s/%s" % (len(rows), scenario, name))
             elif "not available" in rows[0] or "error:" in rows[0]:

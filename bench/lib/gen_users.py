@@ -11,13 +11,20 @@ Outputs in --out DIR (each only when missing or when --force is given):
   msg.csv      SIPp injection file for MESSAGE senders:
                sender;[authentication ...];offline_recipient
   uas.csv      SIPp injection file for the online recipient's REGISTER
+  callees.csv  SIPp injection file for the callees' REGISTERs (calls phase):
+               user;[authentication ...] (the last users of the list)
+  calls.csv    SIPp injection file for the callers (calls phase):
+               caller;[authentication ...];callee
   kamailio.db  SQLite db with Kamailio's subscriber (plain passwords,
                auth_db calculate_ha1) and silo tables
   mss.ini      mss configuration with one [user:NAME] section per user
                (needs --mss-port/--mss-admin/--data-dir)
 
 The first user (u100000) is the online recipient of msg-online. It never
-sends and never receives offline messages. SIPp's digest credentials must be
+sends and never receives offline messages. The calls phase uses the last
+users of the list as callees (at most 1,000, a tenth of the list; the SIPp
+UAS registers them all with its own address as contact) and every other user
+but u100000 as a caller; caller i calls callee i mod the number of callees. SIPp's digest credentials must be
 a whole field (SIPp 3.6.1 stops parsing a keyword at the first ']').
 """
 import argparse
@@ -68,6 +75,23 @@ def gen_csvs(out: str, names):
     for i, u in enumerate(rest):
         rows.append("%s;%s;%s" % (u, auth(u), rest[(i + half) % n]))
     write_atomic(os.path.join(out, "msg.csv"), rows)
+    callees = callee_names(names)
+    write_atomic(os.path.join(out, "callees.csv"),
+                 ["SEQUENTIAL"] + ["%s;%s" % (u, auth(u)) for u in callees])
+    callers = names[1:len(names) - len(callees)]
+    write_atomic(os.path.join(out, "calls.csv"),
+                 ["SEQUENTIAL"] + ["%s;%s;%s" % (u, auth(u), callees[i % len(callees)])
+                                   for i, u in enumerate(callers)])
+
+
+MAX_CALLEES = 1000
+CSVS = ("reg.csv", "uas.csv", "msg.csv", "callees.csv", "calls.csv")
+
+
+def callee_names(names):
+    """The callees of the calls phase: the last tenth of the list, at most MAX_CALLEES."""
+    n = max(1, min(MAX_CALLEES, (len(names) - 1) // 10))
+    return names[len(names) - n:]
 
 
 def gen_kamailio_db(out: str, names, domain: str, schema_dir: str):
@@ -128,7 +152,7 @@ def main() -> int:
         return 2
     os.makedirs(a.out, exist_ok=True)
     names = users(a.first, a.count)
-    if a.force or not os.path.exists(os.path.join(a.out, "msg.csv")):
+    if a.force or not all(os.path.exists(os.path.join(a.out, c)) for c in CSVS):
         gen_csvs(a.out, names)
     if not a.no_kamailio and (a.force or not os.path.exists(os.path.join(a.out, "kamailio.db"))):
         gen_kamailio_db(a.out, names, a.domain, a.kamailio_schema)

@@ -43,8 +43,8 @@ class Capture:
                 self.proc.wait()
         self.err.close()
 
-    def summarize(self):
-        """Latency summary of the 2xx-answered requests, or None."""
+    def fields(self):
+        """The capture's SIP messages as tshark field lines (see sip_latency), or None."""
         if not os.path.exists(self.path):
             return None
         fields = ["frame.time_epoch", "udp.srcport", "udp.dstport", "sip.Call-ID",
@@ -57,9 +57,32 @@ class Capture:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError):
             return None
-        lines = out.stdout.splitlines()
         with open(self.path + ".fields.tsv", "w") as f:
             f.write(out.stdout)
+        return out.stdout.splitlines()
+
+    def summarize_calls(self, uac_port, uas_port):
+        """INVITE -> 180 (caller side) and 200 -> ACK (callee side) of a calls load, or None.
+
+        p50_ms/p99_ms at the top are those of INVITE -> 180; both are in full under
+        "invite_180" and "ok_ack"."""
+        lines = self.fields()
+        if lines is None:
+            return None
+        ring, ack, problems = sip_latency.call_setup(lines, self.port, uac_port, uas_port)
+        if not ring:
+            return None
+        res = sip_latency.summarize(ring, problems["no_180"])
+        res["source"] = "tshark"
+        res["invite_180"] = sip_latency.summarize(ring, problems["no_180"])
+        res["ok_ack"] = sip_latency.summarize(ack, problems["no_ack"])
+        return res
+
+    def summarize(self):
+        """Latency summary of the 2xx-answered requests, or None."""
+        lines = self.fields()
+        if lines is None:
+            return None
         vals, unanswered = sip_latency.latencies(lines, self.port, sip_latency.code_matcher("2xx"))
         if not vals:
             return None
@@ -70,14 +93,15 @@ class Capture:
         return res
 
 
-def from_sipp_rtt(directory):
-    """Fallback: SIPp -trace_rtt files (response times of rtd 2, 4 ms resolution here)."""
+def from_sipp_rtt(directory, rtd="2"):
+    """Fallback: SIPp -trace_rtt files (response times of rtd 2 -- for calls rtd 1, the
+    INVITE -> 180 --, 4 ms resolution here)."""
     vals = []
     for path in glob.glob(os.path.join(directory, "*_rtt.csv")):
         with open(path) as f:
             for line in f.read().splitlines()[1:]:
                 cols = line.split(";")
-                if len(cols) >= 3 and cols[2].strip() == "2":
+                if len(cols) >= 3 and cols[2].strip() == rtd:
                     try:
                         vals.append(float(cols[1]) / 1000.0)
                     except ValueError:

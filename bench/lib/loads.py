@@ -1,10 +1,17 @@
-"""The three benchmark scenarios as bounded SIPp loads against one server."""
+"""The benchmark scenarios as bounded SIPp loads against one server."""
 import os
 
 import sipp
 
-SCENARIOS = ("reg-auth", "msg-online", "msg-offline")
+# the scenarios of the capacity table (and of callgrind.sh)
+CAPACITY_SCENARIOS = ("reg-auth", "msg-online", "msg-offline")
+# every phase of run.sh, in the order a run goes through them
+SCENARIOS = CAPACITY_SCENARIOS + ("calls",)
+# what `run --smoke` runs unless --only says otherwise
+SMOKE_SCENARIOS = SCENARIOS
 ONLINE_USER_EXPIRES = 3600
+# the SIPp UAS of each scenario that has one
+UAS_SCENARIO = {"msg-online": "uas-msg", "calls": "calls-uas"}
 
 
 class Csv:
@@ -59,12 +66,14 @@ class Loads:
         self.uas_port = uas_port
         self.register_pid = register_pid
         self.expires = ONLINE_USER_EXPIRES
+        self.hold_ms = 1000  # calls: the time between the ACK and the BYE
+        self.ring_ms = 50    # calls: the callee's time between its 180 and its 200
 
     def scenario_file(self, name):
         return os.path.join(self.scen_dir, name + ".xml")
 
     def csv_for(self, scenario):
-        key = "reg.csv" if scenario == "reg-auth" else "msg.csv"
+        key = {"reg-auth": "reg.csv", "calls": "calls.csv"}.get(scenario, "msg.csv")
         # each (server, scenario) pair starts with a fresh server: fresh rotation too
         return Csv(os.path.join(self.users_dir, key))
 
@@ -89,24 +98,70 @@ class Loads:
         res = sipp.run_uac(cmd, prefix, 20, self.register_pid, early_abort=False)
         return sipp.counter(res["stats"], "SuccessfulCall") == 1
 
+    def callees(self):
+        """The callees of the calls phase (callees.csv: user;[authentication ...])."""
+        with open(os.path.join(self.users_dir, "callees.csv")) as f:
+            return [r.split(";")[0] for r in f.read().splitlines()[1:] if r]
+
+    def register_callees(self, target, prefix, expires=ONLINE_USER_EXPIRES, rate=500):
+        """REGISTER every callee from the UAS port (contact: the UAS); True when all got 200."""
+        n = len(self.callees())
+        rate = min(rate, max(10, n))
+        duration = n / float(rate)
+        cmd = sipp.uac_command(target, self.scenario_file("reg-auth"),
+                               os.path.join(self.users_dir, "callees.csv"),
+                               {"domain": self.domain, "expires": expires},
+                               self.uas_port, rate, n, int(duration * 2) + 15, prefix)
+        res = sipp.run_uac(cmd, prefix, duration * 2 + 20, self.register_pid,
+                           early_abort=False)
+        return sipp.counter(res["stats"], "SuccessfulCall") == n
+
+    def prepare(self, scenario, target, prefix, expires=ONLINE_USER_EXPIRES):
+        """What a scenario needs on a freshly started server before its load: the online
+        recipient (msg-online) or the callees (calls) registered from the UAS port.
+        Returns None, or what went wrong."""
+        if scenario == "msg-online":
+            if not self.register_online_user(target, prefix + "-uas-register", expires):
+                return "the online recipient could not register"
+        elif scenario == "calls":
+            if not self.register_callees(target, prefix + "-callees-register", expires):
+                return "the callees could not register (see %s-callees-register.*)" % prefix
+        return None
+
+    def uas_args(self, scenario):
+        """SIPp options of a scenario's UAS: for calls, the ring time (-d: the pause
+        between the 180 and the 200). Without it the 180 and the 200 leave the callee
+        back to back, and a server with several workers (Kamailio) may relay them in
+        either order; the caller's scenario wants the 180 first."""
+        return ["-d", str(int(self.ring_ms))] if scenario == "calls" else []
+
+    def call_args(self, hold_ms, calls):
+        """SIPp options of a calls load: the hold time and room for every call at once."""
+        return ["-d", str(int(hold_ms)), "-l", str(int(calls) + 100)]
+
     def step(self, target, scenario, csv, rate, duration_s, prefix, extra=(), cwd=None,
              early_abort=True):
         """One bounded load: `rate` calls/s for `duration_s`; returns the SIPp result.
 
         early_abort stops SIPp at the first failure or retransmission (capacity
         search); without it the load runs to the end (smoke runs, which only
-        require every call to succeed).
+        require every call to succeed). A calls load holds each call for
+        self.hold_ms after its ACK, so it lasts that much longer (res["extra_s"]).
         """
         calls = int(rate * duration_s)
         step_csv = csv.slice_file(prefix + ".csv", calls)
-        timeout_s = int(duration_s * 1.5) + 10
+        extra_s = (self.hold_ms + self.ring_ms) / 1000.0 if scenario == "calls" else 0.0
+        timeout_s = int(duration_s * 1.5 + extra_s) + 10
         cmd = sipp.uac_command(target, self.scenario_file(scenario), step_csv,
                                self.keys(scenario), self.uac_port, rate, calls,
                                timeout_s, prefix) + list(extra)
+        if scenario == "calls":
+            cmd += self.call_args(self.hold_ms, rate * (1 + extra_s) * 2)
         uas = None
-        if scenario == "msg-online":
-            uas = sipp.Uas(self.scenario_file("uas-msg"), self.uas_port, prefix + ".uas",
-                           timeout_s + 5, self.register_pid)
+        if scenario in UAS_SCENARIO:
+            uas = sipp.Uas(self.scenario_file(UAS_SCENARIO[scenario]), self.uas_port,
+                           prefix + ".uas", timeout_s + 5, self.register_pid,
+                           extra=self.uas_args(scenario))
         try:
             res = sipp.run_uac(cmd, prefix, timeout_s + 5, self.register_pid,
                                early_abort=early_abort,
@@ -118,4 +173,5 @@ class Loads:
         csv.used(calls, created if res["stats"] else calls)
         res["calls"] = calls
         res["uas_stats"] = uas_stats
+        res["extra_s"] = extra_s
         return res

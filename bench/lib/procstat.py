@@ -93,6 +93,14 @@ def memory_kb(pids):
     return sum(_pss_kb(p) for p in pids)
 
 
+def current_kb(pids):
+    """Memory of a server in KiB right now: one process its resident set (VmRSS);
+    several processes sharing memory (Kamailio) the sum of their Pss, as memory_kb."""
+    if len(pids) == 1:
+        return _status_kb(pids[0], "VmRSS")
+    return sum(_pss_kb(p) for p in pids)
+
+
 def rss_sum_kb(pids):
     """Plain sum of VmRSS (over-counts shared memory; reported for reference)."""
     return sum(_status_kb(p, "VmRSS") for p in pids)

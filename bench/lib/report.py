@@ -5,7 +5,25 @@ START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
 SCALE_START = "<!-- bench-scale:start -->"
 SCALE_END = "<!-- bench-scale:end -->"
+CALLS_START = "<!-- bench-calls:start -->"
+CALLS_END = "<!-- bench-calls:end -->"
 NAMES = {"kamailio": "Kamailio", "mss": "mss"}
+CALLS = "calls"
+
+# The targets of the calls phase (issue "Calls", part 6).
+CALLS_RATE_RATIO_MIN = 1.0        # mss calls/s >= Kamailio's
+CALLS_CPU_RATIO_MAX = 0.75        # mss CPU per call <= 0.75 x Kamailio's
+CALLS_SETUP_P99_MAX_MS = 2.0      # INVITE -> 180 and 200 -> ACK p99 at 100 calls/s
+CALLS_MEMORY_MAX_MB = 200.0       # 10,000 established calls
+
+
+def has_capacity(doc):
+    """True when the run has a scenario of the capacity table (anything but calls)."""
+    return any(k != CALLS for k in doc.get("results", {}))
+
+
+def has_calls(doc):
+    return CALLS in doc.get("results", {})
 
 
 def fmt_int(v):
@@ -71,6 +89,8 @@ def markdown(doc):
     ]
     notes = []
     for scenario, per in doc["results"].items():
+        if scenario == CALLS:
+            continue  # its own table: calls_markdown
         lat_by_server = {}
         for name in ("kamailio", "mss"):
             vals = row_values(per.get(name))
@@ -137,6 +157,184 @@ def markdown(doc):
     ]
     lines += ["- " + n for n in notes]
     lines += [END, ""]
+    return "\n".join(lines)
+
+
+def calls_values(r):
+    """The calls table's readings of one server's result, or None when it has none."""
+    vals = row_values(r)
+    if vals is None:
+        return None
+    lat = (r.get("latency") or {})
+    ring = lat.get("invite_180") or ({"p50_ms": lat.get("p50_ms"), "p99_ms": lat.get("p99_ms")}
+                                     if lat else {})
+    ack = lat.get("ok_ack") or {}
+    conc = r.get("concurrency") or {}
+    mem = conc.get("memory_kb")
+    vals.update({
+        "ring_p50": ring.get("p50_ms"), "ring_p99": ring.get("p99_ms"),
+        "ack_p50": ack.get("p50_ms"), "ack_p99": ack.get("p99_ms"),
+        "conc_calls": conc.get("calls"), "conc_ok": bool(conc.get("passed")),
+        "conc_established": conc.get("established"),
+        "conc_successful": conc.get("successful"),
+        "conc_mb": mem / 1024.0 if mem else None,
+        "idle_mb": conc["idle_kb"] / 1024.0 if conc.get("idle_kb") else None,
+        "conc_error": conc.get("error"),
+    })
+    return vals
+
+
+def verdict(ok):
+    return "–" if ok is None else ("met" if ok else "not met")
+
+
+def calls_targets(mss, kam):
+    """(target, reading, met/not met/–) rows: the issue's targets for mss's readings."""
+    rows = []
+    if mss is None:
+        return rows
+    rate_r = cpu_r = None
+    if kam and mss["rate"] and kam["rate"]:
+        rate_r = mss["rate"] / float(kam["rate"])
+    if kam and mss["cpu"] and kam["cpu"]:
+        cpu_r = mss["cpu"] / float(kam["cpu"])
+    rows.append(("calls/s ≥ Kamailio's", "%.2f× (%s vs %s)" % (
+        rate_r, fmt_int(mss["rate"]), fmt_int(kam["rate"])) if rate_r is not None else "–",
+        verdict(None if rate_r is None else rate_r >= CALLS_RATE_RATIO_MIN)))
+    rows.append(("CPU per call ≤ %.2f× Kamailio's" % CALLS_CPU_RATIO_MAX,
+                 "%.2f× (%s vs %s µs)" % (cpu_r, fmt_num(mss["cpu"]), fmt_num(kam["cpu"]))
+                 if cpu_r is not None else "–",
+                 verdict(None if cpu_r is None else cpu_r <= CALLS_CPU_RATIO_MAX)))
+    for label, key in (("INVITE → 180", "ring_p99"), ("200 → ACK", "ack_p99")):
+        v = mss[key]
+        rows.append(("%s p99 < %g ms at %s calls/s" % (label, CALLS_SETUP_P99_MAX_MS,
+                                                        fmt_int(mss["lat_rate"] or 100)),
+                     "–" if v is None else "%s ms" % fmt_ms(v),
+                     verdict(None if v is None else v < CALLS_SETUP_P99_MAX_MS)))
+    n = mss["conc_calls"]
+    mb = mss["conc_mb"]
+    ok = None if mb is None else (mss["conc_ok"] and mb < CALLS_MEMORY_MAX_MB)
+    rows.append(("%s concurrent calls < %g MB" % (fmt_int(n or 10000), CALLS_MEMORY_MAX_MB),
+                 "–" if mb is None else "%s MB%s" % (fmt_num(mb, 1), "" if mss["conc_ok"]
+                                                     else " (not every call succeeded)"),
+                 verdict(ok)))
+    return rows
+
+
+def calls_markdown(doc):
+    """The calls phase as a Markdown block (between CALLS_START and CALLS_END)."""
+    m = doc["machine"]
+    st = doc["settings"]
+    v = m.get("versions", {})
+    per = doc["results"].get(CALLS, {})
+    hold_s = (st.get("calls_hold_ms") or 1000) / 1000.0
+    ring_s = (st.get("calls_ring_ms") or 0) / 1000.0
+    fresh = ("on a freshly started server" if st["confirm"] > st["probe"] else
+             "in the search (mode `%s` has no confirmation step)" % doc["mode"])
+    lines = [
+        CALLS_START,
+        "## Calls: mss (B2BUA) and Kamailio (stateful proxy) under the same SIPp load "
+        "(`bench/run.sh --only calls`)",
+        "",
+        "Run %s → %s, mode `%s` (probes %d s, confirmation %d s, resolution %s/s; "
+        "ring time %g s, hold time %g s). Machine: %s × %s, Linux %s. Versions: mss %s; "
+        "Kamailio %s; SIPp %s.%s" % (
+            doc["started"], doc["finished"][11:], doc["mode"], st["probe"], st["confirm"],
+            fmt_int(st.get("calls_resolution")), ring_s, hold_s, m["nproc"], m["model"],
+            m["kernel"], v.get("mss", "not run"), v.get("kamailio", "not run"), m["sipp"],
+            " Servers and SIPp ran under `nice -n %s`." % m["nice"] if m.get("nice") else ""),
+        "",
+        "| server | max rate (calls/s) | CPU µs/call | CPU mss/Kam | rate mss/Kam "
+        "| INVITE→180 p50 / p99 ms | 200→ACK p50 / p99 ms | memory MB: idle → %s calls |" % (
+            fmt_int(st.get("conc_calls") or 10000)),
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    notes = []
+    kam = calls_values(per.get("kamailio"))
+    vals_by = {}
+    for name in ("kamailio", "mss"):
+        if name not in per:
+            continue
+        r = per[name]
+        vals = calls_values(r)
+        vals_by[name] = vals
+        if vals is None:
+            why = "not available" if not r.get("available") else "error: " + r.get("error", "")
+            lines.append("| %s | %s | | | | | | |" % (NAMES[name], why))
+            if not r.get("available") and r.get("reason") not in (None, "see above"):
+                notes.append("%s not available: %s." % (NAMES[name], r["reason"]))
+            continue
+        rate = fmt_int(vals["rate"]) if vals["rate"] else "< %s" % fmt_int(
+            st.get("calls_min_rate"))
+        if vals["unconfirmed"]:
+            rate += " ⁽¹⁾"
+            notes.append("⁽¹⁾ %s: no rate held for the whole %d-s confirmation; the rate "
+                         "shown held for a %d-s probe." % (NAMES[name], st["confirm"],
+                                                           st["probe"]))
+        ratio_cpu = ratio_rate = ""
+        if name == "mss" and kam:
+            ratio_cpu = fmt_ratio(vals["cpu"], kam["cpu"])
+            if vals["unconfirmed"] or kam["unconfirmed"]:
+                ratio_rate = fmt_ratio(vals["probe_rate"], kam["probe_rate"]) + " ⁽²⁾"
+                notes.append("⁽²⁾ ratio of the best %d-s probes, as one rate is unconfirmed."
+                             % st["probe"])
+            else:
+                ratio_rate = fmt_ratio(vals["rate"], kam["rate"])
+        if vals["lat_src"] == "sipp":
+            notes.append("%s: INVITE→180 from SIPp's clock (4 ms ticks); no 200→ACK without "
+                         "a capture." % NAMES[name])
+        mem = "–"
+        if vals["conc_mb"] is not None:
+            mem = "%s → %s" % (fmt_num(vals["idle_mb"], 1), fmt_num(vals["conc_mb"], 1))
+            if not vals["conc_ok"]:
+                mem += " ⁽³⁾"
+                notes.append("⁽³⁾ %s: %s of the concurrency probe's %s calls succeeded (the "
+                             "callee saw %s at once); the memory is that of the probe all "
+                             "the same, see results.json." % (
+                                 NAMES[name], fmt_int(vals["conc_successful"]),
+                                 fmt_int(vals["conc_calls"]),
+                                 fmt_int(vals["conc_established"])))
+        elif vals["conc_error"]:
+            notes.append("%s: concurrency probe: %s." % (NAMES[name], vals["conc_error"]))
+        lines.append("| %s | %s | %s | %s | %s | %s / %s | %s / %s | %s |" % (
+            NAMES[name], rate, fmt_num(vals["cpu"]), ratio_cpu, ratio_rate,
+            fmt_ms(vals["ring_p50"]), fmt_ms(vals["ring_p99"]),
+            fmt_ms(vals["ack_p50"]), fmt_ms(vals["ack_p99"]), mem))
+    lat_rates = sorted({x["lat_rate"] for x in vals_by.values() if x and x["lat_rate"]})
+    lines += [
+        "",
+        "- **max rate**: highest rate of calls set up per second that ran %d s with every "
+        "call successful (INVITE → `407` → ACK, INVITE with digest → `180`, %g s ringing, "
+        "`200` → ACK, %g s on hold, BYE → `200`), zero failed calls, zero retransmissions "
+        "(caller and callee) and SIPp keeping the rate, %s. Caller, callee (two SIPp) and "
+        "the server share the same %s cores: compare by ratio." % (
+            st["confirm"], ring_s, hold_s, fresh, m["nproc"]),
+        "- **CPU µs/call**: the server's CPU time (utime+stime, all threads; for Kamailio "
+        "all processes) during that step ÷ successful calls, the whole call from the first "
+        "INVITE to the BYE's `200`.",
+        "- **INVITE→180**: from the caller's authenticated INVITE reaching the server to "
+        "the `180` the server sends the caller (relay to the callee and back included); "
+        "**200→ACK**: from the callee's `200` reaching the server to the ACK the server "
+        "sends the callee (what the callee waits for). From a tshark capture on lo, in a "
+        "separate %s-s run at %s calls/s on a freshly started server." % (
+            st.get("calls_lat_duration") or st["lat_duration"],
+            " and ".join(fmt_int(x) for x in lat_rates) or fmt_int(st.get("calls_lat_rate"))),
+        "- **memory**: with every call of the concurrency probe established at once "
+        "(%s calls set up at up to %s/s, each held until all are up, no media); mss's "
+        "resident set (VmRSS), Kamailio the sum of PSS over its processes; idle = the "
+        "same server with the callees registered, before the probe." % (
+            fmt_int(st.get("conc_calls") or 10000), fmt_int(st.get("conc_rate") or 500)),
+        "- mss is a B2BUA (two dialogs per call, `[media] relay = never`: SDP passed "
+        "through, as Kamailio does); Kamailio is a stateful proxy (tm, rr, dialog, "
+        "auth_db, usrloc; `bench/kamailio/kamailio-calls.cfg`, TLSF memory manager).",
+        "- Runs on this shared machine vary by ±15%: treat smaller differences as noise.",
+    ]
+    lines += ["- " + n for n in dict.fromkeys(notes)]
+    targets = calls_targets(vals_by.get("mss"), kam)
+    if targets:
+        lines += ["", "| target (mss) | reading | |", "|---|---|---|"]
+        lines += ["| %s | %s | %s |" % t for t in targets]
+    lines += [CALLS_END, ""]
     return "\n".join(lines)
 
 

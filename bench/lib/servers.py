@@ -83,6 +83,19 @@ def tcp_port_busy(port):
         s.close()
 
 
+def last_words(log_path, limit=300):
+    """The first line of what a server printed after its command line in log_path (its
+    complaint when it refused to start: e.g. mss naming an unknown configuration key)."""
+    try:
+        with open(log_path, errors="replace") as f:
+            text = f.read()[-20000:]
+    except OSError:
+        return ""
+    tail = text.rsplit("\n# ", 1)[-1].splitlines()[1:]
+    lines = [line.strip() for line in tail if line.strip()]
+    return lines[0][:limit] if lines else ""
+
+
 class Server:
     """Common start/stop/measure logic; subclasses build the command."""
 
@@ -117,7 +130,9 @@ class Server:
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                return "exited with status %s (see %s)" % (self.proc.returncode, self.log)
+                said = last_words(self.log)
+                return "exited with status %s%s (see %s)" % (
+                    self.proc.returncode, ": " + said if said else "", self.log)
             if sip_ping("127.0.0.1", self.port, 0.5):
                 self.ready_after_s = time.monotonic() - self.started_at
                 self.sockets_at_start = udp_sockets_on(self.port)
@@ -149,6 +164,12 @@ class Server:
     def rss_sum_kb(self):
         return procstat.rss_sum_kb(self.pids())
 
+    def memory_now_kb(self):
+        return procstat.current_kb(self.pids())
+
+    def use_scenario(self, scenario):
+        """Pick the configuration a scenario runs with (before start)."""
+
     def stop(self):
         if self.proc is None:
             return
@@ -167,13 +188,27 @@ class Kamailio(Server):
 
     name = "kamailio"
 
-    def __init__(self, port, workdir, register_pid, cfg, pristine_db, domain, shm_mb=2048):
+    def __init__(self, port, workdir, register_pid, cfg, pristine_db, domain, shm_mb=2048,
+                 calls_cfg=None):
         super().__init__(port, workdir, register_pid)
         self.cfg = cfg
+        self.default_cfg = cfg
+        self.calls_cfg = calls_cfg or os.path.join(os.path.dirname(cfg), "kamailio-calls.cfg")
         self.pristine_db = pristine_db
         self.db = os.path.join(workdir, "kamailio-run.db")
         self.domain = domain
         self.shm_mb = shm_mb
+
+    def use_scenario(self, scenario):
+        """The calls phase runs the stateful-proxy configuration (kamailio-calls.cfg),
+        with the TLSF memory manager (-x tlsf) instead of the default q_malloc: q_malloc's
+        search of its free lists took a third of Kamailio's CPU time under calls (the
+        transactions and dialogs of a call are many shared-memory blocks of many sizes),
+        and TLSF halved Kamailio's CPU per call at 200 calls/s. The reference should be
+        Kamailio as it is run for speed (bench/README.md)."""
+        calls = scenario == "calls"
+        self.cfg = self.calls_cfg if calls else self.default_cfg
+        self.mem_manager = "tlsf" if calls else None
 
     def prepare(self, fresh):
         if fresh or not os.path.exists(self.db):
@@ -183,7 +218,8 @@ class Kamailio(Server):
             shutil.copyfile(self.pristine_db, self.db)
 
     def command(self):
-        return ["kamailio", "-DD", "-E", "-f", self.cfg,
+        mm = ["-x", self.mem_manager] if getattr(self, "mem_manager", None) else []
+        return ["kamailio", "-DD", "-E"] + mm + ["-f", self.cfg,
                 "-l", "udp:127.0.0.1:%d" % self.port,
                 "-m", str(self.shm_mb), "-M", "16",
                 "-Y", self.workdir, "-P", os.path.join(self.workdir, "kamailio.pid"),
@@ -201,6 +237,37 @@ class Kamailio(Server):
             return "unknown"
 
 
+# What the calls phase adds to the benchmark's mss.ini (DESIGN §8): room for the 10,000
+# calls of the concurrency probe (the default [server] max_calls is 1000), and no media
+# relay: Kamailio, the reference, passes SDP through untouched, and the SIPp loads send
+# no RTP.
+CALLS_SERVER_KEYS = ["max_calls = 50000"]
+CALLS_SECTIONS = ["[media]", "relay = never"]
+
+
+def calls_ini_text(text):
+    """The benchmark's mss.ini text with the calls phase's settings added."""
+    out, added = [], False
+    for line in text.splitlines():
+        out.append(line)
+        if not added and line.strip() == "[server]":
+            out += CALLS_SERVER_KEYS
+            added = True
+    if not added:
+        out = ["[server]"] + CALLS_SERVER_KEYS + [""] + out
+    out += [""] + CALLS_SECTIONS + [""]
+    return "\n".join(out)
+
+
+def write_calls_ini(src, dst):
+    with open(src) as f:
+        text = calls_ini_text(f.read())
+    tmp = dst + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, dst)
+
+
 class Mss(Server):
     """mss serve --config mss.ini --data-dir DIR."""
 
@@ -210,7 +277,15 @@ class Mss(Server):
         super().__init__(port, workdir, register_pid)
         self.binary = binary
         self.ini = ini
+        self.default_ini = ini
         self.data_dir = data_dir
+
+    def use_scenario(self, scenario):
+        """The calls phase runs with the settings a calls load needs (calls_ini)."""
+        self.ini = self.default_ini
+        if scenario == "calls" and self.default_ini:
+            self.ini = os.path.splitext(self.default_ini)[0] + "-calls.ini"
+            write_calls_ini(self.default_ini, self.ini)
 
     def prepare(self, fresh):
         if fresh and os.path.exists(self.data_dir):

@@ -86,6 +86,58 @@ def latencies(lines, port, want):
     return out, unanswered
 
 
+def call_setup(lines, port, uac_port, uas_port):
+    """Call set-up latencies of a calls load, from the same tshark fields.
+
+    Returns (invite_180, ok_ack, problems) in seconds:
+    - invite_180: the caller's side. From the first INVITE the caller (uac_port) sent to
+      the server to the first 180 the server sent the caller for it (same Call-ID and
+      CSeq): the server's relay of the INVITE to the callee, the callee's 180 and its relay
+      back. Only the authenticated INVITE is answered 180; the challenged one counts nowhere.
+    - ok_ack: the callee's side. From the first 200 the callee (uas_port) sent for an
+      INVITE to the first ACK the server sent the callee for it (same Call-ID and CSeq
+      number): a proxy relays the 200 to the caller and the caller's ACK back; a B2BUA may
+      acknowledge its own leg at once or wait for the caller's ACK. Each leg is matched on
+      its own, so it works whether the server keeps the Call-ID (a proxy) or not (a B2BUA).
+    - problems: {"no_180": calls whose INVITE got no 180, "no_ack": 200s never acknowledged}
+    """
+    inv, ring, ok, ack = {}, {}, {}, {}
+    for line in lines:
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) < 7:
+            continue
+        ts, sport, dport, callid, seq, method, status = cols[:7]
+        try:
+            t = float(ts)
+            sport_i = int(sport.split(",")[0])
+            dport_i = int(dport.split(",")[0])
+        except ValueError:
+            continue
+        key = (callid, seq)
+        if not status:
+            if method == "INVITE" and sport_i == uac_port and dport_i == port:
+                inv.setdefault(key, t)
+            elif method == "ACK" and sport_i == port and dport_i == uas_port:
+                ack.setdefault(key, t)
+            continue
+        try:
+            code = int(status.split(",")[0])
+        except ValueError:
+            continue
+        if method != "INVITE":
+            continue
+        if code == 180 and sport_i == port and dport_i == uac_port:
+            ring.setdefault(key, t)
+        elif 200 <= code < 300 and sport_i == uas_port and dport_i == port:
+            ok.setdefault(key, t)
+    invite_180 = [ring[k] - inv[k] for k in ring if k in inv and ring[k] >= inv[k]]
+    ok_ack = [ack[k] - ok[k] for k in ack if k in ok and ack[k] >= ok[k]]
+    rung = {k[0] for k in ring}
+    problems = {"no_180": len({k[0] for k in inv} - rung),
+                "no_ack": sum(1 for k in ok if k not in ack)}
+    return invite_180, ok_ack, problems
+
+
 def summarize(values, unanswered):
     values = sorted(values)
     ms = lambda v: None if v is None else round(v * 1000.0, 3)

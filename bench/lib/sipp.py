@@ -45,6 +45,14 @@ def counter(stats, name):
         return 0
 
 
+def gauge(stats, name):
+    """A column without (C)/(P), e.g. CurrentCall (0 when absent)."""
+    try:
+        return int(float(stats.get(name, "0")))
+    except ValueError:
+        return 0
+
+
 def failures(stats):
     """Failed calls + retransmissions of a stats row."""
     return counter(stats, "FailedCall") + counter(stats, "Retransmissions")
@@ -80,12 +88,13 @@ def uac_command(target, scenario, csv, keys, local_port, rate, calls, timeout_s,
 
 
 class Uas:
-    """A SIPp server answering MESSAGEs with 200 (the online recipient)."""
+    """A SIPp server: the online recipient answering MESSAGEs with 200 (uas-msg.xml),
+    or the callee of the calls phase (calls-uas.xml)."""
 
-    def __init__(self, scenario, port, prefix, timeout_s, register_pid):
+    def __init__(self, scenario, port, prefix, timeout_s, register_pid, extra=()):
         self.stat = prefix + ".stat.csv"
         cmd = [SIPP, "-sf", scenario, "-i", "127.0.0.1", "-p", str(port),
-               "-timeout", "%ds" % timeout_s] + common_args(self.stat, prefix)
+               "-timeout", "%ds" % timeout_s] + common_args(self.stat, prefix) + list(extra)
         self.proc = subprocess.Popen(niced(cmd), stdout=subprocess.DEVNULL,
                                      stderr=open(prefix + ".stderr.log", "w"))
         register_pid(self.proc.pid)
@@ -105,8 +114,11 @@ class Uas:
 
 
 def run_uac(cmd, prefix, wall_limit_s, register_pid, early_abort=True, uas_stat=None,
-            cwd=None):
-    """Run one SIPp client load; returns a dict with rc, wall time, stats, aborted."""
+            cwd=None, watch=None):
+    """Run one SIPp client load; returns a dict with rc, wall time, stats, aborted.
+
+    watch, when given, is called with the elapsed seconds every quarter of a second
+    while SIPp runs (the concurrency probe reads the server's memory from there)."""
     stat = prefix + ".stat.csv"
     for suffix in (".stat.csv", ".errors.log", ".screen.log"):
         if os.path.exists(prefix + suffix):
@@ -127,6 +139,8 @@ def run_uac(cmd, prefix, wall_limit_s, register_pid, early_abort=True, uas_stat=
             aborted = "failure or retransmission seen"
         elif early_abort and uas_stat and trouble(read_stats(uas_stat)) > 0:
             aborted = "UAS saw a failure or retransmission"
+        elif watch:
+            watch(elapsed)
         if aborted:
             proc.send_signal(signal.SIGTERM)
             try:

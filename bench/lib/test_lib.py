@@ -3,6 +3,7 @@ import os
 import tempfile
 import unittest
 
+import bench
 import callgrind
 import check
 import gen_users
@@ -227,6 +228,218 @@ class CallgrindTests(unittest.TestCase):
         line = callgrind.format_line({"scenario": "msg-online", "rate": 100, "runs": [bad]})
         self.assertIn("FAILED at 100/s", line)
         self.assertIn("2990 of 3000", line)
+
+
+class CallSetupLatencyTests(unittest.TestCase):
+    # server 5070, caller 15090, callee 15091; a B2BUA's B leg has its own Call-ID
+    LINES = [
+        # challenged INVITE: 407, never rung
+        "1.000\t15090\t5070\ta1\t1\tINVITE\t",
+        "1.001\t5070\t15090\ta1\t1\tINVITE\t407",
+        "1.002\t15090\t5070\ta1\t1\tACK\t",
+        # authenticated INVITE, retransmitted: the first one counts
+        "1.010\t15090\t5070\ta1\t2\tINVITE\t",
+        "1.510\t15090\t5070\ta1\t2\tINVITE\t",
+        "1.011\t5070\t15090\ta1\t2\tINVITE\t100",
+        "1.012\t5070\t15091\tb1\t1\tINVITE\t",
+        "1.013\t15091\t5070\tb1\t1\tINVITE\t180",
+        "1.014\t5070\t15090\ta1\t2\tINVITE\t180",
+        "1.020\t15091\t5070\tb1\t1\tINVITE\t200",
+        "1.520\t15091\t5070\tb1\t1\tINVITE\t200",
+        "1.021\t5070\t15090\ta1\t2\tINVITE\t200",
+        "1.022\t15090\t5070\ta1\t2\tACK\t",
+        "1.023\t5070\t15091\tb1\t1\tACK\t",
+        # the BYE's 200 is no INVITE answer
+        "2.000\t15091\t5070\tb1\t2\tBYE\t200",
+        # a second call: rung, its 200 never acknowledged
+        "3.000\t15090\t5070\ta2\t2\tINVITE\t",
+        "3.002\t5070\t15090\ta2\t2\tINVITE\t180",
+        "3.010\t15091\t5070\tb2\t1\tINVITE\t200",
+        # a third call: never rung
+        "4.000\t15090\t5070\ta3\t2\tINVITE\t",
+    ]
+
+    def test_invite_180_on_the_caller_side_and_200_ack_on_the_callee_side(self):
+        ring, ack, problems = sip_latency.call_setup(self.LINES, 5070, 15090, 15091)
+        self.assertEqual(sorted(round(v * 1000, 3) for v in ring), [2.0, 4.0])
+        self.assertEqual([round(v * 1000, 3) for v in ack], [3.0])
+        self.assertEqual(problems, {"no_180": 1, "no_ack": 1})
+
+    def test_a_proxy_keeps_the_call_id_on_both_legs(self):
+        lines = [
+            "1.000\t15090\t5070\tc\t2\tINVITE\t",
+            "1.001\t5070\t15091\tc\t2\tINVITE\t",
+            "1.002\t15091\t5070\tc\t2\tINVITE\t180",
+            "1.003\t5070\t15090\tc\t2\tINVITE\t180",
+            "1.010\t15091\t5070\tc\t2\tINVITE\t200",
+            "1.011\t5070\t15090\tc\t2\tINVITE\t200",
+            "1.012\t15090\t5070\tc\t2\tACK\t",
+            "1.0135\t5070\t15091\tc\t2\tACK\t",
+        ]
+        ring, ack, problems = sip_latency.call_setup(lines, 5070, 15090, 15091)
+        self.assertEqual([round(v * 1000, 3) for v in ring], [3.0])
+        self.assertEqual([round(v * 1000, 3) for v in ack], [3.5])
+        self.assertEqual(problems, {"no_180": 0, "no_ack": 0})
+
+
+def calls_result(rate, cpu, ring_p99, ack_p99, conc_kb, conc_ok=True):
+    best = {"kind": "confirm", "rate": rate, "passed": True, "cpu_us_per_op": cpu, "cpu_s": 1.0}
+    return {"available": True, "best": best,
+            "steps": [dict(best, kind="probe"), best],
+            "latency": {"p50_ms": 0.3, "p99_ms": ring_p99, "rate": 100, "source": "tshark",
+                        "invite_180": {"p50_ms": 0.3, "p99_ms": ring_p99},
+                        "ok_ack": {"p50_ms": 0.2, "p99_ms": ack_p99}},
+            "memory_kb": 50000, "alive_at_end": True,
+            "concurrency": {"calls": 10000, "rate": 500, "passed": conc_ok,
+                            "established": 10000 if conc_ok else 9000,
+                            "successful": 10000 if conc_ok else 9000,
+                            "idle_kb": 40 * 1024, "memory_kb": conc_kb}}
+
+
+def calls_doc(mss=None, kam=None, extra=None):
+    doc = smoke_doc()
+    doc["mode"] = "full"
+    doc["settings"].update(probe=5, confirm=20, calls_resolution=100, calls_hold_ms=1000,
+                           calls_lat_rate=100, calls_lat_duration=10, conc_calls=10000,
+                           conc_rate=500, calls_min_rate=50)
+    doc["results"] = dict(extra or {})
+    doc["results"]["calls"] = {
+        "kamailio": kam or calls_result(2000, 400.0, 0.9, 0.5, 300 * 1024),
+        "mss": mss or calls_result(2400, 280.0, 1.2, 0.8, 150 * 1024)}
+    return doc
+
+
+class CallsReportTests(unittest.TestCase):
+    def test_the_calls_table_with_its_ratios_and_targets(self):
+        md = report.calls_markdown(calls_doc())
+        self.assertTrue(md.startswith(report.CALLS_START))
+        self.assertIn(report.CALLS_END, md)
+        self.assertIn("| Kamailio | 2,000 | 400 |  |  | 0.30 / 0.90 | 0.20 / 0.50 | "
+                      "40.0 → 300.0 |", md)
+        self.assertIn("| mss | 2,400 | 280 | 0.70 | 1.20 | 0.30 / 1.20 | 0.20 / 0.80 | "
+                      "40.0 → 150.0 |", md)
+        self.assertIn("| calls/s ≥ Kamailio's | 1.20× (2,400 vs 2,000) | met |", md)
+        self.assertIn("| CPU per call ≤ 0.75× Kamailio's | 0.70× (280 vs 400 µs) | met |", md)
+        self.assertIn("| INVITE → 180 p99 < 2 ms at 100 calls/s | 1.20 ms | met |", md)
+        self.assertIn("| 200 → ACK p99 < 2 ms at 100 calls/s | 0.80 ms | met |", md)
+        self.assertIn("| 10,000 concurrent calls < 200 MB | 150.0 MB | met |", md)
+        # the capacity table has no calls row
+        self.assertNotIn("| calls |", report.markdown(calls_doc(extra={
+            "reg-auth": smoke_doc()["results"]["reg-auth"]})))
+
+    def test_targets_not_met_and_a_failed_probe(self):
+        mss = calls_result(1500, 350.0, 2.5, 0.8, 250 * 1024, conc_ok=False)
+        md = report.calls_markdown(calls_doc(mss=mss))
+        self.assertIn("| calls/s ≥ Kamailio's | 0.75× (1,500 vs 2,000) | not met |", md)
+        self.assertIn("| CPU per call ≤ 0.75× Kamailio's | 0.88× (350 vs 400 µs) | not met |",
+                      md)
+        self.assertIn("| INVITE → 180 p99 < 2 ms at 100 calls/s | 2.50 ms | not met |", md)
+        self.assertIn("| 10,000 concurrent calls < 200 MB | 250.0 MB (not every call "
+                      "succeeded) | not met |", md)
+        self.assertIn("40.0 → 250.0 ⁽³⁾", md)
+        self.assertIn("⁽³⁾ mss: 9,000 of the concurrency probe's 10,000 calls succeeded (the "
+                      "callee saw 9,000 at once)", md)
+
+    def test_a_server_without_calls_and_a_missing_reference(self):
+        refused = {"available": True, "error": "every call failed: the INVITE was answered "
+                                               "501 Not Implemented", "steps": []}
+        doc = calls_doc(mss=refused)
+        md = report.calls_markdown(doc)
+        self.assertIn("| mss | error: every call failed: the INVITE was answered 501 Not "
+                      "Implemented |", md)
+        self.assertNotIn("| target (mss) |", md)
+        del doc["results"]["calls"]["kamailio"]
+        doc["results"]["calls"]["mss"] = calls_result(2400, 280.0, 1.2, 0.8, 150 * 1024)
+        md = report.calls_markdown(doc)
+        self.assertIn("| calls/s ≥ Kamailio's | – | – |", md)
+        self.assertIn("| 10,000 concurrent calls < 200 MB | 150.0 MB | met |", md)
+
+    def test_only_the_blocks_of_the_phases_that_ran_are_written(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "BENCHMARKS.md")
+            with open(path, "w") as f:
+                f.write("# B\n%s\ncapacity\n%s\ntext\n" % (report.START, report.END))
+            bench.write_tables(calls_doc(), path)
+            text = open(path).read()
+            self.assertIn("%s\ncapacity\n%s" % (report.START, report.END), text)
+            self.assertEqual(text.count(report.CALLS_START), 1)
+            self.assertIn("| mss | 2,400 |", text)
+            bench.write_tables(smoke_doc(), path)
+            text = open(path).read()
+            self.assertNotIn("\ncapacity\n", text)
+            self.assertIn("| mss | 2,400 |", text)  # the calls block stays
+            self.assertEqual(text.count(report.START), 1)
+
+    def test_smoke_checks_of_a_calls_run(self):
+        doc = calls_doc()
+        self.assertEqual(check.smoke_problems(doc), [])
+        md = bench.write_tables(doc, None)
+        self.assertEqual(check.table_problems(md, doc), [])
+        doc["results"]["calls"]["mss"]["concurrency"]["passed"] = False
+        doc["results"]["calls"]["mss"]["latency"]["ok_ack"] = {}
+        problems = check.smoke_problems(doc)
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("calls/mss: concurrency probe failed", problems[0])
+        self.assertIn("no 200 -> ACK latency", problems[1])
+        no_row = "\n".join(line for line in md.splitlines() if not line.startswith("| mss |"))
+        self.assertEqual(check.table_problems(no_row, doc),
+                         ["the table has 0 rows for calls/mss"])
+
+
+class CallsHarnessTests(unittest.TestCase):
+    def test_callers_and_callees(self):
+        with tempfile.TemporaryDirectory() as d:
+            names = gen_users.users(100000, 31)
+            gen_users.gen_csvs(d, names)
+            callees = [r.split(";")[0] for r in
+                       open(os.path.join(d, "callees.csv")).read().splitlines()[1:]]
+            self.assertEqual(callees, ["u100028", "u100029", "u100030"])
+            rows = [r.split(";") for r in
+                    open(os.path.join(d, "calls.csv")).read().splitlines()[1:]]
+            self.assertEqual(len(rows), 27)  # all but u100000 and the callees
+            for i, (caller, auth, callee) in enumerate(rows):
+                self.assertNotIn(caller, callees + ["u100000"])
+                self.assertEqual(callee, callees[i % 3])
+                self.assertEqual(auth, gen_users.auth(caller))
+        self.assertEqual(len(gen_users.callee_names(gen_users.users(100000, 100000))), 1000)
+        self.assertEqual(len(gen_users.callee_names(gen_users.users(100000, 3))), 1)
+
+    def test_the_calls_ini_adds_max_calls_and_no_media_relay(self):
+        text = "; x\n[server]\ndomain = d\n\n[user:u1]\npassword = p\n"
+        out = servers.calls_ini_text(text)
+        lines = out.splitlines()
+        self.assertEqual(lines[1:3], ["[server]", "max_calls = 50000"])
+        self.assertEqual(out.count("[server]"), 1)
+        self.assertIn("[user:u1]\npassword = p\n\n[media]\nrelay = never\n", out)
+
+    def test_the_refusal_of_a_server_without_calls(self):
+        with tempfile.TemporaryDirectory() as d:
+            prefix = os.path.join(d, "mss-calls-probe-00200")
+            with open(prefix + ".errors.log", "w") as f:
+                f.write("2026-12-07 06:00:00 Aborting call on unexpected message for Call-Id "
+                        "'1-2@127.0.0.1': while expecting '407' (index 2), received "
+                        "'SIP/2.0 501 Not Implemented\r\nVia: ...'\n")
+            self.assertEqual(bench.first_refusal(prefix), "501 Not Implemented")
+            self.assertIsNone(bench.first_refusal(os.path.join(d, "none")))
+
+    def test_what_a_server_said_when_it_refused_to_start(self):
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, "mss.log")
+            with open(log, "w") as f:
+                f.write("\n# mss serve --config a.ini\nold run\n"
+                        "\n# mss serve --config b.ini\n"
+                        "mss: b.ini:3: [server] max_calls: unknown key (known: domain)\n"
+                        "b.ini:615: [media] unknown section\n")
+            self.assertEqual(servers.last_words(log),
+                             "mss: b.ini:3: [server] max_calls: unknown key (known: domain)")
+            self.assertEqual(servers.last_words(os.path.join(d, "none")), "")
+        doc = calls_doc(mss={"available": False, "reason": "exited with status 1: mss: x"})
+        self.assertIn("- mss not available: exited with status 1: mss: x.",
+                      report.calls_markdown(doc))
+
+    def test_current_call_gauge(self):
+        self.assertEqual(sipp.gauge({"CurrentCall": "9999"}, "CurrentCall"), 9999)
+        self.assertEqual(sipp.gauge({}, "CurrentCall"), 0)
 
 
 if __name__ == "__main__":

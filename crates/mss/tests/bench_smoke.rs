@@ -1,14 +1,15 @@
 //! The capacity benchmark harness (`bench/run.sh`) stays runnable: its smoke mode goes through
 //! the whole pipeline once at 10 calls/s against this build's (debug) `mss` and against
 //! Kamailio with the reference configuration `bench/kamailio/kamailio.cfg`: user generation,
-//! fresh servers, the reg-auth, msg-online and msg-offline SIPp scenarios, CPU and memory
-//! readings, the latency run, the report (written to a copy of `BENCHMARKS.md` in a temporary
+//! fresh servers, the reg-auth, msg-online, msg-offline and calls SIPp scenarios (calls: mss as
+//! a B2BUA, Kamailio with `bench/kamailio/kamailio-calls.cfg`, and a probe of 20 concurrent
+//! calls), CPU and memory readings, the latency runs, the report (written to a copy of `BENCHMARKS.md` in a temporary
 //! folder, never the repository's) and the scale check with restart. Nothing is timed or
 //! compared here: the test fails only when a call fails or a step breaks.
 //!
 //! Needs `sipp`, `kamailio` (with its SQLite, msilo and async modules) and `python3`
 //! (`scripts/install-test-deps.sh`); without them the test fails and says so. Ports are chosen
-//! free by the script; about one minute.
+//! free by the script; about two minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,7 +86,7 @@ fn bench_harness_smoke_runs_every_scenario_against_mss_and_kamailio() {
         tail(&out.stdout, 40),
         tail(&out.stderr, 40)
     );
-    for scenario in ["reg-auth", "msg-online", "msg-offline"] {
+    for scenario in ["reg-auth", "msg-online", "msg-offline", "calls"] {
         for server in ["kamailio", "mss"] {
             let line = format!("{server:<8} {scenario:<11} smoke ");
             assert!(
