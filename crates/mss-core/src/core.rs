@@ -40,6 +40,10 @@ use crate::stats::CoreStats;
 /// How often expired bindings and old nonce counts are swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Dialogs the table holds room for per call of `max_calls` (two legs and the early
+/// dialogs of forks).
+const DIALOGS_PER_CALL: usize = 8;
+
 /// How long the core may take to drain at shutdown before it counts as drained anyway.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -167,7 +171,16 @@ impl Core {
     pub fn new(parts: CoreParts, now: Now) -> Core {
         let mut rng = StdRng::seed_from_u64(parts.seed);
         let im_seed = rand::Rng::gen(&mut rng);
-        let dialogs = mss_dialog::Dialogs::new(mss_dialog::DialogConfig::default(), &mut rng);
+        // Room for every call the limit allows: the caller's dialog, the answering leg's,
+        // and the early dialogs of forks (devices of one user, members of a group).
+        let max_calls = usize::try_from(parts.calls.max_calls).unwrap_or(usize::MAX);
+        let dialog_config = mss_dialog::DialogConfig {
+            max_dialogs: max_calls
+                .saturating_mul(DIALOGS_PER_CALL)
+                .max(mss_dialog::DEFAULT_MAX_DIALOGS),
+            ..mss_dialog::DialogConfig::default()
+        };
+        let dialogs = mss_dialog::Dialogs::new(dialog_config, &mut rng);
         let calls = crate::calls::Calls::new(parts.calls, &mut rng);
         let mut core = Core {
             txns: Transactions::new(mss_txn::Config::default()),

@@ -262,7 +262,7 @@ impl Core {
         }
         self.send_to_a(now, key, ok);
         if let Some(call) = self.calls.table.get(&key) {
-            tracing::info!(call = %call.record.id, answered_by = ?call.record.answered_by, "call answered");
+            tracing::debug!(call = %call.record.id, answered_by = ?call.record.answered_by, "call answered");
             self.store_call_record(key);
         }
     }

@@ -148,7 +148,7 @@ impl Core {
             tracing::debug!(?invite, "CANCEL for an INVITE already answered");
             return;
         };
-        tracing::info!("call cancelled by the caller");
+        tracing::debug!("call cancelled by the caller");
         self.cancel_call(now, key, StatusCode::REQUEST_TERMINATED, EndedBy::Caller);
     }
 

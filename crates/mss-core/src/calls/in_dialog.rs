@@ -126,7 +126,7 @@ impl Core {
             }
         }
         if answered {
-            tracing::info!(by = by.as_str(), "BYE");
+            tracing::debug!(by = by.as_str(), "BYE");
             self.hang_up(now, key, Some(side), by);
         } else if side == Side::A {
             // RFC 3261 §15.1.2: a BYE of the caller on an early dialog; its INVITE still

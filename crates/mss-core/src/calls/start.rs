@@ -104,7 +104,7 @@ impl Core {
             ring_deadline: None,
             codec: None,
         };
-        tracing::info!(
+        tracing::debug!(
             call = %call.record.id,
             caller = %call.record.caller,
             callee = %call.record.callee,
@@ -240,7 +240,7 @@ impl Core {
             );
             invite.headers_mut().push(diversion_header(), value);
         }
-        tracing::info!(line = %out.name, %number, "call out through a line");
+        tracing::debug!(line = %out.name, %number, "call out through a line");
         if let Some(call) = self.calls.table.get_mut(&key) {
             call.record.line = Some(out.name.clone());
         }
