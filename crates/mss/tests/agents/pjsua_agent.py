@@ -14,6 +14,7 @@ without it the command goes to the newest call that is not over):
     hold [CALL]            re-INVITE with a=sendonly (pjsua2 Call.setHold)
     resume [CALL]          re-INVITE with a=sendrecv (PJSUA_CALL_UNHOLD)
     hangup [CODE] [CALL]   CANCEL, decline (with CODE) or BYE, whatever the state needs
+    reject CODE [CALL]     decline an incoming call not yet answered with final CODE (300-699)
     unregister             REGISTER with Expires: 0
     quit                   hang up everything, unregister, exit 0
 
@@ -23,7 +24,9 @@ Events (the `event` field; every one has `t`, seconds since the agent started):
     reg          {code, reason, expires}       an answer to a REGISTER (final ones)
     calling      {call, uri}                   a call was placed
     incoming     {call, from, to, call_id, sdp_dir}   an INVITE arrived (before any answer)
-    rx_response  {call, method, code, reason, sdp_dir}  a response of a call's transaction
+    rx_response  {call, method, code, reason, sdp_dir, call_info, warning}  a response of a
+                                               call's transaction (call_info, warning: those
+                                               headers' values, or null)
     rx_request   {call, method, sdp_dir}        a request inside a call (re-INVITE, BYE, CANCEL…)
     state        {call, state, code, reason}   the call's state (CALLING, EARLY, CONNECTING,
                                                CONFIRMED, DISCONNECTED); code/reason: the last
@@ -147,16 +150,24 @@ class AgentCall(pj.Call):
         agent.next_number += 1
         agent.calls[self.number] = self
         self.over = False
+        self.reported = set()  # the text of the received messages already reported
 
     def onCallState(self, prm):
         ci = self.getInfo()
         state = STATE_NAMES.get(ci.state, str(ci.state))
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.over = True
+            # A final failure response of the INVITE ends the call before (and instead of)
+            # onCallTsxState: report it from the event that disconnected the call.
+            self.report_rx(prm.e)
         emit("state", call=self.number, state=state, code=ci.lastStatusCode, reason=ci.lastReason)
 
     def onCallTsxState(self, prm):
-        e = prm.e
+        self.report_rx(prm.e)
+
+    def report_rx(self, e):
+        """An `rx_response`/`rx_request` event for a message received in SIP event `e`
+        (once per message)."""
         if e.type != pj.PJSIP_EVENT_TSX_STATE:
             return
         ts = e.body.tsxState
@@ -164,6 +175,9 @@ class AgentCall(pj.Call):
             return
         msg = ts.src.rdata.wholeMsg
         line = first_line(msg)
+        if msg in self.reported:
+            return
+        self.reported.add(msg)
         if line.startswith("SIP/2.0 "):
             parts = line.split(" ", 2)
             emit(
@@ -173,6 +187,8 @@ class AgentCall(pj.Call):
                 code=int(parts[1]),
                 reason=parts[2] if len(parts) > 2 else "",
                 sdp_dir=sdp_direction(msg),
+                call_info=header(msg, "Call-Info"),
+                warning=header(msg, "Warning"),
             )
         else:
             emit("rx_request", call=self.number, method=line.split(" ", 1)[0], sdp_dir=sdp_direction(msg))
@@ -297,6 +313,22 @@ def run_command(agent, line):
             call = pick_call(a, rest[1] if len(rest) > 1 else None)
             if call is None:
                 raise ValueError("no call to hang up")
+            op = pj.CallOpParam()
+            op.statusCode = code
+            call.hangup(op)
+        elif cmd == "reject":
+            code = int(rest[0])
+            if not 300 <= code <= 699:
+                raise ValueError("reject needs a final code 300-699, not %d" % code)
+            call = pick_call(a, rest[1] if len(rest) > 1 else None)
+            if call is None:
+                raise ValueError("no call to reject")
+            ci = call.getInfo()
+            if ci.role != pj.PJSIP_ROLE_UAS or ci.state not in (
+                pj.PJSIP_INV_STATE_INCOMING,
+                pj.PJSIP_INV_STATE_EARLY,
+            ):
+                raise ValueError("call %d is not an incoming call waiting for an answer" % call.number)
             op = pj.CallOpParam()
             op.statusCode = code
             call.hangup(op)

@@ -1,4 +1,4 @@
-//! Helpers of the call tests (`tests/calls_*.rs`, DESIGN §8): mss with users 100–102, the
+//! Helpers of the call tests (`tests/calls_*.rs`, DESIGN §8): mss with users 100–103, the
 //! pjsua2 agent (`tests/agents/pjsua_agent.py`, PyPI `pjsua2-python`) driven over its
 //! stdin/stdout, headless baresip driven over its `ctrl_tcp` interface, SIPp runs with
 //! their message traces, and the call views of the admin API.
@@ -20,7 +20,12 @@ use serde_json::Value;
 use crate::common::{free_port, require_tool, run_bounded, wait_for, Server};
 
 /// The local users of every call test, with their passwords.
-pub const USERS: [(&str, &str); 3] = [("100", "pw-100"), ("101", "pw-101"), ("102", "pw-102")];
+pub const USERS: [(&str, &str); 4] = [
+    ("100", "pw-100"),
+    ("101", "pw-101"),
+    ("102", "pw-102"),
+    ("103", "pw-103"),
+];
 
 /// How long a test waits for one step of a call (a ring, an answer, a hang-up).
 pub const STEP: Duration = Duration::from_secs(10);
@@ -71,13 +76,38 @@ pub fn media_section() -> &'static str {
 /// Starts mss with [`USERS`], MD5 challenges only (SIPp and baresip 1.0 answer MD5 alone),
 /// no relay of the media where the key exists, plus `sections` (`[line:…]` …).
 pub fn start(dir: &Path, sections: &str) -> Server {
+    start_services(dir, "", &[], sections)
+}
+
+/// As [`start`], with `server_keys` added to `[server]` and, for each `(user, keys)` of
+/// `user_keys`, `keys` (lines such as `forward_busy = 102\n`) added to that user's section:
+/// the call services of the README's configuration reference.
+pub fn start_services(
+    dir: &Path,
+    server_keys: &str,
+    user_keys: &[(&str, &str)],
+    sections: &str,
+) -> Server {
+    for (u, _) in user_keys {
+        assert!(
+            USERS.iter().any(|(n, _)| n == u),
+            "start_services: {u} is not one of the test users"
+        );
+    }
     let users: String = USERS
         .iter()
-        .map(|(u, p)| format!("[user:{u}]\npassword = {p}\n"))
+        .map(|(u, p)| {
+            let keys: String = user_keys
+                .iter()
+                .filter(|(n, _)| n == u)
+                .map(|(_, k)| *k)
+                .collect();
+            format!("[user:{u}]\npassword = {p}\n{keys}")
+        })
         .collect();
     Server::start_with(
         dir,
-        "digest_algorithms = md5\n",
+        &format!("digest_algorithms = md5\n{server_keys}"),
         &format!("{users}\n{}\n{sections}", media_section()),
     )
 }
