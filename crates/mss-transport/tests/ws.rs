@@ -28,7 +28,8 @@ use tokio_tungstenite::WebSocketStream;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A REGISTER as JsSIP writes it: no Content-Length, a `.invalid` Via host.
+/// A REGISTER shaped like JsSIP's (a `.invalid` Via host) without Content-Length, which
+/// RFC 7118 allows.
 const REGISTER: &str = "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/WS 7b4qkmv6ckg0.invalid;branch=z9hG4bK1\r\nMax-Forwards: 69\r\nTo: <sip:101@pbx.test>\r\nFrom: <sip:101@pbx.test>;tag=a\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContact: <sip:x@7b4qkmv6ckg0.invalid;transport=ws>;expires=600\r\nExpires: 600\r\n\r\n";
 
 const OK: &str = "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/WS 7b4qkmv6ckg0.invalid;branch=z9hG4bK1;received=127.0.0.1\r\nTo: <sip:101@pbx.test>;tag=s\r\nFrom: <sip:101@pbx.test>;tag=a\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
@@ -388,4 +389,25 @@ async fn wss_is_the_same_over_tls() {
     let answer = raw(addr, b"GET / HTTP/1.1\r\nHost: pbx.test\r\n\r\n").await;
     assert!(!answer.contains("HTTP/"), "{answer:?}");
     assert_eq!(t.stats().snapshot().tls_handshake_failures, 1);
+}
+
+#[tokio::test]
+async fn broken_websocket_framing_closes_and_counts() {
+    let (t, _rx, addr) = start(ws_config("ws:127.0.0.1:0")).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: pbx.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: sip\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = timeout(WAIT, s.read(&mut head)).await.unwrap().unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 101 "));
+    // An unmasked text frame from a client (RFC 6455 §5.1: the server must close).
+    s.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    let mut rest = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("counted", || t.stats().snapshot().framing_errors == 1).await;
+    eventually("closed", || t.connection_count() == 0).await;
 }

@@ -1,6 +1,7 @@
 //! SIP over WebSocket with the real binary (RFC 7118): a browser phone speaking as JsSIP
-//! does (a `.invalid` Via host and Contact, no Content-Length on REGISTER, `reg-id` and
-//! `+sip.instance`, `Supported: outbound`) registers with digest over `ws:` and over
+//! does (a `.invalid` Via host and Contact, `reg-id` and `+sip.instance`,
+//! `Supported: outbound`, no Content-Length on a response without a body; none on
+//! REGISTER either, as RFC 7118 allows) registers with digest over `ws:` and over
 //! `wss:` (the self-signed certificate), and exchanges MESSAGEs with a UDP phone both
 //! ways: the one to the browser over the connection it registered on, with mss's Via
 //! saying WS/WSS. An oversize WebSocket message is closed with 1009, messages that are
@@ -26,7 +27,8 @@ const USERS: &str = "[user:101]\npassword = pw101\n[user:102]\npassword = pw102\
 /// The random host JsSIP puts in its Via and Contact.
 const HOST: &str = "7b4qkmv6ckg0.invalid";
 
-/// A REGISTER as JsSIP 3.10 writes it (no Content-Length), with `extra` header lines.
+/// A REGISTER shaped like JsSIP 3.10's, with `extra` header lines; without Content-Length,
+/// which RFC 7118 allows (JsSIP's own requests carry one, its bodiless responses do not).
 fn register(transport: &str, cseq: u32, extra: &str) -> String {
     format!(
         "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/{transport} {HOST};branch=z9hG4bK-js{cseq}\r\nMax-Forwards: 69\r\nTo: <sip:101@pbx.test>\r\nFrom: \"101\" <sip:101@pbx.test>;tag=ql2ntkf6lg\r\nCall-ID: 3p8nv0p3r2n5e6r1o3ug-{transport}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:lk1dqb9d@{HOST};transport=ws>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d>\";expires=600\r\nExpires: 600\r\nAllow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY\r\nSupported: path,gruu,outbound\r\nUser-Agent: JsSIP 3.10.0\r\n{extra}\r\n"

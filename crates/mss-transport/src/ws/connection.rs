@@ -38,7 +38,7 @@ enum End {
     Idle,
     /// A message or frame over the size limit (closed with 1009).
     TooLarge(String),
-    /// A protocol or socket error on reading.
+    /// A protocol or socket error on reading (counted as a framing error).
     Read(WsError),
     /// A write failed or timed out.
     Write(String),
@@ -177,6 +177,9 @@ async fn finish<S>(
             close(CloseCode::Size, "message too large")
         }
         End::Read(e) => {
+            // Unmasked or malformed frames, a text message that is not UTF-8 …: the
+            // WebSocket framing is broken, as a TCP stream's can be.
+            stats::bump(&shared.stats.framing_errors);
             tracing::debug!(peer = %remote, connection = id.0, error = %e, "WebSocket read failed, closing");
             close(CloseCode::Protocol, "protocol error")
         }

@@ -2,7 +2,7 @@
 //! keep-alive, or something that is not SIP. Pure functions, no I/O.
 //!
 //! The WebSocket frames the messages, so `Content-Length` is optional (RFC 7118 §5.2;
-//! JsSIP leaves it out). When it is present it must match: a WebSocket message holds
+//! JsSIP leaves it out of responses without a body). When it is present it must match: a WebSocket message holds
 //! one SIP message, never part of one nor one and a half. What is not a SIP message is
 //! dropped and counted by the caller, the connection stays.
 
@@ -120,7 +120,7 @@ fn is_start_line(message: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// A REGISTER as JsSIP sends it: no Content-Length.
+    /// A REGISTER shaped like JsSIP's, without Content-Length (allowed over WebSocket).
     const JSSIP: &str = "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/WSS 7b4qkmv6ckg0.invalid;branch=z9hG4bK1\r\nMax-Forwards: 69\r\nTo: <sip:101@pbx.test>\r\nFrom: <sip:101@pbx.test>;tag=a\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContact: <sip:x@7b4qkmv6ckg0.invalid;transport=ws>;expires=600\r\nExpires: 600\r\n\r\n";
 
     fn classify_text(text: &str) -> Payload {
