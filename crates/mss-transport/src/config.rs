@@ -15,11 +15,17 @@ use crate::tls::TlsServer;
 pub const DEFAULT_SIP_PORT: u16 = 5060;
 /// The default SIP port for TLS (RFC 3261 §18.1.1).
 pub const DEFAULT_SIPS_PORT: u16 = 5061;
+/// The port of a `ws:` listen address written without one (RFC 7118 names none; 8080 is
+/// the usual port of a plain WebSocket SIP server).
+pub const DEFAULT_WS_PORT: u16 = 8080;
+/// The port of a `wss:` listen address written without one (next to TLS's 5061).
+pub const DEFAULT_WSS_PORT: u16 = 5062;
 
 /// One address to listen on, written `transport:address[:port]`, for example
 /// `udp:0.0.0.0:5060`, `tcp:127.0.0.1:5070` or `udp:[::1]:5060`.
 ///
-/// The port may be left out: it is then the transport's default (5060, or 5061 for TLS).
+/// The port may be left out: it is then the transport's default (5060; 5061 for TLS,
+/// [`DEFAULT_WS_PORT`] for WS, [`DEFAULT_WSS_PORT`] for WSS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenSpec {
     /// The transport protocol.
@@ -80,10 +86,11 @@ impl FromStr for ListenSpec {
                 spec: spec.to_owned(),
                 token: token.to_owned(),
             })?;
-        let default_port = if transport == Transport::Tls || transport == Transport::Wss {
-            DEFAULT_SIPS_PORT
-        } else {
-            DEFAULT_SIP_PORT
+        let default_port = match transport {
+            Transport::Udp | Transport::Tcp => DEFAULT_SIP_PORT,
+            Transport::Tls => DEFAULT_SIPS_PORT,
+            Transport::Ws => DEFAULT_WS_PORT,
+            Transport::Wss => DEFAULT_WSS_PORT,
         };
         let addr = if let Ok(addr) = rest.parse::<SocketAddr>() {
             addr
@@ -119,27 +126,37 @@ impl fmt::Display for ListenSpec {
 /// [`ListenSpec::parse_list`]). The limits have production defaults.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// Addresses to listen on. UDP, TCP and TLS (with [`TransportConfig::tls`]) are
-    /// supported; WS and WSS are refused at bind.
+    /// Addresses to listen on: UDP, TCP, TLS, WS and WSS (TLS and WSS with
+    /// [`TransportConfig::tls`]).
     pub listen: Vec<ListenSpec>,
-    /// The certificate and rustls configuration of the `tls:` listeners; required when
-    /// one is listed.
+    /// The certificate and rustls configuration of the `tls:` and `wss:` listeners;
+    /// required when one is listed.
     pub tls: Option<TlsServer>,
     /// How long a TLS client may take from the TCP accept to the end of its handshake
     /// (default 10 s). A peer that sends garbage is dropped at once, one that stalls
     /// when this runs out; both are counted.
     pub tls_handshake_timeout: Duration,
+    /// How long a WebSocket client may take, once connected (and for WSS once its TLS
+    /// handshake is done), to send its HTTP upgrade request and get the answer (default
+    /// 10 s). A peer that trickles its request (slowloris) is dropped when this runs
+    /// out, and counted.
+    pub ws_upgrade_timeout: Duration,
+    /// How long a WebSocket may stay quiet before mss sends it a ping (default 30 s).
+    /// Browsers answer pings by themselves; a connection from which nothing, not even a
+    /// pong, came for [`TransportConfig::tcp_idle_timeout`] is closed.
+    pub ws_ping_interval: Duration,
     /// SO_RCVBUF of each UDP socket, in bytes (default 4 MiB). A burst of requests must not
     /// be dropped at a small kernel buffer before the receive loop reads it. The kernel may
     /// cap it (`net.core.rmem_max`); the value it granted is logged at bind.
     pub udp_recv_buffer: usize,
     /// SO_SNDBUF of each UDP socket, in bytes (default 4 MiB).
     pub udp_send_buffer: usize,
-    /// Most TCP connections open at once, inbound and outbound together, TLS included
-    /// (default 10,000).
+    /// Most TCP connections open at once, inbound and outbound together, TLS and
+    /// WebSocket included (default 10,000).
     /// A connection over the limit is closed as soon as it is accepted.
     pub max_tcp_connections: usize,
-    /// Most inbound TCP connections from one source IP address, TLS included (default 100).
+    /// Most inbound TCP connections from one source IP address, TLS and WebSocket
+    /// included (default 100).
     pub max_tcp_connections_per_ip: usize,
     /// A TCP connection with no traffic in either direction for this long is closed
     /// (default 10 minutes). RFC 3261 §18 asks for at least 64·T1; clients keep their
@@ -162,6 +179,8 @@ pub struct TransportConfig {
     /// datagrams are dropped and counted, TCP readers wait (backpressure).
     pub receive_queue: usize,
     /// Limits of the stream framing (RFC 3261 §18.3): largest message, header block …
+    /// The largest message is also the largest WebSocket message and frame: a larger
+    /// one closes the connection with 1009.
     pub framing: Limits,
 }
 
@@ -171,6 +190,8 @@ impl Default for TransportConfig {
             listen: Vec::new(),
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
+            ws_upgrade_timeout: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(30),
             udp_recv_buffer: 4 * 1024 * 1024,
             udp_send_buffer: 4 * 1024 * 1024,
             max_tcp_connections: 10_000,
@@ -218,6 +239,11 @@ mod tests {
         let s: ListenSpec = "tls:10.0.0.1".parse().unwrap();
         assert_eq!(s.addr.port(), 5061);
         assert_eq!(s.to_string(), "tls:10.0.0.1:5061");
+        let s: ListenSpec = "ws:0.0.0.0".parse().unwrap();
+        assert_eq!((s.transport, s.addr.port()), (Transport::Ws, 8080));
+        let s: ListenSpec = "WSS:[::]".parse().unwrap();
+        assert_eq!((s.transport, s.addr.port()), (Transport::Wss, 5062));
+        assert_eq!(s.to_string(), "wss:[::]:5062");
         assert_eq!(
             "udp:[::1]:5060".parse::<ListenSpec>().unwrap().to_string(),
             "udp:[::1]:5060"

@@ -23,15 +23,14 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
-    /// The configuration names a transport this crate does not implement (yet).
-    #[error("transport {0} is not supported by this server")]
-    UnsupportedTransport(Transport),
-    /// A `tls:` listener is configured without a certificate ([`TransportConfig::tls`]).
+    /// A `tls:` or `wss:` listener is configured without a certificate
+    /// ([`TransportConfig::tls`]).
     ///
     /// [`TransportConfig::tls`]: crate::TransportConfig::tls
     #[error("cannot listen on {0}: no TLS certificate configured")]
     TlsNotConfigured(ListenSpec),
-    /// No connection of a transport mss does not open itself (TLS) is open to the peer:
+    /// No connection of a transport mss does not open itself (TLS, WS, WSS) is open to
+    /// the peer:
     /// the device must connect again (RFC 5626 §4.4).
     #[error("no open {transport} connection to {remote}")]
     NoConnection {

@@ -1,14 +1,17 @@
-//! mss-transport: SIP over UDP, TCP and TLS on tokio (RFC 3261 §18, §26).
+//! mss-transport: SIP over UDP, TCP, TLS and WebSocket on tokio (RFC 3261 §18, §26,
+//! RFC 7118).
 //!
 //! [`Transports::bind`] binds the configured [`ListenSpec`]s and starts the socket tasks:
 //! one receive loop per UDP socket (which also answers RFC 5626 STUN keep-alives itself,
-//! see [`stun`]), one accept loop per TCP or TLS listener, and one task per connection that
-//! (after the TLS handshake, for TLS) frames the stream incrementally (with
+//! see [`stun`]), one accept loop per TCP, TLS, WS or WSS listener, and one task per
+//! connection that (after the TLS handshake, for TLS) frames the stream incrementally (with
 //! `mss_sip::framing::Framer`, RFC 3261 §18.3), answers CRLF keep-alives (RFC 5626 §3.5.1)
-//! and writes the connection's send queue. Every complete message goes, as a [`Received`],
-//! into one bounded channel; the caller parses it. [`Transports::send`] sends on a
-//! [`Flow`](mss_sip::net::Flow): UDP to an address, TCP or TLS on the connection a request
-//! came on (RFC 5626 flow reuse); TCP also on a new one.
+//! and writes the connection's send queue; a WebSocket connection (after the TLS handshake
+//! for WSS, then the HTTP upgrade) carries one SIP message per WebSocket message instead.
+//! Every complete message goes, as a [`Received`], into one bounded channel; the caller
+//! parses it. [`Transports::send`] sends on a [`Flow`](mss_sip::net::Flow): UDP to an
+//! address, TCP, TLS, WS or WSS on the connection a request came on (RFC 5626 flow reuse);
+//! TCP also on a new one.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,7 +31,8 @@
 //! ```
 //!
 //! Components:
-//! - [`config`] — [`ListenSpec`] (`udp:0.0.0.0:5060`) and [`TransportConfig`] (limits);
+//! - [`config`] — [`ListenSpec`] (`udp:0.0.0.0:5060`, `wss:0.0.0.0:5062`) and
+//!   [`TransportConfig`] (limits);
 //! - [`transports`] — the [`Transports`] handle: bind, send, connect, sent-by, shutdown;
 //! - [`routing`] — pure response routing (RFC 3261 §18.2.2, RFC 3581) and Via stamping;
 //! - [`stamp`] — stamping `received`/`rport` into a parsed request's top Via, and
@@ -41,8 +45,9 @@
 //! - [`error`] — [`TransportError`];
 //! - internal — `udp`, `tcp` (listeners, accept loop, outbound connections),
 //!   `tls_accept` (the handshake of an accepted TLS connection), `connection` (one
-//!   connection's reader and writer), `table` (open connections and per-IP counts),
-//!   `shared` (state shared by the tasks, task tracking).
+//!   connection's reader and writer), `ws` (SIP over WebSocket: the HTTP upgrade, what a
+//!   WebSocket message holds, one WebSocket connection), `table` (open connections and
+//!   per-IP counts), `shared` (state shared by the tasks, task tracking).
 //!
 //! Left to others: parsing and answering messages (a peer that breaks TCP framing is
 //! logged, counted and disconnected here; no 400 can be framed for it), transactions,
@@ -62,6 +67,7 @@ pub mod tls;
 mod tls_accept;
 pub mod transports;
 mod udp;
+mod ws;
 
 pub use config::{ListenSpec, ListenSpecError, TransportConfig};
 pub use error::TransportError;

@@ -19,9 +19,9 @@ pub struct TransportStats {
     pub messages_sent: AtomicU64,
     /// Bytes handed to a socket or a connection's send queue.
     pub bytes_sent: AtomicU64,
-    /// TCP connections open now (inbound and outbound, TLS included).
+    /// TCP connections open now (inbound and outbound, TLS and WebSocket included).
     pub tcp_connections_open: AtomicU64,
-    /// TCP connections accepted or opened since start (TLS included).
+    /// TCP connections accepted or opened since start (TLS and WebSocket included).
     pub tcp_connections_total: AtomicU64,
     /// Inbound TCP connections closed at once because of the total or per-IP limit.
     pub tcp_connections_refused: AtomicU64,
@@ -43,7 +43,7 @@ pub struct TransportStats {
     pub framing_errors: AtomicU64,
     /// Sends that failed: socket errors, full queues, failed connects.
     pub send_errors: AtomicU64,
-    /// TLS handshakes completed on accepted connections.
+    /// TLS handshakes completed on accepted connections (`tls:` and `wss:`).
     pub tls_handshakes: AtomicU64,
     /// Accepted TLS connections dropped because the handshake failed (garbage, a protocol
     /// or version the server does not speak, a client that refused the certificate).
@@ -51,6 +51,22 @@ pub struct TransportStats {
     /// Accepted TLS connections dropped because the handshake did not finish within
     /// the handshake timeout (a client that stalls).
     pub tls_handshake_timeouts: AtomicU64,
+    /// WebSocket upgrades accepted (`101 Switching Protocols`).
+    pub ws_upgrades: AtomicU64,
+    /// WebSocket upgrade requests refused with an HTTP error (garbage, not a WebSocket
+    /// request, no `sip` subprotocol, a wrong version …), or left unfinished by a peer
+    /// that closed.
+    pub ws_upgrade_failures: AtomicU64,
+    /// WebSocket connections dropped because the upgrade was not done within its
+    /// deadline (slowloris).
+    pub ws_upgrade_timeouts: AtomicU64,
+    /// SIP messages received in WebSocket messages and delivered.
+    pub ws_messages_received: AtomicU64,
+    /// WebSocket messages dropped because they are not one SIP message (the connection
+    /// stays).
+    pub ws_frames_dropped: AtomicU64,
+    /// WebSocket connections closed with 1009 for a message or frame over the size limit.
+    pub ws_oversize_closed: AtomicU64,
 }
 
 /// A copy of every counter of [`TransportStats`] at one moment.
@@ -94,6 +110,18 @@ pub struct TransportStatsSnapshot {
     pub tls_handshake_failures: u64,
     /// See [`TransportStats::tls_handshake_timeouts`].
     pub tls_handshake_timeouts: u64,
+    /// See [`TransportStats::ws_upgrades`].
+    pub ws_upgrades: u64,
+    /// See [`TransportStats::ws_upgrade_failures`].
+    pub ws_upgrade_failures: u64,
+    /// See [`TransportStats::ws_upgrade_timeouts`].
+    pub ws_upgrade_timeouts: u64,
+    /// See [`TransportStats::ws_messages_received`].
+    pub ws_messages_received: u64,
+    /// See [`TransportStats::ws_frames_dropped`].
+    pub ws_frames_dropped: u64,
+    /// See [`TransportStats::ws_oversize_closed`].
+    pub ws_oversize_closed: u64,
 }
 
 impl TransportStats {
@@ -120,6 +148,12 @@ impl TransportStats {
             tls_handshakes: get(&self.tls_handshakes),
             tls_handshake_failures: get(&self.tls_handshake_failures),
             tls_handshake_timeouts: get(&self.tls_handshake_timeouts),
+            ws_upgrades: get(&self.ws_upgrades),
+            ws_upgrade_failures: get(&self.ws_upgrade_failures),
+            ws_upgrade_timeouts: get(&self.ws_upgrade_timeouts),
+            ws_messages_received: get(&self.ws_messages_received),
+            ws_frames_dropped: get(&self.ws_frames_dropped),
+            ws_oversize_closed: get(&self.ws_oversize_closed),
         }
     }
 }

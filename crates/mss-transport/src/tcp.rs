@@ -1,5 +1,5 @@
-//! TCP: binding listeners, the accept loop with its connection limits (for TCP and TLS
-//! listeners alike), and outbound TCP connections opened to send a message.
+//! TCP: binding listeners, the accept loop with its connection limits (for TCP, TLS, WS
+//! and WSS listeners alike), and outbound TCP connections opened to send a message.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use crate::shared::{ConnectionGuard, Shared};
 use crate::stats;
 use crate::table::Entry;
 use crate::tls_accept;
+use crate::ws;
 
 /// Pending connections the kernel queues for `accept`.
 const BACKLOG: i32 = 1024;
@@ -42,7 +43,8 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Accepts connections until shutdown. Errors are retried with a doubling pause, never
 /// ending the loop. A connection over the total or per-IP limit is closed at once.
-/// `transport` is what the listener serves: TCP, or TLS (a handshake comes first).
+/// `transport` is what the listener serves: TCP, TLS (a handshake comes first), WS (an
+/// HTTP upgrade comes first) or WSS (both).
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -78,7 +80,8 @@ pub(crate) async fn accept_loop(
 }
 
 /// Checks the limits for a new inbound connection and starts its task, or closes it.
-/// A TLS connection enters the table only once its handshake is done (`tls_accept`).
+/// A TLS or WebSocket connection enters the table only once its handshake and upgrade
+/// are done (`tls_accept`, `ws::accept`).
 fn admit(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr, transport: Transport) {
     let refuse = |why: &str| {
         stats::bump(&shared.stats.tcp_connections_refused);
@@ -99,9 +102,22 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, remote: SocketAddr, transport:
     let id = shared.next_connection_id();
     let guard = ConnectionGuard::new(Arc::clone(shared), id, Some(ip), permit);
     tracing::debug!(peer = %remote, connection = id.0, %transport, "connection accepted");
-    if transport == Transport::Tls {
-        shared.spawn(tls_accept::run(Arc::clone(shared), guard, stream, remote));
-        return;
+    match transport {
+        Transport::Tls => {
+            shared.spawn(tls_accept::run(Arc::clone(shared), guard, stream, remote));
+            return;
+        }
+        Transport::Ws | Transport::Wss => {
+            shared.spawn(ws::accept::run(
+                Arc::clone(shared),
+                guard,
+                stream,
+                remote,
+                transport,
+            ));
+            return;
+        }
+        Transport::Udp | Transport::Tcp => {}
     }
     let (tx, rx) = mpsc::channel(shared.config.tcp_send_queue.max(1));
     shared.table.insert(

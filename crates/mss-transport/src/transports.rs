@@ -32,15 +32,16 @@ struct Inner {
 
 impl Transports {
     /// Binds every listen address of `config` and starts one receive loop per UDP socket
-    /// and one accept loop per TCP or TLS listener. Must be called inside a tokio runtime.
+    /// and one accept loop per TCP, TLS, WS or WSS listener. Must be called inside a tokio
+    /// runtime.
     ///
     /// # Returns
     /// The handle, and the receiving end of the channel every received message goes to.
     ///
     /// # Errors
-    /// `NoListener` for an empty list, `UnsupportedTransport` for WS/WSS,
-    /// `TlsNotConfigured` for a TLS listener without [`TransportConfig::tls`], `Bind` when
-    /// an address cannot be bound. Nothing keeps running after an error.
+    /// `NoListener` for an empty list, `TlsNotConfigured` for a TLS or WSS listener
+    /// without [`TransportConfig::tls`], `Bind` when an address cannot be bound. Nothing
+    /// keeps running after an error.
     pub async fn bind(
         config: TransportConfig,
     ) -> Result<(Transports, mpsc::Receiver<Received>), TransportError> {
@@ -67,8 +68,9 @@ impl Transports {
                     });
                     local
                 }
-                Transport::Tcp | Transport::Tls => {
-                    if spec.transport == Transport::Tls && config.tls.is_none() {
+                Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
+                    let secure = matches!(spec.transport, Transport::Tls | Transport::Wss);
+                    if secure && config.tls.is_none() {
                         return Err(TransportError::TlsNotConfigured(*spec));
                     }
                     let listener = tcp::bind(spec.addr).map_err(bind_err)?;
@@ -76,7 +78,6 @@ impl Transports {
                     tcp_listeners.push((listener, local, spec.transport));
                     local
                 }
-                other => return Err(TransportError::UnsupportedTransport(other)),
             };
             tracing::info!(transport = %spec.transport, %local, "listening");
             bound.push(ListenSpec::new(spec.transport, local));
@@ -137,14 +138,14 @@ impl Transports {
     ///   (its messages come back as [`Received`] with its id, which the returned flow
     ///   names). Over a new connection, a connect failure is only logged and counted; use
     ///   [`Transports::connect`] first to learn about it.
-    /// - TLS: as TCP, except that no connection is opened: without an open TLS
-    ///   connection to the peer the send fails with `NoConnection`.
+    /// - TLS, WS and WSS: as TCP, except that no connection is opened: without an open
+    ///   connection of that transport to the peer the send fails with `NoConnection`. A
+    ///   WebSocket message carries the whole of `data` (one SIP message).
     ///
     /// # Errors
     /// `Shutdown`; `NoSocketForFamily`; `UdpSend` (including a full kernel buffer) and
     /// `DatagramTooLarge`; `QueueFull` when the connection's peer does not keep up;
-    /// `ConnectionLimit`; `NoConnection` for TLS; `UnsupportedTransport` for WS/WSS. Each
-    /// failure is counted.
+    /// `ConnectionLimit`; `NoConnection` for TLS, WS and WSS. Each failure is counted.
     pub fn send_from(
         &self,
         from: Option<SocketAddr>,
@@ -158,8 +159,9 @@ impl Transports {
         } else {
             match flow.transport {
                 Transport::Udp => udp::send(shared, from, flow.remote, &data).map(|()| *flow),
-                Transport::Tcp | Transport::Tls => self.send_stream(flow, data),
-                other => Err(TransportError::UnsupportedTransport(other)),
+                Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
+                    self.send_stream(flow, data)
+                }
             }
         };
         match &result {
@@ -175,8 +177,8 @@ impl Transports {
         result
     }
 
-    /// A TCP or TLS send: on the flow's connection, or another one of its transport to
-    /// the same peer; else a new TCP connection (none for TLS).
+    /// A TCP, TLS or WebSocket send: on the flow's connection, or another one of its
+    /// transport to the same peer; else a new TCP connection (none for the others).
     fn send_stream(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
         let shared = &self.inner.shared;
         let named = flow
@@ -307,7 +309,8 @@ impl Transports {
         Arc::clone(&self.inner.shared.stats)
     }
 
-    /// TCP and TLS connections open now (TLS ones once their handshake is done).
+    /// TCP, TLS and WebSocket connections open now (TLS ones once their handshake is
+    /// done, WebSocket ones once upgraded).
     pub fn connection_count(&self) -> usize {
         self.inner.shared.table.len()
     }
@@ -384,7 +387,10 @@ mod tests {
         let err = t.send(&ws, Bytes::from_static(b"x")).unwrap_err();
         assert!(matches!(
             err,
-            TransportError::UnsupportedTransport(Transport::Ws)
+            TransportError::NoConnection {
+                transport: Transport::Ws,
+                ..
+            }
         ));
         assert_eq!(t.stats().snapshot().send_errors, 3);
         assert!(t.is_open(&Flow::udp("127.0.0.1:1".parse().unwrap())));
@@ -392,12 +398,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tls_listener_needs_a_certificate() {
-        let spec: ListenSpec = "tls:127.0.0.1:0".parse().unwrap();
-        let err = Transports::bind(TransportConfig::with_listen(vec![spec]))
+    async fn tls_and_wss_listeners_need_a_certificate() {
+        for spec in ["tls:127.0.0.1:0", "wss:127.0.0.1:0"] {
+            let spec: ListenSpec = spec.parse().unwrap();
+            let err = Transports::bind(TransportConfig::with_listen(vec![spec]))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, TransportError::TlsNotConfigured(_)), "{err}");
+            assert!(err.to_string().contains("no TLS certificate"), "{err}");
+        }
+        // A ws: listener needs none.
+        let spec: ListenSpec = "ws:127.0.0.1:0".parse().unwrap();
+        let (t, _rx) = Transports::bind(TransportConfig::with_listen(vec![spec]))
             .await
-            .unwrap_err();
-        assert!(matches!(err, TransportError::TlsNotConfigured(_)), "{err}");
-        assert!(err.to_string().contains("no TLS certificate"), "{err}");
+            .unwrap();
+        assert!(t.local_addr(Transport::Ws).is_some());
     }
 }

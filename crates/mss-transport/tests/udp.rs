@@ -236,15 +236,12 @@ async fn bind_errors_name_the_address() {
     .await
     .unwrap_err();
     assert!(matches!(err, TransportError::TlsNotConfigured(_)));
-    let err = Transports::bind(TransportConfig::with_listen(vec!["ws:127.0.0.1:0"
+    let err = Transports::bind(TransportConfig::with_listen(vec!["wss:127.0.0.1:0"
         .parse()
         .unwrap()]))
     .await
     .unwrap_err();
-    assert!(matches!(
-        err,
-        TransportError::UnsupportedTransport(Transport::Ws)
-    ));
+    assert!(matches!(err, TransportError::TlsNotConfigured(_)));
     let err = Transports::bind(TransportConfig::default())
         .await
         .unwrap_err();

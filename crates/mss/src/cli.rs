@@ -45,7 +45,8 @@ pub struct ServeArgs {
     /// Data folder; overrides data_dir of the configuration.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// SIP listen addresses (`udp:IP:PORT, tcp:IP:PORT`); override listen of the configuration.
+    /// SIP listen addresses (`udp:IP:PORT, tcp:IP:PORT`, also `tls:`, `ws:`, `wss:`);
+    /// override listen of the configuration.
     #[arg(long, value_name = "LIST")]
     pub listen: Option<String>,
     /// Address of the admin API (IP:PORT); overrides admin of the configuration.

@@ -68,9 +68,9 @@ impl Loaded {
                 c.server.admin
             ));
         }
-        if c.tls.files.is_some() && !c.server.listens_on_tls() {
+        if c.tls.files.is_some() && !c.server.uses_certificate() {
             w.push(
-                "[tls] names a certificate but no listen address is tls: (nothing uses it)"
+                "[tls] names a certificate but no listen address is tls: or wss: (nothing uses it)"
                     .to_string(),
             );
         }
@@ -208,10 +208,10 @@ impl Loaded {
     }
 }
 
-/// The `tls:` line of the summary: which certificate the TLS listeners present.
+/// The `tls:` line of the summary: which certificate the TLS and WSS listeners present.
 fn tls_summary(c: &Config) -> String {
-    if !c.server.listens_on_tls() {
-        return "tls: no tls: listener\n".to_owned();
+    if !c.server.uses_certificate() {
+        return "tls: no tls: or wss: listener\n".to_owned();
     }
     let timeout = values::duration_text(c.tls.handshake_timeout);
     match &c.tls.files {
@@ -343,7 +343,8 @@ pub fn load(config: Option<&Path>, var: Option<&Path>) -> Result<Loaded, ConfigE
     }
 }
 
-/// Parses a `listen` value (`udp:IP:PORT, tcp:IP:PORT`), as `mss serve --listen` takes it.
+/// Parses a `listen` value (`udp:IP:PORT, tcp:IP:PORT, wss:IP:PORT`), as `mss serve
+/// --listen` takes it.
 ///
 /// # Errors
 /// A message naming the item that is wrong.

@@ -16,6 +16,10 @@ pub enum SipTransport {
     Tcp,
     /// TLS over TCP (RFC 3261 §26.2); `listen` only, not yet a line's `transport`.
     Tls,
+    /// SIP over WebSocket (RFC 7118), for browser phones; `listen` only.
+    Ws,
+    /// SIP over secure WebSocket (RFC 7118, the `[tls]` certificate); `listen` only.
+    Wss,
 }
 
 impl SipTransport {
@@ -25,6 +29,8 @@ impl SipTransport {
             SipTransport::Udp => "udp",
             SipTransport::Tcp => "tcp",
             SipTransport::Tls => "tls",
+            SipTransport::Ws => "ws",
+            SipTransport::Wss => "wss",
         }
     }
 }
@@ -117,6 +123,9 @@ pub struct ServerConfig {
 pub const DEFAULT_SIP_PORT: u16 = 5060;
 /// Default SIP port over TLS (RFC 3261 §19.1.2).
 pub const DEFAULT_SIPS_PORT: u16 = 5061;
+/// Default port of SIP over secure WebSocket (issue 17: next to TLS's 5061, as
+/// miniSIPServer and Asterisk setups often use).
+pub const DEFAULT_WSS_PORT: u16 = 5062;
 
 impl ServerConfig {
     /// The `[server]` section with every default and the given domain.
@@ -138,6 +147,10 @@ impl ServerConfig {
                     transport: SipTransport::Tls,
                     addr: SocketAddr::new(any, DEFAULT_SIPS_PORT),
                 },
+                ListenSpec {
+                    transport: SipTransport::Wss,
+                    addr: SocketAddr::new(any, DEFAULT_WSS_PORT),
+                },
             ],
             data_dir: PathBuf::from("./mss-data"),
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),
@@ -153,9 +166,11 @@ impl ServerConfig {
         }
     }
 
-    /// Whether any `listen` address is `tls:`.
-    pub fn listens_on_tls(&self) -> bool {
-        self.listen.iter().any(|l| l.transport == SipTransport::Tls)
+    /// Whether any `listen` address presents the `[tls]` certificate: `tls:` or `wss:`.
+    pub fn uses_certificate(&self) -> bool {
+        self.listen
+            .iter()
+            .any(|l| matches!(l.transport, SipTransport::Tls | SipTransport::Wss))
     }
 
     /// Whether `host` (a Request-URI or To host, without port) names this server.

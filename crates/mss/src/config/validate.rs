@@ -514,7 +514,7 @@ offline_max_chars = many
         let lines: Vec<&str> = e.lines().collect();
         let expect = [
             "mss.ini:2: [server] domain: \"bad domain\" is not a host name or IP address",
-            "mss.ini:3: [server] listen: \"sctp\" is not a transport (udp, tcp, tls)",
+            "mss.ini:3: [server] listen: \"sctp\" is not a transport (udp, tcp, tls, ws, wss)",
             "mss.ini:4: [server] admin: \"localhost\" is not an address of the form IP:PORT",
             "mss.ini:5: [server] Domain: unknown key (did you mean \"domain\"? keys are case-sensitive)",
             "mss.ini:7: [server] max_expires: 50 is shorter than min_expires (100)",
@@ -652,13 +652,15 @@ offline_max_chars = many
         assert_eq!(files.certificate, dir.path().join("cert.pem"));
         assert_eq!(files.private_key, dir.path().join("key.pem"));
         assert_eq!(c.tls.handshake_timeout, Duration::from_secs(3));
-        assert!(c.server.listens_on_tls());
+        assert!(c.server.uses_certificate());
         let defaults = load("").unwrap();
         assert_eq!(defaults.tls, TlsConfig::default());
-        // The defaults listen on TLS 5061 as well (with the self-signed certificate).
-        assert_eq!(defaults.server.listen.len(), 3);
-        assert!(defaults.server.listens_on_tls());
+        // The defaults listen on TLS 5061 and WSS 5062 as well (with the self-signed
+        // certificate).
+        assert_eq!(defaults.server.listen.len(), 4);
+        assert!(defaults.server.uses_certificate());
         assert_eq!(defaults.server.listen[2].addr.port(), 5061);
+        assert_eq!(defaults.server.listen[3].to_string(), "wss:0.0.0.0:5062");
     }
 
     #[test]

@@ -117,15 +117,14 @@ pub(crate) fn call_id_mode(v: &str) -> Result<CallIdMode, String> {
     }
 }
 
-/// `udp`, `tcp` or `tls` (lower case), the transport of a `listen` address.
+/// `udp`, `tcp`, `tls`, `ws` or `wss` (lower case), the transport of a `listen` address.
 pub(crate) fn listen_transport(v: &str) -> Result<SipTransport, String> {
     match v {
         "tls" => Ok(SipTransport::Tls),
-        "ws" | "wss" => Err(format!(
-            "transport {v:?} is not supported yet (udp, tcp, tls)"
-        )),
+        "ws" => Ok(SipTransport::Ws),
+        "wss" => Ok(SipTransport::Wss),
         "udp" | "tcp" => transport(v),
-        _ => Err(format!("{v:?} is not a transport (udp, tcp, tls)")),
+        _ => Err(format!("{v:?} is not a transport (udp, tcp, tls, ws, wss)")),
     }
 }
 
@@ -145,17 +144,17 @@ pub(crate) fn socket_addr(v: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{v:?} is not an address of the form IP:PORT"))
 }
 
-/// A comma-separated list of `udp:IP:PORT` / `tcp:IP:PORT` / `tls:IP:PORT`, without
-/// repeats.
+/// A comma-separated list of `udp:IP:PORT` / `tcp:IP:PORT` / `tls:IP:PORT` /
+/// `ws:IP:PORT` / `wss:IP:PORT`, without repeats.
 pub(crate) fn listen_list(v: &str) -> Result<Vec<ListenSpec>, String> {
     let mut out: Vec<ListenSpec> = Vec::new();
     for item in v.split(',').map(str::trim) {
         if item.is_empty() {
             return Err(format!("{v:?} has an empty item"));
         }
-        let (t, addr) = item
-            .split_once(':')
-            .ok_or_else(|| format!("{item:?} is not of the form udp:IP:PORT or tcp:IP:PORT"))?;
+        let (t, addr) = item.split_once(':').ok_or_else(|| {
+            format!("{item:?} is not of the form TRANSPORT:IP:PORT (e.g. udp:0.0.0.0:5060)")
+        })?;
         let transport = listen_transport(t)?;
         let addr = socket_addr(addr)?;
         let spec = ListenSpec { transport, addr };
@@ -380,9 +379,13 @@ mod tests {
         let tls = listen_list("tls:0.0.0.0:5061, tls:127.0.0.1:6060").unwrap();
         assert_eq!(tls[0].transport, SipTransport::Tls);
         assert_eq!(tls[1].addr.port(), 6060);
-        assert!(listen_list("wss:0.0.0.0:5062")
+        let ws = listen_list("ws:0.0.0.0:8080, wss:[::]:5062").unwrap();
+        assert_eq!(ws[0].transport, SipTransport::Ws);
+        assert_eq!(ws[1].transport, SipTransport::Wss);
+        assert_eq!(ws[1].to_string(), "wss:[::]:5062");
+        assert!(listen_list("wsx:0.0.0.0:5062")
             .unwrap_err()
-            .contains("not supported yet (udp, tcp, tls)"));
+            .contains("not a transport (udp, tcp, tls, ws, wss)"));
         assert!(transport("tls").unwrap_err().contains("not supported yet"));
         assert!(listen_list("udp:0.0.0.0").is_err());
         assert!(listen_list("udp:host:5060").is_err());

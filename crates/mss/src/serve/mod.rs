@@ -12,8 +12,8 @@
 //! - `dns.rs`: the lookup of a line's registrar (SRV, A/AAAA; RFC 3263 §4);
 //! - `admin.rs`: the admin API's data source;
 //! - `stats.rs`: the core's, the transport's and the store's series of `/metrics`;
-//! - `tls.rs`: the certificate of the `tls:` listeners, its reload on SIGHUP and from
-//!   the admin API;
+//! - `tls.rs`: the certificate of the `tls:` and `wss:` listeners, its reload on SIGHUP
+//!   and from the admin API;
 //! - `memory.rs`: giving freed memory back to the system;
 //! - `names.rs`: the set of user names the admin API checks against;
 //! - `cdr_writer.rs`: the thread that appends finished call records to the daily CSV files;
@@ -94,7 +94,7 @@ pub enum ServeError {
         "the stored digest nonce key has {0} bytes, not 32; delete the secret or the database"
     )]
     NonceKey(usize),
-    /// The certificate of the `tls:` listeners cannot be used.
+    /// The certificate of the `tls:` and `wss:` listeners cannot be used.
     #[error("TLS: {0}")]
     Tls(#[from] mss_transport::TlsIdentityError),
     /// rustls refused its configuration.
@@ -131,7 +131,7 @@ pub struct Prepared {
 
 /// Loads the configuration for `args`, applies `--data-dir`, `--listen` and `--admin`,
 /// creates the data folder and, on embedded defaults, the default users; when something
-/// listens on `tls:` and `[tls]` names no certificate, the self-signed one of the data
+/// listens on `tls:` or `wss:` and `[tls]` names no certificate, the self-signed one of the data
 /// folder (generated at first start).
 ///
 /// # Errors
@@ -162,7 +162,7 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, ServeError> {
         announcement = defaults.announcement();
         loaded.config.users = defaults.users;
     }
-    if loaded.config.server.listens_on_tls() && loaded.config.tls.files.is_none() {
+    if loaded.config.server.uses_certificate() && loaded.config.tls.files.is_none() {
         let names = tls::certificate_names(&loaded.config, &local_addrs::local_ips());
         let generated = self_signed::load_or_create(&data_dir, &names)?;
         if generated.created {
@@ -275,7 +275,7 @@ async fn serve(
     let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
     tc.udp_recv_buffer = UDP_BUFFER;
     tc.udp_send_buffer = UDP_BUFFER;
-    let tls = match (&c.tls.files, c.server.listens_on_tls()) {
+    let tls = match (&c.tls.files, c.server.uses_certificate()) {
         (Some(files), true) => Some(Arc::new(tls::Certificate::load(files.clone())?)),
         _ => None,
     };

@@ -37,6 +37,8 @@ pub(crate) fn sip_transport(t: SipTransport) -> mss_sip::Transport {
         SipTransport::Udp => mss_sip::Transport::Udp,
         SipTransport::Tcp => mss_sip::Transport::Tcp,
         SipTransport::Tls => mss_sip::Transport::Tls,
+        SipTransport::Ws => mss_sip::Transport::Ws,
+        SipTransport::Wss => mss_sip::Transport::Wss,
     }
 }
 

@@ -181,6 +181,36 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
             t.tls_handshake_timeouts,
         ),
         (
+            "mss_transport_ws_upgrades_total",
+            "WebSocket upgrades accepted (101 with the sip subprotocol).",
+            t.ws_upgrades,
+        ),
+        (
+            "mss_transport_ws_upgrade_failures_total",
+            "WebSocket upgrade requests refused with an HTTP error (garbage, no sip subprotocol, wrong version) or left unfinished.",
+            t.ws_upgrade_failures,
+        ),
+        (
+            "mss_transport_ws_upgrade_timeouts_total",
+            "WebSocket connections dropped for an upgrade not finished in time.",
+            t.ws_upgrade_timeouts,
+        ),
+        (
+            "mss_transport_ws_messages_received_total",
+            "SIP messages received over WebSocket.",
+            t.ws_messages_received,
+        ),
+        (
+            "mss_transport_ws_frames_dropped_total",
+            "WebSocket messages dropped because they are not one SIP message.",
+            t.ws_frames_dropped,
+        ),
+        (
+            "mss_transport_ws_oversize_closed_total",
+            "WebSocket connections closed with 1009 for a message over the size limit.",
+            t.ws_oversize_closed,
+        ),
+        (
             "mss_store_commits_total",
             "Store transactions committed.",
             s.commits,
@@ -231,6 +261,7 @@ mod tests {
             udp_stun_keepalives_answered: 4,
             udp_stun_dropped: 2,
             tls_handshake_timeouts: 3,
+            ws_frames_dropped: 5,
             ..TransportStatsSnapshot::default()
         };
         let s = StoreStats {
@@ -250,6 +281,7 @@ mod tests {
         assert!(text.contains("mss_transport_udp_stun_keepalives_answered_total 4\n"));
         assert!(text.contains("mss_transport_udp_stun_dropped_total 2\n"));
         assert!(text.contains("mss_transport_tls_handshake_timeouts_total 3\n"));
+        assert!(text.contains("mss_transport_ws_frames_dropped_total 5\n"));
         assert!(text.contains("mss_store_commits_total 3\n"));
         assert!(text.contains("# TYPE mss_store_largest_batch gauge\n"));
         assert_eq!(

@@ -123,7 +123,9 @@ pub(crate) async fn reload_on_hangup(
                         // The outcome is logged by `reload`.
                         let _ = c.reload("SIGHUP").await;
                     }
-                    None => tracing::info!("SIGHUP: nothing to reload (no tls: listener)"),
+                    None => {
+                        tracing::info!("SIGHUP: nothing to reload (no tls: or wss: listener)")
+                    }
                 }
             }
         }
@@ -131,7 +133,7 @@ pub(crate) async fn reload_on_hangup(
 }
 
 /// The names a generated certificate is made for: the domain, its aliases, `localhost`,
-/// and the addresses of the `tls:` listeners (every address of the machine, `local_ips`,
+/// and the addresses of the `tls:` and `wss:` listeners (every address of the machine, `local_ips`,
 /// of the family of a listener on the unspecified address).
 pub(crate) fn certificate_names(config: &Config, local_ips: &[IpAddr]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
@@ -149,7 +151,7 @@ pub(crate) fn certificate_names(config: &Config, local_ips: &[IpAddr]) -> Vec<St
         .server
         .listen
         .iter()
-        .filter(|l| l.transport == SipTransport::Tls)
+        .filter(|l| matches!(l.transport, SipTransport::Tls | SipTransport::Wss))
     {
         let ip = l.addr.ip();
         if ip.is_unspecified() {

@@ -85,6 +85,8 @@ pub struct Server {
     pub admin_port: u16,
     /// The `tls:` listener's port, when there is one.
     pub tls_port: Option<u16>,
+    /// The `ws:` and `wss:` listeners' ports, when there are some.
+    pub ws_ports: Option<(u16, u16)>,
     child: Option<Child>,
     run: u32,
     /// Started without a configuration file: the embedded defaults.
@@ -100,24 +102,34 @@ impl Server {
 
     /// As [`Server::start`], with `server_keys` (lines ending in `\n`) added to `[server]`.
     pub fn start_with(dir: &Path, server_keys: &str, extra_ini: &str) -> Server {
-        Server::start_listening(dir, None, server_keys, extra_ini)
+        Server::start_listening(dir, None, None, server_keys, extra_ini)
     }
 
     /// As [`Server::start`], also listening on `tls:127.0.0.1:PORT` ([`Server::tls_port`]).
     pub fn start_tls(dir: &Path, extra_ini: &str) -> Server {
-        Server::start_listening(dir, Some(free_port()), "", extra_ini)
+        Server::start_listening(dir, Some(free_port()), None, "", extra_ini)
+    }
+
+    /// As [`Server::start`], also listening on `ws:127.0.0.1:PORT` and
+    /// `wss:127.0.0.1:PORT` ([`Server::ws`], [`Server::wss`]).
+    pub fn start_ws(dir: &Path, extra_ini: &str) -> Server {
+        Server::start_listening(dir, None, Some((free_port(), free_port())), "", extra_ini)
     }
 
     fn start_listening(
         dir: &Path,
         tls_port: Option<u16>,
+        ws_ports: Option<(u16, u16)>,
         server_keys: &str,
         extra_ini: &str,
     ) -> Server {
         let sip_port = free_port();
         let admin_port = free_port();
         let config = dir.join("mss.ini");
-        let tls = tls_port.map_or_else(String::new, |p| format!(", tls:127.0.0.1:{p}"));
+        let mut tls = tls_port.map_or_else(String::new, |p| format!(", tls:127.0.0.1:{p}"));
+        if let Some((ws, wss)) = ws_ports {
+            tls.push_str(&format!(", ws:127.0.0.1:{ws}, wss:127.0.0.1:{wss}"));
+        }
         let ini = format!(
             "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}{tls}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
         );
@@ -129,6 +141,7 @@ impl Server {
             sip_port,
             admin_port,
             tls_port,
+            ws_ports,
             child: None,
             run: 0,
             embedded: false,
@@ -160,6 +173,7 @@ impl Server {
             sip_port,
             admin_port,
             tls_port,
+            ws_ports: None,
             child: None,
             run: 0,
             embedded: true,
@@ -223,6 +237,16 @@ impl Server {
     /// The address of the `tls:` listener.
     pub fn tls(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.tls_port.expect("no tls: listener")))
+    }
+
+    /// The address of the `ws:` listener.
+    pub fn ws(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ws_ports.expect("no ws: listener").0))
+    }
+
+    /// The address of the `wss:` listener.
+    pub fn wss(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ws_ports.expect("no wss: listener").1))
     }
 
     /// The process id of the running server.

@@ -71,32 +71,38 @@ pub struct TlsPeer {
     buf: Vec<u8>,
 }
 
+/// A TLS connection to `addr` with its handshake done (within 5 s), accepting any
+/// certificate; reads time out after 5 s.
+#[allow(deprecated)]
+pub fn tls_stream(addr: SocketAddr) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from("pbx.test").map_err(|e| e.to_string())?;
+    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let sock =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut stream = StreamOwned::new(conn, sock);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(stream)
+}
+
 impl TlsPeer {
     /// Connects and completes the handshake (within 5 s), or says why not.
-    #[allow(deprecated)]
     pub fn try_connect(addr: SocketAddr) -> Result<TlsPeer, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth();
-        let name = ServerName::try_from("pbx.test").map_err(|e| e.to_string())?;
-        let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-        let sock =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| e.to_string())?;
-        let mut stream = StreamOwned::new(conn, sock);
-        while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .map_err(|e| e.to_string())?;
-        }
         Ok(TlsPeer {
-            stream,
+            stream: tls_stream(addr)?,
             buf: Vec::new(),
         })
     }
