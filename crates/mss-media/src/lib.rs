@@ -7,8 +7,14 @@
 //!   as `now`, events go out through [`Relay::poll_event`], the next deadline through
 //!   [`Relay::poll_timeout`]. Tests run it in simulated time.
 //! - `packet.rs`: is it RTP or RTCP (RFC 3550, RFC 5761 §4)?
+//! - [`io`]: the thread that owns the UDP sockets of the allocated ports and drives one
+//!   [`Relay`]; the controller talks to it with [`io::Command`]s and hears
+//!   [`io::MediaEvent`]s.
+//!
+//! See the crate README for the contract with the call service.
 
 pub mod config;
+pub mod io;
 mod packet;
 mod relay;
 mod stats;
