@@ -1,0 +1,593 @@
+//! The relay's own thread: it owns the UDP sockets of the allocated ports and one
+//! [`Relay`], so both legs of every session are served on it and no packet crosses a
+//! thread. The call service talks to it through [`Commands`] (a channel and a wake-up)
+//! and hears [`MediaEvent`]s through the callback given to [`MediaRelay::start`].
+//!
+//! The loop: wait in `epoll` (mio) until a socket is readable, a command came or the
+//! relay's next deadline; read each readable socket (`recvmmsg` batches or plain
+//! `recv_from`, [`ReceiveMode`]) up to a budget per socket per round, so that a flood at
+//! one port costs the other sessions a round's delay at most and never their packets;
+//! pass each datagram to [`Relay::handle_packet`] and `send_to` where it says; then the
+//! commands, the timers and the events. The clock is read once per round.
+
+mod mmsg;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::relay::{Allocation, Decision, Event, Leg, Relay, Remote, SessionId};
+use crate::stats::{DropReason, RelayStats, SessionStats};
+use crate::RelayConfig;
+
+/// How the thread reads a readable socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveMode {
+    /// `recvmmsg(2)`: up to 32 datagrams per system call (Linux). The default: see the
+    /// numbers in the crate README.
+    Batched,
+    /// One `recv_from` per datagram, until `WouldBlock`.
+    Plain,
+}
+
+/// How to start the relay thread.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// Ports and timeouts.
+    pub relay: RelayConfig,
+    /// The address the RTP sockets bind (`rtp_address`; `0.0.0.0` for all).
+    pub address: IpAddr,
+    /// Shuffles the order ports are handed out in.
+    pub seed: u64,
+    /// How sockets are read.
+    pub receive: ReceiveMode,
+}
+
+impl MediaOptions {
+    /// Batched reads on `address` with `relay`'s ports.
+    pub fn new(relay: RelayConfig, address: IpAddr, seed: u64) -> MediaOptions {
+        MediaOptions {
+            relay,
+            address,
+            seed,
+            receive: ReceiveMode::Batched,
+        }
+    }
+}
+
+/// What the call service asks of the relay.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A session with a port pair per leg, sockets bound; answered by
+    /// [`MediaEvent::Allocated`] with the same `op`.
+    Allocate {
+        /// The caller's reference for the answer.
+        op: u64,
+    },
+    /// Where `leg`'s media comes from ([`Relay::set_remote`]: latching starts again).
+    SetRemote {
+        /// The session.
+        session: SessionId,
+        /// The leg.
+        leg: Leg,
+        /// Its signalling source and SDP addresses.
+        remote: Remote,
+    },
+    /// `leg` on hold or off it ([`Relay::set_hold`]).
+    SetHold {
+        /// The session.
+        session: SessionId,
+        /// The leg.
+        leg: Leg,
+        /// On hold.
+        on_hold: bool,
+    },
+    /// The call was answered ([`Relay::answered`]).
+    Answered {
+        /// The session.
+        session: SessionId,
+    },
+    /// The call ended: close the sockets, free the ports; answered by
+    /// [`MediaEvent::Released`].
+    Release {
+        /// The session.
+        session: SessionId,
+    },
+    /// The counters of a session; answered by [`MediaEvent::Stats`].
+    Stats {
+        /// The session.
+        session: SessionId,
+    },
+}
+
+/// Why [`Command::Allocate`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocateError {
+    /// No free ports: `503` + `Retry-After`.
+    #[error("no free RTP ports")]
+    Exhausted,
+    /// The ports handed out could not be bound (taken by another program), 8 times.
+    #[error("could not bind RTP ports: {0}")]
+    Bind(String),
+}
+
+/// What the relay thread tells the call service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The answer to [`Command::Allocate`].
+    Allocated {
+        /// The `op` of the command.
+        op: u64,
+        /// The session and its ports, or why not.
+        result: Result<Allocation, AllocateError>,
+    },
+    /// The answer to [`Command::Release`]: the last counters (`None`: unknown session).
+    Released {
+        /// The session.
+        session: SessionId,
+        /// Both legs' counters.
+        stats: Option<SessionStats>,
+    },
+    /// The answer to [`Command::Stats`].
+    Stats {
+        /// The session.
+        session: SessionId,
+        /// Both legs' counters (`None`: unknown session).
+        stats: Option<SessionStats>,
+    },
+    /// A relay event: latched, `no_rtp_from`, timed out.
+    Relay(Event),
+}
+
+/// The relay thread is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the media relay has stopped")]
+pub struct Stopped;
+
+enum Message {
+    Command(Command),
+    Stop,
+}
+
+/// Sends commands to the relay thread; cheap to clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    tx: Sender<Message>,
+    waker: Arc<Waker>,
+}
+
+impl Commands {
+    /// Queues `command` and wakes the thread.
+    pub fn send(&self, command: Command) -> Result<(), Stopped> {
+        self.tx
+            .send(Message::Command(command))
+            .map_err(|_| Stopped)?;
+        self.waker.wake().map_err(|_| Stopped)
+    }
+}
+
+/// The relay's counters, published by its thread after every round (for `/metrics`:
+/// `mss_rtp_packets_total`, `mss_rtp_ports_in_use`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    relayed: AtomicU64,
+    dropped: [AtomicU64; DropReason::COUNT],
+    ports_in_use: AtomicU64,
+    sessions: AtomicU64,
+    exhausted: AtomicU64,
+    send_errors: AtomicU64,
+    receive_errors: AtomicU64,
+}
+
+/// A reading of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountersSnapshot {
+    /// The relay's counters.
+    pub relay: RelayStats,
+    /// Datagrams the relay decided to forward that `send_to` refused (full socket buffer,
+    /// unreachable network): counted in `relayed` too.
+    pub send_errors: u64,
+    /// Failed reads other than `WouldBlock`.
+    pub receive_errors: u64,
+}
+
+impl Counters {
+    /// The values now.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        let mut relay = RelayStats {
+            relayed: self.relayed.load(Ordering::Relaxed),
+            ports_in_use: self.ports_in_use.load(Ordering::Relaxed) as u32,
+            sessions: self.sessions.load(Ordering::Relaxed) as u32,
+            exhausted: self.exhausted.load(Ordering::Relaxed),
+            ..RelayStats::default()
+        };
+        for (d, a) in relay.dropped.iter_mut().zip(&self.dropped) {
+            *d = a.load(Ordering::Relaxed);
+        }
+        CountersSnapshot {
+            relay,
+            send_errors: self.send_errors.load(Ordering::Relaxed),
+            receive_errors: self.receive_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    fn publish(&self, s: &RelayStats, send_errors: u64, receive_errors: u64) {
+        self.relayed.store(s.relayed, Ordering::Relaxed);
+        for (a, d) in self.dropped.iter().zip(s.dropped) {
+            a.store(d, Ordering::Relaxed);
+        }
+        self.ports_in_use
+            .store(u64::from(s.ports_in_use), Ordering::Relaxed);
+        self.sessions
+            .store(u64::from(s.sessions), Ordering::Relaxed);
+        self.exhausted.store(s.exhausted, Ordering::Relaxed);
+        self.send_errors.store(send_errors, Ordering::Relaxed);
+        self.receive_errors.store(receive_errors, Ordering::Relaxed);
+    }
+}
+
+/// The running relay thread. Dropping it stops the thread.
+#[derive(Debug)]
+pub struct MediaRelay {
+    commands: Commands,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl MediaRelay {
+    /// Starts the thread (`mss-media`). `on_event` runs on it for every event: it must not
+    /// block (send into a channel).
+    pub fn start<F>(options: MediaOptions, on_event: F) -> io::Result<MediaRelay>
+    where
+        F: FnMut(MediaEvent) + Send + 'static,
+    {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let slots = 2 * options.relay.ports.pairs() as usize;
+        let relay = Relay::new(options.relay.clone(), options.seed);
+        let base = options.relay.ports.base();
+        let (address, mode) = (options.address, options.receive);
+        let published = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("mss-media".into())
+            .spawn(move || {
+                // Built here: the recvmmsg buffers hold raw pointers and stay on this thread.
+                let receiver = match mode {
+                    ReceiveMode::Batched => Receiver_::Batched(mmsg::Batch::new(BATCH)),
+                    ReceiveMode::Plain => Receiver_::Plain(Box::new([0; mmsg::BUFFER])),
+                };
+                Worker {
+                    relay,
+                    base,
+                    address,
+                    poll,
+                    sockets: (0..slots).map(|_| None).collect(),
+                    ready: VecDeque::with_capacity(slots),
+                    queued: vec![false; slots],
+                    receiver,
+                    rx,
+                    on_event,
+                    counters: published,
+                    send_errors: 0,
+                    receive_errors: 0,
+                }
+                .run()
+            })?;
+        Ok(MediaRelay {
+            commands: Commands { tx, waker },
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    /// A sender of commands.
+    pub fn commands(&self) -> Commands {
+        self.commands.clone()
+    }
+
+    /// The counters the thread publishes.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Stops the thread (every socket closed) and waits for it.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_thread()
+    }
+
+    fn stop_thread(&mut self) -> io::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let _ = self.commands.tx.send(Message::Stop);
+        let _ = self.commands.waker.wake();
+        thread
+            .join()
+            .map_err(|_| io::Error::other("the media thread panicked"))?
+    }
+}
+
+impl Drop for MediaRelay {
+    fn drop(&mut self) {
+        let _ = self.stop_thread();
+    }
+}
+
+/// The token of the command wake-up; sockets use their port's offset in the range.
+const WAKER: Token = Token(usize::MAX);
+/// Datagrams per `recvmmsg`.
+const BATCH: usize = 32;
+/// Datagrams read from one socket per round before the others get their turn.
+const BUDGET: usize = 64;
+/// Tries to bind a session's ports before giving up.
+const BIND_TRIES: usize = 8;
+
+enum Receiver_ {
+    Batched(mmsg::Batch),
+    Plain(Box<[u8; mmsg::BUFFER]>),
+}
+
+struct Worker<F> {
+    relay: Relay,
+    base: u16,
+    address: IpAddr,
+    poll: Poll,
+    /// By port offset from `base`.
+    sockets: Vec<Option<UdpSocket>>,
+    /// Sockets with datagrams perhaps left (edge-triggered: read until `WouldBlock`).
+    ready: VecDeque<usize>,
+    queued: Vec<bool>,
+    receiver: Receiver_,
+    rx: Receiver<Message>,
+    on_event: F,
+    counters: Arc<Counters>,
+    send_errors: u64,
+    receive_errors: u64,
+}
+
+impl<F: FnMut(MediaEvent)> Worker<F> {
+    fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.ready.is_empty() {
+                self.relay
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            let mut woken = false;
+            for e in events.iter() {
+                let Token(t) = e.token();
+                if e.token() == WAKER {
+                    woken = true;
+                } else if let Some(q) = self.queued.get_mut(t) {
+                    if !*q {
+                        *q = true;
+                        self.ready.push_back(t);
+                    }
+                }
+            }
+            for _ in 0..self.ready.len() {
+                let Some(t) = self.ready.pop_front() else {
+                    break;
+                };
+                if self.drain(t, now) {
+                    self.ready.push_back(t);
+                } else {
+                    self.queued[t] = false;
+                }
+            }
+            if woken && !self.commands(now) {
+                return Ok(());
+            }
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+            }
+            while let Some(e) = self.relay.poll_event() {
+                (self.on_event)(MediaEvent::Relay(e));
+            }
+            self.counters
+                .publish(self.relay.stats(), self.send_errors, self.receive_errors);
+        }
+    }
+
+    /// Reads socket `t` up to the budget; true if datagrams may be left.
+    fn drain(&mut self, t: usize, now: Instant) -> bool {
+        let Worker {
+            relay,
+            base,
+            sockets,
+            receiver,
+            send_errors,
+            receive_errors,
+            ..
+        } = self;
+        let Some(socket) = sockets.get(t).and_then(Option::as_ref) else {
+            return false;
+        };
+        let port = *base + t as u16;
+        match receiver {
+            Receiver_::Batched(batch) => {
+                let fd = socket.as_raw_fd();
+                for _ in 0..BUDGET / batch.capacity() {
+                    let n = match batch.receive(fd) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            *receive_errors += 1;
+                            continue;
+                        }
+                    };
+                    for i in 0..n {
+                        let (data, source) = batch.get(i);
+                        let Some(source) = source else { continue };
+                        let d = relay.handle_packet(now, port, source, data);
+                        forward(sockets, *base, d, data, send_errors);
+                    }
+                    if n < batch.capacity() {
+                        // Drained: a datagram arriving later raises a new edge.
+                        return false;
+                    }
+                }
+                true
+            }
+            Receiver_::Plain(buf) => {
+                for _ in 0..BUDGET {
+                    let (n, source) = match socket.recv_from(&mut buf[..]) {
+                        Ok(r) => r,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            *receive_errors += 1;
+                            continue;
+                        }
+                    };
+                    let data = &mut buf[..n];
+                    let d = relay.handle_packet(now, port, source, data);
+                    forward(sockets, *base, d, data, send_errors);
+                }
+                true
+            }
+        }
+    }
+
+    /// Runs every queued command; false when told to stop.
+    fn commands(&mut self, now: Instant) -> bool {
+        loop {
+            let command = match self.rx.try_recv() {
+                Ok(Message::Command(c)) => c,
+                Ok(Message::Stop) | Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
+            };
+            match command {
+                Command::Allocate { op } => {
+                    let result = self.allocate();
+                    (self.on_event)(MediaEvent::Allocated { op, result });
+                }
+                Command::SetRemote {
+                    session,
+                    leg,
+                    remote,
+                } => {
+                    let _ = self.relay.set_remote(session, leg, remote);
+                }
+                Command::SetHold {
+                    session,
+                    leg,
+                    on_hold,
+                } => {
+                    let _ = self.relay.set_hold(now, session, leg, on_hold);
+                }
+                Command::Answered { session } => {
+                    let _ = self.relay.answered(now, session);
+                }
+                Command::Release { session } => {
+                    let ports = [Leg::A, Leg::B].map(|l| self.relay.leg(session, l));
+                    let stats = self.relay.release(session).ok();
+                    for p in ports.into_iter().flatten() {
+                        self.close(p.ports.rtp);
+                        self.close(p.ports.rtcp());
+                    }
+                    (self.on_event)(MediaEvent::Released { session, stats });
+                }
+                Command::Stats { session } => {
+                    let stats = self.relay.session_stats(session);
+                    (self.on_event)(MediaEvent::Stats { session, stats });
+                }
+            }
+        }
+    }
+
+    /// A session whose four ports are bound and watched.
+    fn allocate(&mut self) -> Result<Allocation, AllocateError> {
+        let mut error = String::new();
+        for _ in 0..BIND_TRIES {
+            let a = self
+                .relay
+                .allocate()
+                .map_err(|_| AllocateError::Exhausted)?;
+            match self.open(&a) {
+                Ok(()) => return Ok(a),
+                Err(e) => {
+                    // Taken by someone else: the pairs go to the back of the free list.
+                    error = e.to_string();
+                    let _ = self.relay.release(a.session);
+                }
+            }
+        }
+        Err(AllocateError::Bind(error))
+    }
+
+    fn open(&mut self, a: &Allocation) -> io::Result<()> {
+        let ports = [a.a.rtp, a.a.rtcp(), a.b.rtp, a.b.rtcp()];
+        let mut bound = Vec::with_capacity(4);
+        for p in ports {
+            let s = std::net::UdpSocket::bind(SocketAddr::new(self.address, p))?;
+            s.set_nonblocking(true)?;
+            bound.push((p, UdpSocket::from_std(s)));
+        }
+        for (i, (p, mut s)) in bound.into_iter().enumerate() {
+            let t = usize::from(p - self.base);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut s, Token(t), Interest::READABLE)
+            {
+                for &q in &ports[..i] {
+                    self.close(q);
+                }
+                return Err(e);
+            }
+            self.sockets[t] = Some(s);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, port: u16) {
+        let t = usize::from(port - self.base);
+        if let Some(mut s) = self.sockets.get_mut(t).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+    }
+}
+
+/// Sends `data` as `decision` says.
+#[inline]
+fn forward(
+    sockets: &[Option<UdpSocket>],
+    base: u16,
+    decision: Decision,
+    data: &[u8],
+    send_errors: &mut u64,
+) {
+    let Decision::Forward { from, to } = decision else {
+        return;
+    };
+    let socket = sockets
+        .get(usize::from(from - base))
+        .and_then(Option::as_ref);
+    match socket.map(|s| s.send_to(data, to)) {
+        Some(Ok(_)) => {}
+        _ => *send_errors += 1,
+    }
+}

@@ -1,0 +1,262 @@
+//! The relay thread with real UDP sockets on loopback: a call's packets cross it both
+//! ways, a third host spraying the relay's ports gets nothing, timeouts arrive as events,
+//! and released ports are closed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode};
+use mss_media::{Allocation, DropReason, Event, Leg, PortRange, RelayConfig, Remote, TimeoutCause};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.resize(172, 0xd5);
+    p
+}
+
+struct Harness {
+    relay: MediaRelay,
+    events: mpsc::Receiver<MediaEvent>,
+}
+
+impl Harness {
+    fn start(first: u16, config: impl FnOnce(&mut RelayConfig), mode: ReceiveMode) -> Harness {
+        let mut relay = RelayConfig::new(PortRange::new(first, first + 99).unwrap());
+        config(&mut relay);
+        let mut options = MediaOptions::new(relay, ip("127.0.0.1"), 1);
+        options.receive = mode;
+        let (tx, events) = mpsc::channel();
+        let relay = MediaRelay::start(options, move |e| {
+            let _ = tx.send(e);
+        })
+        .unwrap();
+        Harness { relay, events }
+    }
+
+    fn send(&self, c: Command) {
+        self.relay.commands().send(c).unwrap();
+    }
+
+    fn next(&self) -> MediaEvent {
+        self.events.recv_timeout(Duration::from_secs(5)).unwrap()
+    }
+
+    fn allocate(&self) -> Allocation {
+        self.send(Command::Allocate { op: 7 });
+        match self.next() {
+            MediaEvent::Allocated { op: 7, result } => result.unwrap(),
+            e => panic!("{e:?}"),
+        }
+    }
+}
+
+fn phone(addr: &str) -> UdpSocket {
+    let s = UdpSocket::bind(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s
+}
+
+fn relay_addr(port: u16) -> SocketAddr {
+    SocketAddr::new(ip("127.0.0.1"), port)
+}
+
+/// Receives until `n` datagrams came or a read times out.
+fn receive(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < n {
+        match s.recv_from(&mut buf) {
+            Ok((len, from)) => got.push((buf[..len].to_vec(), from)),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+fn two_way_call(first: u16, mode: ReceiveMode) {
+    let h = Harness::start(first, |_| {}, mode);
+    let a = h.allocate();
+    let s = a.session;
+    // Three hosts on loopback: the caller, the callee and an attacker.
+    let pa = phone("127.0.0.2:0");
+    let pb = phone("127.0.0.3:0");
+    let attacker = phone("127.0.0.4:0");
+    h.send(Command::SetRemote {
+        session: s,
+        leg: Leg::A,
+        remote: Remote::new(ip("127.0.0.2"), pa.local_addr().unwrap()),
+    });
+    h.send(Command::SetRemote {
+        session: s,
+        leg: Leg::B,
+        remote: Remote::new(ip("127.0.0.3"), pb.local_addr().unwrap()),
+    });
+    h.send(Command::Answered { session: s });
+    // The attacker sprays every relay port first, then during the call.
+    let rr = [0x80, 201, 0, 1, 1, 2, 3, 4];
+    let spray = |round: u16| {
+        for port in [a.a.rtp, a.b.rtp] {
+            attacker.send_to(&rtp(round), relay_addr(port)).unwrap();
+        }
+        for port in [a.a.rtcp(), a.b.rtcp()] {
+            attacker.send_to(&rr, relay_addr(port)).unwrap();
+        }
+    };
+    for i in 0..25 {
+        spray(i);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for seq in 0..50u16 {
+        pa.send_to(&rtp(seq), relay_addr(a.a.rtp)).unwrap();
+        pb.send_to(&rtp(1000 + seq), relay_addr(a.b.rtp)).unwrap();
+        spray(seq);
+        if seq % 10 == 9 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // RTCP both ways.
+    pa.send_to(&rr, relay_addr(a.a.rtcp())).unwrap();
+    let at_b = receive(&pb, 50);
+    let at_a = receive(&pa, 50);
+    assert_eq!(at_b.len(), 50, "A → B");
+    assert_eq!(at_a.len(), 50, "B → A");
+    for (i, (data, from)) in at_b.iter().enumerate() {
+        assert_eq!(data, &rtp(i as u16), "in order, untouched");
+        assert_eq!(*from, relay_addr(a.b.rtp), "from B's relay port");
+    }
+    for (i, (data, from)) in at_a.iter().enumerate() {
+        assert_eq!(data, &rtp(1000 + i as u16));
+        assert_eq!(*from, relay_addr(a.a.rtp));
+    }
+    // A's RTCP went to B's SDP port + 1 (nobody listens there: the phones use one socket
+    // here); B's RTCP, sent from its one socket, latches B's RTCP port and goes to where
+    // A's RTCP came from, from A's RTCP port.
+    assert!(receive(&pb, 1).is_empty(), "not on B's RTP socket");
+    pb.send_to(&rr, relay_addr(a.b.rtcp())).unwrap();
+    let back = receive(&pa, 1);
+    assert_eq!(back, [(rr.to_vec(), relay_addr(a.a.rtcp()))]);
+    assert!(
+        receive(&attacker, 1).is_empty(),
+        "the attacker gets nothing"
+    );
+    // The counters: the attacker's 4 × 75 packets dropped as strangers.
+    h.send(Command::Stats { session: s });
+    let stats = loop {
+        match h.next() {
+            MediaEvent::Stats { stats, .. } => break stats.unwrap(),
+            MediaEvent::Relay(Event::Latched { source, .. }) => {
+                assert_ne!(source.ip(), ip("127.0.0.4"));
+            }
+            e => panic!("{e:?}"),
+        }
+    };
+    assert_eq!((stats.a.rtp_in, stats.a.rtp_out), (50, 50));
+    assert_eq!((stats.b.rtp_in, stats.b.rtp_out), (50, 50));
+    assert_eq!((stats.a.rtcp_in, stats.b.rtcp_out), (1, 1));
+    assert_eq!((stats.b.rtcp_in, stats.a.rtcp_out), (1, 1));
+    assert_eq!(stats.a.dropped + stats.b.dropped, 300);
+    let counters = h.relay.counters().snapshot();
+    assert_eq!(counters.relay.dropped(DropReason::Stranger), 300);
+    assert_eq!(counters.relay.ports_in_use, 4);
+    // Release: the ports close, the counters come back.
+    h.send(Command::Release { session: s });
+    match h.next() {
+        MediaEvent::Released { session, stats } => {
+            assert_eq!(session, s);
+            assert_eq!(stats.unwrap().a.rtp_in, 50);
+        }
+        e => panic!("{e:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.relay.counters().snapshot().relay.ports_in_use != 0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The port is free again: anyone may bind it.
+    UdpSocket::bind(relay_addr(a.a.rtp)).expect("released port is closed");
+    h.relay.stop().unwrap();
+}
+
+#[test]
+fn packets_cross_both_ways_batched_and_a_sprayer_gets_nothing() {
+    two_way_call(47100, ReceiveMode::Batched);
+}
+
+#[test]
+fn packets_cross_both_ways_plain() {
+    two_way_call(47300, ReceiveMode::Plain);
+}
+
+#[test]
+fn silence_times_out_as_events() {
+    let h = Harness::start(
+        47500,
+        |c| {
+            c.rtp_timeout = Duration::from_millis(300);
+            c.no_rtp_after = Duration::from_millis(100);
+        },
+        ReceiveMode::Batched,
+    );
+    let a = h.allocate();
+    let started = Instant::now();
+    h.send(Command::Answered { session: a.session });
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        match h.next() {
+            MediaEvent::Relay(e) => got.push((e, started.elapsed())),
+            e => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(
+        got.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+        [
+            Event::NoRtpFrom {
+                session: a.session,
+                leg: Leg::A
+            },
+            Event::NoRtpFrom {
+                session: a.session,
+                leg: Leg::B
+            },
+            Event::TimedOut {
+                session: a.session,
+                cause: TimeoutCause::NoRtp
+            },
+        ]
+    );
+    assert!(got[2].1 >= Duration::from_millis(300), "{:?}", got[2].1);
+    assert!(got[2].1 < Duration::from_secs(3), "{:?}", got[2].1);
+}
+
+#[test]
+fn exhaustion_is_an_answer() {
+    let mut relay = RelayConfig::new(PortRange::new(47700, 47703).unwrap());
+    relay.rtp_timeout = Duration::from_secs(60);
+    let (tx, events) = mpsc::channel();
+    let media = MediaRelay::start(MediaOptions::new(relay, ip("127.0.0.1"), 3), move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+    let c = media.commands();
+    c.send(Command::Allocate { op: 1 }).unwrap();
+    c.send(Command::Allocate { op: 2 }).unwrap();
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        match events.recv_timeout(Duration::from_secs(5)).unwrap() {
+            MediaEvent::Allocated { op, result } => results.push((op, result.is_ok())),
+            e => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(results, [(1, true), (2, false)]);
+    drop(media); // stops the thread
+    assert!(c.send(Command::Allocate { op: 3 }).is_err());
+}
