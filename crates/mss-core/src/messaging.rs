@@ -37,6 +37,8 @@ use crate::output::StoreOp;
 
 mod admission;
 
+pub(crate) use admission::addressed_to;
+
 /// What to do when a store call of the messaging service finishes.
 #[derive(Debug)]
 pub(crate) enum ImThen {

@@ -1084,3 +1084,20 @@ fn no_sequence_of_events_leaves_a_call_behind() {
         );
     }
 }
+
+#[test]
+fn a_stranger_who_dials_a_line_number_is_challenged() {
+    let mut sim = with_line();
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let stranger: SocketAddr = "127.0.0.66:5060".parse().unwrap();
+    let text = format!(
+        "INVITE sip:2001@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {stranger};branch=z9hG4bK-x1\r\nMax-Forwards: 70\r\nFrom: <sip:scanner@{stranger}>;tag=x\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: scan-1\r\nCSeq: 1 INVITE\r\nContact: <sip:scanner@{stranger}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    sim.receive(stranger, &text);
+    assert_eq!(sim.response_to(stranger).unwrap().status().as_u16(), 407);
+    assert!(
+        request_to(&mut sim, dev, Method::Invite).is_none(),
+        "the owner's phone must not ring"
+    );
+    assert_clean(&mut sim);
+}

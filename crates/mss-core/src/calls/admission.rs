@@ -5,9 +5,8 @@
 //! 1. a loop (an INVITE that carries a Via branch of mss's own INVITEs: it came back) →
 //!    `482 Loop Detected`; `Max-Forwards: 0` → `483 Too Many Hops` (RFC 3261 §16.3 step 3
 //!    asks it of proxies; a B2BUA that would forward must not forward either);
-//! 2. who calls: a call from a line's registrar to the line's number, or to a line's
-//!    number from outside our users, is the line's incoming call and goes to its owner
-//!    without a challenge (the provider cannot answer it; `404` when the line has no
+//! 2. who calls: a call from a line's registrar to the line's number (Request-URI or To
+//!    user) is the line's incoming call and goes to its owner without a challenge (the provider cannot answer it; `404` when the line has no
 //!    owner); any other caller answers a `407` challenge like a MESSAGE (the shared digest
 //!    guard), its From must name the authenticated user (`403`), and the Request-URI must
 //!    name one of our domains (`404`: mss is no open relay);
@@ -135,7 +134,7 @@ impl Core {
             Ok(Uri::Tel(t)) => (t.number.to_owned(), true),
             _ => (String::new(), false),
         };
-        let caller = self.who_calls(now, req, from, &target_user, target_local)?;
+        let caller = self.who_calls(now, req, from, target_local)?;
         // 3. The server's limit.
         let max = usize::try_from(self.calls.settings.max_calls).unwrap_or(usize::MAX);
         if self.calls.len() >= max {
@@ -164,26 +163,22 @@ impl Core {
         now: Now,
         req: &Request,
         from: &mss_sip::Flow,
-        target_user: &str,
         target_local: bool,
     ) -> Result<Caller, Refusal> {
-        let through_peer = self
+        // Only the provider may call a line's number unchallenged: from the address the line
+        // registers at, like its MESSAGEs. Anyone else who dials the number is challenged,
+        // so that a scanner can neither ring the owner's phones nor tell line numbers from
+        // other extensions.
+        let number = self
             .lines
             .lines_for_peer(from)
-            .find(|line| line.number == target_user)
-            .map(|l| l.name.to_owned());
-        let is_user = self.directory.guard.users().contains(target_user);
-        let line = match through_peer {
-            Some(_) => self
-                .lines
-                .line_with_number(target_user)
-                .map(|(i, l)| (i, l.name.to_owned())),
-            None if !is_user && !target_user.is_empty() => self
-                .lines
-                .line_with_number(target_user)
-                .map(|(i, l)| (i, l.name.to_owned())),
-            None => None,
-        };
+            .find(|line| crate::messaging::addressed_to(req, line.number))
+            .map(|l| l.number.to_owned());
+        let line = number.and_then(|n| {
+            self.lines
+                .line_with_number(&n)
+                .map(|(i, l)| (i, l.name.to_owned()))
+        });
         if let Some((line, name)) = line {
             tracing::debug!(line = %name, "call through a line");
             return Ok(Caller::Line {

@@ -97,7 +97,7 @@ fn recipient(now: Now, user: Option<String>, dir: &Directory, network: &dyn Netw
 /// Whether `req` is addressed to `number`: the user part of its Request-URI or of its
 /// `To` URI. A provider sends a line's incoming MESSAGE to the Contact the line
 /// registered (`sip:NUMBER@our-address`) or to the line's AOR.
-fn addressed_to(req: &Request, number: &str) -> bool {
+pub(crate) fn addressed_to(req: &Request, number: &str) -> bool {
     let user_is = |uri: &Uri<'_>| matches!(uri, Uri::Sip(u) if u.user == Some(number));
     req.uri().is_ok_and(|u| user_is(&u)) || req.headers().to().is_ok_and(|t| user_is(&t.uri))
 }
