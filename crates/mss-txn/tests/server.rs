@@ -536,6 +536,7 @@ fn the_completed_queue_is_bounded() {
         let id = new_request(&mut h, m, udp());
         h.txns.send_response(h.now, id, answer(m, 202)).unwrap();
     }
+    h.drain();
     h.take_sent();
     h.take_events();
     assert_eq!(h.txns.completed_len(), 2);

@@ -147,11 +147,15 @@ pub fn call_records(s: &Server) -> Vec<Value> {
 }
 
 /// Waits until `GET /api/calls` has a record for which `pred` holds; returns it.
+/// Only finished records count: the one written at answer (no disposition yet) is replaced
+/// when the call ends, a moment after the phones saw the end.
 pub fn wait_record(s: &Server, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let mut last = Vec::new();
     wait_for(STEP, || {
         last = call_records(s);
-        last.iter().find(|r| pred(r)).cloned()
+        last.iter()
+            .find(|r| !r["disposition"].is_null() && pred(r))
+            .cloned()
     })
     .unwrap_or_else(|| {
         panic!(
