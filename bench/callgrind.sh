@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Instructions per call of mss under callgrind, for reg-auth, msg-online and msg-offline.
+# Instructions per call of mss under callgrind, for reg-auth, msg-online and msg-offline
+# (and calls, on request).
 #
 #   bench/callgrind.sh [MSS_BIN] [--only SCENARIOS] [--rate N] [--fallback-rate N]
-#                      [--calls SMALL,LARGE] [--keep]
+#                      [--calls SMALL,LARGE] [--hold-ms MS] [--keep]
 #
 #   MSS_BIN            the mss binary (default: $MSS_BIN, else target/release/mss, which
 #                      honours CARGO_TARGET_DIR); it is not built here
-#   --only LIST        comma-separated scenarios (default reg-auth,msg-online,msg-offline)
+#   --only LIST        comma-separated scenarios (default reg-auth,msg-online,msg-offline;
+#                      `calls` is the calls phase's B2BUA call, not in the default: a call
+#                      costs mss ~4x a registration, so run it alone at a lower rate,
+#                      e.g. --only calls --rate 20 --calls 300,900)
 #   --rate N           SIPp call rate (default 100/s; the earlier rounds of
 #                      docs/perf-log.md used 300/s, which varies more, see below)
 #   --fallback-rate N  when a load at --rate has a failed call or a retransmission (mss
 #                      under valgrind fell behind SIPp's 500-ms timer), the scenario is
 #                      measured again, both runs, at this rate (default 50/s; 0: never)
 #   --calls A,B        the two call counts (default 3000,9000)
+#   --hold-ms MS       calls: time between the ACK and the BYE (default 1000)
 #   --keep             keep the work dir (callgrind output files for callgrind_annotate,
 #                      SIPp logs); it is also kept when something failed
 #
@@ -20,7 +25,8 @@
 # benchmark users of lib/gen_users.py, digest_algorithms = md5 as in the capacity
 # benchmark) under `valgrind --tool=callgrind`, for msg-online the online recipient
 # registered from the UAS port and a SIPp UAS (scenarios/uas-msg.xml) answering its
-# MESSAGEs, a warm-up of 20 calls at 10/s, the SIPp load, SIGINT, then PROGRAM TOTALS from
+# MESSAGEs (for calls: the calls phase's mss-calls.ini, the 1,000 callees registered from
+# the UAS port and scenarios/calls-uas.xml answering), a warm-up of 20 calls at 10/s, the SIPp load, SIGINT, then PROGRAM TOTALS from
 # callgrind_annotate. Per call = (total(B) - total(A)) / (B - A): start-up, registration
 # and warm-up are in both totals and drop out. Only mss runs under valgrind (all its
 # threads count). Every call must succeed, else the failure is printed and the exit
@@ -52,7 +58,7 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 BIN="${MSS_BIN:-}" KEEP=0 DRIVER=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --only|--rate|--fallback-rate|--calls)
+    --only|--rate|--fallback-rate|--calls|--hold-ms)
       [ $# -ge 2 ] || { echo "callgrind.sh: $1 needs a value" >&2; exit 2; }
       DRIVER+=("$1" "$2"); shift ;;
     --keep) KEEP=1 ;;

@@ -38,7 +38,7 @@ mod start;
 mod view;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use mss_dialog::{DialogId, DialogOutput};
@@ -55,6 +55,14 @@ pub use settings::{
 use crate::core::Core;
 use model::{Call, HeldRequest};
 pub(crate) use model::{CallKey, Side};
+
+/// The maps of the call table: aHash, randomly seeded ([`Calls::new`]), as the dialog and
+/// transaction tables; a call inserts, finds and removes its dialog ids (three strings
+/// each) in them a few dozen times, which std's SipHash made a measurable part of a call.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
+/// A set with the hasher of [`HashMap`].
+pub(crate) type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// What a client transaction of the call service is for.
 #[derive(Debug)]
@@ -106,7 +114,7 @@ pub(crate) struct Calls {
     pub(crate) reply_server: HashMap<DialogId, ServerTransactionId>,
     /// Dialogs to end with BYE as soon as the ACK of our `2xx` comes (the other side hung
     /// up before it; RFC 3261 §15: no BYE before that ACK).
-    pub(crate) bye_on_ack: std::collections::HashSet<DialogId>,
+    pub(crate) bye_on_ack: HashSet<DialogId>,
     /// Requests waiting for a glare retry on the dialog they are to be sent in.
     pub(crate) held: HashMap<DialogId, (CallKey, HeldRequest)>,
     /// Ring deadlines, earliest first (stale entries skipped).
@@ -127,22 +135,29 @@ impl Calls {
     /// An empty table; `rng` chooses the branch prefix.
     pub(crate) fn new(settings: CallSettings, rng: &mut dyn RngCore) -> Calls {
         let branch_prefix = format!("z9hG4bK{:08x}-", rng.next_u32());
+        // One seed for every map: a peer that cannot learn it cannot choose colliding ids.
+        let hasher = ahash::RandomState::with_seeds(
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+        );
         Calls {
             settings,
-            table: HashMap::new(),
+            table: HashMap::with_hasher(hasher.clone()),
             next_key: 1,
-            by_dialog: HashMap::new(),
-            by_server: HashMap::new(),
-            dialog_flow: HashMap::new(),
-            clients: HashMap::new(),
-            reply_server: HashMap::new(),
-            held: HashMap::new(),
-            bye_on_ack: std::collections::HashSet::new(),
+            by_dialog: HashMap::with_hasher(hasher.clone()),
+            by_server: HashMap::with_hasher(hasher.clone()),
+            dialog_flow: HashMap::with_hasher(hasher.clone()),
+            clients: HashMap::with_hasher(hasher.clone()),
+            reply_server: HashMap::with_hasher(hasher.clone()),
+            held: HashMap::with_hasher(hasher.clone()),
+            bye_on_ack: HashSet::with_hasher(hasher.clone()),
             timers: BinaryHeap::new(),
             guards: BinaryHeap::new(),
             branch_prefix,
-            per_user: HashMap::new(),
-            last_answered: HashMap::new(),
+            per_user: HashMap::with_hasher(hasher.clone()),
+            last_answered: HashMap::with_hasher(hasher.clone()),
         }
     }
 

@@ -14,7 +14,7 @@
 //! - [`sqlite`]: [`SqliteStore`], the embedded default: one file in WAL mode, a writer
 //!   thread that group-commits every queued write in one transaction (synced with
 //!   `synchronous=FULL`, or only committed with `synchronous=NORMAL` when the batch holds
-//!   nothing but registrar bindings), a small pool of reader threads, and a checkpointer
+//!   nothing but registrar bindings and the starts of call records), a small pool of reader threads, and a checkpointer
 //!   thread that keeps WAL checkpoints out of the writer's way.
 //! - [`error`]: [`StoreError`], naming the operation and the file.
 //! - [`blocking`]: [`block_on`] for callers without an async runtime.

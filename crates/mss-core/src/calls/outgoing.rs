@@ -45,7 +45,19 @@ pub(crate) fn contact_uri(sent_by: &str, transport: Transport, user: &str) -> St
 
 /// A random hex string of 16 digits.
 fn random_hex(rng: &mut dyn RngCore) -> String {
-    format!("{:016x}", rng.next_u64())
+    let mut out = String::with_capacity(16);
+    push_random_hex(&mut out, rng);
+    out
+}
+
+/// Appends 16 random lowercase hex digits to `out` (what `{:016x}` of a random `u64`
+/// writes, without the formatter: a B leg's INVITE needs four of them).
+fn push_random_hex(out: &mut String, rng: &mut dyn RngCore) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = rng.next_u64();
+    for shift in (0..16).rev() {
+        out.push(char::from(HEX[((n >> (shift * 4)) & 0xf) as usize]));
+    }
 }
 
 /// The INVITE of a new B leg: a new Call-ID and From tag, CSeq 1, a Via branch that starts
@@ -58,19 +70,32 @@ pub(crate) fn b_invite(
     rng: &mut dyn RngCore,
 ) -> Request {
     let transport = spec.flow.transport;
-    let via = format!(
-        "SIP/2.0/{} {};branch={branch_prefix}{};rport",
-        transport.as_str(),
-        spec.sent_by,
-        random_hex(rng)
+    // Each header written into one buffer of its final size (no formatter).
+    let mut via = String::with_capacity(
+        "SIP/2.0/ ;branch=;rport".len() + 4 + spec.sent_by.len() + branch_prefix.len() + 16,
     );
+    via.push_str("SIP/2.0/");
+    via.push_str(transport.as_str());
+    via.push(' ');
+    via.push_str(&spec.sent_by);
+    via.push_str(";branch=");
+    via.push_str(branch_prefix);
+    push_random_hex(&mut via, rng);
+    via.push_str(";rport");
     let contact = format!("<{}>", contact_uri(&spec.sent_by, transport, contact_user));
+    let mut from = String::with_capacity(spec.from.len() + ";tag=".len() + 16);
+    from.push_str(&spec.from);
+    from.push_str(";tag=");
+    push_random_hex(&mut from, rng);
+    let mut call_id = String::with_capacity(32);
+    push_random_hex(&mut call_id, rng);
+    push_random_hex(&mut call_id, rng);
     let mut b = Request::builder(Method::Invite, spec.request_uri.to_owned())
         .via(via)
         .max_forwards(spec.max_forwards)
-        .from(format!("{};tag={}", spec.from, random_hex(rng)))
+        .from(from)
         .to(spec.to.clone())
-        .call_id(format!("{}{}", random_hex(rng), random_hex(rng)))
+        .call_id(call_id)
         .cseq(1)
         .contact(contact)
         .header(HeaderName::Allow, ALLOW);
@@ -158,6 +183,17 @@ fn copy_body_headers(from: &mss_sip::Headers, to: &mut mss_sip::Headers) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_hex_is_sixteen_lowercase_digits_of_the_next_u64() {
+        for seed in 0..50 {
+            let mut a = StdRng::seed_from_u64(seed);
+            let mut b = StdRng::seed_from_u64(seed);
+            assert_eq!(random_hex(&mut a), format!("{:016x}", b.next_u64()));
+        }
+        let mut zero = rand::rngs::mock::StepRng::new(0xab, 0);
+        assert_eq!(random_hex(&mut zero), "00000000000000ab");
+    }
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 

@@ -393,7 +393,19 @@ impl Store for SqliteStore {
     }
 
     fn put_call(&self, record: CallRecord) -> StoreFuture<()> {
-        self.write("put_call", move |c| calls::put(c, &record))
+        // The start of a call (written at answer, no disposition yet) is there so that a
+        // crash of mss leaves a record the next start marks `interrupted` (DESIGN §8):
+        // a commit to the WAL survives that, so it needs no fsync of its own. It is on
+        // stable storage with the next synced commit or checkpoint — at the latest the
+        // call's own end, whose whole record is written again, synced, before it goes to
+        // the CSV file. Only a power cut of the machine in between loses it (a call still
+        // in progress then has no record rather than an `interrupted` one).
+        let durability = if record.disposition.is_some() {
+            Durability::Synced
+        } else {
+            Durability::Committed
+        };
+        self.write_with("put_call", durability, move |c| calls::put(c, &record))
     }
 
     fn list_calls(&self, since: Option<UnixMillis>, limit: u32) -> StoreFuture<Vec<CallRecord>> {

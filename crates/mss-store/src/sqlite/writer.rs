@@ -10,10 +10,11 @@
 //! ([`Durability`]): a batch with any [`Durability::Synced`] write commits with
 //! `synchronous=FULL` (the WAL is fsynced before `COMMIT` returns: a `202` for a stored
 //! message survives a power cut); a batch of only [`Durability::Committed`] writes
-//! (registrar bindings) commits with `synchronous=NORMAL`: in WAL mode the commit is atomic
-//! and survives a crash or `kill -9` of mss, but not a power cut of the machine — where a
-//! phone re-registers anyway. That keeps a disk whose fsyncs stall for tens of milliseconds
-//! under other load out of every REGISTER's answer time.
+//! (registrar bindings, the start of a call record) commits with `synchronous=NORMAL`: in
+//! WAL mode the commit is atomic and survives a crash or `kill -9` of mss, but not a power
+//! cut of the machine — where a phone re-registers anyway, and a call's start only has to
+//! outlive a crash of mss (its finished record is synced). That keeps a disk whose fsyncs
+//! stall for tens of milliseconds under other load out of every REGISTER's answer time.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

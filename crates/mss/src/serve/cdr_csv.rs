@@ -17,6 +17,8 @@
 //!   spreadsheets show as text. One exception keeps phone numbers as they are: `+` followed
 //!   by digits only (`+4930123456`, an E.164 number) is no formula and is left alone.
 
+use std::fmt::Write as _;
+
 use mss_store::{CallRecord, UnixMillis};
 
 /// The first line of every file: the DESIGN §8 field names, in order.
@@ -29,43 +31,65 @@ pub(crate) fn file_name(record: &CallRecord) -> String {
     format!("{y:04}-{m:02}-{d:02}.csv")
 }
 
-/// `record` as one CSV line, CRLF included.
+/// `record` as one CSV line, CRLF included, written field by field into one buffer.
 pub(crate) fn line(r: &CallRecord) -> String {
-    let time = |t: Option<UnixMillis>| t.map(rfc3339).unwrap_or_default();
-    let number = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
-    let text = |t: Option<&str>| t.map(neutralised).unwrap_or_default();
-    let fields = [
-        r.id.clone(),
-        rfc3339(r.started_at),
-        time(r.answered_at),
-        time(r.ended_at),
-        number(r.duration_s()),
-        number(r.billsec_s()),
-        neutralised(&r.caller),
-        neutralised(&r.callee),
-        text(r.answered_by.as_deref()),
-        r.direction.as_str().to_owned(),
-        text(r.line.as_deref()),
-        r.disposition
-            .map(|d| d.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        number(r.sip_code.map(i64::from)),
-        r.ended_by
-            .map(|e| e.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        text(r.forwarded_from.as_deref()),
-    ];
-    let mut out = String::new();
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_quoted(&mut out, f);
+    let mut out = String::with_capacity(192);
+    push_quoted(&mut out, &r.id);
+    out.push(',');
+    push_rfc3339(&mut out, r.started_at);
+    out.push(',');
+    if let Some(t) = r.answered_at {
+        push_rfc3339(&mut out, t);
     }
+    out.push(',');
+    if let Some(t) = r.ended_at {
+        push_rfc3339(&mut out, t);
+    }
+    out.push(',');
+    push_number(&mut out, r.duration_s());
+    out.push(',');
+    push_number(&mut out, r.billsec_s());
+    out.push(',');
+    push_text(&mut out, &r.caller);
+    out.push(',');
+    push_text(&mut out, &r.callee);
+    out.push(',');
+    push_text(&mut out, r.answered_by.as_deref().unwrap_or_default());
+    out.push(',');
+    push_quoted(&mut out, r.direction.as_str());
+    out.push(',');
+    push_text(&mut out, r.line.as_deref().unwrap_or_default());
+    out.push(',');
+    push_quoted(
+        &mut out,
+        r.disposition.map(|d| d.as_str()).unwrap_or_default(),
+    );
+    out.push(',');
+    push_number(&mut out, r.sip_code.map(i64::from));
+    out.push(',');
+    push_quoted(&mut out, r.ended_by.map(|e| e.as_str()).unwrap_or_default());
+    out.push(',');
+    push_text(&mut out, r.forwarded_from.as_deref().unwrap_or_default());
     out.push_str("\r\n");
     out
+}
+
+/// Appends `n`, or nothing when it is not known.
+fn push_number(out: &mut String, n: Option<i64>) {
+    if let Some(n) = n {
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{n}");
+    }
+}
+
+/// Appends a text field a caller can influence: neutralised (see [`neutralised`]), then
+/// quoted as [`push_quoted`] says.
+fn push_text(out: &mut String, text: &str) {
+    if needs_neutralising(text) {
+        push_quoted(out, &format!("'{text}"));
+    } else {
+        push_quoted(out, text);
+    }
 }
 
 /// Appends `field`, in double quotes (inner quotes doubled) when it holds a comma, a
@@ -80,14 +104,21 @@ fn push_quoted(out: &mut String, field: &str) {
     }
 }
 
-/// `text` with a `'` before it when a spreadsheet would take it for a formula (see the
-/// module docs); an E.164 number (`+` and digits) is left as it is.
-fn neutralised(text: &str) -> String {
+/// True when a spreadsheet would take `text` for a formula (see the module docs); an
+/// E.164 number (`+` and digits) is not one.
+fn needs_neutralising(text: &str) -> bool {
     let Some(first) = text.chars().next() else {
-        return String::new();
+        return false;
     };
     let e164 = first == '+' && text.len() > 1 && text[1..].bytes().all(|b| b.is_ascii_digit());
-    if matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r') && !e164 {
+    matches!(first, '=' | '+' | '-' | '@' | '\t' | '\r') && !e164
+}
+
+/// `text` with a `'` before it when a spreadsheet would take it for a formula (see the
+/// module docs); an E.164 number (`+` and digits) is left as it is.
+#[cfg(test)]
+fn neutralised(text: &str) -> String {
+    if needs_neutralising(text) {
         format!("'{text}")
     } else {
         text.to_owned()
@@ -95,11 +126,20 @@ fn neutralised(text: &str) -> String {
 }
 
 /// `ms` as RFC 3339 in UTC, to the second: `2026-12-07T05:53:37Z`.
+#[cfg(test)]
 pub(crate) fn rfc3339(ms: UnixMillis) -> String {
+    let mut out = String::new();
+    push_rfc3339(&mut out, ms);
+    out
+}
+
+/// Appends `ms` as RFC 3339 in UTC, to the second: `2026-12-07T05:53:37Z`.
+fn push_rfc3339(out: &mut String, ms: UnixMillis) {
     let (y, mo, d) = civil_date(ms);
     let secs_of_day = ms.div_euclid(1000).rem_euclid(86_400);
     let (h, mi, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
 }
 
 /// The UTC calendar date (year, month 1–12, day 1–31) of `ms`: the proleptic Gregorian

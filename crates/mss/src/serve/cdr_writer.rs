@@ -5,13 +5,16 @@
 //! [`CdrSender::write`] (a push onto an unbounded channel) once the record is in the
 //! database; this thread appends it to `DATA_DIR/cdr/YYYY-MM-DD.csv` (format:
 //! `cdr_csv.rs`). The database stays the record of truth: a line that cannot be written is
-//! logged with the file's path and the record's id, and mss goes on. Each record opens its
-//! file anew (append, create), so a file moved away or a folder deleted by an admin comes
-//! back with the next record; a new file starts with the header line. When every sender is
-//! gone the thread ends, after the last queued line: [`CdrThread::join`] waits for it.
+//! logged with the file's path and the record's id, and mss goes on. The day's file stays
+//! open between records ([`DayFile`]); before each record one `stat` of its path checks
+//! that the open file is still the one there, and when it is not (moved away, deleted, its
+//! folder deleted by an admin) the file is opened anew (append, create), so it comes back
+//! with the next record; a new file starts with the header line. When every sender is gone
+//! the thread ends, after the last queued line: [`CdrThread::join`] waits for it.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
@@ -86,36 +89,85 @@ pub(crate) fn start(data_dir: &Path) -> std::io::Result<(CdrSender, CdrThread)> 
 
 /// Writes every record received until the senders are gone.
 fn run(dir: &Path, rx: Receiver<CallRecord>) {
+    let mut open = None;
     for record in rx {
-        if let Err(e) = append(dir, &record) {
+        if let Err(e) = append_with(dir, &record, &mut open) {
             tracing::warn!("{e}");
         }
     }
 }
 
+/// The file a record was last appended to, kept open for the next record of the day.
+#[derive(Debug)]
+struct DayFile {
+    /// Where it was opened.
+    path: PathBuf,
+    /// The open file (append mode).
+    file: File,
+    /// Its device and inode: the file at `path` must still be this one.
+    identity: (u64, u64),
+}
+
+impl DayFile {
+    /// True when `path` still names the open file (one `stat`): it was not moved away
+    /// or deleted, nor its folder.
+    fn still_at_its_path(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.identity)
+    }
+}
+
 /// Appends `record` to its day's file in `dir`, creating the folder, and the file with
 /// its header, if missing.
+#[cfg(test)]
 pub(crate) fn append(dir: &Path, record: &CallRecord) -> Result<PathBuf, CdrError> {
+    append_with(dir, record, &mut None)
+}
+
+/// [`append`] through `open`, the file of the previous record: kept when it is the file of
+/// `record`'s day and still at its path, else replaced by the right one, opened (created
+/// with its header if missing); left empty when that fails.
+fn append_with(
+    dir: &Path,
+    record: &CallRecord,
+    open: &mut Option<DayFile>,
+) -> Result<PathBuf, CdrError> {
     let fail = |path: &Path| {
         let id = record.id.clone();
         let path = path.to_path_buf();
         move |source| CdrError { id, path, source }
     };
-    std::fs::create_dir_all(dir).map_err(fail(dir))?;
     let path = dir.join(cdr_csv::file_name(record));
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-        .map_err(fail(&path))?;
-    let empty = file.metadata().map_err(fail(&path))?.len() == 0;
+    let reuse = open
+        .as_ref()
+        .is_some_and(|f| f.path == path && f.still_at_its_path());
     let mut text = String::new();
-    if empty {
-        text.push_str(cdr_csv::HEADER);
+    if !reuse {
+        *open = None;
+        std::fs::create_dir_all(dir).map_err(fail(dir))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(fail(&path))?;
+        let meta = file.metadata().map_err(fail(&path))?;
+        if meta.len() == 0 {
+            text.push_str(cdr_csv::HEADER);
+        }
+        *open = Some(DayFile {
+            path: path.clone(),
+            file,
+            identity: (meta.dev(), meta.ino()),
+        });
     }
     text.push_str(&cdr_csv::line(record));
+    let Some(day) = open.as_mut() else {
+        return Ok(path);
+    };
     // One write per record: lines of two records never interleave.
-    file.write_all(text.as_bytes()).map_err(fail(&path))?;
+    if let Err(e) = day.file.write_all(text.as_bytes()) {
+        *open = None;
+        return Err(fail(&path)(e));
+    }
     Ok(path)
 }
 
@@ -177,6 +229,35 @@ mod tests {
         let text = std::fs::read_to_string(&first).unwrap();
         assert_eq!(text.matches("id,started_at").count(), 1);
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn a_file_moved_away_or_deleted_while_open_comes_back() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join(CDR_DIR);
+        let mut open = None;
+        let path = append_with(&dir, &record("c-1", LATE), &mut open).unwrap();
+        append_with(&dir, &record("c-2", LATE), &mut open).unwrap();
+        let moved = data.path().join("moved.csv");
+        std::fs::rename(&path, &moved).unwrap();
+        append_with(&dir, &record("c-3", LATE), &mut open).unwrap();
+        let old = std::fs::read_to_string(&moved).unwrap();
+        assert_eq!(old.lines().count(), 3, "header, c-1, c-2: {old}");
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(new.starts_with(cdr_csv::HEADER), "{new}");
+        assert!(new.ends_with(&cdr_csv::line(&record("c-3", LATE))), "{new}");
+        // The whole folder deleted.
+        std::fs::remove_dir_all(&dir).unwrap();
+        append_with(&dir, &record("c-4", LATE), &mut open).unwrap();
+        let again = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(again.lines().count(), 2, "{again}");
+        assert!(again.starts_with(cdr_csv::HEADER));
+        // The next day's record opens the next day's file.
+        let next = append_with(&dir, &record("c-5", LATE + 1_000), &mut open).unwrap();
+        assert_ne!(next, path);
+        assert!(std::fs::read_to_string(&next)
+            .unwrap()
+            .starts_with(cdr_csv::HEADER));
     }
 
     #[test]
