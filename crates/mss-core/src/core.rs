@@ -227,6 +227,9 @@ impl Core {
             Input::SendFailed { transaction } => {
                 self.txns.handle_transport_error(now.mono, transaction);
             }
+            Input::ConnectFailed { flow, reason } => {
+                self.lines_connect_failed(now, &flow, &reason);
+            }
             Input::Timeout => self.on_timeout(now),
             Input::Shutdown => self.begin_shutdown(now),
         }

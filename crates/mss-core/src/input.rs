@@ -42,6 +42,17 @@ pub enum Input {
         /// The transaction that sent it.
         transaction: TransactionId,
     },
+    /// A connection the transports opened to send on `flow` (its transport and peer; no
+    /// connection id) could not be made: the connect or the TLS handshake failed, e.g.
+    /// the peer's certificate was refused (`reason` says why). What was queued on it is
+    /// lost. A line whose REGISTER went that way fails over at once, or is `unreachable`
+    /// with `reason` shown in `GET /api/lines`; other transactions time out as usual.
+    ConnectFailed {
+        /// The transport and peer of the failed connection.
+        flow: mss_sip::Flow,
+        /// Why, in words.
+        reason: String,
+    },
     /// The time given by [`crate::Core::poll_timeout`] has come (early is harmless).
     Timeout,
     /// The server is stopping: services say goodbye (the lines un-REGISTER); keep feeding

@@ -8,7 +8,9 @@
 //!   [`crate::Output::Resolve`], whose targets come back as [`crate::Input::Resolved`];
 //!   [`LineOutput::Send`](mss_services::lines::LineOutput::Send) → a client transaction
 //!   owned by [`ClientOwner::Line`]; its responses go to `handle_response`, its timeout or
-//!   transport error to `handle_transaction_timeout`;
+//!   transport error to `handle_transaction_timeout`; a connection to its target that the
+//!   transports could not make ([`crate::Input::ConnectFailed`], e.g. a TLS certificate
+//!   refused) to `handle_transport_error` with the reason, ending the transaction;
 //!   [`LineOutput::Persist`](mss_services::lines::LineOutput::Persist) → a `PutLine` store
 //!   operation, and the REGISTER that uses the new CSeq leaves only once that write
 //!   finished (the machine's contract: a restart must never reuse a CSeq the registrar has
@@ -36,9 +38,9 @@ use mss_services::lines::{
     CallIdInUse, CallIdMode as LineCallIdMode, LineSettings, LineState, Registration, Target,
 };
 use mss_services::Now;
-use mss_sip::{Request, Response};
+use mss_sip::{Flow, Request, Response};
 use mss_store::LineRecord;
-use mss_txn::ClientTransactionId;
+use mss_txn::{ClientTransactionId, TransactionId};
 
 use crate::core::{ClientOwner, Core, Then};
 use crate::input::StoreResult;
@@ -303,6 +305,34 @@ impl Core {
             None => self.line_transaction_failed(now, id, index),
         }
         self.lines.mark(index);
+    }
+
+    /// A connection to `flow`'s peer could not be made (`reason`, e.g. a TLS certificate
+    /// refused): every line whose REGISTER in flight went there fails over or becomes
+    /// `unreachable` with that reason, and its client transaction ends (so that no
+    /// timeout of it comes later).
+    pub(crate) fn lines_connect_failed(&mut self, now: Now, flow: &Flow, reason: &str) {
+        for index in 0..self.lines.slots.len() {
+            let Some(slot) = self.lines.slots.get_mut(index) else {
+                continue;
+            };
+            let (Some(id), Some(m)) = (slot.client, slot.machine.as_mut()) else {
+                continue;
+            };
+            let went_there = m
+                .target()
+                .is_some_and(|t| t.transport == flow.transport && t.addr == flow.remote);
+            if !went_there {
+                continue;
+            }
+            slot.client = None;
+            m.handle_transport_error(now, reason);
+            self.clients.remove(&id);
+            // Its transport error event finds no owner any more and is only logged.
+            self.txns
+                .handle_transport_error(now.mono, TransactionId::Client(id));
+            self.lines.mark(index);
+        }
     }
 
     /// True when client transaction `id` carries a line's REGISTER.

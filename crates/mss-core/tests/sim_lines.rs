@@ -325,3 +325,45 @@ fn a_registrar_that_is_a_name_is_looked_up_first() {
     sim.shutdown();
     assert!(sim.lookups.is_empty());
 }
+
+/// A TLS line whose connection fails (the transports report the certificate refused)
+/// fails at once, not after Timer F: `unreachable`, with the reason in the admin view;
+/// its transaction ends, so no later timeout changes the reason.
+#[test]
+fn a_failed_tls_connection_makes_the_line_unreachable_with_the_reason() {
+    let setup = setup().with_line(|s| s.transport = mss_sip::Transport::Tls);
+    let mut sim = Sim::start(setup);
+    let (to, _) = sim
+        .next_request(Method::Register, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(to.transport, mss_sip::Transport::Tls);
+    assert_eq!(to.remote, provider());
+    // A failure elsewhere is not the line's.
+    let elsewhere = Flow {
+        remote: "127.0.0.3:5061".parse().unwrap(),
+        ..to
+    };
+    sim.input(mss_core::Input::ConnectFailed {
+        flow: elsewhere,
+        reason: "not this one".into(),
+    });
+    assert_eq!(sim.line_state(0), "registering");
+    sim.input(mss_core::Input::ConnectFailed {
+        flow: to,
+        reason: "certificate name mismatch: not valid for 127.0.0.2".into(),
+    });
+    assert_eq!(sim.line_state(0), "unreachable");
+    let failure = sim.line(0).last_failure.unwrap();
+    assert_eq!(failure.code, None);
+    assert_eq!(
+        failure.reason,
+        "TLS to 127.0.0.2:5060: certificate name mismatch: not valid for 127.0.0.2"
+    );
+    // Its transaction is over: nothing overrides the reason, and the retry waits for the
+    // backoff (at least 24 s).
+    sim.advance(Duration::from_secs(20));
+    assert_eq!(sim.line(0).last_failure.unwrap(), failure);
+    assert!(sim
+        .next_request(Method::Register, Duration::from_secs(1))
+        .is_none());
+}

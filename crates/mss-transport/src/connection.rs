@@ -385,6 +385,7 @@ mod tests {
             shutdown,
             Vec::new(),
             Vec::new(),
+            mpsc::channel(1).0,
         );
         let remote: SocketAddr = "192.0.2.7:5060".parse().unwrap();
         let flow = Flow {

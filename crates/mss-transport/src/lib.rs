@@ -11,7 +11,9 @@
 //! Every complete message goes, as a [`Received`], into one bounded channel; the caller
 //! parses it. [`Transports::send`] sends on a [`Flow`](mss_sip::net::Flow): UDP to an
 //! address, TCP, TLS, WS or WSS on the connection a request came on (RFC 5626 flow reuse);
-//! TCP also on a new one.
+//! TCP also on a new one, TLS on a new one to a peer registered with
+//! [`Transports::set_tls_peer`] (its certificate verified; failures come out of
+//! [`Transports::connect_failures`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,13 +40,15 @@
 //! - [`stamp`] — stamping `received`/`rport` into a parsed request's top Via, and
 //!   routing a response from the Via headers of a parsed message;
 //! - [`stats`] — [`TransportStats`] counters for the admin API;
-//! - [`tls`] — [`TlsIdentity`] (certificate and key from PEM) and [`TlsServer`] (the
-//!   listeners' rustls configuration, whose certificate can be replaced at run time);
+//! - [`tls`] — [`TlsIdentity`] (certificate and key from PEM), [`TlsServer`] (the
+//!   listeners' rustls configuration, whose certificate can be replaced at run time),
+//!   [`TlsClient`] and [`TlsPeer`] (verifying outbound connections, RFC 5922);
 //! - [`stun`] — the limited STUN server of SIP UDP ports (RFC 5626 §8, RFC 5389): telling
 //!   STUN from SIP and encoding Binding responses (pure functions);
 //! - [`error`] — [`TransportError`];
 //! - internal — `udp`, `tcp` (listeners, accept loop, outbound connections),
-//!   `tls_accept` (the handshake of an accepted TLS connection), `connection` (one
+//!   `tls_accept` (the handshake of an accepted TLS connection), `tls_connect` (an
+//!   outbound TLS connection: connect, verifying handshake, then as any connection), `connection` (one
 //!   connection's reader and writer), `ws` (SIP over WebSocket: the HTTP upgrade, what a
 //!   WebSocket message holds, one WebSocket connection), `table` (open connections and
 //!   per-IP counts), `shared` (state shared by the tasks, task tracking).
@@ -65,6 +69,7 @@ mod table;
 mod tcp;
 pub mod tls;
 mod tls_accept;
+mod tls_connect;
 pub mod transports;
 mod udp;
 mod ws;
@@ -72,8 +77,11 @@ mod ws;
 pub use config::{ListenSpec, ListenSpecError, TransportConfig};
 pub use error::TransportError;
 pub use routing::{response_route, via_stamp, ResponseRoute, Rport, ViaRoute, ViaStamp};
-pub use shared::Received;
+pub use shared::{ConnectFailure, Received};
 pub use stamp::{route_response, stamp_top_via};
 pub use stats::{TransportStats, TransportStatsSnapshot};
-pub use tls::{PemFile, TlsIdentity, TlsIdentityError, TlsServer, TlsSetupError};
+pub use tls::{
+    PemFile, TlsClient, TlsClientError, TlsIdentity, TlsIdentityError, TlsPeer, TlsServer,
+    TlsSetupError,
+};
 pub use transports::Transports;

@@ -1,10 +1,11 @@
 //! State shared by the handle and every socket task: configuration, counters, the channel
 //! of received messages, the connection table, the shutdown signal and the task count.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use mss_sip::net::{ConnectionId, Flow};
@@ -15,6 +16,15 @@ use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use crate::config::TransportConfig;
 use crate::stats::{self, TransportStats};
 use crate::table::ConnectionTable;
+use crate::tls::client::TlsPeer;
+
+/// Most peers [`Shared::tls_peers`] keeps (each line's registrar addresses; a bound, not
+/// a limit anyone should meet).
+pub(crate) const MAX_TLS_PEERS: usize = 4096;
+
+/// Failures [`Shared::report_failure`] queues before dropping more (nobody reads them,
+/// or the reader is behind).
+pub(crate) const FAILURE_QUEUE: usize = 256;
 
 /// A message taken off the wire: one UDP datagram, or one framed message of a TCP stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +36,17 @@ pub struct Received {
     /// The local address it arrived at (the socket's bound address, or for TCP the
     /// connection's local address). Responses over UDP leave from here (RFC 3581 §4).
     pub local: SocketAddr,
+}
+
+/// An outbound connection mss opened to send could not be established (connect or TLS
+/// handshake failed); the messages queued on it are lost. See
+/// [`Transports::connect_failures`](crate::Transports::connect_failures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectFailure {
+    /// The flow that was to be opened (no connection id).
+    pub flow: Flow,
+    /// Why, in words (e.g. `certificate name mismatch: not valid for sip.example.net`).
+    pub reason: String,
 }
 
 /// One bound UDP socket.
@@ -61,6 +82,11 @@ pub(crate) struct Shared {
     pub(crate) tcp: Vec<SocketAddr>,
     /// The runtime the tasks run on (so that non-async `send` can spawn).
     pub(crate) runtime: Handle,
+    /// Peers that get an outbound TLS connection, by address
+    /// ([`Transports::set_tls_peer`](crate::Transports::set_tls_peer)).
+    pub(crate) tls_peers: Mutex<HashMap<SocketAddr, TlsPeer>>,
+    /// Where failed outbound connections are reported.
+    pub(crate) failures: mpsc::Sender<ConnectFailure>,
     next_connection: AtomicU64,
 }
 
@@ -72,6 +98,7 @@ impl Shared {
         shutdown: watch::Receiver<bool>,
         udp: Vec<UdpEndpoint>,
         tcp: Vec<SocketAddr>,
+        failures: mpsc::Sender<ConnectFailure>,
     ) -> Shared {
         let permits = Arc::new(Semaphore::new(
             config.max_tcp_connections.min(Semaphore::MAX_PERMITS),
@@ -87,6 +114,8 @@ impl Shared {
             udp,
             tcp,
             runtime: Handle::current(),
+            tls_peers: Mutex::new(HashMap::new()),
+            failures,
             next_connection: AtomicU64::new(1),
         }
     }
@@ -94,6 +123,22 @@ impl Shared {
     /// A fresh connection id, never reused in this process.
     pub(crate) fn next_connection_id(&self) -> ConnectionId {
         ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The TLS peer registered for `remote`, if any.
+    pub(crate) fn tls_peer(&self, remote: SocketAddr) -> Option<TlsPeer> {
+        self.tls_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&remote)
+            .cloned()
+    }
+
+    /// Reports a failed outbound connection; dropped (and logged) when nobody keeps up.
+    pub(crate) fn report_failure(&self, failure: ConnectFailure) {
+        if let Err(e) = self.failures.try_send(failure) {
+            tracing::debug!(error = %e, "connection failure not reported");
+        }
     }
 
     /// Whether shutdown was requested.

@@ -51,6 +51,12 @@ pub struct TransportStats {
     /// Accepted TLS connections dropped because the handshake did not finish within
     /// the handshake timeout (a client that stalls).
     pub tls_handshake_timeouts: AtomicU64,
+    /// Outbound TLS connections whose handshake completed and whose peer's certificate
+    /// was verified (a line's registrar).
+    pub tls_client_handshakes: AtomicU64,
+    /// Outbound TLS connections that failed: connect, handshake or certificate
+    /// verification (unknown issuer, name mismatch, expired …).
+    pub tls_client_failures: AtomicU64,
     /// WebSocket upgrades accepted (`101 Switching Protocols`).
     pub ws_upgrades: AtomicU64,
     /// WebSocket upgrade requests refused with an HTTP error (garbage, not a WebSocket
@@ -110,6 +116,10 @@ pub struct TransportStatsSnapshot {
     pub tls_handshake_failures: u64,
     /// See [`TransportStats::tls_handshake_timeouts`].
     pub tls_handshake_timeouts: u64,
+    /// See [`TransportStats::tls_client_handshakes`].
+    pub tls_client_handshakes: u64,
+    /// See [`TransportStats::tls_client_failures`].
+    pub tls_client_failures: u64,
     /// See [`TransportStats::ws_upgrades`].
     pub ws_upgrades: u64,
     /// See [`TransportStats::ws_upgrade_failures`].
@@ -148,6 +158,8 @@ impl TransportStats {
             tls_handshakes: get(&self.tls_handshakes),
             tls_handshake_failures: get(&self.tls_handshake_failures),
             tls_handshake_timeouts: get(&self.tls_handshake_timeouts),
+            tls_client_handshakes: get(&self.tls_client_handshakes),
+            tls_client_failures: get(&self.tls_client_failures),
             ws_upgrades: get(&self.ws_upgrades),
             ws_upgrade_failures: get(&self.ws_upgrade_failures),
             ws_upgrade_timeouts: get(&self.ws_upgrade_timeouts),

@@ -1,5 +1,6 @@
 //! TCP: binding listeners, the accept loop with its connection limits (for TCP, TLS, WS
-//! and WSS listeners alike), and outbound TCP connections opened to send a message.
+//! and WSS listeners alike), and outbound TCP connections opened to send a message (the
+//! connect of outbound TLS connections too, `tls_connect`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -219,7 +220,7 @@ pub(crate) async fn open(
     Ok(id)
 }
 
-fn take_permit(
+pub(crate) fn take_permit(
     shared: &Arc<Shared>,
     remote: SocketAddr,
 ) -> Result<OwnedSemaphorePermit, TransportError> {
@@ -234,7 +235,7 @@ fn take_permit(
 /// Connects to `remote` within the connect timeout, from the TCP listener's address when
 /// the listener is bound to one specific address of that family (so that the peer sees the
 /// address mss puts in its Via).
-async fn dial(shared: &Shared, remote: SocketAddr) -> Result<TcpStream, TransportError> {
+pub(crate) async fn dial(shared: &Shared, remote: SocketAddr) -> Result<TcpStream, TransportError> {
     let connect_err = |source| TransportError::Connect { remote, source };
     let socket = if remote.is_ipv4() {
         TcpSocket::new_v4()

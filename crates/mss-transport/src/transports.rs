@@ -1,7 +1,7 @@
 //! [`Transports`]: binds the configured sockets, runs their tasks, and sends messages.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use mss_sip::net::{Flow, Transport};
@@ -9,9 +9,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{ListenSpec, TransportConfig};
 use crate::error::TransportError;
-use crate::shared::{Received, Shared, UdpEndpoint};
+use crate::shared::{ConnectFailure, Received, Shared, UdpEndpoint, FAILURE_QUEUE, MAX_TLS_PEERS};
 use crate::stats::{self, TransportStats};
-use crate::{tcp, udp};
+use crate::tls::TlsPeer;
+use crate::{tcp, tls_connect, udp};
 
 /// The running transports: a cheap, cloneable handle (`Arc` inside).
 ///
@@ -28,6 +29,8 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// The bound addresses, with real ports, in configuration order.
     bound: Vec<ListenSpec>,
+    /// Failed outbound connections, until someone takes the receiver.
+    failures: Mutex<Option<mpsc::Receiver<ConnectFailure>>>,
 }
 
 impl Transports {
@@ -89,7 +92,15 @@ impl Transports {
             .filter(|(_, _, transport)| *transport == Transport::Tcp)
             .map(|(_, local, _)| *local)
             .collect();
-        let shared = Arc::new(Shared::new(config, tx, shutdown_rx, udp_sockets, tcp_addrs));
+        let (failures_tx, failures) = mpsc::channel(FAILURE_QUEUE);
+        let shared = Arc::new(Shared::new(
+            config,
+            tx,
+            shutdown_rx,
+            udp_sockets,
+            tcp_addrs,
+            failures_tx,
+        ));
         for endpoint in &shared.udp {
             let socket = Arc::clone(&endpoint.socket);
             shared.spawn(udp::receive_loop(
@@ -110,6 +121,7 @@ impl Transports {
             shared,
             shutdown,
             bound,
+            failures: Mutex::new(Some(failures)),
         };
         Ok((
             Transports {
@@ -138,14 +150,19 @@ impl Transports {
     ///   (its messages come back as [`Received`] with its id, which the returned flow
     ///   names). Over a new connection, a connect failure is only logged and counted; use
     ///   [`Transports::connect`] first to learn about it.
-    /// - TLS, WS and WSS: as TCP, except that no connection is opened: without an open
+    /// - TLS: as TCP, but a new connection is opened only to a peer registered with
+    ///   [`Transports::set_tls_peer`], verifying its certificate (a failure comes out of
+    ///   [`Transports::connect_failures`]); to any other peer without an open TLS
+    ///   connection the send fails with `NoConnection`. Never in plaintext instead.
+    /// - WS and WSS: as TCP, except that no connection is opened: without an open
     ///   connection of that transport to the peer the send fails with `NoConnection`. A
     ///   WebSocket message carries the whole of `data` (one SIP message).
     ///
     /// # Errors
     /// `Shutdown`; `NoSocketForFamily`; `UdpSend` (including a full kernel buffer) and
     /// `DatagramTooLarge`; `QueueFull` when the connection's peer does not keep up;
-    /// `ConnectionLimit`; `NoConnection` for TLS, WS and WSS. Each failure is counted.
+    /// `ConnectionLimit`; `NoConnection` for WS, WSS and TLS to an unregistered peer.
+    /// Each failure is counted.
     pub fn send_from(
         &self,
         from: Option<SocketAddr>,
@@ -178,7 +195,8 @@ impl Transports {
     }
 
     /// A TCP, TLS or WebSocket send: on the flow's connection, or another one of its
-    /// transport to the same peer; else a new TCP connection (none for the others).
+    /// transport to the same peer; else a new TCP connection, or a new TLS connection to
+    /// a registered TLS peer (none for the others).
     fn send_stream(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
         let shared = &self.inner.shared;
         let named = flow
@@ -210,22 +228,57 @@ impl Transports {
         self.open_and_send(flow, data)
     }
 
-    /// A new outbound TCP connection to `flow.remote` with `data` queued; for any other
-    /// transport, `NoConnection`.
+    /// A new outbound TCP connection to `flow.remote` with `data` queued, or a TLS one to
+    /// a registered TLS peer; for anything else, `NoConnection`.
     fn open_and_send(&self, flow: &Flow, data: Bytes) -> Result<Flow, TransportError> {
+        let shared = &self.inner.shared;
         let remote = flow.remote;
-        if flow.transport != Transport::Tcp {
-            return Err(TransportError::NoConnection {
-                transport: flow.transport,
-                remote,
-            });
-        }
-        let id = tcp::open_queued(&self.inner.shared, remote, data)?;
+        let no_connection = || TransportError::NoConnection {
+            transport: flow.transport,
+            remote,
+        };
+        let id = match flow.transport {
+            Transport::Tcp => tcp::open_queued(shared, remote, data)?,
+            Transport::Tls => {
+                let peer = shared.tls_peer(remote).ok_or_else(no_connection)?;
+                tls_connect::open_queued(shared, remote, peer, data)?
+            }
+            Transport::Udp | Transport::Ws | Transport::Wss => return Err(no_connection()),
+        };
         Ok(Flow {
-            transport: Transport::Tcp,
+            transport: flow.transport,
             remote,
             connection: Some(id),
         })
+    }
+
+    /// Lets sends of TLS flows to `remote` open a connection when none is open, verifying
+    /// the peer's certificate with `peer` (its roots and the name it must carry, RFC 5922).
+    /// Replaces what was registered for `remote` before; open connections keep theirs.
+    /// At most a few thousand peers are kept: beyond that, the call is refused (logged).
+    pub fn set_tls_peer(&self, remote: SocketAddr, peer: TlsPeer) {
+        let mut peers = self
+            .inner
+            .shared
+            .tls_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if peers.len() >= MAX_TLS_PEERS && !peers.contains_key(&remote) {
+            tracing::warn!(peer = %remote, to = %peer.label, "too many TLS peers; not registered");
+            return;
+        }
+        peers.insert(remote, peer);
+    }
+
+    /// The receiver of failed outbound connections (connect or TLS handshake failures,
+    /// [`ConnectFailure`]); `None` after the first call. Reports that nobody reads are
+    /// dropped once a small queue is full.
+    pub fn connect_failures(&self) -> Option<mpsc::Receiver<ConnectFailure>> {
+        self.inner
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Opens a TCP connection to `remote` (or finds an open one) and waits until it is

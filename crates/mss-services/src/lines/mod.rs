@@ -18,7 +18,9 @@
 //! `expires` of our Contact in the `200` wins over `Expires`); answers `401`/`407` with
 //! digest (MD5, SHA-256, `qop=auth`; CSeq one more per retry, `stale=true` answered again,
 //! any other second challenge is `auth_failed`); takes `Min-Expires` from a `423`; honours
-//! `Retry-After`; fails over to the next target on a timeout or `503`; retries every other
+//! `Retry-After`; fails over to the next target on a timeout, a connection that could not be
+//! made ([`Registration::handle_transport_error`], e.g. a TLS certificate refused: the reason
+//! becomes the line's last failure) or `503`; retries every other
 //! failure with exponential backoff and jitter from [`LineSettings::retry_min`] (30 s) up to
 //! [`LineSettings::retry_max`] (30 min), never giving up; and
 //! never sends two REGISTERs less than a second apart. With `call_id = auto` a `400`/`500`

@@ -278,6 +278,27 @@ impl Registration {
     /// like a `408` from the target (RFC 3261 §8.1.3.1), so the next target is tried
     /// (RFC 3263 §4.3); with none left the line is `unreachable` and retries with backoff.
     pub fn handle_transaction_timeout(&mut self, now: Now) {
+        self.unanswered(now, |target| LastFailure {
+            code: Some(408),
+            reason: format!("no answer from {} (transaction timeout)", target.addr),
+            p_registrar_error: None,
+        });
+    }
+
+    /// The REGISTER never reached its target: the connection to it failed before anything
+    /// was sent (`reason` says why, e.g. the TLS certificate was refused: unknown issuer,
+    /// name mismatch, expired). As a transaction timeout (the next target is tried; with
+    /// none left the line is `unreachable` and retries with backoff), except that the
+    /// line's last failure carries `reason` and no status code.
+    pub fn handle_transport_error(&mut self, now: Now, reason: &str) {
+        self.unanswered(now, |target| LastFailure {
+            code: None,
+            reason: format!("{} to {}: {reason}", target.transport, target.addr),
+            p_registrar_error: None,
+        });
+    }
+
+    fn unanswered(&mut self, now: Now, failure: impl FnOnce(&Target) -> LastFailure) {
         let Some(f) = self.in_flight.take() else {
             return;
         };
@@ -285,11 +306,7 @@ impl Registration {
             self.finish(now);
             return;
         }
-        let failure = LastFailure {
-            code: Some(408),
-            reason: format!("no answer from {} (transaction timeout)", f.target.addr),
-            p_registrar_error: None,
-        };
+        let failure = failure(&f.target);
         self.fail_over_or_fail(now, LineState::Unreachable, failure, None);
         self.after_final(now);
     }
@@ -526,5 +543,46 @@ mod tests {
         assert!(due >= now.mono + MIN_REGISTER_INTERVAL);
         assert!(reg.poll_output(now, &mut rng).is_some()); // StateChanged
         assert!(reg.poll_output(now, &mut rng).is_none());
+    }
+
+    /// Runs the line up to its first REGISTER towards `targets`.
+    fn sent(targets: Vec<Target>) -> (Registration, Now, StdRng) {
+        let mut rng = StdRng::seed_from_u64(2);
+        let now = Now::new(Instant::now(), 0);
+        let mut reg = Registration::new(settings(), None, now, &mut rng);
+        while reg.poll_output(now, &mut rng).is_some() {}
+        reg.handle_resolved(now, targets);
+        while let Some(out) = reg.poll_output(now, &mut rng) {
+            if matches!(out, LineOutput::Send { .. }) {
+                break;
+            }
+        }
+        (reg, now, rng)
+    }
+
+    #[test]
+    fn a_transport_error_fails_over_then_makes_the_line_unreachable_with_its_reason() {
+        let (mut reg, now, mut rng) = sent(vec![target(1), target(2)]);
+        reg.handle_transport_error(now, "certificate name mismatch: not valid for x.test");
+        assert_eq!(reg.target(), Some(&target(2)));
+        assert_ne!(reg.status().state, LineState::Unreachable);
+        let later = now.after(MIN_REGISTER_INTERVAL);
+        let mut sent_again = false;
+        while let Some(out) = reg.poll_output(later, &mut rng) {
+            sent_again |= matches!(out, LineOutput::Send { .. });
+        }
+        assert!(sent_again, "the next target is tried");
+        reg.handle_transport_error(later, "certificate of x.test expired");
+        let status = reg.status();
+        assert_eq!(status.state, LineState::Unreachable);
+        let failure = status.last_failure.clone().unwrap();
+        assert_eq!(failure.code, None);
+        assert_eq!(
+            failure.reason,
+            "UDP to 192.0.2.2:5060: certificate of x.test expired"
+        );
+        // Nothing in flight any more: a second report changes nothing.
+        reg.handle_transport_error(later, "again");
+        assert_eq!(reg.status().last_failure, Some(failure));
     }
 }

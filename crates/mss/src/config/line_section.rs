@@ -1,5 +1,6 @@
 //! A `[line:NAME]` section of `mss.ini`: an external line, its keys and their checks.
 
+use std::path::Path;
 use std::time::Duration;
 
 use mss_services::lines::{BACKOFF_BASE, BACKOFF_CEILING, BACKOFF_FLOOR, BACKOFF_MAX};
@@ -23,6 +24,8 @@ pub(crate) const LINE_KEYS: &[&str] = &[
     "retry_min",
     "retry_max",
     "outgoing",
+    "tls_ca_file",
+    "tls_server_name",
 ];
 
 /// A `retry_min` / `retry_max` value: a duration from 1 s to 1 day.
@@ -44,12 +47,14 @@ fn retry_delay(v: &str) -> Result<Duration, String> {
 }
 
 /// Reads a `[line:NAME]` section (`name` is the part after `line:`); `user_names` are the
-/// configured users, one of which `owner` must name.
+/// configured users, one of which `owner` must name; `tls_ca_file` is relative to
+/// `base_dir` (the configuration file's folder).
 pub(crate) fn line_section(
     c: &mut Checker<'_>,
     s: &Section,
     name: &str,
     user_names: &[&str],
+    base_dir: &Path,
 ) -> Option<LineConfig> {
     c.check_keys(s, LINE_KEYS);
     let name = match values::line_name(name) {
@@ -84,6 +89,7 @@ pub(crate) fn line_section(
     let retry_max = c.value(s, "retry_max", retry_delay);
     let retry = retry_schedule(c, s, retry_min, retry_max);
     let outgoing = c.value(s, "outgoing", values::boolean).unwrap_or(true);
+    let (tls_ca_file, tls_server_name) = tls_keys(c, s, transport, base_dir);
     let (registrar_host, registrar_port) = registrar?;
     let number = number?;
     let (retry_min, retry_max) = retry?;
@@ -94,6 +100,8 @@ pub(crate) fn line_section(
         registrar_host,
         registrar_port,
         transport,
+        tls_ca_file,
+        tls_server_name,
         number,
         password: password?,
         expires,
@@ -103,6 +111,46 @@ pub(crate) fn line_section(
         retry_max,
         outgoing,
     })
+}
+
+/// `tls_ca_file` (read and checked now: PEM with at least one CA certificate) and
+/// `tls_server_name`, both only for `transport = tls`. A TLS line without `tls_ca_file`
+/// trusts the system roots, which must then be there.
+fn tls_keys(
+    c: &mut Checker<'_>,
+    s: &Section,
+    transport: SipTransport,
+    base_dir: &Path,
+) -> (Option<std::path::PathBuf>, Option<String>) {
+    let ca_file = c
+        .value(s, "tls_ca_file", values::text)
+        .map(|f| base_dir.join(f));
+    let server_name = c.value(s, "tls_server_name", values::host);
+    if transport != SipTransport::Tls {
+        for key in ["tls_ca_file", "tls_server_name"] {
+            if s.entries.iter().any(|e| e.key == key) {
+                c.key_error(
+                    s,
+                    key,
+                    format!("only for transport = tls (not {transport})"),
+                );
+            }
+        }
+        return (None, None);
+    }
+    let roots = match &ca_file {
+        Some(path) => mss_transport::TlsClient::with_ca_file(path).map(|_| ()),
+        None => mss_transport::TlsClient::system().map(|_| ()),
+    };
+    if let Err(e) = roots {
+        let key = if ca_file.is_some() {
+            "tls_ca_file"
+        } else {
+            "transport"
+        };
+        c.key_error(s, key, e.to_string());
+    }
+    (ca_file, server_name)
 }
 
 /// `retry_min` and `retry_max`, each given or its default, when `retry_max` is not shorter
@@ -155,9 +203,66 @@ mod tests {
     use crate::config::Config;
 
     fn load(extra: &str) -> Result<Config, String> {
+        load_in(Path::new("/etc/mss"), extra)
+    }
+
+    fn load_in(dir: &Path, extra: &str) -> Result<Config, String> {
         let text = format!("[line:p1]\nregistrar = 127.0.0.1\nnumber = 1\npassword = p\n{extra}");
         let f = ini_file::parse("mss.ini", &text).map_err(|d| d.to_string())?;
-        config_from_ini(&f, Path::new("/etc/mss"), "host.local".into()).map_err(|d| d.to_string())
+        config_from_ini(&f, dir, "host.local".into()).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn tls_lines_take_a_ca_file_relative_to_the_config_folder_and_a_server_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+        std::fs::write(dir.path().join("provider-ca.pem"), ca.cert.pem()).unwrap();
+        let c = load_in(
+            dir.path(),
+            "transport = tls\ntls_ca_file = provider-ca.pem\ntls_server_name = sip.provider.test\n",
+        )
+        .unwrap();
+        let l = &c.lines[0];
+        assert_eq!(l.transport, SipTransport::Tls);
+        assert_eq!(l.tls_ca_file, Some(dir.path().join("provider-ca.pem")));
+        assert_eq!(l.tls_server_name.as_deref(), Some("sip.provider.test"));
+        // Defaults: the system roots, the registrar's host.
+        let c = load("").unwrap();
+        assert_eq!(
+            (&c.lines[0].tls_ca_file, &c.lines[0].tls_server_name),
+            (&None, &None)
+        );
+    }
+
+    #[test]
+    fn tls_line_keys_are_checked_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+        let e = load_in(dir.path(), "transport = tls\ntls_ca_file = missing.pem\n").unwrap_err();
+        assert!(
+            e.starts_with("mss.ini:6: [line:p1] tls_ca_file: cannot read the CA file ")
+                && e.ends_with("missing.pem: No such file or directory (os error 2)"),
+            "{e}"
+        );
+        let e = load_in(dir.path(), "transport = tls\ntls_ca_file = junk.pem\n").unwrap_err();
+        assert!(
+            e.starts_with("mss.ini:6: [line:p1] tls_ca_file: the CA file "),
+            "{e}"
+        );
+        assert!(e.ends_with("junk.pem has no CERTIFICATE block"), "{e}");
+        assert_eq!(
+            load("transport = tls\ntls_server_name = not a name\n").unwrap_err(),
+            "mss.ini:6: [line:p1] tls_server_name: \"not a name\" is not a host name or IP address"
+        );
+        assert_eq!(
+            load("tls_ca_file = ca.pem\ntls_server_name = x.test\n").unwrap_err(),
+            "mss.ini:5: [line:p1] tls_ca_file: only for transport = tls (not udp)\n\
+             mss.ini:6: [line:p1] tls_server_name: only for transport = tls (not udp)"
+        );
+        assert_eq!(
+            load("transport = wss\n").unwrap_err(),
+            "mss.ini:5: [line:p1] transport: transport \"wss\" is not supported for lines (udp, tcp, tls)"
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub enum SipTransport {
     Udp,
     /// TCP (RFC 3261 §18).
     Tcp,
-    /// TLS over TCP (RFC 3261 §26.2); `listen` only, not yet a line's `transport`.
+    /// TLS over TCP (RFC 3261 §26.2): `listen`, and a line's `transport` (the provider's
+    /// certificate verified, RFC 5922).
     Tls,
     /// SIP over WebSocket (RFC 7118), for browser phones; `listen` only.
     Ws,
@@ -283,8 +284,14 @@ pub struct LineConfig {
     /// Registrar port (`registrar`); `None` when not given: a name is then looked up with
     /// DNS SRV (RFC 3263 §4.2), an IP address is reached on 5060.
     pub registrar_port: Option<u16>,
-    /// Transport to the registrar (`transport`, default `udp`).
+    /// Transport to the registrar (`transport`, default `udp`; `tls` too).
     pub transport: SipTransport,
+    /// The CA certificates (PEM) a TLS line trusts for its provider (`tls_ca_file`,
+    /// relative to the configuration file's folder); `None`: the system roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the provider's certificate must carry (`tls_server_name`); `None`: the
+    /// registrar's host (a name, or an IP address checked against the IP SAN).
+    pub tls_server_name: Option<String>,
     /// The line's number at the provider, AOR user part (`number`).
     pub number: String,
     /// Digest user name (`username`, default: `number`).
@@ -315,6 +322,8 @@ impl fmt::Debug for LineConfig {
             .field("registrar_host", &self.registrar_host)
             .field("registrar_port", &self.registrar_port)
             .field("transport", &self.transport)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_server_name", &self.tls_server_name)
             .field("number", &self.number)
             .field("username", &self.username)
             .field("password", &"<redacted>")

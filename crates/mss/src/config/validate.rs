@@ -7,7 +7,8 @@ use super::error::Diagnostics;
 use super::ini_file::{Entry, IniFile, Section};
 use super::line_section::line_section;
 use super::model::{
-    Config, ImConfig, MediaConfig, SecurityConfig, ServerConfig, TlsConfig, TlsFiles, UserConfig,
+    Config, ImConfig, MediaConfig, SecurityConfig, ServerConfig, SipTransport, TlsConfig, TlsFiles,
+    UserConfig,
 };
 use super::values;
 
@@ -333,6 +334,33 @@ fn tls_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, tls: &mut TlsC
     });
 }
 
+/// A line with `transport = tls` needs a `tls:` listener: its address is the Via sent-by
+/// and Contact of the line's REGISTERs (where the provider connects back).
+fn tls_lines_need_a_listener(c: &mut Checker<'_>, file: &IniFile, config: &Config) {
+    let has_listener = config
+        .server
+        .listen
+        .iter()
+        .any(|l| l.transport == SipTransport::Tls);
+    if has_listener {
+        return;
+    }
+    for s in &file.sections {
+        let tls_line = s.name.starts_with("line:")
+            && s.entries
+                .iter()
+                .any(|e| e.key == "transport" && e.value == "tls");
+        if tls_line {
+            c.key_error(
+                s,
+                "transport",
+                "tls needs a tls: address in [server] listen (the Via and Contact of the \
+                 line's REGISTERs, where the provider connects back)",
+            );
+        }
+    }
+}
+
 /// Validates a parsed `mss.ini`. Relative `data_dir` values are taken from `base_dir` (the
 /// folder of the file); `default_domain` is used when `[server]` has no `domain`.
 pub(crate) fn config_from_ini(
@@ -361,7 +389,7 @@ pub(crate) fn config_from_ini(
                 }
             }
             Some(("line", name)) => {
-                if let Some(l) = line_section(&mut c, s, name.trim(), &user_names) {
+                if let Some(l) = line_section(&mut c, s, name.trim(), &user_names, base_dir) {
                     config.lines.push(l);
                 }
             }
@@ -378,6 +406,7 @@ pub(crate) fn config_from_ini(
         }
     }
     super::call_rules::check_targets(&mut c, file, &config);
+    tls_lines_need_a_listener(&mut c, file, &config);
     if c.diags.is_empty() {
         Ok(config)
     } else {
@@ -525,7 +554,6 @@ offline_max_chars = many
             "mss.ini:13: [line:l1] password: missing (required)",
             "mss.ini:15: [line:l1] owner: \"999\" is not a configured user",
             "mss.ini:16: [line:l1] call_id: \"sometimes\" is not one of auto, same, fresh",
-            "mss.ini:17: [line:l1] transport: transport \"tls\" is not supported yet (udp, tcp)",
             "mss.ini:19: [line:l2] registrar: \"99999\" is not a port number (1..=65535)",
             "mss.ini:23: [im] offline_ttl: \"0s\" must be longer than zero",
             "mss.ini:24: [im] offline_max_chars: \"many\" is not a whole number",
@@ -637,6 +665,24 @@ offline_max_chars = many
     fn load_in(dir: &Path, text: &str) -> Result<Config, String> {
         let f = ini_file::parse("mss.ini", text).map_err(|d| d.to_string())?;
         config_from_ini(&f, dir, "host.local".into()).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn a_tls_line_needs_a_tls_listener() {
+        let line = "[line:p]\nregistrar = 127.0.0.1\nnumber = 1\npassword = p\ntransport = tls\n";
+        let e = load(&format!("[server]\nlisten = udp:0.0.0.0:5060\n{line}")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mss.ini:7: [line:p] transport: tls needs a tls: address in [server] listen (the Via \
+             and Contact of the line's REGISTERs, where the provider connects back)"
+        );
+        let c = load(&format!(
+            "[server]\nlisten = udp:0.0.0.0:5060, tls:0.0.0.0:5061\n{line}"
+        ))
+        .unwrap();
+        assert_eq!(c.lines[0].transport, SipTransport::Tls);
+        // The embedded defaults listen on tls:0.0.0.0:5061.
+        assert!(load(line).is_ok());
     }
 
     #[test]

@@ -133,8 +133,11 @@ pub(crate) fn transport(v: &str) -> Result<SipTransport, String> {
     match v {
         "udp" => Ok(SipTransport::Udp),
         "tcp" => Ok(SipTransport::Tcp),
-        "tls" | "ws" | "wss" => Err(format!("transport {v:?} is not supported yet (udp, tcp)")),
-        _ => Err(format!("{v:?} is not a transport (udp, tcp)")),
+        "tls" => Ok(SipTransport::Tls),
+        "ws" | "wss" => Err(format!(
+            "transport {v:?} is not supported for lines (udp, tcp, tls)"
+        )),
+        _ => Err(format!("{v:?} is not a transport (udp, tcp, tls)")),
     }
 }
 
@@ -386,7 +389,10 @@ mod tests {
         assert!(listen_list("wsx:0.0.0.0:5062")
             .unwrap_err()
             .contains("not a transport (udp, tcp, tls, ws, wss)"));
-        assert!(transport("tls").unwrap_err().contains("not supported yet"));
+        assert_eq!(transport("tls"), Ok(SipTransport::Tls));
+        assert!(transport("wss")
+            .unwrap_err()
+            .contains("not supported for lines"));
         assert!(listen_list("udp:0.0.0.0").is_err());
         assert!(listen_list("udp:host:5060").is_err());
         assert!(listen_list("udp:0.0.0.0:5060,").is_err());

@@ -72,6 +72,8 @@ mod tests {
             registrar_host: "r".into(),
             registrar_port: Some(5060),
             transport: SipTransport::Udp,
+            tls_ca_file: None,
+            tls_server_name: None,
             number: "1".into(),
             username: "1".into(),
             password: "p".into(),

@@ -100,6 +100,14 @@ pub enum ServeError {
     /// rustls refused its configuration.
     #[error("{0}")]
     TlsSetup(#[from] mss_transport::TlsSetupError),
+    /// A TLS line's roots (its `tls_ca_file`, or the system roots) or name cannot be used.
+    #[error("line {line}: {message}")]
+    LineTls {
+        /// The line's name.
+        line: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The SIP sockets could not be bound.
     #[error("SIP transport: {0}")]
     Transport(#[from] TransportError),
@@ -272,6 +280,8 @@ async fn serve(
                 addr: c.server.admin,
                 source,
             })?;
+    // Before binding anything: a TLS line whose roots cannot be read stops the start.
+    let tls_peers = lines::tls_peers(&c.lines)?;
     let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
     tc.udp_recv_buffer = UDP_BUFFER;
     tc.udp_send_buffer = UDP_BUFFER;
@@ -314,7 +324,7 @@ async fn serve(
 
     let (queries_tx, queries) = mpsc::channel(64);
     let (shutdown_tx, stop) = watch::channel(false);
-    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr);
+    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr, tls_peers);
     let mut worker_stop = stop.clone();
     let worker_task = tokio::spawn(
         worker.run(worker::Inputs { received, queries }, async move {

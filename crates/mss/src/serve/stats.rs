@@ -181,6 +181,16 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
             t.tls_handshake_timeouts,
         ),
         (
+            "mss_transport_tls_client_handshakes_total",
+            "Outbound TLS connections (to a line's registrar) whose certificate was verified.",
+            t.tls_client_handshakes,
+        ),
+        (
+            "mss_transport_tls_client_failures_total",
+            "Outbound TLS connections that failed: connect, handshake or certificate (unknown issuer, name mismatch, expired).",
+            t.tls_client_failures,
+        ),
+        (
             "mss_transport_ws_upgrades_total",
             "WebSocket upgrades accepted (101 with the sip subprotocol).",
             t.ws_upgrades,
@@ -261,6 +271,7 @@ mod tests {
             udp_stun_keepalives_answered: 4,
             udp_stun_dropped: 2,
             tls_handshake_timeouts: 3,
+            tls_client_failures: 6,
             ws_frames_dropped: 5,
             ..TransportStatsSnapshot::default()
         };
@@ -270,6 +281,7 @@ mod tests {
         };
         let text = render(&w, &t, &s);
         assert!(text.contains("mss_sip_stray_responses_total 1\n"));
+        assert!(text.contains("mss_transport_tls_client_failures_total 6\n"));
         assert!(text.contains("mss_sip_stateless_replies_total 2\n"));
         assert!(text.contains("mss_bans_total{scope=\"user\",reason=\"auth\"} 1\n"));
         assert!(text.contains("mss_bans_total{scope=\"address\",reason=\"rate\"} 0\n"));

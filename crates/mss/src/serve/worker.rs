@@ -21,7 +21,7 @@ use mss_core::{Core, Input, Network, OpId, Output, StoreOp, StoreResult};
 use mss_services::lines::ResolveRequest;
 use mss_sip::Transport;
 use mss_store::{Store, StoreError, StoreFuture};
-use mss_transport::{Received, Transports};
+use mss_transport::{ConnectFailure, Received, TlsPeer, Transports};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cdr_writer::CdrSender;
@@ -90,6 +90,11 @@ pub(crate) struct Worker {
     cancels: HashMap<OpId, oneshot::Sender<()>>,
     /// The DNS resolver, built at the first name lookup.
     resolver: Option<TokioResolver>,
+    /// The TLS lines' peers by registrar host (`serve/lines.rs`): registered with the
+    /// transports for every address a TLS lookup of that host finds.
+    tls_peers: HashMap<String, TlsPeer>,
+    /// Outbound connections the transports could not make.
+    failures: mpsc::Receiver<ConnectFailure>,
 }
 
 impl Worker {
@@ -100,8 +105,13 @@ impl Worker {
         transports: Transports,
         store: Arc<dyn Store>,
         cdr: CdrSender,
+        tls_peers: HashMap<String, TlsPeer>,
     ) -> Worker {
         let (lookups_tx, lookups) = mpsc::unbounded_channel();
+        // Only one taker: a second worker on the same transports would hear of none.
+        let failures = transports
+            .connect_failures()
+            .unwrap_or_else(|| mpsc::channel(1).1);
         Worker {
             core,
             transports,
@@ -112,6 +122,8 @@ impl Worker {
             lookups,
             cancels: HashMap::new(),
             resolver: None,
+            tls_peers,
+            failures,
         }
     }
 
@@ -137,6 +149,9 @@ impl Worker {
                     self.core.handle(now(), Input::Shutdown);
                 }
                 Some((id, result)) = self.lookups.recv() => self.on_lookup(id, result),
+                Some(f) = self.failures.recv() => {
+                    self.core.handle(now(), Input::ConnectFailed { flow: f.flow, reason: f.reason });
+                }
                 (id, result) = self.store_calls.next(), if !self.store_calls.is_empty() => {
                     self.core.handle(now(), Input::Stored { id, result });
                 }
@@ -310,11 +325,22 @@ impl Worker {
         let tx = self.lookups_tx.clone();
         let (cancel, cancelled) = oneshot::channel::<()>();
         self.cancels.insert(id, cancel);
+        // A TLS line's addresses get its peer (roots, name to verify) before the core
+        // sends anything there.
+        let tls = (request.transport == Transport::Tls)
+            .then(|| self.tls_peers.get(&super::lines::host_key(&request.host)))
+            .flatten()
+            .map(|peer| (self.transports.clone(), peer.clone()));
         tokio::spawn(async move {
             let result = tokio::select! {
                 r = dns::resolve(&resolver, &request) => r,
                 _ = cancelled => Err(DnsError::Cancelled { name: request.host.clone() }),
             };
+            if let (Some((transports, peer)), Ok(addrs)) = (&tls, &result) {
+                for addr in addrs {
+                    transports.set_tls_peer(*addr, peer.clone());
+                }
+            }
             // The worker is gone only at the very end of shutdown; nothing to report then.
             let _ = tx.send((id, result));
         });
