@@ -9,7 +9,9 @@
 //!   trusted like its MESSAGEs) and where the call goes (the dial plan: a local user's
 //!   contacts, `outgroup_prefix` + number through a line, else `404`); limits (`503`,
 //!   `486`), loops (`482`, `483`), SDP that cannot be used (`488`).
-//! - `calls/start.rs`: a new call: `100 Trying`, the B legs forked.
+//! - `calls/start.rs`: a new call: `100 Trying`, the B legs (devices, lines).
+//! - `calls/routing.rs`: where a call rings, stage by stage — a user's devices, a group's
+//!   members, the lines — and what moves it on: forwards, a device's `3xx`, call levels.
 //! - `calls/outgoing.rs`: the requests mss builds for B legs (INVITE, the INVITE again with
 //!   a line's credentials, CANCEL).
 //! - `calls/answers.rs`: responses to B legs' INVITEs: provisional responses relayed

@@ -1,7 +1,7 @@
 //! mss-core: the server's SIP logic in one sans-IO machine.
 //!
 //! [`Core`] owns the transaction layer, the registrar with the location service and the
-//! digest guard, the external lines, instant messages, the routing of client-transaction
+//! digest guard, the external lines, instant messages, the calls (a B2BUA, `calls/`), the routing of client-transaction
 //! events to the service that started each transaction, and the dispatch of new requests.
 //! It is driven through one surface, in the style of str0m and quinn-proto:
 //!
@@ -35,7 +35,8 @@
 //! Files: `core.rs` (the machine, the transaction-layer drain, client routing),
 //! `dispatch.rs` (where a new request goes), `inbound.rs` (packet → message or stateless
 //! answer), `bans.rs` (packets of banned addresses dropped, bans logged and listed), `registrar.rs`, `messaging.rs` (+ `messaging/admission.rs`), `lines.rs` (+
-//! `lines/drive.rs`, `lines/peers.rs`, `lines/view.rs`), `ops.rs` (operations waited for),
+//! `lines/drive.rs`, `lines/peers.rs`, `lines/view.rs`), `calls.rs` (+ `calls/`: the B2BUA),
+//! `ops.rs` (operations waited for),
 //! `input.rs`, `output.rs`, `network.rs`, `stats.rs`, `memory.rs`.
 
 mod bans;

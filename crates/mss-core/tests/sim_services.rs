@@ -341,3 +341,90 @@ fn a_group_with_nobody_available_is_480() {
     );
     assert_clean(&mut sim);
 }
+
+#[test]
+fn a_devices_redirection_is_followed_to_another_user() {
+    let mut sim = Sim::start(setup());
+    let d101 = registered(&mut sim, "101", "127.0.0.11:5062");
+    let d102 = registered(&mut sim, "102", "127.0.0.12:5062");
+    call(&mut sim, "101");
+    let inv = invite_to(&mut sim, d101, WAIT).unwrap();
+    let moved = reply(
+        &inv,
+        302,
+        "Moved Temporarily",
+        &format!("Contact: <sip:102@{DOMAIN}>\r\n"),
+    );
+    sim.receive(d101, &moved);
+    let forwarded = to_caller(&mut sim, 181, WAIT).unwrap();
+    assert_eq!(forwarded.status().as_u16(), 181);
+    let inv2 = invite_to(&mut sim, d102, WAIT).expect("the redirection target rings");
+    answer_and_hang_up(&mut sim, d102, &inv2);
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_redirection_to_a_foreign_number_goes_out_through_a_line() {
+    let mut sim = Sim::start(setup().line("p1", "127.0.0.2:5070", "2001", None));
+    let provider: SocketAddr = "127.0.0.2:5070".parse().unwrap();
+    let reg = request_to(&mut sim, provider, Method::Register).unwrap();
+    sim.receive(
+        provider,
+        &reply(
+            &reg,
+            200,
+            "OK",
+            &format!(
+                "Contact: {};expires=600\r\n",
+                header(reg.headers(), &HeaderName::Contact)
+            ),
+        ),
+    );
+    let d101 = registered(&mut sim, "101", "127.0.0.11:5062");
+    call(&mut sim, "101");
+    let inv = invite_to(&mut sim, d101, WAIT).unwrap();
+    sim.receive(
+        d101,
+        &reply(
+            &inv,
+            302,
+            "Moved Temporarily",
+            "Contact: <sip:5557777@mobile.example>\r\n",
+        ),
+    );
+    let out = invite_to(&mut sim, provider, WAIT).expect("out through the line");
+    assert!(out.uri_str().unwrap().starts_with("sip:5557777@"));
+    let diversion = header(
+        out.headers(),
+        &HeaderName::from_bytes(bytes::Bytes::from_static(b"Diversion")),
+    );
+    assert!(diversion.contains("reason=deflection"), "{diversion}");
+    sim.receive(provider, &answer(&out, 486, "Busy Here", "p"));
+    assert_eq!(
+        to_caller(&mut sim, 300, WAIT).unwrap().status().as_u16(),
+        486
+    );
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_redirection_to_nobody_is_480() {
+    let mut sim = Sim::start(setup());
+    let d101 = registered(&mut sim, "101", "127.0.0.11:5062");
+    call(&mut sim, "101");
+    let inv = invite_to(&mut sim, d101, WAIT).unwrap();
+    sim.receive(
+        d101,
+        &reply(
+            &inv,
+            302,
+            "Moved Temporarily",
+            &format!("Contact: <sip:nobody@{DOMAIN}>\r\n"),
+        ),
+    );
+    assert_eq!(
+        to_caller(&mut sim, 300, WAIT).unwrap().status().as_u16(),
+        480
+    );
+    assert_clean(&mut sim);
+}

@@ -43,8 +43,8 @@ fn rank(status: u16) -> u8 {
 }
 
 /// The status the caller gets for a B leg's failure `status`: a device's challenge
-/// cannot be answered by the caller (`403`), and redirections are not followed yet
-/// (`480`).
+/// cannot be answered by the caller (`403`), and a redirection that could not be followed
+/// (its Contact names nobody of ours nor a number to dial out) becomes `480`.
 fn for_caller(status: u16) -> (StatusCode, Option<&'static str>) {
     match status {
         401 | 407 => (StatusCode::FORBIDDEN, Some("Forbidden")),
@@ -299,6 +299,9 @@ impl Core {
                 return;
             }
         }
+        if (300..400).contains(&status) {
+            self.note_redirect(key, leg, &rsp);
+        }
         let Some(call) = self.calls.table.get_mut(&key) else {
             return;
         };
@@ -316,6 +319,52 @@ impl Core {
         }
         if !call.any_pending() {
             self.stage_failed(now, key);
+        }
+    }
+
+    /// Remembers where a device's `3xx` sends the call (DESIGN §8: a redirection is followed
+    /// to a local user, a group, or out through a line): the first Contact whose user part
+    /// names a user or group of ours, or, at a foreign host, a number to dial out.
+    fn note_redirect(&mut self, key: CallKey, leg: usize, rsp: &Response) {
+        let Some(call) = self.calls.table.get(&key) else {
+            return;
+        };
+        let Some(BTarget::Device { user }) = call.leg(leg).map(|b| b.target.clone()) else {
+            return;
+        };
+        if call.redirect.is_some() {
+            return;
+        }
+        let Ok(mss_sip::Contacts::List(contacts)) = rsp.headers().contacts() else {
+            return;
+        };
+        let prefix = self.calls.settings.outgroup_prefix.clone();
+        let target = contacts.iter().find_map(|c| match &c.addr.uri {
+            mss_sip::Uri::Sip(u) => {
+                let name = u.user?;
+                if self.domains.is_local(u.host) {
+                    self.target_of(name).map(|_| name.to_owned())
+                } else {
+                    let dial = format!("{prefix}{name}");
+                    matches!(
+                        self.target_of(&dial),
+                        Some(super::admission::Target::Out(_))
+                    )
+                    .then_some(dial)
+                }
+            }
+            mss_sip::Uri::Tel(t) => {
+                let dial = format!("{prefix}{}", t.number);
+                matches!(
+                    self.target_of(&dial),
+                    Some(super::admission::Target::Out(_))
+                )
+                .then_some(dial)
+            }
+            _ => None,
+        });
+        if let (Some(to), Some(call)) = (target, self.calls.table.get_mut(&key)) {
+            call.redirect = Some((user, to));
         }
     }
 

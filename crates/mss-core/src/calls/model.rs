@@ -218,6 +218,9 @@ pub(crate) struct Call {
     pub(crate) ring_deadline: Option<Instant>,
     /// The codec of the last answer (`PCMU/8000`), for the admin view.
     pub(crate) codec: Option<String>,
+    /// A device's redirection (`3xx`): the user whose device redirected and where to, as
+    /// a forward target; followed when the stage has nothing else ringing.
+    pub(crate) redirect: Option<(String, String)>,
 }
 
 impl Call {

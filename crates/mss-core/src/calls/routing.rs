@@ -35,6 +35,7 @@ const UNCONDITIONAL: &str = "unconditional";
 const USER_BUSY: &str = "user-busy";
 const NO_ANSWER: &str = "no-answer";
 const UNAVAILABLE: &str = "unavailable";
+const DEFLECTION: &str = "deflection";
 
 impl Core {
     /// Sends call `key` to `target`.
@@ -355,6 +356,21 @@ impl Core {
         if call.a.answered || call.winner.is_some() || call.any_pending() {
             return;
         }
+        if call.redirect.is_some() {
+            let redirect = self
+                .calls
+                .table
+                .get_mut(&key)
+                .and_then(|c| c.redirect.take());
+            if let Some((user, to)) = redirect {
+                // RFC 5806 §4: a redirection by the called device is a deflection.
+                self.forward_call(now, key, &user, DEFLECTION, &to);
+            }
+            return;
+        }
+        let Some(call) = self.calls.table.get(&key) else {
+            return;
+        };
         let legs = &call.b[call.stage_start.min(call.b.len())..];
         let all_busy = !legs.is_empty()
             && legs

@@ -103,6 +103,7 @@ impl Core {
             ack_relay: None,
             ring_deadline: None,
             codec: None,
+            redirect: None,
         };
         tracing::debug!(
             call = %call.record.id,
