@@ -1,8 +1,9 @@
 //! mss-core: the server's SIP logic in one sans-IO machine.
 //!
 //! [`Core`] owns the transaction layer, the registrar with the location service and the
-//! digest guard, the external lines, instant messages, the calls (a B2BUA, `calls/`), the routing of client-transaction
-//! events to the service that started each transaction, and the dispatch of new requests.
+//! digest guard, the external lines, instant messages, the calls (a B2BUA, `calls/`), the
+//! routing of client-transaction events to the service that started each transaction, and
+//! the dispatch of new requests.
 //! It is driven through one surface, in the style of str0m and quinn-proto:
 //!
 //! - [`Core::handle`]`(now, `[`Input`]`)`: a received packet, a finished store operation or
