@@ -273,9 +273,15 @@ impl Core {
         }
     }
 
-    /// Carries out what the dialog table asks for.
+    /// Carries out what the dialog table asks for. What is queued now is taken first and
+    /// then carried out: a handler that drains again (to send an ACK before its BYE) sees
+    /// only what it caused, so thousands of timeouts at once do not nest on the stack.
     pub(crate) fn drain_dialogs(&mut self, now: Now) {
+        let mut queued = Vec::new();
         while let Some(out) = self.dialogs.poll_output() {
+            queued.push(out);
+        }
+        for out in queued {
             match out {
                 DialogOutput::Response { id, response } => {
                     self.send_dialog_response(now, &id, response);

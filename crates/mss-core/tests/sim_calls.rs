@@ -1101,3 +1101,37 @@ fn a_stranger_who_dials_a_line_number_is_challenged() {
     );
     assert_clean(&mut sim);
 }
+
+/// A thousand answered calls whose callers never acknowledge time out at the same instant
+/// (a network outage): every one ends with BYE on both legs, and the core handles them one
+/// after another (their outputs once nested on the stack, one level per call).
+#[test]
+fn a_thousand_calls_timing_out_at_once_end_one_after_another() {
+    let mut setup = Setup::default();
+    setup.calls.max_calls = 2000;
+    let mut sim = Sim::start(setup);
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let calls = 1000;
+    for n in 0..calls as u32 {
+        let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+        alice.call_id = format!("mass-{n}");
+        alice.branch = n * 10;
+        alice.call(&mut sim, "101", "", SDP_A);
+        let inv = invite_to(&mut sim, dev);
+        sim.receive(
+            dev,
+            &device_answer(&inv, dev, 200, "OK", &format!("d{n}"), SDP_B),
+        );
+        sim.forget_sent();
+    }
+    assert_eq!(sim.core.call_count(), calls);
+    // Nobody acknowledges: after 64·T1 every call ends.
+    sim.advance(Duration::from_secs(33));
+    assert_eq!(sim.core.call_count(), 0);
+    let byes = sim
+        .sent
+        .iter()
+        .filter(|s| s.request().is_some_and(|r| *r.method() == Method::Bye))
+        .count();
+    assert!(byes >= 2 * calls, "{byes} BYEs for {calls} calls");
+}
