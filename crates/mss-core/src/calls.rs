@@ -49,6 +49,7 @@ use mss_sip::{Flow, Message, Request};
 use mss_txn::{ClientTransactionId, ServerTransactionId};
 use rand::RngCore;
 
+pub use admission::is_dialable;
 pub use settings::{
     CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
     DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,

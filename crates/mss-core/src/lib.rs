@@ -60,8 +60,8 @@ mod testing;
 pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
 pub use bans::BAN_LOG_TARGET;
 pub use calls::{
-    CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
-    DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+    is_dialable, CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls,
+    DEFAULT_MAX_CALLS, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
 };
 pub use input::{Input, StoreResult};
 pub use lines::LineSetup;

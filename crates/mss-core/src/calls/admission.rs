@@ -93,7 +93,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Whether `number` is an out-group number: digits, optionally with a leading `+`, and
 /// the `*`/`#` a phone may send.
-fn is_dialable(number: &str) -> bool {
+pub fn is_dialable(number: &str) -> bool {
     let digits = number.strip_prefix('+').unwrap_or(number);
     !digits.is_empty()
         && digits

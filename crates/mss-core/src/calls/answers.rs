@@ -181,7 +181,7 @@ impl Core {
             (s, _) => s,
         };
         let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
-        let Some(mut out) = self.a_response(now, key, rsp.status(), &reason) else {
+        let Some(mut out) = self.a_response(key, rsp.status(), &reason) else {
             return;
         };
         if early_media {
@@ -248,7 +248,7 @@ impl Core {
             self.cancel_leg(now, key, other);
         }
         let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
-        let Some(mut ok) = self.a_response(now, key, rsp.status(), &reason) else {
+        let Some(mut ok) = self.a_response(key, rsp.status(), &reason) else {
             return;
         };
         copy_body_response(rsp.headers(), rsp.body(), &mut ok);
@@ -504,7 +504,8 @@ impl Core {
         self.send_bye(now, dialog);
     }
 
-    /// Sends BYE in `dialog` (its answer removes the dialog).
+    /// Sends BYE in `dialog` (its answer removes the dialog). While our `2xx` in it waits
+    /// for its ACK the BYE waits too and goes with the ACK (RFC 3261 §15).
     pub(crate) fn send_bye(&mut self, now: Now, dialog: &DialogId) {
         let Some(flow) = self.calls.dialog_flow.get(dialog).copied() else {
             self.forget_dialog(now, dialog);
@@ -523,6 +524,9 @@ impl Core {
                 if sent.is_none() {
                     self.forget_dialog(now, dialog);
                 }
+            }
+            Err(mss_dialog::DialogError::AwaitingAck) => {
+                self.calls.bye_on_ack.insert(dialog.clone());
             }
             Err(e) => {
                 tracing::debug!(error = %e, "BYE not sent");
@@ -556,7 +560,7 @@ impl Core {
                 None,
             ),
         };
-        let Some(mut rsp) = self.a_response(now, key, status, &reason) else {
+        let Some(mut rsp) = self.a_response(key, status, &reason) else {
             return;
         };
         if let Some(src) = source {

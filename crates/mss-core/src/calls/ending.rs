@@ -34,7 +34,6 @@ impl Core {
     /// gone or the dialog cannot be made (the caller then gets nothing more).
     pub(crate) fn a_response(
         &mut self,
-        _now: Now,
         key: CallKey,
         status: StatusCode,
         reason: &str,
@@ -134,7 +133,7 @@ impl Core {
 
     /// Refuses call `key` with `status` before any B leg could be tried.
     pub(crate) fn fail_call(&mut self, now: Now, key: CallKey, status: StatusCode, reason: &str) {
-        if let Some(rsp) = self.a_response(now, key, status, reason) {
+        if let Some(rsp) = self.a_response(key, status, reason) {
             self.send_to_a(now, key, rsp);
         }
         self.end_call(now, key, status.as_u16(), EndedBy::Mss);
@@ -158,7 +157,7 @@ impl Core {
             Some(call) if !call.a.answered => call.b.len(),
             _ => return,
         };
-        if let Some(rsp) = self.a_response(now, key, status, status.canonical_reason()) {
+        if let Some(rsp) = self.a_response(key, status, status.canonical_reason()) {
             self.send_to_a(now, key, rsp);
         }
         for leg in 0..legs {
@@ -267,36 +266,7 @@ impl Core {
             if Some(side) == except {
                 continue;
             }
-            match self
-                .dialogs
-                .request(&d, mss_sip::Method::Bye, &mut self.rng)
-            {
-                Err(mss_dialog::DialogError::AwaitingAck) => {
-                    // RFC 3261 §15: no BYE before the ACK of our 2xx; it goes with it.
-                    self.calls.bye_on_ack.insert(d);
-                }
-                Ok(bye) => {
-                    let flow = self.calls.dialog_flow.get(&d).copied();
-                    match flow {
-                        Some(flow) => {
-                            let sent = self.call_send(
-                                now,
-                                bye,
-                                flow,
-                                super::CallClient::Bye { dialog: d.clone() },
-                            );
-                            if sent.is_none() {
-                                self.forget_dialog(now, &d);
-                            }
-                        }
-                        None => self.forget_dialog(now, &d),
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "BYE not sent");
-                    self.forget_dialog(now, &d);
-                }
-            }
+            self.send_bye(now, &d);
         }
         self.end_call(now, key, 200, by);
         self.finish_if_done(now, key);

@@ -250,7 +250,7 @@ impl Core {
                     level.as_str()
                 );
                 if let Some(mut rsp) =
-                    self.a_response(now, key, StatusCode::FORBIDDEN, "Call Level Forbids Number")
+                    self.a_response(key, StatusCode::FORBIDDEN, "Call Level Forbids Number")
                 {
                     rsp.headers_mut()
                         .push(HeaderName::Warning, self.answer.warning(&text));
@@ -304,8 +304,7 @@ impl Core {
         }
         let answered = self.calls.table.get(&key).is_some_and(|c| c.a.answered);
         if !answered {
-            if let Some(mut rsp) =
-                self.a_response(now, key, StatusCode(181), "Call Is Being Forwarded")
+            if let Some(mut rsp) = self.a_response(key, StatusCode(181), "Call Is Being Forwarded")
             {
                 rsp.headers_mut().push(
                     HeaderName::from_bytes(Bytes::from_static(b"Call-Info")),

@@ -7,7 +7,18 @@
 use mss_services::lines::{LineState, Target};
 use mss_sip::Flow;
 
-use super::Lines;
+use super::{Lines, Slot};
+
+impl Slot {
+    /// The line as a request through it sees it.
+    fn peer(&self) -> LinePeer<'_> {
+        LinePeer {
+            name: &self.settings.name,
+            number: &self.settings.number,
+            owner: self.owner.as_deref(),
+        }
+    }
+}
 
 /// What a call out through a line needs of it (DESIGN §8): where to send, who we are
 /// there, and the credentials for the provider's challenge.
@@ -79,11 +90,7 @@ impl Lines {
 
     /// Line `index` as a request through it sees it.
     pub(crate) fn line_peer(&self, index: usize) -> Option<LinePeer<'_>> {
-        self.slots.get(index).map(|slot| LinePeer {
-            name: &slot.settings.name,
-            number: &slot.settings.number,
-            owner: slot.owner.as_deref(),
-        })
+        self.slots.get(index).map(Slot::peer)
     }
 
     /// The line whose number is `number`, with its owner: a call to a line's number is
@@ -93,16 +100,7 @@ impl Lines {
             .iter()
             .enumerate()
             .find(|(_, s)| s.settings.number == number)
-            .map(|(i, slot)| {
-                (
-                    i,
-                    LinePeer {
-                        name: &slot.settings.name,
-                        number: &slot.settings.number,
-                        owner: slot.owner.as_deref(),
-                    },
-                )
-            })
+            .map(|(i, slot)| (i, slot.peer()))
     }
 
     /// The lines whose current registrar target is `from` (same address, port and
@@ -113,11 +111,7 @@ impl Lines {
     ) -> impl Iterator<Item = LinePeer<'a>> + 'a {
         self.slots.iter().filter_map(move |slot| {
             let target = slot.machine.as_ref()?.target()?;
-            (target.addr == from.remote && target.transport == from.transport).then_some(LinePeer {
-                name: &slot.settings.name,
-                number: &slot.settings.number,
-                owner: slot.owner.as_deref(),
-            })
+            (target.addr == from.remote && target.transport == from.transport).then(|| slot.peer())
         })
     }
 }

@@ -116,14 +116,7 @@ pub(crate) fn check_targets(c: &mut Checker<'_>, file: &IniFile, config: &Config
     let is_user = |n: &str| config.users.iter().any(|u| u.name == n);
     let is_group = |n: &str| config.groups.iter().any(|g| g.name == n);
     let prefix = config.server.outgroup_prefix.as_str();
-    let is_number = |n: &str| {
-        n.strip_prefix(prefix).is_some_and(|d| {
-            let d = d.strip_prefix('+').unwrap_or(d);
-            !d.is_empty()
-                && d.bytes()
-                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-        })
-    };
+    let is_number = |n: &str| n.strip_prefix(prefix).is_some_and(mss_core::is_dialable);
     for s in &file.sections {
         let Some((kind, name)) = s.name.split_once(':') else {
             continue;
