@@ -213,6 +213,15 @@ impl Caller {
         )
     }
 
+    /// The CANCEL of our INVITE to 101 sent with branch number `branch` and CSeq `cseq`
+    /// (RFC 3261 §9.1: the INVITE's Via, Call-ID, From, To and CSeq number).
+    fn cancel_text(&self, branch: u32, cseq: u32) -> String {
+        format!(
+            "CANCEL sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{DOMAIN}>;tag=c100\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            self.addr, branch, self.call_id, cseq
+        )
+    }
+
     fn ack(&mut self, sim: &mut Sim) {
         let text = self.in_dialog_text("ACK", self.invite_cseq, "");
         sim.receive(self.addr, &text);
@@ -509,11 +518,10 @@ fn the_caller_cancels_and_gets_487() {
     let inv = invite_to(&mut sim, dev);
     sim.receive(dev, &device_answer(&inv, dev, 180, "Ringing", "dev1", ""));
     let ringing = alice.response(&mut sim, 101).unwrap();
-    let cancel = format!(
-        "CANCEL sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{DOMAIN}>;tag=c100\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
-        alice.addr, alice.branch, alice.call_id, alice.invite_cseq
+    sim.receive(
+        alice.addr,
+        &alice.cancel_text(alice.branch, alice.invite_cseq),
     );
-    sim.receive(alice.addr, &cancel);
     let terminated = alice.response(&mut sim, 400).unwrap();
     assert_eq!(terminated.status().as_u16(), 487);
     assert_eq!(
@@ -931,11 +939,10 @@ fn a_device_that_ignores_the_cancel_is_given_up() {
     alice.call(&mut sim, "101", "", SDP_A);
     let inv = invite_to(&mut sim, dev);
     sim.receive(dev, &device_answer(&inv, dev, 180, "Ringing", "dev1", ""));
-    let cancel = format!(
-        "CANCEL sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{DOMAIN}>;tag=c100\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
-        alice.addr, alice.branch, alice.call_id, alice.invite_cseq
+    sim.receive(
+        alice.addr,
+        &alice.cancel_text(alice.branch, alice.invite_cseq),
     );
-    sim.receive(alice.addr, &cancel);
     assert_eq!(
         alice.response(&mut sim, 400).unwrap().status().as_u16(),
         487
@@ -1038,11 +1045,8 @@ fn no_sequence_of_events_leaves_a_call_behind() {
                     alice.send(&mut sim, "INVITE", SDP_HOLD);
                 }
                 3 => {
-                    let cancel = format!(
-                        "CANCEL sip:101@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{DOMAIN}>;tag=c100\r\nTo: <sip:101@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
-                        alice.addr, 2, alice.call_id, 2
-                    );
-                    sim.receive(alice.addr, &cancel);
+                    // The CANCEL of the first authenticated INVITE (branch 2, CSeq 2).
+                    sim.receive(alice.addr, &alice.cancel_text(2, 2));
                 }
                 _ => {}
             }

@@ -128,6 +128,20 @@ fn assert_clean(sim: &mut Sim) {
     assert_eq!(sim.core.dialog_count(), 0);
 }
 
+/// [`setup`] with group `name` of 101 and 102, ringing `ring_s` seconds per member.
+fn with_group(name: &str, strategy: GroupStrategy, ring_s: u64) -> Setup {
+    let mut s = setup();
+    s.calls.groups.insert(
+        name.into(),
+        GroupSettings {
+            members: vec!["101".into(), "102".into()],
+            strategy,
+            ring_timeout: Duration::from_secs(ring_s),
+        },
+    );
+    s
+}
+
 fn rules(f: impl FnOnce(&mut UserCalls)) -> UserCalls {
     let mut u = UserCalls::default();
     f(&mut u);
@@ -269,16 +283,7 @@ fn a_forward_loop_is_482() {
 
 #[test]
 fn a_ring_all_group_rings_everybody_and_the_first_answer_wins() {
-    let mut s = setup();
-    s.calls.groups.insert(
-        "600".into(),
-        GroupSettings {
-            members: vec!["101".into(), "102".into()],
-            strategy: GroupStrategy::RingAll,
-            ring_timeout: Duration::from_secs(20),
-        },
-    );
-    let mut sim = Sim::start(s);
+    let mut sim = Sim::start(with_group("600", GroupStrategy::RingAll, 20));
     let d101 = registered(&mut sim, "101", "127.0.0.11:5062");
     let d102 = registered(&mut sim, "102", "127.0.0.12:5062");
     call(&mut sim, "600");
@@ -295,16 +300,7 @@ fn a_ring_all_group_rings_everybody_and_the_first_answer_wins() {
 
 #[test]
 fn a_linear_group_rings_its_members_in_order() {
-    let mut s = setup();
-    s.calls.groups.insert(
-        "601".into(),
-        GroupSettings {
-            members: vec!["101".into(), "102".into()],
-            strategy: GroupStrategy::Linear,
-            ring_timeout: Duration::from_secs(5),
-        },
-    );
-    let mut sim = Sim::start(s);
+    let mut sim = Sim::start(with_group("601", GroupStrategy::Linear, 5));
     let d101 = registered(&mut sim, "101", "127.0.0.11:5062");
     let d102 = registered(&mut sim, "102", "127.0.0.12:5062");
     call(&mut sim, "601");
@@ -324,16 +320,7 @@ fn a_linear_group_rings_its_members_in_order() {
 
 #[test]
 fn a_group_with_nobody_available_is_480() {
-    let mut s = setup();
-    s.calls.groups.insert(
-        "602".into(),
-        GroupSettings {
-            members: vec!["101".into(), "102".into()],
-            strategy: GroupStrategy::Circular,
-            ring_timeout: Duration::from_secs(5),
-        },
-    );
-    let mut sim = Sim::start(s);
+    let mut sim = Sim::start(with_group("602", GroupStrategy::Circular, 5));
     call(&mut sim, "602");
     assert_eq!(
         to_caller(&mut sim, 300, WAIT).unwrap().status().as_u16(),
