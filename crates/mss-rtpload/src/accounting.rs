@@ -10,7 +10,7 @@
 //! its spread through a relay minus its spread on the direct path is the jitter the relay
 //! adds.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rtp::{Received, StreamHeader};
 
@@ -124,7 +124,7 @@ impl StreamCheck {
 }
 
 /// Every stream's counts added up.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     /// Streams (two per call).
     pub streams: u64,
@@ -258,7 +258,7 @@ impl Histogram {
 }
 
 /// Transit times (send stamp to arrival at the far side), µs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransitSummary {
     /// Packets measured.
     pub samples: u64,

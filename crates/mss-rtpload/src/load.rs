@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::accounting::{Histogram, StreamCheck, Totals, TransitSummary};
 use crate::procfs;
@@ -82,7 +82,7 @@ pub enum LoadError {
 }
 
 /// The relay's resources during the run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RelayUsage {
     /// CPU time from the first packet sent to the last one received (or the drain limit), ms.
     pub cpu_ms: f64,
@@ -107,7 +107,7 @@ pub struct RelayUsage {
 }
 
 /// The result of one run against one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// `direct`, `mss` or `rtpengine`.
     pub target: String,

@@ -23,7 +23,9 @@ usage: mss-rtpload run [--calls N] [--seconds S]
 Targets: direct (no relay: the baseline), mss (the mss relay thread, recvmmsg), mss-plain
 (the same with recv_from), rtpengine (userspace forwarding, --rtpengine-threads or its
 default), rtpengine-1t (one worker thread).
-Each target in turn (the order reversed every other repetition): N calls on loopback,
+Each target in turn (the order reversed every other repetition), each in a fresh process
+of this program (`mss-rtpload one --targets NAME ...`, which prints that run's report as
+JSON): N calls on loopback,
 both endpoints of each sending a 172-byte RTP packet every 20 ms for S seconds; the far
 side checks sequence numbers and timestamps, counts loss and reordering, jitter and
 transit time; the relay's CPU time and memory are read from /proc.
@@ -32,6 +34,9 @@ rtpengine ports 40000-49999 on 127.0.0.1, rtpengine ng on 127.0.0.1:22230.
 Limits: 1-5000 calls, 0.1-120 s, 1-10 repetitions.";
 
 struct Args {
+    /// `one`: a single target in this process, its report as JSON on standard output
+    /// (what `run` starts for each target, so that every measurement has a fresh process).
+    one: bool,
     calls: usize,
     seconds: f64,
     targets: Vec<String>,
@@ -39,7 +44,7 @@ struct Args {
     json: Option<PathBuf>,
     pidfile: Option<PathBuf>,
     relay_address: IpAddr,
-    mss_ports: PortRange,
+    mss_ports: (u16, u16),
     rtpengine: String,
     rtpengine_ng: SocketAddr,
     rtpengine_ports: (u16, u16),
@@ -56,10 +61,13 @@ fn ports(s: &str) -> Result<(u16, u16), String> {
 }
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
-    if argv.first().map(String::as_str) != Some("run") {
-        return Err(USAGE.into());
-    }
+    let one = match argv.first().map(String::as_str) {
+        Some("run") => false,
+        Some("one") => true,
+        _ => return Err(USAGE.into()),
+    };
     let mut a = Args {
+        one,
         calls: 100,
         seconds: 5.0,
         targets: vec!["direct".into(), "mss".into(), "rtpengine".into()],
@@ -67,7 +75,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         json: None,
         pidfile: None,
         relay_address: IpAddr::from([127, 0, 0, 1]),
-        mss_ports: PortRange::new(30000, 39999).map_err(|e| e.to_string())?,
+        mss_ports: (30000, 39999),
         rtpengine: "rtpengine".into(),
         rtpengine_ng: SocketAddr::from(([127, 0, 0, 1], 22230)),
         rtpengine_ports: (40000, 49999),
@@ -93,7 +101,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--relay-address" => a.relay_address = value.parse().map_err(|e| bad(&e))?,
             "--mss-ports" => {
                 let (f, l) = ports(value)?;
-                a.mss_ports = PortRange::new(f, l).map_err(|e| bad(&e))?;
+                PortRange::new(f, l).map_err(|e| bad(&e))?;
+                a.mss_ports = (f, l);
             }
             "--rtpengine" => a.rtpengine = value.clone(),
             "--rtpengine-ng" => a.rtpengine_ng = value.parse().map_err(|e| bad(&e))?,
@@ -110,6 +119,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     }
     if !(0.1..=120.0).contains(&a.seconds) {
         return Err(format!("--seconds {}: 0.1 to 120", a.seconds));
+    }
+    if a.one && a.targets.len() != 1 {
+        return Err("one: --targets names exactly one target".into());
     }
     if !(1..=10).contains(&a.repeat) {
         return Err(format!("--repeat {}: 1 to 10", a.repeat));
@@ -128,10 +140,11 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 /// The target names `--targets` accepts.
 const TARGETS: [&str; 5] = ["direct", "mss", "mss-plain", "rtpengine", "rtpengine-1t"];
 
-fn kind(a: &Args, name: &str) -> TargetKind {
+fn kind(a: &Args, name: &str) -> Result<TargetKind, String> {
+    let ports = PortRange::new(a.mss_ports.0, a.mss_ports.1).map_err(|e| e.to_string())?;
     let mss = |receive| TargetKind::Mss {
         address: a.relay_address,
-        ports: a.mss_ports,
+        ports,
         receive,
     };
     let rtpengine = |threads| {
@@ -144,13 +157,86 @@ fn kind(a: &Args, name: &str) -> TargetKind {
             pidfile: a.pidfile.clone(),
         })
     };
-    match name {
+    Ok(match name {
         "mss" => mss(ReceiveMode::Batched),
         "mss-plain" => mss(ReceiveMode::Plain),
         "rtpengine" => rtpengine(a.rtpengine_threads),
         "rtpengine-1t" => rtpengine(Some(1)),
         _ => TargetKind::Direct,
+    })
+}
+
+/// `one`: runs the single target here and prints its report as JSON.
+fn run_one(a: &Args) -> ExitCode {
+    let cfg = LoadConfig::new(a.calls, Duration::from_secs_f64(a.seconds));
+    let result = kind(a, &a.targets[0]).and_then(|k| run(&k, &cfg).map_err(|e| e.to_string()));
+    match result.and_then(|r| serde_json::to_string(&r).map_err(|e| e.to_string())) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", a.targets[0]);
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// Runs target `name` in a fresh process of this program (`one`), so that its memory
+/// reading starts from a clean process and one target's failure stops nothing else.
+fn run_child(a: &Args, name: &str) -> Result<RunReport, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
+    let mut args: Vec<String> = vec![
+        "one".into(),
+        "--targets".into(),
+        name.into(),
+        "--calls".into(),
+        a.calls.to_string(),
+        "--seconds".into(),
+        a.seconds.to_string(),
+        "--relay-address".into(),
+        a.relay_address.to_string(),
+        "--mss-ports".into(),
+        format!("{}-{}", a.mss_ports.0, a.mss_ports.1),
+        "--rtpengine".into(),
+        a.rtpengine.clone(),
+        "--rtpengine-ng".into(),
+        a.rtpengine_ng.to_string(),
+        "--rtpengine-ports".into(),
+        format!("{}-{}", a.rtpengine_ports.0, a.rtpengine_ports.1),
+    ];
+    if let Some(t) = a.rtpengine_threads {
+        args.extend(["--rtpengine-threads".into(), t.to_string()]);
+    }
+    if let Some(p) = &a.rtpengine_log {
+        args.extend(["--rtpengine-log".into(), p.display().to_string()]);
+    }
+    if let Some(p) = &a.pidfile {
+        args.extend(["--pidfile".into(), p.display().to_string()]);
+    }
+    let child = std::process::Command::new(exe)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting a run: {e}"))?;
+    if let Some(p) = &a.pidfile {
+        use std::io::Write;
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .and_then(|mut f| writeln!(f, "{}", child.id()));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for a run: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{} ({})", err.trim(), out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("the run's report: {e}"))
 }
 
 /// One run's outcome in the JSON report.
@@ -221,9 +307,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if a.one {
+        return run_one(&a);
+    }
     let (load_start, cpus) = procfs::machine_load();
-    let mut cfg = LoadConfig::new(a.calls, Duration::from_secs_f64(a.seconds));
-    cfg.drain = Duration::from_secs(1);
     let mut runs = Vec::new();
     let mut failed = false;
     for rep in 0..a.repeat {
@@ -232,7 +319,7 @@ fn main() -> ExitCode {
             order.reverse();
         }
         for name in order {
-            let entry = match run(&kind(&a, name), &cfg) {
+            let entry = match run_child(&a, name) {
                 Ok(r) => {
                     println!("{}", line(&r));
                     Entry {
