@@ -210,7 +210,8 @@ def targets(summary, calls):
 
 def markdown(doc):
     m = doc["media"]
-    lines = [MEDIA_START, "### Media relay: mss and rtpengine under the same RTP load", ""]
+    lines = [MEDIA_START, "## Media: the mss relay and rtpengine under the same RTP load "
+             "(`bench/run.sh --only media`)", ""]
     if not m.get("available"):
         lines += ["Not measured: %s." % m.get("reason", "unknown"), "", MEDIA_END]
         return "\n".join(lines) + "\n"
