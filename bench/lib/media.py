@@ -134,6 +134,8 @@ def summarize(tool):
                 "send_late_p99_us": r["send_lateness"]["p99_us"],
                 "cpu_us_per_packet": u.get("cpu_us_per_packet"),
                 "core_share": u.get("core_share"), "wait_ms": u.get("wait_ms"),
+                "sleeps_per_packet": u.get("sleeps_per_packet"),
+                "preemptions_per_packet": u.get("preemptions_per_packet"),
                 "cpu_ms": u.get("cpu_ms"), "kb_per_call": u.get("kb_per_call"),
                 "rss_idle_kb": u.get("rss_idle_kb"),
                 "rss_kb": max(u.get("rss_calls_kb") or 0, u.get("rss_end_kb") or 0) or None,
@@ -141,7 +143,8 @@ def summarize(tool):
             })
         ok = [x for x in reps if "error" not in x]
         med = {k: _median([x.get(k) for x in ok]) for k in (
-            "cpu_us_per_packet", "core_share", "wait_ms", "kb_per_call", "transit_p50_us",
+            "cpu_us_per_packet", "core_share", "wait_ms", "sleeps_per_packet",
+            "preemptions_per_packet", "kb_per_call", "transit_p50_us",
             "transit_p99_us", "added_p99_us", "jitter_mean_ms", "send_late_p99_us", "rss_kb",
             "rss_idle_kb")}
         med["range_cpu_us_per_packet"] = _range([x.get("cpu_us_per_packet") for x in ok])
@@ -235,9 +238,10 @@ def markdown(doc):
             _f(tool.get("seconds"), 0), max((x["median"]["repetitions"] for x in s.values()),
                                             default=0)),
         "",
-        "| target | CPU µs/packet | share of a core | waited for a CPU | lost | reordered | "
-        "changed | transit p50 / p99 | added p99 | RFC 3550 jitter (mean) | RSS, KB/call |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| target | CPU µs/packet | share of a core | waited for a CPU | sleeps / preempted "
+        "per packet | lost | reordered | changed | transit p50 / p99 | added p99 | "
+        "RFC 3550 jitter (mean) | RSS, KB/call |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for t in TARGETS:
         x = s.get(t, {}).get("median")
@@ -246,9 +250,11 @@ def markdown(doc):
         if not x["repetitions"]:
             lines.append("| %s | error: %s |" % (NAMES[t], "; ".join(x["errors"]) or "no run"))
             continue
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s µs | %s | %s ms | %s |" % (
+        switches = "–" if x["sleeps_per_packet"] is None else "%s / %s" % (
+            _f(x["sleeps_per_packet"]), _f(x["preemptions_per_packet"]))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s µs | %s | %s ms | %s |" % (
             NAMES[t], _span(x["range_cpu_us_per_packet"]), _f(x["core_share"]),
-            _f(x["wait_ms"], 0, " ms"), _f(x["lost"], 0), _f(x["reordered"], 0),
+            _f(x["wait_ms"], 0, " ms"), switches, _f(x["lost"], 0), _f(x["reordered"], 0),
             _f(x["changed"], 0), _f(x["transit_p50_us"], 0), _f(x["transit_p99_us"], 0),
             _f(x["added_p99_us"], 0, " µs"), _f(x["jitter_mean_ms"], 3),
             "–" if t == "direct" else "%s (%s → %s KB)" % (

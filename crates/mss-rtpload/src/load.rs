@@ -89,6 +89,11 @@ pub struct RelayUsage {
     /// Time its threads were runnable but waited for a CPU in the same window, ms: high
     /// when other work on the machine held the cores (transit and jitter suffer then).
     pub wait_ms: f64,
+    /// Times its threads went to sleep (waiting for packets or timers) in the window, per
+    /// packet that arrived: about 1 when it wakes up for every packet.
+    pub sleeps_per_packet: f64,
+    /// Times its threads were preempted in the window, per packet.
+    pub preemptions_per_packet: f64,
     /// CPU time ÷ packets that arrived through it, µs.
     pub cpu_us_per_packet: f64,
     /// That ÷ the wall time of the same window: 1.0 is one core busy.
@@ -374,6 +379,9 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
             Some(RelayUsage {
                 cpu_ms: cpu / 1e6,
                 wait_ms: used.wait_ns as f64 / 1e6,
+                sleeps_per_packet: used.voluntary_switches as f64 / totals.received.max(1) as f64,
+                preemptions_per_packet: used.involuntary_switches as f64
+                    / totals.received.max(1) as f64,
                 cpu_us_per_packet: cpu / 1e3 / totals.received.max(1) as f64,
                 core_share: cpu / 1e9 / wall.max(1e-9),
                 rss_idle_kb: rss_idle,

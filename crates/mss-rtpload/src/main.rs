@@ -285,9 +285,11 @@ fn line(r: &RunReport) -> String {
     );
     if let Some(u) = &r.relay {
         s += &format!(
-            " | relay CPU {:.0} ms (waited {:.0} ms) = {:.2} µs/packet ({:.0}% of a core), RSS {} -> {} kB ({:.1} kB/call)",
+            " | relay CPU {:.0} ms (waited {:.0} ms, {:.2} sleeps and {:.2} preemptions/packet) = {:.2} µs/packet ({:.0}% of a core), RSS {} -> {} kB ({:.1} kB/call)",
             u.cpu_ms,
             u.wait_ms,
+            u.sleeps_per_packet,
+            u.preemptions_per_packet,
             u.cpu_us_per_packet,
             100.0 * u.core_share,
             u.rss_idle_kb,

@@ -10,6 +10,10 @@ pub struct Sched {
     pub cpu_ns: u64,
     /// Time runnable but waiting for a CPU (what other work on the machine costs it).
     pub wait_ns: u64,
+    /// Times it gave up the CPU to wait (for a packet, a timer): its wake-ups.
+    pub voluntary_switches: u64,
+    /// Times it was preempted.
+    pub involuntary_switches: u64,
 }
 
 impl Sched {
@@ -18,6 +22,12 @@ impl Sched {
         Sched {
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
             wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+            voluntary_switches: self
+                .voluntary_switches
+                .saturating_sub(earlier.voluntary_switches),
+            involuntary_switches: self
+                .involuntary_switches
+                .saturating_sub(earlier.involuntary_switches),
         }
     }
 }
@@ -30,6 +40,8 @@ pub fn process_sched(pid: u32) -> Option<Sched> {
         let s = schedstat(&task.path()).unwrap_or_default();
         sum.cpu_ns += s.cpu_ns;
         sum.wait_ns += s.wait_ns;
+        sum.voluntary_switches += s.voluntary_switches;
+        sum.involuntary_switches += s.involuntary_switches;
     }
     Some(sum)
 }
@@ -48,9 +60,20 @@ pub fn own_thread_sched(name: &str) -> Option<Sched> {
 fn schedstat(task: &Path) -> Option<Sched> {
     let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
     let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let (cpu_ns, wait_ns) = (fields.next()??, fields.next()??);
+    let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+    let count = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
     Some(Sched {
-        cpu_ns: fields.next()??,
-        wait_ns: fields.next()??,
+        cpu_ns,
+        wait_ns,
+        voluntary_switches: count("voluntary_ctxt_switches:"),
+        involuntary_switches: count("nonvoluntary_ctxt_switches:"),
     })
 }
 
@@ -89,6 +112,8 @@ mod tests {
         }
         assert!(x > 0);
         assert!(process_sched(pid).is_some_and(|s| s.cpu_ns > 0));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert!(process_sched(pid).is_some_and(|s| s.voluntary_switches > 0));
         assert!(rss_kb("self").is_some_and(|kb| kb > 0));
         assert_eq!(process_sched(u32::MAX), None);
     }
