@@ -176,7 +176,7 @@ fn run_one(a: &Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}: {e}", a.targets[0]);
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -332,7 +332,7 @@ fn main() -> ExitCode {
                     }
                 }
                 Err(e) => {
-                    eprintln!("{name}: {e}");
+                    eprintln!("the {name} run failed: {e}");
                     failed = true;
                     Entry {
                         repetition: rep,
@@ -374,5 +374,45 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Args, String> {
+        parse_args(&s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_defaults_and_the_limits() {
+        let a = parse("run").unwrap();
+        assert_eq!((a.calls, a.repeat, a.one), (100, 1, false));
+        assert_eq!(a.targets, ["direct", "mss", "rtpengine"]);
+        let a = parse("one --targets mss-plain --calls 5000 --seconds 0.5").unwrap();
+        assert!(a.one);
+        assert!(matches!(
+            kind(&a, "mss-plain"),
+            Ok(TargetKind::Mss {
+                receive: ReceiveMode::Plain,
+                ..
+            })
+        ));
+        for bad in [
+            "",
+            "walk",
+            "run --calls 0",
+            "run --calls 5001",
+            "run --seconds 121",
+            "run --repeat 11",
+            "run --targets mss,asterisk",
+            "run --mss-ports 30001-30000",
+            "run --calls",
+            "run --bogus 1",
+            "one --targets mss,rtpengine",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -265,6 +265,10 @@ fn mss_call(
 }
 
 fn start_rtpengine(o: &RtpengineOptions) -> Result<Target, TargetError> {
+    // Another program on the ng port would answer our ping and be measured in its place.
+    drop(UdpSocket::bind(o.ng).map_err(|e| {
+        TargetError::Rtpengine(format!("the ng address {} is not free: {e}", o.ng))
+    })?);
     let mut cmd = Process::new(&o.binary);
     cmd.arg("--config-file=none")
         .arg("--table=-1") // no kernel forwarding: userspace only
@@ -453,6 +457,91 @@ fn rtpengine_call(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake ng server: answers `requests` requests as `answer` says, each first with a
+    /// stale reply of another cookie (which the client must skip).
+    fn fake_ng(
+        requests: usize,
+        answer: fn(&Value) -> Value,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<Value>>) {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65_536];
+            for _ in 0..requests {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                let text = &buf[..n];
+                let space = text.iter().position(|&b| b == b' ').unwrap();
+                let (cookie, body) = (&text[..space], &text[space + 1..]);
+                let request = Value::decode(body).unwrap();
+                let mut stale = b"0 ".to_vec();
+                Value::dict([("result", Value::str("ok"))]).encode(&mut stale);
+                server.send_to(&stale, from).unwrap();
+                let mut reply = cookie.to_vec();
+                reply.push(b' ');
+                answer(&request).encode(&mut reply);
+                server.send_to(&reply, from).unwrap();
+                seen.push(request);
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn an_rtpengine_call_is_an_offer_and_an_answer() {
+        let (ng, server) = fake_ng(2, |request| {
+            let port = if request.get("command").and_then(Value::as_bytes) == Some(b"offer") {
+                41000
+            } else {
+                41016
+            };
+            Value::dict([
+                ("result", Value::str("ok")),
+                (
+                    "sdp",
+                    Value::str(&sdp(SocketAddr::from(([127, 0, 0, 1], port)), 1)),
+                ),
+            ])
+        });
+        let control = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut cookie = 0;
+        let a: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.3:6000".parse().unwrap();
+        let route = rtpengine_call(&control, ng, &mut cookie, a, b).unwrap();
+        assert_eq!(route.b_to, "127.0.0.1:41000".parse().unwrap());
+        assert_eq!(route.a_to, "127.0.0.1:41016".parse().unwrap());
+        let seen = server.join().unwrap();
+        let text = |v: &Value, k: &str| {
+            String::from_utf8_lossy(v.get(k).unwrap().as_bytes().unwrap()).into_owned()
+        };
+        assert_eq!(text(&seen[0], "command"), "offer");
+        assert!(text(&seen[0], "sdp").contains("m=audio 5000 "));
+        assert_eq!(text(&seen[1], "command"), "answer");
+        assert_eq!(text(&seen[1], "to-tag"), "b");
+        assert!(text(&seen[1], "sdp").contains("c=IN IP4 127.0.0.3"));
+        assert_eq!(text(&seen[0], "call-id"), text(&seen[1], "call-id"));
+    }
+
+    #[test]
+    fn a_refused_offer_is_an_error() {
+        let (ng, server) = fake_ng(1, |_| {
+            Value::dict([
+                ("result", Value::str("error")),
+                ("error-reason", Value::str("no ports")),
+            ])
+        });
+        let control = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut cookie = 0;
+        let a: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+        let e = rtpengine_call(&control, ng, &mut cookie, a, a).unwrap_err();
+        assert!(e.to_string().contains("no ports"), "{e}");
+        assert_eq!(server.join().unwrap().len(), 1);
+    }
 
     #[test]
     fn the_address_of_an_sdp() {
