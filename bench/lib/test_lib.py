@@ -514,5 +514,16 @@ class MediaTests(unittest.TestCase):
         missing = media.markdown({"media": {"available": False, "reason": "no binary"}})
         self.assertIn("Not measured: no binary.", missing)
 
+    def test_smoke_problems_of_the_media_phase(self):
+        m = {"available": True, "summary": media.summarize(self.tool(10))}
+        # the fake tool ran no mss-plain: a target that did not run is a problem too
+        self.assertEqual(check.smoke_problems({"media": m}),
+                         ["media/mss-plain: no run"] + ["media/rtpengine-1t: no pong"] * 2)
+        lossy = {"available": True, "summary": media.summarize(self.tool(10, mss_lost=2))}
+        self.assertIn("media/mss: lost 4", check.smoke_problems({"media": lossy}))
+        self.assertEqual(check.smoke_problems({"media": {"available": False, "reason": "x"}}),
+                         ["media: not measured (x)"])
+        self.assertEqual(check.smoke_problems({}), ["no scenario ran"])
+
 if __name__ == "__main__":
     unittest.main()
