@@ -140,6 +140,8 @@ pub struct RunReport {
     pub misdelivered: u64,
     /// Datagrams that were not the tool's packets.
     pub foreign: u64,
+    /// Failed reads other than "nothing to read" (ICMP errors reported on a socket).
+    pub receive_errors: u64,
     /// The relay's CPU and memory (`None`: direct).
     pub relay: Option<RelayUsage>,
     /// The 1-minute load average before and after the run.
@@ -187,10 +189,35 @@ struct Far {
     transit: Histogram,
     misdelivered: u64,
     foreign: u64,
+    receive_errors: u64,
 }
+
+/// Failed reads in a row after which a socket is left until its next readiness event.
+const MAX_FAILED_READS: u32 = 8;
 
 fn now_ns(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Every endpoint's phase within the interval (ns), in the order they send: call `i`'s A
+/// at `i × interval / calls`, its B half an interval later.
+fn schedule(calls: usize, interval: u64) -> Vec<(u64, usize)> {
+    let calls = calls.max(1) as u64;
+    let mut s: Vec<(u64, usize)> = (0..2 * calls as usize)
+        .map(|e| {
+            let call = (e / 2) as u64;
+            let phase = call * interval / calls + (e as u64 % 2) * interval / 2;
+            (phase % interval, e)
+        })
+        .collect();
+    s.sort_unstable();
+    s
+}
+
+/// When packet `k` of an endpoint with `phase` is due: an absolute deadline from the start,
+/// so that a late send never shifts the packets after it (no drift).
+fn due_ns(t0: u64, interval: u64, k: u32, phase: u64) -> u64 {
+    t0 + u64::from(k) * interval + phase
 }
 
 /// Receives on every endpoint until `stop`; counts arrivals into `arrived`.
@@ -226,8 +253,21 @@ fn receive(
             let Some(socket) = sockets.get(e) else {
                 continue;
             };
-            // Edge-triggered: read until the socket is empty.
-            while let Ok((n, _)) = socket.recv_from(&mut buf) {
+            // Edge-triggered: read until the socket is empty. An error other than
+            // `WouldBlock` (a pending ICMP error) is consumed by the read that reports it;
+            // a socket that keeps failing is left after a few.
+            let mut failures = 0;
+            loop {
+                let n = match socket.recv_from(&mut buf) {
+                    Ok((n, _)) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) if failures < MAX_FAILED_READS => {
+                        failures += 1;
+                        far.receive_errors += 1;
+                        continue;
+                    }
+                    Err(_) => break,
+                };
                 let arrival = now_ns(epoch);
                 match rtp::parse(&buf[..n]) {
                     Some(r) if (r.stream as usize) < streams => {
@@ -263,6 +303,7 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
         transit: Histogram::new(),
         misdelivered: 0,
         foreign: 0,
+        receive_errors: 0,
     };
     let mut lateness = Histogram::new();
     let headers: Vec<StreamHeader> = (0..streams as u32).map(StreamHeader::for_stream).collect();
@@ -313,16 +354,8 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
             })?
     };
 
-    // The schedule: endpoints in the order of their phase within the interval.
     let interval = cfg.interval.as_nanos() as u64;
-    let mut schedule: Vec<(u64, usize)> = (0..streams)
-        .map(|e| {
-            let call = (e / 2) as u64;
-            let phase = call * interval / cfg.calls as u64 + (e as u64 % 2) * interval / 2;
-            (phase % interval, e)
-        })
-        .collect();
-    schedule.sort_unstable();
+    let schedule = schedule(cfg.calls, interval);
 
     let cpu0 = target.sched();
     let window = Instant::now();
@@ -330,9 +363,8 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
     let mut send_errors = 0u64;
     let mut buf = rtp::new_packet();
     for k in 0..packets {
-        let cycle = t0 + u64::from(k) * interval;
         for &(phase, e) in &schedule {
-            let due = cycle + phase;
+            let due = due_ns(t0, interval, k, phase);
             let now = now_ns(epoch);
             if due > now {
                 std::thread::sleep(Duration::from_nanos(due - now));
@@ -408,7 +440,48 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
         send_errors,
         misdelivered: far.misdelivered,
         foreign: far.foreign,
+        receive_errors: far.receive_errors,
         relay,
         loadavg: (load_before, procfs::machine_load().0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn phases_spread_over_the_interval_b_half_an_interval_after_a() {
+        let s = schedule(4, 20 * MS);
+        assert_eq!(s.len(), 8);
+        let phase = |e: usize| s.iter().find(|&&(_, x)| x == e).unwrap().0;
+        assert_eq!(
+            [phase(0), phase(2), phase(4), phase(6)],
+            [0, 5 * MS, 10 * MS, 15 * MS]
+        );
+        for call in 0..4 {
+            assert_eq!(phase(2 * call + 1), (phase(2 * call) + 10 * MS) % (20 * MS));
+        }
+        assert!(s.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by phase");
+        assert!(s.iter().all(|&(p, _)| p < 20 * MS));
+    }
+
+    #[test]
+    fn deadlines_do_not_drift() {
+        // packet 1,000,000 is due exactly a million intervals after packet 0
+        let t0 = 123_456;
+        let d0 = due_ns(t0, 20 * MS, 0, 7);
+        let d = due_ns(t0, 20 * MS, 1_000_000, 7);
+        assert_eq!(d - d0, 1_000_000 * 20 * MS);
+    }
+
+    #[test]
+    fn packets_per_stream_follow_the_duration() {
+        let c = LoadConfig::new(10, Duration::from_secs(10));
+        assert_eq!(c.packets_per_stream(), 500);
+        let c = LoadConfig::new(10, Duration::from_millis(1));
+        assert_eq!(c.packets_per_stream(), 1);
+    }
 }
