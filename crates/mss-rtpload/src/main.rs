@@ -120,6 +120,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if !(0.1..=120.0).contains(&a.seconds) {
         return Err(format!("--seconds {}: 0.1 to 120", a.seconds));
     }
+    // The tool floods what it is pointed at: loopback only.
+    if !a.relay_address.is_loopback() || !a.rtpengine_ng.ip().is_loopback() {
+        return Err("--relay-address and --rtpengine-ng must be loopback addresses".into());
+    }
     if a.one && a.targets.len() != 1 {
         return Err("one: --targets names exactly one target".into());
     }
@@ -411,6 +415,8 @@ mod tests {
             "run --calls",
             "run --bogus 1",
             "one --targets mss,rtpengine",
+            "run --relay-address 10.0.0.1",
+            "run --rtpengine-ng 192.0.2.1:22222",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
