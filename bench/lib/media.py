@@ -140,6 +140,7 @@ def summarize(tool):
                 "rss_idle_kb": u.get("rss_idle_kb"),
                 "rss_kb": max(u.get("rss_calls_kb") or 0, u.get("rss_end_kb") or 0) or None,
                 "loadavg": r.get("loadavg"),
+                "tool_cpu_share": r.get("tool_cpu_share"),
             })
         ok = [x for x in reps if "error" not in x]
         med = {k: _median([x.get(k) for x in ok]) for k in (
@@ -149,6 +150,7 @@ def summarize(tool):
             "rss_idle_kb")}
         med["range_cpu_us_per_packet"] = _range([x.get("cpu_us_per_packet") for x in ok])
         med["range_added_p99_us"] = _range([x.get("added_p99_us") for x in ok])
+        med["range_tool_cpu_share"] = _range([x.get("tool_cpu_share") for x in ok])
         for k in ("sent", "lost", "reordered", "duplicates", "changed", "misdelivered"):
             med[k] = sum(x[k] for x in ok) if ok else None
         med["repetitions"] = len(ok)
@@ -220,6 +222,8 @@ def markdown(doc):
         return "\n".join(lines) + "\n"
     tool = m["tool"]
     s = m["summary"]
+    tool_span = _span(_range([v for x in s.values()
+                              for v in (x["median"].get("range_tool_cpu_share") or ())]))
     mach = doc.get("machine", {})
     lines += [
         "Run %s–%s UTC, %s mode, on %s × %s, Linux %s; load average %s at the start, %s at the end "
@@ -233,10 +237,11 @@ def markdown(doc):
             m.get("repro", m["command"])),
         "",
         "%s calls (%s packets/s in all, 172 bytes each), %s s per target, %d repetition(s) "
-        "in alternating order; medians over the repetitions (CPU: the range)." % (
+        "in alternating order; medians over the repetitions (CPU: the range). The load tool "
+        "itself used %s of a core beside the relay." % (
             format(tool.get("calls", 0), ","), format(tool.get("calls", 0) * 100, ","),
             _f(tool.get("seconds"), 0), max((x["median"]["repetitions"] for x in s.values()),
-                                            default=0)),
+                                            default=0), tool_span),
         "",
         "| target | CPU µs/packet | share of a core | waited for a CPU | sleeps / preempted "
         "per packet | lost | reordered | changed | transit p50 / p99 | added p99 | "

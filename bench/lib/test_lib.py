@@ -459,7 +459,7 @@ def _media_run(rep, target, sent=1000, lost=0, reordered=0, p99=100.0, cpu=None,
         "target": target, "calls": 10, "packets_per_stream": 50, "planned_pps": 1000.0,
         "sent_pps": 1000.0, "setup_ms": 1.0, "totals": totals, "jitter_mean_ms": 0.05,
         "transit": transit, "send_lateness": transit, "send_errors": 0, "misdelivered": 0,
-        "foreign": 0, "relay": relay, "loadavg": [1.0, 1.0]}}
+        "foreign": 0, "relay": relay, "tool_cpu_share": 0.5, "loadavg": [1.0, 1.0]}}
 
 
 class MediaTests(unittest.TestCase):
@@ -511,6 +511,7 @@ class MediaTests(unittest.TestCase):
         self.assertIn("| mss (`recvmmsg`) | 2.00–3.00 |", md)
         self.assertIn("error: no pong; no pong", md)
         self.assertIn("`cargo run r`", md)
+        self.assertIn("The load tool itself used 0.50 of a core", md)
         missing = media.markdown({"media": {"available": False, "reason": "no binary"}})
         self.assertIn("Not measured: no binary.", missing)
 

@@ -144,6 +144,9 @@ pub struct RunReport {
     pub receive_errors: u64,
     /// The relay's CPU and memory (`None`: direct).
     pub relay: Option<RelayUsage>,
+    /// The load tool's own CPU time (sending, receiving, checking) ÷ the wall time of the
+    /// window: what it takes from the machine beside the relay.
+    pub tool_cpu_share: Option<f64>,
     /// The 1-minute load average before and after the run.
     pub loadavg: (f64, f64),
 }
@@ -358,6 +361,7 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
     let schedule = schedule(cfg.calls, interval);
 
     let cpu0 = target.sched();
+    let own0 = procfs::process_sched(std::process::id());
     let window = Instant::now();
     let t0 = now_ns(epoch) + 20_000_000;
     let mut send_errors = 0u64;
@@ -386,6 +390,7 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
         std::thread::sleep(Duration::from_millis(5));
     }
     let cpu1 = target.sched();
+    let own1 = procfs::process_sched(std::process::id());
     let wall = window.elapsed().as_secs_f64();
     let rss_end = target.rss_kb().unwrap_or(0);
     let relay_counted = target.relayed();
@@ -398,6 +403,17 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
             source,
         })?;
     let is_relay = !matches!(kind, TargetKind::Direct);
+    // The tool's own CPU: this process, less the relay thread when it runs in it.
+    let tool_cpu_share = match (own0, own1) {
+        (Some(a), Some(b)) => {
+            let mut ns = b.since(a).cpu_ns;
+            if let (TargetKind::Mss { .. }, Some(r0), Some(r1)) = (kind, cpu0, cpu1) {
+                ns = ns.saturating_sub(r1.since(r0).cpu_ns);
+            }
+            Some(ns as f64 / 1e9 / wall.max(1e-9))
+        }
+        _ => None,
+    };
     target.stop()?;
 
     let mut totals = Totals::default();
@@ -442,6 +458,7 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
         foreign: far.foreign,
         receive_errors: far.receive_errors,
         relay,
+        tool_cpu_share,
         loadavg: (load_before, procfs::machine_load().0),
     })
 }

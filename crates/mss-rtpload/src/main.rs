@@ -268,11 +268,12 @@ struct Report {
 fn line(r: &RunReport) -> String {
     let t = &r.totals;
     let mut s = format!(
-        "{:<9} calls {:>4} sent {:>7} ({:>6.0}/s) lost {} reordered {} dup {} seq/ts/ssrc changed {}/{}/{} misdelivered {} | transit p50 {:.0} p99 {:.0} max {:.0} µs, jitter mean {:.3} max {:.3} ms | send late p99 {:.0} µs",
+        "{:<9} calls {:>4} sent {:>7} ({:>6.0}/s, the tool using {:.0}% of a core) lost {} reordered {} dup {} seq/ts/ssrc changed {}/{}/{} misdelivered {} | transit p50 {:.0} p99 {:.0} max {:.0} µs, jitter mean {:.3} max {:.3} ms | send late p99 {:.0} µs",
         r.target,
         r.calls,
         t.sent,
         r.sent_pps,
+        100.0 * r.tool_cpu_share.unwrap_or(f64::NAN),
         t.lost,
         t.reordered,
         t.duplicates,
