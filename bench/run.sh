@@ -19,7 +19,7 @@
 # the mss relay and through rtpengine (Debian rtpengine-daemon, installed when
 # missing, userspace forwarding) with crates/mss-rtpload, and writes its table
 # between <!-- bench-media:start --> and <!-- bench-media:end -->; `--only
-# media` runs it alone (~2 min; ~40 s with --quick). Raw SIPp statistics go to
+# media` runs it alone (~2.5 min; ~40 s with --quick). Raw SIPp statistics go to
 # bench/results/ (git-ignored). See bench/README.md.
 #
 # --smoke checks that the harness works instead of measuring: each scenario
