@@ -492,6 +492,9 @@ class TlsProbeTests(unittest.TestCase):
         self.assertIn("0.50× by mss CPU per registration | not met |", bad)
         short = tls_probe.table(self.result(100 * 1024, 9000, 30.0, 40.0, 3000, 2400))
         self.assertIn("| 9,000 held, 100.0 MB | not met |", short)
+        failed = self.result(100 * 1024, 10000, 30.0, 40.0, 3000, 2400)
+        failed["registration"]["summary"]["tls-resumed"]["errors"] = 3
+        self.assertIn("| void: failed registrations |", tls_probe.table(failed))
 
     def test_the_block_replaces_only_its_own(self):
         with tempfile.TemporaryDirectory() as d:
