@@ -13,6 +13,7 @@ import report
 import servers
 import sip_latency
 import sipp
+import tls_probe
 
 
 class LatencyTests(unittest.TestCase):
@@ -528,3 +529,65 @@ class MediaTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TlsProbeTests(unittest.TestCase):
+    def test_digest_response_of_rfc_2617(self):
+        self.assertEqual(
+            tls_probe.digest_response("Mufasa", "testrealm@host.com", "Circle Of Life", "GET",
+                                      "/dir/index.html", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                                      "00000001", "0a4f113b"),
+            "6629fae49393a05397450978507c4ef1")
+
+    def test_authorization_answers_the_first_challenge(self):
+        rsp = (b"SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"bench.test\", "
+               b"nonce=\"abc\", algorithm=MD5, qop=\"auth\"\r\nWWW-Authenticate: Digest "
+               b"realm=\"other\", nonce=\"zzz\", algorithm=SHA-256\r\nContent-Length: 0\r\n\r\n")
+        line = tls_probe.authorization(rsp, "t0001")
+        self.assertIn('realm="bench.test", nonce="abc"', line)
+        expected = tls_probe.digest_response("t0001", "bench.test", tls_probe.password("t0001"),
+                                             "REGISTER", "sip:bench.test", "abc", "00000001",
+                                             "0a4f113b")
+        self.assertIn('response="%s"' % expected, line)
+        with self.assertRaises(ValueError):
+            tls_probe.authorization(b"SIP/2.0 403 Forbidden\r\n\r\n", "t0001")
+
+    def result(self, held_kb, open_in_mss, udp_cpu, tls_cpu, udp_rate, tls_rate):
+        mode = lambda rate, cpu: {"rate": rate, "mss_cpu_us_per_reg": cpu, "errors": 0,
+                                  "registrations": 100, "resumed": 90}
+        return {
+            "started": "2026-12-07 09:00 UTC", "ended": "09:05 UTC", "mss_version": "mss 0.1.0",
+            "tree": "abc1234", "machine": "2 × cpu", "loadavg": "1.0 1.0 1.0",
+            "idle_per_source": 100, "idle_threads": 8,
+            "idle": {"connections": 10000, "opened": open_in_mss, "open_in_mss": open_in_mss,
+                     "rss_before_kb": 20 * 1024, "rss_held_kb": held_kb, "hwm_kb": held_kb,
+                     "hold_seconds": 10},
+            "registration": {"workers": 4, "duration": 10, "rounds": 2, "runs": [], "summary": {
+                "udp": mode(udp_rate, udp_cpu), "tls-resumed": mode(tls_rate, tls_cpu),
+                "tls-full": mode(tls_rate / 2, tls_cpu * 2), "tls-kept": mode(udp_rate, udp_cpu)}},
+        }
+
+    def test_targets_met_and_not_met(self):
+        good = tls_probe.table(self.result(250 * 1024, 10000, 30.0, 40.0, 3000, 2400))
+        self.assertIn("| 10,000 held, 250.0 MB | met |", good)
+        self.assertIn("0.80× measured (client-bound, see below); 0.75× by mss CPU per registration | met |", good)
+        bad = tls_probe.table(self.result(310 * 1024, 10000, 30.0, 60.0, 3000, 2400))
+        self.assertIn("| 10,000 held, 310.0 MB | not met |", bad)
+        self.assertIn("0.50× by mss CPU per registration | not met |", bad)
+        short = tls_probe.table(self.result(100 * 1024, 9000, 30.0, 40.0, 3000, 2400))
+        self.assertIn("| 9,000 held, 100.0 MB | not met |", short)
+        failed = self.result(100 * 1024, 10000, 30.0, 40.0, 3000, 2400)
+        failed["registration"]["summary"]["tls-resumed"]["errors"] = 3
+        self.assertIn("| void: failed registrations |", tls_probe.table(failed))
+
+    def test_the_block_replaces_only_its_own(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "BENCHMARKS.md")
+            with open(path, "w") as f:
+                f.write("head\n<!-- bench:start -->\nkeep\n<!-- bench:end -->\n")
+            block = tls_probe.table(self.result(250 * 1024, 10000, 30.0, 40.0, 3000, 2400))
+            tls_probe.write_md(path, block)
+            tls_probe.write_md(path, block)
+            text = open(path).read()
+            self.assertEqual(text.count(tls_probe.MARK_START), 1)
+            self.assertIn("<!-- bench:start -->\nkeep\n<!-- bench:end -->", text)
