@@ -40,7 +40,7 @@ impl Core {
         server: ServerTransactionId,
         req: &Request,
     ) {
-        let outcome = self.dialogs.handle_request(req, &mut self.rng);
+        let outcome = self.dialogs.handle_request_at(now.mono, req, &mut self.rng);
         self.drain_dialogs(now);
         let id = match outcome {
             RequestOutcome::InDialog { id, .. } => id,
@@ -72,6 +72,14 @@ impl Core {
             Method::Refer => {
                 let rsp =
                     self.in_dialog_answer(&id, req, StatusCode::NOT_IMPLEMENTED, "Not Implemented");
+                self.respond(now, server, rsp);
+            }
+            Method::Prack => self.on_prack(now, server, req, &id),
+            Method::Update if req.body().is_empty() => {
+                // A session refresh without offer (RFC 4028 §7.4, RFC 3311): nothing for
+                // the other leg; answered here, the leg's session timer starts again.
+                let mut rsp = self.in_dialog_answer(&id, req, StatusCode::OK, "OK");
+                self.session_timer_answer(now, key, &id, req, &mut rsp);
                 self.respond(now, server, rsp);
             }
             _ => {
@@ -180,6 +188,7 @@ impl Core {
         {
             Ok(mut r) => {
                 copy_body_request(held.request.headers(), held.request.body(), &mut r);
+                self.add_session_refresh(&to_dialog, &mut r);
                 r
             }
             Err(e) => {
@@ -296,6 +305,7 @@ impl Core {
                 return;
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
+                self.session_timer_2xx(now, key, &dialog, &rsp, None);
                 if let Some(call) = self.calls.table.get_mut(&key) {
                     if let Some(codec) = super::view::codec_of(rsp.body()) {
                         call.codec = Some(codec);
@@ -310,6 +320,9 @@ impl Core {
             Some(ResponseEffect::Terminated) => {
                 tracing::info!(status, "the other leg's dialog ended: ending the call");
             }
+            _ if (200..300).contains(&status) && held.request.method() == &Method::Update => {
+                self.session_timer_2xx(now, key, &dialog, &rsp, None);
+            }
             _ => {}
         }
         let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
@@ -321,6 +334,10 @@ impl Core {
                     .headers_mut()
                     .replace(name, bytes::Bytes::copy_from_slice(v));
             }
+        }
+        let refresh = matches!(held.request.method(), Method::Invite | Method::Update);
+        if refresh && (200..300).contains(&status) {
+            self.session_timer_answer(now, key, &from_dialog, &held.request, &mut answer);
         }
         self.respond_in_dialog(now, &from_dialog, held.server, answer);
         if matches!(effect, Some(ResponseEffect::Terminated)) {

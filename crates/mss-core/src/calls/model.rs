@@ -141,6 +141,9 @@ pub(crate) struct BLeg {
     pub(crate) confirmed: Option<DialogId>,
     /// Credentials were sent with the INVITE (one challenge is answered, no more).
     pub(crate) authenticated: bool,
+    /// The peer answered a PRACK `405`/`501`: it gets no PRACK any more (RFC 3262 is
+    /// broken there; the call goes on).
+    pub(crate) prack_refused: bool,
 }
 
 impl BLeg {
