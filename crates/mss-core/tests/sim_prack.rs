@@ -1,0 +1,265 @@
+//! Reliable provisional responses (RFC 3262) through the whole core in simulated time: mss
+//! sends its own reliable `18x` to a caller that asks for them (its RSeq, retransmitted
+//! until the PRACK, one at a time, the `2xx` waiting for the PRACK of an offer, `500` after
+//! 64·T1 without one), PRACKs a callee's reliable `18x` (and stops when the callee refuses
+//! PRACK with `405`), and answers PRACKs that match nothing `481`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod call_peers;
+mod sim;
+
+use std::time::Duration;
+
+use call_peers::{
+    assert_clean, device_answer, header, registered, request_to, response_to, Caller, SDP_A,
+    SDP_B,
+};
+use mss_sip::{Method, Response};
+use sim::{reply, Setup, Sim};
+
+fn rseq(rsp: &Response) -> u32 {
+    header(rsp.headers(), "RSeq").parse().expect("an RSeq")
+}
+
+/// The caller's PRACK for `rsp` (RAck: its RSeq, our INVITE's CSeq).
+fn prack(sim: &mut Sim, alice: &mut Caller, rseq: u32) -> Response {
+    let rack = format!("RAck: {rseq} {} INVITE\r\n", alice.invite_cseq);
+    alice.send(sim, "PRACK", &rack, "");
+    response_to(sim, alice.addr, Method::Prack).expect("an answer to the PRACK")
+}
+
+#[test]
+fn a_caller_that_requires_100rel_gets_each_18x_reliably_one_at_a_time() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Require: 100rel\r\n", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).expect("INVITE to the device");
+    assert_eq!(header(inv.headers(), "Supported"), "100rel, timer");
+    assert!(!header(inv.headers(), "Require").contains("100rel"), "not imposed on the callee");
+    sim.receive(dev, &device_answer(&inv, dev, 180, "d1", "", ""));
+    let ringing = alice.response(&mut sim, 101).unwrap();
+    assert_eq!(ringing.status().as_u16(), 180);
+    assert!(header(ringing.headers(), "Require").contains("100rel"));
+    let first = rseq(&ringing);
+    assert!((1..1u32 << 31).contains(&first));
+    alice.learn(&ringing);
+    // Not acknowledged: sent again at T1 with the same RSeq.
+    sim.advance(Duration::from_millis(600));
+    let again = alice.response(&mut sim, 101).expect("the 180 again");
+    assert_eq!(rseq(&again), first);
+    // The 183 waits behind the unacknowledged 180 (RFC 3262 §3).
+    sim.receive(dev, &device_answer(&inv, dev, 183, "d1", "", SDP_B));
+    sim.advance(Duration::from_millis(100));
+    assert!(
+        !sim.sent.iter().any(|s| s.response().is_some_and(|r| r.status().as_u16() == 183)),
+        "a second reliable 18x before the PRACK of the first"
+    );
+    // A PRACK for an RSeq never sent: 481, nothing acknowledged.
+    assert_eq!(prack(&mut sim, &mut alice, first + 7).status().as_u16(), 481);
+    assert_eq!(prack(&mut sim, &mut alice, first).status().as_u16(), 200);
+    let progress = alice.response(&mut sim, 183).unwrap();
+    assert_eq!(progress.status().as_u16(), 183);
+    assert_eq!(rseq(&progress), first + 1, "RSeq one higher");
+    assert_eq!(progress.body().as_ref(), SDP_B.as_bytes());
+    // The 180 is no longer sent again.
+    sim.advance(Duration::from_secs(5));
+    assert!(
+        !sim.sent.iter().any(|s| s.response().is_some_and(|r| r.status().as_u16() == 180)),
+        "the 180 still retransmitted after its PRACK"
+    );
+    // The same PRACK twice: the second matches nothing any more.
+    assert_eq!(prack(&mut sim, &mut alice, first).status().as_u16(), 481);
+    // The 200 waits for the PRACK of the 183, which carried a session description.
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    sim.advance(Duration::from_millis(100));
+    assert!(
+        !sim.sent
+            .iter()
+            .any(|s| s.to.remote == alice.addr
+                && s.response().is_some_and(|r| r.status().as_u16() == 200
+                    && r.headers().cseq().unwrap().method == Method::Invite)),
+        "the 2xx went before the PRACK of the offer"
+    );
+    assert_eq!(prack(&mut sim, &mut alice, first + 1).status().as_u16(), 200);
+    let ok = alice.response(&mut sim, 200).unwrap();
+    assert_eq!(ok.headers().cseq().unwrap().method, Method::Invite);
+    alice.learn(&ok);
+    alice.ack(&mut sim);
+    assert!(request_to(&mut sim, dev, Method::Ack).is_some());
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_caller_that_only_supports_100rel_gets_early_media_reliably_and_ringing_as_before() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Supported: 100rel\r\n", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    sim.receive(dev, &device_answer(&inv, dev, 180, "d1", "", ""));
+    let ringing = alice.response(&mut sim, 101).unwrap();
+    assert_eq!(header(ringing.headers(), "RSeq"), "", "a 180 without SDP is not reliable");
+    sim.receive(dev, &device_answer(&inv, dev, 183, "d1", "", SDP_B));
+    let progress = alice.response(&mut sim, 101).unwrap();
+    assert_eq!(progress.status().as_u16(), 183);
+    assert!(header(progress.headers(), "Require").contains("100rel"));
+    alice.learn(&progress);
+    assert_eq!(prack(&mut sim, &mut alice, rseq(&progress)).status().as_u16(), 200);
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    alice.learn(&ok);
+    alice.ack(&mut sim);
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn no_prack_within_64_t1_fails_the_call_with_500_and_cancels_the_callee() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Require: 100rel\r\n", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    sim.receive(dev, &device_answer(&inv, dev, 180, "d1", "", ""));
+    let failed = sim
+        .wait_for(Duration::from_secs(40), |s| {
+            let r = s.response().filter(|_| s.to.remote == alice.addr)?;
+            (r.status().as_u16() >= 200).then(|| r.clone())
+        })
+        .expect("a final answer to the caller");
+    assert_eq!(failed.status().as_u16(), 500);
+    assert!(sim.elapsed() >= Duration::from_secs(32), "{:?}", sim.elapsed());
+    let cancel = request_to(&mut sim, dev, Method::Cancel).expect("the callee is cancelled");
+    sim.receive(dev, &reply(&cancel, 200, "OK", ""));
+    sim.receive(dev, &device_answer(&inv, dev, 487, "d1", "", ""));
+    alice.learn(&failed);
+    alice.ack(&mut sim);
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn the_callees_reliable_18x_is_pracked_once_and_relayed_once() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    let reliable = device_answer(&inv, dev, 183, "d1", "Require: 100rel\r\nRSeq: 77\r\n", SDP_B);
+    sim.receive(dev, &reliable);
+    let prack = request_to(&mut sim, dev, Method::Prack).expect("mss PRACKs the callee");
+    assert_eq!(header(prack.headers(), "RAck"), "77 1 INVITE");
+    assert_eq!(prack.headers().to().unwrap().tag(), Some("d1"));
+    let progress = alice.response(&mut sim, 101).unwrap();
+    assert_eq!(progress.status().as_u16(), 183);
+    assert_eq!(header(progress.headers(), "RSeq"), "", "the caller did not ask for 100rel");
+    // The callee's retransmission (its PRACK crossed it): no new PRACK, nothing relayed.
+    sim.receive(dev, &reliable);
+    let first_cseq = prack.headers().cseq().unwrap().seq;
+    let another = sim.wait_for(Duration::from_secs(2), |s| {
+        s.request()
+            .filter(|r| *r.method() == Method::Prack)
+            .filter(|r| r.headers().cseq().unwrap().seq != first_cseq)
+            .cloned()
+    });
+    assert!(another.is_none(), "a second PRACK: {another:?}");
+    assert!(alice.response(&mut sim, 101).is_none(), "the 183 relayed twice");
+    sim.receive(dev, &reply(&prack, 200, "OK", ""));
+    sim.forget_sent();
+    // Out of order (RSeq 79 after 77): not acknowledged, not processed.
+    let skipped = device_answer(&inv, dev, 180, "d1", "Require: 100rel\r\nRSeq: 79\r\n", "");
+    sim.receive(dev, &skipped);
+    assert!(request_to(&mut sim, dev, Method::Prack).is_none());
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    alice.learn(&ok);
+    alice.ack(&mut sim);
+    let ack = request_to(&mut sim, dev, Method::Ack).unwrap();
+    assert_eq!(ack.headers().cseq().unwrap().seq, 1, "the ACK names the INVITE, not the PRACK");
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn a_provider_that_answers_prack_405_keeps_the_call_and_gets_no_more_pracks() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    sim.receive(
+        dev,
+        &device_answer(&inv, dev, 180, "d1", "Require: 100rel\r\nRSeq: 1\r\n", ""),
+    );
+    let prack = request_to(&mut sim, dev, Method::Prack).unwrap();
+    sim.receive(dev, &reply(&prack, 405, "Method Not Allowed", ""));
+    assert_eq!(alice.response(&mut sim, 101).unwrap().status().as_u16(), 180);
+    sim.receive(
+        dev,
+        &device_answer(&inv, dev, 183, "d1", "Require: 100rel\r\nRSeq: 2\r\n", SDP_B),
+    );
+    assert!(request_to(&mut sim, dev, Method::Prack).is_none(), "PRACK after a 405");
+    assert_eq!(alice.response(&mut sim, 101).unwrap().status().as_u16(), 183);
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    alice.learn(&ok);
+    alice.ack(&mut sim);
+    assert!(request_to(&mut sim, dev, Method::Ack).is_some());
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn bad_pracks_get_400_or_481_and_leave_nothing() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    // Outside any call.
+    alice.target_user = "101".into();
+    alice.remote_tag = "nosuchtag".into();
+    alice.send(&mut sim, "PRACK", "RAck: 1 1 INVITE\r\n", "");
+    assert_eq!(response_to(&mut sim, alice.addr, Method::Prack).unwrap().status().as_u16(), 481);
+    alice.cseq = 0;
+    alice.call(&mut sim, "101", "Require: 100rel\r\n", SDP_A);
+    let invite_branch = alice.branch;
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    sim.receive(dev, &device_answer(&inv, dev, 180, "d1", "", ""));
+    let ringing = alice.response(&mut sim, 101).unwrap();
+    alice.learn(&ringing);
+    let n = rseq(&ringing);
+    for (rack, status) in [
+        ("", 400),
+        ("RAck: garbage\r\n", 400),
+        ("RAck: 99999999999 1 INVITE\r\n", 400),
+        (&*format!("RAck: {n} 99 INVITE\r\n"), 481),
+        (&*format!("RAck: {n} {} BYE\r\n", alice.invite_cseq), 481),
+    ] {
+        alice.send(&mut sim, "PRACK", rack, "");
+        let rsp = response_to(&mut sim, alice.addr, Method::Prack).unwrap();
+        assert_eq!(rsp.status().as_u16(), status, "{rack:?}");
+    }
+    // The caller gives up.
+    let cancel = format!(
+        "CANCEL sip:101@{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c100-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User 100\" <sip:100@{}>;tag=c100\r\nTo: <sip:101@{}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+        sim::DOMAIN, alice.addr, invite_branch, sim::DOMAIN, sim::DOMAIN, alice.call_id, alice.invite_cseq
+    );
+    sim.receive(alice.addr, &cancel);
+    let cancel_b = request_to(&mut sim, dev, Method::Cancel).expect("CANCEL to the device");
+    sim.receive(dev, &reply(&cancel_b, 200, "OK", ""));
+    sim.receive(dev, &device_answer(&inv, dev, 487, "d1", "", ""));
+    let last = alice.response(&mut sim, 300).unwrap();
+    assert_eq!(last.status().as_u16(), 487);
+    alice.ack(&mut sim);
+    assert_clean(&mut sim);
+}
