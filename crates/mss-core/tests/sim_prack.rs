@@ -12,8 +12,7 @@ mod sim;
 use std::time::Duration;
 
 use call_peers::{
-    assert_clean, device_answer, header, registered, request_to, response_to, Caller, SDP_A,
-    SDP_B,
+    assert_clean, device_answer, header, registered, request_to, response_to, Caller, SDP_A, SDP_B,
 };
 use mss_sip::{Method, Response};
 use sim::{reply, Setup, Sim};
@@ -37,7 +36,10 @@ fn a_caller_that_requires_100rel_gets_each_18x_reliably_one_at_a_time() {
     alice.call(&mut sim, "101", "Require: 100rel\r\n", SDP_A);
     let inv = request_to(&mut sim, dev, Method::Invite).expect("INVITE to the device");
     assert_eq!(header(inv.headers(), "Supported"), "100rel, timer");
-    assert!(!header(inv.headers(), "Require").contains("100rel"), "not imposed on the callee");
+    assert!(
+        !header(inv.headers(), "Require").contains("100rel"),
+        "not imposed on the callee"
+    );
     sim.receive(dev, &device_answer(&inv, dev, 180, "d1", "", ""));
     let ringing = alice.response(&mut sim, 101).unwrap();
     assert_eq!(ringing.status().as_u16(), 180);
@@ -53,11 +55,16 @@ fn a_caller_that_requires_100rel_gets_each_18x_reliably_one_at_a_time() {
     sim.receive(dev, &device_answer(&inv, dev, 183, "d1", "", SDP_B));
     sim.advance(Duration::from_millis(100));
     assert!(
-        !sim.sent.iter().any(|s| s.response().is_some_and(|r| r.status().as_u16() == 183)),
+        !sim.sent
+            .iter()
+            .any(|s| s.response().is_some_and(|r| r.status().as_u16() == 183)),
         "a second reliable 18x before the PRACK of the first"
     );
     // A PRACK for an RSeq never sent: 481, nothing acknowledged.
-    assert_eq!(prack(&mut sim, &mut alice, first + 7).status().as_u16(), 481);
+    assert_eq!(
+        prack(&mut sim, &mut alice, first + 7).status().as_u16(),
+        481
+    );
     assert_eq!(prack(&mut sim, &mut alice, first).status().as_u16(), 200);
     let progress = alice.response(&mut sim, 183).unwrap();
     assert_eq!(progress.status().as_u16(), 183);
@@ -66,7 +73,9 @@ fn a_caller_that_requires_100rel_gets_each_18x_reliably_one_at_a_time() {
     // The 180 is no longer sent again.
     sim.advance(Duration::from_secs(5));
     assert!(
-        !sim.sent.iter().any(|s| s.response().is_some_and(|r| r.status().as_u16() == 180)),
+        !sim.sent
+            .iter()
+            .any(|s| s.response().is_some_and(|r| r.status().as_u16() == 180)),
         "the 180 still retransmitted after its PRACK"
     );
     // The same PRACK twice: the second matches nothing any more.
@@ -75,14 +84,15 @@ fn a_caller_that_requires_100rel_gets_each_18x_reliably_one_at_a_time() {
     sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
     sim.advance(Duration::from_millis(100));
     assert!(
-        !sim.sent
-            .iter()
-            .any(|s| s.to.remote == alice.addr
-                && s.response().is_some_and(|r| r.status().as_u16() == 200
-                    && r.headers().cseq().unwrap().method == Method::Invite)),
+        !sim.sent.iter().any(|s| s.to.remote == alice.addr
+            && s.response().is_some_and(|r| r.status().as_u16() == 200
+                && r.headers().cseq().unwrap().method == Method::Invite)),
         "the 2xx went before the PRACK of the offer"
     );
-    assert_eq!(prack(&mut sim, &mut alice, first + 1).status().as_u16(), 200);
+    assert_eq!(
+        prack(&mut sim, &mut alice, first + 1).status().as_u16(),
+        200
+    );
     let ok = alice.response(&mut sim, 200).unwrap();
     assert_eq!(ok.headers().cseq().unwrap().method, Method::Invite);
     alice.learn(&ok);
@@ -103,13 +113,22 @@ fn a_caller_that_only_supports_100rel_gets_early_media_reliably_and_ringing_as_b
     let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
     sim.receive(dev, &device_answer(&inv, dev, 180, "d1", "", ""));
     let ringing = alice.response(&mut sim, 101).unwrap();
-    assert_eq!(header(ringing.headers(), "RSeq"), "", "a 180 without SDP is not reliable");
+    assert_eq!(
+        header(ringing.headers(), "RSeq"),
+        "",
+        "a 180 without SDP is not reliable"
+    );
     sim.receive(dev, &device_answer(&inv, dev, 183, "d1", "", SDP_B));
     let progress = alice.response(&mut sim, 101).unwrap();
     assert_eq!(progress.status().as_u16(), 183);
     assert!(header(progress.headers(), "Require").contains("100rel"));
     alice.learn(&progress);
-    assert_eq!(prack(&mut sim, &mut alice, rseq(&progress)).status().as_u16(), 200);
+    assert_eq!(
+        prack(&mut sim, &mut alice, rseq(&progress))
+            .status()
+            .as_u16(),
+        200
+    );
     sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
     let ok = alice.response(&mut sim, 200).unwrap();
     alice.learn(&ok);
@@ -135,7 +154,11 @@ fn no_prack_within_64_t1_fails_the_call_with_500_and_cancels_the_callee() {
         })
         .expect("a final answer to the caller");
     assert_eq!(failed.status().as_u16(), 500);
-    assert!(sim.elapsed() >= Duration::from_secs(32), "{:?}", sim.elapsed());
+    assert!(
+        sim.elapsed() >= Duration::from_secs(32),
+        "{:?}",
+        sim.elapsed()
+    );
     let cancel = request_to(&mut sim, dev, Method::Cancel).expect("the callee is cancelled");
     sim.receive(dev, &reply(&cancel, 200, "OK", ""));
     sim.receive(dev, &device_answer(&inv, dev, 487, "d1", "", ""));
@@ -151,14 +174,25 @@ fn the_callees_reliable_18x_is_pracked_once_and_relayed_once() {
     let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
     alice.call(&mut sim, "101", "", SDP_A);
     let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
-    let reliable = device_answer(&inv, dev, 183, "d1", "Require: 100rel\r\nRSeq: 77\r\n", SDP_B);
+    let reliable = device_answer(
+        &inv,
+        dev,
+        183,
+        "d1",
+        "Require: 100rel\r\nRSeq: 77\r\n",
+        SDP_B,
+    );
     sim.receive(dev, &reliable);
     let prack = request_to(&mut sim, dev, Method::Prack).expect("mss PRACKs the callee");
     assert_eq!(header(prack.headers(), "RAck"), "77 1 INVITE");
     assert_eq!(prack.headers().to().unwrap().tag(), Some("d1"));
     let progress = alice.response(&mut sim, 101).unwrap();
     assert_eq!(progress.status().as_u16(), 183);
-    assert_eq!(header(progress.headers(), "RSeq"), "", "the caller did not ask for 100rel");
+    assert_eq!(
+        header(progress.headers(), "RSeq"),
+        "",
+        "the caller did not ask for 100rel"
+    );
     // The callee's retransmission (its PRACK crossed it): no new PRACK, nothing relayed.
     sim.receive(dev, &reliable);
     let first_cseq = prack.headers().cseq().unwrap().seq;
@@ -169,7 +203,10 @@ fn the_callees_reliable_18x_is_pracked_once_and_relayed_once() {
             .cloned()
     });
     assert!(another.is_none(), "a second PRACK: {another:?}");
-    assert!(alice.response(&mut sim, 101).is_none(), "the 183 relayed twice");
+    assert!(
+        alice.response(&mut sim, 101).is_none(),
+        "the 183 relayed twice"
+    );
     sim.receive(dev, &reply(&prack, 200, "OK", ""));
     sim.forget_sent();
     // Out of order (RSeq 79 after 77): not acknowledged, not processed.
@@ -181,7 +218,11 @@ fn the_callees_reliable_18x_is_pracked_once_and_relayed_once() {
     alice.learn(&ok);
     alice.ack(&mut sim);
     let ack = request_to(&mut sim, dev, Method::Ack).unwrap();
-    assert_eq!(ack.headers().cseq().unwrap().seq, 1, "the ACK names the INVITE, not the PRACK");
+    assert_eq!(
+        ack.headers().cseq().unwrap().seq,
+        1,
+        "the ACK names the INVITE, not the PRACK"
+    );
     alice.send(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
@@ -201,13 +242,29 @@ fn a_provider_that_answers_prack_405_keeps_the_call_and_gets_no_more_pracks() {
     );
     let prack = request_to(&mut sim, dev, Method::Prack).unwrap();
     sim.receive(dev, &reply(&prack, 405, "Method Not Allowed", ""));
-    assert_eq!(alice.response(&mut sim, 101).unwrap().status().as_u16(), 180);
+    assert_eq!(
+        alice.response(&mut sim, 101).unwrap().status().as_u16(),
+        180
+    );
     sim.receive(
         dev,
-        &device_answer(&inv, dev, 183, "d1", "Require: 100rel\r\nRSeq: 2\r\n", SDP_B),
+        &device_answer(
+            &inv,
+            dev,
+            183,
+            "d1",
+            "Require: 100rel\r\nRSeq: 2\r\n",
+            SDP_B,
+        ),
     );
-    assert!(request_to(&mut sim, dev, Method::Prack).is_none(), "PRACK after a 405");
-    assert_eq!(alice.response(&mut sim, 101).unwrap().status().as_u16(), 183);
+    assert!(
+        request_to(&mut sim, dev, Method::Prack).is_none(),
+        "PRACK after a 405"
+    );
+    assert_eq!(
+        alice.response(&mut sim, 101).unwrap().status().as_u16(),
+        183
+    );
     sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
     let ok = alice.response(&mut sim, 200).unwrap();
     assert_eq!(ok.status().as_u16(), 200);
@@ -229,7 +286,13 @@ fn bad_pracks_get_400_or_481_and_leave_nothing() {
     alice.target_user = "101".into();
     alice.remote_tag = "nosuchtag".into();
     alice.send(&mut sim, "PRACK", "RAck: 1 1 INVITE\r\n", "");
-    assert_eq!(response_to(&mut sim, alice.addr, Method::Prack).unwrap().status().as_u16(), 481);
+    assert_eq!(
+        response_to(&mut sim, alice.addr, Method::Prack)
+            .unwrap()
+            .status()
+            .as_u16(),
+        481
+    );
     alice.cseq = 0;
     alice.call(&mut sim, "101", "Require: 100rel\r\n", SDP_A);
     let invite_branch = alice.branch;

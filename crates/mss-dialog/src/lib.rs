@@ -141,14 +141,16 @@ pub use output::DialogOutput;
 pub use party::Party;
 pub use random::{new_branch, new_call_id, new_tag};
 pub use rejection::{Rejection, REQUEST_PENDING};
-pub use reliable::{is_reliable, rack, rack_header, rseq, rseq_header, Provisional, RAck, TAG_100REL};
+pub use reliable::{
+    is_reliable, rack, rack_header, rseq, rseq_header, Provisional, RAck, TAG_100REL,
+};
 pub use require::{check_require, SUPPORTED};
+pub use role::DialogRole;
+pub use route_set::{Destination, RouteEntry, RouteSet};
 pub use session_timer::{
     expiry_after, min_se, min_se_header, negotiate_uas, negotiated_by_2xx, refresh_after,
     session_expires, supports, Refresher, SessionExpires, TimerPolicy, UasTimer, MIN_SE_FLOOR,
     SESSION_INTERVAL_TOO_SMALL,
 };
-pub use role::DialogRole;
-pub use route_set::{Destination, RouteEntry, RouteSet};
 pub use state::DialogState;
 pub use table::Dialogs;

@@ -404,7 +404,14 @@ mod tests {
                 method: Method::Invite
             })
         );
-        for bad in ["", "1", "1 2", "x 1 INVITE", "1 2 INVITE extra", "99999999999 1 INVITE"] {
+        for bad in [
+            "",
+            "1",
+            "1 2",
+            "x 1 INVITE",
+            "1 2 INVITE extra",
+            "99999999999 1 INVITE",
+        ] {
             let mut h = Headers::new();
             h.push(rack_header(), bad);
             assert!(rack(&h).is_err(), "{bad:?}");
@@ -429,11 +436,19 @@ mod tests {
         let now = Instant::now();
         let inv = invite("Require: 100rel\r\n");
         let mut r = ReliableUas::new(&inv, &mut rng).unwrap();
-        let first = r.outgoing(now, rsp(&inv, 183, "v=0\r\n"), 5, &timers).unwrap();
+        let first = r
+            .outgoing(now, rsp(&inv, 183, "v=0\r\n"), 5, &timers)
+            .unwrap();
         let rseq = super::rseq(first.headers()).unwrap().unwrap();
         assert!(is_reliable(&first));
-        assert!(r.outgoing(now, rsp(&inv, 180, ""), 5, &timers).is_none(), "queued");
-        assert!(r.outgoing(now, rsp(&inv, 200, ""), 5, &timers).is_none(), "2xx held");
+        assert!(
+            r.outgoing(now, rsp(&inv, 180, ""), 5, &timers).is_none(),
+            "queued"
+        );
+        assert!(
+            r.outgoing(now, rsp(&inv, 200, ""), 5, &timers).is_none(),
+            "2xx held"
+        );
         let wrong = RAck {
             rseq: rseq + 1,
             cseq: 5,
@@ -444,7 +459,10 @@ mod tests {
         let next = r.on_prack(now, &right, &timers).unwrap().unwrap();
         assert_eq!(next.status().0, 200, "the held 2xx, the queued 180 dropped");
         assert!(r.deadline().is_none());
-        assert!(r.on_prack(now, &right, &timers).is_err(), "acknowledged once");
+        assert!(
+            r.on_prack(now, &right, &timers).is_err(),
+            "acknowledged once"
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ fn delta_seconds(text: &str, name: &HeaderName) -> Result<u32, ParseError> {
         .map_err(|_| ParseError::in_header(ParseErrorKind::ValueOutOfRange, name.clone(), 0))
 }
 
-fn single_value<'a>(headers: &'a Headers, name: &HeaderName) -> Result<Option<&'a str>, ParseError> {
+fn single_value<'a>(
+    headers: &'a Headers,
+    name: &HeaderName,
+) -> Result<Option<&'a str>, ParseError> {
     let mut values = headers.get_all(name);
     let Some(first) = values.next() else {
         return Ok(None);

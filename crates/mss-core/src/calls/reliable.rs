@@ -156,12 +156,7 @@ impl Core {
             self.end_call(now, key, 500, EndedBy::Mss);
             self.finish_if_done(now, key);
         } else {
-            self.cancel_call(
-                now,
-                key,
-                StatusCode::SERVER_INTERNAL_ERROR,
-                EndedBy::Mss,
-            );
+            self.cancel_call(now, key, StatusCode::SERVER_INTERNAL_ERROR, EndedBy::Mss);
         }
     }
 }

@@ -21,12 +21,12 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mss_dialog::DialogId;
 use mss_dialog::{
     expiry_after, min_se_header, negotiate_uas, negotiated_by_2xx, refresh_after, Refresher,
     ResponseEffect, ResponseOutcome, SessionExpires, TimerPolicy, UasTimer,
     SESSION_INTERVAL_TOO_SMALL,
 };
-use mss_dialog::DialogId;
 use mss_services::Now;
 use mss_sip::{HeaderName, Method, Request, Response};
 use mss_store::EndedBy;
@@ -137,7 +137,7 @@ impl SessionTimers {
                 break;
             }
             self.heap.pop();
-            if self.legs.get(&id).is_some_and(|t| t.deadline() == at) {
+            if self.legs.get(&id).is_some_and(|t| t.deadline() == at) && !ids.contains(&id) {
                 ids.push(id);
             }
         }
@@ -150,9 +150,10 @@ fn body_of(headers: &mss_sip::Headers, body: &Bytes) -> Option<(Bytes, Bytes)> {
     if body.is_empty() {
         return None;
     }
-    let ct = headers
-        .get(&HeaderName::ContentType)
-        .map_or_else(|| Bytes::from_static(b"application/sdp"), Bytes::copy_from_slice);
+    let ct = headers.get(&HeaderName::ContentType).map_or_else(
+        || Bytes::from_static(b"application/sdp"),
+        Bytes::copy_from_slice,
+    );
     Some((ct, body.clone()))
 }
 
@@ -369,9 +370,7 @@ impl Core {
             return false;
         }
         let (invite, flow) = (b.invite.clone(), b.flow);
-        let Some(mut next) =
-            next_attempt(&invite, &self.calls.branch_prefix, &mut self.rng)
-        else {
+        let Some(mut next) = next_attempt(&invite, &self.calls.branch_prefix, &mut self.rng) else {
             return false;
         };
         let se = SessionExpires {
@@ -381,7 +380,11 @@ impl Core {
         let h = next.headers_mut();
         h.replace(HeaderName::SessionExpires, se.value());
         h.replace(min_se_header(), their_min.to_string());
-        tracing::info!(leg, min_se = their_min, "422 from the callee's side: INVITE again");
+        tracing::info!(
+            leg,
+            min_se = their_min,
+            "422 from the callee's side: INVITE again"
+        );
         let client = self.call_send(now, next.clone(), flow, CallClient::Invite { key, leg });
         let Some(b) = self
             .calls
@@ -406,15 +409,19 @@ impl Core {
     /// not refresh in time.
     pub(crate) fn session_timers_on_timeout(&mut self, now: Now) {
         for id in self.calls.session_timers.due(now.mono) {
-            let Some(t) = self.calls.session_timers.legs.get(&id).cloned() else {
+            // An earlier one of these may have moved this deadline (a refresh sent).
+            let Some(t) = self
+                .calls
+                .session_timers
+                .legs
+                .get(&id)
+                .filter(|t| t.deadline() <= now.mono)
+                .cloned()
+            else {
                 continue;
             };
             let end = t.refreshed_at + Duration::from_secs(u64::from(t.interval));
-            let expired = if t.we_refresh {
-                now.mono >= end
-            } else {
-                true
-            };
+            let expired = if t.we_refresh { now.mono >= end } else { true };
             if expired {
                 self.session_expired(now, &id, t.key);
             } else {
