@@ -41,10 +41,15 @@ impl Core {
         req: &Request,
     ) {
         let outcome = self.dialogs.handle_request_at(now.mono, req, &mut self.rng);
-        self.drain_dialogs(now);
+        // What a PRACK lets out (the next reliable 18x, the 2xx that waited) goes after
+        // the PRACK's own 200 (`on_prack`).
+        if *req.method() != Method::Prack {
+            self.drain_dialogs(now);
+        }
         let id = match outcome {
             RequestOutcome::InDialog { id, .. } => id,
             RequestOutcome::Reject(r) => {
+                self.drain_dialogs(now);
                 let tag = req
                     .headers()
                     .to()
@@ -55,9 +60,14 @@ impl Core {
                 return;
             }
             RequestOutcome::OutOfDialog | RequestOutcome::Ack { .. } | RequestOutcome::StrayAck => {
+                self.drain_dialogs(now);
                 return;
             }
         };
+        if *req.method() == Method::Prack {
+            self.on_prack(now, server, req, &id);
+            return;
+        }
         let Some((key, side)) = self.calls.by_dialog.get(&id).copied() else {
             // A dialog whose call is over (its BYE is on the way): nothing to pass on.
             let rsp = self.in_dialog_answer(&id, req, StatusCode::OK, "OK");
@@ -74,7 +84,6 @@ impl Core {
                     self.in_dialog_answer(&id, req, StatusCode::NOT_IMPLEMENTED, "Not Implemented");
                 self.respond(now, server, rsp);
             }
-            Method::Prack => self.on_prack(now, server, req, &id),
             Method::Update if req.body().is_empty() => {
                 // A session refresh without offer (RFC 4028 §7.4, RFC 3311): nothing for
                 // the other leg; answered here, the leg's session timer starts again.

@@ -95,7 +95,8 @@ impl Core {
     }
 
     /// A PRACK of the caller that matched our reliable provisional response (the dialog
-    /// layer stopped its retransmissions and let out what waited for it): `200`.
+    /// layer stopped its retransmissions and let out what waited for it): `200`, then what
+    /// waited (the next reliable `18x`, or the `2xx`).
     pub(crate) fn on_prack(
         &mut self,
         now: Now,
@@ -108,6 +109,7 @@ impl Core {
             Err(_) => Response::for_request(req, StatusCode::OK, "OK".to_owned()),
         };
         self.respond(now, server, rsp);
+        self.drain_dialogs(now);
     }
 
     /// Our reliable provisional response in dialog `id` got no PRACK within 64·T1 (RFC
