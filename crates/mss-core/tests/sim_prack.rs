@@ -326,3 +326,173 @@ fn bad_pracks_get_400_or_481_and_leave_nothing() {
     alice.ack(&mut sim);
     assert_clean(&mut sim);
 }
+
+/// What a simulated device does with a request mss sent it, at random: reliable and
+/// unreliable `18x` (with RSeq that are right, repeated or skipped), `200` with or without
+/// a session timer, `422`, failures, silence; PRACKs answered `200` or `405`.
+fn react(
+    sim: &mut Sim,
+    rng: &mut rand::rngs::StdRng,
+    to: std::net::SocketAddr,
+    req: &mss_sip::Request,
+    tag: &str,
+    rseq: &mut u32,
+) {
+    use rand::Rng;
+    let roll: u8 = rng.gen_range(0..14);
+    let mut reliable = |rng: &mut rand::rngs::StdRng| {
+        *rseq += rng.gen_range(0..3);
+        format!("Require: 100rel\r\nRSeq: {rseq}\r\n")
+    };
+    let text = match req.method() {
+        Method::Invite => match roll {
+            0..=1 => Some(device_answer(req, to, 180, tag, "", "")),
+            2..=3 => {
+                let extra = reliable(rng);
+                Some(device_answer(req, to, 183, tag, &extra, SDP_B))
+            }
+            4 => {
+                let extra = reliable(rng);
+                Some(device_answer(req, to, 180, tag, &extra, ""))
+            }
+            5..=6 => Some(device_answer(req, to, 200, tag, "", SDP_B)),
+            7..=8 => Some(device_answer(
+                req,
+                to,
+                200,
+                tag,
+                "Session-Expires: 90;refresher=uas\r\nRequire: timer\r\n",
+                SDP_B,
+            )),
+            9 => Some(device_answer(req, to, 422, tag, "Min-SE: 120\r\n", "")),
+            10 => Some(device_answer(req, to, 486, tag, "", "")),
+            _ => None,
+        },
+        Method::Prack => match roll {
+            0..=7 => Some(reply(req, 200, "OK", "")),
+            8..=10 => Some(reply(req, 405, "Method Not Allowed", "")),
+            _ => None,
+        },
+        Method::Cancel => (roll < 10).then(|| reply(req, 200, "OK", "")),
+        Method::Ack => None,
+        _ => (roll < 11).then(|| reply(req, 200, "OK", "Session-Expires: 90;refresher=uac\r\n")),
+    };
+    if let Some(text) = text {
+        sim.receive(to, &text);
+    }
+}
+
+/// Random interleavings with both extensions in play (reliable 18x both ways, right and
+/// wrong PRACKs, session timers on either leg, refreshes answered or not, 422s, hang-ups,
+/// silence): once everybody stops, every call, dialog, session timer and transaction ends.
+#[test]
+fn no_sequence_with_100rel_and_session_timers_leaves_anything_behind() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..150u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut sim = Sim::start(Setup::default());
+        let d1 = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+        let d2 = registered(&mut sim, "101", "pw-101", "127.0.0.12:5062");
+        let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+        let extra = match rng.gen_range(0..4) {
+            0 => "Require: 100rel\r\nSupported: timer\r\nSession-Expires: 90\r\n",
+            1 => "Supported: 100rel, timer\r\nSession-Expires: 120;refresher=uac\r\n",
+            2 => "Supported: 100rel\r\nAllow: INVITE, ACK, BYE, UPDATE, PRACK\r\n",
+            _ => "",
+        };
+        alice.call(&mut sim, "101", extra, SDP_A);
+        let (mut r1, mut r2) = (rng.gen_range(1..1000), rng.gen_range(1..1000));
+        let mut answered = false;
+        let mut last_rseq: Option<u32> = None;
+        for _ in 0..rng.gen_range(3..25) {
+            let sent: Vec<sim::Sent> = sim.sent.drain(..).collect();
+            for s in sent {
+                match (&s.message, s.to.remote) {
+                    (mss_sip::Message::Request(r), to) if to == d1 => {
+                        react(&mut sim, &mut rng, to, r, "d1", &mut r1);
+                    }
+                    (mss_sip::Message::Request(r), to) if to == d2 => {
+                        react(&mut sim, &mut rng, to, r, "d2", &mut r2);
+                    }
+                    (mss_sip::Message::Request(r), to) if to == alice.addr => {
+                        let roll = rng.gen_range(0..10);
+                        if roll < 8 && *r.method() != Method::Ack {
+                            let extra = "Session-Expires: 90;refresher=uac\r\n";
+                            sim.receive(to, &reply(r, 200, "OK", extra));
+                        }
+                    }
+                    (mss_sip::Message::Response(r), to) if to == alice.addr => {
+                        let code = r.status().as_u16();
+                        let invite = r.headers().cseq().unwrap().method == Method::Invite;
+                        if invite
+                            && (101..300).contains(&code)
+                            && r.headers().to().unwrap().tag().is_some()
+                        {
+                            alice.learn(r);
+                        }
+                        if invite && (200..300).contains(&code) {
+                            answered = true;
+                        }
+                        if let Ok(n) = header(r.headers(), "RSeq").parse::<u32>() {
+                            last_rseq = Some(n);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match rng.gen_range(0..12) {
+                0 if answered => alice.ack(&mut sim),
+                1 if answered => {
+                    alice.send(&mut sim, "BYE", "", "");
+                }
+                2 if answered => {
+                    alice.send(
+                        &mut sim,
+                        "UPDATE",
+                        "Supported: timer\r\nSession-Expires: 90\r\n",
+                        "",
+                    );
+                }
+                3..=5 => {
+                    if let Some(n) = last_rseq {
+                        let n = if rng.gen_range(0..4) == 0 {
+                            n.wrapping_add(5)
+                        } else {
+                            n
+                        };
+                        let rack = format!("RAck: {n} {} INVITE\r\n", alice.invite_cseq);
+                        alice.send(&mut sim, "PRACK", &rack, "");
+                    }
+                }
+                _ => {}
+            }
+            let wait = if rng.gen_range(0..8) == 0 {
+                50_000
+            } else {
+                rng.gen_range(0..3000)
+            };
+            sim.advance(Duration::from_millis(wait));
+        }
+        if answered {
+            alice.send(&mut sim, "BYE", "", "");
+        }
+        sim.advance(Duration::from_secs(400));
+        assert_eq!(
+            sim.core.call_count(),
+            0,
+            "seed {seed}: {:?}",
+            sim.core.active_calls()
+        );
+        assert_eq!(sim.core.dialog_count(), 0, "seed {seed}: dialogs left");
+        assert_eq!(
+            sim.core.session_timer_count(),
+            0,
+            "seed {seed}: session timers left"
+        );
+        assert_eq!(
+            sim.core.transaction_count(),
+            0,
+            "seed {seed}: transactions left"
+        );
+    }
+}
