@@ -496,3 +496,53 @@ fn no_sequence_with_100rel_and_session_timers_leaves_anything_behind() {
         );
     }
 }
+
+#[test]
+fn with_a_delayed_offer_the_answer_in_the_callers_prack_goes_in_mss_prack() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Supported: 100rel\r\n", "");
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    assert!(inv.body().is_empty(), "a delayed offer");
+    let offer = device_answer(
+        &inv,
+        dev,
+        183,
+        "d1",
+        "Require: 100rel\r\nRSeq: 5\r\n",
+        SDP_B,
+    );
+    sim.receive(dev, &offer);
+    let progress = alice.response(&mut sim, 101).unwrap();
+    assert_eq!(
+        progress.body().as_ref(),
+        SDP_B.as_bytes(),
+        "the offer reaches the caller"
+    );
+    assert!(
+        request_to(&mut sim, dev, Method::Prack).is_none(),
+        "mss's PRACK waits for the caller's answer"
+    );
+    alice.learn(&progress);
+    let rack = format!("RAck: {} {} INVITE\r\n", rseq(&progress), alice.invite_cseq);
+    alice.send(&mut sim, "PRACK", &rack, SDP_A);
+    let ok = response_to(&mut sim, alice.addr, Method::Prack).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let prack = request_to(&mut sim, dev, Method::Prack).expect("mss's PRACK");
+    assert_eq!(header(prack.headers(), "RAck"), "5 1 INVITE");
+    assert_eq!(
+        prack.body().as_ref(),
+        SDP_A.as_bytes(),
+        "with the caller's answer"
+    );
+    sim.receive(dev, &reply(&prack, 200, "OK", ""));
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    alice.learn(&ok);
+    alice.ack(&mut sim);
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+}

@@ -8,7 +8,10 @@
 //!   caller and the B legs cancelled (§3).
 //! - B legs (mss is UAC): mss offers `Supported: 100rel` in its INVITEs; each reliable
 //!   `18x` in order gets mss's PRACK with `RAck`, retransmissions and responses out of
-//!   order are dropped (§4) instead of being relayed again. A provider that answers the
+//!   order are dropped (§4) instead of being relayed again. With a delayed offer (the
+//!   caller's INVITE had no SDP) the offer of a reliable `18x` goes on to a caller that
+//!   takes 100rel, and mss's PRACK waits for the caller's PRACK to carry its answer (§5).
+//!   A provider that answers the
 //!   PRACK `405` or `501` (it sent `Require: 100rel` without serving PRACK) is logged and
 //!   gets no PRACK any more on that leg; the call goes on.
 
@@ -54,21 +57,64 @@ impl Core {
                 return false;
             }
         };
-        let Some(b) = self.calls.table.get(&key).and_then(|c| c.leg(leg)) else {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return true;
+        };
+        // A delayed offer (RFC 3262 §5): the offer of this 18x goes to the caller in
+        // mss's reliable 18x, and the caller's PRACK brings the answer; mss's PRACK waits
+        // for it to carry it. Only while nobody answered and the caller takes 100rel.
+        let relays_offer = call.offer.is_none()
+            && !rsp.body().is_empty()
+            && call.winner.is_none()
+            && !call.a.answered
+            && !call.b.iter().any(|b| b.prack_waits.is_some())
+            && mss_dialog::supports(call.a.invite.headers(), mss_dialog::TAG_100REL);
+        let Some(b) = call.b.get_mut(leg) else {
             return true;
         };
         if b.prack_refused {
             return true;
         }
-        let flow = b.flow;
+        if relays_offer && b.prack_waits.is_none() {
+            b.prack_waits = Some((dialog.clone(), rseq, cseq));
+            return true;
+        }
+        self.send_prack(now, key, leg, dialog, rseq, cseq, None);
+        true
+    }
+
+    /// Sends mss's PRACK on B leg `leg` for RSeq `rseq` of its INVITE `cseq`, with the
+    /// caller's PRACK's body when it carries one (`from`).
+    #[allow(clippy::too_many_arguments)]
+    fn send_prack(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        leg: usize,
+        dialog: &DialogId,
+        rseq: u32,
+        cseq: u32,
+        from: Option<&Request>,
+    ) {
+        let Some(flow) = self
+            .calls
+            .table
+            .get(&key)
+            .and_then(|c| c.leg(leg))
+            .map(|b| b.flow)
+        else {
+            return;
+        };
         match self.dialogs.prack(dialog, rseq, cseq, &mut self.rng) {
             Ok(mut prack) => {
                 Self::add_supported(&mut prack);
+                if let Some(from) = from.filter(|r| !r.body().is_empty()) {
+                    super::outgoing::copy_body_request(from.headers(), from.body(), &mut prack);
+                }
                 self.call_send(now, prack, flow, CallClient::Prack { key, leg });
             }
             Err(e) => tracing::debug!(error = %e, "PRACK not sent"),
         }
-        true
     }
 
     /// The final answer (or `None`) to mss's PRACK on B leg `leg`: `405`/`501` means the
@@ -110,6 +156,25 @@ impl Core {
         };
         self.respond(now, server, rsp);
         self.drain_dialogs(now);
+        // A B leg's PRACK that waited for this one's answer (a delayed offer) goes now,
+        // with it.
+        let Some((key, Side::A)) = self.calls.by_dialog.get(id).copied() else {
+            return;
+        };
+        let waiting: Vec<(usize, (DialogId, u32, u32))> = self
+            .calls
+            .table
+            .get_mut(&key)
+            .map(|c| {
+                c.b.iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, b)| b.prack_waits.take().map(|w| (i, w)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (leg, (dialog, rseq, cseq)) in waiting {
+            self.send_prack(now, key, leg, &dialog, rseq, cseq, Some(req));
+        }
     }
 
     /// Our reliable provisional response in dialog `id` got no PRACK within 64·T1 (RFC

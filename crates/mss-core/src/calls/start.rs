@@ -297,6 +297,7 @@ impl Core {
             confirmed: None,
             authenticated: false,
             prack_refused: false,
+            prack_waits: None,
         });
         let client = self.call_send(now, invite, flow, CallClient::Invite { key, leg });
         let Some(call) = self.calls.table.get_mut(&key) else {
