@@ -120,3 +120,44 @@ fn session_expires_below_min_se_gets_422_and_the_retry_succeeds() {
     );
     assert_no_active_calls(&s);
 }
+
+/// The scenario pair on its own, without mss (`uac` calls `uas` directly): whether each
+/// ended with status 0.
+fn directly(uas: &str, uac: &str, limit: Duration) -> (bool, bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uas_port = free_port();
+    let mut callee = SippBg::spawn(d, "uas", {
+        let mut c = sipp(d, "uas", uas, uas_port);
+        c.args(["-m", "1"]);
+        c
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, _out, _err) = run_bounded(
+        sipp(d, "uac", uac, free_port())
+            .arg(format!("127.0.0.1:{uas_port}"))
+            .args(["-s", "101", "-set", "caller", "100", "-m", "1", "-l", "1"])
+            .args(["-timeout", &limit.as_secs().to_string()]),
+        limit + Duration::from_secs(5),
+    );
+    let (uas_ok, _) = callee.finish(limit);
+    (ok, uas_ok, sipp_trace(d, "uac"))
+}
+
+/// The 100rel pair runs against each other without mss; the caller fails on an 18x that
+/// is not reliable, so the tests above can fail.
+#[test]
+fn the_100rel_scenarios_run_directly_and_refuse_an_unreliable_18x() {
+    let (uac_ok, uas_ok, trace) = directly(
+        "calls-100rel-uas.xml",
+        "calls-100rel-uac.xml",
+        Duration::from_secs(10),
+    );
+    assert!(uac_ok && uas_ok, "{trace}");
+    let (uac_ok, _, trace) = directly(
+        "calls-early-media-uas.xml",
+        "calls-100rel-uac.xml",
+        Duration::from_secs(3),
+    );
+    assert!(!uac_ok, "a 183 without RSeq must fail the caller: {trace}");
+}
