@@ -163,7 +163,7 @@ fn no_prack_within_64_t1_fails_the_call_with_500_and_cancels_the_callee() {
     sim.receive(dev, &reply(&cancel, 200, "OK", ""));
     sim.receive(dev, &device_answer(&inv, dev, 487, "d1", "", ""));
     alice.learn(&failed);
-    alice.ack(&mut sim);
+    alice.ack_failure(&mut sim);
     assert_clean(&mut sim);
 }
 

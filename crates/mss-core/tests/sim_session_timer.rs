@@ -342,3 +342,38 @@ fn bad_session_timer_headers_get_400() {
     }
     assert_clean(&mut sim);
 }
+
+#[test]
+fn a_refresh_below_min_se_gets_422_and_the_session_goes_on() {
+    let mut sim = Sim::start(Setup::default());
+    let (mut alice, dev, _inv, _se) = call(
+        &mut sim,
+        "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n",
+        "",
+    );
+    sim.forget_sent();
+    let small = "Supported: timer\r\nSession-Expires: 30\r\n";
+    alice.send(&mut sim, "INVITE", small, SDP_A);
+    let rsp = response_to(&mut sim, alice.addr, Method::Invite).unwrap();
+    assert_eq!(rsp.status().as_u16(), 422);
+    assert_eq!(header(rsp.headers(), "Min-SE"), "90");
+    alice.ack_failure(&mut sim);
+    assert!(
+        request_to(&mut sim, dev, Method::Invite).is_none(),
+        "passed on"
+    );
+    // The next re-INVITE is served (the refused one is over in the dialog).
+    alice.send(
+        &mut sim,
+        "INVITE",
+        "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n",
+        SDP_A,
+    );
+    let reinvite = request_to(&mut sim, dev, Method::Invite).expect("passed on");
+    sim.receive(dev, &device_answer(&reinvite, dev, 200, "d1", "", SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    assert_eq!(header(ok.headers(), "Session-Expires"), "120;refresher=uac");
+    alice.ack(&mut sim);
+    hang_up(&mut sim, &mut alice, dev);
+    assert_clean(&mut sim);
+}

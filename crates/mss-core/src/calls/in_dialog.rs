@@ -77,6 +77,14 @@ impl Core {
             }
             return;
         };
+        if matches!(req.method(), Method::Invite | Method::Update) {
+            // A session refresh below mss's Min-SE (RFC 4028 §9): 422 here, as for a new
+            // INVITE; nothing goes to the other leg.
+            if let Err(rsp) = self.check_session_expires(req) {
+                self.respond_in_dialog(now, &id, server, *rsp);
+                return;
+            }
+        }
         match req.method() {
             Method::Bye => self.on_bye(now, server, req, key, side, &id),
             Method::Refer => {

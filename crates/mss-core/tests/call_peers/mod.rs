@@ -247,6 +247,13 @@ impl Caller {
         sim.receive(self.addr, &text);
     }
 
+    /// The ACK of a non-`2xx` answer to our last request (a re-INVITE): the INVITE's
+    /// branch, part of its transaction (RFC 3261 §17.1.1.3).
+    pub fn ack_failure(&mut self, sim: &mut Sim) {
+        self.branch -= 1;
+        self.ack(sim);
+    }
+
     /// Sends a new request in the dialog; returns its CSeq number.
     pub fn send(&mut self, sim: &mut Sim, method: &str, extra: &str, sdp: &str) -> u32 {
         self.cseq += 1;
