@@ -377,3 +377,43 @@ fn a_refresh_below_min_se_gets_422_and_the_session_goes_on() {
     hang_up(&mut sim, &mut alice, dev);
     assert_clean(&mut sim);
 }
+
+#[test]
+fn with_a_delayed_offer_mss_refreshes_the_callee_with_the_answer_it_relayed() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "", "");
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    let timer = "Session-Expires: 100;refresher=uac\r\nRequire: timer\r\n";
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", timer, SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    alice.learn(&ok);
+    // The caller's answer comes in its ACK and is relayed.
+    let ack = alice.in_dialog_text("ACK", alice.invite_cseq, "", SDP_A);
+    sim.receive(alice.addr, &ack);
+    let relayed = request_to(&mut sim, dev, Method::Ack).unwrap();
+    assert_eq!(relayed.body().as_ref(), SDP_A.as_bytes());
+    sim.forget_sent();
+    sim.advance(Duration::from_secs(49));
+    assert!(
+        !sim.sent
+            .iter()
+            .any(|s| s.request().is_some_and(|r| *r.method() == Method::Invite)),
+        "a refresh before half the interval"
+    );
+    let refresh = request_to(&mut sim, dev, Method::Invite).expect("mss refreshes at 50 s");
+    assert_eq!(
+        refresh.body().as_ref(),
+        SDP_A.as_bytes(),
+        "the same answer, no new offer"
+    );
+    assert_eq!(
+        header(refresh.headers(), "Session-Expires"),
+        "100;refresher=uac"
+    );
+    sim.receive(dev, &device_answer(&refresh, dev, 200, "d1", timer, SDP_B));
+    assert!(request_to(&mut sim, dev, Method::Ack).is_some());
+    hang_up(&mut sim, &mut alice, dev);
+    assert_clean(&mut sim);
+}

@@ -322,7 +322,9 @@ impl Core {
                 return;
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
-                self.session_timer_2xx(now, key, &dialog, &rsp, None);
+                let sent =
+                    super::session_timer::body_of(held.request.headers(), held.request.body());
+                self.session_timer_2xx(now, key, &dialog, &rsp, sent);
                 if let Some(call) = self.calls.table.get_mut(&key) {
                     if let Some(codec) = super::view::codec_of(rsp.body()) {
                         call.codec = Some(codec);
@@ -418,6 +420,8 @@ impl Core {
                 .map(|d| d.ack(relay.cseq, &mut self.rng));
             if let Some(mut out) = built {
                 copy_body_request(ack.headers(), ack.body(), &mut out);
+                // An answer to a delayed offer: what a re-INVITE refresh repeats.
+                self.session_timer_sent(&relay.to, &out);
                 if let Err(e) = self.dialogs.send_ack(&relay.to, out) {
                     tracing::debug!(error = %e, "ACK not relayed");
                 }

@@ -146,7 +146,8 @@ impl SessionTimers {
     }
 }
 
-fn body_of(headers: &mss_sip::Headers, body: &Bytes) -> Option<(Bytes, Bytes)> {
+/// The Content-Type and body of a message, `None` without body.
+pub(crate) fn body_of(headers: &mss_sip::Headers, body: &Bytes) -> Option<(Bytes, Bytes)> {
     if body.is_empty() {
         return None;
     }
@@ -323,6 +324,17 @@ impl Core {
             body: sent.or(old.and_then(|t| t.body)),
         };
         self.calls.session_timers.set(id.clone(), timer);
+    }
+
+    /// mss sent `request` (an ACK with the answer to a delayed offer) in dialog `id`: its
+    /// session description is what a re-INVITE refresh of that leg repeats.
+    pub(crate) fn session_timer_sent(&mut self, id: &DialogId, request: &Request) {
+        if let (Some(t), Some(body)) = (
+            self.calls.session_timers.legs.get_mut(id),
+            body_of(request.headers(), request.body()),
+        ) {
+            t.body = Some(body);
+        }
     }
 
     /// Adds the leg's session timer to a re-INVITE or UPDATE mss sends in dialog `id`
