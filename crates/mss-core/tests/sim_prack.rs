@@ -546,3 +546,36 @@ fn with_a_delayed_offer_the_answer_in_the_callers_prack_goes_in_mss_prack() {
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
 }
+
+#[test]
+fn a_callee_that_hangs_up_while_the_2xx_waits_for_the_prack_leaves_the_caller_a_487() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Supported: 100rel\r\n", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    sim.receive(dev, &device_answer(&inv, dev, 183, "d1", "", SDP_B));
+    let progress = alice.response(&mut sim, 101).unwrap();
+    assert!(header(progress.headers(), "RSeq").parse::<u32>().is_ok());
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    // The callee hangs up at once (it should wait for its ACK, which waits for the
+    // caller's); the caller's 200 is still held for its PRACK.
+    sim.receive(
+        dev,
+        &call_peers::device_request(&inv, dev, "d1", "BYE", 2, "", ""),
+    );
+    assert_eq!(
+        response_to(&mut sim, dev, Method::Bye)
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let last = alice
+        .response(&mut sim, 200)
+        .expect("a final answer to the caller");
+    assert_eq!(last.status().as_u16(), 487, "{last:?}");
+    alice.ack_failure(&mut sim);
+    assert_clean(&mut sim);
+    assert_eq!(sim.core.transaction_count(), 0, "transactions left");
+}

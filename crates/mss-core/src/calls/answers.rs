@@ -544,6 +544,12 @@ impl Core {
             Err(mss_dialog::DialogError::AwaitingAck) => {
                 self.calls.bye_on_ack.insert(dialog.clone());
             }
+            Err(mss_dialog::DialogError::ByeInEarlyDialog) => {
+                // The caller's 2xx still waits for a PRACK (RFC 3262 §3): its INVITE ends
+                // with a final failure instead (`reliable.rs`).
+                self.end_unsent_answer(now, dialog);
+                self.forget_dialog(now, dialog);
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "BYE not sent");
                 self.forget_dialog(now, dialog);

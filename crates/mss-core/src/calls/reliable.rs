@@ -177,6 +177,30 @@ impl Core {
         }
     }
 
+    /// The call of A dialog `id` ends while its `2xx` has not gone out (held for a PRACK):
+    /// the caller's INVITE gets `487` in its place (RFC 3261 §15: no BYE in an early
+    /// dialog of ours), which also drops the held `2xx`.
+    pub(crate) fn end_unsent_answer(&mut self, now: Now, id: &DialogId) {
+        let Some((key, Side::A)) = self.calls.by_dialog.get(id).copied() else {
+            return;
+        };
+        let Some(invite) = self.calls.table.get(&key).map(|c| c.a.invite.clone()) else {
+            return;
+        };
+        let Ok(rsp) = self.dialogs.response(
+            id,
+            &invite,
+            StatusCode::REQUEST_TERMINATED,
+            "Request Terminated",
+        ) else {
+            return;
+        };
+        if let Err(e) = self.dialogs.send_response(now.mono, id, rsp) {
+            tracing::debug!(error = %e, "487 to the caller not sent");
+        }
+        self.drain_dialogs(now);
+    }
+
     /// Our reliable provisional response in dialog `id` got no PRACK within 64·T1 (RFC
     /// 3262 §3): the caller's INVITE fails with `500` and the B legs are cancelled (a B
     /// leg that answered already gets its BYE).
