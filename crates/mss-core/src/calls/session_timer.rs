@@ -42,7 +42,7 @@ const REFRESH_RETRY: Duration = Duration::from_secs(2);
 /// The session timer of one leg.
 #[derive(Debug, Clone)]
 pub(crate) struct LegTimer {
-    /// The call and leg.
+    /// The call.
     key: CallKey,
     /// The session interval, in seconds.
     interval: u32,
