@@ -30,6 +30,10 @@ impl Core {
         req: &Request,
         from: &Flow,
     ) {
+        if let Err(rsp) = self.check_session_expires(req) {
+            self.respond(now, id, *rsp);
+            return;
+        }
         let admitted = match self.admit_call(now, req, from) {
             Ok(a) => a,
             Err(rsp) => {
@@ -275,6 +279,8 @@ impl Core {
         flow: Flow,
         target: BTarget,
     ) -> bool {
+        let mut invite = invite;
+        self.add_session_offer(&mut invite);
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;
         };
@@ -290,6 +296,8 @@ impl Core {
             dialogs: Vec::new(),
             confirmed: None,
             authenticated: false,
+            prack_refused: false,
+            prack_waits: None,
         });
         let client = self.call_send(now, invite, flow, CallClient::Invite { key, leg });
         let Some(call) = self.calls.table.get_mut(&key) else {
