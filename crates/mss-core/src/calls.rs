@@ -32,9 +32,11 @@ mod admission;
 mod answers;
 mod ending;
 mod in_dialog;
+mod media;
 mod model;
 mod outgoing;
 mod routing;
+mod sdp_relay;
 mod settings;
 mod start;
 mod view;
@@ -51,8 +53,8 @@ use rand::RngCore;
 
 pub use admission::is_dialable;
 pub use settings::{
-    CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
-    DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+    CallLevel, CallSettings, GroupSettings, GroupStrategy, MediaSettings, UserCalls,
+    DEFAULT_MAX_CALLS, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
 };
 
 use crate::core::Core;
@@ -132,6 +134,13 @@ pub(crate) struct Calls {
     pub(crate) per_user: HashMap<String, u32>,
     /// The member of each circular group who answered last.
     pub(crate) last_answered: HashMap<String, String>,
+    /// The call of every relay allocation asked for and not answered yet.
+    pub(crate) media_ops: HashMap<u64, CallKey>,
+    /// The call of every relay session (`calls/media.rs`).
+    pub(crate) by_session: HashMap<mss_media::SessionId, CallKey>,
+    next_media_op: u64,
+    /// When the relay's counters are asked for next.
+    pub(crate) stats_at: Option<Instant>,
 }
 
 impl Calls {
@@ -161,7 +170,18 @@ impl Calls {
             branch_prefix,
             per_user: HashMap::with_hasher(hasher.clone()),
             last_answered: HashMap::with_hasher(hasher.clone()),
+            media_ops: HashMap::with_hasher(hasher.clone()),
+            by_session: HashMap::with_hasher(hasher.clone()),
+            next_media_op: 1,
+            stats_at: None,
         }
+    }
+
+    /// A fresh id for a relay allocation.
+    pub(crate) fn next_media_op(&mut self) -> u64 {
+        let op = self.next_media_op;
+        self.next_media_op += 1;
+        op
     }
 
     /// A fresh key.
@@ -250,10 +270,14 @@ impl Core {
     /// When the call service wants [`Core::calls_on_timeout`]: a ring deadline or a
     /// dialog timer.
     pub(crate) fn calls_timeout(&self) -> Option<Instant> {
-        match (self.calls.poll_timeout(), self.dialogs.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.calls.poll_timeout(),
+            self.dialogs.poll_timeout(),
+            self.media_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Fires due dialog timers (`2xx` retransmissions, ACK waits, glare retries) and ring
@@ -266,6 +290,7 @@ impl Core {
         for key in self.calls.due(now.mono) {
             self.on_ring_deadline(now, key);
         }
+        self.media_stats_due(now.mono);
         for id in self.calls.due_guards(now.mono) {
             if self.calls.clients.contains_key(&id) && self.txns.abandon_client(now.mono, id) {
                 tracing::info!(?id, "no final response in time: the INVITE is given up");
@@ -433,6 +458,12 @@ impl Core {
     /// Calls in progress (for tests and the admin view).
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Relay sessions held by calls and allocations not answered yet (for tests: every
+    /// end of a call gives its ports back).
+    pub fn media_session_count(&self) -> usize {
+        self.calls.by_session.len() + self.calls.media_ops.len()
     }
 
     /// Dialogs held (for tests: no input may leave one behind).

@@ -60,7 +60,7 @@ mod testing;
 pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
 pub use bans::BAN_LOG_TARGET;
 pub use calls::{
-    is_dialable, CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls,
+    is_dialable, CallLevel, CallSettings, GroupSettings, GroupStrategy, MediaSettings, UserCalls,
     DEFAULT_MAX_CALLS, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
 };
 pub use input::{Input, StoreResult};

@@ -186,6 +186,8 @@ impl Core {
         };
         if early_media {
             copy_body_response(rsp.headers(), rsp.body(), &mut out);
+            let body = self.relay_body(key, Side::B(leg), Side::A, rsp.headers(), rsp.body());
+            out.set_body(body);
         }
         self.send_to_a(now, key, out);
     }
@@ -252,6 +254,9 @@ impl Core {
             return;
         };
         copy_body_response(rsp.headers(), rsp.body(), &mut ok);
+        let body = self.relay_body(key, Side::B(leg), Side::A, rsp.headers(), rsp.body());
+        ok.set_body(body);
+        self.media_answered(key);
         let a_dialog = self.calls.table.get(&key).and_then(|c| c.a.dialog.clone());
         if let (Some(call), Some(from)) = (self.calls.table.get_mut(&key), a_dialog) {
             call.ack_relay = Some(AckRelay {
