@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,42 +39,14 @@ pub fn password(user: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no test user {user}"))
 }
 
-/// `[media] relay = never` when this build of mss knows the key (DESIGN §8; added by the
-/// media-relay work), else nothing: the tests assert signalling only, so either works, and
-/// the log says which.
+/// The `[media]` section of the call tests: the relay (on by default, DESIGN §8) with its
+/// sockets on loopback, where every peer of the tests is.
 pub fn media_section() -> &'static str {
-    static KNOWN: OnceLock<bool> = OnceLock::new();
-    let known = *KNOWN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let ini = dir.path().join("mss.ini");
-        std::fs::write(
-            &ini,
-            "[server]\ndomain = pbx.test\n[user:100]\npassword = x\n[media]\nrelay = never\n",
-        )
-        .unwrap();
-        let (ok, out, err) = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_mss"))
-                .arg("check-config")
-                .arg("--config")
-                .arg(&ini),
-            Duration::from_secs(10),
-        );
-        if !ok {
-            eprintln!(
-                "note: this mss does not take `[media] relay = never` yet; the call tests run without it:\n{out}{err}"
-            );
-        }
-        ok
-    });
-    if known {
-        "[media]\nrelay = never\n"
-    } else {
-        ""
-    }
+    "[media]\nrtp_address = 127.0.0.1\n"
 }
 
 /// Starts mss with [`USERS`], MD5 challenges only (SIPp and baresip 1.0 answer MD5 alone),
-/// no relay of the media where the key exists, plus `sections` (`[line:…]` …).
+/// the media relay on loopback ([`media_section`]), plus `sections` (`[line:…]` …).
 pub fn start(dir: &Path, sections: &str) -> Server {
     start_services(dir, "", &[], sections)
 }
@@ -265,6 +237,10 @@ pub struct AgentOptions {
     pub auto_answer: u16,
     /// The account's password when it is not one of [`USERS`] (a provider's user).
     pub password: Option<String>,
+    /// Play a tone of this frequency (Hz) into every call (0: none).
+    pub tone: u16,
+    /// Record each call's received audio to `PREFIX-callN.wav`.
+    pub record: Option<PathBuf>,
 }
 
 impl Agent {
@@ -300,6 +276,12 @@ impl Agent {
         }
         if o.auto_answer != 0 {
             cmd.arg("--auto-answer").arg(o.auto_answer.to_string());
+        }
+        if o.tone != 0 {
+            cmd.arg("--tone").arg(o.tone.to_string());
+        }
+        if let Some(prefix) = &o.record {
+            cmd.arg("--record").arg(prefix);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -340,6 +322,18 @@ impl Agent {
 
     /// An agent registered as `user` at mss over `transport`; waits for the `200`.
     pub fn registered(dir: &Path, s: &Server, name: &str, user: &str, transport: &str) -> Agent {
+        Agent::registered_with(dir, s, name, user, transport, AgentOptions::default())
+    }
+
+    /// As [`Agent::registered`], with the other options of `o` (a tone, a recording).
+    pub fn registered_with(
+        dir: &Path,
+        s: &Server,
+        name: &str,
+        user: &str,
+        transport: &str,
+        o: AgentOptions,
+    ) -> Agent {
         let a = Agent::start(
             dir,
             name,
@@ -348,7 +342,7 @@ impl Agent {
                 registrar: Some(s.sip()),
                 domain: Some("pbx.test".to_string()),
                 transport: transport.to_string(),
-                ..AgentOptions::default()
+                ..o
             },
         );
         a.wait(s, "its REGISTER answered 200", |e| {

@@ -1,0 +1,264 @@
+//! The media relay with real phones (DESIGN §8 "Media relay"): two pjsua2 agents (PyPI
+//! `pjsua2-python`, null audio device) call each other through the real `mss` with the
+//! relay on, each plays its own tone into the call (440 Hz and 1000 Hz) and records what it
+//! receives. Each recording must carry the other side's tone for most of the call, so
+//! audio that flows one way only (or not at all) fails the test; and mss's
+//! `/api/calls/active` must have counted RTP in and out on both legs, so the audio went
+//! through the relay and not around it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod calls_common;
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use calls_common::{assert_no_active_calls, ev, start, wait_record, Agent, AgentOptions};
+use common::Server;
+use serde_json::Value;
+
+/// How long the call stays up once both phones send audio.
+const TALK: Duration = Duration::from_secs(4);
+
+/// A WAV recording's samples (mono 16-bit PCM, as pjsua2's recorder writes) and rate.
+struct Recording {
+    rate: u32,
+    samples: Vec<i16>,
+}
+
+/// Reads a RIFF/WAVE file of 16-bit PCM; the `data` chunk is read to the end of the file
+/// when its size was never filled in.
+fn read_wav(path: &Path) -> Recording {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
+        "{} is not a WAV file",
+        path.display()
+    );
+    let (mut rate, mut channels, mut bits) = (0u32, 0u16, 0u16);
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            channels = u16::from_le_bytes(bytes[body + 2..body + 4].try_into().unwrap());
+            rate = u32::from_le_bytes(bytes[body + 4..body + 8].try_into().unwrap());
+            bits = u16::from_le_bytes(bytes[body + 14..body + 16].try_into().unwrap());
+        } else if id == b"data" {
+            assert_eq!((channels, bits), (1, 16), "{}: mono 16-bit", path.display());
+            let end = if size == 0 || body + size > bytes.len() {
+                bytes.len()
+            } else {
+                body + size
+            };
+            let samples = bytes[body..end]
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return Recording { rate, samples };
+        }
+        at = body + size + (size & 1);
+    }
+    panic!("{}: no data chunk", path.display());
+}
+
+/// The power of frequency `f` in `x` (Goertzel), per sample.
+fn goertzel(x: &[i16], rate: u32, f: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s = f64::from(v) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    power / (x.len() as f64).powi(2)
+}
+
+/// How many 100 ms blocks of `r` have `want` Hz as their clearly dominant tone (ten
+/// times the power of `other` Hz and loud enough to be a tone, not noise), and how many
+/// blocks there are.
+fn tone_blocks(r: &Recording, want: f64, other: f64) -> (usize, usize) {
+    let block = (r.rate / 10) as usize;
+    let blocks: Vec<&[i16]> = r.samples.chunks_exact(block).collect();
+    let hits = blocks
+        .iter()
+        .filter(|b| {
+            let (p_want, p_other) = (goertzel(b, r.rate, want), goertzel(b, r.rate, other));
+            // A tone of amplitude A has power A²/4 here; 100 is an amplitude of 20 of 32767.
+            p_want > 100.0 && p_want > 10.0 * p_other
+        })
+        .count();
+    (hits, blocks.len())
+}
+
+/// The `m=audio` ports of the SDP in every message an agent received (its SIP trace).
+fn received_audio_ports(trace: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let mut rx = false;
+    for line in trace.lines() {
+        if line.contains(" bytes ") && (line.contains(" RX ") || line.contains(".RX ")) {
+            rx = true;
+        } else if line.contains(" bytes ") && (line.contains(" TX ") || line.contains(".TX ")) {
+            rx = false;
+        }
+        if let Some(rest) = line.strip_prefix("m=audio ") {
+            if rx {
+                if let Some(port) = rest.split(' ').next().and_then(|p| p.parse().ok()) {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// The legs of the one active call, once every leg counted RTP both ways.
+fn legs_with_rtp(s: &Server) -> Option<Vec<Value>> {
+    let (code, body) = s.get("/api/calls/active");
+    if code != 200 {
+        return None;
+    }
+    let calls: Vec<Value> = serde_json::from_str(&body).ok()?;
+    let legs = calls.first()?["legs"].as_array()?.clone();
+    let flowing = legs.len() == 2
+        && legs.iter().all(|l| {
+            l["rtp_in"].as_u64().unwrap_or(0) > 0 && l["rtp_out"].as_u64().unwrap_or(0) > 0
+        });
+    flowing.then_some(legs)
+}
+
+/// Caller 100 plays 440 Hz, callee 101 plays 1000 Hz; each hears the other's tone through
+/// the relay, for most of the call, and mss counted both directions on both legs.
+#[test]
+fn two_phones_hear_each_other_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d, "");
+    let record = |name: &str| AgentOptions {
+        record: Some(d.join(name)),
+        ..AgentOptions::default()
+    };
+    let mut a = Agent::registered_with(
+        d,
+        &s,
+        "a",
+        "100",
+        "udp",
+        AgentOptions {
+            tone: 440,
+            ..record("rec-a")
+        },
+    );
+    let b = Agent::registered_with(
+        d,
+        &s,
+        "b",
+        "101",
+        "udp",
+        AgentOptions {
+            tone: 1000,
+            auto_answer: 200,
+            ..record("rec-b")
+        },
+    );
+    a.cmd("call 101");
+    a.wait(&s, "the call confirmed", ev::state(1, "CONFIRMED"));
+    b.wait(&s, "the callee's media active", ev::media("ACTIVE"));
+    // Both SDPs point at mss: pjsua2's traces show the relay's address and ports.
+    let legs =
+        common::wait_for(Duration::from_secs(15), || legs_with_rtp(&s)).unwrap_or_else(|| {
+            panic!(
+                "GET /api/calls/active: expected rtp_in and rtp_out > 0 on both legs: {:?}\n{}",
+                s.get("/api/calls/active"),
+                calls_common::mss_log(&s)
+            )
+        });
+    assert!(
+        legs.iter().all(|l| l["no_rtp_from"] == false),
+        "no leg is silent: {legs:?}"
+    );
+    // Each phone was told to send to the relay (its ports, 20000-30000), never to the
+    // other phone (pjsua2's own ports start at 4000).
+    for agent in [&a, &b] {
+        let ports = received_audio_ports(&agent.sip_trace());
+        assert!(
+            !ports.is_empty() && ports.iter().all(|p| (20000..30000).contains(p)),
+            "agent {}: the SDP it received names ports {ports:?}, not the relay's",
+            agent.name
+        );
+    }
+    std::thread::sleep(TALK);
+    a.cmd("hangup");
+    a.wait(&s, "the call over", ev::state(1, "DISCONNECTED"));
+    b.wait(&s, "the callee's call over", ev::state(1, "DISCONNECTED"));
+    // The recorders write their files when the agents exit.
+    a.quit();
+    b.quit();
+    wait_record(&s, "answered", |r| r["disposition"] == "answered");
+    assert_no_active_calls(&s);
+    let metrics = s.get("/metrics").1;
+    let relayed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mss_rtp_packets_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(relayed > 100, "mss_rtp_packets_total {relayed}\n{metrics}");
+    assert!(
+        metrics.contains("mss_rtp_ports_in_use 0\n"),
+        "every port given back: {metrics}"
+    );
+
+    for (file, want, other, who) in [
+        (
+            "rec-a-call1.wav",
+            1000.0,
+            440.0,
+            "the caller hears the callee",
+        ),
+        (
+            "rec-b-call1.wav",
+            440.0,
+            1000.0,
+            "the callee hears the caller",
+        ),
+    ] {
+        let r = read_wav(&d.join(file));
+        let seconds = r.samples.len() as f64 / f64::from(r.rate);
+        let (hits, blocks) = tone_blocks(&r, want, other);
+        let block = (r.rate / 10) as usize;
+        let pattern: String = r
+            .samples
+            .chunks_exact(block)
+            .map(|b| {
+                let (w, o) = (goertzel(b, r.rate, want), goertzel(b, r.rate, other));
+                if w > 100.0 && w > 10.0 * o {
+                    '+'
+                } else if o > 100.0 {
+                    'o'
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        eprintln!("{file}: {pattern}");
+        eprintln!(
+            "{file}: {seconds:.1} s at {} Hz, {hits}/{blocks} blocks of {want} Hz",
+            r.rate
+        );
+        assert!(
+            seconds >= TALK.as_secs_f64(),
+            "{who}: the recording lasts {seconds:.1} s, the call at least {TALK:?}"
+        );
+        // The tone for most of the time both phones surely talked (the recording also
+        // holds the start of the media and the silence after the hang-up).
+        let talk_blocks = usize::try_from(TALK.as_millis() / 100).unwrap();
+        assert!(
+            hits * 10 >= talk_blocks * 8,
+            "{who}: only {hits} blocks of 100 ms carry {want} Hz (of {blocks}; the call had {talk_blocks} at least)"
+        );
+    }
+}
