@@ -22,6 +22,8 @@
 //!   INFO, MESSAGE, …) passed to the other leg and their answers back; ACKs relayed.
 //! - `calls/ending.rs`: CANCEL from the caller, timeouts, the end of a call, its record.
 //! - `calls/view.rs`: `GET /api/calls/active`.
+//! - `calls/media.rs`, `calls/sdp_relay.rs`: the media relay (`[media] relay = always`):
+//!   ports per call, every SDP pointed at mss, the relay's events.
 //!
 //! Every request to a device goes over the flow it registered on (TCP connection reuse,
 //! DESIGN §7); every request to a line's provider to the line's registrar target; every

@@ -30,6 +30,8 @@
 //!   store result ────────── Input::Stored { id } ▶ the answer goes out (200, 202, …)
 //!   ◀── Output::Resolve { id, request } ──────── a line's registrar to look up
 //!   targets ─────────────── Input::Resolved { id } ▶ the line's REGISTER leaves
+//!   ◀── Output::Media(Command) ───────────────── relay ports for a call, its remotes, …
+//!   relay event ─────────── Input::Media(event) ▶ the call's B legs start, BYE on timeout
 //!   sleep until poll_timeout ─ Input::Timeout ──▶ timers (transactions, lines, messages)
 //! ```
 //!

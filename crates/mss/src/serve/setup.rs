@@ -346,7 +346,10 @@ mod tests {
         );
         let options = media_options(&embedded, 1).unwrap();
         assert_eq!(options.relay.ports.to_string(), "20000-29999");
-        assert_eq!(options.relay.rtp_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(
+            options.relay.rtp_timeout,
+            std::time::Duration::from_secs(60)
+        );
         embedded.media.relay = crate::config::MediaRelay::Never;
         assert_eq!(call_settings(&embedded), CallSettings::default());
         assert!(media_options(&embedded, 1).is_none());
