@@ -1,10 +1,11 @@
 //! The media relay with real phones (DESIGN §8 "Media relay"): two pjsua2 agents (PyPI
 //! `pjsua2-python`, null audio device) call each other through the real `mss` with the
 //! relay on, each plays its own tone into the call (440 Hz and 1000 Hz) and records what it
-//! receives. Each recording must carry the other side's tone for most of the call, so
-//! audio that flows one way only (or not at all) fails the test; and mss's
-//! `/api/calls/active` must have counted RTP in and out on both legs, so the audio went
-//! through the relay and not around it.
+//! receives; the same with baresip 1.0 on one side (its `ausine` source at 1000 Hz, its
+//! `sndfile` filter recording what it decodes). Each recording must carry the other side's
+//! tone for most of the call, so audio that flows one way only (or not at all) fails the
+//! test; and mss's `/api/calls/active` must have counted RTP in and out on both legs, so the
+//! audio went through the relay and not around it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use calls_common::{assert_no_active_calls, ev, start, wait_record, Agent, AgentOptions};
+use calls_common::{
+    assert_no_active_calls, ev, start, wait_record, wait_registered, Agent, AgentOptions, Baresip,
+};
 use common::Server;
 use serde_json::Value;
 
@@ -131,6 +134,108 @@ fn legs_with_rtp(s: &Server) -> Option<Vec<Value>> {
     flowing.then_some(legs)
 }
 
+/// Checks that recording `path` carries `want` Hz (not `other`) for most of `TALK`.
+fn assert_hears(path: &Path, want: f64, other: f64, who: &str) {
+    let r = read_wav(path);
+    let seconds = r.samples.len() as f64 / f64::from(r.rate);
+    let (hits, blocks) = tone_blocks(&r, want, other);
+    eprintln!(
+        "{}: {seconds:.1} s at {} Hz, {hits}/{blocks} blocks of {want} Hz",
+        path.display(),
+        r.rate
+    );
+    assert!(
+        seconds >= TALK.as_secs_f64(),
+        "{who}: the recording lasts {seconds:.1} s, the call at least {TALK:?}"
+    );
+    let talk_blocks = usize::try_from(TALK.as_millis() / 100).unwrap();
+    assert!(
+        hits * 10 >= talk_blocks * 8,
+        "{who}: only {hits} blocks of 100 ms carry {want} Hz (of {blocks}; the call had {talk_blocks} at least)"
+    );
+}
+
+/// Waits until both legs of the one call counted RTP both ways, and no leg is silent.
+fn assert_rtp_both_ways(s: &Server) {
+    let legs =
+        common::wait_for(Duration::from_secs(15), || legs_with_rtp(s)).unwrap_or_else(|| {
+            panic!(
+                "GET /api/calls/active: expected rtp_in and rtp_out > 0 on both legs: {:?}\n{}",
+                s.get("/api/calls/active"),
+                calls_common::mss_log(s)
+            )
+        });
+    assert!(
+        legs.iter().all(|l| l["no_rtp_from"] == false),
+        "no leg is silent: {legs:?}"
+    );
+}
+
+/// pjsua2 (100, 440 Hz) calls baresip (102, its `ausine` source at 1000 Hz, its `sndfile`
+/// filter recording what it decodes) through the relay: each hears the other.
+#[test]
+fn pjsua_and_baresip_hear_each_other_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d, "");
+    let snd = d.join("baresip-audio");
+    std::fs::create_dir_all(&snd).unwrap();
+    // ausine makes 48 kHz stereo only; alsa's `null` device plays what is decoded, so
+    // that sndfile sees it.
+    let audio = format!(
+        "module ausine.so\nmodule alsa.so\nmodule sndfile.so\naudio_source ausine,1000\n\
+         audio_player alsa,null\nausrc_srate 48000\nausrc_channels 2\nsnd_path {}\n",
+        snd.display()
+    );
+    let mut b = Baresip::start_with_config(d, "b", "102", s.sip(), "udp", true, &audio);
+    wait_registered(&s, "102", "UDP", &|| b.log());
+    let mut a = Agent::registered_with(
+        d,
+        &s,
+        "a",
+        "100",
+        "udp",
+        AgentOptions {
+            tone: 440,
+            record: Some(d.join("rec-a")),
+            ..AgentOptions::default()
+        },
+    );
+    let mb = b.mark();
+    a.cmd("call 102");
+    b.wait_event(&s, mb, "CALL_INCOMING");
+    b.command("accept", "");
+    b.wait_event(&s, mb, "CALL_ESTABLISHED");
+    a.wait(&s, "the call confirmed", ev::state(1, "CONFIRMED"));
+    assert_rtp_both_ways(&s);
+    std::thread::sleep(TALK);
+    a.cmd("hangup");
+    a.wait(&s, "the call over", ev::state(1, "DISCONNECTED"));
+    b.wait_event(&s, mb, "CALL_CLOSED");
+    a.quit();
+    wait_record(&s, "answered", |r| r["disposition"] == "answered");
+    assert_no_active_calls(&s);
+    assert_hears(
+        &d.join("rec-a-call1.wav"),
+        1000.0,
+        440.0,
+        "pjsua2 hears baresip",
+    );
+    let decoded = std::fs::read_dir(&snd)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip recorded nothing in {}:\n{}",
+                snd.display(),
+                b.log()
+            )
+        });
+    assert_hears(&decoded, 440.0, 1000.0, "baresip hears pjsua2");
+}
+
 /// Caller 100 plays 440 Hz, callee 101 plays 1000 Hz; each hears the other's tone through
 /// the relay, for most of the call, and mss counted both directions on both legs.
 #[test]
@@ -168,19 +273,7 @@ fn two_phones_hear_each_other_through_the_relay() {
     a.cmd("call 101");
     a.wait(&s, "the call confirmed", ev::state(1, "CONFIRMED"));
     b.wait(&s, "the callee's media active", ev::media("ACTIVE"));
-    // Both SDPs point at mss: pjsua2's traces show the relay's address and ports.
-    let legs =
-        common::wait_for(Duration::from_secs(15), || legs_with_rtp(&s)).unwrap_or_else(|| {
-            panic!(
-                "GET /api/calls/active: expected rtp_in and rtp_out > 0 on both legs: {:?}\n{}",
-                s.get("/api/calls/active"),
-                calls_common::mss_log(&s)
-            )
-        });
-    assert!(
-        legs.iter().all(|l| l["no_rtp_from"] == false),
-        "no leg is silent: {legs:?}"
-    );
+    assert_rtp_both_ways(&s);
     // Each phone was told to send to the relay (its ports, 20000-30000), never to the
     // other phone (pjsua2's own ports start at 4000).
     for agent in [&a, &b] {
@@ -212,53 +305,16 @@ fn two_phones_hear_each_other_through_the_relay() {
         "every port given back: {metrics}"
     );
 
-    for (file, want, other, who) in [
-        (
-            "rec-a-call1.wav",
-            1000.0,
-            440.0,
-            "the caller hears the callee",
-        ),
-        (
-            "rec-b-call1.wav",
-            440.0,
-            1000.0,
-            "the callee hears the caller",
-        ),
-    ] {
-        let r = read_wav(&d.join(file));
-        let seconds = r.samples.len() as f64 / f64::from(r.rate);
-        let (hits, blocks) = tone_blocks(&r, want, other);
-        let block = (r.rate / 10) as usize;
-        let pattern: String = r
-            .samples
-            .chunks_exact(block)
-            .map(|b| {
-                let (w, o) = (goertzel(b, r.rate, want), goertzel(b, r.rate, other));
-                if w > 100.0 && w > 10.0 * o {
-                    '+'
-                } else if o > 100.0 {
-                    'o'
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        eprintln!("{file}: {pattern}");
-        eprintln!(
-            "{file}: {seconds:.1} s at {} Hz, {hits}/{blocks} blocks of {want} Hz",
-            r.rate
-        );
-        assert!(
-            seconds >= TALK.as_secs_f64(),
-            "{who}: the recording lasts {seconds:.1} s, the call at least {TALK:?}"
-        );
-        // The tone for most of the time both phones surely talked (the recording also
-        // holds the start of the media and the silence after the hang-up).
-        let talk_blocks = usize::try_from(TALK.as_millis() / 100).unwrap();
-        assert!(
-            hits * 10 >= talk_blocks * 8,
-            "{who}: only {hits} blocks of 100 ms carry {want} Hz (of {blocks}; the call had {talk_blocks} at least)"
-        );
-    }
+    assert_hears(
+        &d.join("rec-a-call1.wav"),
+        1000.0,
+        440.0,
+        "the caller hears the callee",
+    );
+    assert_hears(
+        &d.join("rec-b-call1.wav"),
+        440.0,
+        1000.0,
+        "the callee hears the caller",
+    );
 }

@@ -576,6 +576,19 @@ impl Baresip {
         transport: &str,
         register: bool,
     ) -> Baresip {
+        Baresip::start_with_config(dir, name, user, registrar, transport, register, "")
+    }
+
+    /// As [`Baresip::start`], with `extra` lines added to its `config` (audio modules).
+    pub fn start_with_config(
+        dir: &Path,
+        name: &str,
+        user: &str,
+        registrar: SocketAddr,
+        transport: &str,
+        register: bool,
+        extra: &str,
+    ) -> Baresip {
         let baresip = require_tool("baresip");
         let home = dir.join(format!("baresip-{name}"));
         let conf = home.join(".baresip");
@@ -593,7 +606,7 @@ impl Baresip {
             format!(
                 "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
                  module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\n\
-                 module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
+                 module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n{extra}"
             ),
         )
         .unwrap();
