@@ -3,7 +3,7 @@
 # only those that are missing. Idempotent and quiet; works as root, or through sudo.
 set -euo pipefail
 
-PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3)
+PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3 iproute2 iptables curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

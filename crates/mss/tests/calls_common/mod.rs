@@ -241,6 +241,10 @@ pub struct AgentOptions {
     pub tone: u16,
     /// Record each call's received audio to `PREFIX-callN.wav`.
     pub record: Option<PathBuf>,
+    /// The local address for SIP and RTP (default `127.0.0.1`).
+    pub bind: Option<String>,
+    /// Run in this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
 }
 
 impl Agent {
@@ -253,7 +257,14 @@ impl Agent {
         } else {
             o.transport.clone()
         };
-        let mut cmd = Command::new(pjsua_python());
+        let mut cmd = match &o.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(pjsua_python());
+                c
+            }
+            None => Command::new(pjsua_python()),
+        };
         cmd.arg(pjsua_agent_script())
             .arg("--trace")
             .arg(&trace)
@@ -282,6 +293,9 @@ impl Agent {
         }
         if let Some(prefix) = &o.record {
             cmd.arg("--record").arg(prefix);
+        }
+        if let Some(bind) = &o.bind {
+            cmd.args(["--bind", bind]);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
