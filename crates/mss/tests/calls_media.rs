@@ -72,6 +72,12 @@ fn assert_rtp_both_ways(s: &Server) {
         legs.iter().all(|l| l["no_rtp_from"] == false),
         "no leg is silent: {legs:?}"
     );
+    for l in &legs {
+        eprintln!(
+            "leg {}: rtp_in {} rtp_out {}",
+            l["peer"], l["rtp_in"], l["rtp_out"]
+        );
+    }
 }
 
 /// pjsua2 (100, 440 Hz) calls baresip (102, its `ausine` source at 1000 Hz, its `sndfile`
@@ -202,6 +208,7 @@ fn two_phones_hear_each_other_through_the_relay() {
         .find_map(|l| l.strip_prefix("mss_rtp_packets_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    eprintln!("mss_rtp_packets_total {relayed}");
     assert!(relayed > 100, "mss_rtp_packets_total {relayed}\n{metrics}");
     assert!(
         metrics.contains("mss_rtp_ports_in_use 0\n"),
