@@ -36,7 +36,7 @@ use mss_store::EndedBy;
 
 use super::admission::Target;
 use super::model::{CallState, Side};
-use super::sdp_relay::{is_sdp, relay_sdp, stream_count, StreamRemote};
+use super::sdp_relay::{is_sdp, leg_streams, relay_sdp, stream_count, StreamRemote};
 use super::CallKey;
 use crate::core::Core;
 use crate::output::Output;
@@ -340,7 +340,7 @@ impl Core {
             return body.clone();
         };
         match relay_sdp(body, address, &ports) {
-            Ok(r) => r.body,
+            Ok(rewritten) => rewritten,
             Err(e) => {
                 tracing::info!(error = %e, "SDP that cannot be rewritten passed as it is");
                 body.clone()
@@ -357,10 +357,8 @@ impl Core {
         let Some(flow) = call.flow_of(side) else {
             return;
         };
-        // The address is only needed to read the body; any will do.
-        let streams = match relay_sdp(body, flow.remote.ip(), &[]) {
-            Ok(r) => r.streams,
-            Err(_) => return,
+        let Ok(streams) = leg_streams(body) else {
+            return;
         };
         let leg = leg_of(side);
         let signalling = flow.remote.ip().to_canonical();

@@ -28,15 +28,6 @@ pub(crate) struct StreamRemote {
     pub(crate) hold: bool,
 }
 
-/// A description read and rewritten for the other leg.
-#[derive(Debug, Clone)]
-pub(crate) struct Relayed {
-    /// The body for the other leg.
-    pub(crate) body: Bytes,
-    /// What each stream (by `m=` index) says of the leg that sent it.
-    pub(crate) streams: Vec<StreamRemote>,
-}
-
 /// Whether a body with these headers is SDP (`Content-Type: application/sdp`).
 pub(crate) fn is_sdp(headers: &mss_sip::Headers) -> bool {
     matches!(
@@ -51,14 +42,9 @@ pub(crate) fn stream_count(body: &Bytes) -> usize {
     SessionDescription::parse(body.clone()).map_or(0, |s| s.media().len())
 }
 
-/// Reads `body` (a leg's SDP) and writes it for the other leg: stream `i` at `address`
-/// and `ports[i]` (see the module docs).
-pub(crate) fn relay_sdp(
-    body: &Bytes,
-    address: IpAddr,
-    ports: &[PortPair],
-) -> Result<Relayed, SdpError> {
-    let mut sdp = SessionDescription::parse(body.clone())?;
+/// What each stream of `sdp` says of the leg that sent it, and whether its connection
+/// address is the zero (hold) address.
+fn streams_of(sdp: &SessionDescription) -> (Vec<StreamRemote>, Vec<bool>) {
     let mut streams = Vec::with_capacity(sdp.media().len());
     let mut zero_address = Vec::with_capacity(sdp.media().len());
     for stream in sdp.streams() {
@@ -80,6 +66,24 @@ pub(crate) fn relay_sdp(
         });
         zero_address.push(stream.connection().is_some_and(|c| c.is_unspecified()));
     }
+    (streams, zero_address)
+}
+
+/// What each stream (by `m=` index) of a leg's SDP `body` says of that leg.
+pub(crate) fn leg_streams(body: &Bytes) -> Result<Vec<StreamRemote>, SdpError> {
+    let sdp = SessionDescription::parse(body.clone())?;
+    Ok(streams_of(&sdp).0)
+}
+
+/// Reads `body` (a leg's SDP) and writes it for the other leg: stream `i` at `address`
+/// and `ports[i]` (see the module docs).
+pub(crate) fn relay_sdp(
+    body: &Bytes,
+    address: IpAddr,
+    ports: &[PortPair],
+) -> Result<Bytes, SdpError> {
+    let mut sdp = SessionDescription::parse(body.clone())?;
+    let (_, zero_address) = streams_of(&sdp);
     let any_zero = zero_address.iter().any(|z| *z);
     if !any_zero {
         sdp.set_connection_address(address);
@@ -102,10 +106,7 @@ pub(crate) fn relay_sdp(
             media.set_rtcp(pair.rtcp(), ip);
         }
     }
-    Ok(Relayed {
-        body: sdp.to_bytes(),
-        streams,
-    })
+    Ok(sdp.to_bytes())
 }
 
 #[cfg(test)]
@@ -133,7 +134,7 @@ mod tests {
         let mss: IpAddr = "203.0.113.5".parse().unwrap();
         let r = relay_sdp(&body, mss, &[pair(30000)]).unwrap();
         assert_eq!(
-            std::str::from_utf8(&r.body).unwrap(),
+            std::str::from_utf8(&r).unwrap(),
             OFFER
                 .replace("c=IN IP4 192.0.2.10", "c=IN IP4 203.0.113.5")
                 .replace("m=audio 4000", "m=audio 30000")
@@ -143,7 +144,7 @@ mod tests {
                 )
         );
         assert_eq!(
-            r.streams,
+            leg_streams(&body).unwrap(),
             [StreamRemote {
                 rtp: Some("192.0.2.10:4000".parse().unwrap()),
                 rtcp: Some("192.0.2.10:4001".parse().unwrap()),
@@ -161,10 +162,10 @@ mod tests {
             &[pair(30000)],
         )
         .unwrap();
-        let text = String::from_utf8(r.body.to_vec()).unwrap();
+        let text = String::from_utf8(r.to_vec()).unwrap();
         assert!(text.contains("c=IN IP4 0.0.0.0\r\n"), "{text}");
         assert!(text.contains("m=audio 30000 "), "{text}");
-        assert!(r.streams[0].hold);
+        assert!(leg_streams(&Bytes::from(legacy)).unwrap()[0].hold);
         for (dir, hold) in [
             ("sendonly", true),
             ("recvonly", true),
@@ -173,8 +174,8 @@ mod tests {
         ] {
             let body = Bytes::from(OFFER.replace("a=sendrecv", &format!("a={dir}")));
             let r = relay_sdp(&body, "203.0.113.5".parse().unwrap(), &[pair(30000)]).unwrap();
-            assert_eq!(r.streams[0].hold, hold, "{dir}");
-            assert!(String::from_utf8(r.body.to_vec())
+            assert_eq!(leg_streams(&body).unwrap()[0].hold, hold, "{dir}");
+            assert!(String::from_utf8(r.to_vec())
                 .unwrap()
                 .contains(&format!("a={dir}\r\n")));
         }
@@ -184,26 +185,26 @@ mod tests {
     fn streams_beyond_the_sessions_are_disabled_and_rejected_ones_stay() {
         let two = format!("{OFFER}m=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
         let r = relay_sdp(
-            &Bytes::from(two),
+            &Bytes::from(two.clone()),
             "198.51.100.1".parse().unwrap(),
             &[pair(20000)],
         )
         .unwrap();
-        let text = String::from_utf8(r.body.to_vec()).unwrap();
+        let text = String::from_utf8(r.to_vec()).unwrap();
         assert!(text.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"), "{text}");
         assert!(text.contains("m=video 0 RTP/AVP 96\r\n"), "{text}");
-        assert_eq!(r.streams.len(), 2);
+        assert_eq!(leg_streams(&Bytes::from(two)).unwrap().len(), 2);
         let rejected = OFFER.replace("m=audio 4000", "m=audio 0");
         let r = relay_sdp(
-            &Bytes::from(rejected),
+            &Bytes::from(rejected.clone()),
             "198.51.100.1".parse().unwrap(),
             &[pair(20000)],
         )
         .unwrap();
-        assert!(String::from_utf8(r.body.to_vec())
+        assert!(String::from_utf8(r.to_vec())
             .unwrap()
             .contains("m=audio 0 RTP/AVP"));
-        assert_eq!(r.streams[0].rtp, None);
+        assert_eq!(leg_streams(&Bytes::from(rejected)).unwrap()[0].rtp, None);
     }
 
     #[test]
@@ -216,5 +217,9 @@ mod tests {
         .is_err());
         assert_eq!(stream_count(&Bytes::from_static(OFFER.as_bytes())), 1);
         assert_eq!(stream_count(&Bytes::from_static(b"x")), 0);
+        assert_eq!(
+            leg_streams(&Bytes::from_static(OFFER.as_bytes())).unwrap()[0].rtp,
+            Some("192.0.2.10:4000".parse().unwrap())
+        );
     }
 }

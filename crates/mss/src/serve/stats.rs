@@ -295,6 +295,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_media_relay_series() {
+        let mut snap = mss_media::io::CountersSnapshot::default();
+        snap.relay.relayed = 613;
+        snap.relay.ports_in_use = 4;
+        snap.relay.exhausted = 1;
+        snap.relay.dropped[mss_media::DropReason::Stranger.index()] = 2;
+        let mut text = String::new();
+        media(&mut text, &snap);
+        assert!(text.contains("mss_rtp_packets_total 613\n"), "{text}");
+        assert!(text.contains("# TYPE mss_rtp_ports_in_use gauge\nmss_rtp_ports_in_use 4\n"));
+        assert!(text.contains("mss_rtp_ports_exhausted_total 1\n"));
+        assert!(text.contains("mss_rtp_dropped_total{reason=\"stranger\"} 2\n"));
+        assert!(text.contains("mss_rtp_dropped_total{reason=\"not_rtp\"} 0\n"));
+        assert_eq!(text.matches("# TYPE").count(), 4);
+    }
+
+    #[test]
     fn renders_every_series_once() {
         let w = CoreStats::default();
         w.stray_response();
