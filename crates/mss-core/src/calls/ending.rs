@@ -300,6 +300,7 @@ impl Core {
         for u in users {
             self.calls.release_user_slot(&u);
         }
+        self.media_release(key);
         self.store_call_record(key);
         self.publish_call_end(key);
     }
@@ -325,6 +326,7 @@ impl Core {
         if !done {
             return;
         }
+        self.media_release(key);
         if let Some(call) = self.calls.table.remove(&key) {
             self.calls.by_server.remove(&call.a.server);
             // Early dialogs of B legs that never answered are over with their INVITE.
