@@ -579,3 +579,46 @@ fn a_callee_that_hangs_up_while_the_2xx_waits_for_the_prack_leaves_the_caller_a_
     assert_clean(&mut sim);
     assert_eq!(sim.core.transaction_count(), 0, "transactions left");
 }
+
+/// A CANCEL that arrives after the callee answered but while mss's `2xx` to the caller
+/// still waits for the PRACK of a `183` with SDP: no final response has gone out, so the
+/// CANCEL counts (RFC 3261 §9.2): `487` to the caller, ACK and BYE to the callee.
+#[test]
+fn a_cancel_while_the_2xx_waits_for_the_prack_gets_487_and_the_callee_bye() {
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Supported: 100rel\r\n", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    sim.receive(dev, &device_answer(&inv, dev, 183, "d1", "", SDP_B));
+    let progress = alice.response(&mut sim, 101).unwrap();
+    assert!(header(progress.headers(), "RSeq").parse::<u32>().is_ok());
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    assert!(
+        alice.response(&mut sim, 200).is_none(),
+        "the 200 waits for the PRACK"
+    );
+    sim.receive(alice.addr, &alice.cancel_text());
+    let last = alice
+        .response(&mut sim, 300)
+        .expect("a final answer to the caller");
+    assert_eq!(last.status().as_u16(), 487, "{last:?}");
+    let me = alice.addr;
+    assert!(
+        !sim.sent.iter().any(|s| s.to.remote == me
+            && s.response().is_some_and(|r| r.status().as_u16() == 200
+                && r.headers().cseq().unwrap().method == Method::Invite)),
+        "no 200 to the INVITE"
+    );
+    assert!(
+        request_to(&mut sim, dev, Method::Ack).is_some(),
+        "the callee's 200 acknowledged"
+    );
+    let bye = request_to(&mut sim, dev, Method::Bye).expect("BYE to the callee");
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    alice.ack_failure(&mut sim);
+    assert_clean(&mut sim);
+    let record = sim.core.active_calls();
+    assert!(record.is_empty());
+    assert_eq!(sim.core.transaction_count(), 0, "transactions left");
+}

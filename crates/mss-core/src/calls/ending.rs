@@ -144,7 +144,9 @@ impl Core {
     /// every B leg cancelled (RFC 3261 §9.2, DESIGN §8).
     pub(crate) fn on_call_cancel(&mut self, now: Now, invite: ServerTransactionId) {
         let Some(key) = self.calls.by_server.get(&invite).copied() else {
-            tracing::debug!(?invite, "CANCEL for an INVITE already answered");
+            if !self.cancel_unsent_answer(now, invite) {
+                tracing::debug!(?invite, "CANCEL for an INVITE already answered");
+            }
             return;
         };
         tracing::debug!("call cancelled by the caller");

@@ -215,7 +215,6 @@ impl Core {
         let Some(call) = self.calls.table.get(&key) else {
             return;
         };
-        let server = call.a.server;
         let rsp = match self.dialogs.response(
             id,
             &call.a.invite,
@@ -227,27 +226,75 @@ impl Core {
         };
         let answered = call.winner.is_some();
         if answered {
-            // The 2xx waited for the PRACK and was dropped: the caller gets the 500, the
+            // The 2xx waited for the PRACK and is dropped: the caller gets the 500, the
             // B leg that answered its BYE.
-            let relay = self.calls.table.get_mut(&key).and_then(|c| {
-                c.a.answered = true;
-                c.a.dialog = None;
-                c.ack_relay.take()
-            });
-            self.calls.by_server.remove(&server);
-            if let Err(e) = self.dialogs.send_response(now.mono, id, rsp) {
-                tracing::debug!(error = %e, "500 to the caller not sent");
-            }
-            self.drain_dialogs(now);
-            self.forget_dialog(now, id);
-            if let Some(relay) = relay {
-                // The B leg's 2xx waited for the caller's ACK, which will not come.
-                self.ack_and_bye(now, &relay.to, relay.cseq);
-            }
-            self.end_call(now, key, 500, EndedBy::Mss);
-            self.finish_if_done(now, key);
+            self.fail_unsent_answer(now, key, id, rsp, EndedBy::Mss);
         } else {
             self.cancel_call(now, key, StatusCode::SERVER_INTERNAL_ERROR, EndedBy::Mss);
         }
+    }
+
+    /// The caller of call `key` cancelled its INVITE `invite` after a callee answered but
+    /// before mss's `2xx` went out (held for a PRACK, RFC 3262 §3): the final response has
+    /// not been sent, so the CANCEL still counts (RFC 3261 §9.2): the caller gets `487`,
+    /// the callee who answered its ACK and BYE. False when there is no such call (the
+    /// `2xx` went out: the CANCEL has no effect).
+    pub(crate) fn cancel_unsent_answer(&mut self, now: Now, invite: ServerTransactionId) -> bool {
+        let found = self.calls.table.iter().find_map(|(key, c)| {
+            let d = c.a.dialog.as_ref()?;
+            let early = self
+                .dialogs
+                .get(d)
+                .is_some_and(|x| x.state() != mss_dialog::DialogState::Confirmed);
+            (c.a.server == invite && c.winner.is_some() && early)
+                .then(|| (*key, d.clone(), c.a.invite.clone()))
+        });
+        let Some((key, id, request)) = found else {
+            return false;
+        };
+        let Ok(rsp) = self.dialogs.response(
+            &id,
+            &request,
+            StatusCode::REQUEST_TERMINATED,
+            "Request Terminated",
+        ) else {
+            return false;
+        };
+        tracing::debug!("call cancelled by the caller while its 2xx waited for a PRACK");
+        self.fail_unsent_answer(now, key, &id, rsp, EndedBy::Caller);
+        true
+    }
+
+    /// Call `key` ends before its `2xx` to the caller (A dialog `id`, held for a PRACK)
+    /// went out: `rsp` (a final failure) takes its place, which drops the held `2xx`; the
+    /// B leg that answered gets its ACK and BYE.
+    fn fail_unsent_answer(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        id: &DialogId,
+        rsp: Response,
+        by: EndedBy,
+    ) {
+        let status = rsp.status().as_u16();
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        call.a.answered = true;
+        call.a.dialog = None;
+        let relay = call.ack_relay.take();
+        let server = call.a.server;
+        self.calls.by_server.remove(&server);
+        if let Err(e) = self.dialogs.send_response(now.mono, id, rsp) {
+            tracing::debug!(error = %e, status, "final response to the caller not sent");
+        }
+        self.drain_dialogs(now);
+        self.forget_dialog(now, id);
+        if let Some(relay) = relay {
+            // The B leg's 2xx waited for the caller's ACK, which will not come.
+            self.ack_and_bye(now, &relay.to, relay.cseq);
+        }
+        self.end_call(now, key, status, by);
+        self.finish_if_done(now, key);
     }
 }

@@ -242,6 +242,20 @@ impl Caller {
         )
     }
 
+    /// The CANCEL of our last INVITE (RFC 3261 §9.1: its Via branch, Call-ID, From, To
+    /// and CSeq number).
+    pub fn cancel_text(&self) -> String {
+        format!(
+            "CANCEL sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c{u}-{};rport\r\nMax-Forwards: 70\r\nFrom: \"User {u}\" <sip:{u}@{DOMAIN}>;tag=c{u}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            self.addr,
+            self.branch,
+            self.call_id,
+            self.invite_cseq,
+            to = self.target_user,
+            u = self.user,
+        )
+    }
+
     pub fn ack(&mut self, sim: &mut Sim) {
         let text = self.in_dialog_text("ACK", self.invite_cseq, "", "");
         sim.receive(self.addr, &text);
