@@ -22,6 +22,11 @@
 //!   INFO, MESSAGE, …) passed to the other leg and their answers back; ACKs relayed.
 //! - `calls/ending.rs`: CANCEL from the caller, timeouts, the end of a call, its record.
 //! - `calls/view.rs`: `GET /api/calls/active`.
+//! - `calls/transfer.rs`: `REFER` (RFC 3515): blind and attended transfer, the implicit
+//!   subscription's `NOTIFY`s; `calls/transfer_call.rs`: the call that rings the target;
+//!   `calls/transfer_join.rs`: joining the new party to the transferee (offerless INVITE,
+//!   re-INVITE with its offer, the answer in the ACK) and the end of a transfer.
+//! - `calls/replaces.rs`: an `INVITE` with `Replaces` (RFC 3891) takes a leg's place.
 //!
 //! Every request to a device goes over the flow it registered on (TCP connection reuse,
 //! DESIGN §7); every request to a line's provider to the line's registrar target; every
@@ -34,9 +39,13 @@ mod ending;
 mod in_dialog;
 mod model;
 mod outgoing;
+mod replaces;
 mod routing;
 mod settings;
 mod start;
+mod transfer;
+mod transfer_call;
+mod transfer_join;
 mod view;
 
 use std::cmp::Reverse;
@@ -83,6 +92,24 @@ pub(crate) enum CallClient {
     Bye {
         /// The dialog it ends.
         dialog: DialogId,
+    },
+    /// A `NOTIFY` of a transfer's implicit subscription (RFC 3515 §2.4.4) in `dialog`;
+    /// `then_bye`: the transferor's leg is ended with BYE once it is answered.
+    Notify {
+        /// The transferor's dialog.
+        dialog: DialogId,
+        /// BYE in `dialog` after the answer (the transfer is complete).
+        then_bye: bool,
+    },
+    /// A re-INVITE a transfer of call `key` sent (`transfer_join.rs`).
+    Transfer {
+        /// The call whose leg is transferred.
+        key: CallKey,
+    },
+    /// The re-INVITE of the other party for an INVITE with `Replaces` (`replaces.rs`).
+    Replace {
+        /// What waits for its answer (boxed: the other kinds are small).
+        pending: Box<replaces::PendingReplace>,
     },
     /// A request of one leg passed on to the other: its final response goes back to
     /// `server`.
@@ -132,6 +159,8 @@ pub(crate) struct Calls {
     pub(crate) per_user: HashMap<String, u32>,
     /// The member of each circular group who answered last.
     pub(crate) last_answered: HashMap<String, String>,
+    /// Transfers in progress and the calls that ring their targets.
+    pub(crate) transfers: transfer::Transfers,
 }
 
 impl Calls {
@@ -161,6 +190,7 @@ impl Calls {
             branch_prefix,
             per_user: HashMap::with_hasher(hasher.clone()),
             last_answered: HashMap::with_hasher(hasher.clone()),
+            transfers: transfer::Transfers::new(&hasher),
         }
     }
 
@@ -390,6 +420,18 @@ impl Core {
                     self.on_bye_response(now, &dialog, response);
                 }
             }
+            Some(
+                CallClient::Notify { .. }
+                | CallClient::Transfer { .. }
+                | CallClient::Replace { .. },
+            ) => {
+                if is_final {
+                    self.clients.remove(&id);
+                    if let Some(client) = self.calls.clients.remove(&id) {
+                        self.on_transfer_client_event(now, client, response);
+                    }
+                }
+            }
             Some(CallClient::Forward { .. }) => {
                 if !is_final {
                     return;
@@ -425,6 +467,7 @@ impl Core {
         self.calls.dialog_flow.remove(id);
         self.calls.reply_server.remove(id);
         self.calls.bye_on_ack.remove(id);
+        self.calls.transfers.forget_dialog(id);
         if let Some((_, held)) = self.calls.held.remove(id) {
             self.answer_held(now, &held);
         }
@@ -438,5 +481,11 @@ impl Core {
     /// Dialogs held (for tests: no input may leave one behind).
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()
+    }
+
+    /// Transfers in progress, with the calls ringing their targets and the dialogs that
+    /// remember a REFER (for tests: no input may leave one behind).
+    pub fn transfer_count(&self) -> usize {
+        self.calls.transfers.len()
     }
 }

@@ -30,6 +30,10 @@ impl Core {
         req: &Request,
         from: &Flow,
     ) {
+        if req.headers().contains(&super::replaces::replaces_header()) {
+            self.on_replacing_invite(now, id, req, from);
+            return;
+        }
         let admitted = match self.admit_call(now, req, from) {
             Ok(a) => a,
             Err(rsp) => {
@@ -271,10 +275,16 @@ impl Core {
         &mut self,
         now: Now,
         key: CallKey,
-        invite: Request,
+        mut invite: Request,
         flow: Flow,
         target: BTarget,
     ) -> bool {
+        if let Some(by) = self.calls.transfers.referred_by(key) {
+            // RFC 3892: the target of a transfer learns who sent the call its way.
+            invite
+                .headers_mut()
+                .push(mss_sip::HeaderName::ReferredBy, by.to_owned());
+        }
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;
         };
