@@ -1,0 +1,282 @@
+//! Call transfer through the real `mss` between three pjsua2 agents (DESIGN §8, RFC 3515,
+//! RFC 3891; the agent in `tests/agents/`, PyPI `pjsua2-python`):
+//!
+//! - blind: 100 calls 101, 101 transfers 100 to 102 (pjsua2 `Call.xfer`): 101 gets the
+//!   NOTIFYs (`100`, then `200` final) and BYE, 102 gets an INVITE without offer and
+//!   answers, 100 is re-INVITEd and stays connected, now to 102 (the active call shows the
+//!   two, the audio streams point at each other and 102 receives 100's RTP); 100 hangs up
+//!   and 102 gets the BYE;
+//! - attended: 100 calls 101, 101 holds and calls 102, then transfers 100 to that call
+//!   (pjsua2 `Call.xferReplaces`): both of 101's calls end, 100 and 102 are connected;
+//! - a REFER to a number 101's call_level forbids is refused with `403`, and the call goes
+//!   on.
+//!
+//! Each test ends with `GET /api/calls/active` empty.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod calls_common;
+mod common;
+
+use std::time::Duration;
+
+use calls_common::{
+    active_calls, assert_no_active_calls, call_no, ev, mss_log, start, start_services, wait_record,
+    wait_some, Agent,
+};
+use serde_json::Value;
+
+/// The active calls, parsed.
+fn active(s: &common::Server) -> Vec<Value> {
+    let (status, body) = active_calls(s);
+    assert_eq!(status, 200, "GET /api/calls/active: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The peers (`127.0.0.1:PORT`) of the legs of the only active call, once there is one
+/// call whose legs are those of `ports`.
+fn wait_legs(s: &common::Server, ports: &[u16]) -> Vec<String> {
+    let mut last = Vec::new();
+    let found = wait_some(|| {
+        last = active(s);
+        let [call] = last.as_slice() else {
+            return None;
+        };
+        let peers: Vec<String> = call["legs"]
+            .as_array()?
+            .iter()
+            .filter_map(|l| l["peer"].as_str().map(str::to_owned))
+            .collect();
+        let want: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        (peers == want).then_some(peers)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "GET /api/calls/active: expected one call with legs at ports {ports:?}, got {}\n{}",
+            serde_json::to_string_pretty(&last).unwrap(),
+            mss_log(s)
+        )
+    })
+}
+
+/// The `rtp` report of `agent`'s call `call`, once `ok` holds for it.
+fn rtp(s: &common::Server, agent: &mut Agent, call: u64, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let found = wait_some(|| {
+        let mark = agent.mark();
+        agent.cmd(&format!("rtp {call}"));
+        let e = agent.wait_after(s, mark, "its rtp report", |e| {
+            e["event"] == "rtp" || e["event"] == "error"
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let good = ok(&e);
+        last = e.clone();
+        good.then_some(e)
+    });
+    found.unwrap_or_else(|| panic!("agent {}: rtp report not as expected: {last}", agent.name))
+}
+
+/// 100 (`a`) calls 101 (`b`), who answers; both see the call confirmed. Returns `b`'s call
+/// number.
+fn a_calls_b(s: &common::Server, a: &mut Agent, b: &mut Agent) -> u64 {
+    let mb = b.mark();
+    a.cmd("call 101");
+    let inc = b.wait_after(s, mb, "100's call", ev::incoming());
+    let n = call_no(&inc);
+    b.cmd(&format!("answer 200 {n}"));
+    a.wait(s, "the call to 101 confirmed", ev::state(1, "CONFIRMED"));
+    b.wait_after(
+        s,
+        mb,
+        "the call from 100 confirmed",
+        ev::state(n, "CONFIRMED"),
+    );
+    n
+}
+
+#[test]
+fn pjsua2_blind_transfers_a_call_to_a_third_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d, "");
+    let mut a = Agent::registered(d, &s, "a", "100", "udp");
+    let mut b = Agent::registered(d, &s, "b", "101", "udp");
+    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let nb = a_calls_b(&s, &mut a, &mut b);
+    let before = rtp(&s, &mut b, nb, |e| e["event"] == "rtp");
+
+    let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
+    b.cmd(&format!("xfer 102 {nb}"));
+    b.wait_after(&s, mb, "NOTIFY 100 Trying", |e| {
+        e["event"] == "xfer_status" && e["code"] == 100
+    });
+    let inc = c.wait_after(&s, mc, "the transferred call", ev::incoming());
+    assert!(
+        inc["from"].as_str().unwrap_or("").contains("100"),
+        "the target should see the transferee (100) calling: {inc}"
+    );
+    assert!(
+        inc["sdp_dir"].is_null(),
+        "the INVITE to the target carries no offer (its 2xx makes one): {inc}"
+    );
+    let nc = call_no(&inc);
+    c.cmd(&format!("answer 200 {nc}"));
+    c.wait_after(
+        &s,
+        mc,
+        "the transferred call confirmed",
+        ev::state(nc, "CONFIRMED"),
+    );
+    a.wait_after(&s, ma, "the re-INVITE to the target's media", |e| {
+        e["event"] == "rx_request" && e["method"] == "INVITE" && e["sdp_dir"] == "sendrecv"
+    });
+    let done = b.wait_after(&s, mb, "the final NOTIFY", |e| {
+        e["event"] == "xfer_status" && e["final"] == true
+    });
+    assert_eq!(done["code"], 200, "the transfer succeeded: {done}");
+    b.wait_after(
+        &s,
+        mb,
+        "its call ended by mss",
+        ev::state(nb, "DISCONNECTED"),
+    );
+    a.assert_not_seen(
+        &s,
+        ma,
+        "the end of the transferee's call",
+        ev::any_state("DISCONNECTED"),
+    );
+    wait_legs(&s, &[a.port, c.port]);
+
+    // The audio: 100 now sends to where 101 heard it from before, and 102 receives it.
+    let a_media = before["remote"].as_str().unwrap().to_owned();
+    let to_c = rtp(&s, &mut c, nc, |e| {
+        e["remote"] == a_media.as_str() && e["rx_pkt"].as_u64().is_some_and(|n| n > 0)
+    });
+    let from_a = rtp(&s, &mut a, 1, |e| e["event"] == "rtp");
+    assert_ne!(
+        from_a["remote"], before["remote"],
+        "100 sends to 102's media now: {from_a} (102's view: {to_c})"
+    );
+
+    let (ma, mc) = (a.mark(), c.mark());
+    a.cmd("hangup 0 1");
+    a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
+    c.wait_after(&s, mc, "the BYE from mss", ev::request("BYE"));
+    c.wait_after(&s, mc, "the call over", ev::state(nc, "DISCONNECTED"));
+    let r = wait_record(&s, "100 → 101, answered", |r| {
+        r["caller"] == "100" && r["callee"] == "101"
+    });
+    assert_eq!(r["disposition"], "answered", "{r}");
+    assert_no_active_calls(&s);
+    for agent in [a, b, c] {
+        agent.quit();
+    }
+}
+
+#[test]
+fn pjsua2_attended_transfer_joins_the_consulted_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d, "");
+    let mut a = Agent::registered(d, &s, "a", "100", "udp");
+    let mut b = Agent::registered(d, &s, "b", "101", "udp");
+    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let nb = a_calls_b(&s, &mut a, &mut b);
+    let ma = a.mark();
+    b.cmd(&format!("hold {nb}"));
+    a.wait_after(&s, ma, "held", ev::media("REMOTE_HOLD"));
+
+    // 101 consults 102.
+    let (mb, mc) = (b.mark(), c.mark());
+    b.cmd("call 102");
+    let calling = b.wait_after(&s, mb, "its second call", |e| e["event"] == "calling");
+    let consult = call_no(&calling);
+    let inc = c.wait_after(&s, mc, "101's call", ev::incoming());
+    let nc = call_no(&inc);
+    c.cmd(&format!("answer 200 {nc}"));
+    b.wait_after(
+        &s,
+        mb,
+        "the consultation confirmed",
+        ev::state(consult, "CONFIRMED"),
+    );
+    c.wait_after(
+        &s,
+        mc,
+        "the consultation confirmed",
+        ev::state(nc, "CONFIRMED"),
+    );
+
+    let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
+    b.cmd(&format!("xfer_replaces {consult} {nb}"));
+    let done = b.wait_after(&s, mb, "the final NOTIFY", |e| {
+        e["event"] == "xfer_status" && e["final"] == true
+    });
+    assert_eq!(done["code"], 200, "the attended transfer succeeded: {done}");
+    b.wait_after(
+        &s,
+        mb,
+        "its first call ended",
+        ev::state(nb, "DISCONNECTED"),
+    );
+    b.wait_after(
+        &s,
+        mb,
+        "the consultation ended",
+        ev::state(consult, "DISCONNECTED"),
+    );
+    a.wait_after(&s, ma, "active media with 102", ev::media("ACTIVE"));
+    a.assert_not_seen(
+        &s,
+        ma,
+        "the end of the transferee's call",
+        ev::any_state("DISCONNECTED"),
+    );
+    c.assert_not_seen(
+        &s,
+        mc,
+        "the end of 102's call",
+        ev::any_state("DISCONNECTED"),
+    );
+    wait_legs(&s, &[a.port, c.port]);
+
+    let (ma, mc) = (a.mark(), c.mark());
+    c.cmd(&format!("hangup 0 {nc}"));
+    c.wait_after(&s, mc, "the call over", ev::state(nc, "DISCONNECTED"));
+    a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
+    assert_no_active_calls(&s);
+    for agent in [a, b, c] {
+        agent.quit();
+    }
+}
+
+#[test]
+fn pjsua2_transfer_to_a_forbidden_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start_services(d, "", &[("101", "call_level = internal\n")], "");
+    let mut a = Agent::registered(d, &s, "a", "100", "udp");
+    let mut b = Agent::registered(d, &s, "b", "101", "udp");
+    let nb = a_calls_b(&s, &mut a, &mut b);
+    let mb = b.mark();
+    b.cmd(&format!("xfer 900441234567 {nb}"));
+    let refused = b.wait_after(&s, mb, "the REFER answered", ev::response("REFER", 403));
+    assert!(
+        refused["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("call_level")),
+        "403 with a Warning in words: {refused}"
+    );
+    // The call goes on.
+    std::thread::sleep(Duration::from_millis(500));
+    a.assert_not_seen(&s, 0, "the end of the call", ev::any_state("DISCONNECTED"));
+    let ma = a.mark();
+    a.cmd("hangup 0 1");
+    a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
+    b.wait_after(&s, mb, "the call over", ev::state(nb, "DISCONNECTED"));
+    assert_no_active_calls(&s);
+    for agent in [a, b] {
+        agent.quit();
+    }
+}
