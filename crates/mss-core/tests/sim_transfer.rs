@@ -476,10 +476,18 @@ fn a_busy_target_leaves_the_call_as_it_was() {
         ),
     );
     assert_eq!(take_notify(&mut sim, bob).0, "SIP/2.0 100 Trying\r\n");
+    // A refresh of the subscription while the target rings (RFC 3515 §2.4.4).
+    let subscribe = |cseq| device_request(&inv, bob, "bob", "SUBSCRIBE", cseq, "Event: refer\r\n");
+    sim.receive(bob, &subscribe(3));
+    let refreshed = response_to(&mut sim, bob, Method::Subscribe).unwrap();
+    assert_eq!(refreshed.status().as_u16(), 200);
     let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
     sim.receive(carol, &phone_answer(&to_carol, carol, 486, "carol", ""));
     let (frag, last) = take_notify(&mut sim, bob);
     assert_eq!((frag.as_str(), last), ("SIP/2.0 486 Busy Here\r\n", true));
+    sim.receive(bob, &subscribe(4));
+    let over = response_to(&mut sim, bob, Method::Subscribe).unwrap();
+    assert_eq!(over.status().as_u16(), 481, "the subscription ended");
     assert!(request_to(&mut sim, bob, Method::Bye).is_none());
     assert!(request_to(&mut sim, alice.addr, Method::Invite).is_none());
     assert_eq!(
@@ -495,12 +503,12 @@ fn a_busy_target_leaves_the_call_as_it_was() {
             bob,
             "bob",
             "REFER",
-            3,
+            5,
             "Refer-To: <sip:777@pbx.test>\r\n",
         ),
     );
     let n = request_to(&mut sim, bob, Method::Notify).unwrap();
-    assert_eq!(header(n.headers(), &HeaderName::Event), "refer;id=3");
+    assert_eq!(header(n.headers(), &HeaderName::Event), "refer;id=5");
     sim.receive(bob, &reply(&n, 200, "OK", ""));
     let (frag, _) = take_notify(&mut sim, bob);
     assert_eq!(frag, "SIP/2.0 404 Not Found\r\n", "a name nobody has");

@@ -10,7 +10,8 @@
 //!   is acknowledged on the other leg when the ACK comes (which may carry the answer).
 //!   A `491` on the other leg is not passed back: the request is sent again there after
 //!   the RFC 3261 §14.1 wait;
-//! - REFER: a transfer (`transfer.rs`); SUBSCRIBE: a refresh of its subscription;
+//! - REFER: a transfer (`transfer.rs`); SUBSCRIBE to `refer`: a refresh of its
+//!   subscription;
 //! - ACK: the one for our `2xx` lets the held ACK of the other leg go.
 
 use mss_dialog::{DialogId, RequestOutcome, ResponseEffect, ResponseOutcome};
@@ -70,7 +71,9 @@ impl Core {
         match req.method() {
             Method::Bye => self.on_bye(now, server, req, key, side, &id),
             Method::Refer => self.on_refer(now, server, req, key, side, &id),
-            Method::Subscribe => self.on_in_dialog_subscribe(now, server, req, key, &id),
+            Method::Subscribe if super::transfer::is_refer_event(req) => {
+                self.on_in_dialog_subscribe(now, server, req, key, &id);
+            }
             _ => {
                 let held = HeldRequest {
                     server,

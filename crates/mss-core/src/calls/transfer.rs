@@ -38,8 +38,11 @@ use super::replaces::ReplacesValue;
 use super::{CallClient, CallKey, HashMap, HashSet};
 use crate::core::Core;
 
-/// The `Subscription-State` of the first NOTIFYs (RFC 3515 §2.4.4: the notifier chooses
-/// the duration; a transfer that rings longer still ends with its final NOTIFY).
+/// The seconds a transfer's subscription lasts (RFC 3515 §2.4.4: the notifier chooses; a
+/// transfer that rings longer still ends with its final NOTIFY, and a refresh is answered).
+const EXPIRES: &str = "120";
+
+/// The `Subscription-State` of the first NOTIFYs.
 const ACTIVE: &str = "active;expires=120";
 
 /// The `Subscription-State` of the last NOTIFY (RFC 6665 §4.1.3 reason `noresource`: the
@@ -148,6 +151,15 @@ impl Transfers {
     pub(crate) fn is_sub(&self, key: CallKey) -> bool {
         self.subs.contains_key(&key)
     }
+}
+
+/// Whether `req` is about the `refer` event package (its `Event` header, RFC 3515 §2.4.4).
+pub(crate) fn is_refer_event(req: &Request) -> bool {
+    req.headers()
+        .get(&HeaderName::Event)
+        .and_then(|e| std::str::from_utf8(e).ok())
+        .and_then(|e| e.split(';').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("refer"))
 }
 
 /// A `message/sipfrag` status line (RFC 3515 §2.4.5).
@@ -459,9 +471,9 @@ impl Core {
         true
     }
 
-    /// An in-dialog SUBSCRIBE: a refresh or end of a transfer's implicit subscription
-    /// (RFC 3515 §2.4.4) is accepted while the transfer lasts (it ends by itself with the
-    /// final NOTIFY); any other gets `489 Bad Event` (RFC 6665 §8.3.1) or `481`.
+    /// An in-dialog SUBSCRIBE to `refer`: a refresh or end of a transfer's implicit
+    /// subscription (RFC 3515 §2.4.4) is accepted while the transfer lasts (it ends by
+    /// itself with the final NOTIFY); `481` when there is none (RFC 6665 §4.2.1.2).
     pub(crate) fn on_in_dialog_subscribe(
         &mut self,
         now: Now,
@@ -470,34 +482,23 @@ impl Core {
         key: CallKey,
         id: &DialogId,
     ) {
-        let is_refer = req
-            .headers()
-            .get(&HeaderName::Event)
-            .and_then(|e| std::str::from_utf8(e).ok())
-            .is_some_and(|e| {
-                e.split(';')
-                    .next()
-                    .is_some_and(|p| p.trim().eq_ignore_ascii_case("refer"))
-            });
         let active = self
             .calls
             .transfers
             .by_call
             .get(&key)
             .is_some_and(|t| t.dialog == *id && !t.transferor_gone);
-        let rsp = match (is_refer, active) {
-            (false, _) => self.refer_answer(id, req, StatusCode(489), "Bad Event"),
-            (true, false) => self.refer_answer(
+        let rsp = if active {
+            let mut rsp = self.refer_answer(id, req, StatusCode::OK, "OK");
+            rsp.headers_mut().push(HeaderName::Expires, EXPIRES);
+            rsp
+        } else {
+            self.refer_answer(
                 id,
                 req,
                 StatusCode::CALL_TRANSACTION_DOES_NOT_EXIST,
                 "No Such Subscription",
-            ),
-            (true, true) => {
-                let mut rsp = self.refer_answer(id, req, StatusCode::OK, "OK");
-                rsp.headers_mut().push(HeaderName::Expires, "120");
-                rsp
-            }
+            )
         };
         self.respond(now, server, rsp);
     }
