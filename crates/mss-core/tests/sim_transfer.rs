@@ -409,6 +409,24 @@ fn the_callee_blind_transfers_the_caller_to_a_third_phone() {
     assert_clean(&mut sim);
     let stored = sim.store_log.iter().filter(|s| *s == "PutCall").count();
     assert_eq!(stored, 2, "one call: its start and its end");
+    let records = records(&sim);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(
+        (
+            r.caller.as_str(),
+            r.callee.as_str(),
+            r.transferred_by.as_deref()
+        ),
+        ("100", "101", Some("101")),
+        "{r:?}"
+    );
+}
+
+/// The call records in the store.
+fn records(sim: &Sim) -> Vec<mss_store::CallRecord> {
+    use mss_store::Store;
+    mss_store::block_on(sim.store.list_calls(None, 100)).unwrap()
 }
 
 #[test]
@@ -516,6 +534,12 @@ fn a_busy_target_leaves_the_call_as_it_was() {
     let bye = request_to(&mut sim, bob, Method::Bye).expect("the call goes on until then");
     sim.receive(bob, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
+    let records = records(&sim);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0].transferred_by, None,
+        "a failed transfer is no transfer"
+    );
 }
 
 #[test]
@@ -825,6 +849,14 @@ fn attended_transfer_joins_the_consulted_party() {
     let bye = request_to(&mut sim, carol, Method::Bye).expect("BYE to carol");
     sim.receive(carol, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
+    let records = records(&sim);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.transferred_by.as_deref() == Some("101")),
+        "both of 101's calls say it transferred them: {records:?}"
+    );
 }
 
 /// What a simulated phone does with a request mss sent it, at random.

@@ -167,7 +167,11 @@ fn pjsua2_blind_transfers_a_call_to_a_third_phone() {
     let r = wait_record(&s, "100 → 101, answered", |r| {
         r["caller"] == "100" && r["callee"] == "101"
     });
-    assert_eq!(r["disposition"], "answered", "{r}");
+    assert_eq!(
+        (r["disposition"].as_str(), r["transferred_by"].as_str()),
+        (Some("answered"), Some("101")),
+        "{r}"
+    );
     assert_no_active_calls(&s);
     for agent in [a, b, c] {
         agent.quit();

@@ -78,6 +78,7 @@ impl Core {
             sip_code: None,
             ended_by: None,
             forwarded_from: None,
+            transferred_by: None,
         };
         let key = self.calls.next_key();
         let call = Call {

@@ -95,6 +95,7 @@ impl Core {
             sip_code: None,
             ended_by: None,
             forwarded_from: None,
+            transferred_by: None,
         };
         let sub = self.calls.next_key();
         let call = Call {

@@ -331,12 +331,15 @@ impl Core {
         if let Some(user) = joining_user {
             call.slots.push(user);
         }
-        let released = transferor_user.and_then(|user| {
+        let released = transferor_user.clone().and_then(|user| {
             let at = call.slots.iter().position(|u| *u == user)?;
             Some(call.slots.remove(at))
         });
         if codec.is_some() {
             call.codec = codec;
+        }
+        if call.record.transferred_by.is_none() {
+            call.record.transferred_by.clone_from(&transferor_user);
         }
         let old = call.dialog_of(t.transferor).cloned();
         let new_side = match t.transferor {
@@ -384,7 +387,13 @@ impl Core {
         if self.calls.transfers.is_sub(from) {
             self.end_transfer_call(now, from);
         } else {
-            // The transferor's other call (attended transfer): its leg ends too.
+            // The transferor's other call (attended transfer): its leg ends too, and its
+            // record says why.
+            if let Some(src) = self.calls.table.get_mut(&from) {
+                if src.record.transferred_by.is_none() {
+                    src.record.transferred_by = transferor_user;
+                }
+            }
             self.hang_up(now, from, None, EndedBy::Mss);
         }
         self.publish_calls_active();

@@ -516,6 +516,7 @@ mod tests {
             sip_code: Some(200),
             ended_by: None,
             forwarded_from: None,
+            transferred_by: None,
         }
     }
 
