@@ -689,6 +689,25 @@ fn refer_refusals() {
             .as_u16(),
         403
     );
+    sim.receive(
+        bob,
+        &device_request(
+            &inv,
+            bob,
+            "bob",
+            "REFER",
+            6,
+            "Refer-To: <sip:102@pbx.test;method=BYE>\r\n",
+        ),
+    );
+    assert_eq!(
+        response_to(&mut sim, bob, Method::Refer)
+            .unwrap()
+            .status()
+            .as_u16(),
+        403,
+        "only calls are referred"
+    );
     assert!(
         request_to(&mut sim, bob, Method::Notify).is_none(),
         "no subscription for a refused REFER"
@@ -745,6 +764,46 @@ fn an_invite_with_replaces_takes_the_legs_place() {
     let bye = request_to(&mut sim, alice.addr, Method::Bye).expect("BYE to the other party");
     sim.receive(alice.addr, &reply(&bye, 200, "OK", ""));
     let _ = &mut alice;
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn an_invite_with_replaces_takes_the_callers_place() {
+    let mut sim = Sim::start(setup());
+    let (alice, bob, inv) = answered_call(&mut sim);
+    registered(&mut sim, "100", "127.0.0.14:5062");
+    // alice's second phone takes over alice's leg (mss's tag, then alice's).
+    let mut alice2 = Caller::new("100", "127.0.0.14:5062");
+    let replaces = format!(
+        "Replaces: {};to-tag={};from-tag=c100\r\n",
+        alice.call_id, alice.remote_tag
+    );
+    alice2.call(&mut sim, "101", &replaces, SDP_D);
+    let reinvite = request_to(&mut sim, bob, Method::Invite).expect("re-INVITE of bob");
+    assert_eq!(reinvite.body().as_ref(), SDP_D.as_bytes());
+    sim.receive(bob, &phone_answer(&reinvite, bob, 200, "bob", SDP_B2));
+    let ok = alice2.response(&mut sim, 200).unwrap();
+    assert_eq!(ok.body().as_ref(), SDP_B2.as_bytes());
+    alice2.learn(&ok);
+    let bye = request_to(&mut sim, alice.addr, Method::Bye).expect("the replaced leg ends");
+    sim.receive(alice.addr, &reply(&bye, 200, "OK", ""));
+    alice2.ack(&mut sim);
+    let ack = request_to(&mut sim, bob, Method::Ack).expect("the ACK goes on to bob");
+    assert_eq!(
+        ack.headers().cseq().unwrap().seq,
+        reinvite.headers().cseq().unwrap().seq
+    );
+    let active = sim.core.active_calls();
+    let legs: Vec<&str> = active[0].legs.iter().map(|l| l.peer.as_str()).collect();
+    assert_eq!(
+        legs,
+        vec!["127.0.0.14:5062", "127.0.0.11:5062"],
+        "{active:?}"
+    );
+    // bob hangs up: the new caller gets the BYE.
+    sim.receive(bob, &device_request(&inv, bob, "bob", "BYE", 2, ""));
+    let bye = request_to(&mut sim, alice2.addr, Method::Bye).expect("BYE to the new caller");
+    sim.receive(alice2.addr, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
 }
 

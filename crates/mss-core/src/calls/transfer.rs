@@ -6,7 +6,8 @@
 //!   `Refer-To` is resolved by the dial plan as an INVITE of the transferor would be: a
 //!   local user, a group, or the out-group prefix and a number, which needs the
 //!   transferor's `call_level` (else `403` with a Warning in words). A `Refer-To` at a
-//!   foreign domain, from a line's leg, or before the answer is `403`; none or several
+//!   foreign domain or with a `method` other than INVITE, from a line's leg, or before
+//!   the answer is `403`; none or several
 //!   `Refer-To` values `400` (§2.4.1); a second transfer while one is in progress `491`.
 //! - Otherwise `202 Accepted` and the implicit subscription (§2.4.4): `NOTIFY` with
 //!   `Event: refer` (`;id=` the REFER's CSeq for a later REFER in the same dialog, §2.4.6),
@@ -346,6 +347,11 @@ impl Core {
             Uri::Sip(u) => {
                 if !self.domains.is_local(u.host) {
                     return forbidden("Not Our Domain");
+                }
+                // RFC 3515 §2.1: a `method` parameter asks for another request than INVITE.
+                let method = u.params.get("method").flatten();
+                if method.is_some_and(|m| !m.eq_ignore_ascii_case("INVITE")) {
+                    return forbidden("Only Calls Are Referred");
                 }
                 let name = u
                     .user_unescaped()
