@@ -939,18 +939,30 @@ fn react(sim: &mut Sim, rng: &mut rand::rngs::StdRng, to: SocketAddr, req: &Requ
     }
 }
 
-/// Random interleavings of a call, a REFER from either side, answers, hang-ups and
-/// silence: once everybody stops, every call, dialog, transfer and transaction ends.
+/// Random interleavings of a call, a REFER from either side (to a user, a hunting group or
+/// nobody), an INVITE with Replaces from bob's other phone, answers, hang-ups and silence:
+/// once everybody stops, every call, dialog, transfer, timer and transaction ends.
 /// `CHAOS_DEBUG=<seed>` prints what happens in that seed's run.
 #[test]
 fn no_sequence_of_events_leaves_a_transfer_behind() {
     use rand::{Rng, SeedableRng};
     // How the transfers ended, over every seed: the scenario must reach both.
-    let (mut completed, mut failed) = (0, 0);
+    let (mut completed, mut failed, mut replaced) = (0, 0, 0);
     for seed in 0..200u64 {
         let debug = std::env::var("CHAOS_DEBUG").is_ok_and(|v| v == seed.to_string());
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut sim = Sim::start(setup());
+        let mut setup = setup();
+        setup.calls.groups.insert(
+            "600".into(),
+            mss_core::GroupSettings {
+                members: vec!["102".into()],
+                strategy: mss_core::GroupStrategy::Linear,
+                ring_timeout: Duration::from_secs(20),
+            },
+        );
+        let mut sim = Sim::start(setup);
+        let mut bob2 = Caller::new("101", "127.0.0.12:5060");
+        let mut bob2_answered = false;
         let bob = registered(&mut sim, "101", "127.0.0.11:5060");
         let carol = registered(&mut sim, "102", "127.0.0.13:5062");
         let mut alice = Caller::new("100", "127.0.0.10:5060");
@@ -996,6 +1008,21 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
                             answered = true;
                         }
                     }
+                    (mss_sip::Message::Request(r), to) if to == bob2.addr => {
+                        react(&mut sim, &mut rng, to, r, "c101");
+                    }
+                    (mss_sip::Message::Response(r), to) if to == bob2.addr => {
+                        let code = r.status().as_u16();
+                        let invite = r.headers().cseq().unwrap().method == Method::Invite;
+                        if invite && (200..300).contains(&code) {
+                            bob2.learn(r);
+                            bob2_answered = true;
+                            replaced += 1;
+                            if rng.gen_bool(0.8) {
+                                bob2.ack(&mut sim);
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -1003,7 +1030,7 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
             if debug {
                 eprintln!("act {act} answered={answered} t={:?}", sim.elapsed());
             }
-            let refer_to = if rng.gen_bool(0.8) { "102" } else { "777" };
+            let refer_to = ["102", "102", "600", "777"][rng.gen_range(0..4)];
             match act {
                 0 | 1 if answered => alice.ack(&mut sim),
                 2 if answered => alice.send(&mut sim, "BYE", "", ""),
@@ -1029,6 +1056,12 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
                     }
                 }
                 7 if answered => alice.send(&mut sim, "INVITE", "", SDP_A2),
+                8 if bob2.cseq == 0 => {
+                    if let Some(inv) = &bob_invite {
+                        let replaces = format!("Replaces: {}\r\n", replaces_of(inv, "bob"));
+                        bob2.call(&mut sim, "100", &replaces, SDP_D);
+                    }
+                }
                 _ => {}
             }
             let wait = if rng.gen_range(0..8) == 0 {
@@ -1041,6 +1074,9 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
         // Whoever is still in a call hangs up; then only BYEs are answered.
         if answered {
             alice.send(&mut sim, "BYE", "", "");
+        }
+        if bob2_answered {
+            bob2.send(&mut sim, "BYE", "", "");
         }
         if let Some(inv) = &bob_invite {
             // bob may be in a call with carol, after alice transferred him.
@@ -1073,9 +1109,9 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
             "seed {seed}: transactions left"
         );
     }
-    eprintln!("{completed} transfers completed, {failed} failed");
+    eprintln!("{completed} transfers completed, {failed} failed, {replaced} legs replaced");
     assert!(
-        completed >= 10 && failed >= 10,
-        "{completed} transfers completed, {failed} failed"
+        completed >= 5 && failed >= 10 && replaced >= 2,
+        "{completed} transfers completed, {failed} failed, {replaced} legs replaced"
     );
 }
