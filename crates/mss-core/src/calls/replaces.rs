@@ -2,7 +2,7 @@
 //! call at mss (attended transfer done by the phones, a call moved to another device).
 //!
 //! RFC 3891 §3, in this order:
-//! - more than one `Replaces` → `400`; one that does not parse → `400`;
+//! - more than one `Replaces` → `400`; one that does not parse → `400`; no Contact → `400`;
 //! - the caller is authenticated as for any INVITE (`407`; a line's provider cannot replace
 //!   legs: `403`) and its offer checked (`415`, `488`);
 //! - the dialog is matched as a request in it would be (`to-tag` = mss's tag, `from-tag` =
@@ -165,6 +165,16 @@ impl Core {
         };
         if let Err(rsp) = self.check_offer(req) {
             self.respond(now, server, *rsp);
+            return;
+        }
+        // The new caller's dialog is made once the other party accepts: what it needs is
+        // checked now, before anything changes (RFC 3261 §12.1.1: its Contact).
+        let has_contact = matches!(
+            req.headers().contacts(),
+            Ok(mss_sip::Contacts::List(list)) if !list.is_empty()
+        );
+        if !has_contact {
+            refuse(self, (StatusCode::BAD_REQUEST, "Missing Contact"));
             return;
         }
         let (key, side, other) = match self.replaced_leg(req, &replaces, &user) {
@@ -362,6 +372,22 @@ impl Core {
             self.respond(now, p.server, rsp);
             return;
         };
+        // The call counts against the new caller's max_calls instead of the replaced user's.
+        let replaced_user = self.leg_user(p.key, p.side);
+        if replaced_user.as_deref() != Some(p.user.as_str()) {
+            let counted = self.calls.take_user_slot(&p.user);
+            let released = self.calls.table.get_mut(&p.key).and_then(|call| {
+                if counted {
+                    call.slots.push(p.user.clone());
+                }
+                let user = replaced_user?;
+                let at = call.slots.iter().position(|u| *u == user)?;
+                Some(call.slots.remove(at))
+            });
+            if let Some(user) = released {
+                self.calls.release_user_slot(&user);
+            }
+        }
         let Some(call) = self.calls.table.get_mut(&p.key) else {
             return;
         };
