@@ -453,6 +453,11 @@ fn the_caller_blind_transfers_the_callee() {
     );
     let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
     assert!(header(to_carol.headers(), &HeaderName::From).contains("sip:101@pbx.test"));
+    assert_eq!(
+        header(to_carol.headers(), &HeaderName::ReferredBy),
+        "<sip:100@pbx.test>",
+        "the REFER's Referred-By goes on"
+    );
     sim.receive(carol, &phone_answer(&to_carol, carol, 200, "carol", SDP_C));
     transferee_takes_offer(&mut sim, bob, "bob", SDP_C, SDP_B2);
     let ack = request_to(&mut sim, carol, Method::Ack).unwrap();

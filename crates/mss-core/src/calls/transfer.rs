@@ -241,13 +241,19 @@ impl Core {
         };
         let rsp = self.refer_answer(id, req, StatusCode::ACCEPTED, "Accepted");
         self.respond(now, server, rsp);
-        let referred_by = match req.headers().get(&HeaderName::ReferredBy) {
-            Some(v) => String::from_utf8_lossy(v).into_owned(),
-            None => {
-                let user = self.leg_user(key, side).unwrap_or_default();
-                format!("<sip:{user}@{}>", self.domains.primary())
-            }
-        };
+        // RFC 3892: the transferor's Referred-By goes on when it is a name-addr, else one
+        // naming the transferor.
+        let given = req
+            .headers()
+            .get(&HeaderName::ReferredBy)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|v| NameAddr::parse(v, &HeaderName::ReferredBy).is_ok())
+            .filter(|v| !v.contains(['\r', '\n']))
+            .map(str::to_owned);
+        let referred_by = given.unwrap_or_else(|| {
+            let user = self.leg_user(key, side).unwrap_or_default();
+            format!("<sip:{user}@{}>", self.domains.primary())
+        });
         self.notify(now, id, &event, &sipfrag(100, "Trying"), false, false);
         tracing::info!(?side, ?referral, "call transfer");
         let transfer = |step| super::transfer::Transfer {
