@@ -8,6 +8,8 @@
 //!   and 102 gets the BYE;
 //! - attended: 100 calls 101, 101 holds and calls 102, then transfers 100 to that call
 //!   (pjsua2 `Call.xferReplaces`): both of 101's calls end, 100 and 102 are connected;
+//! - the transferor hangs up right after the `202`: the transfer completes all the same;
+//! - a busy target: 101's last NOTIFY says `486` and the call of 100 and 101 goes on;
 //! - a REFER to a number 101's call_level forbids is refused with `403`, and the call goes
 //!   on.
 //!
@@ -248,6 +250,74 @@ fn pjsua2_attended_transfer_joins_the_consulted_phone() {
     let (ma, mc) = (a.mark(), c.mark());
     c.cmd(&format!("hangup 0 {nc}"));
     c.wait_after(&s, mc, "the call over", ev::state(nc, "DISCONNECTED"));
+    a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
+    assert_no_active_calls(&s);
+    for agent in [a, b, c] {
+        agent.quit();
+    }
+}
+
+#[test]
+fn pjsua2_transferor_hangs_up_after_the_202_and_the_transfer_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d, "");
+    let mut a = Agent::registered(d, &s, "a", "100", "udp");
+    let mut b = Agent::registered(d, &s, "b", "101", "udp");
+    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let nb = a_calls_b(&s, &mut a, &mut b);
+    let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
+    b.cmd(&format!("xfer 102 {nb}"));
+    b.wait_after(&s, mb, "the REFER accepted", ev::response("REFER", 202));
+    b.cmd(&format!("hangup 0 {nb}"));
+    b.wait_after(&s, mb, "its call over", ev::state(nb, "DISCONNECTED"));
+    let inc = c.wait_after(&s, mc, "the transferred call", ev::incoming());
+    let nc = call_no(&inc);
+    c.cmd(&format!("answer 200 {nc}"));
+    c.wait_after(&s, mc, "the call confirmed", ev::state(nc, "CONFIRMED"));
+    a.wait_after(&s, ma, "the re-INVITE to 102's media", |e| {
+        e["event"] == "rx_request" && e["method"] == "INVITE"
+    });
+    a.assert_not_seen(
+        &s,
+        ma,
+        "the end of the transferee's call",
+        ev::any_state("DISCONNECTED"),
+    );
+    wait_legs(&s, &[a.port, c.port]);
+    let (ma, mc) = (a.mark(), c.mark());
+    c.cmd(&format!("hangup 0 {nc}"));
+    c.wait_after(&s, mc, "the call over", ev::state(nc, "DISCONNECTED"));
+    a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
+    assert_no_active_calls(&s);
+    for agent in [a, b, c] {
+        agent.quit();
+    }
+}
+
+#[test]
+fn pjsua2_transfer_to_a_busy_phone_keeps_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = start(d, "");
+    let mut a = Agent::registered(d, &s, "a", "100", "udp");
+    let mut b = Agent::registered(d, &s, "b", "101", "udp");
+    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let nb = a_calls_b(&s, &mut a, &mut b);
+    let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
+    b.cmd(&format!("xfer 102 {nb}"));
+    let inc = c.wait_after(&s, mc, "the transferred call", ev::incoming());
+    c.cmd(&format!("reject 486 {}", call_no(&inc)));
+    let done = b.wait_after(&s, mb, "the final NOTIFY", |e| {
+        e["event"] == "xfer_status" && e["final"] == true
+    });
+    assert_eq!(done["code"], 486, "the NOTIFY says why: {done}");
+    std::thread::sleep(Duration::from_millis(500));
+    a.assert_not_seen(&s, ma, "the end of the call", ev::any_state("DISCONNECTED"));
+    b.assert_not_seen(&s, mb, "the end of the call", ev::any_state("DISCONNECTED"));
+    wait_legs(&s, &[a.port, b.port]);
+    let ma = a.mark();
+    b.cmd(&format!("hangup 0 {nb}"));
     a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
     assert_no_active_calls(&s);
     for agent in [a, b, c] {
