@@ -1,7 +1,7 @@
 //! Call transfer through the real `mss` between three pjsua2 agents (DESIGN §8, RFC 3515,
 //! RFC 3891; the agent in `tests/agents/`, PyPI `pjsua2-python`):
 //!
-//! - blind: 100 calls 101, 101 transfers 100 to 102 (pjsua2 `Call.xfer`): 101 gets the
+//! - blind (over UDP, and over TCP): 100 calls 101, 101 transfers 100 to 102 (pjsua2 `Call.xfer`): 101 gets the
 //!   NOTIFYs (`100`, then `200` final) and BYE, 102 gets an INVITE without offer and
 //!   answers, 100 is re-INVITEd and stays connected, now to 102 (the active call shows the
 //!   two, the audio streams point at each other and 102 receives 100's RTP); 100 hangs up
@@ -61,6 +61,33 @@ fn wait_legs(s: &common::Server, ports: &[u16]) -> Vec<String> {
     })
 }
 
+/// The Call-IDs of the legs of the only active call, once it has two legs, one of them
+/// the leg of `present` and none the leg of `absent` (Call-IDs as the phones saw them).
+fn wait_leg_call_ids(s: &common::Server, present: &str, absent: &str) -> Vec<String> {
+    let mut last = Vec::new();
+    let found = wait_some(|| {
+        last = active(s);
+        let [call] = last.as_slice() else {
+            return None;
+        };
+        let ids: Vec<String> = call["legs"]
+            .as_array()?
+            .iter()
+            .filter_map(|l| l["call_id"].as_str().map(str::to_owned))
+            .collect();
+        let good =
+            ids.len() == 2 && ids.iter().any(|i| i == present) && !ids.iter().any(|i| i == absent);
+        good.then_some(ids)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "GET /api/calls/active: expected one call with the leg {present} and without {absent}, got {}\n{}",
+            serde_json::to_string_pretty(&last).unwrap(),
+            mss_log(s)
+        )
+    })
+}
+
 /// The `rtp` report of `agent`'s call `call`, once `ok` holds for it.
 fn rtp(s: &common::Server, agent: &mut Agent, call: u64, ok: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
@@ -81,6 +108,11 @@ fn rtp(s: &common::Server, agent: &mut Agent, call: u64, ok: impl Fn(&Value) -> 
 /// 100 (`a`) calls 101 (`b`), who answers; both see the call confirmed. Returns `b`'s call
 /// number.
 fn a_calls_b(s: &common::Server, a: &mut Agent, b: &mut Agent) -> u64 {
+    a_calls_b_with_id(s, a, b).0
+}
+
+/// As [`a_calls_b`], with the Call-ID of `b`'s leg.
+fn a_calls_b_with_id(s: &common::Server, a: &mut Agent, b: &mut Agent) -> (u64, String) {
     let mb = b.mark();
     a.cmd("call 101");
     let inc = b.wait_after(s, mb, "100's call", ev::incoming());
@@ -93,18 +125,28 @@ fn a_calls_b(s: &common::Server, a: &mut Agent, b: &mut Agent) -> u64 {
         "the call from 100 confirmed",
         ev::state(n, "CONFIRMED"),
     );
-    n
+    (n, inc["call_id"].as_str().unwrap_or_default().to_owned())
 }
 
 #[test]
 fn pjsua2_blind_transfers_a_call_to_a_third_phone() {
+    blind_transfer("udp");
+}
+
+#[test]
+fn pjsua2_blind_transfers_a_call_to_a_third_phone_over_tcp() {
+    blind_transfer("tcp");
+}
+
+/// The blind transfer of the module docs, every phone over `transport`.
+fn blind_transfer(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
-    let mut a = Agent::registered(d, &s, "a", "100", "udp");
-    let mut b = Agent::registered(d, &s, "b", "101", "udp");
-    let mut c = Agent::registered(d, &s, "c", "102", "udp");
-    let nb = a_calls_b(&s, &mut a, &mut b);
+    let mut a = Agent::registered(d, &s, "a", "100", transport);
+    let mut b = Agent::registered(d, &s, "b", "101", transport);
+    let mut c = Agent::registered(d, &s, "c", "102", transport);
+    let (nb, b_call_id) = a_calls_b_with_id(&s, &mut a, &mut b);
     let before = rtp(&s, &mut b, nb, |e| e["event"] == "rtp");
 
     let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
@@ -148,7 +190,9 @@ fn pjsua2_blind_transfers_a_call_to_a_third_phone() {
         "the end of the transferee's call",
         ev::any_state("DISCONNECTED"),
     );
-    wait_legs(&s, &[a.port, c.port]);
+    // Over TCP a leg's peer is the connection's port: the legs are told by their Call-IDs.
+    let c_call_id = inc["call_id"].as_str().unwrap_or_default().to_owned();
+    wait_leg_call_ids(&s, &c_call_id, &b_call_id);
 
     // The audio: 100 now sends to where 101 heard it from before, and 102 receives it.
     let a_media = before["remote"].as_str().unwrap().to_owned();
