@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capacity benchmark: mss and Kamailio side by side under the same SIPp scenarios.
 #
-#   bench/run.sh [--quick | --smoke] [--only reg-auth,msg-online,msg-offline,calls]
+#   bench/run.sh [--quick | --smoke] [--only reg-auth,msg-online,msg-offline,calls,media]
 #                [--servers kamailio,mss] [--no-build] [--no-install]
 #                [--mss-bin PATH] [--no-write]
 #
@@ -14,8 +14,13 @@
 # "calls": SIPp caller -> server -> SIPp callee, Kamailio with
 # kamailio/kamailio-calls.cfg) also probes 10,000 concurrent calls and has its
 # own table between <!-- bench-calls:start --> and <!-- bench-calls:end -->;
-# `--only calls` runs it alone. Raw SIPp statistics go to bench/results/
-# (git-ignored). See bench/README.md.
+# `--only calls` runs it alone. The media phase ("media", last of a full or
+# quick run) streams G.711-sized RTP for 1,000 calls (200 with --quick) through
+# the mss relay and through rtpengine (Debian rtpengine-daemon, installed when
+# missing, userspace forwarding) with crates/mss-rtpload, and writes its table
+# between <!-- bench-media:start --> and <!-- bench-media:end -->; `--only
+# media` runs it alone (~2.5 min; ~40 s with --quick). Raw SIPp statistics go to
+# bench/results/ (git-ignored). See bench/README.md.
 #
 # --smoke checks that the harness works instead of measuring: each scenario
 # once per server at 10 calls/s (20 calls), with the latency run, CPU/memory
@@ -86,10 +91,26 @@ PIDFILE="$WORK/pids"
 trap 'stop_started "$PIDFILE"' EXIT
 trap 'exit 130' INT TERM
 
-[ "$INSTALL" = 1 ] && ensure_packages
+# the media phase: in a full or quick run, or when --only names it (never in a plain smoke run)
+WANT_MEDIA=0 SIP_PHASES=1
+if [ ${#ONLY[@]} = 0 ]; then
+  [ "$SMOKE" = 1 ] || WANT_MEDIA=1
+else
+  [[ ",${ONLY[1]}," == *",media,"* ]] && WANT_MEDIA=1
+  [ "${ONLY[1]}" = media ] && SIP_PHASES=0
+fi
+NG_PORT="${BENCH_RTPENGINE_NG_PORT:-22230}"
+[ "$INSTALL" = 1 ] && [ "$SIP_PHASES" = 1 ] && ensure_packages
+[ "$INSTALL" = 1 ] && [ "$WANT_MEDIA" = 1 ] && { ensure_rtpengine || true; }
 check_ports "$KAM_PORT" "$MSS_PORT" "${MSS_ADMIN##*:}" "$BENCH_UAC_PORT" "$BENCH_UAS_PORT"
+[ "$WANT_MEDIA" = 1 ] && check_ports "$NG_PORT"
 
-if [[ ",$SERVERS," == *",mss,"* ]]; then
+RTPLOAD_BIN=""
+if [ "$WANT_MEDIA" = 1 ]; then
+  RTPLOAD_BIN="$(build_rtpload "$BUILD" "$PROFILE")" || RTPLOAD_BIN="$WORK/no-rtpload-binary"
+fi
+
+if [ "$SIP_PHASES" = 1 ] && [[ ",$SERVERS," == *",mss,"* ]]; then
   if [ -z "$MSS_BIN" ]; then
     MSS_BIN="$(build_mss "$BUILD" "$PROFILE")" || MSS_BIN=""
   fi
@@ -104,7 +125,8 @@ python3 "$BENCH_DIR/lib/gen_users.py" --out "$USERS_DIR" --count "$USER_COUNT" \
 ARGS=(run --users "$USERS_DIR" --work "$WORK" --results "$RESULTS"
       --pidfile "$PIDFILE" --servers "$SERVERS" --kamailio-port "$KAM_PORT"
       --mss-bin "${MSS_BIN:-mss}" --mss-ini "$WORK/mss.ini" --mss-port "$MSS_PORT"
-      --mss-admin "$MSS_ADMIN")
+      --mss-admin "$MSS_ADMIN" --media-ng-port "$NG_PORT")
+[ -n "$RTPLOAD_BIN" ] && ARGS+=(--rtpload-bin "$RTPLOAD_BIN")
 [ "$WRITE" = 1 ] && ARGS+=(--benchmarks-md "$TABLE")
 # timeout: a hard stop well above the expected run time (full < 25 min, smoke ~2 min)
 timeout --signal=TERM --kill-after=20 "$LIMIT" \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests drive (SIP peers, reference registrar, sqlite3),
-# only those that are missing. Idempotent and quiet; works as root, or through sudo.
+# Installs the Debian packages the tests drive (SIP peers, reference registrar, sqlite3,
+# Chromium for the browser phone, linphonec), only those that are missing. Idempotent and quiet; works
+# as root, or through sudo.
 set -euo pipefail
 
-PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3)
+PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3 chromium linphone-cli)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

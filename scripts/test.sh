@@ -22,6 +22,9 @@ step() {
 
 step deps scripts/install-test-deps.sh
 step deps-python scripts/install-test-python.sh
+step deps-js scripts/install-test-js.sh
+# Tests that may skip when a peer is missing (the browser test) must run here.
+export MSS_REQUIRE_ALL_PEERS=1
 step self-contained scripts/check-self-contained.sh
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings

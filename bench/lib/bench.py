@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check  # noqa: E402
 import latency  # noqa: E402
 import loads  # noqa: E402
+import media  # noqa: E402
 import report  # noqa: E402
 import servers  # noqa: E402
 import sipp  # noqa: E402
@@ -475,6 +476,17 @@ def machine_info():
             "sipp": sipp_v}
 
 
+def rtpengine_version():
+    """rtpengine's version ('Version: 10.5.3.5-1+deb12u1'), or 'not installed'."""
+    try:
+        out = subprocess.run(["rtpengine", "--version"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
+    text = (out.stdout + out.stderr).strip()
+    return text.split(":", 1)[-1].strip() if text else "unknown"
+
+
 def git_describe():
     """' (tree at COMMIT[+changes])' of the repository holding bench/, or ''."""
     root = os.path.dirname(BENCH_DIR)
@@ -526,7 +538,9 @@ def cmd_run(a):
     for s in scenarios:
         if s not in loads.SCENARIOS:
             raise SystemExit("unknown scenario %r (have %s)" % (s, ", ".join(loads.SCENARIOS)))
-    srvs = make_servers(a)
+    with_media = "media" in scenarios
+    scenarios = [s for s in scenarios if s != "media"]
+    srvs = make_servers(a) if scenarios else []
     outdir = os.path.join(a.results, started.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     lds = loads.Loads(os.path.join(BENCH_DIR, "scenarios"), a.users, outdir, a.domain,
@@ -565,6 +579,10 @@ def cmd_run(a):
             if not r.get("available"):
                 unavailable.add(srv.name)
                 info["versions"][srv.name] = "not available"
+    media_result = None
+    if with_media:
+        media_result = media.run_media(a, outdir, a.pids, a.mode)
+        info["versions"]["rtpengine"] = rtpengine_version()
     finished = datetime.datetime.now(datetime.timezone.utc)
     doc = {"started": started.isoformat(timespec="seconds"),
            "finished": finished.isoformat(timespec="seconds"),
@@ -574,6 +592,9 @@ def cmd_run(a):
                "calls_hold_ms", "calls_ring_ms", "calls_lat_rate", "calls_lat_duration", "conc_calls",
                "conc_rate", "conc_hold_margin")},
            "machine": info, "results": results}
+    if media_result is not None:
+        doc["media"] = media_result
+        doc["rtpengine_version"] = info["versions"]["rtpengine"]
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(doc, f, indent=2)
     md = write_tables(doc, a.benchmarks_md, os.path.join(outdir, "table.md"))
@@ -599,6 +620,8 @@ def write_tables(doc, benchmarks_md, table_path=None):
         blocks.append((report.markdown(doc), report.START, report.END))
     if report.has_calls(doc):
         blocks.append((report.calls_markdown(doc), report.CALLS_START, report.CALLS_END))
+    if media.has_media(doc):
+        blocks.append((media.markdown(doc), media.MEDIA_START, media.MEDIA_END))
     md = "\n".join(b[0] for b in blocks)
     if table_path:
         with open(table_path, "w") as f:
@@ -897,6 +920,18 @@ def main():
     r.add_argument("--no-concurrency", action="store_true")
     r.add_argument("--keep-pcap", action="store_true")
     r.add_argument("--benchmarks-md", default=None)
+    # the media phase (scenario "media", media.py): the RTP load tool through mss and rtpengine
+    r.add_argument("--rtpload-bin", default=None, help="the mss-rtpload binary")
+    r.add_argument("--media-calls", type=int, default=None,
+                   help="calls of the media phase (default 1,000; 200 with --quick)")
+    r.add_argument("--media-seconds", type=int, default=None,
+                   help="seconds per target (default 10; 5 with --quick)")
+    r.add_argument("--media-repeat", type=int, default=None,
+                   help="repetitions, in alternating order (default 2; 1 with --quick)")
+    r.add_argument("--media-ng-port", type=int,
+                   default=int(os.environ.get("BENCH_RTPENGINE_NG_PORT", 22230)))
+    r.add_argument("--media-mss-ports", default="30000-39999")
+    r.add_argument("--media-rtpengine-ports", default="40000-49999")
 
     s = sub.add_parser("scale")
     common(s)

@@ -336,8 +336,8 @@ def main():
         ap.error("--calls needs SMALL,LARGE with 0 < SMALL < LARGE")
     scenarios = a.only.split(",") if a.only else list(loads.CAPACITY_SCENARIOS)
     for s in scenarios:
-        if s not in loads.SCENARIOS:
-            ap.error("unknown scenario %s" % s)
+        if s not in loads.SIP_SCENARIOS:
+            ap.error("unknown scenario %s (have %s)" % (s, ", ".join(loads.SIP_SCENARIOS)))
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runner = Runner(a)

@@ -5,14 +5,43 @@ fresh servers, users, SIPp loads, CPU and memory readings, the latency run and
 the report. Each function returns human-readable problems; an empty list means
 that part of the pipeline works.
 """
+import media
 import report
+
+
+def media_problems(doc):
+    """Problems of the media phase of a smoke run: the tool ran every target, and the mss
+    relay lost, reordered, changed and misdelivered nothing."""
+    m = doc.get("media")
+    if m is None:
+        return []
+    if not m.get("available"):
+        return ["media: not measured (%s)" % m.get("reason")]
+    problems = []
+    for target, per in (m.get("summary") or {}).items():
+        x = per.get("median") or {}
+        for e in x.get("errors") or []:
+            problems.append("media/%s: %s" % (target, e))
+        if not x.get("repetitions"):
+            if not x.get("errors"):
+                problems.append("media/%s: no run" % target)
+            continue
+        if target.startswith("mss") or target == "direct":
+            bad = {k: x.get(k) for k in ("lost", "reordered", "duplicates", "changed",
+                                          "misdelivered") if x.get(k)}
+            if bad:
+                problems.append("media/%s: %s" % (target, ", ".join(
+                    "%s %s" % kv for kv in sorted(bad.items()))))
+        if target != "direct" and x.get("cpu_us_per_packet") is None:
+            problems.append("media/%s: no CPU reading" % target)
+    return problems
 
 
 def smoke_problems(doc):
     """Problems of a `run --smoke` results document (results.json as a dict)."""
-    problems = []
+    problems = media_problems(doc)
     results = doc.get("results") or {}
-    if not results:
+    if not results and "media" not in doc:
         problems.append("no scenario ran")
     for scenario, per in results.items():
         if not per:
@@ -64,6 +93,8 @@ def table_problems(md, doc):
         problems.append("the table block lacks its markers")
     if report.has_calls(doc) and (report.CALLS_START not in md or report.CALLS_END not in md):
         problems.append("the calls block lacks its markers")
+    if media.has_media(doc) and (media.MEDIA_START not in md or media.MEDIA_END not in md):
+        problems.append("the media block lacks its markers")
     for scenario, per in results.items():
         for name in per:
             if scenario == report.CALLS:

@@ -4,7 +4,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # Stop every process listed in the pid file (one PID per line), by PID, only if
 # it is still one of ours (the driver under `timeout`, sipp, kamailio, dumpcap, mss, or mss
-# under valgrind --tool=callgrind).
+# under valgrind --tool=callgrind; the media phase's mss-rtpload and the rtpengine it started).
 stop_started() {
   local pidfile="$1" pid comm left
   [ -f "$pidfile" ] || return 0
@@ -13,7 +13,7 @@ stop_started() {
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || continue
     comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
     case "$comm" in
-      timeout|sipp|kamailio|dumpcap|mss|callgrind-amd64) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
+      timeout|sipp|kamailio|dumpcap|mss|callgrind-amd64|mss-rtpload|rtpengine) kill -TERM "$pid" 2>/dev/null && left+=("$pid") ;;
     esac
   done < "$pidfile"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -54,6 +54,45 @@ ensure_packages() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester kamailio \
         kamailio-sqlite-modules kamailio-extra-modules tshark sqlite3 >&2
     }
+}
+
+# rtpengine (Debian's rtpengine-daemon; the media phase only, so not in ensure_packages):
+# installed when missing, waiting for a running apt first. Its init script is not started
+# (the media phase runs its own rtpengine in the foreground, userspace only).
+ensure_rtpengine() {
+  command -v rtpengine >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "rtpengine missing and not root: apt-get install --no-install-recommends rtpengine-daemon"
+    return 1
+  fi
+  local waited=0
+  while fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock >/dev/null 2>&1; do
+    [ $waited -ge 600 ] && { log "apt/dpkg still busy after 10 minutes"; return 1; }
+    sleep 5; waited=$((waited + 5))
+  done
+  log "installing rtpengine-daemon"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rtpengine-daemon >&2 || {
+    DEBIAN_FRONTEND=noninteractive apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rtpengine-daemon >&2
+  }
+}
+
+# Build the RTP load tool of the media phase and print its path.
+# $1 = 1 to build, 0 to only look for it; $2 = release (default) or debug.
+build_rtpload() {
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}" profile="${2:-release}" flag=(--release)
+  [ "$profile" = debug ] && flag=()
+  if [ "$1" = 1 ] && command -v cargo >/dev/null 2>&1; then
+    log "building mss-rtpload (cargo build ${flag[*]} -p mss-rtpload, target dir $target)"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build "${flag[@]}" -p mss-rtpload >&2) || {
+      log "mss-rtpload: build failed"; return 1; }
+  fi
+  if [ -x "$target/$profile/mss-rtpload" ]; then
+    echo "$target/$profile/mss-rtpload"
+  else
+    log "mss-rtpload: no binary at $target/$profile/mss-rtpload"
+    return 1
+  fi
 }
 
 # Fail early when one of our loopback ports is taken (UDP or TCP).

@@ -5,10 +5,14 @@ import sipp
 
 # the scenarios of the capacity table (and of callgrind.sh)
 CAPACITY_SCENARIOS = ("reg-auth", "msg-online", "msg-offline")
-# every phase of run.sh, in the order a run goes through them
-SCENARIOS = CAPACITY_SCENARIOS + ("calls",)
-# what `run --smoke` runs unless --only says otherwise
-SMOKE_SCENARIOS = SCENARIOS
+# the scenarios that are SIPp loads against a SIP server
+SIP_SCENARIOS = CAPACITY_SCENARIOS + ("calls",)
+# every phase of run.sh, in the order a run goes through them ("media": RTP through the
+# mss relay and rtpengine, media.py, no SIP)
+SCENARIOS = SIP_SCENARIOS + ("media",)
+# what `run --smoke` runs unless --only says otherwise (media needs rtpengine, which the
+# test suite does not install)
+SMOKE_SCENARIOS = SIP_SCENARIOS
 ONLINE_USER_EXPIRES = 3600
 # the SIPp UAS of each scenario that has one
 UAS_SCENARIO = {"msg-online": "uas-msg", "calls": "calls-uas"}

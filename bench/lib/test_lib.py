@@ -7,11 +7,13 @@ import bench
 import callgrind
 import check
 import gen_users
+import media
 import ports
 import report
 import servers
 import sip_latency
 import sipp
+import tls_probe
 
 
 class LatencyTests(unittest.TestCase):
@@ -442,5 +444,150 @@ class CallsHarnessTests(unittest.TestCase):
         self.assertEqual(sipp.gauge({}, "CurrentCall"), 0)
 
 
+
+def _media_run(rep, target, sent=1000, lost=0, reordered=0, p99=100.0, cpu=None, kb=None):
+    relay = None if cpu is None else {
+        "cpu_ms": cpu * sent / 1000.0, "wait_ms": 5.0, "cpu_us_per_packet": cpu,
+        "core_share": 0.4, "rss_idle_kb": 1000, "rss_calls_kb": 1000 + kb * 10,
+        "rss_end_kb": 1000 + kb * 10, "kb_per_call": kb, "relay_counted": None}
+    totals = {"streams": 20, "sent": sent, "received": sent - lost, "lost": lost,
+              "duplicates": 0, "reordered": reordered, "seq_mismatch": 0,
+              "timestamp_mismatch": 0, "ssrc_mismatch": 0, "beyond_plan": 0,
+              "jitter_sum_ms": 1.0, "jitter_max_ms": 0.1}
+    transit = {"samples": sent, "mean_us": 10.0, "p50_us": 10.0, "p99_us": p99,
+               "p999_us": p99, "max_us": p99}
+    return {"repetition": rep, "target": target, "report": {
+        "target": target, "calls": 10, "packets_per_stream": 50, "planned_pps": 1000.0,
+        "sent_pps": 1000.0, "setup_ms": 1.0, "totals": totals, "jitter_mean_ms": 0.05,
+        "transit": transit, "send_lateness": transit, "send_errors": 0, "misdelivered": 0,
+        "foreign": 0, "relay": relay, "tool_cpu_share": 0.5, "loadavg": [1.0, 1.0]}}
+
+
+class MediaTests(unittest.TestCase):
+    def tool(self, calls, mss_lost=0):
+        runs = []
+        for rep in (0, 1):
+            runs += [_media_run(rep, "direct", p99=100.0),
+                     _media_run(rep, "mss", lost=mss_lost, p99=400.0 + rep * 200, cpu=2.0 + rep,
+                                kb=3.0),
+                     _media_run(rep, "rtpengine", p99=900.0, cpu=8.0, kb=40.0),
+                     {"repetition": rep, "target": "rtpengine-1t", "error": "no pong"}]
+        return {"command": "mss-rtpload run", "calls": calls, "seconds": 1.0, "cpus": 2,
+                "loadavg_start": 1.0, "loadavg_end": 2.0, "runs": runs}
+
+    def test_summary_takes_medians_and_the_jitter_added_per_repetition(self):
+        s = media.summarize(self.tool(1000))
+        mss = s["mss"]["median"]
+        self.assertEqual(mss["cpu_us_per_packet"], 2.5)
+        self.assertEqual(mss["range_cpu_us_per_packet"], (2.0, 3.0))
+        self.assertEqual(mss["added_p99_us"], 400.0)  # (300 + 500) / 2
+        self.assertEqual(mss["sent"], 2000)
+        self.assertEqual(s["rtpengine-1t"]["median"]["repetitions"], 0)
+        self.assertEqual(s["rtpengine-1t"]["median"]["errors"], ["no pong", "no pong"])
+
+    def test_targets_are_judged_only_at_their_size(self):
+        judged = media.targets(media.summarize(self.tool(1000)), 1000)
+        rows = {r[0].split(" (")[0]: r for r in judged}
+        cpu = [r for r in judged if r[0].startswith("CPU")]
+        self.assertEqual([r[2] for r in cpu], ["met", "–"])  # rtpengine-1t failed: no reading
+        self.assertEqual(cpu[0][1], "0.31× (2.50 vs 8.00 µs)")
+        self.assertEqual(rows["1,000 calls: zero loss, zero reordering"][2], "met")
+        self.assertEqual(rows["added jitter p99 < 1 ms"][2], "met")
+        self.assertEqual(rows["at most 100 KB resident per relayed call"][2], "met")
+        lossy = media.targets(media.summarize(self.tool(1000, mss_lost=3)), 1000)
+        self.assertIn("not met", [r for r in lossy if "zero loss" in r[0]][0][2])
+        small = media.targets(media.summarize(self.tool(200)), 200)
+        self.assertEqual([r for r in small if "zero loss" in r[0]][0][2], "–")
+
+    def test_the_block_has_its_markers_and_a_row_per_target(self):
+        doc = {"started": "2026-12-07T08:00:00+00:00", "finished": "2026-12-07T08:02:00+00:00",
+               "mode": "full", "machine": {"model": "x", "kernel": "6"},
+               "rtpengine_version": "10.5",
+               "media": {"available": True, "command": "c", "repro": "cargo run r",
+                         "run_sh": "bench/run.sh --only media", "tool": self.tool(1000)}}
+        doc["media"]["summary"] = media.summarize(doc["media"]["tool"])
+        md = media.markdown(doc)
+        self.assertTrue(md.startswith(media.MEDIA_START))
+        self.assertIn(media.MEDIA_END, md)
+        self.assertIn("| mss (`recvmmsg`) | 2.00–3.00 |", md)
+        self.assertIn("error: no pong; no pong", md)
+        self.assertIn("`cargo run r`", md)
+        self.assertIn("The load tool itself used 0.50 of a core", md)
+        missing = media.markdown({"media": {"available": False, "reason": "no binary"}})
+        self.assertIn("Not measured: no binary.", missing)
+
+    def test_smoke_problems_of_the_media_phase(self):
+        m = {"available": True, "summary": media.summarize(self.tool(10))}
+        # the fake tool ran no mss-plain: a target that did not run is a problem too
+        self.assertEqual(check.smoke_problems({"media": m}),
+                         ["media/mss-plain: no run"] + ["media/rtpengine-1t: no pong"] * 2)
+        lossy = {"available": True, "summary": media.summarize(self.tool(10, mss_lost=2))}
+        self.assertIn("media/mss: lost 4", check.smoke_problems({"media": lossy}))
+        self.assertEqual(check.smoke_problems({"media": {"available": False, "reason": "x"}}),
+                         ["media: not measured (x)"])
+        self.assertEqual(check.smoke_problems({}), ["no scenario ran"])
+
 if __name__ == "__main__":
     unittest.main()
+
+
+class TlsProbeTests(unittest.TestCase):
+    def test_digest_response_of_rfc_2617(self):
+        self.assertEqual(
+            tls_probe.digest_response("Mufasa", "testrealm@host.com", "Circle Of Life", "GET",
+                                      "/dir/index.html", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                                      "00000001", "0a4f113b"),
+            "6629fae49393a05397450978507c4ef1")
+
+    def test_authorization_answers_the_first_challenge(self):
+        rsp = (b"SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"bench.test\", "
+               b"nonce=\"abc\", algorithm=MD5, qop=\"auth\"\r\nWWW-Authenticate: Digest "
+               b"realm=\"other\", nonce=\"zzz\", algorithm=SHA-256\r\nContent-Length: 0\r\n\r\n")
+        line = tls_probe.authorization(rsp, "t0001")
+        self.assertIn('realm="bench.test", nonce="abc"', line)
+        expected = tls_probe.digest_response("t0001", "bench.test", tls_probe.password("t0001"),
+                                             "REGISTER", "sip:bench.test", "abc", "00000001",
+                                             "0a4f113b")
+        self.assertIn('response="%s"' % expected, line)
+        with self.assertRaises(ValueError):
+            tls_probe.authorization(b"SIP/2.0 403 Forbidden\r\n\r\n", "t0001")
+
+    def result(self, held_kb, open_in_mss, udp_cpu, tls_cpu, udp_rate, tls_rate):
+        mode = lambda rate, cpu: {"rate": rate, "mss_cpu_us_per_reg": cpu, "errors": 0,
+                                  "registrations": 100, "resumed": 90}
+        return {
+            "started": "2026-12-07 09:00 UTC", "ended": "09:05 UTC", "mss_version": "mss 0.1.0",
+            "tree": "abc1234", "machine": "2 × cpu", "loadavg": "1.0 1.0 1.0",
+            "idle_per_source": 100, "idle_threads": 8,
+            "idle": {"connections": 10000, "opened": open_in_mss, "open_in_mss": open_in_mss,
+                     "rss_before_kb": 20 * 1024, "rss_held_kb": held_kb, "hwm_kb": held_kb,
+                     "hold_seconds": 10},
+            "registration": {"workers": 4, "duration": 10, "rounds": 2, "runs": [], "summary": {
+                "udp": mode(udp_rate, udp_cpu), "tls-resumed": mode(tls_rate, tls_cpu),
+                "tls-full": mode(tls_rate / 2, tls_cpu * 2), "tls-kept": mode(udp_rate, udp_cpu)}},
+        }
+
+    def test_targets_met_and_not_met(self):
+        good = tls_probe.table(self.result(250 * 1024, 10000, 30.0, 40.0, 3000, 2400))
+        self.assertIn("| 10,000 held, 250.0 MB | met |", good)
+        self.assertIn("0.80× measured (client-bound, see below); 0.75× by mss CPU per registration | met |", good)
+        bad = tls_probe.table(self.result(310 * 1024, 10000, 30.0, 60.0, 3000, 2400))
+        self.assertIn("| 10,000 held, 310.0 MB | not met |", bad)
+        self.assertIn("0.50× by mss CPU per registration | not met |", bad)
+        short = tls_probe.table(self.result(100 * 1024, 9000, 30.0, 40.0, 3000, 2400))
+        self.assertIn("| 9,000 held, 100.0 MB | not met |", short)
+        failed = self.result(100 * 1024, 10000, 30.0, 40.0, 3000, 2400)
+        failed["registration"]["summary"]["tls-resumed"]["errors"] = 3
+        self.assertIn("| void: failed registrations |", tls_probe.table(failed))
+
+    def test_the_block_replaces_only_its_own(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "BENCHMARKS.md")
+            with open(path, "w") as f:
+                f.write("head\n<!-- bench:start -->\nkeep\n<!-- bench:end -->\n")
+            block = tls_probe.table(self.result(250 * 1024, 10000, 30.0, 40.0, 3000, 2400))
+            tls_probe.write_md(path, block)
+            tls_probe.write_md(path, block)
+            text = open(path).read()
+            self.assertEqual(text.count(tls_probe.MARK_START), 1)
+            self.assertIn("<!-- bench:start -->\nkeep\n<!-- bench:end -->", text)

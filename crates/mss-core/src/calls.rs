@@ -21,6 +21,9 @@
 //! - `calls/in_dialog.rs`: requests within a call's dialogs (BYE, re-INVITE, UPDATE,
 //!   INFO, MESSAGE, …) passed to the other leg and their answers back; ACKs relayed.
 //! - `calls/ending.rs`: CANCEL from the caller, timeouts, the end of a call, its record.
+//! - `calls/reliable.rs`: reliable provisional responses (RFC 3262) on each leg: PRACK.
+//! - `calls/session_timer.rs`: session timers (RFC 4028) on each leg: `422`, refreshes,
+//!   expiry.
 //! - `calls/view.rs`: `GET /api/calls/active`.
 //! - `calls/transfer.rs`: `REFER` (RFC 3515): blind and attended transfer, the implicit
 //!   subscription's `NOTIFY`s; `calls/transfer_call.rs`: the call that rings the target;
@@ -39,8 +42,10 @@ mod ending;
 mod in_dialog;
 mod model;
 mod outgoing;
+mod reliable;
 mod replaces;
 mod routing;
+mod session_timer;
 mod settings;
 mod start;
 mod transfer;
@@ -61,7 +66,7 @@ use rand::RngCore;
 pub use admission::is_dialable;
 pub use settings::{
     CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
-    DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+    DEFAULT_MIN_SE, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT, DEFAULT_SESSION_EXPIRES,
 };
 
 use crate::core::Core;
@@ -110,6 +115,20 @@ pub(crate) enum CallClient {
     Replace {
         /// What waits for its answer (boxed: the other kinds are small).
         pending: Box<replaces::PendingReplace>,
+    },
+    /// mss's PRACK of a reliable provisional response of B leg `leg` of call `key`.
+    Prack {
+        /// The call.
+        key: CallKey,
+        /// The B leg.
+        leg: usize,
+    },
+    /// mss's session refresh (RFC 4028) in `dialog` of call `key`.
+    Refresh {
+        /// The call.
+        key: CallKey,
+        /// The dialog refreshed.
+        dialog: DialogId,
     },
     /// A request of one leg passed on to the other: its final response goes back to
     /// `server`.
@@ -161,6 +180,8 @@ pub(crate) struct Calls {
     pub(crate) last_answered: HashMap<String, String>,
     /// Transfers in progress and the calls that ring their targets.
     pub(crate) transfers: transfer::Transfers,
+    /// The session timers of the legs (RFC 4028).
+    pub(crate) session_timers: session_timer::SessionTimers,
 }
 
 impl Calls {
@@ -191,6 +212,7 @@ impl Calls {
             per_user: HashMap::with_hasher(hasher.clone()),
             last_answered: HashMap::with_hasher(hasher.clone()),
             transfers: transfer::Transfers::new(&hasher),
+            session_timers: session_timer::SessionTimers::new(hasher.clone()),
         }
     }
 
@@ -216,10 +238,8 @@ impl Calls {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let ring = self.timers.peek().map(|Reverse((at, _))| *at);
         let guard = self.guards.peek().map(|Reverse((at, _))| *at);
-        match (ring, guard) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let session = self.session_timers.poll_timeout();
+        [ring, guard, session].into_iter().flatten().min()
     }
 
     /// The guarded transactions due at `now`, removed from the heap.
@@ -296,6 +316,7 @@ impl Core {
         for key in self.calls.due(now.mono) {
             self.on_ring_deadline(now, key);
         }
+        self.session_timers_on_timeout(now);
         for id in self.calls.due_guards(now.mono) {
             if self.calls.clients.contains_key(&id) && self.txns.abandon_client(now.mono, id) {
                 tracing::info!(?id, "no final response in time: the INVITE is given up");
@@ -320,6 +341,7 @@ impl Core {
                 DialogOutput::Ack { id, request } => self.send_in_dialog_stateless(&id, request),
                 DialogOutput::RetryReinvite { id } => self.retry_held(now, &id),
                 DialogOutput::AckTimeout { id } => self.on_ack_timeout(now, &id),
+                DialogOutput::PrackTimeout { id } => self.on_prack_timeout(now, &id),
             }
         }
     }
@@ -432,6 +454,22 @@ impl Core {
                     }
                 }
             }
+            Some(CallClient::Prack { key, leg }) => {
+                let (key, leg) = (*key, *leg);
+                if is_final {
+                    self.calls.clients.remove(&id);
+                    self.clients.remove(&id);
+                    self.on_prack_response(key, leg, response.as_ref());
+                }
+            }
+            Some(CallClient::Refresh { key, dialog }) => {
+                let (key, dialog) = (*key, dialog.clone());
+                if is_final {
+                    self.calls.clients.remove(&id);
+                    self.clients.remove(&id);
+                    self.on_refresh_response(now, key, &dialog, response);
+                }
+            }
             Some(CallClient::Forward { .. }) => {
                 if !is_final {
                     return;
@@ -468,6 +506,7 @@ impl Core {
         self.calls.reply_server.remove(id);
         self.calls.bye_on_ack.remove(id);
         self.calls.transfers.forget_dialog(id);
+        self.calls.session_timers.remove(id);
         if let Some((_, held)) = self.calls.held.remove(id) {
             self.answer_held(now, &held);
         }
@@ -487,5 +526,10 @@ impl Core {
     /// remember a REFER (for tests: no input may leave one behind).
     pub fn transfer_count(&self) -> usize {
         self.calls.transfers.len()
+    }
+
+    /// Legs with a session timer (for tests: no input may leave one behind).
+    pub fn session_timer_count(&self) -> usize {
+        self.calls.session_timers.len()
     }
 }

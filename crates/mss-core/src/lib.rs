@@ -61,7 +61,8 @@ pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
 pub use bans::BAN_LOG_TARGET;
 pub use calls::{
     is_dialable, CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls,
-    DEFAULT_MAX_CALLS, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+    DEFAULT_MAX_CALLS, DEFAULT_MIN_SE, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+    DEFAULT_SESSION_EXPIRES,
 };
 pub use input::{Input, StoreResult};
 pub use lines::LineSetup;

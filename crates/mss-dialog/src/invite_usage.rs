@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use mss_sip::Request;
 
+use crate::reliable::ReliableUas;
 use crate::retransmission::TwoXxRetransmission;
 
 /// An INVITE mss sent in the dialog that has no final response yet.
@@ -42,6 +43,12 @@ pub(crate) struct InviteUsage {
     pub(crate) our_ack: Option<(u32, Request)>,
     /// The wait after a `491`.
     pub(crate) retry: Option<ReinviteRetry>,
+    /// mss's reliable provisional responses to the peer's initial INVITE (RFC 3262 §3),
+    /// when it knows 100rel.
+    pub(crate) reliable: Option<ReliableUas>,
+    /// The RSeq of the last reliable provisional response of the peer mss acknowledged
+    /// (RFC 3262 §4).
+    pub(crate) their_rseq: Option<u32>,
 }
 
 impl InviteUsage {
@@ -58,10 +65,8 @@ impl InviteUsage {
             Some(ReinviteRetry::At(at)) => Some(at),
             _ => None,
         };
-        match (retransmit, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reliable = self.reliable.as_ref().and_then(ReliableUas::deadline);
+        [retransmit, retry, reliable].into_iter().flatten().min()
     }
 
     /// Ends a wait that was only waiting for the dialog to be idle; true when the retry is

@@ -24,6 +24,12 @@
 //!   and what mss sends ([`Dialogs::request`], [`Dialogs::ack`], [`Dialogs::send_response`]:
 //!   a `2xx` to an INVITE is retransmitted until its ACK, 64·T1 without one is
 //!   [`DialogOutput::AckTimeout`]).
+//! - Extensions: reliable provisional responses (`reliable.rs`, `table/prack.rs`, RFC
+//!   3262: as UAS through [`Dialogs::send_response`] and the PRACK in
+//!   [`Dialogs::handle_request_at`], as UAC [`Dialogs::reliable_provisional`] and
+//!   [`Dialogs::prack`]); session timer headers and their negotiation
+//!   (`session_timer.rs`, RFC 4028: [`negotiate_uas`], [`negotiated_by_2xx`]; the timers
+//!   are the call layer's).
 //! - Helpers: [`is_in_dialog`], [`unknown_dialog_answer`] (`481`), [`check_require`]
 //!   (`420` + `Unsupported`), [`Rejection`] (the answers the dialog layer decides and the
 //!   caller sends), [`glare_delay`], [`new_tag`], [`new_call_id`], [`new_branch`].
@@ -72,6 +78,7 @@
 //!         DialogOutput::Ack { request, .. } => { /* statelessly */ }
 //!         DialogOutput::RetryReinvite { id } => { /* dialogs.request(&id, Method::Invite, …) */ }
 //!         DialogOutput::AckTimeout { id } => { /* dialogs.request(&id, Method::Bye, …) */ }
+//!         DialogOutput::PrackTimeout { id } => { /* a 5xx to the INVITE */ }
 //!     }
 //! }
 //! // Nothing came back: the 200 goes out again at T1.
@@ -112,10 +119,12 @@ mod output;
 mod party;
 mod random;
 mod rejection;
+mod reliable;
 mod require;
 mod retransmission;
 mod role;
 mod route_set;
+mod session_timer;
 mod state;
 mod table;
 
@@ -132,8 +141,16 @@ pub use output::DialogOutput;
 pub use party::Party;
 pub use random::{new_branch, new_call_id, new_tag};
 pub use rejection::{Rejection, REQUEST_PENDING};
-pub use require::check_require;
+pub use reliable::{
+    is_reliable, rack, rack_header, rseq, rseq_header, Provisional, RAck, TAG_100REL,
+};
+pub use require::{check_require, SUPPORTED};
 pub use role::DialogRole;
 pub use route_set::{Destination, RouteEntry, RouteSet};
+pub use session_timer::{
+    expiry_after, min_se, min_se_header, negotiate_uas, negotiated_by_2xx, refresh_after,
+    session_expires, supports, Refresher, SessionExpires, TimerPolicy, UasTimer, MIN_SE_FLOOR,
+    SESSION_INTERVAL_TOO_SMALL,
+};
 pub use state::DialogState;
 pub use table::Dialogs;

@@ -43,4 +43,11 @@ pub enum DialogOutput {
         /// The dialog.
         id: DialogId,
     },
+    /// Our reliable provisional response in dialog `id` got no PRACK within 64·T1 (RFC
+    /// 3262 §3): reject the INVITE with a `5xx` ([`crate::Dialogs::send_response`]). A `2xx`
+    /// that waited for the PRACK was dropped.
+    PrackTimeout {
+        /// The dialog.
+        id: DialogId,
+    },
 }

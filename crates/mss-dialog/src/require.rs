@@ -4,9 +4,13 @@ use mss_sip::{Method, Request};
 
 use crate::rejection::Rejection;
 
+/// The option tags the dialogs of mss support: reliable provisional responses (RFC 3262)
+/// and session timers (RFC 4028).
+pub const SUPPORTED: &[&str] = &["100rel", "timer"];
+
 /// Checks the `Require` header of `request` against the option tags mss `supported`
-/// (compared ignoring ASCII case, as tokens are). Nothing is supported by default; `100rel`
-/// (RFC 3262) and `timer` (RFC 4028) join the list when mss implements them.
+/// (compared ignoring ASCII case, as tokens are); for a request of a call, pass
+/// [`SUPPORTED`].
 ///
 /// CANCEL and ACK are not checked (§8.2.2.3: the check is not made for CANCEL, and an ACK is
 /// never answered).

@@ -7,6 +7,7 @@
 
 mod answers;
 mod incoming;
+mod prack;
 mod sending;
 mod timers;
 
@@ -25,6 +26,7 @@ use crate::invite_usage::InviteUsage;
 use crate::local::LocalEnd;
 use crate::output::DialogOutput;
 use crate::random::new_tag;
+use crate::reliable::ReliableUas;
 
 /// One dialog with what the table keeps beside it.
 #[derive(Debug, Clone)]
@@ -86,6 +88,8 @@ pub struct Dialogs {
     len: usize,
     timers: TimerHeap,
     outputs: VecDeque<DialogOutput>,
+    /// The last instant an input carried (for a request given without one).
+    clock: Option<Instant>,
 }
 
 impl Dialogs {
@@ -108,6 +112,7 @@ impl Dialogs {
             len: 0,
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
+            clock: None,
         }
     }
 
@@ -171,7 +176,9 @@ impl Dialogs {
     /// [`Dialog::uas`]), with a new local tag (64 random bits from `rng`, hex). Call it when
     /// mss is about to send the first provisional response with a To tag or the `2xx`; build
     /// those with [`Dialogs::response`] and send them with [`Dialogs::send_response`]. The
-    /// dialog starts early, its INVITE in progress until the final response.
+    /// dialog starts early, its INVITE in progress until the final response. When `invite`
+    /// lists 100rel (`Require` or `Supported`), its provisional responses go reliably
+    /// (RFC 3262 §3), numbered from a random RSeq drawn from `rng`.
     ///
     /// # Errors
     /// [`DialogError::TableFull`], and those of [`Dialog::uas`].
@@ -186,6 +193,7 @@ impl Dialogs {
         let dialog = Dialog::uas(invite, &local_tag, local_end)?;
         let usage = InviteUsage {
             theirs: dialog.remote_cseq,
+            reliable: ReliableUas::new(invite, rng),
             ..InviteUsage::default()
         };
         self.insert(dialog, usage)

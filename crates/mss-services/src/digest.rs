@@ -9,7 +9,7 @@
 //!   anywhere in the list (RFC 8760 §2.4, as `mss-auth`'s client does). Configurable.
 //! - **Clients that fail on SHA-256**: on the default algorithms ([`Offer::Automatic`]) a
 //!   client known to give up when any challenge names SHA-256 (by its `User-Agent`, the
-//!   table in `digest_clients.rs`: baresip before 3.11) gets the MD5 challenge alone, so
+//!   table in `digest_clients.rs`: baresip before 3.11, JsSIP) gets the MD5 challenge alone, so
 //!   every common phone registers on the defaults. An explicit list
 //!   ([`Offer::Configured`]) is offered to every client as it is.
 //! - **No user enumeration**: an unknown user runs the same digest work against a stand-in

@@ -12,24 +12,33 @@
 //! | client | `User-Agent` | fails before | seen |
 //! |---|---|---|---|
 //! | baresip (libre) | `baresip v1.0.0 (x86_64/linux)` | 3.11 | Debian's baresip 1.0 answers a `401` with MD5 and SHA-256 challenges with "Register: Function not implemented": libre's challenge handler stops at the first header whose algorithm is not MD5; SHA-256 arrived in libre/baresip 3.11 (2024) |
+//! | JsSIP | `JsSIP 3.13.8` | every version (3.13.8 is the latest) | JsSIP in Chromium (`crates/mss/tests/ws_browser.rs`) fails its REGISTER with "Authentication Error" and logs `challenge with Digest algorithm different than "MD5", authentication aborted`: its parser keeps only the last `WWW-Authenticate` / `Proxy-Authenticate` of a response (`setHeader` replaces the earlier ones), which is SHA-256 after MD5, and its digest code knows MD5 alone |
 //!
 //! A match is a prefix of the `User-Agent` (ASCII case-insensitive) followed by a version
-//! `MAJOR.MINOR…` below the one in the table; a recognised client whose version cannot be
-//! read is taken to be old (an MD5 challenge is what every such client can answer).
+//! `MAJOR.MINOR…` below the one in the table (any version when no fixed one is known); a
+//! recognised client whose version cannot be read is taken to be old (an MD5 challenge is
+//! what every such client can answer).
 
 /// One client family that cannot answer a SHA-256 challenge before some version.
 struct Md5OnlyClient {
     /// What its `User-Agent` starts with, up to the version (lowercase).
     prefix: &'static [u8],
-    /// The first `(major, minor)` version that handles SHA-256 challenges.
-    fixed_in: (u32, u32),
+    /// The first `(major, minor)` version that handles SHA-256 challenges; `None` while
+    /// no version does.
+    fixed_in: Option<(u32, u32)>,
 }
 
 /// The clients that get the MD5 challenge alone on the default algorithms.
-const MD5_ONLY: &[Md5OnlyClient] = &[Md5OnlyClient {
-    prefix: b"baresip v",
-    fixed_in: (3, 11),
-}];
+const MD5_ONLY: &[Md5OnlyClient] = &[
+    Md5OnlyClient {
+        prefix: b"baresip v",
+        fixed_in: Some((3, 11)),
+    },
+    Md5OnlyClient {
+        prefix: b"jssip ",
+        fixed_in: None,
+    },
+];
 
 /// Whether the client that sent `user_agent` is known to fail when a challenge names
 /// SHA-256.
@@ -38,9 +47,9 @@ pub(crate) fn fails_on_sha256(user_agent: &[u8]) -> bool {
         let Some(rest) = strip_prefix_ignore_case(user_agent, c.prefix) else {
             return false;
         };
-        match version(rest) {
-            Some(v) => v < c.fixed_in,
-            None => true,
+        match (version(rest), c.fixed_in) {
+            (Some(v), Some(fixed)) => v < fixed,
+            _ => true,
         }
     })
 }
@@ -87,6 +96,16 @@ mod tests {
         assert!(fails_on_sha256(b"baresip vx.y"));
         // A version too long to be one is unreadable, not an overflow.
         assert!(fails_on_sha256(b"baresip v99999999999.1"));
+    }
+
+    #[test]
+    fn every_jssip_is_recognised() {
+        assert!(fails_on_sha256(b"JsSIP 3.13.8"));
+        assert!(fails_on_sha256(b"JsSIP 3.10.0"));
+        assert!(fails_on_sha256(b"jssip 4.0"));
+        assert!(fails_on_sha256(b"JsSIP "));
+        assert!(!fails_on_sha256(b"JsSIPx 3.13.8"));
+        assert!(!fails_on_sha256(b"SIP.js/0.21.2"));
     }
 
     #[test]

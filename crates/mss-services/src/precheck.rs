@@ -8,7 +8,8 @@
 //! 3. method → `501` for a method mss does not know (§8.2.1; RFC 4475 esc02), `405` with
 //!    `Allow` for one it knows but does not serve;
 //! 4. Request-URI scheme not `sip`/`sips`/`tel` → `416` (§8.2.2.1, RFC 4475 unkscm);
-//! 5. `Require` with option tags mss does not support → `420` + `Unsupported` (§8.2.2.3).
+//! 5. `Require` with option tags mss does not support → `420` + `Unsupported` (§8.2.2.3);
+//!    a call's requests may require `100rel` and `timer` ([`CALL_SUPPORTED`]).
 //!    `Proxy-Require` is for proxies and is ignored by mss acting as the UAS.
 
 use mss_sip::{
@@ -20,6 +21,19 @@ use crate::answer::{Answer, Reject};
 /// Option tags mss supports (RFC 5626 `outbound`, applied by the registrar; RFC 3891
 /// `replaces`, an INVITE that takes the place of a call's leg).
 pub const SUPPORTED: &[&str] = &["outbound", "replaces"];
+
+/// Option tags mss supports in calls: reliable provisional responses (RFC 3262) and
+/// session timers (RFC 4028), for the methods of a call (INVITE and the requests within
+/// its dialogs).
+pub const CALL_SUPPORTED: &[&str] = &["100rel", "timer"];
+
+/// Methods of a call, for which [`CALL_SUPPORTED`] counts as supported.
+fn is_call_method(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::Invite | Method::Bye | Method::Prack | Method::Update | Method::Info
+    )
+}
 
 /// Accepted bodies, for `OPTIONS` (instant messages are plain text).
 const ACCEPT: &str = "text/plain, application/sdp";
@@ -108,7 +122,13 @@ impl Precheck {
         h.push(HeaderName::Allow, answer.allow().clone());
         h.push(HeaderName::Accept, ACCEPT);
         h.push(HeaderName::from_static("Accept-Language"), "en");
-        h.push(HeaderName::Supported, SUPPORTED.join(", "));
+        let calls: &[&str] = if self.served.contains(&Method::Invite) {
+            CALL_SUPPORTED
+        } else {
+            &[]
+        };
+        let tags: Vec<&str> = SUPPORTED.iter().chain(calls).copied().collect();
+        h.push(HeaderName::Supported, tags.join(", "));
         rsp
     }
 }
@@ -124,7 +144,11 @@ pub(crate) fn check_require(req: &Request) -> Result<(), Reject> {
         .require()
         .map_err(Reject::Malformed)?
         .into_iter()
-        .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .filter(|t| {
+            let call_tag = is_call_method(req.method())
+                && CALL_SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t));
+            !call_tag && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t))
+        })
         .map(str::to_owned)
         .collect();
     if unknown.is_empty() {
@@ -155,6 +179,25 @@ mod tests {
             Err(rej) => a.reject(&r, &rej),
         };
         (rsp.status().as_u16(), rsp)
+    }
+
+    #[test]
+    fn calls_may_require_100rel_and_timer_a_register_may_not() {
+        let p = Precheck::new(vec![Method::Invite, Method::Register]);
+        let req = |method: &str| {
+            let text = format!(
+                "{method} sip:101@pbx.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:100@pbx.example.com>;tag=1\r\nTo: <sip:101@pbx.example.com>\r\nCall-ID: c1\r\nCSeq: 1 {method}\r\nContact: <sip:100@192.0.2.1>\r\nRequire: 100rel, TIMER\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse_datagram(bytes::Bytes::from(text)).unwrap() {
+                Message::Request(r) => r,
+                Message::Response(_) => unreachable!(),
+            }
+        };
+        assert!(p.check(&req("INVITE")).is_ok());
+        match p.check(&req("REGISTER")) {
+            Err(Reject::BadExtension(tags)) => assert_eq!(tags, vec!["100rel", "TIMER"]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

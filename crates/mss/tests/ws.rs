@@ -5,8 +5,10 @@
 //! `wss:` (the self-signed certificate), and exchanges MESSAGEs with a UDP phone both
 //! ways: the one to the browser over the connection it registered on, with mss's Via
 //! saying WS/WSS. An oversize WebSocket message is closed with 1009, messages that are
-//! not SIP are dropped, bad upgrades are refused with HTTP errors; all counted in
-//! /metrics, and the server keeps serving.
+//! not SIP are dropped, bad upgrades are refused with HTTP errors; on `wss:`, handshake
+//! garbage and a stalled handshake are dropped, a frame announcing 2 GiB and fragments
+//! over the limit together are closed with 1009; all counted in /metrics, and the server
+//! keeps serving.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +19,7 @@ mod ws_common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{digest_answer, Peer, Server};
+use common::{digest_answer, wait_for, Peer, Server};
 use mss_sip::{HeaderName, Message, Request};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_common::{Next, Socket, WsPhone};
@@ -316,6 +318,102 @@ fn oversize_not_sip_and_bad_upgrades_are_refused_and_counted() {
     let r = peer.transact(
         s.sip(),
         &String::from_utf8(common::options(s.sip(), &peer, "after")).unwrap(),
+    );
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// A client-to-server WebSocket frame header (masked, key 0 so the payload goes as it is):
+/// `fin`, `opcode`, and the payload length it announces.
+fn frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![if fin { 0x80 } else { 0 } | opcode];
+    match len {
+        0..=125 => h.push(0x80 | len as u8),
+        126..=0xffff => {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+/// Reads `conn` until the server closes it (at most 5 s).
+fn read_until_closed(conn: &mut std::net::TcpStream) {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = conn.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+#[test]
+fn wss_drops_handshake_garbage_stalls_oversize_frames_and_not_sip() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_ws(
+        dir.path(),
+        &format!("{USERS}[tls]\nhandshake_timeout = 1s\n"),
+    );
+    // An HTTP upgrade in clear on the wss: port: not a ClientHello, dropped at once.
+    let mut clear = std::net::TcpStream::connect(s.wss()).unwrap();
+    clear
+        .write_all(b"GET / HTTP/1.1\r\nHost: pbx.test\r\nUpgrade: websocket\r\n\r\n")
+        .unwrap();
+    read_until_closed(&mut clear);
+    // Half a ClientHello, then nothing: dropped at the handshake timeout.
+    let mut stalled = std::net::TcpStream::connect(s.wss()).unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    read_until_closed(&mut stalled);
+    assert_eq!(metric(&s, "mss_transport_tls_handshake_failures_total"), 1);
+    assert_eq!(metric(&s, "mss_transport_tls_handshake_timeouts_total"), 1);
+
+    // A frame announcing 2 GiB: closed with 1009 from its header, nothing buffered.
+    let mut huge = WsPhone::connect_tls(s.wss());
+    huge.send_raw(&frame_header(true, 0x1, 1 << 31));
+    match huge.next(Duration::from_secs(5)) {
+        Next::Closed(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("no 1009 close for a 2 GiB frame: {other:?}"),
+    }
+    // Fragments of 40 KiB each, over the 64 KiB message limit together: 1009.
+    let mut pieces = WsPhone::connect_tls(s.wss());
+    let chunk = vec![b'a'; 40 * 1024];
+    let mut first = frame_header(false, 0x1, chunk.len() as u64);
+    first.extend_from_slice(&chunk);
+    pieces.send_raw(&first);
+    let mut second = frame_header(false, 0x0, chunk.len() as u64);
+    second.extend_from_slice(&chunk);
+    pieces.send_raw(&second);
+    match pieces.next(Duration::from_secs(5)) {
+        Next::Closed(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("no 1009 close for 80 KiB in fragments: {other:?}"),
+    }
+    // Not SIP over wss: dropped, the connection stays and still registers.
+    let mut phone = WsPhone::connect_tls(s.wss());
+    phone.send("GET / HTTP/1.1\r\n\r\n");
+    phone.send_binary(vec![0x16, 0x03, 0x01, 0x00, 0x00]);
+    let challenge = phone.transact(&register("WSS", 1, ""));
+    assert_eq!(challenge.status().as_u16(), 401);
+
+    assert_eq!(metric(&s, "mss_transport_ws_oversize_closed_total"), 2);
+    assert_eq!(metric(&s, "mss_transport_ws_frames_dropped_total"), 2);
+    assert_eq!(metric(&s, "mss_transport_ws_upgrades_total"), 3);
+    assert_eq!(metric(&s, "mss_transport_tls_handshakes_total"), 3);
+    // Only the good phone's connection is left open.
+    let open = wait_for(Duration::from_secs(5), || {
+        (metric(&s, "mss_transport_tcp_connections_open") == 1).then_some(())
+    });
+    assert!(open.is_some(), "connections left open:\n{}", s.stderr());
+    let peer = Peer::new();
+    let r = peer.transact(
+        s.sip(),
+        &String::from_utf8(common::options(s.sip(), &peer, "after-wss")).unwrap(),
     );
     assert_eq!(r.status().as_u16(), 200);
 }

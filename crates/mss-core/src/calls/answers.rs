@@ -132,6 +132,11 @@ impl Core {
             Err(e) => tracing::debug!(error = %e, status, "B leg response not applied"),
         }
         self.drain_dialogs(now);
+        if let (101..=199, Some((d, _))) = (status, dialog.as_ref()) {
+            if !self.b_reliable_provisional(now, key, leg, d, &rsp) {
+                return;
+            }
+        }
         match status {
             100..=199 => self.on_b_provisional(now, key, leg, &rsp),
             200..=299 => {
@@ -253,6 +258,14 @@ impl Core {
         };
         copy_body_response(rsp.headers(), rsp.body(), &mut ok);
         let a_dialog = self.calls.table.get(&key).and_then(|c| c.a.dialog.clone());
+        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
+        self.session_timer_2xx(now, key, &dialog, rsp, offer);
+        if let (Some(a), Some(invite)) = (
+            a_dialog.as_ref(),
+            self.calls.table.get(&key).map(|c| c.a.invite.clone()),
+        ) {
+            self.session_timer_answer(now, key, a, &invite, &mut ok);
+        }
         if let (Some(call), Some(from)) = (self.calls.table.get_mut(&key), a_dialog) {
             call.ack_relay = Some(AckRelay {
                 from,
@@ -298,6 +311,9 @@ impl Core {
             if self.retry_with_credentials(now, key, leg, line, &rsp) {
                 return;
             }
+        }
+        if status == 422 && self.retry_after_422(now, key, leg, &rsp) {
+            return;
         }
         if (300..400).contains(&status) {
             self.note_redirect(key, leg, &rsp);
@@ -527,6 +543,12 @@ impl Core {
             }
             Err(mss_dialog::DialogError::AwaitingAck) => {
                 self.calls.bye_on_ack.insert(dialog.clone());
+            }
+            Err(mss_dialog::DialogError::ByeInEarlyDialog) => {
+                // The caller's 2xx still waits for a PRACK (RFC 3262 §3): its INVITE ends
+                // with a final failure instead (`reliable.rs`).
+                self.end_unsent_answer(now, dialog);
+                self.forget_dialog(now, dialog);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "BYE not sent");

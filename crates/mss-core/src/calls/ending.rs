@@ -157,7 +157,7 @@ impl Core {
     }
 
     /// Ends an unanswered call: `status` to the caller, every B leg cancelled.
-    fn cancel_call(&mut self, now: Now, key: CallKey, status: StatusCode, by: EndedBy) {
+    pub(crate) fn cancel_call(&mut self, now: Now, key: CallKey, status: StatusCode, by: EndedBy) {
         let legs = match self.calls.table.get(&key) {
             Some(call) if !call.a.answered => call.b.len(),
             _ => return,

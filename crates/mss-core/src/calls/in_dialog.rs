@@ -41,11 +41,16 @@ impl Core {
         server: ServerTransactionId,
         req: &Request,
     ) {
-        let outcome = self.dialogs.handle_request(req, &mut self.rng);
-        self.drain_dialogs(now);
+        let outcome = self.dialogs.handle_request_at(now.mono, req, &mut self.rng);
+        // What a PRACK lets out (the next reliable 18x, the 2xx that waited) goes after
+        // the PRACK's own 200 (`on_prack`).
+        if *req.method() != Method::Prack {
+            self.drain_dialogs(now);
+        }
         let id = match outcome {
             RequestOutcome::InDialog { id, .. } => id,
             RequestOutcome::Reject(r) => {
+                self.drain_dialogs(now);
                 let tag = req
                     .headers()
                     .to()
@@ -56,9 +61,14 @@ impl Core {
                 return;
             }
             RequestOutcome::OutOfDialog | RequestOutcome::Ack { .. } | RequestOutcome::StrayAck => {
+                self.drain_dialogs(now);
                 return;
             }
         };
+        if *req.method() == Method::Prack {
+            self.on_prack(now, server, req, &id);
+            return;
+        }
         let Some((key, side)) = self.calls.by_dialog.get(&id).copied() else {
             // A dialog whose call is over (its BYE is on the way): nothing to pass on.
             let rsp = self.in_dialog_answer(&id, req, StatusCode::OK, "OK");
@@ -68,11 +78,26 @@ impl Core {
             }
             return;
         };
+        if matches!(req.method(), Method::Invite | Method::Update) {
+            // A session refresh below mss's Min-SE (RFC 4028 §9): 422 here, as for a new
+            // INVITE; nothing goes to the other leg.
+            if let Err(rsp) = self.check_session_expires(req) {
+                self.respond_in_dialog(now, &id, server, *rsp);
+                return;
+            }
+        }
         match req.method() {
             Method::Bye => self.on_bye(now, server, req, key, side, &id),
             Method::Refer => self.on_refer(now, server, req, key, side, &id),
             Method::Subscribe if super::transfer::is_refer_event(req) => {
                 self.on_in_dialog_subscribe(now, server, req, key, &id);
+            }
+            Method::Update if req.body().is_empty() => {
+                // A session refresh without offer (RFC 4028 §7.4, RFC 3311): nothing for
+                // the other leg; answered here, the leg's session timer starts again.
+                let mut rsp = self.in_dialog_answer(&id, req, StatusCode::OK, "OK");
+                self.session_timer_answer(now, key, &id, req, &mut rsp);
+                self.respond(now, server, rsp);
             }
             _ => {
                 let held = HeldRequest {
@@ -183,6 +208,7 @@ impl Core {
         {
             Ok(mut r) => {
                 copy_body_request(held.request.headers(), held.request.body(), &mut r);
+                self.add_session_refresh(&to_dialog, &mut r);
                 r
             }
             Err(e) => {
@@ -299,6 +325,9 @@ impl Core {
                 return;
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
+                let sent =
+                    super::session_timer::body_of(held.request.headers(), held.request.body());
+                self.session_timer_2xx(now, key, &dialog, &rsp, sent);
                 if let Some(call) = self.calls.table.get_mut(&key) {
                     if let Some(codec) = super::view::codec_of(rsp.body()) {
                         call.codec = Some(codec);
@@ -313,6 +342,9 @@ impl Core {
             Some(ResponseEffect::Terminated) => {
                 tracing::info!(status, "the other leg's dialog ended: ending the call");
             }
+            _ if (200..300).contains(&status) && held.request.method() == &Method::Update => {
+                self.session_timer_2xx(now, key, &dialog, &rsp, None);
+            }
             _ => {}
         }
         let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
@@ -324,6 +356,10 @@ impl Core {
                     .headers_mut()
                     .replace(name, bytes::Bytes::copy_from_slice(v));
             }
+        }
+        let refresh = matches!(held.request.method(), Method::Invite | Method::Update);
+        if refresh && (200..300).contains(&status) {
+            self.session_timer_answer(now, key, &from_dialog, &held.request, &mut answer);
         }
         self.respond_in_dialog(now, &from_dialog, held.server, answer);
         if matches!(effect, Some(ResponseEffect::Terminated)) {
@@ -387,6 +423,8 @@ impl Core {
                 .map(|d| d.ack(relay.cseq, &mut self.rng));
             if let Some(mut out) = built {
                 copy_body_request(ack.headers(), ack.body(), &mut out);
+                // An answer to a delayed offer: what a re-INVITE refresh repeats.
+                self.session_timer_sent(&relay.to, &out);
                 if let Err(e) = self.dialogs.send_ack(&relay.to, out) {
                     tracing::debug!(error = %e, "ACK not relayed");
                 }

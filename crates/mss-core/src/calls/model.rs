@@ -141,6 +141,13 @@ pub(crate) struct BLeg {
     pub(crate) confirmed: Option<DialogId>,
     /// Credentials were sent with the INVITE (one challenge is answered, no more).
     pub(crate) authenticated: bool,
+    /// The peer answered a PRACK `405`/`501`: it gets no PRACK any more (RFC 3262 is
+    /// broken there; the call goes on).
+    pub(crate) prack_refused: bool,
+    /// mss's PRACK of a reliable `18x` whose offer went on to the caller (a delayed
+    /// offer): it waits for the caller's PRACK, which carries the answer (RFC 3262 §5).
+    /// The dialog, the RSeq and the INVITE's CSeq number.
+    pub(crate) prack_waits: Option<(DialogId, u32, u32)>,
 }
 
 impl BLeg {

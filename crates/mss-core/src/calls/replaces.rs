@@ -205,6 +205,7 @@ impl Core {
             }
         };
         copy_body_request(req.headers(), req.body(), &mut reinvite);
+        self.add_session_refresh(&other, &mut reinvite);
         let pending = PendingReplace {
             key,
             side,
@@ -307,6 +308,8 @@ impl Core {
             && self.calls.by_dialog.contains_key(&p.other);
         match effect {
             Some(ResponseEffect::AckNeeded { cseq, .. }) if still => {
+                let sent = super::session_timer::body_of(p.invite.headers(), p.invite.body());
+                self.session_timer_2xx(now, p.key, &p.other, &rsp, sent);
                 self.replace_leg(now, p, cseq, &rsp);
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
@@ -416,6 +419,8 @@ impl Core {
                     dialogs: vec![new.clone()],
                     confirmed: Some(new.clone()),
                     authenticated: false,
+                    prack_refused: false,
+                    prack_waits: None,
                 });
                 call.winner = Some(leg);
                 Side::B(leg)
@@ -444,6 +449,9 @@ impl Core {
             Err(_) => Response::for_request(&p.invite, rsp.status(), reason),
         };
         copy_body_response(rsp.headers(), rsp.body(), &mut ok);
+        self.session_timer_answer(now, p.key, &new, &p.invite, &mut ok);
+        // The replaced leg's session timer must not end the call.
+        self.calls.session_timers.remove(&p.replaced);
         if let Err(e) = self.dialogs.send_response(now.mono, &new, ok) {
             tracing::debug!(error = %e, "2xx to the replacing caller not sent");
         }

@@ -15,6 +15,12 @@ pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(181);
 /// Default of a user's `no_answer_timeout` and of a group's `ring_timeout` (DESIGN §8).
 pub const DEFAULT_NO_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Default session interval mss asks for on each leg (RFC 4028 §4 recommends 1800 s).
+pub const DEFAULT_SESSION_EXPIRES: u32 = 1800;
+
+/// Default least session interval mss accepts: RFC 4028 §5's minimum, 90 s.
+pub const DEFAULT_MIN_SE: u32 = 90;
+
 /// What a user may dial out through a line (`call_level`, DESIGN §8): the toll-fraud guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum CallLevel {
@@ -110,6 +116,10 @@ pub struct CallSettings {
     /// A dialled number that starts with this (or `+`) is international
     /// (`international_prefix`, default `00`).
     pub international_prefix: String,
+    /// The session interval mss asks for on each leg, in seconds (RFC 4028).
+    pub session_expires: u32,
+    /// The least session interval mss accepts, in seconds (never below 90, RFC 4028 §5).
+    pub min_se: u32,
 }
 
 impl Default for CallSettings {
@@ -123,6 +133,8 @@ impl Default for CallSettings {
             groups: HashMap::new(),
             national_prefix: "0".to_owned(),
             international_prefix: "00".to_owned(),
+            session_expires: DEFAULT_SESSION_EXPIRES,
+            min_se: DEFAULT_MIN_SE,
         }
     }
 }

@@ -30,6 +30,10 @@ impl Core {
         req: &Request,
         from: &Flow,
     ) {
+        if let Err(rsp) = self.check_session_expires(req) {
+            self.respond(now, id, *rsp);
+            return;
+        }
         if req.headers().contains(&super::replaces::replaces_header()) {
             self.on_replacing_invite(now, id, req, from);
             return;
@@ -276,15 +280,19 @@ impl Core {
         &mut self,
         now: Now,
         key: CallKey,
-        mut invite: Request,
+        invite: Request,
         flow: Flow,
         target: BTarget,
     ) -> bool {
+        let mut invite = invite;
+        self.add_session_offer(&mut invite);
         if let Some(by) = self.calls.transfers.referred_by(key) {
-            // RFC 3892: the target of a transfer learns who sent the call its way.
-            invite
-                .headers_mut()
-                .push(mss_sip::HeaderName::ReferredBy, by.to_owned());
+            // RFC 3892: the target of a transfer learns who sent the call its way. Its
+            // INVITE has no offer and offers no 100rel: the offer comes in the 2xx
+            // (RFC 3262 §5 would let a reliable 18x carry it, answered in the PRACK).
+            let h = invite.headers_mut();
+            h.push(mss_sip::HeaderName::ReferredBy, by.to_owned());
+            h.replace(mss_sip::HeaderName::Supported, "timer");
         }
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;
@@ -301,6 +309,8 @@ impl Core {
             dialogs: Vec::new(),
             confirmed: None,
             authenticated: false,
+            prack_refused: false,
+            prack_waits: None,
         });
         let client = self.call_send(now, invite, flow, CallClient::Invite { key, leg });
         let Some(call) = self.calls.table.get_mut(&key) else {

@@ -83,6 +83,9 @@ pub(crate) enum Step {
         dialog: DialogId,
         /// The CSeq number of the INVITE its `2xx` answered.
         cseq: u32,
+        /// Its offer, which the transferee's re-INVITE carries (a session refresh of the
+        /// transferee's leg repeats it, `session_timer.rs`).
+        offer: Option<(Bytes, Bytes)>,
     },
 }
 
@@ -460,6 +463,8 @@ impl Core {
             CallClient::Invite { .. }
             | CallClient::Cancel
             | CallClient::Bye { .. }
+            | CallClient::Prack { .. }
+            | CallClient::Refresh { .. }
             | CallClient::Forward { .. } => {}
         }
     }

@@ -88,7 +88,7 @@ impl Core {
             self.transfer_failed(now, key, 481, "Call/Transaction Does Not Exist", false);
             return;
         };
-        let invite = match self.dialogs.request(dialog, Method::Invite, &mut self.rng) {
+        let mut invite = match self.dialogs.request(dialog, Method::Invite, &mut self.rng) {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(error = %e, "the joining party cannot be re-INVITEd now");
@@ -96,6 +96,7 @@ impl Core {
                 return;
             }
         };
+        self.add_session_refresh(dialog, &mut invite);
         self.send_transfer_invite(now, key, invite, flow);
     }
 
@@ -137,6 +138,7 @@ impl Core {
             side,
             dialog,
             cseq,
+            offer: super::session_timer::body_of(rsp.headers(), rsp.body()),
         };
         let transferor = t.transferor;
         if rsp.body().is_empty() {
@@ -164,6 +166,7 @@ impl Core {
             }
         };
         copy_body_request(rsp.headers(), rsp.body(), &mut invite);
+        self.add_session_refresh(&y_dialog, &mut invite);
         self.send_transfer_invite(now, key, invite, y_flow);
     }
 
@@ -220,6 +223,7 @@ impl Core {
                     && self.still_there(from, side, &dialog) =>
             {
                 let cseq = ack.map_or(0, |(_, c)| c);
+                self.session_timer_2xx(now, from, &dialog, &rsp, None);
                 self.start_joining(now, key, from, side, dialog, cseq, &rsp);
             }
             (
@@ -228,12 +232,14 @@ impl Core {
                     side,
                     dialog,
                     cseq,
+                    offer,
                 }),
                 Some(rsp),
             ) if ack.is_some() => {
                 if let Some((y, y_cseq)) = &ack {
                     // The transferee's 2xx carries the answer: its ACK carries nothing.
                     let _ = self.dialogs.ack(y, *y_cseq, &mut self.rng);
+                    self.session_timer_2xx(now, key, y, &rsp, offer);
                 }
                 let built = self
                     .dialogs
@@ -241,6 +247,7 @@ impl Core {
                     .map(|d| d.ack(cseq, &mut self.rng));
                 if let Some(mut z_ack) = built {
                     copy_body_request(rsp.headers(), rsp.body(), &mut z_ack);
+                    self.session_timer_sent(&dialog, &z_ack);
                     if let Err(e) = self.dialogs.send_ack(&dialog, z_ack) {
                         tracing::debug!(error = %e, "ACK with the transferee's answer not sent");
                     }
@@ -365,6 +372,8 @@ impl Core {
                     dialogs: vec![dialog.clone()],
                     confirmed: Some(dialog.clone()),
                     authenticated: false,
+                    prack_refused: false,
+                    prack_waits: None,
                 });
                 call.winner = Some(leg);
                 Side::B(leg)
@@ -375,8 +384,11 @@ impl Core {
             self.calls.release_user_slot(&user);
         }
         self.calls.by_dialog.insert(dialog.clone(), (key, new_side));
+        self.calls.session_timers.move_to_call(&dialog, key);
         self.calls.dialog_flow.insert(dialog, flow);
         if let Some(old) = old {
+            // Its session timer must not end the call it left.
+            self.calls.session_timers.remove(&old);
             // The transferor's dialog is no longer the call's: what comes in it now is
             // answered as for a call that is over, and it ends after the last NOTIFY.
             self.calls.by_dialog.remove(&old);

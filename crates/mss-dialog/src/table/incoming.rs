@@ -2,6 +2,7 @@
 //! (RFC 3261 §12.2.2, §14.2).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use mss_sip::{HeaderName, Method, ParseError, ParseErrorKind, Request};
 use rand::{Rng, RngCore};
@@ -38,17 +39,41 @@ impl Dialogs {
     /// - a re-INVITE while our INVITE waits for its final response: `491` (glare); while the
     ///   peer's previous INVITE has none yet: `500` with a random Retry-After of 0-10 s;
     /// - a re-INVITE or UPDATE moves the remote target to its Contact;
-    /// - a BYE terminates the dialog (retransmissions of our `2xx` stop).
+    /// - a BYE terminates the dialog (retransmissions of our `2xx` stop);
+    /// - a PRACK (RFC 3262 §3) without `RAck` is malformed (`400`); one whose `RAck` names
+    ///   no unacknowledged reliable provisional response of ours gets `481`; a matching one
+    ///   stops that response's retransmissions and lets out what waited for it (the next
+    ///   reliable provisional response, or the `2xx`), timed from the last instant the
+    ///   table was given (use [`Dialogs::handle_request_at`] to give the PRACK's).
     ///
     /// CANCEL is the transaction layer's (§9.2); one passed here is matched but changes
     /// nothing.
     pub fn handle_request(&mut self, request: &Request, rng: &mut dyn RngCore) -> RequestOutcome {
-        let outcome = self.on_request(request, rng);
+        let outcome = self.on_request(self.clock, request, rng);
         self.prune();
         outcome
     }
 
-    fn on_request(&mut self, request: &Request, rng: &mut dyn RngCore) -> RequestOutcome {
+    /// [`Dialogs::handle_request`] for a request received at `now` (what a PRACK lets out
+    /// is timed from it).
+    pub fn handle_request_at(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        rng: &mut dyn RngCore,
+    ) -> RequestOutcome {
+        self.clock = Some(now);
+        let outcome = self.on_request(Some(now), request, rng);
+        self.prune();
+        outcome
+    }
+
+    fn on_request(
+        &mut self,
+        now: Option<Instant>,
+        request: &Request,
+        rng: &mut dyn RngCore,
+    ) -> RequestOutcome {
         let h = request.headers();
         let method = request.method();
         let is_ack = *method == Method::Ack;
@@ -98,8 +123,42 @@ impl Dialogs {
         } else {
             None
         };
+        let rack = if *method == Method::Prack {
+            match crate::reliable::rack(h) {
+                Ok(Some(rack)) => Some(rack),
+                Ok(None) => {
+                    let e = ParseError::in_header(
+                        ParseErrorKind::MissingHeader,
+                        crate::reliable::rack_header(),
+                        0,
+                    );
+                    return RequestOutcome::Reject(Rejection::Malformed(e));
+                }
+                Err(e) => return RequestOutcome::Reject(Rejection::Malformed(e)),
+            }
+        } else {
+            None
+        };
         if let Err(rejection) = entry.dialog.receive_cseq(cseq.seq) {
             return RequestOutcome::Reject(rejection);
+        }
+        if let Some(rack) = rack {
+            // RFC 3262 §3: a PRACK that matches no unacknowledged reliable provisional
+            // response of ours gets 481.
+            let timers = self.config.timers;
+            let released = match (now, entry.usage.reliable.as_mut()) {
+                (Some(now), Some(reliable)) => reliable
+                    .on_prack(now, &rack, &timers)
+                    .map(|r| r.map(|r| (now, r))),
+                _ => Err(()),
+            };
+            let Ok(released) = released else {
+                return RequestOutcome::Reject(Rejection::UnknownDialog);
+            };
+            if let Some((now, response)) = released {
+                entry.deliver(now, response, &timers, &mut self.outputs);
+            }
+            entry.reschedule(&mut self.timers);
         }
         let mut target_refreshed = false;
         match method {

@@ -2,12 +2,14 @@
 //! `2xx` (§13.2.2.4) and responses, a `2xx` to an INVITE retransmitted until its ACK
 //! (§13.3.1.4).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use mss_sip::{Method, Request, Response, StatusCode};
+use mss_txn::Timers;
 use rand::RngCore;
 
-use super::{find_id_mut, Dialogs};
+use super::{find_id_mut, Dialogs, Entry};
 use crate::error::DialogError;
 use crate::id::DialogId;
 use crate::invite_usage::OurInvite;
@@ -137,7 +139,13 @@ impl Dialogs {
     ///   its CSeq number comes; after 64·T1 without ACK, [`DialogOutput::AckTimeout`]
     ///   (RFC 3261 §13.3.1.4, RFC 6026 §7.1);
     /// - a final non-`2xx` ends an early dialog (the INVITE failed; remove it), and leaves a
-    ///   confirmed one as it was (a rejected re-INVITE).
+    ///   confirmed one as it was (a rejected re-INVITE);
+    /// - when the INVITE that created the dialog knows 100rel (RFC 3262 §3), a `101`-`199`
+    ///   goes reliably (`Require: 100rel`, the next RSeq; always with `Require: 100rel` in
+    ///   the INVITE, only with a body with `Supported: 100rel`), sent again at T1, 2·T1,
+    ///   4·T1 … until its PRACK ([`crate::RequestOutcome::InDialog`]) and given up after
+    ///   64·T1 ([`DialogOutput::PrackTimeout`]); the next one waits for that PRACK, a `2xx`
+    ///   too when the unacknowledged one carried a body; after the final response none goes.
     ///
     /// A final response ends the peer's INVITE in progress. Answers the dialog layer
     /// decided ([`crate::Rejection`]) need not come here.
@@ -152,36 +160,21 @@ impl Dialogs {
         response: Response,
     ) -> Result<(), DialogError> {
         let cseq = response.headers().cseq()?;
-        let status = response.status().0;
+        self.clock = Some(now);
         let entry = find_id_mut(&mut self.by_call_id, id).ok_or(DialogError::UnknownDialog)?;
-        let final_to_invite = cseq.method == Method::Invite && status >= 200;
-        if final_to_invite {
-            if entry.usage.theirs == Some(cseq.seq) {
-                entry.usage.theirs = None;
+        let response = if cseq.method == Method::Invite {
+            match entry.usage.reliable.as_mut() {
+                Some(reliable) => reliable.outgoing(now, response, cseq.seq, &self.config.timers),
+                None => Some(response),
             }
-            if status < 300 {
-                if entry.dialog.state == DialogState::Early {
-                    entry.dialog.state = DialogState::Confirmed;
-                }
-                entry.usage.unacked_2xx = Some(TwoXxRetransmission::start(
-                    now,
-                    response.clone(),
-                    cseq.seq,
-                    &self.config.timers,
-                ));
-            } else if entry.dialog.state == DialogState::Early {
-                entry.dialog.state = DialogState::Terminated;
-            }
+        } else {
+            Some(response)
+        };
+        if let Some(response) = response {
+            entry.deliver(now, response, &self.config.timers, &mut self.outputs);
         }
-        self.outputs.push_back(DialogOutput::Response {
-            id: entry.dialog.id.clone(),
-            response,
-        });
-        if final_to_invite {
-            entry.release_retry(&mut self.outputs);
-            entry.reschedule(&mut self.timers);
-            self.prune();
-        }
+        entry.reschedule(&mut self.timers);
+        self.prune();
         Ok(())
     }
 
@@ -195,5 +188,47 @@ impl Dialogs {
         entry.reschedule(&mut self.timers);
         self.prune();
         had
+    }
+}
+
+impl Entry {
+    /// Sends `response` of this dialog now (see [`Dialogs::send_response`]).
+    pub(crate) fn deliver(
+        &mut self,
+        now: Instant,
+        response: Response,
+        timers: &Timers,
+        outputs: &mut VecDeque<DialogOutput>,
+    ) {
+        let status = response.status().0;
+        let cseq = response.headers().cseq().ok();
+        let final_to_invite = cseq
+            .as_ref()
+            .is_some_and(|c| c.method == Method::Invite && status >= 200);
+        if let (true, Some(cseq)) = (final_to_invite, cseq.as_ref()) {
+            if self.usage.theirs == Some(cseq.seq) {
+                self.usage.theirs = None;
+            }
+            if status < 300 {
+                if self.dialog.state == DialogState::Early {
+                    self.dialog.state = DialogState::Confirmed;
+                }
+                self.usage.unacked_2xx = Some(TwoXxRetransmission::start(
+                    now,
+                    response.clone(),
+                    cseq.seq,
+                    timers,
+                ));
+            } else if self.dialog.state == DialogState::Early {
+                self.dialog.state = DialogState::Terminated;
+            }
+        }
+        outputs.push_back(DialogOutput::Response {
+            id: self.dialog.id.clone(),
+            response,
+        });
+        if final_to_invite {
+            self.release_retry(outputs);
+        }
     }
 }

@@ -10,6 +10,7 @@ use mss_txn::Timers;
 use super::{find, find_id_mut, Dialogs, Entry, TimerHeap};
 use crate::invite_usage::ReinviteRetry;
 use crate::output::DialogOutput;
+use crate::reliable::ReliableStep;
 use crate::retransmission::RetransmissionStep;
 use crate::state::DialogState;
 
@@ -22,9 +23,11 @@ impl Dialogs {
 
     /// Runs every timer due at `now`: `2xx` retransmissions ([`DialogOutput::Response`]), the
     /// end of the wait for an ACK ([`DialogOutput::AckTimeout`]), glare retries
-    /// ([`DialogOutput::RetryReinvite`]). A call before anything is due does nothing.
+    /// ([`DialogOutput::RetryReinvite`]), reliable provisional responses again
+    /// ([`DialogOutput::Response`]) or given up ([`DialogOutput::PrackTimeout`]). A call before anything is due does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let timers = self.config.timers;
+        self.clock = Some(now);
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -90,6 +93,18 @@ impl Entry {
                     });
                 }
                 RetransmissionStep::NotYet => {}
+            }
+        }
+        if let Some(reliable) = self.usage.reliable.as_mut() {
+            match reliable.on_timeout(now) {
+                ReliableStep::Resend(response) => outputs.push_back(DialogOutput::Response {
+                    id: self.dialog.id.clone(),
+                    response,
+                }),
+                ReliableStep::GiveUp => outputs.push_back(DialogOutput::PrackTimeout {
+                    id: self.dialog.id.clone(),
+                }),
+                ReliableStep::NotYet => {}
             }
         }
         if let Some(ReinviteRetry::At(at)) = self.usage.retry {

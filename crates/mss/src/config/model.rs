@@ -118,6 +118,12 @@ pub struct ServerConfig {
     /// before 3.11, see `mss_services::Offer::Automatic`). Set: exactly this list, in this
     /// order, for every client.
     pub digest_algorithms: Option<Vec<mss_auth::Algorithm>>,
+    /// The session interval mss asks each leg of a call for (`session_expires`, seconds,
+    /// RFC 4028; default 1800).
+    pub session_expires: u32,
+    /// The least session interval mss accepts; below it `422` + `Min-SE` (`min_se`,
+    /// seconds, at least 90; default 90).
+    pub min_se: u32,
 }
 
 /// Default SIP port (RFC 3261 §19.1.2).
@@ -164,6 +170,8 @@ impl ServerConfig {
             max_contacts_per_user: 10,
             nonce_lifetime: Duration::from_secs(300),
             digest_algorithms: None,
+            session_expires: mss_core::DEFAULT_SESSION_EXPIRES,
+            min_se: mss_core::DEFAULT_MIN_SE,
         }
     }
 

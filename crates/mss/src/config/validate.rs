@@ -28,6 +28,8 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "max_contacts_per_user",
     "nonce_lifetime",
     "digest_algorithms",
+    "session_expires",
+    "min_se",
 ];
 /// Keys of `[user:NAME]`.
 pub(crate) const USER_KEYS: &[&str] = &[
@@ -230,6 +232,25 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
     }
     if let Some(v) = c.value(s, "digest_algorithms", values::digest_algorithms) {
         server.digest_algorithms = Some(v);
+    }
+    if let Some(v) = c.value(s, "session_expires", values::session_interval) {
+        server.session_expires = v;
+    }
+    if let Some(v) = c.value(s, "min_se", values::session_interval) {
+        server.min_se = v;
+    }
+    if server.min_se > server.session_expires {
+        let line = Checker::line_of(s, "session_expires");
+        let d = c.file.diag(
+            Some(line),
+            Some(&s.name),
+            Some("session_expires"),
+            format!(
+                "{}s is shorter than min_se ({}s)",
+                server.session_expires, server.min_se
+            ),
+        );
+        c.diags.push(d);
     }
     if server.min_expires > server.max_expires {
         let line = Checker::line_of(s, "max_expires");
@@ -474,6 +495,25 @@ offline_ttl = 7d
         assert_eq!(l.owner.as_deref(), Some("101"));
         assert_eq!(l.transport, SipTransport::Udp);
         assert_eq!(c.im.offline_ttl, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn session_timer_keys_are_checked_with_their_line() {
+        let c = load("[server]\nsession_expires = 10m\nmin_se = 120\n").unwrap();
+        assert_eq!((c.server.session_expires, c.server.min_se), (600, 120));
+        let c = load("[server]\n").unwrap();
+        assert_eq!((c.server.session_expires, c.server.min_se), (1800, 90));
+        let e = load("[server]\nmin_se = 60\nsession_expires = 2d\n").unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:2: [server] min_se: \"60\" is out of range (90s..=1d: RFC 4028 allows no session interval below 90s)\n\
+             mss.ini:3: [server] session_expires: \"2d\" is out of range (90s..=1d: RFC 4028 allows no session interval below 90s)"
+        );
+        let e = load("[server]\nsession_expires = 100\nmin_se = 5m\n").unwrap_err();
+        assert_eq!(
+            e,
+            "mss.ini:2: [server] session_expires: 100s is shorter than min_se (300s)"
+        );
     }
 
     #[test]

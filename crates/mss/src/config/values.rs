@@ -30,6 +30,18 @@ pub(crate) fn seconds(v: &str, min: u32, max: u32) -> Result<u32, String> {
     Ok(n)
 }
 
+/// A session interval of RFC 4028 (`session_expires`, `min_se`): a [`duration`] of at least
+/// 90 s (§5: no `Min-SE` below it) and at most a day, in seconds.
+pub(crate) fn session_interval(v: &str) -> Result<u32, String> {
+    let secs = duration(v)?.as_secs();
+    if !(90..=86_400).contains(&secs) {
+        return Err(format!(
+            "{v:?} is out of range (90s..=1d: RFC 4028 allows no session interval below 90s)"
+        ));
+    }
+    u32::try_from(secs).map_err(|_| format!("{v:?} is too long"))
+}
+
 /// A duration: a whole number followed by `d`, `h`, `m` or `s` (`7d`, `12h`, `30m`, `45s`);
 /// a bare number is seconds. Zero is refused.
 pub(crate) fn duration(v: &str) -> Result<Duration, String> {

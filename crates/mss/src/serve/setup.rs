@@ -170,7 +170,7 @@ pub(crate) fn lines(loaded: &Loaded) -> Vec<LineSetup> {
 }
 
 /// The call service's settings from `[server]` (`max_calls`, `outgroup_prefix`,
-/// `national_prefix`, `international_prefix`), each user's `max_calls`, call level and
+/// `national_prefix`, `international_prefix`, `session_expires`, `min_se`), each user's `max_calls`, call level and
 /// forwards, and the groups.
 pub(crate) fn call_settings(config: &Config) -> CallSettings {
     CallSettings {
@@ -212,6 +212,8 @@ pub(crate) fn call_settings(config: &Config) -> CallSettings {
             .collect(),
         national_prefix: config.server.national_prefix.clone(),
         international_prefix: config.server.international_prefix.clone(),
+        session_expires: config.server.session_expires,
+        min_se: config.server.min_se,
         ..CallSettings::default()
     }
 }

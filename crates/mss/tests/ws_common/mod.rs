@@ -105,6 +105,13 @@ impl<S: Socket> WsPhone<S> {
         self.ws.send(tungstenite::Message::text(text)).unwrap();
     }
 
+    /// Writes `bytes` as they are on the connection (hand-made WebSocket frames).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stream = self.ws.get_mut();
+        stream.write_all(bytes).unwrap();
+        stream.flush().unwrap();
+    }
+
     /// Sends `data` as one binary message.
     pub fn send_binary(&mut self, data: Vec<u8>) {
         self.ws.send(tungstenite::Message::binary(data)).unwrap();
