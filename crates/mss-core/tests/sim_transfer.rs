@@ -297,6 +297,7 @@ fn assert_clean(sim: &mut Sim) {
     );
     assert_eq!(sim.core.dialog_count(), 0, "dialogs left");
     assert_eq!(sim.core.transfer_count(), 0, "transfers left");
+    assert_eq!(sim.core.session_timer_count(), 0, "session timers left");
 }
 
 fn setup() -> Setup {
@@ -427,6 +428,95 @@ fn the_callee_blind_transfers_the_caller_to_a_third_phone() {
 fn records(sim: &Sim) -> Vec<mss_store::CallRecord> {
     use mss_store::Store;
     mss_store::block_on(sim.store.list_calls(None, 100)).unwrap()
+}
+
+/// Session timers (RFC 4028) on the joined legs: mss refreshes each with what it last sent
+/// there — the target's offer to the transferee, the transferee's answer to the target —
+/// never the transferor's session.
+#[test]
+fn a_transferred_call_refreshes_the_new_sessions() {
+    let mut sim = Sim::start(setup());
+    let carol = registered(&mut sim, "102", "127.0.0.13:5062");
+    let (mut alice, bob, inv) = answered_call(&mut sim);
+    sim.receive(
+        bob,
+        &device_request(
+            &inv,
+            bob,
+            "bob",
+            "REFER",
+            2,
+            "Refer-To: <sip:102@pbx.test>\r\n",
+        ),
+    );
+    let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
+    assert!(
+        !header(to_carol.headers(), &HeaderName::Supported).contains("100rel"),
+        "the offer must come in the 2xx, not in a reliable 18x"
+    );
+    // mss refreshes both legs (refresher=uac: mss sent the INVITEs), at 90 s.
+    let timer = |at: SocketAddr| {
+        format!("Contact: <sip:dev@{at}>\r\nSession-Expires: 90;refresher=uac\r\n")
+    };
+    sim.receive(
+        carol,
+        &answer(&to_carol, 200, "OK", "carol", &timer(carol), SDP_C),
+    );
+    let reinvite = request_to(&mut sim, alice.addr, Method::Invite).unwrap();
+    sim.receive(
+        alice.addr,
+        &answer(&reinvite, 200, "OK", "c100", &timer(alice.addr), SDP_A2),
+    );
+    assert!(request_to(&mut sim, carol, Method::Ack).is_some());
+    let n = request_to(&mut sim, bob, Method::Notify).unwrap();
+    sim.receive(bob, &reply(&n, 200, "OK", ""));
+    let n = request_to(&mut sim, bob, Method::Notify).unwrap();
+    sim.receive(bob, &reply(&n, 200, "OK", ""));
+    let bye = request_to(&mut sim, bob, Method::Bye).unwrap();
+    sim.receive(bob, &reply(&bye, 200, "OK", ""));
+    assert_eq!(
+        sim.core.session_timer_count(),
+        2,
+        "one timer per joined leg"
+    );
+    sim.forget_sent();
+    sim.advance(Duration::from_secs(50));
+    let refresh = |sim: &mut Sim, at: SocketAddr| {
+        sim.sent
+            .iter()
+            .filter(|s| s.to.remote == at)
+            .filter_map(|s| s.request().cloned())
+            .find(|r| *r.method() == Method::Invite)
+            .unwrap_or_else(|| panic!("no refresh to {at}: {:?}", sim.sent))
+    };
+    let to_alice = refresh(&mut sim, alice.addr);
+    assert_eq!(
+        to_alice.body().as_ref(),
+        SDP_C.as_bytes(),
+        "the target's session"
+    );
+    let to_target = refresh(&mut sim, carol);
+    assert_eq!(
+        to_target.body().as_ref(),
+        SDP_A2.as_bytes(),
+        "the transferee's session"
+    );
+    assert!(
+        !sim.sent.iter().any(|s| s.to.remote == bob),
+        "nothing for the transferor"
+    );
+    sim.receive(
+        alice.addr,
+        &answer(&to_alice, 200, "OK", "c100", &timer(alice.addr), SDP_A2),
+    );
+    sim.receive(
+        carol,
+        &answer(&to_target, 200, "OK", "carol", &timer(carol), SDP_C),
+    );
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, carol, Method::Bye).expect("BYE to the target");
+    sim.receive(carol, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
 }
 
 #[test]
@@ -1108,6 +1198,11 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
         );
         assert_eq!(sim.core.dialog_count(), 0, "seed {seed}: dialogs left");
         assert_eq!(sim.core.transfer_count(), 0, "seed {seed}: transfers left");
+        assert_eq!(
+            sim.core.session_timer_count(),
+            0,
+            "seed {seed}: session timers left"
+        );
         assert_eq!(
             sim.core.transaction_count(),
             0,
