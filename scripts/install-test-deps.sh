@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive (SIP peers, reference registrar, sqlite3,
-# Chromium for the browser phone, linphonec), only those that are missing. Idempotent and quiet; works
-# as root, or through sudo.
+# Chromium for the browser phone, linphonec; iproute2, iptables and curl for the NAT test),
+# only those that are missing. Idempotent and quiet; works as root, or through sudo.
 set -euo pipefail
 
-PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3 chromium linphone-cli)
+PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3 chromium linphone-cli iproute2 iptables curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -24,7 +24,7 @@ pub mod views;
 
 pub use call_record_view::CallRecordView;
 pub use calls_query::{CallsQuery, DEFAULT_CALLS_LIMIT, MAX_CALLS_LIMIT};
-pub use metrics::{AuthFailure, Direction, MessageOutcome, Method, Metrics};
+pub use metrics::{AuthFailure, CallLeg, Direction, MessageOutcome, Method, Metrics};
 pub use router::{router, serve, serve_listener, AdminError};
 pub use source::{AdminSource, BoxFuture, SourceError};
 pub use views::{

@@ -209,6 +209,37 @@ pub struct Metrics {
     calls_active: AtomicU64,
     /// Ended calls by direction (outer) and disposition (inner).
     calls: [[AtomicU64; CallDisposition::ALL.len()]; CallDirection::ALL.len()],
+    /// Calls with one-way audio, by the silent leg (caller, callee).
+    one_way: [AtomicU64; 2],
+}
+
+/// The leg of a call the media relay heard nothing from (`mss_calls_one_way_total{leg}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallLeg {
+    /// The caller's leg.
+    Caller,
+    /// The callee's leg.
+    Callee,
+}
+
+impl CallLeg {
+    /// Both, in the order of the series.
+    pub const ALL: [CallLeg; 2] = [CallLeg::Caller, CallLeg::Callee];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallLeg::Caller => "caller",
+            CallLeg::Callee => "callee",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            CallLeg::Caller => 0,
+            CallLeg::Callee => 1,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -248,6 +279,7 @@ impl Metrics {
             messages: counters(),
             calls_active: AtomicU64::new(0),
             calls: std::array::from_fn(|_| counters()),
+            one_way: counters(),
         }
     }
 
@@ -334,6 +366,21 @@ impl Metrics {
         if let Some(c) = self.call_slot(direction, disposition) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a call whose leg `leg` sent no RTP after the answer
+    /// (`mss_calls_one_way_total{leg}`).
+    pub fn call_one_way(&self, leg: CallLeg) {
+        if let Some(c) = self.one_way.get(leg.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The current value of a `mss_calls_one_way_total` series (for tests).
+    pub fn calls_one_way(&self, leg: CallLeg) -> u64 {
+        self.one_way
+            .get(leg.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// The current value of a `mss_calls_total` series (for tests).
@@ -504,6 +551,20 @@ impl Metrics {
                 );
             }
         }
+        header(
+            &mut out,
+            "mss_calls_one_way_total",
+            "Answered calls with a leg the media relay got no RTP from (one-way audio), by that leg.",
+            "counter",
+        );
+        for leg in CallLeg::ALL {
+            let _ = writeln!(
+                out,
+                "mss_calls_one_way_total{{leg=\"{}\"}} {}",
+                leg.as_str(),
+                self.calls_one_way(leg)
+            );
+        }
         out
     }
 }
@@ -572,6 +633,10 @@ mod tests {
             text.contains("mss_calls_total{direction=\"internal\",disposition=\"no_answer\"} 0\n")
         );
         assert_eq!(text.matches("mss_calls_total{").count(), 18);
+        m.call_one_way(CallLeg::Callee);
+        let text = m.render();
+        assert!(text.contains("mss_calls_one_way_total{leg=\"callee\"} 1\n"));
+        assert!(text.contains("mss_calls_one_way_total{leg=\"caller\"} 0\n"));
         assert!(text.contains("# HELP mss_sip_requests_total "));
     }
 

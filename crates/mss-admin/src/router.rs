@@ -373,6 +373,7 @@ mod tests {
                         codec: None,
                         rtp_in: 0,
                         rtp_out: 0,
+                        no_rtp_from: false,
                     }],
                 }])
             })

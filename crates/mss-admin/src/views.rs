@@ -317,6 +317,10 @@ pub struct CallLegView {
     pub rtp_in: u64,
     /// RTP packets sent to this leg by the media relay (0 without relay).
     pub rtp_out: u64,
+    /// The relay got no RTP from this leg in the 5 s after the answer (while not on hold):
+    /// one-way audio, this leg's side (its NAT, its firewall) is at fault (DESIGN §8).
+    #[serde(default)]
+    pub no_rtp_from: bool,
 }
 
 /// One active call, as `GET /api/calls/active` shows it (DESIGN §8).

@@ -25,6 +25,8 @@
 //! - `calls/session_timer.rs`: session timers (RFC 4028) on each leg: `422`, refreshes,
 //!   expiry.
 //! - `calls/view.rs`: `GET /api/calls/active`.
+//! - `calls/media.rs`, `calls/sdp_relay.rs`: the media relay (`[media] relay = always`):
+//!   ports per call, every SDP pointed at mss, the relay's events.
 //! - `calls/transfer.rs`: `REFER` (RFC 3515): blind and attended transfer, the implicit
 //!   subscription's `NOTIFY`s; `calls/transfer_call.rs`: the call that rings the target;
 //!   `calls/transfer_join.rs`: joining the new party to the transferee (offerless INVITE,
@@ -40,11 +42,13 @@ mod admission;
 mod answers;
 mod ending;
 mod in_dialog;
+mod media;
 mod model;
 mod outgoing;
 mod reliable;
 mod replaces;
 mod routing;
+mod sdp_relay;
 mod session_timer;
 mod settings;
 mod start;
@@ -65,8 +69,9 @@ use rand::RngCore;
 
 pub use admission::is_dialable;
 pub use settings::{
-    CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls, DEFAULT_MAX_CALLS,
-    DEFAULT_MIN_SE, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT, DEFAULT_SESSION_EXPIRES,
+    CallLevel, CallSettings, GroupSettings, GroupStrategy, MediaSettings, UserCalls,
+    DEFAULT_MAX_CALLS, DEFAULT_MIN_SE, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
+    DEFAULT_SESSION_EXPIRES,
 };
 
 use crate::core::Core;
@@ -182,6 +187,13 @@ pub(crate) struct Calls {
     pub(crate) transfers: transfer::Transfers,
     /// The session timers of the legs (RFC 4028).
     pub(crate) session_timers: session_timer::SessionTimers,
+    /// The call of every relay allocation asked for and not answered yet.
+    pub(crate) media_ops: HashMap<u64, CallKey>,
+    /// The call of every relay session (`calls/media.rs`).
+    pub(crate) by_session: HashMap<mss_media::SessionId, CallKey>,
+    next_media_op: u64,
+    /// When the relay's counters are asked for next.
+    pub(crate) stats_at: Option<Instant>,
 }
 
 impl Calls {
@@ -213,7 +225,18 @@ impl Calls {
             last_answered: HashMap::with_hasher(hasher.clone()),
             transfers: transfer::Transfers::new(&hasher),
             session_timers: session_timer::SessionTimers::new(hasher.clone()),
+            media_ops: HashMap::with_hasher(hasher.clone()),
+            by_session: HashMap::with_hasher(hasher.clone()),
+            next_media_op: 1,
+            stats_at: None,
         }
+    }
+
+    /// A fresh id for a relay allocation.
+    pub(crate) fn next_media_op(&mut self) -> u64 {
+        let op = self.next_media_op;
+        self.next_media_op += 1;
+        op
     }
 
     /// A fresh key.
@@ -300,10 +323,14 @@ impl Core {
     /// When the call service wants [`Core::calls_on_timeout`]: a ring deadline or a
     /// dialog timer.
     pub(crate) fn calls_timeout(&self) -> Option<Instant> {
-        match (self.calls.poll_timeout(), self.dialogs.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.calls.poll_timeout(),
+            self.dialogs.poll_timeout(),
+            self.media_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Fires due dialog timers (`2xx` retransmissions, ACK waits, glare retries) and ring
@@ -317,6 +344,7 @@ impl Core {
             self.on_ring_deadline(now, key);
         }
         self.session_timers_on_timeout(now);
+        self.media_stats_due(now.mono);
         for id in self.calls.due_guards(now.mono) {
             if self.calls.clients.contains_key(&id) && self.txns.abandon_client(now.mono, id) {
                 tracing::info!(?id, "no final response in time: the INVITE is given up");
@@ -505,7 +533,7 @@ impl Core {
         self.calls.dialog_flow.remove(id);
         self.calls.reply_server.remove(id);
         self.calls.bye_on_ack.remove(id);
-        self.calls.transfers.forget_dialog(id);
+        self.transfer_dialog_gone(id);
         self.calls.session_timers.remove(id);
         if let Some((_, held)) = self.calls.held.remove(id) {
             self.answer_held(now, &held);
@@ -515,6 +543,12 @@ impl Core {
     /// Calls in progress (for tests and the admin view).
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Relay sessions held by calls and allocations not answered yet (for tests: every
+    /// end of a call gives its ports back).
+    pub fn media_session_count(&self) -> usize {
+        self.calls.by_session.len() + self.calls.media_ops.len()
     }
 
     /// Dialogs held (for tests: no input may leave one behind).

@@ -224,6 +224,7 @@ impl Core {
             Input::Received { local, flow, data } => self.on_received(now, local, flow, data),
             Input::Stored { id, result } => self.on_stored(now, id, result),
             Input::Resolved { id, addrs } => self.on_resolved(now, id, &addrs),
+            Input::Media(event) => self.on_media_event(now, event),
             Input::SendFailed { transaction } => {
                 self.txns.handle_transport_error(now.mono, transaction);
             }

@@ -37,6 +37,9 @@ pub enum Input {
         /// The addresses in the order to try (empty: none found, or cancelled).
         addrs: Vec<SocketAddr>,
     },
+    /// An answer or event of the media relay ([`crate::Output::Media`]): an allocation,
+    /// counters, a latch, a silent leg, a timeout.
+    Media(mss_media::io::MediaEvent),
     /// A [`crate::Output::Transmit`] of a transaction could not be sent.
     SendFailed {
         /// The transaction that sent it.

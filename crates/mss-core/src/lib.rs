@@ -30,6 +30,8 @@
 //!   store result ────────── Input::Stored { id } ▶ the answer goes out (200, 202, …)
 //!   ◀── Output::Resolve { id, request } ──────── a line's registrar to look up
 //!   targets ─────────────── Input::Resolved { id } ▶ the line's REGISTER leaves
+//!   ◀── Output::Media(Command) ───────────────── relay ports for a call, its remotes, …
+//!   relay event ─────────── Input::Media(event) ▶ the call's B legs start, BYE on timeout
 //!   sleep until poll_timeout ─ Input::Timeout ──▶ timers (transactions, lines, messages)
 //! ```
 //!
@@ -60,7 +62,7 @@ mod testing;
 pub use crate::core::{Core, CoreParts, DRAIN_LIMIT, SWEEP_INTERVAL};
 pub use bans::BAN_LOG_TARGET;
 pub use calls::{
-    is_dialable, CallLevel, CallSettings, GroupSettings, GroupStrategy, UserCalls,
+    is_dialable, CallLevel, CallSettings, GroupSettings, GroupStrategy, MediaSettings, UserCalls,
     DEFAULT_MAX_CALLS, DEFAULT_MIN_SE, DEFAULT_NO_ANSWER_TIMEOUT, DEFAULT_RING_TIMEOUT,
     DEFAULT_SESSION_EXPIRES,
 };

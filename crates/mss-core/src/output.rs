@@ -37,6 +37,10 @@ pub enum Output {
         /// The lookup.
         id: OpId,
     },
+    /// Give this command to the media relay (`mss_media::io::MediaRelay`); its answers
+    /// and events come back as [`crate::Input::Media`], in any order. Only with
+    /// [`crate::MediaSettings`] (`[media] relay = always`).
+    Media(mss_media::io::Command),
     /// The transaction table shrank after a burst: a good moment to give freed memory back
     /// to the system.
     MemoryReleasable,

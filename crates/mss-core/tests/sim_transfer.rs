@@ -519,6 +519,103 @@ fn a_transferred_call_refreshes_the_new_sessions() {
     assert_clean(&mut sim);
 }
 
+/// The `c=` address and the port of the first `m=` line of `body`.
+fn sdp_address(body: &[u8]) -> (String, u16) {
+    let text = std::str::from_utf8(body).unwrap();
+    let c = text
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap_or_else(|| panic!("no c= in {text}"))
+        .to_owned();
+    let port = text
+        .lines()
+        .find(|l| l.starts_with("m="))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    (c, port)
+}
+
+/// With the media relay: the target takes the transferor's relay leg. The transferee keeps
+/// its ports at mss (its re-INVITE points there), the target is pointed at the
+/// transferor's, and the relay sends that leg's audio to the target.
+#[test]
+fn a_blind_transfer_through_the_relay_moves_the_target_onto_the_transferors_ports() {
+    let mut setup = setup();
+    setup.calls.media = Some(mss_core::MediaSettings::new());
+    let mut sim = Sim::start(setup);
+    let carol = registered(&mut sim, "102", "127.0.0.13:5062");
+    let (mut alice, bob, inv) = answered_call(&mut sim);
+    let sessions = sim.relay_sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let a_ports = sim.relay_leg(sessions[0], mss_media::Leg::A).ports;
+    let b_ports = sim.relay_leg(sessions[0], mss_media::Leg::B).ports;
+    sim.receive(
+        bob,
+        &device_request(
+            &inv,
+            bob,
+            "bob",
+            "REFER",
+            2,
+            "Refer-To: <sip:102@pbx.test>\r\n",
+        ),
+    );
+    let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
+    assert!(to_carol.body().is_empty());
+    sim.receive(carol, &phone_answer(&to_carol, carol, 200, "carol", SDP_C));
+    let reinvite = request_to(&mut sim, alice.addr, Method::Invite).unwrap();
+    assert_eq!(
+        sdp_address(reinvite.body()),
+        ("127.0.0.1".to_owned(), a_ports.rtp),
+        "the transferee keeps its ports at mss"
+    );
+    sim.receive(
+        alice.addr,
+        &phone_answer(&reinvite, alice.addr, 200, "c100", SDP_A2),
+    );
+    let ack = request_to(&mut sim, carol, Method::Ack).unwrap();
+    assert_eq!(
+        sdp_address(ack.body()),
+        ("127.0.0.1".to_owned(), b_ports.rtp),
+        "the target gets the transferor's ports"
+    );
+    let b = sim.relay_leg(sessions[0], mss_media::Leg::B).remote;
+    assert_eq!(b.rtp, Some("127.0.0.13:6000".parse().unwrap()), "{b:?}");
+    let n = request_to(&mut sim, bob, Method::Notify).unwrap();
+    sim.receive(bob, &reply(&n, 200, "OK", ""));
+    let n = request_to(&mut sim, bob, Method::Notify).unwrap();
+    sim.receive(bob, &reply(&n, 200, "OK", ""));
+    let bye = request_to(&mut sim, bob, Method::Bye).unwrap();
+    // bob's RTP, from the same host as carol's, may have latched the leg meanwhile: once
+    // bob's leg is over the relay latches again, to carol.
+    let set_remote_b = |sim: &Sim| {
+        sim.media_log
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    mss_media::io::Command::SetRemote {
+                        leg: mss_media::Leg::B,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let before = set_remote_b(&sim);
+    sim.receive(bob, &reply(&bye, 200, "OK", ""));
+    assert_eq!(set_remote_b(&sim), before + 1, "latching starts again");
+    let b = sim.relay_leg(sessions[0], mss_media::Leg::B).remote;
+    assert_eq!(b.rtp, Some("127.0.0.13:6000".parse().unwrap()), "{b:?}");
+    alice.send(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, carol, Method::Bye).unwrap();
+    sim.receive(carol, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+    assert_eq!(sim.relay_sessions(), [], "the relay's ports are given back");
+}
+
 #[test]
 fn the_caller_blind_transfers_the_callee() {
     let mut sim = Sim::start(setup());
@@ -1055,6 +1152,10 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
                 ring_timeout: Duration::from_secs(20),
             },
         );
+        if seed % 2 == 0 {
+            // Every other run through the media relay.
+            setup.calls.media = Some(mss_core::MediaSettings::new());
+        }
         let mut sim = Sim::start(setup);
         let mut bob2 = Caller::new("101", "127.0.0.12:5060");
         let mut bob2_answered = false;
@@ -1202,6 +1303,16 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
             sim.core.session_timer_count(),
             0,
             "seed {seed}: session timers left"
+        );
+        assert_eq!(
+            sim.core.media_session_count(),
+            0,
+            "seed {seed}: relay sessions left"
+        );
+        assert_eq!(
+            sim.relay_sessions(),
+            [],
+            "seed {seed}: the relay holds ports"
         );
         assert_eq!(
             sim.core.transaction_count(),

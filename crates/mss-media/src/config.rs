@@ -63,6 +63,16 @@ impl PortRange {
     }
 }
 
+impl Default for PortRange {
+    /// DESIGN §8's `rtp_ports = 20000-30000`: 5000 pairs from 20000.
+    fn default() -> PortRange {
+        PortRange {
+            base: 20000,
+            pairs: 5000,
+        }
+    }
+}
+
 impl FromStr for PortRange {
     type Err = PortRangeError;
 
@@ -145,5 +155,6 @@ mod tests {
         assert_eq!(PortRange::new(0, 3).unwrap().base(), 2);
         assert_eq!("20000".parse::<PortRange>(), Err(PortRangeError::Syntax));
         assert_eq!(" 10 - 13 ".parse::<PortRange>().unwrap().pairs(), 2);
+        assert_eq!(Ok(PortRange::default()), "20000-30000".parse::<PortRange>());
     }
 }

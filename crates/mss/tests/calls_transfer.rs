@@ -1,11 +1,12 @@
 //! Call transfer through the real `mss` between three pjsua2 agents (DESIGN §8, RFC 3515,
 //! RFC 3891; the agent in `tests/agents/`, PyPI `pjsua2-python`):
 //!
-//! - blind (over UDP, and over TCP): 100 calls 101, 101 transfers 100 to 102 (pjsua2 `Call.xfer`): 101 gets the
-//!   NOTIFYs (`100`, then `200` final) and BYE, 102 gets an INVITE without offer and
-//!   answers, 100 is re-INVITEd and stays connected, now to 102 (the active call shows the
-//!   two, the audio streams point at each other and 102 receives 100's RTP); 100 hangs up
-//!   and 102 gets the BYE;
+//! - blind (over UDP, and over TCP): 100 calls 101, 101 transfers 100 to 102 (pjsua2
+//!   `Call.xfer`): 101 gets the NOTIFYs (`100`, then `200` final) and BYE, 102 gets an
+//!   INVITE without offer and answers, 100 is re-INVITEd and stays connected, now to 102:
+//!   the active call shows the two, and through the media relay 102 takes 101's port at
+//!   mss and receives 100's tone while 100 keeps its port (each phone has its own loopback
+//!   address: the relay latches a leg to its host); 100 hangs up and 102 gets the BYE;
 //! - attended: 100 calls 101, 101 holds and calls 102, then transfers 100 to that call
 //!   (pjsua2 `Call.xferReplaces`): both of 101's calls end, 100 and 102 are connected;
 //! - the transferor hangs up right after the `202`: the transfer completes all the same;
@@ -28,6 +29,50 @@ use calls_common::{
 };
 use serde_json::Value;
 
+/// The loopback address of each phone: one host per phone, as on a real network (the
+/// relay latches each leg to its own host; phones on one host would share one).
+fn host_of(name: &str) -> &'static str {
+    match name {
+        "a" => "127.0.0.2",
+        "b" => "127.0.0.3",
+        _ => "127.0.0.4",
+    }
+}
+
+/// Agent `name` registered as `user` over `transport`, on its own address ([`host_of`]).
+fn phone(
+    d: &std::path::Path,
+    s: &common::Server,
+    name: &str,
+    user: &str,
+    transport: &str,
+) -> Agent {
+    phone_with_tone(d, s, name, user, transport, 0)
+}
+
+/// As [`phone`], playing a tone of `tone` Hz into every call (0: none): a phone without
+/// an audio source sends only a few packets when its stream starts.
+fn phone_with_tone(
+    d: &std::path::Path,
+    s: &common::Server,
+    name: &str,
+    user: &str,
+    transport: &str,
+    tone: u16,
+) -> Agent {
+    let o = calls_common::AgentOptions {
+        bind: Some(host_of(name).to_owned()),
+        tone,
+        ..calls_common::AgentOptions::default()
+    };
+    Agent::registered_with(d, s, name, user, transport, o)
+}
+
+/// `agent`'s SIP address as mss sees it over UDP.
+fn at(agent: &Agent) -> String {
+    format!("{}:{}", host_of(&agent.name), agent.port)
+}
+
 /// The active calls, parsed.
 fn active(s: &common::Server) -> Vec<Value> {
     let (status, body) = active_calls(s);
@@ -35,26 +80,24 @@ fn active(s: &common::Server) -> Vec<Value> {
     serde_json::from_str(&body).unwrap()
 }
 
-/// The peers (`127.0.0.1:PORT`) of the legs of the only active call, once there is one
-/// call whose legs are those of `ports`.
-fn wait_legs(s: &common::Server, ports: &[u16]) -> Vec<String> {
+/// The peers (`HOST:PORT`) of the legs of the only active call, once they are `peers`.
+fn wait_legs(s: &common::Server, peers: &[String]) -> Vec<String> {
     let mut last = Vec::new();
     let found = wait_some(|| {
         last = active(s);
         let [call] = last.as_slice() else {
             return None;
         };
-        let peers: Vec<String> = call["legs"]
+        let seen: Vec<String> = call["legs"]
             .as_array()?
             .iter()
             .filter_map(|l| l["peer"].as_str().map(str::to_owned))
             .collect();
-        let want: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        (peers == want).then_some(peers)
+        (seen == peers).then_some(seen)
     });
     found.unwrap_or_else(|| {
         panic!(
-            "GET /api/calls/active: expected one call with legs at ports {ports:?}, got {}\n{}",
+            "GET /api/calls/active: expected one call with legs at {peers:?}, got {}\n{}",
             serde_json::to_string_pretty(&last).unwrap(),
             mss_log(s)
         )
@@ -102,7 +145,14 @@ fn rtp(s: &common::Server, agent: &mut Agent, call: u64, ok: impl Fn(&Value) -> 
         last = e.clone();
         good.then_some(e)
     });
-    found.unwrap_or_else(|| panic!("agent {}: rtp report not as expected: {last}", agent.name))
+    found.unwrap_or_else(|| {
+        panic!(
+            "agent {}: rtp report not as expected: {last}\n--- its SIP trace (tail) ---\n{}\n{}",
+            agent.name,
+            calls_common::tail(&agent.sip_trace(), 12000),
+            mss_log(s)
+        )
+    })
 }
 
 /// 100 (`a`) calls 101 (`b`), who answers; both see the call confirmed. Returns `b`'s call
@@ -143,11 +193,13 @@ fn blind_transfer(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
-    let mut a = Agent::registered(d, &s, "a", "100", transport);
-    let mut b = Agent::registered(d, &s, "b", "101", transport);
-    let mut c = Agent::registered(d, &s, "c", "102", transport);
+    let mut a = phone_with_tone(d, &s, "a", "100", transport, 440);
+    let mut b = phone(d, &s, "b", "101", transport);
+    let mut c = phone(d, &s, "c", "102", transport);
     let (nb, b_call_id) = a_calls_b_with_id(&s, &mut a, &mut b);
-    let before = rtp(&s, &mut b, nb, |e| e["event"] == "rtp");
+    // Where each phone sends its audio before the transfer: the relay's ports at mss.
+    let b_before = rtp(&s, &mut b, nb, |e| e["event"] == "rtp");
+    let a_before = rtp(&s, &mut a, 1, |e| e["event"] == "rtp");
 
     let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
     b.cmd(&format!("xfer 102 {nb}"));
@@ -194,15 +246,16 @@ fn blind_transfer(transport: &str) {
     let c_call_id = inc["call_id"].as_str().unwrap_or_default().to_owned();
     wait_leg_call_ids(&s, &c_call_id, &b_call_id);
 
-    // The audio: 100 now sends to where 101 heard it from before, and 102 receives it.
-    let a_media = before["remote"].as_str().unwrap().to_owned();
+    // The audio, through the relay: 102 took 101's port at mss and hears 100's tone; 100
+    // keeps its port.
+    let transferors_port = b_before["remote"].as_str().unwrap().to_owned();
     let to_c = rtp(&s, &mut c, nc, |e| {
-        e["remote"] == a_media.as_str() && e["rx_pkt"].as_u64().is_some_and(|n| n > 0)
+        e["remote"] == transferors_port.as_str() && e["rx_pkt"].as_u64().is_some_and(|n| n > 0)
     });
     let from_a = rtp(&s, &mut a, 1, |e| e["event"] == "rtp");
-    assert_ne!(
-        from_a["remote"], before["remote"],
-        "100 sends to 102's media now: {from_a} (102's view: {to_c})"
+    assert_eq!(
+        from_a["remote"], a_before["remote"],
+        "100 keeps sending to its port at mss: {from_a} (102's view: {to_c})"
     );
 
     let (ma, mc) = (a.mark(), c.mark());
@@ -229,9 +282,9 @@ fn pjsua2_attended_transfer_joins_the_consulted_phone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
-    let mut a = Agent::registered(d, &s, "a", "100", "udp");
-    let mut b = Agent::registered(d, &s, "b", "101", "udp");
-    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let mut a = phone(d, &s, "a", "100", "udp");
+    let mut b = phone(d, &s, "b", "101", "udp");
+    let mut c = phone(d, &s, "c", "102", "udp");
     let nb = a_calls_b(&s, &mut a, &mut b);
     let ma = a.mark();
     b.cmd(&format!("hold {nb}"));
@@ -289,7 +342,7 @@ fn pjsua2_attended_transfer_joins_the_consulted_phone() {
         "the end of 102's call",
         ev::any_state("DISCONNECTED"),
     );
-    wait_legs(&s, &[a.port, c.port]);
+    wait_legs(&s, &[at(&a), at(&c)]);
 
     let (ma, mc) = (a.mark(), c.mark());
     c.cmd(&format!("hangup 0 {nc}"));
@@ -306,9 +359,9 @@ fn pjsua2_transferor_hangs_up_after_the_202_and_the_transfer_completes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
-    let mut a = Agent::registered(d, &s, "a", "100", "udp");
-    let mut b = Agent::registered(d, &s, "b", "101", "udp");
-    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let mut a = phone(d, &s, "a", "100", "udp");
+    let mut b = phone(d, &s, "b", "101", "udp");
+    let mut c = phone(d, &s, "c", "102", "udp");
     let nb = a_calls_b(&s, &mut a, &mut b);
     let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
     b.cmd(&format!("xfer 102 {nb}"));
@@ -328,7 +381,7 @@ fn pjsua2_transferor_hangs_up_after_the_202_and_the_transfer_completes() {
         "the end of the transferee's call",
         ev::any_state("DISCONNECTED"),
     );
-    wait_legs(&s, &[a.port, c.port]);
+    wait_legs(&s, &[at(&a), at(&c)]);
     let (ma, mc) = (a.mark(), c.mark());
     c.cmd(&format!("hangup 0 {nc}"));
     c.wait_after(&s, mc, "the call over", ev::state(nc, "DISCONNECTED"));
@@ -344,9 +397,9 @@ fn pjsua2_transfer_to_a_busy_phone_keeps_the_call() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
-    let mut a = Agent::registered(d, &s, "a", "100", "udp");
-    let mut b = Agent::registered(d, &s, "b", "101", "udp");
-    let mut c = Agent::registered(d, &s, "c", "102", "udp");
+    let mut a = phone(d, &s, "a", "100", "udp");
+    let mut b = phone(d, &s, "b", "101", "udp");
+    let mut c = phone(d, &s, "c", "102", "udp");
     let nb = a_calls_b(&s, &mut a, &mut b);
     let (ma, mb, mc) = (a.mark(), b.mark(), c.mark());
     b.cmd(&format!("xfer 102 {nb}"));
@@ -359,7 +412,7 @@ fn pjsua2_transfer_to_a_busy_phone_keeps_the_call() {
     std::thread::sleep(Duration::from_millis(500));
     a.assert_not_seen(&s, ma, "the end of the call", ev::any_state("DISCONNECTED"));
     b.assert_not_seen(&s, mb, "the end of the call", ev::any_state("DISCONNECTED"));
-    wait_legs(&s, &[a.port, b.port]);
+    wait_legs(&s, &[at(&a), at(&b)]);
     let ma = a.mark();
     b.cmd(&format!("hangup 0 {nb}"));
     a.wait_after(&s, ma, "the call over", ev::state(1, "DISCONNECTED"));
@@ -374,8 +427,8 @@ fn pjsua2_transfer_to_a_forbidden_number_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start_services(d, "", &[("101", "call_level = internal\n")], "");
-    let mut a = Agent::registered(d, &s, "a", "100", "udp");
-    let mut b = Agent::registered(d, &s, "b", "101", "udp");
+    let mut a = phone(d, &s, "a", "100", "udp");
+    let mut b = phone(d, &s, "b", "101", "udp");
     let nb = a_calls_b(&s, &mut a, &mut b);
     let mb = b.mark();
     b.cmd(&format!("xfer 900441234567 {nb}"));

@@ -68,6 +68,7 @@ impl AdminSource for Fake {
                     codec: Some("PCMU/8000".into()),
                     rtp_in: 0,
                     rtp_out: 0,
+                    no_rtp_from: false,
                 }],
             }])
         })

@@ -191,6 +191,8 @@ impl Core {
         };
         if early_media {
             copy_body_response(rsp.headers(), rsp.body(), &mut out);
+            let body = self.relay_body(key, Side::B(leg), Side::A, rsp.headers(), rsp.body());
+            out.set_body(body);
         }
         self.send_to_a(now, key, out);
     }
@@ -257,8 +259,18 @@ impl Core {
             return;
         };
         copy_body_response(rsp.headers(), rsp.body(), &mut ok);
+        let body = self.relay_body(key, Side::B(leg), Side::A, rsp.headers(), rsp.body());
+        ok.set_body(body);
+        self.media_answered(key);
         let a_dialog = self.calls.table.get(&key).and_then(|c| c.a.dialog.clone());
-        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
+        // What a re-INVITE refresh of this leg repeats: the offer it was sent (pointed at
+        // the relay when there is one), not the caller's.
+        let offer = self
+            .calls
+            .table
+            .get(&key)
+            .and_then(|c| c.leg(leg))
+            .and_then(|b| super::session_timer::body_of(b.invite.headers(), b.invite.body()));
         self.session_timer_2xx(now, key, &dialog, rsp, offer);
         if let (Some(a), Some(invite)) = (
             a_dialog.as_ref(),

@@ -305,6 +305,7 @@ impl Core {
         for u in users {
             self.calls.release_user_slot(&u);
         }
+        self.media_release(key);
         if !self.calls.transfers.is_sub(key) {
             self.store_call_record(key);
             self.publish_call_end(key);
@@ -336,6 +337,7 @@ impl Core {
         if !done {
             return;
         }
+        self.media_release(key);
         if let Some(call) = self.calls.table.remove(&key) {
             if self.calls.by_server.get(&call.a.server) == Some(&key) {
                 self.calls.by_server.remove(&call.a.server);

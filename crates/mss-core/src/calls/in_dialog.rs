@@ -188,9 +188,9 @@ impl Core {
     fn forward(&mut self, now: Now, key: CallKey, held: HeldRequest, from_dialog: &DialogId) {
         let target = self.calls.table.get(&key).and_then(|c| {
             let other = c.other(held.from)?;
-            Some((c.dialog_of(other)?.clone(), c.flow_of(other)?))
+            Some((other, c.dialog_of(other)?.clone(), c.flow_of(other)?))
         });
-        let Some((to_dialog, flow)) = target else {
+        let Some((other, to_dialog, flow)) = target else {
             // Before the answer there is no other dialog to pass it to.
             let rsp = self.in_dialog_answer(
                 from_dialog,
@@ -208,6 +208,15 @@ impl Core {
         {
             Ok(mut r) => {
                 copy_body_request(held.request.headers(), held.request.body(), &mut r);
+                // A new offer (hold, resume, a new address): latching starts again.
+                let body = self.relay_body(
+                    key,
+                    held.from,
+                    other,
+                    held.request.headers(),
+                    held.request.body(),
+                );
+                r.set_body(body);
                 self.add_session_refresh(&to_dialog, &mut r);
                 r
             }
@@ -325,8 +334,15 @@ impl Core {
                 return;
             }
             Some(ResponseEffect::AckNeeded { cseq, .. }) => {
-                let sent =
-                    super::session_timer::body_of(held.request.headers(), held.request.body());
+                // What a re-INVITE refresh repeats: the offer as this leg got it (pointed
+                // at the relay), not as the other leg sent it.
+                let passed = match self.calls.table.get(&key).and_then(|c| c.other(held.from)) {
+                    Some(to) => {
+                        self.relayed_body(key, to, held.request.headers(), held.request.body())
+                    }
+                    None => held.request.body().clone(),
+                };
+                let sent = super::session_timer::body_of(held.request.headers(), &passed);
                 self.session_timer_2xx(now, key, &dialog, &rsp, sent);
                 if let Some(call) = self.calls.table.get_mut(&key) {
                     if let Some(codec) = super::view::codec_of(rsp.body()) {
@@ -350,6 +366,11 @@ impl Core {
         let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
         let mut answer = self.in_dialog_answer(&from_dialog, &held.request, rsp.status(), &reason);
         copy_body_response(rsp.headers(), rsp.body(), &mut answer);
+        let answerer = self.calls.table.get(&key).and_then(|c| c.other(held.from));
+        if let Some(answerer) = answerer {
+            let body = self.relay_body(key, answerer, held.from, rsp.headers(), rsp.body());
+            answer.set_body(body);
+        }
         for name in ANSWER_HEADERS {
             if let Some(v) = rsp.headers().get(&name) {
                 answer
@@ -407,7 +428,7 @@ impl Core {
         if self.calls.bye_on_ack.remove(&id) {
             self.send_bye(now, &id);
         }
-        let Some((key, _)) = self.calls.by_dialog.get(&id).copied() else {
+        let Some((key, side)) = self.calls.by_dialog.get(&id).copied() else {
             return;
         };
         let relay = match self.calls.table.get_mut(&key) {
@@ -421,8 +442,14 @@ impl Core {
                 .dialogs
                 .get(&relay.to)
                 .map(|d| d.ack(relay.cseq, &mut self.rng));
+            let to = self.calls.by_dialog.get(&relay.to).map(|(_, s)| *s);
             if let Some(mut out) = built {
                 copy_body_request(ack.headers(), ack.body(), &mut out);
+                if let Some(to) = to {
+                    // The answer to a delayed offer (RFC 3264 §5) rides in the ACK.
+                    let body = self.relay_body(key, side, to, ack.headers(), ack.body());
+                    out.set_body(body);
+                }
                 // An answer to a delayed offer: what a re-INVITE refresh repeats.
                 self.session_timer_sent(&relay.to, &out);
                 if let Err(e) = self.dialogs.send_ack(&relay.to, out) {

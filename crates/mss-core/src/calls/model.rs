@@ -228,6 +228,10 @@ pub(crate) struct Call {
     /// A device's redirection (`3xx`): the user whose device redirected and where to, as
     /// a forward target; followed when the stage has nothing else ringing.
     pub(crate) redirect: Option<(String, String)>,
+    /// The call's media relay sessions (`[media] relay = always`), `None` without relay.
+    pub(crate) media: Option<super::media::CallMedia>,
+    /// Where the call goes once its relay ports are allocated.
+    pub(crate) waiting_target: Option<super::admission::Target>,
 }
 
 impl Call {

@@ -204,7 +204,16 @@ impl Core {
                 return;
             }
         };
-        copy_body_request(req.headers(), req.body(), &mut reinvite);
+        // With the media relay the new caller takes the replaced leg's relay ports; the
+        // other party's stay, and the offer points at them (`media.rs`).
+        let other_side = self.calls.by_dialog.get(&other).map(|(_, s)| *s);
+        let body = match other_side {
+            Some(o) => {
+                self.relay_body_over(key, (side, *from), (o, flow), req.headers(), req.body())
+            }
+            None => req.body().clone(),
+        };
+        copy_body_request(req.headers(), &body, &mut reinvite);
         self.add_session_refresh(&other, &mut reinvite);
         let pending = PendingReplace {
             key,
@@ -448,10 +457,35 @@ impl Core {
             Ok(r) => r,
             Err(_) => Response::for_request(&p.invite, rsp.status(), reason),
         };
-        copy_body_response(rsp.headers(), rsp.body(), &mut ok);
+        let ends = self
+            .calls
+            .by_dialog
+            .get(&p.other)
+            .map(|(_, s)| *s)
+            .zip(self.flow_of_dialog(&p.other));
+        let body = match ends {
+            Some(o) => {
+                self.relay_body_over(p.key, o, (new_side, p.flow), rsp.headers(), rsp.body())
+            }
+            None => rsp.body().clone(),
+        };
+        copy_body_response(rsp.headers(), &body, &mut ok);
         self.session_timer_answer(now, p.key, &new, &p.invite, &mut ok);
-        // The replaced leg's session timer must not end the call.
+        // The replaced leg's session timer must not end the call, and the relay latches
+        // to the new caller again once the replaced party is gone.
         self.calls.session_timers.remove(&p.replaced);
+        if !p.invite.body().is_empty() {
+            let relatch = super::transfer::Relatch {
+                key: p.key,
+                side: new_side,
+                flow: p.flow,
+                sdp: p.invite.body().clone(),
+            };
+            self.calls
+                .transfers
+                .relatch
+                .insert(p.replaced.clone(), relatch);
+        }
         if let Err(e) = self.dialogs.send_response(now.mono, &new, ok) {
             tracing::debug!(error = %e, "2xx to the replacing caller not sent");
         }

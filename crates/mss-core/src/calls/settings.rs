@@ -3,6 +3,7 @@
 //! `call_level` and the forwards; `[group:NAME]`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Default of `[server] max_calls`: concurrent calls of the whole server.
@@ -120,6 +121,36 @@ pub struct CallSettings {
     pub session_expires: u32,
     /// The least session interval mss accepts, in seconds (never below 90, RFC 4028 §5).
     pub min_se: u32,
+    /// The media relay (`[media] relay = always`); `None`: SDP passed through untouched
+    /// (`relay = never`, and the default of the core).
+    pub media: Option<MediaSettings>,
+}
+
+/// What the call service needs to know of the media relay (DESIGN §8 `[media]`); the
+/// relay itself (ports, timeouts) is the driver's, reached through [`crate::Output::Media`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaSettings {
+    /// `public_address`: the address written into every leg's SDP; `None`: the local
+    /// address the leg reached mss on (or `rtp_address` when that is a specific one).
+    pub public_address: Option<IpAddr>,
+    /// `rtp_address`: where the RTP sockets are bound (`0.0.0.0`: every address).
+    pub rtp_address: IpAddr,
+}
+
+impl MediaSettings {
+    /// A relay on every address, with the SDP address of each leg its own.
+    pub fn new() -> MediaSettings {
+        MediaSettings {
+            public_address: None,
+            rtp_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }
+    }
+}
+
+impl Default for MediaSettings {
+    fn default() -> MediaSettings {
+        MediaSettings::new()
+    }
 }
 
 impl Default for CallSettings {
@@ -135,6 +166,7 @@ impl Default for CallSettings {
             international_prefix: "00".to_owned(),
             session_expires: DEFAULT_SESSION_EXPIRES,
             min_se: DEFAULT_MIN_SE,
+            media: None,
         }
     }
 }

@@ -113,6 +113,8 @@ impl Core {
             ring_deadline: None,
             codec: None,
             redirect: None,
+            media: None,
+            waiting_target: None,
         };
         tracing::debug!(
             call = %call.record.id,
@@ -124,7 +126,10 @@ impl Core {
         self.calls.table.insert(key, call);
         self.calls.by_server.insert(id, key);
         self.publish_calls_active();
-        self.route_to(now, key, admitted.target);
+        // With the relay, the B legs wait for the call's ports (`media.rs`).
+        if !self.media_allocate(key, admitted.target.clone()) {
+            self.route_to(now, key, admitted.target);
+        }
     }
 
     /// The caller's From for a B leg: the authenticated user at our domain (with the
@@ -181,9 +186,7 @@ impl Core {
         let from = self.b_from(key);
         let max_forwards = self.b_max_forwards(key);
         let to = format!("<sip:{user}@{}>", self.domains.primary());
-        let Some(call) = self.calls.table.get(&key) else {
-            return false;
-        };
+        let offer = self.offer_for_b(key, &contact.flow);
         let spec = InviteSpec {
             request_uri: &contact.uri,
             from,
@@ -191,7 +194,7 @@ impl Core {
             flow: contact.flow,
             sent_by: sent_by.to_string(),
             max_forwards,
-            offer: call.offer.as_ref(),
+            offer: offer.as_ref(),
         };
         let invite = b_invite(&spec, &self.calls.branch_prefix, "mss", &mut self.rng);
         self.start_leg(
@@ -229,6 +232,7 @@ impl Core {
             .ok()
             .and_then(|f| f.display_name.map(str::to_owned));
         let from_uri = format!("<sip:{}@{}>", out.number, out.domain);
+        let offer = self.offer_for_b(key, &flow);
         let spec = InviteSpec {
             request_uri: &request_uri,
             from: match display {
@@ -239,10 +243,11 @@ impl Core {
             flow,
             sent_by: out.target.local.to_string(),
             max_forwards: self.b_max_forwards(key),
-            offer: call.offer.as_ref(),
+            offer: offer.as_ref(),
         };
         let mut invite = b_invite(&spec, &self.calls.branch_prefix, &out.number, &mut self.rng);
-        if let Some((user, reason)) = &call.diversion {
+        let diversion = self.calls.table.get(&key).and_then(|c| c.diversion.clone());
+        if let Some((user, reason)) = &diversion {
             // RFC 5806 §4: who forwarded the call and why, for the provider.
             let value = format!(
                 "<sip:{user}@{}>;reason={reason};counter=1",

@@ -86,6 +86,8 @@ pub(crate) enum Step {
         /// Its offer, which the transferee's re-INVITE carries (a session refresh of the
         /// transferee's leg repeats it, `session_timer.rs`).
         offer: Option<(Bytes, Bytes)>,
+        /// Its offer as it sent it (what the relay latches to, [`Relatch`]).
+        sdp: Bytes,
     },
 }
 
@@ -114,6 +116,22 @@ pub(crate) struct SubCall {
     pub(crate) referred_by: String,
 }
 
+/// A party that took a leaving party's relay leg (a transfer, a replacement): once the
+/// leaving party's dialog is gone (and its RTP with it), the relay latches again to the
+/// party's SDP (`media.rs`: a packet from the leaving party, from the same host or NAT,
+/// could have latched first).
+#[derive(Debug, Clone)]
+pub(crate) struct Relatch {
+    /// The call.
+    pub(crate) key: CallKey,
+    /// The side the party is on now.
+    pub(crate) side: Side,
+    /// Its flow.
+    pub(crate) flow: mss_sip::Flow,
+    /// Its session description as it sent it.
+    pub(crate) sdp: Bytes,
+}
+
 /// Every transfer in progress and what finds it.
 #[derive(Debug)]
 pub(crate) struct Transfers {
@@ -124,6 +142,8 @@ pub(crate) struct Transfers {
     /// Dialogs in which a REFER came: the NOTIFYs of a later one carry `id=` (RFC 3515
     /// §2.4.6). Forgotten with the dialog.
     referred: HashSet<DialogId>,
+    /// Relay latches to renew when a leaving party's dialog (the key) is gone.
+    pub(crate) relatch: HashMap<DialogId, Relatch>,
 }
 
 impl Transfers {
@@ -133,17 +153,13 @@ impl Transfers {
             by_call: HashMap::with_hasher(hasher.clone()),
             subs: HashMap::with_hasher(hasher.clone()),
             referred: HashSet::with_hasher(hasher.clone()),
+            relatch: HashMap::with_hasher(hasher.clone()),
         }
     }
 
     /// Everything held (for the "nothing left" checks).
     pub(crate) fn len(&self) -> usize {
-        self.by_call.len() + self.subs.len() + self.referred.len()
-    }
-
-    /// Dialog `id` is gone.
-    pub(crate) fn forget_dialog(&mut self, id: &DialogId) {
-        self.referred.remove(id);
+        self.by_call.len() + self.subs.len() + self.referred.len() + self.relatch.len()
     }
 
     /// The `Referred-By` for the INVITEs of call `key`, when it rings a transfer's target.
@@ -187,6 +203,23 @@ enum Referral {
 }
 
 impl Core {
+    /// Dialog `id` is gone: a REFER in it is forgotten, and a party that took its relay
+    /// leg is latched to again ([`Relatch`]).
+    pub(crate) fn transfer_dialog_gone(&mut self, id: &DialogId) {
+        self.calls.transfers.referred.remove(id);
+        if let Some(r) = self.calls.transfers.relatch.remove(id) {
+            let still = self
+                .calls
+                .table
+                .get(&r.key)
+                .and_then(|c| c.flow_of(r.side))
+                .is_some_and(|f| f == r.flow);
+            if still {
+                self.note_sdp_over(r.key, r.side, r.flow, &r.sdp);
+            }
+        }
+    }
+
     /// The local user on `side` of call `key`: the caller, or the user of a device leg.
     pub(crate) fn leg_user(&self, key: CallKey, side: Side) -> Option<String> {
         let call = self.calls.table.get(&key)?;

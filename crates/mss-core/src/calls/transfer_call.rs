@@ -127,6 +127,10 @@ impl Core {
             ring_deadline: None,
             codec: None,
             redirect: None,
+            // The target talks to the transferred call's relay ports once joined
+            // (`transfer_join.rs`); ringing it needs none.
+            media: None,
+            waiting_target: None,
         };
         self.calls.table.insert(sub, call);
         self.calls.transfers.subs.insert(

@@ -25,7 +25,7 @@ use mss_store::EndedBy;
 use super::model::{BLeg, BState, BTarget, Side};
 use super::outgoing::copy_body_request;
 use super::replaces::ReplacesValue;
-use super::transfer::Step;
+use super::transfer::{Step, Transfer};
 use super::{CallClient, CallKey};
 use crate::core::Core;
 
@@ -130,6 +130,7 @@ impl Core {
         cseq: u32,
         rsp: &Response,
     ) {
+        let z_flow = self.flow_of_dialog(&dialog);
         let Some(t) = self.calls.transfers.by_call.get_mut(&key) else {
             return;
         };
@@ -138,7 +139,8 @@ impl Core {
             side,
             dialog,
             cseq,
-            offer: super::session_timer::body_of(rsp.headers(), rsp.body()),
+            offer: None,
+            sdp: rsp.body().clone(),
         };
         let transferor = t.transferor;
         if rsp.body().is_empty() {
@@ -150,10 +152,32 @@ impl Core {
             let side = c.other(transferor)?;
             Some((c.dialog_of(side)?.clone(), c.flow_of(side)?))
         });
-        let Some((y_dialog, y_flow)) = transferee else {
+        let (Some((y_dialog, y_flow)), Some(z_flow)) = (transferee, z_flow) else {
             self.transfer_failed(now, key, 481, "Call/Transaction Does Not Exist", false);
             return;
         };
+        let y_side = self
+            .calls
+            .table
+            .get(&key)
+            .and_then(|c| c.other(transferor))
+            .unwrap_or(Side::A);
+        // With the media relay the joining party takes the transferor's relay leg: the
+        // transferee's ports at mss stay, its offer points at them (`media.rs`).
+        let body = self.relay_body_over(
+            key,
+            (transferor, z_flow),
+            (y_side, y_flow),
+            rsp.headers(),
+            rsp.body(),
+        );
+        if let Some(Transfer {
+            step: Step::Joining { offer, .. },
+            ..
+        }) = self.calls.transfers.by_call.get_mut(&key)
+        {
+            *offer = super::session_timer::body_of(rsp.headers(), &body);
+        }
         let mut invite = match self
             .dialogs
             .request(&y_dialog, Method::Invite, &mut self.rng)
@@ -165,7 +189,7 @@ impl Core {
                 return;
             }
         };
-        copy_body_request(rsp.headers(), rsp.body(), &mut invite);
+        copy_body_request(rsp.headers(), &body, &mut invite);
         self.add_session_refresh(&y_dialog, &mut invite);
         self.send_transfer_invite(now, key, invite, y_flow);
     }
@@ -233,6 +257,7 @@ impl Core {
                     dialog,
                     cseq,
                     offer,
+                    ..
                 }),
                 Some(rsp),
             ) if ack.is_some() => {
@@ -245,8 +270,20 @@ impl Core {
                     .dialogs
                     .get(&dialog)
                     .map(|d| d.ack(cseq, &mut self.rng));
+                // With the relay: the transferee's answer points the joining party at the
+                // transferor's relay leg of this call.
+                let transferor = self.calls.transfers.by_call.get(&key).map(|t| t.transferor);
+                let ends = transferor.and_then(|x| {
+                    let c = self.calls.table.get(&key)?;
+                    let y = c.other(x)?;
+                    Some(((y, c.flow_of(y)?), (x, self.flow_of_dialog(&dialog)?)))
+                });
+                let body = match ends {
+                    Some((y, z)) => self.relay_body_over(key, y, z, rsp.headers(), rsp.body()),
+                    None => rsp.body().clone(),
+                };
                 if let Some(mut z_ack) = built {
-                    copy_body_request(rsp.headers(), rsp.body(), &mut z_ack);
+                    copy_body_request(rsp.headers(), &body, &mut z_ack);
                     self.session_timer_sent(&dialog, &z_ack);
                     if let Err(e) = self.dialogs.send_ack(&dialog, z_ack) {
                         tracing::debug!(error = %e, "ACK with the transferee's answer not sent");
@@ -289,7 +326,11 @@ impl Core {
             return;
         };
         let Step::Joining {
-            from, side, dialog, ..
+            from,
+            side,
+            dialog,
+            sdp,
+            ..
         } = t.step.clone()
         else {
             return;
@@ -389,6 +430,15 @@ impl Core {
         if let Some(old) = old {
             // Its session timer must not end the call it left.
             self.calls.session_timers.remove(&old);
+            if !sdp.is_empty() {
+                let relatch = super::transfer::Relatch {
+                    key,
+                    side: new_side,
+                    flow,
+                    sdp,
+                };
+                self.calls.transfers.relatch.insert(old.clone(), relatch);
+            }
             // The transferor's dialog is no longer the call's: what comes in it now is
             // answered as for a call that is over, and it ends after the last NOTIFY.
             self.calls.by_dialog.remove(&old);

@@ -4,9 +4,11 @@
 use mss_admin::{ActiveCallView, CallLegView};
 use mss_sip::Request;
 
+use super::media::CallMedia;
 use super::model::Call;
 use super::CallKey;
 use crate::core::Core;
+use mss_media::Leg;
 
 /// The encoding of an RTP/AVP static payload type (RFC 3551 §6, the audio ones phones use).
 fn static_payload(pt: u8) -> Option<&'static str> {
@@ -39,8 +41,19 @@ pub(crate) fn codec_of(body: &bytes::Bytes) -> Option<String> {
     }
 }
 
-/// The leg of `invite` sent to (or received from) `peer`.
-fn leg_view(invite: &Request, peer: std::net::SocketAddr, codec: Option<&String>) -> CallLegView {
+/// The leg of `invite` sent to (or received from) `peer`, with the relay's counters of
+/// `leg` when the call has relay sessions.
+fn leg_view(
+    invite: &Request,
+    peer: std::net::SocketAddr,
+    codec: Option<&String>,
+    media: Option<(&CallMedia, Leg)>,
+) -> CallLegView {
+    let (rtp_in, rtp_out) = media.map_or((0, 0), |(m, leg)| m.rtp(leg));
+    let no_rtp_from = media.is_some_and(|(m, leg)| match leg {
+        Leg::A => m.no_rtp_from[0],
+        Leg::B => m.no_rtp_from[1],
+    });
     CallLegView {
         call_id: invite
             .headers()
@@ -49,22 +62,31 @@ fn leg_view(invite: &Request, peer: std::net::SocketAddr, codec: Option<&String>
             .unwrap_or_default(),
         peer: peer.to_string(),
         codec: codec.cloned(),
-        rtp_in: 0,
-        rtp_out: 0,
+        rtp_in,
+        rtp_out,
+        no_rtp_from,
     }
 }
 
-/// `GET /api/calls/active` for one call; `since` is when it started (unix seconds).
+/// `GET /api/calls/active` for one call; `since` is when it started (unix seconds). The
+/// relay's B side counts for the leg that answered (before the answer: for every leg
+/// ringing, which share it).
 fn view(call: &Call) -> ActiveCallView {
     let codec = call.codec.as_ref();
-    let mut legs = vec![leg_view(&call.a.invite, call.a.flow.remote, codec)];
+    let media = call.media.as_ref();
+    let mut legs = vec![leg_view(
+        &call.a.invite,
+        call.a.flow.remote,
+        codec,
+        media.map(|m| (m, Leg::A)),
+    )];
     legs.extend(
         call.b
             .iter()
             .filter(|b| b.pending() || b.confirmed.is_some())
             .map(|b| {
                 let c = codec.filter(|_| b.confirmed.is_some());
-                leg_view(&b.invite, b.flow.remote, c)
+                leg_view(&b.invite, b.flow.remote, c, media.map(|m| (m, Leg::B)))
             }),
     );
     ActiveCallView {

@@ -14,6 +14,8 @@
     clippy::expect_used
 )]
 
+pub mod calls;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,6 +91,8 @@ pub struct Setup {
     pub ipv4_only: bool,
     /// The call service's settings.
     pub calls: mss_core::CallSettings,
+    /// The media relay's ports and timeouts (used when `calls.media` is set).
+    pub relay: mss_media::RelayConfig,
 }
 
 /// A host with one IPv4 address and no IPv6 socket.
@@ -118,6 +122,7 @@ impl Default for Setup {
             bans: BanSettings::default(),
             ipv4_only: false,
             calls: mss_core::CallSettings::default(),
+            relay: mss_media::RelayConfig::new(mss_media::PortRange::new(20000, 20099).unwrap()),
         }
     }
 }
@@ -172,6 +177,17 @@ pub struct Sim {
     pub dns: HashMap<String, Vec<SocketAddr>>,
     /// Lookups not answered yet (names not in `dns` wait here).
     pub lookups: Vec<OpId>,
+    /// The media relay the core drives (the real sans-IO port table, answered at once),
+    /// when `setup.calls.media` is set.
+    pub relay: Option<mss_media::Relay>,
+    /// Allocations are held instead of answered while set.
+    pub hold_media: bool,
+    /// Held allocations, in order.
+    pub held_media: VecDeque<u64>,
+    /// Every command the core gave the relay.
+    pub media_log: Vec<mss_media::io::Command>,
+    /// Every relay event fed to the core.
+    pub media_events: Vec<mss_media::io::MediaEvent>,
 }
 
 impl Sim {
@@ -264,7 +280,18 @@ impl Sim {
             store_log: Vec::new(),
             dns,
             lookups: Vec::new(),
+            relay: None,
+            hold_media: false,
+            held_media: VecDeque::new(),
+            media_log: Vec::new(),
+            media_events: Vec::new(),
         };
+        if sim.setup.calls.media.is_some() {
+            sim.relay = Some(mss_media::Relay::new(
+                sim.setup.relay.clone(),
+                sim.setup.seed,
+            ));
+        }
         let counts = block_on(sim.store.message_counts(now.unix_ms)).unwrap();
         sim.core
             .set_stored_users(counts.into_iter().filter(|c| c.stored > 0).map(|c| c.user));
@@ -306,15 +333,150 @@ impl Sim {
     /// Lets `d` of simulated time pass, firing every timer that falls within it, in order.
     pub fn advance(&mut self, d: Duration) {
         let end = self.elapsed + d;
-        while let Some(at) = self.core.poll_timeout() {
+        while let Some(at) = self.next_timeout() {
             let at = at.saturating_duration_since(self.t0);
             if at > end {
                 break;
             }
             self.elapsed = self.elapsed.max(at);
+            let now = self.now();
+            if let Some(relay) = self.relay.as_mut() {
+                if relay.poll_timeout().is_some_and(|t| t <= now.mono) {
+                    relay.handle_timeout(now.mono);
+                    self.relay_events();
+                    continue;
+                }
+            }
             self.input(Input::Timeout);
         }
         self.elapsed = end;
+    }
+
+    /// The earliest timer of the core and the relay.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let relay = self.relay.as_ref().and_then(|r| r.poll_timeout());
+        [self.core.poll_timeout(), relay]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Feeds the relay's queued events to the core.
+    fn relay_events(&mut self) {
+        while let Some(e) = self.relay.as_mut().and_then(|r| r.poll_event()) {
+            self.media_input(mss_media::io::MediaEvent::Relay(e));
+        }
+    }
+
+    fn media_input(&mut self, event: mss_media::io::MediaEvent) {
+        self.media_events.push(event.clone());
+        let now = self.now();
+        self.core.handle(now, Input::Media(event));
+    }
+
+    /// Answers every held allocation.
+    pub fn release_media(&mut self) {
+        self.hold_media = false;
+        while let Some(op) = self.held_media.pop_front() {
+            self.allocate(op);
+            self.pump();
+        }
+    }
+
+    fn allocate(&mut self, op: u64) {
+        let Some(relay) = self.relay.as_mut() else {
+            panic!("the core asked a relay it does not have for ports");
+        };
+        let result = relay
+            .allocate()
+            .map_err(|_| mss_media::io::AllocateError::Exhausted);
+        self.media_input(mss_media::io::MediaEvent::Allocated { op, result });
+    }
+
+    /// Carries out a command of the core on the relay.
+    fn media_command(&mut self, cmd: mss_media::io::Command) {
+        use mss_media::io::{Command, MediaEvent};
+        self.media_log.push(cmd.clone());
+        let now = self.now();
+        if let Command::Allocate { op } = cmd {
+            if self.hold_media {
+                self.held_media.push_back(op);
+            } else {
+                self.allocate(op);
+            }
+            return;
+        }
+        let Some(relay) = self.relay.as_mut() else {
+            panic!("the core gave a relay it does not have {cmd:?}");
+        };
+        // A command for a session already released is refused by the relay (and harmless).
+        let event = match cmd {
+            Command::Allocate { .. } => None,
+            Command::SetRemote {
+                session,
+                leg,
+                remote,
+            } => {
+                let _ = relay.set_remote(session, leg, remote);
+                None
+            }
+            Command::SetHold {
+                session,
+                leg,
+                on_hold,
+            } => {
+                let _ = relay.set_hold(now.mono, session, leg, on_hold);
+                None
+            }
+            Command::Answered { session } => {
+                let _ = relay.answered(now.mono, session);
+                None
+            }
+            Command::Release { session } => Some(MediaEvent::Released {
+                session,
+                stats: relay.release(session).ok(),
+            }),
+            Command::Stats { session } => Some(MediaEvent::Stats {
+                session,
+                stats: relay.session_stats(session),
+            }),
+        };
+        if let Some(e) = event {
+            self.media_input(e);
+        }
+        self.relay_events();
+    }
+
+    /// The relay's view of a session's leg.
+    pub fn relay_leg(
+        &self,
+        session: mss_media::SessionId,
+        leg: mss_media::Leg,
+    ) -> mss_media::LegInfo {
+        self.relay.as_ref().unwrap().leg(session, leg).unwrap()
+    }
+
+    /// Sessions live in the relay.
+    pub fn relay_sessions(&self) -> Vec<mss_media::SessionId> {
+        self.relay
+            .as_ref()
+            .map(|r| r.sessions().collect())
+            .unwrap_or_default()
+    }
+
+    /// One RTP packet from `from` to local port `port` of the relay; where it is sent.
+    pub fn rtp(&mut self, port: u16, from: SocketAddr) -> mss_media::Decision {
+        let now = self.now();
+        let mut pkt = [0u8; 172];
+        pkt[0] = 0x80;
+        pkt[1] = 0x00;
+        let d = self
+            .relay
+            .as_mut()
+            .unwrap()
+            .handle_packet(now.mono, port, from, &mut pkt);
+        self.relay_events();
+        d
     }
 
     /// Advances in steps of `step` until `f` finds something in what mss sent (kept for
@@ -334,8 +496,7 @@ impl Sim {
                 return None;
             }
             let next = self
-                .core
-                .poll_timeout()
+                .next_timeout()
                 .map_or(end, |t| (t.saturating_duration_since(self.t0)).min(end))
                 .max(self.elapsed + Duration::from_millis(1));
             let step = next.saturating_sub(self.elapsed);
@@ -412,6 +573,7 @@ impl Sim {
                         );
                     }
                 }
+                Output::Media(cmd) => self.media_command(cmd),
                 Output::MemoryReleasable => {}
             }
         }

@@ -154,10 +154,10 @@ impl Loaded {
         s.push_str(&security_summary(&c.security));
         s.push_str(&format!(
             "calls: at most {} at once; {} + number calls out through a line; media relay: \
-             {} (SDP passed through)\n",
+             {}\n",
             c.server.max_calls,
             c.server.outgroup_prefix,
-            c.media.relay.as_str()
+            media_summary(&c.media)
         ));
         for u in &c.users {
             let r = &u.calls;
@@ -226,6 +226,24 @@ fn tls_summary(c: &Config) -> String {
                 .data_dir
                 .join(self_signed::CERTIFICATE_FILE)
                 .display()
+        ),
+    }
+}
+
+/// The `[media]` line of the `check-config` summary.
+fn media_summary(m: &MediaConfig) -> String {
+    match m.relay {
+        MediaRelay::Never => "never (SDP passed through)".to_owned(),
+        MediaRelay::Always => format!(
+            "always (ports {} on {}, SDP address: {}; rtp_timeout {}, hold_timeout {})",
+            m.rtp_ports,
+            m.rtp_address,
+            m.public_address.map_or_else(
+                || "the one each leg reached mss on".to_owned(),
+                |a| a.to_string()
+            ),
+            values::duration_text(m.rtp_timeout),
+            values::duration_text(m.hold_timeout),
         ),
     }
 }
@@ -401,7 +419,8 @@ mod tests {
         assert!(
             l.summary().contains(
                 "calls: at most 1000 at once; 9 + number calls out through a line; media \
-                 relay: never (SDP passed through)\n"
+                 relay: always (ports 20000-29999 on 0.0.0.0, SDP address: the one each leg \
+                 reached mss on; rtp_timeout 1m, hold_timeout 2h)\n"
             ),
             "{}",
             l.summary()

@@ -403,14 +403,14 @@ impl Default for SecurityConfig {
     }
 }
 
-/// What the media relay does with a call's audio (`[media] relay`).
-///
-/// This version has no media relay: calls pass their SDP through untouched, so `never` is
-/// the only mode; `relay = always` (DESIGN §8) is refused by the configuration check.
+/// What the media relay does with a call's audio (`[media] relay`, DESIGN §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MediaRelay {
-    /// SDP passed through untouched: the phones send RTP to each other.
+    /// Every call's RTP and RTCP flow through mss: each leg's SDP is rewritten to mss's
+    /// address and a port pair of the leg's own.
     #[default]
+    Always,
+    /// SDP passed through untouched: the phones send RTP to each other.
     Never,
 }
 
@@ -418,6 +418,7 @@ impl MediaRelay {
     /// The name used in `mss.ini`.
     pub fn as_str(self) -> &'static str {
         match self {
+            MediaRelay::Always => "always",
             MediaRelay::Never => "never",
         }
     }
@@ -452,11 +453,35 @@ impl Default for TlsConfig {
     }
 }
 
-/// The `[media]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The `[media]` section (DESIGN §8 "Media relay").
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfig {
-    /// `relay` (only `never` in this version).
+    /// `relay` (default `always`).
     pub relay: MediaRelay,
+    /// `rtp_address`: the address the RTP sockets bind (default `0.0.0.0`).
+    pub rtp_address: IpAddr,
+    /// `public_address`: the address written into SDP; `None` (the default): the local
+    /// address each leg reached mss on.
+    pub public_address: Option<IpAddr>,
+    /// `rtp_ports` (default `20000-30000`): even ports for RTP, RTP + 1 for RTCP.
+    pub rtp_ports: mss_media::PortRange,
+    /// `rtp_timeout` (default 60 s): no RTP from either side this long → BYE both legs.
+    pub rtp_timeout: Duration,
+    /// `hold_timeout` (default 2 h).
+    pub hold_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            relay: MediaRelay::default(),
+            rtp_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            public_address: None,
+            rtp_ports: mss_media::PortRange::default(),
+            rtp_timeout: mss_media::config::DEFAULT_RTP_TIMEOUT,
+            hold_timeout: mss_media::config::DEFAULT_HOLD_TIMEOUT,
+        }
+    }
 }
 
 /// The whole of `mss.ini`.

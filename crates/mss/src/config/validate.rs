@@ -60,8 +60,15 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
     "ignore",
 ];
 
-/// Keys of `[media]`: only `relay` in this version (the relay itself is not there yet).
-pub(crate) const MEDIA_KEYS: &[&str] = &["relay"];
+/// Keys of `[media]`.
+pub(crate) const MEDIA_KEYS: &[&str] = &[
+    "relay",
+    "rtp_address",
+    "public_address",
+    "rtp_ports",
+    "rtp_timeout",
+    "hold_timeout",
+];
 /// Keys of `[tls]`.
 pub(crate) const TLS_KEYS: &[&str] = &["certificate", "private_key", "handshake_timeout"];
 
@@ -289,6 +296,21 @@ fn media_section(c: &mut Checker<'_>, s: &Section, media: &mut MediaConfig) {
     c.check_keys(s, MEDIA_KEYS);
     if let Some(v) = c.value(s, "relay", values::media_relay) {
         media.relay = v;
+    }
+    if let Some(v) = c.value(s, "rtp_address", values::ip_addr) {
+        media.rtp_address = v;
+    }
+    if let Some(v) = c.value(s, "public_address", values::public_address) {
+        media.public_address = v;
+    }
+    if let Some(v) = c.value(s, "rtp_ports", values::port_range) {
+        media.rtp_ports = v;
+    }
+    if let Some(v) = c.value(s, "rtp_timeout", values::duration) {
+        media.rtp_timeout = v;
+    }
+    if let Some(v) = c.value(s, "hold_timeout", values::duration) {
+        media.hold_timeout = v;
     }
 }
 
@@ -649,17 +671,34 @@ offline_max_chars = many
         assert_eq!(c.users[0].max_calls, Some(2));
         assert_eq!(c.users[1].max_calls, None);
         let e = load(
-            "[server]\nmax_calls = 0\n[user:101]\npassword = x\nmax_calls = lots\n[media]\nrelay = always\nrtp_ports = 20000-30000\n",
+            "[server]\nmax_calls = 0\n[user:101]\npassword = x\nmax_calls = lots\n[media]\nrelay = sometimes\nrtp_ports = 20001-20002\nrtp_address = any\npublic_address = 0.0.0.0\nrtp_timeout = 0\nhold_timeout = 2x\nports = 1\n",
         )
         .unwrap_err();
         assert_eq!(
             e,
             "mss.ini:2: [server] max_calls: \"0\" is out of range (1..=4294967295)\n\
              mss.ini:5: [user:101] max_calls: \"lots\" is not a whole number\n\
-             mss.ini:7: [media] relay: the media relay is not available in this version: calls \
-             pass their SDP through untouched (write relay = never)\n\
-             mss.ini:8: [media] rtp_ports: unknown key (known: relay)"
+             mss.ini:7: [media] relay: \"sometimes\" is not one of always, never\n\
+             mss.ini:8: [media] rtp_ports: \"20001-20002\": the range 20001-20002 holds no RTP/RTCP pair (an even port and the next)\n\
+             mss.ini:9: [media] rtp_address: \"any\" is not an IP address\n\
+             mss.ini:10: [media] public_address: \"0.0.0.0\" is not an address a phone can send RTP to\n\
+             mss.ini:11: [media] rtp_timeout: \"0\" must be longer than zero\n\
+             mss.ini:12: [media] hold_timeout: \"2x\" is not a duration (examples: 7d, 12h, 30m, 45s)\n\
+             mss.ini:13: [media] ports: unknown key (known: relay, rtp_address, public_address, rtp_ports, rtp_timeout, hold_timeout)"
         );
+        let c = load(
+            "[media]\nrelay = always\nrtp_address = 192.0.2.1\npublic_address = 203.0.113.5\nrtp_ports = 30000-30099\nrtp_timeout = 30s\nhold_timeout = 1h\n",
+        )
+        .unwrap();
+        assert_eq!(c.media.relay, crate::config::MediaRelay::Always);
+        assert_eq!(
+            c.media.rtp_address,
+            "192.0.2.1".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(c.media.public_address, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(c.media.rtp_ports.pairs(), 50);
+        assert_eq!(c.media.rtp_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(c.media.hold_timeout, std::time::Duration::from_secs(3600));
     }
 
     #[test]

@@ -105,18 +105,37 @@ pub(crate) fn max_calls(v: &str) -> Result<u32, String> {
     u32::try_from(n).map_err(|_| format!("{v:?} is too large"))
 }
 
-/// `[media] relay`: `never`. `always` is the DESIGN §8 default, but this version has no
-/// media relay, so it is refused with a message that says so.
+/// `[media] relay`: `always` or `never`.
 pub(crate) fn media_relay(v: &str) -> Result<MediaRelay, String> {
     match v {
+        "always" => Ok(MediaRelay::Always),
         "never" => Ok(MediaRelay::Never),
-        "always" => Err(
-            "the media relay is not available in this version: calls pass their \
-                         SDP through untouched (write relay = never)"
-                .to_owned(),
-        ),
-        _ => Err(format!("{v:?} is not one of never, always")),
+        _ => Err(format!("{v:?} is not one of always, never")),
     }
+}
+
+/// An IP address (`rtp_address`).
+pub(crate) fn ip_addr(v: &str) -> Result<std::net::IpAddr, String> {
+    v.parse().map_err(|_| format!("{v:?} is not an IP address"))
+}
+
+/// An IP address mss can be reached at, or nothing (`public_address =`: the local address
+/// each leg reached mss on). The unspecified and multicast addresses are refused: no phone
+/// can send RTP there.
+pub(crate) fn public_address(v: &str) -> Result<Option<std::net::IpAddr>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ip = ip_addr(v)?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(format!("{v:?} is not an address a phone can send RTP to"));
+    }
+    Ok(Some(ip))
+}
+
+/// `FIRST-LAST` ports holding at least one RTP/RTCP pair (`rtp_ports`).
+pub(crate) fn port_range(v: &str) -> Result<mss_media::PortRange, String> {
+    v.parse().map_err(|e| format!("{v:?}: {e}"))
 }
 
 /// `auto`, `same` or `fresh`.
@@ -470,10 +489,20 @@ mod tests {
             "\"True\" is not true or false"
         );
         assert_eq!(media_relay("never"), Ok(MediaRelay::Never));
-        assert!(media_relay("always")
-            .unwrap_err()
-            .contains("not available in this version"));
+        assert_eq!(media_relay("always"), Ok(MediaRelay::Always));
         assert!(media_relay("sometimes").is_err());
+        assert_eq!(public_address(""), Ok(None));
+        assert_eq!(
+            public_address("203.0.113.5"),
+            Ok(Some("203.0.113.5".parse().unwrap()))
+        );
+        assert!(public_address("0.0.0.0").is_err());
+        assert!(public_address("pbx").is_err());
+        assert_eq!(port_range("20000-20003").unwrap().pairs(), 2);
+        assert_eq!(
+            port_range("20001-20002").unwrap_err(),
+            "\"20001-20002\": the range 20001-20002 holds no RTP/RTCP pair (an even port and the next)"
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(crate) struct Source {
     pub(crate) transport: Arc<TransportStats>,
     /// The certificate of the `tls:` listeners, if any.
     pub(crate) tls: Option<Arc<super::tls::Certificate>>,
+    /// The media relay's counters (`None` with `relay = never`).
+    pub(crate) media: Option<Arc<mss_media::io::Counters>>,
 }
 
 fn unix_secs(ms: i64) -> u64 {
@@ -169,6 +171,12 @@ impl AdminSource for Source {
             &self.transport.snapshot(),
             &self.store.stats(),
         ));
+        let media = self
+            .media
+            .as_ref()
+            .map(|c| c.snapshot())
+            .unwrap_or_default();
+        stats::media(&mut text, &media);
         text
     }
 }

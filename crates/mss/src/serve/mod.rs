@@ -302,6 +302,33 @@ async fn serve(
         cdr.write(record);
     }
     let core_stats = Arc::new(CoreStats::default());
+    // The media relay's thread (DESIGN §8): it owns the RTP sockets; the worker only
+    // passes commands and events.
+    let (media, media_link) = match setup::media_options(c, rand::rngs::OsRng.next_u64()) {
+        Some(options) => {
+            let (events_tx, events) = mpsc::unbounded_channel();
+            let relay = mss_media::io::MediaRelay::start(options, move |e| {
+                // Runs on the relay's thread: an unbounded send never blocks.
+                let _ = events_tx.send(e);
+            })
+            .map_err(|source| ServeError::Thread {
+                name: "media relay",
+                source,
+            })?;
+            tracing::info!(
+                ports = %c.media.rtp_ports,
+                address = %c.media.rtp_address,
+                "media relay running"
+            );
+            let link = worker::MediaLink {
+                commands: relay.commands(),
+                events,
+            };
+            (Some(relay), Some(link))
+        }
+        None => (None, None),
+    };
+    let media_counters = media.as_ref().map(|m| m.counters());
     let mut core = Core::new(
         CoreParts {
             registrar,
@@ -324,7 +351,14 @@ async fn serve(
 
     let (queries_tx, queries) = mpsc::channel(64);
     let (shutdown_tx, stop) = watch::channel(false);
-    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr, tls_peers);
+    let worker = worker::Worker::new(
+        core,
+        transports.clone(),
+        Arc::clone(&store),
+        cdr,
+        tls_peers,
+        media_link,
+    );
     let mut worker_stop = stop.clone();
     let worker_task = tokio::spawn(
         worker.run(worker::Inputs { received, queries }, async move {
@@ -348,6 +382,7 @@ async fn serve(
         core: core_stats,
         transport: transports.stats(),
         tls: tls.clone(),
+        media: media_counters,
     };
     let mut hangup_stop = stop.clone();
     let hangup_task = tokio::spawn(tls::reload_on_hangup(tls, async move {
@@ -384,6 +419,13 @@ async fn serve(
     }
     if !admin_done && !matches!(admin_task.await, Ok(Ok(()))) {
         outcome = outcome.and(Err(ServeError::Task("admin API")));
+    }
+    if let Some(relay) = media {
+        // The worker released every call's ports; the thread closes what is left.
+        match tokio::task::spawn_blocking(move || relay.stop()).await {
+            Ok(Ok(())) => tracing::info!("media relay stopped"),
+            _ => tracing::warn!("the media relay did not stop cleanly"),
+        }
     }
     transports.shutdown().await;
     tracing::info!("transports closed");

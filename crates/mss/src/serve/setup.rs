@@ -214,8 +214,29 @@ pub(crate) fn call_settings(config: &Config) -> CallSettings {
         international_prefix: config.server.international_prefix.clone(),
         session_expires: config.server.session_expires,
         min_se: config.server.min_se,
+        media: match config.media.relay {
+            crate::config::MediaRelay::Always => Some(mss_core::MediaSettings {
+                public_address: config.media.public_address,
+                rtp_address: config.media.rtp_address,
+            }),
+            crate::config::MediaRelay::Never => None,
+        },
         ..CallSettings::default()
     }
+}
+
+/// The media relay's thread options from `[media]` (`None` with `relay = never`).
+pub(crate) fn media_options(config: &Config, seed: u64) -> Option<mss_media::io::MediaOptions> {
+    let m = &config.media;
+    if m.relay == crate::config::MediaRelay::Never {
+        return None;
+    }
+    let relay = mss_media::RelayConfig {
+        rtp_timeout: m.rtp_timeout,
+        hold_timeout: m.hold_timeout,
+        ..mss_media::RelayConfig::new(m.rtp_ports)
+    };
+    Some(mss_media::io::MediaOptions::new(relay, m.rtp_address, seed))
 }
 
 /// The messaging service's settings from `[server]` and `[im]`; `via_host` is the Via
@@ -315,8 +336,25 @@ mod tests {
         assert_eq!(s.ring_timeout, CallSettings::default().ring_timeout);
         let outgoing: Vec<bool> = lines(&loaded).iter().map(|l| l.outgoing).collect();
         assert_eq!(outgoing, [false, true]);
-        let defaults = call_settings(&Config::embedded("pbx.test".into()));
-        assert_eq!(defaults, CallSettings::default());
+        let mut embedded = Config::embedded("pbx.test".into());
+        let defaults = call_settings(&embedded);
+        assert_eq!(
+            defaults,
+            CallSettings {
+                media: Some(mss_core::MediaSettings::new()),
+                ..CallSettings::default()
+            },
+            "the relay is on by default"
+        );
+        let options = media_options(&embedded, 1).unwrap();
+        assert_eq!(options.relay.ports.to_string(), "20000-29999");
+        assert_eq!(
+            options.relay.rtp_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        embedded.media.relay = crate::config::MediaRelay::Never;
+        assert_eq!(call_settings(&embedded), CallSettings::default());
+        assert!(media_options(&embedded, 1).is_none());
     }
 
     #[test]

@@ -72,6 +72,43 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// The media relay's series (DESIGN §8): RTP/RTCP packets relayed, packets dropped by
+/// reason, ports in use (all zero without relay).
+pub(crate) fn media(o: &mut String, m: &mss_media::io::CountersSnapshot) {
+    counter(
+        o,
+        "mss_rtp_packets_total",
+        "RTP and RTCP packets the media relay forwarded.",
+        m.relay.relayed,
+    );
+    header(
+        o,
+        "mss_rtp_dropped_total",
+        "Packets the media relay dropped, by reason.",
+        "counter",
+    );
+    for reason in mss_media::DropReason::ALL {
+        let _ = writeln!(
+            o,
+            "mss_rtp_dropped_total{{reason=\"{}\"}} {}",
+            reason.as_str(),
+            m.relay.dropped(reason)
+        );
+    }
+    gauge(
+        o,
+        "mss_rtp_ports_in_use",
+        "UDP ports the media relay holds for calls (RTP and RTCP).",
+        u64::from(m.relay.ports_in_use),
+    );
+    counter(
+        o,
+        "mss_rtp_ports_exhausted_total",
+        "Calls refused because the media relay had no free ports.",
+        m.relay.exhausted,
+    );
+}
+
 /// The core, transport and store series in the Prometheus text format.
 pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) -> String {
     let mut o = String::with_capacity(4096);
@@ -256,6 +293,23 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_media_relay_series() {
+        let mut snap = mss_media::io::CountersSnapshot::default();
+        snap.relay.relayed = 613;
+        snap.relay.ports_in_use = 4;
+        snap.relay.exhausted = 1;
+        snap.relay.dropped[mss_media::DropReason::Stranger.index()] = 2;
+        let mut text = String::new();
+        media(&mut text, &snap);
+        assert!(text.contains("mss_rtp_packets_total 613\n"), "{text}");
+        assert!(text.contains("# TYPE mss_rtp_ports_in_use gauge\nmss_rtp_ports_in_use 4\n"));
+        assert!(text.contains("mss_rtp_ports_exhausted_total 1\n"));
+        assert!(text.contains("mss_rtp_dropped_total{reason=\"stranger\"} 2\n"));
+        assert!(text.contains("mss_rtp_dropped_total{reason=\"not_rtp\"} 0\n"));
+        assert_eq!(text.matches("# TYPE").count(), 4);
+    }
 
     #[test]
     fn renders_every_series_once() {

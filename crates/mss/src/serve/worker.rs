@@ -7,7 +7,9 @@
 //! sockets (a failed send of a transaction goes back as [`Input::SendFailed`]), store
 //! operations to the store (`serve/store_calls.rs`, results in the order of the calls; a
 //! finished call record, once stored, also to the CSV writer, `serve/cdr_writer.rs`),
-//! lookups to a bounded DNS task (`serve/dns.rs`).
+//! lookups to a bounded DNS task (`serve/dns.rs`), media relay commands to the relay's own
+//! thread (`mss_media::io::MediaRelay`; its answers and events come back on a channel and
+//! become [`Input::Media`]). The worker never touches an RTP packet.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use hickory_resolver::TokioResolver;
 use mss_admin::{ActiveCallView, BanView, LineView, RegistrationView};
 use mss_core::{Core, Input, Network, OpId, Output, StoreOp, StoreResult};
+use mss_media::io::{AllocateError, Command, MediaEvent};
 use mss_services::lines::ResolveRequest;
 use mss_sip::Transport;
 use mss_store::{Store, StoreError, StoreFuture};
@@ -52,6 +55,14 @@ pub(crate) enum Query {
     ActiveCalls(oneshot::Sender<Vec<ActiveCallView>>),
 }
 
+/// The next event of the media relay; pending forever without relay.
+async fn recv_media(media: &mut Option<MediaLink>) -> Option<MediaEvent> {
+    match media {
+        Some(link) => link.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A finished lookup: its id and the addresses found (or why none).
 type Lookup = (OpId, Result<Vec<SocketAddr>, DnsError>);
 
@@ -72,6 +83,15 @@ impl Network for HostNetwork {
     fn sent_by(&self, transport: Transport, remote: SocketAddr) -> Option<SocketAddr> {
         self.0.sent_by(transport, remote).ok()
     }
+}
+
+/// The media relay as the worker reaches it: its command sender and the channel its events
+/// come back on.
+pub(crate) struct MediaLink {
+    /// Commands to the relay's thread.
+    pub(crate) commands: mss_media::io::Commands,
+    /// Its answers and events.
+    pub(crate) events: mpsc::UnboundedReceiver<MediaEvent>,
 }
 
 /// The task that drives the core.
@@ -95,6 +115,8 @@ pub(crate) struct Worker {
     tls_peers: HashMap<String, TlsPeer>,
     /// Outbound connections the transports could not make.
     failures: mpsc::Receiver<ConnectFailure>,
+    /// The media relay (`None` with `relay = never`).
+    media: Option<MediaLink>,
 }
 
 impl Worker {
@@ -106,6 +128,7 @@ impl Worker {
         store: Arc<dyn Store>,
         cdr: CdrSender,
         tls_peers: HashMap<String, TlsPeer>,
+        media: Option<MediaLink>,
     ) -> Worker {
         let (lookups_tx, lookups) = mpsc::unbounded_channel();
         // Only one taker: a second worker on the same transports would hear of none.
@@ -124,6 +147,7 @@ impl Worker {
             resolver: None,
             tls_peers,
             failures,
+            media,
         }
     }
 
@@ -149,6 +173,9 @@ impl Worker {
                     self.core.handle(now(), Input::Shutdown);
                 }
                 Some((id, result)) = self.lookups.recv() => self.on_lookup(id, result),
+                Some(e) = recv_media(&mut self.media) => {
+                    self.core.handle(now(), Input::Media(e));
+                }
                 Some(f) = self.failures.recv() => {
                     self.core.handle(now(), Input::ConnectFailed { flow: f.flow, reason: f.reason });
                 }
@@ -247,8 +274,31 @@ impl Worker {
                         let _ = cancel.send(());
                     }
                 }
+                Output::Media(command) => self.send_media(command),
                 Output::MemoryReleasable => release_free_memory(),
             }
+        }
+    }
+
+    /// Gives `command` to the media relay. When the relay is gone (or not configured) an
+    /// allocation is answered with an error here, so that no call waits for it.
+    fn send_media(&mut self, command: Command) {
+        let op = match &command {
+            Command::Allocate { op } => Some(*op),
+            _ => None,
+        };
+        let sent = match &self.media {
+            Some(link) => link.commands.send(command).is_ok(),
+            None => false,
+        };
+        if sent {
+            return;
+        }
+        tracing::warn!("the media relay is not running: command dropped");
+        if let Some(op) = op {
+            let result = Err(AllocateError::Bind("the media relay is not running".into()));
+            self.core
+                .handle(now(), Input::Media(MediaEvent::Allocated { op, result }));
         }
     }
 

@@ -47,7 +47,8 @@ Events (the `event` field; every one has `t`, seconds since the agent started):
 `sdp_dir` is the direction attribute of the message's SDP (sendrecv, sendonly, recvonly,
 inactive; `sendrecv` when the SDP names none; null without SDP).
 
-Options: see --help. The agent ends by itself after --lifetime seconds, so a test that dies
+Options: see --help (`--bind` puts SIP and RTP on another local address than 127.0.0.1,
+e.g. a phone's private address in a network namespace behind NAT). The agent ends by itself after --lifetime seconds, so a test that dies
 cannot leave it running.
 """
 
@@ -418,6 +419,7 @@ def main():
     p.add_argument("--no-register", action="store_true", help="an account without REGISTER")
     p.add_argument("--transport", choices=["udp", "tcp"], default="udp")
     p.add_argument("--port", type=int, default=0, help="local SIP port (0: any free one)")
+    p.add_argument("--bind", default="127.0.0.1", help="the local address for SIP and RTP (default 127.0.0.1)")
     p.add_argument("--auto-answer", type=int, default=0, help="answer every incoming call with this code (e.g. 200)")
     p.add_argument("--expires", type=int, default=300)
     p.add_argument("--trace", help="file for PJSIP's log with every SIP message")
@@ -448,8 +450,8 @@ def main():
 
     tcfg = pj.TransportConfig()
     tcfg.port = args.port
-    tcfg.boundAddress = "127.0.0.1"
-    tcfg.publicAddress = "127.0.0.1"
+    tcfg.boundAddress = args.bind
+    tcfg.publicAddress = args.bind
     kind = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
     tid = ep.transportCreate(kind, tcfg)
     ep.libStart()
@@ -469,10 +471,10 @@ def main():
         cred = pj.AuthCredInfo("digest", "*", args.user, 0, args.password)
         acfg.sipConfig.authCreds.append(cred)
     else:
-        acfg.idUri = "sip:agent@127.0.0.1:%d" % port
+        acfg.idUri = "sip:agent@%s:%d" % (args.bind, port)
     acfg.sipConfig.transportId = tid
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+    acfg.mediaConfig.transportConfig.boundAddress = args.bind
+    acfg.mediaConfig.transportConfig.publicAddress = args.bind
     acfg.natConfig.iceEnabled = False
     acfg.natConfig.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
     acfg.natConfig.mediaStunUse = pj.PJSUA_STUN_USE_DISABLED

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,42 +39,14 @@ pub fn password(user: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no test user {user}"))
 }
 
-/// `[media] relay = never` when this build of mss knows the key (DESIGN §8; added by the
-/// media-relay work), else nothing: the tests assert signalling only, so either works, and
-/// the log says which.
+/// The `[media]` section of the call tests: the relay (on by default, DESIGN §8) with its
+/// sockets on loopback, where every peer of the tests is.
 pub fn media_section() -> &'static str {
-    static KNOWN: OnceLock<bool> = OnceLock::new();
-    let known = *KNOWN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let ini = dir.path().join("mss.ini");
-        std::fs::write(
-            &ini,
-            "[server]\ndomain = pbx.test\n[user:100]\npassword = x\n[media]\nrelay = never\n",
-        )
-        .unwrap();
-        let (ok, out, err) = run_bounded(
-            Command::new(env!("CARGO_BIN_EXE_mss"))
-                .arg("check-config")
-                .arg("--config")
-                .arg(&ini),
-            Duration::from_secs(10),
-        );
-        if !ok {
-            eprintln!(
-                "note: this mss does not take `[media] relay = never` yet; the call tests run without it:\n{out}{err}"
-            );
-        }
-        ok
-    });
-    if known {
-        "[media]\nrelay = never\n"
-    } else {
-        ""
-    }
+    "[media]\nrtp_address = 127.0.0.1\n"
 }
 
 /// Starts mss with [`USERS`], MD5 challenges only (SIPp and baresip 1.0 answer MD5 alone),
-/// no relay of the media where the key exists, plus `sections` (`[line:…]` …).
+/// the media relay on loopback ([`media_section`]), plus `sections` (`[line:…]` …).
 pub fn start(dir: &Path, sections: &str) -> Server {
     start_services(dir, "", &[], sections)
 }
@@ -265,6 +237,14 @@ pub struct AgentOptions {
     pub auto_answer: u16,
     /// The account's password when it is not one of [`USERS`] (a provider's user).
     pub password: Option<String>,
+    /// Play a tone of this frequency (Hz) into every call (0: none).
+    pub tone: u16,
+    /// Record each call's received audio to `PREFIX-callN.wav`.
+    pub record: Option<PathBuf>,
+    /// The local address for SIP and RTP (default `127.0.0.1`).
+    pub bind: Option<String>,
+    /// Run in this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
 }
 
 impl Agent {
@@ -277,7 +257,14 @@ impl Agent {
         } else {
             o.transport.clone()
         };
-        let mut cmd = Command::new(pjsua_python());
+        let mut cmd = match &o.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(pjsua_python());
+                c
+            }
+            None => Command::new(pjsua_python()),
+        };
         cmd.arg(pjsua_agent_script())
             .arg("--trace")
             .arg(&trace)
@@ -300,6 +287,15 @@ impl Agent {
         }
         if o.auto_answer != 0 {
             cmd.arg("--auto-answer").arg(o.auto_answer.to_string());
+        }
+        if o.tone != 0 {
+            cmd.arg("--tone").arg(o.tone.to_string());
+        }
+        if let Some(prefix) = &o.record {
+            cmd.arg("--record").arg(prefix);
+        }
+        if let Some(bind) = &o.bind {
+            cmd.args(["--bind", bind]);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -340,6 +336,18 @@ impl Agent {
 
     /// An agent registered as `user` at mss over `transport`; waits for the `200`.
     pub fn registered(dir: &Path, s: &Server, name: &str, user: &str, transport: &str) -> Agent {
+        Agent::registered_with(dir, s, name, user, transport, AgentOptions::default())
+    }
+
+    /// As [`Agent::registered`], with the other options of `o` (a tone, a recording).
+    pub fn registered_with(
+        dir: &Path,
+        s: &Server,
+        name: &str,
+        user: &str,
+        transport: &str,
+        o: AgentOptions,
+    ) -> Agent {
         let a = Agent::start(
             dir,
             name,
@@ -348,7 +356,7 @@ impl Agent {
                 registrar: Some(s.sip()),
                 domain: Some("pbx.test".to_string()),
                 transport: transport.to_string(),
-                ..AgentOptions::default()
+                ..o
             },
         );
         a.wait(s, "its REGISTER answered 200", |e| {
@@ -582,6 +590,19 @@ impl Baresip {
         transport: &str,
         register: bool,
     ) -> Baresip {
+        Baresip::start_with_config(dir, name, user, registrar, transport, register, "")
+    }
+
+    /// As [`Baresip::start`], with `extra` lines added to its `config` (audio modules).
+    pub fn start_with_config(
+        dir: &Path,
+        name: &str,
+        user: &str,
+        registrar: SocketAddr,
+        transport: &str,
+        register: bool,
+        extra: &str,
+    ) -> Baresip {
         let baresip = require_tool("baresip");
         let home = dir.join(format!("baresip-{name}"));
         let conf = home.join(".baresip");
@@ -599,7 +620,7 @@ impl Baresip {
             format!(
                 "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
                  module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\n\
-                 module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
+                 module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n{extra}"
             ),
         )
         .unwrap();

@@ -72,7 +72,7 @@ pub fn require_tool(name: &str) -> PathBuf {
     }
     panic!(
         "the test peer `{name}` is not installed: run scripts/install-test-deps.sh \
-         (Debian packages sip-tester, sipsak, baresip, sipvicious, linphone-cli)"
+         (Debian packages sip-tester, sipsak, baresip, sipvicious, linphone-cli, chromium, iproute2, iptables, curl)"
     );
 }
 

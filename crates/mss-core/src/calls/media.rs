@@ -1,0 +1,537 @@
+//! The media relay of calls (DESIGN §8 "Media relay", `[media] relay = always`).
+//!
+//! The relay itself (ports, sockets, latching, timers) runs outside the core
+//! (`mss_media::io::MediaRelay`, its own thread); the call service drives it through
+//! [`Output::Media`] commands and hears it through [`crate::Input::Media`] events, as it
+//! does the store. Allocation is asynchronous: a new call asks for one session per `m=`
+//! line of its offer (one for a delayed offer) and its B legs start when every session
+//! came back; when the ports are used up the caller gets `503` + `Retry-After` and the
+//! sessions already allocated are released.
+//!
+//! Each session has an A side (the caller's leg) and one B side shared by every B leg of
+//! the call: the caller has one dialog with mss and one place to send its media to, so all
+//! forks' early media go to the same B port; the relay latches to the fork that sent the
+//! last `183`'s SDP and again to the winner when its `2xx` comes (a new `SetRemote`; a
+//! host the new remote does not allow is never latched, so a losing fork on another host
+//! cannot take the winner's place).
+//!
+//! Every SDP that crosses mss is rewritten for the leg it goes to (`sdp_relay.rs`), and
+//! what it says of the leg it came from becomes that leg's `Remote` (its signalling
+//! source and SDP address: latching starts again) and its hold state. The call's sessions
+//! are released when the call ends, whatever ended it (`end_call`), and an allocation that
+//! comes back for a call that is gone is released at once. `TimedOut` ends the call with
+//! BYE on both legs (ended by mss); `NoRtpFrom` flags the leg in `/api/calls/active`, is
+//! logged once and counted (`mss_calls_one_way_total{leg}`). The counters of the view
+//! (`rtp_in`, `rtp_out`) are asked for every [`STATS_INTERVAL`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mss_media::io::{AllocateError, Command, MediaEvent};
+use mss_media::{Allocation, Event, Leg, PortPair, Remote, SessionId, SessionStats};
+use mss_services::Now;
+use mss_sip::{Flow, HeaderName, StatusCode};
+use mss_store::EndedBy;
+
+use super::admission::Target;
+use super::model::{CallState, Side};
+use super::sdp_relay::{is_sdp, leg_streams, relay_sdp, stream_count, StreamRemote};
+use super::CallKey;
+use crate::core::Core;
+use crate::output::Output;
+
+/// How often the counters of the calls' sessions are asked for (`/api/calls/active`).
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The most `m=` lines one call gets sessions for (audio, video, and a spare).
+const MAX_STREAMS: usize = 4;
+
+/// Seconds a caller refused for want of RTP ports is asked to wait.
+const PORTS_RETRY_AFTER: &str = "10";
+
+/// A call's sessions of the relay and what the relay said of them.
+#[derive(Debug, Default)]
+pub(crate) struct CallMedia {
+    /// The sessions, by `m=` index (in the order the allocations came back).
+    pub(crate) sessions: Vec<Allocation>,
+    /// Allocations asked for and not answered yet.
+    pub(crate) waiting: usize,
+    /// Why an allocation failed, if one did.
+    pub(crate) failed: Option<AllocateError>,
+    /// The hold state given to the relay, per session and leg (A, B).
+    hold: Vec<[bool; 2]>,
+    /// The last counters of each session.
+    stats: Vec<SessionStats>,
+    /// Legs flagged `no_rtp_from` (A, B).
+    pub(crate) no_rtp_from: [bool; 2],
+    /// Each leg's SDP address of its first stream (A, B), for the log of a silent leg.
+    sdp_rtp: [Option<SocketAddr>; 2],
+}
+
+impl CallMedia {
+    /// The RTP packets received from and sent to `leg`, over every session.
+    pub(crate) fn rtp(&self, leg: Leg) -> (u64, u64) {
+        self.stats.iter().fold((0, 0), |(i, o), s| {
+            let l = match leg {
+                Leg::A => &s.a,
+                Leg::B => &s.b,
+            };
+            (i + l.rtp_in, o + l.rtp_out)
+        })
+    }
+
+    /// The ports of `leg` in every session, by `m=` index.
+    fn ports(&self, leg: Leg) -> Vec<PortPair> {
+        self.sessions.iter().map(|s| s.ports(leg)).collect()
+    }
+}
+
+/// The relay's leg of a call's side.
+pub(crate) fn leg_of(side: Side) -> Leg {
+    match side {
+        Side::A => Leg::A,
+        Side::B(_) => Leg::B,
+    }
+}
+
+fn index(leg: Leg) -> usize {
+    match leg {
+        Leg::A => 0,
+        Leg::B => 1,
+    }
+}
+
+impl Core {
+    /// With the relay: asks for the sessions of new call `key` and keeps `target` until
+    /// they come (true); without: false, the call goes on at once.
+    pub(crate) fn media_allocate(&mut self, key: CallKey, target: Target) -> bool {
+        if self.calls.settings.media.is_none() {
+            return false;
+        }
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return false;
+        };
+        let streams = call
+            .offer
+            .as_ref()
+            .map_or(1, |(_, body)| stream_count(body))
+            .clamp(1, MAX_STREAMS);
+        call.waiting_target = Some(target);
+        call.media = Some(CallMedia {
+            waiting: streams,
+            ..CallMedia::default()
+        });
+        for _ in 0..streams {
+            let op = self.calls.next_media_op();
+            self.calls.media_ops.insert(op, key);
+            self.out.push_back(Output::Media(Command::Allocate { op }));
+        }
+        true
+    }
+
+    /// An answer or event of the media relay.
+    pub(crate) fn on_media_event(&mut self, now: Now, event: MediaEvent) {
+        match event {
+            MediaEvent::Allocated { op, result } => self.on_allocated(now, op, result),
+            MediaEvent::Released { session, stats } => {
+                tracing::debug!(%session, ?stats, "media session released");
+            }
+            MediaEvent::Stats { session, stats } => {
+                let Some(stats) = stats else { return };
+                let Some(key) = self.calls.by_session.get(&session).copied() else {
+                    return;
+                };
+                if let Some(media) = self
+                    .calls
+                    .table
+                    .get_mut(&key)
+                    .and_then(|c| c.media.as_mut())
+                {
+                    if let Some(i) = media.sessions.iter().position(|s| s.session == session) {
+                        if let Some(slot) = media.stats.get_mut(i) {
+                            *slot = stats;
+                        }
+                    }
+                }
+            }
+            MediaEvent::Relay(e) => self.on_relay_event(now, e),
+        }
+    }
+
+    /// Allocation `op` came back.
+    fn on_allocated(&mut self, now: Now, op: u64, result: Result<Allocation, AllocateError>) {
+        let key = self.calls.media_ops.remove(&op);
+        let media = key.and_then(|k| {
+            self.calls
+                .table
+                .get_mut(&k)
+                .filter(|c| c.state != CallState::Ending)
+                .and_then(|c| c.media.as_mut())
+        });
+        let Some(media) = media else {
+            // The call ended (or was never ours) meanwhile: the ports go back at once.
+            if let Ok(a) = result {
+                self.out
+                    .push_back(Output::Media(Command::Release { session: a.session }));
+            }
+            return;
+        };
+        media.waiting = media.waiting.saturating_sub(1);
+        match result {
+            Ok(a) => {
+                media.sessions.push(a);
+                media.hold.push([false; 2]);
+                media.stats.push(SessionStats::default());
+                if let Some(k) = key {
+                    self.calls.by_session.insert(a.session, k);
+                }
+                self.calls.stats_at.get_or_insert(now.mono + STATS_INTERVAL);
+            }
+            Err(e) => {
+                media.failed.get_or_insert(e);
+            }
+        }
+        if media.waiting > 0 {
+            return;
+        }
+        let failed = media.failed.clone();
+        let Some(key) = key else { return };
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "call refused: no media relay ports");
+            self.media_release(key);
+            self.refuse_for_ports(now, key);
+            return;
+        }
+        // The caller's offer tells where its media comes from.
+        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
+        if let Some((_, body)) = offer {
+            self.note_leg_sdp(key, Side::A, &body);
+        }
+        let target = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.waiting_target.take());
+        if let Some(target) = target {
+            self.route_to(now, key, target);
+        }
+    }
+
+    /// `503` + `Retry-After` to the caller of call `key`, whose ports could not be had.
+    fn refuse_for_ports(&mut self, now: Now, key: CallKey) {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        if let Some(mut rsp) = self.a_response(key, status, "No Media Ports") {
+            rsp.headers_mut()
+                .push(HeaderName::RetryAfter, PORTS_RETRY_AFTER);
+            self.send_to_a(now, key, rsp);
+        }
+        self.end_call(now, key, status.as_u16(), EndedBy::Mss);
+        self.finish_if_done(now, key);
+    }
+
+    /// Gives call `key`'s sessions back to the relay (once; every end of a call).
+    pub(crate) fn media_release(&mut self, key: CallKey) {
+        let Some(media) = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.media.as_mut())
+        else {
+            return;
+        };
+        let sessions = std::mem::take(&mut media.sessions);
+        media.hold.clear();
+        for a in sessions {
+            self.calls.by_session.remove(&a.session);
+            self.out
+                .push_back(Output::Media(Command::Release { session: a.session }));
+        }
+    }
+
+    /// Call `key` was answered: the relay's timers start.
+    pub(crate) fn media_answered(&mut self, key: CallKey) {
+        let sessions: Vec<SessionId> = self
+            .calls
+            .table
+            .get(&key)
+            .and_then(|c| c.media.as_ref())
+            .map(|m| m.sessions.iter().map(|s| s.session).collect())
+            .unwrap_or_default();
+        for session in sessions {
+            self.out
+                .push_back(Output::Media(Command::Answered { session }));
+        }
+    }
+
+    /// The address written into the SDP mss sends over `flow`: `public_address`, else a
+    /// specific `rtp_address`, else our address towards the peer.
+    fn media_address(&self, flow: &Flow) -> Option<IpAddr> {
+        let m = self.calls.settings.media?;
+        if let Some(ip) = m.public_address {
+            return Some(ip);
+        }
+        if !m.rtp_address.is_unspecified() {
+            return Some(m.rtp_address);
+        }
+        self.network
+            .sent_by(flow.transport, flow.remote)
+            .or(self.arrival)
+            .map(|a| a.ip().to_canonical())
+            .filter(|ip| !ip.is_unspecified())
+    }
+
+    /// A body (with its `headers`) from `from` of call `key`, passed on to `to`: the
+    /// relay learns where `from` receives and whether it holds, and `to` gets the SDP
+    /// pointed at mss. Anything that is not SDP, and every body without relay, goes as
+    /// it is.
+    pub(crate) fn relay_body(
+        &mut self,
+        key: CallKey,
+        from: Side,
+        to: Side,
+        headers: &mss_sip::Headers,
+        body: &Bytes,
+    ) -> Bytes {
+        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+            return body.clone();
+        }
+        self.note_leg_sdp(key, from, body);
+        self.relayed_body(key, to, headers, body)
+    }
+
+    /// As [`Self::relay_body`] for parties that are not (yet) the call's legs on those
+    /// sides (a transfer joining a party in `from`'s place, `transfer_join.rs`; an INVITE
+    /// with Replaces, `replaces.rs`): `from`'s party is reached over `from_flow`, `to`'s
+    /// over `to_flow`.
+    pub(crate) fn relay_body_over(
+        &mut self,
+        key: CallKey,
+        from: (Side, Flow),
+        to: (Side, Flow),
+        headers: &mss_sip::Headers,
+        body: &Bytes,
+    ) -> Bytes {
+        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+            return body.clone();
+        }
+        self.note_sdp_over(key, from.0, from.1, body);
+        self.sdp_for(key, leg_of(to.0), &to.1, body)
+    }
+
+    /// `body` (with its `headers`) as [`Self::relay_body`] passes it on to `to` of call
+    /// `key`, without telling the relay anything: what `to` was sent.
+    pub(crate) fn relayed_body(
+        &self,
+        key: CallKey,
+        to: Side,
+        headers: &mss_sip::Headers,
+        body: &Bytes,
+    ) -> Bytes {
+        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+            return body.clone();
+        }
+        let flow = self.calls.table.get(&key).and_then(|c| c.flow_of(to));
+        match flow {
+            Some(flow) => self.sdp_for(key, leg_of(to), &flow, body),
+            None => body.clone(),
+        }
+    }
+
+    /// The caller's offer of call `key` as B leg INVITEs over `flow` carry it.
+    pub(crate) fn offer_for_b(&self, key: CallKey, flow: &Flow) -> Option<(Bytes, Bytes)> {
+        let (content_type, body) = self.calls.table.get(&key)?.offer.clone()?;
+        if !self.has_media_sessions(key) {
+            return Some((content_type, body));
+        }
+        let body = self.sdp_for(key, Leg::B, flow, &body);
+        Some((content_type, body))
+    }
+
+    /// Whether call `key` has relay sessions.
+    fn has_media_sessions(&self, key: CallKey) -> bool {
+        self.calls
+            .table
+            .get(&key)
+            .and_then(|c| c.media.as_ref())
+            .is_some_and(|m| !m.sessions.is_empty())
+    }
+
+    /// `body` rewritten for `leg` of call `key`, reached over `flow`; as it is when it
+    /// cannot be (logged).
+    fn sdp_for(&self, key: CallKey, leg: Leg, flow: &Flow, body: &Bytes) -> Bytes {
+        let Some(ports) = self
+            .calls
+            .table
+            .get(&key)
+            .and_then(|c| c.media.as_ref())
+            .map(|m| m.ports(leg))
+        else {
+            return body.clone();
+        };
+        let Some(address) = self.media_address(flow) else {
+            tracing::warn!(peer = %flow, "no local address towards the peer: SDP passed as it is");
+            return body.clone();
+        };
+        match relay_sdp(body, address, &ports) {
+            Ok(rewritten) => rewritten,
+            Err(e) => {
+                tracing::info!(error = %e, "SDP that cannot be rewritten passed as it is");
+                body.clone()
+            }
+        }
+    }
+
+    /// What `side`'s SDP `body` says becomes its `Remote` (latching starts again) and its
+    /// hold state, in every session.
+    fn note_leg_sdp(&mut self, key: CallKey, side: Side, body: &Bytes) {
+        let Some(call) = self.calls.table.get(&key) else {
+            return;
+        };
+        let Some(flow) = call.flow_of(side) else {
+            return;
+        };
+        self.note_sdp_over(key, side, flow, body);
+    }
+
+    /// As [`Self::note_leg_sdp`] for a party on `side` reached over `flow`.
+    pub(crate) fn note_sdp_over(&mut self, key: CallKey, side: Side, flow: Flow, body: &Bytes) {
+        let Ok(streams) = leg_streams(body) else {
+            return;
+        };
+        let leg = leg_of(side);
+        let signalling = flow.remote.ip().to_canonical();
+        let Some(media) = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.media.as_mut())
+        else {
+            return;
+        };
+        if let Some(first) = streams.first() {
+            media.sdp_rtp[index(leg)] = first.rtp;
+        }
+        let mut commands = Vec::new();
+        for (i, a) in media.sessions.iter().enumerate() {
+            let Some(s) = streams.get(i).copied() else {
+                continue;
+            };
+            commands.push(Command::SetRemote {
+                session: a.session,
+                leg,
+                remote: remote_of(signalling, s),
+            });
+            if let Some(hold) = media.hold.get_mut(i) {
+                let slot = &mut hold[index(leg)];
+                if *slot != s.hold {
+                    *slot = s.hold;
+                    commands.push(Command::SetHold {
+                        session: a.session,
+                        leg,
+                        on_hold: s.hold,
+                    });
+                }
+            }
+        }
+        self.out.extend(commands.into_iter().map(Output::Media));
+    }
+
+    /// A latch, a silent leg or a timeout of a session.
+    fn on_relay_event(&mut self, now: Now, event: Event) {
+        match event {
+            Event::Latched {
+                session,
+                leg,
+                rtcp,
+                source,
+            } => tracing::debug!(%session, ?leg, rtcp, %source, "media latched"),
+            Event::NoRtpFrom { session, leg } => self.on_no_rtp_from(session, leg),
+            Event::TimedOut { session, cause } => {
+                let Some(key) = self.calls.by_session.get(&session).copied() else {
+                    return;
+                };
+                if let Some(call) = self.calls.table.get(&key) {
+                    tracing::info!(
+                        call = %call.record.id,
+                        cause = cause.as_str(),
+                        "no media: ending the call"
+                    );
+                }
+                self.hang_up(now, key, None, EndedBy::Mss);
+            }
+        }
+    }
+
+    /// `leg` of `session` sent no RTP after the answer: flagged, logged once, counted.
+    fn on_no_rtp_from(&mut self, session: SessionId, leg: Leg) {
+        let Some(key) = self.calls.by_session.get(&session).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        let signalling = match leg {
+            Leg::A => Some(call.a.flow.remote),
+            Leg::B => call
+                .winner
+                .and_then(|w| call.b.get(w))
+                .map(|b| b.flow.remote),
+        };
+        let id = call.record.id.clone();
+        let Some(media) = call.media.as_mut() else {
+            return;
+        };
+        if std::mem::replace(&mut media.no_rtp_from[index(leg)], true) {
+            return;
+        }
+        let sdp = media.sdp_rtp[index(leg)];
+        let (name, metric) = match leg {
+            Leg::A => ("caller", mss_admin::CallLeg::Caller),
+            Leg::B => ("callee", mss_admin::CallLeg::Callee),
+        };
+        tracing::warn!(
+            call = %id,
+            leg = name,
+            signalling = ?signalling,
+            sdp = ?sdp,
+            "no RTP from the {name} since the answer: one-way audio (its NAT or firewall)"
+        );
+        self.metrics.call_one_way(metric);
+    }
+
+    /// Asks for the counters of every session when due; the next time they are.
+    pub(crate) fn media_stats_due(&mut self, now: Instant) {
+        if self.calls.by_session.is_empty() {
+            self.calls.stats_at = None;
+            return;
+        }
+        match self.calls.stats_at {
+            Some(at) if at > now => return,
+            _ => {}
+        }
+        self.calls.stats_at = Some(now + STATS_INTERVAL);
+        let sessions: Vec<SessionId> = self.calls.by_session.keys().copied().collect();
+        for session in sessions {
+            self.out
+                .push_back(Output::Media(Command::Stats { session }));
+        }
+    }
+
+    /// When the counters are asked for next (while some call has sessions).
+    pub(crate) fn media_timeout(&self) -> Option<Instant> {
+        if self.calls.by_session.is_empty() {
+            return None;
+        }
+        self.calls.stats_at
+    }
+}
+
+/// A leg's `Remote`: its signalling source and what its SDP says of one stream.
+fn remote_of(signalling: IpAddr, s: StreamRemote) -> Remote {
+    Remote {
+        signalling: Some(signalling),
+        rtp: s.rtp,
+        rtcp: s.rtcp,
+    }
+}
