@@ -38,6 +38,8 @@ pub struct CallRecordView {
     pub ended_by: Option<String>,
     /// The user who forwarded the call, if it was.
     pub forwarded_from: Option<String>,
+    /// The user who transferred the call (REFER), if anyone did.
+    pub transferred_by: Option<String>,
 }
 
 /// Unix seconds of `ms` (0 before 1970).
@@ -64,6 +66,7 @@ impl From<&CallRecord> for CallRecordView {
             sip_code: r.sip_code,
             ended_by: r.ended_by.map(|e| e.as_str().to_owned()),
             forwarded_from: r.forwarded_from.clone(),
+            transferred_by: r.transferred_by.clone(),
         }
     }
 }
@@ -90,6 +93,7 @@ mod tests {
             sip_code: Some(480),
             ended_by: Some(EndedBy::Mss),
             forwarded_from: None,
+            transferred_by: None,
         };
         let v = CallRecordView::from(&r);
         let json = serde_json::to_value(&v).unwrap();
@@ -115,10 +119,11 @@ mod tests {
             "sip_code",
             "ended_by",
             "forwarded_from",
+            "transferred_by",
         ] {
             assert!(fields.contains(&name), "{name} missing in {json}");
         }
-        assert_eq!(fields.len(), 15);
+        assert_eq!(fields.len(), 16);
         assert_eq!(json["started_at"], 1_000);
         assert_eq!(json["answered_at"], 1_004);
         assert_eq!(json["ended_at"], 1_065);
@@ -148,6 +153,7 @@ mod tests {
             sip_code: None,
             ended_by: None,
             forwarded_from: None,
+            transferred_by: None,
         };
         let v = CallRecordView::from(&r);
         assert_eq!(v.started_at, 0);

@@ -355,6 +355,7 @@ mod tests {
                     sip_code: Some(486),
                     ended_by: Some("callee".into()),
                     forwarded_from: None,
+                    transferred_by: None,
                 }])
             })
         }

@@ -27,6 +27,11 @@
 //! - `calls/view.rs`: `GET /api/calls/active`.
 //! - `calls/media.rs`, `calls/sdp_relay.rs`: the media relay (`[media] relay = always`):
 //!   ports per call, every SDP pointed at mss, the relay's events.
+//! - `calls/transfer.rs`: `REFER` (RFC 3515): blind and attended transfer, the implicit
+//!   subscription's `NOTIFY`s; `calls/transfer_call.rs`: the call that rings the target;
+//!   `calls/transfer_join.rs`: joining the new party to the transferee (offerless INVITE,
+//!   re-INVITE with its offer, the answer in the ACK) and the end of a transfer.
+//! - `calls/replaces.rs`: an `INVITE` with `Replaces` (RFC 3891) takes a leg's place.
 //!
 //! Every request to a device goes over the flow it registered on (TCP connection reuse,
 //! DESIGN §7); every request to a line's provider to the line's registrar target; every
@@ -41,11 +46,15 @@ mod media;
 mod model;
 mod outgoing;
 mod reliable;
+mod replaces;
 mod routing;
 mod sdp_relay;
 mod session_timer;
 mod settings;
 mod start;
+mod transfer;
+mod transfer_call;
+mod transfer_join;
 mod view;
 
 use std::cmp::Reverse;
@@ -93,6 +102,24 @@ pub(crate) enum CallClient {
     Bye {
         /// The dialog it ends.
         dialog: DialogId,
+    },
+    /// A `NOTIFY` of a transfer's implicit subscription (RFC 3515 §2.4.4) in `dialog`;
+    /// `then_bye`: the transferor's leg is ended with BYE once it is answered.
+    Notify {
+        /// The transferor's dialog.
+        dialog: DialogId,
+        /// BYE in `dialog` after the answer (the transfer is complete).
+        then_bye: bool,
+    },
+    /// A re-INVITE a transfer of call `key` sent (`transfer_join.rs`).
+    Transfer {
+        /// The call whose leg is transferred.
+        key: CallKey,
+    },
+    /// The re-INVITE of the other party for an INVITE with `Replaces` (`replaces.rs`).
+    Replace {
+        /// What waits for its answer (boxed: the other kinds are small).
+        pending: Box<replaces::PendingReplace>,
     },
     /// mss's PRACK of a reliable provisional response of B leg `leg` of call `key`.
     Prack {
@@ -156,6 +183,8 @@ pub(crate) struct Calls {
     pub(crate) per_user: HashMap<String, u32>,
     /// The member of each circular group who answered last.
     pub(crate) last_answered: HashMap<String, String>,
+    /// Transfers in progress and the calls that ring their targets.
+    pub(crate) transfers: transfer::Transfers,
     /// The session timers of the legs (RFC 4028).
     pub(crate) session_timers: session_timer::SessionTimers,
     /// The call of every relay allocation asked for and not answered yet.
@@ -194,6 +223,7 @@ impl Calls {
             branch_prefix,
             per_user: HashMap::with_hasher(hasher.clone()),
             last_answered: HashMap::with_hasher(hasher.clone()),
+            transfers: transfer::Transfers::new(&hasher),
             session_timers: session_timer::SessionTimers::new(hasher.clone()),
             media_ops: HashMap::with_hasher(hasher.clone()),
             by_session: HashMap::with_hasher(hasher.clone()),
@@ -440,6 +470,18 @@ impl Core {
                     self.on_bye_response(now, &dialog, response);
                 }
             }
+            Some(
+                CallClient::Notify { .. }
+                | CallClient::Transfer { .. }
+                | CallClient::Replace { .. },
+            ) => {
+                if is_final {
+                    self.clients.remove(&id);
+                    if let Some(client) = self.calls.clients.remove(&id) {
+                        self.on_transfer_client_event(now, client, response);
+                    }
+                }
+            }
             Some(CallClient::Prack { key, leg }) => {
                 let (key, leg) = (*key, *leg);
                 if is_final {
@@ -491,6 +533,7 @@ impl Core {
         self.calls.dialog_flow.remove(id);
         self.calls.reply_server.remove(id);
         self.calls.bye_on_ack.remove(id);
+        self.transfer_dialog_gone(id);
         self.calls.session_timers.remove(id);
         if let Some((_, held)) = self.calls.held.remove(id) {
             self.answer_held(now, &held);
@@ -511,6 +554,12 @@ impl Core {
     /// Dialogs held (for tests: no input may leave one behind).
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()
+    }
+
+    /// Transfers in progress, with the calls ringing their targets and the dialogs that
+    /// remember a REFER (for tests: no input may leave one behind).
+    pub fn transfer_count(&self) -> usize {
+        self.calls.transfers.len()
     }
 
     /// Legs with a session timer (for tests: no input may leave one behind).

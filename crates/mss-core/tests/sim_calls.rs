@@ -731,6 +731,7 @@ fn no_sequence_of_events_leaves_a_call_behind() {
             sim.core.active_calls()
         );
         assert_eq!(sim.core.dialog_count(), 0, "seed {seed}: dialogs left");
+        assert_eq!(sim.core.transfer_count(), 0, "seed {seed}: transfers left");
         assert_eq!(
             sim.core.transaction_count(),
             0,

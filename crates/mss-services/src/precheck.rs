@@ -18,8 +18,9 @@ use mss_sip::{
 
 use crate::answer::{Answer, Reject};
 
-/// Option tags mss supports (RFC 5626 `outbound`, applied by the registrar).
-pub const SUPPORTED: &[&str] = &["outbound"];
+/// Option tags mss supports (RFC 5626 `outbound`, applied by the registrar; RFC 3891
+/// `replaces`, an INVITE that takes the place of a call's leg).
+pub const SUPPORTED: &[&str] = &["outbound", "replaces"];
 
 /// Option tags mss supports in calls: reliable provisional responses (RFC 3262) and
 /// session timers (RFC 4028), for the methods of a call (INVITE and the requests within
@@ -228,7 +229,7 @@ mod tests {
         assert_eq!(code, 200);
         let h = rsp.headers();
         assert_eq!(h.allow().unwrap(), vec!["REGISTER", "MESSAGE", "OPTIONS"]);
-        assert_eq!(h.supported().unwrap(), vec!["outbound"]);
+        assert_eq!(h.supported().unwrap(), vec!["outbound", "replaces"]);
         assert!(h.contains(&HeaderName::Accept));
         assert!(h.to().unwrap().tag().is_some());
     }

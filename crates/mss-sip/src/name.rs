@@ -155,12 +155,13 @@ static P_NAMES: [HeaderName; 4] = [
     HeaderName::ProxyRequire,
     HeaderName::Path,
 ];
-static R_NAMES: [HeaderName; 5] = [
+static R_NAMES: [HeaderName; 6] = [
     HeaderName::Route,
     HeaderName::RecordRoute,
     HeaderName::Require,
     HeaderName::RetryAfter,
     HeaderName::ReferTo,
+    HeaderName::ReferredBy,
 ];
 static S_NAMES: [HeaderName; 4] = [
     HeaderName::Supported,
@@ -176,7 +177,6 @@ static E: [HeaderName; 2] = [HeaderName::Expires, HeaderName::Event];
 static W: [HeaderName; 2] = [HeaderName::WwwAuthenticate, HeaderName::Warning];
 static D: [HeaderName; 1] = [HeaderName::Date];
 static I: [HeaderName; 1] = [HeaderName::Identity];
-static B: [HeaderName; 1] = [HeaderName::ReferredBy];
 
 fn compact(c: u8) -> Option<HeaderName> {
     // RFC 3261 §7.3.3 and the IANA registry of compact forms.
@@ -222,7 +222,6 @@ pub(crate) fn lookup_known(name: &[u8]) -> Option<HeaderName> {
         b'w' => &W,
         b'd' => &D,
         b'i' => &I,
-        b'b' => &B,
         _ => return None,
     };
     cands
@@ -332,6 +331,10 @@ mod tests {
             ("MaX-fOrWaRdS", HeaderName::MaxForwards),
             ("www-authenticate", HeaderName::WwwAuthenticate),
             ("k", HeaderName::Supported),
+            ("Referred-By", HeaderName::ReferredBy),
+            ("b", HeaderName::ReferredBy),
+            ("refer-to", HeaderName::ReferTo),
+            ("Session-Expires", HeaderName::SessionExpires),
         ] {
             assert_eq!(HeaderName::from_static(raw), want, "{raw}");
         }

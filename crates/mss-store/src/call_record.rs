@@ -151,6 +151,8 @@ pub struct CallRecord {
     pub ended_by: Option<EndedBy>,
     /// The user who forwarded the call, if it was forwarded.
     pub forwarded_from: Option<String>,
+    /// The user who transferred the call (REFER, RFC 3515) to someone else, if anyone did.
+    pub transferred_by: Option<String>,
 }
 
 impl CallRecord {

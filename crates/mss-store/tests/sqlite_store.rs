@@ -194,6 +194,7 @@ fn open_call_records_are_interrupted_after_a_restart() {
         sip_code: Some(200),
         ended_by: finished.then_some(EndedBy::Callee),
         forwarded_from: None,
+        transferred_by: finished.then(|| "101".into()),
     };
     {
         let store = SqliteStore::open(dir.path()).unwrap();

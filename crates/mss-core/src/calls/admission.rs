@@ -158,7 +158,7 @@ impl Core {
     }
 
     /// Step 2 of the module docs.
-    fn who_calls(
+    pub(crate) fn who_calls(
         &mut self,
         now: Now,
         req: &Request,
@@ -213,7 +213,7 @@ impl Core {
     }
 
     /// Step 4 of the module docs: the INVITE's offer, if any.
-    fn check_offer(&self, req: &Request) -> Result<Option<(Bytes, Bytes)>, Refusal> {
+    pub(crate) fn check_offer(&self, req: &Request) -> Result<Option<(Bytes, Bytes)>, Refusal> {
         if req.body().is_empty() {
             return Ok(None);
         }

@@ -38,7 +38,8 @@ impl Core {
         status: StatusCode,
         reason: &str,
     ) -> Option<Response> {
-        let needs_dialog = (101..300).contains(&status.0);
+        // A transfer call has no caller's dialog (`transfer_call.rs`).
+        let needs_dialog = (101..300).contains(&status.0) && !self.calls.transfers.is_sub(key);
         if needs_dialog {
             self.ensure_a_dialog(key);
         }
@@ -106,6 +107,10 @@ impl Core {
     /// Sends `rsp` to the caller: through the A dialog (which keeps a `2xx` going until
     /// the ACK) or straight through the INVITE's server transaction.
     pub(crate) fn send_to_a(&mut self, now: Now, key: CallKey, rsp: Response) {
+        if self.calls.transfers.is_sub(key) {
+            self.on_transfer_call_response(now, key, rsp);
+            return;
+        }
         let Some(call) = self.calls.table.get_mut(&key) else {
             return;
         };
@@ -303,8 +308,11 @@ impl Core {
             self.calls.release_user_slot(&u);
         }
         self.media_release(key);
-        self.store_call_record(key);
-        self.publish_call_end(key);
+        if !self.calls.transfers.is_sub(key) {
+            self.store_call_record(key);
+            self.publish_call_end(key);
+        }
+        self.transfer_call_ended(now, key);
     }
 
     /// Writes the record of call `key` as it stands.
@@ -312,6 +320,9 @@ impl Core {
         let Some(call) = self.calls.table.get(&key) else {
             return;
         };
+        if self.calls.transfers.is_sub(key) {
+            return;
+        }
         let record = call.record.clone();
         let id = record.id.clone();
         self.store(StoreOp::PutCall(record), Then::CallRecord(id));
@@ -330,7 +341,9 @@ impl Core {
         }
         self.media_release(key);
         if let Some(call) = self.calls.table.remove(&key) {
-            self.calls.by_server.remove(&call.a.server);
+            if self.calls.by_server.get(&call.a.server) == Some(&key) {
+                self.calls.by_server.remove(&call.a.server);
+            }
             // Early dialogs of B legs that never answered are over with their INVITE.
             for b in &call.b {
                 for d in &b.dialogs {
@@ -345,6 +358,7 @@ impl Core {
                     }
                 }
             }
+            self.transfer_call_removed(now, key);
             self.publish_calls_active();
         }
     }

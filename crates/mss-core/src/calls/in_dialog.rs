@@ -10,7 +10,8 @@
 //!   is acknowledged on the other leg when the ACK comes (which may carry the answer).
 //!   A `491` on the other leg is not passed back: the request is sent again there after
 //!   the RFC 3261 §14.1 wait;
-//! - REFER (transfer) is not served yet: `501`;
+//! - REFER: a transfer (`transfer.rs`); SUBSCRIBE to `refer`: a refresh of its
+//!   subscription;
 //! - ACK: the one for our `2xx` lets the held ACK of the other leg go.
 
 use mss_dialog::{DialogId, RequestOutcome, ResponseEffect, ResponseOutcome};
@@ -87,10 +88,9 @@ impl Core {
         }
         match req.method() {
             Method::Bye => self.on_bye(now, server, req, key, side, &id),
-            Method::Refer => {
-                let rsp =
-                    self.in_dialog_answer(&id, req, StatusCode::NOT_IMPLEMENTED, "Not Implemented");
-                self.respond(now, server, rsp);
+            Method::Refer => self.on_refer(now, server, req, key, side, &id),
+            Method::Subscribe if super::transfer::is_refer_event(req) => {
+                self.on_in_dialog_subscribe(now, server, req, key, &id);
             }
             Method::Update if req.body().is_empty() => {
                 // A session refresh without offer (RFC 4028 §7.4, RFC 3311): nothing for
@@ -149,6 +149,9 @@ impl Core {
             if call.a.dialog.as_ref() == Some(id) {
                 call.a.dialog = None;
             }
+        }
+        if self.transferor_left(key, side, id) {
+            return;
         }
         if answered {
             tracing::debug!(by = by.as_str(), "BYE");

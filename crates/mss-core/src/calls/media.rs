@@ -300,6 +300,25 @@ impl Core {
         self.relayed_body(key, to, headers, body)
     }
 
+    /// As [`Self::relay_body`] for parties that are not (yet) the call's legs on those
+    /// sides (a transfer joining a party in `from`'s place, `transfer_join.rs`; an INVITE
+    /// with Replaces, `replaces.rs`): `from`'s party is reached over `from_flow`, `to`'s
+    /// over `to_flow`.
+    pub(crate) fn relay_body_over(
+        &mut self,
+        key: CallKey,
+        from: (Side, Flow),
+        to: (Side, Flow),
+        headers: &mss_sip::Headers,
+        body: &Bytes,
+    ) -> Bytes {
+        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+            return body.clone();
+        }
+        self.note_sdp_over(key, from.0, from.1, body);
+        self.sdp_for(key, leg_of(to.0), &to.1, body)
+    }
+
     /// `body` (with its `headers`) as [`Self::relay_body`] passes it on to `to` of call
     /// `key`, without telling the relay anything: what `to` was sent.
     pub(crate) fn relayed_body(
@@ -372,6 +391,11 @@ impl Core {
         let Some(flow) = call.flow_of(side) else {
             return;
         };
+        self.note_sdp_over(key, side, flow, body);
+    }
+
+    /// As [`Self::note_leg_sdp`] for a party on `side` reached over `flow`.
+    pub(crate) fn note_sdp_over(&mut self, key: CallKey, side: Side, flow: Flow, body: &Bytes) {
         let Ok(streams) = leg_streams(body) else {
             return;
         };

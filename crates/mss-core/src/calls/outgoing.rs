@@ -7,7 +7,7 @@ use rand::RngCore;
 
 /// The methods mss accepts within a call's dialogs (its `Allow`).
 pub(crate) const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE, NOTIFY, PRACK";
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE, NOTIFY, PRACK, REFER";
 
 /// Headers of a request within a dialog (or of a response) that travel to the other leg
 /// with its body.

@@ -104,6 +104,14 @@ impl SessionTimers {
         }
     }
 
+    /// Dialog `id` now belongs to call `key` (a transfer joined it to another call, or an
+    /// INVITE with Replaces made it a call's leg): its expiry ends that call.
+    pub(crate) fn move_to_call(&mut self, id: &DialogId, key: CallKey) {
+        if let Some(t) = self.legs.get_mut(id) {
+            t.key = key;
+        }
+    }
+
     /// Forgets the timer of dialog `id` (its dialog is gone).
     pub(crate) fn remove(&mut self, id: &DialogId) {
         self.legs.remove(id);

@@ -34,6 +34,10 @@ impl Core {
             self.respond(now, id, *rsp);
             return;
         }
+        if req.headers().contains(&super::replaces::replaces_header()) {
+            self.on_replacing_invite(now, id, req, from);
+            return;
+        }
         let admitted = match self.admit_call(now, req, from) {
             Ok(a) => a,
             Err(rsp) => {
@@ -78,6 +82,7 @@ impl Core {
             sip_code: None,
             ended_by: None,
             forwarded_from: None,
+            transferred_by: None,
         };
         let key = self.calls.next_key();
         let call = Call {
@@ -286,6 +291,14 @@ impl Core {
     ) -> bool {
         let mut invite = invite;
         self.add_session_offer(&mut invite);
+        if let Some(by) = self.calls.transfers.referred_by(key) {
+            // RFC 3892: the target of a transfer learns who sent the call its way. Its
+            // INVITE has no offer and offers no 100rel: the offer comes in the 2xx
+            // (RFC 3262 §5 would let a reliable 18x carry it, answered in the PRACK).
+            let h = invite.headers_mut();
+            h.push(mss_sip::HeaderName::ReferredBy, by.to_owned());
+            h.replace(mss_sip::HeaderName::Supported, "timer");
+        }
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;
         };

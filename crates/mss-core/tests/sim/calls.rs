@@ -318,6 +318,7 @@ pub fn assert_clean(sim: &mut Sim) {
     assert_eq!(sim.core.dialog_count(), 0, "dialogs left");
     assert_eq!(sim.core.media_session_count(), 0, "relay sessions left");
     assert_eq!(sim.relay_sessions(), [], "the relay holds ports");
+    assert_eq!(sim.core.transfer_count(), 0, "transfers left");
 }
 
 pub fn calls_stored(sim: &Sim) -> usize {

@@ -713,6 +713,7 @@ fn precheck() -> Precheck {
         Method::Update,
         Method::Info,
         Method::Refer,
+        Method::Subscribe,
         Method::Notify,
         Method::Prack,
     ])

@@ -8,14 +8,16 @@ use crate::records::UnixMillis;
 
 /// The columns every query reads, in the order [`from_row`] expects.
 const COLUMNS: &str = "id, started_at, answered_at, ended_at, caller, callee, answered_by, \
-                       direction, line, disposition, sip_code, ended_by, forwarded_from";
+                       direction, line, disposition, sip_code, ended_by, forwarded_from, \
+                       transferred_by";
 
 /// Inserts or replaces the record `r.id`.
 pub(crate) fn put(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO calls (id, started_at, answered_at, ended_at, caller, callee,
-            answered_by, direction, line, disposition, sip_code, ended_by, forwarded_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            answered_by, direction, line, disposition, sip_code, ended_by, forwarded_from,
+            transferred_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         r.id,
@@ -31,6 +33,7 @@ pub(crate) fn put(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
         r.sip_code,
         r.ended_by.map(|e| e.as_str()),
         r.forwarded_from,
+        r.transferred_by,
     ])?;
     Ok(())
 }
@@ -104,6 +107,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
         sip_code: r.get(10)?,
         ended_by: optional_named(r, 11, EndedBy::parse)?,
         forwarded_from: r.get(12)?,
+        transferred_by: r.get(13)?,
     })
 }
 
@@ -160,6 +164,7 @@ mod tests {
             sip_code: Some(200),
             ended_by: finished.then_some(EndedBy::Caller),
             forwarded_from: None,
+            transferred_by: None,
         }
     }
 

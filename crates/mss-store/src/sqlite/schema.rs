@@ -130,6 +130,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX calls_by_start ON calls (started_at);
     ",
     ),
+    (
+        5,
+        "
+    -- The user who transferred the call (REFER), NULL for a call nobody transferred.
+    ALTER TABLE calls ADD COLUMN transferred_by TEXT;
+    ",
+    ),
 ];
 
 /// The schema version this build writes.
@@ -215,6 +222,37 @@ mod tests {
         conn.execute("UPDATE schema_version SET version = 99", [])
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(MigrateError::TooNew(99))));
+    }
+
+    /// A version-4 file with a call record keeps it, without `transferred_by`, at version 5.
+    #[test]
+    fn version_4_call_records_survive_the_transferred_by_column() {
+        use crate::{block_on, SqliteStore, Store, DB_FILE};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 4) {
+                conn.execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("v{v}: {e}"));
+            }
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (4);
+                 INSERT INTO calls (id, started_at, answered_at, ended_at, caller, callee,
+                     answered_by, direction, line, disposition, sip_code, ended_by,
+                     forwarded_from)
+                 VALUES ('c-1', 1000, 2000, 9000, '100', '101', '101', 'internal', NULL,
+                     'answered', 200, 'caller', NULL);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let calls = block_on(store.list_calls(None, 10)).unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].transferred_by.as_deref()),
+            ("c-1", None)
+        );
     }
 
     /// A database file as a version-1 build left it, with one line row and two bindings.

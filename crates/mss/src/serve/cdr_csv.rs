@@ -187,6 +187,7 @@ mod tests {
             sip_code: Some(200),
             ended_by: Some(EndedBy::Caller),
             forwarded_from: None,
+            transferred_by: None,
         }
     }
 
@@ -246,6 +247,7 @@ mod tests {
             caller: "Smith, John".into(),
             callee: "say \"hi\"".into(),
             forwarded_from: Some("a\nb".into()),
+            transferred_by: None,
             ..record()
         };
         let l = line(&r);

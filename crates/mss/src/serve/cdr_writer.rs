@@ -192,6 +192,7 @@ mod tests {
             sip_code: Some(480),
             ended_by: Some(EndedBy::Callee),
             forwarded_from: None,
+            transferred_by: None,
         }
     }
 

@@ -558,6 +558,7 @@ mod tests {
             sip_code: Some(200),
             ended_by: None,
             forwarded_from: None,
+            transferred_by: None,
         }
     }
 

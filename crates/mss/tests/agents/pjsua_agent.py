@@ -15,6 +15,11 @@ without it the command goes to the newest call that is not over):
     resume [CALL]          re-INVITE with a=sendrecv (PJSUA_CALL_UNHOLD)
     hangup [CODE] [CALL]   CANCEL, decline (with CODE) or BYE, whatever the state needs
     reject CODE [CALL]     decline an incoming call not yet answered with final CODE (300-699)
+    xfer URI [CALL]        blind transfer: REFER with Refer-To URI (pjsua2 Call.xfer; a bare
+                           extension is sent to the registrar's domain)
+    xfer_replaces DEST [CALL]  attended transfer: REFER with Refer-To naming our call DEST
+                           with ?Replaces= (pjsua2 Call.xferReplaces)
+    rtp [CALL]             report the audio stream: where it sends and what it received
     unregister             REGISTER with Expires: 0
     quit                   hang up everything, unregister, exit 0
 
@@ -31,6 +36,8 @@ Events (the `event` field; every one has `t`, seconds since the agent started):
     state        {call, state, code, reason}   the call's state (CALLING, EARLY, CONNECTING,
                                                CONFIRMED, DISCONNECTED); code/reason: the last
     media        {call, status, dir}           media state: NONE, ACTIVE, LOCAL_HOLD, REMOTE_HOLD
+    xfer_status  {call, code, reason, final}   a NOTIFY of our REFER (its sipfrag status)
+    rtp          {call, remote, codec, rx_pkt, tx_pkt}   the answer to `rtp`
     error        {command, message}            a command failed (the agent goes on)
     retry        {command}                     hold/resume waits for a pending INVITE of the
                                                call (retried every 100 ms, for 5 s at most;
@@ -194,6 +201,15 @@ class AgentCall(pj.Call):
         else:
             emit("rx_request", call=self.number, method=line.split(" ", 1)[0], sdp_dir=sdp_direction(msg))
 
+    def onCallTransferStatus(self, prm):
+        emit(
+            "xfer_status",
+            call=self.number,
+            code=prm.statusCode,
+            reason=prm.reason,
+            final=bool(prm.finalNotify),
+        )
+
     def onCallMediaState(self, prm):
         ci = self.getInfo()
         for mi in ci.media:
@@ -333,6 +349,8 @@ def run_command(agent, line):
             op = pj.CallOpParam()
             op.statusCode = code
             call.hangup(op)
+        elif cmd in TRANSFER_COMMANDS:
+            transfer_command(a, cmd, rest)
         elif cmd == "unregister":
             a.account.setRegistration(False)
         elif cmd == "quit":
@@ -348,6 +366,42 @@ def run_command(agent, line):
     except (ValueError, IndexError) as e:
         emit("error", command=line, message=str(e))
     return True
+
+
+TRANSFER_COMMANDS = ("xfer", "xfer_replaces", "rtp")
+
+
+def transfer_command(agent, cmd, rest):
+    """The transfer commands and `rtp` (see the module docs)."""
+    a = agent
+    if cmd == "xfer":
+        uri = rest[0]
+        if not uri.startswith("sip:"):
+            uri = "sip:%s@%s" % (uri, a.args.domain or a.args.registrar)
+        call = pick_call(a, rest[1] if len(rest) > 1 else None)
+        if call is None:
+            raise ValueError("no call to transfer")
+        call.xfer(uri, pj.CallOpParam(True))
+    elif cmd == "xfer_replaces":
+        dest = a.calls.get(int(rest[0]))
+        call = pick_call(a, rest[1] if len(rest) > 1 else None)
+        if dest is None or call is None:
+            raise ValueError("no such calls to transfer")
+        call.xferReplaces(dest, pj.CallOpParam(True))
+    elif cmd == "rtp":
+        call = pick_call(a, rest[0] if rest else None)
+        if call is None:
+            raise ValueError("no call")
+        info = call.getStreamInfo(0)
+        stat = call.getStreamStat(0)
+        emit(
+            "rtp",
+            call=call.number,
+            remote=info.remoteRtpAddress,
+            codec=info.codecName,
+            rx_pkt=stat.rtcp.rxStat.pkt,
+            tx_pkt=stat.rtcp.txStat.pkt,
+        )
 
 
 def read_stdin(q):
