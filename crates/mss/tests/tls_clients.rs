@@ -105,7 +105,7 @@ fn baresip_registers_and_messages_over_tls() {
         conf.join("config"),
         format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{}\nsip_cafile {}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\nmodule_app contact.so\nmodule_app menu.so\n",
-            common::free_port(),
+            common::free_port_for_baresip(),
             s.data.join("tls-cert.pem").display()
         ),
     )

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{free_port, require_tool, run_bounded, wait_for, Server};
+use crate::common::{
+    free_port, free_port_for_baresip, require_tool, run_bounded, wait_for, Server,
+};
 
 /// The local users of every call test, with their passwords.
 pub const USERS: [(&str, &str); 4] = [
@@ -607,7 +609,7 @@ impl Baresip {
         let home = dir.join(format!("baresip-{name}"));
         let conf = home.join(".baresip");
         std::fs::create_dir_all(&conf).unwrap();
-        let sip_port = free_port();
+        let sip_port = free_port_for_baresip();
         // baresip binds TLS on the SIP port + 1.
         let ctrl_port = loop {
             let p = free_port();

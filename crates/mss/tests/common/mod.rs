@@ -26,6 +26,24 @@ pub fn free_port() -> u16 {
     panic!("no free port found on 127.0.0.1");
 }
 
+/// A free loopback port whose next port is free too, for baresip: it binds UDP and TCP on
+/// its `sip_listen` port and TLS on the one after (a taken one fails its start with
+/// "Address already in use").
+pub fn free_port_for_baresip() -> u16 {
+    for _ in 0..50 {
+        let port = free_port();
+        let Some(next) = port.checked_add(1) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", next)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", next)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free pair of ports found on 127.0.0.1");
+}
+
 /// Writes a headless baresip's configuration under `home/.baresip` and returns that folder
 /// (for `baresip -f`): SIP on a free loopback port, the `g711` and `account` modules plus
 /// the application modules `apps`, and one account line per `(user, transport, password)`
@@ -46,7 +64,7 @@ pub fn baresip_config(
         conf.join("config"),
         format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\n{apps}",
-            free_port()
+            free_port_for_baresip()
         ),
     )
     .unwrap();
