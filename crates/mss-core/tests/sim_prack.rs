@@ -6,15 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod call_peers;
 mod sim;
 
 use std::time::Duration;
 
-use call_peers::{
-    assert_clean, device_answer, header, registered, request_to, response_to, Caller, SDP_A, SDP_B,
-};
 use mss_sip::{Method, Response};
+use sim::calls::{
+    assert_clean, device_answer_with as device_answer, header_named as header, registered,
+    request_to, response_to, Caller, SDP_A, SDP_B,
+};
 use sim::{reply, Setup, Sim};
 
 fn rseq(rsp: &Response) -> u32 {
@@ -24,7 +24,7 @@ fn rseq(rsp: &Response) -> u32 {
 /// The caller's PRACK for `rsp` (RAck: its RSeq, our INVITE's CSeq).
 fn prack(sim: &mut Sim, alice: &mut Caller, rseq: u32) -> Response {
     let rack = format!("RAck: {rseq} {} INVITE\r\n", alice.invite_cseq);
-    alice.send(sim, "PRACK", &rack, "");
+    alice.send_with(sim, "PRACK", &rack, "");
     response_to(sim, alice.addr, Method::Prack).expect("an answer to the PRACK")
 }
 
@@ -98,7 +98,7 @@ fn a_caller_that_requires_100rel_gets_each_18x_reliably_one_at_a_time() {
     alice.learn(&ok);
     alice.ack(&mut sim);
     assert!(request_to(&mut sim, dev, Method::Ack).is_some());
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -133,7 +133,7 @@ fn a_caller_that_only_supports_100rel_gets_early_media_reliably_and_ringing_as_b
     let ok = alice.response(&mut sim, 200).unwrap();
     alice.learn(&ok);
     alice.ack(&mut sim);
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -223,7 +223,7 @@ fn the_callees_reliable_18x_is_pracked_once_and_relayed_once() {
         1,
         "the ACK names the INVITE, not the PRACK"
     );
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -271,7 +271,7 @@ fn a_provider_that_answers_prack_405_keeps_the_call_and_gets_no_more_pracks() {
     alice.learn(&ok);
     alice.ack(&mut sim);
     assert!(request_to(&mut sim, dev, Method::Ack).is_some());
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -285,7 +285,7 @@ fn bad_pracks_get_400_or_481_and_leave_nothing() {
     // Outside any call.
     alice.target_user = "101".into();
     alice.remote_tag = "nosuchtag".into();
-    alice.send(&mut sim, "PRACK", "RAck: 1 1 INVITE\r\n", "");
+    alice.send_with(&mut sim, "PRACK", "RAck: 1 1 INVITE\r\n", "");
     assert_eq!(
         response_to(&mut sim, alice.addr, Method::Prack)
             .unwrap()
@@ -308,7 +308,7 @@ fn bad_pracks_get_400_or_481_and_leave_nothing() {
         (&*format!("RAck: {n} 99 INVITE\r\n"), 481),
         (&*format!("RAck: {n} {} BYE\r\n", alice.invite_cseq), 481),
     ] {
-        alice.send(&mut sim, "PRACK", rack, "");
+        alice.send_with(&mut sim, "PRACK", rack, "");
         let rsp = response_to(&mut sim, alice.addr, Method::Prack).unwrap();
         assert_eq!(rsp.status().as_u16(), status, "{rack:?}");
     }
@@ -443,10 +443,10 @@ fn no_sequence_with_100rel_and_session_timers_leaves_anything_behind() {
             match rng.gen_range(0..12) {
                 0 if answered => alice.ack(&mut sim),
                 1 if answered => {
-                    alice.send(&mut sim, "BYE", "", "");
+                    alice.send_with(&mut sim, "BYE", "", "");
                 }
                 2 if answered => {
-                    alice.send(
+                    alice.send_with(
                         &mut sim,
                         "UPDATE",
                         "Supported: timer\r\nSession-Expires: 90\r\n",
@@ -461,7 +461,7 @@ fn no_sequence_with_100rel_and_session_timers_leaves_anything_behind() {
                             n
                         };
                         let rack = format!("RAck: {n} {} INVITE\r\n", alice.invite_cseq);
-                        alice.send(&mut sim, "PRACK", &rack, "");
+                        alice.send_with(&mut sim, "PRACK", &rack, "");
                     }
                 }
                 _ => {}
@@ -474,7 +474,7 @@ fn no_sequence_with_100rel_and_session_timers_leaves_anything_behind() {
             sim.advance(Duration::from_millis(wait));
         }
         if answered {
-            alice.send(&mut sim, "BYE", "", "");
+            alice.send_with(&mut sim, "BYE", "", "");
         }
         sim.advance(Duration::from_secs(400));
         assert_eq!(
@@ -526,7 +526,7 @@ fn with_a_delayed_offer_the_answer_in_the_callers_prack_goes_in_mss_prack() {
     );
     alice.learn(&progress);
     let rack = format!("RAck: {} {} INVITE\r\n", rseq(&progress), alice.invite_cseq);
-    alice.send(&mut sim, "PRACK", &rack, SDP_A);
+    alice.send_with(&mut sim, "PRACK", &rack, SDP_A);
     let ok = response_to(&mut sim, alice.addr, Method::Prack).unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     let prack = request_to(&mut sim, dev, Method::Prack).expect("mss's PRACK");
@@ -541,7 +541,7 @@ fn with_a_delayed_offer_the_answer_in_the_callers_prack_goes_in_mss_prack() {
     let ok = alice.response(&mut sim, 200).unwrap();
     alice.learn(&ok);
     alice.ack(&mut sim);
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -562,7 +562,7 @@ fn a_callee_that_hangs_up_while_the_2xx_waits_for_the_prack_leaves_the_caller_a_
     // caller's); the caller's 200 is still held for its PRACK.
     sim.receive(
         dev,
-        &call_peers::device_request(&inv, dev, "d1", "BYE", 2, "", ""),
+        &sim::calls::device_request_with(&inv, dev, "d1", "BYE", 2, "", ""),
     );
     assert_eq!(
         response_to(&mut sim, dev, Method::Bye)
@@ -598,7 +598,10 @@ fn a_cancel_while_the_2xx_waits_for_the_prack_gets_487_and_the_callee_bye() {
         alice.response(&mut sim, 200).is_none(),
         "the 200 waits for the PRACK"
     );
-    sim.receive(alice.addr, &alice.cancel_text());
+    sim.receive(
+        alice.addr,
+        &alice.cancel_text(alice.branch, alice.invite_cseq),
+    );
     let last = alice
         .response(&mut sim, 300)
         .expect("a final answer to the caller");

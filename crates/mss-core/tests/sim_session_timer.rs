@@ -6,17 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod call_peers;
 mod sim;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use call_peers::{
-    assert_clean, device_answer, device_request, header, registered, request_to, response_to,
-    Caller, SDP_A, SDP_B,
-};
 use mss_sip::{Method, Request};
+use sim::calls::{
+    assert_clean, device_answer_with as device_answer, device_request_with as device_request,
+    header_named as header, registered, request_to, response_to, Caller, SDP_A, SDP_B,
+};
 use sim::{reply, Setup, Sim};
 
 /// Caller 100 calls 101 with `extra` header lines; the device answers with `device_extra`
@@ -42,7 +41,7 @@ fn call(sim: &mut Sim, extra: &str, device_extra: &str) -> (Caller, SocketAddr, 
 /// The caller hangs up and the device confirms.
 fn hang_up(sim: &mut Sim, alice: &mut Caller, dev: SocketAddr) {
     sim.forget_sent();
-    alice.send(sim, "BYE", "", "");
+    alice.send_with(sim, "BYE", "", "");
     let bye = request_to(sim, dev, Method::Bye).expect("BYE to the device");
     sim.receive(dev, &reply(&bye, 200, "OK", ""));
 }
@@ -85,7 +84,7 @@ fn the_422_names_mss_minimum() {
     let mut sim = Sim::start(setup);
     let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
     alice.target_user = "101".into();
-    let text = alice.in_dialog_text("INVITE", 1, "", "");
+    let text = alice.in_dialog_text_with("INVITE", 1, "", "");
     // An INVITE outside a dialog (no To tag): built by hand.
     let text = text.replace(";tag=\r\n", "\r\n");
     let text = text.replace(
@@ -233,7 +232,7 @@ fn the_callers_refresh_is_answered_here_and_keeps_the_call() {
     for _ in 0..3 {
         sim.advance(Duration::from_secs(60));
         sim.forget_sent();
-        alice.send(
+        alice.send_with(
             &mut sim,
             "UPDATE",
             "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n",
@@ -353,7 +352,7 @@ fn a_refresh_below_min_se_gets_422_and_the_session_goes_on() {
     );
     sim.forget_sent();
     let small = "Supported: timer\r\nSession-Expires: 30\r\n";
-    alice.send(&mut sim, "INVITE", small, SDP_A);
+    alice.send_with(&mut sim, "INVITE", small, SDP_A);
     let rsp = response_to(&mut sim, alice.addr, Method::Invite).unwrap();
     assert_eq!(rsp.status().as_u16(), 422);
     assert_eq!(header(rsp.headers(), "Min-SE"), "90");
@@ -363,7 +362,7 @@ fn a_refresh_below_min_se_gets_422_and_the_session_goes_on() {
         "passed on"
     );
     // The next re-INVITE is served (the refused one is over in the dialog).
-    alice.send(
+    alice.send_with(
         &mut sim,
         "INVITE",
         "Supported: timer\r\nSession-Expires: 120;refresher=uac\r\n",
@@ -390,7 +389,7 @@ fn with_a_delayed_offer_mss_refreshes_the_callee_with_the_answer_it_relayed() {
     let ok = alice.response(&mut sim, 200).unwrap();
     alice.learn(&ok);
     // The caller's answer comes in its ACK and is relayed.
-    let ack = alice.in_dialog_text("ACK", alice.invite_cseq, "", SDP_A);
+    let ack = alice.in_dialog_text_with("ACK", alice.invite_cseq, "", SDP_A);
     sim.receive(alice.addr, &ack);
     let relayed = request_to(&mut sim, dev, Method::Ack).unwrap();
     assert_eq!(relayed.body().as_ref(), SDP_A.as_bytes());

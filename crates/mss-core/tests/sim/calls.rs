@@ -1,6 +1,5 @@
 //! The calls of the simulations: a calling phone ([`Caller`]), devices' answers and
-//! requests, and the waits for what mss sends (shared by `sim_calls.rs` and
-//! `sim_media.rs`).
+//! requests, and the waits for what mss sends (shared by every `sim_*.rs` of calls).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +13,14 @@ pub const SDP_B: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.11\r\ns=-\r\nc=IN IP4 127
 pub const SDP_HOLD: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.10\r\ns=-\r\nc=IN IP4 127.0.0.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
 
 pub const WAIT: Duration = Duration::from_secs(2);
+
+/// The value of header `name` (spelt as on the wire), empty when absent.
+pub fn header_named(msg_headers: &mss_sip::Headers, name: &str) -> String {
+    header(
+        msg_headers,
+        &HeaderName::from_bytes(bytes::Bytes::copy_from_slice(name.as_bytes())),
+    )
+}
 
 pub fn header(msg_headers: &mss_sip::Headers, name: &HeaderName) -> String {
     msg_headers
@@ -65,6 +72,32 @@ pub fn device_answer(
         reason,
         tag,
         &format!("Contact: <sip:dev@{device}>\r\n"),
+        sdp,
+    )
+}
+
+/// A device's answer to mss's INVITE with its Contact and `extra` header lines, the
+/// reason phrase the usual one of `code`.
+pub fn device_answer_with(
+    req: &Request,
+    device: SocketAddr,
+    code: u16,
+    tag: &str,
+    extra: &str,
+    sdp: &str,
+) -> String {
+    let reason = match code {
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        _ => "Whatever",
+    };
+    answer(
+        req,
+        code,
+        reason,
+        tag,
+        &format!("Contact: <sip:dev@{device}>\r\n{extra}"),
         sdp,
     )
 }
@@ -189,6 +222,17 @@ impl Caller {
     }
 
     pub fn in_dialog_text(&mut self, method: &str, cseq: u32, sdp: &str) -> String {
+        self.in_dialog_text_with(method, cseq, "", sdp)
+    }
+
+    /// A request in our dialog with mss, with `extra` header lines.
+    pub fn in_dialog_text_with(
+        &mut self,
+        method: &str,
+        cseq: u32,
+        extra: &str,
+        sdp: &str,
+    ) -> String {
         let via = self.via();
         let Caller {
             user,
@@ -204,8 +248,14 @@ impl Caller {
         } else {
             "Content-Type: application/sdp\r\n"
         };
+        // Before mss's answer taught us its Contact: the user we call.
+        let target = if target.is_empty() {
+            format!("sip:{target_user}@{DOMAIN}")
+        } else {
+            target.clone()
+        };
         format!(
-            "{method} {target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{DOMAIN}>;tag=c{user}\r\nTo: <sip:{target_user}@{DOMAIN}>;tag={remote_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{addr}>\r\n{ct}Content-Length: {}\r\n\r\n{sdp}",
+            "{method} {target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{DOMAIN}>;tag=c{user}\r\nTo: <sip:{target_user}@{DOMAIN}>;tag={remote_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{addr}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{sdp}",
             sdp.len()
         )
     }
@@ -225,13 +275,25 @@ impl Caller {
     }
 
     pub fn send(&mut self, sim: &mut Sim, method: &str, sdp: &str) -> u32 {
+        self.send_with(sim, method, "", sdp)
+    }
+
+    /// Sends a new request in the dialog with `extra` header lines; returns its CSeq.
+    pub fn send_with(&mut self, sim: &mut Sim, method: &str, extra: &str, sdp: &str) -> u32 {
         self.cseq += 1;
         if method == "INVITE" {
             self.invite_cseq = self.cseq;
         }
-        let text = self.in_dialog_text(method, self.cseq, sdp);
+        let text = self.in_dialog_text_with(method, self.cseq, extra, sdp);
         sim.receive(self.addr, &text);
         self.cseq
+    }
+
+    /// The ACK of a non-`2xx` answer to our last request: the request's branch, part of
+    /// its transaction (RFC 3261 §17.1.1.3).
+    pub fn ack_failure(&mut self, sim: &mut Sim) {
+        self.branch -= 1;
+        self.ack(sim);
     }
 }
 
@@ -242,6 +304,19 @@ pub fn device_request(
     tag: &str,
     method: &str,
     cseq: u32,
+    sdp: &str,
+) -> String {
+    device_request_with(invite, device, tag, method, cseq, "", sdp)
+}
+
+/// A request of a device in mss's dialog with it, with `extra` header lines.
+pub fn device_request_with(
+    invite: &Request,
+    device: SocketAddr,
+    tag: &str,
+    method: &str,
+    cseq: u32,
+    extra: &str,
     sdp: &str,
 ) -> String {
     let h = invite.headers();
@@ -255,7 +330,7 @@ pub fn device_request(
         "Content-Type: application/sdp\r\n"
     };
     format!(
-        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {device};branch=z9hG4bK-d{tag}-{method}-{cseq}\r\nMax-Forwards: 70\r\nFrom: {};tag={tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:dev@{device}>\r\n{ct}Content-Length: {}\r\n\r\n{sdp}",
+        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {device};branch=z9hG4bK-d{tag}-{method}-{cseq}\r\nMax-Forwards: 70\r\nFrom: {};tag={tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:dev@{device}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{sdp}",
         header(h, &HeaderName::To),
         header(h, &HeaderName::From),
         header(h, &HeaderName::CallId),
@@ -306,7 +381,8 @@ pub fn registered(sim: &mut Sim, user: &str, password: &str, addr: &str) -> Sock
     p.addr
 }
 
-/// Nothing of the call service is left: no call, no dialog.
+/// Nothing of the call service is left: no call, dialog, relay session, transfer or
+/// session timer.
 pub fn assert_clean(sim: &mut Sim) {
     sim.advance(Duration::from_secs(80));
     assert_eq!(
@@ -319,6 +395,7 @@ pub fn assert_clean(sim: &mut Sim) {
     assert_eq!(sim.core.media_session_count(), 0, "relay sessions left");
     assert_eq!(sim.relay_sessions(), [], "the relay holds ports");
     assert_eq!(sim.core.transfer_count(), 0, "transfers left");
+    assert_eq!(sim.core.session_timer_count(), 0, "session timers left");
 }
 
 pub fn calls_stored(sim: &Sim) -> usize {
