@@ -459,6 +459,28 @@ impl Core {
             None => return false,
         };
         tracing::debug!(line = %out.name, "answering the provider's challenge for a call");
+        if let Some(b) = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.b.get_mut(leg))
+        {
+            b.authenticated = true;
+        }
+        self.resend_b_invite(now, key, leg, next, flow)
+    }
+
+    /// Sends `next` (B leg `leg`'s INVITE again, as a new transaction: with credentials,
+    /// or with another session interval) over `flow`; it becomes the leg's INVITE. False
+    /// when it could not be sent.
+    pub(crate) fn resend_b_invite(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        leg: usize,
+        next: mss_sip::Request,
+        flow: mss_sip::Flow,
+    ) -> bool {
         let client = self.call_send(now, next.clone(), flow, CallClient::Invite { key, leg });
         let Some(b) = self
             .calls
@@ -469,7 +491,6 @@ impl Core {
             return false;
         };
         b.invite = next;
-        b.authenticated = true;
         match client {
             Some(id) => {
                 b.client = Some(id);

@@ -106,12 +106,10 @@ pub(crate) fn b_invite(
     b.build()
 }
 
-/// `invite` sent again after a `401`/`407` (RFC 3261 §22.2): a new branch, CSeq one
-/// higher, the credentials in `header` (`Authorization` or `Proxy-Authorization`).
-pub(crate) fn with_credentials(
+/// `invite` sent again as a new transaction (RFC 3261 §22.2, RFC 4028 §7.4): a new
+/// branch, the CSeq one higher, everything else as it was.
+pub(crate) fn next_attempt(
     invite: &Request,
-    header: HeaderName,
-    credentials: String,
     branch_prefix: &str,
     rng: &mut dyn RngCore,
 ) -> Option<Request> {
@@ -132,6 +130,20 @@ pub(crate) fn with_credentials(
         ),
     );
     h.replace(HeaderName::CSeq, format!("{seq} INVITE"));
+    Some(next)
+}
+
+/// `invite` sent again after a `401`/`407` (RFC 3261 §22.2): a new branch, CSeq one
+/// higher, the credentials in `header` (`Authorization` or `Proxy-Authorization`).
+pub(crate) fn with_credentials(
+    invite: &Request,
+    header: HeaderName,
+    credentials: String,
+    branch_prefix: &str,
+    rng: &mut dyn RngCore,
+) -> Option<Request> {
+    let mut next = next_attempt(invite, branch_prefix, rng)?;
+    let h = next.headers_mut();
     h.remove(&HeaderName::Authorization);
     h.remove(&HeaderName::ProxyAuthorization);
     h.push(header, credentials);

@@ -166,33 +166,6 @@ pub(crate) fn body_of(headers: &mss_sip::Headers, body: &Bytes) -> Option<(Bytes
     Some((ct, body.clone()))
 }
 
-/// `invite` sent again as a new transaction (RFC 4028 §7.3): a new branch, the CSeq one
-/// higher, everything else as it was.
-fn next_attempt(
-    invite: &Request,
-    branch_prefix: &str,
-    rng: &mut dyn rand::RngCore,
-) -> Option<Request> {
-    let mut next = invite.clone();
-    let via = invite.headers().top_via().ok()?;
-    let sent_by = match via.port {
-        Some(p) => format!("{}:{p}", via.host),
-        None => via.host.to_owned(),
-    };
-    let seq = invite.headers().cseq().ok()?.seq.checked_add(1)?;
-    let h = next.headers_mut();
-    h.replace(
-        HeaderName::Via,
-        format!(
-            "SIP/2.0/{} {sent_by};branch={branch_prefix}{:016x};rport",
-            via.transport,
-            rng.next_u64()
-        ),
-    );
-    h.replace(HeaderName::CSeq, format!("{seq} INVITE"));
-    Some(next)
-}
-
 fn allows_update(headers: &mss_sip::Headers) -> bool {
     headers
         .allow()
@@ -390,7 +363,9 @@ impl Core {
             return false;
         }
         let (invite, flow) = (b.invite.clone(), b.flow);
-        let Some(mut next) = next_attempt(&invite, &self.calls.branch_prefix, &mut self.rng) else {
+        let Some(mut next) =
+            super::outgoing::next_attempt(&invite, &self.calls.branch_prefix, &mut self.rng)
+        else {
             return false;
         };
         let se = SessionExpires {
@@ -405,24 +380,7 @@ impl Core {
             min_se = their_min,
             "422 from the callee's side: INVITE again"
         );
-        let client = self.call_send(now, next.clone(), flow, CallClient::Invite { key, leg });
-        let Some(b) = self
-            .calls
-            .table
-            .get_mut(&key)
-            .and_then(|c| c.b.get_mut(leg))
-        else {
-            return false;
-        };
-        b.invite = next;
-        match client {
-            Some(id) => {
-                b.client = Some(id);
-                b.state = super::model::BState::Calling;
-                true
-            }
-            None => false,
-        }
+        self.resend_b_invite(now, key, leg, next, flow)
     }
 
     /// Runs the session timers due at `now`: mss's refreshes, and sessions whose peer did
