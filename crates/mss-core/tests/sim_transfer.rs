@@ -13,8 +13,11 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mss_sip::{HeaderName, Method, Request, Response};
-use sim::{digest_answer, reply, Phone, Setup, Sim, DOMAIN};
+use mss_sip::{HeaderName, Method, Request};
+use sim::calls::{
+    answer, assert_clean, device_request_with, header, request_to, response_to, Caller,
+};
+use sim::{reply, Setup, Sim, DOMAIN};
 
 const SDP_A: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.10\r\ns=-\r\nc=IN IP4 127.0.0.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 const SDP_A2: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.10\r\ns=-\r\nc=IN IP4 127.0.0.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
@@ -23,44 +26,8 @@ const SDP_B2: &str = "v=0\r\no=- 2 3 IN IP4 127.0.0.11\r\ns=-\r\nc=IN IP4 127.0.
 const SDP_C: &str = "v=0\r\no=- 3 3 IN IP4 127.0.0.13\r\ns=-\r\nc=IN IP4 127.0.0.13\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\n";
 const SDP_D: &str = "v=0\r\no=- 4 4 IN IP4 127.0.0.12\r\ns=-\r\nc=IN IP4 127.0.0.12\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
-const WAIT: Duration = Duration::from_secs(2);
-
-fn header(h: &mss_sip::Headers, name: &HeaderName) -> String {
-    h.get(name)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
-}
-
 fn named(name: &str) -> HeaderName {
     HeaderName::from_bytes(bytes::Bytes::from(name.to_owned()))
-}
-
-/// `code reason` to `req` with To tag `tag` (unless it has one), extra header lines and
-/// an SDP body (empty: none).
-fn answer(req: &Request, code: u16, reason: &str, tag: &str, extra: &str, sdp: &str) -> String {
-    let h = req.headers();
-    let vias: String = h
-        .get_all(&HeaderName::Via)
-        .map(|v| format!("Via: {}\r\n", String::from_utf8_lossy(v)))
-        .collect();
-    let to = header(h, &HeaderName::To);
-    let to = if to.contains(";tag=") {
-        to
-    } else {
-        format!("{to};tag={tag}")
-    };
-    let ct = if sdp.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\r\n"
-    };
-    format!(
-        "SIP/2.0 {code} {reason}\r\n{vias}From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}{ct}Content-Length: {}\r\n\r\n{sdp}",
-        header(h, &HeaderName::From),
-        header(h, &HeaderName::CallId),
-        header(h, &HeaderName::CSeq),
-        sdp.len()
-    )
 }
 
 /// A phone's answer to a request mss sent it (with its Contact).
@@ -81,145 +48,8 @@ fn phone_answer(req: &Request, at: SocketAddr, code: u16, tag: &str, sdp: &str) 
     )
 }
 
-/// A phone that calls mss, and its dialog once answered.
-struct Caller {
-    user: String,
-    password: String,
-    addr: SocketAddr,
-    call_id: String,
-    cseq: u32,
-    invite_cseq: u32,
-    remote_tag: String,
-    target: String,
-    target_user: String,
-    branch: u32,
-}
-
-impl Caller {
-    fn new(user: &str, addr: &str) -> Caller {
-        Caller {
-            user: user.into(),
-            password: format!("pw-{user}"),
-            addr: addr.parse().unwrap(),
-            call_id: format!("call-{user}-{addr}"),
-            cseq: 0,
-            invite_cseq: 0,
-            remote_tag: String::new(),
-            target: String::new(),
-            target_user: String::new(),
-            branch: 0,
-        }
-    }
-
-    fn via(&mut self) -> String {
-        self.branch += 1;
-        format!(
-            "SIP/2.0/UDP {};branch=z9hG4bK-c{}-{};rport",
-            self.addr, self.user, self.branch
-        )
-    }
-
-    fn invite_text(&mut self, to: &str, extra: &str, sdp: &str) -> String {
-        self.cseq += 1;
-        self.invite_cseq = self.cseq;
-        let via = self.via();
-        let ct = if sdp.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/sdp\r\n"
-        };
-        format!(
-            "INVITE sip:{to}@{DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{DOMAIN}>;tag=c{u}\r\nTo: <sip:{to}@{DOMAIN}>\r\nCall-ID: {}\r\nCSeq: {} INVITE\r\nContact: <sip:{u}@{}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{sdp}",
-            self.call_id,
-            self.cseq,
-            self.addr,
-            sdp.len(),
-            u = self.user,
-        )
-    }
-
-    /// Sends the INVITE and answers the `407`.
-    fn call(&mut self, sim: &mut Sim, to: &str, extra: &str, sdp: &str) {
-        self.target_user = to.into();
-        let text = self.invite_text(to, extra, sdp);
-        sim.receive(self.addr, &text);
-        let first = sim.response_to(self.addr).expect("an answer to the INVITE");
-        assert_eq!(first.status().as_u16(), 407, "{first:?}");
-        let ack = format!(
-            "ACK sip:{to}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-c{}-{};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{DOMAIN}>;tag=c{u}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            self.addr,
-            self.user,
-            self.branch,
-            header(first.headers(), &HeaderName::To),
-            self.call_id,
-            self.cseq,
-            u = self.user,
-        );
-        sim.receive(self.addr, &ack);
-        let auth = digest_answer(
-            &first,
-            &HeaderName::ProxyAuthenticate,
-            "INVITE",
-            &format!("sip:{to}@{DOMAIN}"),
-            &self.user,
-            &self.password,
-            1,
-        );
-        let text = self.invite_text(to, &format!("{extra}Proxy-Authorization: {auth}\r\n"), sdp);
-        sim.receive(self.addr, &text);
-    }
-
-    /// The next response mss sent us with a status at least `min`.
-    fn response(&self, sim: &mut Sim, min: u16) -> Option<Response> {
-        let me = self.addr;
-        sim.wait_for(WAIT, |s| {
-            s.response()
-                .filter(|r| s.to.remote == me && r.status().as_u16() >= min)
-                .cloned()
-        })
-    }
-
-    fn learn(&mut self, rsp: &Response) {
-        self.remote_tag = rsp.headers().to().unwrap().tag().unwrap().to_owned();
-        if let Ok(mss_sip::Contacts::List(list)) = rsp.headers().contacts() {
-            if let Some(c) = list.first() {
-                self.target = c.addr.uri_str.to_owned();
-            }
-        }
-    }
-
-    fn in_dialog_text(&mut self, method: &str, cseq: u32, extra: &str, sdp: &str) -> String {
-        let via = self.via();
-        let ct = if sdp.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/sdp\r\n"
-        };
-        format!(
-            "{method} {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{DOMAIN}>;tag=c{u}\r\nTo: <sip:{}@{DOMAIN}>;tag={}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{u}@{}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{sdp}",
-            self.target,
-            self.target_user,
-            self.remote_tag,
-            self.call_id,
-            self.addr,
-            sdp.len(),
-            u = self.user,
-        )
-    }
-
-    fn ack(&mut self, sim: &mut Sim) {
-        let text = self.in_dialog_text("ACK", self.invite_cseq, "", "");
-        sim.receive(self.addr, &text);
-    }
-
-    fn send(&mut self, sim: &mut Sim, method: &str, extra: &str, sdp: &str) {
-        self.cseq += 1;
-        let text = self.in_dialog_text(method, self.cseq, extra, sdp);
-        sim.receive(self.addr, &text);
-    }
-}
-
-/// A request of a device in mss's dialog with it (whose INVITE from mss was `invite`).
+/// A request of a device in mss's dialog with it (whose INVITE from mss was `invite`),
+/// without a body.
 fn device_request(
     invite: &Request,
     device: SocketAddr,
@@ -228,41 +58,17 @@ fn device_request(
     cseq: u32,
     extra: &str,
 ) -> String {
-    let h = invite.headers();
-    let contact = match h.contacts().unwrap() {
-        mss_sip::Contacts::List(l) => l[0].addr.uri_str.to_owned(),
-        mss_sip::Contacts::Star => panic!(),
-    };
-    format!(
-        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {device};branch=z9hG4bK-d{tag}-{method}-{cseq}\r\nMax-Forwards: 70\r\nFrom: {};tag={tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:dev@{device}>\r\n{extra}Content-Length: 0\r\n\r\n",
-        header(h, &HeaderName::To),
-        header(h, &HeaderName::From),
-        header(h, &HeaderName::CallId),
-    )
+    device_request_with(invite, device, tag, method, cseq, extra, "")
 }
 
-/// The next request with `method` mss sends to `to`.
-fn request_to(sim: &mut Sim, to: SocketAddr, method: Method) -> Option<Request> {
-    sim.wait_for(WAIT, |s| {
-        s.request()
-            .filter(|r| *r.method() == method && s.to.remote == to)
-            .cloned()
-    })
-}
-
-/// The next response mss sends to `to` for a request with CSeq method `method`.
-fn response_to(sim: &mut Sim, to: SocketAddr, method: Method) -> Option<Response> {
-    sim.wait_for(WAIT, |s| {
-        s.response()
-            .filter(|r| s.to.remote == to && r.headers().cseq().unwrap().method == method)
-            .cloned()
-    })
-}
-
+/// User `user` (password `pw-USER`) registered from `addr`.
 fn registered(sim: &mut Sim, user: &str, addr: &str) -> SocketAddr {
-    let mut p = Phone::new(user, &format!("pw-{user}"), addr);
-    assert_eq!(p.register(sim, 600).unwrap().status().as_u16(), 200);
-    p.addr
+    sim::calls::registered(sim, user, &format!("pw-{user}"), addr)
+}
+
+/// A phone of user `user` (password `pw-USER`) at `addr` that calls.
+fn caller(user: &str, addr: &str) -> Caller {
+    Caller::new(user, &format!("pw-{user}"), addr)
 }
 
 /// The body of a NOTIFY mss sent, after checking what RFC 3515 asks of it.
@@ -286,20 +92,6 @@ fn take_notify(sim: &mut Sim, peer: SocketAddr) -> (String, bool) {
     (sipfrag(&n), last)
 }
 
-/// Nothing of the call service is left: no call, no dialog, no transfer.
-fn assert_clean(sim: &mut Sim) {
-    sim.advance(Duration::from_secs(80));
-    assert_eq!(
-        sim.core.call_count(),
-        0,
-        "calls left: {:?}",
-        sim.core.active_calls()
-    );
-    assert_eq!(sim.core.dialog_count(), 0, "dialogs left");
-    assert_eq!(sim.core.transfer_count(), 0, "transfers left");
-    assert_eq!(sim.core.session_timer_count(), 0, "session timers left");
-}
-
 fn setup() -> Setup {
     let mut s = Setup::default();
     s.users.push(("102".into(), "pw-102".into()));
@@ -310,8 +102,8 @@ fn setup() -> Setup {
 /// mss sent bob.
 fn answered_call(sim: &mut Sim) -> (Caller, SocketAddr, Request) {
     let bob = registered(sim, "101", "127.0.0.11:5062");
-    let mut alice = Caller::new("100", "127.0.0.10:5062");
-    alice.call(sim, "101", "", SDP_A);
+    let mut alice = caller("100", "127.0.0.10:5062");
+    assert_eq!(alice.call(sim, "101", "", SDP_A), 407);
     let inv = request_to(sim, bob, Method::Invite).expect("INVITE to bob");
     sim.receive(bob, &phone_answer(&inv, bob, 200, "bob", SDP_B));
     let ok = alice.response(sim, 200).unwrap();
@@ -394,7 +186,7 @@ fn the_callee_blind_transfers_the_caller_to_a_third_phone() {
         "{active:?}"
     );
     // The call is alice's and carol's: what one does reaches the other.
-    alice.send(&mut sim, "INFO", "", "");
+    alice.send_with(&mut sim, "INFO", "", "");
     let info = request_to(&mut sim, carol, Method::Info).expect("INFO to the target");
     sim.receive(carol, &reply(&info, 200, "OK", ""));
     assert_eq!(
@@ -404,7 +196,7 @@ fn the_callee_blind_transfers_the_caller_to_a_third_phone() {
             .as_u16(),
         200
     );
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, carol, Method::Bye).expect("BYE to the target");
     sim.receive(carol, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -513,7 +305,7 @@ fn a_transferred_call_refreshes_the_new_sessions() {
         carol,
         &answer(&to_target, 200, "OK", "carol", &timer(carol), SDP_C),
     );
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, carol, Method::Bye).expect("BYE to the target");
     sim.receive(carol, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -609,7 +401,7 @@ fn a_blind_transfer_through_the_relay_moves_the_target_onto_the_transferors_port
     assert_eq!(set_remote_b(&sim), before + 1, "latching starts again");
     let b = sim.relay_leg(sessions[0], mss_media::Leg::B).remote;
     assert_eq!(b.rtp, Some("127.0.0.13:6000".parse().unwrap()), "{b:?}");
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, carol, Method::Bye).unwrap();
     sim.receive(carol, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -621,7 +413,7 @@ fn the_caller_blind_transfers_the_callee() {
     let mut sim = Sim::start(setup());
     let carol = registered(&mut sim, "102", "127.0.0.13:5062");
     let (mut alice, bob, _inv) = answered_call(&mut sim);
-    alice.send(
+    alice.send_with(
         &mut sim,
         "REFER",
         "Refer-To: <sip:102@pbx.test>\r\nReferred-By: <sip:100@pbx.test>\r\n",
@@ -722,7 +514,7 @@ fn a_busy_target_leaves_the_call_as_it_was() {
     sim.receive(bob, &reply(&n, 200, "OK", ""));
     let (frag, _) = take_notify(&mut sim, bob);
     assert_eq!(frag, "SIP/2.0 404 Not Found\r\n", "a name nobody has");
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, bob, Method::Bye).expect("the call goes on until then");
     sim.receive(bob, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -774,7 +566,7 @@ fn the_transferor_may_hang_up_after_the_202() {
     transferee_takes_offer(&mut sim, alice.addr, "c100", SDP_C, SDP_A2);
     assert!(request_to(&mut sim, carol, Method::Ack).is_some());
     sim.forget_sent();
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, carol, Method::Bye).expect("BYE to the target");
     sim.receive(carol, &reply(&bye, 200, "OK", ""));
     assert!(
@@ -907,7 +699,7 @@ fn refer_refusals() {
     assert!(sim
         .next_request(Method::Invite, Duration::from_secs(1))
         .is_none());
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, bob, Method::Bye).unwrap();
     sim.receive(bob, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -930,9 +722,9 @@ fn an_invite_with_replaces_takes_the_legs_place() {
     let (mut alice, bob, inv) = answered_call(&mut sim);
     registered(&mut sim, "101", "127.0.0.12:5062");
     // bob's second phone takes the call over.
-    let mut bob2 = Caller::new("101", "127.0.0.12:5062");
+    let mut bob2 = caller("101", "127.0.0.12:5062");
     let replaces = format!("Replaces: {}\r\n", replaces_of(&inv, "bob"));
-    bob2.call(&mut sim, "100", &replaces, SDP_D);
+    assert_eq!(bob2.call(&mut sim, "100", &replaces, SDP_D), 407);
     assert_eq!(bob2.response(&mut sim, 100).unwrap().status().as_u16(), 100);
     transferee_reinvite_answered(&mut sim, alice.addr, SDP_D, SDP_A2);
     let ok = bob2.response(&mut sim, 200).unwrap();
@@ -952,7 +744,7 @@ fn an_invite_with_replaces_takes_the_legs_place() {
     bob2.ack(&mut sim);
     assert!(request_to(&mut sim, alice.addr, Method::Ack).is_some());
     assert_eq!(sim.core.call_count(), 1);
-    bob2.send(&mut sim, "BYE", "", "");
+    bob2.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, alice.addr, Method::Bye).expect("BYE to the other party");
     sim.receive(alice.addr, &reply(&bye, 200, "OK", ""));
     let _ = &mut alice;
@@ -965,12 +757,12 @@ fn an_invite_with_replaces_takes_the_callers_place() {
     let (alice, bob, inv) = answered_call(&mut sim);
     registered(&mut sim, "100", "127.0.0.14:5062");
     // alice's second phone takes over alice's leg (mss's tag, then alice's).
-    let mut alice2 = Caller::new("100", "127.0.0.14:5062");
+    let mut alice2 = caller("100", "127.0.0.14:5062");
     let replaces = format!(
         "Replaces: {};to-tag={};from-tag=c100\r\n",
         alice.call_id, alice.remote_tag
     );
-    alice2.call(&mut sim, "101", &replaces, SDP_D);
+    assert_eq!(alice2.call(&mut sim, "101", &replaces, SDP_D), 407);
     let reinvite = request_to(&mut sim, bob, Method::Invite).expect("re-INVITE of bob");
     assert_eq!(reinvite.body().as_ref(), SDP_D.as_bytes());
     sim.receive(bob, &phone_answer(&reinvite, bob, 200, "bob", SDP_B2));
@@ -1023,13 +815,16 @@ fn replaces_refusals_leave_the_call_as_it_was() {
         (replaces_of(&inv, "bob"), "102", 403),
     ];
     for (n, (value, user, status)) in cases.iter().enumerate() {
-        let mut other = Caller::new(user, &format!("127.0.0.{}:5062", 30 + n));
-        other.call(&mut sim, "100", &format!("Replaces: {value}\r\n"), SDP_D);
+        let mut other = caller(user, &format!("127.0.0.{}:5062", 30 + n));
+        assert_eq!(
+            other.call(&mut sim, "100", &format!("Replaces: {value}\r\n"), SDP_D),
+            407
+        );
         let rsp = other.response(&mut sim, 200).unwrap();
         assert_eq!(rsp.status().as_u16(), *status, "{value} from {user}");
     }
     // A value that does not parse: 400 before anything else.
-    let mut other = Caller::new("101", "127.0.0.40:5062");
+    let mut other = caller("101", "127.0.0.40:5062");
     let text = other.invite_text("100", "Replaces: abc;to-tag=x\r\n", SDP_D);
     sim.receive(other.addr, &text);
     assert_eq!(
@@ -1038,7 +833,7 @@ fn replaces_refusals_leave_the_call_as_it_was() {
     );
     assert!(request_to(&mut sim, alice.addr, Method::Invite).is_none());
     assert!(request_to(&mut sim, bob, Method::Bye).is_none());
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, bob, Method::Bye).unwrap();
     sim.receive(bob, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -1051,8 +846,8 @@ fn attended_transfer_joins_the_consulted_party() {
     let (mut alice, bob, inv) = answered_call(&mut sim);
     // bob (from its second line at 127.0.0.12) consults carol.
     registered(&mut sim, "101", "127.0.0.12:5062");
-    let mut bob_consult = Caller::new("101", "127.0.0.12:5062");
-    bob_consult.call(&mut sim, "102", "", SDP_D);
+    let mut bob_consult = caller("101", "127.0.0.12:5062");
+    assert_eq!(bob_consult.call(&mut sim, "102", "", SDP_D), 407);
     let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
     sim.receive(carol, &phone_answer(&to_carol, carol, 200, "carol", SDP_C));
     let ok = bob_consult.response(&mut sim, 200).unwrap();
@@ -1096,7 +891,7 @@ fn attended_transfer_joins_the_consulted_party() {
     let bye = request_to(&mut sim, bob_consult.addr, Method::Bye).expect("and its second");
     sim.receive(bob_consult.addr, &reply(&bye, 200, "OK", ""));
     assert_eq!(sim.core.call_count(), 1, "{:?}", sim.core.active_calls());
-    alice.send(&mut sim, "BYE", "", "");
+    alice.send_with(&mut sim, "BYE", "", "");
     let bye = request_to(&mut sim, carol, Method::Bye).expect("BYE to carol");
     sim.receive(carol, &reply(&bye, 200, "OK", ""));
     assert_clean(&mut sim);
@@ -1157,12 +952,12 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
             setup.calls.media = Some(mss_core::MediaSettings::new());
         }
         let mut sim = Sim::start(setup);
-        let mut bob2 = Caller::new("101", "127.0.0.12:5060");
+        let mut bob2 = caller("101", "127.0.0.12:5060");
         let mut bob2_answered = false;
         let bob = registered(&mut sim, "101", "127.0.0.11:5060");
         let carol = registered(&mut sim, "102", "127.0.0.13:5062");
-        let mut alice = Caller::new("100", "127.0.0.10:5060");
-        alice.call(&mut sim, "101", "", SDP_A);
+        let mut alice = caller("100", "127.0.0.10:5060");
+        assert_eq!(alice.call(&mut sim, "101", "", SDP_A), 407);
         let mut answered = false;
         let mut bob_invite: Option<Request> = None;
         let mut bob_cseq = 1;
@@ -1229,13 +1024,13 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
             let refer_to = ["102", "102", "600", "777"][rng.gen_range(0..4)];
             match act {
                 0 | 1 if answered => alice.ack(&mut sim),
-                2 if answered => alice.send(&mut sim, "BYE", "", ""),
-                3 if answered => alice.send(
-                    &mut sim,
-                    "REFER",
-                    &format!("Refer-To: <sip:{refer_to}@pbx.test>\r\n"),
-                    "",
-                ),
+                2 if answered => {
+                    alice.send_with(&mut sim, "BYE", "", "");
+                }
+                3 if answered => {
+                    let refer_to = format!("Refer-To: <sip:{refer_to}@pbx.test>\r\n");
+                    alice.send_with(&mut sim, "REFER", &refer_to, "");
+                }
                 4 | 5 => {
                     if let Some(inv) = &bob_invite {
                         bob_cseq += 1;
@@ -1251,11 +1046,13 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
                         sim.receive(bob, &text);
                     }
                 }
-                7 if answered => alice.send(&mut sim, "INVITE", "", SDP_A2),
+                7 if answered => {
+                    alice.send_with(&mut sim, "INVITE", "", SDP_A2);
+                }
                 8 if bob2.cseq == 0 => {
                     if let Some(inv) = &bob_invite {
                         let replaces = format!("Replaces: {}\r\n", replaces_of(inv, "bob"));
-                        bob2.call(&mut sim, "100", &replaces, SDP_D);
+                        assert_eq!(bob2.call(&mut sim, "100", &replaces, SDP_D), 407);
                     }
                 }
                 _ => {}
@@ -1269,10 +1066,10 @@ fn no_sequence_of_events_leaves_a_transfer_behind() {
         }
         // Whoever is still in a call hangs up; then only BYEs are answered.
         if answered {
-            alice.send(&mut sim, "BYE", "", "");
+            alice.send_with(&mut sim, "BYE", "", "");
         }
         if bob2_answered {
-            bob2.send(&mut sim, "BYE", "", "");
+            bob2.send_with(&mut sim, "BYE", "", "");
         }
         if let Some(inv) = &bob_invite {
             // bob may be in a call with carol, after alice transferred him.
