@@ -71,6 +71,16 @@ fn caller(user: &str, addr: &str) -> Caller {
     Caller::new(user, &format!("pw-{user}"), addr)
 }
 
+/// Bob (the callee at `bob`, whose INVITE from mss was `inv`) sends REFER with CSeq
+/// `cseq` to transfer the call to `target`.
+fn bob_refers(sim: &mut Sim, inv: &Request, bob: SocketAddr, cseq: u32, target: &str) {
+    let refer_to = format!("Refer-To: <sip:{target}@pbx.test>\r\n");
+    sim.receive(
+        bob,
+        &device_request(inv, bob, "bob", "REFER", cseq, &refer_to),
+    );
+}
+
 /// The body of a NOTIFY mss sent, after checking what RFC 3515 asks of it.
 fn sipfrag(notify: &Request) -> String {
     let h = notify.headers();
@@ -230,17 +240,7 @@ fn a_transferred_call_refreshes_the_new_sessions() {
     let mut sim = Sim::start(setup());
     let carol = registered(&mut sim, "102", "127.0.0.13:5062");
     let (mut alice, bob, inv) = answered_call(&mut sim);
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            2,
-            "Refer-To: <sip:102@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 2, "102");
     let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
     assert!(
         !header(to_carol.headers(), &HeaderName::Supported).contains("100rel"),
@@ -343,17 +343,7 @@ fn a_blind_transfer_through_the_relay_moves_the_target_onto_the_transferors_port
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let a_ports = sim.relay_leg(sessions[0], mss_media::Leg::A).ports;
     let b_ports = sim.relay_leg(sessions[0], mss_media::Leg::B).ports;
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            2,
-            "Refer-To: <sip:102@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 2, "102");
     let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
     assert!(to_carol.body().is_empty());
     sim.receive(carol, &phone_answer(&to_carol, carol, 200, "carol", SDP_C));
@@ -466,17 +456,7 @@ fn a_busy_target_leaves_the_call_as_it_was() {
     let mut sim = Sim::start(setup());
     let carol = registered(&mut sim, "102", "127.0.0.13:5062");
     let (mut alice, bob, inv) = answered_call(&mut sim);
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            2,
-            "Refer-To: <sip:102@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 2, "102");
     assert_eq!(take_notify(&mut sim, bob).0, "SIP/2.0 100 Trying\r\n");
     // A refresh of the subscription while the target rings (RFC 3515 §2.4.4).
     let subscribe = |cseq| device_request(&inv, bob, "bob", "SUBSCRIBE", cseq, "Event: refer\r\n");
@@ -498,17 +478,7 @@ fn a_busy_target_leaves_the_call_as_it_was() {
         "only the REFER's dialog is remembered"
     );
     // The call goes on between alice and bob, and a second REFER names itself (id=).
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            5,
-            "Refer-To: <sip:777@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 5, "777");
     let n = request_to(&mut sim, bob, Method::Notify).unwrap();
     assert_eq!(header(n.headers(), &HeaderName::Event), "refer;id=5");
     sim.receive(bob, &reply(&n, 200, "OK", ""));
@@ -531,17 +501,7 @@ fn the_transferor_may_hang_up_after_the_202() {
     let mut sim = Sim::start(setup());
     let carol = registered(&mut sim, "102", "127.0.0.13:5062");
     let (mut alice, bob, inv) = answered_call(&mut sim);
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            2,
-            "Refer-To: <sip:102@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 2, "102");
     assert_eq!(
         response_to(&mut sim, bob, Method::Refer)
             .unwrap()
@@ -583,17 +543,7 @@ fn a_failed_transfer_after_the_transferor_left_ends_the_call() {
     let mut sim = Sim::start(setup());
     let carol = registered(&mut sim, "102", "127.0.0.13:5062");
     let (alice, bob, inv) = answered_call(&mut sim);
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            2,
-            "Refer-To: <sip:102@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 2, "102");
     sim.receive(bob, &device_request(&inv, bob, "bob", "BYE", 3, ""));
     let to_carol = request_to(&mut sim, carol, Method::Invite).unwrap();
     sim.receive(carol, &phone_answer(&to_carol, carol, 486, "carol", ""));
@@ -614,17 +564,7 @@ fn refer_refusals() {
     let mut sim = Sim::start(setup);
     let (mut alice, bob, inv) = answered_call(&mut sim);
     // A number out that 101's call_level forbids.
-    sim.receive(
-        bob,
-        &device_request(
-            &inv,
-            bob,
-            "bob",
-            "REFER",
-            2,
-            "Refer-To: <sip:90049301234@pbx.test>\r\n",
-        ),
-    );
+    bob_refers(&mut sim, &inv, bob, 2, "90049301234");
     let rsp = response_to(&mut sim, bob, Method::Refer).unwrap();
     assert_eq!(rsp.status().as_u16(), 403);
     assert!(header(rsp.headers(), &HeaderName::Warning).contains("call_level"));
