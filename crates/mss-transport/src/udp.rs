@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mss_sip::net::Flow;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
 use crate::shared::{Received, Shared, UdpEndpoint};
+use crate::source_limit::SourceTable;
 use crate::stats::{self, TransportStats};
 use crate::stun;
 
@@ -60,9 +61,13 @@ pub(crate) fn bind(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io::Re
 /// datagrams (RFC 5626 §8) are answered or dropped here and never handed over.
 ///
 /// Never waits for the channel: when it is full the datagram is dropped and counted, so a
-/// flood cannot stall the socket (the sender retransmits, RFC 3261 §17.1.2.2).
+/// flood cannot stall the socket (the sender retransmits, RFC 3261 §17.1.2.2). With a
+/// per-source limit configured, a request from an address over it is dropped before it
+/// is copied (`source_limit.rs`), so one flooding address cannot fill the channel.
 pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut sources = shared.config.udp_source_limit.clone().map(SourceTable::new);
+    let start = Instant::now();
     let stopped = shared.stopped();
     tokio::pin!(stopped);
     loop {
@@ -87,6 +92,13 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         if stun::is_stun(payload) {
             answer_stun(st, &socket, local, remote, payload);
             continue;
+        }
+        if let Some(table) = &mut sources {
+            let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if !table.admit(now_ms, remote.ip(), payload) {
+                stats::bump(&st.udp_source_limited);
+                continue;
+            }
         }
         let received = Received {
             data: Bytes::copy_from_slice(payload),

@@ -15,6 +15,7 @@ use mss_services::{
     Precheck, Users,
 };
 use mss_sip::Method;
+use mss_transport::{Exempt, SourceLimit};
 
 use super::lines::line_settings;
 use crate::config::{effective_call_id_mode, Config, ListenSpec, Loaded, SipTransport};
@@ -90,6 +91,26 @@ pub(crate) fn bans(config: &Config) -> Bans {
         rate_limit: sec.rate_limit,
         ignore: sec.ignore.clone(),
         ..BanSettings::default()
+    })
+}
+
+/// How many times the ban table's `rate_limit` the UDP receive loops let through from one
+/// address in one second: above the rate plus the burst the ban table passes in any
+/// second (3×), so the receive loops never stop what the ban table would admit, and what
+/// they pass of a flood still shows the ban table that the address is over its rate.
+pub(crate) const SOURCE_LIMIT_FACTOR: u32 = 4;
+
+/// The per-source limit of the UDP receive loops (`[security] rate_limit` ×
+/// [`SOURCE_LIMIT_FACTOR`], the same `ignore` list); `None` when `rate_limit = 0`.
+pub(crate) fn udp_source_limit(config: &Config) -> Option<SourceLimit> {
+    let sec = &config.security;
+    if sec.rate_limit == 0 {
+        return None;
+    }
+    let ignore = sec.ignore.clone();
+    Some(SourceLimit {
+        per_second: sec.rate_limit.saturating_mul(SOURCE_LIMIT_FACTOR),
+        exempt: Exempt::new(move |ip| ignore.iter().any(|n| n.contains(ip))),
     })
 }
 
@@ -290,6 +311,15 @@ mod tests {
         assert_eq!(s.ban_time, Duration::from_secs(60));
         assert!(!s.ignores("127.0.0.1".parse().unwrap()));
         assert_eq!(s.trust_time, BanSettings::default().trust_time);
+        assert!(udp_source_limit(&c).is_none());
+        c.security.rate_limit = 50;
+        let l = udp_source_limit(&c).unwrap();
+        assert_eq!(l.per_second, 200);
+        assert!(!l.exempt.contains("127.0.0.1".parse().unwrap()));
+        c.security.ignore = vec!["10.0.0.0/8".parse().unwrap()];
+        let l = udp_source_limit(&c).unwrap();
+        assert!(l.exempt.contains("10.1.2.3".parse().unwrap()));
+        assert!(!l.exempt.contains("11.1.2.3".parse().unwrap()));
     }
 
     #[test]

@@ -1,0 +1,279 @@
+//! A per-source request limit at the UDP receive loop: a datagram from an address that
+//! already sent its share this second is dropped right after `recv`, before it is copied,
+//! queued for the worker or parsed ([`SourceLimit`], [`SourceTable`]).
+//!
+//! Why here and not only in the ban table (`mss_services::bans`, which limits each
+//! address's request rate precisely and bans sustained offenders): the worker and the
+//! receive loop share one thread, and every datagram that reaches the worker costs a copy,
+//! a channel slot and a wake-up. One address flooding at many times the server's capacity
+//! fills the socket's kernel buffer and the channel, and then the kernel or the channel
+//! drops datagrams of every address alike: a phone on another address loses as large a
+//! share of its requests as the flood has of the traffic. Dropping the flood here, at the
+//! cost of a hash and a compare, keeps the socket drained and leaves the room to everyone
+//! else. The limit is coarser and higher than the ban table's (see
+//! [`SourceLimit::per_second`]) so that what passes still shows the ban table that the
+//! address is over its rate, and sustained floods get banned there.
+//!
+//! Only requests are counted: a datagram starting with `SIP/` is a response (to our own
+//! request) and always passes; anything else, garbage included, counts. Addresses the
+//! configuration exempts ([`SourceLimit::exempt`]) always pass.
+//!
+//! The table has a fixed number of slots, chosen by a randomly keyed hash of the address
+//! (an IPv4 address, or the /64 of an IPv6 address, as the ban table counts): a flood from
+//! a million distinct addresses reuses the same slots (a new address takes over its slot),
+//! so memory never grows with the number of sources. An address that takes over a slot
+//! starts with a fresh count, which can only let more through, never block an address
+//! that is under its limit.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Slots of a [`SourceTable`] (a power of two): 32 bytes each, 128 KiB per UDP socket.
+pub const SOURCE_SLOTS: usize = 4096;
+
+/// Length of a counting window, milliseconds.
+const WINDOW_MS: u64 = 1000;
+
+/// Which addresses are never limited (the configuration's ignore list).
+#[derive(Clone)]
+pub struct Exempt(Arc<dyn Fn(IpAddr) -> bool + Send + Sync>);
+
+impl Exempt {
+    /// Exempts the addresses for which `f` is true.
+    pub fn new(f: impl Fn(IpAddr) -> bool + Send + Sync + 'static) -> Exempt {
+        Exempt(Arc::new(f))
+    }
+
+    /// No address is exempt.
+    pub fn none() -> Exempt {
+        Exempt::new(|_| false)
+    }
+
+    /// Whether `ip` is exempt.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        (self.0)(ip)
+    }
+}
+
+impl fmt::Debug for Exempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Exempt(..)")
+    }
+}
+
+/// The per-source limit of the UDP receive loops
+/// ([`TransportConfig::udp_source_limit`](crate::TransportConfig::udp_source_limit)).
+#[derive(Debug, Clone)]
+pub struct SourceLimit {
+    /// Requests one address may send in one second (a fixed window); the rest of that
+    /// second's requests are dropped and counted
+    /// (`TransportStats::udp_source_limited`). mss sets it to four times the ban table's
+    /// `rate_limit`, above what the ban table lets through in any second (its rate plus
+    /// its burst), so this limit never stops what the ban table would pass.
+    pub per_second: u32,
+    /// Addresses never limited.
+    pub exempt: Exempt,
+}
+
+/// One address's count in the current window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// The address (IPv4 as an IPv4-mapped IPv6 address, IPv6 cut to its /64); 0 for a
+    /// free slot (`::` never sends).
+    key: u128,
+    /// The window the count belongs to (milliseconds since the table's start ÷ window).
+    window: u64,
+    /// Requests counted in that window.
+    count: u32,
+}
+
+/// The fixed-size table of one receive loop (sans-IO: the time is an input).
+#[derive(Debug)]
+pub struct SourceTable {
+    slots: Box<[Slot]>,
+    hasher: RandomState,
+    limit: SourceLimit,
+}
+
+impl SourceTable {
+    /// A table of [`SOURCE_SLOTS`] slots for `limit`.
+    pub fn new(limit: SourceLimit) -> SourceTable {
+        SourceTable::with_slots(limit, SOURCE_SLOTS)
+    }
+
+    /// A table of `slots` slots (rounded up to a power of two, at least one).
+    pub fn with_slots(limit: SourceLimit, slots: usize) -> SourceTable {
+        let n = slots.max(1).next_power_of_two();
+        SourceTable {
+            slots: vec![Slot::default(); n].into_boxed_slice(),
+            hasher: RandomState::new(),
+            limit,
+        }
+    }
+
+    /// Number of slots (fixed at creation).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the datagram `payload` from `ip`, arriving `now_ms` milliseconds after
+    /// some fixed start, may be handed on; `false` drops it.
+    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8]) -> bool {
+        if self.limit.per_second == 0 || payload.starts_with(b"SIP/") {
+            return true;
+        }
+        let key = source_key(ip);
+        let mask = self.slots.len() - 1;
+        // Truncating the hash to the index width is the point.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (self.hasher.hash_one(key) as usize) & mask;
+        let window = now_ms / WINDOW_MS;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return true;
+        };
+        if slot.key != key || slot.window != window {
+            // A new address takes the slot over, or a new second begins.
+            if slot.key != key && self.limit.exempt.contains(ip) {
+                return true;
+            }
+            *slot = Slot {
+                key,
+                window,
+                count: 0,
+            };
+        }
+        if slot.count < self.limit.per_second {
+            slot.count += 1;
+            return true;
+        }
+        // Over the limit: exempt addresses never are (checked only here, off the
+        // common path; an exempt address's slot then stays at the limit for the second).
+        self.limit.exempt.contains(ip)
+    }
+}
+
+/// What is counted as one source: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// prefix, as the ban table counts).
+fn source_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6) & !u128::from(u64::MAX),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    const REQ: &[u8] = b"REGISTER sip:mss SIP/2.0\r\n";
+
+    fn table(per_second: u32) -> SourceTable {
+        SourceTable::new(SourceLimit {
+            per_second,
+            exempt: Exempt::none(),
+        })
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    #[test]
+    fn a_source_gets_its_share_per_second_then_is_dropped_until_the_next() {
+        let mut t = table(10);
+        let flood = v4(192, 0, 2, 1);
+        let passed = (0..1000).filter(|_| t.admit(5, flood, REQ)).count();
+        assert_eq!(passed, 10);
+        // The same second, later: still over.
+        assert!(!t.admit(999, flood, REQ));
+        // The next second: a new share.
+        let passed = (0..1000).filter(|_| t.admit(1000, flood, REQ)).count();
+        assert_eq!(passed, 10);
+    }
+
+    #[test]
+    fn one_flooding_source_does_not_limit_another() {
+        let mut t = table(10);
+        let flood = v4(192, 0, 2, 1);
+        let phone = v4(192, 0, 2, 2);
+        let mut phone_passed = 0;
+        for i in 0..100_000u64 {
+            t.admit(i / 100, flood, REQ);
+            if i % 10_000 == 0 && t.admit(i / 100, phone, REQ) {
+                phone_passed += 1;
+            }
+        }
+        assert_eq!(phone_passed, 10);
+    }
+
+    #[test]
+    fn responses_are_never_limited() {
+        let mut t = table(1);
+        let peer = v4(198, 51, 100, 7);
+        assert!(t.admit(0, peer, REQ));
+        assert!(!t.admit(0, peer, REQ));
+        assert!(t.admit(0, peer, b"SIP/2.0 200 OK\r\n"));
+        // Garbage counts as a request.
+        assert!(!t.admit(0, peer, b"\x00\x01garbage"));
+    }
+
+    #[test]
+    fn zero_means_no_limit() {
+        let mut t = table(0);
+        let peer = v4(198, 51, 100, 7);
+        assert!((0..10_000).all(|_| t.admit(0, peer, REQ)));
+    }
+
+    #[test]
+    fn exempt_addresses_always_pass() {
+        let mut t = SourceTable::new(SourceLimit {
+            per_second: 2,
+            exempt: Exempt::new(|ip| ip.is_loopback()),
+        });
+        let lo = v4(127, 0, 0, 1);
+        assert!((0..10_000).all(|_| t.admit(0, lo, REQ)));
+        let other = v4(203, 0, 113, 1);
+        assert_eq!((0..10).filter(|_| t.admit(0, other, REQ)).count(), 2);
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_source() {
+        let mut t = table(5);
+        let passed = (0..100u16)
+            .filter(|&i| {
+                let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i));
+                t.admit(0, ip, REQ)
+            })
+            .count();
+        assert_eq!(passed, 5);
+    }
+
+    /// A flood from a million distinct addresses: the table keeps its size, every datagram
+    /// gets an answer (each new address passes once: it cannot be told apart from a new
+    /// phone here; the ban table and the transaction caps bound what follows), nothing
+    /// panics, and a source that stays over its limit is still limited afterwards.
+    #[test]
+    fn a_million_distinct_sources_do_not_grow_the_table() {
+        let mut t = table(10);
+        let slots = t.capacity();
+        let mut passed = 0u64;
+        for n in 0..1_000_000u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n));
+            if t.admit(u64::from(n) / 1000, ip, REQ) {
+                passed += 1;
+            }
+        }
+        assert_eq!(passed, 1_000_000);
+        assert_eq!(t.capacity(), slots);
+        assert_eq!(t.slots.len(), SOURCE_SLOTS);
+        let flood = v4(192, 0, 2, 1);
+        let now = 2_000_000;
+        assert_eq!((0..100).filter(|_| t.admit(now, flood, REQ)).count(), 10);
+    }
+}
