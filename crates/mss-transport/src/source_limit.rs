@@ -14,17 +14,21 @@
 //! [`SourceLimit::per_second`]) so that what passes still shows the ban table that the
 //! address is over its rate, and sustained floods get banned there.
 //!
-//! Only requests are counted: a datagram starting with `SIP/` is a response (to our own
-//! request) and always passes; anything else, garbage included, counts. Addresses the
-//! configuration exempts ([`SourceLimit::exempt`]) always pass.
+//! Two rules, both only for requests (a datagram starting with `SIP/` is a response to our
+//! own request and always passes; anything else, garbage included, counts):
 //!
-//! The table has a fixed number of slots, chosen by a randomly keyed hash of the address
-//! (an IPv4 address, or the /64 of an IPv6 address, as the ban table counts): a flood from
-//! a million distinct addresses reuses the same slots (a new address takes over its slot),
-//! so memory never grows with the number of sources. An address that takes over a slot
-//! starts with a fresh count, which can only let more through, never block an address
-//! that is under its limit.
-
+//! - **The rate**: an address may send [`SourceLimit::per_second`] requests in one second
+//!   (a fixed window); the rest of that second's are dropped. Addresses the configuration
+//!   exempts ([`SourceLimit::exempt`], loopback by default) are not held to it.
+//! - **Fair share under a backlog**: while the socket is backlogged (the receive loop found
+//!   at least [`BACKLOG_STREAK`] datagrams waiting in a row: the server is not keeping up)
+//!   and more than one address sent requests within the last [`RECENT_WINDOWS`] seconds,
+//!   requests of an address that sent [`BACKLOG_STREAK`] more requests this second than all
+//!   the others together are dropped, exempt or not. The heaviest sender loses what the server cannot take
+//!   anyway, everyone else keeps getting through; as soon as the socket is drained, its
+//!   requests pass again, so it still gets whatever capacity is left. A single client
+//!   (a proxy in front of mss, a benchmark tool) is never held back by this rule.
+//!
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -36,6 +40,13 @@ pub const SOURCE_SLOTS: usize = 4096;
 
 /// Length of a counting window, milliseconds.
 const WINDOW_MS: u64 = 1000;
+
+/// Datagrams found waiting in a row (without the socket running empty) from which the
+/// receive loop counts its socket as backlogged.
+pub const BACKLOG_STREAK: usize = 64;
+
+/// Windows (seconds) over which other senders count as present for the fair-share rule.
+pub const RECENT_WINDOWS: usize = 8;
 
 /// Which addresses are never limited (the configuration's ignore list).
 #[derive(Clone)]
@@ -90,12 +101,20 @@ struct Slot {
     count: u32,
 }
 
-/// The fixed-size table of one receive loop (sans-IO: the time is an input).
+/// The fixed-size table of one receive loop (sans-IO: the time and the backlog are
+/// inputs).
 #[derive(Debug)]
 pub struct SourceTable {
     slots: Box<[Slot]>,
     hasher: RandomState,
     limit: SourceLimit,
+    /// The current window.
+    window: u64,
+    /// Requests counted in the current window, all addresses.
+    total: u32,
+    /// Addresses that started a count, per window of the last [`RECENT_WINDOWS`]:
+    /// `(window, count)`.
+    sources: [(u64, u32); RECENT_WINDOWS],
 }
 
 impl SourceTable {
@@ -111,6 +130,35 @@ impl SourceTable {
             slots: vec![Slot::default(); n].into_boxed_slice(),
             hasher: RandomState::new(),
             limit,
+            window: 0,
+            total: 0,
+            sources: [(0, 0); RECENT_WINDOWS],
+        }
+    }
+
+    /// The most addresses that started a count in one of the last [`RECENT_WINDOWS`]
+    /// windows (an address whose slot was taken over in between counts again).
+    fn recent_sources(&self) -> u32 {
+        let oldest = self.window.saturating_sub(RECENT_WINDOWS as u64 - 1);
+        self.sources
+            .iter()
+            .filter(|(w, _)| *w >= oldest)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Counts one more address in the current window.
+    fn count_source(&mut self) {
+        let window = self.window;
+        // `RECENT_WINDOWS` is small: the remainder fits.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (window % RECENT_WINDOWS as u64) as usize;
+        if let Some(entry) = self.sources.get_mut(i) {
+            if entry.0 != window {
+                *entry = (window, 0);
+            }
+            entry.1 = entry.1.saturating_add(1);
         }
     }
 
@@ -120,38 +168,50 @@ impl SourceTable {
     }
 
     /// Whether the datagram `payload` from `ip`, arriving `now_ms` milliseconds after
-    /// some fixed start, may be handed on; `false` drops it.
-    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8]) -> bool {
+    /// some fixed start while the socket is `backlogged` or not, may be handed on; `false`
+    /// drops it.
+    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8], backlogged: bool) -> bool {
         if self.limit.per_second == 0 || payload.starts_with(b"SIP/") {
             return true;
         }
+        let window = now_ms / WINDOW_MS;
+        if window != self.window {
+            self.window = window;
+            self.total = 0;
+        }
+        self.total = self.total.saturating_add(1);
         let key = source_key(ip);
         let mask = self.slots.len() - 1;
         // Truncating the hash to the index width is the point.
         #[allow(clippy::cast_possible_truncation)]
         let index = (self.hasher.hash_one(key) as usize) & mask;
-        let window = now_ms / WINDOW_MS;
         let Some(slot) = self.slots.get_mut(index) else {
             return true;
         };
-        if slot.key != key || slot.window != window {
+        let fresh = slot.key != key || slot.window != window;
+        if fresh {
             // A new address takes the slot over, or a new second begins.
-            if slot.key != key && self.limit.exempt.contains(ip) {
-                return true;
-            }
             *slot = Slot {
                 key,
                 window,
                 count: 0,
             };
         }
-        if slot.count < self.limit.per_second {
-            slot.count += 1;
-            return true;
+        slot.count = slot.count.saturating_add(1);
+        let count = slot.count;
+        if fresh {
+            self.count_source();
         }
-        // Over the limit: exempt addresses never are (checked only here, off the
-        // common path; an exempt address's slot then stays at the limit for the second).
-        self.limit.exempt.contains(ip)
+        // The heaviest sender while the socket is backlogged and others are waiting: more
+        // than a backlog's worth of requests ahead of all the others together this second.
+        if backlogged
+            && u64::from(count) * 2 > u64::from(self.total) + 2 * BACKLOG_STREAK as u64
+            && self.recent_sources() >= 2
+        {
+            return false;
+        }
+        // The rate; exempt addresses (checked only here, off the common path) pass.
+        count <= self.limit.per_second || self.limit.exempt.contains(ip)
     }
 }
 
@@ -188,12 +248,14 @@ mod tests {
     fn a_source_gets_its_share_per_second_then_is_dropped_until_the_next() {
         let mut t = table(10);
         let flood = v4(192, 0, 2, 1);
-        let passed = (0..1000).filter(|_| t.admit(5, flood, REQ)).count();
+        let passed = (0..1000).filter(|_| t.admit(5, flood, REQ, false)).count();
         assert_eq!(passed, 10);
         // The same second, later: still over.
-        assert!(!t.admit(999, flood, REQ));
+        assert!(!t.admit(999, flood, REQ, false));
         // The next second: a new share.
-        let passed = (0..1000).filter(|_| t.admit(1000, flood, REQ)).count();
+        let passed = (0..1000)
+            .filter(|_| t.admit(1000, flood, REQ, false))
+            .count();
         assert_eq!(passed, 10);
     }
 
@@ -204,8 +266,8 @@ mod tests {
         let phone = v4(192, 0, 2, 2);
         let mut phone_passed = 0;
         for i in 0..100_000u64 {
-            t.admit(i / 100, flood, REQ);
-            if i % 10_000 == 0 && t.admit(i / 100, phone, REQ) {
+            t.admit(i / 100, flood, REQ, false);
+            if i % 10_000 == 0 && t.admit(i / 100, phone, REQ, false) {
                 phone_passed += 1;
             }
         }
@@ -216,18 +278,18 @@ mod tests {
     fn responses_are_never_limited() {
         let mut t = table(1);
         let peer = v4(198, 51, 100, 7);
-        assert!(t.admit(0, peer, REQ));
-        assert!(!t.admit(0, peer, REQ));
-        assert!(t.admit(0, peer, b"SIP/2.0 200 OK\r\n"));
+        assert!(t.admit(0, peer, REQ, false));
+        assert!(!t.admit(0, peer, REQ, false));
+        assert!(t.admit(0, peer, b"SIP/2.0 200 OK\r\n", true));
         // Garbage counts as a request.
-        assert!(!t.admit(0, peer, b"\x00\x01garbage"));
+        assert!(!t.admit(0, peer, b"\x00\x01garbage", false));
     }
 
     #[test]
     fn zero_means_no_limit() {
         let mut t = table(0);
         let peer = v4(198, 51, 100, 7);
-        assert!((0..10_000).all(|_| t.admit(0, peer, REQ)));
+        assert!((0..10_000).all(|_| t.admit(0, peer, REQ, false)));
     }
 
     #[test]
@@ -237,9 +299,9 @@ mod tests {
             exempt: Exempt::new(|ip| ip.is_loopback()),
         });
         let lo = v4(127, 0, 0, 1);
-        assert!((0..10_000).all(|_| t.admit(0, lo, REQ)));
+        assert!((0..10_000).all(|_| t.admit(0, lo, REQ, false)));
         let other = v4(203, 0, 113, 1);
-        assert_eq!((0..10).filter(|_| t.admit(0, other, REQ)).count(), 2);
+        assert_eq!((0..10).filter(|_| t.admit(0, other, REQ, false)).count(), 2);
     }
 
     #[test]
@@ -248,7 +310,7 @@ mod tests {
         let passed = (0..100u16)
             .filter(|&i| {
                 let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i));
-                t.admit(0, ip, REQ)
+                t.admit(0, ip, REQ, false)
             })
             .count();
         assert_eq!(passed, 5);
@@ -265,7 +327,7 @@ mod tests {
         let mut passed = 0u64;
         for n in 0..1_000_000u32 {
             let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n));
-            if t.admit(u64::from(n) / 1000, ip, REQ) {
+            if t.admit(u64::from(n) / 1000, ip, REQ, false) {
                 passed += 1;
             }
         }
@@ -274,6 +336,52 @@ mod tests {
         assert_eq!(t.slots.len(), SOURCE_SLOTS);
         let flood = v4(192, 0, 2, 1);
         let now = 2_000_000;
-        assert_eq!((0..100).filter(|_| t.admit(now, flood, REQ)).count(), 10);
+        assert_eq!(
+            (0..100).filter(|_| t.admit(now, flood, REQ, false)).count(),
+            10
+        );
+    }
+
+    #[test]
+    fn under_a_backlog_the_heaviest_sender_gives_way_to_the_others() {
+        let mut t = SourceTable::new(SourceLimit {
+            per_second: 400,
+            exempt: Exempt::new(|ip| ip.is_loopback()),
+        });
+        let flood = v4(127, 0, 0, 1);
+        let phone = v4(127, 0, 0, 2);
+        // Alone, the flood is exempt: all of it passes, backlog or not.
+        assert!((0..5_000).all(|i| t.admit(1_000, flood, REQ, i % 2 == 0)));
+        // The phone shows up: from now on, while backlogged, the flood is dropped …
+        assert!(t.admit(1_100, phone, REQ, true));
+        assert!(!t.admit(1_100, flood, REQ, true));
+        // … but not while the socket is drained.
+        assert!(t.admit(1_100, flood, REQ, false));
+        // The phone itself always passes, backlog or not.
+        assert!((0..20).all(|_| t.admit(1_200, phone, REQ, true)));
+        // Seconds later (the phone still counts as recent), the same once the flood is
+        // more than a backlog's worth ahead of the others.
+        let passed = (0..10_000)
+            .filter(|_| t.admit(5_000, flood, REQ, true))
+            .count();
+        assert_eq!(passed, 2 * BACKLOG_STREAK);
+        assert!(t.admit(5_000, phone, REQ, true));
+        // Once the phone has been quiet for longer than RECENT_WINDOWS, the flood is alone.
+        let later = 5_000 + 1_000 * RECENT_WINDOWS as u64 + 1_000;
+        assert!((0..1_000).all(|_| t.admit(later, flood, REQ, true)));
+    }
+
+    #[test]
+    fn under_a_backlog_two_equal_senders_both_pass() {
+        let mut t = table(1_000_000);
+        let a = v4(192, 0, 2, 1);
+        let b = v4(192, 0, 2, 2);
+        let mut passed = 0;
+        for _ in 0..1_000 {
+            passed += usize::from(t.admit(0, a, REQ, true));
+            passed += usize::from(t.admit(0, b, REQ, true));
+        }
+        // Neither is ever far ahead of the other.
+        assert_eq!(passed, 2_000);
     }
 }

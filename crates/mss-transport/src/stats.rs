@@ -11,8 +11,9 @@ pub struct TransportStats {
     pub udp_datagrams_received: AtomicU64,
     /// UDP datagrams dropped because the channel of received messages was full.
     pub udp_datagrams_dropped: AtomicU64,
-    /// UDP datagrams dropped right after `recv` because their source address was over
-    /// its per-source limit (`TransportConfig::udp_source_limit`).
+    /// UDP datagrams dropped right after `recv` by the per-source limit
+    /// (`TransportConfig::udp_source_limit`): over their address's rate, or from the
+    /// heaviest sender while the socket is backlogged.
     pub udp_source_limited: AtomicU64,
     /// SIP messages framed on TCP connections and delivered.
     pub tcp_messages_received: AtomicU64,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
 use crate::shared::{Received, Shared, UdpEndpoint};
-use crate::source_limit::SourceTable;
+use crate::source_limit::{SourceTable, BACKLOG_STREAK};
 use crate::stats::{self, TransportStats};
 use crate::stun;
 
@@ -24,6 +24,9 @@ const RECV_BUFFER: usize = 65_536;
 
 /// The largest UDP payload (IPv4: 65,535 − 20 − 8).
 pub(crate) const MAX_DATAGRAM: usize = 65_507;
+
+/// Datagrams read in a row before the receive loop lets the other tasks run.
+const YIELD_EVERY: usize = 64;
 
 /// Pause after a failed `recv_from`, so that a persistent error cannot spin the loop.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(5);
@@ -70,18 +73,41 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
     let start = Instant::now();
     let stopped = shared.stopped();
     tokio::pin!(stopped);
+    // Datagrams read since the socket last ran empty (`source_limit::BACKLOG_STREAK`).
+    let mut streak = 0usize;
     loop {
-        let (len, remote) = tokio::select! {
-            biased;
-            () = &mut stopped => break,
-            res = socket.recv_from(&mut buf) => match res {
-                Ok(got) => got,
-                Err(e) => {
-                    tracing::debug!(%local, error = %e, "UDP receive error");
-                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
-                    continue;
+        let (len, remote) = match socket.try_recv_from(&mut buf) {
+            Ok(got) => {
+                streak += 1;
+                // The worker shares this thread: let it run now and then while the
+                // socket never runs empty (reading does not use up tokio's budget).
+                if streak % YIELD_EVERY == 0 {
+                    tokio::task::yield_now().await;
+                    if shared.is_shut_down() {
+                        break;
+                    }
                 }
-            },
+                got
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                streak = 0;
+                tokio::select! {
+                    biased;
+                    () = &mut stopped => break,
+                    ready = socket.readable() => {
+                        if let Err(e) = ready {
+                            tracing::debug!(%local, error = %e, "UDP socket not readable");
+                            tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(%local, error = %e, "UDP receive error");
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                continue;
+            }
         };
         let st = &shared.stats;
         stats::bump(&st.udp_datagrams_received);
@@ -95,7 +121,8 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         }
         if let Some(table) = &mut sources {
             let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            if !table.admit(now_ms, remote.ip(), payload) {
+            let backlogged = streak >= BACKLOG_STREAK;
+            if !table.admit(now_ms, remote.ip(), payload, backlogged) {
                 stats::bump(&st.udp_source_limited);
                 continue;
             }

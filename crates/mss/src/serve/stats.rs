@@ -121,7 +121,7 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
         ),
         (
             "mss_transport_udp_source_limited_total",
-            "UDP requests dropped on arrival because their address was over its per-source limit.",
+            "UDP requests dropped on arrival: over their address's rate, or from the heaviest sender while the socket is backlogged.",
             t.udp_source_limited,
         ),
         (
