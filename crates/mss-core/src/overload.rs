@@ -92,7 +92,7 @@ pub fn creates_state(req: &Request, checked: &RequestCore<'_>) -> bool {
     match req.method() {
         Method::Ack | Method::Cancel => false,
         Method::Register => true,
-        _ => !checked.core.to.tag().is_some_and(|t| !t.is_empty()),
+        _ => checked.core.to.tag().is_none_or(|t| t.is_empty()),
     }
 }
 

@@ -81,7 +81,7 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
                 streak += 1;
                 // The worker shares this thread: let it run now and then while the
                 // socket never runs empty (reading does not use up tokio's budget).
-                if streak % YIELD_EVERY == 0 {
+                if streak.is_multiple_of(YIELD_EVERY) {
                     tokio::task::yield_now().await;
                     if shared.is_shut_down() {
                         break;

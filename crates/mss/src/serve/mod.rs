@@ -285,7 +285,7 @@ async fn serve(
     let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
     tc.udp_recv_buffer = UDP_BUFFER;
     tc.udp_send_buffer = UDP_BUFFER;
-    tc.udp_source_limit = setup::udp_source_limit(&c);
+    tc.udp_source_limit = setup::udp_source_limit(c);
     let tls = match (&c.tls.files, c.server.uses_certificate()) {
         (Some(files), true) => Some(Arc::new(tls::Certificate::load(files.clone())?)),
         _ => None,
