@@ -285,7 +285,8 @@ async fn serve(
     let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
     tc.udp_recv_buffer = UDP_BUFFER;
     tc.udp_send_buffer = UDP_BUFFER;
-    tc.udp_source_limit = setup::udp_source_limit(c);
+    let providers = setup::ProviderAddrs::default();
+    tc.udp_source_limit = setup::udp_source_limit(c, &providers);
     let tls = match (&c.tls.files, c.server.uses_certificate()) {
         (Some(files), true) => Some(Arc::new(tls::Certificate::load(files.clone())?)),
         _ => None,
@@ -325,7 +326,8 @@ async fn serve(
 
     let (queries_tx, queries) = mpsc::channel(64);
     let (shutdown_tx, stop) = watch::channel(false);
-    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr, tls_peers);
+    let worker = worker::Worker::new(core, transports.clone(), Arc::clone(&store), cdr, tls_peers)
+        .with_providers(providers);
     let mut worker_stop = stop.clone();
     let worker_task = tokio::spawn(
         worker.run(worker::Inputs { received, queries }, async move {
