@@ -24,10 +24,15 @@
 //!   at least [`BACKLOG_STREAK`] datagrams waiting in a row: the server is not keeping up)
 //!   and more than one address sent requests within the last [`RECENT_WINDOWS`] seconds,
 //!   requests of an address that sent [`BACKLOG_STREAK`] more requests this second than all
-//!   the others together are dropped, exempt or not. The heaviest sender loses what the server cannot take
+//!   the others together are dropped, exempt or not. When the backlog is deep
+//!   ([`DEEP_BACKLOG_STREAK`] in a row: the kernel's buffer is near full and drops what
+//!   arrives, other senders' datagrams too, before anyone could see them), this applies
+//!   even when no other sender was seen: a phone that starts while a flood fills the
+//!   buffer would otherwise never be read, and so never count as present. The heaviest sender loses what the server cannot take
 //!   anyway, everyone else keeps getting through; as soon as the socket is drained, its
 //!   requests pass again, so it still gets whatever capacity is left. A single client
-//!   (a proxy in front of mss, a benchmark tool) is never held back by this rule.
+//!   (a proxy in front of mss, a benchmark tool) is held back by this rule only while the
+//!   kernel would drop its excess anyway.
 //!
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -44,6 +49,10 @@ const WINDOW_MS: u64 = 1000;
 /// Datagrams found waiting in a row (without the socket running empty) from which the
 /// receive loop counts its socket as backlogged.
 pub const BACKLOG_STREAK: usize = 64;
+
+/// Datagrams found waiting in a row from which the backlog counts as deep: a 4 MiB socket
+/// buffer holds about 3,000 datagrams of a REGISTER's size (with the kernel's overhead).
+pub const DEEP_BACKLOG_STREAK: usize = 2048;
 
 /// Windows (seconds) over which other senders count as present for the fair-share rule.
 pub const RECENT_WINDOWS: usize = 8;
@@ -168,9 +177,9 @@ impl SourceTable {
     }
 
     /// Whether the datagram `payload` from `ip`, arriving `now_ms` milliseconds after
-    /// some fixed start while the socket is `backlogged` or not, may be handed on; `false`
-    /// drops it.
-    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8], backlogged: bool) -> bool {
+    /// some fixed start and read as the `streak`-th datagram since the socket last ran
+    /// empty, may be handed on; `false` drops it.
+    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8], streak: usize) -> bool {
         if self.limit.per_second == 0 || payload.starts_with(b"SIP/") {
             return true;
         }
@@ -204,9 +213,9 @@ impl SourceTable {
         }
         // The heaviest sender while the socket is backlogged and others are waiting: more
         // than a backlog's worth of requests ahead of all the others together this second.
-        if backlogged
+        if streak >= BACKLOG_STREAK
             && u64::from(count) * 2 > u64::from(self.total) + 2 * BACKLOG_STREAK as u64
-            && self.recent_sources() >= 2
+            && (streak >= DEEP_BACKLOG_STREAK || self.recent_sources() >= 2)
         {
             return false;
         }
@@ -248,14 +257,12 @@ mod tests {
     fn a_source_gets_its_share_per_second_then_is_dropped_until_the_next() {
         let mut t = table(10);
         let flood = v4(192, 0, 2, 1);
-        let passed = (0..1000).filter(|_| t.admit(5, flood, REQ, false)).count();
+        let passed = (0..1000).filter(|_| t.admit(5, flood, REQ, 0)).count();
         assert_eq!(passed, 10);
         // The same second, later: still over.
-        assert!(!t.admit(999, flood, REQ, false));
+        assert!(!t.admit(999, flood, REQ, 0));
         // The next second: a new share.
-        let passed = (0..1000)
-            .filter(|_| t.admit(1000, flood, REQ, false))
-            .count();
+        let passed = (0..1000).filter(|_| t.admit(1000, flood, REQ, 0)).count();
         assert_eq!(passed, 10);
     }
 
@@ -266,8 +273,8 @@ mod tests {
         let phone = v4(192, 0, 2, 2);
         let mut phone_passed = 0;
         for i in 0..100_000u64 {
-            t.admit(i / 100, flood, REQ, false);
-            if i % 10_000 == 0 && t.admit(i / 100, phone, REQ, false) {
+            t.admit(i / 100, flood, REQ, 0);
+            if i % 10_000 == 0 && t.admit(i / 100, phone, REQ, 0) {
                 phone_passed += 1;
             }
         }
@@ -278,18 +285,18 @@ mod tests {
     fn responses_are_never_limited() {
         let mut t = table(1);
         let peer = v4(198, 51, 100, 7);
-        assert!(t.admit(0, peer, REQ, false));
-        assert!(!t.admit(0, peer, REQ, false));
-        assert!(t.admit(0, peer, b"SIP/2.0 200 OK\r\n", true));
+        assert!(t.admit(0, peer, REQ, 0));
+        assert!(!t.admit(0, peer, REQ, 0));
+        assert!(t.admit(0, peer, b"SIP/2.0 200 OK\r\n", DEEP_BACKLOG_STREAK));
         // Garbage counts as a request.
-        assert!(!t.admit(0, peer, b"\x00\x01garbage", false));
+        assert!(!t.admit(0, peer, b"\x00\x01garbage", 0));
     }
 
     #[test]
     fn zero_means_no_limit() {
         let mut t = table(0);
         let peer = v4(198, 51, 100, 7);
-        assert!((0..10_000).all(|_| t.admit(0, peer, REQ, false)));
+        assert!((0..10_000).all(|_| t.admit(0, peer, REQ, 0)));
     }
 
     #[test]
@@ -299,9 +306,9 @@ mod tests {
             exempt: Exempt::new(|ip| ip.is_loopback()),
         });
         let lo = v4(127, 0, 0, 1);
-        assert!((0..10_000).all(|_| t.admit(0, lo, REQ, false)));
+        assert!((0..10_000).all(|_| t.admit(0, lo, REQ, 0)));
         let other = v4(203, 0, 113, 1);
-        assert_eq!((0..10).filter(|_| t.admit(0, other, REQ, false)).count(), 2);
+        assert_eq!((0..10).filter(|_| t.admit(0, other, REQ, 0)).count(), 2);
     }
 
     #[test]
@@ -310,7 +317,7 @@ mod tests {
         let passed = (0..100u16)
             .filter(|&i| {
                 let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i));
-                t.admit(0, ip, REQ, false)
+                t.admit(0, ip, REQ, 0)
             })
             .count();
         assert_eq!(passed, 5);
@@ -327,7 +334,7 @@ mod tests {
         let mut passed = 0u64;
         for n in 0..1_000_000u32 {
             let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n));
-            if t.admit(u64::from(n) / 1000, ip, REQ, false) {
+            if t.admit(u64::from(n) / 1000, ip, REQ, 0) {
                 passed += 1;
             }
         }
@@ -336,10 +343,7 @@ mod tests {
         assert_eq!(t.slots.len(), SOURCE_SLOTS);
         let flood = v4(192, 0, 2, 1);
         let now = 2_000_000;
-        assert_eq!(
-            (0..100).filter(|_| t.admit(now, flood, REQ, false)).count(),
-            10
-        );
+        assert_eq!((0..100).filter(|_| t.admit(now, flood, REQ, 0)).count(), 10);
     }
 
     #[test]
@@ -351,24 +355,24 @@ mod tests {
         let flood = v4(127, 0, 0, 1);
         let phone = v4(127, 0, 0, 2);
         // Alone, the flood is exempt: all of it passes, backlog or not.
-        assert!((0..5_000).all(|i| t.admit(1_000, flood, REQ, i % 2 == 0)));
+        assert!((0..5_000).all(|i| t.admit(1_000, flood, REQ, (i % 2) * BACKLOG_STREAK)));
         // The phone shows up: from now on, while backlogged, the flood is dropped …
-        assert!(t.admit(1_100, phone, REQ, true));
-        assert!(!t.admit(1_100, flood, REQ, true));
+        assert!(t.admit(1_100, phone, REQ, BACKLOG_STREAK));
+        assert!(!t.admit(1_100, flood, REQ, BACKLOG_STREAK));
         // … but not while the socket is drained.
-        assert!(t.admit(1_100, flood, REQ, false));
+        assert!(t.admit(1_100, flood, REQ, 0));
         // The phone itself always passes, backlog or not.
-        assert!((0..20).all(|_| t.admit(1_200, phone, REQ, true)));
+        assert!((0..20).all(|_| t.admit(1_200, phone, REQ, BACKLOG_STREAK)));
         // Seconds later (the phone still counts as recent), the same once the flood is
         // more than a backlog's worth ahead of the others.
         let passed = (0..10_000)
-            .filter(|_| t.admit(5_000, flood, REQ, true))
+            .filter(|_| t.admit(5_000, flood, REQ, BACKLOG_STREAK))
             .count();
         assert_eq!(passed, 2 * BACKLOG_STREAK);
-        assert!(t.admit(5_000, phone, REQ, true));
+        assert!(t.admit(5_000, phone, REQ, BACKLOG_STREAK));
         // Once the phone has been quiet for longer than RECENT_WINDOWS, the flood is alone.
         let later = 5_000 + 1_000 * RECENT_WINDOWS as u64 + 1_000;
-        assert!((0..1_000).all(|_| t.admit(later, flood, REQ, true)));
+        assert!((0..1_000).all(|_| t.admit(later, flood, REQ, BACKLOG_STREAK)));
     }
 
     #[test]
@@ -378,10 +382,25 @@ mod tests {
         let b = v4(192, 0, 2, 2);
         let mut passed = 0;
         for _ in 0..1_000 {
-            passed += usize::from(t.admit(0, a, REQ, true));
-            passed += usize::from(t.admit(0, b, REQ, true));
+            passed += usize::from(t.admit(0, a, REQ, BACKLOG_STREAK));
+            passed += usize::from(t.admit(0, b, REQ, BACKLOG_STREAK));
         }
         // Neither is ever far ahead of the other.
         assert_eq!(passed, 2_000);
+    }
+
+    #[test]
+    fn a_deep_backlog_holds_back_a_sender_seen_alone() {
+        let mut t = SourceTable::new(SourceLimit {
+            per_second: 400,
+            exempt: Exempt::new(|ip| ip.is_loopback()),
+        });
+        let flood = v4(127, 0, 0, 1);
+        // Backlogged but not deep, and alone: all passes (a single client keeps its rate).
+        assert!((0..3_000).all(|_| t.admit(0, flood, REQ, BACKLOG_STREAK)));
+        // Deep: the kernel drops what arrives; the flood gives way even alone …
+        assert!(!t.admit(0, flood, REQ, DEEP_BACKLOG_STREAK));
+        // … and passes again once the socket ran empty.
+        assert!(t.admit(0, flood, REQ, 1));
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
 use crate::shared::{Received, Shared, UdpEndpoint};
-use crate::source_limit::{SourceTable, BACKLOG_STREAK};
+use crate::source_limit::SourceTable;
 use crate::stats::{self, TransportStats};
 use crate::stun;
 
@@ -121,8 +121,7 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         }
         if let Some(table) = &mut sources {
             let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let backlogged = streak >= BACKLOG_STREAK;
-            if !table.admit(now_ms, remote.ip(), payload, backlogged) {
+            if !table.admit(now_ms, remote.ip(), payload, streak) {
                 stats::bump(&st.udp_source_limited);
                 continue;
             }
