@@ -27,8 +27,9 @@
 //!   the others together are dropped, exempt or not. When the backlog is deep
 //!   ([`DEEP_BACKLOG_STREAK`] in a row: the kernel's buffer is near full and drops what
 //!   arrives, other senders' datagrams too, before anyone could see them), this applies
-//!   even when no other sender was seen: a phone that starts while a flood fills the
-//!   buffer would otherwise never be read, and so never count as present. The heaviest sender loses what the server cannot take
+//!   for that second and the next even when no other sender was seen: a phone that
+//!   starts while a flood fills the buffer would otherwise never be read, and so never
+//!   count as present. The heaviest sender loses what the server cannot take
 //!   anyway, everyone else keeps getting through; as soon as the socket is drained, its
 //!   requests pass again, so it still gets whatever capacity is left. A single client
 //!   (a proxy in front of mss, a benchmark tool) is held back by this rule only while the
@@ -124,6 +125,8 @@ pub struct SourceTable {
     /// Addresses that started a count, per window of the last [`RECENT_WINDOWS`]:
     /// `(window, count)`.
     sources: [(u64, u32); RECENT_WINDOWS],
+    /// The last window in which the backlog was deep.
+    deep: Option<u64>,
 }
 
 impl SourceTable {
@@ -142,6 +145,7 @@ impl SourceTable {
             window: 0,
             total: 0,
             sources: [(0, 0); RECENT_WINDOWS],
+            deep: None,
         }
     }
 
@@ -213,9 +217,14 @@ impl SourceTable {
         }
         // The heaviest sender while the socket is backlogged and others are waiting: more
         // than a backlog's worth of requests ahead of all the others together this second.
+        if streak >= DEEP_BACKLOG_STREAK {
+            self.deep = Some(window);
+        }
+        // A deep backlog in this second or the one before counts as others waiting.
+        let deep_lately = self.deep.is_some_and(|w| window <= w.saturating_add(1));
         if streak >= BACKLOG_STREAK
             && u64::from(count) * 2 > u64::from(self.total) + 2 * BACKLOG_STREAK as u64
-            && (streak >= DEEP_BACKLOG_STREAK || self.recent_sources() >= 2)
+            && (deep_lately || self.recent_sources() >= 2)
         {
             return false;
         }
@@ -400,7 +409,19 @@ mod tests {
         assert!((0..3_000).all(|_| t.admit(0, flood, REQ, BACKLOG_STREAK)));
         // Deep: the kernel drops what arrives; the flood gives way even alone …
         assert!(!t.admit(0, flood, REQ, DEEP_BACKLOG_STREAK));
-        // … and passes again once the socket ran empty.
+        // … passes again once the socket ran empty …
         assert!(t.admit(0, flood, REQ, 1));
+        // … and gives way again at an ordinary backlog, this second and the next …
+        assert!(!t.admit(0, flood, REQ, BACKLOG_STREAK));
+        let passed = (0..1_000)
+            .filter(|_| t.admit(1_500, flood, REQ, BACKLOG_STREAK + 1))
+            .count();
+        assert_eq!(
+            passed,
+            2 * BACKLOG_STREAK,
+            "once it is ahead by a backlog's worth"
+        );
+        // … but no longer two seconds later (it was alone all along).
+        assert!((0..1_000).all(|_| t.admit(3_000, flood, REQ, BACKLOG_STREAK)));
     }
 }
