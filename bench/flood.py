@@ -3,7 +3,8 @@
 
 Starts mss (the binary given) on loopback with a small generated configuration, then:
 
-1. the phone (127.0.0.2) registers once per user to learn mss's idle memory;
+1. the phone (127.0.0.2) registers --warmup users (default 20) before the flood; then mss's
+   idle memory is read;
 2. FLOODERS processes send unauthenticated REGISTERs from 127.0.0.1 as fast as they can
    (or at --rate requests/s in all), each with a new Call-ID and branch, for --seconds;
 3. meanwhile the phone registers its users one after another (REGISTER → 401 → REGISTER
@@ -265,6 +266,9 @@ def main():
     ap.add_argument("--flooders", type=int, default=2)
     ap.add_argument("--rate", type=float, default=0, help="flood requests/s in all; 0 = as fast as possible")
     ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20,
+                    help="registrations of the phone before the flood (0: the phone's first "
+                         "request arrives during the flood)")
     ap.add_argument("--rate-limit", type=int, default=100, help="[security] rate_limit")
     ap.add_argument("--ignore", default="none", help="[security] ignore (default none: the flood's loopback address is not exempt)")
     ap.add_argument("--json", help="write the readings here")
@@ -291,7 +295,7 @@ def main():
         phone = Phone(port)
         acked = {}
         # Idle: every user registered once, no flood.
-        for u in users[:20]:
+        for u in users[:a.warmup]:
             if phone.register(u) == "ok":
                 acked[u] = phone.contact(u)
         time.sleep(1)
@@ -311,7 +315,7 @@ def main():
             p.start()
         peak = idle
         outcomes = {}
-        i = 20
+        i = a.warmup
         last_sample = 0.0
         end = t0 + a.seconds
         while time.monotonic() < end:
