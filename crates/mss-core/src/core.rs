@@ -139,6 +139,8 @@ pub struct Core {
     pub(crate) arrival: Option<SocketAddr>,
     /// Operations started and not finished.
     pub(crate) ops: Ops<Then>,
+    /// When new requests are shed (`overload.rs`).
+    pub(crate) overload: crate::overload::OverloadLimits,
     pub(crate) out: VecDeque<Output>,
     pub(crate) rng: StdRng,
     /// When the next sweep of expired bindings is due.
@@ -199,6 +201,7 @@ impl Core {
             clients: HashMap::new(),
             arrival: None,
             ops: Ops::default(),
+            overload: crate::overload::OverloadLimits::default(),
             out: VecDeque::new(),
             rng,
             next_sweep: now.mono + SWEEP_INTERVAL,
@@ -435,6 +438,9 @@ impl Core {
         let handled = match req.check() {
             Ok(checked) => match TransactionKey::for_checked(&req, &checked) {
                 Ok(key) => {
+                    if self.shed_request(&req, &checked, &key, from) {
+                        return;
+                    }
                     let new = self.txns.handle_checked_request(now.mono, &req, from, key);
                     if let Some(id) = new {
                         self.on_request(now, id, &req, Ok(&checked), from);

@@ -39,7 +39,7 @@
 //! `dispatch.rs` (where a new request goes), `inbound.rs` (packet → message or stateless
 //! answer), `bans.rs` (packets of banned addresses dropped, bans logged and listed), `registrar.rs`, `messaging.rs` (+ `messaging/admission.rs`), `lines.rs` (+
 //! `lines/drive.rs`, `lines/peers.rs`, `lines/view.rs`), `calls.rs` (+ `calls/`: the B2BUA),
-//! `ops.rs` (operations waited for),
+//! `ops.rs` (operations waited for), `overload.rs` (new requests shed past the backlog limit),
 //! `input.rs`, `output.rs`, `network.rs`, `stats.rs`, `memory.rs`.
 
 mod bans;
@@ -54,6 +54,7 @@ mod messaging;
 mod network;
 mod ops;
 mod output;
+mod overload;
 mod registrar;
 mod stats;
 #[cfg(test)]
@@ -70,4 +71,5 @@ pub use input::{Input, StoreResult};
 pub use lines::LineSetup;
 pub use network::{FixedAddress, Network};
 pub use output::{OpId, Output, StoreOp};
-pub use stats::{CoreStats, Dropped, BAN_KINDS};
+pub use overload::{creates_state, OverloadLimits, Shed};
+pub use stats::{CoreStats, Dropped, ShedReason, BAN_KINDS};

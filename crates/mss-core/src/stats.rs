@@ -26,6 +26,35 @@ impl Dropped {
     }
 }
 
+/// Why a new request was shed (`overload.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// Answered `503`: too many operations in flight.
+    Backlog,
+    /// Dropped unanswered: far too many operations in flight.
+    BacklogDrop,
+    /// Answered `503`: the transaction table is full.
+    Transactions,
+}
+
+impl ShedReason {
+    /// Every reason, in label order.
+    pub const ALL: [ShedReason; 3] = [
+        ShedReason::Backlog,
+        ShedReason::BacklogDrop,
+        ShedReason::Transactions,
+    ];
+
+    /// The metrics label: `backlog`, `backlog_drop` or `transactions`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::Backlog => "backlog",
+            ShedReason::BacklogDrop => "backlog_drop",
+            ShedReason::Transactions => "transactions",
+        }
+    }
+}
+
 /// The kinds of ban, in label order: `(scope, reason)`.
 pub const BAN_KINDS: [(BanScope, BanReason); 3] = [
     (BanScope::Address, BanReason::Auth),
@@ -47,6 +76,8 @@ pub struct CoreStats {
     active_user_bans: AtomicU64,
     /// Completed transactions ended before Timer J by the cap on their number.
     transactions_evicted: AtomicU64,
+    /// New requests shed, by [`ShedReason::ALL`].
+    shed: [AtomicU64; 3],
 }
 
 impl CoreStats {
@@ -87,6 +118,20 @@ impl CoreStats {
             .iter()
             .position(|k| *k == (scope, reason))
             .and_then(|i| self.bans.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// A new request was shed.
+    pub fn shed(&self, why: ShedReason) {
+        if let Some(c) = self.shed.get(why as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// New requests shed for this reason.
+    pub fn shed_count(&self, why: ShedReason) -> u64 {
+        self.shed
+            .get(why as usize)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use mss_sip::framing::Limits;
 use mss_sip::net::Transport;
 
+use crate::source_limit::SourceLimit;
 use crate::tls::TlsServer;
 
 /// The default SIP port for UDP and TCP (RFC 3261 §18.1.1, §19.1.2).
@@ -151,6 +152,11 @@ pub struct TransportConfig {
     pub udp_recv_buffer: usize,
     /// SO_SNDBUF of each UDP socket, in bytes (default 4 MiB).
     pub udp_send_buffer: usize,
+    /// The per-source request limit of the UDP receive loops (`source_limit.rs`): each
+    /// address's requests beyond [`SourceLimit::per_second`] in one second are dropped
+    /// right after `recv`, before they are queued for the worker. `None` (the default):
+    /// no limit here.
+    pub udp_source_limit: Option<SourceLimit>,
     /// Most TCP connections open at once, inbound and outbound together, TLS and
     /// WebSocket included (default 10,000).
     /// A connection over the limit is closed as soon as it is accepted.
@@ -194,6 +200,7 @@ impl Default for TransportConfig {
             ws_ping_interval: Duration::from_secs(30),
             udp_recv_buffer: 4 * 1024 * 1024,
             udp_send_buffer: 4 * 1024 * 1024,
+            udp_source_limit: None,
             max_tcp_connections: 10_000,
             max_tcp_connections_per_ip: 100,
             tcp_idle_timeout: Duration::from_secs(600),

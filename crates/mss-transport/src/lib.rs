@@ -62,6 +62,7 @@ mod connection;
 pub mod error;
 pub mod routing;
 mod shared;
+pub mod source_limit;
 pub mod stamp;
 pub mod stats;
 pub mod stun;
@@ -78,6 +79,7 @@ pub use config::{ListenSpec, ListenSpecError, TransportConfig};
 pub use error::TransportError;
 pub use routing::{response_route, via_stamp, ResponseRoute, Rport, ViaRoute, ViaStamp};
 pub use shared::{ConnectFailure, Received};
+pub use source_limit::{Exempt, SourceLimit};
 pub use stamp::{route_response, stamp_top_via};
 pub use stats::{TransportStats, TransportStatsSnapshot};
 pub use tls::{

@@ -11,6 +11,10 @@ pub struct TransportStats {
     pub udp_datagrams_received: AtomicU64,
     /// UDP datagrams dropped because the channel of received messages was full.
     pub udp_datagrams_dropped: AtomicU64,
+    /// UDP datagrams dropped right after `recv` by the per-source limit
+    /// (`TransportConfig::udp_source_limit`): over their address's rate, or from the
+    /// heaviest sender while the socket is backlogged.
+    pub udp_source_limited: AtomicU64,
     /// SIP messages framed on TCP connections and delivered.
     pub tcp_messages_received: AtomicU64,
     /// Bytes received on all sockets (UDP payloads and TCP stream bytes).
@@ -82,6 +86,8 @@ pub struct TransportStatsSnapshot {
     pub udp_datagrams_received: u64,
     /// See [`TransportStats::udp_datagrams_dropped`].
     pub udp_datagrams_dropped: u64,
+    /// See [`TransportStats::udp_source_limited`].
+    pub udp_source_limited: u64,
     /// See [`TransportStats::tcp_messages_received`].
     pub tcp_messages_received: u64,
     /// See [`TransportStats::bytes_received`].
@@ -141,6 +147,7 @@ impl TransportStats {
         TransportStatsSnapshot {
             udp_datagrams_received: get(&self.udp_datagrams_received),
             udp_datagrams_dropped: get(&self.udp_datagrams_dropped),
+            udp_source_limited: get(&self.udp_source_limited),
             tcp_messages_received: get(&self.tcp_messages_received),
             bytes_received: get(&self.bytes_received),
             messages_sent: get(&self.messages_sent),

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mss_sip::net::Flow;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
 use crate::shared::{Received, Shared, UdpEndpoint};
+use crate::source_limit::SourceTable;
 use crate::stats::{self, TransportStats};
 use crate::stun;
 
@@ -23,6 +24,9 @@ const RECV_BUFFER: usize = 65_536;
 
 /// The largest UDP payload (IPv4: 65,535 − 20 − 8).
 pub(crate) const MAX_DATAGRAM: usize = 65_507;
+
+/// Datagrams read in a row before the receive loop lets the other tasks run.
+const YIELD_EVERY: usize = 64;
 
 /// Pause after a failed `recv_from`, so that a persistent error cannot spin the loop.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(5);
@@ -60,23 +64,50 @@ pub(crate) fn bind(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io::Re
 /// datagrams (RFC 5626 §8) are answered or dropped here and never handed over.
 ///
 /// Never waits for the channel: when it is full the datagram is dropped and counted, so a
-/// flood cannot stall the socket (the sender retransmits, RFC 3261 §17.1.2.2).
+/// flood cannot stall the socket (the sender retransmits, RFC 3261 §17.1.2.2). With a
+/// per-source limit configured, a request from an address over it is dropped before it
+/// is copied (`source_limit.rs`), so one flooding address cannot fill the channel.
 pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut sources = shared.config.udp_source_limit.clone().map(SourceTable::new);
+    let start = Instant::now();
     let stopped = shared.stopped();
     tokio::pin!(stopped);
+    // Datagrams read since the socket last ran empty (`source_limit::BACKLOG_STREAK`).
+    let mut streak = 0usize;
     loop {
-        let (len, remote) = tokio::select! {
-            biased;
-            () = &mut stopped => break,
-            res = socket.recv_from(&mut buf) => match res {
-                Ok(got) => got,
-                Err(e) => {
-                    tracing::debug!(%local, error = %e, "UDP receive error");
-                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
-                    continue;
+        let (len, remote) = match socket.try_recv_from(&mut buf) {
+            Ok(got) => {
+                streak += 1;
+                // The worker shares this thread: let it run now and then while the
+                // socket never runs empty (reading does not use up tokio's budget).
+                if streak.is_multiple_of(YIELD_EVERY) {
+                    tokio::task::yield_now().await;
+                    if shared.is_shut_down() {
+                        break;
+                    }
                 }
-            },
+                got
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                streak = 0;
+                tokio::select! {
+                    biased;
+                    () = &mut stopped => break,
+                    ready = socket.readable() => {
+                        if let Err(e) = ready {
+                            tracing::debug!(%local, error = %e, "UDP socket not readable");
+                            tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(%local, error = %e, "UDP receive error");
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                continue;
+            }
         };
         let st = &shared.stats;
         stats::bump(&st.udp_datagrams_received);
@@ -87,6 +118,13 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         if stun::is_stun(payload) {
             answer_stun(st, &socket, local, remote, payload);
             continue;
+        }
+        if let Some(table) = &mut sources {
+            let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if !table.admit(now_ms, remote.ip(), payload, streak) {
+                stats::bump(&st.udp_source_limited);
+                continue;
+            }
         }
         let received = Received {
             data: Bytes::copy_from_slice(payload),

@@ -285,6 +285,8 @@ async fn serve(
     let mut tc = TransportConfig::with_listen(setup::listen_specs(&c.server.listen));
     tc.udp_recv_buffer = UDP_BUFFER;
     tc.udp_send_buffer = UDP_BUFFER;
+    let providers = setup::ProviderAddrs::default();
+    tc.udp_source_limit = setup::udp_source_limit(c, &providers);
     let tls = match (&c.tls.files, c.server.uses_certificate()) {
         (Some(files), true) => Some(Arc::new(tls::Certificate::load(files.clone())?)),
         _ => None,
@@ -358,7 +360,8 @@ async fn serve(
         cdr,
         tls_peers,
         media_link,
-    );
+    )
+    .with_providers(providers);
     let mut worker_stop = stop.clone();
     let worker_task = tokio::spawn(
         worker.run(worker::Inputs { received, queries }, async move {

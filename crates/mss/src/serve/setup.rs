@@ -3,7 +3,9 @@
 //! guard), the prechecks, the answer builder, the lines, the messaging and the call
 //! settings.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mss_auth::NonceSecret;
@@ -15,6 +17,7 @@ use mss_services::{
     Precheck, Users,
 };
 use mss_sip::Method;
+use mss_transport::{Exempt, SourceLimit};
 
 use super::lines::line_settings;
 use crate::config::{effective_call_id_mode, Config, ListenSpec, Loaded, SipTransport};
@@ -90,6 +93,56 @@ pub(crate) fn bans(config: &Config) -> Bans {
         rate_limit: sec.rate_limit,
         ignore: sec.ignore.clone(),
         ..BanSettings::default()
+    })
+}
+
+/// How many times the ban table's `rate_limit` the UDP receive loops let through from one
+/// address in one second: above the rate plus the burst the ban table passes in any
+/// second (3×), so the receive loops never stop what the ban table would admit, and what
+/// they pass of a flood still shows the ban table that the address is over its rate.
+pub(crate) const SOURCE_LIMIT_FACTOR: u32 = 4;
+
+/// The addresses the external lines' registrars were found at: like the ban table (which
+/// never limits a line's provider), the receive loops' per-source rate never holds them
+/// back. Filled by the worker as lookups finish (every lookup is a line's), read only for
+/// a datagram over its address's rate.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProviderAddrs(Arc<RwLock<HashSet<IpAddr>>>);
+
+impl ProviderAddrs {
+    /// Most addresses kept (a bound against lookups that return ever new addresses).
+    const MAX: usize = 4096;
+
+    /// Adds `ip`.
+    pub(crate) fn add(&self, ip: IpAddr) {
+        if let Ok(mut set) = self.0.write() {
+            if set.len() < Self::MAX {
+                set.insert(ip);
+            }
+        }
+    }
+
+    /// Whether `ip` is a provider's.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        self.0.read().is_ok_and(|set| set.contains(&ip))
+    }
+}
+
+/// The per-source limit of the UDP receive loops (`[security] rate_limit` ×
+/// [`SOURCE_LIMIT_FACTOR`]; exempt: the same `ignore` list and the lines' providers);
+/// `None` when `rate_limit = 0`.
+pub(crate) fn udp_source_limit(config: &Config, providers: &ProviderAddrs) -> Option<SourceLimit> {
+    let sec = &config.security;
+    if sec.rate_limit == 0 {
+        return None;
+    }
+    let ignore = sec.ignore.clone();
+    let providers = providers.clone();
+    Some(SourceLimit {
+        per_second: sec.rate_limit.saturating_mul(SOURCE_LIMIT_FACTOR),
+        exempt: Exempt::new(move |ip| {
+            ignore.iter().any(|n| n.contains(ip)) || providers.contains(ip)
+        }),
     })
 }
 
@@ -313,6 +366,19 @@ mod tests {
         assert_eq!(s.ban_time, Duration::from_secs(60));
         assert!(!s.ignores("127.0.0.1".parse().unwrap()));
         assert_eq!(s.trust_time, BanSettings::default().trust_time);
+        let providers = ProviderAddrs::default();
+        assert!(udp_source_limit(&c, &providers).is_none());
+        c.security.rate_limit = 50;
+        let l = udp_source_limit(&c, &providers).unwrap();
+        assert_eq!(l.per_second, 200);
+        assert!(!l.exempt.contains("127.0.0.1".parse().unwrap()));
+        c.security.ignore = vec!["10.0.0.0/8".parse().unwrap()];
+        let l = udp_source_limit(&c, &providers).unwrap();
+        assert!(l.exempt.contains("10.1.2.3".parse().unwrap()));
+        assert!(!l.exempt.contains("11.1.2.3".parse().unwrap()));
+        // A provider found later is exempt from then on.
+        providers.add("11.1.2.3".parse().unwrap());
+        assert!(l.exempt.contains("11.1.2.3".parse().unwrap()));
     }
 
     #[test]

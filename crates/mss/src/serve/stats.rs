@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use mss_core::{CoreStats, Dropped, BAN_KINDS};
+use mss_core::{CoreStats, Dropped, ShedReason, BAN_KINDS};
 use mss_services::bans::BanScope;
 use mss_store::StoreStats;
 use mss_transport::TransportStatsSnapshot;
@@ -131,6 +131,20 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
         w.transactions_evicted(),
     );
     bans(&mut o, w);
+    header(
+        &mut o,
+        "mss_sip_shed_total",
+        "New requests shed under overload: answered 503 (backlog, transactions) or dropped (backlog_drop).",
+        "counter",
+    );
+    for why in ShedReason::ALL {
+        let _ = writeln!(
+            o,
+            "mss_sip_shed_total{{reason=\"{}\"}} {}",
+            why.as_str(),
+            w.shed_count(why)
+        );
+    }
     for (name, help, v) in [
         (
             "mss_transport_udp_datagrams_received_total",
@@ -141,6 +155,11 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
             "mss_transport_udp_datagrams_dropped_total",
             "UDP datagrams dropped because the worker did not keep up.",
             t.udp_datagrams_dropped,
+        ),
+        (
+            "mss_transport_udp_source_limited_total",
+            "UDP requests dropped on arrival: over their address's rate, or from the heaviest sender while the socket is backlogged.",
+            t.udp_source_limited,
         ),
         (
             "mss_transport_tcp_messages_received_total",

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::cdr_writer::CdrSender;
 use super::dns::{self, DnsError};
 use super::memory::release_free_memory;
-use super::setup::now;
+use super::setup::{now, ProviderAddrs};
 use super::store_calls::StoreCalls;
 
 /// How many more queued packets are handled after a wake-up before looking at the other
@@ -117,6 +117,8 @@ pub(crate) struct Worker {
     failures: mpsc::Receiver<ConnectFailure>,
     /// The media relay (`None` with `relay = never`).
     media: Option<MediaLink>,
+    /// The lines' registrars' addresses, for the receive loops' per-source limit.
+    providers: ProviderAddrs,
 }
 
 impl Worker {
@@ -148,7 +150,15 @@ impl Worker {
             tls_peers,
             failures,
             media,
+            providers: ProviderAddrs::default(),
         }
+    }
+
+    /// Tells `providers` every address a lookup finds (every lookup is a line's
+    /// registrar's).
+    pub(crate) fn with_providers(mut self, providers: ProviderAddrs) -> Worker {
+        self.providers = providers;
+        self
     }
 
     /// Runs until `shutdown` has completed and the core has drained (or its drain limit
@@ -245,7 +255,12 @@ impl Worker {
     fn on_lookup(&mut self, id: OpId, result: Result<Vec<SocketAddr>, DnsError>) {
         self.cancels.remove(&id);
         let addrs = match result {
-            Ok(addrs) => addrs,
+            Ok(addrs) => {
+                for a in &addrs {
+                    self.providers.add(a.ip());
+                }
+                addrs
+            }
             Err(DnsError::Cancelled { .. }) => Vec::new(),
             Err(e) => {
                 tracing::warn!("{e}");
