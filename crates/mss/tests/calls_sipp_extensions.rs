@@ -2,8 +2,10 @@
 //! RFC 4028): a caller and a callee that both require 100rel, each PRACKed on its own leg
 //! with its own RSeq; a provider that requires 100rel but answers PRACK `405` (the call goes
 //! on); `Session-Expires` below `Min-SE` gets `422` and the retry succeeds, with mss's
-//! session-timer offer on the B leg. Refreshes and expiry take 45 s and more of real time:
-//! they are proven in simulated time (`mss-core` `tests/sim_session_timer.rs`).
+//! session-timer offer on the B leg; a caller that takes the refresher's part and never
+//! refreshes gets BYE on both legs when the session expires (one minute of real time; the
+//! refreshes mss sends itself are proven in simulated time, `mss-core`
+//! `tests/sim_session_timer.rs`).
 //! Every test ends with `GET /api/calls/active` empty.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +36,15 @@ fn caller(s: &Server, d: &Path, scenario: &str, callee: &str) -> Command {
 /// 101 registers from a port where the UAS `scenario` then takes one call; 100 calls it
 /// with `uac`. Both must end with status 0. Returns the server, the folder and both flows.
 fn through_mss(uas: &str, uac: &str) -> (Server, tempfile::TempDir, Vec<String>, Vec<String>) {
+    through_mss_within(uas, uac, Duration::from_secs(30))
+}
+
+/// [`through_mss`] with the caller given `limit` to finish.
+fn through_mss_within(
+    uas: &str,
+    uac: &str,
+    limit: Duration,
+) -> (Server, tempfile::TempDir, Vec<String>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
@@ -41,11 +52,14 @@ fn through_mss(uas: &str, uac: &str) -> (Server, tempfile::TempDir, Vec<String>,
     sipp_register(&s, d, "101", port);
     let mut callee = SippBg::spawn(d, "uas", {
         let mut c = sipp(d, "uas", uas, port);
-        c.args(["-m", "1"]);
+        // The last -timeout counts: the whole call may take `limit`.
+        c.args(["-m", "1", "-timeout", &limit.as_secs().to_string()]);
         c
     });
     std::thread::sleep(Duration::from_millis(300));
-    let (ok, out, err) = run_bounded(&mut caller(&s, d, uac, "101"), Duration::from_secs(30));
+    let mut c = caller(&s, d, uac, "101");
+    c.args(["-timeout", &limit.as_secs().to_string()]);
+    let (ok, out, err) = run_bounded(&mut c, limit + Duration::from_secs(5));
     let (uas_ok, uas_screen) = callee.finish(Duration::from_secs(15));
     assert!(
         ok,
@@ -118,6 +132,32 @@ fn session_expires_below_min_se_gets_422_and_the_retry_succeeds() {
         uac.iter().any(|l| l.starts_with("received SIP/2.0 422")),
         "{uac:#?}"
     );
+    assert_no_active_calls(&s);
+}
+
+/// A refresh that never comes (RFC 4028 §10): the caller takes the refresher's part
+/// (`refresher=uac`, 90 s) and never refreshes; 60 s after the answer mss sends BYE on both
+/// legs, and the record says mss ended the call.
+#[test]
+fn a_refresh_that_never_comes_ends_the_call_with_bye_on_both_legs() {
+    let (s, _dir, uac, uas) = through_mss_within(
+        "calls-timer-uas.xml",
+        "calls-timer-expiry-uac.xml",
+        Duration::from_secs(100),
+    );
+    assert!(
+        uac.iter().any(|l| l.starts_with("received BYE")),
+        "{uac:#?}"
+    );
+    assert!(
+        uas.iter().any(|l| l.starts_with("received BYE")),
+        "{uas:#?}"
+    );
+    let r = calls_common::wait_record(&s, "the expired call's record", |r| {
+        r["ended_by"].as_str().is_some()
+    });
+    assert_eq!(r["ended_by"], "mss", "{r}");
+    assert_eq!(r["disposition"], "answered", "{r}");
     assert_no_active_calls(&s);
 }
 
