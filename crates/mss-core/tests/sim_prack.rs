@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use mss_sip::{Method, Response};
 use sim::calls::{
-    assert_clean, device_answer_with as device_answer, header_named as header, registered,
-    request_to, response_to, Caller, SDP_A, SDP_B,
+    answer, assert_clean, device_answer_with as device_answer, device_request_with,
+    header_named as header, registered, request_to, response_to, Caller, SDP_A, SDP_B,
 };
 use sim::{reply, Setup, Sim};
 
@@ -624,4 +624,74 @@ fn a_cancel_while_the_2xx_waits_for_the_prack_gets_487_and_the_callee_bye() {
     let record = sim.core.active_calls();
     assert!(record.is_empty());
     assert_eq!(sim.core.transaction_count(), 0, "transactions left");
+}
+
+/// UPDATE before the answer (RFC 3311 §5.1): once caller and callee have each other's
+/// session description from a reliable `183` (PRACKed on both legs), an UPDATE of either
+/// in its early dialog goes to the other's early dialog and the answer comes back.
+#[test]
+fn an_update_before_the_answer_goes_through_both_early_dialogs() {
+    const SDP_A2: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.10\r\ns=-\r\nc=IN IP4 127.0.0.10\r\nt=0 0\r\nm=audio 4002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    const SDP_B2: &str = "v=0\r\no=- 2 3 IN IP4 127.0.0.11\r\ns=-\r\nc=IN IP4 127.0.0.11\r\nt=0 0\r\nm=audio 5002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let mut sim = Sim::start(Setup::default());
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "Supported: 100rel\r\n", SDP_A);
+    let inv = request_to(&mut sim, dev, Method::Invite).unwrap();
+    let reliable = device_answer(
+        &inv,
+        dev,
+        183,
+        "d1",
+        "Require: 100rel\r\nRSeq: 1\r\n",
+        SDP_B,
+    );
+    sim.receive(dev, &reliable);
+    let mss_prack = request_to(&mut sim, dev, Method::Prack).expect("mss PRACKs the callee");
+    sim.receive(dev, &reply(&mss_prack, 200, "OK", ""));
+    let progress = alice.response(&mut sim, 101).unwrap();
+    assert_eq!(progress.status().as_u16(), 183);
+    alice.learn(&progress);
+    assert_eq!(
+        prack(&mut sim, &mut alice, rseq(&progress))
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // The caller's UPDATE reaches the callee's early dialog; the answer comes back.
+    sim.forget_sent();
+    alice.send_with(&mut sim, "UPDATE", "", SDP_A2);
+    let update = request_to(&mut sim, dev, Method::Update).expect("UPDATE to the callee");
+    assert_eq!(update.headers().to().unwrap().tag(), Some("d1"));
+    assert_eq!(update.body().as_ref(), SDP_A2.as_bytes());
+    sim.receive(dev, &answer(&update, 200, "OK", "d1", "", SDP_B2));
+    let answered = response_to(&mut sim, alice.addr, Method::Update).expect("the UPDATE's answer");
+    assert_eq!(answered.status().as_u16(), 200, "{answered:?}");
+    assert_eq!(answered.body().as_ref(), SDP_B2.as_bytes());
+
+    // The callee's UPDATE reaches the caller's early dialog; the answer goes back.
+    sim.forget_sent();
+    sim.receive(
+        dev,
+        &device_request_with(&inv, dev, "d1", "UPDATE", 1, "", SDP_B),
+    );
+    let to_alice = request_to(&mut sim, alice.addr, Method::Update).expect("UPDATE to the caller");
+    assert_eq!(to_alice.body().as_ref(), SDP_B.as_bytes());
+    sim.receive(alice.addr, &answer(&to_alice, 200, "OK", "c100", "", SDP_A));
+    let back = response_to(&mut sim, dev, Method::Update).expect("the answer to the callee");
+    assert_eq!(back.status().as_u16(), 200, "{back:?}");
+    assert_eq!(back.body().as_ref(), SDP_A.as_bytes());
+
+    sim.forget_sent();
+    sim.receive(dev, &device_answer(&inv, dev, 200, "d1", "", SDP_B));
+    let ok = alice.response(&mut sim, 200).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    alice.learn(&ok);
+    alice.ack(&mut sim);
+    assert!(request_to(&mut sim, dev, Method::Ack).is_some());
+    alice.send_with(&mut sim, "BYE", "", "");
+    let bye = request_to(&mut sim, dev, Method::Bye).unwrap();
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
 }

@@ -138,7 +138,10 @@ impl Core {
             }
         }
         match status {
-            100..=199 => self.on_b_provisional(now, key, leg, &rsp),
+            100..=199 => {
+                let early = dialog.as_ref().map(|(d, _)| d.clone());
+                self.on_b_provisional(now, key, leg, &rsp, early);
+            }
             200..=299 => {
                 // A repeated 2xx (ACKed again by the dialog layer, or still waiting for
                 // the caller's ACK) has no CSeq to acknowledge: nothing new.
@@ -159,9 +162,17 @@ impl Core {
         }
     }
 
-    /// A provisional response of B leg `leg`: a CANCEL that waited for it goes; `180` and
-    /// `183` go to the caller while nobody answered.
-    fn on_b_provisional(&mut self, now: Now, key: CallKey, leg: usize, rsp: &Response) {
+    /// A provisional response of B leg `leg` (in its early dialog `early`, if it made
+    /// one): a CANCEL that waited for it goes; `180` and `183` go to the caller while
+    /// nobody answered.
+    fn on_b_provisional(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        leg: usize,
+        rsp: &Response,
+        early: Option<DialogId>,
+    ) {
         let Some(call) = self.calls.table.get_mut(&key) else {
             return;
         };
@@ -180,6 +191,9 @@ impl Core {
             return;
         }
         let early_media = !rsp.body().is_empty();
+        if let (true, Some(d)) = (early_media, early) {
+            call.early = Some((leg, d));
+        }
         call.state = match (call.state, early_media) {
             (CallState::Trying | CallState::Ringing, true) => CallState::Early,
             (CallState::Trying, false) => CallState::Ringing,

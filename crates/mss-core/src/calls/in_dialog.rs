@@ -9,7 +9,9 @@
 //!   its final answer back (with the body: the answer to the offer). A re-INVITE's `2xx`
 //!   is acknowledged on the other leg when the ACK comes (which may carry the answer).
 //!   A `491` on the other leg is not passed back: the request is sent again there after
-//!   the RFC 3261 §14.1 wait;
+//!   the RFC 3261 §14.1 wait. Before the answer, UPDATE and INFO go between the early
+//!   dialogs (RFC 3311 §5.1): the caller's to the callee's dialog whose `18x` with a
+//!   session description it got last, a callee's to the caller; anything else gets `503`;
 //! - REFER: a transfer (`transfer.rs`); SUBSCRIBE to `refer`: a refresh of its
 //!   subscription;
 //! - ACK: the one for our `2xx` lets the held ACK of the other leg go.
@@ -104,6 +106,7 @@ impl Core {
                     server,
                     request: req.clone(),
                     from: side,
+                    dialog: id.clone(),
                 };
                 self.forward(now, key, held, &id);
             }
@@ -121,6 +124,17 @@ impl Core {
         self.dialogs
             .response(id, req, status, reason)
             .unwrap_or_else(|_| Response::for_request(req, status, reason.to_owned()))
+    }
+
+    /// The dialog of the leg that sent `held` (call `key`), if that leg is still there:
+    /// its confirmed dialog, or before the answer the early dialog it came in.
+    fn requester_dialog(&self, key: CallKey, held: &HeldRequest) -> Option<DialogId> {
+        let call = self.calls.table.get(&key)?;
+        match call.dialog_of(held.from) {
+            Some(d) => Some(d.clone()),
+            None if call.winner.is_none() => Some(held.dialog.clone()),
+            None => None,
+        }
     }
 
     /// BYE from `side` in dialog `id` of call `key`.
@@ -186,10 +200,18 @@ impl Core {
     /// Passes `held.request` (received in dialog `from_dialog`) to the other leg of call
     /// `key`.
     fn forward(&mut self, now: Now, key: CallKey, held: HeldRequest, from_dialog: &DialogId) {
+        let early = self
+            .calls
+            .table
+            .get(&key)
+            .is_some_and(|c| c.winner.is_none());
         let target = self.calls.table.get(&key).and_then(|c| {
-            let other = c.other(held.from)?;
-            Some((other, c.dialog_of(other)?.clone(), c.flow_of(other)?))
+            let (other, dialog) = c.in_dialog_peer(held.from)?;
+            Some((other, dialog, c.flow_of(other)?))
         });
+        // Before the answer only requests an early dialog allows go on (UPDATE, INFO, …:
+        // RFC 3311 §5.1); an INVITE could not (its own INVITE is still in progress).
+        let target = target.filter(|_| !(early && *held.request.method() == Method::Invite));
         let Some((other, to_dialog, flow)) = target else {
             // Before the answer there is no other dialog to pass it to.
             let rsp = self.in_dialog_answer(
@@ -310,11 +332,7 @@ impl Core {
         if status < 200 {
             return;
         }
-        let from_dialog = self
-            .calls
-            .table
-            .get(&key)
-            .and_then(|c| c.dialog_of(held.from).cloned());
+        let from_dialog = self.requester_dialog(key, &held);
         let Some(from_dialog) = from_dialog else {
             // The requester's leg is gone: acknowledge a 2xx all the same, and still give
             // the request its final answer (its transaction waits for one).
@@ -366,7 +384,12 @@ impl Core {
         let reason = String::from_utf8_lossy(rsp.reason()).into_owned();
         let mut answer = self.in_dialog_answer(&from_dialog, &held.request, rsp.status(), &reason);
         copy_body_response(rsp.headers(), rsp.body(), &mut answer);
-        let answerer = self.calls.table.get(&key).and_then(|c| c.other(held.from));
+        let answerer = self
+            .calls
+            .table
+            .get(&key)
+            .and_then(|c| c.in_dialog_peer(held.from))
+            .map(|(side, _)| side);
         if let Some(answerer) = answerer {
             let body = self.relay_body(key, answerer, held.from, rsp.headers(), rsp.body());
             answer.set_body(body);
@@ -395,11 +418,7 @@ impl Core {
         let Some((key, held)) = self.calls.held.remove(id) else {
             return;
         };
-        let from_dialog = self
-            .calls
-            .table
-            .get(&key)
-            .and_then(|c| c.dialog_of(held.from).cloned());
+        let from_dialog = self.requester_dialog(key, &held);
         match from_dialog {
             Some(from_dialog) => self.forward(now, key, held, &from_dialog),
             // The requester's leg ended meanwhile; its request still gets a final answer.

@@ -180,6 +180,8 @@ pub(crate) struct HeldRequest {
     pub(crate) request: Request,
     /// The leg it came from.
     pub(crate) from: Side,
+    /// The dialog it came in (before the answer an early one).
+    pub(crate) dialog: DialogId,
 }
 
 /// One call (DESIGN §8): an A leg, its B legs and the record being written.
@@ -219,6 +221,10 @@ pub(crate) struct Call {
     pub(crate) best: Option<Response>,
     /// The A leg's body of the INVITE (the offer, or empty for a delayed offer).
     pub(crate) offer: Option<(Bytes, Bytes)>,
+    /// The B leg and its early dialog whose provisional response with a session
+    /// description the caller got last: where the caller's requests before the answer
+    /// (UPDATE, INFO; RFC 3311 §5.1) go.
+    pub(crate) early: Option<(usize, DialogId)>,
     /// A `2xx` whose ACK waits for the other leg's ACK.
     pub(crate) ack_relay: Option<AckRelay>,
     /// When the ringing B legs are given up (no answer).
@@ -258,6 +264,19 @@ impl Call {
         match side {
             Side::A => self.winner.map(Side::B),
             Side::B(_) => Some(Side::A),
+        }
+    }
+
+    /// Where a request within `side`'s dialog goes on to, with that leg's dialog: the
+    /// other side once answered; before the answer the caller's go to the early dialog
+    /// of [`Call::early`], a callee's early dialog's to the caller.
+    pub(crate) fn in_dialog_peer(&self, side: Side) -> Option<(Side, DialogId)> {
+        match (side, self.winner) {
+            (Side::A, None) => self.early.as_ref().map(|(i, d)| (Side::B(*i), d.clone())),
+            _ => {
+                let other = self.other(side)?;
+                Some((other, self.dialog_of(other)?.clone()))
+            }
         }
     }
 

@@ -109,6 +109,7 @@ impl Core {
             out_number: None,
             best: None,
             offer: admitted.offer,
+            early: None,
             ack_relay: None,
             ring_deadline: None,
             codec: None,

@@ -123,6 +123,7 @@ impl Core {
             out_number: None,
             best: None,
             offer: None,
+            early: None,
             ack_relay: None,
             ring_deadline: None,
             codec: None,
