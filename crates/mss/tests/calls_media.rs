@@ -145,8 +145,53 @@ fn pjsua_and_baresip_hear_each_other_through_the_relay() {
     assert_hears(&decoded, 440.0, 1000.0, "baresip hears pjsua2");
 }
 
+/// A third host that sprays RTP (and RTCP) at the relay's ports of a call: sends
+/// G.711-sized packets from `from` to every port (and port + 1) in `ports`, every 20 ms
+/// for `duration`, and counts what comes back to it (the relay must send it nothing).
+/// Returns (packets sent, packets received).
+fn spray(from: &str, ports: &[u16], duration: Duration) -> (u64, u64) {
+    let socket = std::net::UdpSocket::bind((from, 0)).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut packet = [0u8; 172];
+    packet[0] = 0x80; // RTP version 2, payload type 0 (PCMU)
+    packet[8..12].copy_from_slice(&0x5350_5241u32.to_be_bytes()); // its own SSRC
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut buf = [0u8; 2048];
+    let end = std::time::Instant::now() + duration;
+    let mut seq: u16 = 0;
+    while std::time::Instant::now() < end {
+        seq = seq.wrapping_add(1);
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        for port in ports {
+            for p in [*port, port + 1] {
+                if socket.send_to(&packet, ("127.0.0.1", p)).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        while socket.recv_from(&mut buf).is_ok() {
+            received += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (sent, received)
+}
+
+/// The value of the metric line that starts with `name ` in `metrics`.
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Caller 100 plays 440 Hz, callee 101 plays 1000 Hz; each hears the other's tone through
-/// the relay, for most of the call, and mss counted both directions on both legs.
+/// the relay, for most of the call, and mss counted both directions on both legs. Meanwhile
+/// a third host (127.0.0.99) sprays RTP at the relay's ports of the call: it gets nothing
+/// back, its packets are dropped and counted (`stranger`), and the phones still hear each
+/// other (no "RTP bleed").
 #[test]
 fn two_phones_hear_each_other_through_the_relay() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,7 +238,14 @@ fn two_phones_hear_each_other_through_the_relay() {
             agent.name
         );
     }
-    std::thread::sleep(TALK);
+    let relay_ports: Vec<u16> = [&a, &b]
+        .iter()
+        .flat_map(|agent| received_audio_ports(&agent.sip_trace()))
+        .collect();
+    let (sprayed, captured) = spray("127.0.0.99", &relay_ports, TALK);
+    eprintln!("sprayed {sprayed} packets at {relay_ports:?}, got {captured} back");
+    assert!(sprayed > 100, "the sprayer sent {sprayed}");
+    assert_eq!(captured, 0, "the relay sent the sprayer {captured} packets");
     a.cmd("hangup");
     a.wait(&s, "the call over", ev::state(1, "DISCONNECTED"));
     b.wait(&s, "the callee's call over", ev::state(1, "DISCONNECTED"));
@@ -203,12 +255,13 @@ fn two_phones_hear_each_other_through_the_relay() {
     wait_record(&s, "answered", |r| r["disposition"] == "answered");
     assert_no_active_calls(&s);
     let metrics = s.get("/metrics").1;
-    let relayed: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("mss_rtp_packets_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    eprintln!("mss_rtp_packets_total {relayed}");
+    let relayed = metric(&metrics, "mss_rtp_packets_total");
+    let strangers = metric(&metrics, "mss_rtp_dropped_total{reason=\"stranger\"}");
+    eprintln!("mss_rtp_packets_total {relayed}, dropped from strangers {strangers}");
+    assert!(
+        strangers >= sprayed / 2,
+        "the sprayer's {sprayed} packets dropped as strangers: {strangers}\n{metrics}"
+    );
     assert!(relayed > 100, "mss_rtp_packets_total {relayed}\n{metrics}");
     assert!(
         metrics.contains("mss_rtp_ports_in_use 0\n"),
