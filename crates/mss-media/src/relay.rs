@@ -110,6 +110,10 @@ pub struct Remote {
     pub rtp: Option<SocketAddr>,
     /// The leg's SDP address for RTCP (`a=rtcp:`, RFC 3605); `None`: the RTP port + 1.
     pub rtcp: Option<SocketAddr>,
+    /// The leg sends SRTP/SRTCP (RFC 3711: an `RTP/SAVP`-type profile or `a=crypto`):
+    /// its headers are authenticated (and SRTCP's reports encrypted), so the relay never
+    /// rewrites its packets nor the RTCP about its stream (no SSRC continuity for it).
+    pub srtp: bool,
 }
 
 impl Remote {
@@ -119,6 +123,7 @@ impl Remote {
             signalling: Some(signalling),
             rtp: Some(rtp),
             rtcp: None,
+            srtp: false,
         }
     }
 
@@ -657,11 +662,15 @@ impl Relay {
             return Decision::Drop(DropReason::NoDestination);
         };
         if is_rtcp {
-            this.continuity.rtcp_from(data);
-            other.continuity.rtcp_about(data);
+            if !this.remote.srtp {
+                this.continuity.rtcp_from(data);
+                other.continuity.rtcp_about(data);
+            }
             other.stats.rtcp_out += 1;
         } else {
-            this.continuity.rtp(now, data);
+            if !this.remote.srtp {
+                this.continuity.rtp(now, data);
+            }
             other.stats.rtp_out += 1;
         }
         Decision::Forward {

@@ -197,6 +197,7 @@ fn a_leg_without_a_remote_latches_to_nobody() {
             signalling: None,
             rtp: Some(addr("0.0.0.0:5000")),
             rtcp: None,
+            srtp: false,
         },
     )
     .unwrap();
@@ -218,6 +219,7 @@ fn the_sdp_address_latches_too() {
             signalling: Some(ip("198.51.100.1")),
             rtp: Some(addr("198.51.100.200:7000")),
             rtcp: None,
+            srtp: false,
         },
     )
     .unwrap();
@@ -850,4 +852,23 @@ fn behind_a_nat_the_new_party_latches_by_host() {
         c.send(0.4, Leg::A, true, "203.0.113.5:61235", rtcp()),
         forward(c.alloc.b.rtcp(), "198.51.100.7:5001")
     );
+}
+
+#[test]
+fn srtp_is_never_rewritten() {
+    let mut c = Call::new();
+    let s = c.alloc.session;
+    let (_, out) = c.relay_rtp(0.0, Leg::B, B_SDP, rtp_of(1, 1, 1));
+    assert_eq!(header_of(&out), (1, 1, 1));
+    let c_sdp = "198.51.100.20:9000";
+    let srtp = Remote {
+        srtp: true,
+        ..Remote::new(ip("198.51.100.20"), addr(c_sdp))
+    };
+    c.relay.set_remote(s, Leg::B, srtp).unwrap();
+    c.relay.new_source(s, Leg::B).unwrap();
+    // The header is authenticated (RFC 3711 §3.1): the new SSRC goes as it is.
+    let p = rtp_of(500, 9000, 2);
+    let (d, out) = c.relay_rtp(0.02, Leg::B, c_sdp, p.clone());
+    assert_eq!((d, out), (forward(c.alloc.a.rtp, A_SDP), p));
 }

@@ -541,5 +541,6 @@ fn remote_of(signalling: IpAddr, s: StreamRemote) -> Remote {
         signalling: Some(signalling),
         rtp: s.rtp,
         rtcp: s.rtcp,
+        srtp: s.srtp,
     }
 }
