@@ -6,7 +6,11 @@
 //!   INVITE without offer and answers, 100 is re-INVITEd and stays connected, now to 102:
 //!   the active call shows the two, and through the media relay 102 takes 101's port at
 //!   mss and receives 100's tone while 100 keeps its port (each phone has its own loopback
-//!   address: the relay latches a leg to its host); 100 hangs up and 102 gets the BYE;
+//!   address: the relay latches a leg to its host); 100 records what it hears, which
+//!   must be 102's tone (1000 Hz, not 101's 660 Hz) for most of the time after the
+//!   transfer: the relay continues 101's stream with 102's packets (one SSRC, numbers
+//!   going on; over UDP, see `blind_transfer` for TCP); 100 hangs up and 102 gets the
+//!   BYE;
 //! - attended: 100 calls 101, 101 holds and calls 102, then transfers 100 to that call
 //!   (pjsua2 `Call.xferReplaces`): both of 101's calls end, 100 and 102 are connected;
 //! - the transferor hangs up right after the `202`: the transfer completes all the same;
@@ -18,11 +22,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audio_common;
 mod calls_common;
 mod common;
 
 use std::time::Duration;
 
+use audio_common::{assert_hears, TALK};
 use calls_common::{
     active_calls, assert_no_active_calls, call_no, ev, mss_log, start, start_services, wait_record,
     wait_some, Agent,
@@ -193,9 +199,24 @@ fn blind_transfer(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = start(d, "");
-    let mut a = phone_with_tone(d, &s, "a", "100", transport, 440);
-    let mut b = phone(d, &s, "b", "101", transport);
-    let mut c = phone(d, &s, "c", "102", transport);
+    let o = |name: &str, tone: u16| calls_common::AgentOptions {
+        bind: Some(host_of(name).to_owned()),
+        tone,
+        ..calls_common::AgentOptions::default()
+    };
+    let mut a = Agent::registered_with(
+        d,
+        &s,
+        "a",
+        "100",
+        transport,
+        calls_common::AgentOptions {
+            record: Some(d.join("rec-a")),
+            ..o("a", 440)
+        },
+    );
+    let mut b = Agent::registered_with(d, &s, "b", "101", transport, o("b", 660));
+    let mut c = Agent::registered_with(d, &s, "c", "102", transport, o("c", 1000));
     let (nb, b_call_id) = a_calls_b_with_id(&s, &mut a, &mut b);
     // Where each phone sends its audio before the transfer: the relay's ports at mss.
     let b_before = rtp(&s, &mut b, nb, |e| e["event"] == "rtp");
@@ -257,6 +278,11 @@ fn blind_transfer(transport: &str) {
         from_a["remote"], a_before["remote"],
         "100 keeps sending to its port at mss: {from_a} (102's view: {to_c})"
     );
+    // 100 hears 102 for the rest of the call: the relay gave it 102's audio as the
+    // stream 101 started (one SSRC, numbering going on), which its jitter buffer plays.
+    std::thread::sleep(TALK);
+    let a_after = rtp(&s, &mut a, 1, |e| e["event"] == "rtp");
+    eprintln!("100's stream before the transfer: {a_before}\n100's stream after: {a_after}");
 
     let (ma, mc) = (a.mark(), c.mark());
     a.cmd("hangup 0 1");
@@ -272,8 +298,23 @@ fn blind_transfer(transport: &str) {
         "{r}"
     );
     assert_no_active_calls(&s);
+    // The recorder writes its file when the agent exits.
     for agent in [a, b, c] {
         agent.quit();
+    }
+    let recording = d.join("rec-a-call1.wav");
+    if transport == "udp" {
+        assert_hears(&recording, 1000.0, 660.0, "the transferee hears the target");
+    } else {
+        // Over TCP the transferee hears the target only part of the time (19-25 of ~53
+        // blocks, gaps and even the transferor's tone after the transfer, with the
+        // relay's continuity and without it, while its RTP counters show no loss): not
+        // understood yet, so shown and not asserted.
+        let r = audio_common::read_wav(&recording);
+        eprintln!(
+            "over {transport}, what the transferee heard (W 1000 Hz, o 660 Hz): {}",
+            audio_common::timeline(&r, 1000.0, 660.0)
+        );
     }
 }
 
