@@ -246,7 +246,7 @@ class Kamailio(Server):
 # no RTP flows), from the media phase's range.
 CALLS_SERVER_KEYS = ["max_calls = 50000"]
 CALLS_SECTIONS = ["[media]", "relay = never"]
-CALLS_RELAY_SECTIONS = ["[media]", "relay = always", "rtp_ports = 30000-39999"]
+CALLS_RELAY_SECTIONS = ["[media]", "relay = always", "rtp_ports = 30000-45999"]
 
 
 def calls_ini_text(text, relay="never"):
