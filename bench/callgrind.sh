@@ -3,7 +3,7 @@
 # (and calls, on request).
 #
 #   bench/callgrind.sh [MSS_BIN] [--only SCENARIOS] [--rate N] [--fallback-rate N]
-#                      [--calls SMALL,LARGE] [--hold-ms MS] [--keep]
+#                      [--calls SMALL,LARGE] [--hold-ms MS] [--relay MODE] [--keep]
 #
 #   MSS_BIN            the mss binary (default: $MSS_BIN, else target/release/mss, which
 #                      honours CARGO_TARGET_DIR); it is not built here
@@ -18,6 +18,8 @@
 #                      measured again, both runs, at this rate (default 50/s; 0: never)
 #   --calls A,B        the two call counts (default 3000,9000)
 #   --hold-ms MS       calls: time between the ACK and the BYE (default 1000)
+#   --relay MODE       calls: [media] relay = never (default, as the calls phase) or
+#                      always (each call's SDP allocates relay ports; no RTP flows)
 #   --keep             keep the work dir (callgrind output files for callgrind_annotate,
 #                      SIPp logs); it is also kept when something failed
 #
@@ -58,7 +60,7 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 BIN="${MSS_BIN:-}" KEEP=0 DRIVER=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --only|--rate|--fallback-rate|--calls|--hold-ms)
+    --only|--rate|--fallback-rate|--calls|--hold-ms|--relay)
       [ $# -ge 2 ] || { echo "callgrind.sh: $1 needs a value" >&2; exit 2; }
       DRIVER+=("$1" "$2"); shift ;;
     --keep) KEEP=1 ;;

@@ -178,7 +178,9 @@ class Runner:
                 os.unlink(stale)
         server = CallgrindMss(a.mss_port, a.work, self.register_pid, a.mss_bin, a.mss_ini,
                               base + ".data", out_file)
-        # calls: max_calls and [media] relay = never, as in the calls phase
+        # calls: max_calls and [media] relay = never (or --relay always), as in the calls
+        # phase
+        server.calls_relay = a.relay
         server.use_scenario(scenario)
         result = {"calls": calls, "rate": rate, "problems": [], "retrans": 0}
         t0 = time.monotonic()
@@ -324,6 +326,8 @@ def main():
                     help="SIPp call rate (default 100/s: see bench/README.md)")
     ap.add_argument("--fallback-rate", type=int, default=50,
                     help="rate of a second attempt when a load is not clean (0: none)")
+    ap.add_argument("--relay", choices=("never", "always"), default="never",
+                    help="calls: the media relay (default never, as the calls phase)")
     ap.add_argument("--hold-ms", type=int, default=1000,
                     help="calls: the hold time between the ACK and the BYE (default 1000)")
     ap.add_argument("--register-rate", type=int, default=50,

@@ -240,13 +240,18 @@ class Kamailio(Server):
 # What the calls phase adds to the benchmark's mss.ini (DESIGN §8): room for the 10,000
 # calls of the concurrency probe (the default [server] max_calls is 1000), and no media
 # relay: Kamailio, the reference, passes SDP through untouched, and the SIPp loads send
-# no RTP.
+# no RTP. The server "mss-relay" runs the same with the relay on (`relay = always`, the
+# default of a real installation): every call's SDP then allocates a port pair per leg
+# (the scenarios carry SDP, so the comparison measures what the relay adds to signalling;
+# no RTP flows), from the media phase's range.
 CALLS_SERVER_KEYS = ["max_calls = 50000"]
 CALLS_SECTIONS = ["[media]", "relay = never"]
+CALLS_RELAY_SECTIONS = ["[media]", "relay = always", "rtp_ports = 30000-45999"]
 
 
-def calls_ini_text(text):
-    """The benchmark's mss.ini text with the calls phase's settings added."""
+def calls_ini_text(text, relay="never"):
+    """The benchmark's mss.ini text with the calls phase's settings added (`relay`:
+    "never" or "always")."""
     out, added = [], False
     for line in text.splitlines():
         out.append(line)
@@ -255,13 +260,15 @@ def calls_ini_text(text):
             added = True
     if not added:
         out = ["[server]"] + CALLS_SERVER_KEYS + [""] + out
-    out += [""] + CALLS_SECTIONS + [""]
+    if relay not in ("never", "always"):
+        raise ValueError("relay must be never or always, not %r" % relay)
+    out += [""] + (CALLS_SECTIONS if relay == "never" else CALLS_RELAY_SECTIONS) + [""]
     return "\n".join(out)
 
 
-def write_calls_ini(src, dst):
+def write_calls_ini(src, dst, relay="never"):
     with open(src) as f:
-        text = calls_ini_text(f.read())
+        text = calls_ini_text(f.read(), relay)
     tmp = dst + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -279,13 +286,16 @@ class Mss(Server):
         self.ini = ini
         self.default_ini = ini
         self.data_dir = data_dir
+        # the calls phase's [media] relay: "never", or "always" for "mss-relay"
+        self.calls_relay = "never"
 
     def use_scenario(self, scenario):
         """The calls phase runs with the settings a calls load needs (calls_ini)."""
         self.ini = self.default_ini
         if scenario == "calls" and self.default_ini:
-            self.ini = os.path.splitext(self.default_ini)[0] + "-calls.ini"
-            write_calls_ini(self.default_ini, self.ini)
+            suffix = "-calls.ini" if self.calls_relay == "never" else "-calls-relay.ini"
+            self.ini = os.path.splitext(self.default_ini)[0] + suffix
+            write_calls_ini(self.default_ini, self.ini, self.calls_relay)
 
     def prepare(self, fresh):
         if fresh and os.path.exists(self.data_dir):

@@ -342,6 +342,23 @@ class CallsReportTests(unittest.TestCase):
         self.assertIn("⁽³⁾ mss: 9,000 of the concurrency probe's 10,000 calls succeeded (the "
                       "callee saw 9,000 at once)", md)
 
+    def test_relay_on_against_relay_off(self):
+        doc = calls_doc()
+        on = calls_result(2300, 300.0, 1.25, 0.95, 150 * 1024)
+        del on["concurrency"]
+        doc["results"]["calls"]["mss-relay"] = on
+        md = report.calls_markdown(doc)
+        self.assertIn("| mss, relay on | 2,300 | 300 | 0.75 | 1.15 | 0.30 / 1.25 | "
+                      "0.20 / 0.95 | – |", md)
+        self.assertIn("| relay on: calls/s ≥ 0.90× relay off | 0.96× (2,300 vs 2,400) | met |",
+                      md)
+        self.assertIn("| relay on: CPU per call (reading) | 1.07× (300 vs 280 µs) | – |", md)
+        self.assertIn("| relay on: INVITE → 180 p99 ≤ 1.10× relay off | 1.04× (1.25 vs "
+                      "1.20 ms) | met |", md)
+        self.assertIn("| relay on: 200 → ACK p99 ≤ 1.10× relay off | 1.19× (0.95 vs "
+                      "0.80 ms) | not met |", md)
+        self.assertNotIn("relay on:", report.calls_markdown(calls_doc()))
+
     def test_a_server_without_calls_and_a_missing_reference(self):
         refused = {"available": True, "error": "every call failed: the INVITE was answered "
                                                "501 Not Implemented", "steps": []}
@@ -413,6 +430,11 @@ class CallsHarnessTests(unittest.TestCase):
         self.assertEqual(lines[1:3], ["[server]", "max_calls = 50000"])
         self.assertEqual(out.count("[server]"), 1)
         self.assertIn("[user:u1]\npassword = p\n\n[media]\nrelay = never\n", out)
+        on = servers.calls_ini_text(text, "always")
+        self.assertIn("[media]\nrelay = always\nrtp_ports = 30000-45999\n", on)
+        self.assertNotIn("relay = never", on)
+        with self.assertRaises(ValueError):
+            servers.calls_ini_text(text, "sometimes")
 
     def test_the_refusal_of_a_server_without_calls(self):
         with tempfile.TemporaryDirectory() as d:

@@ -365,6 +365,18 @@ fn a_blind_transfer_through_the_relay_moves_the_target_onto_the_transferors_port
     );
     let b = sim.relay_leg(sessions[0], mss_media::Leg::B).remote;
     assert_eq!(b.rtp, Some("127.0.0.13:6000".parse().unwrap()), "{b:?}");
+    // The relay is told that leg B's party changed (alice's stream from it stays one
+    // SSRC, bob's address does not latch again); alice is the same party.
+    let source_changed = |sim: &Sim| {
+        sim.media_log
+            .iter()
+            .filter_map(|c| match c {
+                mss_media::io::Command::SourceChanged { leg, .. } => Some(*leg),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(source_changed(&sim), [mss_media::Leg::B]);
     let n = request_to(&mut sim, bob, Method::Notify).unwrap();
     sim.receive(bob, &reply(&n, 200, "OK", ""));
     let n = request_to(&mut sim, bob, Method::Notify).unwrap();
@@ -389,6 +401,11 @@ fn a_blind_transfer_through_the_relay_moves_the_target_onto_the_transferors_port
     let before = set_remote_b(&sim);
     sim.receive(bob, &reply(&bye, 200, "OK", ""));
     assert_eq!(set_remote_b(&sim), before + 1, "latching starts again");
+    assert_eq!(
+        source_changed(&sim),
+        [mss_media::Leg::B],
+        "carol is the leg's party now"
+    );
     let b = sim.relay_leg(sessions[0], mss_media::Leg::B).remote;
     assert_eq!(b.rtp, Some("127.0.0.13:6000".parse().unwrap()), "{b:?}");
     alice.send_with(&mut sim, "BYE", "", "");

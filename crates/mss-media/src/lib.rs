@@ -7,6 +7,8 @@
 //!   as `now`, events go out through [`Relay::poll_event`], the next deadline through
 //!   [`Relay::poll_timeout`]. Tests run it in simulated time.
 //! - `packet.rs`: is it RTP or RTCP (RFC 3550, RFC 5761 §4)?
+//! - `continuity.rs`: one SSRC with continuous sequence numbers and timestamps toward a
+//!   phone when the party behind the other leg changes ([`Relay::new_source`]).
 //! - [`io`]: the thread that owns the UDP sockets of the allocated ports and drives one
 //!   [`Relay`]; the controller talks to it with [`io::Command`]s and hears
 //!   [`io::MediaEvent`]s.
@@ -14,6 +16,7 @@
 //! See the crate README for the contract with the call service.
 
 pub mod config;
+mod continuity;
 pub mod io;
 mod packet;
 mod relay;

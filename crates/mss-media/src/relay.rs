@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::config::RelayConfig;
+use crate::continuity::Continuity;
 use crate::packet;
 use crate::stats::{DropReason, LegStats, RelayStats, SessionStats};
 
@@ -109,6 +110,10 @@ pub struct Remote {
     pub rtp: Option<SocketAddr>,
     /// The leg's SDP address for RTCP (`a=rtcp:`, RFC 3605); `None`: the RTP port + 1.
     pub rtcp: Option<SocketAddr>,
+    /// The leg sends SRTP/SRTCP (RFC 3711: an `RTP/SAVP`-type profile or `a=crypto`):
+    /// its headers are authenticated (and SRTCP's reports encrypted), so the relay never
+    /// rewrites its packets nor the RTCP about its stream (no SSRC continuity for it).
+    pub srtp: bool,
 }
 
 impl Remote {
@@ -118,6 +123,7 @@ impl Remote {
             signalling: Some(signalling),
             rtp: Some(rtp),
             rtcp: None,
+            srtp: false,
         }
     }
 
@@ -130,6 +136,13 @@ impl Remote {
                 .into_iter()
                 .flatten()
                 .any(|a| a.ip().to_canonical() == ip && !ip.is_unspecified())
+    }
+
+    /// The exact SDP address of RTP or RTCP, as packets from it show it (IPv4-mapped
+    /// addresses canonical), if it can be sent to.
+    fn sdp_exact(&self, rtcp: bool) -> Option<SocketAddr> {
+        self.sdp(rtcp)
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
     }
 
     /// The SDP address to send to before anything is latched (`None` for a hold address
@@ -246,6 +259,14 @@ struct Latch {
     /// Latching starts again (after [`Relay::set_remote`]): until a packet latches, send
     /// to the address latched before if the new remote allows its host.
     kept: Option<SocketAddr>,
+    /// The address the leg's previous party sent from ([`Relay::new_source`]): never
+    /// latched to again (its leftover packets must not win the latch for the new party
+    /// on the same host or behind the same NAT), unless it is the new SDP address itself.
+    avoid: Option<SocketAddr>,
+    /// Since [`Relay::new_source`]: a packet from the exact SDP address takes the latch
+    /// even from another port of the host (the new party's own address beats whatever
+    /// came first from its host), once.
+    prefer_sdp: bool,
 }
 
 #[derive(Debug)]
@@ -257,6 +278,8 @@ struct LegState {
     stats: LegStats,
     /// `rtp_in` when the session was answered.
     rtp_in_at_answer: u64,
+    /// The stream the leg sends, as the other leg's phone sees it (SSRC continuity).
+    continuity: Continuity,
 }
 
 impl LegState {
@@ -268,6 +291,7 @@ impl LegState {
             hold_since: None,
             stats: LegStats::default(),
             rtp_in_at_answer: 0,
+            continuity: Continuity::default(),
         }
     }
 
@@ -439,8 +463,34 @@ impl Relay {
         l.remote = remote;
         for latch in &mut l.latch {
             let before = latch.source.take().or(latch.kept);
-            latch.kept = before.filter(|a| remote.allows(a.ip()));
+            latch.kept = before.filter(|a| remote.allows(a.ip()) && Some(*a) != latch.avoid);
         }
+        Ok(())
+    }
+
+    /// The party behind `leg` is replaced by another (a transfer, an INVITE with
+    /// Replaces), with [`Relay::set_remote`] for the new party before or after. Latching
+    /// starts again, and:
+    ///
+    /// - the address the leg was latched to (the leaving party) never latches again
+    ///   unless it is the new SDP address, and nothing is sent to it meanwhile;
+    /// - a packet from the exact SDP address takes the latch from any other port of
+    ///   the same host (behind a NAT that rewrites ports nothing comes from the SDP
+    ///   address, and the first packet from an allowed host latches as before);
+    /// - the stream the leg sends to the other leg keeps its SSRC, and its sequence
+    ///   numbers and timestamps go on (`continuity.rs`), RTCP rewritten to match: from
+    ///   now on every change of SSRC on the leg is a new source.
+    pub fn new_source(&mut self, session: SessionId, leg: Leg) -> Result<(), UnknownSession> {
+        let s = self.session_mut(session)?;
+        let l = &mut s.legs[leg.index()];
+        for latch in &mut l.latch {
+            if let Some(before) = latch.source.take().or(latch.kept) {
+                latch.avoid = Some(before);
+            }
+            latch.kept = None;
+            latch.prefer_sdp = true;
+        }
+        l.continuity.switch();
         Ok(())
     }
 
@@ -508,8 +558,9 @@ impl Relay {
     }
 
     /// One datagram of `data.len()` bytes arrived on `local_port` from `source` at `now`.
-    /// O(1), allocates nothing (an event queued on a first latch aside). `data` is mutable
-    /// so that a rewrite (SSRC continuity) can be made in place; it is not changed today.
+    /// O(1), allocates nothing (an event queued on a latch aside). The header of a packet
+    /// forwarded may be rewritten in place for SSRC continuity after [`Relay::new_source`]:
+    /// send `data` as it is after the call.
     #[inline]
     pub fn handle_packet(
         &mut self,
@@ -559,6 +610,17 @@ impl Relay {
         let latch = &mut this.latch[usize::from(rtcp_port)];
         match latch.source {
             Some(latched) if latched == source => {}
+            Some(_) if latch.prefer_sdp && this.remote.sdp_exact(rtcp_port) == Some(source) => {
+                // After a new party: its own SDP address beats what latched first.
+                latch.source = Some(source);
+                latch.prefer_sdp = false;
+                self.events.push_back(Event::Latched {
+                    session: SessionId { slot, generation },
+                    leg: Leg::from_index(leg),
+                    rtcp: rtcp_port,
+                    source,
+                });
+            }
             Some(_) => {
                 this.stats.dropped += 1;
                 return Decision::Drop(if this.remote.allows(source.ip()) {
@@ -572,8 +634,15 @@ impl Relay {
                     this.stats.dropped += 1;
                     return Decision::Drop(DropReason::Stranger);
                 }
+                let exact = this.remote.sdp_exact(rtcp_port) == Some(source);
+                if latch.avoid == Some(source) && !exact {
+                    // The leaving party's leftovers (`new_source`).
+                    this.stats.dropped += 1;
+                    return Decision::Drop(DropReason::NotLatched);
+                }
                 latch.source = Some(source);
                 latch.kept = None;
+                latch.prefer_sdp &= !exact;
                 self.events.push_back(Event::Latched {
                     session: SessionId { slot, generation },
                     leg: Leg::from_index(leg),
@@ -593,8 +662,15 @@ impl Relay {
             return Decision::Drop(DropReason::NoDestination);
         };
         if is_rtcp {
+            if !this.remote.srtp {
+                this.continuity.rtcp_from(data);
+                other.continuity.rtcp_about(data);
+            }
             other.stats.rtcp_out += 1;
         } else {
+            if !this.remote.srtp {
+                this.continuity.rtp(now, data);
+            }
             other.stats.rtp_out += 1;
         }
         Decision::Forward {

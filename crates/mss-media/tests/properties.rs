@@ -23,6 +23,7 @@ enum Op {
     Allocate,
     Release(usize),
     SetRemote(usize, bool, u8, u16),
+    NewSource(usize, bool),
     Hold(usize, bool, bool),
     Answered(usize),
     Advance(u32),
@@ -44,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<usize>(), any::<bool>(), any::<u8>(), 1000u16..1004)
             .prop_map(|(s, l, h, p)| Op::SetRemote(s, l, h, p)),
         1 => (any::<usize>(), any::<bool>(), any::<bool>()).prop_map(|(s, l, h)| Op::Hold(s, l, h)),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(s, l)| Op::NewSource(s, l)),
         1 => any::<usize>().prop_map(Op::Answered),
         2 => (0u32..120_000).prop_map(Op::Advance),
         8 => (any::<usize>(), any::<bool>(), any::<bool>(), prop::bool::weighted(0.2),
@@ -108,6 +110,9 @@ proptest! {
                     let r = Remote::new(host(h), SocketAddr::new(host(h.wrapping_add(1)), p));
                     relay.set_remote(s, leg(b), r).unwrap();
                     remotes.insert((s, b), r);
+                }
+                Op::NewSource(i, b) if !live.is_empty() => {
+                    relay.new_source(live[i % live.len()].session, leg(b)).unwrap();
                 }
                 Op::Hold(i, b, on) if !live.is_empty() => {
                     relay.set_hold(now, live[i % live.len()].session, leg(b), on).unwrap();

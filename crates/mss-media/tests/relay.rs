@@ -197,6 +197,7 @@ fn a_leg_without_a_remote_latches_to_nobody() {
             signalling: None,
             rtp: Some(addr("0.0.0.0:5000")),
             rtcp: None,
+            srtp: false,
         },
     )
     .unwrap();
@@ -218,6 +219,7 @@ fn the_sdp_address_latches_too() {
             signalling: Some(ip("198.51.100.1")),
             rtp: Some(addr("198.51.100.200:7000")),
             rtcp: None,
+            srtp: false,
         },
     )
     .unwrap();
@@ -618,4 +620,255 @@ fn telephone_events_pass_through_untouched() {
     );
     assert_eq!(d, forward(c.alloc.b.rtp, B_SDP));
     assert_eq!(buf, dtmf);
+}
+
+/// An RTP packet with its sequence number, timestamp and SSRC.
+fn rtp_of(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = rtp();
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+/// Sequence number, timestamp and SSRC of an RTP packet.
+fn header_of(p: &[u8]) -> (u16, u32, u32) {
+    (
+        u16::from_be_bytes([p[2], p[3]]),
+        u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+        u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+    )
+}
+
+impl Call {
+    /// Sends `p` into `to`'s RTP port from `from`, at `t`; the packet as it leaves.
+    fn relay_rtp(&mut self, t: f64, to: Leg, from: &str, mut p: Vec<u8>) -> (Decision, Vec<u8>) {
+        let port = self.alloc.ports(to).rtp;
+        let now = self.at(t);
+        let d = self.relay.handle_packet(now, port, addr(from), &mut p);
+        (d, p)
+    }
+}
+
+#[test]
+fn a_transfer_keeps_one_stream_toward_the_remaining_phone() {
+    let mut c = Call::new();
+    let s = c.alloc.session;
+    // A talks to B (SSRC 0x0b0b), 50 packets of G.711 at 20 ms.
+    for i in 0..50u16 {
+        let t = 0.02 * f64::from(i);
+        let a = rtp_of(7 + i, 160 * u32::from(i), 0x0a0a);
+        let (_, out) = c.relay_rtp(t, Leg::A, "203.0.113.5:61000", a.clone());
+        assert_eq!(out, a);
+        let p = rtp_of(1000 + i, 5000 + 160 * u32::from(i), 0x0b0b);
+        let (d, out) = c.relay_rtp(t, Leg::B, B_SDP, p.clone());
+        assert_eq!(d, forward(c.alloc.a.rtp, "203.0.113.5:61000"));
+        assert_eq!(out, p, "nothing is rewritten before a transfer");
+    }
+    // B transfers A to C; the call service points leg B at C: 1 s without B's audio.
+    let c_sdp = "198.51.100.20:9000";
+    c.relay
+        .set_remote(s, Leg::B, Remote::new(ip("198.51.100.20"), addr(c_sdp)))
+        .unwrap();
+    c.relay.new_source(s, Leg::B).unwrap();
+    let last_ts = 5000 + 160 * 49;
+    for i in 0..20u16 {
+        let t = 0.98 + 1.0 + 0.02 * f64::from(i);
+        let (d, out) = c.relay_rtp(
+            t,
+            Leg::B,
+            c_sdp,
+            rtp_of(40_000 + i, 123 + 160 * u32::from(i), 0xcccc),
+        );
+        assert_eq!(d, forward(c.alloc.a.rtp, "203.0.113.5:61000"));
+        assert_eq!(
+            header_of(&out),
+            (1050 + i, last_ts + 8000 + 160 * u32::from(i), 0x0b0b),
+            "packet {i} from C continues B's stream"
+        );
+        assert_eq!(out[12..], rtp()[12..], "the payload is untouched");
+        // A's stream to C is A's own: C never saw another.
+        let a = rtp_of(57 + i, 160 * u32::from(50 + i), 0x0a0a);
+        let (d, out) = c.relay_rtp(t, Leg::A, "203.0.113.5:61000", a.clone());
+        assert_eq!((d, out), (forward(c.alloc.b.rtp, c_sdp), a));
+    }
+    // A's receiver report about "0x0b0b" reaches C naming C's SSRC and numbering.
+    let mut rr = vec![
+        0x81, 201, 0, 7, 0, 0, 0x0a, 0x0a, 0, 0, 0x0b, 0x0b, 0, 0, 0, 0,
+    ];
+    rr.extend((1069u32).to_be_bytes());
+    rr.extend([0; 12]);
+    let port = c.alloc.a.rtcp();
+    let now = c.at(2.5);
+    let d = c
+        .relay
+        .handle_packet(now, port, addr("203.0.113.5:61001"), &mut rr);
+    assert_eq!(d, forward(c.alloc.b.rtcp(), "198.51.100.20:9001"));
+    assert_eq!(rr[8..12], 0xccccu32.to_be_bytes());
+    assert_eq!(rr[16..20], (40_019u32).to_be_bytes());
+    // C's sender report reaches A as B's.
+    let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0xcc, 0xcc, 0, 0, 0, 0, 0, 0, 0, 0];
+    sr.extend((123u32 + 160 * 19).to_be_bytes());
+    sr.extend([0; 8]);
+    let d = c
+        .relay
+        .handle_packet(now, c.alloc.b.rtcp(), addr("198.51.100.20:9001"), &mut sr);
+    assert_eq!(d, forward(c.alloc.a.rtcp(), "203.0.113.5:61001"));
+    assert_eq!(sr[4..8], 0x0b0bu32.to_be_bytes());
+    assert_eq!(sr[16..20], (last_ts + 8000 + 160 * 19).to_be_bytes());
+    // A second transfer (C to D) continues the same stream again.
+    let d_sdp = "198.51.100.30:9100";
+    c.relay
+        .set_remote(s, Leg::B, Remote::new(ip("198.51.100.30"), addr(d_sdp)))
+        .unwrap();
+    c.relay.new_source(s, Leg::B).unwrap();
+    let (_, out) = c.relay_rtp(2.38, Leg::B, d_sdp, rtp_of(3, 3, 0xdddd));
+    assert_eq!(header_of(&out), (1070, last_ts + 8000 + 160 * 20, 0x0b0b));
+}
+
+#[test]
+fn without_a_new_source_ssrc_changes_pass_as_they_are() {
+    let mut c = Call::new();
+    for (i, ssrc) in [1u32, 1, 2, 2, 1].into_iter().enumerate() {
+        let p = rtp_of(i as u16 * 7, i as u32 * 999, ssrc);
+        let (_, out) = c.relay_rtp(0.02 * i as f64, Leg::B, B_SDP, p.clone());
+        assert_eq!(out, p);
+    }
+}
+
+#[test]
+fn the_leaving_party_on_the_same_host_does_not_win_the_latch() {
+    // B (the transferor) and C (the target) on one host: B sends from :5000.
+    let mut c = Call::new();
+    let s = c.alloc.session;
+    assert_eq!(
+        c.send(0.0, Leg::B, false, B_SDP, rtp()),
+        forward(c.alloc.a.rtp, A_SDP)
+    );
+    c.send(0.0, Leg::A, false, "203.0.113.5:61000", rtp());
+    let c_sdp = "198.51.100.7:6000";
+    c.relay
+        .set_remote(s, Leg::B, Remote::new(ip(B_SIG), addr(c_sdp)))
+        .unwrap();
+    c.relay.new_source(s, Leg::B).unwrap();
+    // Nothing goes to the leaving party meanwhile: A's audio goes to C's SDP address.
+    assert_eq!(
+        c.send(0.1, Leg::A, false, "203.0.113.5:61000", rtp()),
+        forward(c.alloc.b.rtp, c_sdp)
+    );
+    // B's leftover RTP does not latch, C's does.
+    assert_eq!(
+        c.send(0.2, Leg::B, false, B_SDP, rtp()),
+        Decision::Drop(DropReason::NotLatched)
+    );
+    assert_eq!(
+        c.send(0.3, Leg::B, false, c_sdp, rtp()),
+        forward(c.alloc.a.rtp, "203.0.113.5:61000")
+    );
+    assert_eq!(
+        c.send(0.4, Leg::B, false, B_SDP, rtp()),
+        Decision::Drop(DropReason::NotLatched)
+    );
+    // B's dialog ends and the controller says C's SDP again (re-latching): B's address
+    // still does not latch.
+    c.relay
+        .set_remote(s, Leg::B, Remote::new(ip(B_SIG), addr(c_sdp)))
+        .unwrap();
+    assert_eq!(
+        c.send(1.0, Leg::B, false, B_SDP, rtp()),
+        Decision::Drop(DropReason::NotLatched)
+    );
+    assert_eq!(
+        c.send(1.1, Leg::B, false, c_sdp, rtp()),
+        forward(c.alloc.a.rtp, "203.0.113.5:61000")
+    );
+    assert_eq!(
+        c.relay.leg(s, Leg::B).unwrap().rtp_source,
+        Some(addr(c_sdp))
+    );
+}
+
+#[test]
+fn the_new_sdp_address_beats_another_port_of_its_host() {
+    let mut c = Call::new();
+    let s = c.alloc.session;
+    c.send(0.0, Leg::B, false, B_SDP, rtp());
+    let c_sdp = "198.51.100.7:6000";
+    c.relay
+        .set_remote(s, Leg::B, Remote::new(ip(B_SIG), addr(c_sdp)))
+        .unwrap();
+    c.relay.new_source(s, Leg::B).unwrap();
+    // Something else of the host (another port of the leaving phone) comes first and
+    // latches (host-only latching is what NAT needs) ...
+    let other = "198.51.100.7:5002";
+    assert_eq!(
+        c.send(0.1, Leg::B, false, other, rtp()),
+        forward(c.alloc.a.rtp, A_SDP)
+    );
+    // ... until the new party's own SDP address sends: it takes the latch, for good.
+    assert_eq!(
+        c.send(0.2, Leg::B, false, c_sdp, rtp()),
+        forward(c.alloc.a.rtp, A_SDP)
+    );
+    assert_eq!(
+        c.send(0.3, Leg::B, false, other, rtp()),
+        Decision::Drop(DropReason::NotLatched)
+    );
+    assert_eq!(
+        c.relay.leg(s, Leg::B).unwrap().rtp_source,
+        Some(addr(c_sdp))
+    );
+}
+
+#[test]
+fn behind_a_nat_the_new_party_latches_by_host() {
+    // A is transferred: A's side becomes E behind the same NAT as A (203.0.113.5), with
+    // a private SDP address nothing ever comes from.
+    let mut c = Call::new();
+    let s = c.alloc.session;
+    let a_public = "203.0.113.5:61000";
+    c.send(0.0, Leg::A, false, a_public, rtp());
+    c.relay
+        .set_remote(s, Leg::A, Remote::new(ip(A_NAT), addr("192.168.1.11:4000")))
+        .unwrap();
+    c.relay.new_source(s, Leg::A).unwrap();
+    assert_eq!(
+        c.send(0.1, Leg::A, false, a_public, rtp()),
+        Decision::Drop(DropReason::NotLatched),
+        "A's leftovers"
+    );
+    let e_public = "203.0.113.5:61234";
+    assert_eq!(
+        c.send(0.2, Leg::A, false, e_public, rtp()),
+        forward(c.alloc.b.rtp, B_SDP)
+    );
+    assert_eq!(
+        c.send(0.3, Leg::B, false, B_SDP, rtp()),
+        forward(c.alloc.a.rtp, e_public),
+        "symmetric RTP to E's NAT address"
+    );
+    // RTCP latches the same way.
+    assert_eq!(
+        c.send(0.4, Leg::A, true, "203.0.113.5:61235", rtcp()),
+        forward(c.alloc.b.rtcp(), "198.51.100.7:5001")
+    );
+}
+
+#[test]
+fn srtp_is_never_rewritten() {
+    let mut c = Call::new();
+    let s = c.alloc.session;
+    let (_, out) = c.relay_rtp(0.0, Leg::B, B_SDP, rtp_of(1, 1, 1));
+    assert_eq!(header_of(&out), (1, 1, 1));
+    let c_sdp = "198.51.100.20:9000";
+    let srtp = Remote {
+        srtp: true,
+        ..Remote::new(ip("198.51.100.20"), addr(c_sdp))
+    };
+    c.relay.set_remote(s, Leg::B, srtp).unwrap();
+    c.relay.new_source(s, Leg::B).unwrap();
+    // The header is authenticated (RFC 3711 §3.1): the new SSRC goes as it is.
+    let p = rtp_of(500, 9000, 2);
+    let (d, out) = c.relay_rtp(0.02, Leg::B, c_sdp, p.clone());
+    assert_eq!((d, out), (forward(c.alloc.a.rtp, A_SDP), p));
 }

@@ -401,12 +401,14 @@ impl Core {
         };
         let leg = leg_of(side);
         let signalling = flow.remote.ip().to_canonical();
-        let Some(media) = self
-            .calls
-            .table
-            .get_mut(&key)
-            .and_then(|c| c.media.as_mut())
-        else {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        // Another party than the call's on that side (a transfer's target, a replacing
+        // caller): the relay keeps the stream toward the other phone continuous and does
+        // not latch to the leaving party again (`Relay::new_source`).
+        let new_party = call.flow_of(side) != Some(flow);
+        let Some(media) = call.media.as_mut() else {
             return;
         };
         if let Some(first) = streams.first() {
@@ -422,6 +424,12 @@ impl Core {
                 leg,
                 remote: remote_of(signalling, s),
             });
+            if new_party {
+                commands.push(Command::SourceChanged {
+                    session: a.session,
+                    leg,
+                });
+            }
             if let Some(hold) = media.hold.get_mut(i) {
                 let slot = &mut hold[index(leg)];
                 if *slot != s.hold {
@@ -533,5 +541,6 @@ fn remote_of(signalling: IpAddr, s: StreamRemote) -> Remote {
         signalling: Some(signalling),
         rtp: s.rtp,
         rtcp: s.rtcp,
+        srtp: s.srtp,
     }
 }

@@ -26,6 +26,9 @@ pub(crate) struct StreamRemote {
     /// The leg does not both send and receive: `sendonly`, `recvonly`, `inactive` or the
     /// zero address (RFC 3264 §8.4). The relay's `rtp_timeout` must not end such a call.
     pub(crate) hold: bool,
+    /// SRTP (RFC 3711): a `SAVP`/`SAVPF` profile (RFC 3711 §12, RFC 5764) or `a=crypto`
+    /// (RFC 4568). The relay never rewrites its packets.
+    pub(crate) srtp: bool,
 }
 
 /// Whether a body with these headers is SDP (`Content-Type: application/sdp`).
@@ -59,10 +62,13 @@ fn streams_of(sdp: &SessionDescription) -> (Vec<StreamRemote>, Vec<bool>) {
             Some(SocketAddr::new(ip, r.port))
         });
         let hold = stream.is_on_hold() || stream.direction() == Direction::RecvOnly;
+        let srtp = media.proto().to_ascii_uppercase().contains("SAVP")
+            || media.attribute("crypto").is_some();
         streams.push(StreamRemote {
             rtp,
             rtcp: rtcp.filter(|_| !rejected),
             hold,
+            srtp,
         });
         zero_address.push(stream.connection().is_some_and(|c| c.is_unspecified()));
     }
@@ -149,8 +155,22 @@ mod tests {
                 rtp: Some("192.0.2.10:4000".parse().unwrap()),
                 rtcp: Some("192.0.2.10:4001".parse().unwrap()),
                 hold: false,
+                srtp: false,
             }]
         );
+        // SRTP: a SAVP profile or SDES keys (RFC 4568) on a plain profile.
+        for (from, to) in [
+            ("RTP/AVP", "RTP/SAVP"),
+            ("RTP/AVP", "UDP/TLS/RTP/SAVPF"),
+            (
+                "a=rtcp:4001",
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=rtcp:4001",
+            ),
+        ] {
+            let body = Bytes::from(OFFER.replace(from, to));
+            let streams = leg_streams(&body).unwrap();
+            assert!(streams[0].srtp, "{to}");
+        }
     }
 
     #[test]

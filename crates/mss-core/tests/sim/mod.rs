@@ -420,6 +420,10 @@ impl Sim {
                 let _ = relay.set_remote(session, leg, remote);
                 None
             }
+            Command::SourceChanged { session, leg } => {
+                let _ = relay.new_source(session, leg);
+                None
+            }
             Command::SetHold {
                 session,
                 leg,

@@ -82,6 +82,14 @@ pub enum Command {
         /// Its signalling source and SDP addresses.
         remote: Remote,
     },
+    /// The party behind `leg` is replaced ([`Relay::new_source`]: the leaving party's
+    /// address does not latch again, the new SSRC continues the old stream).
+    SourceChanged {
+        /// The session.
+        session: SessionId,
+        /// The leg.
+        leg: Leg,
+    },
     /// `leg` on hold or off it ([`Relay::set_hold`]).
     SetHold {
         /// The session.
@@ -490,6 +498,9 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                     remote,
                 } => {
                     let _ = self.relay.set_remote(session, leg, remote);
+                }
+                Command::SourceChanged { session, leg } => {
+                    let _ = self.relay.new_source(session, leg);
                 }
                 Command::SetHold {
                     session,

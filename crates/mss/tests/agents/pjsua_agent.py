@@ -159,6 +159,7 @@ class AgentCall(pj.Call):
         agent.calls[self.number] = self
         self.over = False
         self.reported = set()  # the text of the received messages already reported
+        self.recorder = None
 
     def onCallState(self, prm):
         ci = self.getInfo()
@@ -245,10 +246,13 @@ class AgentCall(pj.Call):
                 a.tone.play(descs, True)
             a.tone.startTransmit(media)
         if a.args.record:
-            rec = pj.AudioMediaRecorder()
-            rec.createRecorder("%s-call%d.wav" % (a.args.record, self.number))
-            media.startTransmit(rec)
-            a.recorders.append(rec)
+            # One recording per call: a re-INVITE (a transfer) reconnects the new media
+            # to the same recorder.
+            if self.recorder is None:
+                self.recorder = pj.AudioMediaRecorder()
+                self.recorder.createRecorder("%s-call%d.wav" % (a.args.record, self.number))
+                a.recorders.append(self.recorder)
+            media.startTransmit(self.recorder)
 
 
 class AgentAccount(pj.Account):
@@ -401,6 +405,12 @@ def transfer_command(agent, cmd, rest):
             codec=info.codecName,
             rx_pkt=stat.rtcp.rxStat.pkt,
             tx_pkt=stat.rtcp.txStat.pkt,
+            rx_loss=stat.rtcp.rxStat.loss,
+            rx_discard=stat.rtcp.rxStat.discard,
+            rx_reorder=stat.rtcp.rxStat.reorder,
+            rx_dup=stat.rtcp.rxStat.dup,
+            jb_discard=stat.jbuf.discard,
+            jb_lost=stat.jbuf.lost,
         )
 
 

@@ -83,15 +83,36 @@ pub fn tone_blocks(r: &Recording, want: f64, other: f64) -> (usize, usize) {
     (hits, blocks.len())
 }
 
+/// Each 100 ms block of `r` as one character: `W` when `want` Hz dominates it, `o` when
+/// `other` Hz does, `.` for neither (silence, noise, another tone): where in a call the
+/// audio went missing.
+pub fn timeline(r: &Recording, want: f64, other: f64) -> String {
+    let block = (r.rate / 10) as usize;
+    r.samples
+        .chunks_exact(block)
+        .map(|b| {
+            let (w, o) = (goertzel(b, r.rate, want), goertzel(b, r.rate, other));
+            if w > 100.0 && w > 10.0 * o {
+                'W'
+            } else if o > 100.0 && o > 10.0 * w {
+                'o'
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
 /// Checks that recording `path` carries `want` Hz (not `other`) for most of `TALK`.
 pub fn assert_hears(path: &Path, want: f64, other: f64, who: &str) {
     let r = read_wav(path);
     let seconds = r.samples.len() as f64 / f64::from(r.rate);
     let (hits, blocks) = tone_blocks(&r, want, other);
     eprintln!(
-        "{}: {seconds:.1} s at {} Hz, {hits}/{blocks} blocks of {want} Hz",
+        "{}: {seconds:.1} s at {} Hz, {hits}/{blocks} blocks of {want} Hz: {}",
         path.display(),
-        r.rate
+        r.rate,
+        timeline(&r, want, other)
     );
     assert!(
         seconds >= TALK.as_secs_f64(),
@@ -100,6 +121,8 @@ pub fn assert_hears(path: &Path, want: f64, other: f64, who: &str) {
     let talk_blocks = usize::try_from(TALK.as_millis() / 100).unwrap();
     assert!(
         hits * 10 >= talk_blocks * 8,
-        "{who}: only {hits} blocks of 100 ms carry {want} Hz (of {blocks}; the call had {talk_blocks} at least)"
+        "{who}: only {hits} blocks of 100 ms carry {want} Hz (of {blocks}; the call had {talk_blocks} at least); \
+         per block (W {want} Hz, o {other} Hz): {}",
+        timeline(&r, want, other)
     );
 }
