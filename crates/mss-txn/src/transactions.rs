@@ -60,11 +60,14 @@ pub(crate) struct ClientTxn {
     pub(crate) key: TransactionKey,
     pub(crate) machine: ClientMachine,
     pub(crate) flow: Flow,
-    /// The request, kept to build the ACK (§17.1.1.3) and the 408 on timeout.
-    pub(crate) request: Request,
+    /// The request, kept to build the ACK (§17.1.1.3) and the 408 on timeout; dropped
+    /// once the transaction has its final response (Accepted, Completed: neither can
+    /// happen any more, and an answered INVITE's transaction lives on 32 s for Timer M).
+    pub(crate) request: Option<Request>,
     /// Its CSeq number, for the ACK.
     pub(crate) cseq: u32,
-    /// The bytes sent, re-sent verbatim by Timers A and E.
+    /// The bytes sent, re-sent verbatim by Timers A and E (empty once the final response
+    /// came: nothing is re-sent then).
     pub(crate) request_bytes: Bytes,
     /// The ACK for the non-2xx final response, once built.
     pub(crate) ack: Option<Bytes>,
@@ -434,13 +437,17 @@ impl Transactions {
     fn timed_out(&mut self, slot: SlotId, timer: crate::Timer) {
         match self.txns.get(slot) {
             Some(Txn::Client(c)) => {
-                // §8.1.3.1: a timeout is treated as a 408 (Request Timeout).
-                let response =
-                    crate::build::response_for(&c.request, mss_sip::StatusCode::REQUEST_TIMEOUT);
-                self.event(Event::Timeout {
-                    id: ClientTransactionId(slot),
-                    response,
-                });
+                // §8.1.3.1: a timeout is treated as a 408 (Request Timeout). Only a
+                // transaction still waiting for its final response (which keeps its
+                // request) times out.
+                if let Some(request) = &c.request {
+                    let response =
+                        crate::build::response_for(request, mss_sip::StatusCode::REQUEST_TIMEOUT);
+                    self.event(Event::Timeout {
+                        id: ClientTransactionId(slot),
+                        response,
+                    });
+                }
             }
             Some(Txn::Server(_)) if timer == crate::Timer::H => self.event(Event::AckTimeout {
                 id: ServerTransactionId(slot),
