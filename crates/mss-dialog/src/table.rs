@@ -193,7 +193,7 @@ impl Dialogs {
         let dialog = Dialog::uas(invite, &local_tag, local_end)?;
         let usage = InviteUsage {
             theirs: dialog.remote_cseq,
-            reliable: ReliableUas::new(invite, rng),
+            reliable: ReliableUas::new(invite, rng).map(Box::new),
             ..InviteUsage::default()
         };
         self.insert(dialog, usage)
@@ -249,7 +249,9 @@ impl Dialogs {
         }
         self.by_call_id
             .entry(id.call_id.clone())
-            .or_default()
+            // Nearly every Call-ID has one dialog: a `Vec`'s first push would make room
+            // for four entries (~1 KB each dialog held for nothing).
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(Entry {
                 dialog,
                 usage,

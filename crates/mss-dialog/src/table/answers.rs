@@ -238,7 +238,7 @@ impl Entry {
         rng: &mut dyn RngCore,
         outputs: &mut VecDeque<DialogOutput>,
     ) -> Result<ResponseEffect, DialogError> {
-        if let Some((acked, ack)) = &self.usage.our_ack {
+        if let Some((acked, ack)) = self.usage.our_ack.as_deref() {
             if *acked >= seq {
                 // The ACK of an older INVITE is gone: a new one, without body, stops that
                 // INVITE's 2xx all the same.
