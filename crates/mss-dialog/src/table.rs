@@ -147,9 +147,9 @@ impl Dialogs {
     /// dialog matches.
     pub fn find_for_request(&self, request: &Request) -> Option<&Dialog> {
         let h = request.headers();
-        let to = h.to().ok()?;
-        let from = h.from().ok()?;
-        self.find(h.call_id().ok()?, to.tag()?, from.tag().unwrap_or(""))
+        let to_tag = h.to_tag().ok()??;
+        let from_tag = h.from_tag().ok()?;
+        self.find(h.call_id().ok()?, to_tag, from_tag.unwrap_or(""))
     }
 
     /// The dialogs of one INVITE: every dialog with this Call-ID and local tag (the forks an

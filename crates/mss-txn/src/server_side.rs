@@ -261,7 +261,7 @@ impl Transactions {
                 // Under RFC 2543 matching the ACK's To tag must be the one of our response
                 // (§17.2.3); branch matching needs no such check.
                 let tag_ok = key.is_rfc3261() || {
-                    let theirs = req.headers().to().ok().and_then(|to| to.tag());
+                    let theirs = req.headers().to_tag().ok().flatten();
                     slot.and_then(|s| match self.txns.get(s) {
                         Some(Txn::Server(s)) => s.response_to.as_deref().map(tag_of),
                         _ => None,
