@@ -45,7 +45,7 @@ fn the_memo_agrees_with_the_full_parser_on_the_torture_corpus() {
             // A clone keeps what was remembered, and it still holds.
             let copy = fresh.clone();
             assert_eq!(memo(copy.headers(), &name), want, "{}: clone", case.name);
-            // Filled by the full parser, read by the memo.
+            // The full parser first changes nothing.
             let other = parse_datagram(case.bytes.clone()).unwrap();
             let _ = full(other.headers(), &name);
             assert_eq!(memo(other.headers(), &name), want, "{}: after", case.name);

@@ -90,12 +90,15 @@ pub(crate) struct ServerTxn {
     pub(crate) flow: Flow,
     /// The local address the responses leave from, when the TU named one.
     pub(crate) local: Option<SocketAddr>,
-    /// An INVITE, kept to build its 100 (Trying) (§17.2.1). Non-INVITE transactions
+    /// An INVITE, kept to build its 100 (Trying) (§17.2.1) until the final response
+    /// goes out (no 100 after that; an answered INVITE's transaction stays 32 s in
+    /// Accepted, a rejected one up to 32 s in Completed). Non-INVITE transactions
     /// never send one of their own, so they do not keep their request: a REGISTER's
     /// transaction lives on for Timer J (32 s on UDP) and its parsed request would be
     /// most of its memory.
     pub(crate) request: Option<Box<Request>>,
-    /// The last response sent, re-sent on request retransmissions and by Timer G.
+    /// The last response sent, re-sent on request retransmissions and by Timer G; not
+    /// kept for an INVITE's 2xx (Accepted re-sends nothing itself, RFC 6026 §7.1).
     pub(crate) last_response: Option<Bytes>,
     /// The To header value of the last response the TU passed to an INVITE (its tag
     /// identifies the ACK for it under RFC 2543 matching, §17.2.3, and goes into the 200

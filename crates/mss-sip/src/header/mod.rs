@@ -105,7 +105,7 @@ impl Headers {
 
     pub(crate) fn name_addr(&self, name: HeaderName) -> Result<NameAddr<'_>, ParseError> {
         let v = self.required_str(name.clone())?;
-        self.parse_noting_tag(v, &name)
+        NameAddr::parse(v, &name)
     }
 
     /// The From header (RFC 3261 §20.20).

@@ -4,9 +4,10 @@
 //! transaction key under RFC 2543 matching, the dialog lookup of every request and
 //! response): each parse of a name-addr parses its URI too. [`Headers::from_tag`] and
 //! [`Headers::to_tag`] parse the value in full the first time (the same parser, the same
-//! errors as [`Headers::from`] and [`Headers::to`], which also fill the memo) and remember
-//! where the tag is; later calls read it from there. Any change to the headers forgets
-//! what was remembered.
+//! errors as [`Headers::from`] and [`Headers::to`]) and remember where the tag is; later
+//! calls read it from there. Any change to the headers forgets what was remembered.
+//! `from()` and `to()` leave the memo alone: finding the tag costs a scan of the
+//! parameters, which most of their callers do not want.
 
 use std::cell::Cell;
 
@@ -98,12 +99,13 @@ impl Headers {
             }
             TagMemo::Unknown => {}
         }
-        Ok(self.name_addr(name)?.tag())
+        let v = self.required_str(name.clone())?;
+        Ok(self.parse_noting_tag(v, &name)?.tag())
     }
 
     /// Parses the From or To value `v` (the trimmed value of `name`) and remembers where
     /// its tag is.
-    pub(crate) fn parse_noting_tag<'a>(
+    fn parse_noting_tag<'a>(
         &self,
         v: &'a str,
         name: &HeaderName,
