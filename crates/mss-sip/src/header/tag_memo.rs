@@ -128,3 +128,27 @@ impl Headers {
         Ok(addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_lookup_fills_the_memo_and_a_change_clears_it() {
+        let mut h = Headers::new();
+        h.push(HeaderName::From, "\"A\" <sip:a@example.com>;tag=abc");
+        h.push(HeaderName::To, "<sip:b@example.com>");
+        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.from_tag(), Ok(Some("abc")));
+        assert_eq!(
+            h.tags.get(&HeaderName::From),
+            TagMemo::At { start: 28, len: 3 }
+        );
+        assert_eq!(h.from_tag(), Ok(Some("abc")));
+        assert_eq!(h.to_tag(), Ok(None));
+        assert_eq!(h.tags.get(&HeaderName::To), TagMemo::Absent);
+        h.replace(HeaderName::To, "<sip:b@example.com>;tag=x");
+        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.to_tag(), Ok(Some("x")));
+    }
+}
