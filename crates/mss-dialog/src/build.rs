@@ -88,7 +88,7 @@ impl Dialog {
             self.id.local_tag.as_bytes(),
         );
         if (101..300).contains(&status.0) {
-            let creates = request.headers().to().is_ok_and(|to| to.tag().is_none());
+            let creates = request.headers().to_tag().is_ok_and(|tag| tag.is_none());
             if creates {
                 rsp.headers_mut()
                     .copy_from(request.headers(), &HeaderName::RecordRoute);

@@ -8,7 +8,7 @@ use crate::rejection::Rejection;
 /// True when `request` belongs to a dialog: its To header has a tag (RFC 3261 §12.2.2,
 /// §8.2.2.2). A To header that does not parse counts as no tag.
 pub fn is_in_dialog(request: &Request) -> bool {
-    request.headers().to().is_ok_and(|to| to.tag().is_some())
+    request.headers().to_tag().is_ok_and(|tag| tag.is_some())
 }
 
 /// The answer to a request with a To tag whose dialog mss does not know (RFC 3261 §12.2.2):

@@ -34,18 +34,21 @@ pub(crate) struct InviteUsage {
     pub(crate) ours: Option<OurInvite>,
     /// The CSeq number of the peer's INVITE mss has not yet answered with a final response.
     pub(crate) theirs: Option<u32>,
-    /// Our `2xx` to the peer's INVITE, sent again until its ACK comes.
-    pub(crate) unacked_2xx: Option<TwoXxRetransmission>,
+    /// Our `2xx` to the peer's INVITE, sent again until its ACK comes. This and the other
+    /// large parts that most dialogs lack or hold only for moments (`our_ack`,
+    /// `reliable`) are boxed: a dialog lives for the whole call and would otherwise carry
+    /// ~850 bytes of empty space.
+    pub(crate) unacked_2xx: Option<Box<TwoXxRetransmission>>,
     /// The CSeq number of the last INVITE whose `2xx` got its ACK (a repeated ACK matches it).
     pub(crate) acked_cseq: Option<u32>,
     /// Our ACK to the peer's `2xx`, with the INVITE's CSeq number: every retransmission of
     /// that `2xx` gets it again (RFC 3261 §13.2.2.4).
-    pub(crate) our_ack: Option<(u32, Request)>,
+    pub(crate) our_ack: Option<Box<(u32, Request)>>,
     /// The wait after a `491`.
     pub(crate) retry: Option<ReinviteRetry>,
     /// mss's reliable provisional responses to the peer's initial INVITE (RFC 3262 §3),
     /// when it knows 100rel.
-    pub(crate) reliable: Option<ReliableUas>,
+    pub(crate) reliable: Option<Box<ReliableUas>>,
     /// The RSeq of the last reliable provisional response of the peer mss acknowledged
     /// (RFC 3262 §4).
     pub(crate) their_rseq: Option<u32>,
@@ -60,12 +63,15 @@ impl InviteUsage {
 
     /// The next instant a timer of this usage is due.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let retransmit = self.unacked_2xx.as_ref().map(TwoXxRetransmission::deadline);
+        let retransmit = self
+            .unacked_2xx
+            .as_deref()
+            .map(TwoXxRetransmission::deadline);
         let retry = match self.retry {
             Some(ReinviteRetry::At(at)) => Some(at),
             _ => None,
         };
-        let reliable = self.reliable.as_ref().and_then(ReliableUas::deadline);
+        let reliable = self.reliable.as_deref().and_then(ReliableUas::deadline);
         [retransmit, retry, reliable].into_iter().flatten().min()
     }
 

@@ -147,9 +147,9 @@ impl Dialogs {
     /// dialog matches.
     pub fn find_for_request(&self, request: &Request) -> Option<&Dialog> {
         let h = request.headers();
-        let to = h.to().ok()?;
-        let from = h.from().ok()?;
-        self.find(h.call_id().ok()?, to.tag()?, from.tag().unwrap_or(""))
+        let to_tag = h.to_tag().ok()??;
+        let from_tag = h.from_tag().ok()?;
+        self.find(h.call_id().ok()?, to_tag, from_tag.unwrap_or(""))
     }
 
     /// The dialogs of one INVITE: every dialog with this Call-ID and local tag (the forks an
@@ -193,7 +193,7 @@ impl Dialogs {
         let dialog = Dialog::uas(invite, &local_tag, local_end)?;
         let usage = InviteUsage {
             theirs: dialog.remote_cseq,
-            reliable: ReliableUas::new(invite, rng),
+            reliable: ReliableUas::new(invite, rng).map(Box::new),
             ..InviteUsage::default()
         };
         self.insert(dialog, usage)
@@ -249,7 +249,9 @@ impl Dialogs {
         }
         self.by_call_id
             .entry(id.call_id.clone())
-            .or_default()
+            // Nearly every Call-ID has one dialog: a `Vec`'s first push would make room
+            // for four entries (~1 KB each dialog held for nothing).
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(Entry {
                 dialog,
                 usage,

@@ -216,8 +216,8 @@ impl<'a> Base<'a> {
             via,
             cseq: cseq.seq,
             call_id: headers.call_id()?,
-            from_tag: headers.from()?.tag(),
-            to_tag: headers.to()?.tag(),
+            from_tag: headers.from_tag()?,
+            to_tag: headers.to_tag()?,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use mss_sip::{Flow, Message, Method, Request, Response};
 
 use crate::base::Base;
@@ -11,7 +12,7 @@ use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
 use crate::completed::KeyEntry;
 use crate::error::TxnError;
-use crate::machine::{Action, ResponseClass};
+use crate::machine::{Action, ResponseClass, State};
 use crate::output::Event;
 use crate::slab::ClientTransactionId;
 use crate::transactions::{client_id, ClientMachine, ClientTxn, Transactions, Txn};
@@ -64,7 +65,7 @@ impl Transactions {
             key,
             machine,
             flow: to,
-            request: req,
+            request: Some(req),
             cseq,
             request_bytes: request_bytes.clone(),
             ack: None,
@@ -120,7 +121,20 @@ impl Transactions {
         }
         // §17.1.1.3: the ACK is built from the first non-2xx final and re-sent as is.
         if c.ack.is_none() && out.contains(&Action::SendAck) {
-            c.ack = Some(ack_for(&c.request, &rsp, c.cseq).to_bytes());
+            if let Some(request) = &c.request {
+                c.ack = Some(ack_for(request, &rsp, c.cseq).to_bytes());
+            }
+        }
+        // With its final response the transaction re-sends and times out no more: the
+        // request and its bytes go (an answered INVITE's transaction stays 32 s in
+        // Accepted for Timer M, RFC 6026 §8.4).
+        let state = match &c.machine {
+            ClientMachine::Invite(m) => m.state(),
+            ClientMachine::NonInvite(m) => m.state(),
+        };
+        if matches!(state, State::Accepted | State::Completed) {
+            c.request = None;
+            c.request_bytes = Bytes::new();
         }
         let (flow, ack) = (c.flow, c.ack.clone());
         let mut rsp = Some(rsp);

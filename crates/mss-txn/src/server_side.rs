@@ -134,7 +134,17 @@ impl Transactions {
         let mut buf = BytesMut::new();
         rsp.encode(&mut buf);
         let bytes = buf.freeze();
-        s.last_response = Some(bytes.clone());
+        // In Accepted (a 2xx to an INVITE) the transaction re-sends nothing: retransmitted
+        // INVITEs are absorbed and the 2xx retransmissions are the TU's (RFC 6026 §7.1,
+        // §8.7), so the 2xx is not kept for the 32 s of Timer L.
+        let keep_bytes =
+            !(class == ResponseClass::Success && matches!(s.machine, ServerMachine::Invite(_)));
+        s.last_response = keep_bytes.then(|| bytes.clone());
+        // The INVITE was kept only to build the 100 (Trying), which goes out in Proceeding
+        // alone (§17.2.1): after a final response it is dead weight for Timer H or L.
+        if class != ResponseClass::Provisional {
+            s.request = None;
+        }
         // Only an INVITE's To is ever looked at again (the ACK and the CANCEL name INVITEs).
         if matches!(s.machine, ServerMachine::Invite(_)) {
             s.response_to = rsp
@@ -251,7 +261,7 @@ impl Transactions {
                 // Under RFC 2543 matching the ACK's To tag must be the one of our response
                 // (§17.2.3); branch matching needs no such check.
                 let tag_ok = key.is_rfc3261() || {
-                    let theirs = req.headers().to().ok().and_then(|to| to.tag());
+                    let theirs = req.headers().to_tag().ok().flatten();
                     slot.and_then(|s| match self.txns.get(s) {
                         Some(Txn::Server(s)) => s.response_to.as_deref().map(tag_of),
                         _ => None,

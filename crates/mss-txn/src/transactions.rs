@@ -60,11 +60,14 @@ pub(crate) struct ClientTxn {
     pub(crate) key: TransactionKey,
     pub(crate) machine: ClientMachine,
     pub(crate) flow: Flow,
-    /// The request, kept to build the ACK (§17.1.1.3) and the 408 on timeout.
-    pub(crate) request: Request,
+    /// The request, kept to build the ACK (§17.1.1.3) and the 408 on timeout; dropped
+    /// once the transaction has its final response (Accepted, Completed: neither can
+    /// happen any more, and an answered INVITE's transaction lives on 32 s for Timer M).
+    pub(crate) request: Option<Request>,
     /// Its CSeq number, for the ACK.
     pub(crate) cseq: u32,
-    /// The bytes sent, re-sent verbatim by Timers A and E.
+    /// The bytes sent, re-sent verbatim by Timers A and E (empty once the final response
+    /// came: nothing is re-sent then).
     pub(crate) request_bytes: Bytes,
     /// The ACK for the non-2xx final response, once built.
     pub(crate) ack: Option<Bytes>,
@@ -87,12 +90,15 @@ pub(crate) struct ServerTxn {
     pub(crate) flow: Flow,
     /// The local address the responses leave from, when the TU named one.
     pub(crate) local: Option<SocketAddr>,
-    /// An INVITE, kept to build its 100 (Trying) (§17.2.1). Non-INVITE transactions
+    /// An INVITE, kept to build its 100 (Trying) (§17.2.1) until the final response
+    /// goes out (no 100 after that; an answered INVITE's transaction stays 32 s in
+    /// Accepted, a rejected one up to 32 s in Completed). Non-INVITE transactions
     /// never send one of their own, so they do not keep their request: a REGISTER's
     /// transaction lives on for Timer J (32 s on UDP) and its parsed request would be
     /// most of its memory.
     pub(crate) request: Option<Box<Request>>,
-    /// The last response sent, re-sent on request retransmissions and by Timer G.
+    /// The last response sent, re-sent on request retransmissions and by Timer G; not
+    /// kept for an INVITE's 2xx (Accepted re-sends nothing itself, RFC 6026 §7.1).
     pub(crate) last_response: Option<Bytes>,
     /// The To header value of the last response the TU passed to an INVITE (its tag
     /// identifies the ACK for it under RFC 2543 matching, §17.2.3, and goes into the 200
@@ -434,13 +440,17 @@ impl Transactions {
     fn timed_out(&mut self, slot: SlotId, timer: crate::Timer) {
         match self.txns.get(slot) {
             Some(Txn::Client(c)) => {
-                // §8.1.3.1: a timeout is treated as a 408 (Request Timeout).
-                let response =
-                    crate::build::response_for(&c.request, mss_sip::StatusCode::REQUEST_TIMEOUT);
-                self.event(Event::Timeout {
-                    id: ClientTransactionId(slot),
-                    response,
-                });
+                // §8.1.3.1: a timeout is treated as a 408 (Request Timeout). Only a
+                // transaction still waiting for its final response (which keeps its
+                // request) times out.
+                if let Some(request) = &c.request {
+                    let response =
+                        crate::build::response_for(request, mss_sip::StatusCode::REQUEST_TIMEOUT);
+                    self.event(Event::Timeout {
+                        id: ClientTransactionId(slot),
+                        response,
+                    });
+                }
             }
             Some(Txn::Server(_)) if timer == crate::Timer::H => self.event(Event::AckTimeout {
                 id: ServerTransactionId(slot),

@@ -92,7 +92,7 @@ impl Core {
             return;
         };
         // The dialogs first: a 2xx must be acknowledged whatever the call thinks of it.
-        let outcome = if rsp.headers().to().is_ok_and(|t| t.tag().is_some()) {
+        let outcome = if rsp.headers().to_tag().is_ok_and(|tag| tag.is_some()) {
             self.dialogs
                 .handle_invite_response(now.mono, &invite, &rsp, &mut self.rng)
         } else {

@@ -55,9 +55,10 @@ impl Core {
                 self.drain_dialogs(now);
                 let tag = req
                     .headers()
-                    .to()
+                    .to_tag()
                     .ok()
-                    .and_then(|t| t.tag().map(str::to_owned))
+                    .flatten()
+                    .map(str::to_owned)
                     .unwrap_or_default();
                 self.respond(now, server, r.response(req, &tag));
                 return;

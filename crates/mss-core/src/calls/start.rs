@@ -124,7 +124,7 @@ impl Core {
             direction = call.record.direction.as_str(),
             "call"
         );
-        self.calls.table.insert(key, call);
+        self.calls.table.insert(key, Box::new(call));
         self.calls.by_server.insert(id, key);
         self.publish_calls_active();
         // With the relay, the B legs wait for the call's ports (`media.rs`).
@@ -304,6 +304,9 @@ impl Core {
             return false;
         };
         let leg = call.b.len();
+        // Most calls ring one device: room for one leg, not the four of a `Vec`'s first
+        // push (a leg is ~400 bytes, held for the whole call).
+        call.b.reserve_exact(1);
         call.b.push(BLeg {
             target,
             invite: invite.clone(),

@@ -133,7 +133,7 @@ impl Core {
             media: None,
             waiting_target: None,
         };
-        self.calls.table.insert(sub, call);
+        self.calls.table.insert(sub, Box::new(call));
         self.calls.transfers.subs.insert(
             sub,
             SubCall {

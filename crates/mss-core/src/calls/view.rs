@@ -102,7 +102,7 @@ fn view(call: &Call) -> ActiveCallView {
 impl Core {
     /// The calls in progress (`GET /api/calls/active`, `mss status`), oldest first.
     pub fn active_calls(&self) -> Vec<ActiveCallView> {
-        let mut calls: Vec<&Call> = self.calls.table.values().collect();
+        let mut calls: Vec<&Call> = self.calls.table.values().map(|c| &**c).collect();
         calls.sort_by_key(|c| c.since);
         calls.into_iter().map(view).collect()
     }

@@ -75,15 +75,13 @@ impl Dialogs {
         let cseq = h.cseq()?;
         let status = response.status().0;
         let call_id = h.call_id()?;
-        let from = h.from()?;
-        let Some(local_tag) = from.tag() else {
+        let Some(local_tag) = h.from_tag()? else {
             return Ok(ResponseOutcome::NoDialog);
         };
         if let Some(invite) = invite {
             let ih = invite.headers();
-            let answers = ih.call_id()? == call_id
-                && ih.from()?.tag() == Some(local_tag)
-                && ih.cseq()? == cseq;
+            let answers =
+                ih.call_id()? == call_id && ih.from_tag()? == Some(local_tag) && ih.cseq()? == cseq;
             if !answers {
                 return Err(DialogError::ResponseMismatch);
             }
@@ -96,8 +94,7 @@ impl Dialogs {
                 return Ok(ResponseOutcome::EarlyDialogsEnded(ended));
             }
         }
-        let to = h.to()?;
-        let Some(remote_tag) = to.tag() else {
+        let Some(remote_tag) = h.to_tag()? else {
             return Ok(ResponseOutcome::NoDialog);
         };
         if status < 101 {
@@ -238,7 +235,7 @@ impl Entry {
         rng: &mut dyn RngCore,
         outputs: &mut VecDeque<DialogOutput>,
     ) -> Result<ResponseEffect, DialogError> {
-        if let Some((acked, ack)) = &self.usage.our_ack {
+        if let Some((acked, ack)) = self.usage.our_ack.as_deref() {
             if *acked >= seq {
                 // The ACK of an older INVITE is gone: a new one, without body, stops that
                 // INVITE's 2xx all the same.

@@ -77,20 +77,20 @@ impl Dialogs {
         let h = request.headers();
         let method = request.method();
         let is_ack = *method == Method::Ack;
-        let to = match h.to() {
-            Ok(to) => to,
+        let local_tag = match h.to_tag() {
+            Ok(tag) => tag,
             Err(e) => return refuse(is_ack, Rejection::Malformed(e)),
         };
-        let Some(local_tag) = to.tag() else {
+        let Some(local_tag) = local_tag else {
             return RequestOutcome::OutOfDialog;
         };
-        let (from, call_id, cseq) = match (h.from(), h.call_id(), h.cseq()) {
-            (Ok(from), Ok(call_id), Ok(cseq)) => (from, call_id, cseq),
+        let (from_tag, call_id, cseq) = match (h.from_tag(), h.call_id(), h.cseq()) {
+            (Ok(from_tag), Ok(call_id), Ok(cseq)) => (from_tag, call_id, cseq),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 return refuse(is_ack, Rejection::Malformed(e))
             }
         };
-        let remote_tag = from.tag().unwrap_or("");
+        let remote_tag = from_tag.unwrap_or("");
         let Some(entry) = find_mut(&mut self.by_call_id, call_id, local_tag, remote_tag) else {
             return match unknown_dialog_answer(request) {
                 Some(rejection) => RequestOutcome::Reject(rejection),

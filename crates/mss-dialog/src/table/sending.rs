@@ -109,7 +109,7 @@ impl Dialogs {
         }
         let seq = ack.headers().cseq()?.seq;
         let entry = find_id_mut(&mut self.by_call_id, id).ok_or(DialogError::UnknownDialog)?;
-        entry.usage.our_ack = Some((seq, ack.clone()));
+        entry.usage.our_ack = Some(Box::new((seq, ack.clone())));
         self.outputs.push_back(DialogOutput::Ack {
             id: entry.dialog.id.clone(),
             request: ack,
@@ -213,12 +213,12 @@ impl Entry {
                 if self.dialog.state == DialogState::Early {
                     self.dialog.state = DialogState::Confirmed;
                 }
-                self.usage.unacked_2xx = Some(TwoXxRetransmission::start(
+                self.usage.unacked_2xx = Some(Box::new(TwoXxRetransmission::start(
                     now,
                     response.clone(),
                     cseq.seq,
                     timers,
-                ));
+                )));
             } else if self.dialog.state == DialogState::Early {
                 self.dialog.state = DialogState::Terminated;
             }

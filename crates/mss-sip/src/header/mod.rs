@@ -7,6 +7,7 @@
 mod auth;
 mod misc;
 mod name_addr;
+pub(crate) mod tag_memo;
 mod via;
 
 use std::time::SystemTime;
@@ -69,7 +70,7 @@ impl Headers {
         self.get(name).map(|v| text(v, name)).transpose()
     }
 
-    fn required_str(&self, name: HeaderName) -> Result<&str, ParseError> {
+    pub(crate) fn required_str(&self, name: HeaderName) -> Result<&str, ParseError> {
         match self.get(&name) {
             Some(v) => text(v, &name),
             None => Err(missing(name)),

@@ -1,0 +1,154 @@
+//! The tags of From and To, remembered on the message once parsed.
+//!
+//! Every layer that handles a message asks for its From and To tags (the prechecks, the
+//! transaction key under RFC 2543 matching, the dialog lookup of every request and
+//! response): each parse of a name-addr parses its URI too. [`Headers::from_tag`] and
+//! [`Headers::to_tag`] parse the value in full the first time (the same parser, the same
+//! errors as [`Headers::from`] and [`Headers::to`]) and remember where the tag is; later
+//! calls read it from there. Any change to the headers forgets what was remembered.
+//! `from()` and `to()` leave the memo alone: finding the tag costs a scan of the
+//! parameters, which most of their callers do not want.
+
+use std::cell::Cell;
+
+use crate::error::ParseError;
+use crate::header::NameAddr;
+use crate::headers::Headers;
+use crate::name::HeaderName;
+
+/// What is known of the tag of one From or To value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum TagMemo {
+    /// Not parsed yet (or the headers changed since).
+    #[default]
+    Unknown,
+    /// The value parses and has no tag.
+    Absent,
+    /// The value parses; its tag is these bytes of the value.
+    At {
+        /// Offset of the tag in the (trimmed) header value.
+        start: u32,
+        /// Its length.
+        len: u32,
+    },
+}
+
+/// The memos of From (`0`) and To (`1`). A message is handled by one thread at a time;
+/// `Cell` keeps reads and the first fill free of synchronisation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TagMemos(Cell<[TagMemo; 2]>);
+
+impl TagMemos {
+    /// Forgets both tags (the headers changed).
+    pub(crate) fn clear(&self) {
+        self.0.set([TagMemo::Unknown; 2]);
+    }
+
+    fn slot(name: &HeaderName) -> Option<usize> {
+        match name {
+            HeaderName::From => Some(0),
+            HeaderName::To => Some(1),
+            _ => None,
+        }
+    }
+
+    fn get(&self, name: &HeaderName) -> TagMemo {
+        Self::slot(name)
+            .and_then(|i| self.0.get().get(i).copied())
+            .unwrap_or_default()
+    }
+
+    fn set(&self, name: &HeaderName, memo: TagMemo) {
+        if let Some(i) = Self::slot(name) {
+            let mut all = self.0.get();
+            if let Some(m) = all.get_mut(i) {
+                *m = memo;
+            }
+            self.0.set(all);
+        }
+    }
+}
+
+impl Headers {
+    /// The `tag` parameter of From (RFC 3261 §19.3): as `self.from()?.tag()`, the value
+    /// parsed once per message.
+    ///
+    /// # Errors
+    /// As [`Headers::from`].
+    pub fn from_tag(&self) -> Result<Option<&str>, ParseError> {
+        self.memo_tag(HeaderName::From)
+    }
+
+    /// The `tag` parameter of To: as `self.to()?.tag()`, the value parsed once per message.
+    ///
+    /// # Errors
+    /// As [`Headers::to`].
+    pub fn to_tag(&self) -> Result<Option<&str>, ParseError> {
+        self.memo_tag(HeaderName::To)
+    }
+
+    fn memo_tag(&self, name: HeaderName) -> Result<Option<&str>, ParseError> {
+        match self.tags.get(&name) {
+            TagMemo::Absent => return Ok(None),
+            TagMemo::At { start, len } => {
+                let v = self.required_str(name.clone())?;
+                let (start, len) = (start as usize, len as usize);
+                if let Some(tag) = start.checked_add(len).and_then(|end| v.get(start..end)) {
+                    return Ok(Some(tag));
+                }
+            }
+            TagMemo::Unknown => {}
+        }
+        let v = self.required_str(name.clone())?;
+        Ok(self.parse_noting_tag(v, &name)?.tag())
+    }
+
+    /// Parses the From or To value `v` (the trimmed value of `name`) and remembers where
+    /// its tag is.
+    fn parse_noting_tag<'a>(
+        &self,
+        v: &'a str,
+        name: &HeaderName,
+    ) -> Result<NameAddr<'a>, ParseError> {
+        let addr = NameAddr::parse(v, name)?;
+        let memo = match addr.tag() {
+            None => TagMemo::Absent,
+            Some(tag) => {
+                // The tag borrows from `v` (a parameter value is a slice of it).
+                let start = (tag.as_ptr() as usize).wrapping_sub(v.as_ptr() as usize);
+                match (u32::try_from(start), u32::try_from(tag.len())) {
+                    (Ok(s), Ok(l)) if start + tag.len() <= v.len() => {
+                        TagMemo::At { start: s, len: l }
+                    }
+                    _ => TagMemo::Unknown,
+                }
+            }
+        };
+        self.tags.set(name, memo);
+        Ok(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_lookup_fills_the_memo_and_a_change_clears_it() {
+        let mut h = Headers::new();
+        h.push(HeaderName::From, "\"A\" <sip:a@example.com>;tag=abc");
+        h.push(HeaderName::To, "<sip:b@example.com>");
+        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.from_tag(), Ok(Some("abc")));
+        assert_eq!(
+            h.tags.get(&HeaderName::From),
+            TagMemo::At { start: 28, len: 3 }
+        );
+        assert_eq!(h.from_tag(), Ok(Some("abc")));
+        assert_eq!(h.to_tag(), Ok(None));
+        assert_eq!(h.tags.get(&HeaderName::To), TagMemo::Absent);
+        h.replace(HeaderName::To, "<sip:b@example.com>;tag=x");
+        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.to_tag(), Ok(Some("x")));
+    }
+}

@@ -1,0 +1,80 @@
+//! `Headers::from_tag` / `to_tag` (parsed once, remembered) against the full parser
+//! (`from()?.tag()`, `to()?.tag()`) on every message of the RFC 4475 torture corpus that
+//! frames, asked before and after the full parse, on fresh messages, on clones and after
+//! changes to the headers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mss_sip::{parse_datagram, HeaderName, Headers, ParseError};
+use mss_testdata::torture;
+
+type Tag = Result<Option<String>, ParseError>;
+
+fn full(h: &Headers, name: &HeaderName) -> Tag {
+    let addr = if *name == HeaderName::From {
+        h.from()
+    } else {
+        h.to()
+    };
+    addr.map(|a| a.tag().map(str::to_owned))
+}
+
+fn memo(h: &Headers, name: &HeaderName) -> Tag {
+    let tag = if *name == HeaderName::From {
+        h.from_tag()
+    } else {
+        h.to_tag()
+    };
+    tag.map(|t| t.map(str::to_owned))
+}
+
+#[test]
+fn the_memo_agrees_with_the_full_parser_on_the_torture_corpus() {
+    let mut seen = 0;
+    for case in torture::cases() {
+        let Ok(msg) = parse_datagram(case.bytes.clone()) else {
+            continue;
+        };
+        for name in [HeaderName::From, HeaderName::To] {
+            let want = full(msg.headers(), &name);
+            // The memo asked first (it parses), asked again (it reads what it kept).
+            let fresh = parse_datagram(case.bytes.clone()).unwrap();
+            let h = fresh.headers();
+            assert_eq!(memo(h, &name), want, "{}: {name:?} first", case.name);
+            assert_eq!(memo(h, &name), want, "{}: {name:?} again", case.name);
+            // A clone keeps what was remembered, and it still holds.
+            let copy = fresh.clone();
+            assert_eq!(memo(copy.headers(), &name), want, "{}: clone", case.name);
+            // The full parser first changes nothing.
+            let other = parse_datagram(case.bytes.clone()).unwrap();
+            let _ = full(other.headers(), &name);
+            assert_eq!(memo(other.headers(), &name), want, "{}: after", case.name);
+            seen += 1;
+        }
+    }
+    assert!(seen > 40, "only {seen} headers checked");
+}
+
+#[test]
+fn a_change_to_the_headers_forgets_the_tags() {
+    let bytes = torture::bytes("wsinv");
+    let mut msg = parse_datagram(bytes).unwrap();
+    let before = msg.headers().to_tag().unwrap().map(str::to_owned);
+    assert!(msg.headers().from_tag().unwrap().is_some());
+    let h = msg.headers_mut();
+    h.replace(HeaderName::To, "<sip:b@example.com>;tag=changed-to");
+    h.replace(HeaderName::From, "<sip:a@example.com>");
+    assert_ne!(before.as_deref(), Some("changed-to"));
+    assert_eq!(msg.headers().to_tag().unwrap(), Some("changed-to"));
+    assert_eq!(msg.headers().from_tag().unwrap(), None);
+    // A value that no longer parses gives the full parser's error, not a remembered tag.
+    msg.headers_mut()
+        .replace(HeaderName::To, "<sip:b@example.com;tag=x");
+    assert_eq!(
+        msg.headers().to_tag().map(|t| t.map(str::to_owned)),
+        full(msg.headers(), &HeaderName::To)
+    );
+    assert!(msg.headers().to_tag().is_err());
+    msg.headers_mut().remove(&HeaderName::From);
+    assert!(msg.headers().from_tag().is_err());
+}
