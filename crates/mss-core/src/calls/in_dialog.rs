@@ -115,7 +115,7 @@ impl Core {
     }
 
     /// A response of dialog `id` to `req`, for requests answered here at once.
-    fn in_dialog_answer(
+    pub(crate) fn in_dialog_answer(
         &self,
         id: &DialogId,
         req: &Request,

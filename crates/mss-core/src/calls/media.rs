@@ -293,7 +293,7 @@ impl Core {
         headers: &mss_sip::Headers,
         body: &Bytes,
     ) -> Bytes {
-        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+        if !self.relays(key, headers, body) {
             return body.clone();
         }
         self.note_leg_sdp(key, from, body);
@@ -312,7 +312,7 @@ impl Core {
         headers: &mss_sip::Headers,
         body: &Bytes,
     ) -> Bytes {
-        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+        if !self.relays(key, headers, body) {
             return body.clone();
         }
         self.note_sdp_over(key, from.0, from.1, body);
@@ -328,7 +328,7 @@ impl Core {
         headers: &mss_sip::Headers,
         body: &Bytes,
     ) -> Bytes {
-        if body.is_empty() || !is_sdp(headers) || !self.has_media_sessions(key) {
+        if !self.relays(key, headers, body) {
             return body.clone();
         }
         let flow = self.calls.table.get(&key).and_then(|c| c.flow_of(to));
@@ -346,6 +346,12 @@ impl Core {
         }
         let body = self.sdp_for(key, Leg::B, flow, &body);
         Some((content_type, body))
+    }
+
+    /// Whether `body` (with its `headers`) of call `key` is rewritten for the relay: an
+    /// SDP body of a call with relay sessions.
+    fn relays(&self, key: CallKey, headers: &mss_sip::Headers, body: &Bytes) -> bool {
+        !body.is_empty() && is_sdp(headers) && self.has_media_sessions(key)
     }
 
     /// Whether call `key` has relay sessions.

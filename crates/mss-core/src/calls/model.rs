@@ -151,6 +151,35 @@ pub(crate) struct BLeg {
 }
 
 impl BLeg {
+    /// A leg whose INVITE `invite` to `target` is about to go out over `flow`.
+    pub(crate) fn calling(target: BTarget, invite: Request, flow: Flow) -> BLeg {
+        BLeg {
+            target,
+            invite,
+            client: None,
+            flow,
+            state: BState::Calling,
+            cancel_pending: false,
+            cancelled: false,
+            dialogs: Vec::new(),
+            confirmed: None,
+            authenticated: false,
+            prack_refused: false,
+            prack_waits: None,
+        }
+    }
+
+    /// A party that joins a call already in confirmed dialog `dialog` (a transfer's
+    /// target, a caller with Replaces): its INVITE `invite`, reached over `flow`.
+    pub(crate) fn joined(target: BTarget, invite: Request, flow: Flow, dialog: DialogId) -> BLeg {
+        BLeg {
+            state: BState::Answered,
+            dialogs: vec![dialog.clone()],
+            confirmed: Some(dialog),
+            ..BLeg::calling(target, invite, flow)
+        }
+    }
+
     /// True while the INVITE has no final response.
     pub(crate) fn pending(&self) -> bool {
         matches!(self.state, BState::Calling | BState::Proceeding)
@@ -241,6 +270,37 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// A call that starts at `since` with its record `record` and its caller's leg `a`:
+    /// no caller user, no B leg yet, trying.
+    pub(crate) fn new(record: CallRecord, since: Instant, a: ALeg) -> Call {
+        Call {
+            record,
+            since,
+            caller_user: None,
+            slots: Vec::new(),
+            chain: Vec::new(),
+            stage: Stage::Idle,
+            stage_start: 0,
+            diversion: None,
+            level_user: None,
+            state: CallState::Trying,
+            a,
+            b: Vec::new(),
+            winner: None,
+            lines_left: Vec::new(),
+            out_number: None,
+            best: None,
+            offer: None,
+            early: None,
+            ack_relay: None,
+            ring_deadline: None,
+            codec: None,
+            redirect: None,
+            media: None,
+            waiting_target: None,
+        }
+    }
+
     /// The B leg `i`.
     pub(crate) fn leg(&self, i: usize) -> Option<&BLeg> {
         self.b.get(i)

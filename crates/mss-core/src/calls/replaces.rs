@@ -27,7 +27,7 @@ use mss_sip::{Flow, HeaderName, Method, Request, Response, StatusCode, Uri};
 use mss_txn::ServerTransactionId;
 
 use super::admission::Caller;
-use super::model::{AckRelay, BLeg, BState, BTarget, Side};
+use super::model::{AckRelay, BLeg, BTarget, Side};
 use super::outgoing::{contact_uri, copy_body_request, copy_body_response};
 use super::{CallClient, CallKey};
 use crate::core::Core;
@@ -415,22 +415,11 @@ impl Core {
                     b.confirmed = None;
                 }
                 let leg = call.b.len();
-                call.b.push(BLeg {
-                    target: BTarget::Device {
-                        user: p.user.clone(),
-                    },
-                    invite: p.invite.clone(),
-                    client: None,
-                    flow: p.flow,
-                    state: BState::Answered,
-                    cancel_pending: false,
-                    cancelled: false,
-                    dialogs: vec![new.clone()],
-                    confirmed: Some(new.clone()),
-                    authenticated: false,
-                    prack_refused: false,
-                    prack_waits: None,
-                });
+                let target = BTarget::Device {
+                    user: p.user.clone(),
+                };
+                call.b
+                    .push(BLeg::joined(target, p.invite.clone(), p.flow, new.clone()));
                 call.winner = Some(leg);
                 Side::B(leg)
             }

@@ -8,7 +8,7 @@ use mss_store::CallRecord;
 use mss_txn::ServerTransactionId;
 
 use super::admission::Caller;
-use super::model::{ALeg, BLeg, BState, BTarget, Call, CallState, Stage};
+use super::model::{ALeg, BLeg, BState, BTarget, Call};
 use super::outgoing::{b_invite, InviteSpec};
 use super::{CallClient, CallKey};
 use crate::core::Core;
@@ -85,37 +85,19 @@ impl Core {
             transferred_by: None,
         };
         let key = self.calls.next_key();
+        let a = ALeg {
+            invite: req.clone(),
+            server: id,
+            flow: *from,
+            dialog: None,
+            answered: false,
+        };
         let call = Call {
-            record,
-            since: now.mono,
             slots: caller_user.iter().cloned().collect(),
             level_user: caller_user.clone(),
             caller_user,
-            chain: Vec::new(),
-            stage: Stage::Idle,
-            stage_start: 0,
-            diversion: None,
-            state: CallState::Trying,
-            a: ALeg {
-                invite: req.clone(),
-                server: id,
-                flow: *from,
-                dialog: None,
-                answered: false,
-            },
-            b: Vec::new(),
-            winner: None,
-            lines_left: Vec::new(),
-            out_number: None,
-            best: None,
             offer: admitted.offer,
-            early: None,
-            ack_relay: None,
-            ring_deadline: None,
-            codec: None,
-            redirect: None,
-            media: None,
-            waiting_target: None,
+            ..Call::new(record, now.mono, a)
         };
         tracing::debug!(
             call = %call.record.id,
@@ -307,20 +289,7 @@ impl Core {
         // Most calls ring one device: room for one leg, not the four of a `Vec`'s first
         // push (a leg is ~400 bytes, held for the whole call).
         call.b.reserve_exact(1);
-        call.b.push(BLeg {
-            target,
-            invite: invite.clone(),
-            client: None,
-            flow,
-            state: BState::Calling,
-            cancel_pending: false,
-            cancelled: false,
-            dialogs: Vec::new(),
-            confirmed: None,
-            authenticated: false,
-            prack_refused: false,
-            prack_waits: None,
-        });
+        call.b.push(BLeg::calling(target, invite.clone(), flow));
         let client = self.call_send(now, invite, flow, CallClient::Invite { key, leg });
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;

@@ -232,19 +232,6 @@ impl Core {
         }
     }
 
-    /// A response of dialog `id` to `req`.
-    fn refer_answer(
-        &self,
-        id: &DialogId,
-        req: &Request,
-        status: StatusCode,
-        reason: &str,
-    ) -> Response {
-        self.dialogs
-            .response(id, req, status, reason)
-            .unwrap_or_else(|_| Response::for_request(req, status, reason.to_owned()))
-    }
-
     /// `REFER` from `side` of call `key` in its dialog `id` (see the module docs).
     pub(crate) fn on_refer(
         &mut self,
@@ -259,7 +246,7 @@ impl Core {
             Ok(r) => r,
             Err((status, reason, warning)) => {
                 tracing::info!(status = status.as_u16(), reason, "REFER refused");
-                let mut rsp = self.refer_answer(id, req, status, reason);
+                let mut rsp = self.in_dialog_answer(id, req, status, reason);
                 if let Some(text) = warning {
                     rsp.headers_mut()
                         .push(HeaderName::Warning, self.answer.warning(&text));
@@ -275,7 +262,7 @@ impl Core {
         } else {
             format!("refer;id={seq}")
         };
-        let rsp = self.refer_answer(id, req, StatusCode::ACCEPTED, "Accepted");
+        let rsp = self.in_dialog_answer(id, req, StatusCode::ACCEPTED, "Accepted");
         self.respond(now, server, rsp);
         // RFC 3892: the transferor's Referred-By goes on when it is a name-addr, else one
         // naming the transferor.
@@ -539,11 +526,11 @@ impl Core {
             .get(&key)
             .is_some_and(|t| t.dialog == *id && !t.transferor_gone);
         let rsp = if active {
-            let mut rsp = self.refer_answer(id, req, StatusCode::OK, "OK");
+            let mut rsp = self.in_dialog_answer(id, req, StatusCode::OK, "OK");
             rsp.headers_mut().push(HeaderName::Expires, EXPIRES);
             rsp
         } else {
-            self.refer_answer(
+            self.in_dialog_answer(
                 id,
                 req,
                 StatusCode::CALL_TRANSACTION_DOES_NOT_EXIST,

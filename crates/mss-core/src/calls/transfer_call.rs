@@ -14,7 +14,7 @@ use mss_sip::{Method, Request, Response, StatusCode};
 use mss_store::{CallDirection, CallRecord};
 
 use super::admission::Target;
-use super::model::{ALeg, BTarget, Call, CallState, Side, Stage};
+use super::model::{ALeg, BTarget, Call, Side};
 use super::transfer::{Step, SubCall};
 use super::CallKey;
 use crate::core::Core;
@@ -98,40 +98,20 @@ impl Core {
             transferred_by: None,
         };
         let sub = self.calls.next_key();
+        let a = ALeg {
+            invite,
+            server,
+            flow,
+            dialog: None,
+            answered: false,
+        };
+        // A number out is dialled for the transferor (its call_level was checked). The
+        // target talks to the transferred call's relay ports once joined
+        // (`transfer_join.rs`); ringing it needs none.
         let call = Call {
-            record,
-            since: now.mono,
             caller_user,
-            slots: Vec::new(),
-            chain: Vec::new(),
-            stage: Stage::Idle,
-            stage_start: 0,
-            diversion: None,
-            // A number out is dialled for the transferor (its call_level was checked).
             level_user: transferor_user,
-            state: CallState::Trying,
-            a: ALeg {
-                invite,
-                server,
-                flow,
-                dialog: None,
-                answered: false,
-            },
-            b: Vec::new(),
-            winner: None,
-            lines_left: Vec::new(),
-            out_number: None,
-            best: None,
-            offer: None,
-            early: None,
-            ack_relay: None,
-            ring_deadline: None,
-            codec: None,
-            redirect: None,
-            // The target talks to the transferred call's relay ports once joined
-            // (`transfer_join.rs`); ringing it needs none.
-            media: None,
-            waiting_target: None,
+            ..Call::new(record, now.mono, a)
         };
         self.calls.table.insert(sub, Box::new(call));
         self.calls.transfers.subs.insert(

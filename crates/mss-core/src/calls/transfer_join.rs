@@ -22,7 +22,7 @@ use mss_services::Now;
 use mss_sip::{Method, Response, StatusCode};
 use mss_store::EndedBy;
 
-use super::model::{BLeg, BState, BTarget, Side};
+use super::model::{BLeg, BTarget, Side};
 use super::outgoing::copy_body_request;
 use super::replaces::ReplacesValue;
 use super::transfer::{Step, Transfer};
@@ -402,20 +402,8 @@ impl Core {
                     b.confirmed = None;
                 }
                 let leg = call.b.len();
-                call.b.push(BLeg {
-                    target,
-                    invite,
-                    client: None,
-                    flow,
-                    state: BState::Answered,
-                    cancel_pending: false,
-                    cancelled: false,
-                    dialogs: vec![dialog.clone()],
-                    confirmed: Some(dialog.clone()),
-                    authenticated: false,
-                    prack_refused: false,
-                    prack_waits: None,
-                });
+                call.b
+                    .push(BLeg::joined(target, invite, flow, dialog.clone()));
                 call.winner = Some(leg);
                 Side::B(leg)
             }
