@@ -359,6 +359,11 @@ def verdict(ok):
     return "met" if ok else "not met"
 
 
+def every(k):
+    """How often the new-connection modes reconnect, in words."""
+    return "for every registration" if k == 1 else "every %d registrations" % k
+
+
 NAMES = {
     "udp": "UDP",
     "tls-kept": "TLS, connections kept (resumption on)",
@@ -433,8 +438,8 @@ def table(res):
     if best_new:
         b = summ[best_new]
         lines.append(
-            "| the same, a new (resumed) connection per %d registration(s) | %s: %.2f× the rate, %.2f× by mss CPU | %s |"
-            % (reg["reconnect_every"], NAMES[best_new],
+            "| the same, a new resumed connection %s (the cheapest mode) | %s: %.2f× the rate, %.2f× by mss CPU | %s |"
+            % (every(reg["reconnect_every"]), NAMES[best_new],
                b["rate"] / udp["rate"] if udp["rate"] else 0,
                udp_cpu / b["mss_cpu_us_per_reg"] if udp_cpu else 0,
                verdict(b["rate"] >= 0.7 * udp["rate"]
@@ -443,7 +448,7 @@ def table(res):
         "",
         "- Client: `mss-regload` (crates/mss-regload, Rust, rustls on ring), %d threads with a socket or connection each, in closed loops for %d s per mode; rounds: %d, the modes in turn (reversed every other round; the table: medians); the same client for UDP and TLS. Client and mss share the machine's 2 CPUs, so reg/s is the box's rate; mss's CPU per registration (utime+stime of /proc/PID/stat over the measured time) is the server's own cost."
         % (reg["connections"], reg["duration"], reg["rounds"]),
-        "- TLS: mss offers 1.2 and 1.3 (rustls, ECDSA P-256 certificate), stateless tickets for both and a session-id cache for 1.2. Kept connections: opened before the measured time, never closed. New connections: one per %d registration(s), closed by the client; `handshakes` and `resumed` count them (1.3 resumption is PSK with a new X25519 exchange; a resumed 1.2 handshake has no key exchange)." % reg["reconnect_every"],
+        "- TLS: mss offers 1.2 and 1.3 (rustls, ECDSA P-256 certificate), stateless tickets for both and a session-id cache for 1.2. Kept connections: opened before the measured time, never closed. New connections: one %s, closed by the client; `handshakes` and `resumed` count them (1.3 resumption is PSK with a new X25519 exchange; a resumed 1.2 handshake has no key exchange)." % every(reg["reconnect_every"]),
     ]
     if idle:
         lines.append("- Idle: `bench/lib/tls_probe.py` (Python, OpenSSL), one loopback source address per %d connections (mss allows 100 per address, 10,000 in all), TLS 1.3 full handshakes from %d threads." % (res["idle_per_source"], res["idle_threads"]))
