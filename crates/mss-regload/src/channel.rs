@@ -102,7 +102,11 @@ impl UdpChannel {
         })
     }
 
-    fn request(&mut self, request: &[u8], branch: &str) -> Result<Vec<u8>, LoadError> {
+    /// Sends `request` and returns the final response whose Via carries `branch`.
+    ///
+    /// # Errors
+    /// [`LoadError::Io`] when the send fails or no answer comes within the timeout.
+    pub fn request(&mut self, request: &[u8], branch: &str) -> Result<Vec<u8>, LoadError> {
         let io = |what| {
             let peer = self.server;
             move |source| LoadError::Io { what, peer, source }
@@ -203,7 +207,12 @@ impl TlsChannel {
         })
     }
 
-    fn request(&mut self, request: &[u8], branch: &str) -> Result<Vec<u8>, LoadError> {
+    /// Sends `request` and returns the final response whose Via carries `branch`.
+    ///
+    /// # Errors
+    /// A socket or TLS error, a timeout, the peer closing, a response that cannot be
+    /// framed.
+    pub fn request(&mut self, request: &[u8], branch: &str) -> Result<Vec<u8>, LoadError> {
         let peer = self.server;
         let io = |what| move |source| LoadError::Io { what, peer, source };
         let mut stream = rustls::Stream::new(&mut self.conn, &mut self.socket);
