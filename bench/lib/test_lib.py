@@ -588,6 +588,12 @@ class TlsProbeTests(unittest.TestCase):
         failed = self.result(100 * 1024, 10000, 30.0, 40.0, 3000, 2400)
         failed["registration"]["summary"]["tls-kept"]["errors"] = 3
         self.assertIn("| void: failed registrations |", tls_probe.table(failed))
+        self.assertNotIn("over the rounds", good)
+        loaded = self.result(250 * 1024, 10000, 30.0, 40.0, 3000, 2400)
+        loaded["registration"]["runs"] = [{"loadavg": ["3.5 4 4", "4 4 4"]},
+                                          {"loadavg": ["7.9 4 4", "4 4 4"]}]
+        self.assertIn("1.0 1.0 1.0, 1-minute load average 3.5–7.9 over the rounds",
+                      tls_probe.table(loaded))
         no_idle = self.result(100 * 1024, 10000, 30.0, 40.0, 3000, 2400)
         no_idle["idle"] = None
         self.assertNotIn("idle TLS connections |", tls_probe.table(no_idle))

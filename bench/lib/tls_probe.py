@@ -359,6 +359,14 @@ def verdict(ok):
     return "met" if ok else "not met"
 
 
+def load_range(runs):
+    """`, 1-minute load average A–B over the rounds` from the runs' readings, or ``."""
+    loads = [float(x["loadavg"][0].split()[0]) for x in runs if x.get("loadavg")]
+    if not loads:
+        return ""
+    return ", 1-minute load average %.1f–%.1f over the rounds" % (min(loads), max(loads))
+
+
 def every(k):
     """How often the new-connection modes reconnect, in words."""
     return "for every registration" if k == 1 else "every %d registrations" % k
@@ -381,10 +389,10 @@ def table(res):
         MARK_START,
         "## TLS: idle connections and registration rate (`bench/tls.sh`)",
         "",
-        "Run %s → %s; %s (tree at %s); machine: %s; load average at the start %s "
+        "Run %s → %s; %s (tree at %s); machine: %s; load average at the start %s%s "
         "(other builds on the same CPUs)."
         % (res["started"], res["ended"], res["mss_version"], res["tree"], res["machine"],
-           res["loadavg"]),
+           res["loadavg"], load_range(reg["runs"])),
         "",
     ]
     if idle:
