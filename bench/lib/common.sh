@@ -95,6 +95,22 @@ build_rtpload() {
   fi
 }
 
+# Builds crates/mss-regload (when $1 is 1) and prints its binary's path.
+build_regload() {
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  if [ "$1" = 1 ] && command -v cargo >/dev/null 2>&1; then
+    log "building mss-regload (cargo build --release -p mss-regload, target dir $target)"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$target" cargo build --release -p mss-regload >&2) || {
+      log "mss-regload: build failed"; return 1; }
+  fi
+  if [ -x "$target/release/mss-regload" ]; then
+    echo "$target/release/mss-regload"
+  else
+    log "mss-regload: no binary at $target/release/mss-regload"
+    return 1
+  fi
+}
+
 # Fail early when one of our loopback ports is taken (UDP or TCP).
 check_ports() {
   local p busy=0

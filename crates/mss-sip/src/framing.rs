@@ -217,6 +217,11 @@ impl Framer {
                     limit: limits.max_headers,
                 });
             }
+            // Only a line starting with C or L can be Content-Length (or its compact
+            // form): the others are counted, not searched for their colon.
+            if !matches!(line.first(), Some(b'C' | b'c' | b'L' | b'l')) {
+                continue;
+            }
             if let Some(colon) = memchr::memchr(b':', line) {
                 let name = crate::headers::trim_lws(line.get(..colon).unwrap_or(&[]));
                 if is_content_length_name(name) {

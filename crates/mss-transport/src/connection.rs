@@ -210,6 +210,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // only appended to until the framer returns a message or keep-alive bytes, which are
     // then removed from its front; the framer starts over by itself at that point.
     let mut framer = Framer::new();
+    // One timer for the connection's life instead of one per read (each would enter and
+    // leave the runtime's timer wheel once per message). Traffic only moves the idle
+    // deadline later, so the timer may fire early: it is then set again to the deadline
+    // of the moment. It is moved earlier only when a partial message starts its clock.
+    let mut armed = activity.idle_deadline(idle);
+    let timer = tokio::time::sleep_until(armed);
+    tokio::pin!(timer);
     loop {
         loop {
             match framer.poll(&buf, &limits) {
@@ -230,7 +237,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Ok(Framed::Message(n)) => {
                     keepalive_lines = 0;
-                    let data = buf.split_to(n.min(buf.len())).freeze();
+                    // A copy of its own, as a UDP datagram gets: the read buffer stays
+                    // this reader's alone and is reused. Splitting it off instead would
+                    // share the buffer with the message (which transactions and dialogs
+                    // keep), so that the next `reserve` allocated a fresh 8 KiB one: a
+                    // large malloc per message and 8 KiB pinned per kept message.
+                    let n = n.min(buf.len());
+                    let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
+                    buf.advance(n);
                     partial_since = None;
                     stats::bump(&shared.stats.tcp_messages_received);
                     let received = Received { data, flow, local };
@@ -248,32 +262,41 @@ async fn read_loop<R: AsyncRead + Unpin>(
             partial_since = Some(Instant::now());
         }
         let partial_deadline = partial_since.and_then(|t| t.checked_add(message_timeout));
-        let idle_deadline = activity.idle_deadline(idle);
-        let deadline = partial_deadline.map_or(idle_deadline, |p| p.min(idle_deadline));
+        if let Some(p) = partial_deadline.filter(|&p| p < armed) {
+            armed = p;
+            timer.as_mut().reset(armed);
+        }
         buf.reserve(READ_CHUNK);
-        let read = tokio::time::timeout_at(deadline, read_half.read_buf(&mut buf)).await;
+        let read = tokio::select! {
+            biased;
+            read = read_half.read_buf(&mut buf) => Some(read),
+            () = &mut timer => None,
+        };
         match read {
-            Err(_elapsed) => {
+            None => {
                 let now = Instant::now();
                 if partial_deadline.is_some_and(|p| now >= p) {
                     return ReadEnd::SlowMessage;
                 }
                 // The writer may have kept the connection busy meanwhile.
-                if now >= activity.idle_deadline(idle) {
+                let idle_deadline = activity.idle_deadline(idle);
+                if now >= idle_deadline {
                     return ReadEnd::Idle;
                 }
+                armed = partial_deadline.map_or(idle_deadline, |p| p.min(idle_deadline));
+                timer.as_mut().reset(armed);
             }
-            Ok(Ok(0)) => {
+            Some(Ok(0)) => {
                 if !buf.is_empty() {
                     tracing::debug!(peer = %flow.remote, bytes = buf.len(), "partial message at end of stream");
                 }
                 return ReadEnd::Eof;
             }
-            Ok(Ok(n)) => {
+            Some(Ok(n)) => {
                 activity.touch();
                 stats::add(&shared.stats.bytes_received, n);
             }
-            Ok(Err(e)) => return ReadEnd::Io(e),
+            Some(Err(e)) => return ReadEnd::Io(e),
         }
     }
 }

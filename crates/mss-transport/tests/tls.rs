@@ -269,3 +269,88 @@ async fn a_replaced_certificate_is_served_to_the_next_handshake_only() {
     assert_eq!(read_exact(&mut old, 18).await, b"SIP/2.0 200 OK\r\n\r\n");
     assert_eq!(t.connection_count(), 2);
 }
+
+/// A client configuration offering `versions` that resumes from its own session store
+/// (tickets, or for TLS 1.2 `session_ids_only`).
+#[allow(deprecated)]
+fn resuming_client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    session_ids_only: bool,
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let mut resumption = rustls::client::Resumption::in_memory_sessions(8);
+    if session_ids_only {
+        resumption = resumption.tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
+    }
+    config.resumption = resumption;
+    Arc::new(config)
+}
+
+/// Connects with `config`, exchanges a keep-alive (which also delivers TLS 1.3 tickets,
+/// sent after the handshake), closes, and tells what the handshake was.
+async fn handshake_kind(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+) -> (rustls::ProtocolVersion, rustls::HandshakeKind) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("pbx.test").unwrap();
+    let mut conn = timeout(
+        WAIT,
+        TlsConnector::from(Arc::clone(config)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    conn.write_all(b"\r\n\r\n").await.unwrap();
+    conn.flush().await.unwrap();
+    assert_eq!(read_exact(&mut conn, 2).await, b"\r\n");
+    let session = conn.get_ref().1;
+    let seen = (
+        session.protocol_version().unwrap(),
+        session.handshake_kind().unwrap(),
+    );
+    conn.shutdown().await.unwrap();
+    seen
+}
+
+#[tokio::test]
+async fn a_second_connection_resumes_the_session_over_tls_1_3_and_1_2() {
+    use rustls::version::{TLS12, TLS13};
+    use rustls::{HandshakeKind, ProtocolVersion};
+    let server = TlsServer::new(identity("pbx.test")).unwrap();
+    let (t, _rx, addr) = start(&server).await;
+    let cases: [(
+        &[&'static rustls::SupportedProtocolVersion],
+        bool,
+        ProtocolVersion,
+    ); 3] = [
+        // TLS 1.3: a stateless ticket (PSK with a new ECDHE, RFC 8446 §2.2).
+        (&[&TLS13], false, ProtocolVersion::TLSv1_3),
+        // TLS 1.2 with RFC 5077 tickets: the abbreviated handshake, no key exchange.
+        (&[&TLS12], false, ProtocolVersion::TLSv1_2),
+        // TLS 1.2 by session id (RFC 5246 §7.3): mss's session cache.
+        (&[&TLS12], true, ProtocolVersion::TLSv1_2),
+    ];
+    for (versions, session_ids_only, version) in cases {
+        let config = resuming_client(versions, session_ids_only);
+        let first = handshake_kind(addr, &config).await;
+        assert_eq!(first, (version, HandshakeKind::Full));
+        let second = handshake_kind(addr, &config).await;
+        assert_eq!(
+            second,
+            (version, HandshakeKind::Resumed),
+            "{version:?}, session ids only: {session_ids_only}"
+        );
+        // A client without the session does a full handshake again.
+        let other = resuming_client(versions, session_ids_only);
+        assert_eq!(handshake_kind(addr, &other).await.1, HandshakeKind::Full);
+    }
+    eventually("all connections to close", || t.connection_count() == 0).await;
+    assert_eq!(t.stats().snapshot().tls_handshakes, 9);
+}

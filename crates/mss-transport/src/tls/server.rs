@@ -3,11 +3,15 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 use super::identity::TlsIdentity;
+
+/// TLS 1.2 sessions kept for resumption by session id (about 200 bytes each, only for
+/// clients that take no ticket): as many as the TLS connections mss is sized for.
+pub const SESSION_CACHE: usize = 10_000;
 
 /// The certificate every new handshake gets: read at each handshake, replaced by
 /// [`TlsServer::replace`]. A session already established keeps the certificate it was
@@ -42,8 +46,14 @@ impl ResolvesServerCert for CurrentCertificate {
 }
 
 /// The TLS side of the `tls:` listeners: a rustls [`ServerConfig`] (TLS 1.2 and 1.3,
-/// ring's cipher suites, no client certificates, session resumption by tickets) whose
-/// certificate comes from a slot that [`TlsServer::replace`] refills.
+/// ring's cipher suites, no client certificates) whose certificate comes from a slot that
+/// [`TlsServer::replace`] refills.
+///
+/// Session resumption: stateless tickets for TLS 1.3 (RFC 8446 §4.6.1) and TLS 1.2
+/// (RFC 5077), and for TLS 1.2 clients that do not take tickets, session ids (RFC 5246
+/// §7.3) in a cache of [`SESSION_CACHE`] sessions. A resumed TLS 1.2 handshake has no key
+/// exchange and no signature; a resumed TLS 1.3 one skips the signature but keeps its
+/// (EC)DHE exchange (rustls offers no `psk_ke`).
 ///
 /// A cheap, cloneable handle: the transports keep one, the code that reloads the
 /// certificate (SIGHUP, the admin API) another.
@@ -78,6 +88,8 @@ impl TlsServer {
             .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
         // Stateless tickets: resumption costs the server no memory per client.
         config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        // rustls keeps 256 sessions by default: too few for a PBX's phones.
+        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
         Ok(TlsServer {
             current,
             config: Arc::new(config),
