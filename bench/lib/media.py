@@ -17,9 +17,13 @@ import time
 
 MEDIA_START = "<!-- bench-media:start -->"
 MEDIA_END = "<!-- bench-media:end -->"
-TARGETS = ("direct", "mss", "mss-plain", "rtpengine", "rtpengine-1t")
-NAMES = {"direct": "direct path (no relay)", "mss": "mss (`recvmmsg`)",
-         "mss-plain": "mss (`recv_from`)", "rtpengine": "rtpengine (default threads)",
+TARGETS = ("direct", "mss", "mss-plain", "mss-kernel-slice", "mss-fifo", "rtpengine",
+           "rtpengine-1t")
+NAMES = {"direct": "direct path (no relay)", "mss": "mss (`recvmmsg`, 0.1-ms slice)",
+         "mss-plain": "mss (`recv_from`, 0.1-ms slice)",
+         "mss-kernel-slice": "mss (`recvmmsg`, the kernel's slice)",
+         "mss-fifo": "mss (`recvmmsg`, `SCHED_FIFO`)",
+         "rtpengine": "rtpengine (default threads)",
          "rtpengine-1t": "rtpengine (`--num-threads=1`)"}
 
 # The targets of issue 16 for the relay.

@@ -15,7 +15,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode};
+use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode, Scheduling};
 use mss_media::{Leg, PortRange, RelayConfig, Remote};
 
 use crate::bencode::Value;
@@ -75,6 +75,8 @@ pub enum TargetKind {
         ports: PortRange,
         /// How it reads its sockets (`recvmmsg` batches, the default, or `recv_from`).
         receive: ReceiveMode,
+        /// How its thread is scheduled (the default: a short EEVDF slice).
+        scheduling: Scheduling,
     },
     /// A rtpengine daemon.
     Rtpengine(RtpengineOptions),
@@ -82,10 +84,22 @@ pub enum TargetKind {
 
 impl TargetKind {
     /// The name in reports: `direct`, `mss` (`recvmmsg`), `mss-plain` (`recv_from`),
-    /// `rtpengine` (its default worker threads, one per CPU), `rtpengine-1t` (one).
+    /// `mss-kernel-slice` (`recvmmsg`, the kernel's default slice), `mss-fifo`
+    /// (`recvmmsg`, `SCHED_FIFO` when permitted), `rtpengine` (its default worker threads,
+    /// one per CPU), `rtpengine-1t` (one).
     pub fn name(&self) -> &'static str {
         match self {
             TargetKind::Direct => "direct",
+            TargetKind::Mss {
+                scheduling: Scheduling {
+                    realtime: Some(_), ..
+                },
+                ..
+            } => "mss-fifo",
+            TargetKind::Mss {
+                scheduling: Scheduling { slice: None, .. },
+                ..
+            } => "mss-kernel-slice",
             TargetKind::Mss {
                 receive: ReceiveMode::Batched,
                 ..
@@ -141,9 +155,11 @@ impl Target {
                 address,
                 ports,
                 receive,
+                scheduling,
             } => {
                 let mut options = MediaOptions::new(RelayConfig::new(*ports), *address, 16);
                 options.receive = *receive;
+                options.scheduling = *scheduling;
                 let (tx, events) = mpsc::channel();
                 let relay = MediaRelay::start(options, move |e| {
                     let _ = tx.send(e);

@@ -11,6 +11,9 @@
 //! commands, the timers and the events. The clock is read once per round.
 
 mod mmsg;
+mod sched;
+
+pub use sched::{Applied, Scheduling, SchedulingOutcome, DEFAULT_SLICE};
 
 use std::collections::VecDeque;
 use std::io;
@@ -50,6 +53,8 @@ pub struct MediaOptions {
     pub seed: u64,
     /// How sockets are read.
     pub receive: ReceiveMode,
+    /// How the thread asks for a CPU (a short slice by default; [`Scheduling`]).
+    pub scheduling: Scheduling,
 }
 
 impl MediaOptions {
@@ -60,6 +65,7 @@ impl MediaOptions {
             address,
             seed,
             receive: ReceiveMode::Batched,
+            scheduling: Scheduling::default(),
         }
     }
 }
@@ -248,6 +254,7 @@ impl Counters {
 pub struct MediaRelay {
     commands: Commands,
     counters: Arc<Counters>,
+    scheduling: SchedulingOutcome,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -267,9 +274,12 @@ impl MediaRelay {
         let base = options.relay.ports.base();
         let (address, mode) = (options.address, options.receive);
         let published = counters.clone();
+        let wanted = options.scheduling;
+        let (told, outcome) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("mss-media".into())
             .spawn(move || {
+                let _ = told.send(sched::apply(wanted));
                 // Built here: the recvmmsg buffers hold raw pointers and stay on this thread.
                 let receiver = match mode {
                     ReceiveMode::Batched => Receiver_::Batched(mmsg::Batch::new(BATCH)),
@@ -292,9 +302,16 @@ impl MediaRelay {
                 }
                 .run()
             })?;
+        // The thread sends the outcome before anything else (it cannot fail before).
+        let scheduling = outcome.recv().unwrap_or(SchedulingOutcome {
+            applied: Applied::KernelDefault,
+            realtime_refused: None,
+            slice_refused: None,
+        });
         Ok(MediaRelay {
             commands: Commands { tx, waker },
             counters,
+            scheduling,
             thread: Some(thread),
         })
     }
@@ -307,6 +324,12 @@ impl MediaRelay {
     /// The counters the thread publishes.
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
+    }
+
+    /// How the thread is scheduled (what was asked in [`MediaOptions::scheduling`] and
+    /// what the kernel refused).
+    pub fn scheduling(&self) -> &SchedulingOutcome {
+        &self.scheduling
     }
 
     /// Stops the thread (every socket closed) and waits for it.

@@ -317,11 +317,19 @@ async fn serve(
                 name: "media relay",
                 source,
             })?;
+            let scheduling = relay.scheduling();
             tracing::info!(
                 ports = %c.media.rtp_ports,
                 address = %c.media.rtp_address,
+                scheduling = %scheduling.applied,
                 "media relay running"
             );
+            for refused in [&scheduling.realtime_refused, &scheduling.slice_refused]
+                .into_iter()
+                .flatten()
+            {
+                tracing::warn!("media relay thread: {refused} (mss.ini [media] realtime_priority)");
+            }
             let link = worker::MediaLink {
                 commands: relay.commands(),
                 events,
