@@ -1,7 +1,7 @@
 //! Plain `recv_from` against `recvmmsg` in the relay thread, on loopback, bounded.
 //!
 //! `cargo bench -p mss-media --bench relay_io` (options after `--`: `--calls N`,
-//! `--rounds N`, `--interval-us N`, `--burst N`, `--modes plain,batched`,
+//! `--rounds N`, `--interval-us N`, `--burst N`, `--modes plain,batched,uring`,
 //! `--sched slice|kernel|fifo`).
 //!
 //! N calls are set up through the relay thread as the call service would; a caller socket
@@ -79,7 +79,8 @@ fn args() -> Args {
                     .map(|m| match m {
                         "plain" => ReceiveMode::Plain,
                         "batched" => ReceiveMode::Batched,
-                        _ => panic!("--modes plain,batched"),
+                        "uring" => ReceiveMode::Uring,
+                        _ => panic!("--modes plain,batched,uring"),
                     })
                     .collect()
             }
@@ -148,6 +149,7 @@ fn run(mode: ReceiveMode, a: &Args) {
     })
     .unwrap();
     let scheduled = media.scheduling().clone();
+    let running = media.receive().0;
     let commands = media.commands();
     let caller = UdpSocket::bind("127.0.0.2:0").unwrap();
     let callee = UdpSocket::bind("127.0.0.3:0").unwrap();
@@ -234,9 +236,10 @@ fn run(mode: ReceiveMode, a: &Args) {
     let pps = sent as f64 / sending.as_secs_f64();
     println!(
         "{:<8} [{}] calls {:>4} burst {:>2}{}: sent {:>8} ({:>7.0}/s) relayed {:>8} (send errors {}) received {:>8} ({:.2}% short) | relay thread CPU {:>6.0} ms = {:>5.2} µs/packet handled ({:.0}% of a core)",
-        match mode {
+        match running {
             ReceiveMode::Plain => "plain",
             ReceiveMode::Batched => "batched",
+            ReceiveMode::Uring => "uring",
         },
         scheduled.applied,
         a.calls,

@@ -12,13 +12,14 @@
 
 mod mmsg;
 mod sched;
+mod uring;
 
 pub use sched::{Applied, Scheduling, SchedulingOutcome, DEFAULT_SLICE};
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -40,6 +41,11 @@ pub enum ReceiveMode {
     Batched,
     /// One `recv_from` per datagram, until `WouldBlock`.
     Plain,
+    /// io_uring (Linux ≥ 6.0): a multishot `recvmsg` per socket into provided buffers,
+    /// the sends of a loop turn submitted together, one `io_uring_enter` per turn; where
+    /// io_uring is unavailable the thread falls back to [`ReceiveMode::Batched`]
+    /// ([`MediaRelay::receive`] says which runs).
+    Uring,
 }
 
 /// How to start the relay thread.
@@ -255,6 +261,7 @@ pub struct MediaRelay {
     commands: Commands,
     counters: Arc<Counters>,
     scheduling: SchedulingOutcome,
+    receive: (ReceiveMode, Option<String>),
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -279,12 +286,26 @@ impl MediaRelay {
         let thread = std::thread::Builder::new()
             .name("mss-media".into())
             .spawn(move || {
-                let _ = told.send(sched::apply(wanted));
-                // Built here: the recvmmsg buffers hold raw pointers and stay on this thread.
-                let receiver = match mode {
-                    ReceiveMode::Batched => Receiver_::Batched(mmsg::Batch::new(BATCH)),
-                    ReceiveMode::Plain => Receiver_::Plain(Box::new([0; mmsg::BUFFER])),
+                let scheduling = sched::apply(wanted);
+                // Built here: the ring and the recvmmsg buffers hold raw pointers and stay
+                // on this thread.
+                let (uring, refused) = match mode {
+                    ReceiveMode::Uring => match uring::Uring::new(slots, poll.as_raw_fd()) {
+                        Ok(u) => (Some(u), None),
+                        Err(e) => (None, Some(format!("io_uring unavailable ({e}): epoll"))),
+                    },
+                    _ => (None, None),
                 };
+                let receiver = match mode {
+                    ReceiveMode::Plain => Receiver_::Plain(Box::new([0; mmsg::BUFFER])),
+                    _ => Receiver_::Batched(mmsg::Batch::new(BATCH)),
+                };
+                let running = match (&uring, mode) {
+                    (Some(_), _) => ReceiveMode::Uring,
+                    (None, ReceiveMode::Plain) => ReceiveMode::Plain,
+                    (None, _) => ReceiveMode::Batched,
+                };
+                let _ = told.send((scheduling, (running, refused)));
                 Worker {
                     relay,
                     base,
@@ -294,6 +315,7 @@ impl MediaRelay {
                     ready: VecDeque::with_capacity(slots),
                     queued: vec![false; slots],
                     receiver,
+                    uring,
                     rx,
                     on_event,
                     counters: published,
@@ -303,15 +325,19 @@ impl MediaRelay {
                 .run()
             })?;
         // The thread sends the outcome before anything else (it cannot fail before).
-        let scheduling = outcome.recv().unwrap_or(SchedulingOutcome {
-            applied: Applied::KernelDefault,
-            realtime_refused: None,
-            slice_refused: None,
-        });
+        let (scheduling, receive) = outcome.recv().unwrap_or((
+            SchedulingOutcome {
+                applied: Applied::KernelDefault,
+                realtime_refused: None,
+                slice_refused: None,
+            },
+            (mode, None),
+        ));
         Ok(MediaRelay {
             commands: Commands { tx, waker },
             counters,
             scheduling,
+            receive,
             thread: Some(thread),
         })
     }
@@ -330,6 +356,12 @@ impl MediaRelay {
     /// what the kernel refused).
     pub fn scheduling(&self) -> &SchedulingOutcome {
         &self.scheduling
+    }
+
+    /// How the thread reads and sends (for [`ReceiveMode::Uring`]: `Uring`, or `Batched`
+    /// when io_uring is unavailable, with the reason).
+    pub fn receive(&self) -> (ReceiveMode, Option<&str>) {
+        (self.receive.0, self.receive.1.as_deref())
     }
 
     /// Stops the thread (every socket closed) and waits for it.
@@ -380,6 +412,8 @@ struct Worker<F> {
     ready: VecDeque<usize>,
     queued: Vec<bool>,
     receiver: Receiver_,
+    /// The io_uring backend (`None`: the epoll loop).
+    uring: Option<uring::Uring>,
     rx: Receiver<Message>,
     on_event: F,
     counters: Arc<Counters>,
@@ -389,6 +423,9 @@ struct Worker<F> {
 
 impl<F: FnMut(MediaEvent)> Worker<F> {
     fn run(mut self) -> io::Result<()> {
+        if self.uring.is_some() {
+            return self.run_uring();
+        }
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ready.is_empty() {
@@ -439,6 +476,133 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             self.counters
                 .publish(self.relay.stats(), self.send_errors, self.receive_errors);
         }
+    }
+
+    /// The loop with io_uring: one `io_uring_enter` per turn submits the turn's sends and
+    /// waits for datagrams, sends done, a command or the relay's next deadline.
+    fn run_uring(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(16);
+        loop {
+            let timeout = self
+                .relay
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let Some(u) = self.uring.as_mut() else {
+                return Ok(());
+            };
+            u.submit_and_wait(timeout)?;
+            let now = Instant::now();
+            let woken = self.completions(now)?;
+            if woken {
+                // Clears the waker's readiness so that the next wake fires the poll again.
+                let _ = self.poll.poll(&mut events, Some(Duration::ZERO));
+                if !self.commands(now) {
+                    for t in 0..self.sockets.len() {
+                        if self.sockets[t].is_some() {
+                            self.close(self.base + t as u16);
+                        }
+                    }
+                    if let Some(u) = self.uring.as_mut() {
+                        u.wait_disarmed();
+                    }
+                    return Ok(());
+                }
+            }
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+            }
+            while let Some(e) = self.relay.poll_event() {
+                (self.on_event)(MediaEvent::Relay(e));
+            }
+            self.counters
+                .publish(self.relay.stats(), self.send_errors, self.receive_errors);
+        }
+    }
+
+    /// Handles the completions of the last wait: relays each datagram (its send queued
+    /// for the next submit), gives buffers back, re-arms what ended; true if woken for
+    /// commands.
+    fn completions(&mut self, now: Instant) -> io::Result<bool> {
+        let Worker {
+            relay,
+            base,
+            sockets,
+            uring: Some(u),
+            send_errors,
+            receive_errors,
+            ..
+        } = self
+        else {
+            return Ok(false);
+        };
+        let fd = |sockets: &[Option<UdpSocket>], t: usize| -> Option<RawFd> {
+            sockets
+                .get(t)
+                .and_then(Option::as_ref)
+                .map(|s| s.as_raw_fd())
+        };
+        let mut woken = false;
+        for i in 0..u.completed() {
+            match u.completion(i) {
+                Some(uring::Done::Datagram {
+                    slot,
+                    buffer,
+                    rearm,
+                }) => {
+                    let mut sending = false;
+                    let open = fd(sockets, slot).is_some();
+                    if let Some(uring::Received {
+                        data,
+                        place,
+                        source: Some(source),
+                    }) = u.datagram(i, buffer).filter(|_| open)
+                    {
+                        let port = *base + slot as u16;
+                        if let Decision::Forward { from, to } =
+                            relay.handle_packet(now, port, source, data)
+                        {
+                            match fd(sockets, usize::from(from - *base)) {
+                                Some(out) if u.send(out, buffer, place, to).is_ok() => {
+                                    sending = true;
+                                }
+                                _ => *send_errors += 1,
+                            }
+                        }
+                    }
+                    if !sending {
+                        u.provide(buffer);
+                    }
+                    if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
+                        u.arm(slot, f)?;
+                    }
+                }
+                Some(uring::Done::RecvEnded {
+                    slot,
+                    rearm,
+                    failed,
+                }) => {
+                    *receive_errors += u64::from(failed);
+                    if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
+                        u.arm(slot, f)?;
+                    }
+                }
+                Some(uring::Done::Sent { ok }) => {
+                    if let Some(b) = u.completion_buffer(i) {
+                        u.provide(b);
+                    }
+                    *send_errors += u64::from(!ok);
+                }
+                Some(uring::Done::Woken { rearm }) => {
+                    woken = true;
+                    if rearm {
+                        u.arm_waker()?;
+                    }
+                }
+                None => {}
+            }
+        }
+        u.publish();
+        Ok(woken)
     }
 
     /// Reads socket `t` up to the budget; true if datagrams may be left.
@@ -582,11 +746,14 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
         }
         for (i, (p, mut s)) in bound.into_iter().enumerate() {
             let t = usize::from(p - self.base);
-            if let Err(e) = self
-                .poll
-                .registry()
-                .register(&mut s, Token(t), Interest::READABLE)
-            {
+            let watched = match self.uring.as_mut() {
+                Some(u) => u.arm(t, s.as_raw_fd()),
+                None => self
+                    .poll
+                    .registry()
+                    .register(&mut s, Token(t), Interest::READABLE),
+            };
+            if let Err(e) = watched {
                 for &q in &ports[..i] {
                     self.close(q);
                 }
@@ -600,7 +767,12 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
     fn close(&mut self, port: u16) {
         let t = usize::from(port - self.base);
         if let Some(mut s) = self.sockets.get_mut(t).and_then(Option::take) {
-            let _ = self.poll.registry().deregister(&mut s);
+            match self.uring.as_mut() {
+                Some(u) => u.disarm(t),
+                None => {
+                    let _ = self.poll.registry().deregister(&mut s);
+                }
+            }
         }
     }
 }
