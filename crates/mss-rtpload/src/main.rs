@@ -13,7 +13,7 @@ use serde::Serialize;
 
 const USAGE: &str = "\
 usage: mss-rtpload run [--calls N] [--seconds S]
-                       [--targets direct,mss,mss-plain,mss-kernel-slice,mss-fifo,
+                       [--targets direct,mss,mss-recvmmsg,mss-plain,mss-kernel-slice,mss-fifo,
                                   rtpengine,rtpengine-1t]
                        [--repeat R] [--json FILE] [--pidfile FILE]
                        [--relay-address IP] [--mss-ports FIRST-LAST]
@@ -21,9 +21,10 @@ usage: mss-rtpload run [--calls N] [--seconds S]
                        [--rtpengine-ports FIRST-LAST] [--rtpengine-threads N]
                        [--rtpengine-log FILE]
 
-Targets: direct (no relay: the baseline), mss (the mss relay thread, recvmmsg, a short
-EEVDF slice), mss-plain (the same with recv_from), mss-kernel-slice (recvmmsg with the
-kernel's default slice), mss-fifo (recvmmsg, SCHED_FIFO priority 10 when permitted), rtpengine (userspace forwarding, --rtpengine-threads or its
+Targets: direct (no relay: the baseline), mss (the mss relay thread as mss serve runs it:
+io_uring, a short EEVDF slice), mss-recvmmsg (epoll and recvmmsg), mss-plain (epoll and
+recv_from), mss-kernel-slice (io_uring, the kernel's default slice), mss-fifo (io_uring,
+SCHED_FIFO priority 10 when permitted), rtpengine (userspace forwarding, --rtpengine-threads or its
 default), rtpengine-1t (one worker thread).
 Each target in turn (the order reversed every other repetition), each in a fresh process
 of this program (`mss-rtpload one --targets NAME ...`, which prints that run's report as
@@ -144,9 +145,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 }
 
 /// The target names `--targets` accepts.
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "direct",
     "mss",
+    "mss-recvmmsg",
     "mss-plain",
     "mss-kernel-slice",
     "mss-fifo",
@@ -177,10 +179,11 @@ fn kind(a: &Args, name: &str) -> Result<TargetKind, String> {
         })
     };
     Ok(match name {
-        "mss" => mss(ReceiveMode::Batched, Scheduling::default()),
+        "mss" => mss(ReceiveMode::Uring, Scheduling::default()),
+        "mss-recvmmsg" => mss(ReceiveMode::Batched, Scheduling::default()),
         "mss-plain" => mss(ReceiveMode::Plain, Scheduling::default()),
-        "mss-kernel-slice" => mss(ReceiveMode::Batched, Scheduling::KERNEL_DEFAULT),
-        "mss-fifo" => mss(ReceiveMode::Batched, fifo),
+        "mss-kernel-slice" => mss(ReceiveMode::Uring, Scheduling::KERNEL_DEFAULT),
+        "mss-fifo" => mss(ReceiveMode::Uring, fifo),
         "rtpengine" => rtpengine(a.rtpengine_threads),
         "rtpengine-1t" => rtpengine(Some(1)),
         _ => TargetKind::Direct,
@@ -427,6 +430,7 @@ mod tests {
             "mss-kernel-slice"
         );
         assert_eq!(kind(&a, "mss").unwrap().name(), "mss");
+        assert_eq!(kind(&a, "mss-recvmmsg").unwrap().name(), "mss-recvmmsg");
         for bad in [
             "",
             "walk",

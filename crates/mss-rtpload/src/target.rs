@@ -73,7 +73,7 @@ pub enum TargetKind {
         address: IpAddr,
         /// Its port range.
         ports: PortRange,
-        /// How it reads its sockets (`recvmmsg` batches, the default, or `recv_from`).
+        /// How it reads and sends (io_uring, `recvmmsg` batches or `recv_from`).
         receive: ReceiveMode,
         /// How its thread is scheduled (the default: a short EEVDF slice).
         scheduling: Scheduling,
@@ -83,9 +83,10 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    /// The name in reports: `direct`, `mss` (`recvmmsg`), `mss-plain` (`recv_from`),
-    /// `mss-kernel-slice` (`recvmmsg`, the kernel's default slice), `mss-fifo`
-    /// (`recvmmsg`, `SCHED_FIFO` when permitted), `rtpengine` (its default worker threads,
+    /// The name in reports: `direct`, `mss` (io_uring and a short slice: what `mss serve`
+    /// runs), `mss-recvmmsg` (epoll, `recvmmsg`), `mss-plain` (epoll, `recv_from`),
+    /// `mss-kernel-slice` (io_uring, the kernel's default slice), `mss-fifo` (io_uring,
+    /// `SCHED_FIFO` when permitted), `rtpengine` (its default worker threads,
     /// one per CPU), `rtpengine-1t` (one).
     pub fn name(&self) -> &'static str {
         match self {
@@ -101,9 +102,13 @@ impl TargetKind {
                 ..
             } => "mss-kernel-slice",
             TargetKind::Mss {
-                receive: ReceiveMode::Batched,
+                receive: ReceiveMode::Uring,
                 ..
             } => "mss",
+            TargetKind::Mss {
+                receive: ReceiveMode::Batched,
+                ..
+            } => "mss-recvmmsg",
             TargetKind::Mss { .. } => "mss-plain",
             TargetKind::Rtpengine(o) if o.threads == Some(1) => "rtpengine-1t",
             TargetKind::Rtpengine(_) => "rtpengine",

@@ -3,12 +3,22 @@
 //! thread. The call service talks to it through [`Commands`] (a channel and a wake-up)
 //! and hears [`MediaEvent`]s through the callback given to [`MediaRelay::start`].
 //!
-//! The loop: wait in `epoll` (mio) until a socket is readable, a command came or the
-//! relay's next deadline; read each readable socket (`recvmmsg` batches or plain
-//! `recv_from`, [`ReceiveMode`]) up to a budget per socket per round, so that a flood at
-//! one port costs the other sessions a round's delay at most and never their packets;
-//! pass each datagram to [`Relay::handle_packet`] and `send_to` where it says; then the
-//! commands, the timers and the events. The clock is read once per round.
+//! The loop with io_uring (the default, [`ReceiveMode::Uring`], `uring.rs`): one
+//! `io_uring_enter` per round submits the sends of the round and waits for datagrams
+//! (each socket has a multishot receive armed), a command or the relay's next deadline;
+//! each datagram goes to [`Relay::handle_packet`] and is sent from the buffer it arrived
+//! in; then the commands, the timers and the events.
+//!
+//! The loop with epoll (where io_uring is unavailable, or asked for): wait in `epoll`
+//! (mio) until a socket is readable, a command came or the relay's next deadline; read
+//! each readable socket (`recvmmsg` batches or plain `recv_from`) up to a budget per
+//! socket per round, so that a flood at one port costs the other sessions a round's
+//! delay at most and never their packets; pass each datagram to [`Relay::handle_packet`]
+//! and `send_to` where it says; then the commands, the timers and the events. The clock
+//! is read once per round in both.
+//!
+//! The thread asks the kernel for a short time slice ([`Scheduling`], `sched.rs`) so that
+//! it gets a CPU soon after a packet arrives.
 
 mod mmsg;
 mod sched;
@@ -33,18 +43,19 @@ use crate::relay::{Allocation, Decision, Event, Leg, Relay, Remote, SessionId};
 use crate::stats::{DropReason, RelayStats, SessionStats};
 use crate::RelayConfig;
 
-/// How the thread reads a readable socket.
+/// How the thread receives and sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiveMode {
-    /// `recvmmsg(2)`: up to 32 datagrams per system call (Linux). The default: see the
-    /// numbers in the crate README.
+    /// epoll and `recvmmsg(2)`: up to 32 datagrams per system call, one `send_to` per
+    /// datagram.
     Batched,
     /// One `recv_from` per datagram, until `WouldBlock`.
     Plain,
     /// io_uring (Linux ≥ 6.0): a multishot `recvmsg` per socket into provided buffers,
     /// the sends of a loop turn submitted together, one `io_uring_enter` per turn; where
     /// io_uring is unavailable the thread falls back to [`ReceiveMode::Batched`]
-    /// ([`MediaRelay::receive`] says which runs).
+    /// ([`MediaRelay::receive`] says which runs). The default: see the numbers in the
+    /// crate README.
     Uring,
 }
 
@@ -64,13 +75,14 @@ pub struct MediaOptions {
 }
 
 impl MediaOptions {
-    /// Batched reads on `address` with `relay`'s ports.
+    /// io_uring (epoll where unavailable) and a short slice on `address` with `relay`'s
+    /// ports.
     pub fn new(relay: RelayConfig, address: IpAddr, seed: u64) -> MediaOptions {
         MediaOptions {
             relay,
             address,
             seed,
-            receive: ReceiveMode::Batched,
+            receive: ReceiveMode::Uring,
             scheduling: Scheduling::default(),
         }
     }

@@ -291,6 +291,7 @@ pub(crate) fn media_options(config: &Config, seed: u64) -> Option<mss_media::io:
     };
     let mut options = mss_media::io::MediaOptions::new(relay, m.rtp_address, seed);
     options.scheduling.realtime = (m.realtime_priority > 0).then_some(m.realtime_priority);
+    options.receive = m.io;
     Some(options)
 }
 
