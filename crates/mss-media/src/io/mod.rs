@@ -588,13 +588,11 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                         u.arm(slot, f)?;
                     }
                 }
-                Some(uring::Done::RecvEnded {
-                    slot,
-                    rearm,
-                    failed,
-                }) => {
-                    *receive_errors += u64::from(failed);
-                    if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
+                Some(uring::Done::RecvEnded { slot, rearm, why }) => {
+                    *receive_errors += u64::from(why == uring::Ended::Failed);
+                    if rearm && why == uring::Ended::NoBuffer {
+                        u.starve(slot);
+                    } else if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
                         u.arm(slot, f)?;
                     }
                 }
@@ -614,6 +612,12 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             }
         }
         u.publish();
+        while let Some(slot) = u.starved() {
+            // Closed meanwhile: nothing to arm (a new socket there was armed when opened).
+            if let Some(f) = fd(sockets, slot) {
+                u.arm(slot, f)?;
+            }
+        }
         Ok(woken)
     }
 

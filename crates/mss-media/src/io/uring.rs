@@ -36,8 +36,8 @@ use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 
 /// Buffers in the provided ring (a power of two, at most 32768): datagrams received and
-/// not yet sent or dropped. 2,048 × 2 KB = 4 MB, touched as used.
-const BUFFERS: u16 = 2048;
+/// not yet sent or dropped. 4,096 × 2 KB = 8 MB, touched as used.
+const BUFFERS: u16 = 4096;
 /// One buffer: the kernel's `io_uring_recvmsg_out` header, the source address, the
 /// datagram (room for more than the largest relayed, so that a longer one is seen as
 /// longer and dropped as `oversize`).
@@ -76,13 +76,13 @@ pub(super) enum Done {
         buffer: u16,
         rearm: bool,
     },
-    /// The receive on `slot` ended without a datagram (an error, no buffer left, or
-    /// cancelled): arm it again if the socket is still open and `rearm`; `failed`: an
-    /// error other than those two.
+    /// The receive on `slot` ended without a datagram: arm it again if the socket is
+    /// still open and `rearm` (for [`Ended::NoBuffer`]: once buffers are back,
+    /// [`Uring::starved`]).
     RecvEnded {
         slot: usize,
         rearm: bool,
-        failed: bool,
+        why: Ended,
     },
     /// A send completed (`ok`: the datagram was taken by the kernel).
     Sent { ok: bool },
@@ -101,6 +101,17 @@ pub(super) struct Received<'a> {
     pub(super) place: Place,
     /// Where it came from (`None`: an address family the relay does not know).
     pub(super) source: Option<SocketAddr>,
+}
+
+/// Why a receive ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Every buffer was in use (`ENOBUFS`): the datagram waits in the socket.
+    NoBuffer,
+    /// Cancelled (its socket is being closed).
+    Cancelled,
+    /// Another error (counted as a receive error).
+    Failed,
 }
 
 /// The ring, its provided buffers and the addresses of sends in flight.
@@ -126,6 +137,12 @@ pub(super) struct Uring {
     waker_fd: RawFd,
     /// Receives armed and not yet ended (each holds its socket's file).
     armed: usize,
+    /// Buffers handed to us and not yet given back.
+    in_use: usize,
+    /// Sockets whose receive ended for want of a buffer, to be armed again once enough
+    /// buffers are back (arming them at once would fail again, at the cost of a
+    /// request set-up each, as long as every buffer is in use).
+    starved: Vec<(usize, u16)>,
 }
 
 impl Uring {
@@ -165,6 +182,8 @@ impl Uring {
             completions: Vec::with_capacity(8 * ENTRIES as usize),
             waker_fd,
             armed: 0,
+            in_use: 0,
+            starved: Vec::with_capacity(slots),
         };
         // SAFETY: `entries` is page-aligned memory of BUFFERS entries that lives as long
         // as `uring`, whose Drop unregisters nothing but drops the ring first (the
@@ -180,6 +199,7 @@ impl Uring {
         for b in 0..BUFFERS {
             uring.provide(b);
         }
+        uring.in_use = 0;
         uring.publish();
         uring.arm_waker()?;
         Ok(uring)
@@ -282,8 +302,13 @@ impl Uring {
         }
         self.completions.clear();
         for c in self.ring.completion() {
-            if c.user_data() >> KIND_SHIFT == RECV && !cqueue::more(c.flags()) {
-                self.armed = self.armed.saturating_sub(1);
+            if c.user_data() >> KIND_SHIFT == RECV {
+                if !cqueue::more(c.flags()) {
+                    self.armed = self.armed.saturating_sub(1);
+                }
+                if cqueue::buffer_select(c.flags()).is_some() {
+                    self.in_use += 1;
+                }
             }
             self.completions.push(Completion {
                 user_data: c.user_data(),
@@ -319,9 +344,11 @@ impl Uring {
                     _ => Some(Done::RecvEnded {
                         slot,
                         rearm,
-                        failed: c.result < 0
-                            && c.result != -libc::ECANCELED
-                            && c.result != -libc::ENOBUFS,
+                        why: match -c.result {
+                            libc::ENOBUFS => Ended::NoBuffer,
+                            libc::ECANCELED => Ended::Cancelled,
+                            _ => Ended::Failed,
+                        },
                     }),
                 }
             }
@@ -402,6 +429,29 @@ impl Uring {
         entry.set_len(BUFFER as u32);
         entry.set_bid(buffer);
         self.tail = self.tail.wrapping_add(1);
+        self.in_use = self.in_use.saturating_sub(1);
+    }
+
+    /// Notes that socket `slot` waits for buffers.
+    pub(super) fn starve(&mut self, slot: usize) {
+        if let Some(&g) = self.generation.get(slot) {
+            self.starved.push((slot, g));
+        }
+    }
+
+    /// The next socket to arm again now that at least a quarter of the buffers are free
+    /// (`None`: none waits, or too few are free yet).
+    pub(super) fn starved(&mut self) -> Option<usize> {
+        if self.in_use > usize::from(BUFFERS) * 3 / 4 {
+            return None;
+        }
+        while let Some((slot, g)) = self.starved.pop() {
+            // Its socket closed (and perhaps another opened and armed there) meanwhile.
+            if self.generation.get(slot) == Some(&g) {
+                return Some(slot);
+            }
+        }
+        None
     }
 
     /// Publishes the buffers given back since the last call (one release store).
