@@ -504,7 +504,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             };
             u.submit_and_wait(timeout)?;
             let now = Instant::now();
-            let woken = self.completions(now)?;
+            let woken = self.completions(now);
             if woken {
                 // Clears the waker's readiness so that the next wake fires the poll again.
                 let _ = self.poll.poll(&mut events, Some(Duration::ZERO));
@@ -534,7 +534,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
     /// Handles the completions of the last wait: relays each datagram (its send queued
     /// for the next submit), gives buffers back, re-arms what ended; true if woken for
     /// commands.
-    fn completions(&mut self, now: Instant) -> io::Result<bool> {
+    fn completions(&mut self, now: Instant) -> bool {
         let Worker {
             relay,
             base,
@@ -545,7 +545,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             ..
         } = self
         else {
-            return Ok(false);
+            return false;
         };
         let fd = |sockets: &[Option<UdpSocket>], t: usize| -> Option<RawFd> {
             sockets
@@ -585,7 +585,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                         u.provide(buffer);
                     }
                     if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
-                        u.arm(slot, f)?;
+                        arm(u, slot, f, receive_errors);
                     }
                 }
                 Some(uring::Done::RecvEnded { slot, rearm, why }) => {
@@ -593,7 +593,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                     if rearm && why == uring::Ended::NoBuffer {
                         u.starve(slot);
                     } else if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
-                        u.arm(slot, f)?;
+                        arm(u, slot, f, receive_errors);
                     }
                 }
                 Some(uring::Done::Sent { ok }) => {
@@ -605,20 +605,22 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                 Some(uring::Done::Woken { rearm }) => {
                     woken = true;
                     if rearm {
-                        u.arm_waker()?;
+                        // Failed: tried again before the next wait.
+                        let _ = u.arm_waker();
                     }
                 }
                 None => {}
             }
         }
         u.publish();
-        while let Some(slot) = u.starved() {
+        for _ in 0..u.starving() {
+            let Some(slot) = u.starved() else { break };
             // Closed meanwhile: nothing to arm (a new socket there was armed when opened).
             if let Some(f) = fd(sockets, slot) {
-                u.arm(slot, f)?;
+                arm(u, slot, f, receive_errors);
             }
         }
-        Ok(woken)
+        woken
     }
 
     /// Reads socket `t` up to the budget; true if datagrams may be left.
@@ -790,6 +792,15 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                 }
             }
         }
+    }
+}
+
+/// Arms the receive of socket `slot`; when the ring refuses (its queues full), counts a
+/// receive error and tries again in a later round.
+fn arm(u: &mut uring::Uring, slot: usize, fd: RawFd, receive_errors: &mut u64) {
+    if u.arm(slot, fd).is_err() {
+        *receive_errors += 1;
+        u.starve(slot);
     }
 }
 

@@ -143,6 +143,8 @@ pub(super) struct Uring {
     /// buffers are back (arming them at once would fail again, at the cost of a
     /// request set-up each, as long as every buffer is in use).
     starved: Vec<(usize, u16)>,
+    /// The waker's poll is armed (else armed again before the next wait).
+    waker_armed: bool,
 }
 
 impl Uring {
@@ -184,6 +186,7 @@ impl Uring {
             armed: 0,
             in_use: 0,
             starved: Vec::with_capacity(slots),
+            waker_armed: false,
         };
         // SAFETY: `entries` is page-aligned memory of BUFFERS entries that lives as long
         // as `uring`, whose Drop unregisters nothing but drops the ring first (the
@@ -283,6 +286,9 @@ impl Uring {
         &mut self,
         timeout: Option<std::time::Duration>,
     ) -> io::Result<()> {
+        if !self.waker_armed {
+            let _ = self.arm_waker();
+        }
         let r = match timeout {
             None => self.ring.submit_and_wait(1),
             Some(t) if t.is_zero() => self.ring.submit(),
@@ -439,6 +445,11 @@ impl Uring {
         }
     }
 
+    /// How many sockets wait for buffers.
+    pub(super) fn starving(&self) -> usize {
+        self.starved.len()
+    }
+
     /// The next socket to arm again now that at least a quarter of the buffers are free
     /// (`None`: none waits, or too few are free yet).
     pub(super) fn starved(&mut self) -> Option<usize> {
@@ -468,7 +479,9 @@ impl Uring {
             .multi(true)
             .build()
             .user_data(WAKE << KIND_SHIFT);
-        self.push(&entry)
+        let armed = self.push(&entry);
+        self.waker_armed = armed.is_ok();
+        armed
     }
 
     fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
