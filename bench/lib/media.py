@@ -5,8 +5,9 @@ endpoints sending a 172-byte RTP packet every 20 ms through the relay under test
 side checking sequence numbers and timestamps (loss, reordering, RFC 3550 jitter,
 transit time), the relay's CPU time and memory read from /proc. Targets, in turn and in
 alternating order per repetition: the direct path (no relay: the baseline transit time),
-the mss relay thread (recvmmsg, and recv_from), rtpengine with its default worker threads
-and with one. This module starts it (bounded), keeps its JSON and renders the table
+the mss relay thread (as mss serve runs it: io_uring and a 0.1-ms EEVDF slice; with epoll
+and recvmmsg; with epoll and recv_from; io_uring with the kernel's default slice; io_uring
+with SCHED_FIFO), rtpengine with its default worker threads and with one. This module starts it (bounded), keeps its JSON and renders the table
 between MEDIA_START and MEDIA_END in BENCHMARKS.md.
 """
 import json
@@ -17,9 +18,14 @@ import time
 
 MEDIA_START = "<!-- bench-media:start -->"
 MEDIA_END = "<!-- bench-media:end -->"
-TARGETS = ("direct", "mss", "mss-plain", "rtpengine", "rtpengine-1t")
-NAMES = {"direct": "direct path (no relay)", "mss": "mss (`recvmmsg`)",
-         "mss-plain": "mss (`recv_from`)", "rtpengine": "rtpengine (default threads)",
+TARGETS = ("direct", "mss", "mss-recvmmsg", "mss-plain", "mss-kernel-slice", "mss-fifo",
+           "rtpengine", "rtpengine-1t")
+NAMES = {"direct": "direct path (no relay)", "mss": "mss (io_uring, 0.1-ms slice: the default)",
+         "mss-recvmmsg": "mss (epoll, `recvmmsg`, 0.1-ms slice)",
+         "mss-plain": "mss (epoll, `recv_from`, 0.1-ms slice)",
+         "mss-kernel-slice": "mss (io_uring, the kernel's slice)",
+         "mss-fifo": "mss (io_uring, `SCHED_FIFO` 10)",
+         "rtpengine": "rtpengine (default threads)",
          "rtpengine-1t": "rtpengine (`--num-threads=1`)"}
 
 # The targets of issue 16 for the relay.

@@ -1,7 +1,8 @@
 //! Plain `recv_from` against `recvmmsg` in the relay thread, on loopback, bounded.
 //!
 //! `cargo bench -p mss-media --bench relay_io` (options after `--`: `--calls N`,
-//! `--rounds N`, `--interval-us N`, `--burst N`, `--modes plain,batched`).
+//! `--rounds N`, `--interval-us N`, `--burst N`, `--modes plain,batched,uring`,
+//! `--sched slice|kernel|fifo`).
 //!
 //! N calls are set up through the relay thread as the call service would; a caller socket
 //! (127.0.0.2) and a callee socket (127.0.0.3) stand for every A and every B leg. Each
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode};
+use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode, Scheduling};
 use mss_media::{Leg, PortRange, RelayConfig, Remote};
 
 struct Args {
@@ -30,6 +31,9 @@ struct Args {
     modes: Vec<ReceiveMode>,
     /// No remotes set: every packet is dropped as a stranger's (the receive path alone).
     drop: bool,
+    /// `--sched slice|kernel|fifo`: the relay's default short slice, the kernel's default
+    /// slice, or SCHED_FIFO (when permitted).
+    scheduling: Scheduling,
 }
 
 fn args() -> Args {
@@ -40,6 +44,7 @@ fn args() -> Args {
         burst: 1,
         modes: vec![ReceiveMode::Plain, ReceiveMode::Batched],
         drop: false,
+        scheduling: Scheduling::default(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -57,13 +62,25 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
+            "--sched" => {
+                a.scheduling = match value.as_str() {
+                    "slice" => Scheduling::default(),
+                    "kernel" => Scheduling::KERNEL_DEFAULT,
+                    "fifo" => Scheduling {
+                        realtime: Some(10),
+                        ..Scheduling::default()
+                    },
+                    _ => panic!("--sched slice|kernel|fifo"),
+                }
+            }
             "--modes" => {
                 a.modes = value
                     .split(',')
                     .map(|m| match m {
                         "plain" => ReceiveMode::Plain,
                         "batched" => ReceiveMode::Batched,
-                        _ => panic!("--modes plain,batched"),
+                        "uring" => ReceiveMode::Uring,
+                        _ => panic!("--modes plain,batched,uring"),
                     })
                     .collect()
             }
@@ -125,11 +142,14 @@ fn run(mode: ReceiveMode, a: &Args) {
     let relay = RelayConfig::new(PortRange::new(48000, 48000 + 4 * a.calls as u16 + 200).unwrap());
     let mut options = MediaOptions::new(relay, ip("127.0.0.1"), 42);
     options.receive = mode;
+    options.scheduling = a.scheduling;
     let (tx, events) = mpsc::channel();
     let media = MediaRelay::start(options, move |e| {
         let _ = tx.send(e);
     })
     .unwrap();
+    let scheduled = media.scheduling().clone();
+    let running = media.receive().0;
     let commands = media.commands();
     let caller = UdpSocket::bind("127.0.0.2:0").unwrap();
     let callee = UdpSocket::bind("127.0.0.3:0").unwrap();
@@ -215,11 +235,13 @@ fn run(mode: ReceiveMode, a: &Args) {
     media.stop().unwrap();
     let pps = sent as f64 / sending.as_secs_f64();
     println!(
-        "{:<8} calls {:>4} burst {:>2}{}: sent {:>8} ({:>7.0}/s) relayed {:>8} (send errors {}) received {:>8} ({:.2}% short) | relay thread CPU {:>6.0} ms = {:>5.2} µs/packet handled ({:.0}% of a core)",
-        match mode {
+        "{:<8} [{}] calls {:>4} burst {:>2}{}: sent {:>8} ({:>7.0}/s) relayed {:>8} (send errors {}) received {:>8} ({:.2}% short) | relay thread CPU {:>6.0} ms = {:>5.2} µs/packet handled ({:.0}% of a core)",
+        match running {
             ReceiveMode::Plain => "plain",
             ReceiveMode::Batched => "batched",
+            ReceiveMode::Uring => "uring",
         },
+        scheduled.applied,
         a.calls,
         a.burst,
         if a.drop { " (all dropped)" } else { "" },

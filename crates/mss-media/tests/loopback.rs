@@ -82,8 +82,25 @@ fn receive(s: &UdpSocket, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
     got
 }
 
+/// Whether this kernel lets us use io_uring (`kernel.io_uring_disabled` = 0).
+fn uring_allowed() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|s| s.trim() == "0")
+}
+
+/// Checks that the thread runs `mode` (io_uring only where the kernel allows it).
+fn assert_runs(h: &Harness, mode: ReceiveMode) {
+    let (running, why) = h.relay.receive();
+    if mode == ReceiveMode::Uring && !uring_allowed() {
+        assert_eq!(running, ReceiveMode::Batched, "the fallback");
+        assert!(why.is_some_and(|w| w.contains("io_uring")), "{why:?}");
+    } else {
+        assert_eq!((running, why), (mode, None));
+    }
+}
+
 fn two_way_call(first: u16, mode: ReceiveMode) {
     let h = Harness::start(first, |_| {}, mode);
+    assert_runs(&h, mode);
     let a = h.allocate();
     let s = a.session;
     // Three hosts on loopback: the caller, the callee and an attacker.
@@ -197,14 +214,90 @@ fn packets_cross_both_ways_plain() {
 }
 
 #[test]
+fn packets_cross_both_ways_uring() {
+    two_way_call(47900, ReceiveMode::Uring);
+}
+
+/// A released session's ports are bound again by the next session at once (the io_uring
+/// receive holding the socket is cancelled before it is closed), many times over.
+#[test]
+fn ports_are_reused_at_once_uring() {
+    ports_are_reused_at_once(48100, ReceiveMode::Uring);
+}
+
+#[test]
+fn ports_are_reused_at_once_batched() {
+    ports_are_reused_at_once(48300, ReceiveMode::Batched);
+}
+
+fn ports_are_reused_at_once(first: u16, mode: ReceiveMode) {
+    let h = Harness::start(first, |_| {}, mode);
+    assert_runs(&h, mode);
+    let pa = phone("127.0.0.2:0");
+    let pb = phone("127.0.0.3:0");
+    for round in 0..60u16 {
+        // The last round's `Latched` may come after its `Released` (events are sent after
+        // the round's commands): skip relay events here.
+        h.send(Command::Allocate { op: 7 });
+        let a = loop {
+            match h.next() {
+                MediaEvent::Allocated { op: 7, result } => break result.unwrap(),
+                MediaEvent::Relay(_) => {}
+                e => panic!("{e:?}"),
+            }
+        };
+        for (leg, p, host) in [(Leg::A, &pa, "127.0.0.2"), (Leg::B, &pb, "127.0.0.3")] {
+            h.send(Command::SetRemote {
+                session: a.session,
+                leg,
+                remote: Remote::new(ip(host), p.local_addr().unwrap()),
+            });
+        }
+        // Commands run in order: once the counters come back, the remotes are set.
+        h.send(Command::Stats { session: a.session });
+        while !matches!(h.next(), MediaEvent::Stats { .. }) {}
+        pa.send_to(&rtp(round), relay_addr(a.a.rtp)).unwrap();
+        assert_eq!(receive(&pb, 1), [(rtp(round), relay_addr(a.b.rtp))]);
+        h.send(Command::Release { session: a.session });
+        loop {
+            match h.next() {
+                MediaEvent::Released { .. } => break,
+                MediaEvent::Relay(_) => {}
+                e => panic!("{e:?}"),
+            }
+        }
+    }
+    // The counters are published at the end of the thread's turn.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut c = h.relay.counters().snapshot();
+    while c.relay.relayed < 60 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        c = h.relay.counters().snapshot();
+    }
+    assert_eq!(
+        (c.relay.relayed, c.send_errors, c.receive_errors),
+        (60, 0, 0)
+    );
+}
+
+#[test]
+fn silence_times_out_as_events_uring() {
+    silence_times_out(47500, ReceiveMode::Uring);
+}
+
+#[test]
 fn silence_times_out_as_events() {
+    silence_times_out(47600, ReceiveMode::Batched);
+}
+
+fn silence_times_out(first: u16, mode: ReceiveMode) {
     let h = Harness::start(
-        47500,
+        first,
         |c| {
             c.rtp_timeout = Duration::from_millis(300);
             c.no_rtp_after = Duration::from_millis(100);
         },
-        ReceiveMode::Batched,
+        mode,
     );
     let a = h.allocate();
     let started = Instant::now();

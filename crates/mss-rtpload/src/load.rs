@@ -389,6 +389,13 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
     while arrived.load(Ordering::Relaxed) < total_sent && Instant::now() < drain_until {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The mss relay publishes its counters at the end of its round, a moment after its
+    // last send may have arrived: give it that moment (200 ms at most).
+    let arrived_now = arrived.load(Ordering::Relaxed);
+    let counted_until = Instant::now() + Duration::from_millis(200);
+    while target.relayed().is_some_and(|r| r < arrived_now) && Instant::now() < counted_until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let cpu1 = target.sched();
     let own1 = procfs::process_sched(std::process::id());
     let wall = window.elapsed().as_secs_f64();

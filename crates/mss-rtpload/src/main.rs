@@ -6,22 +6,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mss_media::io::ReceiveMode;
+use mss_media::io::{ReceiveMode, Scheduling};
 use mss_media::PortRange;
 use mss_rtpload::{procfs, run, LoadConfig, RtpengineOptions, RunReport, TargetKind};
 use serde::Serialize;
 
 const USAGE: &str = "\
 usage: mss-rtpload run [--calls N] [--seconds S]
-                       [--targets direct,mss,mss-plain,rtpengine,rtpengine-1t]
+                       [--targets direct,mss,mss-recvmmsg,mss-plain,mss-kernel-slice,mss-fifo,
+                                  rtpengine,rtpengine-1t]
                        [--repeat R] [--json FILE] [--pidfile FILE]
                        [--relay-address IP] [--mss-ports FIRST-LAST]
                        [--rtpengine PATH] [--rtpengine-ng IP:PORT]
                        [--rtpengine-ports FIRST-LAST] [--rtpengine-threads N]
                        [--rtpengine-log FILE]
 
-Targets: direct (no relay: the baseline), mss (the mss relay thread, recvmmsg), mss-plain
-(the same with recv_from), rtpengine (userspace forwarding, --rtpengine-threads or its
+Targets: direct (no relay: the baseline), mss (the mss relay thread as mss serve runs it:
+io_uring, a short EEVDF slice), mss-recvmmsg (epoll and recvmmsg), mss-plain (epoll and
+recv_from), mss-kernel-slice (io_uring, the kernel's default slice), mss-fifo (io_uring,
+SCHED_FIFO priority 10 when permitted), rtpengine (userspace forwarding, --rtpengine-threads or its
 default), rtpengine-1t (one worker thread).
 Each target in turn (the order reversed every other repetition), each in a fresh process
 of this program (`mss-rtpload one --targets NAME ...`, which prints that run's report as
@@ -142,14 +145,28 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 }
 
 /// The target names `--targets` accepts.
-const TARGETS: [&str; 5] = ["direct", "mss", "mss-plain", "rtpengine", "rtpengine-1t"];
+const TARGETS: [&str; 8] = [
+    "direct",
+    "mss",
+    "mss-recvmmsg",
+    "mss-plain",
+    "mss-kernel-slice",
+    "mss-fifo",
+    "rtpengine",
+    "rtpengine-1t",
+];
 
 fn kind(a: &Args, name: &str) -> Result<TargetKind, String> {
     let ports = PortRange::new(a.mss_ports.0, a.mss_ports.1).map_err(|e| e.to_string())?;
-    let mss = |receive| TargetKind::Mss {
+    let mss = |receive, scheduling| TargetKind::Mss {
         address: a.relay_address,
         ports,
         receive,
+        scheduling,
+    };
+    let fifo = Scheduling {
+        realtime: Some(10),
+        ..Scheduling::default()
     };
     let rtpengine = |threads| {
         TargetKind::Rtpengine(RtpengineOptions {
@@ -162,8 +179,11 @@ fn kind(a: &Args, name: &str) -> Result<TargetKind, String> {
         })
     };
     Ok(match name {
-        "mss" => mss(ReceiveMode::Batched),
-        "mss-plain" => mss(ReceiveMode::Plain),
+        "mss" => mss(ReceiveMode::Uring, Scheduling::default()),
+        "mss-recvmmsg" => mss(ReceiveMode::Batched, Scheduling::default()),
+        "mss-plain" => mss(ReceiveMode::Plain, Scheduling::default()),
+        "mss-kernel-slice" => mss(ReceiveMode::Uring, Scheduling::KERNEL_DEFAULT),
+        "mss-fifo" => mss(ReceiveMode::Uring, fifo),
         "rtpengine" => rtpengine(a.rtpengine_threads),
         "rtpengine-1t" => rtpengine(Some(1)),
         _ => TargetKind::Direct,
@@ -404,6 +424,13 @@ mod tests {
                 ..
             })
         ));
+        assert_eq!(kind(&a, "mss-fifo").unwrap().name(), "mss-fifo");
+        assert_eq!(
+            kind(&a, "mss-kernel-slice").unwrap().name(),
+            "mss-kernel-slice"
+        );
+        assert_eq!(kind(&a, "mss").unwrap().name(), "mss");
+        assert_eq!(kind(&a, "mss-recvmmsg").unwrap().name(), "mss-recvmmsg");
         for bad in [
             "",
             "walk",

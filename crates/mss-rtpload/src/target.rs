@@ -15,7 +15,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode};
+use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode, Scheduling};
 use mss_media::{Leg, PortRange, RelayConfig, Remote};
 
 use crate::bencode::Value;
@@ -73,23 +73,42 @@ pub enum TargetKind {
         address: IpAddr,
         /// Its port range.
         ports: PortRange,
-        /// How it reads its sockets (`recvmmsg` batches, the default, or `recv_from`).
+        /// How it reads and sends (io_uring, `recvmmsg` batches or `recv_from`).
         receive: ReceiveMode,
+        /// How its thread is scheduled (the default: a short EEVDF slice).
+        scheduling: Scheduling,
     },
     /// A rtpengine daemon.
     Rtpengine(RtpengineOptions),
 }
 
 impl TargetKind {
-    /// The name in reports: `direct`, `mss` (`recvmmsg`), `mss-plain` (`recv_from`),
-    /// `rtpengine` (its default worker threads, one per CPU), `rtpengine-1t` (one).
+    /// The name in reports: `direct`, `mss` (io_uring and a short slice: what `mss serve`
+    /// runs), `mss-recvmmsg` (epoll, `recvmmsg`), `mss-plain` (epoll, `recv_from`),
+    /// `mss-kernel-slice` (io_uring, the kernel's default slice), `mss-fifo` (io_uring,
+    /// `SCHED_FIFO` when permitted), `rtpengine` (its default worker threads,
+    /// one per CPU), `rtpengine-1t` (one).
     pub fn name(&self) -> &'static str {
         match self {
             TargetKind::Direct => "direct",
             TargetKind::Mss {
-                receive: ReceiveMode::Batched,
+                scheduling: Scheduling {
+                    realtime: Some(_), ..
+                },
+                ..
+            } => "mss-fifo",
+            TargetKind::Mss {
+                scheduling: Scheduling { slice: None, .. },
+                ..
+            } => "mss-kernel-slice",
+            TargetKind::Mss {
+                receive: ReceiveMode::Uring,
                 ..
             } => "mss",
+            TargetKind::Mss {
+                receive: ReceiveMode::Batched,
+                ..
+            } => "mss-recvmmsg",
             TargetKind::Mss { .. } => "mss-plain",
             TargetKind::Rtpengine(o) if o.threads == Some(1) => "rtpengine-1t",
             TargetKind::Rtpengine(_) => "rtpengine",
@@ -141,9 +160,11 @@ impl Target {
                 address,
                 ports,
                 receive,
+                scheduling,
             } => {
                 let mut options = MediaOptions::new(RelayConfig::new(*ports), *address, 16);
                 options.receive = *receive;
+                options.scheduling = *scheduling;
                 let (tx, events) = mpsc::channel();
                 let relay = MediaRelay::start(options, move |e| {
                     let _ = tx.send(e);

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use mss_media::io::ReceiveMode;
+use mss_media::io::{ReceiveMode, Scheduling};
 use mss_media::PortRange;
 use mss_rtpload::{run, LoadConfig, RunReport, TargetKind};
 
@@ -33,11 +33,12 @@ fn assert_clean(r: &RunReport) {
 
 #[test]
 fn five_calls_through_the_mss_relay_lose_nothing() {
-    for receive in [ReceiveMode::Batched, ReceiveMode::Plain] {
+    for receive in [ReceiveMode::Batched, ReceiveMode::Plain, ReceiveMode::Uring] {
         let kind = TargetKind::Mss {
             address: IpAddr::from([127, 0, 0, 1]),
             ports: PortRange::new(52_000, 52_099).unwrap(),
             receive,
+            scheduling: Scheduling::default(),
         };
         let r = run(&kind, &config()).unwrap();
         assert_clean(&r);

@@ -95,7 +95,7 @@ impl Batch {
     }
 }
 
-fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(super) fn to_socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the kernel wrote a sockaddr_in (family AF_INET); sockaddr_storage is

@@ -3,19 +3,33 @@
 //! thread. The call service talks to it through [`Commands`] (a channel and a wake-up)
 //! and hears [`MediaEvent`]s through the callback given to [`MediaRelay::start`].
 //!
-//! The loop: wait in `epoll` (mio) until a socket is readable, a command came or the
-//! relay's next deadline; read each readable socket (`recvmmsg` batches or plain
-//! `recv_from`, [`ReceiveMode`]) up to a budget per socket per round, so that a flood at
-//! one port costs the other sessions a round's delay at most and never their packets;
-//! pass each datagram to [`Relay::handle_packet`] and `send_to` where it says; then the
-//! commands, the timers and the events. The clock is read once per round.
+//! The loop with io_uring (the default, [`ReceiveMode::Uring`], `uring.rs`): one
+//! `io_uring_enter` per round submits the sends of the round and waits for datagrams
+//! (each socket has a multishot receive armed), a command or the relay's next deadline;
+//! each datagram goes to [`Relay::handle_packet`] and is sent from the buffer it arrived
+//! in; then the commands, the timers and the events.
+//!
+//! The loop with epoll (where io_uring is unavailable, or asked for): wait in `epoll`
+//! (mio) until a socket is readable, a command came or the relay's next deadline; read
+//! each readable socket (`recvmmsg` batches or plain `recv_from`) up to a budget per
+//! socket per round, so that a flood at one port costs the other sessions a round's
+//! delay at most and never their packets; pass each datagram to [`Relay::handle_packet`]
+//! and `send_to` where it says; then the commands, the timers and the events. The clock
+//! is read once per round in both.
+//!
+//! The thread asks the kernel for a short time slice ([`Scheduling`], `sched.rs`) so that
+//! it gets a CPU soon after a packet arrives.
 
 mod mmsg;
+mod sched;
+mod uring;
+
+pub use sched::{Applied, Scheduling, SchedulingOutcome, DEFAULT_SLICE};
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -29,14 +43,20 @@ use crate::relay::{Allocation, Decision, Event, Leg, Relay, Remote, SessionId};
 use crate::stats::{DropReason, RelayStats, SessionStats};
 use crate::RelayConfig;
 
-/// How the thread reads a readable socket.
+/// How the thread receives and sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiveMode {
-    /// `recvmmsg(2)`: up to 32 datagrams per system call (Linux). The default: see the
-    /// numbers in the crate README.
+    /// epoll and `recvmmsg(2)`: up to 32 datagrams per system call, one `send_to` per
+    /// datagram.
     Batched,
     /// One `recv_from` per datagram, until `WouldBlock`.
     Plain,
+    /// io_uring (Linux ≥ 6.0): a multishot `recvmsg` per socket into provided buffers,
+    /// the sends of a loop turn submitted together, one `io_uring_enter` per turn; where
+    /// io_uring is unavailable the thread falls back to [`ReceiveMode::Batched`]
+    /// ([`MediaRelay::receive`] says which runs). The default: see the numbers in the
+    /// crate README.
+    Uring,
 }
 
 /// How to start the relay thread.
@@ -50,16 +70,20 @@ pub struct MediaOptions {
     pub seed: u64,
     /// How sockets are read.
     pub receive: ReceiveMode,
+    /// How the thread asks for a CPU (a short slice by default; [`Scheduling`]).
+    pub scheduling: Scheduling,
 }
 
 impl MediaOptions {
-    /// Batched reads on `address` with `relay`'s ports.
+    /// io_uring (epoll where unavailable) and a short slice on `address` with `relay`'s
+    /// ports.
     pub fn new(relay: RelayConfig, address: IpAddr, seed: u64) -> MediaOptions {
         MediaOptions {
             relay,
             address,
             seed,
-            receive: ReceiveMode::Batched,
+            receive: ReceiveMode::Uring,
+            scheduling: Scheduling::default(),
         }
     }
 }
@@ -248,6 +272,8 @@ impl Counters {
 pub struct MediaRelay {
     commands: Commands,
     counters: Arc<Counters>,
+    scheduling: SchedulingOutcome,
+    receive: (ReceiveMode, Option<String>),
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -267,14 +293,31 @@ impl MediaRelay {
         let base = options.relay.ports.base();
         let (address, mode) = (options.address, options.receive);
         let published = counters.clone();
+        let wanted = options.scheduling;
+        let (told, outcome) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("mss-media".into())
             .spawn(move || {
-                // Built here: the recvmmsg buffers hold raw pointers and stay on this thread.
-                let receiver = match mode {
-                    ReceiveMode::Batched => Receiver_::Batched(mmsg::Batch::new(BATCH)),
-                    ReceiveMode::Plain => Receiver_::Plain(Box::new([0; mmsg::BUFFER])),
+                let scheduling = sched::apply(wanted);
+                // Built here: the ring and the recvmmsg buffers hold raw pointers and stay
+                // on this thread.
+                let (uring, refused) = match mode {
+                    ReceiveMode::Uring => match uring::Uring::new(slots, poll.as_raw_fd()) {
+                        Ok(u) => (Some(u), None),
+                        Err(e) => (None, Some(format!("io_uring unavailable ({e}): epoll"))),
+                    },
+                    _ => (None, None),
                 };
+                let receiver = match mode {
+                    ReceiveMode::Plain => Receiver_::Plain(Box::new([0; mmsg::BUFFER])),
+                    _ => Receiver_::Batched(mmsg::Batch::new(BATCH)),
+                };
+                let running = match (&uring, mode) {
+                    (Some(_), _) => ReceiveMode::Uring,
+                    (None, ReceiveMode::Plain) => ReceiveMode::Plain,
+                    (None, _) => ReceiveMode::Batched,
+                };
+                let _ = told.send((scheduling, (running, refused)));
                 Worker {
                     relay,
                     base,
@@ -284,6 +327,7 @@ impl MediaRelay {
                     ready: VecDeque::with_capacity(slots),
                     queued: vec![false; slots],
                     receiver,
+                    uring,
                     rx,
                     on_event,
                     counters: published,
@@ -292,9 +336,20 @@ impl MediaRelay {
                 }
                 .run()
             })?;
+        // The thread sends the outcome before anything else (it cannot fail before).
+        let (scheduling, receive) = outcome.recv().unwrap_or((
+            SchedulingOutcome {
+                applied: Applied::KernelDefault,
+                realtime_refused: None,
+                slice_refused: None,
+            },
+            (mode, None),
+        ));
         Ok(MediaRelay {
             commands: Commands { tx, waker },
             counters,
+            scheduling,
+            receive,
             thread: Some(thread),
         })
     }
@@ -307,6 +362,18 @@ impl MediaRelay {
     /// The counters the thread publishes.
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
+    }
+
+    /// How the thread is scheduled (what was asked in [`MediaOptions::scheduling`] and
+    /// what the kernel refused).
+    pub fn scheduling(&self) -> &SchedulingOutcome {
+        &self.scheduling
+    }
+
+    /// How the thread reads and sends (for [`ReceiveMode::Uring`]: `Uring`, or `Batched`
+    /// when io_uring is unavailable, with the reason).
+    pub fn receive(&self) -> (ReceiveMode, Option<&str>) {
+        (self.receive.0, self.receive.1.as_deref())
     }
 
     /// Stops the thread (every socket closed) and waits for it.
@@ -357,6 +424,8 @@ struct Worker<F> {
     ready: VecDeque<usize>,
     queued: Vec<bool>,
     receiver: Receiver_,
+    /// The io_uring backend (`None`: the epoll loop).
+    uring: Option<uring::Uring>,
     rx: Receiver<Message>,
     on_event: F,
     counters: Arc<Counters>,
@@ -366,6 +435,9 @@ struct Worker<F> {
 
 impl<F: FnMut(MediaEvent)> Worker<F> {
     fn run(mut self) -> io::Result<()> {
+        if self.uring.is_some() {
+            return self.run_uring();
+        }
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ready.is_empty() {
@@ -416,6 +488,139 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             self.counters
                 .publish(self.relay.stats(), self.send_errors, self.receive_errors);
         }
+    }
+
+    /// The loop with io_uring: one `io_uring_enter` per turn submits the turn's sends and
+    /// waits for datagrams, sends done, a command or the relay's next deadline.
+    fn run_uring(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(16);
+        loop {
+            let timeout = self
+                .relay
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let Some(u) = self.uring.as_mut() else {
+                return Ok(());
+            };
+            u.submit_and_wait(timeout)?;
+            let now = Instant::now();
+            let woken = self.completions(now);
+            if woken {
+                // Clears the waker's readiness so that the next wake fires the poll again.
+                let _ = self.poll.poll(&mut events, Some(Duration::ZERO));
+                if !self.commands(now) {
+                    for t in 0..self.sockets.len() {
+                        if self.sockets[t].is_some() {
+                            self.close(self.base + t as u16);
+                        }
+                    }
+                    if let Some(u) = self.uring.as_mut() {
+                        u.wait_disarmed();
+                    }
+                    return Ok(());
+                }
+            }
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+            }
+            while let Some(e) = self.relay.poll_event() {
+                (self.on_event)(MediaEvent::Relay(e));
+            }
+            self.counters
+                .publish(self.relay.stats(), self.send_errors, self.receive_errors);
+        }
+    }
+
+    /// Handles the completions of the last wait: relays each datagram (its send queued
+    /// for the next submit), gives buffers back, re-arms what ended; true if woken for
+    /// commands.
+    fn completions(&mut self, now: Instant) -> bool {
+        let Worker {
+            relay,
+            base,
+            sockets,
+            uring: Some(u),
+            send_errors,
+            receive_errors,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let fd = |sockets: &[Option<UdpSocket>], t: usize| -> Option<RawFd> {
+            sockets
+                .get(t)
+                .and_then(Option::as_ref)
+                .map(|s| s.as_raw_fd())
+        };
+        let mut woken = false;
+        for i in 0..u.completed() {
+            match u.completion(i) {
+                Some(uring::Done::Datagram {
+                    slot,
+                    buffer,
+                    rearm,
+                }) => {
+                    let mut sending = false;
+                    let open = fd(sockets, slot).is_some();
+                    if let Some(uring::Received {
+                        data,
+                        place,
+                        source: Some(source),
+                    }) = u.datagram(i, buffer).filter(|_| open)
+                    {
+                        let port = *base + slot as u16;
+                        if let Decision::Forward { from, to } =
+                            relay.handle_packet(now, port, source, data)
+                        {
+                            match fd(sockets, usize::from(from - *base)) {
+                                Some(out) if u.send(out, buffer, place, to).is_ok() => {
+                                    sending = true;
+                                }
+                                _ => *send_errors += 1,
+                            }
+                        }
+                    }
+                    if !sending {
+                        u.provide(buffer);
+                    }
+                    if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
+                        arm(u, slot, f, receive_errors);
+                    }
+                }
+                Some(uring::Done::RecvEnded { slot, rearm, why }) => {
+                    *receive_errors += u64::from(why == uring::Ended::Failed);
+                    if rearm && why == uring::Ended::NoBuffer {
+                        u.starve(slot);
+                    } else if let Some(f) = fd(sockets, slot).filter(|_| rearm) {
+                        arm(u, slot, f, receive_errors);
+                    }
+                }
+                Some(uring::Done::Sent { ok }) => {
+                    if let Some(b) = u.completion_buffer(i) {
+                        u.provide(b);
+                    }
+                    *send_errors += u64::from(!ok);
+                }
+                Some(uring::Done::Woken { rearm }) => {
+                    woken = true;
+                    if rearm {
+                        // Failed: tried again before the next wait.
+                        let _ = u.arm_waker();
+                    }
+                }
+                None => {}
+            }
+        }
+        u.publish();
+        for _ in 0..u.starving() {
+            let Some(slot) = u.starved() else { break };
+            // Closed meanwhile: nothing to arm (a new socket there was armed when opened).
+            if let Some(f) = fd(sockets, slot) {
+                arm(u, slot, f, receive_errors);
+            }
+        }
+        woken
     }
 
     /// Reads socket `t` up to the budget; true if datagrams may be left.
@@ -559,11 +764,14 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
         }
         for (i, (p, mut s)) in bound.into_iter().enumerate() {
             let t = usize::from(p - self.base);
-            if let Err(e) = self
-                .poll
-                .registry()
-                .register(&mut s, Token(t), Interest::READABLE)
-            {
+            let watched = match self.uring.as_mut() {
+                Some(u) => u.arm(t, s.as_raw_fd()),
+                None => self
+                    .poll
+                    .registry()
+                    .register(&mut s, Token(t), Interest::READABLE),
+            };
+            if let Err(e) = watched {
                 for &q in &ports[..i] {
                     self.close(q);
                 }
@@ -577,8 +785,22 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
     fn close(&mut self, port: u16) {
         let t = usize::from(port - self.base);
         if let Some(mut s) = self.sockets.get_mut(t).and_then(Option::take) {
-            let _ = self.poll.registry().deregister(&mut s);
+            match self.uring.as_mut() {
+                Some(u) => u.disarm(t),
+                None => {
+                    let _ = self.poll.registry().deregister(&mut s);
+                }
+            }
         }
+    }
+}
+
+/// Arms the receive of socket `slot`; when the ring refuses (its queues full), counts a
+/// receive error and tries again in a later round.
+fn arm(u: &mut uring::Uring, slot: usize, fd: RawFd, receive_errors: &mut u64) {
+    if u.arm(slot, fd).is_err() {
+        *receive_errors += 1;
+        u.starve(slot);
     }
 }
 

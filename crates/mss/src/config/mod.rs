@@ -235,7 +235,7 @@ fn media_summary(m: &MediaConfig) -> String {
     match m.relay {
         MediaRelay::Never => "never (SDP passed through)".to_owned(),
         MediaRelay::Always => format!(
-            "always (ports {} on {}, SDP address: {}; rtp_timeout {}, hold_timeout {})",
+            "always (ports {} on {}, SDP address: {}; rtp_timeout {}, hold_timeout {}{}{})",
             m.rtp_ports,
             m.rtp_address,
             m.public_address.map_or_else(
@@ -244,6 +244,14 @@ fn media_summary(m: &MediaConfig) -> String {
             ),
             values::duration_text(m.rtp_timeout),
             values::duration_text(m.hold_timeout),
+            match m.realtime_priority {
+                0 => String::new(),
+                p => format!("; SCHED_FIFO priority {p} when permitted"),
+            },
+            match m.io {
+                mss_media::io::ReceiveMode::Uring => "",
+                _ => "; io epoll",
+            },
         ),
     }
 }

@@ -68,6 +68,8 @@ pub(crate) const MEDIA_KEYS: &[&str] = &[
     "rtp_ports",
     "rtp_timeout",
     "hold_timeout",
+    "realtime_priority",
+    "io",
 ];
 /// Keys of `[tls]`.
 pub(crate) const TLS_KEYS: &[&str] = &["certificate", "private_key", "handshake_timeout"];
@@ -311,6 +313,12 @@ fn media_section(c: &mut Checker<'_>, s: &Section, media: &mut MediaConfig) {
     }
     if let Some(v) = c.value(s, "hold_timeout", values::duration) {
         media.hold_timeout = v;
+    }
+    if let Some(v) = c.value(s, "realtime_priority", |v| values::number(v, 0, 99)) {
+        media.realtime_priority = u8::try_from(v).unwrap_or(99);
+    }
+    if let Some(v) = c.value(s, "io", values::media_io) {
+        media.io = v;
     }
 }
 
@@ -671,7 +679,7 @@ offline_max_chars = many
         assert_eq!(c.users[0].max_calls, Some(2));
         assert_eq!(c.users[1].max_calls, None);
         let e = load(
-            "[server]\nmax_calls = 0\n[user:101]\npassword = x\nmax_calls = lots\n[media]\nrelay = sometimes\nrtp_ports = 20001-20002\nrtp_address = any\npublic_address = 0.0.0.0\nrtp_timeout = 0\nhold_timeout = 2x\nports = 1\n",
+            "[server]\nmax_calls = 0\n[user:101]\npassword = x\nmax_calls = lots\n[media]\nrelay = sometimes\nrtp_ports = 20001-20002\nrtp_address = any\npublic_address = 0.0.0.0\nrtp_timeout = 0\nhold_timeout = 2x\nports = 1\nrealtime_priority = 100\nio = kqueue\n",
         )
         .unwrap_err();
         assert_eq!(
@@ -684,13 +692,17 @@ offline_max_chars = many
              mss.ini:10: [media] public_address: \"0.0.0.0\" is not an address a phone can send RTP to\n\
              mss.ini:11: [media] rtp_timeout: \"0\" must be longer than zero\n\
              mss.ini:12: [media] hold_timeout: \"2x\" is not a duration (examples: 7d, 12h, 30m, 45s)\n\
-             mss.ini:13: [media] ports: unknown key (known: relay, rtp_address, public_address, rtp_ports, rtp_timeout, hold_timeout)"
+             mss.ini:13: [media] ports: unknown key (known: relay, rtp_address, public_address, rtp_ports, rtp_timeout, hold_timeout, realtime_priority, io)\n\
+             mss.ini:14: [media] realtime_priority: \"100\" is out of range (0..=99)\n\
+             mss.ini:15: [media] io: \"kqueue\" is not one of uring, epoll"
         );
         let c = load(
-            "[media]\nrelay = always\nrtp_address = 192.0.2.1\npublic_address = 203.0.113.5\nrtp_ports = 30000-30099\nrtp_timeout = 30s\nhold_timeout = 1h\n",
+            "[media]\nrelay = always\nrtp_address = 192.0.2.1\npublic_address = 203.0.113.5\nrtp_ports = 30000-30099\nrtp_timeout = 30s\nhold_timeout = 1h\nrealtime_priority = 20\nio = epoll\n",
         )
         .unwrap();
+        assert_eq!(c.media.io, mss_media::io::ReceiveMode::Batched);
         assert_eq!(c.media.relay, crate::config::MediaRelay::Always);
+        assert_eq!(c.media.realtime_priority, 20);
         assert_eq!(
             c.media.rtp_address,
             "192.0.2.1".parse::<std::net::IpAddr>().unwrap()

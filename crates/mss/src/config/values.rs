@@ -114,6 +114,15 @@ pub(crate) fn media_relay(v: &str) -> Result<MediaRelay, String> {
     }
 }
 
+/// How the relay thread receives and sends (`[media] io`).
+pub(crate) fn media_io(v: &str) -> Result<mss_media::io::ReceiveMode, String> {
+    match v {
+        "uring" => Ok(mss_media::io::ReceiveMode::Uring),
+        "epoll" => Ok(mss_media::io::ReceiveMode::Batched),
+        _ => Err(format!("{v:?} is not one of uring, epoll")),
+    }
+}
+
 /// An IP address (`rtp_address`).
 pub(crate) fn ip_addr(v: &str) -> Result<std::net::IpAddr, String> {
     v.parse().map_err(|_| format!("{v:?} is not an IP address"))

@@ -317,11 +317,24 @@ async fn serve(
                 name: "media relay",
                 source,
             })?;
+            let scheduling = relay.scheduling();
+            let (io, fallback) = relay.receive();
             tracing::info!(
                 ports = %c.media.rtp_ports,
                 address = %c.media.rtp_address,
+                scheduling = %scheduling.applied,
+                io = if io == mss_media::io::ReceiveMode::Uring { "io_uring" } else { "epoll" },
                 "media relay running"
             );
+            if let Some(why) = fallback {
+                tracing::warn!("media relay thread: {why}");
+            }
+            for refused in [&scheduling.realtime_refused, &scheduling.slice_refused]
+                .into_iter()
+                .flatten()
+            {
+                tracing::warn!("media relay thread: {refused} (mss.ini [media] realtime_priority)");
+            }
             let link = worker::MediaLink {
                 commands: relay.commands(),
                 events,

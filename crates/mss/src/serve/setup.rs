@@ -289,7 +289,10 @@ pub(crate) fn media_options(config: &Config, seed: u64) -> Option<mss_media::io:
         hold_timeout: m.hold_timeout,
         ..mss_media::RelayConfig::new(m.rtp_ports)
     };
-    Some(mss_media::io::MediaOptions::new(relay, m.rtp_address, seed))
+    let mut options = mss_media::io::MediaOptions::new(relay, m.rtp_address, seed);
+    options.scheduling.realtime = (m.realtime_priority > 0).then_some(m.realtime_priority);
+    options.receive = m.io;
+    Some(options)
 }
 
 /// The messaging service's settings from `[server]` and `[im]`; `via_host` is the Via
