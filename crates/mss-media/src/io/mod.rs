@@ -9,6 +9,16 @@
 //! one port costs the other sessions a round's delay at most and never their packets;
 //! pass each datagram to [`Relay::handle_packet`] and `send_to` where it says; then the
 //! commands, the timers and the events. The clock is read once per round.
+//!
+//! Ready sessions: with [`MediaOptions::ready`] above zero the thread keeps that many
+//! sessions allocated and their sockets bound ahead of the calls ([`Relay::reserve`]) and
+//! hands each to the call service as [`MediaEvent::Ready`]; a call takes one without a
+//! system call or a round trip to this thread and says so with [`Command::Taken`], and the
+//! thread binds another after the commands of that round (also after a
+//! [`Command::Release`], when the stock was short for want of ports). [`Command::Allocate`]
+//! stays for a call that finds none ready. Released ports are closed and go back to the
+//! free list as before (a pair just released is handed out last): no socket of a finished
+//! call is handed to the next one with its peer's datagrams still queued.
 
 mod mmsg;
 
@@ -50,6 +60,9 @@ pub struct MediaOptions {
     pub seed: u64,
     /// How sockets are read.
     pub receive: ReceiveMode,
+    /// Sessions kept allocated and bound ahead of the calls ([`MediaEvent::Ready`]); 0:
+    /// every session is asked for with [`Command::Allocate`].
+    pub ready: usize,
 }
 
 impl MediaOptions {
@@ -60,9 +73,21 @@ impl MediaOptions {
             address,
             seed,
             receive: ReceiveMode::Batched,
+            ready: 0,
         }
     }
+
+    /// The ready sessions mss keeps for `ports`: one for every 8 sessions the range holds,
+    /// at most [`MAX_READY`]: enough for bursts of calls between two rounds of the relay
+    /// thread, few enough that a small range loses little to them.
+    pub fn default_ready(ports: crate::PortRange) -> usize {
+        let sessions = ports.pairs() as usize / 2;
+        (sessions / 8).min(MAX_READY)
+    }
 }
+
+/// The most ready sessions [`MediaOptions::default_ready`] gives (32 sockets).
+pub const MAX_READY: usize = 8;
 
 /// What the call service asks of the relay.
 #[derive(Debug, Clone)]
@@ -104,6 +129,12 @@ pub enum Command {
         /// The session.
         session: SessionId,
     },
+    /// A call took ready session `session` ([`MediaEvent::Ready`]): it counts as the
+    /// call's from now on, and another is bound in its place.
+    Taken {
+        /// The session.
+        session: SessionId,
+    },
     /// The call ended: close the sockets, free the ports; answered by
     /// [`MediaEvent::Released`].
     Release {
@@ -138,6 +169,10 @@ pub enum MediaEvent {
         /// The session and its ports, or why not.
         result: Result<Allocation, AllocateError>,
     },
+    /// A session allocated and bound ahead of the calls, for the next call to take
+    /// ([`Command::Taken`]); sent at the start and after every take, up to
+    /// [`MediaOptions::ready`] not taken.
+    Ready(Allocation),
     /// The answer to [`Command::Release`]: the last counters (`None`: unknown session).
     Released {
         /// The session.
@@ -191,6 +226,7 @@ pub struct Counters {
     dropped: [AtomicU64; DropReason::COUNT],
     ports_in_use: AtomicU64,
     sessions: AtomicU64,
+    ready_sessions: AtomicU64,
     exhausted: AtomicU64,
     send_errors: AtomicU64,
     receive_errors: AtomicU64,
@@ -215,6 +251,7 @@ impl Counters {
             relayed: self.relayed.load(Ordering::Relaxed),
             ports_in_use: self.ports_in_use.load(Ordering::Relaxed) as u32,
             sessions: self.sessions.load(Ordering::Relaxed) as u32,
+            ready_sessions: self.ready_sessions.load(Ordering::Relaxed) as u32,
             exhausted: self.exhausted.load(Ordering::Relaxed),
             ..RelayStats::default()
         };
@@ -237,6 +274,8 @@ impl Counters {
             .store(u64::from(s.ports_in_use), Ordering::Relaxed);
         self.sessions
             .store(u64::from(s.sessions), Ordering::Relaxed);
+        self.ready_sessions
+            .store(u64::from(s.ready_sessions), Ordering::Relaxed);
         self.exhausted.store(s.exhausted, Ordering::Relaxed);
         self.send_errors.store(send_errors, Ordering::Relaxed);
         self.receive_errors.store(receive_errors, Ordering::Relaxed);
@@ -265,7 +304,7 @@ impl MediaRelay {
         let slots = 2 * options.relay.ports.pairs() as usize;
         let relay = Relay::new(options.relay.clone(), options.seed);
         let base = options.relay.ports.base();
-        let (address, mode) = (options.address, options.receive);
+        let (address, mode, ready) = (options.address, options.receive, options.ready);
         let published = counters.clone();
         let thread = std::thread::Builder::new()
             .name("mss-media".into())
@@ -275,7 +314,7 @@ impl MediaRelay {
                     ReceiveMode::Batched => Receiver_::Batched(mmsg::Batch::new(BATCH)),
                     ReceiveMode::Plain => Receiver_::Plain(Box::new([0; mmsg::BUFFER])),
                 };
-                Worker {
+                let mut worker = Worker {
                     relay,
                     base,
                     address,
@@ -289,8 +328,13 @@ impl MediaRelay {
                     counters: published,
                     send_errors: 0,
                     receive_errors: 0,
-                }
-                .run()
+                    keep_ready: ready,
+                };
+                worker.refill();
+                let w = &worker;
+                w.counters
+                    .publish(w.relay.stats(), w.send_errors, w.receive_errors);
+                worker.run()
             })?;
         Ok(MediaRelay {
             commands: Commands { tx, waker },
@@ -362,6 +406,8 @@ struct Worker<F> {
     counters: Arc<Counters>,
     send_errors: u64,
     receive_errors: u64,
+    /// Ready sessions to keep ([`MediaOptions::ready`]).
+    keep_ready: usize,
 }
 
 impl<F: FnMut(MediaEvent)> Worker<F> {
@@ -485,12 +531,18 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             let command = match self.rx.try_recv() {
                 Ok(Message::Command(c)) => c,
                 Ok(Message::Stop) | Err(TryRecvError::Disconnected) => return false,
-                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Empty) => {
+                    self.refill();
+                    return true;
+                }
             };
             match command {
                 Command::Allocate { op } => {
-                    let result = self.allocate();
+                    let result = self.allocate(false);
                     (self.on_event)(MediaEvent::Allocated { op, result });
+                }
+                Command::Taken { session } => {
+                    let _ = self.relay.take(session);
                 }
                 Command::SetRemote {
                     session,
@@ -529,14 +581,31 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
         }
     }
 
-    /// A session whose four ports are bound and watched.
-    fn allocate(&mut self) -> Result<Allocation, AllocateError> {
+    /// Binds ready sessions up to [`MediaOptions::ready`] while ports are free, each told
+    /// as [`MediaEvent::Ready`]. A bind that fails 8 times stops it until the next round of
+    /// commands.
+    fn refill(&mut self) {
+        while (self.relay.stats().ready_sessions as usize) < self.keep_ready
+            && self.relay.free_pairs() >= 2
+        {
+            match self.allocate(true) {
+                Ok(a) => (self.on_event)(MediaEvent::Ready(a)),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// A session whose four ports are bound and watched; `ready`: allocated ahead
+    /// ([`Relay::reserve`]).
+    fn allocate(&mut self, ready: bool) -> Result<Allocation, AllocateError> {
         let mut error = String::new();
         for _ in 0..BIND_TRIES {
-            let a = self
-                .relay
-                .allocate()
-                .map_err(|_| AllocateError::Exhausted)?;
+            let a = if ready {
+                self.relay.reserve()
+            } else {
+                self.relay.allocate()
+            }
+            .map_err(|_| AllocateError::Exhausted)?;
             match self.open(&a) {
                 Ok(()) => return Ok(a),
                 Err(e) => {
