@@ -3,10 +3,17 @@
 //! The relay itself (ports, sockets, latching, timers) runs outside the core
 //! (`mss_media::io::MediaRelay`, its own thread); the call service drives it through
 //! [`Output::Media`] commands and hears it through [`crate::Input::Media`] events, as it
-//! does the store. Allocation is asynchronous: a new call asks for one session per `m=`
-//! line of its offer (one for a delayed offer) and its B legs start when every session
-//! came back; when the ports are used up the caller gets `503` + `Retry-After` and the
-//! sessions already allocated are released.
+//! does the store. A new call needs one session per `m=` line of its offer (one for a
+//! delayed offer). It takes them from the sessions the relay allocated and bound ahead
+//! (`MediaEvent::Ready`, kept in `Calls::media_ready`), telling the relay with
+//! `Command::Taken` so that it binds others, and its B legs start at once: no system call
+//! and no round trip to the relay's thread in the INVITE's path. When too few are ready the
+//! rest is asked for (`Command::Allocate`) and the B legs start when every session came
+//! back; when the ports are used up the caller gets `503` + `Retry-After` and the sessions
+//! already allocated are released. An allocation refused for want of ports while sessions
+//! became ready meanwhile (the relay's thread sends them before it answers, the channel
+//! keeps the order) takes a ready one instead: the caller is refused only when none is
+//! left anywhere.
 //!
 //! Each session has an A side (the caller's leg) and one B side shared by every B leg of
 //! the call: the caller has one dialog with mss and one place to send its media to, so all
@@ -103,9 +110,10 @@ fn index(leg: Leg) -> usize {
 }
 
 impl Core {
-    /// With the relay: asks for the sessions of new call `key` and keeps `target` until
-    /// they come (true); without: false, the call goes on at once.
-    pub(crate) fn media_allocate(&mut self, key: CallKey, target: Target) -> bool {
+    /// With the relay: gives new call `key` its sessions, from the ready ones when there
+    /// are enough (false: the call goes on at once), else asks for the rest and keeps
+    /// `target` until they come (true); without relay: false.
+    pub(crate) fn media_allocate(&mut self, now: Now, key: CallKey, target: Target) -> bool {
         if self.calls.settings.media.is_none() {
             return false;
         }
@@ -117,12 +125,26 @@ impl Core {
             .as_ref()
             .map_or(1, |(_, body)| stream_count(body))
             .clamp(1, MAX_STREAMS);
-        call.waiting_target = Some(target);
-        call.media = Some(CallMedia {
-            waiting: streams,
-            ..CallMedia::default()
-        });
-        for _ in 0..streams {
+        call.media = Some(CallMedia::default());
+        let mut missing = streams;
+        while missing > 0 {
+            let Some(a) = self.calls.media_ready.pop_front() else {
+                break;
+            };
+            self.take_ready(now, key, a);
+            missing -= 1;
+        }
+        if missing == 0 {
+            self.media_complete(key);
+            return false;
+        }
+        if let Some(call) = self.calls.table.get_mut(&key) {
+            call.waiting_target = Some(target);
+            if let Some(media) = call.media.as_mut() {
+                media.waiting = missing;
+            }
+        }
+        for _ in 0..missing {
             let op = self.calls.next_media_op();
             self.calls.media_ops.insert(op, key);
             self.out.push_back(Output::Media(Command::Allocate { op }));
@@ -130,10 +152,44 @@ impl Core {
         true
     }
 
+    /// Ready session `a` becomes call `key`'s next session; the relay hears it was taken.
+    fn take_ready(&mut self, now: Now, key: CallKey, a: Allocation) {
+        self.out
+            .push_back(Output::Media(Command::Taken { session: a.session }));
+        self.add_session(now, key, a);
+    }
+
+    /// Session `a` becomes call `key`'s next session (by `m=` index).
+    fn add_session(&mut self, now: Now, key: CallKey, a: Allocation) {
+        let Some(media) = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.media.as_mut())
+        else {
+            return;
+        };
+        media.sessions.push(a);
+        media.hold.push([false; 2]);
+        media.stats.push(SessionStats::default());
+        self.calls.by_session.insert(a.session, key);
+        self.calls.stats_at.get_or_insert(now.mono + STATS_INTERVAL);
+    }
+
+    /// Call `key` has all its sessions: the caller's offer tells the relay where its media
+    /// comes from.
+    fn media_complete(&mut self, key: CallKey) {
+        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
+        if let Some((_, body)) = offer {
+            self.note_leg_sdp(key, Side::A, &body);
+        }
+    }
+
     /// An answer or event of the media relay.
     pub(crate) fn on_media_event(&mut self, now: Now, event: MediaEvent) {
         match event {
             MediaEvent::Allocated { op, result } => self.on_allocated(now, op, result),
+            MediaEvent::Ready(a) => self.calls.media_ready.push_back(a),
             MediaEvent::Released { session, stats } => {
                 tracing::debug!(%session, ?stats, "media session released");
             }
@@ -161,15 +217,13 @@ impl Core {
 
     /// Allocation `op` came back.
     fn on_allocated(&mut self, now: Now, op: u64, result: Result<Allocation, AllocateError>) {
-        let key = self.calls.media_ops.remove(&op);
-        let media = key.and_then(|k| {
+        let key = self.calls.media_ops.remove(&op).filter(|k| {
             self.calls
                 .table
-                .get_mut(&k)
-                .filter(|c| c.state != CallState::Ending)
-                .and_then(|c| c.media.as_mut())
+                .get(k)
+                .is_some_and(|c| c.state != CallState::Ending && c.media.is_some())
         });
-        let Some(media) = media else {
+        let Some(key) = key else {
             // The call ended (or was never ours) meanwhile: the ports go back at once.
             if let Ok(a) = result {
                 self.out
@@ -177,37 +231,34 @@ impl Core {
             }
             return;
         };
-        media.waiting = media.waiting.saturating_sub(1);
         match result {
-            Ok(a) => {
-                media.sessions.push(a);
-                media.hold.push([false; 2]);
-                media.stats.push(SessionStats::default());
-                if let Some(k) = key {
-                    self.calls.by_session.insert(a.session, k);
+            Ok(a) => self.add_session(now, key, a),
+            Err(AllocateError::Exhausted) if !self.calls.media_ready.is_empty() => {
+                // Sessions became ready after the call asked: they are the ports left.
+                if let Some(a) = self.calls.media_ready.pop_front() {
+                    self.take_ready(now, key, a);
                 }
-                self.calls.stats_at.get_or_insert(now.mono + STATS_INTERVAL);
             }
             Err(e) => {
-                media.failed.get_or_insert(e);
+                if let Some(media) = self.media_of(key) {
+                    media.failed.get_or_insert(e);
+                }
             }
         }
+        let Some(media) = self.media_of(key) else {
+            return;
+        };
+        media.waiting = media.waiting.saturating_sub(1);
         if media.waiting > 0 {
             return;
         }
-        let failed = media.failed.clone();
-        let Some(key) = key else { return };
-        if let Some(e) = failed {
+        if let Some(e) = media.failed.clone() {
             tracing::warn!(error = %e, "call refused: no media relay ports");
             self.media_release(key);
             self.refuse_for_ports(now, key);
             return;
         }
-        // The caller's offer tells where its media comes from.
-        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
-        if let Some((_, body)) = offer {
-            self.note_leg_sdp(key, Side::A, &body);
-        }
+        self.media_complete(key);
         let target = self
             .calls
             .table
@@ -216,6 +267,14 @@ impl Core {
         if let Some(target) = target {
             self.route_to(now, key, target);
         }
+    }
+
+    /// Call `key`'s relay sessions.
+    fn media_of(&mut self, key: CallKey) -> Option<&mut CallMedia> {
+        self.calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.media.as_mut())
     }
 
     /// `503` + `Retry-After` to the caller of call `key`, whose ports could not be had.
