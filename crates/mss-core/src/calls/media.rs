@@ -43,7 +43,7 @@ use mss_store::EndedBy;
 
 use super::admission::Target;
 use super::model::{CallState, Side};
-use super::sdp_relay::{is_sdp, leg_streams, relay_sdp, stream_count, StreamRemote};
+use super::sdp_relay::{is_sdp, leg_streams, LegSdp, StreamRemote};
 use super::CallKey;
 use crate::core::Core;
 use crate::output::Output;
@@ -74,6 +74,9 @@ pub(crate) struct CallMedia {
     pub(crate) no_rtp_from: [bool; 2],
     /// Each leg's SDP address of its first stream (A, B), for the log of a silent leg.
     sdp_rtp: [Option<SocketAddr>; 2],
+    /// What the caller's offer says of the caller, read when the sessions were counted,
+    /// until they are all there (`None`: no usable SDP).
+    offer_streams: Option<Vec<StreamRemote>>,
 }
 
 impl CallMedia {
@@ -120,12 +123,19 @@ impl Core {
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;
         };
-        let streams = call
+        // Read once: how many sessions, and later the caller's remote in each.
+        let offer_streams = call
             .offer
             .as_ref()
-            .map_or(1, |(_, body)| stream_count(body))
+            .and_then(|(_, body)| leg_streams(body).ok());
+        let streams = offer_streams
+            .as_ref()
+            .map_or(1, Vec::len)
             .clamp(1, MAX_STREAMS);
-        call.media = Some(CallMedia::default());
+        call.media = Some(CallMedia {
+            offer_streams,
+            ..CallMedia::default()
+        });
         let mut missing = streams;
         while missing > 0 {
             let Some(a) = self.calls.media_ready.pop_front() else {
@@ -179,9 +189,13 @@ impl Core {
     /// Call `key` has all its sessions: the caller's offer tells the relay where its media
     /// comes from.
     fn media_complete(&mut self, key: CallKey) {
-        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
-        if let Some((_, body)) = offer {
-            self.note_leg_sdp(key, Side::A, &body);
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        let flow = call.a.flow;
+        let streams = call.media.as_mut().and_then(|m| m.offer_streams.take());
+        if let Some(streams) = streams {
+            self.note_streams_over(key, Side::A, flow, &streams);
         }
     }
 
@@ -355,8 +369,21 @@ impl Core {
         if !self.relays(key, headers, body) {
             return body.clone();
         }
-        self.note_leg_sdp(key, from, body);
-        self.relayed_body(key, to, headers, body)
+        let flows = self
+            .calls
+            .table
+            .get(&key)
+            .map(|c| (c.flow_of(from), c.flow_of(to)));
+        let Some((from_flow, Some(to_flow))) = flows else {
+            self.note_leg_sdp(key, from, body);
+            return body.clone();
+        };
+        // Parsed once for both: what `from` says, and the description `to` gets.
+        let sdp = LegSdp::parse(body);
+        if let (Ok(sdp), Some(from_flow)) = (&sdp, from_flow) {
+            self.note_streams_over(key, from, from_flow, sdp.streams());
+        }
+        self.relay_parsed(key, leg_of(to), &to_flow, body, sdp)
     }
 
     /// As [`Self::relay_body`] for parties that are not (yet) the call's legs on those
@@ -374,8 +401,11 @@ impl Core {
         if !self.relays(key, headers, body) {
             return body.clone();
         }
-        self.note_sdp_over(key, from.0, from.1, body);
-        self.sdp_for(key, leg_of(to.0), &to.1, body)
+        let sdp = LegSdp::parse(body);
+        if let Ok(sdp) = &sdp {
+            self.note_streams_over(key, from.0, from.1, sdp.streams());
+        }
+        self.relay_parsed(key, leg_of(to.0), &to.1, body, sdp)
     }
 
     /// `body` (with its `headers`) as [`Self::relay_body`] passes it on to `to` of call
@@ -425,6 +455,18 @@ impl Core {
     /// `body` rewritten for `leg` of call `key`, reached over `flow`; as it is when it
     /// cannot be (logged).
     fn sdp_for(&self, key: CallKey, leg: Leg, flow: &Flow, body: &Bytes) -> Bytes {
+        self.relay_parsed(key, leg, flow, body, LegSdp::parse(body))
+    }
+
+    /// As [`Self::sdp_for`] with `body` parsed already (`sdp`).
+    fn relay_parsed(
+        &self,
+        key: CallKey,
+        leg: Leg,
+        flow: &Flow,
+        body: &Bytes,
+        sdp: Result<LegSdp, mss_sdp::SdpError>,
+    ) -> Bytes {
         let Some(ports) = self
             .calls
             .table
@@ -438,7 +480,7 @@ impl Core {
             tracing::warn!(peer = %flow, "no local address towards the peer: SDP passed as it is");
             return body.clone();
         };
-        match relay_sdp(body, address, &ports) {
+        match sdp.and_then(|sdp| sdp.relay(address, &ports)) {
             Ok(rewritten) => rewritten,
             Err(e) => {
                 tracing::info!(error = %e, "SDP that cannot be rewritten passed as it is");
@@ -464,6 +506,17 @@ impl Core {
         let Ok(streams) = leg_streams(body) else {
             return;
         };
+        self.note_streams_over(key, side, flow, &streams);
+    }
+
+    /// As [`Self::note_sdp_over`] with what the SDP says of each stream read already.
+    fn note_streams_over(
+        &mut self,
+        key: CallKey,
+        side: Side,
+        flow: Flow,
+        streams: &[StreamRemote],
+    ) {
         let leg = leg_of(side);
         let signalling = flow.remote.ip().to_canonical();
         let Some(call) = self.calls.table.get_mut(&key) else {
