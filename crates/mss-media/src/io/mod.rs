@@ -211,9 +211,19 @@ pub struct Commands {
 impl Commands {
     /// Queues `command` and wakes the thread.
     pub fn send(&self, command: Command) -> Result<(), Stopped> {
-        self.tx
-            .send(Message::Command(command))
-            .map_err(|_| Stopped)?;
+        self.queue(command)?;
+        self.wake()
+    }
+
+    /// Queues `command` without waking the thread: it runs at the next [`Commands::wake`]
+    /// (or whatever wakes the thread first). For a sender with several commands at once:
+    /// one wake-up (a system call here, a round of the thread's loop there) for all.
+    pub fn queue(&self, command: Command) -> Result<(), Stopped> {
+        self.tx.send(Message::Command(command)).map_err(|_| Stopped)
+    }
+
+    /// Wakes the thread to run the commands queued.
+    pub fn wake(&self) -> Result<(), Stopped> {
         self.waker.wake().map_err(|_| Stopped)
     }
 }
