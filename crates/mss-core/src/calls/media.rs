@@ -74,9 +74,10 @@ pub(crate) struct CallMedia {
     pub(crate) no_rtp_from: [bool; 2],
     /// Each leg's SDP address of its first stream (A, B), for the log of a silent leg.
     sdp_rtp: [Option<SocketAddr>; 2],
-    /// What the caller's offer says of the caller, read when the sessions were counted,
-    /// until they are all there (`None`: no usable SDP).
-    offer_streams: Option<Vec<StreamRemote>>,
+    /// The caller's offer read when the sessions were counted (`None`: no usable SDP):
+    /// what it says of the caller, and the description each B leg's INVITE carries
+    /// rewritten; kept until the call is answered (no B leg starts after that).
+    offer_sdp: Option<Box<LegSdp>>,
 }
 
 impl CallMedia {
@@ -124,16 +125,17 @@ impl Core {
             return false;
         };
         // Read once: how many sessions, and later the caller's remote in each.
-        let offer_streams = call
+        let offer_sdp = call
             .offer
             .as_ref()
-            .and_then(|(_, body)| leg_streams(body).ok());
-        let streams = offer_streams
+            .and_then(|(_, body)| LegSdp::parse(body).ok())
+            .map(Box::new);
+        let streams = offer_sdp
             .as_ref()
-            .map_or(1, Vec::len)
+            .map_or(1, |s| s.streams().len())
             .clamp(1, MAX_STREAMS);
         call.media = Some(CallMedia {
-            offer_streams,
+            offer_sdp,
             ..CallMedia::default()
         });
         let mut missing = streams;
@@ -193,7 +195,11 @@ impl Core {
             return;
         };
         let flow = call.a.flow;
-        let streams = call.media.as_mut().and_then(|m| m.offer_streams.take());
+        let streams = call
+            .media
+            .as_ref()
+            .and_then(|m| m.offer_sdp.as_ref())
+            .map(|s| s.streams().to_vec());
         if let Some(streams) = streams {
             self.note_streams_over(key, Side::A, flow, &streams);
         }
@@ -324,13 +330,11 @@ impl Core {
 
     /// Call `key` was answered: the relay's timers start.
     pub(crate) fn media_answered(&mut self, key: CallKey) {
-        let sessions: Vec<SessionId> = self
-            .calls
-            .table
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .map(|m| m.sessions.iter().map(|s| s.session).collect())
-            .unwrap_or_default();
+        let Some(media) = self.media_of(key) else {
+            return;
+        };
+        media.offer_sdp = None;
+        let sessions: Vec<SessionId> = media.sessions.iter().map(|s| s.session).collect();
         for session in sessions {
             self.out
                 .push_back(Output::Media(Command::Answered { session }));
@@ -429,11 +433,21 @@ impl Core {
 
     /// The caller's offer of call `key` as B leg INVITEs over `flow` carry it.
     pub(crate) fn offer_for_b(&self, key: CallKey, flow: &Flow) -> Option<(Bytes, Bytes)> {
-        let (content_type, body) = self.calls.table.get(&key)?.offer.clone()?;
+        let call = self.calls.table.get(&key)?;
+        let (content_type, body) = call.offer.clone()?;
         if !self.has_media_sessions(key) {
             return Some((content_type, body));
         }
-        let body = self.sdp_for(key, Leg::B, flow, &body);
+        // The offer as it was read when the call began (not parsed again per B leg).
+        let parsed = call
+            .media
+            .as_ref()
+            .and_then(|m| m.offer_sdp.as_deref())
+            .cloned();
+        let body = match parsed {
+            Some(sdp) => self.relay_parsed(key, Leg::B, flow, &body, Ok(sdp)),
+            None => self.sdp_for(key, Leg::B, flow, &body),
+        };
         Some((content_type, body))
     }
 

@@ -42,7 +42,7 @@ pub(crate) fn is_sdp(headers: &mss_sip::Headers) -> bool {
 
 /// A leg's SDP read once: what each stream says of the leg, and the description to write
 /// for the other leg. A body that crosses mss is parsed here once for both.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LegSdp {
     sdp: SessionDescription,
     /// What each stream (by `m=` index) says of the leg.
