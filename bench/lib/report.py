@@ -361,7 +361,7 @@ def calls_markdown(doc):
     lines += ["- " + n for n in dict.fromkeys(notes)]
     if "mss-relay" in per:
         lines.append("- **mss, relay on**: the same mss with `[media] relay = always` (the "
-                     "default of an installation; `rtp_ports = 30000-45999`): each call's "
+                     "default of an installation; `rtp_ports = 12000-27999`): each call's "
                      "SDP allocates a port pair per leg and both SDP bodies are rewritten; "
                      "no RTP flows. No concurrency probe (10,000 calls would need 20,000 "
                      "pairs; its 8,000 pairs hold 4,000 calls, 3,800/s at the 1.05-s call).")

@@ -431,7 +431,7 @@ class CallsHarnessTests(unittest.TestCase):
         self.assertEqual(out.count("[server]"), 1)
         self.assertIn("[user:u1]\npassword = p\n\n[media]\nrelay = never\n", out)
         on = servers.calls_ini_text(text, "always")
-        self.assertIn("[media]\nrelay = always\nrtp_ports = 30000-45999\n", on)
+        self.assertIn("[media]\nrelay = always\nrtp_ports = 12000-27999\n", on)
         self.assertNotIn("relay = never", on)
         with self.assertRaises(ValueError):
             servers.calls_ini_text(text, "sometimes")

@@ -58,7 +58,7 @@ mod transfer_join;
 mod view;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use mss_dialog::{DialogId, DialogOutput};
@@ -193,6 +193,9 @@ pub(crate) struct Calls {
     pub(crate) media_ops: HashMap<u64, CallKey>,
     /// The call of every relay session (`calls/media.rs`).
     pub(crate) by_session: HashMap<mss_media::SessionId, CallKey>,
+    /// Sessions the relay allocated and bound ahead (`MediaEvent::Ready`), oldest first:
+    /// a new call takes them without waiting for the relay.
+    pub(crate) media_ready: VecDeque<mss_media::Allocation>,
     next_media_op: u64,
     /// When the relay's counters are asked for next.
     pub(crate) stats_at: Option<Instant>,
@@ -229,6 +232,7 @@ impl Calls {
             session_timers: session_timer::SessionTimers::new(hasher.clone()),
             media_ops: HashMap::with_hasher(hasher.clone()),
             by_session: HashMap::with_hasher(hasher.clone()),
+            media_ready: VecDeque::new(),
             next_media_op: 1,
             stats_at: None,
         }

@@ -625,10 +625,13 @@ fn no_sequence_of_events_leaves_a_call_behind() {
     for seed in 0..300u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         // Every other run with the media relay, half of those with its allocations
-        // answered late (at a random step).
+        // answered late (at a random step), and half with sessions ready ahead.
         let mut setup = Setup::default();
         if seed % 2 == 0 {
             setup.calls.media = Some(mss_core::MediaSettings::new());
+            if seed % 8 >= 4 {
+                setup.media_ready = 1 + (seed % 3) as usize;
+            }
         }
         let mut sim = Sim::start(setup);
         sim.hold_media = seed % 4 == 0;

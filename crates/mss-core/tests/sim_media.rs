@@ -478,3 +478,185 @@ fn a_session_refresh_repeats_the_description_pointed_at_the_relay() {
     caller_hangs_up(&mut sim, &mut alice, dev);
     assert_clean(&mut sim);
 }
+
+/// The relay setup with `ready` sessions allocated ahead (`MediaEvent::Ready`).
+fn ready_setup(ready: usize) -> Setup {
+    let mut setup = relay_setup();
+    setup.media_ready = ready;
+    setup
+}
+
+/// How many allocations and takes the core asked of the relay.
+fn asked(sim: &Sim) -> (usize, usize) {
+    use mss_media::io::Command;
+    let allocations = sim
+        .media_log
+        .iter()
+        .filter(|c| matches!(c, Command::Allocate { .. }))
+        .count();
+    let takes = sim
+        .media_log
+        .iter()
+        .filter(|c| matches!(c, Command::Taken { .. }))
+        .count();
+    (allocations, takes)
+}
+
+#[test]
+fn a_ready_session_starts_the_b_leg_without_asking_the_relay() {
+    let mut sim = Sim::start(ready_setup(2));
+    assert_eq!(sim.media_ready.len(), 2, "two sessions bound ahead");
+    let ready = sim.media_ready.clone();
+    // An allocation would be held and the B leg would wait: it must not be needed.
+    sim.hold_media = true;
+    let (mut alice, dev, _inv, session) = relayed_call(&mut sim);
+    assert_eq!(session, ready[0], "the oldest ready session");
+    assert_eq!(asked(&sim), (0, 1), "{:?}", sim.media_log);
+    assert_eq!(sim.media_ready.len(), 2, "another was bound in its place");
+    assert!(!sim.media_ready.contains(&session));
+    let relay = sim.relay.as_ref().unwrap().stats();
+    assert_eq!((relay.sessions, relay.ready_sessions), (1, 2));
+    // The taken session relays as an allocated one does.
+    let a_port = sim.relay_leg(session, Leg::A).ports.rtp;
+    let b_port = sim.relay_leg(session, Leg::B).ports.rtp;
+    assert_eq!(
+        sim.rtp(a_port, addr("127.0.0.10:4000")),
+        Decision::Forward {
+            from: b_port,
+            to: addr("127.0.0.11:5000")
+        }
+    );
+    // Nobody else latches a ready session.
+    let next = sim.relay_leg(sim.media_ready[0], Leg::A).ports.rtp;
+    assert_eq!(
+        sim.rtp(next, addr("127.0.0.10:4000")),
+        Decision::Drop(DropReason::Stranger)
+    );
+    caller_hangs_up(&mut sim, &mut alice, dev);
+    assert_clean(&mut sim);
+    let relay = sim.relay.as_ref().unwrap().stats();
+    assert_eq!(
+        (relay.sessions, relay.ports_in_use, relay.ready_sessions),
+        (0, 0, 2)
+    );
+}
+
+#[test]
+fn too_few_ready_sessions_ask_the_relay_for_the_rest() {
+    let mut sim = Sim::start(ready_setup(1));
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    let av = format!("{SDP_A}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    sim.hold_media = true;
+    let mut alice = Caller::new("100", "pw-100", "127.0.0.10:5062");
+    alice.call(&mut sim, "101", "", &av);
+    assert_eq!(asked(&sim), (1, 1), "one taken, one asked for");
+    assert!(
+        request_to(&mut sim, dev, Method::Invite).is_none(),
+        "B waits for the second session"
+    );
+    sim.release_media();
+    let inv = invite_to(&mut sim, dev);
+    let text = std::str::from_utf8(inv.body()).unwrap();
+    let ports: Vec<u16> = text
+        .lines()
+        .filter(|l| l.starts_with("m="))
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let sessions = sim.relay_sessions();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let mut b_ports: Vec<u16> = sessions
+        .iter()
+        .map(|s| sim.relay_leg(*s, Leg::B).ports.rtp)
+        .collect();
+    b_ports.sort_unstable();
+    let mut sorted = ports.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, b_ports, "each m= line has its own session: {text}");
+    sim.receive(dev, &device_answer(&inv, dev, 180, "Ringing", "dev1", ""));
+    sim.receive(
+        alice.addr,
+        &alice.cancel_text(alice.branch, alice.invite_cseq),
+    );
+    assert_eq!(
+        alice.response(&mut sim, 400).unwrap().status().as_u16(),
+        487
+    );
+    let c = request_to(&mut sim, dev, Method::Cancel).unwrap();
+    sim.receive(dev, &reply(&c, 200, "OK", ""));
+    sim.receive(
+        dev,
+        &device_answer(&inv, dev, 487, "Request Terminated", "dev1", ""),
+    );
+    assert_clean(&mut sim);
+}
+
+#[test]
+fn with_ready_sessions_503_comes_only_when_no_port_is_left_anywhere() {
+    let mut setup = ready_setup(1);
+    // Four pairs: two sessions, one of them kept ready.
+    setup.relay = RelayConfig::new(PortRange::new(20000, 20007).unwrap());
+    let mut sim = Sim::start(setup);
+    let dev = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");
+    // Two calls ring: each takes the ready session, the second one's was bound after the
+    // first take; then no port is left to bind.
+    let mut callers = Vec::new();
+    for (i, host) in ["127.0.0.20:5062", "127.0.0.21:5062"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = Caller::new("100", "pw-100", host);
+        c.call(&mut sim, "101", "", SDP_A);
+        let inv = invite_to(&mut sim, dev);
+        sim.receive(
+            dev,
+            &device_answer(&inv, dev, 180, "Ringing", &format!("d{i}"), ""),
+        );
+        callers.push((c, inv, i));
+    }
+    assert_eq!(asked(&sim), (0, 2));
+    assert!(sim.media_ready.is_empty());
+    // A third call finds none ready, asks, and is refused.
+    let mut bob = Caller::new("101", "pw-101", "127.0.0.13:5062");
+    bob.call(&mut sim, "100", "", SDP_A);
+    let rsp = bob.response(&mut sim, 300).unwrap();
+    assert_eq!(rsp.status().as_u16(), 503);
+    assert!(rsp.headers().contains(&HeaderName::RetryAfter));
+    assert_eq!(asked(&sim), (1, 2));
+    // A fourth asks too (held); meanwhile the first call ends and its ports become a ready
+    // session, which the core has before the relay's "no ports" answer: it takes it.
+    sim.hold_media = true;
+    let mut carol = Caller::new("100", "pw-100", "127.0.0.14:5062");
+    carol.call(&mut sim, "101", "", SDP_A);
+    assert_eq!(asked(&sim), (2, 2));
+    let (first, inv, _) = callers.remove(0);
+    sim.receive(
+        first.addr,
+        &first.cancel_text(first.branch, first.invite_cseq),
+    );
+    let c = request_to(&mut sim, dev, Method::Cancel).unwrap();
+    sim.receive(dev, &reply(&c, 200, "OK", ""));
+    sim.receive(
+        dev,
+        &device_answer(&inv, dev, 487, "Request Terminated", "d0", ""),
+    );
+    assert_eq!(sim.media_ready.len(), 1, "the freed ports are bound ahead");
+    sim.release_media();
+    let refused = sim
+        .media_events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                mss_media::io::MediaEvent::Allocated {
+                    result: Err(mss_media::io::AllocateError::Exhausted),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refused, 2, "the relay itself had no free pair either time");
+    let inv = invite_to(&mut sim, dev);
+    assert_eq!(sdp_address(inv.body()).0, MSS_IP);
+    assert_eq!(asked(&sim), (2, 3));
+    assert!(sim.media_ready.is_empty());
+}

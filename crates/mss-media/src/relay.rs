@@ -314,6 +314,8 @@ struct Session {
     timed_out: bool,
     /// The earliest timer entry of this session in the heap.
     armed: Option<Instant>,
+    /// Allocated ahead ([`Relay::reserve`]) and not yet taken by a call.
+    ready: bool,
 }
 
 impl Session {
@@ -405,8 +407,42 @@ impl Relay {
 
     /// A new session with a port pair for each leg, or [`PortsExhausted`] (`503`).
     pub fn allocate(&mut self) -> Result<Allocation, PortsExhausted> {
-        if self.free.len() < 2 {
+        let a = self.new_session(false);
+        if a.is_err() {
             self.stats.exhausted += 1;
+        }
+        a
+    }
+
+    /// A session allocated ahead of a call (the ready sessions of the relay thread, whose
+    /// sockets are bound before a call needs them): counted in
+    /// [`RelayStats::ready_sessions`], not in `sessions` and `ports_in_use`, until a call
+    /// [`takes`](Relay::take) it. Nothing latches to it before a `set_remote` (its legs
+    /// allow no host), and running out of ports here refuses no call: not counted in
+    /// `exhausted`.
+    pub fn reserve(&mut self) -> Result<Allocation, PortsExhausted> {
+        self.new_session(true)
+    }
+
+    /// A call took ready session `session` ([`Relay::reserve`]): from now on it counts as
+    /// a call's, and the packets it dropped while it waited (every host is a stranger to
+    /// it) leave its legs' counters. Taking a session that is not ready changes nothing.
+    pub fn take(&mut self, session: SessionId) -> Result<(), UnknownSession> {
+        let s = self.session_mut(session)?;
+        if !std::mem::replace(&mut s.ready, false) {
+            return Ok(());
+        }
+        for l in &mut s.legs {
+            l.stats = LegStats::default();
+        }
+        self.stats.ready_sessions -= 1;
+        self.stats.sessions += 1;
+        self.stats.ports_in_use += 4;
+        Ok(())
+    }
+
+    fn new_session(&mut self, ready: bool) -> Result<Allocation, PortsExhausted> {
+        if self.free.len() < 2 {
             return Err(PortsExhausted);
         }
         let (Some(pa), Some(pb)) = (self.free.pop_front(), self.free.pop_front()) else {
@@ -428,11 +464,16 @@ impl Relay {
             no_rtp_checked: false,
             timed_out: false,
             armed: None,
+            ready,
         });
         self.owner[pa as usize] = slot << 1;
         self.owner[pb as usize] = slot << 1 | 1;
-        self.stats.sessions += 1;
-        self.stats.ports_in_use += 4;
+        if ready {
+            self.stats.ready_sessions += 1;
+        } else {
+            self.stats.sessions += 1;
+            self.stats.ports_in_use += 4;
+        }
         let session = SessionId {
             slot,
             generation: entry.generation,
@@ -549,8 +590,12 @@ impl Relay {
             self.owner[l.pair as usize] = FREE;
             self.free.push_back(l.pair);
         }
-        self.stats.sessions -= 1;
-        self.stats.ports_in_use -= 4;
+        if s.ready {
+            self.stats.ready_sessions -= 1;
+        } else {
+            self.stats.sessions -= 1;
+            self.stats.ports_in_use -= 4;
+        }
         Ok(SessionStats {
             a: s.legs[0].stats,
             b: s.legs[1].stats,

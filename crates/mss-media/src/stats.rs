@@ -95,10 +95,13 @@ pub struct RelayStats {
     pub relayed: u64,
     /// Packets dropped, by [`DropReason::index`].
     pub dropped: [u64; DropReason::COUNT],
-    /// Ports bound to sessions (4 per session: RTP and RTCP of each leg).
+    /// Ports of calls' sessions (4 per session: RTP and RTCP of each leg); the ports of
+    /// the ready sessions are bound too but not counted here.
     pub ports_in_use: u32,
-    /// Sessions allocated.
+    /// Sessions allocated to calls.
     pub sessions: u32,
+    /// Sessions allocated ahead and not taken by a call yet ([`crate::Relay::reserve`]).
+    pub ready_sessions: u32,
     /// Sessions refused for lack of ports.
     pub exhausted: u64,
 }

@@ -353,3 +353,83 @@ fn exhaustion_is_an_answer() {
     drop(media); // stops the thread
     assert!(c.send(Command::Allocate { op: 3 }).is_err());
 }
+
+/// The next `Ready` (other events skipped).
+fn next_ready(events: &mpsc::Receiver<MediaEvent>) -> Allocation {
+    loop {
+        match events.recv_timeout(Duration::from_secs(5)).unwrap() {
+            MediaEvent::Ready(a) => return a,
+            MediaEvent::Relay(_) => continue,
+            e => panic!("{e:?}"),
+        }
+    }
+}
+
+#[test]
+fn ready_sessions_are_bound_ahead_and_refilled_after_a_take() {
+    // 8 pairs: 4 sessions, 2 kept ready.
+    let relay = RelayConfig::new(PortRange::new(46600, 46615).unwrap());
+    let mut options = MediaOptions::new(relay, ip("127.0.0.1"), 5);
+    options.ready = 2;
+    let (tx, events) = mpsc::channel();
+    let media = MediaRelay::start(options, move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+    let c = media.commands();
+    let first = [next_ready(&events), next_ready(&events)];
+    // Bound already: nobody else can have the ports.
+    for a in &first {
+        for port in [a.a.rtp, a.a.rtcp(), a.b.rtp, a.b.rtcp()] {
+            assert!(
+                UdpSocket::bind(("127.0.0.1", port)).is_err(),
+                "{port} bound"
+            );
+        }
+    }
+    let counters = media.counters().snapshot().relay;
+    assert_eq!((counters.ready_sessions, counters.ports_in_use), (2, 0));
+    // A call takes one: the thread binds another in its place, and no more.
+    c.send(Command::Taken {
+        session: first[0].session,
+    })
+    .unwrap();
+    let third = next_ready(&events);
+    assert!(!first.iter().any(|a| a.session == third.session));
+    // Two taken more: the fourth is the last the range holds; then none is left to bind.
+    c.send(Command::Taken {
+        session: first[1].session,
+    })
+    .unwrap();
+    let fourth = next_ready(&events);
+    c.send(Command::Taken {
+        session: third.session,
+    })
+    .unwrap();
+    c.send(Command::Allocate { op: 9 }).unwrap();
+    match events.recv_timeout(Duration::from_secs(5)).unwrap() {
+        MediaEvent::Allocated { op: 9, result } => assert!(result.is_err(), "{result:?}"),
+        e => panic!("{e:?}"),
+    }
+    // A release frees ports: the stock is filled again from them.
+    c.send(Command::Release {
+        session: first[0].session,
+    })
+    .unwrap();
+    match events.recv_timeout(Duration::from_secs(5)).unwrap() {
+        MediaEvent::Released { session, .. } => assert_eq!(session, first[0].session),
+        e => panic!("{e:?}"),
+    }
+    let fifth = next_ready(&events);
+    assert_ne!(fifth.session, fourth.session);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = media.counters().snapshot().relay;
+        if (r.ready_sessions, r.sessions, r.ports_in_use) == (2, 2, 8) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    media.stop().unwrap();
+}

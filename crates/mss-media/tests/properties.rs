@@ -1,5 +1,7 @@
 //! Random command sequences against the relay: no port leaks whatever way sessions end,
 //! a stranger never gets a packet through, and the counters agree with what was done.
+//! Ready sessions (`Relay::reserve`, taken by a call with `Relay::take`) share the ports:
+//! nothing reaches anyone through one before it is taken.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +23,10 @@ const STRANGER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 66));
 #[derive(Debug, Clone)]
 enum Op {
     Allocate,
+    Reserve,
+    Take(usize),
+    ReleaseReady(usize),
+    ReadyPacket(usize, bool, bool, u8, u16),
     Release(usize),
     SetRemote(usize, bool, u8, u16),
     NewSource(usize, bool),
@@ -41,6 +47,11 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => Just(Op::Allocate),
+        2 => Just(Op::Reserve),
+        2 => any::<usize>().prop_map(Op::Take),
+        1 => any::<usize>().prop_map(Op::ReleaseReady),
+        2 => (any::<usize>(), any::<bool>(), any::<bool>(), any::<u8>(), 1000u16..1004)
+            .prop_map(|(s, l, r, h, p)| Op::ReadyPacket(s, l, r, h, p)),
         2 => any::<usize>().prop_map(Op::Release),
         3 => (any::<usize>(), any::<bool>(), any::<u8>(), 1000u16..1004)
             .prop_map(|(s, l, h, p)| Op::SetRemote(s, l, h, p)),
@@ -86,6 +97,7 @@ proptest! {
         let range = PortRange::new(40000, 40023).unwrap();
         let mut relay = Relay::new(RelayConfig::new(range), seed);
         let mut live: Vec<Allocation> = Vec::new();
+        let mut ready: Vec<Allocation> = Vec::new();
         let mut remotes: HashMap<(SessionId, bool), Remote> = HashMap::new();
         let mut ended: HashSet<SessionId> = HashSet::new();
         let mut timed_out: HashSet<SessionId> = HashSet::new();
@@ -98,8 +110,32 @@ proptest! {
             match op {
                 Op::Allocate => match relay.allocate() {
                     Ok(a) => live.push(a),
-                    Err(_) => prop_assert!(live.len() == 6, "refused with {} live", live.len()),
+                    Err(_) => prop_assert!(live.len() + ready.len() == 6,
+                        "refused with {} live, {} ready", live.len(), ready.len()),
                 },
+                Op::Reserve => match relay.reserve() {
+                    Ok(a) => ready.push(a),
+                    Err(_) => prop_assert!(live.len() + ready.len() == 6,
+                        "not reserved with {} live, {} ready", live.len(), ready.len()),
+                },
+                Op::Take(i) if !ready.is_empty() => {
+                    let a = ready.swap_remove(i % ready.len());
+                    relay.take(a.session).unwrap();
+                    live.push(a);
+                }
+                Op::ReleaseReady(i) if !ready.is_empty() => {
+                    let a = ready.swap_remove(i % ready.len());
+                    prop_assert!(relay.release(a.session).is_ok());
+                    ended.insert(a.session);
+                }
+                Op::ReadyPacket(i, b, rtcp, h, port) if !ready.is_empty() => {
+                    let ports = ready[i % ready.len()].ports(leg(b));
+                    let local = if rtcp { ports.rtcp() } else { ports.rtp };
+                    let mut p = rtp(rtcp, false);
+                    let d = relay.handle_packet(now, local, SocketAddr::new(host(h), port), &mut p);
+                    prop_assert!(matches!(d, Decision::Drop(_)), "{:?} through a ready session", d);
+                    dropped += 1;
+                }
                 Op::Release(i) if !live.is_empty() => {
                     let a = live.swap_remove(i % live.len());
                     prop_assert!(relay.release(a.session).is_ok());
@@ -173,14 +209,16 @@ proptest! {
                 };
                 prop_assert!(!ended.contains(&s) || matches!(e, Event::TimedOut { .. }),
                     "event for an ended session: {:?}", e);
+                prop_assert!(!ready.iter().any(|a| a.session == s), "event for a ready session");
             }
             // Invariants: the port table and the counters agree with the live sessions.
             let stats = *relay.stats();
             prop_assert_eq!(stats.sessions as usize, live.len());
             prop_assert_eq!(stats.ports_in_use as usize, 4 * live.len());
-            prop_assert_eq!(relay.free_pairs() + 2 * live.len(), 12);
+            prop_assert_eq!(stats.ready_sessions as usize, ready.len());
+            prop_assert_eq!(relay.free_pairs() + 2 * (live.len() + ready.len()), 12);
             let mut ports = HashSet::new();
-            for a in &live {
+            for a in live.iter().chain(&ready) {
                 for (l, p) in [(Leg::A, a.a), (Leg::B, a.b)] {
                     prop_assert!(ports.insert(p.rtp));
                     prop_assert_eq!(relay.owner_of(p.rtp), Some((a.session, l)));
@@ -191,9 +229,10 @@ proptest! {
             prop_assert_eq!(stats.dropped_total(), dropped);
         }
         // Every end path leaves nothing behind.
-        for a in live.drain(..) {
+        for a in live.drain(..).chain(ready.drain(..)) {
             relay.release(a.session).unwrap();
         }
+        prop_assert_eq!(relay.stats().ready_sessions, 0);
         prop_assert_eq!(relay.free_pairs(), 12);
         prop_assert_eq!(relay.stats().ports_in_use, 0);
         prop_assert_eq!(relay.sessions().count(), 0);

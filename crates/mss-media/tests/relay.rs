@@ -872,3 +872,58 @@ fn srtp_is_never_rewritten() {
     let (d, out) = c.relay_rtp(0.02, Leg::B, c_sdp, p.clone());
     assert_eq!((d, out), (forward(c.alloc.a.rtp, A_SDP), p));
 }
+
+#[test]
+fn ready_sessions_are_counted_apart_until_taken_and_latch_nobody() {
+    let mut r = relay(30000, 30011); // 6 pairs: 3 sessions
+    let ready = r.reserve().unwrap();
+    let (stats, free) = (*r.stats(), r.free_pairs());
+    assert_eq!(
+        (stats.ready_sessions, stats.sessions, stats.ports_in_use),
+        (1, 0, 0)
+    );
+    assert_eq!(free, 4);
+    // A ready session allows no host: whatever reaches its ports is a stranger's.
+    let mut p = rtp();
+    let t0 = Instant::now();
+    assert_eq!(
+        r.handle_packet(t0, ready.a.rtp, addr("198.51.100.7:5000"), &mut p),
+        Decision::Drop(DropReason::Stranger)
+    );
+    assert_eq!(r.poll_event(), None, "nothing latched");
+    // Taken by a call: counted as a call's, its counters start at zero.
+    r.take(ready.session).unwrap();
+    let stats = *r.stats();
+    assert_eq!(
+        (stats.ready_sessions, stats.sessions, stats.ports_in_use),
+        (0, 1, 4)
+    );
+    assert_eq!(r.session_stats(ready.session).unwrap().a.dropped, 0);
+    assert_eq!(
+        stats.dropped(DropReason::Stranger),
+        1,
+        "the relay still counts it"
+    );
+    // Taking twice changes nothing; a released session cannot be taken.
+    r.take(ready.session).unwrap();
+    assert_eq!(r.stats().sessions, 1);
+    r.release(ready.session).unwrap();
+    assert_eq!(r.take(ready.session), Err(mss_media::UnknownSession));
+    assert_eq!((r.stats().sessions, r.stats().ports_in_use), (0, 0));
+}
+
+#[test]
+fn reserving_shares_the_ports_and_running_out_there_refuses_no_call() {
+    let mut r = relay(30000, 30007); // 4 pairs: 2 sessions
+    let ready = r.reserve().unwrap();
+    let call = r.allocate().unwrap();
+    assert_eq!(r.reserve(), Err(PortsExhausted));
+    assert_eq!(r.stats().exhausted, 0, "no call was refused");
+    assert_eq!(r.allocate(), Err(PortsExhausted));
+    assert_eq!(r.stats().exhausted, 1);
+    // A ready session released (never taken) gives its ports back like any other.
+    r.release(ready.session).unwrap();
+    assert_eq!((r.stats().ready_sessions, r.free_pairs()), (0, 2));
+    r.release(call.session).unwrap();
+    assert_eq!((r.stats().sessions, r.stats().ports_in_use), (0, 0));
+}

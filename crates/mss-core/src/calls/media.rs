@@ -3,10 +3,17 @@
 //! The relay itself (ports, sockets, latching, timers) runs outside the core
 //! (`mss_media::io::MediaRelay`, its own thread); the call service drives it through
 //! [`Output::Media`] commands and hears it through [`crate::Input::Media`] events, as it
-//! does the store. Allocation is asynchronous: a new call asks for one session per `m=`
-//! line of its offer (one for a delayed offer) and its B legs start when every session
-//! came back; when the ports are used up the caller gets `503` + `Retry-After` and the
-//! sessions already allocated are released.
+//! does the store. A new call needs one session per `m=` line of its offer (one for a
+//! delayed offer). It takes them from the sessions the relay allocated and bound ahead
+//! (`MediaEvent::Ready`, kept in `Calls::media_ready`), telling the relay with
+//! `Command::Taken` so that it binds others, and its B legs start at once: no system call
+//! and no round trip to the relay's thread in the INVITE's path. When too few are ready the
+//! rest is asked for (`Command::Allocate`) and the B legs start when every session came
+//! back; when the ports are used up the caller gets `503` + `Retry-After` and the sessions
+//! already allocated are released. An allocation refused for want of ports while sessions
+//! became ready meanwhile (the relay's thread sends them before it answers, the channel
+//! keeps the order) takes a ready one instead: the caller is refused only when none is
+//! left anywhere.
 //!
 //! Each session has an A side (the caller's leg) and one B side shared by every B leg of
 //! the call: the caller has one dialog with mss and one place to send its media to, so all
@@ -36,7 +43,7 @@ use mss_store::EndedBy;
 
 use super::admission::Target;
 use super::model::{CallState, Side};
-use super::sdp_relay::{is_sdp, leg_streams, relay_sdp, stream_count, StreamRemote};
+use super::sdp_relay::{is_sdp, leg_streams, LegSdp, StreamRemote};
 use super::CallKey;
 use crate::core::Core;
 use crate::output::Output;
@@ -67,6 +74,10 @@ pub(crate) struct CallMedia {
     pub(crate) no_rtp_from: [bool; 2],
     /// Each leg's SDP address of its first stream (A, B), for the log of a silent leg.
     sdp_rtp: [Option<SocketAddr>; 2],
+    /// The caller's offer read when the sessions were counted (`None`: no usable SDP):
+    /// what it says of the caller, and the description each B leg's INVITE carries
+    /// rewritten; kept until the call is answered (no B leg starts after that).
+    offer_sdp: Option<Box<LegSdp>>,
 }
 
 impl CallMedia {
@@ -103,26 +114,49 @@ fn index(leg: Leg) -> usize {
 }
 
 impl Core {
-    /// With the relay: asks for the sessions of new call `key` and keeps `target` until
-    /// they come (true); without: false, the call goes on at once.
-    pub(crate) fn media_allocate(&mut self, key: CallKey, target: Target) -> bool {
+    /// With the relay: gives new call `key` its sessions, from the ready ones when there
+    /// are enough (false: the call goes on at once), else asks for the rest and keeps
+    /// `target` until they come (true); without relay: false.
+    pub(crate) fn media_allocate(&mut self, now: Now, key: CallKey, target: Target) -> bool {
         if self.calls.settings.media.is_none() {
             return false;
         }
         let Some(call) = self.calls.table.get_mut(&key) else {
             return false;
         };
-        let streams = call
+        // Read once: how many sessions, and later the caller's remote in each.
+        let offer_sdp = call
             .offer
             .as_ref()
-            .map_or(1, |(_, body)| stream_count(body))
+            .and_then(|(_, body)| LegSdp::parse(body).ok())
+            .map(Box::new);
+        let streams = offer_sdp
+            .as_ref()
+            .map_or(1, |s| s.streams().len())
             .clamp(1, MAX_STREAMS);
-        call.waiting_target = Some(target);
         call.media = Some(CallMedia {
-            waiting: streams,
+            offer_sdp,
             ..CallMedia::default()
         });
-        for _ in 0..streams {
+        let mut missing = streams;
+        while missing > 0 {
+            let Some(a) = self.calls.media_ready.pop_front() else {
+                break;
+            };
+            self.take_ready(now, key, a);
+            missing -= 1;
+        }
+        if missing == 0 {
+            self.media_complete(key);
+            return false;
+        }
+        if let Some(call) = self.calls.table.get_mut(&key) {
+            call.waiting_target = Some(target);
+            if let Some(media) = call.media.as_mut() {
+                media.waiting = missing;
+            }
+        }
+        for _ in 0..missing {
             let op = self.calls.next_media_op();
             self.calls.media_ops.insert(op, key);
             self.out.push_back(Output::Media(Command::Allocate { op }));
@@ -130,10 +164,52 @@ impl Core {
         true
     }
 
+    /// Ready session `a` becomes call `key`'s next session; the relay hears it was taken.
+    fn take_ready(&mut self, now: Now, key: CallKey, a: Allocation) {
+        self.out
+            .push_back(Output::Media(Command::Taken { session: a.session }));
+        self.add_session(now, key, a);
+    }
+
+    /// Session `a` becomes call `key`'s next session (by `m=` index).
+    fn add_session(&mut self, now: Now, key: CallKey, a: Allocation) {
+        let Some(media) = self
+            .calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.media.as_mut())
+        else {
+            return;
+        };
+        media.sessions.push(a);
+        media.hold.push([false; 2]);
+        media.stats.push(SessionStats::default());
+        self.calls.by_session.insert(a.session, key);
+        self.calls.stats_at.get_or_insert(now.mono + STATS_INTERVAL);
+    }
+
+    /// Call `key` has all its sessions: the caller's offer tells the relay where its media
+    /// comes from.
+    fn media_complete(&mut self, key: CallKey) {
+        let Some(call) = self.calls.table.get_mut(&key) else {
+            return;
+        };
+        let flow = call.a.flow;
+        let streams = call
+            .media
+            .as_ref()
+            .and_then(|m| m.offer_sdp.as_ref())
+            .map(|s| s.streams().to_vec());
+        if let Some(streams) = streams {
+            self.note_streams_over(key, Side::A, flow, &streams);
+        }
+    }
+
     /// An answer or event of the media relay.
     pub(crate) fn on_media_event(&mut self, now: Now, event: MediaEvent) {
         match event {
             MediaEvent::Allocated { op, result } => self.on_allocated(now, op, result),
+            MediaEvent::Ready(a) => self.calls.media_ready.push_back(a),
             MediaEvent::Released { session, stats } => {
                 tracing::debug!(%session, ?stats, "media session released");
             }
@@ -161,15 +237,13 @@ impl Core {
 
     /// Allocation `op` came back.
     fn on_allocated(&mut self, now: Now, op: u64, result: Result<Allocation, AllocateError>) {
-        let key = self.calls.media_ops.remove(&op);
-        let media = key.and_then(|k| {
+        let key = self.calls.media_ops.remove(&op).filter(|k| {
             self.calls
                 .table
-                .get_mut(&k)
-                .filter(|c| c.state != CallState::Ending)
-                .and_then(|c| c.media.as_mut())
+                .get(k)
+                .is_some_and(|c| c.state != CallState::Ending && c.media.is_some())
         });
-        let Some(media) = media else {
+        let Some(key) = key else {
             // The call ended (or was never ours) meanwhile: the ports go back at once.
             if let Ok(a) = result {
                 self.out
@@ -177,37 +251,34 @@ impl Core {
             }
             return;
         };
-        media.waiting = media.waiting.saturating_sub(1);
         match result {
-            Ok(a) => {
-                media.sessions.push(a);
-                media.hold.push([false; 2]);
-                media.stats.push(SessionStats::default());
-                if let Some(k) = key {
-                    self.calls.by_session.insert(a.session, k);
+            Ok(a) => self.add_session(now, key, a),
+            Err(AllocateError::Exhausted) if !self.calls.media_ready.is_empty() => {
+                // Sessions became ready after the call asked: they are the ports left.
+                if let Some(a) = self.calls.media_ready.pop_front() {
+                    self.take_ready(now, key, a);
                 }
-                self.calls.stats_at.get_or_insert(now.mono + STATS_INTERVAL);
             }
             Err(e) => {
-                media.failed.get_or_insert(e);
+                if let Some(media) = self.media_of(key) {
+                    media.failed.get_or_insert(e);
+                }
             }
         }
+        let Some(media) = self.media_of(key) else {
+            return;
+        };
+        media.waiting = media.waiting.saturating_sub(1);
         if media.waiting > 0 {
             return;
         }
-        let failed = media.failed.clone();
-        let Some(key) = key else { return };
-        if let Some(e) = failed {
+        if let Some(e) = media.failed.clone() {
             tracing::warn!(error = %e, "call refused: no media relay ports");
             self.media_release(key);
             self.refuse_for_ports(now, key);
             return;
         }
-        // The caller's offer tells where its media comes from.
-        let offer = self.calls.table.get(&key).and_then(|c| c.offer.clone());
-        if let Some((_, body)) = offer {
-            self.note_leg_sdp(key, Side::A, &body);
-        }
+        self.media_complete(key);
         let target = self
             .calls
             .table
@@ -216,6 +287,14 @@ impl Core {
         if let Some(target) = target {
             self.route_to(now, key, target);
         }
+    }
+
+    /// Call `key`'s relay sessions.
+    fn media_of(&mut self, key: CallKey) -> Option<&mut CallMedia> {
+        self.calls
+            .table
+            .get_mut(&key)
+            .and_then(|c| c.media.as_mut())
     }
 
     /// `503` + `Retry-After` to the caller of call `key`, whose ports could not be had.
@@ -251,13 +330,11 @@ impl Core {
 
     /// Call `key` was answered: the relay's timers start.
     pub(crate) fn media_answered(&mut self, key: CallKey) {
-        let sessions: Vec<SessionId> = self
-            .calls
-            .table
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .map(|m| m.sessions.iter().map(|s| s.session).collect())
-            .unwrap_or_default();
+        let Some(media) = self.media_of(key) else {
+            return;
+        };
+        media.offer_sdp = None;
+        let sessions: Vec<SessionId> = media.sessions.iter().map(|s| s.session).collect();
         for session in sessions {
             self.out
                 .push_back(Output::Media(Command::Answered { session }));
@@ -296,8 +373,21 @@ impl Core {
         if !self.relays(key, headers, body) {
             return body.clone();
         }
-        self.note_leg_sdp(key, from, body);
-        self.relayed_body(key, to, headers, body)
+        let flows = self
+            .calls
+            .table
+            .get(&key)
+            .map(|c| (c.flow_of(from), c.flow_of(to)));
+        let Some((from_flow, Some(to_flow))) = flows else {
+            self.note_leg_sdp(key, from, body);
+            return body.clone();
+        };
+        // Parsed once for both: what `from` says, and the description `to` gets.
+        let sdp = LegSdp::parse(body);
+        if let (Ok(sdp), Some(from_flow)) = (&sdp, from_flow) {
+            self.note_streams_over(key, from, from_flow, sdp.streams());
+        }
+        self.relay_parsed(key, leg_of(to), &to_flow, body, sdp)
     }
 
     /// As [`Self::relay_body`] for parties that are not (yet) the call's legs on those
@@ -315,8 +405,11 @@ impl Core {
         if !self.relays(key, headers, body) {
             return body.clone();
         }
-        self.note_sdp_over(key, from.0, from.1, body);
-        self.sdp_for(key, leg_of(to.0), &to.1, body)
+        let sdp = LegSdp::parse(body);
+        if let Ok(sdp) = &sdp {
+            self.note_streams_over(key, from.0, from.1, sdp.streams());
+        }
+        self.relay_parsed(key, leg_of(to.0), &to.1, body, sdp)
     }
 
     /// `body` (with its `headers`) as [`Self::relay_body`] passes it on to `to` of call
@@ -340,11 +433,21 @@ impl Core {
 
     /// The caller's offer of call `key` as B leg INVITEs over `flow` carry it.
     pub(crate) fn offer_for_b(&self, key: CallKey, flow: &Flow) -> Option<(Bytes, Bytes)> {
-        let (content_type, body) = self.calls.table.get(&key)?.offer.clone()?;
+        let call = self.calls.table.get(&key)?;
+        let (content_type, body) = call.offer.clone()?;
         if !self.has_media_sessions(key) {
             return Some((content_type, body));
         }
-        let body = self.sdp_for(key, Leg::B, flow, &body);
+        // The offer as it was read when the call began (not parsed again per B leg).
+        let parsed = call
+            .media
+            .as_ref()
+            .and_then(|m| m.offer_sdp.as_deref())
+            .cloned();
+        let body = match parsed {
+            Some(sdp) => self.relay_parsed(key, Leg::B, flow, &body, Ok(sdp)),
+            None => self.sdp_for(key, Leg::B, flow, &body),
+        };
         Some((content_type, body))
     }
 
@@ -366,6 +469,18 @@ impl Core {
     /// `body` rewritten for `leg` of call `key`, reached over `flow`; as it is when it
     /// cannot be (logged).
     fn sdp_for(&self, key: CallKey, leg: Leg, flow: &Flow, body: &Bytes) -> Bytes {
+        self.relay_parsed(key, leg, flow, body, LegSdp::parse(body))
+    }
+
+    /// As [`Self::sdp_for`] with `body` parsed already (`sdp`).
+    fn relay_parsed(
+        &self,
+        key: CallKey,
+        leg: Leg,
+        flow: &Flow,
+        body: &Bytes,
+        sdp: Result<LegSdp, mss_sdp::SdpError>,
+    ) -> Bytes {
         let Some(ports) = self
             .calls
             .table
@@ -379,7 +494,7 @@ impl Core {
             tracing::warn!(peer = %flow, "no local address towards the peer: SDP passed as it is");
             return body.clone();
         };
-        match relay_sdp(body, address, &ports) {
+        match sdp.and_then(|sdp| sdp.relay(address, &ports)) {
             Ok(rewritten) => rewritten,
             Err(e) => {
                 tracing::info!(error = %e, "SDP that cannot be rewritten passed as it is");
@@ -405,6 +520,17 @@ impl Core {
         let Ok(streams) = leg_streams(body) else {
             return;
         };
+        self.note_streams_over(key, side, flow, &streams);
+    }
+
+    /// As [`Self::note_sdp_over`] with what the SDP says of each stream read already.
+    fn note_streams_over(
+        &mut self,
+        key: CallKey,
+        side: Side,
+        flow: Flow,
+        streams: &[StreamRemote],
+    ) {
         let leg = leg_of(side);
         let signalling = flow.remote.ip().to_canonical();
         let Some(call) = self.calls.table.get_mut(&key) else {

@@ -40,19 +40,52 @@ pub(crate) fn is_sdp(headers: &mss_sip::Headers) -> bool {
     )
 }
 
-/// How many `m=` lines `body` has (0 when it is not usable SDP).
-pub(crate) fn stream_count(body: &Bytes) -> usize {
-    SessionDescription::parse(body.clone()).map_or(0, |s| s.media().len())
+/// A leg's SDP read once: what each stream says of the leg, and the description to write
+/// for the other leg. A body that crosses mss is parsed here once for both.
+#[derive(Debug, Clone)]
+pub(crate) struct LegSdp {
+    sdp: SessionDescription,
+    /// What each stream (by `m=` index) says of the leg.
+    streams: Vec<StreamRemote>,
+    /// Whether each stream's connection address is the zero (hold) address.
+    zero_address: Vec<bool>,
+}
+
+impl LegSdp {
+    /// Parses a leg's SDP `body`.
+    pub(crate) fn parse(body: &Bytes) -> Result<LegSdp, SdpError> {
+        let sdp = SessionDescription::parse(body.clone())?;
+        let (streams, zero_address) = streams_of(&sdp);
+        Ok(LegSdp {
+            sdp,
+            streams,
+            zero_address,
+        })
+    }
+
+    /// What each stream (by `m=` index) says of the leg.
+    pub(crate) fn streams(&self) -> &[StreamRemote] {
+        &self.streams
+    }
+
+    /// The description written for the other leg: stream `i` at `address` and
+    /// `ports[i]` (see the module docs).
+    pub(crate) fn relay(self, address: IpAddr, ports: &[PortPair]) -> Result<Bytes, SdpError> {
+        rewrite(self.sdp, &self.zero_address, address, ports)
+    }
 }
 
 /// What each stream of `sdp` says of the leg that sent it, and whether its connection
-/// address is the zero (hold) address.
+/// address is the zero (hold) address. Each stream's connection and direction are read
+/// once (the description reads them from its lines on every call).
 fn streams_of(sdp: &SessionDescription) -> (Vec<StreamRemote>, Vec<bool>) {
     let mut streams = Vec::with_capacity(sdp.media().len());
     let mut zero_address = Vec::with_capacity(sdp.media().len());
     for stream in sdp.streams() {
         let media = stream.media();
-        let conn_ip = stream.connection().and_then(|c| c.ip());
+        let connection = stream.connection();
+        let conn_ip = connection.and_then(|c| c.ip());
+        let zero = connection.is_some_and(|c| c.is_unspecified());
         let rejected = stream.is_rejected();
         let rtp = conn_ip
             .filter(|_| !rejected)
@@ -61,7 +94,8 @@ fn streams_of(sdp: &SessionDescription) -> (Vec<StreamRemote>, Vec<bool>) {
             let ip = r.connection.and_then(|c| c.ip()).or(conn_ip)?;
             Some(SocketAddr::new(ip, r.port))
         });
-        let hold = stream.is_on_hold() || stream.direction() == Direction::RecvOnly;
+        // `Stream::is_on_hold` (sendonly, inactive, the zero address) and recvonly.
+        let hold = zero || stream.direction() != Direction::SendRecv;
         let srtp = media.proto().to_ascii_uppercase().contains("SAVP")
             || media.attribute("crypto").is_some();
         streams.push(StreamRemote {
@@ -70,26 +104,30 @@ fn streams_of(sdp: &SessionDescription) -> (Vec<StreamRemote>, Vec<bool>) {
             hold,
             srtp,
         });
-        zero_address.push(stream.connection().is_some_and(|c| c.is_unspecified()));
+        zero_address.push(zero);
     }
     (streams, zero_address)
 }
 
 /// What each stream (by `m=` index) of a leg's SDP `body` says of that leg.
 pub(crate) fn leg_streams(body: &Bytes) -> Result<Vec<StreamRemote>, SdpError> {
-    let sdp = SessionDescription::parse(body.clone())?;
-    Ok(streams_of(&sdp).0)
+    Ok(LegSdp::parse(body)?.streams)
 }
 
 /// Reads `body` (a leg's SDP) and writes it for the other leg: stream `i` at `address`
 /// and `ports[i]` (see the module docs).
-pub(crate) fn relay_sdp(
-    body: &Bytes,
+#[cfg(test)]
+fn relay_sdp(body: &Bytes, address: IpAddr, ports: &[PortPair]) -> Result<Bytes, SdpError> {
+    LegSdp::parse(body)?.relay(address, ports)
+}
+
+/// `sdp` written for the other leg (`zero_address` by stream, from [`streams_of`]).
+fn rewrite(
+    mut sdp: SessionDescription,
+    zero_address: &[bool],
     address: IpAddr,
     ports: &[PortPair],
 ) -> Result<Bytes, SdpError> {
-    let mut sdp = SessionDescription::parse(body.clone())?;
-    let (_, zero_address) = streams_of(&sdp);
     let any_zero = zero_address.iter().any(|z| *z);
     if !any_zero {
         sdp.set_connection_address(address);
@@ -235,8 +273,14 @@ mod tests {
             &[]
         )
         .is_err());
-        assert_eq!(stream_count(&Bytes::from_static(OFFER.as_bytes())), 1);
-        assert_eq!(stream_count(&Bytes::from_static(b"x")), 0);
+        assert_eq!(
+            LegSdp::parse(&Bytes::from_static(OFFER.as_bytes()))
+                .unwrap()
+                .streams()
+                .len(),
+            1
+        );
+        assert!(LegSdp::parse(&Bytes::from_static(b"x")).is_err());
         assert_eq!(
             leg_streams(&Bytes::from_static(OFFER.as_bytes())).unwrap()[0].rtp,
             Some("192.0.2.10:4000".parse().unwrap())

@@ -110,7 +110,7 @@ impl Core {
         self.calls.by_server.insert(id, key);
         self.publish_calls_active();
         // With the relay, the B legs wait for the call's ports (`media.rs`).
-        if !self.media_allocate(key, admitted.target.clone()) {
+        if !self.media_allocate(now, key, admitted.target.clone()) {
             self.route_to(now, key, admitted.target);
         }
     }

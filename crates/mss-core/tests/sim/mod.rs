@@ -93,6 +93,9 @@ pub struct Setup {
     pub calls: mss_core::CallSettings,
     /// The media relay's ports and timeouts (used when `calls.media` is set).
     pub relay: mss_media::RelayConfig,
+    /// Sessions the relay keeps allocated ahead and hands to the core as
+    /// `MediaEvent::Ready` (as `mss_media::io::MediaOptions::ready`); 0: none.
+    pub media_ready: usize,
 }
 
 /// A host with one IPv4 address and no IPv6 socket.
@@ -123,6 +126,7 @@ impl Default for Setup {
             ipv4_only: false,
             calls: mss_core::CallSettings::default(),
             relay: mss_media::RelayConfig::new(mss_media::PortRange::new(20000, 20099).unwrap()),
+            media_ready: 0,
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct Sim {
     pub media_log: Vec<mss_media::io::Command>,
     /// Every relay event fed to the core.
     pub media_events: Vec<mss_media::io::MediaEvent>,
+    /// The relay's ready sessions not taken yet ([`Setup::media_ready`]).
+    pub media_ready: Vec<mss_media::SessionId>,
 }
 
 impl Sim {
@@ -285,12 +291,14 @@ impl Sim {
             held_media: VecDeque::new(),
             media_log: Vec::new(),
             media_events: Vec::new(),
+            media_ready: Vec::new(),
         };
         if sim.setup.calls.media.is_some() {
             sim.relay = Some(mss_media::Relay::new(
                 sim.setup.relay.clone(),
                 sim.setup.seed,
             ));
+            sim.refill_media();
         }
         let counts = block_on(sim.store.message_counts(now.unix_ms)).unwrap();
         sim.core
@@ -393,6 +401,22 @@ impl Sim {
         self.media_input(mss_media::io::MediaEvent::Allocated { op, result });
     }
 
+    /// Reserves ready sessions up to [`Setup::media_ready`] while ports are free, each
+    /// fed to the core as `MediaEvent::Ready` (as the relay thread does at its start and
+    /// after every take or release).
+    pub fn refill_media(&mut self) {
+        while self.media_ready.len() < self.setup.media_ready {
+            let Some(relay) = self.relay.as_mut() else {
+                return;
+            };
+            let Ok(a) = relay.reserve() else {
+                return;
+            };
+            self.media_ready.push(a.session);
+            self.media_input(mss_media::io::MediaEvent::Ready(a));
+        }
+    }
+
     /// Carries out a command of the core on the relay.
     fn media_command(&mut self, cmd: mss_media::io::Command) {
         use mss_media::io::{Command, MediaEvent};
@@ -406,12 +430,21 @@ impl Sim {
             }
             return;
         }
+        if let Command::Taken { session } = cmd {
+            let relay = self.relay.as_mut().expect("a relay");
+            relay.take(session).expect("a ready session is taken");
+            let before = self.media_ready.len();
+            self.media_ready.retain(|s| *s != session);
+            assert_eq!(self.media_ready.len() + 1, before, "{session} was ready");
+            self.refill_media();
+            return;
+        }
         let Some(relay) = self.relay.as_mut() else {
             panic!("the core gave a relay it does not have {cmd:?}");
         };
         // A command for a session already released is refused by the relay (and harmless).
         let event = match cmd {
-            Command::Allocate { .. } => None,
+            Command::Allocate { .. } | Command::Taken { .. } => None,
             Command::SetRemote {
                 session,
                 leg,
@@ -445,8 +478,12 @@ impl Sim {
                 stats: relay.session_stats(session),
             }),
         };
+        let released = matches!(event, Some(MediaEvent::Released { .. }));
         if let Some(e) = event {
             self.media_input(e);
+        }
+        if released {
+            self.refill_media();
         }
         self.relay_events();
     }
@@ -460,11 +497,15 @@ impl Sim {
         self.relay.as_ref().unwrap().leg(session, leg).unwrap()
     }
 
-    /// Sessions live in the relay.
+    /// Sessions live in the relay (the ready ones not taken by a call left out).
     pub fn relay_sessions(&self) -> Vec<mss_media::SessionId> {
         self.relay
             .as_ref()
-            .map(|r| r.sessions().collect())
+            .map(|r| {
+                r.sessions()
+                    .filter(|s| !self.media_ready.contains(s))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -19,6 +19,16 @@
 //!
 //! The thread asks the kernel for a short time slice ([`Scheduling`], `sched.rs`) so that
 //! it gets a CPU soon after a packet arrives.
+//!
+//! Ready sessions: with [`MediaOptions::ready`] above zero the thread keeps that many
+//! sessions allocated and their sockets bound ahead of the calls ([`Relay::reserve`]) and
+//! hands each to the call service as [`MediaEvent::Ready`]; a call takes one without a
+//! system call or a round trip to this thread and says so with [`Command::Taken`], and the
+//! thread binds another after the commands of that round (also after a
+//! [`Command::Release`], when the stock was short for want of ports). [`Command::Allocate`]
+//! stays for a call that finds none ready. Released ports are closed and go back to the
+//! free list as before (a pair just released is handed out last): no socket of a finished
+//! call is handed to the next one with its peer's datagrams still queued.
 
 mod mmsg;
 mod sched;
@@ -72,6 +82,9 @@ pub struct MediaOptions {
     pub receive: ReceiveMode,
     /// How the thread asks for a CPU (a short slice by default; [`Scheduling`]).
     pub scheduling: Scheduling,
+    /// Sessions kept allocated and bound ahead of the calls ([`MediaEvent::Ready`]); 0:
+    /// every session is asked for with [`Command::Allocate`].
+    pub ready: usize,
 }
 
 impl MediaOptions {
@@ -84,9 +97,21 @@ impl MediaOptions {
             seed,
             receive: ReceiveMode::Uring,
             scheduling: Scheduling::default(),
+            ready: 0,
         }
     }
+
+    /// The ready sessions mss keeps for `ports`: one for every 8 sessions the range holds,
+    /// at most [`MAX_READY`]: enough for bursts of calls between two rounds of the relay
+    /// thread, few enough that a small range loses little to them.
+    pub fn default_ready(ports: crate::PortRange) -> usize {
+        let sessions = ports.pairs() as usize / 2;
+        (sessions / 8).min(MAX_READY)
+    }
 }
+
+/// The most ready sessions [`MediaOptions::default_ready`] gives (32 sockets).
+pub const MAX_READY: usize = 8;
 
 /// What the call service asks of the relay.
 #[derive(Debug, Clone)]
@@ -128,6 +153,12 @@ pub enum Command {
         /// The session.
         session: SessionId,
     },
+    /// A call took ready session `session` ([`MediaEvent::Ready`]): it counts as the
+    /// call's from now on, and another is bound in its place.
+    Taken {
+        /// The session.
+        session: SessionId,
+    },
     /// The call ended: close the sockets, free the ports; answered by
     /// [`MediaEvent::Released`].
     Release {
@@ -162,6 +193,10 @@ pub enum MediaEvent {
         /// The session and its ports, or why not.
         result: Result<Allocation, AllocateError>,
     },
+    /// A session allocated and bound ahead of the calls, for the next call to take
+    /// ([`Command::Taken`]); sent at the start and after every take, up to
+    /// [`MediaOptions::ready`] not taken.
+    Ready(Allocation),
     /// The answer to [`Command::Release`]: the last counters (`None`: unknown session).
     Released {
         /// The session.
@@ -200,9 +235,19 @@ pub struct Commands {
 impl Commands {
     /// Queues `command` and wakes the thread.
     pub fn send(&self, command: Command) -> Result<(), Stopped> {
-        self.tx
-            .send(Message::Command(command))
-            .map_err(|_| Stopped)?;
+        self.queue(command)?;
+        self.wake()
+    }
+
+    /// Queues `command` without waking the thread: it runs at the next [`Commands::wake`]
+    /// (or whatever wakes the thread first). For a sender with several commands at once:
+    /// one wake-up (a system call here, a round of the thread's loop there) for all.
+    pub fn queue(&self, command: Command) -> Result<(), Stopped> {
+        self.tx.send(Message::Command(command)).map_err(|_| Stopped)
+    }
+
+    /// Wakes the thread to run the commands queued.
+    pub fn wake(&self) -> Result<(), Stopped> {
         self.waker.wake().map_err(|_| Stopped)
     }
 }
@@ -215,6 +260,7 @@ pub struct Counters {
     dropped: [AtomicU64; DropReason::COUNT],
     ports_in_use: AtomicU64,
     sessions: AtomicU64,
+    ready_sessions: AtomicU64,
     exhausted: AtomicU64,
     send_errors: AtomicU64,
     receive_errors: AtomicU64,
@@ -239,6 +285,7 @@ impl Counters {
             relayed: self.relayed.load(Ordering::Relaxed),
             ports_in_use: self.ports_in_use.load(Ordering::Relaxed) as u32,
             sessions: self.sessions.load(Ordering::Relaxed) as u32,
+            ready_sessions: self.ready_sessions.load(Ordering::Relaxed) as u32,
             exhausted: self.exhausted.load(Ordering::Relaxed),
             ..RelayStats::default()
         };
@@ -261,6 +308,8 @@ impl Counters {
             .store(u64::from(s.ports_in_use), Ordering::Relaxed);
         self.sessions
             .store(u64::from(s.sessions), Ordering::Relaxed);
+        self.ready_sessions
+            .store(u64::from(s.ready_sessions), Ordering::Relaxed);
         self.exhausted.store(s.exhausted, Ordering::Relaxed);
         self.send_errors.store(send_errors, Ordering::Relaxed);
         self.receive_errors.store(receive_errors, Ordering::Relaxed);
@@ -291,7 +340,7 @@ impl MediaRelay {
         let slots = 2 * options.relay.ports.pairs() as usize;
         let relay = Relay::new(options.relay.clone(), options.seed);
         let base = options.relay.ports.base();
-        let (address, mode) = (options.address, options.receive);
+        let (address, mode, ready) = (options.address, options.receive, options.ready);
         let published = counters.clone();
         let wanted = options.scheduling;
         let (told, outcome) = mpsc::sync_channel(1);
@@ -318,7 +367,7 @@ impl MediaRelay {
                     (None, _) => ReceiveMode::Batched,
                 };
                 let _ = told.send((scheduling, (running, refused)));
-                Worker {
+                let mut worker = Worker {
                     relay,
                     base,
                     address,
@@ -333,8 +382,13 @@ impl MediaRelay {
                     counters: published,
                     send_errors: 0,
                     receive_errors: 0,
-                }
-                .run()
+                    keep_ready: ready,
+                };
+                worker.refill();
+                let w = &worker;
+                w.counters
+                    .publish(w.relay.stats(), w.send_errors, w.receive_errors);
+                worker.run()
             })?;
         // The thread sends the outcome before anything else (it cannot fail before).
         let (scheduling, receive) = outcome.recv().unwrap_or((
@@ -431,6 +485,8 @@ struct Worker<F> {
     counters: Arc<Counters>,
     send_errors: u64,
     receive_errors: u64,
+    /// Ready sessions to keep ([`MediaOptions::ready`]).
+    keep_ready: usize,
 }
 
 impl<F: FnMut(MediaEvent)> Worker<F> {
@@ -690,12 +746,18 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             let command = match self.rx.try_recv() {
                 Ok(Message::Command(c)) => c,
                 Ok(Message::Stop) | Err(TryRecvError::Disconnected) => return false,
-                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Empty) => {
+                    self.refill();
+                    return true;
+                }
             };
             match command {
                 Command::Allocate { op } => {
-                    let result = self.allocate();
+                    let result = self.allocate(false);
                     (self.on_event)(MediaEvent::Allocated { op, result });
+                }
+                Command::Taken { session } => {
+                    let _ = self.relay.take(session);
                 }
                 Command::SetRemote {
                     session,
@@ -734,14 +796,31 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
         }
     }
 
-    /// A session whose four ports are bound and watched.
-    fn allocate(&mut self) -> Result<Allocation, AllocateError> {
+    /// Binds ready sessions up to [`MediaOptions::ready`] while ports are free, each told
+    /// as [`MediaEvent::Ready`]. A bind that fails 8 times stops it until the next round of
+    /// commands.
+    fn refill(&mut self) {
+        while (self.relay.stats().ready_sessions as usize) < self.keep_ready
+            && self.relay.free_pairs() >= 2
+        {
+            match self.allocate(true) {
+                Ok(a) => (self.on_event)(MediaEvent::Ready(a)),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// A session whose four ports are bound and watched; `ready`: allocated ahead
+    /// ([`Relay::reserve`]).
+    fn allocate(&mut self, ready: bool) -> Result<Allocation, AllocateError> {
         let mut error = String::new();
         for _ in 0..BIND_TRIES {
-            let a = self
-                .relay
-                .allocate()
-                .map_err(|_| AllocateError::Exhausted)?;
+            let a = if ready {
+                self.relay.reserve()
+            } else {
+                self.relay.allocate()
+            }
+            .map_err(|_| AllocateError::Exhausted)?;
             match self.open(&a) {
                 Ok(()) => return Ok(a),
                 Err(e) => {

@@ -310,6 +310,12 @@ async fn serve(
         Some(options) => {
             let (events_tx, events) = mpsc::unbounded_channel();
             let relay = mss_media::io::MediaRelay::start(options, move |e| {
+                // The answer to a release carries nothing the call service uses (the
+                // counters of the view came with `Stats`): not worth waking the worker
+                // for, once per call.
+                if matches!(e, mss_media::io::MediaEvent::Released { .. }) {
+                    return;
+                }
                 // Runs on the relay's thread: an unbounded send never blocks.
                 let _ = events_tx.send(e);
             })

@@ -292,6 +292,9 @@ pub(crate) fn media_options(config: &Config, seed: u64) -> Option<mss_media::io:
     let mut options = mss_media::io::MediaOptions::new(relay, m.rtp_address, seed);
     options.scheduling.realtime = (m.realtime_priority > 0).then_some(m.realtime_priority);
     options.receive = m.io;
+    // Sessions bound ahead: a new call takes its ports without waiting for the relay's
+    // thread to bind them (issue 16, "signalling unaffected").
+    options.ready = mss_media::io::MediaOptions::default_ready(m.rtp_ports);
     Some(options)
 }
 
@@ -417,6 +420,7 @@ mod tests {
         );
         let options = media_options(&embedded, 1).unwrap();
         assert_eq!(options.relay.ports.to_string(), "20000-29999");
+        assert_eq!(options.ready, 8, "sessions bound ahead of the calls");
         assert_eq!(
             options.relay.rtp_timeout,
             std::time::Duration::from_secs(60)

@@ -117,6 +117,8 @@ pub(crate) struct Worker {
     failures: mpsc::Receiver<ConnectFailure>,
     /// The media relay (`None` with `relay = never`).
     media: Option<MediaLink>,
+    /// Commands were queued for the media relay since its last wake-up.
+    media_queued: bool,
     /// The lines' registrars' addresses, for the receive loops' per-source limit.
     providers: ProviderAddrs,
 }
@@ -150,6 +152,7 @@ impl Worker {
             tls_peers,
             failures,
             media,
+            media_queued: false,
             providers: ProviderAddrs::default(),
         }
     }
@@ -293,20 +296,31 @@ impl Worker {
                 Output::MemoryReleasable => release_free_memory(),
             }
         }
+        // One wake-up of the relay's thread for every command of this input, after the
+        // packets went out.
+        if std::mem::take(&mut self.media_queued) {
+            if let Some(link) = &self.media {
+                if link.commands.wake().is_err() {
+                    tracing::warn!("the media relay is not running: commands dropped");
+                }
+            }
+        }
     }
 
-    /// Gives `command` to the media relay. When the relay is gone (or not configured) an
-    /// allocation is answered with an error here, so that no call waits for it.
+    /// Queues `command` for the media relay (woken at the end of [`Self::execute`]). When
+    /// the relay is gone (or not configured) an allocation is answered with an error here,
+    /// so that no call waits for it.
     fn send_media(&mut self, command: Command) {
         let op = match &command {
             Command::Allocate { op } => Some(*op),
             _ => None,
         };
         let sent = match &self.media {
-            Some(link) => link.commands.send(command).is_ok(),
+            Some(link) => link.commands.queue(command).is_ok(),
             None => false,
         };
         if sent {
+            self.media_queued = true;
             return;
         }
         tracing::warn!("the media relay is not running: command dropped");
