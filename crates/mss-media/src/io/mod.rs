@@ -383,6 +383,7 @@ impl MediaRelay {
                     send_errors: 0,
                     receive_errors: 0,
                     keep_ready: ready,
+                    refill_at: None,
                 };
                 worker.refill();
                 let w = &worker;
@@ -461,6 +462,11 @@ const BATCH: usize = 32;
 const BUDGET: usize = 64;
 /// Tries to bind a session's ports before giving up.
 const BIND_TRIES: usize = 8;
+/// How long the thread waits after a take before it binds the replacement, while more than
+/// a quarter of the stock is left: the binds (a dozen system calls per session) then run
+/// after the call's INVITE and its first answers went through, not beside them on the
+/// other CPU, and the takes of a burst are refilled together.
+const REFILL_DELAY: Duration = Duration::from_millis(2);
 
 enum Receiver_ {
     Batched(mmsg::Batch),
@@ -487,6 +493,8 @@ struct Worker<F> {
     receive_errors: u64,
     /// Ready sessions to keep ([`MediaOptions::ready`]).
     keep_ready: usize,
+    /// When the stock is refilled next ([`REFILL_DELAY`]); `None`: nothing owed.
+    refill_at: Option<Instant>,
 }
 
 impl<F: FnMut(MediaEvent)> Worker<F> {
@@ -497,8 +505,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ready.is_empty() {
-                self.relay
-                    .poll_timeout()
+                self.next_deadline()
                     .map(|t| t.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
@@ -538,6 +545,10 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {
                 self.relay.handle_timeout(now);
             }
+            if self.refill_at.is_some_and(|t| t <= now) {
+                self.refill_at = None;
+                self.refill();
+            }
             while let Some(e) = self.relay.poll_event() {
                 (self.on_event)(MediaEvent::Relay(e));
             }
@@ -552,8 +563,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
         let mut events = Events::with_capacity(16);
         loop {
             let timeout = self
-                .relay
-                .poll_timeout()
+                .next_deadline()
                 .map(|t| t.saturating_duration_since(Instant::now()));
             let Some(u) = self.uring.as_mut() else {
                 return Ok(());
@@ -578,6 +588,10 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             }
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {
                 self.relay.handle_timeout(now);
+            }
+            if self.refill_at.is_some_and(|t| t <= now) {
+                self.refill_at = None;
+                self.refill();
             }
             while let Some(e) = self.relay.poll_event() {
                 (self.on_event)(MediaEvent::Relay(e));
@@ -747,7 +761,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                 Ok(Message::Command(c)) => c,
                 Ok(Message::Stop) | Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => {
-                    self.refill();
+                    self.refill_soon(now);
                     return true;
                 }
             };
@@ -793,6 +807,29 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                     (self.on_event)(MediaEvent::Stats { session, stats });
                 }
             }
+        }
+    }
+
+    /// The relay's next deadline or the refill's, whichever comes first.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.relay.poll_timeout(), self.refill_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Refills the stock at once when a quarter of it or less is left, else
+    /// [`REFILL_DELAY`] after the first take that is still owed.
+    fn refill_soon(&mut self, now: Instant) {
+        let ready = self.relay.stats().ready_sessions as usize;
+        if ready >= self.keep_ready {
+            return;
+        }
+        if ready <= self.keep_ready / 4 {
+            self.refill_at = None;
+            self.refill();
+        } else if self.refill_at.is_none() {
+            self.refill_at = Some(now + REFILL_DELAY);
         }
     }
 
