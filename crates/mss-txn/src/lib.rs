@@ -110,4 +110,4 @@ pub use machine::{ResponseClass, State};
 pub use output::{Event, Output, Transmit};
 pub use slab::{ClientTransactionId, ServerTransactionId, TransactionId};
 pub use timers::{Timer, Timers, T1, T2, T4, TIMER_D, TRYING_DELAY};
-pub use transactions::{Config, Transactions, DEFAULT_MAX_COMPLETED};
+pub use transactions::{Config, Transactions, DEFAULT_COMPLETED_BUDGET, DEFAULT_MAX_COMPLETED};

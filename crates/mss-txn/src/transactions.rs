@@ -10,7 +10,7 @@ use mss_sip::{Flow, Message, Request};
 
 use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
-use crate::completed::{CompletedQueue, KeyEntry};
+use crate::completed::{CompletedQueues, KeyEntry};
 use crate::key_index::KeyIndex;
 use crate::machine::{Action, State};
 use crate::output::{Event, Output, Transmit};
@@ -25,6 +25,12 @@ use crate::TransactionKey;
 /// key, flow and encoded final response).
 pub const DEFAULT_MAX_COMPLETED: usize = 200_000;
 
+/// Default of [`Config::completed_budget`]: 16 MiB, about 26,000 Completed REGISTERs
+/// (~620 bytes charged each: the 200 with its Contact and Via, ~330 bytes, the entry and
+/// its key-index slot): Timer J in full up to ~800 registrations/s, still more than the
+/// client's first retransmission (T1) at 44,000/s.
+pub const DEFAULT_COMPLETED_BUDGET: usize = 16 << 20;
+
 /// Configuration of a [`Transactions`] table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -36,6 +42,12 @@ pub struct Config {
     /// client's first retransmissions (T1, 2·T1, 4·T1); a retransmission arriving later is
     /// handled as a new request.
     pub max_completed: usize,
+    /// Bytes the compact Completed transactions may take (each is charged its final
+    /// response, its key's heap bytes, the entry and its key-index slot). Beyond it the
+    /// oldest Completed REGISTERs end early, whose retransmission is safe to handle
+    /// again (see the `completed` module); other methods' transactions are not ended by
+    /// the budget and are bounded by [`Config::max_completed`] alone.
+    pub completed_budget: usize,
 }
 
 impl Default for Config {
@@ -43,6 +55,7 @@ impl Default for Config {
         Config {
             timers: Timers::default(),
             max_completed: DEFAULT_MAX_COMPLETED,
+            completed_budget: DEFAULT_COMPLETED_BUDGET,
         }
     }
 }
@@ -133,13 +146,14 @@ pub struct Transactions {
     pub(crate) timers: TimerQueue,
     /// Completed non-INVITE server transactions on unreliable transports, kept compact
     /// until Timer J (see the `completed` module).
-    pub(crate) completed: CompletedQueue,
+    pub(crate) completed: CompletedQueues,
     pub(crate) outputs: VecDeque<Output>,
     /// Scratch buffer for machine actions, reused to keep the hot path allocation-free.
     pub(crate) scratch: Vec<Action>,
     /// The latest `now` seen; time never goes backwards.
     pub(crate) last_now: Option<Instant>,
-    /// Compact Completed transactions ended before Timer J because the queue was full.
+    /// Compact Completed transactions ended before Timer J because the queue was full or
+    /// over its budget.
     pub(crate) evicted: u64,
 }
 
@@ -150,16 +164,22 @@ impl Transactions {
             config: Config {
                 timers: config.timers.sanitized(),
                 max_completed: config.max_completed.max(1),
+                completed_budget: config.completed_budget,
             },
             txns: Slab::default(),
             keys: KeyIndex::default(),
             timers: TimerQueue::default(),
-            completed: CompletedQueue::default(),
+            completed: CompletedQueues::default(),
             outputs: VecDeque::new(),
             scratch: Vec::new(),
             last_now: None,
             evicted: 0,
         }
+    }
+
+    /// Sets [`Config::completed_budget`]; entries beyond it end at the next compaction.
+    pub fn set_completed_budget(&mut self, bytes: usize) {
+        self.config.completed_budget = bytes;
     }
 
     /// Handles a message received from the network on `from`.
@@ -277,9 +297,16 @@ impl Transactions {
     }
 
     /// How many compact Completed transactions ended before Timer J because
-    /// [`Config::max_completed`] was reached (a flood), since the table was made.
+    /// [`Config::max_completed`] or [`Config::completed_budget`] was reached, since the
+    /// table was made.
     pub fn completed_evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// What the compact Completed transactions are charged against
+    /// [`Config::completed_budget`], in bytes.
+    pub fn completed_bytes(&self) -> usize {
+        self.completed.bytes()
     }
 
     /// Whether no transaction is live.
@@ -472,7 +499,7 @@ impl ServerMachine {
 /// The key of the transaction `entry` points at.
 fn key_of<'a>(
     txns: &'a Slab<Txn>,
-    completed: &'a CompletedQueue,
+    completed: &'a CompletedQueues,
     entry: KeyEntry,
 ) -> Option<&'a TransactionKey> {
     match entry {
