@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--preregister", type=int, default=0,
                     help="first register every user at this rate and wait out Timer J, so that "
                          "idle means: every user registered (0: idle is the bare start)")
+    ap.add_argument("--server-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra [server] key for mss.ini, e.g. completed_transactions_mb=64")
     ap.add_argument("--json")
     a = ap.parse_args()
 
@@ -74,10 +76,17 @@ def main():
          "--mss-admin", a.admin, "--data-dir", data],
         check=True,
     )
+    if a.server_option:
+        with open(ini) as f:
+            text = f.read()
+        extra = "".join(o.replace("=", " = ", 1) + "\n" for o in a.server_option)
+        with open(ini, "w") as f:
+            f.write(text.replace("[server]\n", "[server]\n" + extra, 1))
     subprocess.run(["rm", "-rf", data], check=True)
     log = open(os.path.join(a.work, "mss.log"), "w")
     proc = subprocess.Popen([a.mss_bin, "serve", "--config", ini], stdout=log, stderr=log)
-    r = {"rate": a.rate, "seconds": a.seconds, "load_average_start": os.getloadavg()[0]}
+    r = {"rate": a.rate, "seconds": a.seconds, "server_options": a.server_option,
+         "load_average_start": os.getloadavg()[0]}
     try:
         for _ in range(300):
             try:

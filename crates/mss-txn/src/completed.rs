@@ -280,20 +280,22 @@ impl Transactions {
             let Some(popped) = self.completed.pop_oldest() else {
                 break;
             };
-            self.end_early(popped);
+            self.end_early(now, popped);
         }
         while self.completed.bytes() > self.config.completed_budget {
             let Some(popped) = self.completed.pop_oldest_endable() else {
                 break;
             };
-            self.end_early(popped);
+            self.end_early(now, popped);
         }
     }
 
-    /// Ends a compact Completed transaction before its Timer J.
-    fn end_early(&mut self, (seq, c): (u64, Completed)) {
-        self.keys
-            .remove(self.keys.hash(&c.key), KeyEntry::Completed(seq));
+    /// Ends a compact Completed transaction before its Timer J; its key is remembered
+    /// until then, so that retransmissions are still absorbed (`ended.rs`).
+    fn end_early(&mut self, now: Instant, (seq, c): (u64, Completed)) {
+        let hash = self.keys.hash(&c.key);
+        self.keys.remove(hash, KeyEntry::Completed(seq));
+        self.ended.record(hash, now, c.expires);
         self.evicted += 1;
         self.event(Event::Terminated {
             id: server_id(c.id),
@@ -311,6 +313,12 @@ impl Transactions {
                 .map(|_| KeyEntry::Completed(seq)),
             live => Some(live),
         }
+    }
+
+    /// Whether `key` is that of a compact Completed transaction ended early whose Timer J
+    /// has not passed at `now`: a request with it is a retransmission to absorb.
+    pub(crate) fn ended_early(&self, key: &TransactionKey, now: Instant) -> bool {
+        !self.ended.is_unused() && self.ended.contains(self.keys.hash(key), now)
     }
 
     /// A request retransmission that matched a compact Completed transaction: its final

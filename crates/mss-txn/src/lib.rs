@@ -89,6 +89,7 @@ mod client_invite;
 mod client_non_invite;
 mod client_side;
 mod completed;
+mod ended;
 mod error;
 mod key;
 mod key_bytes;
