@@ -138,7 +138,12 @@ def main():
             time.sleep(0.2)
         if s.poll() is None:
             s.send_signal(signal.SIGTERM)
-            s.wait(timeout=10)
+            try:
+                s.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                s.kill()
+                s.wait(timeout=10)
+            r["sipp_stopped_at_deadline"] = True
         out.close()
         stats = sipp.read_stats(prefix + ".stat.csv")
         r["sipp_successful"] = sipp.counter(stats, "SuccessfulCall")

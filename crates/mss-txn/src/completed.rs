@@ -135,8 +135,10 @@ enum Lane {
 /// The compact Completed transactions, in two FIFOs by whether they may end before Timer
 /// J to keep [`crate::Config::completed_budget`], and the bytes they are charged.
 ///
-/// Ending one early means that a retransmission of its request arriving later is handled
-/// as a new request. That is safe for REGISTER, the bulk of them: a registrar that
+/// A retransmission of the request of one ended early is absorbed until its Timer J
+/// (`ended.rs`), but that table is lossy (a newer early end can take a key's slot), and a
+/// retransmission may then be handled as a new request. That is safe for REGISTER, the
+/// bulk of them: a registrar that
 /// challenges answers the retransmitted credentials (the same nonce and `nc`) as a replay,
 /// `401` with `stale=true` (RFC 7616 §3.4, §5.5; mss-auth `replay.rs`), which a client whose
 /// transaction already ended ignores and one whose `200` was lost answers with a fresh

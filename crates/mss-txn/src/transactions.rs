@@ -40,14 +40,16 @@ pub struct Config {
     /// Most compact Completed non-INVITE server transactions kept for Timer J (§17.2.2).
     /// Beyond it the oldest ends early, so that memory stays bounded whatever arrives: at
     /// 36,000 requests/s the default still keeps each for more than 5 s, longer than a
-    /// client's first retransmissions (T1, 2·T1, 4·T1); a retransmission arriving later is
-    /// handled as a new request.
+    /// client's first retransmissions (T1, 2·T1, 4·T1); a retransmission arriving later,
+    /// before Timer J, is absorbed (the key is remembered, see [`Config::completed_budget`]).
     pub max_completed: usize,
     /// Bytes the compact Completed transactions may take (each is charged its final
     /// response, its key's heap bytes, the entry and its key-index slot). Beyond it the
-    /// oldest Completed REGISTERs end early, whose retransmission is safe to handle
-    /// again (see the `completed` module); other methods' transactions are not ended by
-    /// the budget and are bounded by [`Config::max_completed`] alone.
+    /// oldest Completed REGISTERs end early (see the `completed` module for why only
+    /// those); other methods' transactions are bounded by [`Config::max_completed`]
+    /// alone. The keys of transactions ended early are remembered until their Timer J in
+    /// a fixed table of half this size (16 bytes per key, `ended.rs`), so that their
+    /// retransmissions are absorbed rather than handled again.
     pub completed_budget: usize,
 }
 
