@@ -102,6 +102,14 @@ impl Core {
         self.overload = limits;
     }
 
+    /// Sets the bytes the completed non-INVITE transactions that wait out Timer J may take
+    /// ([`mss_txn::Config::completed_budget`]; `[server] completed_transactions_mb`):
+    /// beyond it the oldest completed REGISTERs end early (their retransmissions are
+    /// absorbed until Timer J).
+    pub fn set_completed_budget(&mut self, bytes: usize) {
+        self.txns.set_completed_budget(bytes);
+    }
+
     /// Operations in flight (store calls and lookups): the backlog shedding looks at.
     pub fn backlog(&self) -> usize {
         self.ops.len()

@@ -74,7 +74,7 @@ pub struct CoreStats {
     /// Bans in force: addresses, users at an address.
     active_address_bans: AtomicU64,
     active_user_bans: AtomicU64,
-    /// Completed transactions ended before Timer J by the cap on their number.
+    /// Completed transactions ended before Timer J by the caps on their number and bytes.
     transactions_evicted: AtomicU64,
     /// New requests shed, by [`ShedReason::ALL`].
     shed: [AtomicU64; 3],
@@ -157,12 +157,13 @@ impl CoreStats {
         self.active_user_bans.store(n(users), Ordering::Relaxed);
     }
 
-    /// Sets how many completed transactions the cap ended early so far (a flood).
+    /// Sets how many completed transactions the caps on their number and bytes ended early
+    /// so far (a flood, or more registrations than the budget holds for Timer J).
     pub fn set_transactions_evicted(&self, n: u64) {
         self.transactions_evicted.store(n, Ordering::Relaxed);
     }
 
-    /// Completed transactions ended early by the cap on their number.
+    /// Completed transactions ended early by the caps on their number and bytes.
     pub fn transactions_evicted(&self) -> u64 {
         self.transactions_evicted.load(Ordering::Relaxed)
     }

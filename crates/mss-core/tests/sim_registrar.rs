@@ -137,3 +137,77 @@ fn failed_answers_are_counted_by_why() {
         "{text}"
     );
 }
+
+/// How many binding writes the store was asked for.
+fn binding_writes(sim: &Sim) -> usize {
+    sim.store_log
+        .iter()
+        .filter(|o| *o == "ApplyBindingChanges")
+        .count()
+}
+
+/// Within Timer J a retransmitted REGISTER gets its `200` again from the completed
+/// transaction (RFC 3261 §17.2.2), without a second binding write.
+#[test]
+fn a_retransmitted_register_gets_its_200_again() {
+    let mut sim = Sim::start(Setup::default());
+    let mut phone = Phone::new("100", "pw-100", "127.0.0.10:5062");
+    let ok = phone.register(&mut sim, 120).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(binding_writes(&sim), 1);
+    sim.advance(Duration::from_secs(2));
+    sim.forget_sent();
+    sim.receive(phone.addr, &phone.last_register.clone());
+    let again = sim.response_to(phone.addr).unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(binding_writes(&sim), 1);
+}
+
+/// Once the completed-transaction budget ended a REGISTER's transaction early (here at
+/// once: a budget of 0), a retransmission within Timer J is absorbed: no answer, no second
+/// binding write.
+#[test]
+fn a_retransmission_after_the_budget_ended_its_transaction_is_absorbed() {
+    let mut sim = Sim::start(Setup::default());
+    sim.core.set_completed_budget(0);
+    let mut phone = Phone::new("100", "pw-100", "127.0.0.10:5062");
+    let ok = phone.register(&mut sim, 120).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    sim.advance(Duration::from_secs(2));
+    sim.forget_sent();
+    sim.receive(phone.addr, &phone.last_register.clone());
+    assert!(sim.response_to(phone.addr).is_none());
+    assert_eq!(binding_writes(&sim), 1, "{:?}", sim.store_log);
+}
+
+/// A retransmission that arrives after Timer J (here of a transaction the budget ended at
+/// once) is a new request whose credentials (the same nonce and `nc`) are a replay
+/// (RFC 7616 §3.4): a `401` with `stale=true`, no second binding write. Answering it with
+/// the fresh nonce registers as any refresh does: no `401` loop.
+#[test]
+fn a_retransmission_after_timer_j_is_a_stale_challenge() {
+    let mut sim = Sim::start(Setup::default());
+    sim.core.set_completed_budget(0);
+    let mut phone = Phone::new("100", "pw-100", "127.0.0.10:5062");
+    let ok = phone.register(&mut sim, 120).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(binding_writes(&sim), 1);
+    sim.advance(Duration::from_secs(33));
+    sim.forget_sent();
+    sim.receive(phone.addr, &phone.last_register.clone());
+    let stale = sim.response_to(phone.addr).unwrap();
+    assert_eq!(stale.status().as_u16(), 401);
+    let challenge = stale
+        .headers()
+        .get(&mss_sip::HeaderName::WwwAuthenticate)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    assert!(challenge.contains("stale=true"), "{challenge}");
+    assert_eq!(binding_writes(&sim), 1, "{:?}", sim.store_log);
+    assert_eq!(sim.core.registrations(sim.now()).len(), 1);
+    // The client's next attempt goes through.
+    let again = phone.register(&mut sim, 120).unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(binding_writes(&sim), 2);
+    assert_eq!(sim.core.registrations(sim.now()).len(), 1);
+}

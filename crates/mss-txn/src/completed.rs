@@ -6,13 +6,17 @@
 //! for every one of them, so they expire in the order they completed: a FIFO of compact
 //! entries replaces the slab slot and the timer-heap entry. The key index points at an entry
 //! by its sequence number ([`KeyEntry::Completed`]).
+//!
+//! Their memory is bounded twice: by count ([`crate::Config::max_completed`], any method)
+//! and by bytes ([`crate::Config::completed_budget`]), which ends the oldest Completed
+//! REGISTERs early; [`CompletedQueues`] says why only those.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use mss_sip::Flow;
+use mss_sip::{Flow, Method};
 
 use crate::output::Event;
 use crate::slab::SlotId;
@@ -49,6 +53,20 @@ pub(crate) struct Completed {
 /// A queue this small keeps its capacity.
 const MIN_SHRINK_CAPACITY: usize = 1024;
 
+/// What an entry is charged against [`crate::Config::completed_budget`] besides its
+/// response and key bytes: the entry itself and its slot in the key index (its hash and
+/// [`KeyEntry`]). Container slack (the queue's and the index's spare capacity, up to as
+/// much again) and the allocator's rounding come on top.
+const ENTRY_OVERHEAD: usize =
+    std::mem::size_of::<Completed>() + std::mem::size_of::<(u64, KeyEntry)>();
+
+impl Completed {
+    /// The bytes this entry is charged against the budget (see [`ENTRY_OVERHEAD`]).
+    fn charge(&self) -> usize {
+        ENTRY_OVERHEAD + self.response.len() + self.key.heap_len()
+    }
+}
+
 /// The FIFO of compact Completed transactions, in order of expiry.
 #[derive(Debug, Default)]
 pub(crate) struct CompletedQueue {
@@ -82,6 +100,12 @@ impl CompletedQueue {
         if self.peek()? > now {
             return None;
         }
+        self.pop_front()
+    }
+
+    /// Removes and returns the front entry with its sequence number, due or not; gives
+    /// back most of the queue's memory when a burst left it mostly empty.
+    pub(crate) fn pop_front(&mut self) -> Option<(u64, Completed)> {
         let entry = self.entries.pop_front()?;
         let seq = self.head;
         self.head = self.head.wrapping_add(1);
@@ -92,23 +116,147 @@ impl CompletedQueue {
         Some((seq, entry))
     }
 
-    /// Removes and returns the front entry with its sequence number, due or not.
-    pub(crate) fn pop_front(&mut self) -> Option<(u64, Completed)> {
-        let entry = self.entries.pop_front()?;
-        let seq = self.head;
-        self.head = self.head.wrapping_add(1);
-        Some((seq, entry))
-    }
-
     /// The number of queued entries.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 }
 
+/// Which of the two queues of [`CompletedQueues`] an entry is in; the low bit of the
+/// sequence numbers the key index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// REGISTER: may end before Timer J to keep the budget.
+    Endable = 0,
+    /// Every other method: ends at Timer J, or early only under `max_completed`.
+    Kept = 1,
+}
+
+/// The compact Completed transactions, in two FIFOs by whether they may end before Timer
+/// J to keep [`crate::Config::completed_budget`], and the bytes they are charged.
+///
+/// A retransmission of the request of one ended early is absorbed until its Timer J
+/// (`ended.rs`), but that table is lossy (a newer early end can take a key's slot), and a
+/// retransmission may then be handled as a new request. That is safe for REGISTER, the
+/// bulk of them: a registrar that
+/// challenges answers the retransmitted credentials (the same nonce and `nc`) as a replay,
+/// `401` with `stale=true` (RFC 7616 §3.4, §5.5; mss-auth `replay.rs`), which a client whose
+/// transaction already ended ignores and one whose `200` was lost answers with a fresh
+/// nonce, so the binding is written once per registration; an unchallenged REGISTER repeats
+/// the same binding change. A MESSAGE handled twice would be delivered twice (a line's
+/// provider is not challenged and nothing else removes duplicates), a request within a
+/// dialog (`REFER`, `INFO`) acted on twice: those are never ended by the budget. INVITE
+/// server transactions are never compact at all.
+#[derive(Debug, Default)]
+pub(crate) struct CompletedQueues {
+    endable: CompletedQueue,
+    kept: CompletedQueue,
+    /// What the queued entries are charged, both lanes.
+    bytes: usize,
+}
+
+impl CompletedQueues {
+    /// Appends an entry to the lane its method belongs in; returns the sequence number the
+    /// key index files it under.
+    pub(crate) fn push(&mut self, entry: Completed) -> u64 {
+        self.bytes += entry.charge();
+        if *entry.key.method() == Method::Register {
+            encode(Lane::Endable, self.endable.push(entry))
+        } else {
+            encode(Lane::Kept, self.kept.push(entry))
+        }
+    }
+
+    /// The entry filed under `seq`, if still queued.
+    pub(crate) fn get(&self, seq: u64) -> Option<&Completed> {
+        match decode(seq) {
+            (Lane::Endable, n) => self.endable.get(n),
+            (Lane::Kept, n) => self.kept.get(n),
+        }
+    }
+
+    /// The earliest expiry.
+    pub(crate) fn peek(&self) -> Option<Instant> {
+        match (self.endable.peek(), self.kept.peek()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Removes and returns an entry that expired by `now`, with its sequence number.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u64, Completed)> {
+        let popped = match self.endable.pop_due(now) {
+            Some((n, c)) => (encode(Lane::Endable, n), c),
+            None => {
+                let (n, c) = self.kept.pop_due(now)?;
+                (encode(Lane::Kept, n), c)
+            }
+        };
+        Some(self.uncharge(popped))
+    }
+
+    /// Removes and returns the entry that would expire first, either lane.
+    pub(crate) fn pop_oldest(&mut self) -> Option<(u64, Completed)> {
+        let endable_first = match (self.endable.peek(), self.kept.peek()) {
+            (Some(a), Some(b)) => a <= b,
+            (a, _) => a.is_some(),
+        };
+        let popped = if endable_first {
+            self.endable
+                .pop_front()
+                .map(|(n, c)| (encode(Lane::Endable, n), c))
+        } else {
+            self.kept
+                .pop_front()
+                .map(|(n, c)| (encode(Lane::Kept, n), c))
+        }?;
+        Some(self.uncharge(popped))
+    }
+
+    /// Removes and returns the oldest entry that may end before Timer J, if any.
+    pub(crate) fn pop_oldest_endable(&mut self) -> Option<(u64, Completed)> {
+        let (n, c) = self.endable.pop_front()?;
+        Some(self.uncharge((encode(Lane::Endable, n), c)))
+    }
+
+    fn uncharge(&mut self, popped: (u64, Completed)) -> (u64, Completed) {
+        self.bytes = self.bytes.saturating_sub(popped.1.charge());
+        popped
+    }
+
+    /// The number of queued entries, both lanes.
+    pub(crate) fn len(&self) -> usize {
+        self.endable.len() + self.kept.len()
+    }
+
+    /// What the queued entries are charged against the budget.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// The sequence number `n` of `lane` as the key index holds it.
+fn encode(lane: Lane, n: u64) -> u64 {
+    (n << 1) | lane as u64
+}
+
+/// The lane and sequence number of a filed one. (A lane's numbers would need 2^63
+/// entries to reach the top bit.)
+fn decode(seq: u64) -> (Lane, u64) {
+    let lane = if seq & 1 == 0 {
+        Lane::Endable
+    } else {
+        Lane::Kept
+    };
+    (lane, seq >> 1)
+}
+
 impl Transactions {
     /// Moves the Completed non-INVITE server transaction in `slot` to the compact queue:
-    /// its slot is freed, and the key index points at the queue entry until Timer J.
+    /// its slot is freed, and the key index points at the queue entry until Timer J. Then
+    /// ends the oldest entries early while [`crate::Config::max_completed`] (any of them)
+    /// or [`crate::Config::completed_budget`] (the endable ones, see [`CompletedQueues`])
+    /// is exceeded.
     pub(crate) fn compact(&mut self, now: Instant, slot: SlotId) {
         let Some(Txn::Server(s)) = self.txns.remove(slot) else {
             return;
@@ -131,16 +279,29 @@ impl Transactions {
         self.keys
             .replace(hash, KeyEntry::Live(slot), KeyEntry::Completed(seq));
         while self.completed.len() > self.config.max_completed {
-            let Some((seq, c)) = self.completed.pop_front() else {
+            let Some(popped) = self.completed.pop_oldest() else {
                 break;
             };
-            self.keys
-                .remove(self.keys.hash(&c.key), KeyEntry::Completed(seq));
-            self.evicted += 1;
-            self.event(Event::Terminated {
-                id: server_id(c.id),
-            });
+            self.end_early(now, popped);
         }
+        while self.completed.bytes() > self.config.completed_budget {
+            let Some(popped) = self.completed.pop_oldest_endable() else {
+                break;
+            };
+            self.end_early(now, popped);
+        }
+    }
+
+    /// Ends a compact Completed transaction before its Timer J; its key is remembered
+    /// until then, so that retransmissions are still absorbed (`ended.rs`).
+    fn end_early(&mut self, now: Instant, (seq, c): (u64, Completed)) {
+        let hash = self.keys.hash(&c.key);
+        self.keys.remove(hash, KeyEntry::Completed(seq));
+        self.ended.record(hash, now, c.expires);
+        self.evicted += 1;
+        self.event(Event::Terminated {
+            id: server_id(c.id),
+        });
     }
 
     /// What the key index holds for `key`, a compact entry past Timer J counting as absent
@@ -154,6 +315,12 @@ impl Transactions {
                 .map(|_| KeyEntry::Completed(seq)),
             live => Some(live),
         }
+    }
+
+    /// Whether `key` is that of a compact Completed transaction ended early whose Timer J
+    /// has not passed at `now`: a request with it is a retransmission to absorb.
+    pub(crate) fn ended_early(&self, key: &TransactionKey, now: Instant) -> bool {
+        !self.ended.is_unused() && self.ended.contains(self.keys.hash(key), now)
     }
 
     /// A request retransmission that matched a compact Completed transaction: its final

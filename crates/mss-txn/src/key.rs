@@ -192,6 +192,16 @@ impl TransactionKey {
     pub fn is_rfc3261(&self) -> bool {
         self.rfc3261
     }
+
+    /// The bytes the key owns on the heap: its parts when too long to be inline, an
+    /// extension method's token.
+    pub(crate) fn heap_len(&self) -> usize {
+        let method = match &self.method {
+            Method::Other(token) => token.len(),
+            _ => 0,
+        };
+        method + self.parts.heap_len()
+    }
 }
 
 /// ACK matches INVITE (§17.2.3 rule 3); extension tokens are copied so that a key never

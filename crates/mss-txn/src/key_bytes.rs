@@ -39,6 +39,14 @@ impl KeyBytes {
         }
     }
 
+    /// The bytes on the heap: none when inline.
+    pub(crate) fn heap_len(&self) -> usize {
+        match self {
+            KeyBytes::Inline { .. } => 0,
+            KeyBytes::Heap(b) => b.len(),
+        }
+    }
+
     /// The bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {

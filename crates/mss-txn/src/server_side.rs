@@ -236,6 +236,10 @@ impl Transactions {
                     self.retransmit_completed(seq);
                     None
                 }
+                None if self.ended_early(&key, now) => {
+                    self.absorbed_after_end += 1;
+                    None
+                }
                 None => Some(self.start_server(now, req, from, key)),
             },
         }
@@ -274,6 +278,9 @@ impl Transactions {
             _ => match (slot, entry) {
                 (Some(slot), _) => self.retransmission(slot),
                 (None, Some(KeyEntry::Completed(seq))) => self.retransmit_completed(seq),
+                (None, _) if *req.method() != Method::Cancel && self.ended_early(&key, now) => {
+                    self.absorbed_after_end += 1;
+                }
                 // A new transaction: its request must be one the TU can answer (§8.1.1).
                 (None, _) if checked && *req.method() != Method::Cancel => {
                     self.new_server(now, req, from, key)

@@ -10,7 +10,8 @@ use mss_sip::{Flow, Message, Request};
 
 use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
-use crate::completed::{CompletedQueue, KeyEntry};
+use crate::completed::{CompletedQueues, KeyEntry};
+use crate::ended::EndedEarly;
 use crate::key_index::KeyIndex;
 use crate::machine::{Action, State};
 use crate::output::{Event, Output, Transmit};
@@ -25,6 +26,12 @@ use crate::TransactionKey;
 /// key, flow and encoded final response).
 pub const DEFAULT_MAX_COMPLETED: usize = 200_000;
 
+/// Default of [`Config::completed_budget`]: 16 MiB, about 26,000 Completed REGISTERs
+/// (~620 bytes charged each: the 200 with its Contact and Via, ~330 bytes, the entry and
+/// its key-index slot): Timer J in full up to ~800 registrations/s, still more than the
+/// client's first retransmission (T1) at 44,000/s.
+pub const DEFAULT_COMPLETED_BUDGET: usize = 16 << 20;
+
 /// Configuration of a [`Transactions`] table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -33,9 +40,17 @@ pub struct Config {
     /// Most compact Completed non-INVITE server transactions kept for Timer J (§17.2.2).
     /// Beyond it the oldest ends early, so that memory stays bounded whatever arrives: at
     /// 36,000 requests/s the default still keeps each for more than 5 s, longer than a
-    /// client's first retransmissions (T1, 2·T1, 4·T1); a retransmission arriving later is
-    /// handled as a new request.
+    /// client's first retransmissions (T1, 2·T1, 4·T1); a retransmission arriving later,
+    /// before Timer J, is absorbed (the key is remembered, see [`Config::completed_budget`]).
     pub max_completed: usize,
+    /// Bytes the compact Completed transactions may take (each is charged its final
+    /// response, its key's heap bytes, the entry and its key-index slot). Beyond it the
+    /// oldest Completed REGISTERs end early (see the `completed` module for why only
+    /// those); other methods' transactions are bounded by [`Config::max_completed`]
+    /// alone. The keys of transactions ended early are remembered until their Timer J in
+    /// a fixed table of half this size (16 bytes per key, `ended.rs`), so that their
+    /// retransmissions are absorbed rather than handled again.
+    pub completed_budget: usize,
 }
 
 impl Default for Config {
@@ -43,6 +58,7 @@ impl Default for Config {
         Config {
             timers: Timers::default(),
             max_completed: DEFAULT_MAX_COMPLETED,
+            completed_budget: DEFAULT_COMPLETED_BUDGET,
         }
     }
 }
@@ -133,14 +149,19 @@ pub struct Transactions {
     pub(crate) timers: TimerQueue,
     /// Completed non-INVITE server transactions on unreliable transports, kept compact
     /// until Timer J (see the `completed` module).
-    pub(crate) completed: CompletedQueue,
+    pub(crate) completed: CompletedQueues,
     pub(crate) outputs: VecDeque<Output>,
     /// Scratch buffer for machine actions, reused to keep the hot path allocation-free.
     pub(crate) scratch: Vec<Action>,
     /// The latest `now` seen; time never goes backwards.
     pub(crate) last_now: Option<Instant>,
-    /// Compact Completed transactions ended before Timer J because the queue was full.
+    /// Compact Completed transactions ended before Timer J because the queue was full or
+    /// over its budget.
     pub(crate) evicted: u64,
+    /// The keys of those, until their Timer J (`ended.rs`).
+    pub(crate) ended: EndedEarly,
+    /// Requests absorbed as retransmissions of a transaction in `ended`.
+    pub(crate) absorbed_after_end: u64,
 }
 
 impl Transactions {
@@ -150,16 +171,25 @@ impl Transactions {
             config: Config {
                 timers: config.timers.sanitized(),
                 max_completed: config.max_completed.max(1),
+                completed_budget: config.completed_budget,
             },
             txns: Slab::default(),
             keys: KeyIndex::default(),
             timers: TimerQueue::default(),
-            completed: CompletedQueue::default(),
+            completed: CompletedQueues::default(),
             outputs: VecDeque::new(),
             scratch: Vec::new(),
             last_now: None,
             evicted: 0,
+            ended: EndedEarly::new(ended_table_bytes(config.completed_budget)),
+            absorbed_after_end: 0,
         }
+    }
+
+    /// Sets [`Config::completed_budget`]; entries beyond it end at the next compaction.
+    pub fn set_completed_budget(&mut self, bytes: usize) {
+        self.config.completed_budget = bytes;
+        self.ended = EndedEarly::new(ended_table_bytes(bytes));
     }
 
     /// Handles a message received from the network on `from`.
@@ -277,9 +307,23 @@ impl Transactions {
     }
 
     /// How many compact Completed transactions ended before Timer J because
-    /// [`Config::max_completed`] was reached (a flood), since the table was made.
+    /// [`Config::max_completed`] or [`Config::completed_budget`] was reached, since the
+    /// table was made.
     pub fn completed_evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// What the compact Completed transactions are charged against
+    /// [`Config::completed_budget`], in bytes.
+    pub fn completed_bytes(&self) -> usize {
+        self.completed.bytes()
+    }
+
+    /// How many requests were absorbed as retransmissions of a compact Completed
+    /// transaction ended before its Timer J (its key is remembered until then), since the
+    /// table was made.
+    pub fn absorbed_after_end(&self) -> u64 {
+        self.absorbed_after_end
     }
 
     /// Whether no transaction is live.
@@ -472,7 +516,7 @@ impl ServerMachine {
 /// The key of the transaction `entry` points at.
 fn key_of<'a>(
     txns: &'a Slab<Txn>,
-    completed: &'a CompletedQueue,
+    completed: &'a CompletedQueues,
     entry: KeyEntry,
 ) -> Option<&'a TransactionKey> {
     match entry {
@@ -482,6 +526,13 @@ fn key_of<'a>(
         },
         KeyEntry::Completed(seq) => completed.get(seq).map(|c| &c.key),
     }
+}
+
+/// The size of the table of transactions ended early (`ended.rs`): half the budget of
+/// the Completed ones, 16 bytes per key (8 MiB, 524,288 keys, for the default budget: 26 s
+/// of early ends at 20,000/s).
+fn ended_table_bytes(completed_budget: usize) -> usize {
+    completed_budget / 2
 }
 
 /// The public id of a client slot.

@@ -138,3 +138,140 @@ fn a_challenge_sent_once_is_not_kept() {
     assert!(h.txns.is_empty());
     assert_eq!(h.txns.completed_len(), 0);
 }
+
+/// Completes a new transaction for `text` with `code`; returns its id and the server
+/// transactions that ended meanwhile.
+fn complete(
+    h: &mut Harness,
+    text: &str,
+    code: u16,
+) -> (ServerTransactionId, Vec<ServerTransactionId>) {
+    let id = start(h, text);
+    h.txns.send_response(h.now, id, answer(text, code)).unwrap();
+    h.drain();
+    (id, ended(&h.take_events()))
+}
+
+/// The server transactions that ended, in order.
+fn ended(events: &[Event]) -> Vec<ServerTransactionId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Terminated {
+                id: TransactionId::Server(s),
+            } => Some(*s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The byte budget holds after every completion: the oldest Completed REGISTERs end
+/// early, the newest still answer their retransmissions, an ended one's retransmission is
+/// absorbed until its Timer J, and only then a new request (which the registrar answers
+/// correctly, see its `a_retransmission_after_timer_j_is_a_stale_challenge`).
+#[test]
+fn the_byte_budget_ends_the_oldest_registers_first() {
+    let mut h = Harness::new();
+    let regs: Vec<String> = (0..10u32)
+        .map(|n| request("REGISTER", &format!("z9hG4bKb{n}"), "UDP", n + 1))
+        .collect();
+    let (first, _) = complete(&mut h, &regs[0], 200);
+    let charge = h.txns.completed_bytes();
+    assert!(
+        charge > 200,
+        "an entry is charged its 200 and more: {charge}"
+    );
+    let budget = 3 * charge + charge / 2;
+    h.txns.set_completed_budget(budget);
+    let mut ids = vec![first];
+    let mut gone = Vec::new();
+    for reg in &regs[1..] {
+        let (id, ended) = complete(&mut h, reg, 200);
+        ids.push(id);
+        gone.extend(ended);
+        assert!(h.txns.completed_bytes() <= budget);
+        h.run_for(Duration::from_millis(100));
+    }
+    assert_eq!(h.txns.completed_len(), 3);
+    assert_eq!(h.txns.completed_evicted(), 7);
+    assert_eq!(gone, ids[..7].to_vec());
+    h.take_sent();
+    // The newest answers its retransmission byte for byte, without the TU.
+    h.receive(&regs[9], udp());
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].first_line(), "SIP/2.0 200 Answer");
+    assert!(h.take_events().is_empty());
+    // The oldest is gone, its key remembered until its Timer J: a retransmission is
+    // absorbed, neither answered nor passed up.
+    h.receive(&regs[0], udp());
+    assert!(h.take_sent().is_empty());
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.txns.absorbed_after_end(), 1);
+    // After its Timer J the request is new again.
+    h.now += Duration::from_secs(32);
+    h.receive(&regs[0], udp());
+    assert!(h
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::Request { id, .. } if *id != first)));
+    assert_eq!(h.txns.absorbed_after_end(), 1);
+}
+
+/// The budget never ends a MESSAGE (a second delivery) or other non-REGISTER
+/// transaction early: they stay for Timer J, bounded by `max_completed` alone, and their
+/// bytes count, so that REGISTERs end at once while they fill the budget.
+#[test]
+fn the_byte_budget_ends_no_message() {
+    let mut h = Harness::with_config(mss_txn::Config {
+        completed_budget: 0,
+        ..mss_txn::Config::default()
+    });
+    let msgs: Vec<String> = (0..3u32)
+        .map(|n| request("MESSAGE", &format!("z9hG4bKm{n}"), "UDP", n + 1))
+        .collect();
+    for m in &msgs {
+        assert!(complete(&mut h, m, 202).1.is_empty());
+    }
+    let reg = request("REGISTER", "z9hG4bKr0", "UDP", 1);
+    let (reg_id, gone) = complete(&mut h, &reg, 200);
+    assert_eq!(h.txns.completed_len(), 3);
+    assert_eq!(h.txns.completed_evicted(), 1);
+    assert_eq!(gone, vec![reg_id]);
+    h.take_sent();
+    h.run_for(Duration::from_secs(31));
+    for m in &msgs {
+        h.receive(m, udp());
+    }
+    let sent = h.take_sent();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|s| s.first_line() == "SIP/2.0 202 Answer"));
+    assert!(
+        h.take_events().is_empty(),
+        "no MESSAGE reaches the TU twice"
+    );
+    h.run_idle();
+    assert!(h.txns.is_empty());
+    assert_eq!(h.txns.completed_bytes(), 0);
+}
+
+/// `max_completed` still counts both kinds and ends the oldest of either.
+#[test]
+fn the_count_cap_ends_the_oldest_of_either_kind() {
+    let mut h = Harness::with_config(mss_txn::Config {
+        max_completed: 2,
+        ..mss_txn::Config::default()
+    });
+    let msg = request("MESSAGE", "z9hG4bKc-m", "UDP", 1);
+    let reg1 = request("REGISTER", "z9hG4bKc-r1", "UDP", 1);
+    let reg2 = request("REGISTER", "z9hG4bKc-r2", "UDP", 2);
+    let (m, _) = complete(&mut h, &msg, 202);
+    h.run_for(Duration::from_secs(1));
+    let (r1, _) = complete(&mut h, &reg1, 200);
+    h.run_for(Duration::from_secs(1));
+    assert_eq!(complete(&mut h, &reg2, 200).1, vec![m]);
+    h.run_for(Duration::from_secs(1));
+    let msg2 = msg.replace("z9hG4bKc-m", "z9hG4bKc-m2");
+    assert_eq!(complete(&mut h, &msg2, 202).1, vec![r1]);
+    assert_eq!(h.txns.completed_len(), 2);
+}

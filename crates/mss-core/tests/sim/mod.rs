@@ -786,6 +786,8 @@ pub struct Phone {
     pub password: String,
     pub addr: SocketAddr,
     cseq: u32,
+    /// The last REGISTER sent, as sent (to play a retransmission).
+    pub last_register: String,
 }
 
 impl Phone {
@@ -795,6 +797,7 @@ impl Phone {
             password: password.into(),
             addr: addr.parse().unwrap(),
             cseq: 0,
+            last_register: String::new(),
         }
     }
 
@@ -826,6 +829,7 @@ impl Phone {
         );
         let text = self.register_text(expires, &format!("Authorization: {auth}\r\n"));
         sim.receive(self.addr, &text);
+        self.last_register = text;
         sim.response_to(self.addr)
     }
 

@@ -113,6 +113,10 @@ pub struct ServerConfig {
     pub max_contacts_per_user: u32,
     /// How long a digest nonce stays valid before `stale=true` (`nonce_lifetime`).
     pub nonce_lifetime: Duration,
+    /// Bytes the completed non-INVITE transactions that wait out Timer J may take
+    /// (`completed_transactions_mb`, MiB; default 16): beyond it the oldest completed
+    /// REGISTERs end early (`mss_txn::Config::completed_budget`).
+    pub completed_transactions_bytes: usize,
     /// Digest challenges offered to local users (`digest_algorithms`). Not set: MD5 then
     /// SHA-256, and MD5 alone to clients known to fail on a SHA-256 challenge (baresip
     /// before 3.11, see `mss_services::Offer::Automatic`). Set: exactly this list, in this
@@ -169,6 +173,7 @@ impl ServerConfig {
             max_expires: 3600,
             max_contacts_per_user: 10,
             nonce_lifetime: Duration::from_secs(300),
+            completed_transactions_bytes: mss_txn::DEFAULT_COMPLETED_BUDGET,
             digest_algorithms: None,
             session_expires: mss_core::DEFAULT_SESSION_EXPIRES,
             min_se: mss_core::DEFAULT_MIN_SE,

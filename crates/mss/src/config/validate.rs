@@ -27,6 +27,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "max_expires",
     "max_contacts_per_user",
     "nonce_lifetime",
+    "completed_transactions_mb",
     "digest_algorithms",
     "session_expires",
     "min_se",
@@ -238,6 +239,11 @@ fn server_section(c: &mut Checker<'_>, s: &Section, base_dir: &Path, server: &mu
     }
     if let Some(v) = c.value(s, "nonce_lifetime", values::duration) {
         server.nonce_lifetime = v;
+    }
+    if let Some(v) = c.value(s, "completed_transactions_mb", |v| {
+        values::number(v, 1, 4096)
+    }) {
+        server.completed_transactions_bytes = usize::try_from(v << 20).unwrap_or(usize::MAX);
     }
     if let Some(v) = c.value(s, "digest_algorithms", values::digest_algorithms) {
         server.digest_algorithms = Some(v);
@@ -564,10 +570,21 @@ offline_ttl = 7d
         assert_eq!(c.server.max_expires, 3600);
         assert_eq!(c.server.max_contacts_per_user, 10);
         assert_eq!(c.server.nonce_lifetime, Duration::from_secs(300));
+        assert_eq!(c.server.completed_transactions_bytes, 16 << 20);
         assert_eq!(c.server.outgroup_prefix, "9");
         assert_eq!(c.im, ImConfig::default());
         assert_eq!(c.server.data_dir, PathBuf::from("/etc/mss/mss-data"));
         assert!(c.users.is_empty() && c.lines.is_empty());
+    }
+
+    #[test]
+    fn completed_transactions_mb_is_mebibytes_from_1() {
+        let c = load("[server]\ncompleted_transactions_mb = 24\n").unwrap();
+        assert_eq!(c.server.completed_transactions_bytes, 24 << 20);
+        assert_eq!(
+            load("[server]\ncompleted_transactions_mb = 0\n").unwrap_err(),
+            "mss.ini:2: [server] completed_transactions_mb: \"0\" is out of range (1..=4096)"
+        );
     }
 
     #[test]

@@ -368,6 +368,7 @@ async fn serve(
         now,
     );
     let counts = store.message_counts(now.unix_ms).await?;
+    core.set_completed_budget(c.server.completed_transactions_bytes);
     core.set_stored_users(counts.into_iter().filter(|c| c.stored > 0).map(|c| c.user));
 
     let (queries_tx, queries) = mpsc::channel(64);

@@ -127,7 +127,7 @@ pub(crate) fn render(w: &CoreStats, t: &TransportStatsSnapshot, s: &StoreStats) 
     counter(
         &mut o,
         "mss_sip_transactions_evicted_total",
-        "Completed transactions ended before Timer J because too many were kept (a flood).",
+        "Completed transactions ended before Timer J because too many, or too many bytes, were kept.",
         w.transactions_evicted(),
     );
     bans(&mut o, w);
