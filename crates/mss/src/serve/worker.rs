@@ -39,6 +39,9 @@ const RECEIVE_BATCH: usize = 64;
 
 /// When the core has no timer at all (it always has the sweep), wake up anyway after this.
 const IDLE_WAKE: Duration = Duration::from_secs(60);
+/// How long commands nobody waits for may sit in the media relay's queue before its thread
+/// is woken for them (see [`Worker::send_media`]).
+const MEDIA_WAKE_DELAY: Duration = Duration::from_millis(1);
 
 /// A question from the admin API, answered from the core's state (see `serve/admin.rs`).
 #[derive(Debug)]
@@ -117,8 +120,11 @@ pub(crate) struct Worker {
     failures: mpsc::Receiver<ConnectFailure>,
     /// The media relay (`None` with `relay = never`).
     media: Option<MediaLink>,
-    /// Commands were queued for the media relay since its last wake-up.
-    media_queued: bool,
+    /// A command that must not wait was queued for the media relay since its last wake-up.
+    media_urgent: bool,
+    /// When the media relay's thread is woken for the commands that may wait; `None`: none
+    /// queued.
+    media_wake_at: Option<Instant>,
     /// The lines' registrars' addresses, for the receive loops' per-source limit.
     providers: ProviderAddrs,
 }
@@ -152,7 +158,8 @@ impl Worker {
             tls_peers,
             failures,
             media,
-            media_queued: false,
+            media_urgent: false,
+            media_wake_at: None,
             providers: ProviderAddrs::default(),
         }
     }
@@ -175,10 +182,11 @@ impl Worker {
         // The outputs of the core's start (every line reads its stored record).
         self.execute();
         loop {
-            let deadline = self
-                .core
-                .poll_timeout()
-                .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
+            let core_deadline = self.core.poll_timeout();
+            let deadline = match (core_deadline, self.media_wake_at) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or_else(|| Instant::now() + IDLE_WAKE),
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown, if !stopping => {
@@ -209,7 +217,15 @@ impl Worker {
                     None => packets_open = false,
                 },
                 () = tokio::time::sleep_until(deadline.into()) => {
-                    self.core.handle(now(), Input::Timeout);
+                    let at = Instant::now();
+                    let media_due = self.media_wake_at.is_some_and(|t| t <= at);
+                    if media_due {
+                        self.wake_media();
+                    }
+                    // The core's deadline, or the idle wake-up when it has none.
+                    if !media_due || core_deadline.is_some_and(|t| t <= at) {
+                        self.core.handle(now(), Input::Timeout);
+                    }
                 }
             }
             self.execute();
@@ -296,31 +312,54 @@ impl Worker {
                 Output::MemoryReleasable => release_free_memory(),
             }
         }
-        // One wake-up of the relay's thread for every command of this input, after the
-        // packets went out.
-        if std::mem::take(&mut self.media_queued) {
-            if let Some(link) = &self.media {
-                if link.commands.wake().is_err() {
-                    tracing::warn!("the media relay is not running: commands dropped");
-                }
+        // One wake-up of the relay's thread for every command of this input that must not
+        // wait, after the packets went out; the others wait for it or for `media_wake_at`.
+        if self.media_urgent {
+            self.wake_media();
+        }
+    }
+
+    /// Wakes the media relay's thread for every command queued.
+    fn wake_media(&mut self) {
+        self.media_urgent = false;
+        self.media_wake_at = None;
+        if let Some(link) = &self.media {
+            if link.commands.wake().is_err() {
+                tracing::warn!("the media relay is not running: commands dropped");
             }
         }
     }
 
-    /// Queues `command` for the media relay (woken at the end of [`Self::execute`]). When
-    /// the relay is gone (or not configured) an allocation is answered with an error here,
-    /// so that no call waits for it.
+    /// Queues `command` for the media relay. Its thread is woken at the end of
+    /// [`Self::execute`] for a command somebody waits for (an allocation, statistics, a
+    /// transfer's new source), else at most [`MEDIA_WAKE_DELAY`] later or with the next
+    /// such command: the thread's work for a call's INVITE (a ready session taken, the
+    /// caller's address) and its answer (the callee's address, the answer's timers) then
+    /// runs after the messages of that moment went through, not beside them on the other
+    /// CPU (issue 16: signalling unaffected by the relay). An RTP packet can meet the
+    /// relay before the callee's address by that millisecond at most, once per call: the
+    /// first packet of a stream, which phones send after the answer's round trip.
+    /// When the relay is gone (or not configured) an allocation is answered with an error
+    /// here, so that no call waits for it.
     fn send_media(&mut self, command: Command) {
         let op = match &command {
             Command::Allocate { op } => Some(*op),
             _ => None,
         };
+        let urgent = matches!(
+            command,
+            Command::Allocate { .. } | Command::Stats { .. } | Command::SourceChanged { .. }
+        );
         let sent = match &self.media {
             Some(link) => link.commands.queue(command).is_ok(),
             None => false,
         };
         if sent {
-            self.media_queued = true;
+            if urgent {
+                self.media_urgent = true;
+            } else if self.media_wake_at.is_none() {
+                self.media_wake_at = Some(Instant::now() + MEDIA_WAKE_DELAY);
+            }
             return;
         }
         tracing::warn!("the media relay is not running: command dropped");
