@@ -24,7 +24,8 @@
 //! sessions allocated and their sockets bound ahead of the calls ([`Relay::reserve`]) and
 //! hands each to the call service as [`MediaEvent::Ready`]; a call takes one without a
 //! system call or a round trip to this thread and says so with [`Command::Taken`], and the
-//! thread binds another after the commands of that round (also after a
+//! thread binds another 2 ms later (at once when a quarter of the stock or less is left),
+//! out of the moments the call's first messages go through (also after a
 //! [`Command::Release`], when the stock was short for want of ports). [`Command::Allocate`]
 //! stays for a call that finds none ready. Released ports are closed and go back to the
 //! free list as before (a pair just released is handed out last): no socket of a finished
