@@ -387,8 +387,16 @@ fn ready_sessions_are_bound_ahead_and_refilled_after_a_take() {
             );
         }
     }
-    let counters = media.counters().snapshot().relay;
-    assert_eq!((counters.ready_sessions, counters.ports_in_use), (2, 0));
+    // The counters are published right after the `Ready` events: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = media.counters().snapshot().relay;
+        if (r.ready_sessions, r.ports_in_use) == (2, 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // A call takes one: the thread binds another in its place, and no more.
     c.send(Command::Taken {
         session: first[0].session,
