@@ -151,11 +151,22 @@ impl Uring {
     /// A ring with its buffers registered and the waker's poll armed; fails where io_uring
     /// or one of the features used is not available.
     pub(super) fn new(slots: usize, waker_fd: RawFd) -> io::Result<Uring> {
+        // Completions are posted only when this thread waits for them (`DEFER_TASKRUN`,
+        // Linux ≥ 6.1): the kernel does not interrupt the thread's round to post them, which
+        // took about a sixth of the CPU per relayed packet (`relay_io`, BENCHMARKS.md).
+        // Older kernels get the cooperative mode instead.
         let ring = IoUring::builder()
             .setup_cqsize(8 * ENTRIES)
-            .setup_coop_taskrun()
             .setup_single_issuer()
-            .build(ENTRIES)?;
+            .setup_defer_taskrun()
+            .build(ENTRIES)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(8 * ENTRIES)
+                    .setup_coop_taskrun()
+                    .setup_single_issuer()
+                    .build(ENTRIES)
+            })?;
         if !ring.params().is_feature_ext_arg() {
             return Err(io::Error::other("io_uring without EXT_ARG (Linux < 5.11)"));
         }
@@ -291,7 +302,8 @@ impl Uring {
         }
         let r = match timeout {
             None => self.ring.submit_and_wait(1),
-            Some(t) if t.is_zero() => self.ring.submit(),
+            // A zero timeout too goes through GETEVENTS: with `DEFER_TASKRUN` the ring posts
+            // completions only there.
             Some(t) => {
                 let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
                 let args = SubmitArgs::new().timespec(&ts);
