@@ -543,19 +543,25 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
             if woken && !self.commands(now) {
                 return Ok(());
             }
-            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
-                self.relay.handle_timeout(now);
-            }
-            if self.refill_at.is_some_and(|t| t <= now) {
-                self.refill_at = None;
-                self.refill();
-            }
-            while let Some(e) = self.relay.poll_event() {
-                (self.on_event)(MediaEvent::Relay(e));
-            }
-            self.counters
-                .publish(self.relay.stats(), self.send_errors, self.receive_errors);
+            self.end_round(now);
         }
+    }
+
+    /// What both loops do after a round's datagrams and commands: the relay's timers, a
+    /// refill that came due, the relay's events, the counters published.
+    fn end_round(&mut self, now: Instant) {
+        if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+            self.relay.handle_timeout(now);
+        }
+        if self.refill_at.is_some_and(|t| t <= now) {
+            self.refill_at = None;
+            self.refill();
+        }
+        while let Some(e) = self.relay.poll_event() {
+            (self.on_event)(MediaEvent::Relay(e));
+        }
+        self.counters
+            .publish(self.relay.stats(), self.send_errors, self.receive_errors);
     }
 
     /// The loop with io_uring: one `io_uring_enter` per turn submits the turn's sends and
@@ -587,18 +593,7 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                     return Ok(());
                 }
             }
-            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
-                self.relay.handle_timeout(now);
-            }
-            if self.refill_at.is_some_and(|t| t <= now) {
-                self.refill_at = None;
-                self.refill();
-            }
-            while let Some(e) = self.relay.poll_event() {
-                (self.on_event)(MediaEvent::Relay(e));
-            }
-            self.counters
-                .publish(self.relay.stats(), self.send_errors, self.receive_errors);
+            self.end_round(now);
         }
     }
 
