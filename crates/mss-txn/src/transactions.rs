@@ -529,8 +529,8 @@ fn key_of<'a>(
 }
 
 /// The size of the table of transactions ended early (`ended.rs`): half the budget of
-/// the Completed ones, 16 bytes per key (8 MiB, 524,288 keys, for the default budget: 26 s
-/// of early ends at 20,000/s).
+/// the Completed ones (at least 64 KiB), 16 bytes per key (8 MiB, 524,288 keys, for the
+/// default budget: 26 s of early ends at 20,000/s).
 fn ended_table_bytes(completed_budget: usize) -> usize {
     completed_budget / 2
 }
