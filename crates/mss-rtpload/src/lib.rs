@@ -24,6 +24,7 @@ pub mod bencode;
 pub mod load;
 pub mod procfs;
 pub mod rtp;
+pub mod stamp;
 pub mod target;
 
 pub use load::{run, LoadConfig, LoadError, RelayUsage, RunReport};

@@ -8,6 +8,13 @@
 //! sender sleeps until the next deadline and sends what is due; the send moment is
 //! stamped in each packet, so the sender's own lateness is not counted as transit. The
 //! receiver is one thread waiting in epoll on every endpoint's socket.
+//!
+//! Arrival: the moment the kernel queued the datagram on the far endpoint's socket
+//! (`SO_TIMESTAMPNS`), as a phone's jitter buffer would see it, so that the moments the
+//! tool's own receiving thread waited for a CPU are not counted as the relay's. On
+//! loopback that moment is inside the relay's (or the direct sender's) `send` call. The
+//! moment the receiving thread read it is kept beside it (`transit_read`). Both are
+//! `CLOCK_REALTIME`, the clock of the kernel's stamps and of the send stamp.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounting::{Histogram, StreamCheck, Totals, TransitSummary};
 use crate::procfs;
 use crate::rtp::{self, StreamHeader};
+use crate::stamp;
 use crate::target::{Target, TargetError, TargetKind};
 
 /// What to send.
@@ -130,8 +138,15 @@ pub struct RunReport {
     pub totals: Totals,
     /// The mean of the streams' RFC 3550 jitter, ms.
     pub jitter_mean_ms: f64,
-    /// Send stamp to arrival.
+    /// Send stamp to arrival at the far socket (the kernel's receive stamp).
     pub transit: TransitSummary,
+    /// Send stamp to the moment the tool's receiving thread read the packet: the transit
+    /// plus that thread's own delays (how the tool measured before kernel stamps).
+    #[serde(default)]
+    pub transit_read: TransitSummary,
+    /// Packets that came without a kernel receive stamp (their read moment was used).
+    #[serde(default)]
+    pub unstamped: u64,
     /// How late the sender sent after each packet's deadline.
     pub send_lateness: TransitSummary,
     /// Sends the kernel refused.
@@ -167,6 +182,10 @@ impl Endpoints {
                 source,
             })?;
             let _ = socket2::SockRef::from(&s).set_recv_buffer_size(cfg.recv_buffer);
+            stamp::enable(&s).map_err(|source| LoadError::Io {
+                context: "asking for receive stamps (SO_TIMESTAMPNS)".into(),
+                source,
+            })?;
             s.set_nonblocking(true).map_err(|source| LoadError::Io {
                 context: "endpoint socket".into(),
                 source,
@@ -190,6 +209,8 @@ impl Endpoints {
 struct Far {
     checks: Vec<StreamCheck>,
     transit: Histogram,
+    transit_read: Histogram,
+    unstamped: u64,
     misdelivered: u64,
     foreign: u64,
     receive_errors: u64,
@@ -200,6 +221,13 @@ const MAX_FAILED_READS: u32 = 8;
 
 fn now_ns(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `CLOCK_REALTIME` in ns: the clock of the send stamp and the kernel's receive stamps.
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Every endpoint's phase within the interval (ns), in the order they send: call `i`'s A
@@ -227,7 +255,6 @@ fn due_ns(t0: u64, interval: u64, k: u32, phase: u64) -> u64 {
 fn receive(
     sockets: Vec<UdpSocket>,
     mut far: Far,
-    epoch: Instant,
     stop: Arc<AtomicBool>,
     arrived: Arc<AtomicU64>,
 ) -> std::io::Result<Far> {
@@ -242,6 +269,7 @@ fn receive(
     let mut poll = poll;
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 2048];
+    let mut control = stamp::Control::new();
     let streams = far.checks.len();
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(20))) {
@@ -261,8 +289,8 @@ fn receive(
             // a socket that keeps failing is left after a few.
             let mut failures = 0;
             loop {
-                let n = match socket.recv_from(&mut buf) {
-                    Ok((n, _)) => n,
+                let (n, stamped) = match stamp::recv(socket, &mut buf, &mut control) {
+                    Ok(r) => r,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(_) if failures < MAX_FAILED_READS => {
                         failures += 1;
@@ -271,7 +299,11 @@ fn receive(
                     }
                     Err(_) => break,
                 };
-                let arrival = now_ns(epoch);
+                let read = wall_ns();
+                let arrival = stamped.unwrap_or_else(|| {
+                    far.unstamped += 1;
+                    read
+                });
                 match rtp::parse(&buf[..n]) {
                     Some(r) if (r.stream as usize) < streams => {
                         if r.stream as usize != e ^ 1 {
@@ -280,6 +312,7 @@ fn receive(
                         }
                         far.checks[r.stream as usize].on_packet(&r, arrival);
                         far.transit.record(arrival.saturating_sub(r.sent_ns));
+                        far.transit_read.record(read.saturating_sub(r.sent_ns));
                         n_arrived += 1;
                     }
                     _ => far.foreign += 1,
@@ -304,6 +337,8 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
             .map(|s| StreamCheck::new(StreamHeader::for_stream(s), packets))
             .collect(),
         transit: Histogram::new(),
+        transit_read: Histogram::new(),
+        unstamped: 0,
         misdelivered: 0,
         foreign: 0,
         receive_errors: 0,
@@ -350,7 +385,7 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
         let (stop, arrived) = (stop.clone(), arrived.clone());
         std::thread::Builder::new()
             .name("rtpload-rx".into())
-            .spawn(move || receive(receiving, far, epoch, stop, arrived))
+            .spawn(move || receive(receiving, far, stop, arrived))
             .map_err(|source| LoadError::Io {
                 context: "starting the receiving thread".into(),
                 source,
@@ -375,7 +410,7 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
             }
             rtp::write_packet(&mut buf, e as u32, &headers[e], k);
             let at = now_ns(epoch);
-            rtp::stamp(&mut buf, at);
+            rtp::stamp(&mut buf, wall_ns());
             lateness.record(at.saturating_sub(due));
             match endpoints.sockets[e].send_to(&buf, destinations[e]) {
                 Ok(_) => sent[e] += 1,
@@ -459,6 +494,8 @@ pub fn run(kind: &TargetKind, cfg: &LoadConfig) -> Result<RunReport, LoadError> 
         jitter_mean_ms: totals.jitter_mean_ms(),
         totals,
         transit: far.transit.summary(),
+        transit_read: far.transit_read.summary(),
+        unstamped: far.unstamped,
         send_lateness: lateness.summary(),
         send_errors,
         misdelivered: far.misdelivered,

@@ -288,7 +288,7 @@ struct Report {
 fn line(r: &RunReport) -> String {
     let t = &r.totals;
     let mut s = format!(
-        "{:<9} calls {:>4} sent {:>7} ({:>6.0}/s, the tool using {:.0}% of a core) lost {} reordered {} dup {} seq/ts/ssrc changed {}/{}/{} misdelivered {} | transit p50 {:.0} p99 {:.0} max {:.0} µs, jitter mean {:.3} max {:.3} ms | send late p99 {:.0} µs",
+        "{:<9} calls {:>4} sent {:>7} ({:>6.0}/s, the tool using {:.0}% of a core) lost {} reordered {} dup {} seq/ts/ssrc changed {}/{}/{} misdelivered {} | transit p50 {:.0} p99 {:.0} max {:.0} µs (read p99 {:.0}, unstamped {}), jitter mean {:.3} max {:.3} ms | send late p99 {:.0} µs",
         r.target,
         r.calls,
         t.sent,
@@ -304,6 +304,8 @@ fn line(r: &RunReport) -> String {
         r.transit.p50_us,
         r.transit.p99_us,
         r.transit.max_us,
+        r.transit_read.p99_us,
+        r.unstamped,
         r.jitter_mean_ms,
         t.jitter_max_ms,
         r.send_lateness.p99_us,
