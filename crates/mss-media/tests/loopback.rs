@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mss_media::io::{Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode};
+use mss_media::io::{
+    Applied, Command, MediaEvent, MediaOptions, MediaRelay, ReceiveMode, Scheduling,
+};
 use mss_media::{Allocation, DropReason, Event, Leg, PortRange, RelayConfig, Remote, TimeoutCause};
 
 fn ip(s: &str) -> IpAddr {
@@ -29,10 +31,20 @@ struct Harness {
 
 impl Harness {
     fn start(first: u16, config: impl FnOnce(&mut RelayConfig), mode: ReceiveMode) -> Harness {
+        Harness::start_scheduled(first, config, mode, Scheduling::default())
+    }
+
+    fn start_scheduled(
+        first: u16,
+        config: impl FnOnce(&mut RelayConfig),
+        mode: ReceiveMode,
+        scheduling: Scheduling,
+    ) -> Harness {
         let mut relay = RelayConfig::new(PortRange::new(first, first + 99).unwrap());
         config(&mut relay);
         let mut options = MediaOptions::new(relay, ip("127.0.0.1"), 1);
         options.receive = mode;
+        options.scheduling = scheduling;
         let (tx, events) = mpsc::channel();
         let relay = MediaRelay::start(options, move |e| {
             let _ = tx.send(e);
@@ -99,7 +111,11 @@ fn assert_runs(h: &Harness, mode: ReceiveMode) {
 }
 
 fn two_way_call(first: u16, mode: ReceiveMode) {
-    let h = Harness::start(first, |_| {}, mode);
+    two_way_call_scheduled(first, mode, Scheduling::default());
+}
+
+fn two_way_call_scheduled(first: u16, mode: ReceiveMode, scheduling: Scheduling) {
+    let h = Harness::start_scheduled(first, |_| {}, mode, scheduling);
     assert_runs(&h, mode);
     let a = h.allocate();
     let s = a.session;
@@ -220,6 +236,25 @@ fn packets_cross_both_ways_uring() {
 
 /// A released session's ports are bound again by the next session at once (the io_uring
 /// receive holding the socket is cancelled before it is closed), many times over.
+/// At real-time priority (when this process may: root or `CAP_SYS_NICE`) the io_uring
+/// waits coalesce wake-ups over 0.1 ms; every datagram still crosses, in order. Where the
+/// class is refused, the refusal is named and the call runs all the same.
+#[test]
+fn packets_cross_both_ways_uring_at_realtime_priority() {
+    let scheduling = Scheduling {
+        realtime: Some(10),
+        ..Scheduling::default()
+    };
+    let h = Harness::start_scheduled(49100, |_| {}, ReceiveMode::Uring, scheduling);
+    let outcome = h.relay.scheduling().clone();
+    h.relay.stop().unwrap();
+    match outcome.applied {
+        Applied::Realtime(p) => assert_eq!(p, 10),
+        _ => assert!(outcome.realtime_refused.is_some(), "{outcome:?}"),
+    }
+    two_way_call_scheduled(49100, ReceiveMode::Uring, scheduling);
+}
+
 #[test]
 fn ports_are_reused_at_once_uring() {
     ports_are_reused_at_once(48100, ReceiveMode::Uring);

@@ -353,7 +353,13 @@ impl MediaRelay {
                 // on this thread.
                 let (uring, refused) = match mode {
                     ReceiveMode::Uring => match uring::Uring::new(slots, poll.as_raw_fd()) {
-                        Ok(u) => (Some(u), None),
+                        Ok(mut u) => {
+                            // A real-time thread runs at every arrival: its waits coalesce.
+                            if matches!(scheduling.applied, sched::Applied::Realtime(_)) {
+                                u.coalesce(uring::COALESCE_US);
+                            }
+                            (Some(u), None)
+                        }
                         Err(e) => (None, Some(format!("io_uring unavailable ({e}): epoll"))),
                     },
                     _ => (None, None),

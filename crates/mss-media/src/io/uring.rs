@@ -12,6 +12,14 @@
 //! - Commands wake the thread through mio's waker: a multishot poll on the `epoll` file
 //!   that holds only the waker.
 //! - Timers: the wait's timeout (`IORING_ENTER_EXT_ARG`, 5.11).
+//! - Coalesced wake-ups for a relay at real-time priority (Linux 6.12,
+//!   `IORING_FEAT_MIN_TIMEOUT`, [`Uring::coalesce`]): a wait sleeps for [`COALESCE_US`]
+//!   before it returns with what arrived, unless [`COALESCE_WANT`] completions come
+//!   first. Such a thread runs the moment anything arrives: without the window it woke for
+//!   nearly every datagram (0.35–0.44 wake-ups per packet at 100,000 packets/s, 6.5–6.9 µs
+//!   of CPU per packet against 5.1–6.0 with it). An ordinary thread needs no window (it
+//!   gets the CPU a moment later and finds datagrams queued: 0.03–0.10 wake-ups per packet)
+//!   and does without the added 0.1 ms.
 //!
 //! Where any of this is missing (an older kernel, io_uring disabled by
 //! `kernel.io_uring_disabled` or a seccomp filter), [`Uring::new`] fails and the thread
@@ -34,6 +42,13 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
+
+/// The coalescing window of a wait, µs (see the module docs): a tenth of the 1 ms of added
+/// jitter a relay may cost, far below a codec's 20-ms packet interval.
+pub(super) const COALESCE_US: u32 = 100;
+
+/// Completions that end a coalescing window early.
+const COALESCE_WANT: usize = 64;
 
 /// Buffers in the provided ring (a power of two, at most 32768): datagrams received and
 /// not yet sent or dropped. 4,096 × 2 KB = 8 MB, touched as used.
@@ -145,6 +160,8 @@ pub(super) struct Uring {
     starved: Vec<(usize, u16)>,
     /// The waker's poll is armed (else armed again before the next wait).
     waker_armed: bool,
+    /// The coalescing window, µs (0: none, every completion wakes).
+    coalesce_us: u32,
 }
 
 impl Uring {
@@ -198,6 +215,7 @@ impl Uring {
             in_use: 0,
             starved: Vec::with_capacity(slots),
             waker_armed: false,
+            coalesce_us: 0,
         };
         // SAFETY: `entries` is page-aligned memory of BUFFERS entries that lives as long
         // as `uring`, whose Drop unregisters nothing but drops the ring first (the
@@ -291,6 +309,17 @@ impl Uring {
         self.push(&entry)
     }
 
+    /// Makes each wait coalesce wake-ups over `us` µs (0: none); false where the kernel
+    /// cannot (before Linux 6.12), which leaves every completion waking the thread.
+    pub(super) fn coalesce(&mut self, us: u32) -> bool {
+        if us > 0 && !self.ring.params().is_feature_min_timeout() {
+            self.coalesce_us = 0;
+            return false;
+        }
+        self.coalesce_us = us;
+        true
+    }
+
     /// Submits what is queued and waits for at least one completion or `timeout`
     /// (`None`: no limit; zero: do not wait); then copies the completions out.
     pub(super) fn submit_and_wait(
@@ -300,14 +329,24 @@ impl Uring {
         if !self.waker_armed {
             let _ = self.arm_waker();
         }
+        let coalesce = self.coalesce_us > 0 && timeout != Some(std::time::Duration::ZERO);
+        let (want, min_wait) = if coalesce {
+            (COALESCE_WANT, self.coalesce_us)
+        } else {
+            (1, 0)
+        };
         let r = match timeout {
-            None => self.ring.submit_and_wait(1),
+            None if !coalesce => self.ring.submit_and_wait(1),
+            None => {
+                let args = SubmitArgs::new().min_wait_usec(min_wait);
+                self.ring.submitter().submit_with_args(want, &args)
+            }
             // A zero timeout too goes through GETEVENTS: with `DEFER_TASKRUN` the ring posts
             // completions only there.
             Some(t) => {
                 let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
-                let args = SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
+                let args = SubmitArgs::new().min_wait_usec(min_wait).timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
             }
         };
         match r {
