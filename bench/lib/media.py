@@ -18,13 +18,14 @@ import time
 
 MEDIA_START = "<!-- bench-media:start -->"
 MEDIA_END = "<!-- bench-media:end -->"
-TARGETS = ("direct", "mss", "mss-recvmmsg", "mss-plain", "mss-kernel-slice", "mss-fifo",
+TARGETS = ("direct", "mss", "mss-slice", "mss-kernel-slice", "mss-recvmmsg", "mss-plain",
            "rtpengine", "rtpengine-1t")
-NAMES = {"direct": "direct path (no relay)", "mss": "mss (io_uring, 0.1-ms slice: the default)",
+NAMES = {"direct": "direct path (no relay)",
+         "mss": "mss (io_uring, `SCHED_FIFO` 10 where permitted: the default)",
+         "mss-slice": "mss (io_uring, 0.1-ms slice: the default without the privilege)",
+         "mss-kernel-slice": "mss (io_uring, the kernel's slice)",
          "mss-recvmmsg": "mss (epoll, `recvmmsg`, 0.1-ms slice)",
          "mss-plain": "mss (epoll, `recv_from`, 0.1-ms slice)",
-         "mss-kernel-slice": "mss (io_uring, the kernel's slice)",
-         "mss-fifo": "mss (io_uring, `SCHED_FIFO` 10)",
          "rtpengine": "rtpengine (default threads)",
          "rtpengine-1t": "rtpengine (`--num-threads=1`)"}
 

@@ -531,7 +531,8 @@ class MediaTests(unittest.TestCase):
         md = media.markdown(doc)
         self.assertTrue(md.startswith(media.MEDIA_START))
         self.assertIn(media.MEDIA_END, md)
-        self.assertIn("| mss (io_uring, 0.1-ms slice: the default) | 2.00–3.00 |", md)
+        self.assertIn("| mss (io_uring, `SCHED_FIFO` 10 where permitted: the default) | 2.00–3.00 |",
+                      md)
         self.assertIn("error: no pong; no pong", md)
         self.assertIn("`cargo run r`", md)
         self.assertIn("The load tool itself used 0.50 of a core", md)
@@ -542,9 +543,9 @@ class MediaTests(unittest.TestCase):
         m = {"available": True, "summary": media.summarize(self.tool(10))}
         # the fake tool ran no mss-plain: a target that did not run is a problem too
         self.assertEqual(check.smoke_problems({"media": m}),
-                         ["media/mss-recvmmsg: no run", "media/mss-plain: no run",
-                          "media/mss-kernel-slice: no run",
-                          "media/mss-fifo: no run"] + ["media/rtpengine-1t: no pong"] * 2)
+                         ["media/mss-slice: no run", "media/mss-kernel-slice: no run",
+                          "media/mss-recvmmsg: no run", "media/mss-plain: no run"]
+                         + ["media/rtpengine-1t: no pong"] * 2)
         lossy = {"available": True, "summary": media.summarize(self.tool(10, mss_lost=2))}
         self.assertIn("media/mss: lost 4", check.smoke_problems({"media": lossy}))
         self.assertEqual(check.smoke_problems({"media": {"available": False, "reason": "x"}}),

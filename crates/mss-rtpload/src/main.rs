@@ -13,8 +13,8 @@ use serde::Serialize;
 
 const USAGE: &str = "\
 usage: mss-rtpload run [--calls N] [--seconds S]
-                       [--targets direct,mss,mss-recvmmsg,mss-plain,mss-kernel-slice,mss-fifo,
-                                  rtpengine,rtpengine-1t]
+                       [--targets direct,mss,mss-slice,mss-kernel-slice,mss-recvmmsg,
+                                  mss-plain,rtpengine,rtpengine-1t]
                        [--repeat R] [--json FILE] [--pidfile FILE]
                        [--relay-address IP] [--mss-ports FIRST-LAST]
                        [--rtpengine PATH] [--rtpengine-ng IP:PORT]
@@ -22,10 +22,12 @@ usage: mss-rtpload run [--calls N] [--seconds S]
                        [--rtpengine-log FILE]
 
 Targets: direct (no relay: the baseline), mss (the mss relay thread as mss serve runs it:
-io_uring, a short EEVDF slice), mss-recvmmsg (epoll and recvmmsg), mss-plain (epoll and
-recv_from), mss-kernel-slice (io_uring, the kernel's default slice), mss-fifo (io_uring,
-SCHED_FIFO priority 10 when permitted), rtpengine (userspace forwarding, --rtpengine-threads or its
-default), rtpengine-1t (one worker thread).
+io_uring, SCHED_FIFO priority 10 where permitted and the machine has 2 CPUs or more, else
+a 0.1-ms EEVDF slice), mss-slice (io_uring, SCHED_OTHER with the 0.1-ms slice: mss
+without the privilege), mss-kernel-slice (io_uring, the kernel's default slice),
+mss-recvmmsg (epoll and recvmmsg, 0.1-ms slice), mss-plain (epoll and recv_from, 0.1-ms
+slice), rtpengine (userspace forwarding, --rtpengine-threads or its default), rtpengine-1t
+(one worker thread).
 Each target in turn (the order reversed every other repetition), each in a fresh process
 of this program (`mss-rtpload one --targets NAME ...`, which prints that run's report as
 JSON): N calls on loopback,
@@ -148,25 +150,22 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 const TARGETS: [&str; 8] = [
     "direct",
     "mss",
+    "mss-slice",
+    "mss-kernel-slice",
     "mss-recvmmsg",
     "mss-plain",
-    "mss-kernel-slice",
-    "mss-fifo",
     "rtpengine",
     "rtpengine-1t",
 ];
 
 fn kind(a: &Args, name: &str) -> Result<TargetKind, String> {
     let ports = PortRange::new(a.mss_ports.0, a.mss_ports.1).map_err(|e| e.to_string())?;
-    let mss = |receive, scheduling| TargetKind::Mss {
+    let mss = |name, receive, scheduling| TargetKind::Mss {
+        name,
         address: a.relay_address,
         ports,
         receive,
         scheduling,
-    };
-    let fifo = Scheduling {
-        realtime: Some(10),
-        ..Scheduling::default()
     };
     let rtpengine = |threads| {
         TargetKind::Rtpengine(RtpengineOptions {
@@ -179,11 +178,15 @@ fn kind(a: &Args, name: &str) -> Result<TargetKind, String> {
         })
     };
     Ok(match name {
-        "mss" => mss(ReceiveMode::Uring, Scheduling::default()),
-        "mss-recvmmsg" => mss(ReceiveMode::Batched, Scheduling::default()),
-        "mss-plain" => mss(ReceiveMode::Plain, Scheduling::default()),
-        "mss-kernel-slice" => mss(ReceiveMode::Uring, Scheduling::KERNEL_DEFAULT),
-        "mss-fifo" => mss(ReceiveMode::Uring, fifo),
+        "mss" => mss("mss", ReceiveMode::Uring, Scheduling::auto()),
+        "mss-slice" => mss("mss-slice", ReceiveMode::Uring, Scheduling::default()),
+        "mss-kernel-slice" => mss(
+            "mss-kernel-slice",
+            ReceiveMode::Uring,
+            Scheduling::KERNEL_DEFAULT,
+        ),
+        "mss-recvmmsg" => mss("mss-recvmmsg", ReceiveMode::Batched, Scheduling::default()),
+        "mss-plain" => mss("mss-plain", ReceiveMode::Plain, Scheduling::default()),
         "rtpengine" => rtpengine(a.rtpengine_threads),
         "rtpengine-1t" => rtpengine(Some(1)),
         _ => TargetKind::Direct,
@@ -426,7 +429,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(kind(&a, "mss-fifo").unwrap().name(), "mss-fifo");
+        assert_eq!(kind(&a, "mss-slice").unwrap().name(), "mss-slice");
         assert_eq!(
             kind(&a, "mss-kernel-slice").unwrap().name(),
             "mss-kernel-slice"

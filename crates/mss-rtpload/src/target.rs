@@ -69,13 +69,15 @@ pub enum TargetKind {
     Direct,
     /// The mss relay thread in this process, on `address` with `ports`.
     Mss {
+        /// Its name in reports (see [`TargetKind::name`]).
+        name: &'static str,
         /// The address its sockets bind.
         address: IpAddr,
         /// Its port range.
         ports: PortRange,
         /// How it reads and sends (io_uring, `recvmmsg` batches or `recv_from`).
         receive: ReceiveMode,
-        /// How its thread is scheduled (the default: a short EEVDF slice).
+        /// How its thread is scheduled.
         scheduling: Scheduling,
     },
     /// A rtpengine daemon.
@@ -83,33 +85,13 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    /// The name in reports: `direct`, `mss` (io_uring and a short slice: what `mss serve`
-    /// runs), `mss-recvmmsg` (epoll, `recvmmsg`), `mss-plain` (epoll, `recv_from`),
-    /// `mss-kernel-slice` (io_uring, the kernel's default slice), `mss-fifo` (io_uring,
-    /// `SCHED_FIFO` when permitted), `rtpengine` (its default worker threads,
-    /// one per CPU), `rtpengine-1t` (one).
+    /// The name in reports: `direct`, an mss relay's own name (`mss`: what `mss serve`
+    /// runs; the variants the command line lists), `rtpengine` (its default worker
+    /// threads, one per CPU), `rtpengine-1t` (one).
     pub fn name(&self) -> &'static str {
         match self {
             TargetKind::Direct => "direct",
-            TargetKind::Mss {
-                scheduling: Scheduling {
-                    realtime: Some(_), ..
-                },
-                ..
-            } => "mss-fifo",
-            TargetKind::Mss {
-                scheduling: Scheduling { slice: None, .. },
-                ..
-            } => "mss-kernel-slice",
-            TargetKind::Mss {
-                receive: ReceiveMode::Uring,
-                ..
-            } => "mss",
-            TargetKind::Mss {
-                receive: ReceiveMode::Batched,
-                ..
-            } => "mss-recvmmsg",
-            TargetKind::Mss { .. } => "mss-plain",
+            TargetKind::Mss { name, .. } => name,
             TargetKind::Rtpengine(o) if o.threads == Some(1) => "rtpengine-1t",
             TargetKind::Rtpengine(_) => "rtpengine",
         }
@@ -161,6 +143,7 @@ impl Target {
                 ports,
                 receive,
                 scheduling,
+                ..
             } => {
                 let mut options = MediaOptions::new(RelayConfig::new(*ports), *address, 16);
                 options.receive = *receive;

@@ -35,6 +35,7 @@ fn assert_clean(r: &RunReport) {
 fn five_calls_through_the_mss_relay_lose_nothing() {
     for receive in [ReceiveMode::Batched, ReceiveMode::Plain, ReceiveMode::Uring] {
         let kind = TargetKind::Mss {
+            name: "mss",
             address: IpAddr::from([127, 0, 0, 1]),
             ports: PortRange::new(52_000, 52_099).unwrap(),
             receive,

@@ -35,7 +35,7 @@ mod mmsg;
 mod sched;
 mod uring;
 
-pub use sched::{Applied, Scheduling, SchedulingOutcome, DEFAULT_SLICE};
+pub use sched::{Applied, Scheduling, SchedulingOutcome, DEFAULT_REALTIME_PRIORITY, DEFAULT_SLICE};
 
 use std::collections::VecDeque;
 use std::io;

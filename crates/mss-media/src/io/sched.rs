@@ -52,7 +52,31 @@ impl Default for Scheduling {
     }
 }
 
+/// The real-time priority a relay asks for by default ([`Scheduling::auto`]), as Asterisk's
+/// `-p` does.
+pub const DEFAULT_REALTIME_PRIORITY: u8 = 10;
+
 impl Scheduling {
+    /// What `mss serve` asks for unless told otherwise: [`SCHED_FIFO`](Applied::Realtime)
+    /// at [`DEFAULT_REALTIME_PRIORITY`] on a machine with a core to spare (two or more
+    /// CPUs: a real-time relay flooded beyond a core holds that core, and a single core
+    /// would leave the SIP worker 5 %), else — and wherever the class is refused — the
+    /// short slice of [`Scheduling::default`].
+    ///
+    /// Why real-time: an ordinary thread, however short its slice, waits whenever another
+    /// task holds its CPU until the next tick (kernel threads that reclaim memory,
+    /// builds, the other programs of the machine), and datagrams wait with it: on the
+    /// 2-CPU benchmark machine that was the whole of the relay's added jitter p99
+    /// (BENCHMARKS.md, the media block). Media servers are run that way: Asterisk's
+    /// `-p`, FreeSWITCH's `-rp` and its systemd unit's `CPUSchedulingPolicy=rr`.
+    pub fn auto() -> Scheduling {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Scheduling {
+            realtime: (cpus >= 2).then_some(DEFAULT_REALTIME_PRIORITY),
+            ..Scheduling::default()
+        }
+    }
+
     /// The kernel's defaults: nothing asked.
     pub const KERNEL_DEFAULT: Scheduling = Scheduling {
         slice: None,
@@ -187,6 +211,22 @@ fn set(mut attr: SchedAttr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_asks_for_real_time_only_with_a_core_to_spare() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let auto = Scheduling::auto();
+        assert_eq!(
+            auto.slice,
+            Some(DEFAULT_SLICE),
+            "the fallback where refused"
+        );
+        assert_eq!(
+            auto.realtime,
+            (cpus >= 2).then_some(DEFAULT_REALTIME_PRIORITY),
+            "{cpus} CPUs"
+        );
+    }
 
     #[test]
     fn the_struct_is_the_kernels_size() {

@@ -245,8 +245,9 @@ fn media_summary(m: &MediaConfig) -> String {
             values::duration_text(m.rtp_timeout),
             values::duration_text(m.hold_timeout),
             match m.realtime_priority {
-                0 => String::new(),
-                p => format!("; SCHED_FIFO priority {p} when permitted"),
+                Some(0) => String::new(),
+                Some(p) => format!("; SCHED_FIFO priority {p} when permitted"),
+                None => "; SCHED_FIFO when permitted (auto)".to_owned(),
             },
             match m.io {
                 mss_media::io::ReceiveMode::Uring => "",
@@ -428,7 +429,8 @@ mod tests {
             l.summary().contains(
                 "calls: at most 1000 at once; 9 + number calls out through a line; media \
                  relay: always (ports 20000-29999 on 0.0.0.0, SDP address: the one each leg \
-                 reached mss on; rtp_timeout 1m, hold_timeout 2h)\n"
+                 reached mss on; rtp_timeout 1m, hold_timeout 2h; SCHED_FIFO when permitted \
+                 (auto))\n"
             ),
             "{}",
             l.summary()

@@ -474,9 +474,11 @@ pub struct MediaConfig {
     pub rtp_timeout: Duration,
     /// `hold_timeout` (default 2 h).
     pub hold_timeout: Duration,
-    /// `realtime_priority` (default 0: off): run the relay thread as `SCHED_FIFO` at this
-    /// priority (1–99) when the process may; refused → logged, the default used.
-    pub realtime_priority: u8,
+    /// `realtime_priority` (default `auto`, `None` here: `SCHED_FIFO` priority 10 on a
+    /// machine with two CPUs or more, see [`mss_media::io::Scheduling::auto`]; `0`: never;
+    /// `1`–`99`: that priority): the relay thread runs as `SCHED_FIFO` when the process
+    /// may; refused → logged, the short slice used.
+    pub realtime_priority: Option<u8>,
     /// `io` (default `uring`): how the relay thread receives and sends, io_uring (epoll
     /// where the kernel refuses it) or epoll with `recvmmsg`.
     pub io: mss_media::io::ReceiveMode,
@@ -491,7 +493,7 @@ impl Default for MediaConfig {
             rtp_ports: mss_media::PortRange::default(),
             rtp_timeout: mss_media::config::DEFAULT_RTP_TIMEOUT,
             hold_timeout: mss_media::config::DEFAULT_HOLD_TIMEOUT,
-            realtime_priority: 0,
+            realtime_priority: None,
             io: mss_media::io::ReceiveMode::Uring,
         }
     }

@@ -320,8 +320,8 @@ fn media_section(c: &mut Checker<'_>, s: &Section, media: &mut MediaConfig) {
     if let Some(v) = c.value(s, "hold_timeout", values::duration) {
         media.hold_timeout = v;
     }
-    if let Some(v) = c.value(s, "realtime_priority", |v| values::number(v, 0, 99)) {
-        media.realtime_priority = u8::try_from(v).unwrap_or(99);
+    if let Some(v) = c.value(s, "realtime_priority", values::realtime_priority) {
+        media.realtime_priority = v;
     }
     if let Some(v) = c.value(s, "io", values::media_io) {
         media.io = v;
@@ -710,7 +710,7 @@ offline_max_chars = many
              mss.ini:11: [media] rtp_timeout: \"0\" must be longer than zero\n\
              mss.ini:12: [media] hold_timeout: \"2x\" is not a duration (examples: 7d, 12h, 30m, 45s)\n\
              mss.ini:13: [media] ports: unknown key (known: relay, rtp_address, public_address, rtp_ports, rtp_timeout, hold_timeout, realtime_priority, io)\n\
-             mss.ini:14: [media] realtime_priority: \"100\" is out of range (0..=99)\n\
+             mss.ini:14: [media] realtime_priority: \"100\" is out of range (0..=99); auto, 0 (never) or 1..=99\n\
              mss.ini:15: [media] io: \"kqueue\" is not one of uring, epoll"
         );
         let c = load(
@@ -719,7 +719,17 @@ offline_max_chars = many
         .unwrap();
         assert_eq!(c.media.io, mss_media::io::ReceiveMode::Batched);
         assert_eq!(c.media.relay, crate::config::MediaRelay::Always);
-        assert_eq!(c.media.realtime_priority, 20);
+        assert_eq!(c.media.realtime_priority, Some(20));
+        assert_eq!(load("").unwrap().media.realtime_priority, None, "auto");
+        for (v, want) in [
+            ("auto", None),
+            ("AUTO", None),
+            ("0", Some(0)),
+            ("99", Some(99)),
+        ] {
+            let c = load(&format!("[media]\nrealtime_priority = {v}\n")).unwrap();
+            assert_eq!(c.media.realtime_priority, want, "{v}");
+        }
         assert_eq!(
             c.media.rtp_address,
             "192.0.2.1".parse::<std::net::IpAddr>().unwrap()

@@ -123,6 +123,17 @@ pub(crate) fn media_io(v: &str) -> Result<mss_media::io::ReceiveMode, String> {
     }
 }
 
+/// The relay thread's real-time priority (`[media] realtime_priority`): `auto` (`None`),
+/// `0` (never) or `1`–`99`.
+pub(crate) fn realtime_priority(v: &str) -> Result<Option<u8>, String> {
+    if v.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    number(v, 0, 99)
+        .map(|n| Some(u8::try_from(n).unwrap_or(99)))
+        .map_err(|e| format!("{e}; auto, 0 (never) or 1..=99"))
+}
+
 /// An IP address (`rtp_address`).
 pub(crate) fn ip_addr(v: &str) -> Result<std::net::IpAddr, String> {
     v.parse().map_err(|_| format!("{v:?} is not an IP address"))

@@ -335,11 +335,21 @@ async fn serve(
             if let Some(why) = fallback {
                 tracing::warn!("media relay thread: {why}");
             }
-            for refused in [&scheduling.realtime_refused, &scheduling.slice_refused]
-                .into_iter()
-                .flatten()
-            {
-                tracing::warn!("media relay thread: {refused} (mss.ini [media] realtime_priority)");
+            // Asked for by default (`auto`), the real-time class is often refused (not
+            // root, no `CAP_SYS_NICE` or `LimitRTPRIO=`): that is information, not a fault.
+            if let Some(refused) = &scheduling.realtime_refused {
+                if c.media.realtime_priority.is_none() {
+                    tracing::info!(
+                        "media relay thread: {refused}; runs with a short slice (grant CAP_SYS_NICE or LimitRTPRIO=, or set mss.ini [media] realtime_priority = 0 to not ask)"
+                    );
+                } else {
+                    tracing::warn!(
+                        "media relay thread: {refused} (mss.ini [media] realtime_priority)"
+                    );
+                }
+            }
+            if let Some(refused) = &scheduling.slice_refused {
+                tracing::warn!("media relay thread: {refused}");
             }
             let link = worker::MediaLink {
                 commands: relay.commands(),

@@ -290,7 +290,13 @@ pub(crate) fn media_options(config: &Config, seed: u64) -> Option<mss_media::io:
         ..mss_media::RelayConfig::new(m.rtp_ports)
     };
     let mut options = mss_media::io::MediaOptions::new(relay, m.rtp_address, seed);
-    options.scheduling.realtime = (m.realtime_priority > 0).then_some(m.realtime_priority);
+    options.scheduling = match m.realtime_priority {
+        None => mss_media::io::Scheduling::auto(),
+        Some(p) => mss_media::io::Scheduling {
+            realtime: (p > 0).then_some(p),
+            ..mss_media::io::Scheduling::default()
+        },
+    };
     options.receive = m.io;
     // Sessions bound ahead: a new call takes its ports without waiting for the relay's
     // thread to bind them (issue 16, "signalling unaffected").
