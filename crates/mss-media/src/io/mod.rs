@@ -645,8 +645,9 @@ impl<F: FnMut(MediaEvent)> Worker<F> {
                         if let Decision::Forward { from, to } =
                             relay.handle_packet(now, port, source, data)
                         {
-                            match fd(sockets, usize::from(from - *base)) {
-                                Some(out) if u.send(out, buffer, place, to).is_ok() => {
+                            let out_slot = usize::from(from - *base);
+                            match fd(sockets, out_slot) {
+                                Some(out) if u.send(out_slot, out, buffer, place, to).is_ok() => {
                                     sending = true;
                                 }
                                 _ => *send_errors += 1,
