@@ -18,13 +18,16 @@
 //!   of the relay's CPU per packet in `fget` and `sock_from_file` before). Where the kernel
 //!   refuses the table, or one registration, the descriptor is used as before.
 //! - Coalesced wake-ups for a relay at real-time priority (Linux 6.12,
-//!   `IORING_FEAT_MIN_TIMEOUT`, [`Uring::coalesce`]): a wait sleeps for [`COALESCE_US`]
-//!   before it returns with what arrived, unless [`COALESCE_WANT`] completions come
-//!   first. Such a thread runs the moment anything arrives: without the window it woke for
-//!   nearly every datagram (0.35–0.44 wake-ups per packet at 100,000 packets/s, 6.5–6.9 µs
-//!   of CPU per packet against 5.1–6.0 with it). An ordinary thread needs no window (it
-//!   gets the CPU a moment later and finds datagrams queued: 0.03–0.10 wake-ups per packet)
-//!   and does without the added 0.1 ms.
+//!   `IORING_FEAT_MIN_TIMEOUT`, [`Uring::coalesce`]): while datagrams come closer together
+//!   than [`COALESCE_US`], a wait sleeps that long before it returns with what arrived,
+//!   unless [`COALESCE_WANT`] completions come first. Such a thread runs the moment anything
+//!   arrives: without the window it woke for nearly every datagram (0.35–0.44 wake-ups per
+//!   packet at 100,000 packets/s, 6.5–6.9 µs of CPU per packet against 5.1–6.0 with it).
+//!   When they come further apart (a few calls), the window would only add a wake-up (the
+//!   kernel sleeps it out, finds nothing, then waits for one completion): the waits are
+//!   plain then. An ordinary thread needs no window (it gets the CPU a moment later and
+//!   finds datagrams queued: 0.03–0.10 wake-ups per packet) and does without the added
+//!   0.1 ms.
 //!
 //! Where any of this is missing (an older kernel, io_uring disabled by
 //! `kernel.io_uring_disabled` or a seccomp filter), [`Uring::new`] fails and the thread
@@ -54,6 +57,25 @@ pub(super) const COALESCE_US: u32 = 100;
 
 /// Completions that end a coalescing window early.
 const COALESCE_WANT: usize = 64;
+
+/// Whether the next wait coalesces, after a wait (`coalesced` or plain) that returned
+/// `datagrams` after `slept`: a coalesced wait that gathered two datagrams or more keeps
+/// coalescing, one that gathered fewer stops; a plain wait that returned a datagram
+/// sooner than the window starts; a wait without datagrams (only sends done, a command,
+/// a timer) changes nothing.
+fn next_busy(
+    coalesced: bool,
+    datagrams: usize,
+    slept: std::time::Duration,
+    window_us: u32,
+    busy: bool,
+) -> bool {
+    match (coalesced, datagrams) {
+        (true, n) => n >= 2,
+        (false, 0) => busy,
+        (false, _) => slept < std::time::Duration::from_micros(u64::from(window_us)),
+    }
+}
 
 /// Buffers in the provided ring (a power of two, at most 32768): datagrams received and
 /// not yet sent or dropped. 4,096 × 2 KB = 8 MB, touched as used.
@@ -167,6 +189,8 @@ pub(super) struct Uring {
     waker_armed: bool,
     /// The coalescing window, µs (0: none, every completion wakes).
     coalesce_us: u32,
+    /// Datagrams came close together at the last waits: the next wait coalesces.
+    busy: bool,
     /// Per socket slot: its file is in the ring's file table (slot = index).
     registered: Vec<bool>,
     /// The ring has a file table of one entry per slot.
@@ -225,6 +249,7 @@ impl Uring {
             starved: Vec::with_capacity(slots),
             waker_armed: false,
             coalesce_us: 0,
+            busy: false,
             registered: vec![false; slots],
             files: false,
         };
@@ -374,7 +399,9 @@ impl Uring {
         if !self.waker_armed {
             let _ = self.arm_waker();
         }
-        let coalesce = self.coalesce_us > 0 && timeout != Some(std::time::Duration::ZERO);
+        let coalesce =
+            self.coalesce_us > 0 && self.busy && timeout != Some(std::time::Duration::ZERO);
+        let started = (self.coalesce_us > 0).then(std::time::Instant::now);
         let (want, min_wait) = if coalesce {
             (COALESCE_WANT, self.coalesce_us)
         } else {
@@ -403,6 +430,7 @@ impl Uring {
             Err(e) => return Err(e),
         }
         self.completions.clear();
+        let mut datagrams = 0usize;
         for c in self.ring.completion() {
             if c.user_data() >> KIND_SHIFT == RECV {
                 if !cqueue::more(c.flags()) {
@@ -410,6 +438,7 @@ impl Uring {
                 }
                 if cqueue::buffer_select(c.flags()).is_some() {
                     self.in_use += 1;
+                    datagrams += 1;
                 }
             }
             self.completions.push(Completion {
@@ -417,6 +446,15 @@ impl Uring {
                 result: c.result(),
                 flags: c.flags(),
             });
+        }
+        if let Some(started) = started {
+            self.busy = next_busy(
+                coalesce,
+                datagrams,
+                started.elapsed(),
+                self.coalesce_us,
+                self.busy,
+            );
         }
         Ok(())
     }
@@ -670,5 +708,26 @@ fn unmap(p: *mut u8, len: usize) {
     // SAFETY: `p` and `len` are those of a mapping made by `map`, no longer used.
     unsafe {
         libc::munmap(p.cast(), len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_busy;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_coalesce_while_datagrams_come_closer_than_the_window() {
+        let us = Duration::from_micros;
+        // Plain waits: a datagram within the window starts coalescing, a later one not.
+        assert!(next_busy(false, 1, us(20), 100, false));
+        assert!(!next_busy(false, 1, us(400), 100, true));
+        // Only sends done (no datagram): unchanged, whatever the time.
+        assert!(next_busy(false, 0, us(0), 100, true));
+        assert!(!next_busy(false, 0, us(0), 100, false));
+        // Coalesced waits: two datagrams or more keep it, fewer end it.
+        assert!(next_busy(true, 5, us(100), 100, true));
+        assert!(!next_busy(true, 1, us(900), 100, true));
+        assert!(!next_busy(true, 0, us(100), 100, true));
     }
 }
