@@ -111,7 +111,8 @@ impl Dialog {
             return Err(DialogError::StatusCreatesNoDialog(status));
         }
         let rh = response.headers();
-        let remote_tag = rh.to()?.tag().ok_or(DialogError::NoToTag)?.to_owned();
+        // `to_tag` is `to()?.tag()`, the value parsed once per message (the table just read it).
+        let remote_tag = rh.to_tag()?.ok_or(DialogError::NoToTag)?.to_owned();
         let ih = invite.headers();
         let from = ih.from()?;
         let local_tag = from.tag().ok_or(DialogError::Missing(HeaderName::From))?;

@@ -36,10 +36,17 @@ impl LocalEnd {
         let via = h.top_via()?;
         let transport = Transport::from_token(via.transport)
             .ok_or_else(|| DialogError::UnknownTransport(via.transport.to_owned()))?;
-        let sent_by = match via.port {
-            Some(port) => format!("{}:{port}", via.host),
-            None => via.host.to_owned(),
-        };
+        let mut sent_by = String::with_capacity(via.host.len() + 6);
+        sent_by.push_str(via.host);
+        if let Some(port) = via.port {
+            let mut digits = [0u8; 20];
+            sent_by.push(':');
+            sent_by.extend(
+                mss_sip::fmt_usize(usize::from(port), &mut digits)
+                    .iter()
+                    .map(|&d| char::from(d)),
+            );
+        }
         Ok(LocalEnd {
             transport,
             sent_by,
@@ -50,16 +57,33 @@ impl LocalEnd {
     /// The Via value of a request with `branch`: `SIP/2.0/TRANSPORT sent-by;branch=…;rport`
     /// (RFC 3581, so that answers over UDP come back to the source port).
     pub(crate) fn via(&self, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            self.transport.as_str(),
-            self.sent_by
-        )
+        // Pieces pushed into one buffer of the right size (no formatter: every request
+        // of a dialog has one).
+        let transport = self.transport.as_str();
+        let mut v = String::with_capacity(
+            "SIP/2.0/ ;branch=;rport".len() + transport.len() + self.sent_by.len() + branch.len(),
+        );
+        for piece in [
+            "SIP/2.0/",
+            transport,
+            " ",
+            &self.sent_by,
+            ";branch=",
+            branch,
+            ";rport",
+        ] {
+            v.push_str(piece);
+        }
+        v
     }
 
     /// The Contact header value: our URI in `<>`.
     pub(crate) fn contact_value(&self) -> String {
-        format!("<{}>", self.contact)
+        let mut v = String::with_capacity(self.contact.len() + 2);
+        v.push('<');
+        v.push_str(&self.contact);
+        v.push('>');
+        v
     }
 }
 
@@ -71,5 +95,42 @@ fn first_contact_uri(req: &Request) -> Result<String, DialogError> {
             .map(|c| c.addr.uri_str.to_owned())
             .ok_or(DialogError::Missing(HeaderName::Contact)),
         mss_sip::Contacts::Star => Err(DialogError::Missing(HeaderName::Contact)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mss_sip::Method;
+
+    /// The values are written piece by piece: they must read as the formatter wrote them.
+    #[test]
+    fn via_contact_and_sent_by_as_formatted() {
+        for (via, sent_by) in [
+            (
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa",
+                "192.0.2.1:5060",
+            ),
+            ("SIP/2.0/TCP pbx.example;branch=z9hG4bKb", "pbx.example"),
+            (
+                "SIP/2.0/TLS [2001:db8::1]:65535;branch=z9hG4bKc",
+                "[2001:db8::1]:65535",
+            ),
+        ] {
+            let req = Request::builder(Method::Invite, "sip:b@example.com")
+                .via(via)
+                .contact("<sip:mss@192.0.2.1:5060;transport=tcp>")
+                .build();
+            let end = LocalEnd::from_request(&req).unwrap();
+            assert_eq!(end.sent_by, sent_by);
+            assert_eq!(
+                end.via("z9hG4bKnew"),
+                format!(
+                    "SIP/2.0/{} {sent_by};branch=z9hG4bKnew;rport",
+                    end.transport.as_str()
+                )
+            );
+            assert_eq!(end.contact_value(), format!("<{}>", end.contact));
+        }
     }
 }

@@ -57,7 +57,11 @@ impl Party {
         if tag.is_empty() {
             self.value.clone()
         } else {
-            format!("{};tag={tag}", self.value)
+            let mut v = String::with_capacity(self.value.len() + 5 + tag.len());
+            v.push_str(&self.value);
+            v.push_str(";tag=");
+            v.push_str(tag);
+            v
         }
     }
 }
@@ -66,6 +70,14 @@ impl Party {
 mod tests {
     use super::*;
     use mss_sip::HeaderName;
+
+    #[test]
+    fn with_tag_appends_the_tag_parameter() {
+        let na = NameAddr::parse("\"A\" <sip:a@example.com>;x=1", &HeaderName::To).unwrap();
+        let p = Party::from_name_addr(&na);
+        assert_eq!(p.with_tag("t9"), format!("{};tag=t9", p.value()));
+        assert_eq!(p.with_tag(""), p.value());
+    }
 
     #[test]
     fn tag_is_dropped_and_the_rest_kept() {

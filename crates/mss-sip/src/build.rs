@@ -249,13 +249,15 @@ impl RequestBuilder {
 
     /// Sets CSeq to `seq` and the request's method.
     pub fn cseq(self, seq: u32) -> RequestBuilder {
-        let v = format!("{seq} {}", self.req.method.as_str());
+        let v = cseq_value(seq, self.req.method.as_str());
         self.header(HeaderName::CSeq, v)
     }
 
     /// Sets Max-Forwards.
     pub fn max_forwards(self, hops: u8) -> RequestBuilder {
-        self.header(HeaderName::MaxForwards, hops.to_string())
+        let mut digits = [0u8; 20];
+        let v = Bytes::copy_from_slice(crate::fmt_usize(usize::from(hops), &mut digits));
+        self.header(HeaderName::MaxForwards, v)
     }
 
     /// Appends a Contact value.
@@ -280,6 +282,18 @@ impl RequestBuilder {
     pub fn build(self) -> Request {
         self.req
     }
+}
+
+/// A CSeq value, `SEQ METHOD` (RFC 3261 §20.16), written without a formatter: every
+/// request mss starts or acknowledges gets one.
+pub fn cseq_value(seq: u32, method: &str) -> Bytes {
+    let mut digits = [0u8; 20];
+    let seq = crate::fmt_usize(seq as usize, &mut digits);
+    let mut v = Vec::with_capacity(seq.len() + 1 + method.len());
+    v.extend_from_slice(seq);
+    v.push(b' ');
+    v.extend_from_slice(method.as_bytes());
+    Bytes::from(v)
 }
 
 #[cfg(test)]
@@ -406,6 +420,27 @@ Content-Length: 0\r\n\r\n";
                 &b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx;received=10.0.0.2, SIP/2.0/UDP c"[..]
             )
         );
+    }
+
+    #[test]
+    fn numbers_are_written_as_the_formatter_writes_them() {
+        for seq in [0, 1, 9, 10, 70, 101, 4_294_967_295] {
+            for method in ["INVITE", "ACK", "X-EXT"] {
+                assert_eq!(
+                    cseq_value(seq, method),
+                    format!("{seq} {method}").as_bytes()
+                );
+            }
+        }
+        for hops in [0u8, 7, 70, 255] {
+            let req = Request::builder(Method::Options, "sip:b@example.com")
+                .max_forwards(hops)
+                .build();
+            assert_eq!(
+                req.headers().get(&HeaderName::MaxForwards),
+                Some(hops.to_string().as_bytes())
+            );
+        }
     }
 
     #[test]

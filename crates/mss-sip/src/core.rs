@@ -153,8 +153,9 @@ pub(crate) fn check_common(h: &Headers) -> Result<Core<'_>, ParseError> {
     let counts = Counts::of(h);
     counts.check()?;
     let (top_via, via_count) = vias(h)?;
-    let from = h.name_addr(HeaderName::From)?;
-    let to = h.name_addr(HeaderName::To)?;
+    // Parsed in full here: their tags are noted on the message on the way (`tag_memo`).
+    let from = h.name_addr_noting_tag(HeaderName::From)?;
+    let to = h.name_addr_noting_tag(HeaderName::To)?;
     let call_id = h.call_id()?;
     let cseq = h.cseq()?;
     let max_forwards = match counts.max_forwards {

@@ -70,7 +70,7 @@ pub mod status;
 pub mod uri;
 mod validate;
 
-pub use build::RequestBuilder;
+pub use build::{cseq_value, RequestBuilder};
 pub use core::{Core, RequestCore};
 pub use error::{ParseError, ParseErrorKind};
 pub use framing::{

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mss_sip::{parse_datagram, HeaderName, Headers, ParseError};
+use mss_sip::{parse_datagram, HeaderName, Headers, Message, ParseError};
 use mss_testdata::torture;
 
 type Tag = Result<Option<String>, ParseError>;
@@ -53,6 +53,37 @@ fn the_memo_agrees_with_the_full_parser_on_the_torture_corpus() {
         }
     }
     assert!(seen > 40, "only {seen} headers checked");
+}
+
+/// `Request::check` parses From and To in full and notes their tags: after it (whether it
+/// passed or failed, and on a clone made after it), `from_tag` / `to_tag` give what the full
+/// parser gives, on every request of the corpus that frames.
+#[test]
+fn the_memo_noted_by_the_prechecks_agrees_with_the_full_parser() {
+    let (mut passed, mut failed) = (0, 0);
+    for case in torture::cases() {
+        let Ok(Message::Request(req)) = parse_datagram(case.bytes.clone()) else {
+            continue;
+        };
+        match req.check() {
+            Ok(core) => {
+                assert_eq!(core.core.from.tag(), req.headers().from().unwrap().tag());
+                assert_eq!(core.core.to.tag(), req.headers().to().unwrap().tag());
+                passed += 1;
+            }
+            Err(_) => failed += 1,
+        }
+        let copy = req.clone();
+        for name in [HeaderName::From, HeaderName::To] {
+            let want = full(req.headers(), &name);
+            assert_eq!(memo(req.headers(), &name), want, "{}: {name:?}", case.name);
+            assert_eq!(memo(copy.headers(), &name), want, "{}: clone", case.name);
+        }
+    }
+    assert!(
+        passed > 10 && failed > 5,
+        "{passed} passed, {failed} failed"
+    );
 }
 
 #[test]

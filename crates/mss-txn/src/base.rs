@@ -222,6 +222,37 @@ impl<'a> Base<'a> {
     }
 }
 
+/// What a client transaction reads of a request the TU sends
+/// ([`crate::Transactions::send_request`]): its top Via and its CSeq number, after the
+/// checks [`Base::read`] makes, in the same order and with the same errors, except that
+/// From and To are only required to be there. The transaction never looks inside them
+/// (its key is the branch, §17.1.3; the ACK of a non-2xx copies them whole, §17.1.1.3),
+/// and the TU built them itself, so the full name-addr parse of both (and of their URIs)
+/// that `Base::read` makes to find the tags is skipped on every request mss sends. The
+/// top Via is read once: [`TopVia::read`] takes the full parser's path (and its errors)
+/// for any value the lean reader does not accept, and a value the lean reader accepts
+/// is one the full parser accepts too (checked over the RFC 4475 corpus below), so the
+/// second, full parse `Base::read` makes of it could not fail.
+///
+/// # Errors
+/// The [`ParseError`] of the first of Via, CSeq, Call-ID, From, To that is missing or
+/// malformed (From and To: missing only).
+pub(crate) fn read_outgoing(headers: &Headers) -> Result<(TopVia<'_>, u32), ParseError> {
+    let via = TopVia::read(headers)?;
+    let cseq = headers.cseq()?.seq;
+    headers.call_id()?;
+    for name in [HeaderName::From, HeaderName::To] {
+        if !headers.contains(&name) {
+            return Err(ParseError::in_header(
+                mss_sip::ParseErrorKind::MissingHeader,
+                name,
+                0,
+            ));
+        }
+    }
+    Ok((via, cseq))
+}
+
 /// The `tag` of a To header value we stored (the To of a response we sent).
 pub(crate) fn tag_of(to: &[u8]) -> Option<&str> {
     let to = std::str::from_utf8(to).ok()?;
@@ -365,6 +396,64 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 10, "{checked}");
+    }
+
+    /// Over every RFC 4475 torture message: what a request sent by the TU is read for
+    /// agrees with `Base::read` (same Via and CSeq, or the same error), except for a From
+    /// or To that is there but does not parse, which only `Base::read` refuses.
+    #[test]
+    fn the_outgoing_reader_agrees_with_base_read_on_the_torture_corpus() {
+        let (mut same, mut skipped) = (0, 0);
+        for case in mss_testdata::torture::cases() {
+            let Ok(msg) = mss_sip::parse_datagram(case.bytes) else {
+                continue;
+            };
+            let h = msg.headers();
+            let name_addrs_parse = h.from().is_ok() && h.to().is_ok();
+            match (Base::read(h), read_outgoing(h)) {
+                (Ok(b), Ok((via, cseq))) => {
+                    assert_eq!((b.via, b.cseq), (via, cseq), "{:?}", case.name);
+                    same += 1;
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a, b, "{:?}", case.name);
+                    same += 1;
+                }
+                (Err(e), Ok(_)) => {
+                    assert!(
+                        !name_addrs_parse
+                            && matches!(e.header, Some(HeaderName::From | HeaderName::To)),
+                        "{:?}: {e}",
+                        case.name
+                    );
+                    skipped += 1;
+                }
+                (Ok(_), Err(e)) => panic!("{:?}: only the outgoing reader fails: {e}", case.name),
+            }
+        }
+        assert!(
+            same > 30 && skipped > 0,
+            "{same} agree, {skipped} bad From/To"
+        );
+    }
+
+    #[test]
+    fn the_outgoing_reader_requires_from_and_to() {
+        let mut h = headers(&[
+            ("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", "c"),
+            ("CSeq", "7 INVITE"),
+        ]);
+        assert_eq!(read_outgoing(&h).unwrap().1, 7);
+        h.remove(&HeaderName::To);
+        assert_eq!(read_outgoing(&h).unwrap_err().header, Some(HeaderName::To));
+        h.remove(&HeaderName::CSeq);
+        assert_eq!(
+            read_outgoing(&h).unwrap_err().header,
+            Some(HeaderName::CSeq)
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) fn ack_for(original: &Request, rsp: &Response, cseq: u32) -> Request 
     h.copy_from(original.headers(), &HeaderName::From);
     h.copy_from(rsp.headers(), &HeaderName::To);
     h.copy_from(original.headers(), &HeaderName::CallId);
-    h.push(HeaderName::CSeq, Bytes::from(format!("{cseq} ACK")));
+    h.push(HeaderName::CSeq, mss_sip::cseq_value(cseq, "ACK"));
     ack
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mss_sip::{Flow, Message, Method, Request, Response};
 
-use crate::base::Base;
+use crate::base::read_outgoing;
 use crate::build::ack_for;
 use crate::client_invite::ClientInvite;
 use crate::client_non_invite::ClientNonInvite;
@@ -42,13 +42,10 @@ impl Transactions {
         if *req.method() == Method::Ack {
             return Err(TxnError::AckTransaction);
         }
-        let cseq = Base::read(req.headers())?.cseq;
-        let key = TransactionKey::for_outgoing(&req)?;
+        let (via, cseq) = read_outgoing(req.headers())?;
+        let key = TransactionKey::for_outgoing_via(&req, &via)?;
         if self.find_key(&key).is_some() {
-            let branch = crate::base::TopVia::read(req.headers())?
-                .branch()
-                .unwrap_or_default()
-                .to_owned();
+            let branch = via.branch().unwrap_or_default().to_owned();
             return Err(TxnError::DuplicateTransaction { branch });
         }
         let reliable = to.transport.is_reliable();

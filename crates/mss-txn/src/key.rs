@@ -132,7 +132,14 @@ impl TransactionKey {
     /// # Errors
     /// [`TxnError::MissingBranch`] when the top Via has no branch, or a Via parse error.
     pub fn for_outgoing(req: &Request) -> Result<TransactionKey, TxnError> {
-        let via = TopVia::read(req.headers())?;
+        Self::for_outgoing_via(req, &TopVia::read(req.headers())?)
+    }
+
+    /// [`TransactionKey::for_outgoing`] with the request's top Via already read.
+    pub(crate) fn for_outgoing_via(
+        req: &Request,
+        via: &TopVia<'_>,
+    ) -> Result<TransactionKey, TxnError> {
         if via.branch().is_none() {
             return Err(TxnError::MissingBranch);
         }
@@ -140,7 +147,7 @@ impl TransactionKey {
             role: Role::Client,
             method: key_method(req.method()),
             rfc3261: via.is_rfc3261(),
-            parts: branch_parts(&via, false),
+            parts: branch_parts(via, false),
         })
     }
 

@@ -7,7 +7,9 @@
 //! errors as [`Headers::from`] and [`Headers::to`]) and remember where the tag is; later
 //! calls read it from there. Any change to the headers forgets what was remembered.
 //! `from()` and `to()` leave the memo alone: finding the tag costs a scan of the
-//! parameters, which most of their callers do not want.
+//! parameters, which most of their callers do not want. The prechecks
+//! ([`crate::Request::check`], [`crate::Response::validate`]) parse both values in full
+//! anyway and note their tags on the way.
 
 use std::cell::Cell;
 
@@ -103,6 +105,18 @@ impl Headers {
         Ok(self.parse_noting_tag(v, &name)?.tag())
     }
 
+    /// The From or To value, parsed as [`Headers::from`] / [`Headers::to`] parse it (same
+    /// result, same errors), remembering where its tag is: the prechecks parse both values
+    /// in full anyway, so every later [`Headers::from_tag`] / [`Headers::to_tag`] of the
+    /// message is a slice instead of a second parse.
+    pub(crate) fn name_addr_noting_tag(
+        &self,
+        name: HeaderName,
+    ) -> Result<NameAddr<'_>, ParseError> {
+        let v = self.required_str(name.clone())?;
+        self.parse_noting_tag(v, &name)
+    }
+
     /// Parses the From or To value `v` (the trimmed value of `name`) and remembers where
     /// its tag is.
     fn parse_noting_tag<'a>(
@@ -150,5 +164,26 @@ mod tests {
         h.replace(HeaderName::To, "<sip:b@example.com>;tag=x");
         assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
         assert_eq!(h.to_tag(), Ok(Some("x")));
+    }
+
+    #[test]
+    fn the_prechecks_fill_the_memo() {
+        let msg = crate::framing::parse_datagram(bytes::Bytes::from_static(
+            b"OPTIONS sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=abc\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let crate::Message::Request(req) = msg else {
+            panic!("a request")
+        };
+        let h = req.headers();
+        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert!(req.check().is_ok());
+        assert_eq!(
+            h.tags.get(&HeaderName::From),
+            TagMemo::At { start: 24, len: 3 }
+        );
+        assert_eq!(h.tags.get(&HeaderName::To), TagMemo::Absent);
+        assert_eq!(h.from_tag(), Ok(Some("abc")));
+        assert_eq!(h.to_tag(), Ok(None));
     }
 }
