@@ -17,22 +17,11 @@ const COLUMNS: &str = "id, started_at, answered_at, ended_at, caller, callee, an
 /// in place (an upsert, SQLite's `ON CONFLICT ... DO UPDATE`): `INSERT OR REPLACE` deleted
 /// the row and its two index entries and inserted them anew, twice the b-tree work for the
 /// same stored values. `id` is the only unique column, so the conflict target is all
-/// `REPLACE` resolved.
+/// `REPLACE` resolved. A call's start time never changes, so the update first leaves
+/// `started_at` (and its index, `calls_by_start`) alone when the stored one is the same;
+/// only a record whose start did change is written again with every column.
 pub(crate) fn put(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO calls (id, started_at, answered_at, ended_at, caller, callee,
-            answered_by, direction, line, disposition, sip_code, ended_by, forwarded_from,
-            transferred_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at,
-            answered_at = excluded.answered_at, ended_at = excluded.ended_at,
-            caller = excluded.caller, callee = excluded.callee,
-            answered_by = excluded.answered_by, direction = excluded.direction,
-            line = excluded.line, disposition = excluded.disposition,
-            sip_code = excluded.sip_code, ended_by = excluded.ended_by,
-            forwarded_from = excluded.forwarded_from, transferred_by = excluded.transferred_by",
-    )?
-    .execute(params![
+    let values = params![
         r.id,
         r.started_at,
         r.answered_at,
@@ -47,7 +36,34 @@ pub(crate) fn put(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
         r.ended_by.map(|e| e.as_str()),
         r.forwarded_from,
         r.transferred_by,
-    ])?;
+    ];
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO calls (id, started_at, answered_at, ended_at, caller, callee,
+                answered_by, direction, line, disposition, sip_code, ended_by,
+                forwarded_from, transferred_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (id) DO UPDATE SET
+                answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+                caller = excluded.caller, callee = excluded.callee,
+                answered_by = excluded.answered_by, direction = excluded.direction,
+                line = excluded.line, disposition = excluded.disposition,
+                sip_code = excluded.sip_code, ended_by = excluded.ended_by,
+                forwarded_from = excluded.forwarded_from,
+                transferred_by = excluded.transferred_by
+             WHERE started_at = excluded.started_at",
+        )?
+        .execute(values)?;
+    if written == 0 {
+        // Stored with another start time: every column.
+        conn.prepare_cached(
+            "UPDATE calls SET started_at = ?2, answered_at = ?3, ended_at = ?4, caller = ?5,
+                callee = ?6, answered_by = ?7, direction = ?8, line = ?9, disposition = ?10,
+                sip_code = ?11, ended_by = ?12, forwarded_from = ?13, transferred_by = ?14
+             WHERE id = ?1",
+        )?
+        .execute(values)?;
+    }
     Ok(())
 }
 
