@@ -6,9 +6,7 @@
 //! [`Input`]. After every input it carries out the core's [`Output`]s: transmits go to the
 //! sockets (a failed send of a transaction goes back as [`Input::SendFailed`]), store
 //! operations to the store (`serve/store_calls.rs`, results in the order of the calls; a
-//! finished call record, once stored, also to the CSV writer, `serve/cdr_writer.rs`; the
-//! results of call records, which nobody waits for, are collected when the worker is
-//! awake anyway, within `store_calls::QUIET_LAG`),
+//! finished call record, once stored, also to the CSV writer, `serve/cdr_writer.rs`),
 //! lookups to a bounded DNS task (`serve/dns.rs`), media relay commands to the relay's own
 //! thread (`mss_media::io::MediaRelay`; its answers and events come back on a channel and
 //! become [`Input::Media`]). The worker never touches an RTP packet.
@@ -184,14 +182,11 @@ impl Worker {
         // The outputs of the core's start (every line reads its stored record).
         self.execute();
         loop {
-            // Where the other store calls are first polled: by the `select!` below.
-            self.look_at_quiet_store_calls();
             let core_deadline = self.core.poll_timeout();
-            let deadline = [self.media_wake_at, self.store_calls.quiet_due()]
-                .into_iter()
-                .flatten()
-                .fold(core_deadline, |d, t| Some(d.map_or(t, |d| d.min(t))))
-                .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
+            let deadline = match (core_deadline, self.media_wake_at) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or_else(|| Instant::now() + IDLE_WAKE),
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown, if !stopping => {
@@ -205,11 +200,7 @@ impl Worker {
                 Some(f) = self.failures.recv() => {
                     self.core.handle(now(), Input::ConnectFailed { flow: f.flow, reason: f.reason });
                 }
-                // Shutting down, the quiet calls wake the worker too: nothing else may
-                // wake it for the last records.
-                (id, result) = self.store_calls.next(stopping),
-                    if !self.store_calls.is_empty()
-                        || (stopping && !self.store_calls.quiet_is_empty()) => {
+                (id, result) = self.store_calls.next(), if !self.store_calls.is_empty() => {
                     self.core.handle(now(), Input::Stored { id, result });
                 }
                 Some(q) = inputs.queries.recv() => self.on_query(q),
@@ -231,11 +222,8 @@ impl Worker {
                     if media_due {
                         self.wake_media();
                     }
-                    // Finished quiet store calls are collected at the top of the loop.
-                    let quiet_due = self.store_calls.quiet_due().is_some_and(|t| t <= at);
-                    self.store_calls.quiet_looked_at(at);
                     // The core's deadline, or the idle wake-up when it has none.
-                    if (!media_due && !quiet_due) || core_deadline.is_some_and(|t| t <= at) {
+                    if !media_due || core_deadline.is_some_and(|t| t <= at) {
                         self.core.handle(now(), Input::Timeout);
                     }
                 }
@@ -299,16 +287,6 @@ impl Worker {
             }
         };
         self.core.handle(now(), Input::Resolved { id, addrs });
-    }
-
-    /// Starts the quiet store calls made since the last look (a write reaches the store's
-    /// thread then: those of one batch of packets share a commit) and hands the core those
-    /// that finished (`serve/store_calls.rs`).
-    fn look_at_quiet_store_calls(&mut self) {
-        while let Some((id, result)) = self.store_calls.finished_quietly() {
-            self.core.handle(now(), Input::Stored { id, result });
-            self.execute();
-        }
     }
 
     /// Carries out every output the core has.
@@ -431,12 +409,10 @@ impl Worker {
             StoreOp::PutCall(record) => {
                 // A finished record goes to the day's CSV file once it is in the database:
                 // the completion only queues it for the writer's thread (no disk here).
-                // Nothing waits for it: it is quiet, collected when the worker is awake
-                // anyway (`serve/store_calls.rs`).
                 let finished = record.disposition.is_some().then(|| record.clone());
                 let f = s.put_call(record);
                 let cdr = self.cdr.clone();
-                self.store_calls.push_quiet(async move {
+                self.store_calls.push(async move {
                     let result = f.await;
                     if let (Ok(()), Some(record)) = (&result, finished) {
                         cdr.write(record);
