@@ -244,9 +244,7 @@ impl Core {
         };
         call.winner = Some(leg);
         call.state = CallState::Answered;
-        if let Some(codec) = super::view::codec_of(rsp.body()) {
-            call.codec = Some(codec);
-        }
+        call.codec.answered(rsp.body());
         call.ring_deadline = None;
         call.record.answered_at = Some(now.unix_ms);
         if let Some(b) = call.b.get_mut(leg) {

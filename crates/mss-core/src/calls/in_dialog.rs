@@ -364,9 +364,7 @@ impl Core {
                 let sent = super::session_timer::body_of(held.request.headers(), &passed);
                 self.session_timer_2xx(now, key, &dialog, &rsp, sent);
                 if let Some(call) = self.calls.table.get_mut(&key) {
-                    if let Some(codec) = super::view::codec_of(rsp.body()) {
-                        call.codec = Some(codec);
-                    }
+                    call.codec.answered(rsp.body());
                     call.ack_relay = Some(AckRelay {
                         from: from_dialog.clone(),
                         to: dialog.clone(),

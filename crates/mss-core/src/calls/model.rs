@@ -259,7 +259,7 @@ pub(crate) struct Call {
     /// When the ringing B legs are given up (no answer).
     pub(crate) ring_deadline: Option<Instant>,
     /// The codec of the last answer (`PCMU/8000`), for the admin view.
-    pub(crate) codec: Option<String>,
+    pub(crate) codec: super::view::AnswerCodec,
     /// A device's redirection (`3xx`): the user whose device redirected and where to, as
     /// a forward target; followed when the stage has nothing else ringing.
     pub(crate) redirect: Option<(String, String)>,
@@ -294,7 +294,7 @@ impl Call {
             early: None,
             ack_relay: None,
             ring_deadline: None,
-            codec: None,
+            codec: super::view::AnswerCodec::default(),
             redirect: None,
             media: None,
             waiting_target: None,

@@ -430,9 +430,7 @@ impl Core {
             to: p.other.clone(),
             cseq,
         });
-        if let Some(codec) = super::view::codec_of(rsp.body()) {
-            call.codec = Some(codec);
-        }
+        call.codec.answered(rsp.body());
         tracing::info!(call = %call.record.id, user = %p.user, "a leg was replaced");
         self.calls.by_dialog.insert(new.clone(), (p.key, new_side));
         self.calls.dialog_flow.insert(new.clone(), p.flow);

@@ -361,7 +361,7 @@ impl Core {
                 (b.flow, b.invite.clone(), b.target.clone())
             }
         };
-        let codec = src.codec.clone();
+        let codec = src.codec.get();
         let joining_user = match &target {
             BTarget::Device { user } => Some(user.clone()),
             BTarget::Line { .. } => None,
@@ -383,8 +383,8 @@ impl Core {
             let at = call.slots.iter().position(|u| *u == user)?;
             Some(call.slots.remove(at))
         });
-        if codec.is_some() {
-            call.codec = codec;
+        if let Some(codec) = codec {
+            call.codec.set(codec);
         }
         if call.record.transferred_by.is_none() {
             call.record.transferred_by.clone_from(&transferor_user);

@@ -11,15 +11,17 @@ const COLUMNS: &str = "id, started_at, answered_at, ended_at, caller, callee, an
                        direction, line, disposition, sip_code, ended_by, forwarded_from, \
                        transferred_by";
 
-/// Inserts or replaces the record `r.id`.
+/// Inserts the record `r.id`, or overwrites every column of the one stored under that id.
+///
+/// The second write of a call (its end, over the start written at answer) updates the row
+/// in place (an upsert, SQLite's `ON CONFLICT ... DO UPDATE`): `INSERT OR REPLACE` deleted
+/// the row and its two index entries and inserted them anew, twice the b-tree work for the
+/// same stored values. `id` is the only unique column, so the conflict target is all
+/// `REPLACE` resolved. A call's start time never changes, so the update first leaves
+/// `started_at` (and its index, `calls_by_start`) alone when the stored one is the same;
+/// only a record whose start did change is written again with every column.
 pub(crate) fn put(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO calls (id, started_at, answered_at, ended_at, caller, callee,
-            answered_by, direction, line, disposition, sip_code, ended_by, forwarded_from,
-            transferred_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
+    let values = params![
         r.id,
         r.started_at,
         r.answered_at,
@@ -34,7 +36,34 @@ pub(crate) fn put(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
         r.ended_by.map(|e| e.as_str()),
         r.forwarded_from,
         r.transferred_by,
-    ])?;
+    ];
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO calls (id, started_at, answered_at, ended_at, caller, callee,
+                answered_by, direction, line, disposition, sip_code, ended_by,
+                forwarded_from, transferred_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (id) DO UPDATE SET
+                answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+                caller = excluded.caller, callee = excluded.callee,
+                answered_by = excluded.answered_by, direction = excluded.direction,
+                line = excluded.line, disposition = excluded.disposition,
+                sip_code = excluded.sip_code, ended_by = excluded.ended_by,
+                forwarded_from = excluded.forwarded_from,
+                transferred_by = excluded.transferred_by
+             WHERE started_at = excluded.started_at",
+        )?
+        .execute(values)?;
+    if written == 0 {
+        // Stored with another start time: every column.
+        conn.prepare_cached(
+            "UPDATE calls SET started_at = ?2, answered_at = ?3, ended_at = ?4, caller = ?5,
+                callee = ?6, answered_by = ?7, direction = ?8, line = ?9, disposition = ?10,
+                sip_code = ?11, ended_by = ?12, forwarded_from = ?13, transferred_by = ?14
+             WHERE id = ?1",
+        )?
+        .execute(values)?;
+    }
     Ok(())
 }
 
@@ -180,6 +209,71 @@ mod tests {
         let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["b", "c", "a"]);
         assert_eq!(all[2], finished);
+    }
+
+    /// What `put` stored before the upsert: every column of the row replaced.
+    fn put_by_replacing(conn: &Connection, r: &CallRecord) {
+        conn.execute(
+            "INSERT OR REPLACE INTO calls (id, started_at, answered_at, ended_at, caller,
+                callee, answered_by, direction, line, disposition, sip_code, ended_by,
+                forwarded_from, transferred_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                r.id,
+                r.started_at,
+                r.answered_at,
+                r.ended_at,
+                r.caller,
+                r.callee,
+                r.answered_by,
+                r.direction.as_str(),
+                r.line,
+                r.disposition.map(|d| d.as_str()),
+                r.sip_code,
+                r.ended_by.map(|e| e.as_str()),
+                r.forwarded_from,
+                r.transferred_by,
+            ],
+        )
+        .unwrap();
+    }
+
+    /// The upsert leaves exactly what `INSERT OR REPLACE` left, over a sequence that
+    /// writes ids again with every column changed, set and cleared.
+    #[test]
+    fn put_stores_what_insert_or_replace_stored() {
+        let (upsert, replace) = (db(), db());
+        let mut changed = record("a", 5_000, true);
+        changed.caller = "102".into();
+        changed.callee = "103".into();
+        changed.answered_by = None;
+        changed.direction = CallDirection::Inbound;
+        changed.line = None;
+        changed.sip_code = None;
+        changed.forwarded_from = Some("104".into());
+        changed.transferred_by = Some("105".into());
+        let writes = [
+            record("a", 1_000, false),
+            record("b", 1_000, false),
+            record("a", 1_000, true),
+            changed.clone(),
+            record("c", 500, true),
+            record("b", 2_000, true),
+            record("a", 1_000, false),
+            changed,
+        ];
+        for (n, w) in writes.iter().enumerate() {
+            put(&upsert, w).unwrap();
+            put_by_replacing(&replace, w);
+            assert_eq!(
+                list(&upsert, None, 100).unwrap(),
+                list(&replace, None, 100).unwrap(),
+                "after write {n}"
+            );
+            // The index on started_at answers as the table does.
+            let since = |c: &Connection| list(c, Some(1_000), 100).unwrap();
+            assert_eq!(since(&upsert), since(&replace), "after write {n}");
+        }
     }
 
     #[test]
