@@ -31,6 +31,10 @@ macro_rules! names {
             Other(OtherName),
         }
 
+        /// Every known name (for the tests).
+        #[cfg(test)]
+        pub(crate) const ALL_KNOWN: &[HeaderName] = &[$( HeaderName::$var, )*];
+
         impl HeaderName {
             /// The canonical spelling (full form) of the name, as bytes; an unknown name
             /// exactly as received.
@@ -133,51 +137,6 @@ names! {
     Identity => "Identity",
 }
 
-static C_NAMES: [HeaderName; 6] = [
-    HeaderName::CallId,
-    HeaderName::CSeq,
-    HeaderName::Contact,
-    HeaderName::ContentType,
-    HeaderName::ContentLength,
-    HeaderName::ContentEncoding,
-];
-static A_NAMES: [HeaderName; 5] = [
-    HeaderName::Authorization,
-    HeaderName::AuthenticationInfo,
-    HeaderName::Allow,
-    HeaderName::Accept,
-    HeaderName::AllowEvents,
-];
-static M_NAMES: [HeaderName; 2] = [HeaderName::MaxForwards, HeaderName::MinExpires];
-static P_NAMES: [HeaderName; 4] = [
-    HeaderName::ProxyAuthorization,
-    HeaderName::ProxyAuthenticate,
-    HeaderName::ProxyRequire,
-    HeaderName::Path,
-];
-static R_NAMES: [HeaderName; 6] = [
-    HeaderName::Route,
-    HeaderName::RecordRoute,
-    HeaderName::Require,
-    HeaderName::RetryAfter,
-    HeaderName::ReferTo,
-    HeaderName::ReferredBy,
-];
-static S_NAMES: [HeaderName; 4] = [
-    HeaderName::Supported,
-    HeaderName::Subject,
-    HeaderName::Server,
-    HeaderName::SessionExpires,
-];
-static U_NAMES: [HeaderName; 2] = [HeaderName::Unsupported, HeaderName::UserAgent];
-static V: [HeaderName; 1] = [HeaderName::Via];
-static F: [HeaderName; 1] = [HeaderName::From];
-static T: [HeaderName; 2] = [HeaderName::To, HeaderName::Timestamp];
-static E: [HeaderName; 2] = [HeaderName::Expires, HeaderName::Event];
-static W: [HeaderName; 2] = [HeaderName::WwwAuthenticate, HeaderName::Warning];
-static D: [HeaderName; 1] = [HeaderName::Date];
-static I: [HeaderName; 1] = [HeaderName::Identity];
-
 fn compact(c: u8) -> Option<HeaderName> {
     // RFC 3261 §7.3.3 and the IANA registry of compact forms.
     Some(match c.to_ascii_lowercase() {
@@ -201,35 +160,68 @@ fn compact(c: u8) -> Option<HeaderName> {
     })
 }
 
+/// The known names of each length (the index), the most frequent first: a lookup compares
+/// a name only with the few known names of its length, and most comparisons with a wrong
+/// candidate stop at the first byte.
+static BY_LEN: [&[HeaderName]; 20] = [
+    &[],
+    &[],
+    &[HeaderName::To],
+    &[HeaderName::Via],
+    &[
+        HeaderName::CSeq,
+        HeaderName::From,
+        HeaderName::Date,
+        HeaderName::Path,
+    ],
+    &[HeaderName::Route, HeaderName::Allow, HeaderName::Event],
+    &[HeaderName::Accept, HeaderName::Server],
+    &[
+        HeaderName::CallId,
+        HeaderName::Contact,
+        HeaderName::Expires,
+        HeaderName::Require,
+        HeaderName::Subject,
+        HeaderName::Warning,
+    ],
+    &[HeaderName::ReferTo, HeaderName::Identity],
+    &[HeaderName::Supported, HeaderName::Timestamp],
+    &[HeaderName::UserAgent],
+    &[
+        HeaderName::MinExpires,
+        HeaderName::Unsupported,
+        HeaderName::RetryAfter,
+        HeaderName::ReferredBy,
+    ],
+    &[
+        HeaderName::MaxForwards,
+        HeaderName::ContentType,
+        HeaderName::RecordRoute,
+        HeaderName::AllowEvents,
+    ],
+    &[HeaderName::ProxyRequire, HeaderName::Authorization],
+    &[HeaderName::ContentLength],
+    &[HeaderName::SessionExpires],
+    &[HeaderName::ContentEncoding, HeaderName::WwwAuthenticate],
+    &[],
+    &[HeaderName::ProxyAuthenticate],
+    &[
+        HeaderName::ProxyAuthorization,
+        HeaderName::AuthenticationInfo,
+    ],
+];
+
 /// Finds the known header a name (full or compact, any case) stands for.
 pub(crate) fn lookup_known(name: &[u8]) -> Option<HeaderName> {
     let first = *name.first()?;
     if name.len() == 1 {
         return compact(first);
     }
-    let cands: &[HeaderName] = match first.to_ascii_lowercase() {
-        b'c' => &C_NAMES,
-        b'a' => &A_NAMES,
-        b'm' => &M_NAMES,
-        b'p' => &P_NAMES,
-        b'r' => &R_NAMES,
-        b's' => &S_NAMES,
-        b'u' => &U_NAMES,
-        b'v' => &V,
-        b'f' => &F,
-        b't' => &T,
-        b'e' => &E,
-        b'w' => &W,
-        b'd' => &D,
-        b'i' => &I,
-        _ => return None,
-    };
+    // Longer than every known name: unknown.
+    let cands: &[HeaderName] = BY_LEN.get(name.len())?;
     cands
         .iter()
-        .find(|c| {
-            let s = c.as_str().as_bytes();
-            s.len() == name.len() && s.eq_ignore_ascii_case(name)
-        })
+        .find(|c| c.as_bytes().eq_ignore_ascii_case(name))
         .cloned()
 }
 
@@ -319,6 +311,136 @@ impl fmt::Display for HeaderName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The lookup as it was (candidates by first letter, every one compared), kept as the
+    // reference the table by length is checked against.
+    static C_NAMES: [HeaderName; 6] = [
+        HeaderName::CallId,
+        HeaderName::CSeq,
+        HeaderName::Contact,
+        HeaderName::ContentType,
+        HeaderName::ContentLength,
+        HeaderName::ContentEncoding,
+    ];
+    static A_NAMES: [HeaderName; 5] = [
+        HeaderName::Authorization,
+        HeaderName::AuthenticationInfo,
+        HeaderName::Allow,
+        HeaderName::Accept,
+        HeaderName::AllowEvents,
+    ];
+    static M_NAMES: [HeaderName; 2] = [HeaderName::MaxForwards, HeaderName::MinExpires];
+    static P_NAMES: [HeaderName; 4] = [
+        HeaderName::ProxyAuthorization,
+        HeaderName::ProxyAuthenticate,
+        HeaderName::ProxyRequire,
+        HeaderName::Path,
+    ];
+    static R_NAMES: [HeaderName; 6] = [
+        HeaderName::Route,
+        HeaderName::RecordRoute,
+        HeaderName::Require,
+        HeaderName::RetryAfter,
+        HeaderName::ReferTo,
+        HeaderName::ReferredBy,
+    ];
+    static S_NAMES: [HeaderName; 4] = [
+        HeaderName::Supported,
+        HeaderName::Subject,
+        HeaderName::Server,
+        HeaderName::SessionExpires,
+    ];
+    static U_NAMES: [HeaderName; 2] = [HeaderName::Unsupported, HeaderName::UserAgent];
+    static V: [HeaderName; 1] = [HeaderName::Via];
+    static F: [HeaderName; 1] = [HeaderName::From];
+    static T: [HeaderName; 2] = [HeaderName::To, HeaderName::Timestamp];
+    static E: [HeaderName; 2] = [HeaderName::Expires, HeaderName::Event];
+    static W: [HeaderName; 2] = [HeaderName::WwwAuthenticate, HeaderName::Warning];
+    static D: [HeaderName; 1] = [HeaderName::Date];
+    static I: [HeaderName; 1] = [HeaderName::Identity];
+
+    fn lookup_by_first_letter(name: &[u8]) -> Option<HeaderName> {
+        let first = *name.first()?;
+        if name.len() == 1 {
+            return compact(first);
+        }
+        let cands: &[HeaderName] = match first.to_ascii_lowercase() {
+            b'c' => &C_NAMES,
+            b'a' => &A_NAMES,
+            b'm' => &M_NAMES,
+            b'p' => &P_NAMES,
+            b'r' => &R_NAMES,
+            b's' => &S_NAMES,
+            b'u' => &U_NAMES,
+            b'v' => &V,
+            b'f' => &F,
+            b't' => &T,
+            b'e' => &E,
+            b'w' => &W,
+            b'd' => &D,
+            b'i' => &I,
+            _ => return None,
+        };
+        cands
+            .iter()
+            .find(|c| {
+                let s = c.as_str().as_bytes();
+                s.len() == name.len() && s.eq_ignore_ascii_case(name)
+            })
+            .cloned()
+    }
+
+    fn same(a: Option<HeaderName>, b: Option<HeaderName>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x == y && x.as_bytes() == y.as_bytes(),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn the_table_by_length_finds_what_the_scan_by_first_letter_found() {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for n in ALL_KNOWN {
+            let b = n.as_bytes();
+            assert!(
+                BY_LEN.get(b.len()).is_some_and(|c| c.contains(n)),
+                "{n:?} missing from BY_LEN"
+            );
+            names.push(b.to_vec());
+            names.push(b.to_ascii_lowercase());
+            names.push(b.to_ascii_uppercase());
+            // One byte changed (case flipped bit, a neighbour, CR for '-'), one cut, one added.
+            for i in 0..b.len() {
+                for delta in [0x20u8, 1, 0x40] {
+                    let mut m = b.to_vec();
+                    m[i] ^= delta;
+                    names.push(m);
+                }
+                let mut m = b.to_vec();
+                m[i] = b'\r';
+                names.push(m);
+            }
+            names.push(b[..b.len() - 1].to_vec());
+            names.push([b, b"x"].concat());
+            names.push([b"x", b].concat());
+        }
+        for c in 0..=255u8 {
+            names.push(vec![c]);
+            names.push(vec![c, c]);
+        }
+        names.push(Vec::new());
+        names.push(vec![b'a'; 25]);
+        let total: usize = BY_LEN.iter().map(|c| c.len()).sum();
+        assert_eq!(total, ALL_KNOWN.len());
+        for n in &names {
+            assert!(
+                same(lookup_known(n), lookup_by_first_letter(n)),
+                "{:?}",
+                String::from_utf8_lossy(n)
+            );
+        }
+    }
 
     #[test]
     fn compact_and_case() {
