@@ -160,54 +160,114 @@ fn compact(c: u8) -> Option<HeaderName> {
     })
 }
 
+/// A known name folded for a case-insensitive comparison eight bytes at a time: its bytes
+/// lower-cased, zero-padded to [`KEY_LEN`], and a mask with `0x20` (the ASCII case bit)
+/// at each letter. Known names are letters and `-` only, so a byte `b` of a name matches
+/// the known byte `k` ignoring ASCII case exactly when `b | mask == k`: at a letter,
+/// `b | 0x20` is `k` only for `k` and its upper case; at `-` the mask is 0 and only `-`
+/// matches.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    lower: [u64; 3],
+    mask: [u64; 3],
+}
+
+/// Longest known name plus padding: `Proxy-Authorization` and `Authentication-Info` are 19.
+const KEY_LEN: usize = 24;
+
+const fn key(lower: &[u8]) -> Key {
+    let mut bytes = [0u8; KEY_LEN];
+    let mut mask = [0u8; KEY_LEN];
+    let mut i = 0;
+    while i < lower.len() {
+        bytes[i] = lower[i];
+        if lower[i].is_ascii_lowercase() {
+            mask[i] = 0x20;
+        }
+        i += 1;
+    }
+    Key {
+        lower: words(&bytes),
+        mask: words(&mask),
+    }
+}
+
+const fn words(b: &[u8; KEY_LEN]) -> [u64; 3] {
+    let mut w = [0u64; 3];
+    let mut i = 0;
+    while i < KEY_LEN {
+        w[i / 8] |= (b[i] as u64) << ((i % 8) * 8);
+        i += 1;
+    }
+    w
+}
+
 /// The known names of each length (the index), the most frequent first: a lookup compares
-/// a name only with the few known names of its length, and most comparisons with a wrong
-/// candidate stop at the first byte.
-static BY_LEN: [&[HeaderName]; 20] = [
+/// a name only with the few known names of its length.
+static BY_LEN: [&[(Key, HeaderName)]; 20] = [
     &[],
     &[],
-    &[HeaderName::To],
-    &[HeaderName::Via],
+    &[(key(b"to"), HeaderName::To)],
+    &[(key(b"via"), HeaderName::Via)],
     &[
-        HeaderName::CSeq,
-        HeaderName::From,
-        HeaderName::Date,
-        HeaderName::Path,
-    ],
-    &[HeaderName::Route, HeaderName::Allow, HeaderName::Event],
-    &[HeaderName::Accept, HeaderName::Server],
-    &[
-        HeaderName::CallId,
-        HeaderName::Contact,
-        HeaderName::Expires,
-        HeaderName::Require,
-        HeaderName::Subject,
-        HeaderName::Warning,
-    ],
-    &[HeaderName::ReferTo, HeaderName::Identity],
-    &[HeaderName::Supported, HeaderName::Timestamp],
-    &[HeaderName::UserAgent],
-    &[
-        HeaderName::MinExpires,
-        HeaderName::Unsupported,
-        HeaderName::RetryAfter,
-        HeaderName::ReferredBy,
+        (key(b"cseq"), HeaderName::CSeq),
+        (key(b"from"), HeaderName::From),
+        (key(b"date"), HeaderName::Date),
+        (key(b"path"), HeaderName::Path),
     ],
     &[
-        HeaderName::MaxForwards,
-        HeaderName::ContentType,
-        HeaderName::RecordRoute,
-        HeaderName::AllowEvents,
+        (key(b"route"), HeaderName::Route),
+        (key(b"allow"), HeaderName::Allow),
+        (key(b"event"), HeaderName::Event),
     ],
-    &[HeaderName::ProxyRequire, HeaderName::Authorization],
-    &[HeaderName::ContentLength],
-    &[HeaderName::SessionExpires],
-    &[HeaderName::ContentEncoding, HeaderName::WwwAuthenticate],
+    &[
+        (key(b"accept"), HeaderName::Accept),
+        (key(b"server"), HeaderName::Server),
+    ],
+    &[
+        (key(b"call-id"), HeaderName::CallId),
+        (key(b"contact"), HeaderName::Contact),
+        (key(b"expires"), HeaderName::Expires),
+        (key(b"require"), HeaderName::Require),
+        (key(b"subject"), HeaderName::Subject),
+        (key(b"warning"), HeaderName::Warning),
+    ],
+    &[
+        (key(b"refer-to"), HeaderName::ReferTo),
+        (key(b"identity"), HeaderName::Identity),
+    ],
+    &[
+        (key(b"supported"), HeaderName::Supported),
+        (key(b"timestamp"), HeaderName::Timestamp),
+    ],
+    &[(key(b"user-agent"), HeaderName::UserAgent)],
+    &[
+        (key(b"min-expires"), HeaderName::MinExpires),
+        (key(b"unsupported"), HeaderName::Unsupported),
+        (key(b"retry-after"), HeaderName::RetryAfter),
+        (key(b"referred-by"), HeaderName::ReferredBy),
+    ],
+    &[
+        (key(b"max-forwards"), HeaderName::MaxForwards),
+        (key(b"content-type"), HeaderName::ContentType),
+        (key(b"record-route"), HeaderName::RecordRoute),
+        (key(b"allow-events"), HeaderName::AllowEvents),
+    ],
+    &[
+        (key(b"proxy-require"), HeaderName::ProxyRequire),
+        (key(b"authorization"), HeaderName::Authorization),
+    ],
+    &[(key(b"content-length"), HeaderName::ContentLength)],
+    &[(key(b"session-expires"), HeaderName::SessionExpires)],
+    &[
+        (key(b"content-encoding"), HeaderName::ContentEncoding),
+        (key(b"www-authenticate"), HeaderName::WwwAuthenticate),
+    ],
     &[],
-    &[HeaderName::ProxyAuthenticate],
+    &[(key(b"proxy-authenticate"), HeaderName::ProxyAuthenticate)],
     &[
-        HeaderName::ProxyAuthorization,
-        HeaderName::AuthenticationInfo,
+        (key(b"proxy-authorization"), HeaderName::ProxyAuthorization),
+        (key(b"authentication-info"), HeaderName::AuthenticationInfo),
     ],
 ];
 
@@ -218,11 +278,23 @@ pub(crate) fn lookup_known(name: &[u8]) -> Option<HeaderName> {
         return compact(first);
     }
     // Longer than every known name: unknown.
-    let cands: &[HeaderName] = BY_LEN.get(name.len())?;
+    let cands: &[(Key, HeaderName)] = BY_LEN.get(name.len())?;
+    let mut buf = [0u8; KEY_LEN];
+    buf.get_mut(..name.len())?.copy_from_slice(name);
+    let mut w = [0u64; 3];
+    for (word, chunk) in w.iter_mut().zip(buf.chunks_exact(8)) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(eight);
+    }
     cands
         .iter()
-        .find(|c| c.as_bytes().eq_ignore_ascii_case(name))
-        .cloned()
+        .find(|(k, _)| {
+            (w[0] | k.mask[0]) == k.lower[0]
+                && (w[1] | k.mask[1]) == k.lower[1]
+                && (w[2] | k.mask[2]) == k.lower[2]
+        })
+        .map(|(_, n)| n.clone())
 }
 
 impl HeaderName {
@@ -404,7 +476,9 @@ mod tests {
         for n in ALL_KNOWN {
             let b = n.as_bytes();
             assert!(
-                BY_LEN.get(b.len()).is_some_and(|c| c.contains(n)),
+                BY_LEN
+                    .get(b.len())
+                    .is_some_and(|c| c.iter().any(|(_, k)| k == n)),
                 "{n:?} missing from BY_LEN"
             );
             names.push(b.to_vec());
@@ -412,7 +486,7 @@ mod tests {
             names.push(b.to_ascii_uppercase());
             // One byte changed (case flipped bit, a neighbour, CR for '-'), one cut, one added.
             for i in 0..b.len() {
-                for delta in [0x20u8, 1, 0x40] {
+                for delta in [0x20u8, 1, 0x40, 0x80] {
                     let mut m = b.to_vec();
                     m[i] ^= delta;
                     names.push(m);
@@ -431,6 +505,18 @@ mod tests {
         }
         names.push(Vec::new());
         names.push(vec![b'a'; 25]);
+        // Each key spells its name, lower-cased, at the index of its length.
+        for (len, cands) in BY_LEN.iter().enumerate() {
+            for (k, n) in cands.iter() {
+                let want = key(&n.as_bytes().to_ascii_lowercase());
+                assert_eq!(n.as_bytes().len(), len, "{n:?}");
+                assert_eq!((k.lower, k.mask), (want.lower, want.mask), "{n:?}");
+                assert!(n
+                    .as_bytes()
+                    .iter()
+                    .all(|c| c.is_ascii_alphabetic() || *c == b'-'));
+            }
+        }
         let total: usize = BY_LEN.iter().map(|c| c.len()).sum();
         assert_eq!(total, ALL_KNOWN.len());
         for n in &names {
