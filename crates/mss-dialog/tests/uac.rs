@@ -415,6 +415,22 @@ fn responses_that_belong_to_no_dialog() {
             .unwrap_err(),
         DialogError::ResponseMismatch
     );
+    // The INVITE's From tag is compared, whatever the bytes around it: the same tag in a
+    // From written otherwise answers (no dialog here: a 1xx without a To tag), another
+    // tag does not.
+    let text = peer::request_text_of(&invite);
+    let respelled = peer::request(&text.replace("\"Alice\" <sip:", "\"Alice\"   <sip:"));
+    let trying = from_bob(&invite, 100, "", &[]);
+    assert!(dialogs
+        .handle_invite_response(now, &respelled, &trying, &mut rng)
+        .is_ok());
+    let other_tag = peer::request(&text.replace("tag=mss-b1", "tag=mss-b2"));
+    assert_eq!(
+        dialogs
+            .handle_invite_response(now, &other_tag, &ok, &mut rng)
+            .unwrap_err(),
+        DialogError::ResponseMismatch
+    );
     assert!(dialogs.is_empty());
     // A 2xx without Contact still makes a dialog, so that it can be acknowledged and
     // ended: its remote target is the Request-URI.

@@ -109,3 +109,75 @@ fn a_change_to_the_headers_forgets_the_tags() {
     msg.headers_mut().remove(&HeaderName::From);
     assert!(msg.headers().from_tag().is_err());
 }
+
+/// A response's headers with the given From and To values (none when `None`).
+fn response_headers(from: Option<&[u8]>, to: Option<&[u8]>) -> Headers {
+    let mut h = Headers::new();
+    if let Some(v) = from {
+        h.push(HeaderName::From, v.to_vec());
+    }
+    if let Some(v) = to {
+        h.push(HeaderName::To, v.to_vec());
+    }
+    h
+}
+
+/// `Headers::note_tags_from_request` against the full parser: every message of the corpus
+/// that frames is taken as the request, with responses whose From and To are the
+/// request's byte for byte, whose To has `;tag=` and a value (tokens and not) appended,
+/// and whose values differ; asked with the request's memo empty and filled first. After
+/// the noting, `from_tag` / `to_tag` of the response (and of the request) give what the
+/// full parser gives.
+#[test]
+fn tags_noted_from_the_request_agree_with_the_full_parser() {
+    let appended: [&[u8]; 10] = [
+        b";tag=abc",
+        b";tag=9fxced76sl",
+        b";tag=a.b-c!%*_+`'~",
+        b";tag=",
+        b";tag=a b",
+        b";tag=a;b",
+        b";tag=\"q\"",
+        b";tag=a>",
+        b" ;tag=x",
+        b";tag=x;tag=y",
+    ];
+    let mut seen = 0;
+    for case in torture::cases() {
+        let Ok(msg) = parse_datagram(case.bytes.clone()) else {
+            continue;
+        };
+        let from = msg.headers().get(&HeaderName::From).map(<[u8]>::to_vec);
+        let to = msg.headers().get(&HeaderName::To).map(<[u8]>::to_vec);
+        let mut variants = vec![(from.clone(), to.clone())];
+        if let Some(to) = &to {
+            for tail in appended {
+                variants.push((from.clone(), Some([to.as_slice(), tail].concat())));
+            }
+        }
+        variants.push((
+            from.clone().map(|f| [f.as_slice(), b"x"].concat()),
+            to.clone(),
+        ));
+        variants.push((None, to.clone()));
+        for (rf, rt) in &variants {
+            for asked_first in [false, true] {
+                let req = parse_datagram(case.bytes.clone()).unwrap();
+                if asked_first {
+                    let _ = req.headers().from_tag();
+                    let _ = req.headers().to_tag();
+                }
+                let rsp = response_headers(rf.as_deref(), rt.as_deref());
+                rsp.note_tags_from_request(req.headers());
+                for name in [HeaderName::From, HeaderName::To] {
+                    let want = full(&rsp, &name);
+                    assert_eq!(memo(&rsp, &name), want, "{}: {name:?} response", case.name);
+                    let want = full(req.headers(), &name);
+                    assert_eq!(memo(req.headers(), &name), want, "{}: {name:?}", case.name);
+                }
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 400, "only {seen} responses checked");
+}

@@ -112,6 +112,12 @@ impl Transactions {
                 from,
             });
         };
+        // An INVITE's transaction passes up several responses (1xx, 2xx) whose From and
+        // To tags the dialog layer and the TU read: the request's values, parsed once, tell
+        // them where (`Headers::note_tags_from_request`), instead of a parse per response.
+        if let (ClientMachine::Invite(_), Some(request)) = (&c.machine, &c.request) {
+            rsp.headers().note_tags_from_request(request.headers());
+        }
         match &mut c.machine {
             ClientMachine::Invite(m) => m.on_response(class, now, &timers, &mut out),
             ClientMachine::NonInvite(m) => m.on_response(class, now, &timers, &mut out),

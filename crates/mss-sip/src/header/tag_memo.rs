@@ -105,6 +105,67 @@ impl Headers {
         Ok(self.parse_noting_tag(v, &name)?.tag())
     }
 
+    /// Notes the From and To tags of this message, a response, from `request`, the
+    /// request it answers, where the values show that the full parser would find them
+    /// there; later [`Headers::from_tag`] / [`Headers::to_tag`] of the response are then
+    /// slices. An INVITE's client transaction sees several responses (`1xx`, `2xx`) whose
+    /// tags the dialog layer and the TU read: the request's values are parsed once (their
+    /// tags remembered on `request`) instead of each response's.
+    ///
+    /// A response copies From and To from the request (RFC 3261 §8.2.6.2), the UAS adding
+    /// a tag to To. So:
+    /// - a value byte for byte equal to the request's parses as the request's does (the
+    ///   same input to the same parser): its tag, or its absence, is the request's; a
+    ///   request's value that does not parse notes nothing;
+    /// - a To value that is the request's To, ending in `>` and without a tag, followed by
+    ///   `;tag=` and a token is the request's name-addr with one more header parameter:
+    ///   the URI ends at the same (first) `>`, nothing but parameters can follow it, and
+    ///   after the request's `>` there were none (a header parameter cannot end in `>`:
+    ///   its value is a token, a host or a quoted string), so the parameters are exactly
+    ///   `tag=TOKEN`, which `check_header_params` accepts.
+    ///
+    /// Anything else is left to the full parse (the memo stays unknown). What is noted is
+    /// what `from()?.tag()` / `to()?.tag()` give (`tests/tag_memo.rs` checks it over the
+    /// RFC 4475 corpus).
+    pub fn note_tags_from_request(&self, request: &Headers) {
+        for name in [HeaderName::From, HeaderName::To] {
+            if self.tags.get(&name) != TagMemo::Unknown {
+                continue;
+            }
+            let (Ok(mine), Ok(theirs)) = (
+                self.required_str(name.clone()),
+                request.required_str(name.clone()),
+            ) else {
+                continue;
+            };
+            if mine == theirs {
+                if request.memo_tag(name.clone()).is_ok() {
+                    self.tags.set(&name, request.tags.get(&name));
+                }
+                continue;
+            }
+            if name != HeaderName::To || !theirs.ends_with('>') {
+                continue;
+            }
+            let Some(tag) = mine
+                .strip_prefix(theirs)
+                .and_then(|rest| rest.strip_prefix(";tag="))
+            else {
+                continue;
+            };
+            if tag.is_empty() || !tag.bytes().all(crate::parse::is_token_char) {
+                continue;
+            }
+            if request.memo_tag(HeaderName::To) != Ok(None) {
+                continue;
+            }
+            let start = theirs.len() + ";tag=".len();
+            if let (Ok(s), Ok(l)) = (u32::try_from(start), u32::try_from(tag.len())) {
+                self.tags.set(&name, TagMemo::At { start: s, len: l });
+            }
+        }
+    }
+
     /// The From or To value, parsed as [`Headers::from`] / [`Headers::to`] parse it (same
     /// result, same errors), remembering where its tag is: the prechecks parse both values
     /// in full anyway, so every later [`Headers::from_tag`] / [`Headers::to_tag`] of the
@@ -164,6 +225,45 @@ mod tests {
         h.replace(HeaderName::To, "<sip:b@example.com>;tag=x");
         assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
         assert_eq!(h.to_tag(), Ok(Some("x")));
+    }
+
+    #[test]
+    fn a_response_takes_the_tags_of_the_request_it_answers() {
+        let mut req = Headers::new();
+        req.push(HeaderName::From, "\"A\" <sip:a@example.com>;tag=abc");
+        req.push(HeaderName::To, "<sip:b@example.com>");
+        let mut rsp = Headers::new();
+        rsp.push(HeaderName::From, "\"A\" <sip:a@example.com>;tag=abc");
+        rsp.push(HeaderName::To, "<sip:b@example.com>;tag=x-9");
+        rsp.note_tags_from_request(&req);
+        assert_eq!(
+            rsp.tags.get(&HeaderName::From),
+            TagMemo::At { start: 28, len: 3 }
+        );
+        assert_eq!(
+            rsp.tags.get(&HeaderName::To),
+            TagMemo::At { start: 24, len: 3 }
+        );
+        assert_eq!(rsp.from_tag(), Ok(Some("abc")));
+        assert_eq!(rsp.to_tag(), Ok(Some("x-9")));
+        // Untagged To copied as is; a From that differs is left to the parser.
+        let mut rsp = Headers::new();
+        rsp.push(HeaderName::From, "<sip:a@example.com>;tag=abc");
+        rsp.push(HeaderName::To, "<sip:b@example.com>");
+        rsp.note_tags_from_request(&req);
+        assert_eq!(rsp.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(rsp.tags.get(&HeaderName::To), TagMemo::Absent);
+        // A To whose appended tag is not a token, or a request To not ending in `>`.
+        let mut rsp = Headers::new();
+        rsp.push(HeaderName::To, "<sip:b@example.com>;tag=a b");
+        rsp.note_tags_from_request(&req);
+        assert_eq!(rsp.tags.get(&HeaderName::To), TagMemo::Unknown);
+        let mut bare = Headers::new();
+        bare.push(HeaderName::To, "sip:b@example.com");
+        let mut rsp = Headers::new();
+        rsp.push(HeaderName::To, "sip:b@example.com;tag=x");
+        rsp.note_tags_from_request(&bare);
+        assert_eq!(rsp.tags.get(&HeaderName::To), TagMemo::Unknown);
     }
 
     #[test]
