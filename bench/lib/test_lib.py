@@ -467,7 +467,8 @@ class CallsHarnessTests(unittest.TestCase):
 
 
 
-def _media_run(rep, target, sent=1000, lost=0, reordered=0, p99=100.0, cpu=None, kb=None):
+def _media_run(rep, target, sent=1000, lost=0, reordered=0, p99=100.0, cpu=None, kb=None,
+               tool=0.5):
     relay = None if cpu is None else {
         "cpu_ms": cpu * sent / 1000.0, "wait_ms": 5.0, "cpu_us_per_packet": cpu,
         "core_share": 0.4, "rss_idle_kb": 1000, "rss_calls_kb": 1000 + kb * 10,
@@ -482,7 +483,7 @@ def _media_run(rep, target, sent=1000, lost=0, reordered=0, p99=100.0, cpu=None,
         "target": target, "calls": 10, "packets_per_stream": 50, "planned_pps": 1000.0,
         "sent_pps": 1000.0, "setup_ms": 1.0, "totals": totals, "jitter_mean_ms": 0.05,
         "transit": transit, "send_lateness": transit, "send_errors": 0, "misdelivered": 0,
-        "foreign": 0, "relay": relay, "tool_cpu_share": 0.5, "loadavg": [1.0, 1.0]}}
+        "foreign": 0, "relay": relay, "tool_cpu_share": tool, "loadavg": [1.0, 1.0]}}
 
 
 class MediaTests(unittest.TestCase):
@@ -491,7 +492,7 @@ class MediaTests(unittest.TestCase):
         for rep in (0, 1):
             runs += [_media_run(rep, "direct", p99=100.0),
                      _media_run(rep, "mss", lost=mss_lost, p99=400.0 + rep * 200, cpu=2.0 + rep,
-                                kb=3.0),
+                                kb=3.0, tool=0.3),
                      _media_run(rep, "rtpengine", p99=900.0, cpu=8.0, kb=40.0),
                      {"repetition": rep, "target": "rtpengine-1t", "error": "no pong"}]
         return {"command": "mss-rtpload run", "calls": calls, "seconds": 1.0, "cpus": 2,
@@ -511,8 +512,13 @@ class MediaTests(unittest.TestCase):
         judged = media.targets(media.summarize(self.tool(1000)), 1000)
         rows = {r[0].split(" (")[0]: r for r in judged}
         cpu = [r for r in judged if r[0].startswith("CPU")]
-        self.assertEqual([r[2] for r in cpu], ["met", "–"])  # rtpengine-1t failed: no reading
+        # the relay's threads, then the machine; rtpengine-1t failed: no reading
+        self.assertEqual([r[2] for r in cpu], ["met", "–", "met", "–"])
         self.assertEqual(cpu[0][1], "0.31× (2.50 vs 8.00 µs)")
+        # machine: (tool 0.3 + relay 0.4 − direct's tool 0.5) ÷ (0.4 ÷ 2 or 3 µs per packet)
+        # = 1.0 and 1.5 µs; rtpengine (0.5 + 0.4 − 0.5) ÷ (0.4 ÷ 8 µs) = 8 µs
+        self.assertEqual(cpu[2][1], "0.16× (1.25 vs 8.00 µs)")
+        self.assertIn("the machine", cpu[2][0])
         self.assertEqual(rows["1,000 calls: zero loss, zero reordering"][2], "met")
         self.assertEqual(rows["added jitter p99 < 1 ms"][2], "met")
         self.assertEqual(rows["at most 100 KB resident per relayed call"][2], "met")
@@ -535,7 +541,8 @@ class MediaTests(unittest.TestCase):
                       md)
         self.assertIn("error: no pong; no pong", md)
         self.assertIn("`cargo run r`", md)
-        self.assertIn("The load tool itself used 0.50 of a core", md)
+        self.assertIn("The load tool itself used 0.30–0.50 of a core", md)
+        self.assertIn("| 2.00–3.00 | 1.00–1.50 | 0.40 |", md)
         missing = media.markdown({"media": {"available": False, "reason": "no binary"}})
         self.assertIn("Not measured: no binary.", missing)
 
