@@ -81,12 +81,14 @@ impl Core {
                 b.client = None;
             }
         }
+        // The leg's INVITE is lent, not cloned: the From/To tags the dialog layer notes on
+        // it stay for the next response.
         let Some(invite) = self
             .calls
             .table
             .get(&key)
             .and_then(|c| c.leg(leg))
-            .map(|b| b.invite.clone())
+            .map(|b| &b.invite)
         else {
             tracing::debug!(?id, "response for a call that is gone");
             return;
@@ -94,7 +96,7 @@ impl Core {
         // The dialogs first: a 2xx must be acknowledged whatever the call thinks of it.
         let outcome = if rsp.headers().to_tag().is_ok_and(|tag| tag.is_some()) {
             self.dialogs
-                .handle_invite_response(now.mono, &invite, &rsp, &mut self.rng)
+                .handle_invite_response(now.mono, invite, &rsp, &mut self.rng)
         } else {
             Ok(ResponseOutcome::NoDialog)
         };

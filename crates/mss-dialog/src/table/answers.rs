@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use mss_sip::{CSeq, HeaderName, Method, Request, Response};
+use mss_sip::{CSeq, Method, Request, Response};
 use rand::RngCore;
 
 use super::{find_mut, Dialogs, Entry, TimerHeap};
@@ -80,14 +80,10 @@ impl Dialogs {
         };
         if let Some(invite) = invite {
             let ih = invite.headers();
-            // A From byte for byte the INVITE's parses as the response's did: its tag is
-            // `local_tag`, no second parse needed.
-            let same_from = ih
-                .get(&HeaderName::From)
-                .is_some_and(|v| h.get(&HeaderName::From) == Some(v));
-            let answers = ih.call_id()? == call_id
-                && (same_from || ih.from_tag()? == Some(local_tag))
-                && ih.cseq()? == cseq;
+            // `from_tag` parses the INVITE's From once; the caller lends the same INVITE
+            // for each response, so later ones read the remembered tag.
+            let answers =
+                ih.call_id()? == call_id && ih.from_tag()? == Some(local_tag) && ih.cseq()? == cseq;
             if !answers {
                 return Err(DialogError::ResponseMismatch);
             }
