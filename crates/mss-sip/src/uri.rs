@@ -131,29 +131,13 @@ static CLASSES: [u8; 256] = {
     let mut i = 0;
     while i < 256 {
         let c = i as u8;
-        let mut bits = 0;
-        if is_user_char(c) {
-            bits |= USER;
-        }
-        if is_password_char(c) {
-            bits |= PASSWORD;
-        }
-        if is_param_char(c) {
-            bits |= PARAM;
-        }
-        if is_header_char(c) {
-            bits |= HEADER;
-        }
-        if is_host_char(c) {
-            bits |= HOST;
-        }
-        if is_scheme_char(c) {
-            bits |= SCHEME;
-        }
-        if is_forbidden(c) {
-            bits |= FORBIDDEN;
-        }
-        t[i] = bits;
+        t[i] = (USER * is_user_char(c) as u8)
+            | (PASSWORD * is_password_char(c) as u8)
+            | (PARAM * is_param_char(c) as u8)
+            | (HEADER * is_header_char(c) as u8)
+            | (HOST * is_host_char(c) as u8)
+            | (SCHEME * is_scheme_char(c) as u8)
+            | (FORBIDDEN * is_forbidden(c) as u8);
         i += 1;
     }
     t
