@@ -379,15 +379,11 @@ impl Uring {
         self.push(&entry.user_data(user_data))
     }
 
-    /// Makes each wait coalesce wake-ups over `us` µs (0: none); false where the kernel
-    /// cannot (before Linux 6.12), which leaves every completion waking the thread.
-    pub(super) fn coalesce(&mut self, us: u32) -> bool {
-        if us > 0 && !self.ring.params().is_feature_min_timeout() {
-            self.coalesce_us = 0;
-            return false;
-        }
-        self.coalesce_us = us;
-        true
+    /// Makes each wait coalesce wake-ups over `us` µs (0: none); where the kernel cannot
+    /// (before Linux 6.12) every completion keeps waking the thread.
+    pub(super) fn coalesce(&mut self, us: u32) {
+        let able = self.ring.params().is_feature_min_timeout();
+        self.coalesce_us = if able { us } else { 0 };
     }
 
     /// Submits what is queued and waits for at least one completion or `timeout`
