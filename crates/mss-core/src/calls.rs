@@ -512,6 +512,9 @@ impl Core {
                 if let Some(CallClient::Forward { key, held, dialog }) =
                     self.calls.clients.remove(&id)
                 {
+                    if let Some(call) = self.calls.table.get_mut(&key) {
+                        call.forwards.retain(|f| *f != id);
+                    }
                     self.on_forward_response(now, key, *held, dialog, response);
                 }
             }

@@ -83,6 +83,64 @@ fn hold_and_resume_are_passed_to_the_other_leg() {
 }
 
 #[test]
+fn a_hang_up_answers_the_requests_still_passed_on() {
+    // Two calls with an INFO each passed on and unanswered; the first caller hangs up:
+    // its INFO gets its final answer at once (not after Timer F), the other call's INFO
+    // is left alone.
+    let mut setup = Setup::default();
+    setup.users.push(("102".into(), "pw-102".into()));
+    setup.users.push(("103".into(), "pw-103".into()));
+    let mut sim = Sim::start(setup);
+    let (mut alice, dev, _inv) = answered_call(&mut sim);
+    alice.send(&mut sim, "INFO", "");
+    let info = request_to(&mut sim, dev, Method::Info).expect("INFO passed on");
+    let mut carol = Caller::new("102", "pw-102", "127.0.0.12:5062");
+    let carol_dev = registered(&mut sim, "103", "pw-103", "127.0.0.13:5062");
+    assert_eq!(carol.call(&mut sim, "103", "", SDP_A), 407);
+    let inv = invite_to(&mut sim, carol_dev);
+    sim.receive(
+        carol_dev,
+        &device_answer(&inv, carol_dev, 200, "OK", "dev3", SDP_B),
+    );
+    let ok = carol
+        .response(&mut sim, 200)
+        .expect("200 to the second caller");
+    carol.learn(&ok);
+    carol.ack(&mut sim);
+    carol.send(&mut sim, "INFO", "");
+    let carol_info = request_to(&mut sim, carol_dev, Method::Info).expect("second INFO");
+    alice.send(&mut sim, "BYE", "");
+    let answered = sim
+        .wait_for(Duration::from_millis(100), |s| {
+            s.response()
+                .filter(|r| {
+                    s.to.remote == alice.addr
+                        && r.headers().cseq().unwrap().method == Method::Info
+                        && r.status().as_u16() >= 200
+                })
+                .cloned()
+        })
+        .expect("the INFO answered at the hang-up");
+    assert!(
+        answered.status().as_u16() >= 400,
+        "{}",
+        answered.status().as_u16()
+    );
+    let bye = request_to(&mut sim, dev, Method::Bye).expect("BYE to the device");
+    sim.receive(dev, &reply(&bye, 200, "OK", ""));
+    // The device's late answer to the abandoned INFO changes nothing.
+    sim.receive(dev, &reply(&info, 200, "OK", ""));
+    assert_eq!(sim.core.call_count(), 1, "the second call goes on");
+    sim.receive(carol_dev, &reply(&carol_info, 200, "OK", ""));
+    let ok = response_to(&mut sim, carol.addr, Method::Info).expect("second INFO answered");
+    assert_eq!(ok.status().as_u16(), 200);
+    carol.send(&mut sim, "BYE", "");
+    let bye = request_to(&mut sim, carol_dev, Method::Bye).expect("BYE to the second device");
+    sim.receive(carol_dev, &reply(&bye, 200, "OK", ""));
+    assert_clean(&mut sim);
+}
+
+#[test]
 fn both_devices_ring_and_the_second_is_cancelled_when_the_first_answers() {
     let mut sim = Sim::start(Setup::default());
     let d1 = registered(&mut sim, "101", "pw-101", "127.0.0.11:5062");

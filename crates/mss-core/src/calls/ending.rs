@@ -116,8 +116,9 @@ impl Core {
         };
         let status = rsp.status().as_u16();
         if status >= 200 {
+            // The INVITE stays in `by_server` until the call is gone: a CANCEL that comes
+            // after the answer finds its call there (`on_call_cancel`) without a search.
             call.a.answered = true;
-            self.calls.by_server.remove(&call.a.server);
         }
         let server = call.a.server;
         let dialog = call.a.dialog.clone();
@@ -149,11 +150,15 @@ impl Core {
     /// every B leg cancelled (RFC 3261 §9.2, DESIGN §8).
     pub(crate) fn on_call_cancel(&mut self, now: Now, invite: ServerTransactionId) {
         let Some(key) = self.calls.by_server.get(&invite).copied() else {
-            if !self.cancel_unsent_answer(now, invite) {
+            tracing::debug!(?invite, "CANCEL for an INVITE whose call is gone");
+            return;
+        };
+        if self.calls.table.get(&key).is_some_and(|c| c.a.answered) {
+            if !self.cancel_unsent_answer(now, key, invite) {
                 tracing::debug!(?invite, "CANCEL for an INVITE already answered");
             }
             return;
-        };
+        }
         tracing::debug!("call cancelled by the caller");
         self.cancel_call(now, key, StatusCode::REQUEST_TERMINATED, EndedBy::Caller);
     }
@@ -246,23 +251,29 @@ impl Core {
         }
         // Requests still passed on within the call get no answer any more: give them up, so
         // that their requesters get a final answer now (`in_dialog.rs`).
-        let forwards: Vec<_> = self
+        let forwards = self
             .calls
-            .clients
-            .iter()
-            .filter(|(_, c)| matches!(c, super::CallClient::Forward { key: k, .. } if *k == key))
-            .map(|(id, _)| *id)
-            .collect();
+            .table
+            .get_mut(&key)
+            .map(|c| std::mem::take(&mut c.forwards))
+            .unwrap_or_default();
         for id in forwards {
-            self.txns.abandon_client(now.mono, id);
+            if matches!(self.calls.clients.get(&id),
+                Some(super::CallClient::Forward { key: k, .. }) if *k == key)
+            {
+                self.txns.abandon_client(now.mono, id);
+            }
         }
-        let held: Vec<DialogId> = self
-            .calls
-            .held
-            .iter()
-            .filter(|(_, (k, _))| *k == key)
-            .map(|(d, _)| d.clone())
-            .collect();
+        // A request held for a glare retry waits on a dialog of this call: only its
+        // dialogs are looked up, not every held request of the service.
+        let held: Vec<DialogId> = match self.calls.table.get(&key) {
+            Some(c) if !self.calls.held.is_empty() => c
+                .dialogs()
+                .filter(|d| self.calls.held.get(*d).is_some_and(|(k, _)| *k == key))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
         for d in held {
             self.dialogs.cancel_reinvite_retry(&d);
             if let Some((_, h)) = self.calls.held.remove(&d) {

@@ -269,6 +269,9 @@ impl Core {
                 dialog: to_dialog,
             },
         );
+        if let (Some(id), Some(call)) = (sent, self.calls.table.get_mut(&key)) {
+            call.forwards.push(id);
+        }
         if let (true, Some(id)) = (is_invite, sent) {
             // A peer that never answers a re-INVITE must not hold both legs forever.
             self.calls

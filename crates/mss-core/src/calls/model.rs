@@ -267,6 +267,11 @@ pub(crate) struct Call {
     pub(crate) media: Option<super::media::CallMedia>,
     /// Where the call goes once its relay ports are allocated.
     pub(crate) waiting_target: Option<super::admission::Target>,
+    /// The client transactions of requests passed on from one leg to the other
+    /// (`CallClient::Forward`) still without final response: what a hang-up gives up,
+    /// found without a scan of every client transaction of the service (the INVITEs
+    /// among those stay 32 s after their answer, RFC 6026 Timer M).
+    pub(crate) forwards: Vec<mss_txn::ClientTransactionId>,
 }
 
 impl Call {
@@ -298,6 +303,7 @@ impl Call {
             redirect: None,
             media: None,
             waiting_target: None,
+            forwards: Vec::new(),
         }
     }
 
@@ -317,6 +323,15 @@ impl Call {
             Side::A => self.a.dialog.as_ref(),
             Side::B(i) => self.b.get(i).and_then(|b| b.confirmed.as_ref()),
         }
+    }
+
+    /// Every dialog of the call: the caller's and each B leg's (early or confirmed).
+    pub(crate) fn dialogs(&self) -> impl Iterator<Item = &DialogId> {
+        self.a.dialog.iter().chain(
+            self.b
+                .iter()
+                .flat_map(|b| b.dialogs.iter().chain(b.confirmed.iter())),
+        )
     }
 
     /// The other side of an answered call.

@@ -237,17 +237,22 @@ impl Core {
     /// The caller of call `key` cancelled its INVITE `invite` after a callee answered but
     /// before mss's `2xx` went out (held for a PRACK, RFC 3262 §3): the final response has
     /// not been sent, so the CANCEL still counts (RFC 3261 §9.2): the caller gets `487`,
-    /// the callee who answered its ACK and BYE. False when there is no such call (the
-    /// `2xx` went out: the CANCEL has no effect).
-    pub(crate) fn cancel_unsent_answer(&mut self, now: Now, invite: ServerTransactionId) -> bool {
-        let found = self.calls.table.iter().find_map(|(key, c)| {
+    /// the callee who answered its ACK and BYE. False when the call is not in that state
+    /// (the `2xx` went out: the CANCEL has no effect).
+    pub(crate) fn cancel_unsent_answer(
+        &mut self,
+        now: Now,
+        key: CallKey,
+        invite: ServerTransactionId,
+    ) -> bool {
+        let found = self.calls.table.get(&key).and_then(|c| {
             let d = c.a.dialog.as_ref()?;
             let early = self
                 .dialogs
                 .get(d)
                 .is_some_and(|x| x.state() != mss_dialog::DialogState::Confirmed);
             (c.a.server == invite && c.winner.is_some() && early)
-                .then(|| (*key, d.clone(), c.a.invite.clone()))
+                .then(|| (key, d.clone(), c.a.invite.clone()))
         });
         let Some((key, id, request)) = found else {
             return false;
