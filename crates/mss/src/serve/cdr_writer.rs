@@ -1,23 +1,30 @@
 //! The writer of the daily CSV files of call records (DESIGN §8 "Records"), on a thread of
 //! its own.
 //!
-//! The SIP worker must never wait for a disk, so it only hands a finished record to
-//! [`CdrSender::write`] (a push onto an unbounded channel) once the record is in the
-//! database; this thread appends it to `DATA_DIR/cdr/YYYY-MM-DD.csv` (format:
-//! `cdr_csv.rs`). The database stays the record of truth: a line that cannot be written is
-//! logged with the file's path and the record's id, and mss goes on. The day's file stays
-//! open between records ([`DayFile`]); before each record one `stat` of its path checks
-//! that the open file is still the one there, and when it is not (moved away, deleted, its
-//! folder deleted by an admin) the file is opened anew (append, create), so it comes back
-//! with the next record; a new file starts with the header line. When every sender is gone
-//! the thread ends, after the last queued line: [`CdrThread::join`] waits for it.
+//! The SIP worker must never wait for a disk, so it only queues a finished record with
+//! [`CdrSender::queue`] (a push under an uncontended lock) once the record is in the
+//! database, and wakes this thread with [`CdrSender::wake`] at most every
+//! [`CDR_WAKE_DELAY`] (the worker's `cdr_wake_at`): at thousands of calls per second one
+//! wake-up writes many records, where a wake-up per record made the worker's CPU switch
+//! to this thread for each call (issue 14, docs/perf-log.md "Calls round 4"). This thread
+//! appends the records to `DATA_DIR/cdr/YYYY-MM-DD.csv` (format: `cdr_csv.rs`), one write
+//! per file and batch. The database stays the record of truth: a line that cannot be
+//! written is logged with the file's path and the record's id, and mss goes on. The day's
+//! file stays open between batches ([`DayFile`]); before each batch one `stat` of its path
+//! checks that the open file is still the one there, and when it is not (moved away,
+//! deleted, its folder deleted by an admin) the file is opened anew (append, create), so
+//! it comes back with the next batch; a new file starts with the header line. When every
+//! sender is gone the thread writes what is still queued and ends: [`CdrThread::join`]
+//! waits for it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mss_store::CallRecord;
 
@@ -25,6 +32,10 @@ use super::cdr_csv;
 
 /// The folder of the CSV files inside the data folder.
 pub(crate) const CDR_DIR: &str = "cdr";
+
+/// How long a queued record waits at most for the worker to wake the writer: the CSV
+/// line of a call appears up to this much after its record was committed.
+pub(crate) const CDR_WAKE_DELAY: Duration = Duration::from_millis(20);
 
 /// Why one record could not be appended to its CSV file.
 #[derive(Debug, thiserror::Error)]
@@ -39,26 +50,55 @@ pub(crate) struct CdrError {
 }
 
 /// Hands finished records to the writer thread; cheap to clone, never blocks.
+/// The worker's handle on the writer: a queue of finished records and the thread's
+/// wake-up.
 #[derive(Debug, Clone)]
 pub(crate) struct CdrSender {
-    tx: Sender<CallRecord>,
+    queued: Arc<Mutex<Vec<CallRecord>>>,
+    nudge: Sender<()>,
 }
 
 impl CdrSender {
-    /// Queues `record` for its CSV file. Only a finished record that is in the database
-    /// belongs there; if the thread is gone (only at the very end) the record is dropped
-    /// with a log line.
-    pub(crate) fn write(&self, record: CallRecord) {
-        if let Err(mpsc::SendError(r)) = self.tx.send(record) {
-            tracing::warn!(
-                "call {} not written to its CSV file: the writer has stopped",
-                r.id
-            );
+    /// Queues `record` for its CSV file; it is written at the next [`CdrSender::wake`].
+    pub(crate) fn queue(&self, record: CallRecord) {
+        lock(&self.queued).push(record);
+    }
+
+    /// True while records wait for a [`CdrSender::wake`].
+    pub(crate) fn has_queued(&self) -> bool {
+        !lock(&self.queued).is_empty()
+    }
+
+    /// Wakes the writer for what is queued (logged when the writer has stopped: the
+    /// records stay in the database).
+    pub(crate) fn wake(&self) {
+        if self.nudge.send(()).is_err() {
+            let lost = std::mem::take(&mut *lock(&self.queued));
+            for r in lost {
+                tracing::warn!(
+                    "call {} not written to its CSV file: the writer has stopped",
+                    r.id
+                );
+            }
         }
+    }
+
+    /// Queues `record` and wakes the writer at once (the records of calls a restart found
+    /// interrupted).
+    pub(crate) fn write(&self, record: CallRecord) {
+        self.queue(record);
+        self.wake();
     }
 }
 
-/// The writer thread, to be joined at the end.
+/// The queue, also after a thread panicked while holding it (a `Vec` push or take
+/// leaves nothing half done).
+fn lock(queued: &Mutex<Vec<CallRecord>>) -> std::sync::MutexGuard<'_, Vec<CallRecord>> {
+    queued
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Debug)]
 pub(crate) struct CdrThread {
     handle: JoinHandle<()>,
@@ -80,24 +120,52 @@ impl CdrThread {
 /// The operating system's, when the thread cannot be started.
 pub(crate) fn start(data_dir: &Path) -> std::io::Result<(CdrSender, CdrThread)> {
     let dir = data_dir.join(CDR_DIR);
-    let (tx, rx) = mpsc::channel();
+    let (nudge, rx) = mpsc::channel();
+    let queued = Arc::new(Mutex::new(Vec::new()));
+    let theirs = Arc::clone(&queued);
     let handle = std::thread::Builder::new()
         .name("mss-cdr-writer".into())
-        .spawn(move || run(&dir, rx))?;
-    Ok((CdrSender { tx }, CdrThread { handle }))
+        .spawn(move || run(&dir, &theirs, rx))?;
+    Ok((CdrSender { queued, nudge }, CdrThread { handle }))
 }
 
-/// Writes every record received until the senders are gone.
-fn run(dir: &Path, rx: Receiver<CallRecord>) {
+/// Writes what is queued at each wake-up, and once more when every sender is gone.
+fn run(dir: &Path, queued: &Mutex<Vec<CallRecord>>, rx: Receiver<()>) {
     let mut open = None;
-    for record in rx {
-        if let Err(e) = append_with(dir, &record, &mut open) {
+    let mut batch = Vec::new();
+    loop {
+        let more = rx.recv().is_ok();
+        while rx.try_recv().is_ok() {}
+        std::mem::swap(&mut batch, &mut *lock(queued));
+        for e in append_all(dir, &batch, &mut open) {
             tracing::warn!("{e}");
+        }
+        batch.clear();
+        if !more {
+            break;
         }
     }
 }
 
-/// The file a record was last appended to, kept open for the next record of the day.
+/// Appends `records` to their files, one write per run of records of the same day;
+/// returns the errors (each names a file and the first record of its run).
+fn append_all(dir: &Path, records: &[CallRecord], open: &mut Option<DayFile>) -> Vec<CdrError> {
+    let mut errors = Vec::new();
+    let mut rest = records;
+    while let Some(first) = rest.first() {
+        let name = cdr_csv::file_name(first);
+        let run = rest
+            .iter()
+            .take_while(|r| cdr_csv::file_name(r) == name)
+            .count();
+        if let Err(e) = append_with(dir, &rest[..run], open) {
+            errors.push(e);
+        }
+        rest = &rest[run..];
+    }
+    errors
+}
+
 #[derive(Debug)]
 struct DayFile {
     /// Where it was opened.
@@ -120,23 +188,28 @@ impl DayFile {
 /// its header, if missing.
 #[cfg(test)]
 pub(crate) fn append(dir: &Path, record: &CallRecord) -> Result<PathBuf, CdrError> {
-    append_with(dir, record, &mut None)
+    append_with(dir, std::slice::from_ref(record), &mut None)
 }
 
 /// [`append`] through `open`, the file of the previous record: kept when it is the file of
 /// `record`'s day and still at its path, else replaced by the right one, opened (created
 /// with its header if missing); left empty when that fails.
+/// Appends `records` (at least one, all of the same day) to their day's file in one
+/// write.
 fn append_with(
     dir: &Path,
-    record: &CallRecord,
+    records: &[CallRecord],
     open: &mut Option<DayFile>,
 ) -> Result<PathBuf, CdrError> {
+    let Some(first) = records.first() else {
+        return Ok(dir.to_path_buf());
+    };
     let fail = |path: &Path| {
-        let id = record.id.clone();
+        let id = first.id.clone();
         let path = path.to_path_buf();
         move |source| CdrError { id, path, source }
     };
-    let path = dir.join(cdr_csv::file_name(record));
+    let path = dir.join(cdr_csv::file_name(first));
     let reuse = open
         .as_ref()
         .is_some_and(|f| f.path == path && f.still_at_its_path());
@@ -159,11 +232,13 @@ fn append_with(
             identity: (meta.dev(), meta.ino()),
         });
     }
-    text.push_str(&cdr_csv::line(record));
+    for record in records {
+        text.push_str(&cdr_csv::line(record));
+    }
     let Some(day) = open.as_mut() else {
         return Ok(path);
     };
-    // One write per record: lines of two records never interleave.
+    // One write per batch: whole lines only, never a line split by another's.
     if let Err(e) = day.file.write_all(text.as_bytes()) {
         *open = None;
         return Err(fail(&path)(e));
@@ -221,6 +296,41 @@ mod tests {
     }
 
     #[test]
+    fn queued_records_are_written_at_the_wake_or_when_the_senders_are_gone() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join(CDR_DIR);
+        let (sender, thread) = start(data.path()).unwrap();
+        // One batch, the days interleaved: three runs, one header per file.
+        sender.queue(record("c-1", LATE));
+        sender.queue(record("c-2", LATE + 1_000));
+        sender.queue(record("c-3", LATE));
+        assert!(sender.has_queued());
+        sender.wake();
+        let day1 = dir.join("2026-12-07.csv");
+        for _ in 0..500 {
+            if std::fs::read_to_string(&day1).is_ok_and(|t| t.contains("c-3,")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!sender.has_queued());
+        // Queued without a wake-up: written when the last sender is dropped.
+        sender.clone().queue(record("c-4", LATE));
+        drop(sender);
+        thread.join();
+        let text = std::fs::read_to_string(&day1).unwrap();
+        let ids: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        assert_eq!(ids, ["c-1", "c-3", "c-4"], "{text}");
+        assert_eq!(text.matches("id,started_at").count(), 1, "{text}");
+        let day2 = std::fs::read_to_string(dir.join("2026-12-08.csv")).unwrap();
+        assert_eq!(day2.lines().count(), 2, "{day2}");
+    }
+
+    #[test]
     fn appends_to_an_existing_file_without_a_second_header() {
         let data = tempfile::tempdir().unwrap();
         let dir = data.path().join(CDR_DIR);
@@ -237,11 +347,11 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let dir = data.path().join(CDR_DIR);
         let mut open = None;
-        let path = append_with(&dir, &record("c-1", LATE), &mut open).unwrap();
-        append_with(&dir, &record("c-2", LATE), &mut open).unwrap();
+        let path = append_with(&dir, &[record("c-1", LATE)], &mut open).unwrap();
+        append_with(&dir, &[record("c-2", LATE)], &mut open).unwrap();
         let moved = data.path().join("moved.csv");
         std::fs::rename(&path, &moved).unwrap();
-        append_with(&dir, &record("c-3", LATE), &mut open).unwrap();
+        append_with(&dir, &[record("c-3", LATE)], &mut open).unwrap();
         let old = std::fs::read_to_string(&moved).unwrap();
         assert_eq!(old.lines().count(), 3, "header, c-1, c-2: {old}");
         let new = std::fs::read_to_string(&path).unwrap();
@@ -249,12 +359,12 @@ mod tests {
         assert!(new.ends_with(&cdr_csv::line(&record("c-3", LATE))), "{new}");
         // The whole folder deleted.
         std::fs::remove_dir_all(&dir).unwrap();
-        append_with(&dir, &record("c-4", LATE), &mut open).unwrap();
+        append_with(&dir, &[record("c-4", LATE)], &mut open).unwrap();
         let again = std::fs::read_to_string(&path).unwrap();
         assert_eq!(again.lines().count(), 2, "{again}");
         assert!(again.starts_with(cdr_csv::HEADER));
         // The next day's record opens the next day's file.
-        let next = append_with(&dir, &record("c-5", LATE + 1_000), &mut open).unwrap();
+        let next = append_with(&dir, &[record("c-5", LATE + 1_000)], &mut open).unwrap();
         assert_ne!(next, path);
         assert!(std::fs::read_to_string(&next)
             .unwrap()

@@ -27,7 +27,7 @@ use mss_store::{Store, StoreError, StoreFuture};
 use mss_transport::{ConnectFailure, Received, TlsPeer, Transports};
 use tokio::sync::{mpsc, oneshot};
 
-use super::cdr_writer::CdrSender;
+use super::cdr_writer::{CdrSender, CDR_WAKE_DELAY};
 use super::dns::{self, DnsError};
 use super::memory::release_free_memory;
 use super::setup::{now, ProviderAddrs};
@@ -125,6 +125,9 @@ pub(crate) struct Worker {
     /// When the media relay's thread is woken for the commands that may wait; `None`: none
     /// queued.
     media_wake_at: Option<Instant>,
+    /// When the CSV writer's thread is woken for the records queued since its last
+    /// wake-up (at most [`CDR_WAKE_DELAY`] after the first of them).
+    cdr_wake_at: Option<Instant>,
     /// The lines' registrars' addresses, for the receive loops' per-source limit.
     providers: ProviderAddrs,
 }
@@ -160,6 +163,7 @@ impl Worker {
             media,
             media_urgent: false,
             media_wake_at: None,
+            cdr_wake_at: None,
             providers: ProviderAddrs::default(),
         }
     }
@@ -183,7 +187,11 @@ impl Worker {
         self.execute();
         loop {
             let core_deadline = self.core.poll_timeout();
-            let deadline = match (core_deadline, self.media_wake_at) {
+            let wake_at = match (self.media_wake_at, self.cdr_wake_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let deadline = match (core_deadline, wake_at) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b).unwrap_or_else(|| Instant::now() + IDLE_WAKE),
             };
@@ -222,13 +230,21 @@ impl Worker {
                     if media_due {
                         self.wake_media();
                     }
+                    let cdr_due = self.cdr_wake_at.is_some_and(|t| t <= at);
+                    if cdr_due {
+                        self.cdr_wake_at = None;
+                        self.cdr.wake();
+                    }
                     // The core's deadline, or the idle wake-up when it has none.
-                    if !media_due || core_deadline.is_some_and(|t| t <= at) {
+                    if !(media_due || cdr_due) || core_deadline.is_some_and(|t| t <= at) {
                         self.core.handle(now(), Input::Timeout);
                     }
                 }
             }
             self.execute();
+            if self.cdr_wake_at.is_none() && self.cdr.has_queued() {
+                self.cdr_wake_at = Some(Instant::now() + CDR_WAKE_DELAY);
+            }
             if !packets_open && !stopping {
                 tracing::warn!("the transports stopped; worker stops");
                 break;
@@ -237,6 +253,9 @@ impl Worker {
                 break;
             }
         }
+        // What the CSV writer has not been woken for yet (its thread also writes what is
+        // left once every sender is gone).
+        self.cdr.wake();
         tracing::info!("worker stopped");
     }
 
@@ -415,7 +434,7 @@ impl Worker {
                 self.store_calls.push(async move {
                     let result = f.await;
                     if let (Ok(()), Some(record)) = (&result, finished) {
-                        cdr.write(record);
+                        cdr.queue(record);
                     }
                     (id, StoreResult::Done(result))
                 });
