@@ -60,6 +60,7 @@
 pub mod config;
 mod connection;
 pub mod error;
+mod queue_depth;
 pub mod routing;
 mod shared;
 pub mod source_limit;

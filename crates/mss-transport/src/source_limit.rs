@@ -20,13 +20,16 @@
 //! - **The rate**: an address may send [`SourceLimit::per_second`] requests in one second
 //!   (a fixed window); the rest of that second's are dropped. Addresses the configuration
 //!   exempts ([`SourceLimit::exempt`], loopback by default) are not held to it.
-//! - **Fair share under a backlog**: while the socket is backlogged (the receive loop found
-//!   at least [`BACKLOG_STREAK`] datagrams waiting in a row: the server is not keeping up)
+//! - **Fair share under a backlog**: while the socket is backlogged (the receive loop read
+//!   at least [`BACKLOG_STREAK`] datagrams in a row without the socket running empty, and
+//!   at least that many wait in its kernel queue, measured with `SO_MEMINFO`
+//!   (`queue_depth.rs`): the server is not keeping up)
 //!   and more than one address sent requests within the last [`RECENT_WINDOWS`] seconds,
 //!   requests of an address that sent [`BACKLOG_STREAK`] more requests this second than all
 //!   the others together are dropped, exempt or not. When the backlog is deep
-//!   ([`DEEP_BACKLOG_STREAK`] in a row: the kernel's buffer is near full and drops what
-//!   arrives, other senders' datagrams too, before anyone could see them), this applies
+//!   ([`DEEP_BACKLOG_STREAK`] read in a row and waiting: the kernel's buffer is near full
+//!   and drops what arrives, other senders' datagrams too, before anyone could see
+//!   them), this applies
 //!   for that second and the next even when no other sender was seen: a phone that
 //!   starts while a flood fills the buffer would otherwise never be read, and so never
 //!   count as present. The heaviest sender loses what the server cannot take
@@ -47,12 +50,12 @@ pub const SOURCE_SLOTS: usize = 4096;
 /// Length of a counting window, milliseconds.
 const WINDOW_MS: u64 = 1000;
 
-/// Datagrams found waiting in a row (without the socket running empty) from which the
-/// receive loop counts its socket as backlogged.
+/// Datagrams waiting in the socket's kernel queue from which it counts as backlogged.
 pub const BACKLOG_STREAK: usize = 64;
 
-/// Datagrams found waiting in a row from which the backlog counts as deep: a 4 MiB socket
-/// buffer holds about 3,000 datagrams of a REGISTER's size (with the kernel's overhead).
+/// Datagrams waiting in the socket's kernel queue from which the backlog counts as deep:
+/// about half of a 4 MiB socket buffer (the kernel grants 8 MiB and charges a datagram
+/// 1,280–2,304 bytes, `queue_depth.rs`).
 pub const DEEP_BACKLOG_STREAK: usize = 2048;
 
 /// Windows (seconds) over which other senders count as present for the fair-share rule.
@@ -181,9 +184,10 @@ impl SourceTable {
     }
 
     /// Whether the datagram `payload` from `ip`, arriving `now_ms` milliseconds after
-    /// some fixed start and read as the `streak`-th datagram since the socket last ran
-    /// empty, may be handed on; `false` drops it.
-    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8], streak: usize) -> bool {
+    /// some fixed start, may be handed on; `false` drops it. `depth` is the backlog the
+    /// receive loop sees: the smaller of the datagrams it read since the socket last ran
+    /// empty and those waiting in the socket's kernel queue.
+    pub fn admit(&mut self, now_ms: u64, ip: IpAddr, payload: &[u8], depth: usize) -> bool {
         if self.limit.per_second == 0 || payload.starts_with(b"SIP/") {
             return true;
         }
@@ -217,12 +221,12 @@ impl SourceTable {
         }
         // The heaviest sender while the socket is backlogged and others are waiting: more
         // than a backlog's worth of requests ahead of all the others together this second.
-        if streak >= DEEP_BACKLOG_STREAK {
+        if depth >= DEEP_BACKLOG_STREAK {
             self.deep = Some(window);
         }
         // A deep backlog in this second or the one before counts as others waiting.
         let deep_lately = self.deep.is_some_and(|w| window <= w.saturating_add(1));
-        if streak >= BACKLOG_STREAK
+        if depth >= BACKLOG_STREAK
             && u64::from(count) * 2 > u64::from(self.total) + 2 * BACKLOG_STREAK as u64
             && (deep_lately || self.recent_sources() >= 2)
         {

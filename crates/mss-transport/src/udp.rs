@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
+use crate::queue_depth;
 use crate::shared::{Received, Shared, UdpEndpoint};
 use crate::source_limit::SourceTable;
 use crate::stats::{self, TransportStats};
@@ -73,8 +74,16 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
     let start = Instant::now();
     let stopped = shared.stopped();
     tokio::pin!(stopped);
-    // Datagrams read since the socket last ran empty (`source_limit::BACKLOG_STREAK`).
+    // Datagrams read since the socket last ran empty.
     let mut streak = 0usize;
+    // The datagrams waiting in the kernel (`queue_depth.rs`), measured each time the loop
+    // has read `YIELD_EVERY` of them without the socket running empty, 0 once it does.
+    // The per-source limit's backlog rules (`source_limit::BACKLOG_STREAK`) see the
+    // smaller of it and the streak: a backlog counts as deep only once the loop has read
+    // that many in a row *and* that many still wait (a flood's first reads pass, so that
+    // the ban table sees it over its rate; a steady load that never lets the socket run
+    // empty, with a handful waiting, is no backlog).
+    let mut depth = 0usize;
     loop {
         let (len, remote) = match socket.try_recv_from(&mut buf) {
             Ok(got) => {
@@ -82,6 +91,9 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
                 // The worker shares this thread: let it run now and then while the
                 // socket never runs empty (reading does not use up tokio's budget).
                 if streak.is_multiple_of(YIELD_EVERY) {
+                    if sources.is_some() {
+                        depth = queue_depth::queued_datagrams(&*socket).unwrap_or(streak);
+                    }
                     tokio::task::yield_now().await;
                     if shared.is_shut_down() {
                         break;
@@ -91,6 +103,7 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 streak = 0;
+                depth = 0;
                 tokio::select! {
                     biased;
                     () = &mut stopped => break,
@@ -121,7 +134,7 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
         }
         if let Some(table) = &mut sources {
             let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            if !table.admit(now_ms, remote.ip(), payload, streak) {
+            if !table.admit(now_ms, remote.ip(), payload, depth.min(streak)) {
                 stats::bump(&st.udp_source_limited);
                 continue;
             }
