@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests drive (SIP peers, reference registrar, sqlite3,
+# Installs the Debian packages the build and the tests need (make and gcc for the bundled
+# jemalloc and SQLite; SIP peers, reference registrar, sqlite3,
 # Chromium for the browser phone, linphonec; iproute2, iptables and curl for the NAT test),
 # only those that are missing. Idempotent and quiet; works as root, or through sudo.
 set -euo pipefail
 
-PACKAGES=(sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3 chromium linphone-cli iproute2 iptables curl)
+PACKAGES=(make gcc sip-tester sipsak baresip sipvicious kamailio kamailio-sqlite-modules kamailio-extra-modules sqlite3 chromium linphone-cli iproute2 iptables curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
