@@ -258,11 +258,7 @@ impl Core {
             .map(|c| std::mem::take(&mut c.forwards))
             .unwrap_or_default();
         for id in forwards {
-            if matches!(self.calls.clients.get(&id),
-                Some(super::CallClient::Forward { key: k, .. }) if *k == key)
-            {
-                self.txns.abandon_client(now.mono, id);
-            }
+            self.txns.abandon_client(now.mono, id);
         }
         // A request held for a glare retry waits on a dialog of this call: only its
         // dialogs are looked up, not every held request of the service.

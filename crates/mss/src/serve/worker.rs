@@ -187,14 +187,11 @@ impl Worker {
         self.execute();
         loop {
             let core_deadline = self.core.poll_timeout();
-            let wake_at = match (self.media_wake_at, self.cdr_wake_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let deadline = match (core_deadline, wake_at) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or_else(|| Instant::now() + IDLE_WAKE),
-            };
+            let deadline = [core_deadline, self.media_wake_at, self.cdr_wake_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| Instant::now() + IDLE_WAKE);
             tokio::select! {
                 biased;
                 () = &mut shutdown, if !stopping => {
@@ -210,6 +207,10 @@ impl Worker {
                 }
                 (id, result) = self.store_calls.next(), if !self.store_calls.is_empty() => {
                     self.core.handle(now(), Input::Stored { id, result });
+                    // A committed call record queued for its CSV file (`start_store`).
+                    if self.cdr_wake_at.is_none() && self.cdr.has_queued() {
+                        self.cdr_wake_at = Some(Instant::now() + CDR_WAKE_DELAY);
+                    }
                 }
                 Some(q) = inputs.queries.recv() => self.on_query(q),
                 r = inputs.received.recv(), if packets_open => match r {
@@ -242,9 +243,6 @@ impl Worker {
                 }
             }
             self.execute();
-            if self.cdr_wake_at.is_none() && self.cdr.has_queued() {
-                self.cdr_wake_at = Some(Instant::now() + CDR_WAKE_DELAY);
-            }
             if !packets_open && !stopping {
                 tracing::warn!("the transports stopped; worker stops");
                 break;
