@@ -45,6 +45,7 @@ mod in_dialog;
 mod media;
 mod model;
 mod outgoing;
+mod record_id;
 mod reliable;
 mod replaces;
 mod routing;
@@ -197,6 +198,8 @@ pub(crate) struct Calls {
     /// a new call takes them without waiting for the relay.
     pub(crate) media_ready: VecDeque<mss_media::Allocation>,
     next_media_op: u64,
+    /// The ids of call records.
+    pub(crate) record_ids: record_id::RecordIds,
     /// When the relay's counters are asked for next.
     pub(crate) stats_at: Option<Instant>,
 }
@@ -234,6 +237,7 @@ impl Calls {
             by_session: HashMap::with_hasher(hasher.clone()),
             media_ready: VecDeque::new(),
             next_media_op: 1,
+            record_ids: record_id::RecordIds::new(rng),
             stats_at: None,
         }
     }

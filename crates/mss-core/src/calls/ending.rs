@@ -304,7 +304,9 @@ impl Core {
         call.record.ended_at = Some(now.unix_ms);
         call.record.ended_by = Some(by);
         let users = std::mem::take(&mut call.slots);
-        tracing::info!(
+        // Debug, not info: each call's record is in the CSV file and the admin API already,
+        // and a log line per call cost a write to the log per call under load.
+        tracing::debug!(
             call = %call.record.id,
             disposition = d.as_str(),
             sip_code = ?call.record.sip_code,

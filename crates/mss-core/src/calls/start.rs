@@ -69,7 +69,7 @@ impl Core {
             Caller::Line { name, number, .. } => (number.clone(), Some(name.clone())),
         };
         let record = CallRecord {
-            id: format!("c-{:016x}", rand::RngCore::next_u64(&mut self.rng)),
+            id: self.calls.record_ids.next_id(now.unix_ms),
             started_at: now.unix_ms,
             answered_at: None,
             ended_at: None,

