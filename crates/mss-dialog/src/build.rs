@@ -27,9 +27,9 @@ impl Dialog {
             b = b.header(HeaderName::Route, route);
         }
         b = b
-            .from(self.local_party.with_tag(&self.id.local_tag))
-            .to(self.remote_party.with_tag(&self.id.remote_tag))
-            .call_id(self.id.call_id.clone())
+            .from(self.local_party.with_tag(&self.id.local_tag()))
+            .to(self.remote_party.with_tag(&self.id.remote_tag()))
+            .call_id(self.id.call_id().to_owned())
             .cseq(cseq);
         if contact {
             b = b.contact(self.local_end.contact_value());
@@ -85,7 +85,7 @@ impl Dialog {
             request,
             status,
             reason.to_owned(),
-            self.id.local_tag.as_bytes(),
+            self.id.local_tag().as_bytes(),
         );
         if (101..300).contains(&status.0) {
             let creates = request.headers().to_tag().is_ok_and(|tag| tag.is_none());

@@ -90,7 +90,7 @@
 //! let mut bye = mss_sip::Request::builder(Method::Bye, "sip:mss@192.0.2.1:5060")
 //!     .via("SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa2")
 //!     .from("<sip:100@pbx.example>;tag=caller1")
-//!     .to(format!("<sip:101@pbx.example>;tag={}", id.local_tag))
+//!     .to(format!("<sip:101@pbx.example>;tag={}", id.local_tag()))
 //!     .call_id("call-a@192.0.2.10")
 //!     .cseq(2)
 //!     .build();

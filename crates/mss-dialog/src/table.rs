@@ -49,7 +49,7 @@ type ByCallId = HashMap<String, Vec<Entry>, ahash::RandomState>;
 fn find<'a>(map: &'a ByCallId, call_id: &str, local: &str, remote: &str) -> Option<&'a Entry> {
     map.get(call_id)?
         .iter()
-        .find(|e| e.dialog.id.local_tag == local && e.dialog.id.remote_tag == remote)
+        .find(|e| e.dialog.id.local_tag() == local && e.dialog.id.remote_tag() == remote)
 }
 
 fn find_mut<'a>(
@@ -60,11 +60,11 @@ fn find_mut<'a>(
 ) -> Option<&'a mut Entry> {
     map.get_mut(call_id)?
         .iter_mut()
-        .find(|e| e.dialog.id.local_tag == local && e.dialog.id.remote_tag == remote)
+        .find(|e| e.dialog.id.local_tag() == local && e.dialog.id.remote_tag() == remote)
 }
 
 fn find_id_mut<'a>(map: &'a mut ByCallId, id: &DialogId) -> Option<&'a mut Entry> {
-    find_mut(map, &id.call_id, &id.local_tag, &id.remote_tag)
+    find_mut(map, &id.call_id(), &id.local_tag(), &id.remote_tag())
 }
 
 /// Every dialog of mss, sans-IO (RFC 3261 §12-§14 with RFC 6026): created as UAS
@@ -133,7 +133,7 @@ impl Dialogs {
 
     /// The dialog `id`.
     pub fn get(&self, id: &DialogId) -> Option<&Dialog> {
-        self.find(&id.call_id, &id.local_tag, &id.remote_tag)
+        self.find(&id.call_id(), &id.local_tag(), &id.remote_tag())
     }
 
     /// The dialog of `call_id`, `local_tag` and `remote_tag`; for a request received within
@@ -163,7 +163,7 @@ impl Dialogs {
             .get(call_id)
             .into_iter()
             .flatten()
-            .filter(move |e| e.dialog.id.local_tag == local_tag)
+            .filter(move |e| e.dialog.id.local_tag() == local_tag)
             .map(|e| &e.dialog)
     }
 
@@ -202,13 +202,13 @@ impl Dialogs {
     /// Removes dialog `id` with its timers; returns it. Retransmissions of its `2xx` stop,
     /// and anything that arrives for it later is answered as for an unknown dialog.
     pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
-        let bucket = self.by_call_id.get_mut(id.call_id.as_str())?;
+        let bucket = self.by_call_id.get_mut(id.call_id())?;
         let at = bucket.iter().position(|e| {
-            e.dialog.id.local_tag == id.local_tag && e.dialog.id.remote_tag == id.remote_tag
+            e.dialog.id.local_tag() == id.local_tag() && e.dialog.id.remote_tag() == id.remote_tag()
         })?;
         let entry = bucket.swap_remove(at);
         if bucket.is_empty() {
-            self.by_call_id.remove(id.call_id.as_str());
+            self.by_call_id.remove(id.call_id());
         }
         self.len -= 1;
         self.prune();
@@ -248,7 +248,7 @@ impl Dialogs {
             return Err(DialogError::DialogExists);
         }
         self.by_call_id
-            .entry(id.call_id.clone())
+            .entry(id.call_id().to_owned())
             // Nearly every Call-ID has one dialog: a `Vec`'s first push would make room
             // for four entries (~1 KB each dialog held for nothing).
             .or_insert_with(|| Vec::with_capacity(1))

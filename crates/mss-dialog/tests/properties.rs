@@ -64,9 +64,9 @@ fn fitting(id: &DialogId, method: &str, cseq: u32) -> [String; 10] {
     [
         format!("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKprop{cseq}"),
         "70".into(),
-        format!("<sip:peer@example.com>;tag={}", id.remote_tag),
-        format!("<sip:mss@example.com>;tag={}", id.local_tag),
-        id.call_id.clone(),
+        format!("<sip:peer@example.com>;tag={}", id.remote_tag()),
+        format!("<sip:mss@example.com>;tag={}", id.local_tag()),
+        id.call_id().to_owned(),
         format!("{cseq} {method}"),
         "<sip:peer@192.0.2.50:5062>".into(),
         "<sip:proxy.example.com;lr>".into(),

@@ -47,11 +47,7 @@ fn dialog_from_a_200_with_record_route_and_its_ack() {
         }
     );
     assert_eq!(
-        (
-            id.call_id.as_str(),
-            id.local_tag.as_str(),
-            id.remote_tag.as_str()
-        ),
+        (id.call_id(), id.local_tag(), id.remote_tag()),
         ("b-leg-1", "mss-b1", "bob-1")
     );
     let d = dialogs.get(&id).unwrap();
@@ -313,8 +309,8 @@ fn a_final_failure_ends_every_early_dialog_of_the_invite() {
     else {
         panic!()
     };
-    ended.sort_by(|a, b| a.remote_tag.cmp(&b.remote_tag));
-    let tags: Vec<_> = ended.iter().map(|id| id.remote_tag.as_str()).collect();
+    ended.sort_by(|a, b| a.remote_tag().cmp(&b.remote_tag()));
+    let tags: Vec<_> = ended.iter().map(|id| id.remote_tag()).collect();
     assert_eq!(tags, ["fork-1", "fork-2"]);
     assert!(dialogs.iter().all(|d| d.state() == DialogState::Terminated));
     for id in &ended {

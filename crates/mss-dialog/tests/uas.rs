@@ -21,9 +21,9 @@ fn dialog_from_an_invite_with_two_record_routes_then_our_bye() {
     let d = dialogs.get(&id).unwrap();
     assert_eq!(d.state(), DialogState::Early);
     assert_eq!(d.role(), DialogRole::Uas);
-    assert_eq!(id.call_id, "a-leg-1@192.0.2.10");
-    assert_eq!(id.remote_tag, "alice-1");
-    assert_eq!(id.local_tag.len(), 16, "64 random bits in hex");
+    assert_eq!(id.call_id(), "a-leg-1@192.0.2.10");
+    assert_eq!(id.remote_tag(), "alice-1");
+    assert_eq!(id.local_tag().len(), 16, "64 random bits in hex");
     assert_eq!(d.remote_target(), "sip:100@192.0.2.10:5062");
     assert_eq!(d.remote_cseq(), Some(10));
     assert_eq!(d.local_cseq(), None);
@@ -35,7 +35,7 @@ fn dialog_from_an_invite_with_two_record_routes_then_our_bye() {
         .response(&id, &invite, StatusCode::OK, "OK")
         .unwrap();
     let h = ok.headers();
-    assert_eq!(h.to().unwrap().tag(), Some(id.local_tag.as_str()));
+    assert_eq!(h.to().unwrap().tag(), Some(id.local_tag()));
     let rr: Vec<_> = h
         .record_route()
         .unwrap()
@@ -86,7 +86,7 @@ fn dialog_from_an_invite_with_two_record_routes_then_our_bye() {
     assert_eq!(h.call_id().unwrap(), "a-leg-1@192.0.2.10");
     let from = h.from().unwrap();
     assert_eq!(from.uri_str, "sip:101@pbx.example.com");
-    assert_eq!(from.tag(), Some(id.local_tag.as_str()));
+    assert_eq!(from.tag(), Some(id.local_tag()));
     let to = h.to().unwrap();
     assert_eq!(
         (to.display_name, to.uri_str, to.tag()),
@@ -230,10 +230,7 @@ fn a_lower_cseq_gets_500_a_higher_one_becomes_the_remote_cseq() {
     };
     let rsp = rejection.response(&old, "unused");
     assert_eq!(rsp.status(), StatusCode::SERVER_INTERNAL_ERROR);
-    assert_eq!(
-        rsp.headers().to().unwrap().tag(),
-        Some(id.local_tag.as_str())
-    );
+    assert_eq!(rsp.headers().to().unwrap().tag(), Some(id.local_tag()));
 
     let info = from_alice("INFO", 11, &id, "");
     assert!(matches!(

@@ -180,7 +180,7 @@ impl Core {
                     &call.a.invite,
                     StatusCode::REQUEST_TERMINATED,
                     "Request Terminated",
-                    id.local_tag.as_bytes(),
+                    id.local_tag().as_bytes(),
                 );
                 let legs = call.b.len();
                 if !call.a.answered {

@@ -152,7 +152,7 @@ impl Dialogs {
         bucket
             .iter_mut()
             .filter(|e| {
-                e.dialog.id.local_tag == local_tag
+                e.dialog.id.local_tag() == local_tag
                     && e.dialog.state == DialogState::Early
                     && e.usage.ours
                         == Some(OurInvite {

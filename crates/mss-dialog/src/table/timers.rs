@@ -52,8 +52,13 @@ impl Dialogs {
     /// moved), so that [`Dialogs::poll_timeout`] names a live deadline.
     pub(crate) fn prune(&mut self) {
         while let Some(Reverse((at, id))) = self.timers.peek() {
-            let live = find(&self.by_call_id, &id.call_id, &id.local_tag, &id.remote_tag)
-                .is_some_and(|e| e.scheduled == Some(*at));
+            let live = find(
+                &self.by_call_id,
+                &id.call_id(),
+                &id.local_tag(),
+                &id.remote_tag(),
+            )
+            .is_some_and(|e| e.scheduled == Some(*at));
             if live {
                 break;
             }

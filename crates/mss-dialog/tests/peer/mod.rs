@@ -193,7 +193,7 @@ CSeq: {cseq} {method}
 {extra}Content-Length: 0
 
 ",
-        id.local_tag
+        id.local_tag()
     ))
 }
 
@@ -245,6 +245,6 @@ CSeq: {cseq} {method}
 {extra}Content-Length: 0
 
 ",
-        id.remote_tag
+        id.remote_tag()
     ))
 }
