@@ -389,7 +389,7 @@ impl Core {
     fn send_dialog_response(&mut self, now: Now, id: &DialogId, response: mss_sip::Response) {
         let code = response.status().as_u16();
         if let Some(server) = self.calls.reply_server.get(id).copied() {
-            match self.txns.send_response(now.mono, server, response.clone()) {
+            match self.txns.send_response_ref(now.mono, server, &response) {
                 Ok(()) => {
                     self.metrics.response(mss_admin::Direction::Out, code);
                     return;

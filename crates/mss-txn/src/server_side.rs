@@ -78,6 +78,22 @@ impl Transactions {
         rsp: Response,
     ) -> Result<(), TxnError> {
         let now = self.advance(now);
+        self.respond(now, server.0, &rsp, AfterFinal::Keep)
+    }
+
+    /// [`Transactions::send_response`] of a response the caller keeps: the transaction
+    /// reads and encodes it without taking it (a dialog's response goes out statelessly
+    /// when its transaction refuses it, without a copy made for the attempt).
+    ///
+    /// # Errors
+    /// As [`Transactions::send_response`].
+    pub fn send_response_ref(
+        &mut self,
+        now: Instant,
+        server: ServerTransactionId,
+        rsp: &Response,
+    ) -> Result<(), TxnError> {
+        let now = self.advance(now);
         self.respond(now, server.0, rsp, AfterFinal::Keep)
     }
 
@@ -101,7 +117,7 @@ impl Transactions {
         rsp: Response,
     ) -> Result<(), TxnError> {
         let now = self.advance(now);
-        self.respond(now, server.0, rsp, AfterFinal::End)
+        self.respond(now, server.0, &rsp, AfterFinal::End)
     }
 
     /// Feeds a TU (or table-made) response to the server transaction in `slot`; `after`
@@ -110,7 +126,7 @@ impl Transactions {
         &mut self,
         now: Instant,
         slot: SlotId,
-        rsp: Response,
+        rsp: &Response,
         after: AfterFinal,
     ) -> Result<(), TxnError> {
         let code = rsp.status().as_u16();
@@ -464,7 +480,7 @@ impl Transactions {
             replace_to(&mut rsp, to);
         }
         // A fresh non-INVITE transaction in Trying always takes a final response.
-        let _ = self.respond(now, cancel, rsp, AfterFinal::Keep);
+        let _ = self.respond(now, cancel, &rsp, AfterFinal::Keep);
         if let (Some(invite), true) = (target, pending) {
             self.event(Event::Cancel {
                 invite,
