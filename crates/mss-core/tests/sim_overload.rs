@@ -206,3 +206,30 @@ fn a_full_transaction_table_gets_503() {
     let rsp = answer_now(&mut sim, late).expect("an answer");
     assert_eq!(rsp.status().as_u16(), 401);
 }
+
+#[test]
+fn completed_transactions_waiting_out_timer_j_do_not_fill_the_table() {
+    let mut sim = Sim::start(setup(4));
+    sim.core.set_overload_limits(LIMITS_OFF);
+    // Three REGISTERs accepted and answered: their transactions wait out Timer J,
+    // compact, only to absorb retransmissions.
+    for i in 0..3 {
+        let from = addr(&format!("192.0.2.{}:5060", 10 + i));
+        register(&mut sim, &format!("2{i:02}"), from);
+        let ok = answer_now(&mut sim, from).expect("the REGISTER's answer");
+        assert_eq!(ok.status().as_u16(), 200, "{ok:?}");
+    }
+    let held = sim.core.transaction_count();
+    assert!(held >= 3, "{held}");
+    sim.core.set_overload_limits(OverloadLimits {
+        max_transactions: held,
+        ..LIMITS_OFF
+    });
+    // A new REGISTER is handled (challenged), not refused: those are bounded by their
+    // own budget and end early when over it.
+    let late = addr("198.51.100.1:5060");
+    sim.receive(late, &register_text("203", late, "t0", 1, ""));
+    let rsp = answer_now(&mut sim, late).expect("an answer");
+    assert_eq!(rsp.status().as_u16(), 401);
+    assert_eq!(sim.stats.shed_count(ShedReason::Transactions), 0);
+}
