@@ -27,8 +27,8 @@ impl Dialog {
             b = b.header(HeaderName::Route, route);
         }
         b = b
-            .from(self.local_party.with_tag(&self.id.local_tag()))
-            .to(self.remote_party.with_tag(&self.id.remote_tag()))
+            .from(self.local_party.with_tag(self.id.local_tag()))
+            .to(self.remote_party.with_tag(self.id.remote_tag()))
             .call_id(self.id.call_id().to_owned())
             .cseq(cseq);
         if contact {

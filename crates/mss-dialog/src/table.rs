@@ -64,7 +64,7 @@ fn find_mut<'a>(
 }
 
 fn find_id_mut<'a>(map: &'a mut ByCallId, id: &DialogId) -> Option<&'a mut Entry> {
-    find_mut(map, &id.call_id(), &id.local_tag(), &id.remote_tag())
+    find_mut(map, id.call_id(), id.local_tag(), id.remote_tag())
 }
 
 /// Every dialog of mss, sans-IO (RFC 3261 §12-§14 with RFC 6026): created as UAS
@@ -133,7 +133,7 @@ impl Dialogs {
 
     /// The dialog `id`.
     pub fn get(&self, id: &DialogId) -> Option<&Dialog> {
-        self.find(&id.call_id(), &id.local_tag(), &id.remote_tag())
+        self.find(id.call_id(), id.local_tag(), id.remote_tag())
     }
 
     /// The dialog of `call_id`, `local_tag` and `remote_tag`; for a request received within

@@ -309,7 +309,7 @@ fn a_final_failure_ends_every_early_dialog_of_the_invite() {
     else {
         panic!()
     };
-    ended.sort_by(|a, b| a.remote_tag().cmp(&b.remote_tag()));
+    ended.sort_by(|a, b| a.remote_tag().cmp(b.remote_tag()));
     let tags: Vec<_> = ended.iter().map(|id| id.remote_tag()).collect();
     assert_eq!(tags, ["fork-1", "fork-2"]);
     assert!(dialogs.iter().all(|d| d.state() == DialogState::Terminated));

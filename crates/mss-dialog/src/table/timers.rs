@@ -54,9 +54,9 @@ impl Dialogs {
         while let Some(Reverse((at, id))) = self.timers.peek() {
             let live = find(
                 &self.by_call_id,
-                &id.call_id(),
-                &id.local_tag(),
-                &id.remote_tag(),
+                id.call_id(),
+                id.local_tag(),
+                id.remote_tag(),
             )
             .is_some_and(|e| e.scheduled == Some(*at));
             if live {
