@@ -187,23 +187,15 @@ fn a_full_transaction_table_gets_503() {
         let from = addr(&format!("192.0.2.{}:5060", 10 + i));
         register(&mut sim, &format!("2{i:02}"), from);
     }
-    let full = sim.core.transaction_count();
-    assert!(full >= 3, "{full}");
-    sim.core.set_overload_limits(OverloadLimits {
-        max_transactions: full,
-        ..LIMITS_OFF
-    });
-    let late = addr("198.51.100.1:5060");
-    sim.receive(late, &register_text("203", late, "t0", 1, ""));
-    let rsp = answer_now(&mut sim, late).expect("an answer");
+    let full = limit_transactions_to_the_count(&mut sim);
+    let rsp = late_register(&mut sim, "t0", 1);
     assert_eq!(rsp.status().as_u16(), 503);
     assert_eq!(sim.core.transaction_count(), full);
     assert_eq!(sim.stats.shed_count(ShedReason::Transactions), 1);
     // Once the writes are done and their transactions over, there is room again.
     sim.release_store();
     sim.advance(Duration::from_secs(40));
-    sim.receive(late, &register_text("203", late, "t1", 2, ""));
-    let rsp = answer_now(&mut sim, late).expect("an answer");
+    let rsp = late_register(&mut sim, "t1", 2);
     assert_eq!(rsp.status().as_u16(), 401);
 }
 
@@ -219,17 +211,29 @@ fn completed_transactions_waiting_out_timer_j_do_not_fill_the_table() {
         let ok = answer_now(&mut sim, from).expect("the REGISTER's answer");
         assert_eq!(ok.status().as_u16(), 200, "{ok:?}");
     }
-    let held = sim.core.transaction_count();
-    assert!(held >= 3, "{held}");
-    sim.core.set_overload_limits(OverloadLimits {
-        max_transactions: held,
-        ..LIMITS_OFF
-    });
+    limit_transactions_to_the_count(&mut sim);
     // A new REGISTER is handled (challenged), not refused: those are bounded by their
     // own budget and end early when over it.
-    let late = addr("198.51.100.1:5060");
-    sim.receive(late, &register_text("203", late, "t0", 1, ""));
-    let rsp = answer_now(&mut sim, late).expect("an answer");
+    let rsp = late_register(&mut sim, "t0", 1);
     assert_eq!(rsp.status().as_u16(), 401);
     assert_eq!(sim.stats.shed_count(ShedReason::Transactions), 0);
+}
+
+/// Sets the transaction limit to the transactions the core holds now (at least the three
+/// REGISTERs' own); returns that count.
+fn limit_transactions_to_the_count(sim: &mut Sim) -> usize {
+    let count = sim.core.transaction_count();
+    assert!(count >= 3, "{count}");
+    sim.core.set_overload_limits(OverloadLimits {
+        max_transactions: count,
+        ..LIMITS_OFF
+    });
+    count
+}
+
+/// A REGISTER without credentials from a newcomer, and what mss answers it right away.
+fn late_register(sim: &mut Sim, branch: &str, cseq: u32) -> Response {
+    let late = addr("198.51.100.1:5060");
+    sim.receive(late, &register_text("203", late, branch, cseq, ""));
+    answer_now(sim, late).expect("an answer")
 }

@@ -77,8 +77,7 @@ impl Transactions {
         server: ServerTransactionId,
         rsp: Response,
     ) -> Result<(), TxnError> {
-        let now = self.advance(now);
-        self.respond(now, server.0, &rsp, AfterFinal::Keep)
+        self.send_response_ref(now, server, &rsp)
     }
 
     /// [`Transactions::send_response`] of a response the caller keeps: the transaction
