@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use mss_admin::{AuthFailure, Direction, Metrics};
 use mss_services::registrar::{PendingRegister, Registrar};
 use mss_services::{Answer, Directory, LocalDomains, Now, Precheck};
-use mss_sip::{Flow, Message, Request, Response};
+use mss_sip::{Flow, Message, Request, Response, StatusCode};
 use mss_transport::{route_response, ResponseRoute};
 use mss_txn::{
     ClientTransactionId, Event, Output as TxnOutput, ServerTransactionId, TransactionId,
@@ -567,6 +567,21 @@ impl Core {
         match self.txns.send_response_once(now.mono, id, rsp) {
             Ok(()) => self.metrics.response(Direction::Out, code),
             Err(e) => tracing::debug!(?id, code, error = %e, "response not sent"),
+        }
+    }
+
+    /// Answers server transaction `id` with a refusal: a digest challenge (`401`/`407`)
+    /// is sent once and keeps no transaction ([`Core::respond_once`]; RFC 3261 §26.3.2.4,
+    /// §8.2.7), so that unauthenticated requests cost no state: an INVITE's challenge then
+    /// waits neither for its ACK nor for Timer H's 32 s. Any other refusal goes through
+    /// the transaction's state machine ([`Core::respond`]).
+    pub(crate) fn respond_refusal(&mut self, now: Now, id: ServerTransactionId, rsp: Response) {
+        let status = rsp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        {
+            self.respond_once(now, id, rsp);
+        } else {
+            self.respond(now, id, rsp);
         }
     }
 

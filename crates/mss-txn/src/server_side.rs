@@ -18,11 +18,14 @@ use crate::slab::{ServerTransactionId, SlotId};
 use crate::transactions::{server_id, ServerMachine, ServerTxn, Transactions, Txn};
 use crate::TransactionKey;
 
-/// What a non-INVITE server transaction does once it has sent its final response.
+/// What a server transaction does once it has sent a final response that is not an
+/// INVITE's 2xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AfterFinal {
-    /// Completed for Timer J (§17.2.2): over UDP as a compact queue entry, over a
-    /// reliable transport in its slot (Timer J is zero there).
+    /// The RFC's state machine: a non-INVITE transaction waits in Completed for Timer J
+    /// (§17.2.2; over UDP as a compact queue entry, over a reliable transport in its slot,
+    /// where Timer J is zero), an INVITE transaction retransmits its response (Timer G)
+    /// until the ACK and absorbs it (§17.2.1).
     Keep,
     /// Terminated at once, the response sent only this time
     /// ([`Transactions::send_response_once`]).
@@ -96,16 +99,21 @@ impl Transactions {
         self.respond(now, server.0, rsp, AfterFinal::Keep)
     }
 
-    /// Answers a non-INVITE request with a final response sent once, then ends its server
-    /// transaction at once instead of keeping it in Completed for Timer J: the way to send
-    /// a digest challenge (401/407). RFC 3261 §26.3.2.4: "UAs and proxy servers SHOULD
-    /// challenge questionable requests with only a single 401 (Unauthorized) or 407 (Proxy
-    /// Authentication Required), forgoing the normal response retransmission algorithm,
-    /// and thus behaving statelessly towards unauthenticated requests" (also §8.2.7). A
-    /// retransmission of the request then starts a new transaction and is challenged again.
+    /// Answers a request with a final response sent once, then ends its server transaction
+    /// at once: the way to send a digest challenge (401/407). RFC 3261 §26.3.2.4: "UAs and
+    /// proxy servers SHOULD challenge questionable requests with only a single 401
+    /// (Unauthorized) or 407 (Proxy Authentication Required), forgoing the normal response
+    /// retransmission algorithm, and thus behaving statelessly towards unauthenticated
+    /// requests". A retransmission of the request then starts a new transaction and is
+    /// challenged again.
     ///
-    /// An INVITE (whose ACK the transaction must absorb) or a provisional response is
-    /// answered as [`Transactions::send_response`] does.
+    /// - A non-INVITE transaction is not kept in Completed for Timer J.
+    /// - An INVITE transaction answered with a 3xx–6xx neither retransmits it (Timer G)
+    ///   nor waits for its ACK (Timer H, then Timer I). The ACK then matches no
+    ///   transaction and goes to the TU as a stray ACK, which a stateless UAS ignores
+    ///   (§8.2.7: "A stateless UAS MUST ignore ACK requests").
+    /// - A provisional response, or an INVITE's 2xx, is sent as
+    ///   [`Transactions::send_response`] sends it.
     ///
     /// # Errors
     /// As [`Transactions::send_response`].
@@ -168,17 +176,20 @@ impl Transactions {
                 .map(Bytes::copy_from_slice);
         }
         let (flow, local) = (s.flow, s.local);
-        let non_invite_final =
-            matches!(&s.machine, ServerMachine::NonInvite(m) if m.state() == State::Completed);
+        // A final response after which the machine waits in Completed: Timer J for a
+        // non-INVITE, Timers G and H (the ACK) for an INVITE's 3xx–6xx.
+        let completed = s.machine.state() == State::Completed;
+        let non_invite = matches!(&s.machine, ServerMachine::NonInvite(_));
         self.transmit_from(flow, local, bytes, Some(server_id(slot)));
-        if non_invite_final {
+        if completed {
             match after {
-                // Sent once: no Timer J to arm (its heap entry would only wait 32 s to be
-                // skipped), the transaction ends now.
+                // Sent once: no Timer J, G or H to arm (their heap entries would only
+                // wait to be skipped), the transaction ends now.
                 AfterFinal::End => {
                     out.clear();
                     self.terminate(slot);
                 }
+                AfterFinal::Keep if !non_invite => {}
                 // The actions are SendResponse (done above) and Arm(J): the queue is
                 // Timer J.
                 AfterFinal::Keep if !flow.transport.is_reliable() => {

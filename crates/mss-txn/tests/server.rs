@@ -119,13 +119,50 @@ fn a_challenge_is_sent_once_and_keeps_no_transaction() {
 }
 
 #[test]
-fn an_invite_challenge_still_waits_for_its_ack() {
+fn an_invite_challenge_is_sent_once_and_its_ack_goes_to_the_tu() {
     let mut h = Harness::new();
     let inv = request("INVITE", "z9hG4bKinv", "UDP", 1);
     let id = new_request(&mut h, &inv, udp());
     h.txns
         .send_response_once(h.now, id, answer(&inv, 407))
         .unwrap();
+    h.drain();
+    assert_eq!(h.txns.server_state(id), None, "no transaction kept");
+    assert!(h.txns.is_empty());
+    // The ACK matches no transaction: a stray ACK for the TU, which ignores it
+    // (RFC 3261 §8.2.7).
+    let ack = request("ACK", "z9hG4bKinv", "UDP", 1).replace(
+        "<sip:bob@biloxi.example>\n",
+        "<sip:bob@biloxi.example>;tag=uas-tag\n",
+    );
+    h.receive(&ack, udp());
+    let events = h.take_events();
+    assert!(
+        matches!(
+        events[..],
+        [Event::Terminated { id: TransactionId::Server(s) }, Event::Ack { transaction: None, .. }]
+            if s == id
+        ),
+        "{events:?}"
+    );
+    h.run_idle();
+    assert_eq!(
+        times_ms(&h.sent, "SIP/2.0 407"),
+        [0],
+        "sent once, never retransmitted (Timer G)"
+    );
+    assert!(h.take_events().is_empty(), "no Timer H or I");
+    // A retransmission of the INVITE (the 407 lost) is a new request, challenged again.
+    let again = new_request(&mut h, &inv, udp());
+    assert_ne!(again, id);
+}
+
+#[test]
+fn a_refused_invite_still_waits_for_its_ack() {
+    let mut h = Harness::new();
+    let inv = request("INVITE", "z9hG4bKinv", "UDP", 1);
+    let id = new_request(&mut h, &inv, udp());
+    h.txns.send_response(h.now, id, answer(&inv, 486)).unwrap();
     assert_eq!(h.txns.server_state(id), Some(State::Completed));
 }
 
