@@ -49,10 +49,34 @@ pub struct SessionExpires {
 impl SessionExpires {
     /// The header value: `1800;refresher=uas`.
     pub fn value(&self) -> String {
-        match self.refresher {
-            Some(r) => format!("{};refresher={}", self.delta, r.as_str()),
-            None => self.delta.to_string(),
+        // Written part by part: every call's INVITE carries one.
+        let mut out = String::with_capacity(10 + ";refresher=uas".len());
+        push_decimal(&mut out, self.delta);
+        if let Some(r) = self.refresher {
+            out.push_str(";refresher=");
+            out.push_str(r.as_str());
         }
+        out
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut rest = n;
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            *d = b'0' + (rest % 10) as u8;
+        }
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
     }
 }
 
@@ -390,5 +414,21 @@ mod tests {
             Some(Refresher::Uac)
         );
         assert_eq!(negotiated_by_2xx(&headers(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn values_are_what_the_formatter_writes() {
+        for delta in [0, 7, 90, 1800, u32::MAX] {
+            let plain = SessionExpires {
+                delta,
+                refresher: None,
+            };
+            assert_eq!(plain.value(), delta.to_string());
+            let uas = SessionExpires {
+                delta,
+                refresher: Some(Refresher::Uas),
+            };
+            assert_eq!(uas.value(), format!("{delta};refresher=uas"));
+        }
     }
 }

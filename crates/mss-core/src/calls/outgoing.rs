@@ -35,12 +35,26 @@ pub(crate) struct InviteSpec<'a> {
 /// Our Contact towards a peer: `sip:mss@ADDR`, with `;transport=tcp` over TCP so that
 /// the peer's requests come back over TCP (RFC 3261 §19.1.4).
 pub(crate) fn contact_uri(sent_by: &str, transport: Transport, user: &str) -> String {
-    match transport {
-        Transport::Udp => format!("sip:{user}@{sent_by}"),
-        other => format!(
-            "sip:{user}@{sent_by};transport={}",
-            other.as_str().to_ascii_lowercase()
-        ),
+    let mut out = String::with_capacity(contact_len(sent_by, user));
+    push_contact_uri(&mut out, sent_by, transport, user);
+    out
+}
+
+/// The length of [`contact_uri`] at most: `sip:` + user + `@` + sent-by + a transport.
+fn contact_len(sent_by: &str, user: &str) -> usize {
+    "sip:@;transport=".len() + user.len() + sent_by.len() + 4
+}
+
+/// Appends [`contact_uri`] to `out` (each part pushed: a B leg's INVITE is built per call,
+/// and the formatter cost more than the copies).
+fn push_contact_uri(out: &mut String, sent_by: &str, transport: Transport, user: &str) {
+    out.push_str("sip:");
+    out.push_str(user);
+    out.push('@');
+    out.push_str(sent_by);
+    if transport != Transport::Udp {
+        out.push_str(";transport=");
+        out.push_str(&transport.as_str().to_ascii_lowercase());
     }
 }
 
@@ -83,7 +97,10 @@ pub(crate) fn b_invite(
     via.push_str(branch_prefix);
     push_random_hex(&mut via, rng);
     via.push_str(";rport");
-    let contact = format!("<{}>", contact_uri(&spec.sent_by, transport, contact_user));
+    let mut contact = String::with_capacity(contact_len(&spec.sent_by, contact_user) + 2);
+    contact.push('<');
+    push_contact_uri(&mut contact, &spec.sent_by, transport, contact_user);
+    contact.push('>');
     let mut from = String::with_capacity(spec.from.len() + ";tag=".len() + 16);
     from.push_str(&spec.from);
     from.push_str(";tag=");

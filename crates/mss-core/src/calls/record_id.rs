@@ -34,7 +34,21 @@ impl RecordIds {
         self.next = (self.next + 1) % SEQ_SPAN;
         // 11 hex digits hold every time until the year 2527; a clock before 1970 is 0.
         let ms = u64::try_from(unix_ms).unwrap_or(0) & 0xfff_ffff_ffff;
-        format!("c-{ms:011x}{seq:06x}")
+        // What `format!("c-{ms:011x}{seq:06x}")` writes, digit by digit.
+        let mut id = String::with_capacity(2 + 11 + 6);
+        id.push_str("c-");
+        push_hex(&mut id, ms, 11);
+        push_hex(&mut id, u64::from(seq), 6);
+        id
+    }
+}
+
+/// Appends the `digits` lowest hex digits of `n`, lowercase, most significant first.
+fn push_hex(out: &mut String, n: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        let nibble = n.checked_shr(shift * 4).unwrap_or(0) & 0xf;
+        out.push(char::from(HEX[nibble as usize]));
     }
 }
 
@@ -62,5 +76,18 @@ mod tests {
         assert!(ids.next_id(5).ends_with("ffffff"));
         assert!(ids.next_id(5).ends_with("000000"));
         assert_eq!(ids.next_id(-3), "c-00000000000000001");
+    }
+
+    #[test]
+    fn ids_are_what_the_formatter_writes() {
+        for (ms, seq) in [
+            (0u64, 0u32),
+            (1_765_000_000_123, 0xabcdef),
+            (0xfff_ffff_ffff, 1),
+        ] {
+            let mut ids = RecordIds { next: seq };
+            let unix_ms = i64::try_from(ms).unwrap();
+            assert_eq!(ids.next_id(unix_ms), format!("c-{ms:011x}{seq:06x}"));
+        }
     }
 }

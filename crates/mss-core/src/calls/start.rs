@@ -123,21 +123,28 @@ impl Core {
             return String::new();
         };
         let h = call.a.invite.headers();
-        let display = h
-            .from()
-            .ok()
-            .and_then(|f| f.display_name.map(str::to_owned));
-        let uri = match &call.caller_user {
-            Some(user) => format!("sip:{user}@{}", self.domains.primary()),
-            None => h
-                .from()
-                .map(|f| f.uri_str.to_owned())
-                .unwrap_or_else(|_| "sip:anonymous@anonymous.invalid".to_owned()),
-        };
-        match display {
-            Some(d) => format!("{d} <{uri}>"),
-            None => format!("<{uri}>"),
+        let domain = self.domains.primary();
+        let from = h.from().ok();
+        let display = from.as_ref().and_then(|f| f.display_name);
+        // Written part by part (a B leg is started per call): `DISPLAY <URI>`.
+        let mut out = String::with_capacity(96);
+        if let Some(d) = display {
+            out.push_str(d);
+            out.push(' ');
         }
+        out.push('<');
+        match (&call.caller_user, &from) {
+            (Some(user), _) => {
+                out.push_str("sip:");
+                out.push_str(user);
+                out.push('@');
+                out.push_str(domain);
+            }
+            (None, Some(f)) => out.push_str(f.uri_str),
+            (None, None) => out.push_str("sip:anonymous@anonymous.invalid"),
+        }
+        out.push('>');
+        out
     }
 
     /// The Max-Forwards of a B leg's INVITE.
@@ -168,7 +175,13 @@ impl Core {
         };
         let from = self.b_from(key);
         let max_forwards = self.b_max_forwards(key);
-        let to = format!("<sip:{user}@{}>", self.domains.primary());
+        let domain = self.domains.primary();
+        let mut to = String::with_capacity("<sip:@>".len() + user.len() + domain.len());
+        to.push_str("<sip:");
+        to.push_str(user);
+        to.push('@');
+        to.push_str(domain);
+        to.push('>');
         let offer = self.offer_for_b(key, &contact.flow);
         let spec = InviteSpec {
             request_uri: &contact.uri,
