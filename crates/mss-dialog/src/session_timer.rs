@@ -62,21 +62,9 @@ impl SessionExpires {
 
 /// Appends `n` in decimal.
 fn push_decimal(out: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut len = 0;
-    let mut rest = n;
-    loop {
-        if let Some(d) = digits.get_mut(len) {
-            *d = b'0' + (rest % 10) as u8;
-        }
-        len += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for d in digits.iter().take(len).rev() {
-        out.push(char::from(*d));
+    let mut digits = [0u8; 20];
+    for &d in mss_sip::fmt_usize(n as usize, &mut digits) {
+        out.push(char::from(d));
     }
 }
 

@@ -10,7 +10,7 @@ use mss_store::{CallDisposition, EndedBy};
 use mss_txn::ServerTransactionId;
 
 use super::model::{CallState, Side};
-use super::outgoing::contact_uri;
+use super::outgoing::{addr_text, contact_uri};
 use super::CallKey;
 use crate::core::{Core, Then};
 use crate::output::StoreOp;
@@ -82,7 +82,7 @@ impl Core {
             tracing::warn!(peer = %flow, "no local address towards the caller");
             return;
         };
-        let sent_by = sent_by.to_string();
+        let sent_by = addr_text(sent_by);
         let local = LocalEnd {
             transport: flow.transport,
             contact: contact_uri(&sent_by, flow.transport, "mss"),

@@ -28,7 +28,7 @@ use mss_txn::ServerTransactionId;
 
 use super::admission::Caller;
 use super::model::{AckRelay, BLeg, BTarget, Side};
-use super::outgoing::{contact_uri, copy_body_request, copy_body_response};
+use super::outgoing::{addr_text, contact_uri, copy_body_request, copy_body_response};
 use super::{CallClient, CallKey};
 use crate::core::Core;
 
@@ -364,7 +364,7 @@ impl Core {
             .or(self.arrival)
             .filter(|a| !a.ip().is_unspecified())
             .map(|a| {
-                let sent_by = a.to_string();
+                let sent_by = addr_text(a);
                 LocalEnd {
                     transport: p.flow.transport,
                     contact: contact_uri(&sent_by, p.flow.transport, "mss"),

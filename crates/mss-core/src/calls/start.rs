@@ -9,7 +9,7 @@ use mss_txn::ServerTransactionId;
 
 use super::admission::Caller;
 use super::model::{ALeg, BLeg, BState, BTarget, Call};
-use super::outgoing::{b_invite, InviteSpec};
+use super::outgoing::{addr_text, b_invite, InviteSpec};
 use super::{CallClient, CallKey};
 use crate::core::Core;
 
@@ -188,7 +188,7 @@ impl Core {
             from,
             to,
             flow: contact.flow,
-            sent_by: sent_by.to_string(),
+            sent_by: addr_text(sent_by),
             max_forwards,
             offer: offer.as_ref(),
         };
@@ -237,7 +237,7 @@ impl Core {
             },
             to: format!("<{request_uri}>"),
             flow,
-            sent_by: out.target.local.to_string(),
+            sent_by: addr_text(out.target.local),
             max_forwards: self.b_max_forwards(key),
             offer: offer.as_ref(),
         };
