@@ -399,11 +399,14 @@ impl Store for SqliteStore {
         // stable storage with the next synced commit or checkpoint — at the latest the
         // call's own end, whose whole record is written again, synced, before it goes to
         // the CSV file. Only a power cut of the machine in between loses it (a call still
-        // in progress then has no record rather than an `interrupted` one).
+        // in progress then has no record rather than an `interrupted` one). Nobody waits
+        // for either write (the call goes on; the CSV line follows the end), so they may
+        // wait up to the writer's `SYNC_WINDOW` for the end to share one fsync with the
+        // ends of other calls.
         let durability = if record.disposition.is_some() {
-            Durability::Synced
+            Durability::SyncedLazily
         } else {
-            Durability::Committed
+            Durability::CommittedLazily
         };
         self.write_with("put_call", durability, move |c| calls::put(c, &record))
     }

@@ -14,6 +14,7 @@
 //! writer that is busy takes everything queued when it finishes its batch.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::writer::WriteJob;
 
@@ -92,6 +93,42 @@ impl WriteQueue {
 
     /// Takes up to `max` queued jobs, oldest first. When nothing is queued it calls
     /// `idle` once, then parks until notified. `None` when the queue is closed and empty.
+    /// For a batch of writes that may wait ([`Durability::SyncedLazily`]): takes up to
+    /// `max` more queued jobs, waiting until `until` for them as long as every job taken
+    /// so far satisfies `lazy`. Returns at once with what is queued when a job that is not
+    /// lazy is among them (its caller is waiting), when `max` are taken, at `until`, or
+    /// when the queue is closed.
+    ///
+    /// [`Durability::SyncedLazily`]: super::writer::Durability::SyncedLazily
+    pub(crate) fn take_lazily_until(
+        &self,
+        until: Instant,
+        max: usize,
+        lazy: impl Fn(&dyn WriteJob) -> bool,
+    ) -> Vec<Box<dyn WriteJob>> {
+        let mut taken: Vec<Box<dyn WriteJob>> = Vec::new();
+        let mut state = self.lock();
+        loop {
+            let n = state.jobs.len().min(max.saturating_sub(taken.len()));
+            taken.extend(state.jobs.drain(..n));
+            let now = Instant::now();
+            let done = taken.len() >= max
+                || state.closed
+                || now >= until
+                || taken.iter().any(|j| !lazy(j.as_ref()));
+            if done {
+                return taken;
+            }
+            state.parked = true;
+            let (next, _) = self
+                .wake
+                .wait_timeout(state, until.saturating_duration_since(now))
+                .unwrap_or_else(|p| p.into_inner());
+            state = next;
+            state.parked = false;
+        }
+    }
+
     pub(crate) fn take(
         &self,
         max: usize,
@@ -152,6 +189,72 @@ mod tests {
         fn durability(&self) -> Durability {
             Durability::Committed
         }
+    }
+
+    /// A write nobody waits for (a call record's end).
+    struct Lazy;
+
+    impl WriteJob for Lazy {
+        fn run(&mut self, _: &Connection) -> bool {
+            true
+        }
+        fn failed(&self) -> bool {
+            false
+        }
+        fn complete(self: Box<Self>, _: Outcome<'_>) {}
+        fn durability(&self) -> Durability {
+            Durability::SyncedLazily
+        }
+    }
+
+    fn lazy(job: &dyn WriteJob) -> bool {
+        job.durability() == Durability::SyncedLazily
+    }
+
+    #[test]
+    fn lazily_returns_at_once_when_a_job_somebody_waits_for_is_queued() {
+        let q = WriteQueue::default();
+        q.push(Box::new(Lazy)).ok().unwrap();
+        q.push(Box::new(Nop)).ok().unwrap();
+        q.push(Box::new(Lazy)).ok().unwrap();
+        // A deadline far away: the waited-for job ends the wait, not the clock.
+        let until = Instant::now() + Duration::from_secs(3_600);
+        assert_eq!(q.take_lazily_until(until, 10, lazy).len(), 3);
+    }
+
+    #[test]
+    fn lazily_gathers_what_is_pushed_while_it_waits() {
+        let q = Arc::new(WriteQueue::default());
+        let writer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(3_600);
+                q.take_lazily_until(until, 2, lazy).len()
+            })
+        };
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_millis(20));
+            q.push(Box::new(Lazy)).ok().unwrap();
+            q.notify();
+        }
+        // Returns once it holds `max` jobs.
+        assert_eq!(writer.join().unwrap(), 2);
+    }
+
+    #[test]
+    fn lazily_returns_what_is_queued_once_the_deadline_passed() {
+        let q = WriteQueue::default();
+        assert!(q.take_lazily_until(Instant::now(), 10, lazy).is_empty());
+        q.push(Box::new(Lazy)).ok().unwrap();
+        assert_eq!(q.take_lazily_until(Instant::now(), 10, lazy).len(), 1);
+        q.push(Box::new(Lazy)).ok().unwrap();
+        q.close();
+        let until = Instant::now() + Duration::from_secs(3_600);
+        assert_eq!(
+            q.take_lazily_until(until, 10, lazy).len(),
+            1,
+            "closed: no wait"
+        );
     }
 
     #[test]
