@@ -19,6 +19,11 @@
 //! so they never need a request refused. Counting them capped a steady call rate at about
 //! 2,600/s (each call's BYE waits out Timer J for 32 s beside its two answered INVITEs),
 //! and a benchmark's 5-s probes refused calls for the state its earlier probes left.
+//! Nor do the INVITE transactions in Accepted (RFC 6026), which only wait out Timer L or M
+//! for 32 s after the 2xx: each belongs to an answered call (its caller authenticated and
+//! admitted, `max_calls` counted), so a flood cannot make them, and counting them refused
+//! calls at any steady rate above ~3,900/s once it had lasted 32 s (at 5,600 calls/s
+//! held, after 19.8 s).
 //!
 //! Never shed: retransmissions of a transaction the core knows (its transaction layer
 //! absorbs them and re-sends the last response), `ACK` and `CANCEL`, requests within a
@@ -41,8 +46,8 @@ pub struct OverloadLimits {
     /// Operations in flight from which new state-creating requests are dropped
     /// unanswered (at least `shed_backlog`).
     pub drop_backlog: usize,
-    /// Live transactions (compact Completed ones not counted) from which new
-    /// state-creating requests get `503`; 0: no such limit.
+    /// Live transactions (compact Completed ones and INVITEs in Accepted not counted)
+    /// from which new state-creating requests get `503`; 0: no such limit.
     pub max_transactions: usize,
     /// The `Retry-After` of the `503`, seconds.
     pub retry_after_secs: u32,
@@ -129,7 +134,11 @@ impl Core {
         key: &TransactionKey,
         from: Flow,
     ) -> bool {
-        let live = self.txns.len().saturating_sub(self.txns.completed_len());
+        let live = self
+            .txns
+            .len()
+            .saturating_sub(self.txns.completed_len())
+            .saturating_sub(self.txns.accepted_len());
         let verdict = self.overload.verdict(self.ops.len(), live);
         if verdict == Shed::No
             || !creates_state(req, checked)

@@ -66,6 +66,7 @@ impl Transactions {
             cseq,
             request_bytes: request_bytes.clone(),
             ack: None,
+            accepted: false,
         })));
         // No transaction holds the key (checked above): nothing to take over.
         self.keys.insert(hash, KeyEntry::Live(slot), |_| false);
@@ -138,6 +139,10 @@ impl Transactions {
         if matches!(state, State::Accepted | State::Completed) {
             c.request = None;
             c.request_bytes = Bytes::new();
+        }
+        if state == State::Accepted && !c.accepted {
+            c.accepted = true;
+            self.accepted += 1;
         }
         let (flow, ack) = (c.flow, c.ack.clone());
         let mut rsp = Some(rsp);

@@ -27,6 +27,8 @@ pub(crate) struct ServerInvite {
     reliable: bool,
     /// Whether any provisional response (ours or the TU's) went out.
     provisional_sent: bool,
+    /// Counted in `Transactions::accepted_len` since it entered Accepted.
+    counted_accepted: bool,
     /// The interval Timer G was last armed with.
     interval: Duration,
     timer_trying: Option<Instant>,
@@ -37,6 +39,18 @@ pub(crate) struct ServerInvite {
 }
 
 impl ServerInvite {
+    /// In Accepted and not counted yet: it is counted from now on (true once).
+    pub(crate) fn count_accepted(&mut self) -> bool {
+        let newly = self.state == State::Accepted && !self.counted_accepted;
+        self.counted_accepted |= newly;
+        newly
+    }
+
+    /// Whether [`ServerInvite::count_accepted`] counted it.
+    pub(crate) fn counted_accepted(&self) -> bool {
+        self.counted_accepted
+    }
+
     /// Enters "Proceeding" (§17.2.1): the request goes to the TU and the 100 (Trying) timer
     /// is armed.
     pub(crate) fn start(
@@ -50,6 +64,7 @@ impl ServerInvite {
             state: State::Proceeding,
             reliable,
             provisional_sent: false,
+            counted_accepted: false,
             interval: timers.t1,
             timer_trying: None,
             timer_g: None,

@@ -176,6 +176,11 @@ impl Transactions {
                 .map(Bytes::copy_from_slice);
         }
         let (flow, local) = (s.flow, s.local);
+        if let ServerMachine::Invite(m) = &mut s.machine {
+            if m.count_accepted() {
+                self.accepted += 1;
+            }
+        }
         // A final response after which the machine waits in Completed: Timer J for a
         // non-INVITE, Timers G and H (the ACK) for an INVITE's 3xx–6xx.
         let completed = s.machine.state() == State::Completed;

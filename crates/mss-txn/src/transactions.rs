@@ -87,6 +87,8 @@ pub(crate) struct ClientTxn {
     pub(crate) request_bytes: Bytes,
     /// The ACK for the non-2xx final response, once built.
     pub(crate) ack: Option<Bytes>,
+    /// Counted in [`Transactions::accepted_len`] (an INVITE answered with a 2xx).
+    pub(crate) accepted: bool,
 }
 
 /// The state machine of a server transaction.
@@ -162,6 +164,9 @@ pub struct Transactions {
     pub(crate) ended: EndedEarly,
     /// Requests absorbed as retransmissions of a transaction in `ended`.
     pub(crate) absorbed_after_end: u64,
+    /// INVITE transactions, client and server, in Accepted (RFC 6026): answered with a
+    /// 2xx, waiting out Timer L or M.
+    pub(crate) accepted: usize,
 }
 
 impl Transactions {
@@ -183,6 +188,7 @@ impl Transactions {
             evicted: 0,
             ended: EndedEarly::new(ended_table_bytes(config.completed_budget)),
             absorbed_after_end: 0,
+            accepted: 0,
         }
     }
 
@@ -304,6 +310,13 @@ impl Transactions {
     /// [`Transactions::len`]): they hold only their key, final response, flow and expiry.
     pub fn completed_len(&self) -> usize {
         self.completed.len()
+    }
+
+    /// The number of INVITE transactions, client and server, in Accepted (a part of
+    /// [`Transactions::len`]): answered with a 2xx, they only wait out Timer L or M (32 s,
+    /// RFC 6026 §8.4, §8.7) to absorb retransmissions, and each is an answered call's.
+    pub fn accepted_len(&self) -> usize {
+        self.accepted
     }
 
     /// How many compact Completed transactions ended before Timer J because
@@ -430,6 +443,16 @@ impl Transactions {
         let Some(txn) = self.txns.remove(slot) else {
             return;
         };
+        let accepted = match &txn {
+            Txn::Client(c) => c.accepted,
+            Txn::Server(s) => match &s.machine {
+                ServerMachine::Invite(m) => m.counted_accepted(),
+                ServerMachine::NonInvite(_) => false,
+            },
+        };
+        if accepted {
+            self.accepted = self.accepted.saturating_sub(1);
+        }
         let (key, id) = match &txn {
             Txn::Client(c) => (&c.key, client_id(slot)),
             Txn::Server(s) => (&s.key, server_id(slot)),

@@ -223,8 +223,12 @@ fn accepted_passes_retransmitted_2xx_up_until_timer_m() {
     let req = parse_request(&request("INVITE", "z9hG4bKok", "UDP", 1));
     let id = h.txns.send_request(h.now, req, udp()).unwrap();
     h.drain();
+    h.receive(&response(180, "INVITE", "z9hG4bKok", "UDP", 1), udp());
+    assert_eq!(h.txns.accepted_len(), 0, "Proceeding is not Accepted");
+    h.take_events();
     h.receive(&response(200, "INVITE", "z9hG4bKok", "UDP", 1), udp());
     assert_eq!(h.txns.client_state(id), Some(State::Accepted));
+    assert_eq!(h.txns.accepted_len(), 1);
     assert!(
         h.sent.iter().all(|s| !s.first_line().starts_with("ACK")),
         "the TU ACKs a 2xx"
@@ -240,6 +244,7 @@ fn accepted_passes_retransmitted_2xx_up_until_timer_m() {
     h.run_idle();
     assert_eq!(h.events[0].0.as_millis(), 32_000, "Timer M = 64·T1");
     assert!(matches!(h.events[0].1, Event::Terminated { .. }));
+    assert_eq!(h.txns.accepted_len(), 0, "uncounted with its end");
     h.receive(&response(200, "INVITE", "z9hG4bKok", "UDP", 1), udp());
     assert!(matches!(
         h.take_events().last(),

@@ -282,9 +282,11 @@ fn accepted_absorbs_invite_passes_2xx_and_ack_and_ends_with_timer_l() {
     let mut h = Harness::new();
     let inv = request("INVITE", "z9hG4bKok", "UDP", 1);
     let id = new_request(&mut h, &inv, udp());
+    assert_eq!(h.txns.accepted_len(), 0);
     h.txns.send_response(h.now, id, answer(&inv, 200)).unwrap();
     h.drain();
     assert_eq!(h.txns.server_state(id), Some(State::Accepted));
+    assert_eq!(h.txns.accepted_len(), 1, "counted once in Accepted");
     h.run_for(Duration::from_millis(500));
     h.receive(&inv, udp());
     assert_eq!(
@@ -297,6 +299,11 @@ fn accepted_absorbs_invite_passes_2xx_and_ack_and_ends_with_timer_l() {
     h.txns.send_response(h.now, id, answer(&inv, 200)).unwrap();
     assert!(h.txns.send_response(h.now, id, answer(&inv, 486)).is_err());
     h.drain();
+    assert_eq!(
+        h.txns.accepted_len(),
+        1,
+        "a 2xx retransmission counts no more"
+    );
     assert_eq!(times_ms(&h.sent, "SIP/2.0 200"), [0, 500]);
     // The ACK for a 2xx has its own branch: no transaction, straight to the TU.
     h.receive(&request("ACK", "z9hG4bKack2xx", "UDP", 1), udp());
@@ -312,6 +319,7 @@ fn accepted_absorbs_invite_passes_2xx_and_ack_and_ends_with_timer_l() {
         panic!()
     };
     assert_eq!(at.as_millis(), 32_000, "Timer L = 64·T1");
+    assert_eq!((h.txns.accepted_len(), h.txns.len()), (0, 0));
 }
 
 #[test]
