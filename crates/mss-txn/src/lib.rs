@@ -85,6 +85,7 @@
 
 mod base;
 mod build;
+mod chunks;
 mod client_invite;
 mod client_non_invite;
 mod client_side;

@@ -7,6 +7,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::chunks::Chunked;
+
 /// A slot index and its generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct SlotId {
@@ -31,14 +33,6 @@ pub enum TransactionId {
     Server(ServerTransactionId),
 }
 
-/// Halves the allocation of a vector that is under a quarter full (amortized O(1)).
-fn shrink_vec<T>(v: &mut Vec<T>) {
-    let capacity = v.capacity();
-    if capacity > MIN_SHRINK_SLOTS && v.len().saturating_mul(4) < capacity {
-        v.shrink_to(v.len().saturating_mul(2));
-    }
-}
-
 #[derive(Debug)]
 struct Slot<T> {
     generation: u32,
@@ -57,7 +51,7 @@ const MIN_SHRINK_SLOTS: usize = 1024;
 /// keeping the burst's size for ever.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    slots: Vec<Slot<T>>,
+    slots: Chunked<Slot<T>>,
     /// Vacant indices, lowest first; entries at or past `slots.len()` are stale (their slot
     /// was dropped) and skipped.
     free: BinaryHeap<Reverse<u32>>,
@@ -70,7 +64,7 @@ pub(crate) struct Slab<T> {
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
-            slots: Vec::new(),
+            slots: Chunked::default(),
             free: BinaryHeap::new(),
             len: 0,
             floor: 0,
@@ -149,7 +143,6 @@ impl<T> Slab<T> {
             // O(n) pass is paid for.
             self.free.retain(|Reverse(i)| (*i as usize) < slots);
         }
-        shrink_vec(&mut self.slots);
         let capacity = self.free.capacity();
         if capacity > MIN_SHRINK_SLOTS && self.free.len().saturating_mul(4) < capacity {
             self.free.shrink_to(self.free.len().saturating_mul(2));
@@ -198,7 +191,10 @@ mod tests {
         }
         let (slots, capacity) = s.sizes();
         assert!(slots < 100, "vacant tail dropped: {slots}");
-        assert!(capacity < 1_000, "memory given back: {capacity}");
+        assert!(
+            capacity <= 2 * crate::chunks::CHUNK,
+            "memory given back (the chunk in use and a spare): {capacity}"
+        );
         assert_eq!(s.len(), 1);
         assert_eq!(s.get(ids[0]), Some(&0));
         // New values reuse low indices or new ones whose generation no old id carries.
