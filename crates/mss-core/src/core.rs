@@ -570,12 +570,12 @@ impl Core {
         }
     }
 
-    /// Answers server transaction `id` with a refusal: a digest challenge (`401`/`407`)
-    /// is sent once and keeps no transaction ([`Core::respond_once`]; RFC 3261 §26.3.2.4,
-    /// §8.2.7), so that unauthenticated requests cost no state: an INVITE's challenge then
-    /// waits neither for its ACK nor for Timer H's 32 s. Any other refusal goes through
-    /// the transaction's state machine ([`Core::respond`]).
-    pub(crate) fn respond_refusal(&mut self, now: Now, id: ServerTransactionId, rsp: Response) {
+    /// Answers server transaction `id` with a final response: a digest challenge
+    /// (`401`/`407`) is sent once and keeps no transaction ([`Core::respond_once`]; RFC 3261
+    /// §26.3.2.4, §8.2.7), so that unauthenticated requests cost no state (a REGISTER's
+    /// challenge no Timer J, an INVITE's neither its ACK nor Timer H). Any other response
+    /// goes through the transaction's state machine ([`Core::respond`]).
+    pub(crate) fn respond_final(&mut self, now: Now, id: ServerTransactionId, rsp: Response) {
         let status = rsp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::PROXY_AUTHENTICATION_REQUIRED
         {

@@ -4,7 +4,7 @@
 use mss_admin::RegistrationView;
 use mss_services::registrar::{PendingRegister, RegisterOutcome};
 use mss_services::Now;
-use mss_sip::{Flow, Request, RequestCore, StatusCode};
+use mss_sip::{Flow, Request, RequestCore};
 use mss_store::StoreError;
 use mss_txn::ServerTransactionId;
 
@@ -27,10 +27,7 @@ impl Core {
         {
             // A challenge is sent once and keeps no transaction (RFC 3261 §26.3.2.4): a
             // flood of unauthenticated REGISTERs then costs no state for Timer J's 32 s.
-            RegisterOutcome::Reply(rsp) if rsp.status() == StatusCode::UNAUTHORIZED => {
-                self.respond_once(now, id, rsp);
-            }
-            RegisterOutcome::Reply(rsp) => self.respond(now, id, rsp),
+            RegisterOutcome::Reply(rsp) => self.respond_final(now, id, rsp),
             RegisterOutcome::Commit(mut pending) => {
                 let op = StoreOp::ApplyBindingChanges {
                     user: pending.user().to_owned(),

@@ -39,13 +39,8 @@ impl LocalEnd {
         let mut sent_by = String::with_capacity(via.host.len() + 6);
         sent_by.push_str(via.host);
         if let Some(port) = via.port {
-            let mut digits = [0u8; 20];
             sent_by.push(':');
-            sent_by.extend(
-                mss_sip::fmt_usize(usize::from(port), &mut digits)
-                    .iter()
-                    .map(|&d| char::from(d)),
-            );
+            mss_sip::push_decimal(&mut sent_by, usize::from(port));
         }
         Ok(LocalEnd {
             transport,

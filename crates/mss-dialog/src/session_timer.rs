@@ -51,20 +51,12 @@ impl SessionExpires {
     pub fn value(&self) -> String {
         // Written part by part: every call's INVITE carries one.
         let mut out = String::with_capacity(10 + ";refresher=uas".len());
-        push_decimal(&mut out, self.delta);
+        mss_sip::push_decimal(&mut out, self.delta as usize);
         if let Some(r) = self.refresher {
             out.push_str(";refresher=");
             out.push_str(r.as_str());
         }
         out
-    }
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: u32) {
-    let mut digits = [0u8; 20];
-    for &d in mss_sip::fmt_usize(n as usize, &mut digits) {
-        out.push(char::from(d));
     }
 }
 

@@ -82,7 +82,7 @@ pub use header::{
     Via, Warning,
 };
 pub use headers::{GetAll, Headers};
-pub use message::{fmt_usize, Message, Request, Response, SIP_VERSION};
+pub use message::{fmt_usize, push_decimal, Message, Request, Response, SIP_VERSION};
 pub use method::Method;
 pub use name::HeaderName;
 pub use net::{ConnectionId, Flow, Transport};

@@ -260,6 +260,12 @@ pub fn fmt_usize(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     buf.get(i..).unwrap_or(&[])
 }
 
+/// Appends `n` in decimal to `out` ([`fmt_usize`], for text being built).
+pub fn push_decimal(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    out.extend(fmt_usize(n, &mut digits).iter().map(|&d| char::from(d)));
+}
+
 impl Message {
     /// The headers.
     pub fn headers(&self) -> &Headers {

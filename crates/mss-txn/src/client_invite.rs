@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::machine::{arm, retransmit, take_if_due, Action, ResponseClass, State};
+use crate::machine::{arm, retransmit, take_if_due, AcceptedMark, Action, ResponseClass, State};
 use crate::timers::{Timer, Timers};
 
 /// State and timers of one INVITE client transaction.
@@ -24,6 +24,8 @@ pub(crate) struct ClientInvite {
     timer_b: Option<Instant>,
     timer_d: Option<Instant>,
     timer_m: Option<Instant>,
+    /// Counted in `Transactions::accepted_len` since it entered Accepted.
+    pub(crate) accepted: AcceptedMark,
 }
 
 impl ClientInvite {
@@ -43,6 +45,7 @@ impl ClientInvite {
             timer_b: None,
             timer_d: None,
             timer_m: None,
+            accepted: AcceptedMark::default(),
         };
         arm(&mut m.timer_b, Timer::B, now, timers.t1x64(), out);
         if !reliable {

@@ -66,7 +66,6 @@ impl Transactions {
             cseq,
             request_bytes: request_bytes.clone(),
             ack: None,
-            accepted: false,
         })));
         // No transaction holds the key (checked above): nothing to take over.
         self.keys.insert(hash, KeyEntry::Live(slot), |_| false);
@@ -140,9 +139,10 @@ impl Transactions {
             c.request = None;
             c.request_bytes = Bytes::new();
         }
-        if state == State::Accepted && !c.accepted {
-            c.accepted = true;
-            self.accepted += 1;
+        if let ClientMachine::Invite(m) = &mut c.machine {
+            if m.accepted.count(state) {
+                self.accepted += 1;
+            }
         }
         let (flow, ack) = (c.flow, c.ack.clone());
         let mut rsp = Some(rsp);

@@ -83,6 +83,26 @@ pub(crate) enum Action {
 
 /// Records the deadline `now + delay` in the machine and asks the table to arm it.
 /// Saturates instead of panicking if a configured delay overflows `Instant`.
+/// Whether an INVITE machine is counted in `Transactions::accepted_len`: from the moment
+/// it is seen in Accepted (RFC 6026) until the transaction is removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AcceptedMark(bool);
+
+impl AcceptedMark {
+    /// Marks a machine now in `state`; true the first time that state is Accepted (the
+    /// count goes up then, once).
+    pub(crate) fn count(&mut self, state: State) -> bool {
+        let newly = state == State::Accepted && !self.0;
+        self.0 |= newly;
+        newly
+    }
+
+    /// Whether [`AcceptedMark::count`] counted it.
+    pub(crate) fn counted(self) -> bool {
+        self.0
+    }
+}
+
 pub(crate) fn arm(
     slot: &mut Option<Instant>,
     timer: Timer,

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::machine::{arm, retransmit, take_if_due, Action, ResponseClass, State};
+use crate::machine::{arm, retransmit, take_if_due, AcceptedMark, Action, ResponseClass, State};
 use crate::timers::{Timer, Timers};
 
 /// State and timers of one INVITE server transaction.
@@ -28,7 +28,7 @@ pub(crate) struct ServerInvite {
     /// Whether any provisional response (ours or the TU's) went out.
     provisional_sent: bool,
     /// Counted in `Transactions::accepted_len` since it entered Accepted.
-    counted_accepted: bool,
+    pub(crate) accepted: AcceptedMark,
     /// The interval Timer G was last armed with.
     interval: Duration,
     timer_trying: Option<Instant>,
@@ -39,18 +39,6 @@ pub(crate) struct ServerInvite {
 }
 
 impl ServerInvite {
-    /// In Accepted and not counted yet: it is counted from now on (true once).
-    pub(crate) fn count_accepted(&mut self) -> bool {
-        let newly = self.state == State::Accepted && !self.counted_accepted;
-        self.counted_accepted |= newly;
-        newly
-    }
-
-    /// Whether [`ServerInvite::count_accepted`] counted it.
-    pub(crate) fn counted_accepted(&self) -> bool {
-        self.counted_accepted
-    }
-
     /// Enters "Proceeding" (§17.2.1): the request goes to the TU and the 100 (Trying) timer
     /// is armed.
     pub(crate) fn start(
@@ -64,7 +52,7 @@ impl ServerInvite {
             state: State::Proceeding,
             reliable,
             provisional_sent: false,
-            counted_accepted: false,
+            accepted: AcceptedMark::default(),
             interval: timers.t1,
             timer_trying: None,
             timer_g: None,

@@ -177,7 +177,8 @@ impl Transactions {
         }
         let (flow, local) = (s.flow, s.local);
         if let ServerMachine::Invite(m) = &mut s.machine {
-            if m.count_accepted() {
+            let state = m.state();
+            if m.accepted.count(state) {
                 self.accepted += 1;
             }
         }
@@ -186,23 +187,20 @@ impl Transactions {
         let completed = s.machine.state() == State::Completed;
         let non_invite = matches!(&s.machine, ServerMachine::NonInvite(_));
         self.transmit_from(flow, local, bytes, Some(server_id(slot)));
-        if completed {
-            match after {
-                // Sent once: no Timer J, G or H to arm (their heap entries would only
-                // wait to be skipped), the transaction ends now.
-                AfterFinal::End => {
-                    out.clear();
-                    self.terminate(slot);
-                }
-                AfterFinal::Keep if !non_invite => {}
-                // The actions are SendResponse (done above) and Arm(J): the queue is
-                // Timer J.
-                AfterFinal::Keep if !flow.transport.is_reliable() => {
-                    out.clear();
-                    self.compact(now, slot);
-                }
-                AfterFinal::Keep => {}
+        match after {
+            // Sent once: no Timer J, G or H to arm (their heap entries would only wait to
+            // be skipped), the transaction ends now.
+            AfterFinal::End if completed => {
+                out.clear();
+                self.terminate(slot);
             }
+            // A non-INVITE over UDP: the actions are SendResponse (done above) and Arm(J),
+            // and the compact queue is Timer J.
+            AfterFinal::Keep if completed && non_invite && !flow.transport.is_reliable() => {
+                out.clear();
+                self.compact(now, slot);
+            }
+            AfterFinal::End | AfterFinal::Keep => {}
         }
         for action in out.drain(..) {
             self.apply(slot, action);

@@ -35,6 +35,13 @@ pub(crate) struct Entry {
 /// A heap or lane this small keeps its capacity.
 const MIN_SHRINK_CAPACITY: usize = 1024;
 
+/// The capacity to shrink a heap or lane of `len` entries to, when it uses under a
+/// quarter of its `capacity` (amortized O(1)).
+fn shrunk(len: usize, capacity: usize) -> Option<usize> {
+    (capacity > MIN_SHRINK_CAPACITY && len.saturating_mul(4) < capacity)
+        .then(|| len.saturating_mul(2))
+}
+
 /// How many timer kinds there are (one lane each).
 const KINDS: usize = 13;
 
@@ -139,18 +146,16 @@ impl TimerQueue {
         match place {
             Earliest::Heap => {
                 let entry = self.heap.pop().map(|Reverse(e)| e);
-                let capacity = self.heap.capacity();
-                if capacity > MIN_SHRINK_CAPACITY && self.heap.len().saturating_mul(4) < capacity {
-                    self.heap.shrink_to(self.heap.len().saturating_mul(2));
+                if let Some(to) = shrunk(self.heap.len(), self.heap.capacity()) {
+                    self.heap.shrink_to(to);
                 }
                 entry
             }
             Earliest::Lane(i) => {
                 let lane = self.lanes.get_mut(i)?;
                 let entry = lane.pop_front();
-                let capacity = lane.capacity();
-                if capacity > MIN_SHRINK_CAPACITY && lane.len().saturating_mul(4) < capacity {
-                    lane.shrink_to(lane.len().saturating_mul(2));
+                if let Some(to) = shrunk(lane.len(), lane.capacity()) {
+                    lane.shrink_to(to);
                 }
                 entry
             }

@@ -87,8 +87,6 @@ pub(crate) struct ClientTxn {
     pub(crate) request_bytes: Bytes,
     /// The ACK for the non-2xx final response, once built.
     pub(crate) ack: Option<Bytes>,
-    /// Counted in [`Transactions::accepted_len`] (an INVITE answered with a 2xx).
-    pub(crate) accepted: bool,
 }
 
 /// The state machine of a server transaction.
@@ -444,11 +442,12 @@ impl Transactions {
             return;
         };
         let accepted = match &txn {
-            Txn::Client(c) => c.accepted,
-            Txn::Server(s) => match &s.machine {
-                ServerMachine::Invite(m) => m.counted_accepted(),
-                ServerMachine::NonInvite(_) => false,
-            },
+            Txn::Client(c) => {
+                matches!(&c.machine, ClientMachine::Invite(m) if m.accepted.counted())
+            }
+            Txn::Server(s) => {
+                matches!(&s.machine, ServerMachine::Invite(m) if m.accepted.counted())
+            }
         };
         if accepted {
             self.accepted = self.accepted.saturating_sub(1);

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use mss_sip::{Flow, HeaderName, Method, Request, Response, Transport};
+use mss_sip::{push_decimal, Flow, HeaderName, Method, Request, Response, Transport};
 use rand::RngCore;
 
 /// The methods mss accepts within a call's dialogs (its `Allow`).
@@ -71,21 +71,13 @@ pub(crate) fn addr_text(addr: SocketAddr) -> String {
                 if i > 0 {
                     out.push('.');
                 }
-                push_decimal(&mut out, u32::from(octet));
+                push_decimal(&mut out, usize::from(octet));
             }
             out.push(':');
-            push_decimal(&mut out, u32::from(v4.port()));
+            push_decimal(&mut out, usize::from(v4.port()));
             out
         }
         SocketAddr::V6(_) => addr.to_string(),
-    }
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: u32) {
-    let mut digits = [0u8; 20];
-    for &d in mss_sip::fmt_usize(n as usize, &mut digits) {
-        out.push(char::from(d));
     }
 }
 
@@ -99,11 +91,7 @@ fn random_hex(rng: &mut dyn RngCore) -> String {
 /// Appends 16 random lowercase hex digits to `out` (what `{:016x}` of a random `u64`
 /// writes, without the formatter: a B leg's INVITE needs four of them).
 fn push_random_hex(out: &mut String, rng: &mut dyn RngCore) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = rng.next_u64();
-    for shift in (0..16).rev() {
-        out.push(char::from(HEX[((n >> (shift * 4)) & 0xf) as usize]));
-    }
+    super::record_id::push_hex(out, rng.next_u64(), 16);
 }
 
 /// The INVITE of a new B leg: a new Call-ID and From tag, CSeq 1, a Via branch that starts

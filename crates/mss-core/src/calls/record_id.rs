@@ -44,7 +44,7 @@ impl RecordIds {
 }
 
 /// Appends the `digits` lowest hex digits of `n`, lowercase, most significant first.
-fn push_hex(out: &mut String, n: u64, digits: u32) {
+pub(crate) fn push_hex(out: &mut String, n: u64, digits: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for shift in (0..digits).rev() {
         let nibble = n.checked_shr(shift * 4).unwrap_or(0) & 0xf;

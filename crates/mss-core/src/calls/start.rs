@@ -41,7 +41,7 @@ impl Core {
         let admitted = match self.admit_call(now, req, from) {
             Ok(a) => a,
             Err(rsp) => {
-                self.respond_refusal(now, id, *rsp);
+                self.respond_final(now, id, *rsp);
                 return;
             }
         };

@@ -138,7 +138,7 @@ impl Core {
                     .handle_message(now, id, req, sender, recipient);
                 self.drain_im(now);
             }
-            Err(rsp) => self.respond_refusal(now, id, *rsp),
+            Err(rsp) => self.respond_final(now, id, *rsp),
         }
     }
 }

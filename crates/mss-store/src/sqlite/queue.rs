@@ -176,9 +176,10 @@ mod tests {
     use super::*;
     use crate::sqlite::writer::{Durability, Outcome};
 
-    struct Nop;
+    /// A write that does nothing, with the given promise.
+    struct Job(Durability);
 
-    impl WriteJob for Nop {
+    impl WriteJob for Job {
         fn run(&mut self, _: &Connection) -> bool {
             true
         }
@@ -187,25 +188,14 @@ mod tests {
         }
         fn complete(self: Box<Self>, _: Outcome<'_>) {}
         fn durability(&self) -> Durability {
-            Durability::Committed
+            self.0
         }
     }
 
+    /// A write somebody waits for (a binding).
+    const NOP: Job = Job(Durability::Committed);
     /// A write nobody waits for (a call record's end).
-    struct Lazy;
-
-    impl WriteJob for Lazy {
-        fn run(&mut self, _: &Connection) -> bool {
-            true
-        }
-        fn failed(&self) -> bool {
-            false
-        }
-        fn complete(self: Box<Self>, _: Outcome<'_>) {}
-        fn durability(&self) -> Durability {
-            Durability::SyncedLazily
-        }
-    }
+    const LAZY: Job = Job(Durability::SyncedLazily);
 
     fn lazy(job: &dyn WriteJob) -> bool {
         job.durability() == Durability::SyncedLazily
@@ -214,9 +204,9 @@ mod tests {
     #[test]
     fn lazily_returns_at_once_when_a_job_somebody_waits_for_is_queued() {
         let q = WriteQueue::default();
-        q.push(Box::new(Lazy)).ok().unwrap();
-        q.push(Box::new(Nop)).ok().unwrap();
-        q.push(Box::new(Lazy)).ok().unwrap();
+        q.push(Box::new(LAZY)).ok().unwrap();
+        q.push(Box::new(NOP)).ok().unwrap();
+        q.push(Box::new(LAZY)).ok().unwrap();
         // A deadline far away: the waited-for job ends the wait, not the clock.
         let until = Instant::now() + Duration::from_secs(3_600);
         assert_eq!(q.take_lazily_until(until, 10, lazy).len(), 3);
@@ -234,7 +224,7 @@ mod tests {
         };
         for _ in 0..2 {
             std::thread::sleep(Duration::from_millis(20));
-            q.push(Box::new(Lazy)).ok().unwrap();
+            q.push(Box::new(LAZY)).ok().unwrap();
             q.notify();
         }
         // Returns once it holds `max` jobs.
@@ -245,9 +235,9 @@ mod tests {
     fn lazily_returns_what_is_queued_once_the_deadline_passed() {
         let q = WriteQueue::default();
         assert!(q.take_lazily_until(Instant::now(), 10, lazy).is_empty());
-        q.push(Box::new(Lazy)).ok().unwrap();
+        q.push(Box::new(LAZY)).ok().unwrap();
         assert_eq!(q.take_lazily_until(Instant::now(), 10, lazy).len(), 1);
-        q.push(Box::new(Lazy)).ok().unwrap();
+        q.push(Box::new(LAZY)).ok().unwrap();
         q.close();
         let until = Instant::now() + Duration::from_secs(3_600);
         assert_eq!(
@@ -261,7 +251,7 @@ mod tests {
     fn takes_in_order_up_to_max_and_calls_idle_only_when_empty() {
         let q = WriteQueue::default();
         for _ in 0..5 {
-            assert!(q.push(Box::new(Nop)).is_ok());
+            assert!(q.push(Box::new(NOP)).is_ok());
         }
         let mut idles = 0;
         assert_eq!(q.take(3, || idles += 1).unwrap().len(), 3);
@@ -269,7 +259,7 @@ mod tests {
         assert_eq!(idles, 0);
         q.close();
         assert!(q.take(3, || idles += 1).is_none());
-        assert!(q.push(Box::new(Nop)).is_err(), "closed");
+        assert!(q.push(Box::new(NOP)).is_err(), "closed");
     }
 
     #[test]
@@ -282,7 +272,7 @@ mod tests {
         // Let it park, then queue three writes: it stays parked until notified.
         std::thread::sleep(Duration::from_millis(50));
         for _ in 0..3 {
-            q.push(Box::new(Nop)).ok().unwrap();
+            q.push(Box::new(NOP)).ok().unwrap();
         }
         std::thread::sleep(Duration::from_millis(50));
         assert!(!writer.is_finished());
