@@ -60,6 +60,7 @@
 pub mod config;
 mod connection;
 pub mod error;
+mod mmsg;
 mod queue_depth;
 pub mod routing;
 mod shared;
@@ -88,3 +89,4 @@ pub use tls::{
     TlsSetupError,
 };
 pub use transports::Transports;
+pub use udp::UdpDatagram;

@@ -194,6 +194,47 @@ impl Transports {
         result
     }
 
+    /// Sends UDP datagrams together: in order, with one `sendmmsg` system call per run of
+    /// datagrams that leave from the same socket (the worker's outputs of a batch of
+    /// inputs). `failed` gets the index in `batch` and the error of each datagram that did
+    /// not go out (the errors of [`Transports::send_from`] for UDP). Each datagram is
+    /// counted as [`Transports::send_from`] counts it.
+    pub fn send_udp_batch(
+        &self,
+        batch: &[udp::UdpDatagram],
+        mut failed: impl FnMut(usize, TransportError),
+    ) {
+        let shared = &self.inner.shared;
+        let mut errors = 0usize;
+        let mut report = |i: usize, e: TransportError| {
+            errors += 1;
+            stats::bump(&shared.stats.send_errors);
+            tracing::debug!(error = %e, "send failed");
+            failed(i, e);
+        };
+        if shared.is_shut_down() {
+            for i in 0..batch.len() {
+                report(i, TransportError::Shutdown);
+            }
+            return;
+        }
+        let mut failed_bytes = 0usize;
+        udp::send_batch(shared, batch, &mut |i, e| {
+            failed_bytes += batch.get(i).map_or(0, |d| d.data.len());
+            report(i, e);
+        });
+        let sent = batch.len().saturating_sub(errors);
+        let bytes = batch
+            .iter()
+            .map(|d| d.data.len())
+            .sum::<usize>()
+            .saturating_sub(failed_bytes);
+        if sent > 0 {
+            stats::add(&shared.stats.messages_sent, sent);
+            stats::add(&shared.stats.bytes_sent, bytes);
+        }
+    }
+
     /// A TCP, TLS or WebSocket send: on the flow's connection, or another one of its
     /// transport to the same peer; else a new TCP connection, or a new TLS connection to
     /// a registered TLS peer (none for the others).

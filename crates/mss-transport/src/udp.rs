@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mss_sip::net::Flow;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::os::fd::AsRawFd;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::error::TransportError;
+use crate::mmsg;
 use crate::queue_depth;
 use crate::shared::{Received, Shared, UdpEndpoint};
 use crate::source_limit::SourceTable;
@@ -28,6 +31,9 @@ pub(crate) const MAX_DATAGRAM: usize = 65_507;
 
 /// Datagrams read in a row before the receive loop lets the other tasks run.
 const YIELD_EVERY: usize = 64;
+
+/// Datagrams read per `recvmmsg` call (`mmsg.rs`); each has a [`RECV_BUFFER`] of room.
+const RECV_BATCH: usize = 16;
 
 /// Pause after a failed `recv_from`, so that a persistent error cannot spin the loop.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(5);
@@ -69,7 +75,8 @@ pub(crate) fn bind(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io::Re
 /// per-source limit configured, a request from an address over it is dropped before it
 /// is copied (`source_limit.rs`), so one flooding address cannot fill the channel.
 pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut batch = mmsg::RecvBatch::new(RECV_BATCH, RECV_BUFFER);
+    let fd = socket.as_raw_fd();
     let mut sources = shared.config.udp_source_limit.clone().map(SourceTable::new);
     let start = Instant::now();
     let stopped = shared.stopped();
@@ -84,23 +91,13 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
     // the ban table sees it over its rate; a steady load that never lets the socket run
     // empty, with a handful waiting, is no backlog).
     let mut depth = 0usize;
+    // Datagrams read since the loop last let the other tasks run.
+    let mut since_yield = 0usize;
     loop {
-        let (len, remote) = match socket.try_recv_from(&mut buf) {
-            Ok(got) => {
-                streak += 1;
-                // The worker shares this thread: let it run now and then while the
-                // socket never runs empty (reading does not use up tokio's budget).
-                if streak.is_multiple_of(YIELD_EVERY) {
-                    if sources.is_some() {
-                        depth = queue_depth::queued_datagrams(&*socket).unwrap_or(streak);
-                    }
-                    tokio::task::yield_now().await;
-                    if shared.is_shut_down() {
-                        break;
-                    }
-                }
-                got
-            }
+        // `try_io` clears tokio's readiness when the call finds nothing, so that
+        // `readable()` below waits for the next datagram.
+        let count = match socket.try_io(Interest::READABLE, || batch.receive(fd)) {
+            Ok(count) => count,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 streak = 0;
                 depth = 0;
@@ -122,35 +119,90 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
                 continue;
             }
         };
-        let st = &shared.stats;
-        stats::bump(&st.udp_datagrams_received);
-        stats::add(&st.bytes_received, len);
-        let Some(payload) = buf.get(..len) else {
-            continue;
-        };
-        if stun::is_stun(payload) {
-            answer_stun(st, &socket, local, remote, payload);
-            continue;
-        }
-        if let Some(table) = &mut sources {
-            let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            if !table.admit(now_ms, remote.ip(), payload, depth.min(streak)) {
-                stats::bump(&st.udp_source_limited);
+        for i in 0..count {
+            let Some(datagram) = batch.get(i) else {
+                break;
+            };
+            let Some(remote) = datagram.source else {
+                continue;
+            };
+            if datagram.truncated {
+                // Longer than any UDP payload over IPv4 (an IPv6 jumbogram): not SIP.
+                tracing::debug!(%local, peer = %remote, "oversized UDP datagram dropped");
                 continue;
             }
+            streak += 1;
+            if sources.is_some() && streak.is_multiple_of(YIELD_EVERY) {
+                depth = queue_depth::queued_datagrams(&*socket).unwrap_or(streak);
+            }
+            if !on_datagram(
+                &shared,
+                &socket,
+                local,
+                &mut sources,
+                start,
+                depth.min(streak),
+                remote,
+                datagram.data,
+            ) {
+                tracing::debug!(%local, "UDP receive loop stopped");
+                return;
+            }
         }
-        let received = Received {
-            data: Bytes::copy_from_slice(payload),
-            flow: Flow::udp(remote),
-            local,
-        };
-        match shared.tx.try_send(received) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => stats::bump(&st.udp_datagrams_dropped),
-            Err(TrySendError::Closed(_)) => break,
+        // The worker shares this thread: let it run now and then while the socket never
+        // runs empty (reading does not use up tokio's budget).
+        since_yield += count;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+            if shared.is_shut_down() {
+                break;
+            }
         }
     }
     tracing::debug!(%local, "UDP receive loop stopped");
+}
+
+/// Handles one received datagram: counts it, answers STUN, applies the per-source limit
+/// and hands a SIP message over. False when the channel is closed (the worker is gone).
+#[allow(clippy::too_many_arguments)]
+fn on_datagram(
+    shared: &Shared,
+    socket: &UdpSocket,
+    local: SocketAddr,
+    sources: &mut Option<SourceTable>,
+    start: Instant,
+    backlog: usize,
+    remote: SocketAddr,
+    payload: &[u8],
+) -> bool {
+    let st = &shared.stats;
+    stats::bump(&st.udp_datagrams_received);
+    stats::add(&st.bytes_received, payload.len());
+    if stun::is_stun(payload) {
+        answer_stun(st, socket, local, remote, payload);
+        return true;
+    }
+    if let Some(table) = sources {
+        let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if !table.admit(now_ms, remote.ip(), payload, backlog) {
+            stats::bump(&st.udp_source_limited);
+            return true;
+        }
+    }
+    let received = Received {
+        data: Bytes::copy_from_slice(payload),
+        flow: Flow::udp(remote),
+        local,
+    };
+    match shared.tx.try_send(received) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            stats::bump(&st.udp_datagrams_dropped);
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
 }
 
 /// Answers a STUN datagram in place (RFC 5626 §8): a Binding request gets its Binding
@@ -211,6 +263,109 @@ pub(crate) fn send(
     send_now(&endpoint.socket, data, remote)
         .map_err(|source| TransportError::UdpSend { remote, source })?;
     Ok(())
+}
+
+/// A UDP datagram for [`crate::Transports::send_udp_batch`].
+#[derive(Debug, Clone)]
+pub struct UdpDatagram {
+    /// The local address to send from (the socket bound there), or `None` for the first
+    /// socket of the destination's address family.
+    pub from: Option<SocketAddr>,
+    /// The destination.
+    pub to: SocketAddr,
+    /// The payload.
+    pub data: Bytes,
+}
+
+/// Sends `batch` in order with as few `sendmmsg` calls as the sockets allow (one per run
+/// of datagrams leaving from the same socket, at most [`mmsg::SEND_BATCH`] each), and
+/// calls `failed` with the index and the error of each datagram that did not go out: no
+/// socket for its family, too large, or refused by the kernel (a full send buffer
+/// included, like [`send`]).
+pub(crate) fn send_batch(
+    shared: &Shared,
+    batch: &[UdpDatagram],
+    failed: &mut dyn FnMut(usize, TransportError),
+) {
+    // The socket (by index in `shared.udp`) and the destination of every datagram that
+    // can be sent, in order.
+    let mut ready: Vec<(usize, usize, SockAddr)> = Vec::with_capacity(batch.len());
+    for (i, d) in batch.iter().enumerate() {
+        if d.data.len() > MAX_DATAGRAM {
+            failed(
+                i,
+                TransportError::DatagramTooLarge {
+                    remote: d.to,
+                    size: d.data.len(),
+                },
+            );
+            continue;
+        }
+        let picked = pick(&shared.udp, d.from, d.to)
+            .and_then(|e| shared.udp.iter().position(|x| std::ptr::eq(x, e)));
+        match picked {
+            Some(socket) => ready.push((i, socket, SockAddr::from(d.to))),
+            None => failed(
+                i,
+                TransportError::NoSocketForFamily {
+                    transport: mss_sip::net::Transport::Udp,
+                    remote: d.to,
+                },
+            ),
+        }
+    }
+    let mut start = 0;
+    while let Some(&(_, socket, _)) = ready.get(start) {
+        let run = ready
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|(_, s, _)| *s == socket)
+            .count();
+        let Some(endpoint) = shared.udp.get(socket) else {
+            break;
+        };
+        let fd = endpoint.socket.as_raw_fd();
+        let mut sent = 0;
+        while sent < run {
+            let chunk = ready.get(start + sent..start + run).unwrap_or(&[]);
+            let msgs: Vec<mmsg::Outgoing<'_>> = chunk
+                .iter()
+                .take(mmsg::SEND_BATCH)
+                .filter_map(|(i, _, to)| {
+                    let data = &batch.get(*i)?.data;
+                    Some(mmsg::Outgoing { to, data })
+                })
+                .collect();
+            match mmsg::send(fd, &msgs) {
+                Ok(0) => {
+                    // Nothing to send, or the kernel took none without an error: treat
+                    // the first as lost rather than loop.
+                    if let Some(&(i, _, _)) = chunk.first() {
+                        failed(i, udp_send_error(batch, i, io::ErrorKind::WriteZero.into()));
+                    }
+                    sent += 1;
+                }
+                Ok(n) => sent += n,
+                Err(source) => {
+                    if let Some(&(i, _, _)) = chunk.first() {
+                        failed(i, udp_send_error(batch, i, source));
+                    }
+                    sent += 1;
+                }
+            }
+        }
+        start += run;
+    }
+}
+
+fn udp_send_error(batch: &[UdpDatagram], i: usize, source: io::Error) -> TransportError {
+    TransportError::UdpSend {
+        remote: batch
+            .get(i)
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |d| d.to),
+        source,
+    }
 }
 
 /// One non-blocking `sendto` straight to the kernel.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mss_sip::net::{Flow, Transport};
-use mss_transport::{ListenSpec, Received, TransportConfig, TransportError, Transports};
+use mss_transport::{
+    ListenSpec, Received, TransportConfig, TransportError, Transports, UdpDatagram,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -92,6 +94,61 @@ async fn largest_datagram_arrives_whole() {
         Err(TransportError::DatagramTooLarge { size: 65_508, .. })
     ));
     assert_eq!(t.stats().snapshot().send_errors, 1);
+}
+
+#[tokio::test]
+async fn a_batch_goes_out_in_order_and_its_failures_are_named() {
+    let (t, mut rx) = start(udp_config()).await;
+    let server = t.local_addr(Transport::Udp).unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = client.local_addr().unwrap();
+    let v6: SocketAddr = "[::1]:5060".parse().unwrap();
+    let mut batch: Vec<UdpDatagram> = (0..70u8)
+        .map(|i| UdpDatagram {
+            from: None,
+            to,
+            data: Bytes::from(vec![i; 1 + usize::from(i)]),
+        })
+        .collect();
+    // Two that cannot go: too large, and no IPv6 socket bound.
+    batch[3].data = Bytes::from(vec![b'x'; 65_508]);
+    batch[50].to = v6;
+    let mut failed = Vec::new();
+    t.send_udp_batch(&batch, |i, e| failed.push((i, e)));
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].0, 3);
+    assert!(matches!(
+        failed[0].1,
+        TransportError::DatagramTooLarge { .. }
+    ));
+    assert_eq!(failed[1].0, 50);
+    assert!(matches!(
+        failed[1].1,
+        TransportError::NoSocketForFamily { .. }
+    ));
+    let mut buf = [0u8; 100];
+    for i in (0..70u8).filter(|i| *i != 3 && *i != 50) {
+        let (n, from) = timeout(WAIT, client.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from, server);
+        assert_eq!(&buf[..n], &vec![i; 1 + usize::from(i)][..], "datagram {i}");
+    }
+    let s = t.stats().snapshot();
+    assert_eq!(s.messages_sent, 68);
+    assert_eq!(s.send_errors, 2);
+
+    // A burst the other way arrives whole and in order (read in batches).
+    for i in 0..40u8 {
+        client.send_to(&[i; 3], server).await.unwrap();
+    }
+    for i in 0..40u8 {
+        let got = next(&mut rx).await;
+        assert_eq!(&got.data[..], &[i; 3]);
+        assert_eq!(got.flow, Flow::udp(to));
+    }
+    assert_eq!(t.stats().snapshot().udp_datagrams_received, 40);
 }
 
 #[tokio::test]
