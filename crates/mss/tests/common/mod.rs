@@ -141,31 +141,48 @@ impl Server {
         server_keys: &str,
         extra_ini: &str,
     ) -> Server {
-        let sip_port = free_port();
-        let admin_port = free_port();
         let config = dir.join("mss.ini");
-        let mut tls = tls_port.map_or_else(String::new, |p| format!(", tls:127.0.0.1:{p}"));
-        if let Some((ws, wss)) = ws_ports {
-            tls.push_str(&format!(", ws:127.0.0.1:{ws}, wss:127.0.0.1:{wss}"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // A retry (another process took a port between `free_port` and mss's bind)
+            // picks every port afresh.
+            let tls_port = tls_port.map(|p| if attempt == 1 { p } else { free_port() });
+            let ws_ports = ws_ports.map(|p| {
+                if attempt == 1 {
+                    p
+                } else {
+                    (free_port(), free_port())
+                }
+            });
+            let sip_port = free_port();
+            let admin_port = free_port();
+            let mut tls = tls_port.map_or_else(String::new, |p| format!(", tls:127.0.0.1:{p}"));
+            if let Some((ws, wss)) = ws_ports {
+                tls.push_str(&format!(", ws:127.0.0.1:{ws}, wss:127.0.0.1:{wss}"));
+            }
+            let ini = format!(
+                "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}{tls}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
+            );
+            std::fs::write(&config, ini).unwrap();
+            let mut s = Server {
+                dir: dir.to_path_buf(),
+                config: config.clone(),
+                data: dir.join("data"),
+                sip_port,
+                admin_port,
+                tls_port,
+                ws_ports,
+                child: None,
+                run: 0,
+                embedded: false,
+            };
+            match s.try_spawn() {
+                Ok(()) => return s,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {}
+                Err(log) => panic!("{log}"),
+            }
         }
-        let ini = format!(
-            "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}{tls}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
-        );
-        std::fs::write(&config, ini).unwrap();
-        let mut s = Server {
-            dir: dir.to_path_buf(),
-            config,
-            data: dir.join("data"),
-            sip_port,
-            admin_port,
-            tls_port,
-            ws_ports,
-            child: None,
-            run: 0,
-            embedded: false,
-        };
-        s.spawn();
-        s
     }
 
     /// Starts the server on its embedded defaults (no `mss.ini` in `dir`, the working
@@ -182,23 +199,30 @@ impl Server {
     }
 
     fn start_embedded_listening(dir: &Path, tls_port: Option<u16>) -> Server {
-        let sip_port = free_port();
-        let admin_port = free_port();
-        let mut s = Server {
-            dir: dir.to_path_buf(),
-            config: dir.join("mss.ini"),
-            data: dir.join("data"),
-            sip_port,
-            admin_port,
-            tls_port,
-            ws_ports: None,
-            child: None,
-            run: 0,
-            embedded: true,
-        };
-        assert!(!s.config.exists(), "{} exists", s.config.display());
-        s.spawn();
-        s
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // As in `start_listening`: a port taken meanwhile is picked afresh.
+            let tls_port = tls_port.map(|p| if attempt == 1 { p } else { free_port() });
+            let mut s = Server {
+                dir: dir.to_path_buf(),
+                config: dir.join("mss.ini"),
+                data: dir.join("data"),
+                sip_port: free_port(),
+                admin_port: free_port(),
+                tls_port,
+                ws_ports: None,
+                child: None,
+                run: 0,
+                embedded: true,
+            };
+            assert!(!s.config.exists(), "{} exists", s.config.display());
+            match s.try_spawn() {
+                Ok(()) => return s,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {}
+                Err(log) => panic!("{log}"),
+            }
+        }
     }
 
     /// The password generated for default user `user` at the first start on the embedded
@@ -215,6 +239,13 @@ impl Server {
 
     /// Starts the process (again) on the same files and ports and waits until it answers.
     pub fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("{log}");
+        }
+    }
+
+    /// As [`Server::spawn`]; a process that exits at start is an error with its log.
+    fn try_spawn(&mut self) -> Result<(), String> {
         self.run += 1;
         let log = |kind: &str| {
             std::fs::File::create(self.dir.join(format!("mss-{}.{kind}", self.run))).unwrap()
@@ -244,7 +275,7 @@ impl Server {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
     /// The server's SIP address.
@@ -282,13 +313,17 @@ impl Server {
         std::fs::read_to_string(self.dir.join(format!("mss-{}.err", self.run))).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let sock = Peer::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut n = 0;
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("mss exited at start ({status}):\n{}", self.stderr());
+                self.child = None;
+                return Err(format!(
+                    "mss exited at start ({status}):\n{}",
+                    self.stderr()
+                ));
             }
             n += 1;
             sock.send(
@@ -297,7 +332,7 @@ impl Server {
             );
             if let Some(r) = sock.recv_timeout(Duration::from_millis(200)) {
                 if r.status().as_u16() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
         }
