@@ -416,7 +416,12 @@ fn a_provider_certificate_for_another_name_makes_the_line_unreachable_and_nothin
         assert!(l.registers.is_empty(), "{l:?}");
         assert!(!l.handshake_errors.is_empty(), "{l:?}");
     });
-    assert!(metric(&s, "mss_transport_tls_client_failures_total") >= 2);
+    // The provider has seen the second attempt; mss counts its failure once it has read
+    // the provider's alert, a moment later.
+    let counted = wait_for(Duration::from_secs(10), || {
+        (metric(&s, "mss_transport_tls_client_failures_total") >= 2).then_some(())
+    });
+    assert!(counted.is_some(), "{}", context());
     assert_eq!(metric(&s, "mss_transport_tls_client_handshakes_total"), 0);
     let log = s.stderr();
     assert!(
