@@ -205,9 +205,10 @@ impl Transports {
         mut failed: impl FnMut(usize, TransportError),
     ) {
         let shared = &self.inner.shared;
-        let mut errors = 0usize;
+        let (mut failures, mut failed_bytes) = (0usize, 0usize);
         let mut report = |i: usize, e: TransportError| {
-            errors += 1;
+            failures += 1;
+            failed_bytes += batch.get(i).map_or(0, |d| d.data.len());
             stats::bump(&shared.stats.send_errors);
             tracing::debug!(error = %e, "send failed");
             failed(i, e);
@@ -216,22 +217,14 @@ impl Transports {
             for i in 0..batch.len() {
                 report(i, TransportError::Shutdown);
             }
-            return;
+        } else {
+            udp::send_batch(shared, batch, &mut report);
         }
-        let mut failed_bytes = 0usize;
-        udp::send_batch(shared, batch, &mut |i, e| {
-            failed_bytes += batch.get(i).map_or(0, |d| d.data.len());
-            report(i, e);
-        });
-        let sent = batch.len().saturating_sub(errors);
-        let bytes = batch
-            .iter()
-            .map(|d| d.data.len())
-            .sum::<usize>()
-            .saturating_sub(failed_bytes);
+        let sent = batch.len().saturating_sub(failures);
         if sent > 0 {
+            let bytes = batch.iter().map(|d| d.data.len()).sum::<usize>();
             stats::add(&shared.stats.messages_sent, sent);
-            stats::add(&shared.stats.bytes_sent, bytes);
+            stats::add(&shared.stats.bytes_sent, bytes.saturating_sub(failed_bytes));
         }
     }
 

@@ -250,19 +250,27 @@ pub(crate) fn send(
     remote: SocketAddr,
     data: &Bytes,
 ) -> Result<(), TransportError> {
-    if data.len() > MAX_DATAGRAM {
-        return Err(TransportError::DatagramTooLarge {
-            remote,
-            size: data.len(),
-        });
-    }
-    let endpoint = pick(&shared.udp, from, remote).ok_or(TransportError::NoSocketForFamily {
-        transport: mss_sip::net::Transport::Udp,
-        remote,
-    })?;
+    let endpoint = endpoint_for(shared, from, remote, data.len())?;
     send_now(&endpoint.socket, data, remote)
         .map_err(|source| TransportError::UdpSend { remote, source })?;
     Ok(())
+}
+
+/// The socket a datagram of `len` bytes to `remote` leaves from ([`pick`]), or why it
+/// cannot be sent: too large, or no socket of its address family.
+fn endpoint_for(
+    shared: &Shared,
+    from: Option<SocketAddr>,
+    remote: SocketAddr,
+    len: usize,
+) -> Result<&UdpEndpoint, TransportError> {
+    if len > MAX_DATAGRAM {
+        return Err(TransportError::DatagramTooLarge { remote, size: len });
+    }
+    pick(&shared.udp, from, remote).ok_or(TransportError::NoSocketForFamily {
+        transport: mss_sip::net::Transport::Udp,
+        remote,
+    })
 }
 
 /// A UDP datagram for [`crate::Transports::send_udp_batch`].
@@ -287,44 +295,22 @@ pub(crate) fn send_batch(
     batch: &[UdpDatagram],
     failed: &mut dyn FnMut(usize, TransportError),
 ) {
-    // The socket (by index in `shared.udp`) and the destination of every datagram that
-    // can be sent, in order.
-    let mut ready: Vec<(usize, usize, SockAddr)> = Vec::with_capacity(batch.len());
+    // The socket and the destination of every datagram that can be sent, in order.
+    let mut ready: Vec<(usize, &UdpEndpoint, SockAddr)> = Vec::with_capacity(batch.len());
     for (i, d) in batch.iter().enumerate() {
-        if d.data.len() > MAX_DATAGRAM {
-            failed(
-                i,
-                TransportError::DatagramTooLarge {
-                    remote: d.to,
-                    size: d.data.len(),
-                },
-            );
-            continue;
-        }
-        let picked = pick(&shared.udp, d.from, d.to)
-            .and_then(|e| shared.udp.iter().position(|x| std::ptr::eq(x, e)));
-        match picked {
-            Some(socket) => ready.push((i, socket, SockAddr::from(d.to))),
-            None => failed(
-                i,
-                TransportError::NoSocketForFamily {
-                    transport: mss_sip::net::Transport::Udp,
-                    remote: d.to,
-                },
-            ),
+        match endpoint_for(shared, d.from, d.to, d.data.len()) {
+            Ok(endpoint) => ready.push((i, endpoint, SockAddr::from(d.to))),
+            Err(e) => failed(i, e),
         }
     }
     let mut start = 0;
-    while let Some(&(_, socket, _)) = ready.get(start) {
+    while let Some(&(_, endpoint, _)) = ready.get(start) {
         let run = ready
             .get(start..)
             .unwrap_or(&[])
             .iter()
-            .take_while(|(_, s, _)| *s == socket)
+            .take_while(|(_, e, _)| std::ptr::eq(*e, endpoint))
             .count();
-        let Some(endpoint) = shared.udp.get(socket) else {
-            break;
-        };
         let fd = endpoint.socket.as_raw_fd();
         let mut sent = 0;
         while sent < run {

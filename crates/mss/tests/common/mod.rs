@@ -142,19 +142,10 @@ impl Server {
         extra_ini: &str,
     ) -> Server {
         let config = dir.join("mss.ini");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // A retry (another process took a port between `free_port` and mss's bind)
-            // picks every port afresh.
-            let tls_port = tls_port.map(|p| if attempt == 1 { p } else { free_port() });
-            let ws_ports = ws_ports.map(|p| {
-                if attempt == 1 {
-                    p
-                } else {
-                    (free_port(), free_port())
-                }
-            });
+        Server::start_on_free_ports(|first| {
+            // A retry picks every port afresh.
+            let tls_port = tls_port.map(|p| if first { p } else { free_port() });
+            let ws_ports = ws_ports.map(|p| if first { p } else { (free_port(), free_port()) });
             let sip_port = free_port();
             let admin_port = free_port();
             let mut tls = tls_port.map_or_else(String::new, |p| format!(", tls:127.0.0.1:{p}"));
@@ -165,7 +156,7 @@ impl Server {
                 "[server]\ndomain = pbx.test\nlisten = udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}{tls}\nadmin = 127.0.0.1:{admin_port}\nmin_expires = 10\n{server_keys}\n{extra_ini}"
             );
             std::fs::write(&config, ini).unwrap();
-            let mut s = Server {
+            Server {
                 dir: dir.to_path_buf(),
                 config: config.clone(),
                 data: dir.join("data"),
@@ -176,7 +167,18 @@ impl Server {
                 child: None,
                 run: 0,
                 embedded: false,
-            };
+            }
+        })
+    }
+
+    /// Starts the server `make(first attempt)` describes; when another process took one
+    /// of its ports between `free_port` and mss's bind ("Address already in use"), starts
+    /// the one `make(false)` describes instead (fresh ports), up to 5 attempts.
+    fn start_on_free_ports(mut make: impl FnMut(bool) -> Server) -> Server {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = make(attempt == 1);
             match s.try_spawn() {
                 Ok(()) => return s,
                 Err(log) if attempt < 5 && log.contains("Address already in use") => {}
@@ -199,30 +201,22 @@ impl Server {
     }
 
     fn start_embedded_listening(dir: &Path, tls_port: Option<u16>) -> Server {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // As in `start_listening`: a port taken meanwhile is picked afresh.
-            let tls_port = tls_port.map(|p| if attempt == 1 { p } else { free_port() });
-            let mut s = Server {
+        Server::start_on_free_ports(|first| {
+            let s = Server {
                 dir: dir.to_path_buf(),
                 config: dir.join("mss.ini"),
                 data: dir.join("data"),
                 sip_port: free_port(),
                 admin_port: free_port(),
-                tls_port,
+                tls_port: tls_port.map(|p| if first { p } else { free_port() }),
                 ws_ports: None,
                 child: None,
                 run: 0,
                 embedded: true,
             };
             assert!(!s.config.exists(), "{} exists", s.config.display());
-            match s.try_spawn() {
-                Ok(()) => return s,
-                Err(log) if attempt < 5 && log.contains("Address already in use") => {}
-                Err(log) => panic!("{log}"),
-            }
-        }
+            s
+        })
     }
 
     /// The password generated for default user `user` at the first start on the embedded
