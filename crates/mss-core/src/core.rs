@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use mss_admin::{AuthFailure, Direction, Metrics};
 use mss_services::registrar::{PendingRegister, Registrar};
 use mss_services::{Answer, Directory, LocalDomains, Now, Precheck};
-use mss_sip::{Flow, Message, Request, Response, StatusCode};
+use mss_sip::{Flow, Message, Method, Request, Response, StatusCode};
 use mss_transport::{route_response, ResponseRoute};
 use mss_txn::{
     ClientTransactionId, Event, Output as TxnOutput, ServerTransactionId, TransactionId,
@@ -435,6 +435,17 @@ impl Core {
     /// request that fails the check takes the transaction layer's general path (which
     /// absorbs its retransmissions too) and is refused from [`Core::on_event`].
     fn on_received_request(&mut self, now: Now, req: Request, from: Flow) {
+        // An ACK is never answered and never starts a transaction (RFC 3261 §17.2.1,
+        // §13.3.1.4): it matches an INVITE server transaction by its top Via, or a dialog by
+        // its Call-ID and tags, and whatever reads it further parses what it needs. So it
+        // skips the whole-message check (From, To, Contact, every Via), which would cost
+        // twice per call (the ACK of the 407 challenge and the ACK of the 2xx). An ACK that
+        // failed the check took this very path before.
+        if *req.method() == Method::Ack {
+            self.txns
+                .handle_message(now.mono, Message::Request(req), from);
+            return;
+        }
         let handled = match req.check() {
             Ok(checked) => match TransactionKey::for_checked(&req, &checked) {
                 Ok(key) => {
