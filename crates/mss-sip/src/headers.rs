@@ -7,7 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::header::tag_memo::TagMemos;
+use crate::header::memo::Memos;
 use crate::name::HeaderName;
 
 pub(crate) use crate::list::{top_level_comma, trim_lws, ListValues};
@@ -62,9 +62,9 @@ struct Entry {
 pub struct Headers {
     buf: Bytes,
     entries: Vec<Entry>,
-    /// Where the From and To tags are, once parsed (`header::tag_memo`); cleared by every
-    /// change.
-    pub(crate) tags: TagMemos,
+    /// What was learnt once parsed: the From and To tags, the CSeq, the Call-ID's line
+    /// (`header::memo`); cleared by every change.
+    pub(crate) memos: Memos,
 }
 
 impl Headers {
@@ -77,12 +77,12 @@ impl Headers {
         Headers {
             buf,
             entries: Vec::with_capacity(capacity),
-            tags: TagMemos::default(),
+            memos: Memos::default(),
         }
     }
 
     pub(crate) fn push_parsed(&mut self, name: HeaderName, raw: Span, value: Span) {
-        self.tags.clear();
+        self.memos.clear();
         self.entries.push(Entry {
             name,
             raw: Some(raw),
@@ -105,6 +105,20 @@ impl Headers {
             Value::Span(s) => s.get(&self.buf),
             Value::Owned(b) => b,
         }
+    }
+
+    /// The value of line `index` (in order, from 0), if there is one.
+    pub(crate) fn value_at(&self, index: usize) -> Option<&[u8]> {
+        self.entries.get(index).map(|e| self.value_of(e))
+    }
+
+    /// The index and value of the first header line named `name`.
+    pub(crate) fn find(&self, name: &HeaderName) -> Option<(usize, &[u8])> {
+        self.entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| &e.name == name)
+            .map(|(i, e)| (i, self.value_of(e)))
     }
 
     /// The value of the first header line named `name`.
@@ -161,7 +175,7 @@ impl Headers {
     /// Appends a header line. The value is written as given: it must not hold a CRLF
     /// that is not followed by whitespace (that would start a new header line).
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.tags.clear();
+        self.memos.clear();
         self.entries.push(Entry {
             name,
             raw: None,
@@ -172,7 +186,7 @@ impl Headers {
     /// Inserts a header line before every other one (a proxy adds its Via this way,
     /// RFC 3261 §16.6 step 8).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.tags.clear();
+        self.memos.clear();
         self.entries.insert(
             0,
             Entry {
@@ -185,7 +199,7 @@ impl Headers {
 
     /// Removes every line named `name`; returns how many were removed.
     pub fn remove(&mut self, name: &HeaderName) -> usize {
-        self.tags.clear();
+        self.memos.clear();
         let before = self.entries.len();
         self.entries.retain(|e| &e.name != name);
         before - self.entries.len()
@@ -194,7 +208,7 @@ impl Headers {
     /// Removes the first line named `name` (e.g. the top Via of a response, RFC 3261
     /// §16.7 step 3). Returns true if one was removed.
     pub fn remove_first(&mut self, name: &HeaderName) -> bool {
-        self.tags.clear();
+        self.memos.clear();
         match self.entries.iter().position(|e| &e.name == name) {
             Some(i) => {
                 self.entries.remove(i);
@@ -207,7 +221,7 @@ impl Headers {
     /// Replaces the first line named `name` by one with `value` (in the same place), and
     /// removes the other lines of that name; appends it if there was none.
     pub fn replace(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.tags.clear();
+        self.memos.clear();
         let value = Value::Owned(value.into());
         match self.entries.iter().position(|e| e.name == name) {
             Some(i) => {
@@ -233,7 +247,7 @@ impl Headers {
     /// Replaces the value of the first line named `name` only, keeping the other lines of
     /// that name (e.g. the top Via). Returns false when there is no such line.
     pub fn set_first(&mut self, name: &HeaderName, value: impl Into<Bytes>) -> bool {
-        self.tags.clear();
+        self.memos.clear();
         match self.entries.iter_mut().find(|e| &e.name == name) {
             Some(e) => {
                 e.raw = None;
@@ -248,7 +262,7 @@ impl Headers {
     /// Lines keep their exact bytes when both share the same buffer (see
     /// `Response::for_request`).
     pub fn copy_from(&mut self, other: &Headers, name: &HeaderName) {
-        self.tags.clear();
+        self.memos.clear();
         let same = self.same_buffer(other);
         for e in other.entries.iter().filter(|e| &e.name == name) {
             if same {
@@ -277,7 +291,7 @@ impl Headers {
         timestamp: bool,
         to_value: impl FnOnce(&[u8]) -> Option<Bytes>,
     ) -> bool {
-        self.tags.clear();
+        self.memos.clear();
         // The line of From, To, Call-ID, CSeq and Timestamp, in that order.
         let mut to_value = Some(to_value);
         let mut single: [Option<&Entry>; 5] = [None; 5];
@@ -342,7 +356,7 @@ impl Headers {
     /// Copies the first value of the first line named `name` from `other` (for the top
     /// Via of a CANCEL or ACK, RFC 3261 §9.1, §17.1.1.3). Returns false when absent.
     pub(crate) fn copy_first_value(&mut self, other: &Headers, name: &HeaderName) -> bool {
-        self.tags.clear();
+        self.memos.clear();
         let Some(e) = other.entries.iter().find(|e| &e.name == name) else {
             return false;
         };

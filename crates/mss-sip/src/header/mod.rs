@@ -5,6 +5,7 @@
 //! (From, To, Call-ID, CSeq, Via) give a `MissingHeader` error.
 
 mod auth;
+pub(crate) mod memo;
 mod misc;
 mod name_addr;
 pub(crate) mod tag_memo;
@@ -129,8 +130,14 @@ impl Headers {
     /// # Errors
     /// `MissingHeader` or `BadHeaderValue` in Call-ID.
     pub fn call_id(&self) -> Result<&str, ParseError> {
-        let v = self.required_str(HeaderName::CallId)?;
+        let name = HeaderName::CallId;
+        if let Some(v) = self.memos.call_id_line().and_then(|i| self.value_at(i)) {
+            return text(v, &name);
+        }
+        let (line, v) = self.find(&name).ok_or_else(|| missing(name.clone()))?;
+        let v = text(v, &name)?;
         misc::check_call_id(v)?;
+        self.memos.set_call_id_line(line);
         Ok(v)
     }
 
@@ -139,10 +146,15 @@ impl Headers {
     /// # Errors
     /// `MissingHeader`, `BadHeaderValue` or `ValueOutOfRange` (above 2^32-1) in CSeq.
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        if let Some(cseq) = self.memos.cseq() {
+            return Ok(cseq);
+        }
         let v = self.required_str(HeaderName::CSeq)?;
-        CSeq::parse(v, |m| {
+        let cseq = CSeq::parse(v, |m| {
             Method::known(m.as_bytes()).unwrap_or_else(|| Method::Other(self.share(m.as_bytes())))
-        })
+        })?;
+        self.memos.set_cseq(&cseq);
+        Ok(cseq)
     }
 
     /// The Contact headers: `*`, or every contact in order (empty list when absent).

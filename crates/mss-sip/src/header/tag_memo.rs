@@ -29,9 +29,9 @@ pub(crate) enum TagMemo {
     /// The value parses; its tag is these bytes of the value.
     At {
         /// Offset of the tag in the (trimmed) header value.
-        start: u32,
+        start: u16,
         /// Its length.
-        len: u32,
+        len: u16,
     },
 }
 
@@ -90,12 +90,17 @@ impl Headers {
     }
 
     fn memo_tag(&self, name: HeaderName) -> Result<Option<&str>, ParseError> {
-        match self.tags.get(&name) {
+        match self.memos.tags.get(&name) {
             TagMemo::Absent => return Ok(None),
             TagMemo::At { start, len } => {
-                let v = self.required_str(name.clone())?;
+                // The value was valid UTF-8 when the memo was made (nothing changed since):
+                // only the tag's bytes are checked again, not the whole value.
                 let (start, len) = (start as usize, len as usize);
-                if let Some(tag) = start.checked_add(len).and_then(|end| v.get(start..end)) {
+                let tag = self
+                    .get(&name)
+                    .and_then(|v| v.get(start..start.checked_add(len)?))
+                    .and_then(|t| std::str::from_utf8(t).ok());
+                if let Some(tag) = tag {
                     return Ok(Some(tag));
                 }
             }
@@ -129,7 +134,7 @@ impl Headers {
     /// RFC 4475 corpus).
     pub fn note_tags_from_request(&self, request: &Headers) {
         for name in [HeaderName::From, HeaderName::To] {
-            if self.tags.get(&name) != TagMemo::Unknown {
+            if self.memos.tags.get(&name) != TagMemo::Unknown {
                 continue;
             }
             let (Ok(mine), Ok(theirs)) = (
@@ -140,7 +145,7 @@ impl Headers {
             };
             if mine == theirs {
                 if request.memo_tag(name.clone()).is_ok() {
-                    self.tags.set(&name, request.tags.get(&name));
+                    self.memos.tags.set(&name, request.memos.tags.get(&name));
                 }
                 continue;
             }
@@ -160,8 +165,8 @@ impl Headers {
                 continue;
             }
             let start = theirs.len() + ";tag=".len();
-            if let (Ok(s), Ok(l)) = (u32::try_from(start), u32::try_from(tag.len())) {
-                self.tags.set(&name, TagMemo::At { start: s, len: l });
+            if let (Ok(s), Ok(l)) = (u16::try_from(start), u16::try_from(tag.len())) {
+                self.memos.tags.set(&name, TagMemo::At { start: s, len: l });
             }
         }
     }
@@ -191,7 +196,7 @@ impl Headers {
             Some(tag) => {
                 // The tag borrows from `v` (a parameter value is a slice of it).
                 let start = (tag.as_ptr() as usize).wrapping_sub(v.as_ptr() as usize);
-                match (u32::try_from(start), u32::try_from(tag.len())) {
+                match (u16::try_from(start), u16::try_from(tag.len())) {
                     (Ok(s), Ok(l)) if start + tag.len() <= v.len() => {
                         TagMemo::At { start: s, len: l }
                     }
@@ -199,7 +204,7 @@ impl Headers {
                 }
             }
         };
-        self.tags.set(name, memo);
+        self.memos.tags.set(name, memo);
         Ok(addr)
     }
 }
@@ -213,17 +218,17 @@ mod tests {
         let mut h = Headers::new();
         h.push(HeaderName::From, "\"A\" <sip:a@example.com>;tag=abc");
         h.push(HeaderName::To, "<sip:b@example.com>");
-        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.memos.tags.get(&HeaderName::From), TagMemo::Unknown);
         assert_eq!(h.from_tag(), Ok(Some("abc")));
         assert_eq!(
-            h.tags.get(&HeaderName::From),
+            h.memos.tags.get(&HeaderName::From),
             TagMemo::At { start: 28, len: 3 }
         );
         assert_eq!(h.from_tag(), Ok(Some("abc")));
         assert_eq!(h.to_tag(), Ok(None));
-        assert_eq!(h.tags.get(&HeaderName::To), TagMemo::Absent);
+        assert_eq!(h.memos.tags.get(&HeaderName::To), TagMemo::Absent);
         h.replace(HeaderName::To, "<sip:b@example.com>;tag=x");
-        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.memos.tags.get(&HeaderName::From), TagMemo::Unknown);
         assert_eq!(h.to_tag(), Ok(Some("x")));
     }
 
@@ -237,11 +242,11 @@ mod tests {
         rsp.push(HeaderName::To, "<sip:b@example.com>;tag=x-9");
         rsp.note_tags_from_request(&req);
         assert_eq!(
-            rsp.tags.get(&HeaderName::From),
+            rsp.memos.tags.get(&HeaderName::From),
             TagMemo::At { start: 28, len: 3 }
         );
         assert_eq!(
-            rsp.tags.get(&HeaderName::To),
+            rsp.memos.tags.get(&HeaderName::To),
             TagMemo::At { start: 24, len: 3 }
         );
         assert_eq!(rsp.from_tag(), Ok(Some("abc")));
@@ -251,19 +256,19 @@ mod tests {
         rsp.push(HeaderName::From, "<sip:a@example.com>;tag=abc");
         rsp.push(HeaderName::To, "<sip:b@example.com>");
         rsp.note_tags_from_request(&req);
-        assert_eq!(rsp.tags.get(&HeaderName::From), TagMemo::Unknown);
-        assert_eq!(rsp.tags.get(&HeaderName::To), TagMemo::Absent);
+        assert_eq!(rsp.memos.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(rsp.memos.tags.get(&HeaderName::To), TagMemo::Absent);
         // A To whose appended tag is not a token, or a request To not ending in `>`.
         let mut rsp = Headers::new();
         rsp.push(HeaderName::To, "<sip:b@example.com>;tag=a b");
         rsp.note_tags_from_request(&req);
-        assert_eq!(rsp.tags.get(&HeaderName::To), TagMemo::Unknown);
+        assert_eq!(rsp.memos.tags.get(&HeaderName::To), TagMemo::Unknown);
         let mut bare = Headers::new();
         bare.push(HeaderName::To, "sip:b@example.com");
         let mut rsp = Headers::new();
         rsp.push(HeaderName::To, "sip:b@example.com;tag=x");
         rsp.note_tags_from_request(&bare);
-        assert_eq!(rsp.tags.get(&HeaderName::To), TagMemo::Unknown);
+        assert_eq!(rsp.memos.tags.get(&HeaderName::To), TagMemo::Unknown);
     }
 
     #[test]
@@ -276,13 +281,13 @@ mod tests {
             panic!("a request")
         };
         let h = req.headers();
-        assert_eq!(h.tags.get(&HeaderName::From), TagMemo::Unknown);
+        assert_eq!(h.memos.tags.get(&HeaderName::From), TagMemo::Unknown);
         assert!(req.check().is_ok());
         assert_eq!(
-            h.tags.get(&HeaderName::From),
+            h.memos.tags.get(&HeaderName::From),
             TagMemo::At { start: 24, len: 3 }
         );
-        assert_eq!(h.tags.get(&HeaderName::To), TagMemo::Absent);
+        assert_eq!(h.memos.tags.get(&HeaderName::To), TagMemo::Absent);
         assert_eq!(h.from_tag(), Ok(Some("abc")));
         assert_eq!(h.to_tag(), Ok(None));
     }
