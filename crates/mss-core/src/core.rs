@@ -432,8 +432,9 @@ impl Core {
 
     /// A request from the network, checked once ([`Request::check`]): what the check
     /// parsed gives the transaction key and goes on to the services with the request. A
-    /// request that fails the check takes the transaction layer's general path (which
-    /// absorbs its retransmissions too) and is refused from [`Core::on_event`].
+    /// request that fails the check, and every ACK, takes the transaction layer's general
+    /// path (which absorbs retransmissions too); a failed request is refused from
+    /// [`Core::on_event`].
     fn on_received_request(&mut self, now: Now, req: Request, from: Flow) {
         // An ACK is never answered and never starts a transaction (RFC 3261 §17.2.1,
         // §13.3.1.4): it matches an INVITE server transaction by its top Via, or a dialog by
