@@ -81,8 +81,9 @@ impl Headers {
         }
     }
 
+    /// Appends a line of the message being parsed. Nothing has read the list yet, so there
+    /// is no memo to forget.
     pub(crate) fn push_parsed(&mut self, name: HeaderName, raw: Span, value: Span) {
-        self.memos.clear();
         self.entries.push(Entry {
             name,
             raw: Some(raw),
@@ -123,10 +124,7 @@ impl Headers {
 
     /// The value of the first header line named `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&[u8]> {
-        self.entries
-            .iter()
-            .find(|e| &e.name == name)
-            .map(|e| self.value_of(e))
+        self.find(name).map(|(_, v)| v)
     }
 
     /// The values of every header line named `name`, in order (one per line, not split).

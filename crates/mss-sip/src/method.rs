@@ -41,6 +41,45 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method mss knows, in the order of [`Method::known_index`].
+    pub(crate) const KNOWN: [Method; 14] = [
+        Method::Invite,
+        Method::Ack,
+        Method::Bye,
+        Method::Cancel,
+        Method::Options,
+        Method::Register,
+        Method::Message,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Prack,
+        Method::Update,
+        Method::Info,
+        Method::Refer,
+        Method::Publish,
+    ];
+
+    /// The place of a known method in [`Method::KNOWN`]; `None` for an extension method.
+    pub(crate) fn known_index(&self) -> Option<u8> {
+        Some(match self {
+            Method::Invite => 0,
+            Method::Ack => 1,
+            Method::Bye => 2,
+            Method::Cancel => 3,
+            Method::Options => 4,
+            Method::Register => 5,
+            Method::Message => 6,
+            Method::Subscribe => 7,
+            Method::Notify => 8,
+            Method::Prack => 9,
+            Method::Update => 10,
+            Method::Info => 11,
+            Method::Refer => 12,
+            Method::Publish => 13,
+            Method::Other(_) => return None,
+        })
+    }
+
     /// The method for a token (no validation of token characters).
     pub fn from_bytes(token: Bytes) -> Method {
         Method::known(&token).unwrap_or(Method::Other(token))
@@ -123,6 +162,15 @@ impl fmt::Display for Method {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_method_is_at_its_index_and_spelled_back() {
+        for (i, m) in Method::KNOWN.iter().enumerate() {
+            assert_eq!(m.known_index(), u8::try_from(i).ok(), "{m:?}");
+            assert_eq!(Method::known(m.as_bytes()).as_ref(), Some(m));
+        }
+        assert_eq!(Method::from_static("FOO").known_index(), None);
+    }
 
     #[test]
     fn case_sensitive() {

@@ -18,45 +18,6 @@ use crate::header::tag_memo::TagMemos;
 use crate::header::CSeq;
 use crate::method::Method;
 
-/// The methods a CSeq memo can name, by index.
-const KNOWN: [Method; 14] = [
-    Method::Invite,
-    Method::Ack,
-    Method::Bye,
-    Method::Cancel,
-    Method::Options,
-    Method::Register,
-    Method::Message,
-    Method::Subscribe,
-    Method::Notify,
-    Method::Prack,
-    Method::Update,
-    Method::Info,
-    Method::Refer,
-    Method::Publish,
-];
-
-/// The index of a method in [`KNOWN`], `None` for an extension method.
-fn index_of(method: &Method) -> Option<u8> {
-    Some(match method {
-        Method::Invite => 0,
-        Method::Ack => 1,
-        Method::Bye => 2,
-        Method::Cancel => 3,
-        Method::Options => 4,
-        Method::Register => 5,
-        Method::Message => 6,
-        Method::Subscribe => 7,
-        Method::Notify => 8,
-        Method::Prack => 9,
-        Method::Update => 10,
-        Method::Info => 11,
-        Method::Refer => 12,
-        Method::Publish => 13,
-        Method::Other(_) => return None,
-    })
-}
-
 /// The method index of a CSeq memo that holds nothing.
 const NO_CSEQ: u8 = u8::MAX;
 
@@ -66,7 +27,7 @@ const NO_CSEQ: u8 = u8::MAX;
 pub(crate) struct Memos {
     /// Where the From and To tags are.
     pub(crate) tags: TagMemos,
-    /// The CSeq number and the index of its method in [`KNOWN`]; [`NO_CSEQ`] as the index
+    /// The CSeq number and the index of its method in [`Method::KNOWN`]; [`NO_CSEQ`] as the index
     /// when nothing is remembered (an `Option` would take four more bytes).
     cseq: Cell<(u32, u8)>,
     /// The index (in the header list) of the Call-ID line, which passed its check. (A
@@ -96,13 +57,13 @@ impl Memos {
     /// The remembered CSeq.
     pub(crate) fn cseq(&self) -> Option<CSeq> {
         let (seq, i) = self.cseq.get();
-        let method = KNOWN.get(usize::from(i))?.clone();
+        let method = Method::KNOWN.get(usize::from(i))?.clone();
         Some(CSeq { seq, method })
     }
 
     /// Remembers `cseq` (not when its method is an extension method).
     pub(crate) fn set_cseq(&self, cseq: &CSeq) {
-        if let Some(i) = index_of(&cseq.method) {
+        if let Some(i) = cseq.method.known_index() {
             self.cseq.set((cseq.seq, i));
         }
     }
@@ -136,8 +97,7 @@ mod tests {
 
     #[test]
     fn every_known_method_comes_back_as_itself() {
-        for (i, m) in KNOWN.iter().enumerate() {
-            assert_eq!(index_of(m), u8::try_from(i).ok(), "{m:?}");
+        for m in &Method::KNOWN {
             let memos = Memos::default();
             memos.set_cseq(&CSeq {
                 seq: 7,

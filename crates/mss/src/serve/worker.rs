@@ -347,8 +347,8 @@ impl Worker {
         }
         let mut failed = Vec::new();
         let txns = &self.udp_txns;
-        self.transports.send_udp_batch(&self.udp_out, |i, e| {
-            tracing::debug!(error = %e, "send failed");
+        // `send_udp_batch` logs and counts each failure itself.
+        self.transports.send_udp_batch(&self.udp_out, |i, _| {
             if let Some(Some(transaction)) = txns.get(i) {
                 failed.push(*transaction);
             }
